@@ -1,0 +1,81 @@
+# Assignment ledger: build, run and test plumbing.
+# `make help` lists the targets.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+GO          ?= go
+BIN         := bin/ledger
+PG_DIR      := .data
+PG_PORT     ?= 54329
+TESTFLAGS   ?=
+BENCH_FLAGS ?=
+STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
+
+.PHONY: help build run stop test bench bench-quick lint clean
+
+help: ## list the targets
+	@echo "Targets:"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		sed -E 's/^([a-zA-Z_-]+):.*## (.*)/  \1\t\2/' | expand -t 16
+	@echo
+	@echo "Without DATABASE_URL, run/test/bench start a local PostgreSQL themselves"
+	@echo "(run: persistent cluster in $(PG_DIR)/ on port $(PG_PORT); test/bench: throwaway cluster)."
+	@echo "Variables: TESTFLAGS='-run Foo -v'  BENCH_FLAGS='...'  LEDGER_ADDR=127.0.0.1:8080"
+
+build: ## build bin/ledger
+	$(GO) build -o $(BIN) ./cmd/ledger
+
+run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant, serve
+	@if [ -z "$${DATABASE_URL:-}" ]; then \
+		scripts/pg.sh start $(PG_DIR) $(PG_PORT) durable; \
+		DATABASE_URL=$$(scripts/pg.sh url $(PG_PORT)); \
+	fi; \
+	export DATABASE_URL; \
+	export LEDGER_ADDR="$${LEDGER_ADDR:-127.0.0.1:8080}"; \
+	echo "DATABASE_URL=$$DATABASE_URL"; \
+	$(BIN) migrate; \
+	mkdir -p $(PG_DIR); \
+	if [ ! -s $(PG_DIR)/demo.json ]; then \
+		$(BIN) bootstrap --tenant Demo --admin-name "Demo Admin" --admin-email admin@demo.example > $(PG_DIR)/demo.json.tmp; \
+		mv $(PG_DIR)/demo.json.tmp $(PG_DIR)/demo.json; \
+	fi; \
+	key=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"api_key"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
+	echo; \
+	echo "Demo admin API key: $${key:-<not found, see $(PG_DIR)/demo.json>}"; \
+	echo "Listening on:       http://$$LEDGER_ADDR"; \
+	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
+	echo; \
+	exec $(BIN) serve
+
+stop: ## stop the local PostgreSQL started by `make run`
+	scripts/pg.sh stop $(PG_DIR)
+
+test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set)
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+		echo "Using DATABASE_URL from the environment"; \
+		$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
+	else \
+		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
+	fi
+
+bench: ## run cmd/ledgerbench (throwaway durable PostgreSQL unless DATABASE_URL is set)
+	@if [ -n "$${DATABASE_URL:-}" ]; then \
+		echo "Using DATABASE_URL from the environment"; \
+		$(GO) run ./cmd/ledgerbench $(BENCH_FLAGS); \
+	else \
+		scripts/with-pg.sh --durable $(GO) run ./cmd/ledgerbench $(BENCH_FLAGS); \
+	fi
+
+bench-quick: ## short benchmark run (bench with BENCH_FLAGS=-quick)
+	@$(MAKE) --no-print-directory bench BENCH_FLAGS="-quick $(BENCH_FLAGS)"
+
+lint: ## gofmt, go vet, staticcheck
+	@out=$$(gofmt -l .); \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
+
+clean: ## remove build output
+	rm -rf bin/

@@ -1,0 +1,146 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const eventColumns = `position, transaction_id::text, tenant_id::text, stream_id::text, stream_version, type,
+	schema_version, data, metadata, recorded_at, prev_hash, hash`
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func scanEvent(row pgx.Row) (Event, error) {
+	var e Event
+	var txid string
+	var meta []byte
+	var schema int32
+	if err := row.Scan(&e.Position, &txid, &e.TenantID, &e.StreamID, &e.Version, &e.Type, &schema,
+		&e.Data, &meta, &e.RecordedAt, &e.PrevHash, &e.Hash); err != nil {
+		return Event{}, err
+	}
+	e.SchemaVersion = int(schema)
+	e.rawMetadata = meta
+	e.RecordedAt = e.RecordedAt.UTC()
+	var err error
+	if e.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+		return Event{}, fmt.Errorf("parse transaction id %q: %w", txid, err)
+	}
+	if err := json.Unmarshal(meta, &e.Metadata); err != nil {
+		return Event{}, fmt.Errorf("decode metadata of event %d: %w", e.Position, err)
+	}
+	return e, nil
+}
+
+func collect(rows pgx.Rows, err error) ([]Event, error) {
+	if err != nil {
+		return nil, translate(err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		e, err := scanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, translate(rows.Err())
+}
+
+func readStream(ctx context.Context, q querier, tenantID, streamID string) ([]Event, error) {
+	events, err := collect(q.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE tenant_id = $1 AND stream_id = $2 ORDER BY stream_version`, tenantID, streamID))
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
+	}
+	return events, nil
+}
+
+// ReadStream returns the tenant's stream in version order (empty when the
+// stream does not exist or belongs to another tenant).
+func (s *Store) ReadStream(ctx context.Context, tenantID, streamID string) ([]Event, error) {
+	return readStream(ctx, s.pool, tenantID, streamID)
+}
+
+// ReadStreams reads several streams of one tenant in one query, grouped by
+// stream in version order.
+func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
+	events, err := collect(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE tenant_id = $1 AND stream_id = ANY($2::uuid[]) ORDER BY stream_id, stream_version`, tenantID, streamIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", err)
+	}
+	out := make(map[string][]Event, len(streamIDs))
+	for _, e := range events {
+		out[e.StreamID] = append(out[e.StreamID], e)
+	}
+	return out, nil
+}
+
+// ReadStreams reads several streams inside the transaction.
+func (t *Tx) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
+	events, err := collect(t.tx.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE tenant_id = $1 AND stream_id = ANY($2::uuid[]) ORDER BY stream_id, stream_version`, tenantID, streamIDs))
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", err)
+	}
+	out := make(map[string][]Event, len(streamIDs))
+	for _, e := range events {
+		out[e.StreamID] = append(out[e.StreamID], e)
+	}
+	return out, nil
+}
+
+// ReadAll returns up to limit events after cursor in subscriber order,
+// (transaction_id, position), and only from transactions older than every
+// transaction still running: a transaction that commits late has a smaller
+// id than events already visible, and reading past it would skip it forever.
+func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]Event, error) {
+	events, err := collect(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE (transaction_id, position) > ($1::text::xid8, $2)
+		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id, position LIMIT $3`,
+		strconv.FormatUint(after.TransactionID, 10), after.Position, limit))
+	if err != nil {
+		return nil, fmt.Errorf("read all: %w", err)
+	}
+	return events, nil
+}
+
+// EventCursor returns the subscriber-order cursor of the event at position.
+func (s *Store) EventCursor(ctx context.Context, position int64) (Cursor, error) {
+	var txid string
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text FROM events WHERE position = $1`, position).Scan(&txid)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Cursor{}, ErrNotFound
+	}
+	if err != nil {
+		return Cursor{}, fmt.Errorf("event cursor: %w", err)
+	}
+	id, err := strconv.ParseUint(txid, 10, 64)
+	if err != nil {
+		return Cursor{}, fmt.Errorf("event cursor: %w", err)
+	}
+	return Cursor{TransactionID: id, Position: position}, nil
+}
+
+// StreamVersion returns a stream's current version (0 when absent).
+func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, error) {
+	var v int64
+	err := s.pool.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1`, streamID).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("stream version: %w", err)
+	}
+	return v, nil
+}
