@@ -82,3 +82,19 @@ CREATE TABLE invitations (
     created_at  timestamptz NOT NULL DEFAULT now(),
     accepted_at timestamptz
 );
+
+-- The team directory, written in the same transaction as UserCreated and
+-- UserDeactivated: authentication and the rules that need a user's current
+-- status must never read a lagging projection. Names never change after
+-- creation, so read models join this table for display names.
+CREATE TABLE users (
+    id         uuid PRIMARY KEY,
+    tenant_id  uuid NOT NULL,
+    name       text NOT NULL,
+    email      text NOT NULL,
+    role       text NOT NULL,
+    status     text NOT NULL,
+    created_at timestamptz NOT NULL,
+    UNIQUE (tenant_id, email)
+);
+CREATE INDEX users_tenant_name ON users (tenant_id, name, id);

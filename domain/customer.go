@@ -1,0 +1,314 @@
+package domain
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// CustomerStatus is where a customer stands with the tenant. Assignment
+// commands work in every status: a blocked customer keeps its team.
+type CustomerStatus string
+
+const (
+	CustomerStatusActive  CustomerStatus = "active"
+	CustomerStatusInvited CustomerStatus = "invited"
+	CustomerStatusBlocked CustomerStatus = "blocked"
+)
+
+// Member is one user on a customer's team.
+type Member struct {
+	UserID     string
+	Lead       bool
+	AssignedAt time.Time
+}
+
+// Customer is the customer-team aggregate, rebuilt from the customer's
+// stream. TenantID is set by the loader (see User).
+type Customer struct {
+	ID        string
+	TenantID  string
+	Profile   Profile
+	Status    CustomerStatus
+	Team      []Member // in assignment order, oldest first
+	CreatedAt time.Time
+	// Version is the number of events applied, i.e. the stream version.
+	Version int64
+
+	// statusBeforeBlock is what Unblock returns to, so that unblocking an
+	// invited client does not accept the invitation on their behalf.
+	statusBeforeBlock CustomerStatus
+}
+
+// Apply evolves c by one event of its stream recorded at at; at becomes the
+// AssignedAt of members the event adds. Team is replaced, never modified in
+// place, so copies of a Customer never see each other's changes.
+func (c *Customer) Apply(e Event, at time.Time) {
+	switch e := e.(type) {
+	case CustomerRegistered:
+		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusActive, at
+	case ClientInvited:
+		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusInvited, at
+	case CustomerUpdated:
+		c.Profile = e.Profile
+	case InvitationAccepted:
+		c.Status = CustomerStatusActive
+	case CustomerBlocked:
+		c.statusBeforeBlock, c.Status = c.Status, CustomerStatusBlocked
+	case CustomerUnblocked:
+		c.Status = c.statusBeforeBlock
+		if c.Status == "" {
+			c.Status = CustomerStatusActive
+		}
+		c.statusBeforeBlock = ""
+	case UserAssigned:
+		team := c.teamWithout(e.UserID)
+		if e.Lead {
+			clearLead(team)
+		}
+		c.Team = append(team, Member{UserID: e.UserID, Lead: e.Lead, AssignedAt: at})
+	case UserUnassigned:
+		c.Team = c.teamWithout(e.UserID)
+	case TeamLeadChanged:
+		team := slices.Clone(c.Team)
+		for i := range team {
+			team[i].Lead = team[i].UserID == e.UserID
+		}
+		c.Team = team
+	case TeamMemberReplaced:
+		team := c.teamWithout(e.UserID)
+		team = slices.DeleteFunc(team, func(m Member) bool { return m.UserID == e.WithUserID })
+		if e.Lead {
+			clearLead(team)
+		}
+		c.Team = append(team, Member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at})
+	}
+	c.Version++
+}
+
+// teamWithout returns a fresh copy of the team without userID.
+func (c *Customer) teamWithout(userID string) []Member {
+	team := make([]Member, 0, len(c.Team)+1)
+	for _, m := range c.Team {
+		if m.UserID != userID {
+			team = append(team, m)
+		}
+	}
+	return team
+}
+
+func clearLead(team []Member) {
+	for i := range team {
+		team[i].Lead = false
+	}
+}
+
+// Member returns userID's place on the team.
+func (c Customer) Member(userID string) (Member, bool) {
+	i := slices.IndexFunc(c.Team, func(m Member) bool { return m.UserID == userID })
+	if i < 0 {
+		return Member{}, false
+	}
+	return c.Team[i], true
+}
+
+// Lead returns the team lead, if the team has one.
+func (c Customer) Lead() (Member, bool) {
+	i := slices.IndexFunc(c.Team, func(m Member) bool { return m.Lead })
+	if i < 0 {
+		return Member{}, false
+	}
+	return c.Team[i], true
+}
+
+// RegisterCustomer decides the creation of an active customer. Uniqueness
+// of email and external_id is the caller's to check.
+func RegisterCustomer(customerID, tenantID string, p Profile) ([]Event, error) {
+	if customerID == "" {
+		return nil, invalid("customer_id", "must not be empty")
+	}
+	if tenantID == "" {
+		return nil, invalid("tenant_id", "must not be empty")
+	}
+	p, err := NormalizeProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	return []Event{CustomerRegistered{CustomerID: customerID, Profile: p}}, nil
+}
+
+// NormalizeProfile trims every field, normalizes the email and checks that
+// the customer can be told apart: a first name, last name or email is
+// required.
+func NormalizeProfile(p Profile) (Profile, error) {
+	var err error
+	if p.FirstName, err = normalizeName("first_name", p.FirstName, false); err != nil {
+		return Profile{}, err
+	}
+	if p.LastName, err = normalizeName("last_name", p.LastName, false); err != nil {
+		return Profile{}, err
+	}
+	if p.Phone, err = normalizeName("phone", p.Phone, false); err != nil {
+		return Profile{}, err
+	}
+	if p.ExternalID, err = normalizeName("external_id", p.ExternalID, false); err != nil {
+		return Profile{}, err
+	}
+	if strings.TrimSpace(p.Email) == "" {
+		p.Email = ""
+	} else if p.Email, err = NormalizeEmail(p.Email); err != nil {
+		return Profile{}, err
+	}
+	if p.FirstName == "" && p.LastName == "" && p.Email == "" {
+		return Profile{}, invalid("first_name", "first_name, last_name or email is required")
+	}
+	return p, nil
+}
+
+// InviteClient decides the invitation of a client with its first team, all
+// in one batch: ClientInvited, then UserAssigned for each of team in order,
+// under the same rules as Assign (so the first is lead under require_lead).
+// Listing a user twice is invalid input rather than already_assigned: the
+// customer does not exist yet, the request contradicts itself.
+func InviteClient(customerID string, p Profile, team []User, pol Policy) ([]Event, error) {
+	if customerID == "" {
+		return nil, invalid("customer_id", "must not be empty")
+	}
+	p, err := NormalizeProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	if p.Email == "" {
+		return nil, invalid("email", "is required for an invitation")
+	}
+	seen := make(map[string]bool, len(team))
+	for _, u := range team {
+		if seen[u.ID] {
+			return nil, invalid("team", "user "+u.ID+" is listed twice")
+		}
+		seen[u.ID] = true
+	}
+	events := []Event{ClientInvited{CustomerID: customerID, Profile: p}}
+	var c Customer
+	c.Apply(events[0], time.Time{})
+	for _, u := range team {
+		evs, err := c.Assign(u, pol)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			c.Apply(e, time.Time{})
+		}
+		events = append(events, evs...)
+	}
+	return events, nil
+}
+
+// AcceptInvitation decides the client's acceptance; only an invited (and not
+// blocked) client can accept.
+func (c Customer) AcceptInvitation() ([]Event, error) {
+	if c.Status != CustomerStatusInvited {
+		return nil, ruleErr(CodeNotInvited, "customer %s is %s, not invited", c.ID, c.Status)
+	}
+	return []Event{InvitationAccepted{CustomerID: c.ID}}, nil
+}
+
+// Block decides blocking the customer. The team is kept.
+func (c Customer) Block() ([]Event, error) {
+	if c.Status == CustomerStatusBlocked {
+		return nil, ruleErr(CodeAlreadyBlocked, "customer %s is already blocked", c.ID)
+	}
+	return []Event{CustomerBlocked{CustomerID: c.ID}}, nil
+}
+
+// Unblock decides unblocking; the customer returns to its status before
+// blocking.
+func (c Customer) Unblock() ([]Event, error) {
+	if c.Status != CustomerStatusBlocked {
+		return nil, ruleErr(CodeNotBlocked, "customer %s is not blocked", c.ID)
+	}
+	return []Event{CustomerUnblocked{CustomerID: c.ID}}, nil
+}
+
+// UpdateProfile decides replacing the whole profile by p (callers merge
+// partial updates first); (nil, nil) when nothing would change.
+func (c Customer) UpdateProfile(p Profile) ([]Event, error) {
+	p, err := NormalizeProfile(p)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == CustomerStatusInvited && p.Email == "" {
+		return nil, invalid("email", "an invited client must keep an email")
+	}
+	if p == c.Profile {
+		return nil, nil
+	}
+	return []Event{CustomerUpdated{CustomerID: c.ID, Profile: p}}, nil
+}
+
+// Assign decides adding u to the team. Under require_lead a team without a
+// lead gets u as lead, so a non-empty team always has one; without it there
+// is no automatic lead.
+func (c Customer) Assign(u User, pol Policy) ([]Event, error) {
+	if _, ok := c.Member(u.ID); ok {
+		return nil, ruleErr(CodeAlreadyAssigned, "user %s is already assigned to customer %s", u.ID, c.ID)
+	}
+	if !u.Active() {
+		return nil, ruleErr(CodeUserDeactivated, "user %s is deactivated", u.ID)
+	}
+	if pol.full(len(c.Team)) {
+		return nil, ruleErr(CodeMaxAssigneesReached, "customer %s already has %d assignees, the maximum", c.ID, len(c.Team))
+	}
+	_, hasLead := c.Lead()
+	return []Event{UserAssigned{CustomerID: c.ID, UserID: u.ID, Lead: pol.RequireLead && !hasLead}}, nil
+}
+
+// Unassign decides removing userID from the team.
+func (c Customer) Unassign(userID string, pol Policy) ([]Event, error) {
+	m, ok := c.Member(userID)
+	if !ok {
+		return nil, ruleErr(CodeUserNotAssigned, "user %s is not assigned to customer %s", userID, c.ID)
+	}
+	if pol.RequireAssignee && len(c.Team) == 1 {
+		return nil, ruleErr(CodeCustomerMustKeepAnAssignee, "user %s is the last assignee of customer %s; replace them instead", userID, c.ID)
+	}
+	// A lone lead may leave when the team may be empty: a team of zero has
+	// no lead to lose.
+	if pol.RequireLead && m.Lead && len(c.Team) > 1 {
+		return nil, ruleErr(CodeLeadCannotBeRemoved, "user %s leads the team of customer %s; make another member lead first", userID, c.ID)
+	}
+	return []Event{UserUnassigned{CustomerID: c.ID, UserID: userID}}, nil
+}
+
+// MakeLead decides making userID the team lead; (nil, nil) when it already
+// is.
+func (c Customer) MakeLead(userID string) ([]Event, error) {
+	m, ok := c.Member(userID)
+	if !ok {
+		return nil, ruleErr(CodeUserNotAssigned, "user %s is not assigned to customer %s", userID, c.ID)
+	}
+	if m.Lead {
+		return nil, nil
+	}
+	prev, _ := c.Lead()
+	return []Event{TeamLeadChanged{CustomerID: c.ID, UserID: userID, PreviousUserID: prev.UserID}}, nil
+}
+
+// Replace decides handing userID's place, lead flag included, to with. The
+// team size does not change, so max_assignees is not checked: replacing is
+// how a full team, or the last member under require_assignee, changes
+// hands. pol is taken so every assignment command is decided under the
+// policy.
+func (c Customer) Replace(userID string, with User, pol Policy) ([]Event, error) {
+	m, ok := c.Member(userID)
+	if !ok {
+		return nil, ruleErr(CodeUserNotAssigned, "user %s is not assigned to customer %s", userID, c.ID)
+	}
+	if _, ok := c.Member(with.ID); ok {
+		return nil, ruleErr(CodeAlreadyAssigned, "user %s is already assigned to customer %s", with.ID, c.ID)
+	}
+	if !with.Active() {
+		return nil, ruleErr(CodeUserDeactivated, "user %s is deactivated", with.ID)
+	}
+	return []Event{TeamMemberReplaced{CustomerID: c.ID, UserID: userID, WithUserID: with.ID, Lead: m.Lead}}, nil
+}

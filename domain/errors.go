@@ -1,0 +1,75 @@
+package domain
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Stable, machine-readable codes of RuleError. They are part of the public
+// API (the "code" of a problem response), so they never change meaning.
+const (
+	CodeMaxAssigneesReached        = "max_assignees_reached"
+	CodeUserDeactivated            = "user_deactivated"
+	CodeAlreadyAssigned            = "already_assigned"
+	CodeUserNotAssigned            = "user_not_assigned"
+	CodeLeadCannotBeRemoved        = "lead_cannot_be_removed"
+	CodeCustomerMustKeepAnAssignee = "customer_must_keep_an_assignee"
+	// CodeEmailTaken is decided by the caller, which alone can see every
+	// email of a tenant; it is defined here so all codes live in one list.
+	CodeEmailTaken         = "email_taken"
+	CodeAlreadyBlocked     = "customer_already_blocked"
+	CodeNotBlocked         = "customer_not_blocked"
+	CodeNotInvited         = "customer_not_invited"
+	CodeAlreadyDeactivated = "user_already_deactivated"
+	CodeTransferToSelf     = "transfer_to_self"
+)
+
+// RuleError is a command refused by a business rule (HTTP 409).
+type RuleError struct {
+	Code   string
+	Detail string
+}
+
+func (e *RuleError) Error() string {
+	if e.Detail == "" {
+		return e.Code
+	}
+	return e.Code + ": " + e.Detail
+}
+
+// ValidationError is input that can never be accepted, whatever the state
+// (HTTP 400).
+type ValidationError struct {
+	Field  string
+	Detail string
+}
+
+func (e *ValidationError) Error() string {
+	if e.Field == "" {
+		return "invalid input: " + e.Detail
+	}
+	return fmt.Sprintf("invalid %s: %s", e.Field, e.Detail)
+}
+
+// ForbiddenError is a command the actor's role does not allow (HTTP 403).
+type ForbiddenError struct {
+	Detail string
+}
+
+func (e *ForbiddenError) Error() string {
+	return "forbidden: " + e.Detail
+}
+
+// IsRule reports whether err is, or wraps, a RuleError with the given code.
+func IsRule(err error, code string) bool {
+	var re *RuleError
+	return errors.As(err, &re) && re.Code == code
+}
+
+func ruleErr(code, format string, args ...any) error {
+	return &RuleError{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+func invalid(field, detail string) error {
+	return &ValidationError{Field: field, Detail: detail}
+}

@@ -1,0 +1,274 @@
+package domain
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+)
+
+// Event is a fact recorded in the event store. Events are values: decisions
+// return them and Apply methods take them as such.
+type Event interface {
+	EventType() string
+}
+
+// SchemaVersion is the current schema version of every event type. A
+// breaking change to one type's data bumps it for that type and adds an
+// upcast in DecodeEvent; stored events are never rewritten.
+const SchemaVersion = 1
+
+// Event type strings, stored with every event and shown to auditors.
+const (
+	TypeTenantCreated      = "TenantCreated"
+	TypeUserCreated        = "UserCreated"
+	TypeUserDeactivated    = "UserDeactivated"
+	TypeApiKeyIssued       = "ApiKeyIssued"
+	TypePolicyChanged      = "PolicyChanged"
+	TypeCustomerRegistered = "CustomerRegistered"
+	TypeClientInvited      = "ClientInvited"
+	TypeCustomerUpdated    = "CustomerUpdated"
+	TypeInvitationAccepted = "InvitationAccepted"
+	TypeCustomerBlocked    = "CustomerBlocked"
+	TypeCustomerUnblocked  = "CustomerUnblocked"
+	TypeUserAssigned       = "UserAssigned"
+	TypeUserUnassigned     = "UserUnassigned"
+	TypeTeamLeadChanged    = "TeamLeadChanged"
+	TypeTeamMemberReplaced = "TeamMemberReplaced"
+)
+
+// ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
+// version this build does not know, so a reader can tell it from bad JSON.
+var ErrUnknownEvent = errors.New("unknown event type or schema version")
+
+// Profile is a customer's contact data. Its JSON fields are flattened into
+// the customer events that carry it.
+type Profile struct {
+	FirstName  string `json:"first_name"`
+	LastName   string `json:"last_name"`
+	Email      string `json:"email"`
+	Phone      string `json:"phone"`
+	ExternalID string `json:"external_id"`
+}
+
+type TenantCreated struct {
+	TenantID string `json:"tenant_id"`
+	Name     string `json:"name"`
+}
+
+type UserCreated struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+	Email  string `json:"email"`
+	Role   Role   `json:"role"`
+}
+
+// UserDeactivated repeats the user's name, email and role so the audit log
+// reads on its own; TransferTo is the user who took over the customers.
+type UserDeactivated struct {
+	UserID     string `json:"user_id"`
+	Name       string `json:"name"`
+	Email      string `json:"email"`
+	Role       Role   `json:"role"`
+	TransferTo string `json:"transfer_to,omitempty"`
+}
+
+// ApiKeyIssued records that a key exists; the key itself never enters the
+// event store.
+type ApiKeyIssued struct {
+	UserID string `json:"user_id"`
+	KeyID  string `json:"key_id"`
+}
+
+// PolicyChanged carries the whole new policy, not a diff, so any one event
+// tells the policy in force from then on.
+type PolicyChanged struct {
+	Policy
+}
+
+type CustomerRegistered struct {
+	CustomerID string `json:"customer_id"`
+	Profile
+}
+
+type ClientInvited struct {
+	CustomerID string `json:"customer_id"`
+	Profile
+}
+
+// CustomerUpdated carries the whole new profile.
+type CustomerUpdated struct {
+	CustomerID string `json:"customer_id"`
+	Profile
+}
+
+type InvitationAccepted struct {
+	CustomerID string `json:"customer_id"`
+}
+
+type CustomerBlocked struct {
+	CustomerID string `json:"customer_id"`
+}
+
+type CustomerUnblocked struct {
+	CustomerID string `json:"customer_id"`
+}
+
+type UserAssigned struct {
+	CustomerID string `json:"customer_id"`
+	UserID     string `json:"user_id"`
+	Lead       bool   `json:"lead"`
+}
+
+type UserUnassigned struct {
+	CustomerID string `json:"customer_id"`
+	UserID     string `json:"user_id"`
+}
+
+// TeamLeadChanged makes UserID the lead; PreviousUserID is "" when the team
+// had no lead, and is always present in the JSON so auditors see that.
+type TeamLeadChanged struct {
+	CustomerID     string `json:"customer_id"`
+	UserID         string `json:"user_id"`
+	PreviousUserID string `json:"previous_user_id"`
+}
+
+// TeamMemberReplaced hands UserID's place, lead flag included, to WithUserID
+// in one event, so the team is never seen without either of them.
+type TeamMemberReplaced struct {
+	CustomerID string `json:"customer_id"`
+	UserID     string `json:"user_id"`
+	WithUserID string `json:"with_user_id"`
+	Lead       bool   `json:"lead"`
+}
+
+func (TenantCreated) EventType() string      { return TypeTenantCreated }
+func (UserCreated) EventType() string        { return TypeUserCreated }
+func (UserDeactivated) EventType() string    { return TypeUserDeactivated }
+func (ApiKeyIssued) EventType() string       { return TypeApiKeyIssued }
+func (PolicyChanged) EventType() string      { return TypePolicyChanged }
+func (CustomerRegistered) EventType() string { return TypeCustomerRegistered }
+func (ClientInvited) EventType() string      { return TypeClientInvited }
+func (CustomerUpdated) EventType() string    { return TypeCustomerUpdated }
+func (InvitationAccepted) EventType() string { return TypeInvitationAccepted }
+func (CustomerBlocked) EventType() string    { return TypeCustomerBlocked }
+func (CustomerUnblocked) EventType() string  { return TypeCustomerUnblocked }
+func (UserAssigned) EventType() string       { return TypeUserAssigned }
+func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
+func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
+func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
+
+// EncodeEvent returns what the event store keeps of e: its type, the schema
+// version it is written in (always the current one) and its data as JSON.
+func EncodeEvent(e Event) (eventType string, schemaVersion int, data []byte, err error) {
+	if e == nil {
+		return "", 0, nil, errors.New("encode event: nil event")
+	}
+	if _, ok := decoders[e.EventType()]; !ok {
+		return "", 0, nil, fmt.Errorf("encode event %s: %w", e.EventType(), ErrUnknownEvent)
+	}
+	data, err = json.Marshal(e)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("encode event %s: %w", e.EventType(), err)
+	}
+	return e.EventType(), SchemaVersion, data, nil
+}
+
+// DecodeEvent turns a stored event back into its Go value. It is the one
+// place where events of an older schema version would be upcast. Unknown
+// JSON fields are ignored, because a type's data only ever gains fields and
+// an older binary may read what a newer one wrote.
+func DecodeEvent(eventType string, schemaVersion int, data []byte) (Event, error) {
+	decode, ok := decoders[eventType]
+	if !ok || schemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("decode event %s v%d: %w", eventType, schemaVersion, ErrUnknownEvent)
+	}
+	e, err := decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode event %s v%d: %w", eventType, schemaVersion, err)
+	}
+	return e, nil
+}
+
+var decoders = map[string]func([]byte) (Event, error){
+	TypeTenantCreated:      decodeAs[TenantCreated],
+	TypeUserCreated:        decodeAs[UserCreated],
+	TypeUserDeactivated:    decodeAs[UserDeactivated],
+	TypeApiKeyIssued:       decodeAs[ApiKeyIssued],
+	TypePolicyChanged:      decodeAs[PolicyChanged],
+	TypeCustomerRegistered: decodeAs[CustomerRegistered],
+	TypeClientInvited:      decodeAs[ClientInvited],
+	TypeCustomerUpdated:    decodeAs[CustomerUpdated],
+	TypeInvitationAccepted: decodeAs[InvitationAccepted],
+	TypeCustomerBlocked:    decodeAs[CustomerBlocked],
+	TypeCustomerUnblocked:  decodeAs[CustomerUnblocked],
+	TypeUserAssigned:       decodeAs[UserAssigned],
+	TypeUserUnassigned:     decodeAs[UserUnassigned],
+	TypeTeamLeadChanged:    decodeAs[TeamLeadChanged],
+	TypeTeamMemberReplaced: decodeAs[TeamMemberReplaced],
+}
+
+func decodeAs[E Event](data []byte) (Event, error) {
+	var e E
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// CustomerIDOf returns the customer e concerns, if it concerns one.
+func CustomerIDOf(e Event) (string, bool) {
+	switch e := e.(type) {
+	case CustomerRegistered:
+		return e.CustomerID, true
+	case ClientInvited:
+		return e.CustomerID, true
+	case CustomerUpdated:
+		return e.CustomerID, true
+	case InvitationAccepted:
+		return e.CustomerID, true
+	case CustomerBlocked:
+		return e.CustomerID, true
+	case CustomerUnblocked:
+		return e.CustomerID, true
+	case UserAssigned:
+		return e.CustomerID, true
+	case UserUnassigned:
+		return e.CustomerID, true
+	case TeamLeadChanged:
+		return e.CustomerID, true
+	case TeamMemberReplaced:
+		return e.CustomerID, true
+	}
+	return "", false
+}
+
+// UserIDsOf returns every user e names (user_id, with_user_id,
+// previous_user_id, transfer_to), without empty IDs, in that order.
+func UserIDsOf(e Event) []string {
+	var ids []string
+	add := func(id string) {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	switch e := e.(type) {
+	case UserCreated:
+		add(e.UserID)
+	case UserDeactivated:
+		add(e.UserID)
+		add(e.TransferTo)
+	case ApiKeyIssued:
+		add(e.UserID)
+	case UserAssigned:
+		add(e.UserID)
+	case UserUnassigned:
+		add(e.UserID)
+	case TeamLeadChanged:
+		add(e.UserID)
+		add(e.PreviousUserID)
+	case TeamMemberReplaced:
+		add(e.UserID)
+		add(e.WithUserID)
+	}
+	return ids
+}

@@ -1,0 +1,47 @@
+package domain
+
+import "fmt"
+
+// MaxAssigneesLimit bounds max_assignees so a typo cannot disable the limit
+// while looking like one.
+const MaxAssigneesLimit = 1000
+
+// Policy is a tenant's choice of assignment rules. Rules apply to commands
+// decided under the policy; changing the policy does not rewrite existing
+// teams (a team above a lowered max_assignees simply cannot grow).
+type Policy struct {
+	MaxAssignees         *int `json:"max_assignees"`
+	RequireAssignee      bool `json:"require_assignee"`
+	RequireLead          bool `json:"require_lead"`
+	MembersCanSelfAssign bool `json:"members_can_self_assign"`
+}
+
+// DefaultPolicy is the policy of a new tenant: no limit, no required
+// assignee or lead, and members may assign themselves.
+func DefaultPolicy() Policy {
+	return Policy{MembersCanSelfAssign: true}
+}
+
+// Validate reports whether p can be stored.
+func (p Policy) Validate() error {
+	if p.MaxAssignees != nil && (*p.MaxAssignees < 1 || *p.MaxAssignees > MaxAssigneesLimit) {
+		return invalid("max_assignees", fmt.Sprintf("must be null or between 1 and %d", MaxAssigneesLimit))
+	}
+	return nil
+}
+
+// Equal compares policies by value; MaxAssignees is a pointer only to tell
+// "no limit" from a limit.
+func (p Policy) Equal(q Policy) bool {
+	sameMax := (p.MaxAssignees == nil) == (q.MaxAssignees == nil) &&
+		(p.MaxAssignees == nil || *p.MaxAssignees == *q.MaxAssignees)
+	return sameMax &&
+		p.RequireAssignee == q.RequireAssignee &&
+		p.RequireLead == q.RequireLead &&
+		p.MembersCanSelfAssign == q.MembersCanSelfAssign
+}
+
+// full reports whether a team of size n may not grow under p.
+func (p Policy) full(n int) bool {
+	return p.MaxAssignees != nil && n >= *p.MaxAssignees
+}

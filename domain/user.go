@@ -1,0 +1,152 @@
+package domain
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Role is what a user may do in a tenant.
+type Role string
+
+const (
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Valid reports whether r is a known role.
+func (r Role) Valid() bool {
+	return r == RoleAdmin || r == RoleMember
+}
+
+// UserStatus tells whether a user can still be assigned and authenticate.
+type UserStatus string
+
+const (
+	UserStatusActive      UserStatus = "active"
+	UserStatusDeactivated UserStatus = "deactivated"
+)
+
+// Field length limits. They keep one row from bloating every read model
+// that copies names and emails.
+const (
+	MaxNameLen  = 200
+	MaxEmailLen = 254
+)
+
+// User is a team member, rebuilt from the user's stream. TenantID is not in
+// the events (it is in the event store's envelope); the loader sets it.
+type User struct {
+	ID        string
+	TenantID  string
+	Name      string
+	Email     string
+	Role      Role
+	Status    UserStatus
+	CreatedAt time.Time
+	// Version is the number of events applied, i.e. the stream version.
+	Version int64
+}
+
+// Active reports whether u can be assigned. The zero User is not active, so
+// a user that was never loaded can never slip onto a team.
+func (u User) Active() bool {
+	return u.Status == UserStatusActive
+}
+
+// Apply evolves u by one event of its stream, recorded at at. Every event
+// counts towards Version, even one that changes nothing else, so Version
+// stays equal to the stream version used for optimistic concurrency.
+func (u *User) Apply(e Event, at time.Time) {
+	switch e := e.(type) {
+	case UserCreated:
+		u.ID = e.UserID
+		u.Name = e.Name
+		u.Email = e.Email
+		u.Role = e.Role
+		u.Status = UserStatusActive
+		u.CreatedAt = at
+	case UserDeactivated:
+		u.Status = UserStatusDeactivated
+	}
+	u.Version++
+}
+
+// CreateUser decides the creation of a user. Email uniqueness is the
+// caller's to check (CodeEmailTaken): only it sees the whole tenant.
+func CreateUser(userID, tenantID, name, email string, role Role) ([]Event, error) {
+	if userID == "" {
+		return nil, invalid("user_id", "must not be empty")
+	}
+	if tenantID == "" {
+		return nil, invalid("tenant_id", "must not be empty")
+	}
+	name, err := normalizeName("name", name, true)
+	if err != nil {
+		return nil, err
+	}
+	email, err = NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	if !role.Valid() {
+		return nil, invalid("role", `must be "admin" or "member"`)
+	}
+	return []Event{UserCreated{UserID: userID, Name: name, Email: email, Role: role}}, nil
+}
+
+// NormalizeEmail trims and lowercases s and checks that it is a bare
+// address ("a@b.example", not "A <a@b.example>"). Lowercasing the local part
+// is not strictly RFC 5321, but it is what users expect of uniqueness.
+func NormalizeEmail(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s == "" {
+		return "", invalid("email", "must not be empty")
+	}
+	if len(s) > MaxEmailLen {
+		return "", invalid("email", "is too long")
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return "", invalid("email", "is not a valid email address")
+	}
+	at := strings.LastIndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 {
+		return "", invalid("email", "is not a valid email address")
+	}
+	return s, nil
+}
+
+func normalizeName(field, s string, required bool) (string, error) {
+	s = strings.TrimSpace(s)
+	if required && s == "" {
+		return "", invalid(field, "must not be empty")
+	}
+	if !utf8.ValidString(s) {
+		return "", invalid(field, "must be valid UTF-8")
+	}
+	if utf8.RuneCountInString(s) > MaxNameLen {
+		return "", invalid(field, "is too long")
+	}
+	return s, nil
+}
+
+// Deactivate decides the deactivation of u alone. DeactivateUser also
+// decides what happens to u's customers and is what commands should call.
+func (u User) Deactivate(transferTo *User) ([]Event, error) {
+	if u.Status == UserStatusDeactivated {
+		return nil, ruleErr(CodeAlreadyDeactivated, "user %s is already deactivated", u.ID)
+	}
+	ev := UserDeactivated{UserID: u.ID, Name: u.Name, Email: u.Email, Role: u.Role}
+	if transferTo != nil {
+		if transferTo.ID == u.ID {
+			return nil, ruleErr(CodeTransferToSelf, "a user cannot transfer customers to themselves")
+		}
+		if !transferTo.Active() {
+			return nil, ruleErr(CodeUserDeactivated, "transfer_to user %s is deactivated", transferTo.ID)
+		}
+		ev.TransferTo = transferTo.ID
+	}
+	return []Event{ev}, nil
+}
