@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+func runHistory(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "history", "history --tenant ID --customer ID [--as-of RFC3339] [--json]",
+		"Replays a customer's stream from the event store itself (not from a projection) and prints\n"+
+			"its assignment history, or with --as-of the team exactly as it stood at that moment.")
+	tenant := fs.String("tenant", "", "tenant ID (required)")
+	customer := fs.String("customer", "", "customer ID (required)")
+	asOfRaw := fs.String("as-of", "", "a moment, RFC 3339 (e.g. 2026-03-03T12:00:00Z)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	for flagName, v := range map[string]string{"--tenant": *tenant, "--customer": *customer} {
+		if _, err := uuid.Parse(v); err != nil {
+			fmt.Fprintf(env.stderr, "%s must be a UUID (got %q)\n", flagName, v)
+			return errUsage
+		}
+	}
+	var asOf *time.Time
+	if *asOfRaw != "" {
+		t, err := time.Parse(time.RFC3339Nano, *asOfRaw)
+		if err != nil {
+			fmt.Fprintf(env.stderr, "--as-of must be an RFC 3339 time: %v\n", err)
+			return errUsage
+		}
+		t = t.UTC()
+		asOf = &t
+	}
+	_, pool, _, err := connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	h, err := replayHistory(ctx, eventstore.New(pool), *tenant, *customer, asOf)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(h)
+	}
+	h.print(env.stdout)
+	return nil
+}
+
+// history is what `ledger history` prints.
+type history struct {
+	TenantID   string         `json:"tenant_id"`
+	CustomerID string         `json:"customer_id"`
+	AsOf       *time.Time     `json:"as_of,omitempty"`
+	Events     []historyEntry `json:"events,omitempty"`
+	Team       []teamMember   `json:"team"`
+}
+
+type historyEntry struct {
+	Position      int64     `json:"position"`
+	At            time.Time `json:"at"`
+	Type          string    `json:"type"`
+	Summary       string    `json:"summary"`
+	ActorName     string    `json:"actor_name"`
+	ActorUserID   string    `json:"actor_user_id"`
+	CorrelationID string    `json:"correlation_id"`
+}
+
+type teamMember struct {
+	UserID     string    `json:"user_id"`
+	Name       string    `json:"name"`
+	Lead       bool      `json:"lead"`
+	AssignedAt time.Time `json:"assigned_at"`
+}
+
+// replayHistory folds the customer's events with the domain's own Apply, up
+// to asOf when given, so the answer is the event store's, not a read model's.
+func replayHistory(ctx context.Context, store *eventstore.Store, tenantID, customerID string, asOf *time.Time) (history, error) {
+	events, err := store.ReadStream(ctx, tenantID, customerID)
+	if err != nil {
+		return history{}, err
+	}
+	if len(events) == 0 || (events[0].Type != domain.TypeCustomerRegistered && events[0].Type != domain.TypeClientInvited) {
+		return history{}, fmt.Errorf("tenant %s has no customer %s", tenantID, customerID)
+	}
+	h := history{TenantID: tenantID, CustomerID: customerID, AsOf: asOf}
+	names := map[string]string{}
+	name := func(userID string) string {
+		if n, ok := names[userID]; ok {
+			return n
+		}
+		n := userID
+		if userEvents, err := store.ReadStream(ctx, tenantID, userID); err == nil {
+			for _, ue := range userEvents {
+				if d, err := domain.DecodeEvent(ue.Type, ue.SchemaVersion, ue.Data); err == nil {
+					if uc, ok := d.(domain.UserCreated); ok {
+						n = uc.Name
+					}
+				}
+			}
+		}
+		names[userID] = n
+		return n
+	}
+	var c domain.Customer
+	for _, e := range events {
+		if asOf != nil && e.RecordedAt.After(*asOf) {
+			break
+		}
+		ev, err := domain.DecodeEvent(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			return history{}, fmt.Errorf("event %d: %w", e.Position, err)
+		}
+		c.Apply(ev, e.RecordedAt)
+		h.Events = append(h.Events, historyEntry{
+			Position: e.Position, At: e.RecordedAt, Type: e.Type, Summary: summarize(ev, name),
+			ActorName: e.Metadata.Actor.Name, ActorUserID: e.Metadata.Actor.UserID, CorrelationID: e.Metadata.CorrelationID,
+		})
+	}
+	for _, m := range c.Team {
+		h.Team = append(h.Team, teamMember{UserID: m.UserID, Name: name(m.UserID), Lead: m.Lead, AssignedAt: m.AssignedAt})
+	}
+	if h.Team == nil {
+		h.Team = []teamMember{}
+	}
+	return h, nil
+}
+
+func summarize(e domain.Event, name func(string) string) string {
+	switch e := e.(type) {
+	case domain.UserAssigned:
+		if e.Lead {
+			return name(e.UserID) + " assigned as lead"
+		}
+		return name(e.UserID) + " assigned"
+	case domain.UserUnassigned:
+		return name(e.UserID) + " unassigned"
+	case domain.TeamLeadChanged:
+		if e.PreviousUserID == "" {
+			return name(e.UserID) + " made lead"
+		}
+		return name(e.UserID) + " made lead instead of " + name(e.PreviousUserID)
+	case domain.TeamMemberReplaced:
+		return name(e.UserID) + " replaced by " + name(e.WithUserID)
+	case domain.CustomerRegistered:
+		return "registered " + e.FirstName + " " + e.LastName
+	case domain.ClientInvited:
+		return "invited " + e.FirstName + " " + e.LastName
+	case domain.CustomerUpdated:
+		return "profile updated"
+	case domain.InvitationAccepted:
+		return "invitation accepted"
+	case domain.CustomerBlocked:
+		return "blocked"
+	case domain.CustomerUnblocked:
+		return "unblocked"
+	}
+	return e.EventType()
+}
+
+func (h history) print(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	if h.AsOf == nil {
+		fmt.Fprintln(tw, "POSITION\tAT\tEVENT\tWHAT\tBY")
+		for _, e := range h.Events {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.At.Format(time.RFC3339Nano), e.Type, e.Summary, e.ActorName)
+		}
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "Team now:")
+	} else {
+		fmt.Fprintf(tw, "Team as of %s:\n", h.AsOf.Format(time.RFC3339Nano))
+	}
+	if len(h.Team) == 0 {
+		fmt.Fprintln(tw, "  (nobody)")
+	}
+	for _, m := range h.Team {
+		lead := ""
+		if m.Lead {
+			lead = "lead"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tsince %s\n", m.Name, m.UserID, lead, m.AssignedAt.Format(time.RFC3339Nano))
+	}
+	tw.Flush()
+}

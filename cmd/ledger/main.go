@@ -1,0 +1,137 @@
+// Command ledger is the assignment ledger's one binary: it serves the API,
+// migrates the database, bootstraps tenants, rebuilds projections, verifies
+// the hash chains and replays a customer's history for auditors.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, env *cliEnv, args []string) error
+}
+
+// cliEnv carries the process's outside world so commands stay testable.
+type cliEnv struct {
+	stdout, stderr io.Writer
+	getenv         func(string) (string, bool)
+	// isTerminal reports whether stderr is a terminal (progress bars).
+	isTerminal bool
+}
+
+// errUsage marks a usage error already explained to the user (exit 2).
+var errUsage = errors.New("usage")
+
+func subcommands() []command {
+	return []command{
+		{"serve", "serve the HTTP API (applies pending migrations first)", runServe},
+		{"migrate", "apply pending database migrations and exit", runMigrate},
+		{"bootstrap", "create a tenant, its first admin and an API key", runBootstrap},
+		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
+		{"verify", "check every stream's hash chain", runVerify},
+		{"history", "replay a customer's assignment history from the event store", runHistory},
+	}
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "Usage: ledger <command> [flags]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	for _, c := range subcommands() {
+		fmt.Fprintf(w, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Environment: DATABASE_URL (required), LEDGER_ADDR (default 127.0.0.1:8080),")
+	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error).")
+	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags.")
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, isTerminal: isTerminal(os.Stderr)}
+	os.Exit(run(ctx, env, os.Args[1:]))
+}
+
+func run(ctx context.Context, env *cliEnv, args []string) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(env.stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range subcommands() {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, env, args[1:])
+		switch {
+		case err == nil:
+			return 0
+		case errors.Is(err, flag.ErrHelp):
+			return 0
+		case errors.Is(err, errUsage):
+			return 2
+		default:
+			fmt.Fprintf(env.stderr, "ledger %s: %v\n", c.name, err)
+			return 1
+		}
+	}
+	fmt.Fprintf(env.stderr, "ledger: unknown command %q\n\n", args[0])
+	usage(env.stderr)
+	return 2
+}
+
+// newFlags makes a flag set whose --help prints the command's usage.
+func newFlags(env *cliEnv, name, synopsis, description string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(env.stderr)
+	fs.Usage = func() {
+		out := env.stdout
+		fmt.Fprintf(out, "Usage: ledger %s\n\n%s\n", synopsis, description)
+		var hasFlags bool
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprintln(out, "\nFlags:")
+			fs.SetOutput(out)
+			fs.PrintDefaults()
+			fs.SetOutput(env.stderr)
+		}
+	}
+	return fs
+}
+
+// parse parses flags, turning a parse error into errUsage (already printed).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level slog.Level) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

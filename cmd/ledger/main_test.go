@@ -1,0 +1,187 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/assignment-ledger/ledger/internal/testdb"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func testEnv(vars map[string]string) (*cliEnv, *syncBuffer, *syncBuffer) {
+	out, errOut := &syncBuffer{}, &syncBuffer{}
+	return &cliEnv{stdout: out, stderr: errOut, getenv: func(k string) (string, bool) {
+		v, ok := vars[k]
+		return v, ok
+	}}, out, errOut
+}
+
+func TestEveryCommandHasHelp(t *testing.T) {
+	t.Parallel()
+	for _, c := range subcommands() {
+		env, out, _ := testEnv(nil)
+		if code := run(context.Background(), env, []string{c.name, "--help"}); code != 0 {
+			t.Errorf("%s --help exited %d", c.name, code)
+		}
+		if !strings.Contains(out.String(), "Usage: ledger "+c.name) {
+			t.Errorf("%s --help printed %q", c.name, out.String())
+		}
+	}
+	env, _, errOut := testEnv(nil)
+	if code := run(context.Background(), env, []string{"frobnicate"}); code != 2 || !strings.Contains(errOut.String(), "unknown command") {
+		t.Errorf("unknown command: exit %d, %q", code, errOut.String())
+	}
+}
+
+func TestCommandsNeedDatabaseURL(t *testing.T) {
+	t.Parallel()
+	env, _, errOut := testEnv(nil)
+	if code := run(context.Background(), env, []string{"migrate"}); code != 1 || !strings.Contains(errOut.String(), "DATABASE_URL") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+func TestBootstrapRequiresFlags(t *testing.T) {
+	t.Parallel()
+	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
+	if code := run(context.Background(), env, []string{"bootstrap", "--tenant", "Acme"}); code != 2 {
+		t.Fatalf("exit %d", code)
+	}
+	if !strings.Contains(errOut.String(), "--admin-email") {
+		t.Fatalf("stderr %q does not name the missing flag", errOut.String())
+	}
+}
+
+func TestBootstrapVerifyAndTamper(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.NewURL(t)
+	vars := map[string]string{"DATABASE_URL": dsn}
+	ctx := context.Background()
+
+	env, out, errOut := testEnv(vars)
+	if code := run(ctx, env, []string{"bootstrap", "--tenant", "Acme", "--admin-name", "Ann Admin", "--admin-email", "ann@acme.example"}); code != 0 {
+		t.Fatalf("bootstrap exit %d: %s", code, errOut.String())
+	}
+	var boot struct {
+		TenantID string `json:"tenant_id"`
+		UserID   string `json:"user_id"`
+		APIKey   string `json:"api_key"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &boot); err != nil || boot.TenantID == "" || boot.UserID == "" || boot.APIKey == "" {
+		t.Fatalf("bootstrap printed %q (%v)", out.String(), err)
+	}
+
+	env, out, errOut = testEnv(vars)
+	if code := run(ctx, env, []string{"verify"}); code != 0 || !strings.Contains(out.String(), "OK") {
+		t.Fatalf("verify on an intact store: exit %d, out %q, err %q", code, out.String(), errOut.String())
+	}
+
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var pos int64
+	if err := pool.QueryRow(ctx, `UPDATE events SET data = jsonb_set(data, '{name}', '"Mallory"')
+		WHERE type = 'UserCreated' RETURNING position`).Scan(&pos); err != nil {
+		t.Fatal(err)
+	}
+	env, _, errOut = testEnv(vars)
+	if code := run(ctx, env, []string{"verify"}); code == 0 {
+		t.Fatal("verify passed a tampered event")
+	}
+	if !strings.Contains(errOut.String(), fmt.Sprintf("position %d", pos)) {
+		t.Fatalf("verify did not name event %d: %q", pos, errOut.String())
+	}
+}
+
+func TestServeAnswersAndStopsGracefully(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.NewURL(t)
+	pr, pw := io.Pipe()
+	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
+		v, ok := map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0"}[k]
+		return v, ok
+	}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	exit := make(chan int, 1)
+	go func() {
+		exit <- run(ctx, env, []string{"serve"})
+		pw.Close()
+	}()
+
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case code := <-exit:
+		t.Fatalf("serve exited early with %d", code)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := nethttp.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("%s: %d %s", path, resp.StatusCode, body)
+		}
+		if path == "/metrics" && !bytes.Contains(body, []byte("ledger_projection")) {
+			t.Errorf("/metrics lacks projection metrics")
+		}
+	}
+	cancel() // what SIGTERM does through signal.NotifyContext
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Fatalf("serve exited %d after shutdown", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not stop")
+	}
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "rebuild", "rebuild NAME|all",
+		"Rebuilds a projection (or all) from the event store beside the live tables, then swaps\n"+
+			"them in one short transaction; a running `ledger serve` keeps answering throughout.\n"+
+			"Projections: "+strings.Join(projections.AllNames(), ", "))
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errUsage
+	}
+	target := fs.Arg(0)
+	names := projections.AllNames()
+	if target != "all" {
+		if !slices.Contains(names, target) {
+			fmt.Fprintf(env.stderr, "unknown projection %q; choose one of: %s, all\n", target, strings.Join(names, ", "))
+			return errUsage
+		}
+		names = []string{target}
+	}
+	_, pool, log, err := connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	runner, err := projections.New(pool, eventstore.New(pool), log)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		start := time.Now()
+		bar := newProgress(env, "rebuild "+name, -1)
+		err := runner.Rebuild(ctx, name, func(done, total int64) {
+			if total > 0 && total != bar.total {
+				bar.setTotal(total)
+			}
+			bar.set(done)
+		})
+		bar.done()
+		if err != nil {
+			return fmt.Errorf("rebuild %s: %w", name, err)
+		}
+		fmt.Fprintf(env.stdout, "rebuilt %s in %s\n", name, time.Since(start).Round(time.Millisecond))
+	}
+	return nil
+}

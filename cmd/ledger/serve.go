@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	nethttp "net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/eventstore"
+	ledgerhttp "github.com/assignment-ledger/ledger/http"
+	"github.com/assignment-ledger/ledger/migrations"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+func runServe(ctx context.Context, env *cliEnv, args []string) error {
+	fs := newFlags(env, "serve", "serve",
+		"Serves the HTTP API on LEDGER_ADDR (default 127.0.0.1:8080) against DATABASE_URL,\n"+
+			"after applying pending migrations, and runs the projections. Stops gracefully on SIGTERM/SIGINT.")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	cfg, pool, log, err := connect(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := migrations.Apply(ctx, pool, log); err != nil {
+		return err
+	}
+
+	store := eventstore.New(pool)
+	runner, err := projections.New(pool, store, log)
+	if err != nil {
+		return err
+	}
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		runner.Collector())
+
+	api := ledgerhttp.NewServer(ledgerhttp.Deps{
+		Pool: pool, Store: store, Commands: commands.New(store, log), Projections: runner, Queries: projections.NewQueries(pool), Log: log,
+		BaseURL: cfg.BaseURL, Registry: registry,
+		Ready: func(ctx context.Context) error {
+			if err := pool.Ping(ctx); err != nil {
+				return fmt.Errorf("database unreachable: %w", err)
+			}
+			n, err := migrations.Pending(ctx, pool)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				return fmt.Errorf("%d migration(s) pending", n)
+			}
+			return nil
+		},
+	})
+	srv := &nethttp.Server{
+		Addr:              cfg.Addr,
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		// Exports stream large bodies; the write timeout bounds a stuck client.
+		WriteTimeout: 5 * time.Minute,
+		IdleTimeout:  2 * time.Minute,
+		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+
+	projCtx, stopProjections := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := runner.Run(projCtx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Error("projections stopped", slog.String("error", err.Error()))
+		}
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serving", slog.String("addr", ln.Addr().String()))
+
+	select {
+	case err := <-serveErr:
+		stopProjections()
+		wg.Wait()
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	// Projections stop after the last request: a request waiting on
+	// X-Min-Position still gets its answer.
+	stopProjections()
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

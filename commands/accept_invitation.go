@@ -1,0 +1,95 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// invitationActor is the actor recorded on InvitationAccepted: whoever
+// holds the token, who is not a user of the tenant.
+var invitationActor = eventstore.Actor{Name: "invited client"}
+
+// maxTokenLen bounds what is hashed; real tokens are 43 characters.
+const maxTokenLen = 256
+
+// AcceptInvitation accepts the invitation holding token: the client
+// becomes active. No authentication; an unknown or already used token is
+// ErrNotFound. The invitation row is locked, so of two concurrent accepts
+// exactly one succeeds.
+func (c *Commands) AcceptInvitation(ctx context.Context, token string) (CustomerResult, error) {
+	if token == "" || len(token) > maxTokenLen {
+		return CustomerResult{}, ErrNotFound
+	}
+	hash := hashToken(token)
+	correlation := newID()
+	var result CustomerResult
+	err := c.withRetry(ctx, "AcceptInvitation", false, func() error {
+		return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+			var tenantID, customerID string
+			var accepted bool
+			err := tx.PgxTx().QueryRow(ctx, `SELECT tenant_id::text, customer_id::text, accepted_at IS NOT NULL
+				FROM invitations WHERE token_hash = $1 FOR UPDATE`, hash).Scan(&tenantID, &customerID, &accepted)
+			if errors.Is(err, pgx.ErrNoRows) || (err == nil && accepted) {
+				return ErrNotFound
+			}
+			if err != nil {
+				return fmt.Errorf("read invitation: %w", err)
+			}
+			versions, err := lockCustomers(ctx, tx, tenantID, []string{customerID}, forUpdate)
+			if err != nil {
+				return err
+			}
+			version, ok := versions[customerID]
+			if !ok {
+				return ErrNotFound
+			}
+			l, err := loadCustomers(ctx, tx, tenantID, []string{customerID})
+			if err != nil {
+				return err
+			}
+			cu := l.customers[customerID]
+			events, err := cu.AcceptInvitation()
+			if err != nil {
+				return err
+			}
+			at := now()
+			for _, e := range events {
+				cu.Apply(e, at)
+			}
+			if err := c.fillNames(ctx, tx, tenantID, teamIDs(cu)); err != nil {
+				return err
+			}
+			data, err := encode(events)
+			if err != nil {
+				return err
+			}
+			res, err := tx.Append(ctx, eventstore.AppendRequest{
+				TenantID: tenantID,
+				Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
+				Metadata: eventstore.Metadata{Actor: invitationActor, CorrelationID: correlation},
+				Side: func(ctx context.Context, tx pgx.Tx) error {
+					_, err := tx.Exec(ctx, `UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1`, hash, at)
+					if err != nil {
+						return fmt.Errorf("mark invitation accepted: %w", err)
+					}
+					return nil
+				},
+				Now: at,
+			})
+			if err != nil {
+				return err
+			}
+			result = CustomerResult{CustomerView: c.customerView(cu), Position: res.Position}
+			return nil
+		})
+	})
+	if err != nil {
+		return CustomerResult{}, err
+	}
+	return result, nil
+}

@@ -1,0 +1,172 @@
+package commands_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+func TestAssignUser(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	b.policy(t, domain.Policy{MaxAssignees: ptr(2), RequireLead: true, MembersCanSelfAssign: true})
+	c := b.customer(t)
+	u1, u2, u3 := b.user(t), b.user(t), b.user(t)
+
+	res, err := cmd.AssignUser(ctx, b.admin, c, u1)
+	wantErr(t, err, "")
+	if ids, lead := teamOf(res.CustomerView); !slices.Equal(ids, []string{u1}) || lead != u1 {
+		t.Fatalf("team %v lead %s", ids, lead)
+	}
+	if res.Version != 2 || res.Position == 0 || res.Assignees[0].Name == "" || res.Assignees[0].AssignedAt.IsZero() {
+		t.Fatalf("result %+v", res)
+	}
+	got, err := cmd.GetCustomer(ctx, b.tenantID, c)
+	wantErr(t, err, "")
+	if !slices.Equal(got.Assignees, res.Assignees) || got.Version != res.Version {
+		t.Fatalf("GetCustomer %+v, command answered %+v", got, res.CustomerView)
+	}
+
+	_, err = cmd.AssignUser(ctx, b.admin, c, u1)
+	wantErr(t, err, domain.CodeAlreadyAssigned)
+	res, err = cmd.AssignUser(ctx, b.admin, c, u2)
+	wantErr(t, err, "")
+	if _, lead := teamOf(res.CustomerView); lead != u1 {
+		t.Fatalf("lead changed to %s", lead)
+	}
+	_, err = cmd.AssignUser(ctx, b.admin, c, u3)
+	wantErr(t, err, domain.CodeMaxAssigneesReached)
+
+	// A deactivated user cannot be assigned.
+	c2 := b.customer(t)
+	_, err = cmd.DeactivateUser(ctx, b.admin, u3, "")
+	wantErr(t, err, "")
+	_, err = cmd.AssignUser(ctx, b.admin, c2, u3)
+	wantErr(t, err, domain.CodeUserDeactivated)
+
+	// Unknown and malformed IDs.
+	_, err = cmd.AssignUser(ctx, b.admin, "0190c1f2-0000-7000-8000-000000000000", u1)
+	wantErr(t, err, "not_found")
+	_, err = cmd.AssignUser(ctx, b.admin, c2, "0190c1f2-0000-7000-8000-000000000000")
+	wantErr(t, err, "not_found")
+	_, err = cmd.AssignUser(ctx, b.admin, "not-a-uuid", u1)
+	wantErr(t, err, "not_found")
+	// A user ID is not a customer ID.
+	_, err = cmd.AssignUser(ctx, b.admin, u2, u1)
+	wantErr(t, err, "not_found")
+}
+
+func TestAssignUserOtherTenant(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	other := b.otherTenant(t)
+	theirCustomer := b.customerIn(t, other)
+	theirUser := b.userIn(t, other, domain.RoleMember)
+	mine, myUser := b.customer(t), b.user(t)
+	before := b.eventCount(t)
+
+	_, err := cmd.AssignUser(ctx, b.admin, theirCustomer, myUser)
+	wantErr(t, err, "not_found")
+	_, err = cmd.AssignUser(ctx, b.admin, mine, theirUser)
+	wantErr(t, err, "not_found")
+	_, err = cmd.GetCustomer(ctx, b.tenantID, theirCustomer)
+	wantErr(t, err, "not_found")
+	_, err = cmd.GetUser(ctx, b.tenantID, theirUser)
+	wantErr(t, err, "not_found")
+	_, err = cmd.BlockCustomer(ctx, b.admin, theirCustomer)
+	wantErr(t, err, "not_found")
+	_, err = cmd.DeactivateUser(ctx, b.admin, theirUser, "")
+	wantErr(t, err, "not_found")
+	_, err = cmd.IssueAPIKey(ctx, b.admin, theirUser)
+	wantErr(t, err, "not_found")
+	if n := b.eventCount(t); n != before {
+		t.Fatalf("refused commands appended %d events", n-before)
+	}
+}
+
+func TestAssignUserMembers(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	c := b.customer(t)
+	me, other := b.user(t), b.user(t)
+	m := b.memberMeta(me)
+
+	_, err := cmd.AssignUser(ctx, m, c, other)
+	wantErr(t, err, "forbidden")
+	_, err = cmd.AssignUser(ctx, m, c, me)
+	wantErr(t, err, "")
+	_, err = cmd.UnassignUser(ctx, m, c, me)
+	wantErr(t, err, "")
+
+	b.policy(t, domain.Policy{MembersCanSelfAssign: false})
+	_, err = cmd.AssignUser(ctx, m, c, me)
+	wantErr(t, err, "forbidden")
+	b.assign(t, c, me)
+	_, err = cmd.UnassignUser(ctx, m, c, me)
+	wantErr(t, err, "forbidden")
+	_, err = cmd.MakeTeamLead(ctx, m, c, me)
+	wantErr(t, err, "forbidden")
+	_, err = cmd.BlockCustomer(ctx, m, c)
+	wantErr(t, err, "forbidden")
+}
+
+func TestAssignUserIfMatch(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	c := b.customer(t)
+	u1, u2 := b.user(t), b.user(t)
+	before := b.eventCount(t)
+
+	m := b.admin
+	m.IfMatch = ptr(int64(5))
+	_, err := cmd.AssignUser(ctx, m, c, u1)
+	wantErr(t, err, "precondition")
+	if b.eventCount(t) != before {
+		t.Fatal("412 appended")
+	}
+	m.IfMatch = ptr(int64(1))
+	res, err := cmd.AssignUser(ctx, m, c, u1)
+	wantErr(t, err, "")
+	if res.Version != 2 {
+		t.Fatalf("version %d", res.Version)
+	}
+	_, err = cmd.AssignUser(ctx, m, c, u2) // still If-Match 1
+	wantErr(t, err, "precondition")
+}
+
+func TestAssignUserIdempotent(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	c := b.customer(t)
+	u1, u2 := b.user(t), b.user(t)
+
+	m := keyed(b.admin, "k1", "assign u1")
+	first, err := cmd.AssignUser(ctx, m, c, u1)
+	wantErr(t, err, "")
+	n := b.eventCount(t)
+	again, err := cmd.AssignUser(ctx, m, c, u1)
+	wantErr(t, err, "") // not already_assigned: the first answer, replayed
+	if again.Position != first.Position || again.Version != first.Version || !slices.Equal(again.Assignees, first.Assignees) {
+		t.Fatalf("replay %+v, first %+v", again, first)
+	}
+	if b.eventCount(t) != n {
+		t.Fatal("replay appended")
+	}
+	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k1", "assign u2"), c, u2)
+	wantErr(t, err, "key_reused")
+
+	// A refused command stores nothing: the same key may then succeed.
+	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u1 again"), c, u1)
+	wantErr(t, err, domain.CodeAlreadyAssigned)
+	_, err = cmd.UnassignUser(ctx, b.admin, c, u1)
+	wantErr(t, err, "")
+	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u1 again"), c, u1)
+	wantErr(t, err, "")
+}

@@ -1,0 +1,202 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// Limits of one bulk edit.
+const (
+	MaxBulkCustomers = 10_000
+	MaxBulkUsers     = 100
+)
+
+// BulkRequest applies Action ("add" or "remove") to every pair of
+// CustomerIDs × UserIDs.
+type BulkRequest struct {
+	Action      string
+	CustomerIDs []string
+	UserIDs     []string
+	DryRun      bool
+}
+
+// BulkResult is what a bulk edit did, or with DryRun would do.
+type BulkResult struct {
+	ToBeAssigned   []domain.Pair      `json:"to_be_assigned"`
+	ToBeDeassigned []domain.Pair      `json:"to_be_deassigned"`
+	Unchanged      []domain.Pair      `json:"unchanged"`
+	Errors         []domain.PairError `json:"errors"`
+	Position       int64              `json:"position"`
+}
+
+// BulkEdit adds or removes every listed user on every listed customer, all
+// or nothing (admin only). Each pair is decided under the same rules as
+// AssignUser / UnassignUser, against the customer as the earlier pairs left
+// it. If any pair fails, nothing is written and the answer is a
+// *BulkRejectedError listing every failing pair; with DryRun the plan is
+// answered, errors included, and nothing is written.
+//
+// An unknown customer or user ID (or another tenant's) fails its pairs
+// with code "not_found" rather than the whole request with ErrNotFound, so
+// that one call reports every problem.
+func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return BulkResult{}, err
+	}
+	action := domain.BulkAction(req.Action)
+	switch {
+	case !action.Valid():
+		return BulkResult{}, &domain.ValidationError{Field: "action", Detail: `must be "add" or "remove"`}
+	case len(req.CustomerIDs) == 0:
+		return BulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}
+	case len(req.UserIDs) == 0:
+		return BulkResult{}, &domain.ValidationError{Field: "user_ids", Detail: "must not be empty"}
+	case len(req.CustomerIDs) > MaxBulkCustomers:
+		return BulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: fmt.Sprintf("at most %d customers per bulk edit", MaxBulkCustomers)}
+	case len(req.UserIDs) > MaxBulkUsers:
+		return BulkResult{}, &domain.ValidationError{Field: "user_ids", Detail: fmt.Sprintf("at most %d users per bulk edit", MaxBulkUsers)}
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return BulkResult{}, err
+	}
+	if req.DryRun {
+		m.IdempotencyKey = "" // a dry run writes nothing, so there is nothing to replay
+	}
+	customerIDs, userIDs := orderedIDs(req.CustomerIDs), orderedIDs(req.UserIDs)
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (BulkResult, error) {
+		var result BulkResult
+		err := c.withRetry(ctx, "BulkEdit", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				userMode, customerMode := forShare, forUpdate
+				if req.DryRun {
+					userMode, customerMode = noLock, noLock
+				}
+				users, err := lockUsers(ctx, tx, m.TenantID, sortedUnique(validIDs(userIDs)), userMode)
+				if err != nil {
+					return err
+				}
+				versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
+				if err != nil {
+					return err
+				}
+				var found []string
+				for _, id := range customerIDs {
+					if _, ok := versions[id]; ok {
+						found = append(found, id)
+					}
+				}
+				l, err := loadCustomers(ctx, tx, m.TenantID, found)
+				if err != nil {
+					return err
+				}
+				customers := make([]domain.Customer, 0, len(found))
+				for _, id := range found {
+					customers = append(customers, l.customers[id])
+				}
+				var planUsers []domain.User
+				for _, id := range userIDs {
+					if u, ok := users[id]; ok {
+						planUsers = append(planUsers, u)
+					}
+				}
+				plan := domain.PlanBulk(action, customers, planUsers, l.policy)
+
+				result = BulkResult{
+					ToBeAssigned:   nonNil(plan.ToBeAssigned),
+					ToBeDeassigned: nonNil(plan.ToBeDeassigned),
+					Unchanged:      nonNil(plan.Unchanged),
+					Errors:         []domain.PairError{},
+				}
+				for _, cid := range customerIDs {
+					_, knownCustomer := versions[cid]
+					for _, uid := range userIDs {
+						if _, knownUser := users[uid]; knownCustomer && knownUser {
+							continue
+						}
+						what := "user " + uid
+						if !knownCustomer {
+							what = "customer " + cid
+						}
+						result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: CodeNotFound, Detail: what + " does not exist"})
+					}
+				}
+				result.Errors = append(result.Errors, plan.Errors...)
+				if req.DryRun {
+					return nil
+				}
+				if len(result.Errors) > 0 {
+					return &BulkRejectedError{Errors: result.Errors}
+				}
+				if len(plan.Events) == 0 && idem == nil {
+					return nil
+				}
+				streams := make([]eventstore.StreamWrite, 0, len(plan.Events))
+				for _, id := range slices.Sorted(maps.Keys(plan.Events)) {
+					data, err := encode(plan.Events[id])
+					if err != nil {
+						return err
+					}
+					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID:    m.TenantID,
+					Streams:     streams,
+					Metadata:    m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         now(),
+				})
+				if err != nil {
+					return err
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}
+
+// orderedIDs drops duplicates, keeping the first occurrence's place, and
+// canonicalizes valid UUIDs; invalid IDs are kept as given (they fail as
+// not_found).
+func orderedIDs(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if p, ok := parseID(id); ok {
+			id = p
+		}
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func validIDs(ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if _, ok := parseID(id); ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func nonNil[T any](xs []T) []T {
+	if xs == nil {
+		return []T{}
+	}
+	return xs
+}

@@ -1,0 +1,451 @@
+// Package commands runs the ledger's commands: each one authorizes the
+// actor, locks and loads what it decides on, asks the domain, and appends the
+// resulting events (with their side records) in one transaction.
+//
+// Locking is what makes the rules hold under races. Every command takes its
+// locks in one global order: user rows first (FOR SHARE to use a user, FOR
+// UPDATE to deactivate one), sorted by ID, then customer stream rows (FOR
+// UPDATE), sorted by ID. A command that decides on a customer therefore sees
+// the customer exactly as its append will find it, and a user's status cannot
+// change between the check and the commit.
+package commands
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// Stream types recorded in the streams table.
+const (
+	streamTenant   = "tenant"
+	streamUser     = "user"
+	streamCustomer = "customer"
+)
+
+// Claim kinds: values unique within a tenant.
+const (
+	claimCustomerEmail      = "customer_email"
+	claimCustomerExternalID = "customer_external_id"
+	claimUserEmail          = "user_email"
+)
+
+// CodeExternalIDTaken is the RuleError code of a duplicate customer
+// external_id (domain.CodeEmailTaken covers emails).
+const CodeExternalIDTaken = "external_id_taken"
+
+// CodeNotFound is the PairError code of a bulk pair whose customer or user
+// does not exist in the tenant.
+const CodeNotFound = "not_found"
+
+// maxAttempts bounds the retries of a command that lost a race it can
+// safely run again (deadlock, serialization failure, version mismatch
+// without If-Match).
+const maxAttempts = 5
+
+var (
+	// ErrNotFound is an unknown ID, or an ID of another tenant: the two are
+	// indistinguishable on purpose.
+	ErrNotFound = errors.New("not found")
+	// ErrPreconditionFailed is an If-Match version that is not the
+	// customer's current version (HTTP 412).
+	ErrPreconditionFailed = errors.New("precondition failed: version mismatch")
+)
+
+// Commands runs every command against one event store.
+type Commands struct {
+	store *eventstore.Store
+	log   *slog.Logger
+	names nameCache
+}
+
+// New returns the command handlers over store.
+func New(store *eventstore.Store, log *slog.Logger) *Commands {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}}
+}
+
+// Meta is what every command carries besides its own input.
+type Meta struct {
+	TenantID string
+	Actor    domain.Actor
+	// IdempotencyKey is optional; with it RequestHash is required.
+	IdempotencyKey string
+	RequestHash    []byte
+	// IfMatch is the customer version the caller expects (customer commands).
+	IfMatch *int64
+	// CorrelationID is shared by every event of the command; generated when
+	// empty.
+	CorrelationID string
+}
+
+func (m Meta) metadata() eventstore.Metadata {
+	return eventstore.Metadata{
+		Actor:          eventstore.Actor{UserID: m.Actor.UserID, Name: m.Actor.Name},
+		CorrelationID:  m.CorrelationID,
+		IdempotencyKey: m.IdempotencyKey,
+	}
+}
+
+// prepare validates the meta and fills in the correlation ID.
+func (m Meta) prepare() (Meta, error) {
+	tenant, ok := parseID(m.TenantID)
+	if !ok {
+		return m, fmt.Errorf("tenant %q: %w", m.TenantID, ErrNotFound)
+	}
+	m.TenantID = tenant
+	if m.IdempotencyKey != "" && len(m.RequestHash) == 0 {
+		return m, errors.New("commands: an idempotency key needs a request hash")
+	}
+	if len(m.IdempotencyKey) > 255 {
+		return m, &domain.ValidationError{Field: "Idempotency-Key", Detail: "is longer than 255 characters"}
+	}
+	if m.CorrelationID == "" {
+		m.CorrelationID = newID()
+	}
+	return m, nil
+}
+
+// BulkRejectedError refuses a whole bulk edit because some pairs break a
+// rule (HTTP 409); nothing was written.
+type BulkRejectedError struct {
+	Errors []domain.PairError
+}
+
+func (e *BulkRejectedError) Error() string {
+	return fmt.Sprintf("bulk edit refused: %d pair(s) break a rule", len(e.Errors))
+}
+
+// ImportRejectedError refuses a whole import because some rows are bad
+// (HTTP 422); nothing was written. Report lists every bad row.
+type ImportRejectedError struct {
+	Report ImportReport
+}
+
+func (e *ImportRejectedError) Error() string {
+	return fmt.Sprintf("import refused: %d bad row(s)", len(e.Report.Errors))
+}
+
+// newID returns a UUID v7.
+func newID() string {
+	return uuid.Must(uuid.NewV7()).String()
+}
+
+// parseID accepts only the canonical 36-character form of a UUID and
+// returns it in lower case; anything else is an ID that cannot exist.
+func parseID(s string) (string, bool) {
+	if len(s) != 36 {
+		return "", false
+	}
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return "", false
+	}
+	return u.String(), true
+}
+
+func notFound(kind, id string) error {
+	return fmt.Errorf("%s %s: %w", kind, id, ErrNotFound)
+}
+
+// now is the recording time of a command's events, at the precision the
+// database keeps, so views built before the append equal what a reload shows.
+func now() time.Time {
+	return time.Now().UTC().Truncate(time.Microsecond)
+}
+
+func randomToken() (raw string, hash []byte) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	raw = base64.RawURLEncoding.EncodeToString(b)
+	return raw, hashToken(raw)
+}
+
+func hashToken(raw string) []byte {
+	h := sha256.Sum256([]byte(raw))
+	return h[:]
+}
+
+// encode turns domain events into event store data.
+func encode(events []domain.Event) ([]eventstore.EventData, error) {
+	out := make([]eventstore.EventData, 0, len(events))
+	for _, e := range events {
+		typ, schema, data, err := domain.EncodeEvent(e)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, eventstore.EventData{Type: typ, SchemaVersion: schema, Data: data})
+	}
+	return out, nil
+}
+
+// retryable reports whether a failed attempt may simply run again.
+func retryable(err error, ifMatch bool) bool {
+	if errors.Is(err, eventstore.ErrConflict) {
+		return true
+	}
+	return !ifMatch && errors.Is(err, eventstore.ErrVersionMismatch)
+}
+
+// withRetry runs attempt until it succeeds, fails for good, or has failed
+// maxAttempts times on a retryable conflict.
+func (c *Commands) withRetry(ctx context.Context, name string, ifMatch bool, attempt func() error) error {
+	var err error
+	for i := 1; ; i++ {
+		err = attempt()
+		if err == nil || !retryable(err, ifMatch) || i == maxAttempts {
+			return err
+		}
+		c.log.DebugContext(ctx, "command conflict; retrying", slog.String("command", name),
+			slog.Int("attempt", i), slog.String("error", err.Error()))
+		backoff := time.Duration(i*i)*time.Millisecond + time.Duration(mrand.IntN(2000))*time.Microsecond
+		select {
+		case <-ctx.Done():
+			return errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// errReplayed ends a transaction whose append turned out to be an
+// idempotent replay (a concurrent retry committed first).
+var errReplayed = errors.New("replayed")
+
+// idempotent runs a command under m's idempotency key: a stored answer is
+// replayed without running the command; otherwise run decides and appends,
+// passing the *eventstore.Idempotency to record (nil without a key).
+//
+// run returns the result, or errReplayed with the stored response in
+// *replay when the append found the key recorded meanwhile.
+func idempotent[R any](ctx context.Context, c *Commands, m Meta, run func(idem *eventstore.Idempotency, replay *[]byte) (R, error)) (R, error) {
+	var zero R
+	if m.IdempotencyKey == "" {
+		var replay []byte
+		r, err := run(nil, &replay)
+		if errors.Is(err, errReplayed) {
+			return zero, errors.New("commands: replay without an idempotency key")
+		}
+		return r, err
+	}
+	if r, ok, err := lookupReplay[R](ctx, c, m); ok || err != nil {
+		return r, err
+	}
+	idem := &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: m.RequestHash}
+	var replay []byte
+	r, err := run(idem, &replay)
+	switch {
+	case errors.Is(err, errReplayed):
+		return decodeReplay[R](replay)
+	case err != nil:
+		// A concurrent retry with the same key may have committed while
+		// this attempt waited, and this attempt then ran into the very rule
+		// the first one satisfied (already_assigned): answer the first.
+		if errors.Is(err, eventstore.ErrIdempotencyKeyReused) {
+			return zero, err
+		}
+		if r, ok, lerr := lookupReplay[R](ctx, c, m); ok || lerr != nil {
+			if lerr != nil {
+				return zero, err
+			}
+			return r, nil
+		}
+		return zero, err
+	}
+	return r, nil
+}
+
+func lookupReplay[R any](ctx context.Context, c *Commands, m Meta) (R, bool, error) {
+	var zero R
+	res, ok, err := c.store.LookupIdempotency(ctx, m.TenantID, m.IdempotencyKey, m.RequestHash)
+	if err != nil || !ok {
+		return zero, false, err
+	}
+	r, err := decodeReplay[R](res.Response)
+	return r, true, err
+}
+
+func decodeReplay[R any](response []byte) (R, error) {
+	var r R
+	if len(response) == 0 {
+		return r, errors.New("commands: idempotency key recorded without a response")
+	}
+	if err := json.Unmarshal(response, &r); err != nil {
+		return r, fmt.Errorf("decode stored response: %w", err)
+	}
+	if rp, ok := any(&r).(interface{ markReplayed() }); ok {
+		rp.markReplayed()
+	}
+	return r, nil
+}
+
+// withIdempotency returns idem with Response set to the JSON of *result
+// after setPosition has stamped the append's position on it.
+func withIdempotency[R any](idem *eventstore.Idempotency, result *R, setPosition func(int64)) *eventstore.Idempotency {
+	if idem == nil {
+		return nil
+	}
+	out := *idem
+	out.Response = func(res eventstore.AppendResult) ([]byte, error) {
+		setPosition(res.Position)
+		return json.Marshal(result)
+	}
+	return &out
+}
+
+// translateClaim turns a lost unique claim into the rule it breaks.
+func translateClaim(err error) error {
+	var ct *eventstore.ClaimTakenError
+	if !errors.As(err, &ct) {
+		return err
+	}
+	switch ct.Kind {
+	case claimCustomerExternalID:
+		return &domain.RuleError{Code: CodeExternalIDTaken, Detail: fmt.Sprintf("external_id %q is already used by another customer", ct.Value)}
+	case claimUserEmail:
+		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another user", ct.Value)}
+	default:
+		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another customer", ct.Value)}
+	}
+}
+
+// nameCache remembers users' display names, which never change after
+// creation, so views need not read them on every command.
+type nameCache struct {
+	mu sync.RWMutex
+	m  map[string]string
+}
+
+const maxCachedNames = 200_000
+
+func (n *nameCache) get(id string) (string, bool) {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	name, ok := n.m[id]
+	return name, ok
+}
+
+func (n *nameCache) put(id, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.m) >= maxCachedNames {
+		n.m = make(map[string]string)
+	}
+	n.m[id] = name
+}
+
+// customerDecide decides a command on one locked customer; users holds the
+// command's users, share-locked.
+type customerDecide func(cu domain.Customer, users map[string]domain.User, pol domain.Policy) ([]domain.Event, error)
+
+// customerCommand runs a command on one existing customer: idempotency,
+// bounded retries, locks (users, then the customer), If-Match, decision,
+// append, and the customer as it now stands.
+func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, customerID string, userIDs []string, decide customerDecide) (CustomerResult, error) {
+	m, err := m.prepare()
+	if err != nil {
+		return CustomerResult{}, err
+	}
+	customerID, ok := parseID(customerID)
+	if !ok {
+		return CustomerResult{}, notFound("customer", customerID)
+	}
+	userIDs = sortedUnique(userIDs)
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
+		var result CustomerResult
+		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				users, version, l, err := lockAndLoad(ctx, tx.PgxTx(), m.TenantID, customerID, userIDs)
+				if err != nil {
+					return err
+				}
+				if m.IfMatch != nil && *m.IfMatch != version {
+					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
+				}
+				cu := l.customers[customerID]
+				if cu.Version != version {
+					return fmt.Errorf("customer %s: stream head says version %d, events say %d", customerID, version, cu.Version)
+				}
+				events, err := decide(cu, users, l.policy)
+				if err != nil {
+					return err
+				}
+				at := now()
+				for _, e := range events {
+					cu.Apply(e, at)
+				}
+				if err := c.fillNames(ctx, tx, m.TenantID, teamIDs(cu)); err != nil {
+					return err
+				}
+				result = CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[customerID]}
+				if len(events) == 0 && idem == nil {
+					return nil
+				}
+				data, err := encode(events)
+				if err != nil {
+					return err
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
+					Metadata: m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) {
+						if p != 0 {
+							result.Position = p
+						}
+					}),
+					Now: at,
+				})
+				if err != nil {
+					return err
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				if res.Position != 0 {
+					result.Position = res.Position
+				}
+				return nil
+			})
+		})
+		return result, err
+	})
+}
+
+// sortedUnique returns ids sorted without duplicates (a new slice).
+func sortedUnique(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// parseIDs parses every id; the first bad one is ErrNotFound of kind.
+func parseIDs(kind string, ids ...string) ([]string, error) {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		p, ok := parseID(id)
+		if !ok {
+			return nil, notFound(kind, id)
+		}
+		out[i] = p
+	}
+	return out, nil
+}

@@ -1,0 +1,81 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// CreateUser adds a team member (admin only). Emails are unique in a
+// tenant: a duplicate is the RuleError email_taken.
+func (c *Commands) CreateUser(ctx context.Context, m Meta, name, email string, role domain.Role) (UserResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return UserResult{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return UserResult{}, err
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+		var result UserResult
+		err := c.withRetry(ctx, "CreateUser", false, func() error {
+			id := newID()
+			events, err := domain.CreateUser(id, m.TenantID, name, email, role)
+			if err != nil {
+				return err
+			}
+			created := events[0].(domain.UserCreated)
+			at := now()
+			result = UserResult{UserView: userView(domain.User{ID: id, Name: created.Name, Email: created.Email,
+				Role: created.Role, Status: domain.UserStatusActive, CreatedAt: at})}
+			data, err := encode(events)
+			if err != nil {
+				return err
+			}
+			res, err := c.store.Append(ctx, eventstore.AppendRequest{
+				TenantID:    m.TenantID,
+				Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
+				Claims:      []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
+				Metadata:    m.metadata(),
+				Side:        insertUser(m.TenantID, created, at),
+				Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+				Now:         at,
+			})
+			if err != nil {
+				return translateClaim(err)
+			}
+			if res.Replayed {
+				*replay = res.Response
+				return errReplayed
+			}
+			result.Position = res.Position
+			c.names.put(id, created.Name)
+			return nil
+		})
+		return result, err
+	})
+}
+
+// insertUser writes the team directory row of a new user, in the
+// transaction of its UserCreated.
+func insertUser(tenantID string, u domain.UserCreated, at time.Time) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.UserID, tenantID, u.Name, u.Email, string(u.Role), string(domain.UserStatusActive), at)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another user", u.Email)}
+		}
+		if err != nil {
+			return fmt.Errorf("insert user: %w", err)
+		}
+		return nil
+	}
+}

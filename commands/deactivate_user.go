@@ -1,0 +1,160 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// qCustomersOfUser finds every customer userID was ever put on, from the
+// events themselves (a projection may lag): the candidates whose current
+// team the deactivation must check. Both branches use a partial index.
+const qCustomersOfUser = `
+SELECT stream_id::text FROM events
+ WHERE tenant_id = $1 AND type IN ('UserAssigned', 'TeamMemberReplaced') AND data->>'user_id' = $2
+UNION
+SELECT stream_id::text FROM events
+ WHERE tenant_id = $1 AND type = 'TeamMemberReplaced' AND data->>'with_user_id' = $2`
+
+// DeactivateUser deactivates userID (admin only): the user can no longer be
+// assigned or authenticate. With transferTo ("" for none) each of the
+// user's customers is handed to transferTo in the same role; without, the
+// user is unassigned everywhere, or the whole deactivation is refused if
+// that would break a customer's policy.
+//
+// The user's row is locked FOR UPDATE first, which waits for every command
+// that is using the user (they hold it FOR SHARE) and holds off new ones;
+// so the customers found afterwards are all of them, and no assignment of
+// the user can commit after the deactivation.
+func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferTo string) (UserResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return UserResult{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return UserResult{}, err
+	}
+	ids := []string{userID}
+	if transferTo != "" {
+		ids = append(ids, transferTo)
+	}
+	ids, err = parseIDs("user", ids...)
+	if err != nil {
+		return UserResult{}, err
+	}
+	uid := ids[0]
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+		var result UserResult
+		err := c.withRetry(ctx, "DeactivateUser", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				// Users in ID order, whatever their lock mode.
+				users := make(map[string]domain.User, len(ids))
+				for _, id := range sortedUnique(ids) {
+					mode := forShare
+					if id == uid {
+						mode = forUpdate
+					}
+					got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
+					if err != nil {
+						return err
+					}
+					users[id] = got[id]
+				}
+				u := users[uid]
+				var to *domain.User
+				if len(ids) == 2 {
+					t := users[ids[1]]
+					to = &t
+				}
+				// Refuse early (already deactivated, transfer to self or to a
+				// deactivated user) before reading any customer.
+				if _, err := u.Deactivate(to); err != nil {
+					return err
+				}
+
+				candidates, err := customersOf(ctx, tx, m.TenantID, uid)
+				if err != nil {
+					return err
+				}
+				versions, err := lockCustomers(ctx, tx, m.TenantID, candidates, forUpdate)
+				if err != nil {
+					return err
+				}
+				locked := slices.Sorted(maps.Keys(versions))
+				l, err := loadCustomers(ctx, tx, m.TenantID, locked)
+				if err != nil {
+					return err
+				}
+				var customers []domain.Customer
+				for _, id := range locked {
+					if _, on := l.customers[id].Member(uid); on {
+						customers = append(customers, l.customers[id])
+					}
+				}
+				userEvents, customerEvents, err := domain.DeactivateUser(u, to, customers, l.policy)
+				if err != nil {
+					return err
+				}
+
+				at := now()
+				data, err := encode(userEvents)
+				if err != nil {
+					return err
+				}
+				streams := []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}
+				for _, id := range slices.Sorted(maps.Keys(customerEvents)) {
+					data, err := encode(customerEvents[id])
+					if err != nil {
+						return err
+					}
+					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				}
+				u.Status = domain.UserStatusDeactivated
+				result = UserResult{UserView: userView(u)}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  streams,
+					Metadata: m.metadata(),
+					Side: func(ctx context.Context, tx pgx.Tx) error {
+						_, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
+							m.TenantID, uid, string(domain.UserStatusDeactivated))
+						if err != nil {
+							return fmt.Errorf("deactivate user row: %w", err)
+						}
+						return nil
+					},
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         at,
+				})
+				if err != nil {
+					return err
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}
+
+func customersOf(ctx context.Context, tx *eventstore.Tx, tenantID, userID string) ([]string, error) {
+	rows, err := tx.Query(ctx, qCustomersOfUser, tenantID, userID)
+	if err != nil {
+		return nil, fmt.Errorf("find the user's customers: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find the user's customers: %w", err)
+	}
+	return ids, nil
+}

@@ -1,0 +1,399 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// MaxImportRows bounds one import file.
+const MaxImportRows = 10_000
+
+// importHeader is the exact header row of an import file.
+var importHeader = []string{"First Name", "Last Name", "Email", "Phone Number", "Team"}
+
+// ImportOptions are the query options of an import.
+type ImportOptions struct {
+	// DryRun reports without writing.
+	DryRun bool
+	// UpdateExisting updates the names of clients whose email exists;
+	// without it such rows are left alone and counted as unchanged.
+	UpdateExisting bool
+}
+
+// ImportRowError is why one row cannot be imported; Row 1 is the first
+// data row.
+type ImportRowError struct {
+	Row   int    `json:"row"`
+	Error string `json:"error"`
+}
+
+// ImportReport is what an import did (or would do).
+type ImportReport struct {
+	Created   int              `json:"created"`
+	Updated   int              `json:"updated"`
+	Unchanged int              `json:"unchanged"`
+	Errors    []ImportRowError `json:"errors"`
+	Position  int64            `json:"position"`
+}
+
+// ImportTemplate is the CSV a user fills in: the header row and one
+// example row.
+func (c *Commands) ImportTemplate() []byte {
+	var b bytes.Buffer
+	w := csv.NewWriter(&b)
+	_ = w.Write(importHeader)
+	_ = w.Write([]string{"Ada", "Lovelace", "ada@example.com", "+44 20 7946 0000", "alice@yourteam.example;bob@yourteam.example"})
+	w.Flush()
+	return b.Bytes()
+}
+
+type importRow struct {
+	n       int
+	profile domain.Profile
+	team    []string // normalized emails, in order
+}
+
+// ImportClients imports clients from CSV (admin only): rows whose email is
+// new become active customers (CustomerRegistered, then UserAssigned for
+// each Team member under the usual rules, the first being lead under
+// require_lead); rows whose email exists are, with UpdateExisting, given
+// the row's first and last name (CustomerUpdated, or unchanged when they
+// are the same), and otherwise counted unchanged (their Team column is not
+// applied to existing clients). Any bad row rejects the whole file with an
+// *ImportRejectedError listing every bad row; otherwise everything is
+// appended in one transaction under one correlation ID.
+//
+// A header that is not exactly "First Name,Last Name,Email,Phone Number,Team"
+// (a UTF-8 BOM is allowed), malformed CSV, or more than MaxImportRows rows
+// is a *domain.ValidationError.
+func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return ImportReport{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return ImportReport{}, err
+	}
+	if opts.DryRun {
+		m.IdempotencyKey = ""
+	}
+	rows, parseErrors, err := parseImport(r)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
+		var report ImportReport
+		err := c.withRetry(ctx, "ImportClients", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				var err error
+				report, err = c.importIn(ctx, tx, m, rows, parseErrors, opts, idem, replay)
+				return err
+			})
+		})
+		return report, err
+	})
+}
+
+func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows []importRow, parseErrors []ImportRowError,
+	opts ImportOptions, idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
+	report := ImportReport{Errors: slices.Clone(parseErrors)}
+	rowError := func(n int, format string, args ...any) {
+		report.Errors = append(report.Errors, ImportRowError{Row: n, Error: fmt.Sprintf(format, args...)})
+	}
+
+	// Duplicates inside the file.
+	firstRow := map[string]int{}
+	var unique []importRow
+	for _, row := range rows {
+		if first, dup := firstRow[row.profile.Email]; dup {
+			rowError(row.n, "email %s is also on row %d", row.profile.Email, first)
+			continue
+		}
+		firstRow[row.profile.Email] = row.n
+		unique = append(unique, row)
+	}
+
+	userMode, customerMode := forShare, forUpdate
+	if opts.DryRun {
+		userMode, customerMode = noLock, noLock
+	}
+	var teamEmails []string
+	for _, row := range unique {
+		teamEmails = append(teamEmails, row.team...)
+	}
+	members, err := usersByEmail(ctx, tx, m.TenantID, sortedUnique(teamEmails), userMode)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	existing, err := customersByEmail(ctx, tx, m.TenantID, slices.Collect(maps.Keys(firstRow)))
+	if err != nil {
+		return ImportReport{}, err
+	}
+	var toUpdate []string
+	if opts.UpdateExisting {
+		toUpdate = slices.Sorted(maps.Values(existing))
+	}
+	versions, err := lockCustomers(ctx, tx, m.TenantID, toUpdate, customerMode)
+	if err != nil {
+		return ImportReport{}, err
+	}
+	l, err := loadCustomers(ctx, tx, m.TenantID, slices.Sorted(maps.Keys(versions)))
+	if err != nil {
+		return ImportReport{}, err
+	}
+
+	var (
+		streams []eventstore.StreamWrite
+		claims  []eventstore.Claim
+		at      = now()
+	)
+	emailRow := map[string]int{}
+	for _, row := range unique {
+		if id, ok := existing[row.profile.Email]; ok {
+			if !opts.UpdateExisting {
+				report.Unchanged++
+				continue
+			}
+			cu, ok := l.customers[id]
+			if !ok { // cannot happen: a claim commits with its customer
+				return ImportReport{}, fmt.Errorf("email %s is claimed by customer %s, which does not exist", row.profile.Email, id)
+			}
+			p := cu.Profile
+			p.FirstName, p.LastName = row.profile.FirstName, row.profile.LastName
+			events, err := cu.UpdateProfile(p)
+			if err != nil {
+				rowError(row.n, "%s", err.Error())
+				continue
+			}
+			if len(events) == 0 {
+				report.Unchanged++
+				continue
+			}
+			data, err := encode(events)
+			if err != nil {
+				return ImportReport{}, err
+			}
+			streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+			report.Updated++
+			continue
+		}
+
+		id := newID()
+		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile)
+		if err != nil {
+			rowError(row.n, "%s", err.Error())
+			continue
+		}
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
+		}
+		var bad string
+		for _, email := range row.team {
+			u, ok := members[email]
+			if !ok {
+				bad = fmt.Sprintf("team member %s is not a user of this tenant", email)
+				break
+			}
+			assigned, err := cu.Assign(u, l.policy)
+			if err != nil {
+				var re *domain.RuleError
+				if errors.As(err, &re) {
+					bad = fmt.Sprintf("team member %s: %s", email, re.Code)
+				} else {
+					bad = fmt.Sprintf("team member %s: %v", email, err)
+				}
+				break
+			}
+			for _, e := range assigned {
+				cu.Apply(e, at)
+			}
+			events = append(events, assigned...)
+		}
+		if bad != "" {
+			rowError(row.n, "%s", bad)
+			continue
+		}
+		data, err := encode(events)
+		if err != nil {
+			return ImportReport{}, err
+		}
+		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
+		claims = append(claims, profileClaims(id, cu.Profile)...)
+		emailRow[cu.Profile.Email] = row.n
+		report.Created++
+	}
+
+	sort.SliceStable(report.Errors, func(i, j int) bool { return report.Errors[i].Row < report.Errors[j].Row })
+	if len(report.Errors) > 0 {
+		return ImportReport{}, &ImportRejectedError{Report: report}
+	}
+	report.Errors = []ImportRowError{}
+	if opts.DryRun || (len(streams) == 0 && idem == nil) {
+		return report, nil
+	}
+	// Claims in a fixed order, so two imports sharing emails cannot deadlock.
+	sort.Slice(claims, func(i, j int) bool {
+		if claims[i].Kind != claims[j].Kind {
+			return claims[i].Kind < claims[j].Kind
+		}
+		return claims[i].Value < claims[j].Value
+	})
+	res, err := tx.Append(ctx, eventstore.AppendRequest{
+		TenantID:    m.TenantID,
+		Streams:     streams,
+		Claims:      claims,
+		Metadata:    m.metadata(),
+		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
+		Now:         at,
+	})
+	var taken *eventstore.ClaimTakenError
+	if errors.As(err, &taken) {
+		// A client with this email was registered while the file was read.
+		report.Errors = []ImportRowError{{Row: emailRow[taken.Value], Error: "email " + taken.Value + " already exists"}}
+		return ImportReport{}, &ImportRejectedError{Report: report}
+	}
+	if err != nil {
+		return ImportReport{}, err
+	}
+	if res.Replayed {
+		*replay = res.Response
+		return ImportReport{}, errReplayed
+	}
+	report.Position = res.Position
+	return report, nil
+}
+
+// parseImport reads the CSV. Row-level problems are returned as row errors;
+// a bad header or malformed CSV is a ValidationError.
+func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	header, err := cr.Read()
+	if errors.Is(err, io.EOF) {
+		return nil, nil, &domain.ValidationError{Field: "file", Detail: "is empty; the first row must be the header " + strings.Join(importHeader, ",")}
+	}
+	if err != nil {
+		return nil, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
+	}
+	if len(header) > 0 {
+		header[0] = strings.TrimPrefix(header[0], "\ufeff")
+	}
+	if !slices.Equal(header, importHeader) {
+		return nil, nil, &domain.ValidationError{Field: "file", Detail: "the header row must be exactly " + strings.Join(importHeader, ",")}
+	}
+	var (
+		rows []importRow
+		errs []ImportRowError
+	)
+	for n := 1; ; n++ {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
+		}
+		if n > MaxImportRows {
+			return nil, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
+		}
+		if len(rec) != len(importHeader) {
+			errs = append(errs, ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(importHeader))})
+			continue
+		}
+		p, err := domain.NormalizeProfile(domain.Profile{FirstName: rec[0], LastName: rec[1], Email: rec[2], Phone: rec[3]})
+		if err != nil {
+			errs = append(errs, ImportRowError{Row: n, Error: err.Error()})
+			continue
+		}
+		if p.Email == "" {
+			errs = append(errs, ImportRowError{Row: n, Error: "Email is required"})
+			continue
+		}
+		row := importRow{n: n, profile: p}
+		seen := map[string]bool{}
+		var bad string
+		for _, raw := range strings.Split(rec[4], ";") {
+			if strings.TrimSpace(raw) == "" {
+				continue
+			}
+			email, err := domain.NormalizeEmail(raw)
+			if err != nil {
+				bad = fmt.Sprintf("team member %q is not a valid email address", strings.TrimSpace(raw))
+				break
+			}
+			if seen[email] {
+				bad = fmt.Sprintf("team member %s is listed twice", email)
+				break
+			}
+			seen[email] = true
+			row.team = append(row.team, email)
+		}
+		if bad != "" {
+			errs = append(errs, ImportRowError{Row: n, Error: bad})
+			continue
+		}
+		rows = append(rows, row)
+	}
+	return rows, errs, nil
+}
+
+// usersByEmail reads (and locks, in ID order) the tenant's users with the
+// given emails, by email.
+func usersByEmail(ctx context.Context, q querier, tenantID string, emails []string, mode lockMode) (map[string]domain.User, error) {
+	out := make(map[string]domain.User, len(emails))
+	if len(emails) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND email = ANY($2) ORDER BY id`+string(mode), tenantID, emails)
+	if err != nil {
+		return nil, fmt.Errorf("read team members: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read team members: %w", err)
+		}
+		out[u.Email] = u
+	}
+	return out, rows.Err()
+}
+
+// customersByEmail maps the emails already claimed by customers to them.
+func customersByEmail(ctx context.Context, q querier, tenantID string, emails []string) (map[string]string, error) {
+	out := make(map[string]string, len(emails))
+	if len(emails) == 0 {
+		return out, nil
+	}
+	rows, err := q.Query(ctx, `SELECT value, owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = '`+claimCustomerEmail+`' AND value = ANY($2)`,
+		tenantID, emails)
+	if err != nil {
+		return nil, fmt.Errorf("find existing clients: %w", err)
+	}
+	type kv struct{ email, id string }
+	pairs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (kv, error) {
+		var p kv
+		return p, r.Scan(&p.email, &p.id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find existing clients: %w", err)
+	}
+	for _, p := range pairs {
+		out[p.email] = p.id
+	}
+	return out, nil
+}

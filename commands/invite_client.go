@@ -1,0 +1,109 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// InvitationResult is the answer of InviteClient. Token is the raw
+// invitation token, from which HTTP builds the invitation URL; only its
+// SHA-256 is stored, so an idempotent replay answers with Token "" (and
+// Replayed true).
+type InvitationResult struct {
+	Customer CustomerView `json:"customer"`
+	Token    string       `json:"-"`
+	Position int64        `json:"position"`
+	// Replayed is true when this is the stored answer of an earlier request
+	// with the same idempotency key.
+	Replayed bool `json:"-"`
+}
+
+func (r *InvitationResult) markReplayed() { r.Replayed = true }
+
+// InviteClient creates an invited client with its first team, in one batch
+// of events: ClientInvited, then UserAssigned for each of team in order
+// (the first is lead under require_lead). Admin only. The team's users must
+// exist in the tenant (else ErrNotFound) and be active.
+func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, team []string) (InvitationResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return InvitationResult{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return InvitationResult{}, err
+	}
+	team, err = parseIDs("user", team...)
+	if err != nil {
+		return InvitationResult{}, err
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (InvitationResult, error) {
+		var result InvitationResult
+		err := c.withRetry(ctx, "InviteClient", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				users, err := requireUsers(ctx, tx, m.TenantID, sortedUnique(team), forShare)
+				if err != nil {
+					return err
+				}
+				pol, err := readPolicy(ctx, tx, m.TenantID)
+				if err != nil {
+					return err
+				}
+				members := make([]domain.User, len(team))
+				for i, id := range team {
+					members[i] = users[id]
+				}
+				id := newID()
+				events, err := domain.InviteClient(id, p, members, pol)
+				if err != nil {
+					return err
+				}
+				invited := events[0].(domain.ClientInvited)
+				at := now()
+				cu := domain.Customer{TenantID: m.TenantID}
+				for _, e := range events {
+					cu.Apply(e, at)
+				}
+				for _, u := range users {
+					c.names.put(u.ID, u.Name)
+				}
+				token, hash := randomToken()
+				result = InvitationResult{Customer: c.customerView(cu), Token: token}
+				data, err := encode(events)
+				if err != nil {
+					return err
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+					Claims:   profileClaims(id, invited.Profile),
+					Metadata: m.metadata(),
+					Side: func(ctx context.Context, tx pgx.Tx) error {
+						_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
+							hash, m.TenantID, id, at)
+						if err != nil {
+							return fmt.Errorf("record invitation: %w", err)
+						}
+						return nil
+					},
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         at,
+				})
+				if err != nil {
+					return translateClaim(err)
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}

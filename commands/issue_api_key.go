@@ -1,0 +1,114 @@
+package commands
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// APIKeyPrefix starts every API key.
+const APIKeyPrefix = "lk_"
+
+// APIKeyResult is the answer of IssueAPIKey. The key exists only in this
+// answer: the store keeps its SHA-256, so an idempotent replay answers with
+// APIKey "" (and Replayed true).
+type APIKeyResult struct {
+	APIKey   string `json:"api_key"`
+	KeyID    string `json:"key_id"`
+	Position int64  `json:"position"`
+	Replayed bool   `json:"-"`
+}
+
+func (r *APIKeyResult) markReplayed() { r.Replayed = true }
+
+// HashAPIKey is what api_keys.key_hash holds for key.
+func HashAPIKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+func newAPIKey() string {
+	raw, _ := randomToken()
+	return APIKeyPrefix + raw
+}
+
+// IssueAPIKey issues a new API key for userID: an admin for anyone, a member
+// for itself. A deactivated user gets none (RuleError user_deactivated).
+func (c *Commands) IssueAPIKey(ctx context.Context, m Meta, userID string) (APIKeyResult, error) {
+	ids, err := parseIDs("user", userID)
+	if err != nil {
+		return APIKeyResult{}, err
+	}
+	uid := ids[0]
+	if !m.Actor.IsAdmin() && m.Actor.UserID != uid {
+		return APIKeyResult{}, &domain.ForbiddenError{Detail: "only an admin may issue keys for another user"}
+	}
+	m, err = m.prepare()
+	if err != nil {
+		return APIKeyResult{}, err
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (APIKeyResult, error) {
+		var result APIKeyResult
+		err := c.withRetry(ctx, "IssueAPIKey", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				users, err := requireUsers(ctx, tx, m.TenantID, []string{uid}, forShare)
+				if err != nil {
+					return err
+				}
+				if !users[uid].Active() {
+					return &domain.RuleError{Code: domain.CodeUserDeactivated, Detail: fmt.Sprintf("user %s is deactivated", uid)}
+				}
+				key, keyID, at := newAPIKey(), newID(), now()
+				result = APIKeyResult{APIKey: key, KeyID: keyID}
+				data, err := encode([]domain.Event{domain.ApiKeyIssued{UserID: uid, KeyID: keyID}})
+				if err != nil {
+					return err
+				}
+				req := eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
+					Metadata: m.metadata(),
+					Side:     insertAPIKey(m.TenantID, uid, keyID, key, at),
+					Now:      at,
+				}
+				if idem != nil {
+					i := *idem
+					i.Response = func(res eventstore.AppendResult) ([]byte, error) {
+						// Never the key itself.
+						return json.Marshal(APIKeyResult{KeyID: keyID, Position: res.Position})
+					}
+					req.Idempotency = &i
+				}
+				res, err := tx.Append(ctx, req)
+				if err != nil {
+					return err
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}
+
+func insertAPIKey(tenantID, userID, keyID, key string, at time.Time) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, key_hash, tenant_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			keyID, HashAPIKey(key), tenantID, userID, at)
+		if err != nil {
+			return fmt.Errorf("insert api key: %w", err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,368 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// lockMode is how a command locks a row it reads.
+type lockMode string
+
+const (
+	noLock    lockMode = ""
+	forShare  lockMode = " FOR SHARE"
+	forUpdate lockMode = " FOR UPDATE"
+)
+
+const userColumns = `id::text, tenant_id::text, name, email, role, status, created_at`
+
+func scanUser(row pgx.Row) (domain.User, error) {
+	var u domain.User
+	var role, status string
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Name, &u.Email, &role, &status, &u.CreatedAt); err != nil {
+		return domain.User{}, err
+	}
+	u.Role = domain.Role(role)
+	u.Status = domain.UserStatus(status)
+	u.CreatedAt = u.CreatedAt.UTC()
+	return u, nil
+}
+
+// lockUsers reads the tenant's users among ids from the team directory,
+// locking their rows in ID order with mode. Unknown IDs are simply absent.
+func lockUsers(ctx context.Context, q querier, tenantID string, ids []string, mode lockMode) (map[string]domain.User, error) {
+	out := make(map[string]domain.User, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	return collectUsers(q.Query(ctx, qUsers+string(mode), tenantID, ids))
+}
+
+const qUsers = `SELECT ` + userColumns + ` FROM users WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id`
+
+func collectUsers(rows pgx.Rows, err error) (map[string]domain.User, error) {
+	if err != nil {
+		return nil, fmt.Errorf("read users: %w", translatePg(err))
+	}
+	defer rows.Close()
+	out := map[string]domain.User{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("read users: %w", err)
+		}
+		out[u.ID] = u
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read users: %w", translatePg(err))
+	}
+	return out, nil
+}
+
+// requireUsers is lockUsers for commands that need every listed user:
+// any unknown one is ErrNotFound.
+func requireUsers(ctx context.Context, q querier, tenantID string, ids []string, mode lockMode) (map[string]domain.User, error) {
+	users, err := lockUsers(ctx, q, tenantID, ids, mode)
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		if _, ok := users[id]; !ok {
+			return nil, notFound("user", id)
+		}
+	}
+	return users, nil
+}
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// lockCustomers locks the tenant's customer streams among ids (FOR UPDATE,
+// in ID order, unless mode says otherwise) and returns their versions.
+// Unknown IDs, and other tenants' streams, are absent.
+func lockCustomers(ctx context.Context, q querier, tenantID string, ids []string, mode lockMode) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	return collectVersions(q.Query(ctx, qCustomerStreams+string(mode), tenantID, ids))
+}
+
+const qCustomerStreams = `SELECT stream_id::text, version FROM streams
+	WHERE tenant_id = $1 AND stream_type = '` + streamCustomer + `' AND stream_id = ANY($2::uuid[])
+	ORDER BY stream_id`
+
+func collectVersions(rows pgx.Rows, err error) (map[string]int64, error) {
+	if err != nil {
+		return nil, fmt.Errorf("lock customers: %w", translatePg(err))
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			return nil, fmt.Errorf("lock customers: %w", err)
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock customers: %w", translatePg(err))
+	}
+	return out, nil
+}
+
+// loaded is the customers a command decides on, as of their locked
+// versions, with the tenant's policy.
+type loaded struct {
+	customers map[string]domain.Customer
+	// lastPosition is each customer's last event position: the
+	// read-your-writes token of a command that changes nothing.
+	lastPosition map[string]int64
+	policy       domain.Policy
+}
+
+// lockAndLoad is the start of every single-customer command, pipelined in
+// one round trip: share-lock the users, lock the customer stream, then read
+// the customer and tenant streams (the read starts after the lock is held,
+// so it sees the customer exactly as the append will find it).
+func lockAndLoad(ctx context.Context, tx pgx.Tx, tenantID, customerID string, userIDs []string) (
+	users map[string]domain.User, version int64, l loaded, err error) {
+	b := &pgx.Batch{}
+	if len(userIDs) > 0 {
+		b.Queue(qUsers+string(forShare), tenantID, userIDs)
+	}
+	b.Queue(qCustomerStreams+string(forUpdate), tenantID, []string{customerID})
+	b.Queue(qEvents, []string{customerID, tenantID})
+	br := tx.SendBatch(ctx, b)
+	defer func() {
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = translatePg(cerr)
+		}
+	}()
+	users = map[string]domain.User{}
+	if len(userIDs) > 0 {
+		if users, err = collectUsers(br.Query()); err != nil {
+			return nil, 0, loaded{}, err
+		}
+		for _, id := range userIDs {
+			if u, ok := users[id]; !ok || u.TenantID != tenantID {
+				return nil, 0, loaded{}, notFound("user", id)
+			}
+		}
+	}
+	versions, err := collectVersions(br.Query())
+	if err != nil {
+		return nil, 0, loaded{}, err
+	}
+	version, ok := versions[customerID]
+	if !ok {
+		return nil, 0, loaded{}, notFound("customer", customerID)
+	}
+	streams, err := collectEvents(br.Query())
+	if err != nil {
+		return nil, 0, loaded{}, err
+	}
+	l, err = rebuild(tenantID, []string{customerID}, streams)
+	return users, version, l, err
+}
+
+// loadCustomers reads the customer streams ids and the tenant stream in one
+// query and rebuilds them. The customers' tenant must have been checked
+// already (lockCustomers): a stream never changes tenant.
+func loadCustomers(ctx context.Context, q querier, tenantID string, ids []string) (loaded, error) {
+	streams, err := readEvents(ctx, q, append(slices.Clip(ids), tenantID))
+	if err != nil {
+		return loaded{}, err
+	}
+	return rebuild(tenantID, ids, streams)
+}
+
+func rebuild(tenantID string, ids []string, streams map[string][]storedEvent) (loaded, error) {
+	var err error
+	l := loaded{customers: make(map[string]domain.Customer, len(ids)), lastPosition: make(map[string]int64, len(ids))}
+	if l.policy, err = policyOf(streams[tenantID]); err != nil {
+		return loaded{}, err
+	}
+	for _, id := range ids {
+		c, last, err := customerOf(tenantID, streams[id])
+		if err != nil {
+			return loaded{}, err
+		}
+		if c.ID != id {
+			return loaded{}, notFound("customer", id)
+		}
+		l.customers[id] = c
+		l.lastPosition[id] = last
+	}
+	return l, nil
+}
+
+// storedEvent is what rebuilding an aggregate needs of an event.
+type storedEvent struct {
+	StreamID   string
+	Version    int64
+	Position   int64
+	Type       string
+	Schema     int
+	Data       []byte
+	RecordedAt time.Time
+}
+
+// readEvents reads whole streams by ID alone. Unlike the event store's
+// tenant-filtered reads it cannot be steered onto the (tenant_id, position)
+// index, which the planner likes on fresh statistics and which then scans
+// the whole tenant. Callers check the streams' tenant first.
+func readEvents(ctx context.Context, q querier, streamIDs []string) (map[string][]storedEvent, error) {
+	return collectEvents(q.Query(ctx, qEvents, streamIDs))
+}
+
+const qEvents = `SELECT stream_id::text, stream_version, position, type, schema_version, data, recorded_at
+	FROM events WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`
+
+func collectEvents(rows pgx.Rows, err error) (map[string][]storedEvent, error) {
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", translatePg(err))
+	}
+	defer rows.Close()
+	out := map[string][]storedEvent{}
+	for rows.Next() {
+		var e storedEvent
+		var schema int32
+		if err := rows.Scan(&e.StreamID, &e.Version, &e.Position, &e.Type, &schema, &e.Data, &e.RecordedAt); err != nil {
+			return nil, fmt.Errorf("read streams: %w", err)
+		}
+		e.Schema = int(schema)
+		e.RecordedAt = e.RecordedAt.UTC()
+		out[e.StreamID] = append(out[e.StreamID], e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read streams: %w", translatePg(err))
+	}
+	return out, nil
+}
+
+func customerOf(tenantID string, events []storedEvent) (domain.Customer, int64, error) {
+	c := domain.Customer{TenantID: tenantID}
+	var last int64
+	for _, ev := range events {
+		e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
+		if err != nil {
+			return domain.Customer{}, 0, fmt.Errorf("customer %s version %d: %w", ev.StreamID, ev.Version, err)
+		}
+		c.Apply(e, ev.RecordedAt)
+		last = ev.Position
+	}
+	return c, last, nil
+}
+
+func policyOf(events []storedEvent) (domain.Policy, error) {
+	t, err := tenantOf(events)
+	if err != nil {
+		return domain.Policy{}, err
+	}
+	return t.Policy, nil
+}
+
+func tenantOf(events []storedEvent) (domain.Tenant, error) {
+	var t domain.Tenant
+	for _, ev := range events {
+		e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
+		if err != nil {
+			return domain.Tenant{}, fmt.Errorf("tenant version %d: %w", ev.Version, err)
+		}
+		t.Apply(e, ev.RecordedAt)
+	}
+	if t.ID == "" {
+		return domain.Tenant{}, ErrNotFound
+	}
+	return t, nil
+}
+
+// readPolicy reads the tenant's policy without locking.
+func readPolicy(ctx context.Context, q querier, tenantID string) (domain.Policy, error) {
+	t, err := readTenant(ctx, q, tenantID)
+	return t.Policy, err
+}
+
+func readTenant(ctx context.Context, q querier, tenantID string) (domain.Tenant, error) {
+	streams, err := readEvents(ctx, q, []string{tenantID})
+	if err != nil {
+		return domain.Tenant{}, err
+	}
+	return tenantOf(streams[tenantID])
+}
+
+// readCustomer reads one of the tenant's customers without locking.
+func readCustomer(ctx context.Context, q querier, tenantID, customerID string) (domain.Customer, error) {
+	versions, err := lockCustomers(ctx, q, tenantID, []string{customerID}, noLock)
+	if err != nil {
+		return domain.Customer{}, err
+	}
+	if _, ok := versions[customerID]; !ok {
+		return domain.Customer{}, notFound("customer", customerID)
+	}
+	streams, err := readEvents(ctx, q, []string{customerID})
+	if err != nil {
+		return domain.Customer{}, err
+	}
+	cu, _, err := customerOf(tenantID, streams[customerID])
+	if err != nil {
+		return domain.Customer{}, err
+	}
+	if cu.ID != customerID {
+		return domain.Customer{}, notFound("customer", customerID)
+	}
+	return cu, nil
+}
+
+// translatePg maps the driver's retryable errors to eventstore.ErrConflict
+// for queries the commands run themselves.
+func translatePg(err error) error {
+	if err == nil {
+		return nil
+	}
+	var pgErr interface{ SQLState() string }
+	if errors.As(err, &pgErr) {
+		switch pgErr.SQLState() {
+		case "40001", "40P01":
+			return fmt.Errorf("%w: %w", eventstore.ErrConflict, err)
+		}
+	}
+	return err
+}
+
+// fillNames makes sure the cache knows the names of ids.
+func (c *Commands) fillNames(ctx context.Context, q querier, tenantID string, ids []string) error {
+	var missing []string
+	for _, id := range ids {
+		if _, ok := c.names.get(id); !ok {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err := q.Query(ctx, `SELECT id::text, name FROM users WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, tenantID, missing)
+	if err != nil {
+		return fmt.Errorf("read user names: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return fmt.Errorf("read user names: %w", err)
+		}
+		c.names.put(id, name)
+	}
+	return rows.Err()
+}

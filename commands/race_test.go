@@ -1,0 +1,273 @@
+package commands_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// ruleOnly fails the test for any error that is not a RuleError.
+func ruleOnly(t *testing.T, err error) {
+	t.Helper()
+	var re *domain.RuleError
+	if err != nil && !errors.As(err, &re) {
+		t.Errorf("unexpected error: %v", err)
+	}
+}
+
+// checkInvariants replays the customer and checks the policy's team rules
+// in every state the stream ever passed through.
+func checkInvariants(t *testing.T, b *testBundle, customerID string, pol domain.Policy) {
+	t.Helper()
+	hadTeam := false
+	for i, c := range b.states(t, customerID) {
+		if pol.MaxAssignees != nil && len(c.Team) > *pol.MaxAssignees {
+			t.Fatalf("version %d: %d assignees > max %d", i+1, len(c.Team), *pol.MaxAssignees)
+		}
+		if len(c.Team) > 0 {
+			hadTeam = true
+		}
+		if pol.RequireAssignee && hadTeam && len(c.Team) == 0 {
+			t.Fatalf("version %d: team dropped to zero", i+1)
+		}
+		leads := 0
+		for _, m := range c.Team {
+			if m.Lead {
+				leads++
+			}
+		}
+		if leads > 1 || (pol.RequireLead && len(c.Team) > 0 && leads != 1) {
+			t.Fatalf("version %d: %d leads in a team of %d", i+1, leads, len(c.Team))
+		}
+	}
+}
+
+func TestAssignRaceMaxAssignees(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	pol := domain.Policy{MaxAssignees: ptr(3), RequireLead: true, MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	c := b.customer(t)
+	users := b.users(t, 32)
+
+	var wg sync.WaitGroup
+	errs := make([]error, len(users))
+	for i, u := range users {
+		wg.Go(func() { _, errs[i] = cmd.AssignUser(ctx, b.admin, c, u) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		if err == nil {
+			ok++
+			continue
+		}
+		wantErr(t, err, domain.CodeMaxAssigneesReached)
+	}
+	if ok != 3 {
+		t.Fatalf("%d assignments succeeded, want 3", ok)
+	}
+	checkInvariants(t, b, c, pol)
+}
+
+func TestTeamStorm(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	pol := domain.Policy{MaxAssignees: ptr(4), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	users := b.users(t, 8)
+	customers := []string{b.customer(t), b.customer(t)}
+	for _, c := range customers {
+		b.assign(t, c, users[0], users[1])
+	}
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	succeeded := map[string]int{}
+	for g := range 16 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 42))
+			for range 25 {
+				c := customers[r.IntN(len(customers))]
+				u, w := users[r.IntN(len(users))], users[r.IntN(len(users))]
+				var err error
+				var op string
+				switch r.IntN(4) {
+				case 0:
+					op = "assign"
+					_, err = cmd.AssignUser(ctx, b.admin, c, u)
+				case 1:
+					op = "unassign"
+					_, err = cmd.UnassignUser(ctx, b.admin, c, u)
+				case 2:
+					op = "replace"
+					_, err = cmd.ReplaceTeamMember(ctx, b.admin, c, u, w)
+				case 3:
+					op = "lead"
+					_, err = cmd.MakeTeamLead(ctx, b.admin, c, u)
+				}
+				ruleOnly(t, err)
+				if err == nil {
+					mu.Lock()
+					succeeded[op]++
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("successful commands: %v", succeeded)
+	for _, c := range customers {
+		checkInvariants(t, b, c, pol)
+	}
+}
+
+func TestBulkEditRacesSingleCommands(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	pol := domain.Policy{MaxAssignees: ptr(2), MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	x, a, other := b.user(t), b.user(t), b.user(t)
+
+	for round := range 8 {
+		customers := make([]string, 10)
+		for i := range customers {
+			customers[i] = b.customer(t)
+			b.assign(t, customers[i], x)
+		}
+		target := customers[round%len(customers)]
+		bulkMeta := b.admin
+		bulkMeta.CorrelationID = fmt.Sprintf("0190c1f2-0000-7000-8000-%012d", round)
+
+		var wg sync.WaitGroup
+		var bulkErr, singleErr error
+		wg.Go(func() {
+			_, bulkErr = cmd.BulkEdit(ctx, bulkMeta, commands.BulkRequest{Action: "add", CustomerIDs: customers, UserIDs: []string{a}})
+		})
+		wg.Go(func() { _, singleErr = cmd.AssignUser(ctx, b.admin, target, other) })
+		wg.Wait()
+
+		var written int
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE metadata->>'correlation_id' = $1`, bulkMeta.CorrelationID).Scan(&written); err != nil {
+			t.Fatal(err)
+		}
+		var rejected *commands.BulkRejectedError
+		switch {
+		case bulkErr == nil && written == len(customers):
+			wantErr(t, singleErr, domain.CodeMaxAssigneesReached)
+		case errors.As(bulkErr, &rejected) && written == 0:
+			wantErr(t, singleErr, "")
+			if len(rejected.Errors) != 1 || rejected.Errors[0].CustomerID != target {
+				t.Fatalf("round %d: rejection %+v", round, rejected.Errors)
+			}
+		default:
+			t.Fatalf("round %d: bulk %v wrote %d events; single %v", round, bulkErr, written, singleErr)
+		}
+		for _, c := range customers {
+			checkInvariants(t, b, c, pol)
+		}
+	}
+}
+
+func TestDeactivateRacesAssign(t *testing.T) {
+	t.Parallel()
+	for _, transfer := range []bool{false, true} {
+		t.Run(fmt.Sprintf("transfer=%v", transfer), func(t *testing.T) {
+			t.Parallel()
+			cmd, b := setup(t)
+			ctx := context.Background()
+			u, heir := b.user(t), b.user(t)
+			customers := make([]string, 24)
+			for i := range customers {
+				customers[i] = b.customer(t)
+			}
+			to := ""
+			if transfer {
+				to = heir
+			}
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			errs := make([]error, len(customers))
+			for i, c := range customers {
+				wg.Go(func() {
+					<-start
+					_, errs[i] = cmd.AssignUser(ctx, b.admin, c, u)
+				})
+			}
+			var deactErr error
+			wg.Go(func() {
+				<-start
+				_, deactErr = cmd.DeactivateUser(ctx, b.admin, u, to)
+			})
+			close(start)
+			wg.Wait()
+			wantErr(t, deactErr, "")
+			assigned, refused := 0, 0
+			for _, err := range errs {
+				if err == nil {
+					assigned++
+				} else {
+					wantErr(t, err, domain.CodeUserDeactivated)
+					refused++
+				}
+			}
+			t.Logf("assigned before deactivation: %d, refused: %d", assigned, refused)
+			heirs := 0
+			for _, c := range customers {
+				states := b.states(t, c)
+				final := states[len(states)-1]
+				if _, on := final.Member(u); on {
+					t.Fatalf("customer %s still has the deactivated user", c)
+				}
+				if _, on := final.Member(heir); on {
+					heirs++
+				}
+			}
+			if transfer && heirs != assigned {
+				t.Fatalf("%d customers handed to the heir, %d were assigned", heirs, assigned)
+			}
+			// No assignment of u was recorded after its deactivation.
+			var late int
+			err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events a, events d
+				WHERE d.type = 'UserDeactivated' AND d.data->>'user_id' = $1
+				  AND a.type = 'UserAssigned' AND a.data->>'user_id' = $1 AND a.position > d.position`, u).Scan(&late)
+			if err != nil || late != 0 {
+				t.Fatalf("%d assignments after deactivation (%v)", late, err)
+			}
+		})
+	}
+}
+
+func TestIdempotentRetriesRace(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	c, u := b.customer(t), b.user(t)
+	m := keyed(b.admin, "same-key", "assign")
+	const n = 12
+	var wg sync.WaitGroup
+	results := make([]commands.CustomerResult, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { results[i], errs[i] = cmd.AssignUser(ctx, m, c, u) })
+	}
+	wg.Wait()
+	for i := range n {
+		wantErr(t, errs[i], "")
+		if results[i].Position != results[0].Position || results[i].Version != 2 {
+			t.Fatalf("result %d: %+v vs %+v", i, results[i], results[0])
+		}
+	}
+	if s := b.states(t, c); len(s) != 2 {
+		t.Fatalf("%d events on the customer", len(s))
+	}
+}

@@ -1,0 +1,27 @@
+package commands
+
+import (
+	"context"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// UnassignUser takes userID off the customer's team. Admins may unassign
+// anyone; members only themselves, when the policy lets them.
+func (c *Commands) UnassignUser(ctx context.Context, m Meta, customerID, userID string) (CustomerResult, error) {
+	if err := domain.AuthorizeAssignment(m.Actor, domain.Policy{MembersCanSelfAssign: true}, userID); err != nil {
+		return CustomerResult{}, err
+	}
+	ids, err := parseIDs("user", userID)
+	if err != nil {
+		return CustomerResult{}, err
+	}
+	uid := ids[0]
+	return c.customerCommand(ctx, "UnassignUser", m, customerID, ids,
+		func(cu domain.Customer, _ map[string]domain.User, pol domain.Policy) ([]domain.Event, error) {
+			if err := domain.AuthorizeAssignment(m.Actor, pol, uid); err != nil {
+				return nil, err
+			}
+			return cu.Unassign(uid, pol)
+		})
+}

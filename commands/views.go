@@ -1,0 +1,156 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// Assignee is one member of a customer's team as shown to clients.
+type Assignee struct {
+	UserID     string    `json:"user_id"`
+	Name       string    `json:"name"`
+	Lead       bool      `json:"lead"`
+	AssignedAt time.Time `json:"assigned_at"`
+}
+
+// CustomerView is a customer as it stands in the write model.
+type CustomerView struct {
+	ID         string     `json:"id"`
+	FirstName  string     `json:"first_name"`
+	LastName   string     `json:"last_name"`
+	Email      string     `json:"email"`
+	Phone      string     `json:"phone"`
+	ExternalID string     `json:"external_id"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Version    int64      `json:"version"`
+	Assignees  []Assignee `json:"assignees"`
+}
+
+// CustomerResult is the answer of a successful customer command.
+type CustomerResult struct {
+	CustomerView
+	Position int64 `json:"position"`
+}
+
+// UserView is a team member.
+type UserView struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Email     string    `json:"email"`
+	Role      string    `json:"role"`
+	Status    string    `json:"status"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// UserResult is the answer of a successful user command.
+type UserResult struct {
+	UserView
+	Position int64 `json:"position"`
+}
+
+// PolicyResult is the answer of ChangePolicy.
+type PolicyResult struct {
+	domain.Policy
+	Position int64 `json:"position"`
+}
+
+func userView(u domain.User) UserView {
+	return UserView{ID: u.ID, Name: u.Name, Email: u.Email, Role: string(u.Role), Status: string(u.Status), CreatedAt: u.CreatedAt.UTC()}
+}
+
+// customerView renders c; the names of its team must be in the cache
+// (fillNames), a missing one shows as "".
+func (c *Commands) customerView(cu domain.Customer) CustomerView {
+	v := CustomerView{
+		ID: cu.ID, FirstName: cu.Profile.FirstName, LastName: cu.Profile.LastName, Email: cu.Profile.Email,
+		Phone: cu.Profile.Phone, ExternalID: cu.Profile.ExternalID, Status: string(cu.Status),
+		CreatedAt: cu.CreatedAt.UTC(), Version: cu.Version, Assignees: make([]Assignee, 0, len(cu.Team)),
+	}
+	for _, m := range cu.Team {
+		name, _ := c.names.get(m.UserID)
+		v.Assignees = append(v.Assignees, Assignee{UserID: m.UserID, Name: name, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
+	}
+	return v
+}
+
+func teamIDs(cu domain.Customer) []string {
+	ids := make([]string, len(cu.Team))
+	for i, m := range cu.Team {
+		ids[i] = m.UserID
+	}
+	return ids
+}
+
+// GetCustomer reads a customer from its stream (consistent with every
+// committed command), with its team's names.
+func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string) (CustomerView, error) {
+	tenantID, ok1 := parseID(tenantID)
+	customerID, ok2 := parseID(customerID)
+	if !ok1 || !ok2 {
+		return CustomerView{}, ErrNotFound
+	}
+	cu, err := readCustomer(ctx, c.store.Pool(), tenantID, customerID)
+	if err != nil {
+		return CustomerView{}, err
+	}
+	if err := c.fillNames(ctx, c.store.Pool(), tenantID, teamIDs(cu)); err != nil {
+		return CustomerView{}, err
+	}
+	return c.customerView(cu), nil
+}
+
+// GetUser reads a user from the team directory.
+func (c *Commands) GetUser(ctx context.Context, tenantID, userID string) (UserView, error) {
+	tenantID, ok1 := parseID(tenantID)
+	userID, ok2 := parseID(userID)
+	if !ok1 || !ok2 {
+		return UserView{}, ErrNotFound
+	}
+	row := c.store.Pool().QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 AND id = $2`, tenantID, userID)
+	u, err := scanUser(row)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return UserView{}, notFound("user", userID)
+	}
+	if err != nil {
+		return UserView{}, fmt.Errorf("get user: %w", err)
+	}
+	return userView(u), nil
+}
+
+// ListUsers lists the tenant's users by name.
+func (c *Commands) ListUsers(ctx context.Context, tenantID string) ([]UserView, error) {
+	tenantID, ok := parseID(tenantID)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	rows, err := c.store.Pool().Query(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 ORDER BY name, id`, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	out := []UserView{}
+	for rows.Next() {
+		u, err := scanUser(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		out = append(out, userView(u))
+	}
+	return out, rows.Err()
+}
+
+// GetPolicy reads the tenant's policy from its stream.
+func (c *Commands) GetPolicy(ctx context.Context, tenantID string) (domain.Policy, error) {
+	tenantID, ok := parseID(tenantID)
+	if !ok {
+		return domain.Policy{}, ErrNotFound
+	}
+	return readPolicy(ctx, c.store.Pool(), tenantID)
+}

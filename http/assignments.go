@@ -1,0 +1,171 @@
+package http
+
+import (
+	"context"
+	nethttp "net/http"
+
+	"github.com/assignment-ledger/ledger/commands"
+)
+
+type userIDBody struct {
+	UserID string `json:"user_id"`
+}
+
+func (s *Server) assignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s.userCommand(w, r, s.cmd.AssignUser)
+}
+
+func (s *Server) makeTeamLead(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s.userCommand(w, r, s.cmd.MakeTeamLead)
+}
+
+// userCommand runs a customer command whose body names a user.
+func (s *Server) userCommand(w nethttp.ResponseWriter, r *nethttp.Request,
+	run func(ctx context.Context, m commands.Meta, customerID, userID string) (commands.CustomerResult, error)) {
+	customerID, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body userIDBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if body.UserID == "" {
+		s.writeError(w, r, badRequest("invalid_input", "user_id", "user_id is required"))
+		return
+	}
+	userID, err := resolveID(r.Context(), body.UserID, "user_id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := run(r.Context(), m, customerID, userID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
+func (s *Server) unassignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	customerID, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	userID, err := idParam(r, "user_id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.command(r, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.UnassignUser(r.Context(), m, customerID, userID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
+type replaceBody struct {
+	WithUserID string `json:"with_user_id"`
+}
+
+func (s *Server) replaceTeamMember(w nethttp.ResponseWriter, r *nethttp.Request) {
+	customerID, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	userID, err := idParam(r, "user_id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body replaceBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if body.WithUserID == "" {
+		s.writeError(w, r, badRequest("invalid_input", "with_user_id", "with_user_id is required"))
+		return
+	}
+	with, err := resolveID(r.Context(), body.WithUserID, "with_user_id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.ReplaceTeamMember(r.Context(), m, customerID, userID, with)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
+type bulkBody struct {
+	Action      string   `json:"action"`
+	CustomerIDs []string `json:"customer_ids"`
+	UserIDs     []string `json:"user_ids"`
+	DryRun      bool     `json:"dry_run"`
+}
+
+// maxBulkCustomers is the contract's limit for one bulk edit.
+const maxBulkCustomers = 10_000
+
+func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) {
+	var body bulkBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if body.Action != "add" && body.Action != "remove" {
+		s.writeError(w, r, badRequest("invalid_input", "action", `action must be "add" or "remove"`))
+		return
+	}
+	if len(body.CustomerIDs) == 0 || len(body.UserIDs) == 0 {
+		s.writeError(w, r, badRequest("invalid_input", "", "customer_ids and user_ids must not be empty"))
+		return
+	}
+	if len(body.CustomerIDs) > maxBulkCustomers {
+		s.writeError(w, r, badRequest("invalid_input", "customer_ids", "at most %d customers per bulk edit", maxBulkCustomers))
+		return
+	}
+	if len(body.UserIDs) > 100 {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "at most 100 users per bulk edit"))
+		return
+	}
+	req := commands.BulkRequest{Action: body.Action, DryRun: body.DryRun}
+	for _, id := range body.CustomerIDs {
+		cid, err := resolveID(r.Context(), id, "customer_ids")
+		if err != nil || id == "me" {
+			s.writeError(w, r, badRequest("invalid_id", "customer_ids", "customer id %q is not a UUID", id))
+			return
+		}
+		req.CustomerIDs = append(req.CustomerIDs, cid)
+	}
+	for _, id := range body.UserIDs {
+		uid, err := resolveID(r.Context(), id, "user_ids")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		req.UserIDs = append(req.UserIDs, uid)
+	}
+	res, err := s.cmd.BulkEdit(r.Context(), m, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
+}

@@ -1,0 +1,120 @@
+package http
+
+import (
+	"bytes"
+	"errors"
+	nethttp "net/http"
+	"strings"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/assignment-ledger/ledger/commands"
+)
+
+type inviteBody struct {
+	profileBody
+	Team []string `json:"team"`
+}
+
+type invitationAnswer struct {
+	Customer      commands.CustomerView `json:"customer"`
+	InvitationURL string                `json:"invitation_url,omitempty"`
+	Position      int64                 `json:"position"`
+}
+
+func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
+	var body inviteBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	team := make([]string, 0, len(body.Team))
+	for _, id := range body.Team {
+		uid, err := resolveID(r.Context(), id, "team")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		team = append(team, uid)
+	}
+	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ans := invitationAnswer{Customer: res.Customer, Position: res.Position}
+	if res.Token != "" {
+		ans.InvitationURL = s.baseURL + "/invitations/" + res.Token
+	}
+	w.Header().Set("ETag", etag(res.Customer.Version))
+	writeCommand(w, nethttp.StatusCreated, res.Position, ans)
+}
+
+func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) {
+	token := strings.TrimSpace(chi.URLParam(r, "token"))
+	if token == "" || len(token) > 200 {
+		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
+		return
+	}
+	res, err := s.cmd.AcceptInvitation(r.Context(), token)
+	if err != nil {
+		if errors.Is(err, commands.ErrNotFound) {
+			writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
+			return
+		}
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
+func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="clients-import-template.csv"`)
+	_, _ = w.Write(s.cmd.ImportTemplate())
+}
+
+func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
+	body, err := readBody(r, "text/csv", maxCSVBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := r.URL.Query()
+	opts := commands.ImportOptions{}
+	if opts.DryRun, err = boolParam(q.Get("dry_run"), "dry_run"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if opts.UpdateExisting, err = boolParam(q.Get("update_existing"), "update_existing"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.meta(r, body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	report, err := s.cmd.ImportClients(r.Context(), m, bytes.NewReader(body), opts)
+	var rejected *commands.ImportRejectedError
+	if errors.As(err, &rejected) {
+		writeJSON(w, nethttp.StatusUnprocessableEntity, rejected.Report)
+		return
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusOK, report.Position, report)
+}
+
+func boolParam(raw, name string) (bool, error) {
+	switch strings.ToLower(raw) {
+	case "", "false", "0":
+		return false, nil
+	case "true", "1":
+		return true, nil
+	}
+	return false, badRequest("invalid_input", name, "%s must be true or false", name)
+}

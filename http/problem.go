@@ -1,0 +1,129 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	nethttp "net/http"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+// Problem is an RFC 9457 problem document.
+type Problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail,omitempty"`
+	Code     string `json:"code,omitempty"`
+	Instance string `json:"instance,omitempty"`
+	// Field names the offending input for validation errors.
+	Field string `json:"field,omitempty"`
+	// Errors lists every failing pair of a refused bulk edit.
+	Errors any `json:"errors,omitempty"`
+}
+
+const problemBase = "https://ledger.dev/problems/"
+
+func newProblem(status int, code, detail string) Problem {
+	typ := "about:blank"
+	if code != "" {
+		typ = problemBase + code
+	}
+	return Problem{Type: typ, Title: nethttp.StatusText(status), Status: status, Detail: detail, Code: code}
+}
+
+func writeProblem(w nethttp.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// errInput marks malformed requests found by the HTTP layer itself.
+type errInput struct {
+	status int
+	code   string
+	field  string
+	detail string
+}
+
+func (e *errInput) Error() string { return e.detail }
+
+func badRequest(code, field, format string, args ...any) error {
+	return &errInput{status: nethttp.StatusBadRequest, code: code, field: field, detail: fmt.Sprintf(format, args...)}
+}
+
+// errorToProblem is the one place where typed errors become HTTP answers.
+func errorToProblem(err error) (Problem, bool) {
+	var (
+		in       *errInput
+		rule     *domain.RuleError
+		invalid  *domain.ValidationError
+		denied   *domain.ForbiddenError
+		bulk     *commands.BulkRejectedError
+		imported *commands.ImportRejectedError
+		claim    *eventstore.ClaimTakenError
+	)
+	switch {
+	case errors.As(err, &in):
+		p := newProblem(in.status, in.code, in.detail)
+		p.Field = in.field
+		return p, true
+	case errors.As(err, &bulk):
+		p := newProblem(nethttp.StatusConflict, "bulk_edit_refused", fmt.Sprintf("%d pair(s) break a rule; nothing was written", len(bulk.Errors)))
+		p.Errors = bulk.Errors
+		return p, true
+	case errors.As(err, &imported):
+		return Problem{}, false // answered with the report itself, see importClients
+	case errors.As(err, &rule):
+		return newProblem(nethttp.StatusConflict, rule.Code, rule.Detail), true
+	case errors.As(err, &invalid):
+		p := newProblem(nethttp.StatusBadRequest, "invalid_input", invalid.Error())
+		p.Field = invalid.Field
+		return p, true
+	case errors.As(err, &denied):
+		return newProblem(nethttp.StatusForbidden, "forbidden", denied.Detail), true
+	case errors.Is(err, projections.ErrBadCursor):
+		p := newProblem(nethttp.StatusBadRequest, "invalid_cursor", "the cursor is not one this list issued")
+		p.Field = "cursor"
+		return p, true
+	case errors.Is(err, commands.ErrNotFound), errors.Is(err, eventstore.ErrNotFound), errors.Is(err, projections.ErrNotFound):
+		return newProblem(nethttp.StatusNotFound, "not_found", "no such resource"), true
+	case errors.Is(err, commands.ErrPreconditionFailed):
+		return newProblem(nethttp.StatusPreconditionFailed, "version_mismatch", "the resource has changed since the version given in If-Match"), true
+	case errors.Is(err, eventstore.ErrIdempotencyKeyReused):
+		return newProblem(nethttp.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request"), true
+	case errors.As(err, &claim):
+		return newProblem(nethttp.StatusConflict, claim.Kind+"_taken", err.Error()), true
+	case errors.Is(err, projections.ErrWaitTimeout):
+		return newProblem(nethttp.StatusServiceUnavailable, "position_not_reached", "the read models have not caught up with the requested position yet"), true
+	case errors.Is(err, eventstore.ErrConflict), errors.Is(err, eventstore.ErrVersionMismatch):
+		return newProblem(nethttp.StatusConflict, "concurrent_modification", "the resource was changed concurrently; retry"), true
+	}
+	return Problem{}, false
+}
+
+// writeError answers err as a problem; unexpected errors are logged and 500.
+func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
+	if p, ok := errorToProblem(err); ok {
+		if p.Status == nethttp.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		p.Instance = r.URL.Path
+		writeProblem(w, p)
+		return
+	}
+	if r.Context().Err() != nil {
+		// The client went away; nobody reads the answer.
+		return
+	}
+	s.log.ErrorContext(r.Context(), "request failed", slog.String("error", err.Error()),
+		slog.String("request_id", requestID(r.Context())))
+	p := newProblem(nethttp.StatusInternalServerError, "internal", "internal error; request id "+requestID(r.Context()))
+	p.Instance = r.URL.Path
+	writeProblem(w, p)
+}

@@ -1,0 +1,334 @@
+package http
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	nethttp "net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+// userInTenant answers 404 for IDs outside the caller's tenant before a
+// read model is asked, so an empty list never passes for "no such user".
+func (s *Server) userInTenant(r *nethttp.Request, id string) error {
+	_, err := s.cmd.GetUser(r.Context(), principal(r.Context()).TenantID, id)
+	return err
+}
+
+func (s *Server) userClients(w nethttp.ResponseWriter, r *nethttp.Request) {
+	tenant := principal(r.Context()).TenantID
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	asOf, err := timeParam(r, "as_of")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.userInTenant(r, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q := strings.TrimSpace(r.URL.Query().Get("q"))
+	if asOf != nil {
+		items, err := s.clientsAsOf(r, tenant, id, q, *asOf)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, nethttp.StatusOK, page[projections.MyClient]{Items: nonNil(items)})
+		return
+	}
+	pg, err := s.q.MyClients(r.Context(), tenant, id, q, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pg.Items = nonNil(pg.Items)
+	writeJSON(w, nethttp.StatusOK, pg)
+}
+
+// clientsAsOf shapes a user's customers at a moment like "My Clients": the
+// customer's profile as it is now, its team and this user's place as of then.
+func (s *Server) clientsAsOf(r *nethttp.Request, tenant, userID, q string, at time.Time) ([]projections.MyClient, error) {
+	held, err := s.q.ClientsAsOf(r.Context(), tenant, userID, at)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(held))
+	for _, h := range held {
+		ids = append(ids, h.CustomerID)
+	}
+	byID, err := s.q.CustomersByID(r.Context(), tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	q = strings.ToLower(q)
+	out := make([]projections.MyClient, 0, len(held))
+	for _, h := range held {
+		c, ok := byID[h.CustomerID]
+		if !ok {
+			continue
+		}
+		if q != "" && !strings.Contains(strings.ToLower(c.FirstName+" "+c.LastName+" "+c.Email), q) {
+			continue
+		}
+		if c.Assignees, err = s.q.TeamAsOf(r.Context(), tenant, h.CustomerID, at); err != nil {
+			return nil, err
+		}
+		out = append(out, projections.MyClient{CustomerItem: c, Lead: h.Lead, AssignedAt: h.AssignedAt})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].AssignedAt.After(out[j].AssignedAt) })
+	return out, nil
+}
+
+// historyItem is one event as auditors see it.
+type historyItem struct {
+	Position      int64           `json:"position"`
+	Type          string          `json:"type"`
+	At            time.Time       `json:"at"`
+	Actor         historyActor    `json:"actor"`
+	CorrelationID string          `json:"correlation_id"`
+	Data          json.RawMessage `json:"data"`
+}
+
+type historyActor struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
+	tenant := principal(r.Context()).TenantID
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	events, err := s.store.ReadStream(r.Context(), tenant, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(events) == 0 || (events[0].Type != domain.TypeCustomerRegistered && events[0].Type != domain.TypeClientInvited) {
+		s.writeError(w, r, commands.ErrNotFound)
+		return
+	}
+	items := make([]historyItem, 0, len(events))
+	for _, e := range events {
+		// Decoding upcasts old schema versions; auditors see the current shape.
+		ev, err := domain.DecodeEvent(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		_, _, data, err := domain.EncodeEvent(ev)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		items = append(items, historyItem{
+			Position: e.Position, Type: e.Type, At: e.RecordedAt,
+			Actor:         historyActor{UserID: e.Metadata.Actor.UserID, Name: e.Metadata.Actor.Name},
+			CorrelationID: e.Metadata.CorrelationID, Data: data,
+		})
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"items": items})
+}
+
+func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request) {
+	tenant := principal(r.Context()).TenantID
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	asOf, err := timeParam(r, "as_of")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	c, err := s.cmd.GetCustomer(r.Context(), tenant, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if asOf == nil {
+		writeJSON(w, nethttp.StatusOK, map[string]any{"items": nonNil(c.Assignees)})
+		return
+	}
+	items, err := s.q.TeamAsOf(r.Context(), tenant, id, *asOf)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"items": nonNil(items)})
+}
+
+// selfOrAdmin lets users see only their own notifications unless admin.
+func selfOrAdmin(r *nethttp.Request, userID string) error {
+	p := principal(r.Context())
+	if p.IsAdmin() || p.UserID == userID {
+		return nil
+	}
+	return &domain.ForbiddenError{Detail: "only the user or an admin may do this"}
+}
+
+func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.userInTenant(r, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := selfOrAdmin(r, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	unread, items, err := s.q.Notifications(r.Context(), principal(r.Context()).TenantID, id, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"unread": unread, "items": nonNil(items)})
+}
+
+type markReadBody struct {
+	IDs []string `json:"ids"`
+}
+
+func (s *Server) markNotificationsRead(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	body, err := readBody(r, "application/json", maxJSONBody)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req markReadBody
+	if err := decodeJSON(body, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(req.IDs) > 1000 {
+		s.writeError(w, r, badRequest("invalid_input", "ids", "at most 1000 ids at once"))
+		return
+	}
+	if err := s.userInTenant(r, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := selfOrAdmin(r, id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tenant := principal(r.Context()).TenantID
+	if err := s.q.MarkRead(r.Context(), tenant, id, req.IDs); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	unread, items, err := s.q.Notifications(r.Context(), tenant, id, 50)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"unread": unread, "items": nonNil(items)})
+}
+
+func (s *Server) auditFilter(r *nethttp.Request) (projections.AuditFilter, error) {
+	q := r.URL.Query()
+	var f projections.AuditFilter
+	for name, dst := range map[string]*time.Time{"from": &f.From, "to": &f.To} {
+		t, err := timeParam(r, name)
+		if err != nil {
+			return f, err
+		}
+		if t != nil {
+			*dst = *t
+		}
+	}
+	var err error
+	for name, dst := range map[string]*string{"actor": &f.Actor, "customer_id": &f.CustomerID, "user_id": &f.UserID} {
+		if raw := q.Get(name); raw != "" {
+			if *dst, err = resolveID(r.Context(), raw, name); err != nil {
+				return f, err
+			}
+		}
+	}
+	f.Type = q.Get("type")
+	if len(f.Type) > 100 {
+		return f, badRequest("invalid_input", "type", "type is too long")
+	}
+	return f, nil
+}
+
+func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
+	tenant := principal(r.Context()).TenantID
+	f, err := s.auditFilter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	switch {
+	case accepts(r, "application/x-ndjson"):
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		enc := json.NewEncoder(w)
+		err = s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
+		s.logExportError(r, err)
+		return
+	case accepts(r, "text/csv"):
+		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+		w.Header().Set("Content-Disposition", `attachment; filename="audit.csv"`)
+		cw := csv.NewWriter(w)
+		_ = cw.Write([]string{"position", "type", "at", "actor_user_id", "actor_name", "correlation_id", "customer_id", "data"})
+		err = s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error {
+			return cw.Write([]string{strconv.FormatInt(e.Position, 10), e.Type, e.At.UTC().Format(time.RFC3339Nano),
+				e.Actor.UserID, csvSafe(e.Actor.Name), e.CorrelationID, e.CustomerID, string(e.Data)})
+		})
+		cw.Flush()
+		s.logExportError(r, err)
+		return
+	}
+	limit, err := limitParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pg, err := s.q.Audit(r.Context(), tenant, f, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pg.Items = nonNil(pg.Items)
+	writeJSON(w, nethttp.StatusOK, pg)
+}
+
+func (s *Server) logExportError(r *nethttp.Request, err error) {
+	if err != nil && !errors.Is(err, r.Context().Err()) {
+		s.log.ErrorContext(r.Context(), "export failed", "error", err, "request_id", requestID(r.Context()))
+	}
+}

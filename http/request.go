@@ -1,0 +1,197 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/commands"
+)
+
+const (
+	maxJSONBody = 1 << 20  // 1 MiB
+	maxCSVBody  = 10 << 20 // 10 MiB: an import of about 100,000 rows
+)
+
+// readBody reads the whole body under a size limit after checking its media type.
+func readBody(r *nethttp.Request, mediaType string, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &errInput{status: nethttp.StatusRequestEntityTooLarge, code: "body_too_large",
+			detail: fmt.Sprintf("the body is larger than %d bytes", limit)}
+	}
+	ct := r.Header.Get("Content-Type")
+	got, _, err := mime.ParseMediaType(ct)
+	if err != nil || !strings.EqualFold(got, mediaType) {
+		return nil, &errInput{status: nethttp.StatusUnsupportedMediaType, code: "unsupported_media_type",
+			detail: fmt.Sprintf("send Content-Type: %s (got %q)", mediaType, ct)}
+	}
+	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, badRequest("malformed_body", "", "could not read the body: %v", err)
+	}
+	if int64(len(body)) > limit {
+		return nil, &errInput{status: nethttp.StatusRequestEntityTooLarge, code: "body_too_large",
+			detail: fmt.Sprintf("the body is larger than %d bytes", limit)}
+	}
+	return body, nil
+}
+
+// decodeJSON strictly decodes a JSON object: unknown fields and trailing
+// data are errors, so a typo in a field name never silently does nothing.
+func decodeJSON(body []byte, dst any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("malformed_json", "", "the body is empty; send a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var typeErr *json.UnmarshalTypeError
+		if errors.As(err, &typeErr) {
+			return badRequest("invalid_input", typeErr.Field, "field %q must be %s", typeErr.Field, typeErr.Type.String())
+		}
+		return badRequest("malformed_json", "", "malformed JSON: %v", err)
+	}
+	if dec.More() {
+		return badRequest("malformed_json", "", "unexpected data after the JSON object")
+	}
+	return nil
+}
+
+// command reads a JSON command body and builds the command's Meta: tenant,
+// actor, Idempotency-Key with a hash of the request, and If-Match.
+func (s *Server) command(r *nethttp.Request, dst any) (commands.Meta, error) {
+	var body []byte
+	if dst != nil {
+		var err error
+		if body, err = readBody(r, "application/json", maxJSONBody); err != nil {
+			return commands.Meta{}, err
+		}
+		if err := decodeJSON(body, dst); err != nil {
+			return commands.Meta{}, err
+		}
+	} else if r.ContentLength > 0 || r.Header.Get("Content-Type") != "" {
+		// Bodyless commands tolerate an empty JSON object.
+		var err error
+		if body, err = readBody(r, "application/json", maxJSONBody); err != nil {
+			return commands.Meta{}, err
+		}
+	}
+	return s.meta(r, body)
+}
+
+func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
+	p := principal(r.Context())
+	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: requestID(r.Context())}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 255 {
+			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key is longer than 255 characters")
+		}
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n%s\n%s\n", r.Method, r.URL.Path, r.URL.RawQuery, p.UserID)
+		h.Write(body)
+		m.IdempotencyKey, m.RequestHash = key, h.Sum(nil)
+	}
+	if im := r.Header.Get("If-Match"); im != "" {
+		v, err := parseETag(im)
+		if err != nil {
+			return m, err
+		}
+		m.IfMatch = &v
+	}
+	return m, nil
+}
+
+func parseETag(s string) (int64, error) {
+	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "W/"))
+	s = strings.Trim(s, `"`)
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || v < 0 {
+		return 0, badRequest("invalid_header", "If-Match", `If-Match must be a version ETag such as "3"`)
+	}
+	return v, nil
+}
+
+// idParam reads a UUID path parameter; "me" stands for the caller.
+func idParam(r *nethttp.Request, name string) (string, error) {
+	return resolveID(r.Context(), chi.URLParam(r, name), name)
+}
+
+func resolveID(ctx context.Context, raw, field string) (string, error) {
+	if raw == "me" {
+		return principal(ctx).UserID, nil
+	}
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return "", badRequest("invalid_id", field, "%s %q is not a UUID", field, raw)
+	}
+	return id.String(), nil
+}
+
+// limitParam reads ?limit= (default 50, 1..500).
+func limitParam(r *nethttp.Request) (int, error) {
+	raw := r.URL.Query().Get("limit")
+	if raw == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 1 || n > 500 {
+		return 0, badRequest("invalid_limit", "limit", "limit must be an integer from 1 to 500")
+	}
+	return n, nil
+}
+
+func timeParam(r *nethttp.Request, name string) (*time.Time, error) {
+	raw := r.URL.Query().Get(name)
+	if raw == "" {
+		return nil, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, raw)
+	if err != nil {
+		return nil, badRequest("invalid_time", name, "%s must be an RFC 3339 time such as 2026-03-03T12:00:00Z", name)
+	}
+	t = t.UTC()
+	return &t, nil
+}
+
+func writeJSON(w nethttp.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// writeCommand answers a successful command with its position token.
+func writeCommand(w nethttp.ResponseWriter, status int, position int64, v any) {
+	if position > 0 {
+		w.Header().Set("X-Ledger-Position", strconv.FormatInt(position, 10))
+	}
+	writeJSON(w, status, v)
+}
+
+// page is the list envelope of the contract.
+type page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// wantsCSV reports whether the client asked for a CSV export.
+func accepts(r *nethttp.Request, mediaType string) bool {
+	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && strings.EqualFold(mt, mediaType) {
+			return true
+		}
+	}
+	return false
+}

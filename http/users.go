@@ -1,0 +1,150 @@
+package http
+
+import (
+	nethttp "net/http"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+func (s *Server) getPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
+	pol, err := s.cmd.GetPolicy(r.Context(), principal(r.Context()).TenantID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, pol)
+}
+
+type policyBody struct {
+	MaxAssignees         *int  `json:"max_assignees"`
+	RequireAssignee      *bool `json:"require_assignee"`
+	RequireLead          *bool `json:"require_lead"`
+	MembersCanSelfAssign *bool `json:"members_can_self_assign"`
+}
+
+func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
+	var body policyBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// PUT replaces the whole policy: every field must be present, so that a
+	// forgotten field never silently resets a rule.
+	if body.RequireAssignee == nil || body.RequireLead == nil || body.MembersCanSelfAssign == nil {
+		s.writeError(w, r, badRequest("invalid_input", "", "send the whole policy: max_assignees, require_assignee, require_lead, members_can_self_assign"))
+		return
+	}
+	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
+		MaxAssignees: body.MaxAssignees, RequireAssignee: *body.RequireAssignee,
+		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
+	})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
+}
+
+type createUserBody struct {
+	Name  string `json:"name"`
+	Email string `json:"email"`
+	Role  string `json:"role"`
+}
+
+func (s *Server) createUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	var body createUserBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.CreateUser(r.Context(), m, body.Name, body.Email, domain.Role(body.Role))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusCreated, res.Position, res)
+}
+
+func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) {
+	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, map[string]any{"items": users})
+}
+
+func (s *Server) getUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	u, err := s.cmd.GetUser(r.Context(), principal(r.Context()).TenantID, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, nethttp.StatusOK, u)
+}
+
+func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.command(r, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.IssueAPIKey(r.Context(), m, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusCreated, res.Position, res)
+}
+
+type deactivateBody struct {
+	TransferTo string `json:"transfer_to"`
+}
+
+func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body deactivateBody
+	meta, err := s.command(r, optionalBody(r, &body))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	transferTo := ""
+	if body.TransferTo != "" {
+		if transferTo, err = resolveID(r.Context(), body.TransferTo, "transfer_to"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.cmd.DeactivateUser(r.Context(), meta, id, transferTo)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
+}
+
+// optionalBody returns dst when the request carries a body, else nil, for
+// commands whose body may be left out entirely.
+func optionalBody(r *nethttp.Request, dst any) any {
+	if r.ContentLength == 0 && r.Header.Get("Content-Type") == "" {
+		return nil
+	}
+	return dst
+}

@@ -1,0 +1,51 @@
+// Package config reads the service's configuration from the environment.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is everything `ledger serve` can be told through the environment.
+type Config struct {
+	DatabaseURL string
+	Addr        string
+	// BaseURL prefixes invitation links; defaults to http://<Addr>.
+	BaseURL  string
+	LogLevel slog.Level
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout time.Duration
+}
+
+// ErrNoDatabaseURL is returned when DATABASE_URL is unset.
+var ErrNoDatabaseURL = errors.New("DATABASE_URL is not set (example: postgres://user@127.0.0.1:5432/ledger?sslmode=disable)")
+
+// FromEnv reads the configuration; lookup is os.LookupEnv in production.
+func FromEnv(lookup func(string) (string, bool)) (Config, error) {
+	get := func(k, def string) string {
+		if v, ok := lookup(k); ok && strings.TrimSpace(v) != "" {
+			return strings.TrimSpace(v)
+		}
+		return def
+	}
+	c := Config{
+		DatabaseURL:     get("DATABASE_URL", ""),
+		Addr:            get("LEDGER_ADDR", "127.0.0.1:8080"),
+		ShutdownTimeout: 20 * time.Second,
+	}
+	c.BaseURL = strings.TrimRight(get("LEDGER_BASE_URL", "http://"+c.Addr), "/")
+	if err := c.LogLevel.UnmarshalText([]byte(get("LEDGER_LOG_LEVEL", "info"))); err != nil {
+		return Config{}, fmt.Errorf("LEDGER_LOG_LEVEL: %w", err)
+	}
+	if c.DatabaseURL == "" {
+		return c, ErrNoDatabaseURL
+	}
+	return c, nil
+}
+
+// FromOS reads the process environment.
+func FromOS() (Config, error) { return FromEnv(os.LookupEnv) }

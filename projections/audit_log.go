@@ -1,0 +1,155 @@
+package projections
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Actor is who caused an event.
+type Actor struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name"`
+}
+
+// AuditEntry is one event as the audit log shows it.
+type AuditEntry struct {
+	Position      int64           `json:"position"`
+	StreamID      string          `json:"stream_id"`
+	Version       int64           `json:"version"`
+	Type          string          `json:"type"`
+	At            time.Time       `json:"at"`
+	Actor         Actor           `json:"actor"`
+	CorrelationID string          `json:"correlation_id"`
+	CustomerID    string          `json:"customer_id,omitempty"`
+	UserIDs       []string        `json:"user_ids"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// AuditFilter narrows the audit log. Zero fields do not filter. From and To
+// are inclusive.
+type AuditFilter struct {
+	From, To   time.Time
+	Actor      string // actor user ID
+	CustomerID string
+	UserID     string // any user the event names (user_id, with_user_id, previous_user_id, transfer_to)
+	Type       string
+}
+
+type auditLog struct{}
+
+func (auditLog) name() string     { return AuditLog }
+func (auditLog) tables() []string { return []string{"audit_log"} }
+
+// qAuditSelect derives audit rows from events in SQL, so the live handler
+// (one event) and a rebuild (a range) share one definition. user_ids is
+// domain.UserIDsOf: user_id, with_user_id, previous_user_id, transfer_to.
+const qAuditSelect = `INSERT INTO audit_log (position, tenant_id, stream_id, stream_version, type, schema_version, at,
+    actor_user_id, actor_name, correlation_id, customer_id, user_ids, data)
+SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.recorded_at,
+       coalesce(e.metadata->'actor'->>'user_id', ''), coalesce(e.metadata->'actor'->>'name', ''),
+       coalesce(e.metadata->>'correlation_id', ''), nullif(e.data->>'customer_id', ''),
+       array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
+                          nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL),
+       e.data
+FROM events e `
+
+const (
+	qAuditApply = qAuditSelect + `WHERE e.position = $1 ON CONFLICT (position) DO NOTHING`
+	qAuditBulk  = qAuditSelect + `WHERE e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8
+ON CONFLICT (position) DO NOTHING`
+)
+
+func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope) error {
+	if _, err := tx.ExecContext(ctx, qAuditApply, ev.Position); err != nil {
+		return fmt.Errorf("write audit_log: %w", err)
+	}
+	return nil
+}
+
+func (auditLog) bulkSQL() string { return qAuditBulk }
+
+const qAuditPage = `SELECT position, stream_id::text, stream_version, type, at, actor_user_id, actor_name,
+       correlation_id, coalesce(customer_id, ''), user_ids, data
+FROM audit_log WHERE `
+
+// Audit returns one page of the tenant's event log, oldest first (by
+// position).
+func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, limit int, cursor string) (Page[AuditEntry], error) {
+	limit = clampLimit(limit)
+	var after int64
+	if cursor != "" {
+		if err := decodeCursor("audit", cursor, &after); err != nil {
+			return Page[AuditEntry]{}, err
+		}
+	}
+	var args sqlArgs
+	conds := []string{"tenant_id = " + args.add(tenantID), "position > " + args.add(after)}
+	if !f.From.IsZero() {
+		conds = append(conds, "at >= "+args.add(f.From))
+	}
+	if !f.To.IsZero() {
+		conds = append(conds, "at <= "+args.add(f.To))
+	}
+	if f.Actor != "" {
+		conds = append(conds, "actor_user_id = "+args.add(f.Actor))
+	}
+	if f.CustomerID != "" {
+		conds = append(conds, "customer_id = "+args.add(f.CustomerID))
+	}
+	if f.UserID != "" {
+		conds = append(conds, "user_ids @> ARRAY["+args.add(f.UserID)+"::text]")
+	}
+	if f.Type != "" {
+		conds = append(conds, "type = "+args.add(f.Type))
+	}
+	sql := qAuditPage + strings.Join(conds, " AND ") + " ORDER BY position LIMIT " + args.add(limit+1)
+	rows, err := q.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+	}
+	defer rows.Close()
+	page := Page[AuditEntry]{Items: []AuditEntry{}}
+	for rows.Next() {
+		var e AuditEntry
+		var data []byte
+		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
+			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data); err != nil {
+			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+		}
+		e.At, e.Data = e.At.UTC(), data
+		page.Items = append(page.Items, e)
+	}
+	if err := rows.Err(); err != nil {
+		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		page.NextCursor = encodeCursor("audit", page.Items[limit-1].Position)
+	}
+	return page, nil
+}
+
+// EachAudit calls fn for every entry matching f, oldest first, page by page
+// (constant memory, no statement held open while fn writes). It stops at
+// fn's first error and returns it.
+func (q *Queries) EachAudit(ctx context.Context, tenantID string, f AuditFilter, fn func(AuditEntry) error) error {
+	cursor := ""
+	for {
+		page, err := q.Audit(ctx, tenantID, f, eachPageSize, cursor)
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Items {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+}

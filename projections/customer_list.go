@@ -1,0 +1,364 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Assignee is one entry of the assigned-user column.
+type Assignee struct {
+	UserID     string    `json:"user_id"`
+	Name       string    `json:"name"`
+	Lead       bool      `json:"lead"`
+	AssignedAt time.Time `json:"assigned_at"`
+}
+
+// CustomerItem is a customer as the customer list shows it.
+type CustomerItem struct {
+	ID         string     `json:"id"`
+	FirstName  string     `json:"first_name"`
+	LastName   string     `json:"last_name"`
+	Email      string     `json:"email"`
+	Phone      string     `json:"phone"`
+	ExternalID string     `json:"external_id"`
+	Status     string     `json:"status"`
+	CreatedAt  time.Time  `json:"created_at"`
+	Version    int64      `json:"version"`
+	Assignees  []Assignee `json:"assignees"`
+}
+
+// CustomerFilter narrows the customer list. Zero fields do not filter.
+type CustomerFilter struct {
+	// AssignedUser is a user ID, or "none" for customers without assignees.
+	AssignedUser string
+	// Q matches first, last or full name or email, case-insensitively.
+	Q      string
+	Status string
+}
+
+// ErrNotFound is returned for an ID the read model does not know in the tenant.
+var ErrNotFound = errors.New("not found")
+
+type customerList struct{}
+
+func (customerList) name() string     { return CustomerList }
+func (customerList) tables() []string { return []string{"customer_list"} }
+
+const (
+	qCustomerListLoad = `SELECT tenant_id::text, first_name, last_name, email, phone, external_id, status,
+       status_before_block, created_at, version, assignees
+FROM customer_list WHERE customer_id = $1`
+
+	qCustomerListUpsert = `INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone,
+    external_id, status, status_before_block, created_at, version, assignees)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
+ON CONFLICT (customer_id) DO UPDATE SET tenant_id = excluded.tenant_id, first_name = excluded.first_name,
+    last_name = excluded.last_name, email = excluded.email, phone = excluded.phone,
+    external_id = excluded.external_id, status = excluded.status,
+    status_before_block = excluded.status_before_block, created_at = excluded.created_at,
+    version = excluded.version, assignees = excluded.assignees`
+
+	qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::uuid[])`
+)
+
+func (customerList) apply(ctx context.Context, tx queryer, ev *envelope) error {
+	if !isCustomerEvent(ev.Type) {
+		return nil
+	}
+	c := customerState{ID: ev.StreamID, TenantID: ev.TenantID}
+	var assignees []byte
+	err := tx.QueryRowContext(ctx, qCustomerListLoad, ev.StreamID).Scan(&c.TenantID, &c.Profile.FirstName,
+		&c.Profile.LastName, &c.Profile.Email, &c.Profile.Phone, &c.Profile.ExternalID, &c.Status,
+		&c.StatusBeforeBlock, &c.CreatedAt, &c.Version, &assignees)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("load customer: %w", err)
+	default:
+		var as []Assignee
+		if err := json.Unmarshal(assignees, &as); err != nil {
+			return fmt.Errorf("decode assignees: %w", err)
+		}
+		for _, a := range as {
+			c.Team = append(c.Team, member{UserID: a.UserID, Name: a.Name, Lead: a.Lead, AssignedAt: a.AssignedAt})
+		}
+	}
+	pending, err := pendingInStreamOrder(ctx, tx, c.Version, ev)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	for _, d := range pending {
+		c.apply(d.event, d.env.RecordedAt, d.env.Position)
+	}
+	if !c.created() {
+		// A stream begins with its creation event; without it there is no
+		// row to show (and the gap fill above guarantees it came first).
+		return fmt.Errorf("customer %s: event %d before the customer's creation", ev.StreamID, ev.Position)
+	}
+	if err := fillNames(ctx, tx, c.Team); err != nil {
+		return err
+	}
+	js, err := assigneesJSON(c.Team)
+	if err != nil {
+		return err
+	}
+	p := c.Profile
+	if _, err := tx.ExecContext(ctx, qCustomerListUpsert, c.ID, c.TenantID, p.FirstName, p.LastName, p.Email,
+		p.Phone, p.ExternalID, c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js); err != nil {
+		return fmt.Errorf("write customer: %w", err)
+	}
+	return nil
+}
+
+// fillNames sets the display name of members that have none yet. Names come
+// from users, which is written with UserCreated, so it has every user an
+// event can name, and names never change.
+func fillNames(ctx context.Context, tx queryer, team []member) error {
+	var ids []string
+	for _, m := range team {
+		if m.Name == "" {
+			ids = append(ids, m.UserID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, qUserNames, ids)
+	if err != nil {
+		return fmt.Errorf("read user names: %w", err)
+	}
+	defer rows.Close()
+	names := map[string]string{}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return fmt.Errorf("read user names: %w", err)
+		}
+		names[id] = name
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read user names: %w", err)
+	}
+	for i := range team {
+		if team[i].Name == "" {
+			team[i].Name = names[team[i].UserID]
+		}
+	}
+	return nil
+}
+
+func assigneesJSON(team []member) (string, error) {
+	as := make([]Assignee, 0, len(team))
+	for _, m := range team {
+		as = append(as, Assignee{UserID: m.UserID, Name: m.Name, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
+	}
+	b, err := json.Marshal(as)
+	if err != nil {
+		return "", fmt.Errorf("encode assignees: %w", err)
+	}
+	return string(b), nil
+}
+
+var customerListColumns = []string{"customer_id", "tenant_id", "first_name", "last_name", "email", "phone",
+	"external_id", "status", "status_before_block", "created_at", "version", "assignees"}
+
+func (customerList) copyColumns() map[string][]string {
+	return map[string][]string{"customer_list": customerListColumns}
+}
+
+func (customerList) emit(sink *copySink, c *customerState, _ []stretch) error {
+	if !c.created() {
+		return nil
+	}
+	for i := range c.Team {
+		if c.Team[i].Name == "" {
+			c.Team[i].Name = sink.userName(c.Team[i].UserID)
+		}
+	}
+	js, err := assigneesJSON(c.Team)
+	if err != nil {
+		return err
+	}
+	p := c.Profile
+	sink.add("customer_list", c.ID, c.TenantID, p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
+		c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js)
+	return nil
+}
+
+// customerItemColumns reads a CustomerItem from customer_list aliased c.
+const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
+       c.status, c.created_at, c.version, c.assignees`
+
+func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
+	var it CustomerItem
+	var assignees []byte
+	dest := append([]any{&it.ID, &it.FirstName, &it.LastName, &it.Email, &it.Phone, &it.ExternalID,
+		&it.Status, &it.CreatedAt, &it.Version, &assignees}, extra...)
+	if err := row.Scan(dest...); err != nil {
+		return CustomerItem{}, err
+	}
+	it.CreatedAt = it.CreatedAt.UTC()
+	if err := json.Unmarshal(assignees, &it.Assignees); err != nil {
+		return CustomerItem{}, fmt.Errorf("decode assignees: %w", err)
+	}
+	return it, nil
+}
+
+// likePattern turns user text into a LIKE pattern matching it anywhere,
+// lower-cased like the search column, with LIKE's wildcards escaped.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(q)) + "%"
+}
+
+// sqlArgs numbers the placeholders of a query built from fragments.
+type sqlArgs []any
+
+func (a *sqlArgs) add(v any) string {
+	*a = append(*a, v)
+	return "$" + strconv.Itoa(len(*a))
+}
+
+type customerCursor struct {
+	CreatedAt time.Time `json:"t"`
+	ID        string    `json:"id"`
+}
+
+const qCustomerListPage = `SELECT ` + customerItemColumns + ` FROM customer_list c WHERE `
+
+// Customers returns one page of the tenant's customers, oldest first
+// (created_at, then id). limit is clamped by the caller (<= 0 means 50).
+func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilter, limit int, cursor string) (Page[CustomerItem], error) {
+	limit = clampLimit(limit)
+	var after *customerCursor
+	if cursor != "" {
+		after = new(customerCursor)
+		if err := decodeCursor("customers", cursor, after); err != nil {
+			return Page[CustomerItem]{}, err
+		}
+	}
+	var args sqlArgs
+	conds := []string{"c.tenant_id = " + args.add(tenantID)}
+	switch f.AssignedUser {
+	case "":
+	case "none":
+		conds = append(conds, "c.assignees = '[]'::jsonb")
+	default:
+		b, _ := json.Marshal([]map[string]string{{"user_id": f.AssignedUser}})
+		conds = append(conds, "c.assignees @> "+args.add(string(b))+"::jsonb")
+	}
+	if f.Q != "" {
+		conds = append(conds, "c.search LIKE "+args.add(likePattern(f.Q)))
+	}
+	if f.Status != "" {
+		conds = append(conds, "c.status = "+args.add(f.Status))
+	}
+	if after != nil {
+		conds = append(conds, "(c.created_at, c.customer_id) > ("+args.add(after.CreatedAt)+", "+args.add(after.ID)+"::uuid)")
+	}
+	sql := qCustomerListPage + strings.Join(conds, " AND ") +
+		" ORDER BY c.created_at, c.customer_id LIMIT " + args.add(limit+1)
+	rows, err := q.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
+	}
+	defer rows.Close()
+	page := Page[CustomerItem]{Items: []CustomerItem{}}
+	for rows.Next() {
+		it, err := scanCustomerItem(rows)
+		if err != nil {
+			return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
+		}
+		page.Items = append(page.Items, it)
+	}
+	if err := rows.Err(); err != nil {
+		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
+	}
+	if len(page.Items) > limit {
+		page.Items = page.Items[:limit]
+		last := page.Items[limit-1]
+		page.NextCursor = encodeCursor("customers", customerCursor{CreatedAt: last.CreatedAt, ID: last.ID})
+	}
+	return page, nil
+}
+
+// eachPageSize is the page size of the streaming exports: big enough to be
+// fast, small enough that no statement stays open long.
+const eachPageSize = 1000
+
+// EachCustomer calls fn for every customer matching f, in list order, reading
+// page by page so that memory stays constant and no query is held open while
+// fn writes. It stops at fn's first error and returns it.
+func (q *Queries) EachCustomer(ctx context.Context, tenantID string, f CustomerFilter, fn func(CustomerItem) error) error {
+	cursor := ""
+	for {
+		page, err := q.Customers(ctx, tenantID, f, eachPageSize, cursor)
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
+const qCustomersByID = `SELECT ` + customerItemColumns + ` FROM customer_list c
+WHERE c.tenant_id = $1 AND c.customer_id = ANY($2::uuid[])`
+
+// CustomersByID returns the tenant's customers among ids, keyed by id;
+// unknown ids (and malformed ones) are absent.
+func (q *Queries) CustomersByID(ctx context.Context, tenantID string, ids []string) (map[string]CustomerItem, error) {
+	valid := ids[:0:0]
+	for _, id := range ids {
+		if isUUID(id) {
+			valid = append(valid, id)
+		}
+	}
+	out := make(map[string]CustomerItem, len(valid))
+	if len(valid) == 0 {
+		return out, nil
+	}
+	rows, err := q.pool.Query(ctx, qCustomersByID, tenantID, valid)
+	if err != nil {
+		return nil, fmt.Errorf("customers by id: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		it, err := scanCustomerItem(rows)
+		if err != nil {
+			return nil, fmt.Errorf("customers by id: %w", err)
+		}
+		out[it.ID] = it
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("customers by id: %w", err)
+	}
+	return out, nil
+}
+
+// Customer returns one customer of the tenant, or ErrNotFound.
+func (q *Queries) Customer(ctx context.Context, tenantID, customerID string) (CustomerItem, error) {
+	m, err := q.CustomersByID(ctx, tenantID, []string{customerID})
+	if err != nil {
+		return CustomerItem{}, err
+	}
+	it, ok := m[customerID]
+	if !ok {
+		return CustomerItem{}, ErrNotFound
+	}
+	return it, nil
+}

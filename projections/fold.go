@@ -1,0 +1,231 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// member is one user on a customer's team as the customer projections keep
+// it. Seq is the position of the event that put the user on the team; the
+// team is in Seq order, as domain.Customer keeps it in assignment order.
+type member struct {
+	UserID     string
+	Name       string
+	Lead       bool
+	AssignedAt time.Time
+	Seq        int64
+}
+
+// applyTeam evolves a team by one event exactly as domain.Customer.Apply
+// does (the tests hold the two side by side). It returns a new slice.
+func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member {
+	without := func(ids ...string) []member {
+		out := make([]member, 0, len(team)+1)
+		for _, m := range team {
+			if !slices.Contains(ids, m.UserID) {
+				out = append(out, m)
+			}
+		}
+		return out
+	}
+	clearLead := func(t []member) {
+		for i := range t {
+			t[i].Lead = false
+		}
+	}
+	switch e := e.(type) {
+	case domain.UserAssigned:
+		t := without(e.UserID)
+		if e.Lead {
+			clearLead(t)
+		}
+		return append(t, member{UserID: e.UserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+	case domain.UserUnassigned:
+		return without(e.UserID)
+	case domain.TeamLeadChanged:
+		t := slices.Clone(team)
+		for i := range t {
+			t[i].Lead = t[i].UserID == e.UserID
+		}
+		return t
+	case domain.TeamMemberReplaced:
+		t := without(e.UserID, e.WithUserID)
+		if e.Lead {
+			clearLead(t)
+		}
+		return append(t, member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+	}
+	return team
+}
+
+// customerState is a customer as customer_list shows it.
+type customerState struct {
+	ID                string
+	TenantID          string
+	Profile           domain.Profile
+	Status            string
+	StatusBeforeBlock string
+	CreatedAt         time.Time
+	Version           int64
+	Team              []member
+}
+
+// apply mirrors domain.Customer.Apply for everything but the team, which
+// applyTeam evolves.
+func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
+	switch e := e.(type) {
+	case domain.CustomerRegistered:
+		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, string(domain.CustomerStatusActive), at
+	case domain.ClientInvited:
+		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, string(domain.CustomerStatusInvited), at
+	case domain.CustomerUpdated:
+		c.Profile = e.Profile
+	case domain.InvitationAccepted:
+		c.Status = string(domain.CustomerStatusActive)
+	case domain.CustomerBlocked:
+		c.StatusBeforeBlock, c.Status = c.Status, string(domain.CustomerStatusBlocked)
+	case domain.CustomerUnblocked:
+		c.Status = c.StatusBeforeBlock
+		if c.Status == "" {
+			c.Status = string(domain.CustomerStatusActive)
+		}
+		c.StatusBeforeBlock = ""
+	default:
+		c.Team = applyTeam(c.Team, e, at, pos)
+	}
+	c.Version++
+}
+
+// created reports whether the customer's creation event has been applied.
+func (c *customerState) created() bool { return !c.CreatedAt.IsZero() }
+
+// stretch is one assignment_intervals row.
+type stretch struct {
+	CustomerID string
+	TenantID   string
+	UserID     string
+	Lead       bool
+	AssignedAt time.Time
+	Seq        int64
+	From       time.Time
+	FromPos    int64
+	To         *time.Time
+	ToPos      *int64
+	// stored: the row is already in the table, open; closing it is an update.
+	stored bool
+}
+
+// stretchChanges turns a team change at (at, pos) into closed and opened
+// stretches: a member whose place changed in any way (left, lead flag,
+// re-assigned) ends its stretch, and its new place starts one.
+func stretchChanges(before, after []member) (closed []string, opened []member) {
+	same := func(a, b member) bool {
+		return a.Lead == b.Lead && a.AssignedAt.Equal(b.AssignedAt) && a.Seq == b.Seq
+	}
+	find := func(t []member, id string) (member, bool) {
+		i := slices.IndexFunc(t, func(m member) bool { return m.UserID == id })
+		if i < 0 {
+			return member{}, false
+		}
+		return t[i], true
+	}
+	for _, m := range before {
+		if n, ok := find(after, m.UserID); !ok || !same(m, n) {
+			closed = append(closed, m.UserID)
+		}
+	}
+	for _, n := range after {
+		if m, ok := find(before, n.UserID); !ok || !same(m, n) {
+			opened = append(opened, n)
+		}
+	}
+	return closed, opened
+}
+
+// customerEventTypes are the events of a customer's stream.
+var customerEventTypes = []string{
+	domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated,
+	domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked,
+	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
+}
+
+func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }
+
+// decoded is an envelope with its domain event.
+type decoded struct {
+	env   *envelope
+	event domain.Event
+}
+
+// queryer is what the incremental appliers need of a transaction: a
+// Watermill subscriber's *sql.Tx, or a rebuild's.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// Events are delivered in commit order, (transaction_id, position). Within
+// one stream that can differ from version order (an append that took its
+// transaction id early, then waited for the stream lock, commits a later
+// version with a smaller id), so the customer projections apply in stream
+// order: what they already have is skipped, a gap is filled from the store.
+const qStreamGap = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
+       type, schema_version, data, recorded_at
+FROM events WHERE stream_id = $1 AND stream_version > $2 AND stream_version < $3
+ORDER BY stream_version`
+
+// pendingInStreamOrder returns the events to apply, in stream order, to a
+// customer projection that has applied its stream up to version head, given
+// that ev has just been delivered. Empty when ev was already applied.
+func pendingInStreamOrder(ctx context.Context, tx queryer, head int64, ev *envelope) ([]decoded, error) {
+	if ev.StreamVersion <= head {
+		return nil, nil
+	}
+	var out []decoded
+	if ev.StreamVersion > head+1 {
+		rows, err := tx.QueryContext(ctx, qStreamGap, ev.StreamID, head, ev.StreamVersion)
+		if err != nil {
+			return nil, fmt.Errorf("read stream gap: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var g envelope
+			var txid string
+			if err := rows.Scan(&g.Position, &txid, &g.TenantID, &g.StreamID, &g.StreamVersion,
+				&g.Type, &g.SchemaVersion, &g.Data, &g.RecordedAt); err != nil {
+				return nil, fmt.Errorf("read stream gap: %w", err)
+			}
+			d, err := decode(&g)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, d)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read stream gap: %w", err)
+		}
+		if int64(len(out)) != ev.StreamVersion-head-1 {
+			return nil, fmt.Errorf("stream %s: gap before version %d not readable", ev.StreamID, ev.StreamVersion)
+		}
+	}
+	d, err := decode(ev)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, d), nil
+}
+
+func decode(env *envelope) (decoded, error) {
+	e, err := domain.DecodeEvent(env.Type, env.SchemaVersion, env.Data)
+	if err != nil {
+		return decoded{}, fmt.Errorf("event %d: %w", env.Position, err)
+	}
+	env.RecordedAt = env.RecordedAt.UTC()
+	return decoded{env: env, event: e}, nil
+}

@@ -1,0 +1,170 @@
+package projections
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// CheckpointChannel is the LISTEN/NOTIFY channel a checkpoint update signals
+// on (see migrations/0002_projections.sql).
+const CheckpointChannel = "ledger_checkpoints"
+
+// broadcast wakes every waiter at once. A waiter takes the channel before it
+// checks its condition and waits on it after, so a signal in between is
+// never lost.
+type broadcast struct {
+	mu  sync.Mutex
+	gen uint64
+	ch  chan struct{}
+}
+
+func newBroadcast() *broadcast { return &broadcast{ch: make(chan struct{})} }
+
+// wait returns the current generation and a channel closed at the next signal.
+func (b *broadcast) wait() (uint64, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.gen, b.ch
+}
+
+func (b *broadcast) signal() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.gen++
+	close(b.ch)
+	b.ch = make(chan struct{})
+}
+
+// notifier holds the process's one LISTEN connection and fans notifications
+// out: events (new events, or a projection committed, which may have moved
+// the snapshot xmin) and checkpoints (for read-your-writes waiters).
+type notifier struct {
+	connConfig *pgx.ConnConfig
+	log        *slog.Logger
+	retry      time.Duration
+
+	events      *broadcast
+	checkpoints *broadcast
+}
+
+func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger) *notifier {
+	return &notifier{
+		connConfig:  connConfig,
+		log:         log,
+		retry:       time.Second,
+		events:      newBroadcast(),
+		checkpoints: newBroadcast(),
+	}
+}
+
+// run listens until ctx ends, reconnecting after failures. After every
+// (re)connect both broadcasts fire: notifications sent while no one listened
+// are lost, so everyone re-checks.
+func (n *notifier) run(ctx context.Context) {
+	for ctx.Err() == nil {
+		err := n.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		n.log.Warn("projections: notification listener lost its connection; reconnecting", slog.Any("err", err))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.retry):
+		}
+	}
+}
+
+func (n *notifier) listen(ctx context.Context) error {
+	conn, err := pgx.ConnectConfig(ctx, n.connConfig.Copy())
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	for _, ch := range []string{eventstore.NotifyChannel, CheckpointChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			return err
+		}
+	}
+	n.events.signal()
+	n.checkpoints.signal()
+	for {
+		note, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			return err
+		}
+		// A checkpoint commit ends a transaction that may have held the
+		// snapshot xmin back, so it can make events readable too.
+		n.events.signal()
+		if note.Channel == CheckpointChannel {
+			n.checkpoints.signal()
+		}
+	}
+}
+
+// wakeBackoff is the subscribers' BackoffManager. Watermill's consume loop
+// calls HandleError synchronously after each query, so blocking here until a
+// notification arrives turns polling into wake-ups. The fallback poll covers
+// a lost notification; the short eager polls cover an event whose
+// notification arrived while an older transaction still held the snapshot
+// xmin back (it becomes readable without a notification of its own).
+type wakeBackoff struct {
+	ctx      context.Context
+	events   *broadcast
+	fallback time.Duration
+	retry    time.Duration
+	log      *slog.Logger
+	group    string
+
+	seen  uint64        // generation seen before the last query started
+	eager time.Duration // next short poll; 0 when idle
+}
+
+const (
+	eagerFirst = 2 * time.Millisecond
+	eagerLast  = 256 * time.Millisecond
+)
+
+func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	defer func() { b.seen, _ = b.events.wait() }()
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Error("projections: consuming failed; retrying", slog.String("projection", b.group), slog.Any("err", err))
+		}
+		b.eager = eagerFirst
+		return b.retry
+	}
+	if !noMsg {
+		b.eager = eagerFirst
+		return 0
+	}
+	gen, ch := b.events.wait()
+	if gen != b.seen {
+		b.eager = eagerFirst
+		return 0
+	}
+	wait := b.fallback
+	if b.eager > 0 {
+		wait = b.eager
+		b.eager *= 2
+		if b.eager > eagerLast {
+			b.eager = 0
+		}
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ch:
+		b.eager = eagerFirst
+	case <-t.C:
+	case <-b.ctx.Done():
+	}
+	return 0
+}

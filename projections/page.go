@@ -1,0 +1,78 @@
+package projections
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Page is one page of a list; NextCursor is empty on the last page.
+type Page[T any] struct {
+	Items      []T    `json:"items"`
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// ErrBadCursor is returned for a cursor this package did not issue (or
+// issued for another list).
+var ErrBadCursor = errors.New("invalid cursor")
+
+// Queries answers the read side from the read models. Every method is scoped
+// to one tenant: an ID of another tenant finds nothing.
+type Queries struct {
+	pool *pgxpool.Pool
+}
+
+// NewQueries returns the read side over pool.
+func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
+
+// encodeCursor makes an opaque cursor of a list's sort key. kind keeps a
+// cursor of one list from being accepted by another.
+func encodeCursor(kind string, key any) string {
+	b, err := json.Marshal(struct {
+		K string `json:"k"`
+		V any    `json:"v"`
+	}{kind, key})
+	if err != nil {
+		panic(fmt.Sprintf("encode cursor: %v", err)) // keys are plain structs
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCursor(kind, cursor string, key any) error {
+	b, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return ErrBadCursor
+	}
+	var c struct {
+		K string          `json:"k"`
+		V json.RawMessage `json:"v"`
+	}
+	if err := json.Unmarshal(b, &c); err != nil || c.K != kind {
+		return ErrBadCursor
+	}
+	if err := json.Unmarshal(c.V, key); err != nil {
+		return ErrBadCursor
+	}
+	return nil
+}
+
+func clampLimit(limit int) int {
+	if limit <= 0 {
+		return 50
+	}
+	return limit
+}
+
+// isUUID reports whether s is a UUID in its canonical form, so a malformed
+// ID from a URL finds nothing instead of failing a uuid cast.
+func isUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	_, err := uuid.Parse(s)
+	return err == nil
+}

@@ -1,0 +1,525 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/testdb"
+)
+
+type testBundle struct {
+	pool   *pgxpool.Pool
+	store  *eventstore.Store
+	runner *Runner
+	q      *Queries
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+func setup(t *testing.T, opts ...Option) testBundle {
+	t.Helper()
+	pool := testdb.New(t)
+	store := eventstore.New(pool)
+	r, err := New(pool, store, testLogger(t), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return testBundle{pool: pool, store: store, runner: r, q: NewQueries(pool)}
+}
+
+// start runs r until the returned stop is called (or the test ends).
+func start(t *testing.T, r *Runner) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("runner: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, r *Runner, pos int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := r.WaitFor(ctx, pos); err != nil {
+		t.Fatalf("wait for %d: %v", pos, err)
+	}
+}
+
+// snapshot reads every projection table, each row as text, sorted.
+func snapshot(t *testing.T, pool *pgxpool.Pool) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, p := range all() {
+		for _, tbl := range p.tables() {
+			rows, err := pool.Query(context.Background(), `SELECT t::text FROM `+tbl+` t ORDER BY 1`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[tbl] = vals
+		}
+	}
+	return out
+}
+
+func compareSnapshots(t *testing.T, what string, a, b map[string][]string) {
+	t.Helper()
+	for tbl, rows := range a {
+		other := b[tbl]
+		if slices.Equal(rows, other) {
+			continue
+		}
+		t.Errorf("%s: table %s differs: %d rows vs %d", what, tbl, len(rows), len(other))
+		for i := 0; i < max(len(rows), len(other)); i++ {
+			var x, y string
+			if i < len(rows) {
+				x = rows[i]
+			}
+			if i < len(other) {
+				y = other[i]
+			}
+			if x != y {
+				t.Errorf("first difference at row %d:\n  %s\n  %s", i, x, y)
+				break
+			}
+		}
+	}
+}
+
+// checkAgainstDomain compares the read models with the domain's own view of
+// every customer.
+func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
+	t.Helper()
+	ctx := context.Background()
+	for _, tn := range w.tenants {
+		type mine struct {
+			lead bool
+			at   time.Time
+		}
+		byUser := map[string]map[string]mine{}
+		for _, wc := range tn.customers {
+			c := wc.c
+			got, err := q.Customer(ctx, tn.id, c.ID)
+			if err != nil {
+				t.Fatalf("customer %s: %v", c.ID, err)
+			}
+			if got.Status != string(c.Status) || got.Version != c.Version || got.FirstName != c.Profile.FirstName ||
+				got.Email != c.Profile.Email || !got.CreatedAt.Equal(c.CreatedAt) {
+				t.Errorf("customer %s: got %+v, domain %+v", c.ID, got, c)
+			}
+			if len(got.Assignees) != len(c.Team) {
+				t.Errorf("customer %s: assignees %+v, domain team %+v", c.ID, got.Assignees, c.Team)
+				continue
+			}
+			for i, m := range c.Team {
+				a := got.Assignees[i]
+				if a.UserID != m.UserID || a.Lead != m.Lead || !a.AssignedAt.Equal(m.AssignedAt) || a.Name != w.names[m.UserID] {
+					t.Errorf("customer %s: assignee %d = %+v, domain %+v", c.ID, i, a, m)
+				}
+				if byUser[m.UserID] == nil {
+					byUser[m.UserID] = map[string]mine{}
+				}
+				byUser[m.UserID][c.ID] = mine{m.Lead, m.AssignedAt}
+			}
+		}
+		for _, u := range tn.users {
+			page, err := q.MyClients(ctx, tn.id, u, "", 500, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(page.Items) != len(byUser[u]) {
+				t.Errorf("user %s: %d clients, domain %d", u, len(page.Items), len(byUser[u]))
+			}
+			for i, it := range page.Items {
+				want, ok := byUser[u][it.ID]
+				if !ok || want.lead != it.Lead || !want.at.Equal(it.AssignedAt) {
+					t.Errorf("user %s: client %+v, domain %+v (%v)", u, it, want, ok)
+				}
+				if i > 0 && it.AssignedAt.After(page.Items[i-1].AssignedAt) {
+					t.Errorf("user %s: clients not newest first", u)
+				}
+			}
+		}
+	}
+}
+
+func TestLiveProjectionsEqualRebuildAndDomain(t *testing.T) {
+	t.Parallel()
+	b := setup(t, WithBatchSize(50))
+	ctx := context.Background()
+	w := newWorld(t, b.store, 1)
+	start(t, b.runner)
+	w.run(ctx, 2500)
+	waitFor(t, b.runner, w.lastPos)
+
+	checkAgainstDomain(t, b.q, w)
+	live := snapshot(t, b.pool)
+	var calls int
+	var last [2]int64
+	if err := b.runner.Rebuild(ctx, "all", func(done, total int64) { calls, last = calls+1, [2]int64{done, total} }); err != nil {
+		t.Fatalf("rebuild: %v", err)
+	}
+	if calls == 0 || last[0] != last[1] {
+		t.Errorf("progress: %d calls, last %v", calls, last)
+	}
+	compareSnapshots(t, "live vs rebuilt", live, snapshot(t, b.pool))
+	var audit int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log`).Scan(&audit); err != nil {
+		t.Fatal(err)
+	}
+	if audit != w.events {
+		t.Errorf("audit_log has %d rows, %d events appended", audit, w.events)
+	}
+	// The live handlers carry on on the swapped tables.
+	w.run(ctx, 200)
+	waitFor(t, b.runner, w.lastPos)
+	checkAgainstDomain(t, b.q, w)
+}
+
+// replayTeam is the team as the domain replays it: every event recorded at
+// or before at, in stream order.
+func replayTeam(h []histEvent, at time.Time) []domain.Member {
+	var c domain.Customer
+	for _, e := range h {
+		if !e.at.After(at) {
+			c.Apply(e.event, e.at)
+		}
+	}
+	return c.Team
+}
+
+func TestAsOfEqualsReplay(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	w := newWorld(t, b.store, 2)
+	w.run(ctx, 1500)
+	start(t, b.runner)
+	waitFor(t, b.runner, w.lastPos)
+
+	first := time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC)
+	for _, tn := range w.tenants {
+		for i, wc := range tn.customers {
+			if i%3 != 0 {
+				continue
+			}
+			h := w.history[wc.c.ID]
+			instants := []time.Time{first, w.clock.Add(time.Hour)}
+			for range 4 {
+				e := h[w.rng.IntN(len(h))]
+				instants = append(instants, e.at, e.at.Add(-time.Microsecond), e.at.Add(time.Microsecond))
+			}
+			for _, at := range instants {
+				got, err := b.q.TeamAsOf(ctx, tn.id, wc.c.ID, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := replayTeam(h, at)
+				if len(got) != len(want) {
+					t.Errorf("customer %s at %s: %+v, replay %+v", wc.c.ID, at.Format(time.RFC3339Nano), got, want)
+					continue
+				}
+				for j := range want {
+					if got[j].UserID != want[j].UserID || got[j].Lead != want[j].Lead || !got[j].AssignedAt.Equal(want[j].AssignedAt) ||
+						got[j].Name != w.names[want[j].UserID] {
+						t.Errorf("customer %s at %s: member %d %+v, replay %+v", wc.c.ID, at.Format(time.RFC3339Nano), j, got[j], want[j])
+					}
+				}
+			}
+		}
+		// The other way round: a user's customers at random instants.
+		for _, u := range tn.users {
+			for range 5 {
+				at := first.Add(time.Duration(w.rng.Int64N(int64(w.clock.Sub(first)) + 1)))
+				got, err := b.q.ClientsAsOf(ctx, tn.id, u, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []string
+				for _, wc := range tn.customers {
+					for _, m := range replayTeam(w.history[wc.c.ID], at) {
+						if m.UserID == u {
+							want = append(want, fmt.Sprintf("%s %v %s", wc.c.ID, m.Lead, m.AssignedAt.Format(time.RFC3339Nano)))
+						}
+					}
+				}
+				var gotS []string
+				for _, c := range got {
+					gotS = append(gotS, fmt.Sprintf("%s %v %s", c.CustomerID, c.Lead, c.AssignedAt.Format(time.RFC3339Nano)))
+				}
+				sort.Strings(want)
+				sort.Strings(gotS)
+				if !slices.Equal(want, gotS) {
+					t.Errorf("user %s at %s: %v, replay %v", u, at.Format(time.RFC3339Nano), gotS, want)
+				}
+			}
+		}
+	}
+}
+
+func TestRebuildWhileEventsArrive(t *testing.T) {
+	t.Parallel()
+	b := setup(t, WithBatchSize(20))
+	ctx := context.Background()
+	w := newWorld(t, b.store, 3)
+	w.run(ctx, 1500)
+	start(t, b.runner)
+
+	stopAppending := make(chan struct{})
+	appended := make(chan struct{})
+	go func() {
+		defer close(appended)
+		for {
+			select {
+			case <-stopAppending:
+				return
+			default:
+				w.step(ctx)
+			}
+		}
+	}()
+	for _, name := range []string{"all", CustomerList, AuditLog} {
+		if err := b.runner.Rebuild(ctx, name, nil); err != nil {
+			close(stopAppending)
+			<-appended
+			t.Fatalf("rebuild %s: %v", name, err)
+		}
+	}
+	close(stopAppending)
+	<-appended
+	waitFor(t, b.runner, w.lastPos)
+	checkAgainstDomain(t, b.q, w)
+	live := snapshot(t, b.pool)
+	var audit int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log`).Scan(&audit); err != nil {
+		t.Fatal(err)
+	}
+	if audit != w.events {
+		t.Errorf("audit_log has %d rows, %d events appended", audit, w.events)
+	}
+	if err := b.runner.Rebuild(ctx, "all", nil); err != nil {
+		t.Fatal(err)
+	}
+	compareSnapshots(t, "live vs rebuilt", live, snapshot(t, b.pool))
+}
+
+func newPool(t *testing.T, url, app string) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = app
+	cfg.MaxConns = 12
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
+
+// Two processes feed the same projections: every event is applied exactly
+// once, even when one of them loses its connections mid-batch and is then
+// stopped. A trigger counts every attempted audit_log insert that commits
+// (ON CONFLICT would hide a duplicate otherwise).
+func TestTwoRunnersApplyEveryEventExactlyOnce(t *testing.T) {
+	t.Parallel()
+	url := testdb.NewURL(t)
+	poolA, poolB := newPool(t, url, "runner_a"), newPool(t, url, "runner_b")
+	ctx := context.Background()
+	if _, err := poolA.Exec(ctx, `
+CREATE TABLE audit_attempts (position bigint NOT NULL, app text NOT NULL);
+CREATE FUNCTION count_audit() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO audit_attempts VALUES (NEW.position, current_setting('application_name')); RETURN NEW; END $$;
+CREATE TRIGGER count_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCTION count_audit();`); err != nil {
+		t.Fatal(err)
+	}
+	store := eventstore.New(poolA)
+	ra, err := New(poolA, store, testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := New(poolB, eventstore.New(poolB), testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopA := start(t, ra)
+	start(t, rb)
+
+	w := newWorld(t, store, 4)
+	w.run(ctx, 500)
+	// Kill runner A's connections mid-stream, as if its process died.
+	if _, err := poolB.Exec(ctx, `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+		WHERE application_name = 'runner_a' AND datname = current_database() AND state <> 'idle'`); err != nil {
+		t.Fatal(err)
+	}
+	w.run(ctx, 500)
+	stopA()
+	w.run(ctx, 500)
+	waitFor(t, rb, w.lastPos)
+
+	var attempts, distinct, rows int
+	if err := poolB.QueryRow(ctx, `SELECT count(*), count(DISTINCT position), (SELECT count(*) FROM audit_log) FROM audit_attempts`).
+		Scan(&attempts, &distinct, &rows); err != nil {
+		t.Fatal(err)
+	}
+	if attempts != w.events || distinct != w.events || rows != w.events {
+		t.Errorf("events %d: %d committed audit inserts, %d distinct, %d rows", w.events, attempts, distinct, rows)
+	}
+	var byApp []string
+	r, _ := poolB.Query(ctx, `SELECT app || '=' || count(*) FROM audit_attempts GROUP BY app ORDER BY app`)
+	byApp, _ = pgx.CollectRows(r, pgx.RowTo[string])
+	t.Logf("audit rows applied by: %v", byApp)
+	checkAgainstDomain(t, NewQueries(poolB), w)
+}
+
+// An event appended by a transaction that commits after later events is
+// still projected, because subscribers read only below the snapshot xmin.
+func TestLateCommittedEventIsProjected(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	w := newWorld(t, b.store, 5)
+	w.run(ctx, 50)
+	start(t, b.runner)
+	waitFor(t, b.runner, w.lastPos)
+
+	tn := w.tenants[0]
+	appended, release := make(chan int64), make(chan struct{})
+	lateErr := make(chan error, 1)
+	late := uuid.NewString()
+	go func() {
+		lateErr <- b.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+			_, _, data, _ := domain.EncodeEvent(domain.CustomerRegistered{CustomerID: late, Profile: domain.Profile{FirstName: "Late"}})
+			res, err := tx.Append(ctx, eventstore.AppendRequest{TenantID: tn.id, Streams: []eventstore.StreamWrite{{
+				StreamID: late, StreamType: "customer", ExpectedVersion: eventstore.NoStream,
+				Events: []eventstore.EventData{{Type: domain.TypeCustomerRegistered, SchemaVersion: 1, Data: data}},
+			}}})
+			if err != nil {
+				close(appended)
+				return err
+			}
+			appended <- res.Position
+			<-release
+			return nil
+		})
+	}()
+	latePos, ok := <-appended
+	if !ok {
+		t.Fatal(<-lateErr)
+	}
+	w.run(ctx, 5) // commits before the late transaction, with larger positions
+	early := w.lastPos
+
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := b.runner.WaitFor(short, early)
+	cancel()
+	var wte *WaitTimeoutError
+	if !errors.As(err, &wte) || !errors.Is(err, ErrWaitTimeout) || !errors.Is(err, context.DeadlineExceeded) || len(wte.Pending) == 0 {
+		t.Fatalf("wait while an older transaction is open: %v", err)
+	}
+	close(release)
+	if err := <-lateErr; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, b.runner, early)
+	waitFor(t, b.runner, latePos)
+	if _, err := b.q.Customer(ctx, tn.id, late); err != nil {
+		t.Errorf("late customer: %v", err)
+	}
+	var n int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE position = $1`, latePos).Scan(&n); err != nil || n != 1 {
+		t.Errorf("late event in audit_log: %d, %v", n, err)
+	}
+}
+
+func TestWaitFor(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := context.Background()
+	if err := b.runner.WaitFor(ctx, 0); err != nil {
+		t.Errorf("position 0: %v", err)
+	}
+	if err := b.runner.WaitFor(ctx, 1<<40); !errors.Is(err, ErrUnknownPosition) {
+		t.Errorf("unknown position: %v", err)
+	}
+	if err := b.runner.WaitFor(ctx, 1, "nope"); !errors.Is(err, ErrUnknownProjection) {
+		t.Errorf("unknown projection: %v", err)
+	}
+	w := newWorld(t, b.store, 6)
+	w.run(ctx, 20)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := b.runner.WaitFor(short, w.lastPos)
+	cancel()
+	var wte *WaitTimeoutError
+	if !errors.As(err, &wte) || len(wte.Pending) != len(AllNames()) {
+		t.Fatalf("no runner: %v", err)
+	}
+	start(t, b.runner)
+	began := time.Now()
+	waitFor(t, b.runner, w.lastPos)
+	t.Logf("caught up %d events in %v", w.events, time.Since(began))
+	cks, err := b.runner.Checkpoints(ctx)
+	if err != nil || len(cks) != len(AllNames()) {
+		t.Fatalf("checkpoints: %v %v", cks, err)
+	}
+	// Live: a new event is awaited through notifications.
+	w.run(ctx, 1)
+	began = time.Now()
+	waitFor(t, b.runner, w.lastPos)
+	if d := time.Since(began); d > 500*time.Millisecond {
+		t.Errorf("waiting for one event took %v; notifications are not waking the subscribers", d)
+	}
+}
+
+// A transaction that commits while an event is half applied fails, which is
+// what keeps Watermill's commit-without-ack path exactly once.
+func TestHalfAppliedEventCannotCommit(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, qBeginEvent, AuditLog, "1", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err == nil || !strings.Contains(err.Error(), "half applied") {
+		t.Fatalf("commit with an event in flight: %v", err)
+	}
+	var inFlight bool
+	if err := pool.QueryRow(ctx, `SELECT in_flight FROM projection_checkpoints WHERE consumer_group = $1`, AuditLog).Scan(&inFlight); err != nil || inFlight {
+		t.Fatalf("in_flight after the failed commit: %v %v", inFlight, err)
+	}
+}

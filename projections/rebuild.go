@@ -1,0 +1,676 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// ErrRebuildRunning is returned when another rebuild of the same projection
+// is in progress (in any process).
+var ErrRebuildRunning = errors.New("a rebuild of this projection is already running")
+
+// Rebuild sizes: big enough to be fast, small enough that no transaction is
+// long (a writing transaction holds back every subscriber's snapshot xmin).
+const (
+	rebuildRangeSize  = 100_000 // events per set-based INSERT
+	rebuildFoldBatch  = 20_000  // customer events read per query
+	rebuildCopyRows   = 50_000  // rows per COPY
+	rebuildCatchUp    = 2_000   // events per catch-up transaction
+	rebuildSwapTries  = 5
+	rebuildLockWait   = "5s"
+	rebuildAdvisoryNS = "ledger_rebuild:"
+)
+
+// rebuildSchema is where a projection's new tables are built. Building them
+// in a schema of their own, under their final names, keeps index and
+// constraint names identical to the live ones after the swap, and lets the
+// live handlers' SQL (unqualified table names) write to them through
+// search_path during catch-up.
+func rebuildSchema(name string) string { return "rebuild_" + name }
+
+// Rebuild rebuilds the named projection ("all" for every one) from the event
+// store while the live one keeps serving: new tables are built beside the
+// live ones from a bulk read of the events, committed in batches, caught up,
+// and swapped in with the checkpoint in one short transaction that holds the
+// projection's checkpoint lock (pausing its live handler meanwhile).
+// progress, if not nil, is called now and then with events done and total.
+// It works from any process; the Runner need not be running.
+func (r *Runner) Rebuild(ctx context.Context, name string, progress func(done, total int64)) error {
+	ps, err := selectProjections([]string{name})
+	if err != nil {
+		return err
+	}
+	if progress == nil {
+		progress = func(int64, int64) {}
+	}
+	db := stdlib.OpenDBFromPool(r.pool)
+	defer db.Close()
+	b := &rebuilder{pool: r.pool, db: db, log: r.log, ps: ps, progress: progress}
+	return b.run(ctx)
+}
+
+type rebuilder struct {
+	pool     *pgxpool.Pool
+	db       *sql.DB
+	log      *slog.Logger
+	ps       []projection
+	progress func(done, total int64)
+
+	done, total atomic.Int64
+	progressMu  sync.Mutex
+}
+
+func (b *rebuilder) report(n int64) {
+	b.progressMu.Lock()
+	defer b.progressMu.Unlock()
+	b.progress(b.done.Add(n), b.total.Load())
+}
+
+const (
+	qTryAdvisory     = `SELECT pg_try_advisory_lock(hashtext($1))`
+	qUnlockAdvisory  = `SELECT pg_advisory_unlock(hashtext($1))`
+	qSnapshotXmin    = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
+	qLastBelowXmin   = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
+	qMaxPosition     = `SELECT coalesce(max(position), 0) FROM events`
+	qCountCustomerEv = `SELECT count(*) FROM events WHERE type = ANY($1)`
+	qCreateLike      = `CREATE TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
+	qTableConstraint = `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY conname`
+	qTableIndexes = `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
+WHERE i.indrelid = ('public.' || $1)::regclass
+  AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
+ORDER BY i.indexrelid`
+	qReadAfter = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
+       type, schema_version, data, recorded_at
+FROM events
+WHERE (transaction_id, position) > ($1::text::xid8, $2)
+  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY transaction_id, position
+LIMIT $3`
+	qLockCheckpoint = `SELECT last_transaction_id::text, last_position FROM projection_checkpoints
+WHERE consumer_group = $1 FOR UPDATE`
+	qSetCheckpoint = `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3,
+    in_flight = false, updated_at = now() WHERE consumer_group = $1`
+)
+
+func (b *rebuilder) run(ctx context.Context) error {
+	started := time.Now()
+	conn, err := b.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	defer conn.Release()
+	for _, p := range b.ps {
+		var ok bool
+		if err := conn.QueryRow(ctx, qTryAdvisory, rebuildAdvisoryNS+p.name()).Scan(&ok); err != nil {
+			return fmt.Errorf("rebuild %s: lock: %w", p.name(), err)
+		}
+		if !ok {
+			return fmt.Errorf("rebuild %s: %w", p.name(), ErrRebuildRunning)
+		}
+		defer conn.Exec(context.WithoutCancel(ctx), qUnlockAdvisory, rebuildAdvisoryNS+p.name()) //nolint:errcheck
+	}
+
+	for _, p := range b.ps {
+		if err := b.prepare(ctx, p); err != nil {
+			return err
+		}
+	}
+
+	// The bound of the bulk read: every event of a transaction below xmin0
+	// is committed, C0 is the last of them, and the rebuilt projections will
+	// resume from C0.
+	var xmin0 string
+	if err := b.pool.QueryRow(ctx, qSnapshotXmin).Scan(&xmin0); err != nil {
+		return fmt.Errorf("rebuild: snapshot: %w", err)
+	}
+	var c0 eventstore.Cursor
+	var c0tx string
+	err = b.pool.QueryRow(ctx, qLastBelowXmin, xmin0).Scan(&c0tx, &c0.Position)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("rebuild: bound: %w", err)
+	default:
+		if c0.TransactionID, err = strconv.ParseUint(c0tx, 10, 64); err != nil {
+			return fmt.Errorf("rebuild: bound: %w", err)
+		}
+	}
+	var maxPos int64
+	if err := b.pool.QueryRow(ctx, qMaxPosition).Scan(&maxPos); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+
+	var folds []projection
+	var sqls []projection
+	for _, p := range b.ps {
+		if _, ok := p.(foldBulk); ok {
+			folds = append(folds, p)
+		} else {
+			sqls = append(sqls, p)
+		}
+	}
+	total := maxPos * int64(len(sqls))
+	if len(folds) > 0 {
+		var n int64
+		if err := b.pool.QueryRow(ctx, qCountCustomerEv, customerEventTypes).Scan(&n); err != nil {
+			return fmt.Errorf("rebuild: %w", err)
+		}
+		total += n
+	}
+	b.total.Store(total)
+	b.report(0)
+
+	// Bulk phase: the set-based projections and the customer fold run side
+	// by side; each commits as it goes.
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range sqls {
+		g.Go(func() error { return b.bulkSQL(gctx, p, maxPos, xmin0) })
+	}
+	if len(folds) > 0 {
+		g.Go(func() error { return b.bulkFold(gctx, folds) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	bulkDone := time.Now()
+
+	// Indexes after the bulk load (faster than maintaining them), then
+	// catch-up and swap, projection by projection in parallel.
+	g, gctx = errgroup.WithContext(ctx)
+	for _, p := range b.ps {
+		g.Go(func() error {
+			if err := b.index(gctx, p); err != nil {
+				return err
+			}
+			cur, err := b.catchUp(gctx, p, c0)
+			if err != nil {
+				return err
+			}
+			return b.swap(gctx, p, cur)
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	b.progressMu.Lock()
+	b.progress(b.total.Load(), b.total.Load())
+	b.progressMu.Unlock()
+	b.log.Info("projections rebuilt", slog.Any("projections", names(b.ps)),
+		slog.Duration("bulk", bulkDone.Sub(started)), slog.Duration("total", time.Since(started)))
+	return nil
+}
+
+func names(ps []projection) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.name())
+	}
+	return out
+}
+
+// prepare (re)creates the projection's rebuild schema with empty tables
+// shaped like the live ones, without indexes yet.
+func (b *rebuilder) prepare(ctx context.Context, p projection) error {
+	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	stmts := []string{`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`, `CREATE SCHEMA ` + schema}
+	for _, t := range p.tables() {
+		id := pgx.Identifier{t}.Sanitize()
+		stmts = append(stmts, fmt.Sprintf(qCreateLike, schema, id, id))
+	}
+	for _, s := range stmts {
+		if _, err := b.pool.Exec(ctx, s); err != nil {
+			return fmt.Errorf("rebuild %s: prepare: %w", p.name(), err)
+		}
+	}
+	return nil
+}
+
+// inRebuildSchema runs fn in a transaction whose unqualified table names
+// resolve to the projection's rebuild tables first.
+func (b *rebuilder) inRebuildSchema(ctx context.Context, p projection, fn func(tx *sql.Tx) error) error {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+pgx.Identifier{rebuildSchema(p.name())}.Sanitize()+`, public`); err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+// bulkSQL fills a set-based projection range by range, one transaction each.
+func (b *rebuilder) bulkSQL(ctx context.Context, p projection, maxPos int64, xmin0 string) error {
+	q := p.(sqlBulk).bulkSQL()
+	for lo := int64(0); lo < maxPos; lo += rebuildRangeSize {
+		hi := min(lo+rebuildRangeSize, maxPos)
+		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, q, lo, hi, xmin0)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("rebuild %s: bulk insert: %w", p.name(), err)
+		}
+		b.report(hi - lo)
+	}
+	return nil
+}
+
+const qFoldRead = `SELECT position, tenant_id::text, stream_id::text, stream_version, type, schema_version, data, recorded_at
+FROM events
+WHERE (stream_id, stream_version) > ($1::uuid, $2) AND type = ANY($3)
+ORDER BY stream_id, stream_version
+LIMIT $4`
+
+// bulkFold folds every customer's stream, in stream order, and copies the
+// resulting rows into the rebuild tables of the fold projections. Reading by
+// (stream, version) needs only one customer in memory at a time. It reads
+// whatever is committed, possibly past C0: the fold projections skip what
+// they already have (stream versions), so catch-up from C0 stays exact.
+func (b *rebuilder) bulkFold(ctx context.Context, ps []projection) error {
+	sink, err := newCopySink(ctx, b.pool, ps)
+	if err != nil {
+		return err
+	}
+	var (
+		cur       *customerState
+		stretches *stretchFold
+	)
+	flushCustomer := func() error {
+		if cur == nil {
+			return nil
+		}
+		var ss []stretch
+		for _, s := range stretches.all {
+			ss = append(ss, *s)
+		}
+		for _, p := range ps {
+			if err := p.(foldBulk).emit(sink, cur, ss); err != nil {
+				return err
+			}
+		}
+		return sink.flushFull(ctx)
+	}
+	lastStream, lastVersion := "00000000-0000-0000-0000-000000000000", int64(0)
+	for {
+		rows, err := b.pool.Query(ctx, qFoldRead, lastStream, lastVersion, customerEventTypes, rebuildFoldBatch)
+		if err != nil {
+			return fmt.Errorf("rebuild: read customer events: %w", err)
+		}
+		n := 0
+		for rows.Next() {
+			n++
+			var env envelope
+			var schema int32
+			if err := rows.Scan(&env.Position, &env.TenantID, &env.StreamID, &env.StreamVersion, &env.Type,
+				&schema, &env.Data, &env.RecordedAt); err != nil {
+				rows.Close()
+				return fmt.Errorf("rebuild: read customer events: %w", err)
+			}
+			env.SchemaVersion = int(schema)
+			if cur == nil || cur.ID != env.StreamID {
+				if err := flushCustomer(); err != nil {
+					rows.Close()
+					return fmt.Errorf("rebuild: %w", err)
+				}
+				cur = &customerState{ID: env.StreamID, TenantID: env.TenantID}
+				stretches = newStretchFold(nil)
+			}
+			d, err := decode(&env)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("rebuild: %w", err)
+			}
+			stretches.apply(cur, d)
+			cur.apply(d.event, d.env.RecordedAt, d.env.Position)
+			lastStream, lastVersion = env.StreamID, env.StreamVersion
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("rebuild: read customer events: %w", err)
+		}
+		b.report(int64(n))
+		if n < rebuildFoldBatch {
+			break
+		}
+	}
+	if err := flushCustomer(); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	if err := sink.flush(ctx); err != nil {
+		return fmt.Errorf("rebuild: %w", err)
+	}
+	return nil
+}
+
+// index gives the rebuild tables the live tables' constraints and indexes,
+// under the same names, and fresh planner statistics.
+func (b *rebuilder) index(ctx context.Context, p projection) error {
+	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	for _, t := range p.tables() {
+		id := pgx.Identifier{t}.Sanitize()
+		var stmts []string
+		rows, err := b.pool.Query(ctx, qTableConstraint, t)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+		}
+		for rows.Next() {
+			var name, def string
+			if err := rows.Scan(&name, &def); err != nil {
+				rows.Close()
+				return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+			}
+			stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` ADD CONSTRAINT `+pgx.Identifier{name}.Sanitize()+` `+def)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+		}
+		irows, err := b.pool.Query(ctx, qTableIndexes, t)
+		if err != nil {
+			return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+		}
+		defs, err := pgx.CollectRows(irows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+		}
+		for _, def := range defs {
+			live := " ON public." + id + " "
+			if !strings.Contains(def, live) {
+				return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name(), def)
+			}
+			stmts = append(stmts, strings.Replace(def, live, " ON "+schema+"."+id+" ", 1))
+		}
+		stmts = append(stmts, `ANALYZE `+schema+`.`+id)
+		for _, s := range stmts {
+			if err := b.execWithMemory(ctx, s); err != nil {
+				return fmt.Errorf("rebuild %s: %s: %w", p.name(), s, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (b *rebuilder) execWithMemory(ctx context.Context, stmt string) error {
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, `SET LOCAL maintenance_work_mem = '256MB'`); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, stmt); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
+// readAfter reads up to limit events after cur below the snapshot xmin, in
+// subscriber order.
+func readAfter(ctx context.Context, q queryer, cur eventstore.Cursor, limit int) ([]*envelope, error) {
+	rows, err := q.QueryContext(ctx, qReadAfter, strconv.FormatUint(cur.TransactionID, 10), cur.Position, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []*envelope
+	for rows.Next() {
+		var e envelope
+		var txid string
+		if err := rows.Scan(&e.Position, &txid, &e.TenantID, &e.StreamID, &e.StreamVersion, &e.Type,
+			&e.SchemaVersion, &e.Data, &e.RecordedAt); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		if e.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		out = append(out, &e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// catchUp applies the events after cur to the rebuild tables with the live
+// handler's code, a batch per transaction, until it is near the head.
+func (b *rebuilder) catchUp(ctx context.Context, p projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+	for {
+		var n int
+		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
+			evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
+			if err != nil {
+				return err
+			}
+			n = len(evs)
+			for _, ev := range evs {
+				if err := p.apply(ctx, tx, ev); err != nil {
+					return fmt.Errorf("apply event %d: %w", ev.Position, err)
+				}
+			}
+			if n > 0 {
+				cur = evs[n-1].cursor()
+			}
+			return nil
+		})
+		if err != nil {
+			return cur, fmt.Errorf("rebuild %s: catch up: %w", p.name(), err)
+		}
+		if n < rebuildCatchUp {
+			return cur, nil
+		}
+	}
+}
+
+// swap applies the last events and swaps the tables in one transaction that
+// holds the projection's checkpoint lock, so the live handler is paused
+// between its batches and resumes on the new tables from the new
+// checkpoint. A lock wait on a busy table gives up after a few seconds and
+// the swap is retried, rather than queueing every reader behind it.
+func (b *rebuilder) swap(ctx context.Context, p projection, cur eventstore.Cursor) error {
+	var err error
+	for try := 1; try <= rebuildSwapTries; try++ {
+		var swapped eventstore.Cursor
+		swapped, err = b.swapOnce(ctx, p, cur)
+		if err == nil {
+			b.log.Info("projection swapped", slog.String("projection", p.name()), slog.Int64("position", swapped.Position))
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || ctx.Err() != nil {
+			break
+		}
+		b.log.Warn("projection swap waited too long for a lock; retrying", slog.String("projection", p.name()), slog.Int("try", try))
+	}
+	return fmt.Errorf("rebuild %s: swap: %w", p.name(), err)
+}
+
+func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+	tx, err := b.db.BeginTx(ctx, nil)
+	if err != nil {
+		return cur, err
+	}
+	defer tx.Rollback() //nolint:errcheck
+	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+rebuildLockWait+`'`); err != nil {
+		return cur, err
+	}
+	var liveTx string
+	var live eventstore.Cursor
+	if err := tx.QueryRowContext(ctx, qLockCheckpoint, p.name()).Scan(&liveTx, &live.Position); err != nil {
+		return cur, fmt.Errorf("lock checkpoint: %w", err)
+	}
+	if live.TransactionID, err = strconv.ParseUint(liveTx, 10, 64); err != nil {
+		return cur, err
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+schema+`, public`); err != nil {
+		return cur, err
+	}
+	for {
+		evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
+		if err != nil {
+			return cur, err
+		}
+		for _, ev := range evs {
+			if err := p.apply(ctx, tx, ev); err != nil {
+				return cur, fmt.Errorf("apply event %d: %w", ev.Position, err)
+			}
+		}
+		if len(evs) > 0 {
+			cur = evs[len(evs)-1].cursor()
+		}
+		if len(evs) < rebuildCatchUp {
+			break
+		}
+	}
+	// Every event up to the live checkpoint was below the xmin when the live
+	// handler committed, so it is below ours too and the loop read it.
+	if cur.Less(live) {
+		return cur, fmt.Errorf("rebuilt projection at %v is behind the live one at %v", cur, live)
+	}
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = public`); err != nil {
+		return cur, err
+	}
+	for _, t := range p.tables() {
+		id := pgx.Identifier{t}.Sanitize()
+		if _, err := tx.ExecContext(ctx, `DROP TABLE public.`+id); err != nil {
+			return cur, err
+		}
+		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`); err != nil {
+			return cur, err
+		}
+	}
+	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name(), strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
+		return cur, err
+	}
+	if _, err := tx.ExecContext(ctx, `DROP SCHEMA `+schema); err != nil {
+		return cur, err
+	}
+	return cur, tx.Commit()
+}
+
+// copySink buffers rows per table and COPYs them into a rebuild schema, one
+// COPY (and transaction) per batch.
+type copySink struct {
+	pool   *pgxpool.Pool
+	tables map[string]*copyTable
+	names  map[string]string
+	lookup func(id string) string
+}
+
+type copyTable struct {
+	id      pgx.Identifier
+	columns []string
+	rows    [][]any
+}
+
+const qAllUserNames = `SELECT id::text, name FROM users`
+
+func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection) (*copySink, error) {
+	s := &copySink{pool: pool, tables: map[string]*copyTable{}, names: map[string]string{}}
+	s.lookup = func(id string) string {
+		var name string
+		// A user no longer (or never) in users keeps an empty name, as the
+		// live handler would give it.
+		_ = pool.QueryRow(ctx, `SELECT name FROM users WHERE id = $1`, id).Scan(&name)
+		s.names[id] = name
+		return name
+	}
+	for _, p := range ps {
+		for t, cols := range p.(foldBulk).copyColumns() {
+			s.tables[t] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name()), t}, columns: cols}
+		}
+	}
+	rows, err := pool.Query(ctx, qAllUserNames)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild: read users: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fmt.Errorf("rebuild: read users: %w", err)
+		}
+		s.names[id] = name
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("rebuild: read users: %w", err)
+	}
+	return s, nil
+}
+
+// userName returns a user's display name; a user created after the sink
+// loaded the names is looked up and remembered.
+func (s *copySink) userName(id string) string {
+	if name, ok := s.names[id]; ok {
+		return name
+	}
+	return s.lookup(id)
+}
+
+func (s *copySink) add(table string, row ...any) {
+	t := s.tables[table]
+	t.rows = append(t.rows, row)
+}
+
+// flushFull copies the tables whose buffers are full.
+func (s *copySink) flushFull(ctx context.Context) error {
+	for _, t := range s.tables {
+		if len(t.rows) >= rebuildCopyRows {
+			if err := s.copy(ctx, t); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (s *copySink) flush(ctx context.Context) error {
+	for _, t := range s.tables {
+		if err := s.copy(ctx, t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *copySink) copy(ctx context.Context, t *copyTable) error {
+	if len(t.rows) == 0 {
+		return nil
+	}
+	if _, err := s.pool.CopyFrom(ctx, t.id, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
+		return fmt.Errorf("copy into %s: %w", t.id.Sanitize(), err)
+	}
+	t.rows = t.rows[:0]
+	return nil
+}
+
+// Compile-time checks that the projections have their bulk paths.
+var (
+	_ foldBulk = customerList{}
+	_ foldBulk = myClients{}
+	_ foldBulk = assignmentIntervals{}
+	_ sqlBulk  = auditLog{}
+	_ sqlBulk  = notifications{}
+)

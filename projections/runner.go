@@ -1,0 +1,357 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// Runner feeds the projections from the event store and answers
+// read-your-writes waits. Several processes may run one each against the
+// same database: each projection is fed by one of them at a time.
+type Runner struct {
+	pool        *pgxpool.Pool
+	store       *eventstore.Store
+	log         *slog.Logger
+	cfg         config
+	projections []projection
+	notifier    *notifier
+}
+
+type config struct {
+	names         []string
+	batchSize     int
+	pollInterval  time.Duration
+	retryInterval time.Duration
+	ackDeadline   time.Duration
+	recheck       time.Duration
+	closeTimeout  time.Duration
+}
+
+// Option configures a Runner.
+type Option func(*config)
+
+// WithProjections restricts the Runner to the named projections (default: all).
+func WithProjections(names ...string) Option { return func(c *config) { c.names = names } }
+
+// WithBatchSize sets how many events a subscriber reads per transaction
+// (default 100). Larger batches catch up faster but hold the checkpoint lock
+// and a transaction id (which holds back every subscriber's snapshot xmin)
+// longer.
+func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+
+// WithPollInterval sets the fallback poll for when a notification is lost
+// (default 1 s).
+func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollInterval = d } }
+
+// WithRetryInterval sets the pause after a failed batch (default 1 s).
+func WithRetryInterval(d time.Duration) Option { return func(c *config) { c.retryInterval = d } }
+
+// WithAckDeadline bounds the time one event may take to be applied (default
+// 30 s). Past it the batch is rolled back and retried; keep it far above a
+// normal event's milliseconds, since a rebuild's swap may pause a handler.
+func WithAckDeadline(d time.Duration) Option { return func(c *config) { c.ackDeadline = d } }
+
+// New returns a Runner over pool. Nothing runs until Run.
+func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...Option) (*Runner, error) {
+	cfg := config{
+		batchSize:     100,
+		pollInterval:  time.Second,
+		retryInterval: time.Second,
+		ackDeadline:   30 * time.Second,
+		recheck:       time.Second,
+		closeTimeout:  30 * time.Second,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.batchSize <= 0 {
+		return nil, fmt.Errorf("projections: batch size must be positive, got %d", cfg.batchSize)
+	}
+	ps, err := selectProjections(cfg.names)
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Runner{
+		pool:        pool,
+		store:       store,
+		log:         log,
+		cfg:         cfg,
+		projections: ps,
+		notifier:    newNotifier(pool.Config().ConnConfig, log),
+	}, nil
+}
+
+// Names lists the projections this Runner feeds.
+func (r *Runner) Names() []string {
+	out := make([]string, 0, len(r.projections))
+	for _, p := range r.projections {
+		out = append(out, p.name())
+	}
+	return out
+}
+
+// Run feeds the projections until ctx ends, then stops gracefully: batches
+// in progress either commit whole or roll back.
+func (r *Runner) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	db := stdlib.OpenDBFromPool(r.pool)
+	defer db.Close()
+
+	listenDone := make(chan struct{})
+	go func() {
+		defer close(listenDone)
+		r.notifier.run(ctx)
+	}()
+	defer func() { <-listenDone }()
+
+	wlog := watermill.NewSlogLogger(r.log.With(slog.String("component", "watermill")))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.closeTimeout}, wlog)
+	if err != nil {
+		return fmt.Errorf("projections: new router: %w", err)
+	}
+	for _, p := range r.projections {
+		ack := r.cfg.ackDeadline
+		sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
+			ConsumerGroup:  p.name(),
+			AckDeadline:    &ack,
+			PollInterval:   r.cfg.pollInterval,
+			RetryInterval:  r.cfg.retryInterval,
+			ResendInterval: r.cfg.retryInterval,
+			BackoffManager: &wakeBackoff{
+				ctx: ctx, events: r.notifier.events, fallback: r.cfg.pollInterval,
+				retry: r.cfg.retryInterval, log: r.log, group: p.name(),
+			},
+			SchemaAdapter:  eventsSchema{batchSize: r.cfg.batchSize},
+			OffsetsAdapter: checkpointOffsets{},
+		}, wlog)
+		if err != nil {
+			return fmt.Errorf("projections: subscriber %s: %w", p.name(), err)
+		}
+		router.AddConsumerHandler(p.name(), topic, sub, r.handler(p))
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- router.Run(ctx) }()
+	select {
+	case err := <-errc:
+		if ctx.Err() == nil {
+			return fmt.Errorf("projections: router stopped: %w", err)
+		}
+		return nil
+	case <-ctx.Done():
+	}
+	if err := router.Close(); err != nil {
+		return fmt.Errorf("projections: close router: %w", err)
+	}
+	if err := <-errc; err != nil {
+		return fmt.Errorf("projections: router: %w", err)
+	}
+	return nil
+}
+
+const (
+	// qBeginEvent marks the group in flight and tells whether a previous
+	// attempt in this transaction stopped half way and whether the event is
+	// past the checkpoint (is not applied yet).
+	qBeginEvent = `UPDATE projection_checkpoints c SET in_flight = true
+FROM (SELECT in_flight FROM projection_checkpoints WHERE consumer_group = $1) AS before
+WHERE c.consumer_group = $1
+RETURNING before.in_flight, (c.last_transaction_id, c.last_position) < ($2::text::xid8, $3)`
+
+	// qEndEvent moves the checkpoint to the event, in the same transaction
+	// as the read-model writes, and clears in_flight.
+	qEndEvent = `UPDATE projection_checkpoints SET
+    in_flight = false,
+    last_transaction_id = CASE WHEN (last_transaction_id, last_position) < ($2::text::xid8, $3) THEN $2::text::xid8 ELSE last_transaction_id END,
+    last_position = CASE WHEN (last_transaction_id, last_position) < ($2::text::xid8, $3) THEN $3 ELSE last_position END,
+    updated_at = now()
+WHERE consumer_group = $1`
+)
+
+// handler applies one event inside the subscriber's transaction.
+//
+// Watermill commits the batch transaction when a message it sent was not
+// acked (shutdown, ack deadline), possibly while this handler is still
+// running, and a nack re-sends the message in the same transaction without
+// rolling back. So: the checkpoint moves with the writes, in_flight (checked
+// by a deferred trigger at commit) covers the span between first and last
+// write, and on any failure the handler rolls the transaction back itself and
+// acks: Watermill's ack query then fails and the batch is retried from the
+// last commit. The handler never returns an error after writing.
+func (r *Runner) handler(p projection) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) (err error) {
+		ctx := msg.Context()
+		tx, ok := wsql.TxFromContext(ctx)
+		if !ok {
+			return errors.New("projections: message without a transaction")
+		}
+		fail := func(cause error) error {
+			_ = tx.Rollback()
+			if !errors.Is(cause, sql.ErrTxDone) && ctx.Err() == nil {
+				r.log.Error("projections: applying an event failed; the batch is rolled back and retried",
+					slog.String("projection", p.name()), slog.String("message", msg.UUID), slog.Any("err", cause))
+			}
+			return nil
+		}
+		defer func() {
+			if rec := recover(); rec != nil {
+				err = fail(fmt.Errorf("panic: %v", rec))
+			}
+		}()
+		env, err := envelopeFromMessage(msg)
+		if err != nil {
+			return fail(err)
+		}
+		txid := strconv.FormatUint(env.TransactionID, 10)
+		var retried, fresh bool
+		if err := tx.QueryRowContext(ctx, qBeginEvent, p.name(), txid, env.Position).Scan(&retried, &fresh); err != nil {
+			return fail(fmt.Errorf("begin event: %w", err))
+		}
+		if retried {
+			return fail(errors.New("event re-sent after a partial write"))
+		}
+		if fresh {
+			if err := p.apply(ctx, tx, env); err != nil {
+				return fail(fmt.Errorf("apply event %d: %w", env.Position, err))
+			}
+		}
+		if _, err := tx.ExecContext(ctx, qEndEvent, p.name(), txid, env.Position); err != nil {
+			return fail(fmt.Errorf("end event: %w", err))
+		}
+		return nil
+	}
+}
+
+const qCheckpoints = `SELECT consumer_group, last_transaction_id::text, last_position
+FROM projection_checkpoints WHERE consumer_group = ANY($1)`
+
+// Checkpoints returns where each of this Runner's projections stands.
+func (r *Runner) Checkpoints(ctx context.Context) (map[string]eventstore.Cursor, error) {
+	return checkpoints(ctx, r.pool, r.Names())
+}
+
+func checkpoints(ctx context.Context, pool *pgxpool.Pool, names []string) (map[string]eventstore.Cursor, error) {
+	rows, err := pool.Query(ctx, qCheckpoints, names)
+	if err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]eventstore.Cursor, len(names))
+	for rows.Next() {
+		var name, txid string
+		var pos int64
+		if err := rows.Scan(&name, &txid, &pos); err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		id, err := strconv.ParseUint(txid, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("read checkpoints: %w", err)
+		}
+		out[name] = eventstore.Cursor{TransactionID: id, Position: pos}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read checkpoints: %w", err)
+	}
+	return out, nil
+}
+
+// ErrWaitTimeout is matched by every *WaitTimeoutError.
+var ErrWaitTimeout = errors.New("projections did not catch up in time")
+
+// ErrUnknownPosition is returned by WaitFor for a position no event has.
+var ErrUnknownPosition = errors.New("unknown event position")
+
+// WaitTimeoutError says which projections had not reached a position when
+// the wait's context ended.
+type WaitTimeoutError struct {
+	Position int64
+	Pending  []string
+	Err      error // the context's error
+}
+
+func (e *WaitTimeoutError) Error() string {
+	return fmt.Sprintf("projections %v have not reached position %d: %v", e.Pending, e.Position, e.Err)
+}
+
+// Is makes errors.Is(err, ErrWaitTimeout) true.
+func (e *WaitTimeoutError) Is(target error) bool { return target == ErrWaitTimeout }
+
+func (e *WaitTimeoutError) Unwrap() error { return e.Err }
+
+// WaitFor returns once every named projection (all of the Runner's when none
+// are named) has applied the event at position, or a *WaitTimeoutError when
+// ctx ends first. Position 0 or less means "nothing to wait for" and returns
+// nil at once; a position no event has returns ErrUnknownPosition (a client
+// token from another database, or forged). It wakes on checkpoint
+// notifications and re-checks every second besides, so it also works in a
+// process whose Runner is not running (the notifications then never come).
+func (r *Runner) WaitFor(ctx context.Context, position int64, names ...string) error {
+	if position <= 0 {
+		return nil
+	}
+	if len(names) == 0 {
+		names = r.Names()
+	}
+	for _, n := range names {
+		if !slices.Contains(AllNames(), n) {
+			return fmt.Errorf("%w: %q", ErrUnknownProjection, n)
+		}
+	}
+	target, err := r.store.EventCursor(ctx, position)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return fmt.Errorf("%w: %d", ErrUnknownPosition, position)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return &WaitTimeoutError{Position: position, Pending: names, Err: ctx.Err()}
+		}
+		return fmt.Errorf("wait for position %d: %w", position, err)
+	}
+	for {
+		_, woken := r.notifier.checkpoints.wait()
+		cks, err := checkpoints(ctx, r.pool, names)
+		if err != nil {
+			if ctx.Err() != nil {
+				return &WaitTimeoutError{Position: position, Pending: names, Err: ctx.Err()}
+			}
+			return fmt.Errorf("wait for position %d: %w", position, err)
+		}
+		var pending []string
+		for _, n := range names {
+			if ck, ok := cks[n]; !ok || ck.Less(target) {
+				pending = append(pending, n)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		t := time.NewTimer(r.cfg.recheck)
+		select {
+		case <-woken:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return &WaitTimeoutError{Position: position, Pending: pending, Err: ctx.Err()}
+		}
+		t.Stop()
+	}
+}

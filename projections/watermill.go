@@ -1,0 +1,204 @@
+package projections
+
+import (
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// topic is the one Watermill topic: the events table. The name only shows
+// in logs; the adapters below never build table names from it.
+const topic = "events"
+
+// Message metadata keys set by eventsSchema.UnmarshalMessage.
+const (
+	metaType          = "type"
+	metaSchemaVersion = "schema_version"
+	metaPosition      = "position"
+	metaTransactionID = "transaction_id"
+	metaTenantID      = "tenant_id"
+	metaStreamID      = "stream_id"
+	metaStreamVersion = "stream_version"
+	metaRecordedAt    = "recorded_at"
+	metaActorUserID   = "actor_user_id"
+	metaActorName     = "actor_name"
+	metaCorrelationID = "correlation_id"
+)
+
+// ErrPublishNotSupported is returned by eventsSchema.InsertQuery: events are
+// appended through the event store, never published through Watermill.
+var ErrPublishNotSupported = errors.New("projections: the events topic is written by the event store only")
+
+// eventsSchema is a watermill-sql SchemaAdapter over the event store's own
+// events table, so each event is stored once and no outbox copy exists.
+type eventsSchema struct {
+	batchSize int
+}
+
+// The group's checkpoint row is locked in the first CTE, and the lateral join
+// makes the planner scan it first, so the lock is taken even when no event
+// qualifies. Only transactions below the snapshot's xmin are read: a
+// transaction that commits late has a smaller id than events already visible.
+const qSelectEvents = `
+WITH ck AS (%s)
+SELECT e.position, e.transaction_id::text, e.tenant_id::text, e.stream_id::text, e.stream_version,
+       e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+FROM ck CROSS JOIN LATERAL (
+    SELECT * FROM events e
+    WHERE (e.transaction_id, e.position) > (ck.last_transaction_id, ck.last_position)
+      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+    ORDER BY e.transaction_id, e.position
+    LIMIT %d
+) e
+ORDER BY e.transaction_id, e.position`
+
+func (s eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
+	next := offsets.NextOffsetQuery(topic, consumerGroup)
+	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, s.batchSize), Args: next.Args}
+}
+
+func (eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
+	return wsql.Query{}, ErrPublishNotSupported
+}
+
+// UnmarshalMessage turns an events row into a message: the payload is the
+// event's data, the metadata carries the envelope.
+func (eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
+	var (
+		env      envelope
+		txid     string
+		metadata []byte
+		schema   int32
+	)
+	if err := row.Scan(&env.Position, &txid, &env.TenantID, &env.StreamID, &env.StreamVersion,
+		&env.Type, &schema, &env.Data, &metadata, &env.RecordedAt); err != nil {
+		return wsql.Row{}, fmt.Errorf("scan event: %w", err)
+	}
+	var meta eventstore.Metadata
+	if err := json.Unmarshal(metadata, &meta); err != nil {
+		return wsql.Row{}, fmt.Errorf("decode metadata of event %d: %w", env.Position, err)
+	}
+	msg := message.NewMessage(strconv.FormatInt(env.Position, 10), env.Data)
+	msg.Metadata = message.Metadata{
+		metaType:          env.Type,
+		metaSchemaVersion: strconv.Itoa(int(schema)),
+		metaPosition:      strconv.FormatInt(env.Position, 10),
+		metaTransactionID: txid,
+		metaTenantID:      env.TenantID,
+		metaStreamID:      env.StreamID,
+		metaStreamVersion: strconv.FormatInt(env.StreamVersion, 10),
+		metaRecordedAt:    env.RecordedAt.UTC().Format(time.RFC3339Nano),
+		metaActorUserID:   meta.Actor.UserID,
+		metaActorName:     meta.Actor.Name,
+		metaCorrelationID: meta.CorrelationID,
+	}
+	return wsql.Row{
+		Offset:    env.Position,
+		UUID:      []byte(msg.UUID),
+		Payload:   env.Data,
+		Metadata:  metadata,
+		Msg:       msg,
+		ExtraData: map[string]any{metaTransactionID: txid},
+	}, nil
+}
+
+// SchemaInitializingQueries is empty: the tables come from migrations.
+func (eventsSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
+
+// SubscribeIsolationLevel is READ COMMITTED: a subscriber waiting on the
+// checkpoint lock then reads the row as the previous holder left it (a
+// REPEATABLE READ one fails with a serialization error), and handlers see
+// tables swapped in by a rebuild.
+func (eventsSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
+
+// checkpointOffsets is a watermill-sql OffsetsAdapter over
+// projection_checkpoints. Transaction ids travel as text and are cast
+// explicitly: pgx through database/sql cannot bind an int64 to xid8
+// (watermill issue #528).
+type checkpointOffsets struct{}
+
+const (
+	qNextOffset = `SELECT last_transaction_id, last_position FROM projection_checkpoints
+WHERE consumer_group = $1 FOR UPDATE`
+
+	// Monotonic: handlers advance the checkpoint themselves, event by event,
+	// so Watermill's ack for an earlier message must not move it back.
+	qAckOffset = `UPDATE projection_checkpoints
+SET last_transaction_id = $2::text::xid8, last_position = $3, updated_at = now()
+WHERE consumer_group = $1 AND (last_transaction_id, last_position) < ($2::text::xid8, $3)`
+
+	qEnsureCheckpoint = `INSERT INTO projection_checkpoints (consumer_group) VALUES ($1) ON CONFLICT DO NOTHING`
+)
+
+func (checkpointOffsets) NextOffsetQuery(_, consumerGroup string) wsql.Query {
+	return wsql.Query{Query: qNextOffset, Args: []any{consumerGroup}}
+}
+
+func (checkpointOffsets) AckMessageQuery(_ string, row wsql.Row, consumerGroup string) wsql.Query {
+	return wsql.Query{Query: qAckOffset, Args: []any{consumerGroup, row.ExtraData[metaTransactionID], row.Offset}}
+}
+
+func (checkpointOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) wsql.Query {
+	return wsql.Query{}
+}
+
+func (checkpointOffsets) SchemaInitializingQueries(string) []wsql.Query { return nil }
+
+// BeforeSubscribingQueries makes sure the row exists: FOR UPDATE has nothing
+// to lock otherwise, and two processes would both consume.
+func (checkpointOffsets) BeforeSubscribingQueries(_ string, consumerGroup string) []wsql.Query {
+	return []wsql.Query{{Query: qEnsureCheckpoint, Args: []any{consumerGroup}}}
+}
+
+// envelope is one event as a projection sees it.
+type envelope struct {
+	Position      int64
+	TransactionID uint64
+	TenantID      string
+	StreamID      string
+	StreamVersion int64
+	Type          string
+	SchemaVersion int
+	RecordedAt    time.Time
+	Data          []byte
+}
+
+func (e *envelope) cursor() eventstore.Cursor {
+	return eventstore.Cursor{TransactionID: e.TransactionID, Position: e.Position}
+}
+
+// envelopeFromMessage reads back what UnmarshalMessage put in msg.
+func envelopeFromMessage(msg *message.Message) (*envelope, error) {
+	md := msg.Metadata
+	env := &envelope{
+		TenantID: md.Get(metaTenantID),
+		StreamID: md.Get(metaStreamID),
+		Type:     md.Get(metaType),
+		Data:     msg.Payload,
+	}
+	var err error
+	if env.Position, err = strconv.ParseInt(md.Get(metaPosition), 10, 64); err != nil {
+		return nil, fmt.Errorf("message %s: position: %w", msg.UUID, err)
+	}
+	if env.TransactionID, err = strconv.ParseUint(md.Get(metaTransactionID), 10, 64); err != nil {
+		return nil, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
+	}
+	if env.StreamVersion, err = strconv.ParseInt(md.Get(metaStreamVersion), 10, 64); err != nil {
+		return nil, fmt.Errorf("message %s: stream version: %w", msg.UUID, err)
+	}
+	if env.SchemaVersion, err = strconv.Atoi(md.Get(metaSchemaVersion)); err != nil {
+		return nil, fmt.Errorf("message %s: schema version: %w", msg.UUID, err)
+	}
+	if env.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(metaRecordedAt)); err != nil {
+		return nil, fmt.Errorf("message %s: recorded at: %w", msg.UUID, err)
+	}
+	return env, nil
+}
