@@ -9,12 +9,12 @@ import (
 // AssignUser puts userID on the customer's team. Admins may assign anyone;
 // members only themselves, when the policy lets them.
 func (c *Commands) AssignUser(ctx context.Context, m Meta, customerID, userID string) (CustomerResult, error) {
-	// Refuse a member acting on someone else before touching the database.
-	if err := domain.AuthorizeAssignment(m.Actor, domain.Policy{MembersCanSelfAssign: true}, userID); err != nil {
-		return CustomerResult{}, err
-	}
 	ids, err := parseIDs("user", userID)
 	if err != nil {
+		return CustomerResult{}, err
+	}
+	// Refuse a member acting on someone else before touching the database.
+	if err := domain.AuthorizeAssignment(m.Actor, domain.Policy{MembersCanSelfAssign: true}, ids[0]); err != nil {
 		return CustomerResult{}, err
 	}
 	uid := ids[0]

@@ -8,6 +8,23 @@
 // UPDATE), sorted by ID. A command that decides on a customer therefore sees
 // the customer exactly as its append will find it, and a user's status cannot
 // change between the check and the commit.
+//
+// Choices where the contract is silent:
+//   - Idempotency: a stored answer is replayed before anything is decided, and
+//     a keyed command refused by a rule looks the key up once more (a
+//     concurrent retry may have committed first). A refused command stores
+//     nothing. Secrets are never stored: a replayed IssueAPIKey answers
+//     api_key "" and a replayed InviteClient answers Token "" (both with
+//     Replayed set). Dry runs ignore the key.
+//   - A command that changes nothing (MakeTeamLead on the lead, the same
+//     policy again) appends nothing and answers the current state with the
+//     position of the stream's last event.
+//   - BulkEdit: unknown (or other tenants') IDs fail their pairs with code
+//     "not_found"; at most MaxBulkCustomers customers and MaxBulkUsers users.
+//   - ImportClients: Email is required on every row; an existing email without
+//     update_existing is "unchanged" (not an error) and its Team column is
+//     not applied; update_existing changes first and last name only.
+//   - Malformed IDs are ErrNotFound, like unknown ones.
 package commands
 
 import (

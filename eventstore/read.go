@@ -56,12 +56,26 @@ func collect(rows pgx.Rows, err error) ([]Event, error) {
 }
 
 func readStream(ctx context.Context, q querier, tenantID, streamID string) ([]Event, error) {
+	// Filter by stream alone so the (stream_id, stream_version) index is
+	// used; with a tenant predicate the planner may scan the whole tenant.
 	events, err := collect(q.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE tenant_id = $1 AND stream_id = $2 ORDER BY stream_version`, tenantID, streamID))
+		WHERE stream_id = $1 ORDER BY stream_version`, streamID))
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", streamID, err)
 	}
-	return events, nil
+	return ownedBy(tenantID, events), nil
+}
+
+// ownedBy drops events of other tenants: to a caller, another tenant's
+// stream does not exist.
+func ownedBy(tenantID string, events []Event) []Event {
+	out := events[:0]
+	for _, e := range events {
+		if e.TenantID == tenantID {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 // ReadStream returns the tenant's stream in version order (empty when the
@@ -74,12 +88,12 @@ func (s *Store) ReadStream(ctx context.Context, tenantID, streamID string) ([]Ev
 // stream in version order.
 func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
 	events, err := collect(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE tenant_id = $1 AND stream_id = ANY($2::uuid[]) ORDER BY stream_id, stream_version`, tenantID, streamIDs))
+		WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}
 	out := make(map[string][]Event, len(streamIDs))
-	for _, e := range events {
+	for _, e := range ownedBy(tenantID, events) {
 		out[e.StreamID] = append(out[e.StreamID], e)
 	}
 	return out, nil
@@ -88,12 +102,12 @@ func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []st
 // ReadStreams reads several streams inside the transaction.
 func (t *Tx) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
 	events, err := collect(t.tx.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE tenant_id = $1 AND stream_id = ANY($2::uuid[]) ORDER BY stream_id, stream_version`, tenantID, streamIDs))
+		WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}
 	out := make(map[string][]Event, len(streamIDs))
-	for _, e := range events {
+	for _, e := range ownedBy(tenantID, events) {
 		out[e.StreamID] = append(out[e.StreamID], e)
 	}
 	return out, nil
