@@ -1,0 +1,454 @@
+package http_test
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	nethttp "net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// readAfter reads a GET as it stands once the command at position is projected.
+func (c *client) readAfter(position string, path string, headers ...hdr) response {
+	c.t.Helper()
+	return c.must(200, "GET", path, nil, append(headers, hdr{"X-Min-Position": position})...)
+}
+
+func TestReadYourWrites(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	cust := b.createCustomer(t, "Carla")
+	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	pos := r.header.Get("X-Ledger-Position")
+	if fmt.Sprint(r.json(t)["position"]) != pos {
+		t.Fatalf("body position %v != header %s", r.json(t)["position"], pos)
+	}
+	var list struct {
+		Items []struct {
+			ID        string           `json:"id"`
+			Assignees []map[string]any `json:"assignees"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(pos, "/v1/customers?assigned_user="+u.userID).decode(t, &list)
+	if len(list.Items) != 1 || list.Items[0].ID != cust || len(list.Items[0].Assignees) != 1 {
+		t.Fatalf("customer list after X-Min-Position: %+v", list)
+	}
+	var mine struct {
+		Items []map[string]any `json:"items"`
+	}
+	u.readAfter(pos, "/v1/users/me/clients").decode(t, &mine)
+	if len(mine.Items) != 1 || mine.Items[0]["id"] != cust || mine.Items[0]["assigned_at"] == nil {
+		t.Fatalf("my clients after X-Min-Position: %+v", mine)
+	}
+	var none struct {
+		Items []map[string]any `json:"items"`
+	}
+	b.admin.readAfter(pos, "/v1/customers?assigned_user=none").decode(t, &none)
+	for _, c := range none.Items {
+		if c["id"] == cust {
+			t.Fatal("assigned customer listed under assigned_user=none")
+		}
+	}
+	if r := b.admin.do("GET", "/v1/customers", nil, hdr{"X-Min-Position": "999999999"}); r.status != 400 {
+		t.Fatalf("unknown position: %d %s", r.status, r.body)
+	}
+}
+
+func TestMinPositionTimesOutWith503(t *testing.T) {
+	b := setup(t, setupOpts{noProjections: true})
+	cust := b.createCustomer(t, "Carla")
+	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", nil)
+	start := time.Now()
+	w := b.admin.do("GET", "/v1/customers", nil, hdr{"X-Min-Position": r.header.Get("X-Ledger-Position")})
+	if w.status != 503 || w.header.Get("Retry-After") == "" {
+		t.Fatalf("stalled projections: %d %v %s", w.status, w.header, w.body)
+	}
+	if d := time.Since(start); d < 4*time.Second || d > 15*time.Second {
+		t.Fatalf("waited %s, want about 5 s", d)
+	}
+}
+
+func TestPaginationCursors(t *testing.T) {
+	b := setup(t)
+	var last string
+	for i := range 7 {
+		last = b.createCustomer(t, fmt.Sprintf("P%d", i))
+	}
+	pos := b.admin.must(200, "POST", "/v1/customers/"+last+"/block", nil).header.Get("X-Ledger-Position")
+	seen := map[string]bool{}
+	path := "/v1/customers?limit=3"
+	pages := 0
+	for {
+		var pg struct {
+			Items      []map[string]any `json:"items"`
+			NextCursor string           `json:"next_cursor"`
+		}
+		b.admin.readAfter(pos, path).decode(t, &pg)
+		pages++
+		for _, c := range pg.Items {
+			id := c["id"].(string)
+			if seen[id] {
+				t.Fatalf("customer %s on two pages", id)
+			}
+			seen[id] = true
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		path = "/v1/customers?limit=3&cursor=" + pg.NextCursor
+	}
+	if len(seen) != 7 || pages != 3 {
+		t.Fatalf("%d customers over %d pages, want 7 over 3", len(seen), pages)
+	}
+}
+
+func TestBulkEditIsAllOrNothing(t *testing.T) {
+	b := setup(t)
+	b.setPolicy(t, 2, false, false, true)
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
+	c1, c2 := b.createCustomer(t, "Carla"), b.createCustomer(t, "Cody")
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": u1.userID})
+
+	req := map[string]any{"action": "add", "customer_ids": []string{c1, c2}, "user_ids": []string{u1.userID, u2.userID, u3.userID}}
+	before := b.countEvents(t)
+	r := b.admin.do("POST", "/v1/assignments/bulk", req)
+	if r.status != 409 {
+		t.Fatalf("bulk over the limit: %d %s", r.status, r.body)
+	}
+	var refused struct {
+		Code   string           `json:"code"`
+		Errors []map[string]any `json:"errors"`
+	}
+	r.decode(t, &refused)
+	// c1 takes u1,u2 then refuses u3; c2 has u1, takes u2, refuses u3.
+	if len(refused.Errors) != 2 || b.countEvents(t) != before {
+		t.Fatalf("refusal %+v; %d events appended", refused, b.countEvents(t)-before)
+	}
+	for _, e := range refused.Errors {
+		if e["code"] != "max_assignees_reached" || e["user_id"] != u3.userID {
+			t.Fatalf("failing pair %v", e)
+		}
+	}
+	req["dry_run"] = true
+	var plan struct {
+		ToBeAssigned   []map[string]string `json:"to_be_assigned"`
+		ToBeDeassigned []map[string]string `json:"to_be_deassigned"`
+		Unchanged      []map[string]string `json:"unchanged"`
+		Errors         []map[string]any    `json:"errors"`
+	}
+	b.admin.must(200, "POST", "/v1/assignments/bulk", req).decode(t, &plan)
+	if len(plan.ToBeAssigned) != 3 || len(plan.Unchanged) != 1 || len(plan.Errors) != 2 || len(plan.ToBeDeassigned) != 0 {
+		t.Fatalf("dry run %+v", plan)
+	}
+	if b.countEvents(t) != before {
+		t.Fatal("dry run wrote")
+	}
+	ok := b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{c1, c2}, "user_ids": []string{u2.userID}})
+	pos := ok.header.Get("X-Ledger-Position")
+	var hist struct {
+		Items []struct {
+			Type          string `json:"type"`
+			CorrelationID string `json:"correlation_id"`
+		} `json:"items"`
+	}
+	corr := map[string]bool{}
+	for _, c := range []string{c1, c2} {
+		b.admin.readAfter(pos, "/v1/customers/"+c+"/history").decode(t, &hist)
+		last := hist.Items[len(hist.Items)-1]
+		if last.Type != "UserAssigned" {
+			t.Fatalf("last event %+v", last)
+		}
+		corr[last.CorrelationID] = true
+	}
+	if len(corr) != 1 {
+		t.Fatalf("bulk events do not share one correlation id: %v", corr)
+	}
+}
+
+func TestInvitations(t *testing.T) {
+	b := setup(t)
+	b.setPolicy(t, nil, true, true, true)
+	u1, u2 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member")
+	r := b.admin.must(201, "POST", "/v1/clients/invitations", map[string]any{
+		"first_name": "Ivy", "last_name": "Invited", "email": "ivy@client.example", "phone": "+1 555 0100",
+		"team": []string{u2.userID, u1.userID}})
+	var inv struct {
+		Customer struct {
+			ID        string           `json:"id"`
+			Status    string           `json:"status"`
+			Assignees []map[string]any `json:"assignees"`
+		} `json:"customer"`
+		InvitationURL string `json:"invitation_url"`
+	}
+	r.decode(t, &inv)
+	if inv.Customer.Status != "invited" || len(inv.Customer.Assignees) != 2 || inv.Customer.Assignees[0]["user_id"] != u2.userID ||
+		inv.Customer.Assignees[0]["lead"] != true || !strings.HasPrefix(inv.InvitationURL, "https://ledger.example/invitations/") {
+		t.Fatalf("invitation %+v", inv)
+	}
+	token := strings.TrimPrefix(inv.InvitationURL, "https://ledger.example/invitations/")
+	anon := &client{t: t, base: b.base}
+	if r := anon.must(200, "POST", "/v1/invitations/"+token+"/accept", nil); r.json(t)["status"] != "active" {
+		t.Fatalf("accept: %s", r.body)
+	}
+	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 {
+		t.Fatalf("second accept: %d", r.status)
+	}
+	if r := anon.do("POST", "/v1/invitations/nonsense/accept", nil); r.status != 404 {
+		t.Fatalf("unknown token: %d", r.status)
+	}
+	if r := b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": "Dup", "email": "ivy@client.example", "team": []string{}}); r.status != 409 {
+		t.Fatalf("duplicate email: %d %s", r.status, r.body)
+	}
+}
+
+func (c *client) csv(method, path, body string, headers ...hdr) response {
+	c.t.Helper()
+	req, _ := nethttp.NewRequest(method, c.base+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "text/csv")
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	for _, h := range headers {
+		for k, v := range h {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := nethttp.DefaultClient.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return response{status: resp.StatusCode, header: resp.Header, body: raw}
+}
+
+func TestImportClients(t *testing.T) {
+	b := setup(t)
+	tpl := b.admin.must(200, "GET", "/v1/clients/import/template", nil)
+	rows, err := csv.NewReader(bytes.NewReader(tpl.body)).ReadAll()
+	if err != nil || len(rows) != 2 || strings.Join(rows[0], ",") != "First Name,Last Name,Email,Phone Number,Team" ||
+		!strings.HasPrefix(tpl.header.Get("Content-Type"), "text/csv") {
+		t.Fatalf("template %q (%v)", tpl.body, err)
+	}
+	uma := b.admin.must(201, "POST", "/v1/users", map[string]string{"name": "Uma One", "email": "uma@acme.example", "role": "member"}).json(t)
+
+	good := "First Name,Last Name,Email,Phone Number,Team\nAda,Lovelace,ada@client.example,+44 1,uma@acme.example\nAlan,Turing,alan@client.example,,\n"
+	before := b.countEvents(t)
+	var rep struct {
+		Created, Updated, Unchanged int
+		Errors                      []map[string]any
+	}
+	dry := b.admin.csv("POST", "/v1/clients/import?dry_run=true", good)
+	if dry.status != 200 {
+		t.Fatalf("dry run: %d %s", dry.status, dry.body)
+	}
+	dry.decode(t, &rep)
+	if rep.Created != 2 || b.countEvents(t) != before {
+		t.Fatalf("dry run %+v wrote %d events", rep, b.countEvents(t)-before)
+	}
+	bad := good + "Bob,,not-an-email,,\nCy,Clone,ada@client.example,,\nDee,Doe,dee@client.example,,nobody@acme.example\n"
+	r := b.admin.csv("POST", "/v1/clients/import", bad)
+	r.decode(t, &rep)
+	if r.status != 422 || len(rep.Errors) != 3 || b.countEvents(t) != before {
+		t.Fatalf("bad file: %d %s (%d events)", r.status, r.body, b.countEvents(t)-before)
+	}
+	for i, e := range rep.Errors {
+		if e["row"] != float64(3+i) || e["error"] == "" {
+			t.Fatalf("row error %d: %v", i, e)
+		}
+	}
+	r = b.admin.csv("POST", "/v1/clients/import", good)
+	r.decode(t, &rep)
+	if r.status != 200 || rep.Created != 2 {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	var mine struct{ Items []map[string]any }
+	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/users/"+uma["id"].(string)+"/clients").decode(t, &mine)
+	if len(mine.Items) != 1 || mine.Items[0]["email"] != "ada@client.example" {
+		t.Fatalf("team from CSV not assigned: %+v", mine)
+	}
+	upd := "First Name,Last Name,Email,Phone Number,Team\nAugusta Ada,Lovelace,ada@client.example,,\nAlan,Turing,alan@client.example,,\n"
+	b.admin.csv("POST", "/v1/clients/import?update_existing=true", upd).decode(t, &rep)
+	if rep.Updated != 1 || rep.Unchanged != 1 || rep.Created != 0 {
+		t.Fatalf("update_existing: %+v", rep)
+	}
+	if r := b.admin.csv("POST", "/v1/clients/import", "Name,Email\nA,a@b.example\n"); r.status != 400 {
+		t.Fatalf("wrong header: %d %s", r.status, r.body)
+	}
+}
+
+func TestDeactivationHandsCustomersOver(t *testing.T) {
+	b := setup(t)
+	b.setPolicy(t, nil, true, true, true)
+	leaver, heir, other := b.createUser(t, "Lea Leaver", "member"), b.createUser(t, "Hal Heir", "member"), b.createUser(t, "Oli Other", "member")
+	c1, c2 := b.createCustomer(t, "Carla"), b.createCustomer(t, "Cody")
+	b.admin.must(200, "POST", "/v1/customers/"+c1+"/assignees", map[string]string{"user_id": leaver.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": other.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": leaver.userID})
+
+	// Without a transfer the last member of c1 cannot leave.
+	before := b.countEvents(t)
+	if r := b.admin.do("POST", "/v1/users/"+leaver.userID+"/deactivate", nil); r.status != 409 || b.countEvents(t) != before {
+		t.Fatalf("deactivation breaking require_assignee: %d %s", r.status, r.body)
+	}
+	r := b.admin.must(200, "POST", "/v1/users/"+leaver.userID+"/deactivate", map[string]string{"transfer_to": heir.userID})
+	if r.json(t)["status"] != "deactivated" {
+		t.Fatalf("deactivate: %s", r.body)
+	}
+	for cust, wantLead := range map[string]bool{c1: true, c2: false} {
+		a := assignees(t, b.admin.must(200, "GET", "/v1/customers/"+cust, nil))
+		found := false
+		for _, m := range a {
+			if m["user_id"] == leaver.userID {
+				t.Fatalf("deactivated user still on %s", cust)
+			}
+			if m["user_id"] == heir.userID {
+				found = true
+				if m["lead"] != wantLead {
+					t.Fatalf("heir on %s has lead=%v, want %v", cust, m["lead"], wantLead)
+				}
+			}
+		}
+		if !found {
+			t.Fatalf("heir not on %s: %v", cust, a)
+		}
+	}
+	var notes struct {
+		Unread int `json:"unread"`
+		Items  []struct {
+			ID, Type, CustomerID string
+			Read                 bool
+		} `json:"items"`
+	}
+	heir.readAfter(r.header.Get("X-Ledger-Position"), "/v1/users/me/notifications").decode(t, &notes)
+	if notes.Unread != 2 || len(notes.Items) != 2 {
+		t.Fatalf("heir's notifications %+v", notes)
+	}
+	heir.must(200, "POST", "/v1/users/me/notifications/read", map[string]any{"ids": []string{notes.Items[0].ID}}).decode(t, &notes)
+	if notes.Unread != 1 {
+		t.Fatalf("after marking one read: %+v", notes)
+	}
+	if r := b.admin.do("POST", "/v1/customers/"+c1+"/assignees", map[string]string{"user_id": leaver.userID}); r.status != 409 || r.code() != "user_deactivated" {
+		t.Fatalf("assign deactivated: %d %s", r.status, r.body)
+	}
+}
+
+func TestAsOfAndHistory(t *testing.T) {
+	b := setup(t)
+	u1, u2 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member")
+	cust := b.createCustomer(t, "Carla")
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u1.userID})
+	time.Sleep(20 * time.Millisecond)
+	mid := time.Now().UTC()
+	time.Sleep(20 * time.Millisecond)
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees/"+u1.userID+"/replace", map[string]string{"with_user_id": u2.userID})
+	pos := b.admin.must(200, "PUT", "/v1/customers/"+cust+"/lead", map[string]string{"user_id": u2.userID}).header.Get("X-Ledger-Position")
+
+	var team struct{ Items []map[string]any }
+	b.admin.readAfter(pos, "/v1/customers/"+cust+"/assignees?as_of="+mid.Format(time.RFC3339Nano)).decode(t, &team)
+	if len(team.Items) != 1 || team.Items[0]["user_id"] != u1.userID {
+		t.Fatalf("team as of %s: %+v", mid, team)
+	}
+	b.admin.readAfter(pos, "/v1/customers/"+cust+"/assignees").decode(t, &team)
+	if len(team.Items) != 1 || team.Items[0]["user_id"] != u2.userID || team.Items[0]["lead"] != true {
+		t.Fatalf("team now: %+v", team)
+	}
+	var clients struct{ Items []map[string]any }
+	u1.readAfter(pos, "/v1/users/me/clients?as_of="+mid.Format(time.RFC3339Nano)).decode(t, &clients)
+	if len(clients.Items) != 1 || clients.Items[0]["id"] != cust {
+		t.Fatalf("u1's clients as of then: %+v", clients)
+	}
+	u1.readAfter(pos, "/v1/users/me/clients").decode(t, &clients)
+	if len(clients.Items) != 0 {
+		t.Fatalf("u1's clients now: %+v", clients)
+	}
+	var hist struct {
+		Items []struct {
+			Position int64          `json:"position"`
+			Type     string         `json:"type"`
+			At       time.Time      `json:"at"`
+			Actor    map[string]any `json:"actor"`
+			Data     map[string]any `json:"data"`
+		} `json:"items"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &hist)
+	types := []string{}
+	for _, h := range hist.Items {
+		types = append(types, h.Type)
+		if h.Actor["user_id"] != b.admin.userID || h.Actor["name"] != "Ann Admin" || h.Data["customer_id"] != cust {
+			t.Fatalf("history item %+v", h)
+		}
+	}
+	if strings.Join(types, ",") != "CustomerRegistered,UserAssigned,TeamMemberReplaced,TeamLeadChanged" {
+		t.Fatalf("history %v", types)
+	}
+}
+
+func TestAuditLogAndExports(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "=Uma One", "member")
+	cust := b.createCustomer(t, "Carla")
+	pos := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}).header.Get("X-Ledger-Position")
+
+	var audit struct {
+		Items []struct {
+			Position int64  `json:"position"`
+			Type     string `json:"type"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(pos, "/v1/audit?customer_id="+cust).decode(t, &audit)
+	if len(audit.Items) != 2 {
+		t.Fatalf("audit for customer: %+v", audit)
+	}
+	b.admin.readAfter(pos, "/v1/audit?type=UserAssigned&user_id="+u.userID).decode(t, &audit)
+	if len(audit.Items) != 1 || audit.Items[0].Type != "UserAssigned" {
+		t.Fatalf("audit by type and user: %+v", audit)
+	}
+	nd := b.admin.readAfter(pos, "/v1/audit?customer_id="+cust, hdr{"Accept": "application/x-ndjson"})
+	lines := 0
+	sc := bufio.NewScanner(bytes.NewReader(nd.body))
+	for sc.Scan() {
+		var e map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("ndjson line %q: %v", sc.Text(), err)
+		}
+		lines++
+	}
+	if lines != 2 || !strings.HasPrefix(nd.header.Get("Content-Type"), "application/x-ndjson") {
+		t.Fatalf("ndjson export: %d lines, %s", lines, nd.header.Get("Content-Type"))
+	}
+	c := b.admin.readAfter(pos, "/v1/audit?customer_id="+cust, hdr{"Accept": "text/csv"})
+	recs, err := csv.NewReader(bytes.NewReader(c.body)).ReadAll()
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("audit csv: %v %q", err, c.body)
+	}
+	cl := b.admin.readAfter(pos, "/v1/customers?assigned_user="+u.userID, hdr{"Accept": "text/csv"})
+	recs, err = csv.NewReader(bytes.NewReader(cl.body)).ReadAll()
+	if err != nil || len(recs) != 2 || recs[1][0] != cust || !strings.HasPrefix(recs[1][8], "'=") {
+		t.Fatalf("customer csv (formula cells must be defused): %v %q", err, cl.body)
+	}
+}
+
+func TestOperationsEndpoints(t *testing.T) {
+	b := setup(t)
+	anon := &client{t: t, base: b.base}
+	anon.must(200, "GET", "/healthz", nil)
+	anon.must(200, "GET", "/readyz", nil)
+	b.admin.must(200, "GET", "/v1/users", nil)
+	m := anon.must(200, "GET", "/metrics", nil)
+	if !strings.Contains(string(m.body), `ledger_http_request_duration_seconds_bucket{method="GET",route="/v1/users"`) {
+		t.Fatalf("per-route latency histogram missing from /metrics")
+	}
+	if r := anon.do("GET", "/v1/nope", nil); r.status != 404 || r.code() != "not_found" {
+		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	}
+	if r := anon.do("PATCH", "/healthz", nil); r.status != 405 {
+		t.Fatalf("wrong method: %d", r.status)
+	}
+	if r := anon.do("GET", "/healthz", nil); r.header.Get("X-Request-ID") == "" {
+		t.Fatal("no request id")
+	}
+}
