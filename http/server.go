@@ -133,7 +133,7 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/assignments/bulk", s.bulkEdit)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)
-		r.With(requireAdmin).Get("/v1/clients/import/template", s.importTemplate)
+		r.With(requireAdmin, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.importClients)
 
 		r.With(requireAdmin, s.minPosition(pAudit)).Get("/v1/audit", s.audit)
@@ -153,13 +153,18 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 	return func(next nethttp.Handler) nethttp.Handler {
 		return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 			raw := r.Header.Get("X-Min-Position")
-			if raw == "" || len(wait) == 0 {
+			if raw == "" {
 				next.ServeHTTP(w, r)
 				return
 			}
 			pos, err := strconv.ParseInt(raw, 10, 64)
 			if err != nil || pos < 0 {
 				s.writeError(w, r, badRequest("invalid_header", "X-Min-Position", "X-Min-Position must be a position token from X-Ledger-Position"))
+				return
+			}
+			if len(wait) == 0 {
+				// Served from the event store, which is always current.
+				next.ServeHTTP(w, r)
 				return
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), maxPositionWait)

@@ -80,7 +80,6 @@ CREATE TABLE customer_list (
     search              text GENERATED ALWAYS AS (lower(first_name || ' ' || last_name || ' ' || email)) STORED
 );
 CREATE INDEX customer_list_by_created ON customer_list (tenant_id, created_at, customer_id);
-CREATE INDEX customer_list_by_status ON customer_list (tenant_id, status, created_at, customer_id);
 CREATE INDEX customer_list_unassigned ON customer_list (tenant_id, created_at, customer_id) WHERE assignees = '[]';
 CREATE INDEX customer_list_assignees ON customer_list USING gin (assignees jsonb_path_ops);
 CREATE INDEX customer_list_search ON customer_list USING gin (search gin_trgm_ops);
@@ -125,7 +124,7 @@ CREATE TABLE assignment_intervals (
     to_position   bigint,
     PRIMARY KEY (customer_id, from_position, user_id)
 );
-CREATE INDEX assignment_intervals_by_customer ON assignment_intervals (tenant_id, customer_id, valid_from);
+-- (by customer: the primary key's prefix)
 CREATE INDEX assignment_intervals_by_user ON assignment_intervals (tenant_id, user_id, valid_from);
 
 CREATE TABLE assignment_intervals_streams (
@@ -133,11 +132,11 @@ CREATE TABLE assignment_intervals_streams (
     version     bigint NOT NULL
 );
 
--- audit_log: every event with its actor and time. IDs are text: the audit log
--- shows what was recorded, and must not fail on it.
+-- audit_log: every event with its actor and time. Few indexes, uuid rather
+-- than text keys: a rebuild builds them over every event.
 CREATE TABLE audit_log (
-    position       bigint PRIMARY KEY,
     tenant_id      uuid NOT NULL,
+    position       bigint NOT NULL,
     stream_id      uuid NOT NULL,
     stream_version bigint NOT NULL,
     type           text NOT NULL,
@@ -146,32 +145,32 @@ CREATE TABLE audit_log (
     actor_user_id  text NOT NULL,
     actor_name     text NOT NULL,
     correlation_id text NOT NULL,
-    customer_id    text,
-    user_ids       text[] NOT NULL,
-    data           jsonb NOT NULL
+    customer_id    uuid,
+    user_ids       uuid[] NOT NULL,
+    data           jsonb NOT NULL,
+    PRIMARY KEY (tenant_id, position)
 );
-CREATE INDEX audit_log_by_tenant ON audit_log (tenant_id, position);
 CREATE INDEX audit_log_by_customer ON audit_log (tenant_id, customer_id, position) WHERE customer_id IS NOT NULL;
 CREATE INDEX audit_log_by_user ON audit_log USING gin (user_ids);
 
--- notifications: what each user was told. The id is derived from the event
--- ("<position>-<user id>"), so it is the same after a rebuild and the read
--- marks below, which are not rebuilt, stay attached.
+-- notifications: what each user was told; at most one notification per
+-- user and event. The API's id is "<position>-<user id>", derived from the
+-- event, so it is the same after a rebuild and the read marks below, which
+-- are not rebuilt, stay attached.
 CREATE TABLE notifications (
-    id          text PRIMARY KEY,
     tenant_id   uuid NOT NULL,
     user_id     uuid NOT NULL,
+    position    bigint NOT NULL,
     type        text NOT NULL,
     customer_id uuid NOT NULL,
     at          timestamptz NOT NULL,
-    position    bigint NOT NULL
+    PRIMARY KEY (tenant_id, user_id, position)
 );
-CREATE INDEX notifications_by_user ON notifications (tenant_id, user_id, position DESC);
 
 CREATE TABLE notification_reads (
-    tenant_id       uuid NOT NULL,
-    user_id         uuid NOT NULL,
-    notification_id text NOT NULL,
-    read_at         timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (user_id, notification_id)
+    tenant_id uuid NOT NULL,
+    user_id   uuid NOT NULL,
+    position  bigint NOT NULL,
+    read_at   timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tenant_id, user_id, position)
 );

@@ -48,6 +48,18 @@ func New(t testing.TB) *pgxpool.Pool {
 // tests that open their own connections (a second process, say).
 func NewURL(t testing.TB) string {
 	t.Helper()
+	return newDatabase(t, true)
+}
+
+// NewBlankURL creates an empty database (no migrations applied), for tests of
+// the migrator itself.
+func NewBlankURL(t testing.TB) string {
+	t.Helper()
+	return newDatabase(t, false)
+}
+
+func newDatabase(t testing.TB, migrated bool) string {
+	t.Helper()
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
 		t.Fatal("testdb: DATABASE_URL is not set; run the suite with `make test`, which starts a throwaway PostgreSQL")
@@ -61,9 +73,11 @@ func NewURL(t testing.TB) string {
 	}
 	defer admin.Close(context.Background())
 
-	tpl, err := ensureTemplate(ctx, admin, base)
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
+	tpl := "template1"
+	if migrated {
+		if tpl, err = ensureTemplate(ctx, admin, base); err != nil {
+			t.Fatalf("testdb: %v", err)
+		}
 	}
 	name := "ledger_test_" + randomHex(8)
 	if err := createFrom(ctx, admin, name, tpl); err != nil {

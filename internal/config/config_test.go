@@ -1,0 +1,29 @@
+package config
+
+import (
+	"errors"
+	"log/slog"
+	"testing"
+)
+
+func TestFromEnv(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	if _, err := FromEnv(env(nil)); !errors.Is(err, ErrNoDatabaseURL) {
+		t.Fatalf("missing DATABASE_URL: %v", err)
+	}
+	c, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x"}))
+	if err != nil || c.Addr != "127.0.0.1:8080" || c.BaseURL != "http://127.0.0.1:8080" || c.LogLevel != slog.LevelInfo {
+		t.Fatalf("defaults: %+v %v", c, err)
+	}
+	c, err = FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_ADDR": "0.0.0.0:9000",
+		"LEDGER_BASE_URL": "https://ledger.example/", "LEDGER_LOG_LEVEL": "debug"}))
+	if err != nil || c.Addr != "0.0.0.0:9000" || c.BaseURL != "https://ledger.example" || c.LogLevel != slog.LevelDebug {
+		t.Fatalf("overrides: %+v %v", c, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_LOG_LEVEL": "loud"})); err == nil {
+		t.Fatal("bad log level accepted")
+	}
+}
