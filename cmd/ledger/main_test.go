@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	nethttp "net/http"
 	"strings"
 	"sync"
@@ -15,6 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	commandspkg "github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/testdb"
 )
 
@@ -104,6 +108,20 @@ func TestBootstrapVerifyAndTamper(t *testing.T) {
 		t.Fatalf("verify on an intact store: exit %d, out %q, err %q", code, out.String(), errOut.String())
 	}
 
+	env, out, errOut = testEnv(vars)
+	if code := run(ctx, env, []string{"rebuild", "all"}); code != 0 || !strings.Contains(out.String(), "rebuilt all") {
+		t.Fatalf("rebuild all: exit %d, out %q, err %q", code, out.String(), errOut.String())
+	}
+	env, _, _ = testEnv(vars)
+	if code := run(ctx, env, []string{"rebuild", "nonsense"}); code != 2 {
+		t.Fatalf("rebuild of an unknown projection: exit %d", code)
+	}
+	env, _, errOut = testEnv(vars)
+	if code := run(ctx, env, []string{"history", "--tenant", boot.TenantID, "--customer", boot.UserID}); code != 1 ||
+		!strings.Contains(errOut.String(), "has no customer") {
+		t.Fatalf("history of a user stream: exit %d, %q", code, errOut.String())
+	}
+
 	pool, err := pgxpool.New(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -183,5 +201,60 @@ func TestServeAnswersAndStopsGracefully(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not stop")
+	}
+}
+
+func TestHistoryReplaysTheEventStore(t *testing.T) {
+	t.Parallel()
+	dsn := testdb.NewURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cmds := commandspkg.New(eventstore.New(pool), log)
+	boot, err := cmds.Bootstrap(ctx, "Acme", "Ann Admin", "ann@acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := commandspkg.Meta{TenantID: boot.TenantID, Actor: domain.Actor{UserID: boot.UserID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	bob, err := cmds.CreateUser(ctx, m, "Bob Baker", "bob@acme.example", domain.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cust, err := cmds.RegisterCustomer(ctx, m, domain.Profile{FirstName: "Carla", Email: "carla@client.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmds.AssignUser(ctx, m, cust.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	between := time.Now().UTC()
+	time.Sleep(5 * time.Millisecond)
+	if _, err := cmds.UnassignUser(ctx, m, cust.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"DATABASE_URL": dsn}
+	historyOf := func(args ...string) history {
+		t.Helper()
+		env, out, errOut := testEnv(vars)
+		args = append([]string{"history", "--tenant", boot.TenantID, "--customer", cust.ID, "--json"}, args...)
+		if code := run(ctx, env, args); code != 0 {
+			t.Fatalf("history exit %d: %s", code, errOut.String())
+		}
+		var h history
+		if err := json.Unmarshal([]byte(out.String()), &h); err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if h := historyOf(); len(h.Events) != 3 || len(h.Team) != 0 {
+		t.Fatalf("history now: %+v", h)
+	}
+	h := historyOf("--as-of", between.Format(time.RFC3339Nano))
+	if len(h.Team) != 1 || h.Team[0].Name != "Bob Baker" || h.Team[0].UserID != bob.ID {
+		t.Fatalf("team as of %s: %+v", between, h.Team)
 	}
 }

@@ -29,13 +29,10 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 		return errUsage
 	}
 	target := fs.Arg(0)
-	names := projections.AllNames()
-	if target != "all" {
-		if !slices.Contains(names, target) {
-			fmt.Fprintf(env.stderr, "unknown projection %q; choose one of: %s, all\n", target, strings.Join(names, ", "))
-			return errUsage
-		}
-		names = []string{target}
+	if target != "all" && !slices.Contains(projections.AllNames(), target) {
+		fmt.Fprintf(env.stderr, "unknown projection %q; choose one of: %s, all\n",
+			target, strings.Join(projections.AllNames(), ", "))
+		return errUsage
 	}
 	_, pool, log, err := connect(ctx, env)
 	if err != nil {
@@ -46,20 +43,19 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	for _, name := range names {
-		start := time.Now()
-		bar := newProgress(env, "rebuild "+name, -1)
-		err := runner.Rebuild(ctx, name, func(done, total int64) {
-			if total > 0 && total != bar.total {
-				bar.setTotal(total)
-			}
-			bar.set(done)
-		})
-		bar.done()
-		if err != nil {
-			return fmt.Errorf("rebuild %s: %w", name, err)
+	// "all" is rebuilt in one pass over the events, not one pass each.
+	start := time.Now()
+	bar := newProgress(env, "rebuild "+target, -1)
+	err = runner.Rebuild(ctx, target, func(done, total int64) {
+		if total > 0 && total != bar.total {
+			bar.setTotal(total)
 		}
-		fmt.Fprintf(env.stdout, "rebuilt %s in %s\n", name, time.Since(start).Round(time.Millisecond))
+		bar.set(done)
+	})
+	bar.done()
+	if err != nil {
+		return fmt.Errorf("rebuild %s: %w", target, err)
 	}
+	fmt.Fprintf(env.stdout, "rebuilt %s in %s\n", target, time.Since(start).Round(time.Millisecond))
 	return nil
 }

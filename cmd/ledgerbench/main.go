@@ -1,0 +1,306 @@
+// Command ledgerbench measures the ledger against the performance targets of
+// docs/DESIGN.md in one run, each figure beside the physical limit it is
+// judged against:
+//
+//   - commands: AssignUser through the real HTTP API (in-process server on
+//     127.0.0.1:0, real router, API key, projections running) against raw
+//     single-row INSERT transactions of an event-sized row, at the same
+//     concurrency on the same database;
+//   - lag: commit-to-read-model time at a steady, open-loop command rate;
+//   - rebuild: Runner.Rebuild("all") over a generated event store;
+//   - reads: "My Clients" and the customer list filtered by assigned user over
+//     a large read model, beside a primary-key lookup.
+//
+// It prints a table (figure, target, pass/miss) and writes the same data with
+// machine information to a JSON file. Each phase runs in a database of its
+// own, created on DATABASE_URL's server and dropped at the end.
+//
+//	DATABASE_URL=postgres://... go run ./cmd/ledgerbench [-quick] [-only commands,lag] [-out bench.json]
+//
+// `make bench` / `make bench-quick` start a throwaway durable cluster.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// options are the command-line settings.
+type options struct {
+	quick bool
+	only  map[string]bool
+	out   string
+
+	duration time.Duration // per measured command run
+	warmup   time.Duration
+	clients  []int
+
+	cmdCustomers int // customers of the command and lag phases
+	cmdUsers     int
+
+	lagRate     int
+	lagDuration time.Duration
+	lagWorkers  int
+
+	rebuildEvents int
+	rebuildUsers  int
+
+	customers   int // read-model size
+	users       int
+	assignments int
+	readQueries int
+
+	cpuProfile string // prefix: one profile per phase
+	keep       bool   // keep the databases
+	verbose    bool
+}
+
+var phases = []string{"commands", "lag", "rebuild", "reads"}
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		os.Exit(1)
+	}
+}
+
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
+	only := fs.String("only", strings.Join(phases, ","), "phases to run, comma-separated: "+strings.Join(phases, ","))
+	clients := fs.String("clients", "1,16", "concurrent clients of the command phase, comma-separated")
+	fs.BoolVar(&o.quick, "quick", false, "small sizes and short runs (make bench-quick: under two minutes)")
+	fs.StringVar(&o.out, "out", "bench.json", "JSON report file (empty: none)")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured command run")
+	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each command run")
+	fs.IntVar(&o.cmdCustomers, "cmd-customers", 5000, "customers of the command and lag phases")
+	fs.IntVar(&o.cmdUsers, "cmd-users", 200, "users of the command and lag phases")
+	fs.IntVar(&o.lagRate, "lag-rate", 1000, "commands per second of the lag phase (open loop)")
+	fs.DurationVar(&o.lagDuration, "lag-duration", 0, "length of the lag run (default: -duration)")
+	fs.IntVar(&o.lagWorkers, "lag-workers", 64, "HTTP clients the lag phase dispatches to")
+	fs.IntVar(&o.rebuildEvents, "rebuild-events", 1_000_000, "events in the rebuild phase's event store")
+	fs.IntVar(&o.rebuildUsers, "rebuild-users", 1000, "users named by the rebuild phase's events")
+	fs.IntVar(&o.customers, "customers", 1_000_000, "customers of the reads phase")
+	fs.IntVar(&o.users, "users", 10_000, "users of the reads phase")
+	fs.IntVar(&o.assignments, "assignments", 3_000_000, "assignments of the reads phase")
+	fs.IntVar(&o.readQueries, "read-queries", 2000, "measured queries per read kind")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
+	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
+	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings and the rebuild's phases to stderr")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.quick {
+		// Sizes that keep `make bench-quick` (cluster start and compile
+		// included) under two minutes on 2 cores; explicit flags win.
+		def := func(name string, apply func()) {
+			if !set[name] {
+				apply()
+			}
+		}
+		def("duration", func() { o.duration = 3 * time.Second })
+		def("warmup", func() { o.warmup = 500 * time.Millisecond })
+		def("cmd-customers", func() { o.cmdCustomers = 1000 })
+		def("cmd-users", func() { o.cmdUsers = 50 })
+		def("rebuild-events", func() { o.rebuildEvents = 100_000 })
+		def("rebuild-users", func() { o.rebuildUsers = 200 })
+		def("customers", func() { o.customers = 100_000 })
+		def("users", func() { o.users = 1000 })
+		def("assignments", func() { o.assignments = 300_000 })
+		def("read-queries", func() { o.readQueries = 500 })
+	}
+	if o.lagDuration == 0 {
+		o.lagDuration = o.duration
+	}
+	o.only = map[string]bool{}
+	for _, p := range strings.Split(*only, ",") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		if !slices.Contains(phases, p) {
+			return o, fmt.Errorf("-only: unknown phase %q (choose from %s)", p, strings.Join(phases, ","))
+		}
+		o.only[p] = true
+	}
+	for _, c := range strings.Split(*clients, ",") {
+		var n int
+		if _, err := fmt.Sscan(strings.TrimSpace(c), &n); err != nil || n < 1 {
+			return o, fmt.Errorf("-clients: %q is not a positive number", c)
+		}
+		o.clients = append(o.clients, n)
+	}
+	switch {
+	case o.cmdUsers < 2 || o.cmdCustomers < 1:
+		return o, errors.New("-cmd-users must be at least 2 and -cmd-customers at least 1")
+	case o.users < 1 || o.customers < 1 || o.assignments < 0:
+		return o, errors.New("-users and -customers must be positive, -assignments not negative")
+	case o.assignments > o.customers*o.users:
+		return o, errors.New("-assignments exceeds -customers × -users")
+	case o.lagRate < 1 || o.lagWorkers < 1:
+		return o, errors.New("-lag-rate and -lag-workers must be positive")
+	case o.rebuildEvents < o.rebuildUsers+2:
+		return o, errors.New("-rebuild-events must exceed -rebuild-users + 1")
+	}
+	return o, nil
+}
+
+func run() error {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	url := os.Getenv("DATABASE_URL")
+	if url == "" {
+		return errors.New("DATABASE_URL is not set (make bench starts a throwaway cluster)")
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	logLevel := slog.LevelError
+	var logOut io.Writer = os.Stderr
+	if o.verbose {
+		logLevel = slog.LevelWarn
+	}
+	log := slog.New(quietShutdown{slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: logLevel})})
+
+	srv, err := openServer(ctx, url, log)
+	if err != nil {
+		return err
+	}
+	defer srv.close()
+
+	rep := &report{Started: time.Now().UTC(), Command: strings.Join(append([]string{"ledgerbench"}, os.Args[1:]...), " ")}
+	rep.Machine = machineInfo(ctx, srv)
+	rep.Settings = settingsOf(o)
+	printHeader(os.Stdout, rep)
+	if rep.Machine.Fsync != "on" || rep.Machine.SynchronousCommit != "on" {
+		fmt.Fprintf(os.Stdout, "WARNING: fsync=%s synchronous_commit=%s: not the production durability, the figures do not count\n\n",
+			rep.Machine.Fsync, rep.Machine.SynchronousCommit)
+	}
+
+	type phase struct {
+		name string
+		run  func(ctx context.Context, o options, srv *server, rep *report) error
+	}
+	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"rebuild", runRebuild}, {"reads", runReads}}
+	var failed []string
+	for _, p := range all {
+		if !o.only[p.name] {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		fmt.Fprintf(os.Stderr, "== %s\n", p.name)
+		began := time.Now()
+		stopProfile, err := startProfile(o.cpuProfile, p.name)
+		if err != nil {
+			return err
+		}
+		err = p.run(ctx, o, srv, rep)
+		stopProfile()
+		rep.PhaseSeconds = append(rep.PhaseSeconds, phaseTime{Phase: p.name, Seconds: time.Since(began).Seconds()})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ledgerbench: phase %s failed: %v\n", p.name, err)
+			rep.Errors = append(rep.Errors, fmt.Sprintf("%s: %v", p.name, err))
+			failed = append(failed, p.name)
+		}
+		fmt.Fprintf(os.Stderr, "== %s done in %s\n", p.name, time.Since(began).Round(time.Millisecond))
+	}
+	if !o.keep {
+		srv.dropAll(context.WithoutCancel(ctx))
+	}
+	rep.Finished = time.Now().UTC()
+	printTable(os.Stdout, rep)
+	if o.out != "" {
+		b, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return fmt.Errorf("write %s: %w", o.out, err)
+		}
+		fmt.Fprintf(os.Stdout, "\nwrote %s\n", o.out)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("phase(s) failed: %s", strings.Join(failed, ", "))
+	}
+	return ctx.Err()
+}
+
+func startProfile(prefix, phase string) (func(), error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + "." + phase + ".pprof")
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+func settingsOf(o options) map[string]any {
+	var only []string
+	for _, p := range phases {
+		if o.only[p] {
+			only = append(only, p)
+		}
+	}
+	return map[string]any{
+		"quick": o.quick, "only": only, "duration_s": o.duration.Seconds(), "warmup_s": o.warmup.Seconds(),
+		"clients": o.clients, "cmd_customers": o.cmdCustomers, "cmd_users": o.cmdUsers,
+		"lag_rate": o.lagRate, "lag_duration_s": o.lagDuration.Seconds(), "lag_workers": o.lagWorkers,
+		"rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,
+		"customers": o.customers, "users": o.users, "assignments": o.assignments, "read_queries": o.readQueries,
+		"gomaxprocs": runtime.GOMAXPROCS(0),
+	}
+}
+
+// quietShutdown drops the log records of a phase's service being stopped
+// (Watermill reports its cancelled batch transactions as errors).
+type quietShutdown struct{ slog.Handler }
+
+func (q quietShutdown) Handle(ctx context.Context, r slog.Record) error {
+	cancelled := false
+	r.Attrs(func(a slog.Attr) bool {
+		s := a.Value.String()
+		if strings.Contains(s, "context canceled") || strings.Contains(s, "conn closed") {
+			cancelled = true
+			return false
+		}
+		return true
+	})
+	if cancelled {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func (q quietShutdown) WithAttrs(as []slog.Attr) slog.Handler {
+	return quietShutdown{q.Handler.WithAttrs(as)}
+}
+
+func (q quietShutdown) WithGroup(name string) slog.Handler { return quietShutdown{q.Handler.WithGroup(name)} }

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// commandRun is one concurrency level of the commands phase.
+type commandRun struct {
+	Clients int        `json:"clients"`
+	Raw     loopResult `json:"raw_insert"`
+	Command loopResult `json:"assign_user_http"`
+	Ratio   float64    `json:"ratio"`
+	// WAL flushes and bytes per operation (pg_stat_wal): group commit
+	// shows as fewer syncs than commits.
+	RawWALSyncsPerOp float64 `json:"raw_wal_syncs_per_op"`
+	RawWALBytesPerOp float64 `json:"raw_wal_bytes_per_op"`
+	CmdWALSyncsPerOp float64 `json:"cmd_wal_syncs_per_op"`
+	CmdWALBytesPerOp float64 `json:"cmd_wal_bytes_per_op"`
+	// Events the slowest projection had not applied when the run ended,
+	// and how long it then took to apply them.
+	BacklogAtEnd   int64   `json:"projection_backlog_at_end"`
+	DrainSeconds   float64 `json:"projection_drain_s"`
+}
+
+const qCreateRaw = `CREATE TABLE bench_raw (
+    id          bigserial PRIMARY KEY,
+    tenant_id   uuid NOT NULL,
+    stream_id   uuid NOT NULL,
+    data        jsonb NOT NULL,
+    metadata    jsonb NOT NULL,
+    recorded_at timestamptz NOT NULL
+)`
+
+const qRawInsert = `INSERT INTO bench_raw (tenant_id, stream_id, data, metadata, recorded_at) VALUES ($1, $2, $3, $4, $5)`
+
+func runCommands(ctx context.Context, o options, srv *server, rep *report) error {
+	s, err := startService(ctx, srv, "commands", 32, srv.log)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	t0 := time.Now()
+	if err := s.populate(ctx, o.cmdUsers, o.cmdCustomers); err != nil {
+		return err
+	}
+	if _, err := s.catchUp(ctx, 2*time.Minute); err != nil {
+		return fmt.Errorf("projections catching up on the set-up: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "   set-up: %d users, %d customers in %s\n", o.cmdUsers, o.cmdCustomers, time.Since(t0).Round(time.Millisecond))
+	if _, err := s.pool.Exec(ctx, qCreateRaw); err != nil {
+		return err
+	}
+
+	// The raw row is an event-sized row: the same columns' worth of data
+	// and metadata JSON as an UserAssigned event.
+	rawOp := func(ctx context.Context, rng *rand.Rand) error {
+		customer, user, corr := uuid.New(), uuid.New(), uuid.New()
+		data := `{"lead": false, "user_id": "` + user.String() + `", "customer_id": "` + customer.String() + `"}`
+		meta := `{"actor": {"name": "Bench Admin", "user_id": "` + s.admin.UserID + `"}, "correlation_id": "` + corr.String() + `"}`
+		_, err := s.pool.Exec(ctx, qRawInsert, s.tenantID, customer, data, meta, time.Now())
+		return err
+	}
+	cmdOp := func(ctx context.Context, rng *rand.Rand) error {
+		c, u := s.nextPair(rng)
+		_, err := s.assign(ctx, c, u)
+		return err
+	}
+
+	var runs []commandRun
+	for _, c := range o.clients {
+		var r commandRun
+		r.Clients = c
+		fmt.Fprintf(os.Stderr, "   %d client(s): raw INSERT ...\n", c)
+		w0 := readWAL(ctx, s.pool)
+		r.Raw = closedLoop(ctx, c, o.warmup, o.duration, rawOp)
+		w1 := readWAL(ctx, s.pool)
+		fmt.Fprintf(os.Stderr, "   %d client(s): AssignUser over HTTP ...\n", c)
+		r.Command = closedLoop(ctx, c, o.warmup, o.duration, cmdOp)
+		w2 := readWAL(ctx, s.pool)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The WAL deltas include the warm-ups; per op over all ops run.
+		rawAll := float64(r.Raw.Ops) * (o.duration + o.warmup).Seconds() / o.duration.Seconds()
+		cmdAll := float64(r.Command.Ops) * (o.duration + o.warmup).Seconds() / o.duration.Seconds()
+		rw, cw := w1.sub(w0), w2.sub(w1)
+		if rawAll > 0 {
+			r.RawWALSyncsPerOp, r.RawWALBytesPerOp = float64(rw.Syncs)/rawAll, float64(rw.Bytes)/rawAll
+		}
+		if cmdAll > 0 {
+			r.CmdWALSyncsPerOp, r.CmdWALBytesPerOp = float64(cw.Syncs)/cmdAll, float64(cw.Bytes)/cmdAll
+		}
+		if r.Raw.OpsPerSec > 0 {
+			r.Ratio = r.Command.OpsPerSec / r.Raw.OpsPerSec
+		}
+		r.BacklogAtEnd, _ = s.backlog(ctx)
+		d, err := s.catchUp(ctx, 5*time.Minute)
+		if err != nil {
+			return fmt.Errorf("projections catching up after %d clients: %w", c, err)
+		}
+		r.DrainSeconds = d.Seconds()
+		fmt.Fprintf(os.Stderr, "   %d client(s): raw %.0f/s, AssignUser %.0f/s, ratio %.2f, projection backlog %d (drained in %s)\n",
+			c, r.Raw.OpsPerSec, r.Command.OpsPerSec, r.Ratio, r.BacklogAtEnd, d.Round(time.Millisecond))
+		runs = append(runs, r)
+
+		name := func(what string) string { return fmt.Sprintf("%s @%d", what, c) }
+		note := ""
+		if r.Command.Errors > 0 {
+			note = fmt.Sprintf("%d failed commands, first: %s", r.Command.Errors, r.Command.FirstErr)
+		}
+		rep.add(figure{Phase: "commands", Name: name("AssignUser HTTP"), Value: r.Command.OpsPerSec, Unit: "ops/s", Note: note})
+		rep.add(figure{Phase: "commands", Name: name("AssignUser p50"), Value: r.Command.Latency.P50, Unit: "ms"})
+		rep.add(figure{Phase: "commands", Name: name("AssignUser p99"), Value: r.Command.Latency.P99, Unit: "ms"})
+		rawNote := ""
+		if r.Raw.Errors > 0 {
+			rawNote = fmt.Sprintf("%d failed inserts, first: %s", r.Raw.Errors, r.Raw.FirstErr)
+		}
+		rep.add(figure{Phase: "commands", Name: name("raw INSERT"), Value: r.Raw.OpsPerSec, Unit: "ops/s", Note: rawNote})
+		rep.add(figure{Phase: "commands", Name: name("raw INSERT p50"), Value: r.Raw.Latency.P50, Unit: "ms"})
+		rep.add(figure{Phase: "commands", Name: name("raw INSERT p99"), Value: r.Raw.Latency.P99, Unit: "ms"})
+		ratio := figure{Phase: "commands", Name: name("ratio cmd/raw"), Value: r.Ratio, Unit: "x"}
+		if c == 16 {
+			ratio = targetAtLeast(ratio, 0.60, ">= 0.60")
+		}
+		rep.add(ratio)
+	}
+	rep.detail("commands", map[string]any{
+		"runs": runs,
+		"note": "closed loop: each client sends its next request when the previous one answers. " +
+			"AssignUser: POST /v1/customers/{id}/assignees through an in-process net/http server (real router, admin API key), " +
+			"random customer, a user not yet on its team; projections running (ledger serve's Runner). " +
+			"raw INSERT: one autocommit single-row INSERT of an event-sized row (uuid, uuid, jsonb data, jsonb metadata, timestamptz) into bench_raw via the same pgx pool.",
+		"customers": o.cmdCustomers, "users": o.cmdUsers,
+	})
+	return nil
+}

@@ -1,0 +1,283 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+// The reads phase fills the read models directly with set-based SQL
+// (generate_series), much faster than generating and folding
+// customers+assignments events, in the shape the projections write them:
+// customer_list rows with the assignees JSON column, my_clients rows,
+// my_clients_streams, and the users they name. Assignment k of customer n
+// goes to user ((n·K + k)·p) mod users (p a prime coprime with users, K the
+// assignments per customer), so a customer never gets one user twice and
+// users get even shares spread over the whole list; assigned_at is random
+// after the customer's creation. Indexes are dropped for the load and
+// recreated from their live definitions, then VACUUM ANALYZE.
+
+func runReads(ctx context.Context, o options, srv *server, rep *report) error {
+	pool, _, err := srv.createDB(ctx, "reads", 32)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	t0 := time.Now()
+	tenant, err := fillReadModel(ctx, pool, o)
+	if err != nil {
+		return fmt.Errorf("fill read model: %w", err)
+	}
+	fillTime := time.Since(t0)
+	fmt.Fprintf(os.Stderr, "   read model: %d customers, %d users, %d assignments in %s\n", o.customers, o.users, o.assignments, fillTime.Round(time.Millisecond))
+
+	userIDs, err := sample(ctx, pool, `SELECT id::text FROM bench_u`)
+	if err != nil {
+		return err
+	}
+	customerIDs, err := sample(ctx, pool, `SELECT id::text FROM bench_c ORDER BY random() LIMIT 20000`)
+	if err != nil {
+		return err
+	}
+	q := projections.NewQueries(pool)
+	rng := rand.New(rand.NewPCG(3, 4))
+	var pageSizes struct{ my, list, myN, listN int }
+	kinds := []struct {
+		name string
+		run  func(ctx context.Context) error
+	}{
+		{"My Clients first page", func(ctx context.Context) error {
+			p, err := q.MyClients(ctx, tenant, userIDs[rng.IntN(len(userIDs))], "", 50, "")
+			pageSizes.my += len(p.Items)
+			pageSizes.myN++
+			return err
+		}},
+		{"customers by assigned user", func(ctx context.Context) error {
+			p, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: userIDs[rng.IntN(len(userIDs))]}, 50, "")
+			pageSizes.list += len(p.Items)
+			pageSizes.listN++
+			return err
+		}},
+		{"baseline PK lookup", func(ctx context.Context) error {
+			var one int
+			return pool.QueryRow(ctx, `SELECT 1 FROM customer_list WHERE customer_id = $1`, customerIDs[rng.IntN(len(customerIDs))]).Scan(&one)
+		}},
+	}
+	// Warm-up: every kind, unmeasured (connections, prepared statements,
+	// plan caches, buffer cache).
+	for range min(200, o.readQueries) {
+		for _, k := range kinds {
+			if err := k.run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", k.name, err)
+			}
+		}
+	}
+	pageSizes.my, pageSizes.myN, pageSizes.list, pageSizes.listN = 0, 0, 0, 0
+	// Measured: interleaved, one client, so the kinds see the same cache.
+	lat := make([]latencies, len(kinds))
+	for range o.readQueries {
+		for i, k := range kinds {
+			t := time.Now()
+			if err := k.run(ctx); err != nil {
+				return fmt.Errorf("%s: %w", k.name, err)
+			}
+			lat[i] = append(lat[i], ms(time.Since(t)))
+		}
+	}
+	sums := make([]summary, len(kinds))
+	for i := range kinds {
+		sums[i] = summarize(lat[i])
+	}
+	base := sums[2]
+	for i, k := range kinds[:2] {
+		rep.add(figure{Phase: "reads", Name: k.name + " p50", Value: sums[i].P50, Unit: "ms"})
+		rep.add(targetBelow(figure{Phase: "reads", Name: k.name + " p99", Value: sums[i].P99, Unit: "ms"}, 10, "< 10 ms"))
+		rep.add(figure{Phase: "reads", Name: k.name + " p99 ÷ baseline p99", Value: sums[i].P99 / base.P99, Unit: "x"})
+	}
+	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p50", Value: base.P50, Unit: "ms"})
+	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p99", Value: base.P99, Unit: "ms"})
+
+	plans := map[string]string{}
+	u := userIDs[0]
+	for name, sql := range map[string]string{
+		"my_clients_first_page":      explainMyClients,
+		"customers_by_assigned_user": explainCustomers,
+	} {
+		arg := any(u)
+		if strings.Contains(sql, "@>") {
+			arg = `[{"user_id":"` + u + `"}]`
+		}
+		plan, err := explain(ctx, pool, sql, tenant, arg)
+		if err != nil {
+			plan = "explain failed: " + err.Error()
+		}
+		plans[name] = plan
+	}
+	var tableSizes = map[string]string{}
+	for _, t := range []string{"customer_list", "my_clients"} {
+		var s string
+		_ = pool.QueryRow(ctx, `SELECT pg_size_pretty(pg_total_relation_size($1::regclass))`, t).Scan(&s)
+		tableSizes[t] = s
+	}
+	rep.detail("reads", map[string]any{
+		"customers": o.customers, "users": o.users, "assignments": o.assignments, "fill_s": fillTime.Seconds(),
+		"my_clients": sums[0], "customers_by_assigned_user": sums[1], "baseline_pk_lookup": sums[2],
+		"avg_page_items": map[string]float64{
+			"my_clients":                 float64(pageSizes.my) / float64(max(1, pageSizes.myN)),
+			"customers_by_assigned_user": float64(pageSizes.list) / float64(max(1, pageSizes.listN)),
+		},
+		"explain_analyze": plans, "table_sizes": tableSizes,
+		"note": "read models filled directly with set-based SQL (no events), in the projections' row shapes; one client, " +
+			"random users, queries through projections.Queries (limit 50, first page), kinds interleaved after a warm-up. " +
+			"The EXPLAIN SQL is a copy of the Queries' SQL with literal parameters.",
+	})
+	return nil
+}
+
+// explain SQL: copies of what projections.Queries sends (first page, no
+// search), kept here to show the plans.
+const (
+	explainMyClients = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
+       c.status, c.created_at, c.version, c.assignees, m.lead, m.assigned_at
+FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
+WHERE m.tenant_id = $1 AND m.user_id = $2 AND c.tenant_id = m.tenant_id
+ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT 51`
+	explainCustomers = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
+       c.status, c.created_at, c.version, c.assignees
+FROM customer_list c WHERE c.tenant_id = $1 AND c.assignees @> $2::jsonb
+ORDER BY c.created_at, c.customer_id LIMIT 51`
+)
+
+func explain(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) (string, error) {
+	rows, err := pool.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+sql, append([]any{pgx.QueryExecModeExec}, args...)...)
+	if err != nil {
+		return "", err
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	return strings.Join(lines, "\n"), err
+}
+
+func sample(ctx context.Context, pool *pgxpool.Pool, sql string) ([]string, error) {
+	rows, err := pool.Query(ctx, sql)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// fillReadModel builds the data set and returns the tenant id.
+func fillReadModel(ctx context.Context, pool *pgxpool.Pool, o options) (string, error) {
+	var tenant string
+	if err := pool.QueryRow(ctx, `INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'Bench') RETURNING id::text`).Scan(&tenant); err != nil {
+		return "", err
+	}
+	perCustomer := (o.assignments + o.customers - 1) / o.customers // K
+	prime := int64(7919)
+	for _, p := range []int64{7919, 104729, 1299709, 15485863} {
+		if int64(o.users)%p != 0 {
+			prime = p
+			break
+		}
+	}
+	var defs []indexDefs
+	for _, t := range []string{"customer_list", "my_clients", "my_clients_streams"} {
+		d, err := captureIndexes(ctx, pool, t)
+		if err != nil {
+			return "", err
+		}
+		if err := d.drop(ctx, pool); err != nil {
+			return "", err
+		}
+		defs = append(defs, d)
+	}
+	base := time.Now().UTC().Add(-3 * 365 * 24 * time.Hour).Truncate(time.Second)
+	span := 2 * 365 * 24 * time.Hour
+	stmts := []struct {
+		sql  string
+		args []any
+	}{
+		{`SET work_mem = '512MB'`, nil},
+		{`SET maintenance_work_mem = '512MB'`, nil},
+		{`CREATE UNLOGGED TABLE bench_u AS SELECT n, gen_random_uuid() AS id FROM generate_series(0, $1::int - 1) n`, []any{o.users}},
+		{`CREATE UNLOGGED TABLE bench_c AS SELECT n, gen_random_uuid() AS id,
+			$2::timestamptz + (n::float8 / $1::int) * $3::interval AS created_at
+		  FROM generate_series(0, $1::int - 1) n`, []any{o.customers, base, fmt.Sprintf("%d seconds", int64(span.Seconds()))}},
+		{`INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
+		  SELECT id, $1, 'User ' || lpad(n::text, 5, '0'), 'user' || n || '@bench.example', 'member', 'active', $2
+		  FROM bench_u`, []any{tenant, base}},
+		// assignment j = k·C + n (k < K) of customer n, j < assignments
+		{`INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq)
+		  SELECT c.id, u.id, $1, k = 0, c.created_at + random() * interval '90 days', c.n * $4::bigint + k
+		  FROM bench_c c
+		  CROSS JOIN generate_series(0::bigint, $4::bigint - 1) k
+		  JOIN bench_u u ON u.n = ((c.n * $4::bigint + k) * $5::bigint) % $3::bigint
+		  WHERE k * $2::bigint + c.n < $6::bigint`, []any{tenant, o.customers, o.users, perCustomer, prime, o.assignments}},
+		{`INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone, external_id, status,
+			created_at, version, assignees)
+		  SELECT c.id, $1, 'First' || lpad(c.n::text, 7, '0'), 'Last' || lpad(c.n::text, 7, '0'),
+		         'customer' || c.n || '@bench.example', '', '', 'active', c.created_at,
+		         1 + coalesce(t.members, 0), coalesce(t.assignees, '[]'::jsonb)
+		  FROM bench_c c
+		  LEFT JOIN (
+		      SELECT m.customer_id, count(*) AS members,
+		             jsonb_agg(jsonb_build_object('user_id', m.user_id, 'name', u.name, 'lead', m.lead,
+		                       'assigned_at', to_char(m.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'))
+		                       ORDER BY m.seq) AS assignees
+		      FROM my_clients m JOIN users u ON u.id = m.user_id
+		      GROUP BY m.customer_id
+		  ) t ON t.customer_id = c.id`, []any{tenant}},
+		{`INSERT INTO my_clients_streams (customer_id, version) SELECT customer_id, version FROM customer_list`, nil},
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Release()
+	for _, s := range stmts {
+		t := time.Now()
+		if _, err := conn.Exec(ctx, s.sql, s.args...); err != nil {
+			return "", fmt.Errorf("%s: %w", firstLine(s.sql), err)
+		}
+		fmt.Fprintf(os.Stderr, "   %-70s %s\n", firstLine(s.sql), time.Since(t).Round(time.Millisecond))
+	}
+	if _, err := conn.Exec(ctx, `RESET work_mem; RESET maintenance_work_mem`); err != nil {
+		return "", err
+	}
+	t := time.Now()
+	g, gctx := errgroup.WithContext(ctx)
+	for _, d := range defs {
+		g.Go(func() error { return d.restore(gctx, pool) })
+	}
+	if err := g.Wait(); err != nil {
+		return "", err
+	}
+	fmt.Fprintf(os.Stderr, "   %-70s %s\n", "indexes and constraints recreated", time.Since(t).Round(time.Millisecond))
+	t = time.Now()
+	for _, tbl := range []string{"users", "customer_list", "my_clients", "my_clients_streams"} {
+		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+tbl); err != nil {
+			return "", err
+		}
+	}
+	fmt.Fprintf(os.Stderr, "   %-70s %s\n", "VACUUM ANALYZE", time.Since(t).Round(time.Millisecond))
+	return tenant, nil
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 70 {
+		s = s[:70]
+	}
+	return s
+}
