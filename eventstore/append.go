@@ -151,13 +151,6 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		}
 	}
 
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	// Microseconds: what timestamptz keeps, so the hash can be recomputed.
-	now = now.UTC().Truncate(time.Microsecond)
-
 	metadata, err := json.Marshal(req.Metadata)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("encode metadata: %w", err)
@@ -174,6 +167,14 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	if err != nil {
 		return AppendResult{}, err
 	}
+	// The clock is read only once the streams are locked, so recorded times
+	// never go backwards within a stream and as-of questions have one answer.
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	// Microseconds: what timestamptz keeps, so the hash can be recomputed.
+	now = now.UTC().Truncate(time.Microsecond)
 
 	res := AppendResult{Versions: map[string]int64{}}
 	var (

@@ -60,6 +60,21 @@ func newStretchFold(open []*stretch) *stretchFold {
 	return f
 }
 
+// drain hands closed stretches (all, with open ones too, when all is set)
+// to fn and forgets them; the bulk fold copies them as they close.
+func (f *stretchFold) drain(fn func(*stretch), all bool) {
+	kept := f.all[:0]
+	for _, s := range f.all {
+		if s.To != nil || all {
+			fn(s)
+		} else {
+			kept = append(kept, s)
+		}
+	}
+	clear(f.all[len(kept):])
+	f.all = kept
+}
+
 // apply moves the fold by one event of the customer's stream.
 func (f *stretchFold) apply(c *customerState, d decoded) {
 	before := f.team
@@ -152,13 +167,14 @@ func (assignmentIntervals) copyColumns() map[string][]string {
 	}
 }
 
-func (assignmentIntervals) emit(sink *copySink, c *customerState, stretches []stretch) error {
-	for _, s := range stretches {
-		sink.add("assignment_intervals", c.ID, s.FromPos, s.UserID, c.TenantID, s.Lead, s.AssignedAt, s.Seq,
-			s.From, s.To, s.ToPos)
-	}
-	sink.add("assignment_intervals_streams", c.ID, c.Version)
+func (assignmentIntervals) emit(sink *copySink, c *customerState) error {
+	sink.add("assignment_intervals_streams", uid(c.ID), c.Version)
 	return nil
+}
+
+func (assignmentIntervals) emitStretch(sink *copySink, c *customerState, s *stretch) {
+	sink.add("assignment_intervals", uid(c.ID), s.FromPos, uid(s.UserID), uid(c.TenantID), s.Lead, s.AssignedAt, s.Seq,
+		s.From, s.To, s.ToPos)
 }
 
 const (

@@ -50,16 +50,17 @@ const qAuditSelect = `INSERT INTO audit_log (position, tenant_id, stream_id, str
     actor_user_id, actor_name, correlation_id, customer_id, user_ids, data)
 SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.recorded_at,
        coalesce(e.metadata->'actor'->>'user_id', ''), coalesce(e.metadata->'actor'->>'name', ''),
-       coalesce(e.metadata->>'correlation_id', ''), nullif(e.data->>'customer_id', ''),
+       coalesce(e.metadata->>'correlation_id', ''), nullif(e.data->>'customer_id', '')::uuid,
        array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
-                          nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL),
+                          nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[],
        e.data
 FROM events e `
 
 const (
-	qAuditApply = qAuditSelect + `WHERE e.position = $1 ON CONFLICT (position) DO NOTHING`
-	qAuditBulk  = qAuditSelect + `WHERE e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8
-ON CONFLICT (position) DO NOTHING`
+	qAuditApply = qAuditSelect + `WHERE e.position = $1 ON CONFLICT DO NOTHING`
+	// The rebuild loads disjoint ranges before the table has its indexes,
+	// so no ON CONFLICT (it would need the primary key).
+	qAuditBulk = qAuditSelect + `WHERE e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8`
 )
 
 func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope) error {
@@ -72,7 +73,7 @@ func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope) error {
 func (auditLog) bulkSQL() string { return qAuditBulk }
 
 const qAuditPage = `SELECT position, stream_id::text, stream_version, type, at, actor_user_id, actor_name,
-       correlation_id, coalesce(customer_id, ''), user_ids, data
+       correlation_id, coalesce(customer_id::text, ''), user_ids::text[], data
 FROM audit_log WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
@@ -96,11 +97,15 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 	if f.Actor != "" {
 		conds = append(conds, "actor_user_id = "+args.add(f.Actor))
 	}
+	page := Page[AuditEntry]{Items: []AuditEntry{}}
+	if (f.CustomerID != "" && !isUUID(f.CustomerID)) || (f.UserID != "" && !isUUID(f.UserID)) {
+		return page, nil
+	}
 	if f.CustomerID != "" {
-		conds = append(conds, "customer_id = "+args.add(f.CustomerID))
+		conds = append(conds, "customer_id = "+args.add(f.CustomerID)+"::uuid")
 	}
 	if f.UserID != "" {
-		conds = append(conds, "user_ids @> ARRAY["+args.add(f.UserID)+"::text]")
+		conds = append(conds, "user_ids @> ARRAY["+args.add(f.UserID)+"::uuid]")
 	}
 	if f.Type != "" {
 		conds = append(conds, "type = "+args.add(f.Type))
@@ -111,7 +116,6 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
 	}
 	defer rows.Close()
-	page := Page[AuditEntry]{Items: []AuditEntry{}}
 	for rows.Next() {
 		var e AuditEntry
 		var data []byte

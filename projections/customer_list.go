@@ -174,7 +174,7 @@ func (customerList) copyColumns() map[string][]string {
 	return map[string][]string{"customer_list": customerListColumns}
 }
 
-func (customerList) emit(sink *copySink, c *customerState, _ []stretch) error {
+func (customerList) emit(sink *copySink, c *customerState) error {
 	if !c.created() {
 		return nil
 	}
@@ -188,7 +188,7 @@ func (customerList) emit(sink *copySink, c *customerState, _ []stretch) error {
 		return err
 	}
 	p := c.Profile
-	sink.add("customer_list", c.ID, c.TenantID, p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
+	sink.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
 		c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js)
 	return nil
 }

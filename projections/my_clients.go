@@ -108,11 +108,11 @@ func (myClients) copyColumns() map[string][]string {
 	}
 }
 
-func (myClients) emit(sink *copySink, c *customerState, _ []stretch) error {
+func (myClients) emit(sink *copySink, c *customerState) error {
 	for _, m := range c.Team {
-		sink.add("my_clients", c.ID, m.UserID, c.TenantID, m.Lead, m.AssignedAt, m.Seq)
+		sink.add("my_clients", uid(c.ID), uid(m.UserID), uid(c.TenantID), m.Lead, m.AssignedAt, m.Seq)
 	}
-	sink.add("my_clients_streams", c.ID, c.Version)
+	sink.add("my_clients_streams", uid(c.ID), c.Version)
 	return nil
 }
 

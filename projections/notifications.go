@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -29,11 +31,11 @@ func (notifications) name() string     { return Notifications }
 func (notifications) tables() []string { return []string{"notifications"} }
 
 // qNotificationsSelect derives notifications from events in SQL, shared by
-// the live handler and a rebuild. The id "<position>-<user id>" is stable
-// across rebuilds, so read marks (notification_reads) survive them.
-const qNotificationsSelect = `INSERT INTO notifications (id, tenant_id, user_id, type, customer_id, at, position)
-SELECT e.position::text || '-' || n.user_id, e.tenant_id, n.user_id::uuid, n.type, (e.data->>'customer_id')::uuid,
-       e.recorded_at, e.position
+// the live handler and a rebuild. A notification is identified by (user,
+// position), stable across rebuilds, so read marks (notification_reads)
+// survive them; the API id is "<position>-<user id>".
+const qNotificationsSelect = `INSERT INTO notifications (tenant_id, user_id, position, type, customer_id, at)
+SELECT e.tenant_id, n.user_id::uuid, e.position, n.type, (e.data->>'customer_id')::uuid, e.recorded_at
 FROM events e
 CROSS JOIN LATERAL (
     SELECT e.data->>'user_id', 'assigned' WHERE e.type = 'UserAssigned'
@@ -45,9 +47,10 @@ CROSS JOIN LATERAL (
 WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMemberReplaced') `
 
 const (
-	qNotificationsApply = qNotificationsSelect + `AND e.position = $1 ON CONFLICT (id) DO NOTHING`
-	qNotificationsBulk  = qNotificationsSelect + `AND e.position > $1 AND e.position <= $2
-  AND e.transaction_id < $3::text::xid8 ON CONFLICT (id) DO NOTHING`
+	qNotificationsApply = qNotificationsSelect + `AND e.position = $1 ON CONFLICT DO NOTHING`
+	// Disjoint ranges, loaded before the table has its indexes.
+	qNotificationsBulk = qNotificationsSelect + `AND e.position > $1 AND e.position <= $2
+  AND e.transaction_id < $3::text::xid8`
 )
 
 func (notifications) apply(ctx context.Context, tx queryer, ev *envelope) error {
@@ -65,22 +68,23 @@ func (notifications) apply(ctx context.Context, tx queryer, ev *envelope) error 
 func (notifications) bulkSQL() string { return qNotificationsBulk }
 
 const (
-	qNotificationsList = `SELECT n.id, n.type, n.customer_id::text, n.at, r.notification_id IS NOT NULL
+	qNotificationsList = `SELECT n.position, n.type, n.customer_id::text, n.at, r.position IS NOT NULL
 FROM notifications n
-LEFT JOIN notification_reads r ON r.user_id = n.user_id AND r.notification_id = n.id
+LEFT JOIN notification_reads r ON r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position
 WHERE n.tenant_id = $1 AND n.user_id = $2
-ORDER BY n.position DESC, n.id
+ORDER BY n.position DESC
 LIMIT $3`
 
 	qNotificationsUnread = `SELECT count(*) FROM notifications n
 WHERE n.tenant_id = $1 AND n.user_id = $2
-  AND NOT EXISTS (SELECT 1 FROM notification_reads r WHERE r.user_id = n.user_id AND r.notification_id = n.id)`
+  AND NOT EXISTS (SELECT 1 FROM notification_reads r
+                  WHERE r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position)`
 
-	// Only the user's own notifications can be marked: other ids match no
-	// row of theirs and are ignored.
-	qNotificationsMarkRead = `INSERT INTO notification_reads (tenant_id, user_id, notification_id)
-SELECT n.tenant_id, n.user_id, n.id FROM notifications n
-WHERE n.tenant_id = $1 AND n.user_id = $2 AND n.id = ANY($3::text[])
+	// Only the user's own notifications can be marked: ids of others' match
+	// no row of theirs and are ignored.
+	qNotificationsMarkRead = `INSERT INTO notification_reads (tenant_id, user_id, position)
+SELECT n.tenant_id, n.user_id, n.position FROM notifications n
+WHERE n.tenant_id = $1 AND n.user_id = $2 AND n.position = ANY($3::bigint[])
 ON CONFLICT DO NOTHING`
 )
 
@@ -103,10 +107,11 @@ func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, li
 	defer rows.Close()
 	for rows.Next() {
 		var n Notification
-		if err := rows.Scan(&n.ID, &n.Type, &n.CustomerID, &n.At, &n.Read); err != nil {
+		var pos int64
+		if err := rows.Scan(&pos, &n.Type, &n.CustomerID, &n.At, &n.Read); err != nil {
 			return 0, nil, fmt.Errorf("list notifications: %w", err)
 		}
-		n.At = n.At.UTC()
+		n.ID, n.At = notificationID(pos, userID), n.At.UTC()
 		items = append(items, n)
 	}
 	if err := rows.Err(); err != nil {
@@ -115,13 +120,32 @@ func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, li
 	return unread, items, nil
 }
 
+// notificationID is a notification's public id: the event's position and
+// the user, so it is derived from the event and survives rebuilds.
+func notificationID(position int64, userID string) string {
+	return strconv.FormatInt(position, 10) + "-" + strings.ToLower(userID)
+}
+
 // MarkRead marks the user's notifications among ids as read. Ids of other
 // users' notifications, and unknown ids, are ignored.
 func (q *Queries) MarkRead(ctx context.Context, tenantID, userID string, ids []string) error {
 	if !isUUID(userID) || len(ids) == 0 {
 		return nil
 	}
-	if _, err := q.pool.Exec(ctx, qNotificationsMarkRead, tenantID, userID, ids); err != nil {
+	var positions []int64
+	for _, id := range ids {
+		pos, user, ok := strings.Cut(id, "-")
+		if !ok || !strings.EqualFold(user, userID) {
+			continue
+		}
+		if p, err := strconv.ParseInt(pos, 10, 64); err == nil {
+			positions = append(positions, p)
+		}
+	}
+	if len(positions) == 0 {
+		return nil
+	}
+	if _, err := q.pool.Exec(ctx, qNotificationsMarkRead, tenantID, userID, positions); err != nil {
 		return fmt.Errorf("mark notifications read: %w", err)
 	}
 	return nil

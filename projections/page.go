@@ -67,6 +67,17 @@ func clampLimit(limit int) int {
 	return limit
 }
 
+// uid parses a UUID for COPY, which encodes [16]byte directly (a string
+// costs pgx a failed encode attempt per value). Malformed IDs cannot come
+// out of the event store's uuid columns.
+func uid(s string) [16]byte {
+	u, err := uuid.Parse(s)
+	if err != nil {
+		panic(fmt.Sprintf("projections: malformed uuid %q from the event store", s))
+	}
+	return u
+}
+
 // isUUID reports whether s is a UUID in its canonical form, so a malformed
 // ID from a URL finds nothing instead of failing a uuid cast.
 func isUUID(s string) bool {

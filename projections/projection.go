@@ -45,8 +45,14 @@ type sqlBulk interface {
 type foldBulk interface {
 	// copyColumns are the columns emit fills, per table.
 	copyColumns() map[string][]string
-	// emit adds the rows for one folded customer to sink.
-	emit(sink *copySink, c *customerState, stretches []stretch) error
+	// emit adds the rows of one customer's final state to sink.
+	emit(sink *copySink, c *customerState) error
+}
+
+// stretchBulk is a fold projection that also records every stretch, each
+// emitted once it is closed (or at the end, when still open).
+type stretchBulk interface {
+	emitStretch(sink *copySink, c *customerState, s *stretch)
 }
 
 // all returns every projection, in a fixed order.

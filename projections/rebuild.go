@@ -29,11 +29,11 @@ var ErrRebuildRunning = errors.New("a rebuild of this projection is already runn
 // long (a writing transaction holds back every subscriber's snapshot xmin).
 const (
 	rebuildRangeSize  = 100_000 // events per set-based INSERT
-	rebuildFoldBatch  = 20_000  // customer events read per query
+	rebuildFoldBatch  = 50_000  // positions read per fold query
 	rebuildCopyRows   = 50_000  // rows per COPY
 	rebuildCatchUp    = 2_000   // events per catch-up transaction
-	rebuildSwapTries  = 5
-	rebuildLockWait   = "5s"
+	rebuildSwapTries  = 10
+	rebuildLockWait   = "1s"
 	rebuildAdvisoryNS = "ledger_rebuild:"
 )
 
@@ -89,7 +89,9 @@ const (
 	qLastBelowXmin   = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
 	qMaxPosition     = `SELECT coalesce(max(position), 0) FROM events`
 	qCountCustomerEv = `SELECT count(*) FROM events WHERE type = ANY($1)`
-	qCreateLike      = `CREATE TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
+	// UNLOGGED while bulk loading, SET LOGGED before indexing: writing the
+	// heap to the WAL page by page is cheaper than row by row.
+	qCreateLike      = `CREATE UNLOGGED TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
 	qTableConstraint = `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY conname`
 	qTableIndexes = `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
@@ -177,33 +179,47 @@ func (b *rebuilder) run(ctx context.Context) error {
 	b.total.Store(total)
 	b.report(0)
 
-	// Bulk phase: the set-based projections and the customer fold run side
-	// by side; each commits as it goes.
-	g, gctx := errgroup.WithContext(ctx)
-	for _, p := range sqls {
-		g.Go(func() error { return b.bulkSQL(gctx, p, maxPos, xmin0) })
-	}
-	if len(folds) > 0 {
-		g.Go(func() error { return b.bulkFold(gctx, folds) })
-	}
-	if err := g.Wait(); err != nil {
+	// Each projection: bulk load, then indexes (faster built once than
+	// maintained), catch-up and swap. They all run side by side, so one
+	// projection's index build overlaps another's bulk load; the fold
+	// projections share one fold.
+	finish := func(ctx context.Context, p projection, loaded time.Time) error {
+		t0 := time.Now()
+		if err := b.index(ctx, p); err != nil {
+			return err
+		}
+		t1 := time.Now()
+		cur, err := b.catchUp(ctx, p, c0)
+		if err != nil {
+			return err
+		}
+		t2 := time.Now()
+		err = b.swap(ctx, p, cur)
+		b.log.Debug("rebuild phase", slog.String("projection", p.name()),
+			slog.Duration("bulk", loaded.Sub(started)), slog.Duration("index", t1.Sub(t0)),
+			slog.Duration("catch_up", t2.Sub(t1)), slog.Duration("swap", time.Since(t2)))
 		return err
 	}
-	bulkDone := time.Now()
-
-	// Indexes after the bulk load (faster than maintaining them), then
-	// catch-up and swap, projection by projection in parallel.
-	g, gctx = errgroup.WithContext(ctx)
-	for _, p := range b.ps {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, p := range sqls {
 		g.Go(func() error {
-			if err := b.index(gctx, p); err != nil {
+			if err := b.bulkSQL(gctx, p, maxPos, xmin0); err != nil {
 				return err
 			}
-			cur, err := b.catchUp(gctx, p, c0)
-			if err != nil {
+			return finish(gctx, p, time.Now())
+		})
+	}
+	if len(folds) > 0 {
+		g.Go(func() error {
+			if err := b.bulkFold(gctx, folds, maxPos); err != nil {
 				return err
 			}
-			return b.swap(gctx, p, cur)
+			loaded := time.Now()
+			fg, fctx := errgroup.WithContext(gctx)
+			for _, p := range folds {
+				fg.Go(func() error { return finish(fctx, p, loaded) })
+			}
+			return fg.Wait()
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -212,8 +228,7 @@ func (b *rebuilder) run(ctx context.Context) error {
 	b.progressMu.Lock()
 	b.progress(b.total.Load(), b.total.Load())
 	b.progressMu.Unlock()
-	b.log.Info("projections rebuilt", slog.Any("projections", names(b.ps)),
-		slog.Duration("bulk", bulkDone.Sub(started)), slog.Duration("total", time.Since(started)))
+	b.log.Info("projections rebuilt", slog.Any("projections", names(b.ps)), slog.Duration("took", time.Since(started)))
 	return nil
 }
 
@@ -278,89 +293,149 @@ func (b *rebuilder) bulkSQL(ctx context.Context, p projection, maxPos int64, xmi
 
 const qFoldRead = `SELECT position, tenant_id::text, stream_id::text, stream_version, type, schema_version, data, recorded_at
 FROM events
-WHERE (stream_id, stream_version) > ($1::uuid, $2) AND type = ANY($3)
-ORDER BY stream_id, stream_version
-LIMIT $4`
+WHERE position > $1 AND position <= $2 AND type = ANY($3)
+ORDER BY position`
 
-// bulkFold folds every customer's stream, in stream order, and copies the
-// resulting rows into the rebuild tables of the fold projections. Reading by
-// (stream, version) needs only one customer in memory at a time. It reads
-// whatever is committed, possibly past C0: the fold projections skip what
-// they already have (stream versions), so catch-up from C0 stays exact.
-func (b *rebuilder) bulkFold(ctx context.Context, ps []projection) error {
-	sink, err := newCopySink(ctx, b.pool, ps)
+// foldCustomer is one customer being folded.
+type foldCustomer struct {
+	state     customerState
+	stretches *stretchFold
+	// frozen: a version was missing (its transaction committed after its
+	// range was read), so the fold keeps the prefix it has and the rest of
+	// the stream comes through catch-up, which fills the gap.
+	frozen bool
+}
+
+// bulkFold folds every customer's stream and copies the resulting rows into
+// the rebuild tables of the fold projections. It reads the events in
+// position order, which is each stream's version order, in ranges (the
+// table's physical order: no random reads), keeping every customer's
+// current state in memory and copying closed stretches as they close.
+// It reads whatever is committed up to maxPos, possibly past C0: the fold
+// projections skip what they already have (stream versions), so catch-up
+// from C0 stays exact.
+//
+// Three stages overlap: the reader scans and decodes, this goroutine folds,
+// copiers COPY full buffers.
+func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64) error {
+	g, gctx := errgroup.WithContext(ctx)
+	sink, err := newCopySink(gctx, b.pool, ps, g)
 	if err != nil {
 		return err
 	}
-	var (
-		cur       *customerState
-		stretches *stretchFold
-	)
-	flushCustomer := func() error {
-		if cur == nil {
-			return nil
-		}
-		var ss []stretch
-		for _, s := range stretches.all {
-			ss = append(ss, *s)
-		}
-		for _, p := range ps {
-			if err := p.(foldBulk).emit(sink, cur, ss); err != nil {
+	batches := make(chan []decoded, 2)
+	g.Go(func() error {
+		defer close(batches)
+		for lo := int64(0); lo < maxPos; lo += rebuildFoldBatch {
+			batch, err := b.readFoldBatch(gctx, lo, min(lo+rebuildFoldBatch, maxPos))
+			if err != nil {
 				return err
 			}
-		}
-		return sink.flushFull(ctx)
-	}
-	lastStream, lastVersion := "00000000-0000-0000-0000-000000000000", int64(0)
-	for {
-		rows, err := b.pool.Query(ctx, qFoldRead, lastStream, lastVersion, customerEventTypes, rebuildFoldBatch)
-		if err != nil {
-			return fmt.Errorf("rebuild: read customer events: %w", err)
-		}
-		n := 0
-		for rows.Next() {
-			n++
-			var env envelope
-			var schema int32
-			if err := rows.Scan(&env.Position, &env.TenantID, &env.StreamID, &env.StreamVersion, &env.Type,
-				&schema, &env.Data, &env.RecordedAt); err != nil {
-				rows.Close()
-				return fmt.Errorf("rebuild: read customer events: %w", err)
+			select {
+			case batches <- batch:
+			case <-gctx.Done():
+				return gctx.Err()
 			}
-			env.SchemaVersion = int(schema)
-			if cur == nil || cur.ID != env.StreamID {
-				if err := flushCustomer(); err != nil {
-					rows.Close()
-					return fmt.Errorf("rebuild: %w", err)
+		}
+		return nil
+	})
+	var stretchers []stretchBulk
+	for _, p := range ps {
+		if sp, ok := p.(stretchBulk); ok {
+			stretchers = append(stretchers, sp)
+		}
+	}
+	customers := map[string]*foldCustomer{}
+	var foldErr error
+	for batch := range batches {
+		if foldErr != nil {
+			continue // drain, so the reader can stop
+		}
+		for _, d := range batch {
+			fc := customers[d.env.StreamID]
+			if fc == nil {
+				fc = &foldCustomer{state: customerState{ID: d.env.StreamID, TenantID: d.env.TenantID}, stretches: newStretchFold(nil)}
+				customers[d.env.StreamID] = fc
+			}
+			// A missing version belongs to a transaction still running when
+			// xmin0 was taken or begun after, so it is past C0 and catch-up
+			// will apply it.
+			if fc.frozen || d.env.StreamVersion != fc.state.Version+1 {
+				fc.frozen = true
+				continue
+			}
+			fc.stretches.apply(&fc.state, d)
+			fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+			fc.stretches.drain(func(st *stretch) {
+				for _, sp := range stretchers {
+					sp.emitStretch(sink, &fc.state, st)
 				}
-				cur = &customerState{ID: env.StreamID, TenantID: env.TenantID}
-				stretches = newStretchFold(nil)
-			}
-			d, err := decode(&env)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("rebuild: %w", err)
-			}
-			stretches.apply(cur, d)
-			cur.apply(d.event, d.env.RecordedAt, d.env.Position)
-			lastStream, lastVersion = env.StreamID, env.StreamVersion
+			}, false)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("rebuild: read customer events: %w", err)
+		if foldErr == nil {
+			foldErr = sink.flushFull(gctx)
 		}
-		b.report(int64(n))
-		if n < rebuildFoldBatch {
-			break
+		b.report(int64(len(batch)))
+	}
+	if foldErr == nil {
+		for _, fc := range customers {
+			fc.stretches.drain(func(st *stretch) {
+				for _, sp := range stretchers {
+					sp.emitStretch(sink, &fc.state, st)
+				}
+			}, true)
+			for _, p := range ps {
+				if err := p.(foldBulk).emit(sink, &fc.state); err != nil {
+					foldErr = err
+					break
+				}
+			}
+			if foldErr == nil {
+				foldErr = sink.flushFull(gctx)
+			}
+			if foldErr != nil {
+				break
+			}
 		}
 	}
-	if err := flushCustomer(); err != nil {
+	if foldErr == nil {
+		foldErr = sink.flush(gctx)
+	}
+	sink.close()
+	if err := g.Wait(); err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
-	if err := sink.flush(ctx); err != nil {
-		return fmt.Errorf("rebuild: %w", err)
+	if foldErr != nil {
+		return fmt.Errorf("rebuild: %w", foldErr)
 	}
 	return nil
+}
+
+func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded, error) {
+	rows, err := b.pool.Query(ctx, qFoldRead, lo, hi, customerEventTypes)
+	if err != nil {
+		return nil, fmt.Errorf("read customer events: %w", err)
+	}
+	defer rows.Close()
+	var out []decoded
+	for rows.Next() {
+		env := &envelope{}
+		var schema int32
+		if err := rows.Scan(&env.Position, &env.TenantID, &env.StreamID, &env.StreamVersion, &env.Type,
+			&schema, &env.Data, &env.RecordedAt); err != nil {
+			return nil, fmt.Errorf("read customer events: %w", err)
+		}
+		env.SchemaVersion = int(schema)
+		d, err := decode(env)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read customer events: %w", err)
+	}
+	return out, nil
 }
 
 // index gives the rebuild tables the live tables' constraints and indexes,
@@ -369,7 +444,7 @@ func (b *rebuilder) index(ctx context.Context, p projection) error {
 	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
 	for _, t := range p.tables() {
 		id := pgx.Identifier{t}.Sanitize()
-		var stmts []string
+		stmts := []string{`ALTER TABLE ` + schema + `.` + id + ` SET LOGGED`}
 		rows, err := b.pool.Query(ctx, qTableConstraint, t)
 		if err != nil {
 			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
@@ -395,7 +470,7 @@ func (b *rebuilder) index(ctx context.Context, p projection) error {
 			return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
 		}
 		for _, def := range defs {
-			live := " ON public." + id + " "
+			live := " ON public." + t + " "
 			if !strings.Contains(def, live) {
 				return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name(), def)
 			}
@@ -570,13 +645,15 @@ func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.C
 	return cur, tx.Commit()
 }
 
-// copySink buffers rows per table and COPYs them into a rebuild schema, one
-// COPY (and transaction) per batch.
+// copySink buffers rows per table and hands full buffers to copier
+// goroutines, which COPY them into a rebuild schema, one COPY (and
+// transaction) per buffer.
 type copySink struct {
 	pool   *pgxpool.Pool
 	tables map[string]*copyTable
 	names  map[string]string
 	lookup func(id string) string
+	jobs   chan copyJob
 }
 
 type copyTable struct {
@@ -585,15 +662,25 @@ type copyTable struct {
 	rows    [][]any
 }
 
-const qAllUserNames = `SELECT id::text, name FROM users`
+type copyJob struct {
+	t    *copyTable
+	rows [][]any
+}
 
-func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection) (*copySink, error) {
-	s := &copySink{pool: pool, tables: map[string]*copyTable{}, names: map[string]string{}}
+const (
+	qAllUserNames = `SELECT id::text, name FROM users`
+	qUserName     = `SELECT name FROM users WHERE id = $1`
+	copiers       = 2
+)
+
+// newCopySink starts its copiers in g; close ends them.
+func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection, g *errgroup.Group) (*copySink, error) {
+	s := &copySink{pool: pool, tables: map[string]*copyTable{}, names: map[string]string{}, jobs: make(chan copyJob, copiers)}
 	s.lookup = func(id string) string {
 		var name string
-		// A user no longer (or never) in users keeps an empty name, as the
-		// live handler would give it.
-		_ = pool.QueryRow(ctx, `SELECT name FROM users WHERE id = $1`, id).Scan(&name)
+		// A user missing from users keeps an empty name, as the live
+		// handler would give it.
+		_ = pool.QueryRow(ctx, qUserName, id).Scan(&name)
 		s.names[id] = name
 		return name
 	}
@@ -617,6 +704,20 @@ func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection) (*cop
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("rebuild: read users: %w", err)
 	}
+	for range copiers {
+		g.Go(func() error {
+			var failed error
+			for job := range s.jobs {
+				if failed != nil {
+					continue // drain
+				}
+				if _, err := pool.CopyFrom(ctx, job.t.id, job.t.columns, pgx.CopyFromRows(job.rows)); err != nil {
+					failed = fmt.Errorf("copy into %s: %w", job.t.id.Sanitize(), err)
+				}
+			}
+			return failed
+		})
+	}
 	return s, nil
 }
 
@@ -634,11 +735,11 @@ func (s *copySink) add(table string, row ...any) {
 	t.rows = append(t.rows, row)
 }
 
-// flushFull copies the tables whose buffers are full.
+// flushFull hands over the tables whose buffers are full.
 func (s *copySink) flushFull(ctx context.Context) error {
 	for _, t := range s.tables {
 		if len(t.rows) >= rebuildCopyRows {
-			if err := s.copy(ctx, t); err != nil {
+			if err := s.send(ctx, t); err != nil {
 				return err
 			}
 		}
@@ -646,25 +747,31 @@ func (s *copySink) flushFull(ctx context.Context) error {
 	return nil
 }
 
+// flush hands over every buffer.
 func (s *copySink) flush(ctx context.Context) error {
 	for _, t := range s.tables {
-		if err := s.copy(ctx, t); err != nil {
+		if err := s.send(ctx, t); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (s *copySink) copy(ctx context.Context, t *copyTable) error {
+func (s *copySink) send(ctx context.Context, t *copyTable) error {
 	if len(t.rows) == 0 {
 		return nil
 	}
-	if _, err := s.pool.CopyFrom(ctx, t.id, t.columns, pgx.CopyFromRows(t.rows)); err != nil {
-		return fmt.Errorf("copy into %s: %w", t.id.Sanitize(), err)
+	select {
+	case s.jobs <- copyJob{t: t, rows: t.rows}:
+		t.rows = nil
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	t.rows = t.rows[:0]
-	return nil
 }
+
+// close lets the copiers finish what they were handed and stop.
+func (s *copySink) close() { close(s.jobs) }
 
 // Compile-time checks that the projections have their bulk paths.
 var (

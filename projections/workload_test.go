@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -28,6 +29,14 @@ type world struct {
 	names   map[string]string
 	lastPos int64
 	events  int
+
+	maxUsers int
+	// direct, when set, makes the world COPY events straight into the
+	// events table (no hash chain, no checks): only for generating large
+	// event stores to measure rebuilds.
+	direct *pgxpool.Pool
+	rows   [][]any
+	users  [][]any
 }
 
 type wTenant struct {
@@ -52,6 +61,8 @@ func newWorld(t testing.TB, store *eventstore.Store, seed uint64) *world {
 		clock:   time.Date(2024, 3, 1, 9, 0, 0, 0, time.UTC),
 		history: map[string][]histEvent{},
 		names:   map[string]string{},
+
+		maxUsers: 12,
 	}
 }
 
@@ -72,6 +83,18 @@ func (w *world) append(ctx context.Context, tenantID, streamID, streamType strin
 		data = append(data, eventstore.EventData{Type: typ, SchemaVersion: sv, Data: b})
 	}
 	now := w.tick()
+	if w.direct != nil {
+		meta := fmt.Sprintf(`{"actor":{"user_id":%q,"name":%q},"correlation_id":%q}`, actor, w.names[actor], uuid.NewString())
+		for i, d := range data {
+			w.rows = append(w.rows, []any{tenantID, streamID, expected + int64(i) + 1, d.Type, int32(d.SchemaVersion),
+				string(d.Data), meta, now, []byte{0}, []byte{0}})
+		}
+		w.events += len(events)
+		if len(w.rows) >= 20_000 {
+			w.flush(ctx)
+		}
+		return now.UTC().Truncate(time.Microsecond), nil
+	}
 	res, err := w.store.Append(ctx, eventstore.AppendRequest{
 		TenantID: tenantID,
 		Streams:  []eventstore.StreamWrite{{StreamID: streamID, StreamType: streamType, ExpectedVersion: expected, Events: data}},
@@ -105,6 +128,10 @@ func (w *world) newUser(ctx context.Context, tn *wTenant) {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
 			VALUES ($1, $2, $3, $4, 'member', 'active', now())`, id, tn.id, name, email)
 		return err
+	}
+	if w.direct != nil {
+		w.users = append(w.users, []any{id, tn.id, name, email, "member", "active", w.clock})
+		side = nil
 	}
 	if _, err := w.append(ctx, tn.id, id, "user", eventstore.NoStream, "", side,
 		domain.UserCreated{UserID: id, Name: name, Email: email, Role: domain.RoleMember}); err != nil {
@@ -165,7 +192,7 @@ func (w *world) step(ctx context.Context) {
 	}
 	tn := w.tenants[w.rng.IntN(len(w.tenants))]
 	switch r := w.rng.IntN(100); {
-	case r < 3 && len(tn.users) < 12:
+	case r < 3 && len(tn.users) < w.maxUsers:
 		w.newUser(ctx, tn)
 		return
 	case r < 15 || len(tn.customers) == 0:
@@ -230,5 +257,24 @@ func (w *world) run(ctx context.Context, n int) {
 	target := w.events + n
 	for w.events < target {
 		w.step(ctx)
+	}
+}
+
+// flush copies buffered events and users (direct mode).
+func (w *world) flush(ctx context.Context) {
+	if len(w.users) > 0 {
+		if _, err := w.direct.CopyFrom(ctx, pgx.Identifier{"users"},
+			[]string{"id", "tenant_id", "name", "email", "role", "status", "created_at"}, pgx.CopyFromRows(w.users)); err != nil {
+			w.t.Fatalf("copy users: %v", err)
+		}
+		w.users = w.users[:0]
+	}
+	if len(w.rows) > 0 {
+		if _, err := w.direct.CopyFrom(ctx, pgx.Identifier{"events"},
+			[]string{"tenant_id", "stream_id", "stream_version", "type", "schema_version", "data", "metadata",
+				"recorded_at", "prev_hash", "hash"}, pgx.CopyFromRows(w.rows)); err != nil {
+			w.t.Fatalf("copy events: %v", err)
+		}
+		w.rows = w.rows[:0]
 	}
 }
