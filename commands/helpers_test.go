@@ -185,6 +185,3 @@ func teamOf(v commands.CustomerView) (ids []string, lead string) {
 	return ids, lead
 }
 
-func adminActor(id string) domain.Actor {
-	return domain.Actor{UserID: id, Name: "admin", Role: domain.RoleAdmin}
-}

@@ -42,14 +42,6 @@ func withTeam(lead string, ids ...string) domain.Customer {
 	return customer("c1", evs...)
 }
 
-func teamIDs(c domain.Customer) []string {
-	var ids []string
-	for _, m := range c.Team {
-		ids = append(ids, m.UserID)
-	}
-	return ids
-}
-
 func leadID(c domain.Customer) string {
 	m, _ := c.Lead()
 	return m.UserID
