@@ -184,4 +184,3 @@ func teamOf(v commands.CustomerView) (ids []string, lead string) {
 	}
 	return ids, lead
 }
-
