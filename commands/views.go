@@ -124,13 +124,30 @@ func (c *Commands) GetUser(ctx context.Context, tenantID, userID string) (UserVi
 	return userView(u), nil
 }
 
-// ListUsers lists the tenant's users by name.
-func (c *Commands) ListUsers(ctx context.Context, tenantID string) ([]UserView, error) {
+// UsersAfter is where a page of users starts: after this (name, id).
+type UsersAfter struct {
+	Name string `json:"n"`
+	ID   string `json:"i"`
+}
+
+// ListUsers lists up to limit of the tenant's users by name, after the given
+// key when not nil.
+func (c *Commands) ListUsers(ctx context.Context, tenantID string, after *UsersAfter, limit int) ([]UserView, error) {
 	tenantID, ok := parseID(tenantID)
 	if !ok {
 		return nil, ErrNotFound
 	}
-	rows, err := c.store.Pool().Query(ctx, `SELECT `+userColumns+` FROM users WHERE tenant_id = $1 ORDER BY name, id`, tenantID)
+	var afterName, afterID any
+	if after != nil {
+		id, ok := parseID(after.ID)
+		if !ok {
+			return nil, &domain.ValidationError{Field: "cursor", Detail: "invalid cursor"}
+		}
+		afterName, afterID = after.Name, id
+	}
+	rows, err := c.store.Pool().Query(ctx, `SELECT `+userColumns+` FROM users
+		WHERE tenant_id = $1 AND ($2::text IS NULL OR (name, id) > ($2::text, $3::uuid))
+		ORDER BY name, id LIMIT $4`, tenantID, afterName, afterID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}

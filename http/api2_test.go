@@ -452,3 +452,53 @@ func TestOperationsEndpoints(t *testing.T) {
 		t.Fatal("no request id")
 	}
 }
+
+func TestUsersAndHistoryArePaginated(t *testing.T) {
+	b := setup(t)
+	for i := range 4 {
+		b.createUser(t, fmt.Sprintf("Member %d", i), "member")
+	}
+	seen := map[string]bool{}
+	path := "/v1/users?limit=2"
+	for pages := 0; ; pages++ {
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+		var pg struct {
+			Items      []map[string]any `json:"items"`
+			NextCursor string           `json:"next_cursor"`
+		}
+		b.admin.must(200, "GET", path, nil).decode(t, &pg)
+		for _, u := range pg.Items {
+			if seen[u["id"].(string)] {
+				t.Fatalf("user %v twice", u["id"])
+			}
+			seen[u["id"].(string)] = true
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		path = "/v1/users?limit=2&cursor=" + pg.NextCursor
+	}
+	if len(seen) != 5 {
+		t.Fatalf("%d users listed, want 5", len(seen))
+	}
+	if r := b.admin.do("GET", "/v1/users?cursor=bm9wZQ", nil); r.status != 400 {
+		t.Fatalf("bad cursor: %d", r.status)
+	}
+
+	cust := b.createCustomer(t, "Carla")
+	for range 3 {
+		b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", nil)
+		b.admin.must(200, "POST", "/v1/customers/"+cust+"/unblock", nil)
+	}
+	var first, second struct {
+		Items      []struct{ Position int64 } `json:"items"`
+		NextCursor string                     `json:"next_cursor"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history?limit=4", nil).decode(t, &first)
+	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history?limit=4&cursor="+first.NextCursor, nil).decode(t, &second)
+	if len(first.Items) != 4 || len(second.Items) != 3 || second.NextCursor != "" || second.Items[0].Position <= first.Items[3].Position {
+		t.Fatalf("history pages %+v / %+v", first, second)
+	}
+}

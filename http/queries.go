@@ -127,8 +127,28 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, commands.ErrNotFound)
 		return
 	}
-	items := make([]historyItem, 0, len(events))
+	limit, err := limitParam(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var after int64
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		if err := decodeCursor(raw, &after); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	var pg page[historyItem]
+	pg.Items = make([]historyItem, 0, min(len(events), limit))
 	for _, e := range events {
+		if e.Position <= after {
+			continue
+		}
+		if len(pg.Items) == limit {
+			pg.NextCursor = encodeCursor(pg.Items[limit-1].Position)
+			break
+		}
 		// Decoding upcasts old schema versions; auditors see the current shape.
 		ev, err := domain.DecodeEvent(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
@@ -140,13 +160,13 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		items = append(items, historyItem{
+		pg.Items = append(pg.Items, historyItem{
 			Position: e.Position, Type: e.Type, At: e.RecordedAt,
 			Actor:         historyActor{UserID: e.Metadata.Actor.UserID, Name: e.Metadata.Actor.Name},
 			CorrelationID: e.Metadata.CorrelationID, Data: data,
 		})
 	}
-	writeJSON(w, nethttp.StatusOK, map[string]any{"items": items})
+	writeJSON(w, nethttp.StatusOK, pg)
 }
 
 func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -194,4 +195,22 @@ func accepts(r *nethttp.Request, mediaType string) bool {
 		}
 	}
 	return false
+}
+
+// encodeCursor makes an opaque cursor of a list's sort key.
+func encodeCursor(key any) string {
+	raw, _ := json.Marshal(key)
+	return base64.RawURLEncoding.EncodeToString(raw)
+}
+
+// decodeCursor reads a cursor made by encodeCursor; anything else is a 400.
+func decodeCursor(cursor string, key any) error {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err == nil {
+		err = json.Unmarshal(raw, key)
+	}
+	if err != nil {
+		return badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued")
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package http
 import (
 	nethttp "net/http"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -68,12 +69,30 @@ func (s *Server) createUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) {
-	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID)
+	limit, err := limitParam(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, map[string]any{"items": users})
+	var after *commands.UsersAfter
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		after = &commands.UsersAfter{}
+		if err := decodeCursor(raw, after); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID, after, limit+1)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pg := page[commands.UserView]{Items: users}
+	if len(users) > limit {
+		last := users[limit-1]
+		pg.Items, pg.NextCursor = users[:limit], encodeCursor(commands.UsersAfter{Name: last.Name, ID: last.ID})
+	}
+	writeJSON(w, nethttp.StatusOK, pg)
 }
 
 func (s *Server) getUser(w nethttp.ResponseWriter, r *nethttp.Request) {
