@@ -139,6 +139,15 @@ func TestOtherTenantsIDsAreNotFound(t *testing.T) {
 	if r := intruder.do("POST", "/v1/customers/"+ownCust+"/assignees", map[string]string{"user_id": foreignUser}); r.status != 404 {
 		t.Errorf("assign another tenant's user: %d %s", r.status, r.body)
 	}
+	if r := intruder.do("POST", "/v1/clients/invitations", map[string]any{"first_name": "I", "email": "i@x.example", "team": []string{foreignUser}}); r.status != 404 {
+		t.Errorf("invite with another tenant's user: %d %s", r.status, r.body)
+	}
+	if r := intruder.do("POST", "/v1/users/me/deactivate", map[string]string{"transfer_to": foreignUser}); r.status != 404 {
+		t.Errorf("transfer to another tenant's user: %d %s", r.status, r.body)
+	}
+	if r := intruder.do("GET", "/v1/audit?customer_id="+foreignCust, nil); r.status != 200 || strings.Contains(string(r.body), foreignCust) {
+		t.Errorf("audit leaked: %d %s", r.status, r.body)
+	}
 	if r := intruder.do("GET", "/v1/customers?assigned_user="+foreignUser, nil); r.status != 200 || strings.Contains(string(r.body), foreignCust) {
 		t.Errorf("customer list leaked: %d %s", r.status, r.body)
 	}
