@@ -269,11 +269,8 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		}
 		res.Response = response
 	}
-	if len(streamIDs) > 0 {
-		// Delivered at commit; subscribers wake instead of waiting out a poll.
-		if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, NotifyChannel, strconv.FormatInt(res.Position, 10)); err != nil {
-			return AppendResult{}, fmt.Errorf("notify: %w", err)
-		}
+	if res.Position > t.lastPosition {
+		t.lastPosition = res.Position
 	}
 	return res, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -25,6 +26,8 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // lock before they decide (see Transact).
 type Tx struct {
 	tx pgx.Tx
+	// lastPosition is the last event appended, announced after commit.
+	lastPosition int64
 }
 
 // PgxTx returns the underlying transaction, for side records that must commit
@@ -34,10 +37,30 @@ func (t *Tx) PgxTx() pgx.Tx { return t.tx }
 // Transact runs fn in one READ COMMITTED transaction and commits if fn
 // returns nil. Keep fn short: subscribers cannot read past an open transaction.
 func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
+	var t *Tx
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		return fn(ctx, &Tx{tx: tx})
+		t = &Tx{tx: tx}
+		return fn(ctx, t)
 	})
-	return translate(err)
+	if err != nil {
+		return translate(err)
+	}
+	if t.lastPosition > 0 {
+		s.announce(ctx, t.lastPosition)
+	}
+	return nil
+}
+
+// announce wakes subscribers after a commit. It is not part of the append
+// transaction on purpose: PostgreSQL serialises every notifying transaction
+// on one database-wide lock held until after its commit record is flushed,
+// which would put every command's fsync in single file. Here the lock is
+// held by a tiny transaction that does not wait for its flush. A crash
+// between the commit and this announcement loses only the wake-up;
+// subscribers poll as a fallback.
+func (s *Store) announce(ctx context.Context, position int64) {
+	_, _ = s.pool.Exec(context.WithoutCancel(ctx), `BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('`+
+		NotifyChannel+`', '`+strconv.FormatInt(position, 10)+`'); COMMIT`)
 }
 
 // LockStream takes the stream's row lock for the rest of the transaction and

@@ -113,7 +113,20 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	db := stdlib.OpenDBFromPool(r.pool)
+	// Projection transactions commit without waiting for their WAL flush:
+	// a read model and its checkpoint commit together, so a crash can only
+	// lose both, and the lost events are then simply applied again. Waiting
+	// would put every projection commit's fsync on the commands' path.
+	cfg := r.pool.Config().Copy()
+	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	cfg.MaxConns = int32(len(r.projections) + 2)
+	cfg.MinConns = 0
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("projections: connect: %w", err)
+	}
+	defer pool.Close()
+	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 
 	listenDone := make(chan struct{})
@@ -159,13 +172,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	if err := router.Close(); err != nil {
-		return fmt.Errorf("projections: close router: %w", err)
+	// Router.Run closes the router itself once every handler has stopped on
+	// ctx. Closing it from here instead can wait out the whole close timeout
+	// when ctx ended while handlers were still subscribing (watermill counts
+	// a handler before its subscription can fail).
+	select {
+	case <-errc:
+		return nil
+	case <-time.After(r.cfg.closeTimeout):
+		if err := router.Close(); err != nil {
+			return fmt.Errorf("projections: close router: %w", err)
+		}
+		return errors.New("projections: router did not stop in time")
 	}
-	if err := <-errc; err != nil {
-		return fmt.Errorf("projections: router: %w", err)
-	}
-	return nil
 }
 
 const (
