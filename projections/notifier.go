@@ -124,7 +124,9 @@ type wakeBackoff struct {
 	group    string
 
 	seen  uint64        // generation seen before the last query started
-	eager time.Duration // next short poll; 0 when idle
+	eager time.Duration // next short poll; 0 when not polling eagerly
+	// woken is true when the last query was started by a notification.
+	woken bool
 }
 
 const (
@@ -132,24 +134,34 @@ const (
 	eagerLast  = 256 * time.Millisecond
 )
 
+// HandleError decides when to query next. Empty queries are what a
+// subscriber costs when idle, five projections over: only a notification
+// that found nothing readable (an older transaction still held the xmin
+// back) starts the short eager polls; an empty query after a batch simply
+// waits for the next notification.
 func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	defer func() { b.seen, _ = b.events.wait() }()
 	if err != nil {
 		if b.ctx.Err() == nil {
 			b.log.Error("projections: consuming failed; retrying", slog.String("projection", b.group), slog.Any("err", err))
 		}
-		b.eager = eagerFirst
+		b.eager, b.woken = eagerFirst, false
 		return b.retry
 	}
 	if !noMsg {
-		b.eager = eagerFirst
+		// The batch may have been full: read on at once.
+		b.eager, b.woken = 0, false
 		return 0
 	}
 	gen, ch := b.events.wait()
 	if gen != b.seen {
-		b.eager = eagerFirst
+		b.woken = true
 		return 0
 	}
+	if b.woken && b.eager == 0 {
+		b.eager = eagerFirst
+	}
+	b.woken = false
 	wait := b.fallback
 	if b.eager > 0 {
 		wait = b.eager
@@ -162,7 +174,7 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	defer t.Stop()
 	select {
 	case <-ch:
-		b.eager = eagerFirst
+		b.woken, b.eager = true, 0
 	case <-t.C:
 	case <-b.ctx.Done():
 	}
