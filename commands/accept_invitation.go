@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -20,13 +21,32 @@ const maxTokenLen = 256
 // AcceptInvitation accepts the invitation holding token: the client
 // becomes active. No authentication; an unknown or already used token is
 // ErrNotFound. The invitation row is locked, so of two concurrent accepts
-// exactly one succeeds.
-func (c *Commands) AcceptInvitation(ctx context.Context, token string) (CustomerResult, error) {
+// exactly one succeeds. m carries only the idempotency key: the tenant is
+// the invitation's. A retry with the key replays the first answer, where a
+// retry without it finds the token used.
+func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (CustomerResult, error) {
 	if token == "" || len(token) > maxTokenLen {
 		return CustomerResult{}, ErrNotFound
 	}
 	hash := hashToken(token)
 	correlation := newID()
+	var idem *eventstore.Idempotency
+	if m.IdempotencyKey != "" {
+		if len(m.RequestHash) == 0 {
+			return CustomerResult{}, errors.New("commands: an idempotency key needs a request hash")
+		}
+		err := c.store.Pool().QueryRow(ctx, `SELECT tenant_id::text FROM invitations WHERE token_hash = $1`, hash).Scan(&m.TenantID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return CustomerResult{}, ErrNotFound
+		}
+		if err != nil {
+			return CustomerResult{}, fmt.Errorf("read invitation: %w", err)
+		}
+		if r, ok, err := lookupReplay[CustomerResult](ctx, c, m); ok || err != nil {
+			return r, err
+		}
+		idem = &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: m.RequestHash}
+	}
 	var result CustomerResult
 	err := c.withRetry(ctx, "AcceptInvitation", false, func() error {
 		return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
@@ -68,8 +88,16 @@ func (c *Commands) AcceptInvitation(ctx context.Context, token string) (Customer
 			if err != nil {
 				return err
 			}
+			result = CustomerResult{CustomerView: c.customerView(cu)}
+			if idem != nil {
+				idem.Response = func(r eventstore.AppendResult) ([]byte, error) {
+					result.Position = r.Position
+					return json.Marshal(result)
+				}
+			}
 			res, err := tx.Append(ctx, eventstore.AppendRequest{
-				TenantID: tenantID,
+				TenantID:    tenantID,
+				Idempotency: idem,
 				Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
 				Metadata: eventstore.Metadata{Actor: invitationActor, CorrelationID: correlation},
 				Side: func(ctx context.Context, tx pgx.Tx) error {
@@ -84,10 +112,19 @@ func (c *Commands) AcceptInvitation(ctx context.Context, token string) (Customer
 			if err != nil {
 				return err
 			}
-			result = CustomerResult{CustomerView: c.customerView(cu), Position: res.Position}
+			if res.Replayed {
+				if result, err = decodeReplay[CustomerResult](res.Response); err != nil {
+					return err
+				}
+				return errReplayed
+			}
+			result.Position = res.Position
 			return nil
 		})
 	})
+	if errors.Is(err, errReplayed) {
+		return result, nil
+	}
 	if err != nil {
 		return CustomerResult{}, err
 	}

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -103,14 +104,14 @@ func TestInviteAndAccept(t *testing.T) {
 	_, err = cmd.InviteClient(ctx, b.memberMeta(u1), domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, nil)
 	wantErr(t, err, "forbidden")
 
-	_, err = cmd.AcceptInvitation(ctx, "no-such-token")
+	_, err = cmd.AcceptInvitation(ctx, commands.Meta{}, "no-such-token")
 	wantErr(t, err, "not_found")
-	acc, err := cmd.AcceptInvitation(ctx, inv.Token)
+	acc, err := cmd.AcceptInvitation(ctx, commands.Meta{}, inv.Token)
 	wantErr(t, err, "")
 	if acc.Status != "active" || acc.Version != 4 || len(acc.Assignees) != 2 {
 		t.Fatalf("accepted %+v", acc)
 	}
-	_, err = cmd.AcceptInvitation(ctx, inv.Token)
+	_, err = cmd.AcceptInvitation(ctx, commands.Meta{}, inv.Token)
 	wantErr(t, err, "not_found")
 
 	// A replayed invitation answers without the token, which is not stored.
@@ -138,7 +139,7 @@ func TestAcceptInvitationRace(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make([]error, n)
 	for i := range n {
-		wg.Go(func() { _, errs[i] = cmd.AcceptInvitation(ctx, inv.Token) })
+		wg.Go(func() { _, errs[i] = cmd.AcceptInvitation(ctx, commands.Meta{}, inv.Token) })
 	}
 	wg.Wait()
 	ok := 0

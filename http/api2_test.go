@@ -192,8 +192,14 @@ func TestInvitations(t *testing.T) {
 	}
 	token := strings.TrimPrefix(inv.InvitationURL, "https://ledger.example/invitations/")
 	anon := &client{t: t, base: b.base}
-	if r := anon.must(200, "POST", "/v1/invitations/"+token+"/accept", nil); r.json(t)["status"] != "active" {
-		t.Fatalf("accept: %s", r.body)
+	key := hdr{"Idempotency-Key": "accept-once"}
+	first := anon.must(200, "POST", "/v1/invitations/"+token+"/accept", nil, key)
+	if first.json(t)["status"] != "active" {
+		t.Fatalf("accept: %s", first.body)
+	}
+	// A retry with the key gets the first answer; without it, the token is used.
+	if again := anon.must(200, "POST", "/v1/invitations/"+token+"/accept", nil, key); string(again.body) != string(first.body) {
+		t.Fatalf("keyed retry of accept: %s", again.body)
 	}
 	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 {
 		t.Fatalf("second accept: %d", r.status)

@@ -57,7 +57,12 @@ func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) 
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
 		return
 	}
-	res, err := s.cmd.AcceptInvitation(r.Context(), token)
+	m, err := s.meta(r, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.AcceptInvitation(r.Context(), m, token)
 	if err != nil {
 		if errors.Is(err, commands.ErrNotFound) {
 			writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
