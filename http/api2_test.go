@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -510,5 +511,59 @@ func TestUsersAndHistoryArePaginated(t *testing.T) {
 	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history?limit=4&cursor="+first.NextCursor, nil).decode(t, &second)
 	if len(first.Items) != 4 || len(second.Items) != 3 || second.NextCursor != "" || second.Items[0].Position <= first.Items[3].Position {
 		t.Fatalf("history pages %+v / %+v", first, second)
+	}
+}
+
+func TestAssigneesAreNotified(t *testing.T) {
+	b := setup(t)
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
+	cust := b.createCustomer(t, "Carla")
+	path := "/v1/customers/" + cust
+	b.admin.must(200, "POST", path+"/assignees", map[string]string{"user_id": u1.userID})
+	b.admin.must(200, "POST", path+"/assignees", map[string]string{"user_id": u2.userID})
+	b.admin.must(200, "PUT", path+"/lead", map[string]string{"user_id": u2.userID})
+	b.admin.must(200, "POST", path+"/assignees/"+u2.userID+"/replace", map[string]string{"with_user_id": u3.userID})
+	pos := b.admin.must(200, "DELETE", path+"/assignees/"+u1.userID, nil).header.Get("X-Ledger-Position")
+
+	types := func(c *client) []string {
+		var n struct {
+			Unread int `json:"unread"`
+			Items  []struct {
+				Type       string `json:"type"`
+				CustomerID string `json:"customer_id"`
+				Read       bool   `json:"read"`
+			} `json:"items"`
+		}
+		c.readAfter(pos, "/v1/users/me/notifications").decode(t, &n)
+		var out []string
+		for _, it := range n.Items {
+			if it.CustomerID != cust || it.Read {
+				t.Fatalf("notification %+v", it)
+			}
+			out = append(out, it.Type)
+		}
+		if n.Unread != len(out) {
+			t.Fatalf("unread %d of %d", n.Unread, len(out))
+		}
+		sort.Strings(out)
+		return out
+	}
+	want := map[*client]string{
+		u1: "assigned,unassigned",
+		u2: "assigned,made_lead,unassigned",
+		u3: "handed_over",
+	}
+	for c, w := range want {
+		if got := strings.Join(types(c), ","); got != w {
+			t.Errorf("user %s notified of %s, want %s", c.userID, got, w)
+		}
+	}
+	// The admin, who assigned nobody to themself, was told nothing; a member
+	// may not read someone else's notifications.
+	if got := types(b.admin); len(got) != 0 {
+		t.Errorf("admin notified of %v", got)
+	}
+	if r := u1.do("GET", "/v1/users/"+u2.userID+"/notifications", nil); r.status != 403 {
+		t.Errorf("member reading another's notifications: %d", r.status)
 	}
 }
