@@ -29,6 +29,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
@@ -62,6 +63,8 @@ type options struct {
 	users       int
 	assignments int
 	readQueries int
+
+	noProjections bool // diagnostic: commands phase without the Runner
 
 	cpuProfile string // prefix: one profile per phase
 	keep       bool   // keep the databases
@@ -98,6 +101,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.assignments, "assignments", 3_000_000, "assignments of the reads phase")
 	fs.IntVar(&o.readQueries, "read-queries", 2000, "measured queries per read kind")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
+	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
 	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings and the rebuild's phases to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -190,6 +194,7 @@ func run() error {
 
 	rep := &report{Started: time.Now().UTC(), Command: strings.Join(append([]string{"ledgerbench"}, os.Args[1:]...), " ")}
 	rep.Machine = machineInfo(ctx, srv)
+	rep.Tree = treeState()
 	rep.Settings = settingsOf(o)
 	printHeader(os.Stdout, rep)
 	if rep.Machine.Fsync != "on" || rep.Machine.SynchronousCommit != "on" {
@@ -210,7 +215,8 @@ func run() error {
 		if ctx.Err() != nil {
 			break
 		}
-		fmt.Fprintf(os.Stderr, "== %s\n", p.name)
+		fmt.Fprintf(os.Stderr, "== %s (load average %s)\n", p.name, loadAvg())
+		rep.LoadAvg = append(rep.LoadAvg, p.name+" start: "+loadAvg())
 		began := time.Now()
 		stopProfile, err := startProfile(o.cpuProfile, p.name)
 		if err != nil {
@@ -225,6 +231,7 @@ func run() error {
 			failed = append(failed, p.name)
 		}
 		fmt.Fprintf(os.Stderr, "== %s done in %s\n", p.name, time.Since(began).Round(time.Millisecond))
+		rep.LoadAvg = append(rep.LoadAvg, p.name+" end: "+loadAvg())
 	}
 	if !o.keep {
 		srv.dropAll(context.WithoutCancel(ctx))
@@ -275,7 +282,7 @@ func settingsOf(o options) map[string]any {
 		"lag_rate": o.lagRate, "lag_duration_s": o.lagDuration.Seconds(), "lag_workers": o.lagWorkers,
 		"rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,
 		"customers": o.customers, "users": o.users, "assignments": o.assignments, "read_queries": o.readQueries,
-		"gomaxprocs": runtime.GOMAXPROCS(0),
+		"gomaxprocs": runtime.GOMAXPROCS(0), "no_projections": o.noProjections,
 	}
 }
 
@@ -303,4 +310,31 @@ func (q quietShutdown) WithAttrs(as []slog.Attr) slog.Handler {
 	return quietShutdown{q.Handler.WithAttrs(as)}
 }
 
-func (q quietShutdown) WithGroup(name string) slog.Handler { return quietShutdown{q.Handler.WithGroup(name)} }
+func (q quietShutdown) WithGroup(name string) slog.Handler {
+	return quietShutdown{q.Handler.WithGroup(name)}
+}
+
+// loadAvg is /proc/loadavg's first three fields: on a shared machine, other
+// load during a run shows here (and in the CPU split of each run).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// treeState is the commit and the locally modified files the benchmark was
+// built from: figures belong to a tree, and this one is edited in parallel.
+func treeState() map[string]any {
+	head, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return nil
+	}
+	st, _ := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output()
+	return map[string]any{"commit": strings.TrimSpace(string(head)), "modified": strings.Fields(strings.ReplaceAll(string(st), " M ", " "))}
+}

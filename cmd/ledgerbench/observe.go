@@ -98,54 +98,73 @@ func (w *waitSampler) finish() []waitShare {
 	return out
 }
 
-// cpuSnap is CPU time so far: this process, the postgres processes, and the
-// whole machine (busy and total), in seconds.
+// cpuSnap is CPU time so far: this process, each process of the cluster
+// (its postmaster and the postmaster's children; other clusters on the
+// machine are not counted), and the whole machine (busy and total), in
+// seconds.
 type cpuSnap struct {
-	at       time.Time
-	self     float64
-	postgres float64
-	busy     float64
-	total    float64
+	at         time.Time
+	self       float64
+	postmaster int
+	cluster    map[int]float64
+	busy       float64
+	total      float64
 }
 
 // cpuUse is a run's CPU split, in cores (1.0 = one core busy all along).
+// Machine minus bench minus postgres is everyone else on the machine.
 type cpuUse struct {
 	Bench    float64 `json:"bench_process_cores"`
 	Postgres float64 `json:"postgres_cores"`
 	Machine  float64 `json:"machine_busy_cores"`
+	Others   float64 `json:"other_processes_cores"`
 	Cores    int     `json:"cores"`
 }
 
 const clkTck = 100.0 // USER_HZ on Linux
 
-func procCPU(statPath string) (comm string, secs float64) {
+// procStat returns a process's parent and CPU seconds.
+func procStat(statPath string) (ppid int, secs float64, ok bool) {
 	b, err := os.ReadFile(statPath)
 	if err != nil {
-		return "", 0
+		return 0, 0, false
 	}
 	s := string(b)
-	open, close := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || close < open {
-		return "", 0
+	close := strings.LastIndexByte(s, ')')
+	if close < 0 {
+		return 0, 0, false
 	}
-	comm = s[open+1 : close]
 	f := strings.Fields(s[close+1:])
-	// after the comm: state(0) ... utime(11) stime(12)
+	// after the comm: state(0) ppid(1) ... utime(11) stime(12)
 	if len(f) < 13 {
-		return comm, 0
+		return 0, 0, false
 	}
+	ppid, _ = strconv.Atoi(f[1])
 	u, _ := strconv.ParseFloat(f[11], 64)
 	st, _ := strconv.ParseFloat(f[12], 64)
-	return comm, (u + st) / clkTck
+	return ppid, (u + st) / clkTck, true
 }
 
-func takeCPU() cpuSnap {
-	c := cpuSnap{at: time.Now()}
-	_, c.self = procCPU("/proc/self/stat")
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	for _, d := range dirs {
-		if comm, secs := procCPU(d); comm == "postgres" {
-			c.postgres += secs
+// postmasterPID is the parent of one of the cluster's backends.
+func postmasterPID(ctx context.Context, admin *pgxpool.Pool) int {
+	var pid int
+	if err := admin.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		return 0
+	}
+	ppid, _, _ := procStat(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	return ppid
+}
+
+func takeCPU(postmaster int) cpuSnap {
+	c := cpuSnap{at: time.Now(), postmaster: postmaster, cluster: map[int]float64{}}
+	_, c.self, _ = procStat("/proc/self/stat")
+	if postmaster > 0 {
+		dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+		for _, d := range dirs {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+			if ppid, secs, ok := procStat(d); ok && (pid == postmaster || ppid == postmaster) {
+				c.cluster[pid] = secs
+			}
 		}
 	}
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
@@ -165,20 +184,23 @@ func takeCPU() cpuSnap {
 	return c
 }
 
-// since is the CPU used between s and now. Postgres backends that exited
-// meanwhile are missed; the pools keep theirs for the whole run.
+// since is the CPU used between s and now. A cluster process that exited
+// meanwhile is missed; the pools keep theirs for the whole run.
 func (s cpuSnap) since() cpuUse {
-	n := takeCPU()
+	n := takeCPU(s.postmaster)
 	wall := n.at.Sub(s.at).Seconds()
 	if wall <= 0 {
 		return cpuUse{}
+	}
+	var pg float64
+	for pid, secs := range n.cluster {
+		pg += secs - s.cluster[pid] // a new process counts from 0
 	}
 	cores := 1
 	if n.total > s.total {
 		cores = int((n.total-s.total)/wall + 0.5)
 	}
-	return cpuUse{
-		Bench: (n.self - s.self) / wall, Postgres: (n.postgres - s.postgres) / wall,
-		Machine: (n.busy - s.busy) / wall, Cores: cores,
-	}
+	u := cpuUse{Bench: (n.self - s.self) / wall, Postgres: pg / wall, Machine: (n.busy - s.busy) / wall, Cores: cores}
+	u.Others = max(0, u.Machine-u.Bench-u.Postgres)
+	return u
 }

@@ -52,6 +52,12 @@ type lagResult struct {
 	Response  summary `json:"response_from_due_time"`
 	Workers   int     `json:"workers"`
 	TrackerQs int64   `json:"tracker_queries"`
+	// CPU split and database session states over the measured run (and the
+	// tracker's wait for the stragglers).
+	CPU       cpuUse             `json:"cpu"`
+	Waits     []waitShare        `json:"db_sessions"`
+	Backlog   int64              `json:"projection_backlog_after"`
+	DrainEach map[string]float64 `json:"projection_drain_each_s"`
 }
 
 func runLag(ctx context.Context, o options, srv *server, rep *report) error {
@@ -185,9 +191,14 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "   measuring at %d/s for %s ...\n", o.lagRate, o.lagDuration)
+	ws, cpu0 := startWaitSampler(ctx, srv.admin, s.db), takeCPU(postmasterPID(ctx, srv.admin))
 	if err := runOnce(o.lagRate, o.lagDuration, true); err != nil {
+		ws.finish()
 		return err
 	}
+	res.CPU, res.Waits = cpu0.since(), ws.finish()
+	res.Backlog, _ = s.backlog(ctx)
+	_, res.DrainEach, _ = s.drain(ctx, 5*time.Minute)
 	fmt.Fprintf(os.Stderr, "   achieved %.0f/s, lag p50 %.1f ms p99 %.1f ms, response p99 %.1f ms\n",
 		res.AchievedRate, res.Lag.P50, res.Lag.P99, res.Response.P99)
 

@@ -50,19 +50,21 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	q := projections.NewQueries(pool)
 	rng := rand.New(rand.NewPCG(3, 4))
+	var lastUser string
+	pick := func() string { lastUser = userIDs[rng.IntN(len(userIDs))]; return lastUser }
 	var pageSizes struct{ my, list, myN, listN int }
 	kinds := []struct {
 		name string
 		run  func(ctx context.Context) error
 	}{
 		{"My Clients first page", func(ctx context.Context) error {
-			p, err := q.MyClients(ctx, tenant, userIDs[rng.IntN(len(userIDs))], "", 50, "")
+			p, err := q.MyClients(ctx, tenant, pick(), "", 50, "")
 			pageSizes.my += len(p.Items)
 			pageSizes.myN++
 			return err
 		}},
 		{"customers by assigned user", func(ctx context.Context) error {
-			p, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: userIDs[rng.IntN(len(userIDs))]}, 50, "")
+			p, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: pick()}, 50, "")
 			pageSizes.list += len(p.Items)
 			pageSizes.listN++
 			return err
@@ -84,13 +86,19 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	pageSizes.my, pageSizes.myN, pageSizes.list, pageSizes.listN = 0, 0, 0, 0
 	// Measured: interleaved, one client, so the kinds see the same cache.
 	lat := make([]latencies, len(kinds))
+	slowest := make([]string, len(kinds))
+	slowestMS := make([]float64, len(kinds))
 	for range o.readQueries {
 		for i, k := range kinds {
 			t := time.Now()
 			if err := k.run(ctx); err != nil {
 				return fmt.Errorf("%s: %w", k.name, err)
 			}
-			lat[i] = append(lat[i], ms(time.Since(t)))
+			d := ms(time.Since(t))
+			lat[i] = append(lat[i], d)
+			if d > slowestMS[i] {
+				slowestMS[i], slowest[i] = d, lastUser
+			}
 		}
 	}
 	sums := make([]summary, len(kinds))
@@ -106,21 +114,31 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p50", Value: base.P50, Unit: "ms"})
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p99", Value: base.P99, Unit: "ms"})
 
+	// Plans for a random user and for the slowest one, as a one-off
+	// (custom) plan and as the generic plan a cached prepared statement
+	// (pgx's default) may switch to after five executions.
 	plans := map[string]string{}
-	u := userIDs[0]
-	for name, sql := range map[string]string{
-		"my_clients_first_page":      explainMyClients,
-		"customers_by_assigned_user": explainCustomers,
+	for i, kind := range []struct{ name, sql string }{
+		{"my_clients_first_page", explainMyClients},
+		{"customers_by_assigned_user", explainCustomers},
 	} {
-		arg := any(u)
-		if strings.Contains(sql, "@>") {
-			arg = `[{"user_id":"` + u + `"}]`
+		for _, who := range []struct{ label, user string }{{"random_user", userIDs[0]}, {fmt.Sprintf("slowest_user_%.1fms", slowestMS[i]), slowest[i]}} {
+			arg := who.user
+			if strings.Contains(kind.sql, "@>") {
+				arg = `[{"user_id":"` + who.user + `"}]`
+			}
+			for _, generic := range []bool{false, true} {
+				label := kind.name + "/" + who.label + "/custom"
+				if generic {
+					label = kind.name + "/" + who.label + "/generic"
+				}
+				plan, err := explain(ctx, pool, kind.sql, generic, tenant, arg)
+				if err != nil {
+					plan = "explain failed: " + err.Error()
+				}
+				plans[label] = plan
+			}
 		}
-		plan, err := explain(ctx, pool, sql, tenant, arg)
-		if err != nil {
-			plan = "explain failed: " + err.Error()
-		}
-		plans[name] = plan
 	}
 	var tableSizes = map[string]string{}
 	for _, t := range []string{"customer_list", "my_clients"} {
@@ -157,12 +175,34 @@ FROM customer_list c WHERE c.tenant_id = $1 AND c.assignees @> $2::jsonb
 ORDER BY c.created_at, c.customer_id LIMIT 51`
 )
 
-func explain(ctx context.Context, pool *pgxpool.Pool, sql string, args ...any) (string, error) {
-	rows, err := pool.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) `+sql, append([]any{pgx.QueryExecModeExec}, args...)...)
-	if err != nil {
-		return "", err
-	}
-	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+// explain runs EXPLAIN ANALYZE of a statement PREPAREd like pgx prepares
+// it, forcing the custom plan (planned for these values) or the generic one
+// (planned for any values, which PostgreSQL may pick after five executions).
+func explain(ctx context.Context, pool *pgxpool.Pool, sql string, generic bool, args ...string) (string, error) {
+	var lines []string
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		mode := "force_custom_plan"
+		if generic {
+			mode = "force_generic_plan"
+		}
+		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `PREPARE bench_explain AS `+sql); err != nil {
+			return err
+		}
+		defer tx.Exec(ctx, `DEALLOCATE bench_explain`) //nolint:errcheck
+		lits := make([]string, len(args))
+		for i, a := range args {
+			lits[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
+		}
+		rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain(`+strings.Join(lits, ", ")+`)`, pgx.QueryExecModeSimpleProtocol)
+		if err != nil {
+			return err
+		}
+		lines, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
 	return strings.Join(lines, "\n"), err
 }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -177,7 +178,7 @@ func copyEvents(ctx context.Context, pool *pgxpool.Pool, g *eventGen, chunk int)
 			}
 			at := g.base.Add(time.Duration(g.emitted) * time.Millisecond)
 			n++
-			return []any{g.tenant, e.stream, e.version, e.typ, int32(1), string(e.data), g.meta, at, dummy, dummy}, nil
+			return []any{uuid.MustParse(g.tenant), uuid.MustParse(e.stream), e.version, e.typ, int32(1), e.data, g.meta, at, dummy, dummy}, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
@@ -267,7 +268,12 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 		return err
 	}
 	began := time.Now()
-	if err := runner.Rebuild(ctx, "all", nil); err != nil {
+	// Labelled so a -cpuprofile can be narrowed to the rebuild itself:
+	// go tool pprof -tagfocus part=rebuild PREFIX.rebuild.pprof
+	pprof.Do(ctx, pprof.Labels("part", "rebuild"), func(ctx context.Context) {
+		err = runner.Rebuild(ctx, "all", nil)
+	})
+	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	took := time.Since(began)

@@ -20,10 +20,12 @@ type report struct {
 	Started      time.Time      `json:"started"`
 	Finished     time.Time      `json:"finished"`
 	Machine      machine        `json:"machine"`
+	Tree         map[string]any `json:"tree,omitempty"`
 	Settings     map[string]any `json:"settings"`
 	Figures      []figure       `json:"figures"`
 	Details      map[string]any `json:"details"`
 	PhaseSeconds []phaseTime    `json:"phase_seconds"`
+	LoadAvg      []string       `json:"load_average"`
 	Errors       []string       `json:"errors,omitempty"`
 }
 

@@ -232,3 +232,32 @@ func (o *onceErr) get() error {
 	defer o.mu.Unlock()
 	return o.err
 }
+
+// drain waits until every projection has applied every committed event and
+// tells how long each one took.
+func (s *service) drain(ctx context.Context, timeout time.Duration) (time.Duration, map[string]float64, error) {
+	began := time.Now()
+	var last int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events`).Scan(&last); err != nil {
+		return 0, nil, err
+	}
+	each := map[string]float64{}
+	if last == 0 {
+		return 0, each, nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var g errgroup.Group
+	var mu sync.Mutex
+	for _, name := range s.runner.Names() {
+		g.Go(func() error {
+			err := s.runner.WaitFor(wctx, last, name)
+			mu.Lock()
+			each[name] = time.Since(began).Seconds()
+			mu.Unlock()
+			return err
+		})
+	}
+	err := g.Wait()
+	return time.Since(began), each, err
+}

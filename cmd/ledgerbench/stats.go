@@ -68,6 +68,20 @@ type loopResult struct {
 // soon as the previous one answers: a warm-up that is not measured, then
 // dur measured.
 func closedLoop(ctx context.Context, clients int, warmup, dur time.Duration, op func(ctx context.Context, rng *rand.Rand) error) loopResult {
+	return closedLoopHooks(ctx, clients, warmup, dur, op, nil, nil).loopResult
+}
+
+type observed struct {
+	loopResult
+	cpu   cpuUse
+	waits []waitShare
+}
+
+// closedLoopHooks is closedLoop calling begin when the measurement starts
+// and end when it stops.
+func closedLoopHooks(ctx context.Context, clients int, warmup, dur time.Duration, op func(ctx context.Context, rng *rand.Rand) error,
+	begin func(), end func() (cpuUse, []waitShare)) observed {
+	var obs observed
 	var (
 		measuring atomic.Bool
 		stop      atomic.Bool
@@ -100,10 +114,16 @@ func closedLoop(ctx context.Context, clients int, warmup, dur time.Duration, op 
 		}()
 	}
 	sleep(ctx, warmup)
+	if begin != nil {
+		begin()
+	}
 	measuring.Store(true)
 	began := time.Now()
 	sleep(ctx, dur)
 	measuring.Store(false)
+	if end != nil {
+		obs.cpu, obs.waits = end()
+	}
 	elapsed := time.Since(began)
 	stop.Store(true)
 	wg.Wait()
@@ -116,7 +136,8 @@ func closedLoop(ctx context.Context, clients int, warmup, dur time.Duration, op 
 	if v, ok := firstErr.Load().(string); ok {
 		r.FirstErr = v
 	}
-	return r
+	obs.loopResult = r
+	return obs
 }
 
 func sleep(ctx context.Context, d time.Duration) {
