@@ -98,8 +98,8 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 			res, err := tx.Append(ctx, eventstore.AppendRequest{
 				TenantID:    tenantID,
 				Idempotency: idem,
-				Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
-				Metadata: eventstore.Metadata{Actor: invitationActor, CorrelationID: correlation},
+				Streams:     []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
+				Metadata:    eventstore.Metadata{Actor: invitationActor, CorrelationID: correlation},
 				Side: func(ctx context.Context, tx pgx.Tx) error {
 					_, err := tx.Exec(ctx, `UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1`, hash, at)
 					if err != nil {

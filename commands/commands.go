@@ -389,9 +389,12 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 		var result CustomerResult
 		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, version, l, err := lockAndLoad(ctx, tx.PgxTx(), m.TenantID, customerID, userIDs)
+				users, version, l, err := lockAndLoad(ctx, tx, m.TenantID, customerID, userIDs)
 				if err != nil {
 					return err
+				}
+				for _, u := range users {
+					c.names.put(u.ID, u.Name)
 				}
 				if m.IfMatch != nil && *m.IfMatch != version {
 					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
@@ -428,7 +431,8 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 							result.Position = p
 						}
 					}),
-					Now: at,
+					Now:    at,
+					Commit: true,
 				})
 				if err != nil {
 					return err

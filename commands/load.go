@@ -46,7 +46,7 @@ func lockUsers(ctx context.Context, q querier, tenantID string, ids []string, mo
 	return collectUsers(q.Query(ctx, qUsers+string(mode), tenantID, ids))
 }
 
-const qUsers = `SELECT ` + userColumns + ` FROM users WHERE tenant_id = $1 AND id = ANY($2::uuid[]) ORDER BY id`
+const qUsers = `SELECT ` + userColumns + ` FROM users WHERE tenant_id = $1 AND id = ANY($2::text[]::uuid[]) ORDER BY id`
 
 func collectUsers(rows pgx.Rows, err error) (map[string]domain.User, error) {
 	if err != nil {
@@ -98,7 +98,7 @@ func lockCustomers(ctx context.Context, q querier, tenantID string, ids []string
 }
 
 const qCustomerStreams = `SELECT stream_id::text, version FROM streams
-	WHERE tenant_id = $1 AND stream_type = '` + streamCustomer + `' AND stream_id = ANY($2::uuid[])
+	WHERE tenant_id = $1 AND stream_type = '` + streamCustomer + `' AND stream_id = ANY($2::text[]::uuid[])
 	ORDER BY stream_id`
 
 func collectVersions(rows pgx.Rows, err error) (map[string]int64, error) {
@@ -132,16 +132,18 @@ type loaded struct {
 }
 
 // lockAndLoad is the start of every single-customer command, pipelined in
-// one round trip: share-lock the users, lock the customer stream, then read
-// the customer and tenant streams (the read starts after the lock is held,
-// so it sees the customer exactly as the append will find it).
-func lockAndLoad(ctx context.Context, tx pgx.Tx, tenantID, customerID string, userIDs []string) (
+// one round trip (with the transaction's BEGIN): share-lock the users, lock
+// the customer stream, then read the customer and tenant streams (the read
+// starts after the lock is held, so it sees the customer exactly as the
+// append will find it). The store remembers the locked head, so the append
+// needs not lock it again.
+func lockAndLoad(ctx context.Context, tx *eventstore.Tx, tenantID, customerID string, userIDs []string) (
 	users map[string]domain.User, version int64, l loaded, err error) {
 	b := &pgx.Batch{}
 	if len(userIDs) > 0 {
 		b.Queue(qUsers+string(forShare), tenantID, userIDs)
 	}
-	b.Queue(qCustomerStreams+string(forUpdate), tenantID, []string{customerID})
+	readHeads := tx.QueueLockStreams(b, tenantID, streamCustomer, []string{customerID})
 	b.Queue(qEvents, []string{customerID, tenantID})
 	br := tx.SendBatch(ctx, b)
 	defer func() {
@@ -160,11 +162,11 @@ func lockAndLoad(ctx context.Context, tx pgx.Tx, tenantID, customerID string, us
 			}
 		}
 	}
-	versions, err := collectVersions(br.Query())
+	heads, err := readHeads(br)
 	if err != nil {
-		return nil, 0, loaded{}, err
+		return nil, 0, loaded{}, translatePg(err)
 	}
-	version, ok := versions[customerID]
+	head, ok := heads[customerID]
 	if !ok {
 		return nil, 0, loaded{}, notFound("customer", customerID)
 	}
@@ -173,7 +175,7 @@ func lockAndLoad(ctx context.Context, tx pgx.Tx, tenantID, customerID string, us
 		return nil, 0, loaded{}, err
 	}
 	l, err = rebuild(tenantID, []string{customerID}, streams)
-	return users, version, l, err
+	return users, head.Version, l, err
 }
 
 // loadCustomers reads the customer streams ids and the tenant stream in one
@@ -227,7 +229,7 @@ func readEvents(ctx context.Context, q querier, streamIDs []string) (map[string]
 }
 
 const qEvents = `SELECT stream_id::text, stream_version, position, type, schema_version, data, recorded_at
-	FROM events WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`
+	FROM events WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`
 
 func collectEvents(rows pgx.Rows, err error) (map[string][]storedEvent, error) {
 	if err != nil {
@@ -352,7 +354,7 @@ func (c *Commands) fillNames(ctx context.Context, q querier, tenantID string, id
 	if len(missing) == 0 {
 		return nil
 	}
-	rows, err := q.Query(ctx, `SELECT id::text, name FROM users WHERE tenant_id = $1 AND id = ANY($2::uuid[])`, tenantID, missing)
+	rows, err := q.Query(ctx, `SELECT id::text, name FROM users WHERE tenant_id = $1 AND id = ANY($2::text[]::uuid[])`, tenantID, missing)
 	if err != nil {
 		return fmt.Errorf("read user names: %w", err)
 	}

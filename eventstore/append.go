@@ -59,6 +59,11 @@ type AppendRequest struct {
 	Side func(ctx context.Context, tx pgx.Tx) error
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
+	// Commit commits the transaction with the append (its last statements
+	// and COMMIT share a round trip). Only for the last thing a transaction
+	// function does: it must return right after, and Transact then has
+	// nothing left to commit. A replayed or failed append does not commit.
+	Commit bool
 }
 
 // AppendResult describes a successful (or replayed) append.
@@ -79,6 +84,7 @@ func (s *Store) Append(ctx context.Context, req AppendRequest) (AppendResult, er
 	var res AppendResult
 	err := s.Transact(ctx, func(ctx context.Context, tx *Tx) error {
 		var err error
+		req.Commit = true
 		res, err = tx.Append(ctx, req)
 		if err == nil && res.Replayed {
 			return errReplayed
@@ -124,33 +130,20 @@ const qLookupIdempotency = `SELECT request_hash, response, position FROM idempot
 
 // Append writes req inside the transaction. On an idempotent replay it
 // writes nothing and returns Replayed; the caller should roll back.
+//
+// It takes at most three round trips, fewer when it can: one to record the
+// idempotency key, check the guards and lock the stream heads the
+// transaction does not hold yet (QueueLockStreams, LockStream); one to insert
+// the events, move the heads and apply the claims; one to store the
+// idempotent response. COMMIT rides on the last one when req.Commit is set.
 func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error) {
 	if req.TenantID == "" {
 		return AppendResult{}, errors.New("append: tenant id is required")
 	}
-	if req.Idempotency != nil {
-		tag, err := t.tx.Exec(ctx, `INSERT INTO idempotency_keys (tenant_id, key, request_hash)
-			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`, req.TenantID, req.Idempotency.Key, req.Idempotency.RequestHash)
-		if err != nil {
-			return AppendResult{}, fmt.Errorf("record idempotency key: %w", translate(err))
-		}
-		if tag.RowsAffected() == 0 {
-			var hash, response []byte
-			var position *int64
-			if err := t.tx.QueryRow(ctx, qLookupIdempotency, req.TenantID, req.Idempotency.Key).Scan(&hash, &response, &position); err != nil {
-				return AppendResult{}, fmt.Errorf("read idempotency key: %w", err)
-			}
-			if !bytes.Equal(hash, req.Idempotency.RequestHash) {
-				return AppendResult{}, ErrIdempotencyKeyReused
-			}
-			res := AppendResult{Replayed: true, Response: response}
-			if position != nil {
-				res.Position = *position
-			}
-			return res, nil
-		}
+	ids, err := streamIDsOf(req.Streams)
+	if err != nil {
+		return AppendResult{}, err
 	}
-
 	metadata, err := json.Marshal(req.Metadata)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("encode metadata: %w", err)
@@ -160,13 +153,47 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		return AppendResult{}, err
 	}
 
-	if err := t.checkGuards(ctx, req.Guards); err != nil {
+	// Heads this transaction holds already; the others are locked below.
+	heads := make(map[string]head, len(ids))
+	var missing []string
+	for _, id := range ids {
+		if h, ok := t.heads[id]; ok {
+			heads[id] = h
+		} else {
+			heads[id] = head{lastHash: genesisHash}
+			missing = append(missing, id)
+		}
+	}
+	// The idempotency key is recorded before anything is checked, so a
+	// replay wins over a version mismatch. It can wait for the write round
+	// trip only when nothing is left to check in between.
+	idemFirst := req.Idempotency != nil &&
+		(len(missing) > 0 || len(req.Guards) > 0 || mismatch(req.TenantID, req.Streams, heads) != nil)
+	if idemFirst || len(missing) > 0 || len(req.Guards) > 0 {
+		b := &pgx.Batch{}
+		if idemFirst {
+			queueIdempotency(b, req)
+		}
+		guards := sortedGuards(req.Guards)
+		for _, g := range guards {
+			b.Queue(qGuard, g.StreamID)
+		}
+		if len(missing) > 0 {
+			b.Queue(qLockHeads, missing)
+		}
+		br := t.sendBatch(ctx, b)
+		res, replayed, err := t.readLocks(br, req, idemFirst, guards, missing, heads)
+		if cerr := br.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("lock streams: %w", translate(cerr))
+		}
+		if err != nil || replayed {
+			return res, err
+		}
+	}
+	if err := mismatch(req.TenantID, req.Streams, heads); err != nil {
 		return AppendResult{}, err
 	}
-	heads, err := t.lockHeads(ctx, req.Streams)
-	if err != nil {
-		return AppendResult{}, err
-	}
+
 	// The clock is read only once the streams are locked, so recorded times
 	// never go backwards within a stream and as-of questions have one answer.
 	now := req.Now
@@ -185,12 +212,6 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	)
 	for _, w := range req.Streams {
 		h := heads[w.StreamID]
-		if w.ExpectedVersion != Any && w.ExpectedVersion != h.version {
-			return AppendResult{}, &VersionMismatchError{StreamID: w.StreamID, Expected: w.ExpectedVersion, Actual: h.version}
-		}
-		if h.exists && h.tenantID != req.TenantID {
-			return AppendResult{}, fmt.Errorf("stream %s belongs to another tenant", w.StreamID)
-		}
 		prev, version := h.lastHash, h.version
 		for _, e := range w.Events {
 			version++
@@ -221,18 +242,203 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		res.Versions[w.StreamID] = version
 	}
 
+	// The write round trip. Its statements fail (and abort the transaction)
+	// rather than return something to check, except the idempotency key and
+	// the claims: COMMIT may follow them only without those.
+	b := &pgx.Batch{}
+	idemLate := req.Idempotency != nil && !idemFirst
+	if idemLate {
+		queueIdempotency(b, req)
+	}
 	if len(streamIDs) > 0 {
-		rows, err := t.tx.Query(ctx, qInsertEvents, tenantIDs, streamIDs, versions, types, schemas, datas,
+		b.Queue(qInsertEvents, tenantIDs, streamIDs, versions, types, schemas, datas,
 			string(canonMeta), now, prevBytes, hashBytes)
+		queueSaveHeads(b, req.TenantID, req.Streams, heads)
+	}
+	for _, r := range req.Releases {
+		b.Queue(qRelease, req.TenantID, r.Kind, r.Value, r.OwnerID)
+	}
+	for _, c := range req.Claims {
+		b.Queue(qClaim, req.TenantID, c.Kind, c.Value, c.OwnerID)
+		// A separate statement: its snapshot sees a claim committed while
+		// the insert above waited for it.
+		b.Queue(qClaimOwner, req.TenantID, c.Kind, c.Value)
+	}
+	commitNow := req.Commit && req.Side == nil && req.Idempotency == nil && len(req.Claims) == 0
+	if b.Len() == 0 && !commitNow {
+		b = nil
+	}
+	if b != nil {
+		if commitNow {
+			var written map[string]int64
+			if len(streamIDs) > 0 {
+				written = res.Versions
+			}
+			t.queueCommit(b, written)
+		}
+		br := t.sendBatch(ctx, b)
+		var replayed bool
+		res, replayed, err = t.readWrites(br, req, idemLate, len(streamIDs) > 0, res)
+		if err == nil && commitNow {
+			err = t.readCommit(br)
+		}
+		if cerr := br.Close(); err == nil && cerr != nil && !t.committed {
+			err = fmt.Errorf("append: %w", translate(cerr))
+		}
+		if err != nil || replayed {
+			return res, err
+		}
+	}
+	// The heads written are locked (or inserted) by this transaction now.
+	for _, w := range req.Streams {
+		if len(w.Events) > 0 {
+			h := heads[w.StreamID]
+			h.exists, h.tenantID = true, req.TenantID
+			t.rememberHead(w.StreamID, h)
+		}
+	}
+	if res.Position > t.lastPosition {
+		t.lastPosition = res.Position
+	}
+	if t.committed {
+		return res, nil
+	}
+
+	if req.Side != nil {
+		if err := req.Side(ctx, &t.facade); err != nil {
+			return AppendResult{}, err
+		}
+	}
+	b = &pgx.Batch{}
+	if req.Idempotency != nil {
+		var response []byte
+		if req.Idempotency.Response != nil {
+			if response, err = req.Idempotency.Response(res); err != nil {
+				return AppendResult{}, fmt.Errorf("idempotent response: %w", err)
+			}
+		}
+		b.Queue(qStoreResponse, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position))
+		res.Response = response
+	}
+	if req.Commit {
+		if err := t.sendCommit(ctx, b); err != nil {
+			return AppendResult{}, fmt.Errorf("append: %w", translate(err))
+		}
+	} else if b.Len() > 0 {
+		if err := t.sendBatch(ctx, b).Close(); err != nil {
+			return AppendResult{}, fmt.Errorf("store idempotent response: %w", translate(err))
+		}
+	}
+	return res, nil
+}
+
+const (
+	qRecordIdempotency = `INSERT INTO idempotency_keys (tenant_id, key, request_hash)
+			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
+	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4
+			WHERE tenant_id = $1 AND key = $2`
+	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`
+	qLockHeads = `SELECT stream_id::text, tenant_id::text, version, last_hash FROM streams
+		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id FOR UPDATE`
+	qRelease = `DELETE FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND owner_id = $4`
+	qClaim   = `INSERT INTO unique_claims (tenant_id, kind, value, owner_id)
+			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
+	qClaimOwner = `SELECT owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3`
+)
+
+// queueIdempotency records the key and then, in a statement of its own
+// (whose snapshot sees a key committed while the insert waited), reads it.
+func queueIdempotency(b *pgx.Batch, req AppendRequest) {
+	b.Queue(qRecordIdempotency, req.TenantID, req.Idempotency.Key, req.Idempotency.RequestHash)
+	b.Queue(qLookupIdempotency, req.TenantID, req.Idempotency.Key)
+}
+
+// readIdempotency reads what queueIdempotency queued: replayed when the key
+// was recorded before.
+func readIdempotency(br pgx.BatchResults, req AppendRequest) (AppendResult, bool, error) {
+	tag, err := br.Exec()
+	if err != nil {
+		return AppendResult{}, false, fmt.Errorf("record idempotency key: %w", translate(err))
+	}
+	var hash, response []byte
+	var position *int64
+	if err := br.QueryRow().Scan(&hash, &response, &position); err != nil {
+		return AppendResult{}, false, fmt.Errorf("read idempotency key: %w", translate(err))
+	}
+	if tag.RowsAffected() == 1 {
+		return AppendResult{}, false, nil
+	}
+	if !bytes.Equal(hash, req.Idempotency.RequestHash) {
+		return AppendResult{}, false, ErrIdempotencyKeyReused
+	}
+	res := AppendResult{Replayed: true, Response: response}
+	if position != nil {
+		res.Position = *position
+	}
+	return res, true, nil
+}
+
+// readLocks reads the lock round trip into heads.
+func (t *Tx) readLocks(br pgx.BatchResults, req AppendRequest, idem bool, guards []Guard, missing []string, heads map[string]head) (AppendResult, bool, error) {
+	if idem {
+		if res, replayed, err := readIdempotency(br, req); err != nil || replayed {
+			return res, replayed, err
+		}
+	}
+	for _, g := range guards {
+		var v int64
+		err := br.QueryRow().Scan(&v)
+		if errors.Is(err, pgx.ErrNoRows) {
+			v = 0
+		} else if err != nil {
+			return AppendResult{}, false, fmt.Errorf("check guard %s: %w", g.StreamID, translate(err))
+		}
+		if v != g.Version {
+			return AppendResult{}, false, &VersionMismatchError{StreamID: g.StreamID, Expected: g.Version, Actual: v}
+		}
+	}
+	if len(missing) == 0 {
+		return AppendResult{}, false, nil
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return AppendResult{}, false, fmt.Errorf("lock streams: %w", translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var h head
+		if err := rows.Scan(&id, &h.tenantID, &h.version, &h.lastHash); err != nil {
+			return AppendResult{}, false, fmt.Errorf("lock streams: %w", err)
+		}
+		h.exists = true
+		heads[id] = h
+		t.rememberHead(id, h)
+	}
+	if err := rows.Err(); err != nil {
+		return AppendResult{}, false, fmt.Errorf("lock streams: %w", translate(err))
+	}
+	return AppendResult{}, false, nil
+}
+
+// readWrites reads the write round trip (up to, not including, COMMIT).
+func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events bool, res AppendResult) (AppendResult, bool, error) {
+	if idem {
+		if r, replayed, err := readIdempotency(br, req); err != nil || replayed {
+			return r, replayed, err
+		}
+	}
+	if events {
+		rows, err := br.Query()
 		if err != nil {
-			return AppendResult{}, fmt.Errorf("insert events: %w", translate(err))
+			return AppendResult{}, false, fmt.Errorf("insert events: %w", translate(err))
 		}
 		for rows.Next() {
 			var pos int64
 			var txid string
 			if err := rows.Scan(&pos, &txid); err != nil {
 				rows.Close()
-				return AppendResult{}, fmt.Errorf("insert events: %w", err)
+				return AppendResult{}, false, fmt.Errorf("insert events: %w", err)
 			}
 			if pos > res.Position {
 				res.Position = pos
@@ -241,38 +447,46 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
-			return AppendResult{}, fmt.Errorf("insert events: %w", translate(err))
+			return AppendResult{}, false, fmt.Errorf("insert events: %w", translate(err))
 		}
-		if err := t.saveHeads(ctx, req.TenantID, req.Streams, heads); err != nil {
-			return AppendResult{}, err
+		// A new stream inserted concurrently by someone else hits the
+		// primary key and surfaces as a version mismatch.
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("save stream heads: %w", translate(err))
 		}
 	}
+	for _, r := range req.Releases {
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("release %s: %w", r.Kind, translate(err))
+		}
+	}
+	for _, c := range req.Claims {
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("claim %s: %w", c.Kind, translate(err))
+		}
+		var owner string
+		if err := br.QueryRow().Scan(&owner); err != nil {
+			return AppendResult{}, false, fmt.Errorf("claim %s: %w", c.Kind, translate(err))
+		}
+		if owner != c.OwnerID {
+			return AppendResult{}, false, &ClaimTakenError{Kind: c.Kind, Value: c.Value, Owner: owner}
+		}
+	}
+	return res, false, nil
+}
 
-	if err := t.applyClaims(ctx, req.TenantID, req.Claims, req.Releases); err != nil {
-		return AppendResult{}, err
-	}
-	if req.Side != nil {
-		if err := req.Side(ctx, t.tx); err != nil {
-			return AppendResult{}, err
+// mismatch checks the expected versions and the tenant against heads.
+func mismatch(tenantID string, writes []StreamWrite, heads map[string]head) error {
+	for _, w := range writes {
+		h := heads[w.StreamID]
+		if w.ExpectedVersion != Any && w.ExpectedVersion != h.version {
+			return &VersionMismatchError{StreamID: w.StreamID, Expected: w.ExpectedVersion, Actual: h.version}
+		}
+		if h.exists && h.tenantID != tenantID {
+			return fmt.Errorf("stream %s belongs to another tenant", w.StreamID)
 		}
 	}
-	if req.Idempotency != nil {
-		var response []byte
-		if req.Idempotency.Response != nil {
-			if response, err = req.Idempotency.Response(res); err != nil {
-				return AppendResult{}, fmt.Errorf("idempotent response: %w", err)
-			}
-		}
-		if _, err := t.tx.Exec(ctx, `UPDATE idempotency_keys SET response = $3, position = $4
-			WHERE tenant_id = $1 AND key = $2`, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position)); err != nil {
-			return AppendResult{}, fmt.Errorf("store idempotent response: %w", err)
-		}
-		res.Response = response
-	}
-	if res.Position > t.lastPosition {
-		t.lastPosition = res.Position
-	}
-	return res, nil
+	return nil
 }
 
 func nullablePosition(p int64) any {
@@ -285,7 +499,7 @@ func nullablePosition(p int64) any {
 const qInsertEvents = `
 INSERT INTO events (tenant_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
 SELECT t, s, v, ty, sv, d::jsonb, $7::jsonb, $8, p, h
-FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[], $9::bytea[], $10::bytea[])
+FROM unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[], $9::bytea[], $10::bytea[])
     AS u(t, s, v, ty, sv, d, p, h)
 RETURNING position, transaction_id::text`
 
@@ -296,9 +510,10 @@ type head struct {
 	lastHash []byte
 }
 
-// lockHeads locks the written streams' rows in a fixed order, so two appends
-// touching the same streams cannot deadlock each other.
-func (t *Tx) lockHeads(ctx context.Context, writes []StreamWrite) (map[string]head, error) {
+// streamIDsOf returns the written streams' IDs in a fixed order, so two
+// appends touching the same streams lock them in the same order and cannot
+// deadlock each other.
+func streamIDsOf(writes []StreamWrite) ([]string, error) {
 	ids := make([]string, 0, len(writes))
 	seen := map[string]bool{}
 	for _, w := range writes {
@@ -309,35 +524,10 @@ func (t *Tx) lockHeads(ctx context.Context, writes []StreamWrite) (map[string]he
 		ids = append(ids, w.StreamID)
 	}
 	sort.Strings(ids)
-	heads := make(map[string]head, len(ids))
-	for _, id := range ids {
-		heads[id] = head{lastHash: genesisHash}
-	}
-	if len(ids) == 0 {
-		return heads, nil
-	}
-	rows, err := t.tx.Query(ctx, `SELECT stream_id::text, tenant_id::text, version, last_hash FROM streams
-		WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id FOR UPDATE`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("lock streams: %w", translate(err))
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		var h head
-		if err := rows.Scan(&id, &h.tenantID, &h.version, &h.lastHash); err != nil {
-			return nil, fmt.Errorf("lock streams: %w", err)
-		}
-		h.exists = true
-		heads[id] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lock streams: %w", translate(err))
-	}
-	return heads, nil
+	return ids, nil
 }
 
-func (t *Tx) saveHeads(ctx context.Context, tenantID string, writes []StreamWrite, heads map[string]head) error {
+func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads map[string]head) {
 	var ids, types []string
 	var versions []int64
 	var hashes [][]byte
@@ -351,67 +541,16 @@ func (t *Tx) saveHeads(ctx context.Context, tenantID string, writes []StreamWrit
 		versions = append(versions, h.version)
 		hashes = append(hashes, h.lastHash)
 	}
-	// A new stream inserted concurrently by someone else hits the primary
-	// key and surfaces as a version mismatch.
-	_, err := t.tx.Exec(ctx, `
-INSERT INTO streams (stream_id, tenant_id, stream_type, version, last_hash)
-SELECT s, $1, ty, v, h FROM unnest($2::uuid[], $3::text[], $4::bigint[], $5::bytea[]) AS u(s, ty, v, h)
-ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`,
-		tenantID, ids, types, versions, hashes)
-	if err != nil {
-		return fmt.Errorf("save stream heads: %w", translate(err))
-	}
-	return nil
+	b.Queue(qSaveHeads, tenantID, ids, types, versions, hashes)
 }
 
-func (t *Tx) checkGuards(ctx context.Context, guards []Guard) error {
-	if len(guards) == 0 {
-		return nil
-	}
+const qSaveHeads = `
+INSERT INTO streams (stream_id, tenant_id, stream_type, version, last_hash)
+SELECT s, $1, ty, v, h FROM unnest($2::text[]::uuid[], $3::text[], $4::bigint[], $5::bytea[]) AS u(s, ty, v, h)
+ON CONFLICT (stream_id) DO UPDATE SET version = excluded.version, last_hash = excluded.last_hash`
+
+func sortedGuards(guards []Guard) []Guard {
 	sorted := append([]Guard(nil), guards...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].StreamID < sorted[j].StreamID })
-	for _, g := range sorted {
-		var v int64
-		err := t.tx.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`, g.StreamID).Scan(&v)
-		if errors.Is(err, pgx.ErrNoRows) {
-			v = 0
-		} else if err != nil {
-			return fmt.Errorf("check guard %s: %w", g.StreamID, translate(err))
-		}
-		if v != g.Version {
-			return &VersionMismatchError{StreamID: g.StreamID, Expected: g.Version, Actual: v}
-		}
-	}
-	return nil
-}
-
-func (t *Tx) applyClaims(ctx context.Context, tenantID string, claims, releases []Claim) error {
-	for _, r := range releases {
-		if _, err := t.tx.Exec(ctx, `DELETE FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3 AND owner_id = $4`,
-			tenantID, r.Kind, r.Value, r.OwnerID); err != nil {
-			return fmt.Errorf("release %s: %w", r.Kind, translate(err))
-		}
-	}
-	for _, c := range claims {
-		tag, err := t.tx.Exec(ctx, `INSERT INTO unique_claims (tenant_id, kind, value, owner_id)
-			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, tenantID, c.Kind, c.Value, c.OwnerID)
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", c.Kind, translate(err))
-		}
-		if tag.RowsAffected() == 1 {
-			continue
-		}
-		// A separate statement: its snapshot sees a claim committed while
-		// the insert above waited for it.
-		var owner string
-		err = t.tx.QueryRow(ctx, `SELECT owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3`,
-			tenantID, c.Kind, c.Value).Scan(&owner)
-		if err != nil {
-			return fmt.Errorf("claim %s: %w", c.Kind, translate(err))
-		}
-		if owner != c.OwnerID {
-			return &ClaimTakenError{Kind: c.Kind, Value: c.Value, Owner: owner}
-		}
-	}
-	return nil
+	return sorted
 }

@@ -88,7 +88,7 @@ func (s *Store) ReadStream(ctx context.Context, tenantID, streamID string) ([]Ev
 // stream in version order.
 func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
 	events, err := collect(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
+		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}
@@ -101,8 +101,8 @@ func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []st
 
 // ReadStreams reads several streams inside the transaction.
 func (t *Tx) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
-	events, err := collect(t.tx.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
+	events, err := collect(t.facade.Query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -24,31 +25,243 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
 // Tx is a write transaction on the store, for commands that must read and
 // lock before they decide (see Transact).
+//
+// The transaction is begun lazily: BEGIN travels in the same round trip as
+// the first batch sent on it (or just before the first other statement), and
+// an append may carry COMMIT with its last statements (AppendRequest.Commit).
 type Tx struct {
-	tx pgx.Tx
+	conn *pgx.Conn
+	// begun is set once BEGIN has been sent; committed once COMMIT has
+	// succeeded (the transaction is over).
+	begun, committed bool
+	// announcing is set when COMMIT is queued with the announcement behind
+	// it; announced once that COMMIT has succeeded.
+	announcing, announced bool
 	// lastPosition is the last event appended, announced after commit.
 	lastPosition int64
+	// heads are the stream rows this transaction holds FOR UPDATE (or has
+	// inserted), as they now stand: an append needs not read them again.
+	heads  map[string]head
+	facade txFacade
 }
 
 // PgxTx returns the underlying transaction, for side records that must commit
-// together with the events.
-func (t *Tx) PgxTx() pgx.Tx { return t.tx }
+// together with the events. It cannot commit, roll back or nest.
+func (t *Tx) PgxTx() pgx.Tx { return &t.facade }
 
 // Transact runs fn in one READ COMMITTED transaction and commits if fn
 // returns nil. Keep fn short: subscribers cannot read past an open transaction.
-func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) error {
-	var t *Tx
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		t = &Tx{tx: tx}
-		return fn(ctx, t)
-	})
+func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) (err error) {
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return translate(err)
 	}
-	if t.lastPosition > 0 {
+	t := &Tx{conn: c.Conn()}
+	t.facade.t = t
+	defer func() {
+		if (t.begun && !t.committed) || t.conn.PgConn().TxStatus() != 'I' {
+			// Rolls back on an error and on a panic in fn alike. A failed
+			// rollback leaves the connection in a transaction, and Release
+			// then destroys it.
+			_, _ = t.conn.Exec(ctx, "rollback")
+		}
+		c.Release()
+	}()
+	if err := fn(ctx, t); err != nil {
+		return translate(err)
+	}
+	if t.begun && !t.committed {
+		b := &pgx.Batch{}
+		if err := t.sendCommit(ctx, b); err != nil {
+			return translate(err)
+		}
+	}
+	if t.lastPosition > 0 && !t.announced {
 		s.announce(ctx, t.lastPosition)
 	}
 	return nil
+}
+
+// queueCommit adds COMMIT to b and, when the transaction appended events,
+// the announcement of its last position after it (see announce).
+//
+// written, when not empty, are the heads (stream, version) that statements
+// earlier in b append: their last position is not known yet, so the
+// announcement looks it up.
+func (t *Tx) queueCommit(b *pgx.Batch, written map[string]int64) {
+	b.Queue("commit")
+	if t.lastPosition == 0 && len(written) == 0 {
+		return
+	}
+	// After COMMIT: a separate transaction, as in announce.
+	b.Queue("begin")
+	b.Queue("set local synchronous_commit to off")
+	if len(written) == 0 {
+		b.Queue("select pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(t.lastPosition, 10))
+	} else {
+		ids := make([]string, 0, len(written))
+		versions := make([]int64, 0, len(written))
+		for id, v := range written {
+			ids = append(ids, id)
+			versions = append(versions, v)
+		}
+		b.Queue(qNotifyWritten, NotifyChannel, ids, versions, t.lastPosition)
+	}
+	b.Queue("commit")
+	t.announcing = true
+}
+
+const qNotifyWritten = `SELECT pg_notify($1, greatest($4::bigint, (SELECT max(position) FROM events
+	WHERE (stream_id, stream_version) IN (SELECT * FROM unnest($2::text[]::uuid[], $3::bigint[]))))::text)`
+
+// readCommit reads the results queueCommit added, from br, after the
+// caller has read everything before them.
+func (t *Tx) readCommit(br pgx.BatchResults) error {
+	tag, err := br.Exec()
+	if err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	t.committed = true
+	// The announcement only wakes subscribers: its failure is not the
+	// command's.
+	t.announced = t.announcing
+	return nil
+}
+
+// sendCommit sends b (statements whose results need no reading) followed
+// by COMMIT and the announcement, in one round trip.
+func (t *Tx) sendCommit(ctx context.Context, b *pgx.Batch) error {
+	n := b.Len()
+	t.queueCommit(b, nil)
+	br := t.sendBatch(ctx, b)
+	for range n {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return err
+		}
+	}
+	err := t.readCommit(br)
+	cerr := br.Close()
+	if err != nil {
+		return err
+	}
+	if cerr != nil && !t.committed {
+		return cerr
+	}
+	return nil
+}
+
+// sendBatch sends b in the transaction, with BEGIN in front of it if the
+// transaction has not begun yet.
+func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if t.committed {
+		return errBatch{errTxDone}
+	}
+	if t.begun {
+		return t.conn.SendBatch(ctx, b)
+	}
+	t.begun = true
+	nb := &pgx.Batch{}
+	nb.Queue("begin")
+	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
+	br := t.conn.SendBatch(ctx, nb)
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return errBatch{err}
+	}
+	return br
+}
+
+// begin sends BEGIN on its own, before a statement that is not a batch.
+func (t *Tx) begin(ctx context.Context) error {
+	if t.committed {
+		return errTxDone
+	}
+	if t.begun {
+		return nil
+	}
+	t.begun = true
+	_, err := t.conn.Exec(ctx, "begin")
+	return err
+}
+
+var errTxDone = errors.New("eventstore: the transaction has already committed")
+
+// errBatch is the results of a batch that could not be sent.
+type errBatch struct{ err error }
+
+func (e errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
+func (e errBatch) Query() (pgx.Rows, error)         { return errRows{e.err}, e.err }
+func (e errBatch) QueryRow() pgx.Row                { return errRow{e.err} }
+func (e errBatch) Close() error                     { return e.err }
+func (errBatch) Tx() pgx.Tx                         { return nil }
+
+type errRow struct{ err error }
+
+func (e errRow) Scan(...any) error { return e.err }
+
+type errRows struct{ err error }
+
+func (errRows) Close()                                       {}
+func (e errRows) Err() error                                 { return e.err }
+func (errRows) CommandTag() pgconn.CommandTag                { return pgconn.CommandTag{} }
+func (errRows) FieldDescriptions() []pgconn.FieldDescription { return nil }
+func (errRows) Next() bool                                   { return false }
+func (e errRows) Scan(...any) error                          { return e.err }
+func (e errRows) Values() ([]any, error)                     { return nil, e.err }
+func (errRows) RawValues() [][]byte                          { return nil }
+func (errRows) Conn() *pgx.Conn                              { return nil }
+func (errRows) TypeMap() *pgtype.Map                         { return nil }
+
+// txFacade is the pgx.Tx handed to code outside the store: its statements
+// run in the store's transaction, which only Transact ends.
+type txFacade struct{ t *Tx }
+
+var errFacade = errors.New("eventstore: the transaction is managed by Store.Transact")
+
+func (f *txFacade) Begin(context.Context) (pgx.Tx, error) { return nil, errFacade }
+func (f *txFacade) Commit(context.Context) error          { return errFacade }
+func (f *txFacade) Rollback(context.Context) error        { return errFacade }
+func (f *txFacade) LargeObjects() pgx.LargeObjects        { return pgx.LargeObjects{} }
+func (f *txFacade) Conn() *pgx.Conn                       { return f.t.conn }
+
+func (f *txFacade) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	if err := f.t.begin(ctx); err != nil {
+		return 0, err
+	}
+	return f.t.conn.CopyFrom(ctx, table, cols, src)
+}
+
+func (f *txFacade) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return f.t.sendBatch(ctx, b)
+}
+
+func (f *txFacade) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return f.t.conn.Prepare(ctx, name, sql)
+}
+
+func (f *txFacade) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := f.t.begin(ctx); err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	return f.t.conn.Exec(ctx, sql, args...)
+}
+
+func (f *txFacade) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := f.t.begin(ctx); err != nil {
+		return errRows{err}, err
+	}
+	return f.t.conn.Query(ctx, sql, args...)
+}
+
+func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := f.t.begin(ctx); err != nil {
+		return errRow{err}
+	}
+	return f.t.conn.QueryRow(ctx, sql, args...)
 }
 
 // announce wakes subscribers after a commit. It is not part of the append
@@ -57,7 +270,9 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 // which would put every command's fsync in single file. Here the lock is
 // held by a tiny transaction that does not wait for its flush. A crash
 // between the commit and this announcement loses only the wake-up;
-// subscribers poll as a fallback.
+// subscribers poll as a fallback. A commit sent by the store itself carries
+// the same tiny transaction right behind its COMMIT (queueCommit), in the
+// same round trip.
 func (s *Store) announce(ctx context.Context, position int64) {
 	_, _ = s.pool.Exec(context.WithoutCancel(ctx), `BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('`+
 		NotifyChannel+`', '`+strconv.FormatInt(position, 10)+`'); COMMIT`)
@@ -67,25 +282,82 @@ func (s *Store) announce(ctx context.Context, position int64) {
 // returns its version (0 when it does not exist). An append to the stream by
 // anyone else waits until this transaction ends.
 func (t *Tx) LockStream(ctx context.Context, streamID string) (int64, error) {
-	var v int64
-	err := t.tx.QueryRow(ctx, `SELECT version FROM streams WHERE stream_id = $1 FOR UPDATE`, streamID).Scan(&v)
+	var h head
+	err := t.facade.QueryRow(ctx, `SELECT tenant_id::text, version, last_hash FROM streams WHERE stream_id = $1 FOR UPDATE`,
+		streamID).Scan(&h.tenantID, &h.version, &h.lastHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {
 		return 0, fmt.Errorf("lock stream %s: %w", streamID, translate(err))
 	}
-	return v, nil
+	h.exists = true
+	t.rememberHead(streamID, h)
+	return h.version, nil
+}
+
+func (t *Tx) rememberHead(id string, h head) {
+	if t.heads == nil {
+		t.heads = map[string]head{}
+	}
+	t.heads[id] = h
+}
+
+// StreamHead is a locked stream's version and type.
+type StreamHead struct {
+	Type    string
+	Version int64
+}
+
+// QueueLockStreams queues on b (to be sent with SendBatch) a statement that
+// locks the tenant's streams of type streamType among ids FOR UPDATE, in ID
+// order, and returns the function that reads its result from the batch's
+// results: the heads of those that exist (others are absent). The
+// transaction remembers the locked heads, so an append to them needs not
+// read them again.
+func (t *Tx) QueueLockStreams(b *pgx.Batch, tenantID, streamType string, ids []string) func(pgx.BatchResults) (map[string]StreamHead, error) {
+	b.Queue(qLockTenantStreams, tenantID, streamType, ids)
+	return func(br pgx.BatchResults) (map[string]StreamHead, error) {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("lock streams: %w", translate(err))
+		}
+		defer rows.Close()
+		out := make(map[string]StreamHead, len(ids))
+		for rows.Next() {
+			var id string
+			h := head{exists: true, tenantID: tenantID}
+			if err := rows.Scan(&id, &h.version, &h.lastHash); err != nil {
+				return nil, fmt.Errorf("lock streams: %w", err)
+			}
+			t.rememberHead(id, h)
+			out[id] = StreamHead{Type: streamType, Version: h.version}
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("lock streams: %w", translate(err))
+		}
+		return out, nil
+	}
+}
+
+const qLockTenantStreams = `SELECT stream_id::text, version, last_hash FROM streams
+	WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]::uuid[])
+	ORDER BY stream_id FOR UPDATE`
+
+// SendBatch sends b in the transaction (with BEGIN in front of it when it
+// is the transaction's first statement: one round trip for both).
+func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return t.sendBatch(ctx, b)
 }
 
 // ReadStream reads a stream inside the transaction.
 func (t *Tx) ReadStream(ctx context.Context, tenantID, streamID string) ([]Event, error) {
-	return readStream(ctx, t.tx, tenantID, streamID)
+	return readStream(ctx, &t.facade, tenantID, streamID)
 }
 
 // Query runs a read inside the transaction.
 func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return t.tx.Query(ctx, sql, args...)
+	return t.facade.Query(ctx, sql, args...)
 }
 
 // ErrConflict marks failures that a retry may cure: serialization failures
