@@ -2,6 +2,7 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 )
@@ -21,16 +22,22 @@ func (assignmentIntervals) tables() []string {
 }
 
 const (
-	qIntervalsOpen = `SELECT user_id::text, lead, assigned_at, seq, valid_from, from_position
-FROM assignment_intervals WHERE customer_id = $1 AND valid_to IS NULL ORDER BY seq`
+	// The applied stream version and the open stretches, in one read: one
+	// row with NULL stretch columns when none is open.
+	qIntervalsLoad = `SELECT h.version, a.user_id::text, a.lead, a.assigned_at, a.seq, a.valid_from, a.from_position
+FROM (SELECT coalesce((SELECT version FROM assignment_intervals_streams WHERE customer_id = $1), 0) AS version) h
+LEFT JOIN assignment_intervals a ON a.customer_id = $1 AND a.valid_to IS NULL
+ORDER BY a.seq`
+)
 
-	// One statement: stretches that ended are closed, new ones inserted
-	// (possibly already closed, when a gap fill applied several events), and
-	// the applied stream version recorded.
-	qIntervalsWrite = `WITH closed AS (
+// One statement: stretches that ended are closed, new ones inserted
+// (possibly already closed, when a gap fill applied several events), and
+// the applied stream version recorded, with the checkpoint (see gate).
+var qIntervalsWrite = gated(15, `WITH closed AS (
     UPDATE assignment_intervals a SET valid_to = t.valid_to, to_position = t.to_position
     FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::bigint[]) AS t(user_id, from_position, valid_to, to_position)
     WHERE a.customer_id = $1 AND a.user_id = t.user_id AND a.from_position = t.from_position
+      AND EXISTS (SELECT 1 FROM cp)
 ), opened AS (
     INSERT INTO assignment_intervals (customer_id, from_position, user_id, tenant_id, lead, assigned_at, seq,
         valid_from, valid_to, to_position)
@@ -38,10 +45,10 @@ FROM assignment_intervals WHERE customer_id = $1 AND valid_to IS NULL ORDER BY s
     FROM unnest($7::bigint[], $8::uuid[], $9::bool[], $10::timestamptz[], $11::bigint[], $12::timestamptz[],
                 $13::timestamptz[], $14::bigint[])
         AS t(from_position, user_id, lead, assigned_at, seq, valid_from, valid_to, to_position)
+    WHERE EXISTS (SELECT 1 FROM cp)
 )
-INSERT INTO assignment_intervals_streams (customer_id, version) VALUES ($1, $15)
-ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version`
-)
+INSERT INTO assignment_intervals_streams (customer_id, version) SELECT $1::uuid, $15::bigint WHERE EXISTS (SELECT 1 FROM cp)
+ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version`)
 
 // stretchFold tracks a customer's team and its stretches through events.
 type stretchFold struct {
@@ -95,34 +102,41 @@ func (f *stretchFold) apply(c *customerState, d decoded) {
 	}
 }
 
-func (assignmentIntervals) apply(ctx context.Context, tx queryer, ev *envelope) error {
+func (assignmentIntervals) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
 	if !isCustomerEvent(ev.Type) {
 		return nil
 	}
-	head, err := streamHead(ctx, tx, "assignment_intervals_streams", ev.StreamID)
-	if err != nil {
-		return err
-	}
-	pending, err := pendingInStreamOrder(ctx, tx, head, ev)
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	rows, err := tx.QueryContext(ctx, qIntervalsOpen, ev.StreamID)
+	rows, err := tx.QueryContext(ctx, qIntervalsLoad, ev.StreamID)
 	if err != nil {
 		return fmt.Errorf("read open intervals: %w", err)
 	}
-	var open []*stretch
+	var (
+		head int64
+		open []*stretch
+	)
 	for rows.Next() {
-		s := &stretch{CustomerID: ev.StreamID, TenantID: ev.TenantID, stored: true}
-		if err := rows.Scan(&s.UserID, &s.Lead, &s.AssignedAt, &s.Seq, &s.From, &s.FromPos); err != nil {
+		var (
+			user        sql.NullString
+			lead        sql.NullBool
+			assigned, f sql.NullTime
+			seq, from   sql.NullInt64
+		)
+		if err := rows.Scan(&head, &user, &lead, &assigned, &seq, &f, &from); err != nil {
 			rows.Close()
 			return fmt.Errorf("read open intervals: %w", err)
 		}
-		open = append(open, s)
+		if user.Valid {
+			open = append(open, &stretch{CustomerID: ev.StreamID, TenantID: ev.TenantID, stored: true,
+				UserID: user.String, Lead: lead.Bool, AssignedAt: assigned.Time, Seq: seq.Int64, From: f.Time, FromPos: from.Int64})
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read open intervals: %w", err)
+	}
+	pending, err := pendingInStreamOrder(ctx, tx, head, ev)
+	if err != nil || len(pending) == 0 {
+		return err
 	}
 	f := newStretchFold(open)
 	c := &customerState{ID: ev.StreamID, TenantID: ev.TenantID}
@@ -150,7 +164,7 @@ func (assignmentIntervals) apply(ctx context.Context, tx queryer, ev *envelope) 
 		}
 	}
 	version := pending[len(pending)-1].env.StreamVersion
-	if _, err := tx.ExecContext(ctx, qIntervalsWrite, ev.StreamID, cUsers, cFrom, cTo, cToPos, ev.TenantID,
+	if err := qIntervalsWrite.exec(ctx, tx, g, ev.StreamID, cUsers, cFrom, cTo, cToPos, ev.TenantID,
 		oFrom, oUsers, oLead, oAssigned, oSeq, oVF, oTo, oToPos, version); err != nil {
 		return fmt.Errorf("write assignment_intervals: %w", err)
 	}

@@ -56,15 +56,16 @@ SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_
        e.data
 FROM events e `
 
+var qAuditApply = gated(1, qAuditSelect+`WHERE e.position = $1 AND EXISTS (SELECT 1 FROM cp) ON CONFLICT DO NOTHING`)
+
 const (
-	qAuditApply = qAuditSelect + `WHERE e.position = $1 ON CONFLICT DO NOTHING`
 	// The rebuild loads disjoint ranges before the table has its indexes,
 	// so no ON CONFLICT (it would need the primary key).
 	qAuditBulk = qAuditSelect + `WHERE e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8`
 )
 
-func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope) error {
-	if _, err := tx.ExecContext(ctx, qAuditApply, ev.Position); err != nil {
+func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
+	if err := qAuditApply.exec(ctx, tx, g, ev.Position); err != nil {
 		return fmt.Errorf("write audit_log: %w", err)
 	}
 	return nil

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // Assignee is one entry of the assigned-user column.
@@ -53,36 +55,64 @@ func (customerList) name() string     { return CustomerList }
 func (customerList) tables() []string { return []string{"customer_list"} }
 
 const (
-	qCustomerListLoad = `SELECT tenant_id::text, first_name, last_name, email, phone, external_id, status,
-       status_before_block, created_at, version, assignees
-FROM customer_list WHERE customer_id = $1`
-
-	qCustomerListUpsert = `INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone,
-    external_id, status, status_before_block, created_at, version, assignees)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb)
-ON CONFLICT (customer_id) DO UPDATE SET tenant_id = excluded.tenant_id, first_name = excluded.first_name,
-    last_name = excluded.last_name, email = excluded.email, phone = excluded.phone,
-    external_id = excluded.external_id, status = excluded.status,
-    status_before_block = excluded.status_before_block, created_at = excluded.created_at,
-    version = excluded.version, assignees = excluded.assignees`
+	// The customer's row, if any, and the names of the users $2 (those the
+	// delivered event puts on the team), in one read.
+	qCustomerListLoad = `SELECT c.customer_id IS NOT NULL, coalesce(c.tenant_id::text, ''), coalesce(c.first_name, ''),
+       coalesce(c.last_name, ''), coalesce(c.email, ''), coalesce(c.phone, ''), coalesce(c.external_id, ''),
+       coalesce(c.status, ''), coalesce(c.status_before_block, ''), c.created_at, coalesce(c.version, 0),
+       coalesce(c.assignees, '[]'), n.names
+FROM (SELECT coalesce(jsonb_object_agg(u.id::text, u.name), '{}') AS names FROM users u WHERE u.id = ANY($2::uuid[])) n
+LEFT JOIN customer_list c ON c.customer_id = $1`
 
 	qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::uuid[])`
 )
 
-func (customerList) apply(ctx context.Context, tx queryer, ev *envelope) error {
+// qCustomerListUpsert writes the row with the checkpoint (see gate).
+var qCustomerListUpsert = gated(12, `INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone,
+    external_id, status, status_before_block, created_at, version, assignees)
+SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::timestamptz,
+       $11::bigint, $12::jsonb
+WHERE EXISTS (SELECT 1 FROM cp)
+ON CONFLICT (customer_id) DO UPDATE SET tenant_id = excluded.tenant_id, first_name = excluded.first_name,
+    last_name = excluded.last_name, email = excluded.email, phone = excluded.phone,
+    external_id = excluded.external_id, status = excluded.status,
+    status_before_block = excluded.status_before_block, created_at = excluded.created_at,
+    version = excluded.version, assignees = excluded.assignees`)
+
+func (customerList) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
 	if !isCustomerEvent(ev.Type) {
 		return nil
 	}
+	// The users the event puts on the team, whose names the row lacks.
+	var newUsers []string
+	switch ev.Type {
+	case domain.TypeUserAssigned, domain.TypeTeamMemberReplaced:
+		d, err := decode(ev)
+		if err != nil {
+			return err
+		}
+		switch e := d.event.(type) {
+		case domain.UserAssigned:
+			newUsers = append(newUsers, e.UserID)
+		case domain.TeamMemberReplaced:
+			newUsers = append(newUsers, e.WithUserID)
+		}
+	}
 	c := customerState{ID: ev.StreamID, TenantID: ev.TenantID}
-	var assignees []byte
-	err := tx.QueryRowContext(ctx, qCustomerListLoad, ev.StreamID).Scan(&c.TenantID, &c.Profile.FirstName,
+	var (
+		found            bool
+		tenantID         string
+		created          sql.NullTime
+		assignees, names []byte
+	)
+	err := tx.QueryRowContext(ctx, qCustomerListLoad, ev.StreamID, newUsers).Scan(&found, &tenantID, &c.Profile.FirstName,
 		&c.Profile.LastName, &c.Profile.Email, &c.Profile.Phone, &c.Profile.ExternalID, &c.Status,
-		&c.StatusBeforeBlock, &c.CreatedAt, &c.Version, &assignees)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-	case err != nil:
+		&c.StatusBeforeBlock, &created, &c.Version, &assignees, &names)
+	if err != nil {
 		return fmt.Errorf("load customer: %w", err)
-	default:
+	}
+	if found {
+		c.TenantID, c.CreatedAt = tenantID, created.Time
 		var as []Assignee
 		if err := json.Unmarshal(assignees, &as); err != nil {
 			return fmt.Errorf("decode assignees: %w", err)
@@ -103,6 +133,16 @@ func (customerList) apply(ctx context.Context, tx queryer, ev *envelope) error {
 		// row to show (and the gap fill above guarantees it came first).
 		return fmt.Errorf("customer %s: event %d before the customer's creation", ev.StreamID, ev.Position)
 	}
+	var known map[string]string
+	if err := json.Unmarshal(names, &known); err != nil {
+		return fmt.Errorf("decode user names: %w", err)
+	}
+	for i := range c.Team {
+		if c.Team[i].Name == "" {
+			c.Team[i].Name = known[c.Team[i].UserID]
+		}
+	}
+	// Only a gap fill can bring members whose names were not read above.
 	if err := fillNames(ctx, tx, c.Team); err != nil {
 		return err
 	}
@@ -111,7 +151,7 @@ func (customerList) apply(ctx context.Context, tx queryer, ev *envelope) error {
 		return err
 	}
 	p := c.Profile
-	if _, err := tx.ExecContext(ctx, qCustomerListUpsert, c.ID, c.TenantID, p.FirstName, p.LastName, p.Email,
+	if err := qCustomerListUpsert.exec(ctx, tx, g, c.ID, c.TenantID, p.FirstName, p.LastName, p.Email,
 		p.Phone, p.ExternalID, c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js); err != nil {
 		return fmt.Errorf("write customer: %w", err)
 	}

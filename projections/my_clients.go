@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -23,68 +22,65 @@ func (myClients) name() string     { return MyClients }
 func (myClients) tables() []string { return []string{"my_clients", "my_clients_streams"} }
 
 const (
-	qStreamHead = `SELECT version FROM %s WHERE customer_id = $1`
+	// The applied stream version and the team, in one read: one row with
+	// NULL member columns when the team is empty.
+	qMyClientsLoad = `SELECT h.version, m.user_id::text, m.lead, m.assigned_at, m.seq
+FROM (SELECT coalesce((SELECT version FROM my_clients_streams WHERE customer_id = $1), 0) AS version) h
+LEFT JOIN my_clients m ON m.customer_id = $1
+ORDER BY m.seq`
+)
 
-	qMyClientsTeam = `SELECT user_id::text, lead, assigned_at, seq FROM my_clients WHERE customer_id = $1 ORDER BY seq`
-
-	// One statement: members who left are deleted, the others upserted, and
-	// the applied stream version recorded.
-	qMyClientsWrite = `WITH gone AS (
-    DELETE FROM my_clients WHERE customer_id = $1 AND user_id <> ALL($3::uuid[])
+// One statement: members who left are deleted, the others upserted, and
+// the applied stream version recorded, with the checkpoint (see gate).
+var qMyClientsWrite = gated(7, `WITH gone AS (
+    DELETE FROM my_clients WHERE customer_id = $1 AND user_id <> ALL($3::uuid[]) AND EXISTS (SELECT 1 FROM cp)
 ), kept AS (
     INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq)
     SELECT $1, t.user_id, $2, t.lead, t.assigned_at, t.seq
     FROM unnest($3::uuid[], $4::bool[], $5::timestamptz[], $6::bigint[]) AS t(user_id, lead, assigned_at, seq)
+    WHERE EXISTS (SELECT 1 FROM cp)
     ON CONFLICT (customer_id, user_id) DO UPDATE
     SET lead = excluded.lead, assigned_at = excluded.assigned_at, seq = excluded.seq
     WHERE (my_clients.lead, my_clients.assigned_at, my_clients.seq)
           IS DISTINCT FROM (excluded.lead, excluded.assigned_at, excluded.seq)
 )
-INSERT INTO my_clients_streams (customer_id, version) VALUES ($1, $7)
-ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version`
-)
+INSERT INTO my_clients_streams (customer_id, version) SELECT $1::uuid, $7::bigint WHERE EXISTS (SELECT 1 FROM cp)
+ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version`)
 
-// streamHead returns the stream version a customer projection has applied.
-func streamHead(ctx context.Context, tx queryer, table, customerID string) (int64, error) {
-	var v int64
-	err := tx.QueryRowContext(ctx, fmt.Sprintf(qStreamHead, table), customerID).Scan(&v)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", table, err)
-	}
-	return v, nil
-}
-
-func (myClients) apply(ctx context.Context, tx queryer, ev *envelope) error {
+func (myClients) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
 	if !isCustomerEvent(ev.Type) {
 		return nil
 	}
-	head, err := streamHead(ctx, tx, "my_clients_streams", ev.StreamID)
-	if err != nil {
-		return err
-	}
-	pending, err := pendingInStreamOrder(ctx, tx, head, ev)
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	rows, err := tx.QueryContext(ctx, qMyClientsTeam, ev.StreamID)
+	rows, err := tx.QueryContext(ctx, qMyClientsLoad, ev.StreamID)
 	if err != nil {
 		return fmt.Errorf("read team: %w", err)
 	}
-	var team []member
+	var (
+		head int64
+		team []member
+	)
 	for rows.Next() {
-		var m member
-		if err := rows.Scan(&m.UserID, &m.Lead, &m.AssignedAt, &m.Seq); err != nil {
+		var (
+			user sql.NullString
+			lead sql.NullBool
+			at   sql.NullTime
+			seq  sql.NullInt64
+		)
+		if err := rows.Scan(&head, &user, &lead, &at, &seq); err != nil {
 			rows.Close()
 			return fmt.Errorf("read team: %w", err)
 		}
-		team = append(team, m)
+		if user.Valid {
+			team = append(team, member{UserID: user.String, Lead: lead.Bool, AssignedAt: at.Time, Seq: seq.Int64})
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read team: %w", err)
+	}
+	pending, err := pendingInStreamOrder(ctx, tx, head, ev)
+	if err != nil || len(pending) == 0 {
+		return err
 	}
 	for _, d := range pending {
 		team = applyTeam(team, d.event, d.env.RecordedAt, d.env.Position)
@@ -95,7 +91,7 @@ func (myClients) apply(ctx context.Context, tx queryer, ev *envelope) error {
 		users, leads, ats, seqs = append(users, m.UserID), append(leads, m.Lead), append(ats, m.AssignedAt), append(seqs, m.Seq)
 	}
 	version := pending[len(pending)-1].env.StreamVersion
-	if _, err := tx.ExecContext(ctx, qMyClientsWrite, ev.StreamID, ev.TenantID, users, leads, ats, seqs, version); err != nil {
+	if err := qMyClientsWrite.exec(ctx, tx, g, ev.StreamID, ev.TenantID, users, leads, ats, seqs, version); err != nil {
 		return fmt.Errorf("write my_clients: %w", err)
 	}
 	return nil

@@ -46,20 +46,21 @@ CROSS JOIN LATERAL (
 ) AS n(user_id, type)
 WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMemberReplaced') `
 
+var qNotificationsApply = gated(1, qNotificationsSelect+`AND e.position = $1 AND EXISTS (SELECT 1 FROM cp) ON CONFLICT DO NOTHING`)
+
 const (
-	qNotificationsApply = qNotificationsSelect + `AND e.position = $1 ON CONFLICT DO NOTHING`
 	// Disjoint ranges, loaded before the table has its indexes.
 	qNotificationsBulk = qNotificationsSelect + `AND e.position > $1 AND e.position <= $2
   AND e.transaction_id < $3::text::xid8`
 )
 
-func (notifications) apply(ctx context.Context, tx queryer, ev *envelope) error {
+func (notifications) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
 	switch ev.Type {
 	case "UserAssigned", "UserUnassigned", "TeamLeadChanged", "TeamMemberReplaced":
 	default:
 		return nil
 	}
-	if _, err := tx.ExecContext(ctx, qNotificationsApply, ev.Position); err != nil {
+	if err := qNotificationsApply.exec(ctx, tx, g, ev.Position); err != nil {
 		return fmt.Errorf("write notifications: %w", err)
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Projection names, also their consumer groups and the names of their
@@ -31,8 +32,63 @@ type projection interface {
 	// and swaps exactly these.
 	tables() []string
 	// apply applies one delivered event inside tx. It must only write the
-	// projection's own tables; the caller moves the checkpoint.
-	apply(ctx context.Context, tx queryer, ev *envelope) error
+	// projection's own tables, all in one statement built by gated and run
+	// with g, which moves the checkpoint with them; an event it has nothing
+	// to write for costs no statement (the batch's ack moves the checkpoint
+	// past it, and applying it again is just as empty).
+	apply(ctx context.Context, tx queryer, ev *envelope, g gate) error
+}
+
+// gate ties a projection's one write statement for an event to its
+// checkpoint. The statement's first CTE, cp, moves the consumer group's
+// checkpoint to the event and returns a row only when the event was past
+// it, and every write of the statement is conditional on
+// EXISTS (SELECT 1 FROM cp). A statement is atomic, so a commit that
+// Watermill makes while a handler runs (shutdown, ack deadline) can never
+// catch an event half applied, and an event applied again in the same
+// transaction writes nothing. Reads before the statement write nothing, so
+// a commit between them and the write is harmless.
+//
+// The zero gate (a rebuild, whose tables have no checkpoint of their own)
+// writes unconditionally.
+type gate struct {
+	group string
+	txid  string // xid8 as text
+	pos   int64
+}
+
+const (
+	qGateLive = `cp AS (UPDATE projection_checkpoints SET last_transaction_id = $%[1]d::text::xid8, last_position = $%[2]d::bigint, updated_at = now()
+    WHERE consumer_group = $%[3]d::text AND (last_transaction_id, last_position) < ($%[1]d::text::xid8, $%[2]d::bigint) RETURNING 1)`
+	qGateRebuild = `cp AS (SELECT $%[1]d::text, $%[2]d::bigint, $%[3]d::text)`
+)
+
+// gatedStmt is one write statement in its live and its rebuild form.
+type gatedStmt struct {
+	live, rebuild string
+}
+
+// gated prefixes q, which uses parameters $1..$n and refers to cp, with
+// the cp CTE (parameters $n+1..$n+3).
+func gated(n int, q string) gatedStmt {
+	with := func(cte string) string {
+		cte = fmt.Sprintf(cte, n+1, n+2, n+3)
+		if rest, ok := strings.CutPrefix(q, "WITH "); ok {
+			return "WITH " + cte + ",\n" + rest
+		}
+		return "WITH " + cte + "\n" + q
+	}
+	return gatedStmt{live: with(qGateLive), rebuild: with(qGateRebuild)}
+}
+
+// exec runs the statement under g.
+func (s gatedStmt) exec(ctx context.Context, tx queryer, g gate, args ...any) error {
+	q := s.live
+	if g.group == "" {
+		q = s.rebuild
+	}
+	_, err := tx.ExecContext(ctx, q, append(args, g.txid, g.pos, g.group)...)
+	return err
 }
 
 // sqlBulk is a projection rebuilt by set-based SQL over a range of events:

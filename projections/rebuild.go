@@ -540,7 +540,7 @@ func (b *rebuilder) catchUp(ctx context.Context, p projection, cur eventstore.Cu
 			}
 			n = len(evs)
 			for _, ev := range evs {
-				if err := p.apply(ctx, tx, ev); err != nil {
+				if err := p.apply(ctx, tx, ev, gate{}); err != nil {
 					return fmt.Errorf("apply event %d: %w", ev.Position, err)
 				}
 			}
@@ -608,7 +608,7 @@ func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.C
 			return cur, err
 		}
 		for _, ev := range evs {
-			if err := p.apply(ctx, tx, ev); err != nil {
+			if err := p.apply(ctx, tx, ev, gate{}); err != nil {
 				return cur, fmt.Errorf("apply event %d: %w", ev.Position, err)
 			}
 		}

@@ -187,35 +187,17 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-const (
-	// qBeginEvent marks the group in flight and tells whether a previous
-	// attempt in this transaction stopped half way and whether the event is
-	// past the checkpoint (is not applied yet).
-	qBeginEvent = `UPDATE projection_checkpoints c SET in_flight = true
-FROM (SELECT in_flight FROM projection_checkpoints WHERE consumer_group = $1) AS before
-WHERE c.consumer_group = $1
-RETURNING before.in_flight, (c.last_transaction_id, c.last_position) < ($2::text::xid8, $3)`
-
-	// qEndEvent moves the checkpoint to the event, in the same transaction
-	// as the read-model writes, and clears in_flight.
-	qEndEvent = `UPDATE projection_checkpoints SET
-    in_flight = false,
-    last_transaction_id = CASE WHEN (last_transaction_id, last_position) < ($2::text::xid8, $3) THEN $2::text::xid8 ELSE last_transaction_id END,
-    last_position = CASE WHEN (last_transaction_id, last_position) < ($2::text::xid8, $3) THEN $3 ELSE last_position END,
-    updated_at = now()
-WHERE consumer_group = $1`
-)
-
 // handler applies one event inside the subscriber's transaction.
 //
 // Watermill commits the batch transaction when a message it sent was not
 // acked (shutdown, ack deadline), possibly while this handler is still
 // running, and a nack re-sends the message in the same transaction without
-// rolling back. So: the checkpoint moves with the writes, in_flight (checked
-// by a deferred trigger at commit) covers the span between first and last
-// write, and on any failure the handler rolls the transaction back itself and
-// acks: Watermill's ack query then fails and the batch is retried from the
-// last commit. The handler never returns an error after writing.
+// rolling back. So a projection writes an event in one statement that also
+// moves the checkpoint (see gate): committed whole or not at all, and
+// applied at most once. On any failure the handler rolls the transaction
+// back itself and acks: Watermill's ack query then fails and the batch is
+// retried from the last commit. The handler never returns an error after
+// writing.
 func (r *Runner) handler(p projection) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
@@ -240,21 +222,9 @@ func (r *Runner) handler(p projection) message.NoPublishHandlerFunc {
 		if err != nil {
 			return fail(err)
 		}
-		txid := strconv.FormatUint(env.TransactionID, 10)
-		var retried, fresh bool
-		if err := tx.QueryRowContext(ctx, qBeginEvent, p.name(), txid, env.Position).Scan(&retried, &fresh); err != nil {
-			return fail(fmt.Errorf("begin event: %w", err))
-		}
-		if retried {
-			return fail(errors.New("event re-sent after a partial write"))
-		}
-		if fresh {
-			if err := p.apply(ctx, tx, env); err != nil {
-				return fail(fmt.Errorf("apply event %d: %w", env.Position, err))
-			}
-		}
-		if _, err := tx.ExecContext(ctx, qEndEvent, p.name(), txid, env.Position); err != nil {
-			return fail(fmt.Errorf("end event: %w", err))
+		g := gate{group: p.name(), txid: strconv.FormatUint(env.TransactionID, 10), pos: env.Position}
+		if err := p.apply(ctx, tx, env, g); err != nil {
+			return fail(fmt.Errorf("apply event %d: %w", env.Position, err))
 		}
 		return nil
 	}
