@@ -88,13 +88,17 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	if log == nil {
 		log = slog.Default()
 	}
+	n := newNotifier(pool.Config().ConnConfig, log)
+	for _, p := range ps {
+		n.woken[p.name()] = newBroadcast()
+	}
 	return &Runner{
 		pool:        pool,
 		store:       store,
 		log:         log,
 		cfg:         cfg,
 		projections: ps,
-		notifier:    newNotifier(pool.Config().ConnConfig, log),
+		notifier:    n,
 	}, nil
 }
 
@@ -150,7 +154,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			RetryInterval:  r.cfg.retryInterval,
 			ResendInterval: r.cfg.retryInterval,
 			BackoffManager: &wakeBackoff{
-				ctx: ctx, events: r.notifier.events, fallback: r.cfg.pollInterval,
+				ctx: ctx, events: r.notifier.wakeFor(p.name()), fallback: r.cfg.pollInterval,
 				retry: r.cfg.retryInterval, log: r.log, group: p.name(),
 			},
 			SchemaAdapter:  eventsSchema{batchSize: r.cfg.batchSize},
