@@ -186,7 +186,7 @@ type page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// wantsCSV reports whether the client asked for a CSV export.
+// accepts reports whether the Accept header lists mediaType.
 func accepts(r *nethttp.Request, mediaType string) bool {
 	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
 		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
