@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
 
@@ -28,13 +30,15 @@ var ErrRebuildRunning = errors.New("a rebuild of this projection is already runn
 // Rebuild sizes: big enough to be fast, small enough that no transaction is
 // long (a writing transaction holds back every subscriber's snapshot xmin).
 const (
-	rebuildRangeSize  = 100_000 // events per set-based INSERT
-	rebuildFoldBatch  = 50_000  // positions read per fold query
-	rebuildCopyRows   = 50_000  // rows per COPY
-	rebuildCatchUp    = 2_000   // events per catch-up transaction
-	rebuildSwapTries  = 10
-	rebuildLockWait   = "1s"
-	rebuildAdvisoryNS = "ledger_rebuild:"
+	rebuildRangeSize = 100_000 // events per set-based INSERT
+	rebuildFoldBatch = 50_000  // positions read per fold query
+	rebuildCopyRows  = 50_000  // rows per COPY
+	rebuildCatchUp   = 2_000   // events per catch-up transaction
+	// CREATE INDEX statements of one table run at once.
+	rebuildIndexesPerTable = 2
+	rebuildSwapTries       = 10
+	rebuildLockWait        = "1s"
+	rebuildAdvisoryNS      = "ledger_rebuild:"
 )
 
 // rebuildSchema is where a projection's new tables are built. Building them
@@ -89,9 +93,13 @@ const (
 	qLastBelowXmin   = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
 	qMaxPosition     = `SELECT coalesce(max(position), 0) FROM events`
 	qCountCustomerEv = `SELECT count(*) FROM events WHERE type = ANY($1)`
-	// UNLOGGED while bulk loading, SET LOGGED before indexing: writing the
-	// heap to the WAL page by page is cheaper than row by row.
-	qCreateLike      = `CREATE UNLOGGED TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
+	// Logged from the start: loading an UNLOGGED table and then SET LOGGED
+	// rewrites the whole heap once more (measured: twice the cost of loading
+	// a logged table). The bulk transactions commit without waiting for their
+	// WAL flush (nothing depends on them until the swap, whose own commit
+	// flushes it all).
+	qCreateLike      = `CREATE TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
+	qAsyncCommit     = `SET LOCAL synchronous_commit = off`
 	qTableConstraint = `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY conname`
 	qTableIndexes = `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
@@ -268,6 +276,9 @@ func (b *rebuilder) inRebuildSchema(ctx context.Context, p projection, fn func(t
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+pgx.Identifier{rebuildSchema(p.name())}.Sanitize()+`, public`); err != nil {
 		return err
 	}
+	if _, err := tx.ExecContext(ctx, qAsyncCommit); err != nil {
+		return err
+	}
 	if err := fn(tx); err != nil {
 		return err
 	}
@@ -318,6 +329,7 @@ type foldCustomer struct {
 // Three stages overlap: the reader scans and decodes, this goroutine folds,
 // copiers COPY full buffers.
 func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64) error {
+	defer relaxGC()()
 	g, gctx := errgroup.WithContext(ctx)
 	sink, err := newCopySink(gctx, b.pool, ps, g)
 	if err != nil {
@@ -347,7 +359,15 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 	}
 	customers := map[string]*foldCustomer{}
 	var foldErr error
-	for batch := range batches {
+	t0 := time.Now()
+	var waitRead, waitCopy time.Duration
+	for {
+		tw := time.Now()
+		batch, ok := <-batches
+		waitRead += time.Since(tw)
+		if !ok {
+			break
+		}
 		if foldErr != nil {
 			continue // drain, so the reader can stop
 		}
@@ -365,7 +385,19 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 				continue
 			}
 			fc.stretches.apply(&fc.state, d)
-			fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+			switch d.event.(type) {
+			case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
+				// The stretch fold has just evolved the same team with
+				// applyTeam, which never changes the slice it is given:
+				// share it rather than compute it twice.
+				fc.state.Team = fc.stretches.team
+				fc.state.Version++
+			default:
+				fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+			}
+			if !hasClosed(fc.stretches) {
+				continue
+			}
 			fc.stretches.drain(func(st *stretch) {
 				for _, sp := range stretchers {
 					sp.emitStretch(sink, &fc.state, st)
@@ -373,10 +405,13 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 			}, false)
 		}
 		if foldErr == nil {
+			tf := time.Now()
 			foldErr = sink.flushFull(gctx)
+			waitCopy += time.Since(tf)
 		}
 		b.report(int64(len(batch)))
 	}
+	tRead := time.Now()
 	if foldErr == nil {
 		for _, fc := range customers {
 			fc.stretches.drain(func(st *stretch) {
@@ -401,8 +436,12 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 	if foldErr == nil {
 		foldErr = sink.flush(gctx)
 	}
+	tEmit := time.Now()
 	sink.close()
-	if err := g.Wait(); err != nil {
+	err = g.Wait()
+	b.log.Debug("rebuild fold", slog.Duration("read_fold", tRead.Sub(t0)), slog.Duration("wait_read", waitRead), slog.Duration("wait_copy", waitCopy),
+		slog.Duration("final_emit", tEmit.Sub(tRead)), slog.Duration("copy_tail", time.Since(tEmit)))
+	if err != nil {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 	if foldErr != nil {
@@ -411,15 +450,45 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 	return nil
 }
 
+// hasClosed reports whether drain would hand over anything but open
+// stretches.
+func hasClosed(f *stretchFold) bool {
+	for _, s := range f.all {
+		if s.To != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// foldGCPercent is the GOGC the fold runs with: it allocates fast and keeps
+// little alive, so the default collects far more often than it needs to.
+const foldGCPercent = 400
+
+// relaxGC raises the GC target for the fold (unless GC is off or already
+// more relaxed) and returns what restores it.
+func relaxGC() (restore func()) {
+	old := debug.SetGCPercent(foldGCPercent)
+	if old < 0 || old > foldGCPercent {
+		debug.SetGCPercent(old)
+	}
+	return func() { debug.SetGCPercent(old) }
+}
+
 func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded, error) {
 	rows, err := b.pool.Query(ctx, qFoldRead, lo, hi, customerEventTypes)
 	if err != nil {
 		return nil, fmt.Errorf("read customer events: %w", err)
 	}
 	defer rows.Close()
-	var out []decoded
+	out := make([]decoded, 0, hi-lo)
+	envs := make([]envelope, hi-lo)
 	for rows.Next() {
-		env := &envelope{}
+		if len(out) == len(envs) {
+			envs = append(envs, envelope{})
+			envs = envs[:cap(envs)]
+		}
+		env := &envs[len(out)]
 		var schema int32
 		if err := rows.Scan(&env.Position, &env.TenantID, &env.StreamID, &env.StreamVersion, &env.Type,
 			&schema, &env.Data, &env.RecordedAt); err != nil {
@@ -430,6 +499,7 @@ func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded,
 		if err != nil {
 			return nil, err
 		}
+		env.Data = nil // decoded; the fold needs only the event
 		out = append(out, d)
 	}
 	if err := rows.Err(); err != nil {
@@ -439,51 +509,74 @@ func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded,
 }
 
 // index gives the rebuild tables the live tables' constraints and indexes,
-// under the same names, and fresh planner statistics.
+// under the same names, and fresh planner statistics. The tables are done
+// side by side, and so are a table's plain indexes (CREATE INDEX takes a
+// lock that does not conflict with itself): a GIN build uses one core, so
+// two of them, or one beside another table's, keep both cores busy.
 func (b *rebuilder) index(ctx context.Context, p projection) error {
-	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	g, gctx := errgroup.WithContext(ctx)
 	for _, t := range p.tables() {
-		id := pgx.Identifier{t}.Sanitize()
-		stmts := []string{`ALTER TABLE ` + schema + `.` + id + ` SET LOGGED`}
-		rows, err := b.pool.Query(ctx, qTableConstraint, t)
-		if err != nil {
+		g.Go(func() error { return b.indexTable(gctx, p, t) })
+	}
+	return g.Wait()
+}
+
+func (b *rebuilder) indexTable(ctx context.Context, p projection, t string) error {
+	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	id := pgx.Identifier{t}.Sanitize()
+	var constraints, indexes []string
+	rows, err := b.pool.Query(ctx, qTableConstraint, t)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+	}
+	for rows.Next() {
+		var name, def string
+		if err := rows.Scan(&name, &def); err != nil {
+			rows.Close()
 			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
 		}
-		for rows.Next() {
-			var name, def string
-			if err := rows.Scan(&name, &def); err != nil {
-				rows.Close()
-				return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
-			}
-			stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` ADD CONSTRAINT `+pgx.Identifier{name}.Sanitize()+` `+def)
+		constraints = append(constraints, `ALTER TABLE `+schema+`.`+id+` ADD CONSTRAINT `+pgx.Identifier{name}.Sanitize()+` `+def)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+	}
+	irows, err := b.pool.Query(ctx, qTableIndexes, t)
+	if err != nil {
+		return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+	}
+	defs, err := pgx.CollectRows(irows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+	}
+	for _, def := range defs {
+		live := " ON public." + t + " "
+		if !strings.Contains(def, live) {
+			return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name(), def)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+		indexes = append(indexes, strings.Replace(def, live, " ON "+schema+"."+id+" ", 1))
+	}
+	exec := func(ctx context.Context, s string) error {
+		if err := b.execWithMemory(ctx, s); err != nil {
+			return fmt.Errorf("rebuild %s: %s: %w", p.name(), s, err)
 		}
-		irows, err := b.pool.Query(ctx, qTableIndexes, t)
-		if err != nil {
-			return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
-		}
-		defs, err := pgx.CollectRows(irows, pgx.RowTo[string])
-		if err != nil {
-			return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
-		}
-		for _, def := range defs {
-			live := " ON public." + t + " "
-			if !strings.Contains(def, live) {
-				return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name(), def)
-			}
-			stmts = append(stmts, strings.Replace(def, live, " ON "+schema+"."+id+" ", 1))
-		}
-		stmts = append(stmts, `ANALYZE `+schema+`.`+id)
-		for _, s := range stmts {
-			if err := b.execWithMemory(ctx, s); err != nil {
-				return fmt.Errorf("rebuild %s: %s: %w", p.name(), s, err)
-			}
+		return nil
+	}
+	// Constraints lock the table exclusively: one after the other, first.
+	for _, s := range constraints {
+		if err := exec(ctx, s); err != nil {
+			return err
 		}
 	}
-	return nil
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(rebuildIndexesPerTable)
+	for _, s := range indexes {
+		g.Go(func() error { return exec(gctx, s) })
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return exec(ctx, `ANALYZE `+schema+`.`+id)
 }
 
 func (b *rebuilder) execWithMemory(ctx context.Context, stmt string) error {
@@ -711,7 +804,7 @@ func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection, g *er
 				if failed != nil {
 					continue // drain
 				}
-				if _, err := pool.CopyFrom(ctx, job.t.id, job.t.columns, pgx.CopyFromRows(job.rows)); err != nil {
+				if err := copyRows(ctx, pool, job); err != nil {
 					failed = fmt.Errorf("copy into %s: %w", job.t.id.Sanitize(), err)
 				}
 			}
@@ -719,6 +812,22 @@ func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection, g *er
 		})
 	}
 	return s, nil
+}
+
+// copyRows copies one buffer in a transaction of its own.
+func copyRows(ctx context.Context, pool *pgxpool.Pool, job copyJob) error {
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck
+	if _, err := tx.Exec(ctx, qAsyncCommit); err != nil {
+		return err
+	}
+	if _, err := tx.CopyFrom(ctx, job.t.id, job.t.columns, pgx.CopyFromRows(job.rows)); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 // userName returns a user's display name; a user created after the sink
