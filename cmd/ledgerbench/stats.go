@@ -64,13 +64,6 @@ type loopResult struct {
 	FirstErr  string  `json:"first_error,omitempty"`
 }
 
-// closedLoop runs op from clients goroutines, each issuing the next op as
-// soon as the previous one answers: a warm-up that is not measured, then
-// dur measured.
-func closedLoop(ctx context.Context, clients int, warmup, dur time.Duration, op func(ctx context.Context, rng *rand.Rand) error) loopResult {
-	return closedLoopHooks(ctx, clients, warmup, dur, op, nil, nil).loopResult
-}
-
 type observed struct {
 	loopResult
 	cpu   cpuUse
