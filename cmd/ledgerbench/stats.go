@@ -70,8 +70,10 @@ type observed struct {
 	waits []waitShare
 }
 
-// closedLoopHooks is closedLoop calling begin when the measurement starts
-// and end when it stops.
+// closedLoopHooks runs op from clients goroutines, each issuing the next op
+// as soon as the previous one answers: a warm-up that is not measured, then
+// dur measured, calling begin when the measurement starts and end when it
+// stops.
 func closedLoopHooks(ctx context.Context, clients int, warmup, dur time.Duration, op func(ctx context.Context, rng *rand.Rand) error,
 	begin func(), end func() (cpuUse, []waitShare)) observed {
 	var obs observed
