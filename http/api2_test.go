@@ -567,3 +567,61 @@ func TestAssigneesAreNotified(t *testing.T) {
 		t.Errorf("member reading another's notifications: %d", r.status)
 	}
 }
+
+func TestSmallListsArePaginatedToo(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	others := []*client{b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")}
+	cust := b.createCustomer(t, "Carla")
+	var pos string
+	for _, c := range []string{cust, b.createCustomer(t, "Cody"), b.createCustomer(t, "Cleo")} {
+		pos = b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": u.userID}).header.Get("X-Ledger-Position")
+	}
+	for _, o := range others {
+		pos = b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": o.userID}).header.Get("X-Ledger-Position")
+	}
+	asOf := time.Now().UTC().Format(time.RFC3339Nano)
+	type pageT struct {
+		Items      []map[string]any `json:"items"`
+		NextCursor string           `json:"next_cursor"`
+	}
+	walk := func(c *client, path string) int {
+		t.Helper()
+		n := 0
+		sep := "?"
+		if strings.Contains(path, "?") {
+			sep = "&"
+		}
+		next := path + sep + "limit=2"
+		for pages := 0; ; pages++ {
+			if pages > 5 {
+				t.Fatalf("%s: pagination does not end", path)
+			}
+			var pg pageT
+			c.readAfter(pos, next).decode(t, &pg)
+			if len(pg.Items) > 2 {
+				t.Fatalf("%s: %d items on a page of 2", path, len(pg.Items))
+			}
+			n += len(pg.Items)
+			if pg.NextCursor == "" {
+				return n
+			}
+			next = path + sep + "limit=2&cursor=" + pg.NextCursor
+		}
+	}
+	if n := walk(u, "/v1/users/me/notifications"); n != 3 {
+		t.Errorf("notifications: %d, want 3", n)
+	}
+	if n := walk(u, "/v1/users/me/clients?as_of="+asOf); n != 3 {
+		t.Errorf("clients as of: %d, want 3", n)
+	}
+	if n := walk(b.admin, "/v1/customers/"+cust+"/assignees"); n != 3 {
+		t.Errorf("team: %d, want 3", n)
+	}
+	if n := walk(b.admin, "/v1/customers/"+cust+"/assignees?as_of="+asOf); n != 3 {
+		t.Errorf("team as of: %d, want 3", n)
+	}
+	if r := u.do("GET", "/v1/users/me/notifications?cursor=bm9wZQ", nil); r.status != 400 {
+		t.Errorf("bad notifications cursor: %d", r.status)
+	}
+}

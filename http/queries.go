@@ -50,7 +50,12 @@ func (s *Server) userClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, nethttp.StatusOK, page[projections.MyClient]{Items: nonNil(items)})
+		pg, err := pageOf(r, items)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, nethttp.StatusOK, pg)
 		return
 	}
 	pg, err := s.q.MyClients(r.Context(), tenant, id, q, limit, r.URL.Query().Get("cursor"))
@@ -186,16 +191,21 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 		s.writeError(w, r, err)
 		return
 	}
+	var team []projections.Assignee
 	if asOf == nil {
-		writeJSON(w, nethttp.StatusOK, map[string]any{"items": nonNil(c.Assignees)})
+		for _, a := range c.Assignees {
+			team = append(team, projections.Assignee(a))
+		}
+	} else if team, err = s.q.TeamAsOf(r.Context(), tenant, id, *asOf); err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	items, err := s.q.TeamAsOf(r.Context(), tenant, id, *asOf)
+	pg, err := pageOf(r, team)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, map[string]any{"items": nonNil(items)})
+	writeJSON(w, nethttp.StatusOK, pg)
 }
 
 // selfOrAdmin lets users see only their own notifications unless admin.
@@ -226,12 +236,33 @@ func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	unread, items, err := s.q.Notifications(r.Context(), principal(r.Context()).TenantID, id, limit)
+	var before int64
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		if err := decodeCursor(raw, &before); err != nil || before <= 0 {
+			s.writeError(w, r, badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued"))
+			return
+		}
+	}
+	unread, items, err := s.q.Notifications(r.Context(), principal(r.Context()).TenantID, id, limit+1, before)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, nethttp.StatusOK, map[string]any{"unread": unread, "items": nonNil(items)})
+	ans := notificationsPage{Unread: unread, Items: nonNil(items)}
+	if len(items) > limit {
+		ans.Items = items[:limit]
+		// Ids are "<position>-<user id>": the position is the sort key.
+		pos, _, _ := strings.Cut(items[limit-1].ID, "-")
+		last, _ := strconv.ParseInt(pos, 10, 64)
+		ans.NextCursor = encodeCursor(last)
+	}
+	writeJSON(w, nethttp.StatusOK, ans)
+}
+
+type notificationsPage struct {
+	Unread     int                        `json:"unread"`
+	Items      []projections.Notification `json:"items"`
+	NextCursor string                     `json:"next_cursor,omitempty"`
 }
 
 type markReadBody struct {
@@ -271,7 +302,7 @@ func (s *Server) markNotificationsRead(w nethttp.ResponseWriter, r *nethttp.Requ
 		s.writeError(w, r, err)
 		return
 	}
-	unread, items, err := s.q.Notifications(r.Context(), tenant, id, 50)
+	unread, items, err := s.q.Notifications(r.Context(), tenant, id, 50, 0)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

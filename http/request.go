@@ -214,3 +214,24 @@ func decodeCursor(cursor string, key any) error {
 	}
 	return nil
 }
+
+// pageOf pages a list computed whole (an as-of answer, a team) with limit and
+// cursor; the cursor is the offset, opaque to clients.
+func pageOf[T any](r *nethttp.Request, items []T) (page[T], error) {
+	limit, err := limitParam(r)
+	if err != nil {
+		return page[T]{}, err
+	}
+	var offset int
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		if err := decodeCursor(raw, &offset); err != nil || offset < 0 || offset > len(items) {
+			return page[T]{}, badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued")
+		}
+	}
+	pg := page[T]{Items: nonNil(items[offset:])}
+	if len(pg.Items) > limit {
+		pg.Items = pg.Items[:limit]
+		pg.NextCursor = encodeCursor(offset + limit)
+	}
+	return pg, nil
+}

@@ -72,7 +72,7 @@ const (
 	qNotificationsList = `SELECT n.position, n.type, n.customer_id::text, n.at, r.position IS NOT NULL
 FROM notifications n
 LEFT JOIN notification_reads r ON r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position
-WHERE n.tenant_id = $1 AND n.user_id = $2
+WHERE n.tenant_id = $1 AND n.user_id = $2 AND ($4::bigint = 0 OR n.position < $4)
 ORDER BY n.position DESC
 LIMIT $3`
 
@@ -90,8 +90,9 @@ ON CONFLICT DO NOTHING`
 )
 
 // Notifications returns how many of the user's notifications are unread and
-// the newest limit of them.
-func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, limit int) (int, []Notification, error) {
+// the newest limit of them, older than the event at position before when it
+// is not 0 (a keyset page).
+func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, limit int, before int64) (int, []Notification, error) {
 	limit = clampLimit(limit)
 	items := []Notification{}
 	if !isUUID(userID) {
@@ -101,7 +102,7 @@ func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, li
 	if err := q.pool.QueryRow(ctx, qNotificationsUnread, tenantID, userID).Scan(&unread); err != nil {
 		return 0, nil, fmt.Errorf("count unread notifications: %w", err)
 	}
-	rows, err := q.pool.Query(ctx, qNotificationsList, tenantID, userID, limit)
+	rows, err := q.pool.Query(ctx, qNotificationsList, tenantID, userID, limit, before)
 	if err != nil {
 		return 0, nil, fmt.Errorf("list notifications: %w", err)
 	}

@@ -668,25 +668,25 @@ func TestQueriesFiltersPagesAndNotifications(t *testing.T) {
 	}
 
 	// Notifications: read marks survive a rebuild; others' ids are ignored.
-	unread, items, err := b.q.Notifications(ctx, tn.id, user, 10)
+	unread, items, err := b.q.Notifications(ctx, tn.id, user, 10, 0)
 	if err != nil || len(items) == 0 || unread == 0 {
 		t.Fatalf("notifications: %d %v %v", unread, items, err)
 	}
-	_, others, _ := b.q.Notifications(ctx, tn.id, tn.users[1], 5)
+	_, others, _ := b.q.Notifications(ctx, tn.id, tn.users[1], 5, 0)
 	if err := b.q.MarkRead(ctx, tn.id, user, []string{items[0].ID, items[1].ID, others[0].ID, "junk"}); err != nil {
 		t.Fatal(err)
 	}
-	unread2, items2, err := b.q.Notifications(ctx, tn.id, user, 10)
+	unread2, items2, err := b.q.Notifications(ctx, tn.id, user, 10, 0)
 	if err != nil || unread2 != unread-2 || !items2[0].Read || !items2[1].Read || items2[2].Read {
 		t.Fatalf("after marking two read: %d (was %d) %+v %v", unread2, unread, items2, err)
 	}
-	if _, o, _ := b.q.Notifications(ctx, tn.id, tn.users[1], 5); o[0].Read {
+	if _, o, _ := b.q.Notifications(ctx, tn.id, tn.users[1], 5, 0); o[0].Read {
 		t.Errorf("another user's notification was marked read")
 	}
 	if err := b.runner.Rebuild(ctx, Notifications, nil); err != nil {
 		t.Fatal(err)
 	}
-	unread3, items3, err := b.q.Notifications(ctx, tn.id, user, 10)
+	unread3, items3, err := b.q.Notifications(ctx, tn.id, user, 10, 0)
 	if err != nil || unread3 != unread2 || fmt.Sprint(items3) != fmt.Sprint(items2) {
 		t.Errorf("after rebuild: %d %+v, before %d %+v (%v)", unread3, items3, unread2, items2, err)
 	}
