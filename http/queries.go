@@ -208,8 +208,12 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 	writeJSON(w, nethttp.StatusOK, pg)
 }
 
-// selfOrAdmin lets users see only their own notifications unless admin.
-func selfOrAdmin(r *nethttp.Request, userID string) error {
+// notificationsOf admits the user itself or an admin to a user's
+// notifications, after answering 404 for a user outside the tenant.
+func (s *Server) notificationsOf(r *nethttp.Request, userID string) error {
+	if err := s.userInTenant(r, userID); err != nil {
+		return err
+	}
 	p := principal(r.Context())
 	if p.IsAdmin() || p.UserID == userID {
 		return nil
@@ -228,11 +232,7 @@ func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := s.userInTenant(r, id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := selfOrAdmin(r, id); err != nil {
+	if err := s.notificationsOf(r, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -289,11 +289,7 @@ func (s *Server) markNotificationsRead(w nethttp.ResponseWriter, r *nethttp.Requ
 		s.writeError(w, r, badRequest("invalid_input", "ids", "at most 1000 ids at once"))
 		return
 	}
-	if err := s.userInTenant(r, id); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if err := selfOrAdmin(r, id); err != nil {
+	if err := s.notificationsOf(r, id); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
