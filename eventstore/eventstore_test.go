@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -363,10 +365,25 @@ func TestVerifyCatchesTampering(t *testing.T) {
 			}
 			events, _ := s.ReadStream(ctx, b.tenant, stream)
 			target := events[1]
-			if _, err := b.pool.Exec(ctx, sql, target.Position); err != nil {
+			// Through the application's connection the past cannot be rewritten.
+			if _, err := b.pool.Exec(ctx, sql, target.Position); err == nil || !strings.Contains(err.Error(), "append-only") {
+				t.Fatalf("%s through the application: err = %v, want the append-only refusal", name, err)
+			}
+			if _, err := s.Verify(ctx, nil); err != nil {
+				t.Fatalf("a refused rewrite broke the chain: %v", err)
+			}
+			// A superuser who bypasses triggers can; verify must then catch it.
+			err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, sql, target.Position)
+				return err
+			})
+			if err != nil {
 				t.Fatal(err)
 			}
-			_, err := s.Verify(ctx, nil)
+			_, err = s.Verify(ctx, nil)
 			var broken *eventstore.BrokenChainError
 			if !errors.As(err, &broken) {
 				t.Fatalf("verify after tampering with %s: err = %v", name, err)

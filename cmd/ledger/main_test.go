@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	commandspkg "github.com/assignment-ledger/ledger/commands"
@@ -128,8 +129,15 @@ func TestBootstrapVerifyAndTamper(t *testing.T) {
 	}
 	defer pool.Close()
 	var pos int64
-	if err := pool.QueryRow(ctx, `UPDATE events SET data = jsonb_set(data, '{name}', '"Mallory"')
-		WHERE type = 'UserCreated' RETURNING position`).Scan(&pos); err != nil {
+	// Tampering needs a superuser who bypasses the append-only trigger.
+	err = pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `UPDATE events SET data = jsonb_set(data, '{name}', '"Mallory"')
+			WHERE type = 'UserCreated' RETURNING position`).Scan(&pos)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	env, _, errOut = testEnv(vars)
