@@ -625,3 +625,64 @@ func TestSmallListsArePaginatedToo(t *testing.T) {
 		t.Errorf("bad notifications cursor: %d", r.status)
 	}
 }
+
+func TestSearchAndStatusFilters(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	mk := func(first, last, email string) string {
+		return b.admin.must(201, "POST", "/v1/customers", map[string]string{"first_name": first, "last_name": last, "email": email}).json(t)["id"].(string)
+	}
+	ada := mk("Ada", "Lovelace", "ada@analytical.example")
+	grace := mk("Grace", "Hopper", "grace@navy.example")
+	alan := mk("Alan", "Turing", "alan@bletchley.example")
+	b.admin.must(200, "POST", "/v1/customers/"+grace+"/block", nil)
+	b.admin.must(200, "POST", "/v1/customers/"+ada+"/assignees", map[string]string{"user_id": u.userID})
+	pos := b.admin.must(200, "POST", "/v1/customers/"+alan+"/assignees", map[string]string{"user_id": u.userID}).header.Get("X-Ledger-Position")
+
+	ids := func(c *client, path string) string {
+		t.Helper()
+		var pg struct{ Items []map[string]any }
+		c.readAfter(pos, path).decode(t, &pg)
+		var out []string
+		for _, it := range pg.Items {
+			switch it["id"] {
+			case ada:
+				out = append(out, "ada")
+			case grace:
+				out = append(out, "grace")
+			case alan:
+				out = append(out, "alan")
+			}
+		}
+		sort.Strings(out)
+		return strings.Join(out, ",")
+	}
+	cases := map[string]string{
+		"/v1/customers?q=LOVE":                               "ada",
+		"/v1/customers?q=navy.EXAMPLE":                       "grace",
+		"/v1/customers?q=ada+love":                           "ada",
+		"/v1/customers?q=zzz":                                "",
+		"/v1/customers?status=blocked":                       "grace",
+		"/v1/customers?status=active":                        "ada,alan",
+		"/v1/customers?assigned_user=none":                   "grace",
+		"/v1/customers?assigned_user=me":                     "",
+		"/v1/customers?assigned_user=" + u.userID:            "ada,alan",
+		"/v1/customers?assigned_user=" + u.userID + "&q=tur": "alan",
+	}
+	for path, want := range cases {
+		if got := ids(b.admin, path); got != want {
+			t.Errorf("%s: %q, want %q", path, got, want)
+		}
+	}
+	if got := ids(u, "/v1/users/me/clients?q=bletchley"); got != "alan" {
+		t.Errorf("My Clients q: %q", got)
+	}
+	if got := ids(u, "/v1/users/me/clients"); got != "ada,alan" {
+		t.Errorf("My Clients: %q", got)
+	}
+	var mine struct{ Items []map[string]any }
+	u.readAfter(pos, "/v1/users/me/clients").decode(t, &mine)
+	if len(mine.Items) != 2 || mine.Items[0]["id"] != alan {
+		t.Errorf("My Clients must list the newest assignment first: %v", mine.Items)
+	}
+}
