@@ -686,3 +686,45 @@ func TestSearchAndStatusFilters(t *testing.T) {
 		t.Errorf("My Clients must list the newest assignment first: %v", mine.Items)
 	}
 }
+
+func TestUniquenessDefaultsAndPlainDeactivation(t *testing.T) {
+	b := setup(t)
+	var pol map[string]any
+	b.admin.must(200, "GET", "/v1/policy", nil).decode(t, &pol)
+	if pol["max_assignees"] != nil || pol["require_assignee"] != false || pol["require_lead"] != false || pol["members_can_self_assign"] != true {
+		t.Fatalf("a new tenant's policy: %v", pol)
+	}
+	b.admin.must(201, "POST", "/v1/users", map[string]string{"name": "Uma", "email": "uma@acme.example", "role": "member"})
+	if r := b.admin.do("POST", "/v1/users", map[string]string{"name": "Uma Two", "email": "UMA@acme.example", "role": "member"}); r.status != 409 || r.code() != "email_taken" {
+		t.Fatalf("duplicate user email: %d %s", r.status, r.body)
+	}
+	b.admin.must(201, "POST", "/v1/customers", map[string]string{"first_name": "Ada", "email": "ada@x.example", "external_id": "crm-1"})
+	if r := b.admin.do("POST", "/v1/customers", map[string]string{"first_name": "Ada2", "email": "ADA@x.example"}); r.status != 409 {
+		t.Fatalf("duplicate customer email: %d %s", r.status, r.body)
+	}
+	if r := b.admin.do("POST", "/v1/customers", map[string]string{"first_name": "Ada3", "email": "ada3@x.example", "external_id": "crm-1"}); r.status != 409 {
+		t.Fatalf("duplicate external_id: %d %s", r.status, r.body)
+	}
+	// Without transfer_to and with nothing to break, the user is unassigned everywhere.
+	leaver := b.createUser(t, "Lea Leaver", "member")
+	stay := b.createUser(t, "Sam Stay", "member")
+	c1, c2 := b.createCustomer(t, "Carla"), b.createCustomer(t, "Cody")
+	for _, c := range []string{c1, c2} {
+		b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": leaver.userID})
+	}
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": stay.userID})
+	b.admin.must(200, "POST", "/v1/users/"+leaver.userID+"/deactivate", nil)
+	for cust, want := range map[string]int{c1: 0, c2: 1} {
+		if a := assignees(t, b.admin.must(200, "GET", "/v1/customers/"+cust, nil)); len(a) != want {
+			t.Fatalf("after plain deactivation %s has %v", cust, a)
+		}
+	}
+	var u map[string]any
+	b.admin.must(200, "GET", "/v1/users/"+leaver.userID, nil).decode(t, &u)
+	if u["status"] != "deactivated" {
+		t.Fatalf("user %v", u)
+	}
+	if r := b.admin.do("POST", "/v1/users/"+leaver.userID+"/deactivate", nil); r.status != 409 {
+		t.Fatalf("deactivating twice: %d %s", r.status, r.body)
+	}
+}
