@@ -509,14 +509,6 @@ func TestWaitFor(t *testing.T) {
 	t.Logf("append-to-projected wait: median %v, max %v", lags[len(lags)/2], lags[len(lags)-1])
 }
 
-// qBeginEvent marks a group in flight, as a handler that writes an event in
-// several statements must (the live projections write each event in one
-// gated statement instead).
-const qBeginEvent = `UPDATE projection_checkpoints c SET in_flight = true
-FROM (SELECT in_flight FROM projection_checkpoints WHERE consumer_group = $1) AS before
-WHERE c.consumer_group = $1
-RETURNING before.in_flight, (c.last_transaction_id, c.last_position) < ($2::text::xid8, $3)`
-
 // An event applied twice in one transaction (Watermill re-sends a nacked
 // message without rolling back) is written once, and the checkpoint moves
 // with the write; the rebuild form writes without a checkpoint.
@@ -568,29 +560,6 @@ func stdlibDB(t *testing.T, pool *pgxpool.Pool) *sql.DB {
 	db := stdlib.OpenDBFromPool(pool)
 	t.Cleanup(func() { db.Close() })
 	return db
-}
-
-// A transaction that commits while an event is half applied fails, which is
-// what keeps Watermill's commit-without-ack path exactly once for a writer
-// that needs several statements.
-func TestHalfAppliedEventCannotCommit(t *testing.T) {
-	t.Parallel()
-	pool := testdb.New(t)
-	ctx := context.Background()
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, qBeginEvent, AuditLog, "1", 1); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(ctx); err == nil || !strings.Contains(err.Error(), "half applied") {
-		t.Fatalf("commit with an event in flight: %v", err)
-	}
-	var inFlight bool
-	if err := pool.QueryRow(ctx, `SELECT in_flight FROM projection_checkpoints WHERE consumer_group = $1`, AuditLog).Scan(&inFlight); err != nil || inFlight {
-		t.Fatalf("in_flight after the failed commit: %v %v", inFlight, err)
-	}
 }
 
 func TestQueriesFiltersPagesAndNotifications(t *testing.T) {

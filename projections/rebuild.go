@@ -116,7 +116,7 @@ LIMIT $3`
 	qLockCheckpoint = `SELECT last_transaction_id::text, last_position FROM projection_checkpoints
 WHERE consumer_group = $1 FOR UPDATE`
 	qSetCheckpoint = `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3,
-    in_flight = false, updated_at = now() WHERE consumer_group = $1`
+    updated_at = now() WHERE consumer_group = $1`
 )
 
 func (b *rebuilder) run(ctx context.Context) error {
