@@ -9,20 +9,8 @@ import (
 // UnassignUser takes userID off the customer's team. Admins may unassign
 // anyone; members only themselves, when the policy lets them.
 func (c *Commands) UnassignUser(ctx context.Context, m Meta, customerID, userID string) (CustomerResult, error) {
-	ids, err := parseIDs("user", userID)
-	if err != nil {
-		return CustomerResult{}, err
-	}
-	// Refuse a member acting on someone else before touching the database.
-	if err := domain.AuthorizeAssignment(m.Actor, domain.Policy{MembersCanSelfAssign: true}, ids[0]); err != nil {
-		return CustomerResult{}, err
-	}
-	uid := ids[0]
-	return c.customerCommand(ctx, "UnassignUser", m, customerID, ids,
-		func(cu domain.Customer, _ map[string]domain.User, pol domain.Policy) ([]domain.Event, error) {
-			if err := domain.AuthorizeAssignment(m.Actor, pol, uid); err != nil {
-				return nil, err
-			}
+	return c.selfServiceCommand(ctx, "UnassignUser", m, customerID, userID,
+		func(cu domain.Customer, uid string, _ domain.User, pol domain.Policy) ([]domain.Event, error) {
 			return cu.Unassign(uid, pol)
 		})
 }

@@ -33,11 +33,7 @@ func (s *Server) userCommand(w nethttp.ResponseWriter, r *nethttp.Request,
 		s.writeError(w, r, err)
 		return
 	}
-	if body.UserID == "" {
-		s.writeError(w, r, badRequest("invalid_input", "user_id", "user_id is required"))
-		return
-	}
-	userID, err := resolveID(r.Context(), body.UserID, "user_id")
+	userID, err := requiredID(r.Context(), body.UserID, "user_id")
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -95,11 +91,7 @@ func (s *Server) replaceTeamMember(w nethttp.ResponseWriter, r *nethttp.Request)
 		s.writeError(w, r, err)
 		return
 	}
-	if body.WithUserID == "" {
-		s.writeError(w, r, badRequest("invalid_input", "with_user_id", "with_user_id is required"))
-		return
-	}
-	with, err := resolveID(r.Context(), body.WithUserID, "with_user_id")
+	with, err := requiredID(r.Context(), body.WithUserID, "with_user_id")
 	if err != nil {
 		s.writeError(w, r, err)
 		return

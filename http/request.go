@@ -129,6 +129,14 @@ func idParam(r *nethttp.Request, name string) (string, error) {
 	return resolveID(r.Context(), chi.URLParam(r, name), name)
 }
 
+// requiredID reads a user ID from a body field that must be present.
+func requiredID(ctx context.Context, raw, field string) (string, error) {
+	if raw == "" {
+		return "", badRequest("invalid_input", field, "%s is required", field)
+	}
+	return resolveID(ctx, raw, field)
+}
+
 func resolveID(ctx context.Context, raw, field string) (string, error) {
 	if raw == "me" {
 		return principal(ctx).UserID, nil
