@@ -73,6 +73,9 @@ type AppendResult struct {
 	TransactionID uint64
 	// Versions is each written stream's version after the append.
 	Versions map[string]int64
+	// Hashes is each written stream's last hash after the append: with
+	// Versions, the Head a later Tx.Expect may start from.
+	Hashes map[string][]byte
 	// Replayed is true when an idempotency key matched an earlier append;
 	// Response then holds what that append stored and nothing was written.
 	Replayed bool
@@ -203,7 +206,8 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	// Microseconds: what timestamptz keeps, so the hash can be recomputed.
 	now = now.UTC().Truncate(time.Microsecond)
 
-	res := AppendResult{Versions: map[string]int64{}}
+	res := AppendResult{Versions: map[string]int64{}, Hashes: map[string][]byte{}}
+	var moves []headMove
 	var (
 		tenantIDs, streamIDs, types, datas []string
 		versions                           []int64
@@ -237,9 +241,13 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 			hashBytes = append(hashBytes, hash)
 			prev = hash
 		}
+		if h.unlocked && len(w.Events) > 0 {
+			moves = append(moves, headMove{id: w.StreamID, from: h.version, to: version, hash: prev})
+		}
 		h.version, h.lastHash = version, prev
 		heads[w.StreamID] = h
 		res.Versions[w.StreamID] = version
+		res.Hashes[w.StreamID] = prev
 	}
 
 	// The write round trip. Its statements fail (and abort the transaction)
@@ -250,10 +258,15 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	if idemLate {
 		queueIdempotency(b, req)
 	}
+	sort.Slice(moves, func(i, j int) bool { return moves[i].id < moves[j].id })
+	for _, m := range moves {
+		b.Queue(qMoveHead, m.id, req.TenantID, m.to, m.hash, m.from)
+	}
+	saveHeads := false
 	if len(streamIDs) > 0 {
 		b.Queue(qInsertEvents, tenantIDs, streamIDs, versions, types, schemas, datas,
 			string(canonMeta), now, prevBytes, hashBytes)
-		queueSaveHeads(b, req.TenantID, req.Streams, heads)
+		saveHeads = queueSaveHeads(b, req.TenantID, req.Streams, heads)
 	}
 	for _, r := range req.Releases {
 		b.Queue(qRelease, req.TenantID, r.Kind, r.Value, r.OwnerID)
@@ -278,7 +291,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		}
 		br := t.sendBatch(ctx, b)
 		var replayed bool
-		res, replayed, err = t.readWrites(br, req, idemLate, len(streamIDs) > 0, res)
+		res, replayed, err = t.readWrites(br, req, idemLate, len(moves), len(streamIDs) > 0, saveHeads, res)
 		if err == nil && commitNow {
 			err = t.readCommit(br)
 		}
@@ -293,7 +306,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	for _, w := range req.Streams {
 		if len(w.Events) > 0 {
 			h := heads[w.StreamID]
-			h.exists, h.tenantID = true, req.TenantID
+			h.exists, h.tenantID, h.unlocked = true, req.TenantID, false
 			t.rememberHead(w.StreamID, h)
 		}
 	}
@@ -422,10 +435,15 @@ func (t *Tx) readLocks(br pgx.BatchResults, req AppendRequest, idem bool, guards
 }
 
 // readWrites reads the write round trip (up to, not including, COMMIT).
-func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events bool, res AppendResult) (AppendResult, bool, error) {
+func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem bool, moves int, events, saveHeads bool, res AppendResult) (AppendResult, bool, error) {
 	if idem {
 		if r, replayed, err := readIdempotency(br, req); err != nil || replayed {
 			return r, replayed, err
+		}
+	}
+	for range moves {
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("move stream head: %w", translate(err))
 		}
 	}
 	if events {
@@ -449,6 +467,8 @@ func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events boo
 		if err := rows.Err(); err != nil {
 			return AppendResult{}, false, fmt.Errorf("insert events: %w", translate(err))
 		}
+	}
+	if saveHeads {
 		// A new stream inserted concurrently by someone else hits the
 		// primary key and surfaces as a version mismatch.
 		if _, err := br.Exec(); err != nil {
@@ -508,6 +528,9 @@ type head struct {
 	tenantID string
 	version  int64
 	lastHash []byte
+	// unlocked is a head the caller expects (Tx.Expect) and the
+	// transaction has not locked: the append moves it by compare-and-set.
+	unlocked bool
 }
 
 // streamIDsOf returns the written streams' IDs in a fixed order, so two
@@ -527,12 +550,15 @@ func streamIDsOf(writes []StreamWrite) ([]string, error) {
 	return ids, nil
 }
 
-func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads map[string]head) {
+// queueSaveHeads queues the upsert of the written heads the transaction
+// holds (the expected ones move by compare-and-set instead) and reports
+// whether there were any.
+func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads map[string]head) bool {
 	var ids, types []string
 	var versions []int64
 	var hashes [][]byte
 	for _, w := range writes {
-		if len(w.Events) == 0 {
+		if len(w.Events) == 0 || heads[w.StreamID].unlocked {
 			continue
 		}
 		h := heads[w.StreamID]
@@ -541,7 +567,18 @@ func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads m
 		versions = append(versions, h.version)
 		hashes = append(hashes, h.lastHash)
 	}
+	if len(ids) == 0 {
+		return false
+	}
 	b.Queue(qSaveHeads, tenantID, ids, types, versions, hashes)
+	return true
+}
+
+// headMove is the compare-and-set of an expected head (qMoveHead).
+type headMove struct {
+	id       string
+	from, to int64
+	hash     []byte
 }
 
 const qSaveHeads = `

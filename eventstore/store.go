@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,7 +42,10 @@ type Tx struct {
 	lastPosition int64
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
 	// inserted), as they now stand: an append needs not read them again.
-	heads  map[string]head
+	heads map[string]head
+	// checks are preconditions (Check) not sent yet: they lead the next
+	// batch.
+	checks []check
 	facade txFacade
 }
 
@@ -154,37 +158,52 @@ func (t *Tx) sendCommit(ctx context.Context, b *pgx.Batch) error {
 }
 
 // sendBatch sends b in the transaction, with BEGIN in front of it if the
-// transaction has not begun yet.
+// transaction has not begun yet and the pending checks (Check) after that.
 func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.committed {
 		return errBatch{errTxDone}
 	}
-	if t.begun {
+	if t.begun && len(t.checks) == 0 {
 		return t.conn.SendBatch(ctx, b)
 	}
-	t.begun = true
 	nb := &pgx.Batch{}
-	nb.Queue("begin")
+	begin := !t.begun
+	if begin {
+		nb.Queue("begin")
+	}
+	t.begun = true
+	checks := t.checks
+	t.checks = nil
+	for _, c := range checks {
+		nb.Queue(c.query, c.args...)
+	}
 	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, nb)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return errBatch{err}
+	if begin {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return errBatch{err}
+		}
+	}
+	for range checks {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return errBatch{translate(err)}
+		}
 	}
 	return br
 }
 
-// begin sends BEGIN on its own, before a statement that is not a batch.
+// begin sends BEGIN (and the pending checks), before a statement that is
+// not a batch.
 func (t *Tx) begin(ctx context.Context) error {
 	if t.committed {
 		return errTxDone
 	}
-	if t.begun {
+	if t.begun && len(t.checks) == 0 {
 		return nil
 	}
-	t.begun = true
-	_, err := t.conn.Exec(ctx, "begin")
-	return err
+	return t.sendBatch(ctx, &pgx.Batch{}).Close()
 }
 
 var errTxDone = errors.New("eventstore: the transaction has already committed")
@@ -370,6 +389,11 @@ func translate(err error) error {
 		switch pgErr.Code {
 		case "40001", "40P01":
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
+		case codeCheckFailed:
+			if id, ok := strings.CutPrefix(pgErr.Detail, headCheck); ok {
+				return fmt.Errorf("%w: stream %s moved past the expected head", ErrVersionMismatch, id)
+			}
+			return &CheckFailedError{Name: pgErr.Detail}
 		case "23505":
 			if pgErr.ConstraintName == "events_stream_id_stream_version_key" || pgErr.ConstraintName == "streams_pkey" {
 				return fmt.Errorf("%w: %s", ErrVersionMismatch, pgErr.Message)
