@@ -27,7 +27,9 @@ type CheckFailedError struct {
 	Name string
 }
 
-func (e *CheckFailedError) Error() string { return fmt.Sprintf("append precondition %q failed", e.Name) }
+func (e *CheckFailedError) Error() string {
+	return fmt.Sprintf("append precondition %q failed", e.Name)
+}
 
 // Is makes errors.Is(err, ErrCheckFailed) true.
 func (e *CheckFailedError) Is(target error) bool { return target == ErrCheckFailed }
