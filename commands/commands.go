@@ -88,6 +88,7 @@ type Commands struct {
 	store *eventstore.Store
 	log   *slog.Logger
 	names nameCache
+	cache *stateCache
 }
 
 // New returns the command handlers over store.
@@ -95,7 +96,7 @@ func New(store *eventstore.Store, log *slog.Logger) *Commands {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}}
+	return &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
 }
 
 // Meta is what every command carries besides its own input.
@@ -385,6 +386,15 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 		return CustomerResult{}, notFound("customer", customerID)
 	}
 	userIDs = sortedUnique(userIDs)
+	if m.IdempotencyKey == "" {
+		// A keyed command stores its answer with the append, which the
+		// cached path does not do.
+		r, err := c.decideCached(ctx, m, customerID, userIDs, decide)
+		if !errors.Is(err, errStale) {
+			return r, err
+		}
+	}
+	c.cache.stale.Add(1)
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
 		var result CustomerResult
 		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
@@ -396,6 +406,8 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				for _, u := range users {
 					c.names.put(u.ID, u.Name)
 				}
+				c.cache.putUsers(users)
+				c.cache.putPolicy(m.TenantID, l.policy, l.policyVersion)
 				if m.IfMatch != nil && *m.IfMatch != version {
 					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
 				}
@@ -443,6 +455,9 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				}
 				if res.Position != 0 {
 					result.Position = res.Position
+				}
+				if h, ok := res.Hashes[customerID]; ok {
+					c.cache.putCustomer(cu, eventstore.Head{Version: res.Versions[customerID], LastHash: h}, result.Position, at)
 				}
 				return nil
 			})

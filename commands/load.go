@@ -129,6 +129,8 @@ type loaded struct {
 	// read-your-writes token of a command that changes nothing.
 	lastPosition map[string]int64
 	policy       domain.Policy
+	// policyVersion is the tenant stream's version the policy is as of.
+	policyVersion int64
 }
 
 // lockAndLoad is the start of every single-customer command, pipelined in
@@ -207,6 +209,9 @@ func rebuild(tenantID string, ids []string, streams map[string][]storedEvent) (l
 	l := loaded{customers: make(map[string]domain.Customer, len(ids)), lastPosition: make(map[string]int64, len(ids))}
 	if l.policy, err = policyOf(streams[tenantID]); err != nil {
 		return loaded{}, err
+	}
+	if ts := streams[tenantID]; len(ts) > 0 {
+		l.policyVersion = ts[len(ts)-1].Version
 	}
 	for _, id := range ids {
 		c, last, err := customerOf(tenantID, streams[id])

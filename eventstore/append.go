@@ -207,48 +207,18 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	now = now.UTC().Truncate(time.Microsecond)
 
 	res := AppendResult{Versions: map[string]int64{}, Hashes: map[string][]byte{}}
-	var moves []headMove
-	var (
-		tenantIDs, streamIDs, types, datas []string
-		versions                           []int64
-		schemas                            []int32
-		prevBytes, hashBytes               [][]byte
-	)
+	var rows eventRows
 	for _, w := range req.Streams {
 		h := heads[w.StreamID]
-		prev, version := h.lastHash, h.version
-		for _, e := range w.Events {
-			version++
-			schema := e.SchemaVersion
-			if schema == 0 {
-				schema = 1
-			}
-			canon, err := canonicalJSON(e.Data)
-			if err != nil {
-				return AppendResult{}, fmt.Errorf("event %s: %w", e.Type, err)
-			}
-			hash := chainHash(prev, hashInput{
-				TenantID: req.TenantID, StreamID: w.StreamID, Version: version, Type: e.Type,
-				SchemaVersion: schema, RecordedAtUS: now.UnixMicro(), Data: canon, Metadata: canonMeta,
-			})
-			tenantIDs = append(tenantIDs, req.TenantID)
-			streamIDs = append(streamIDs, w.StreamID)
-			versions = append(versions, version)
-			types = append(types, e.Type)
-			schemas = append(schemas, int32(schema))
-			datas = append(datas, string(canon))
-			prevBytes = append(prevBytes, prev)
-			hashBytes = append(hashBytes, hash)
-			prev = hash
+		h.version, h.lastHash, err = rows.chain(req.TenantID, w, h.version, h.lastHash, now, canonMeta)
+		if err != nil {
+			return AppendResult{}, err
 		}
-		if h.unlocked && len(w.Events) > 0 {
-			moves = append(moves, headMove{id: w.StreamID, from: h.version, to: version, hash: prev})
-		}
-		h.version, h.lastHash = version, prev
 		heads[w.StreamID] = h
-		res.Versions[w.StreamID] = version
-		res.Hashes[w.StreamID] = prev
+		res.Versions[w.StreamID] = h.version
+		res.Hashes[w.StreamID] = h.lastHash
 	}
+	streamIDs := rows.streamIDs
 
 	// The write round trip. Its statements fail (and abort the transaction)
 	// rather than return something to check, except the idempotency key and
@@ -258,14 +228,9 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	if idemLate {
 		queueIdempotency(b, req)
 	}
-	sort.Slice(moves, func(i, j int) bool { return moves[i].id < moves[j].id })
-	for _, m := range moves {
-		b.Queue(qMoveHead, m.id, req.TenantID, m.to, m.hash, m.from)
-	}
 	saveHeads := false
 	if len(streamIDs) > 0 {
-		b.Queue(qInsertEvents, tenantIDs, streamIDs, versions, types, schemas, datas,
-			string(canonMeta), now, prevBytes, hashBytes)
+		b.Queue(qInsertEvents, rows.args(canonMeta, now)...)
 		saveHeads = queueSaveHeads(b, req.TenantID, req.Streams, heads)
 	}
 	for _, r := range req.Releases {
@@ -283,15 +248,11 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	}
 	if b != nil {
 		if commitNow {
-			var written map[string]int64
-			if len(streamIDs) > 0 {
-				written = res.Versions
-			}
-			t.queueCommit(b, written)
+			t.queueCommit(b)
 		}
 		br := t.sendBatch(ctx, b)
 		var replayed bool
-		res, replayed, err = t.readWrites(br, req, idemLate, len(moves), len(streamIDs) > 0, saveHeads, res)
+		res, replayed, err = t.readWrites(br, req, idemLate, len(streamIDs) > 0, saveHeads, res)
 		if err == nil && commitNow {
 			err = t.readCommit(br)
 		}
@@ -306,7 +267,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	for _, w := range req.Streams {
 		if len(w.Events) > 0 {
 			h := heads[w.StreamID]
-			h.exists, h.tenantID, h.unlocked = true, req.TenantID, false
+			h.exists, h.tenantID = true, req.TenantID
 			t.rememberHead(w.StreamID, h)
 		}
 	}
@@ -435,15 +396,10 @@ func (t *Tx) readLocks(br pgx.BatchResults, req AppendRequest, idem bool, guards
 }
 
 // readWrites reads the write round trip (up to, not including, COMMIT).
-func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem bool, moves int, events, saveHeads bool, res AppendResult) (AppendResult, bool, error) {
+func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events, saveHeads bool, res AppendResult) (AppendResult, bool, error) {
 	if idem {
 		if r, replayed, err := readIdempotency(br, req); err != nil || replayed {
 			return r, replayed, err
-		}
-	}
-	for range moves {
-		if _, err := br.Exec(); err != nil {
-			return AppendResult{}, false, fmt.Errorf("move stream head: %w", translate(err))
 		}
 	}
 	if events {
@@ -523,14 +479,55 @@ FROM unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::bigint[], $4::text[], $5
     AS u(t, s, v, ty, sv, d, p, h)
 RETURNING position, transaction_id::text`
 
+// eventRows are events ready to insert, column by column (qInsertEvents).
+type eventRows struct {
+	tenantIDs, streamIDs, types, datas []string
+	versions                           []int64
+	schemas                            []int32
+	prevHashes, hashes                 [][]byte
+}
+
+// chain adds w's events on top of a stream at version with last hash prev,
+// hashing each onto the one before, and returns the stream's new version
+// and last hash.
+func (r *eventRows) chain(tenantID string, w StreamWrite, version int64, prev []byte, now time.Time, canonMeta []byte) (int64, []byte, error) {
+	for _, e := range w.Events {
+		version++
+		schema := e.SchemaVersion
+		if schema == 0 {
+			schema = 1
+		}
+		canon, err := canonicalJSON(e.Data)
+		if err != nil {
+			return 0, nil, fmt.Errorf("event %s: %w", e.Type, err)
+		}
+		hash := chainHash(prev, hashInput{
+			TenantID: tenantID, StreamID: w.StreamID, Version: version, Type: e.Type,
+			SchemaVersion: schema, RecordedAtUS: now.UnixMicro(), Data: canon, Metadata: canonMeta,
+		})
+		r.tenantIDs = append(r.tenantIDs, tenantID)
+		r.streamIDs = append(r.streamIDs, w.StreamID)
+		r.versions = append(r.versions, version)
+		r.types = append(r.types, e.Type)
+		r.schemas = append(r.schemas, int32(schema))
+		r.datas = append(r.datas, string(canon))
+		r.prevHashes = append(r.prevHashes, prev)
+		r.hashes = append(r.hashes, hash)
+		prev = hash
+	}
+	return version, prev, nil
+}
+
+// args are qInsertEvents' parameters.
+func (r *eventRows) args(canonMeta []byte, now time.Time) []any {
+	return []any{r.tenantIDs, r.streamIDs, r.versions, r.types, r.schemas, r.datas, string(canonMeta), now, r.prevHashes, r.hashes}
+}
+
 type head struct {
 	exists   bool
 	tenantID string
 	version  int64
 	lastHash []byte
-	// unlocked is a head the caller expects (Tx.Expect) and the
-	// transaction has not locked: the append moves it by compare-and-set.
-	unlocked bool
 }
 
 // streamIDsOf returns the written streams' IDs in a fixed order, so two
@@ -550,15 +547,14 @@ func streamIDsOf(writes []StreamWrite) ([]string, error) {
 	return ids, nil
 }
 
-// queueSaveHeads queues the upsert of the written heads the transaction
-// holds (the expected ones move by compare-and-set instead) and reports
+// queueSaveHeads queues the upsert of the written heads and reports
 // whether there were any.
 func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads map[string]head) bool {
 	var ids, types []string
 	var versions []int64
 	var hashes [][]byte
 	for _, w := range writes {
-		if len(w.Events) == 0 || heads[w.StreamID].unlocked {
+		if len(w.Events) == 0 {
 			continue
 		}
 		h := heads[w.StreamID]
@@ -572,13 +568,6 @@ func queueSaveHeads(b *pgx.Batch, tenantID string, writes []StreamWrite, heads m
 	}
 	b.Queue(qSaveHeads, tenantID, ids, types, versions, hashes)
 	return true
-}
-
-// headMove is the compare-and-set of an expected head (qMoveHead).
-type headMove struct {
-	id       string
-	from, to int64
-	hash     []byte
 }
 
 const qSaveHeads = `

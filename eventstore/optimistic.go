@@ -1,8 +1,14 @@
 package eventstore
 
 import (
+	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // Head is where a stream stood when a command last saw it: its version and
@@ -19,10 +25,10 @@ const codeCheckFailed = "LC001"
 const headCheck = "head "
 
 // ErrCheckFailed is matched by every *CheckFailedError.
-var ErrCheckFailed = fmt.Errorf("append precondition failed")
+var ErrCheckFailed = errors.New("append precondition failed")
 
-// CheckFailedError says a precondition queued with Tx.Check was false: the
-// transaction wrote nothing.
+// CheckFailedError says a precondition of AppendExpected was false: nothing
+// was written.
 type CheckFailedError struct {
 	Name string
 }
@@ -34,40 +40,115 @@ func (e *CheckFailedError) Error() string {
 // Is makes errors.Is(err, ErrCheckFailed) true.
 func (e *CheckFailedError) Is(target error) bool { return target == ErrCheckFailed }
 
-type check struct {
-	query string
-	args  []any
-}
-
-var checkName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-
-// Check queues a precondition on the transaction: query is a SELECT that
-// returns one boolean, and the transaction fails with a *CheckFailedError
-// named name unless it is true. Checks travel at the head of the next batch
-// the transaction sends, so a command that already knows what to write
-// (Expect) checks and writes in one round trip. A check may lock what it
+// Check is a precondition of AppendExpected: Query is a SELECT that returns
+// one boolean, with its own parameters $1..$n (Args). It may lock what it
 // reads (FOR SHARE in a subquery) to keep it true until commit.
-func (t *Tx) Check(name, query string, args ...any) {
-	if !checkName.MatchString(name) {
-		panic(fmt.Sprintf("eventstore: check name %q is not an identifier", name))
-	}
-	t.checks = append(t.checks, check{query: "SELECT ledger_check((" + query + "), '" + name + "')", args: args})
+type Check struct {
+	Name  string // an identifier, reported by CheckFailedError
+	Query string
+	Args  []any
 }
 
-// Expect tells the transaction where a stream of tenantID stood when the
-// caller decided what to append to it, instead of locking and reading its
-// head: the next Append to the stream moves the head only if it is still at
-// h (compare-and-set, in the same round trip as the insert) and fails with
-// ErrVersionMismatch otherwise. This is how a command decided on a cached
-// state appends in one round trip; the unique (stream_id, stream_version)
+var (
+	checkName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+	paramRef  = regexp.MustCompile(`\$(\d+)`)
+)
+
+// AppendExpected appends req's events to its one stream, which the caller
+// last saw at h, in one statement: its own transaction and one round trip.
+// The statement evaluates the checks, moves the stream head from h by
+// compare-and-set and inserts the events; a failed check is a
+// *CheckFailedError, a head that moved on (or another tenant's stream) is
+// ErrVersionMismatch, and either writes nothing. This is how a command
+// decided on a cached state appends; the unique (stream_id, stream_version)
 // constraint stays the last line of defence.
-func (t *Tx) Expect(tenantID, streamID string, h Head) {
-	t.rememberHead(streamID, head{exists: true, tenantID: tenantID, version: h.Version, lastHash: h.LastHash, unlocked: true})
+//
+// Idempotency keys, guards, claims and side records need the transaction
+// of Transact and are refused here.
+func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, checks ...Check) (AppendResult, error) {
+	if req.TenantID == "" || len(req.Streams) != 1 || len(req.Streams[0].Events) == 0 {
+		return AppendResult{}, errors.New("append expected: one tenant and one stream with events are required")
+	}
+	if req.Idempotency != nil || len(req.Guards) > 0 || len(req.Claims) > 0 || len(req.Releases) > 0 || req.Side != nil {
+		return AppendResult{}, errors.New("append expected: idempotency keys, guards, claims and side records need Transact")
+	}
+	w := req.Streams[0]
+	if w.ExpectedVersion != h.Version {
+		return AppendResult{}, &VersionMismatchError{StreamID: w.StreamID, Expected: w.ExpectedVersion, Actual: h.Version}
+	}
+	metadata, err := json.Marshal(req.Metadata)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("encode metadata: %w", err)
+	}
+	canonMeta, err := canonicalJSON(metadata)
+	if err != nil {
+		return AppendResult{}, err
+	}
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	var rows eventRows
+	version, last, err := rows.chain(req.TenantID, w, h.Version, h.LastHash, now, canonMeta)
+	if err != nil {
+		return AppendResult{}, err
+	}
+
+	args := append([]any{w.StreamID, req.TenantID, version, last, h.Version}, rows.args(canonMeta, now)...)
+	conds := make([]string, 0, len(checks))
+	for _, c := range checks {
+		if !checkName.MatchString(c.Name) {
+			return AppendResult{}, fmt.Errorf("append expected: check name %q is not an identifier", c.Name)
+		}
+		offset := len(args)
+		q := paramRef.ReplaceAllStringFunc(c.Query, func(ref string) string {
+			n, _ := strconv.Atoi(ref[1:])
+			return "$" + strconv.Itoa(n+offset)
+		})
+		conds = append(conds, "ledger_check(("+q+"), '"+c.Name+"')")
+		args = append(args, c.Args...)
+	}
+	if len(conds) == 0 {
+		conds = append(conds, "true")
+	}
+
+	res := AppendResult{Versions: map[string]int64{w.StreamID: version}, Hashes: map[string][]byte{w.StreamID: last}}
+	qrows, err := s.pool.Query(ctx, fmt.Sprintf(qAppendExpected, strings.Join(conds, " AND ")), args...)
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append expected: %w", translate(err))
+	}
+	for qrows.Next() {
+		var pos int64
+		var txid string
+		if err := qrows.Scan(&pos, &txid); err != nil {
+			qrows.Close()
+			return AppendResult{}, fmt.Errorf("append expected: %w", err)
+		}
+		res.Position = max(res.Position, pos)
+		res.TransactionID, _ = strconv.ParseUint(txid, 10, 64)
+	}
+	qrows.Close()
+	if err := qrows.Err(); err != nil {
+		return AppendResult{}, fmt.Errorf("append expected: %w", translate(err))
+	}
+	s.announcer.announce(res.Position)
+	return res, nil
 }
 
-// qMoveHead is the compare-and-set of an expected head.
-const qMoveHead = `WITH moved AS (
+// qAppendExpected is AppendExpected's statement; %s is the checks, ANDed.
+// Every check and the head's compare-and-set raise (ledger_check) rather
+// than return false, so the statement either does everything or nothing.
+// The checks are evaluated in the head update's condition, before its row
+// is locked: users before customers, the order every command locks in.
+const qAppendExpected = `WITH checked AS (SELECT %s AS ok),
+moved AS (
     UPDATE streams SET version = $3, last_hash = $4
-    WHERE stream_id = $1 AND tenant_id = $2 AND version = $5
+    WHERE stream_id = $1 AND tenant_id = $2 AND version = $5 AND (SELECT ok FROM checked)
     RETURNING 1)
-SELECT ledger_check(EXISTS (SELECT 1 FROM moved), '` + headCheck + `' || $1::text)`
+INSERT INTO events (tenant_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
+SELECT t, s, v, ty, sv, d::jsonb, $12::jsonb, $13, p, h
+FROM unnest($6::text[]::uuid[], $7::text[]::uuid[], $8::bigint[], $9::text[], $10::int[], $11::text[], $14::bytea[], $15::bytea[])
+    AS u(t, s, v, ty, sv, d, p, h)
+WHERE ledger_check(EXISTS (SELECT 1 FROM moved), '` + headCheck + `' || $1::text)
+RETURNING position, transaction_id::text`

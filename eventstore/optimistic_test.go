@@ -12,22 +12,16 @@ import (
 // expectAppend appends events to stream in one transaction that expects the
 // stream at h and checks the given preconditions first.
 func expectAppend(ctx context.Context, s *eventstore.Store, tenant, stream string, h eventstore.Head, checks map[string]bool, events ...eventstore.EventData) (eventstore.AppendResult, error) {
-	var res eventstore.AppendResult
-	err := s.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-		for name, ok := range checks {
-			tx.Check(name, `SELECT $1::bool`, ok)
-		}
-		tx.Expect(tenant, stream, h)
-		var err error
-		res, err = tx.Append(ctx, eventstore.AppendRequest{
-			TenantID: tenant,
-			Streams:  []eventstore.StreamWrite{{StreamID: stream, StreamType: "test", ExpectedVersion: h.Version, Events: events}},
-			Metadata: eventstore.Metadata{Actor: eventstore.Actor{Name: "Ann"}},
-			Commit:   true,
-		})
-		return err
-	})
-	return res, err
+	var cs []eventstore.Check
+	for name, ok := range checks {
+		// Parameters numbered from $1 in each check.
+		cs = append(cs, eventstore.Check{Name: name, Query: `SELECT $1::bool AND $2::int = 7`, Args: []any{ok, 7}})
+	}
+	return s.AppendExpected(ctx, eventstore.AppendRequest{
+		TenantID: tenant,
+		Streams:  []eventstore.StreamWrite{{StreamID: stream, StreamType: "test", ExpectedVersion: h.Version, Events: events}},
+		Metadata: eventstore.Metadata{Actor: eventstore.Actor{Name: "Ann"}},
+	}, h, cs...)
 }
 
 func TestExpectAppendsFromAKnownHead(t *testing.T) {
@@ -109,16 +103,35 @@ func TestFailedCheckWritesNothing(t *testing.T) {
 }
 
 func TestCheckRejectsANonIdentifierName(t *testing.T) {
-	s, _ := setup(t)
-	defer func() {
-		if recover() == nil {
-			t.Fatal("Check accepted a name with a quote in it")
-		}
-	}()
-	_ = s.Transact(context.Background(), func(ctx context.Context, tx *eventstore.Tx) error {
-		tx.Check("x'); DROP TABLE events; --", "SELECT true")
-		return nil
-	})
+	s, b := setup(t)
+	stream := newID()
+	first, err := appendTo(t, s, b.tenant, stream, eventstore.NoStream, ev("A", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.AppendExpected(context.Background(), eventstore.AppendRequest{
+		TenantID: b.tenant,
+		Streams:  []eventstore.StreamWrite{{StreamID: stream, StreamType: "test", ExpectedVersion: 1, Events: []eventstore.EventData{ev("B", 2)}}},
+	}, eventstore.Head{Version: 1, LastHash: first.Hashes[stream]}, eventstore.Check{Name: "x'); DROP TABLE events; --", Query: "SELECT true"})
+	if err == nil {
+		t.Fatal("a check name with a quote in it was accepted")
+	}
+	if n := countEvents(t, b.pool); n != 1 {
+		t.Fatalf("%d events, want 1", n)
+	}
+}
+
+func TestAppendExpectedRefusesWhatNeedsATransaction(t *testing.T) {
+	s, b := setup(t)
+	stream := newID()
+	_, err := s.AppendExpected(context.Background(), eventstore.AppendRequest{
+		TenantID:    b.tenant,
+		Streams:     []eventstore.StreamWrite{{StreamID: stream, StreamType: "test", ExpectedVersion: 0, Events: []eventstore.EventData{ev("A", 1)}}},
+		Idempotency: &eventstore.Idempotency{Key: "k", RequestHash: []byte{1}},
+	}, eventstore.Head{})
+	if err == nil {
+		t.Fatal("an idempotency key was accepted")
+	}
 }
 
 // Many appenders expecting the same head: exactly one wins, the others see a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -15,11 +14,12 @@ import (
 
 // Store is the event store over one PostgreSQL database.
 type Store struct {
-	pool *pgxpool.Pool
+	pool      *pgxpool.Pool
+	announcer *announcer
 }
 
 // New returns a store using pool.
-func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, announcer: &announcer{pool: pool}} }
 
 // Pool exposes the pool for side records that must share the store's database.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
@@ -35,17 +35,11 @@ type Tx struct {
 	// begun is set once BEGIN has been sent; committed once COMMIT has
 	// succeeded (the transaction is over).
 	begun, committed bool
-	// announcing is set when COMMIT is queued with the announcement behind
-	// it; announced once that COMMIT has succeeded.
-	announcing, announced bool
 	// lastPosition is the last event appended, announced after commit.
 	lastPosition int64
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
 	// inserted), as they now stand: an append needs not read them again.
-	heads map[string]head
-	// checks are preconditions (Check) not sent yet: they lead the next
-	// batch.
-	checks []check
+	heads  map[string]head
 	facade txFacade
 }
 
@@ -80,42 +74,16 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 			return translate(err)
 		}
 	}
-	if t.lastPosition > 0 && !t.announced {
-		s.announce(ctx, t.lastPosition)
+	if t.lastPosition > 0 {
+		s.announcer.announce(t.lastPosition)
 	}
 	return nil
 }
 
-// queueCommit adds COMMIT to b and, when the transaction appended events,
-// the announcement of its last position after it (see announce).
-//
-// written, when not empty, are the heads (stream, version) that statements
-// earlier in b append: their last position is not known yet, so the
-// announcement takes it from the session's identity sequence (qNotifyWritten).
-func (t *Tx) queueCommit(b *pgx.Batch, written map[string]int64) {
+// queueCommit adds COMMIT to b.
+func (t *Tx) queueCommit(b *pgx.Batch) {
 	b.Queue("commit")
-	if t.lastPosition == 0 && len(written) == 0 {
-		return
-	}
-	// After COMMIT: a separate transaction, as in announce.
-	b.Queue("begin")
-	b.Queue("set local synchronous_commit to off")
-	if len(written) == 0 {
-		b.Queue("select pg_notify($1, $2)", NotifyChannel, strconv.FormatInt(t.lastPosition, 10))
-	} else {
-		b.Queue(qNotifyWritten, NotifyChannel, t.lastPosition)
-	}
-	b.Queue("commit")
-	t.announcing = true
 }
-
-// qNotifyWritten announces the last position this session has drawn from
-// the events' identity sequence: the position of the last event the batch
-// inserted (positions are drawn in insert order, and currval is the
-// session's own last value, whatever other sessions draw meanwhile). It
-// replaces a lookup of the written heads' events, whose planning (sublinks,
-// arrays, every time) cost more than the rest of the announcement.
-const qNotifyWritten = `SELECT pg_notify($1, greatest($2::bigint, currval('events_position_seq'))::text)`
 
 // readCommit reads the results queueCommit added, from br, after the
 // caller has read everything before them.
@@ -128,17 +96,14 @@ func (t *Tx) readCommit(br pgx.BatchResults) error {
 		return pgx.ErrTxCommitRollback
 	}
 	t.committed = true
-	// The announcement only wakes subscribers: its failure is not the
-	// command's.
-	t.announced = t.announcing
 	return nil
 }
 
 // sendCommit sends b (statements whose results need no reading) followed
-// by COMMIT and the announcement, in one round trip.
+// by COMMIT, in one round trip.
 func (t *Tx) sendCommit(ctx context.Context, b *pgx.Batch) error {
 	n := b.Len()
-	t.queueCommit(b, nil)
+	t.queueCommit(b)
 	br := t.sendBatch(ctx, b)
 	for range n {
 		if _, err := br.Exec(); err != nil {
@@ -158,52 +123,37 @@ func (t *Tx) sendCommit(ctx context.Context, b *pgx.Batch) error {
 }
 
 // sendBatch sends b in the transaction, with BEGIN in front of it if the
-// transaction has not begun yet and the pending checks (Check) after that.
+// transaction has not begun yet.
 func (t *Tx) sendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.committed {
 		return errBatch{errTxDone}
 	}
-	if t.begun && len(t.checks) == 0 {
+	if t.begun {
 		return t.conn.SendBatch(ctx, b)
 	}
-	nb := &pgx.Batch{}
-	begin := !t.begun
-	if begin {
-		nb.Queue("begin")
-	}
 	t.begun = true
-	checks := t.checks
-	t.checks = nil
-	for _, c := range checks {
-		nb.Queue(c.query, c.args...)
-	}
+	nb := &pgx.Batch{}
+	nb.Queue("begin")
 	nb.QueuedQueries = append(nb.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, nb)
-	if begin {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return errBatch{err}
-		}
-	}
-	for range checks {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return errBatch{translate(err)}
-		}
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return errBatch{err}
 	}
 	return br
 }
 
-// begin sends BEGIN (and the pending checks), before a statement that is
-// not a batch.
+// begin sends BEGIN on its own, before a statement that is not a batch.
 func (t *Tx) begin(ctx context.Context) error {
 	if t.committed {
 		return errTxDone
 	}
-	if t.begun && len(t.checks) == 0 {
+	if t.begun {
 		return nil
 	}
-	return t.sendBatch(ctx, &pgx.Batch{}).Close()
+	t.begun = true
+	_, err := t.conn.Exec(ctx, "begin")
+	return err
 }
 
 var errTxDone = errors.New("eventstore: the transaction has already committed")
@@ -280,20 +230,6 @@ func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 		return errRow{err}
 	}
 	return f.t.conn.QueryRow(ctx, sql, args...)
-}
-
-// announce wakes subscribers after a commit. It is not part of the append
-// transaction on purpose: PostgreSQL serialises every notifying transaction
-// on one database-wide lock held until after its commit record is flushed,
-// which would put every command's fsync in single file. Here the lock is
-// held by a tiny transaction that does not wait for its flush. A crash
-// between the commit and this announcement loses only the wake-up;
-// subscribers poll as a fallback. A commit sent by the store itself carries
-// the same tiny transaction right behind its COMMIT (queueCommit), in the
-// same round trip.
-func (s *Store) announce(ctx context.Context, position int64) {
-	_, _ = s.pool.Exec(context.WithoutCancel(ctx), `BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('`+
-		NotifyChannel+`', '`+strconv.FormatInt(position, 10)+`'); COMMIT`)
 }
 
 // LockStream takes the stream's row lock for the rest of the transaction and

@@ -41,12 +41,21 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
+	cmds := commands.New(store, log)
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		runner.Collector())
+		runner.Collector(),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ledger_commands_cached_total",
+			Help: "Single-customer commands decided on cached state and appended in one round trip.",
+		}, func() float64 { return float64(cmds.CacheStats().Cached) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ledger_commands_locked_total",
+			Help: "Single-customer commands that locked and read the customer first (nothing cached, cache out of date, Idempotency-Key, refusals).",
+		}, func() float64 { return float64(cmds.CacheStats().Locked) }))
 
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: commands.New(store, log), Projections: runner, Queries: projections.NewQueries(pool), Log: log,
+		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
 		Ready: func(ctx context.Context) error {
 			if err := pool.Ping(ctx); err != nil {
