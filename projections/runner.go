@@ -147,6 +147,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 	for _, p := range r.projections {
 		ack := r.cfg.ackDeadline
+		schema := &eventsSchema{batchSize: r.cfg.batchSize}
 		sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 			ConsumerGroup:  p.name(),
 			AckDeadline:    &ack,
@@ -155,15 +156,15 @@ func (r *Runner) Run(ctx context.Context) error {
 			ResendInterval: r.cfg.retryInterval,
 			BackoffManager: &wakeBackoff{
 				ctx: ctx, events: r.notifier.wakeFor(p.name()), fallback: r.cfg.pollInterval,
-				retry: r.cfg.retryInterval, log: r.log, group: p.name(),
+				retry: r.cfg.retryInterval, log: r.log, group: p.name(), full: schema.full,
 			},
-			SchemaAdapter:  eventsSchema{batchSize: r.cfg.batchSize},
+			SchemaAdapter:  schema,
 			OffsetsAdapter: checkpointOffsets{},
 		}, wlog)
 		if err != nil {
 			return fmt.Errorf("projections: subscriber %s: %w", p.name(), err)
 		}
-		router.AddConsumerHandler(p.name(), topic, sub, r.handler(p))
+		router.AddConsumerHandler(p.name(), topic, sub, r.handler(p, schema))
 	}
 
 	errc := make(chan error, 1)
@@ -202,7 +203,15 @@ func (r *Runner) Run(ctx context.Context) error {
 // back itself and acks: Watermill's ack query then fails and the batch is
 // retried from the last commit. The handler never returns an error after
 // writing.
-func (r *Runner) handler(p projection) message.NoPublishHandlerFunc {
+//
+// A projection that applies batches (batchApplier) gets, with the first
+// message of a batch, every event of the batch from there on; the messages
+// after it in the same transaction are then already applied.
+func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHandlerFunc {
+	var (
+		appliedTx *sql.Tx     // the transaction batchApplier last wrote in
+		applied   []*envelope // and the events it applied there
+	)
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
 		tx, ok := wsql.TxFromContext(ctx)
@@ -225,6 +234,22 @@ func (r *Runner) handler(p projection) message.NoPublishHandlerFunc {
 		env, err := envelopeFromMessage(msg)
 		if err != nil {
 			return fail(err)
+		}
+		if bp, ok := p.(batchApplier); ok {
+			if tx == appliedTx && slices.ContainsFunc(applied, func(e *envelope) bool { return e.Position == env.Position }) {
+				return nil
+			}
+			batch := schema.rest(env.Position)
+			if len(batch) == 0 {
+				batch = []*envelope{env}
+			}
+			last := batch[len(batch)-1]
+			g := gate{group: p.name(), txid: strconv.FormatUint(last.TransactionID, 10), pos: last.Position}
+			if err := bp.applyBatch(ctx, tx, batch, g); err != nil {
+				return fail(fmt.Errorf("apply events %d..%d: %w", env.Position, last.Position, err))
+			}
+			appliedTx, applied = tx, batch
+			return nil
 		}
 		g := gate{group: p.name(), txid: strconv.FormatUint(env.TransactionID, 10), pos: env.Position}
 		if err := p.apply(ctx, tx, env, g); err != nil {

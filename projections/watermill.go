@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
@@ -39,8 +40,37 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 
 // eventsSchema is a watermill-sql SchemaAdapter over the event store's own
 // events table, so each event is stored once and no outbox copy exists.
+//
+// Each subscriber has its own: it remembers the batch its last query read
+// (the subscriber reads a whole batch before it sends the first message and
+// queries again only once the batch is done), so a projection that can apply
+// many events at once gets the rest of the batch with its first message.
 type eventsSchema struct {
 	batchSize int
+
+	mu    sync.Mutex
+	batch []*envelope
+}
+
+// rest returns the events of the current batch from position on (nil when
+// position is not in it).
+func (s *eventsSchema) rest(position int64) []*envelope {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range s.batch {
+		if e.Position == position {
+			return s.batch[i:]
+		}
+	}
+	return nil
+}
+
+// full reports whether the last query read a whole batch (more may be
+// waiting).
+func (s *eventsSchema) full() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.batch) >= s.batchSize
 }
 
 // The group's checkpoint row is locked in the first CTE, and the lateral join
@@ -60,18 +90,21 @@ FROM ck CROSS JOIN LATERAL (
 ) e
 ORDER BY e.transaction_id, e.position`
 
-func (s eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
+func (s *eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
+	s.mu.Lock()
+	s.batch = nil
+	s.mu.Unlock()
 	next := offsets.NextOffsetQuery(topic, consumerGroup)
 	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, s.batchSize), Args: next.Args}
 }
 
-func (eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
+func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
 }
 
 // UnmarshalMessage turns an events row into a message: the payload is the
 // event's data, the metadata carries the envelope.
-func (eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
+func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
 		env      envelope
 		txid     string
@@ -86,6 +119,15 @@ func (eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	if err := json.Unmarshal(metadata, &meta); err != nil {
 		return wsql.Row{}, fmt.Errorf("decode metadata of event %d: %w", env.Position, err)
 	}
+	var err error
+	if env.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
+		return wsql.Row{}, fmt.Errorf("event %d: transaction id: %w", env.Position, err)
+	}
+	env.SchemaVersion = int(schema)
+	env.RecordedAt = env.RecordedAt.UTC()
+	s.mu.Lock()
+	s.batch = append(s.batch, &env)
+	s.mu.Unlock()
 	msg := message.NewMessage(strconv.FormatInt(env.Position, 10), env.Data)
 	msg.Metadata = message.Metadata{
 		metaType:          env.Type,
@@ -111,13 +153,13 @@ func (eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 }
 
 // SchemaInitializingQueries is empty: the tables come from migrations.
-func (eventsSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
+func (*eventsSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
 
 // SubscribeIsolationLevel is READ COMMITTED: a subscriber waiting on the
 // checkpoint lock then reads the row as the previous holder left it (a
 // REPEATABLE READ one fails with a serialization error), and handlers see
 // tables swapped in by a rebuild.
-func (eventsSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
+func (*eventsSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
 
 // checkpointOffsets is a watermill-sql OffsetsAdapter over
 // projection_checkpoints. Transaction ids travel as text and are cast
