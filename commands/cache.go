@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -165,11 +167,18 @@ var errStale = errors.New("cached state is stale")
 // then check and append in one round trip. It returns errStale whenever
 // the locking path must decide instead: nothing cached, an If-Match the
 // cache cannot confirm, a refusal or a no-op (both answered authoritatively
-// by the locking path), a name the view lacks, or an append that found the
-// database moved on.
+// by the locking path), or an append that found the database moved on.
 func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, userIDs []string, decide customerDecide) (CustomerResult, error) {
 	st, ok := c.cache.get(m.TenantID, customerID, userIDs)
-	if !ok || (m.IfMatch != nil && *m.IfMatch != st.head.Version) || st.customer.Version != st.head.Version {
+	if !ok {
+		if err := c.loadIntoCache(ctx, m.TenantID, customerID, userIDs); err != nil {
+			return CustomerResult{}, errStale
+		}
+		if st, ok = c.cache.get(m.TenantID, customerID, userIDs); !ok {
+			return CustomerResult{}, errStale
+		}
+	}
+	if (m.IfMatch != nil && *m.IfMatch != st.head.Version) || st.customer.Version != st.head.Version {
 		return CustomerResult{}, errStale
 	}
 	events, err := decide(st.customer, st.users, st.policy)
@@ -184,10 +193,8 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 	for _, e := range events {
 		cu.Apply(e, at)
 	}
-	for _, id := range teamIDs(cu) {
-		if _, ok := c.names.get(id); !ok {
-			return CustomerResult{}, errStale
-		}
+	if err := c.fillNames(ctx, c.store.Pool(), m.TenantID, teamIDs(cu)); err != nil {
+		return CustomerResult{}, err
 	}
 	data, err := encode(events)
 	if err != nil {
@@ -217,4 +224,50 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 	c.cache.putCustomer(cu, eventstore.Head{Version: res.Versions[customerID], LastHash: res.Hashes[customerID]}, res.Position, at)
 	c.cache.hits.Add(1)
 	return CustomerResult{CustomerView: c.customerView(cu), Position: res.Position}, nil
+}
+
+const qCustomerHead = `SELECT version, last_hash FROM streams WHERE stream_id = $1 AND tenant_id = $2`
+
+// loadIntoCache reads, without locking and in one round trip, what a
+// command on customerID decides on, and caches it. The reads need not be
+// consistent with each other: the append checks each part.
+func (c *Commands) loadIntoCache(ctx context.Context, tenantID, customerID string, userIDs []string) error {
+	b := &pgx.Batch{}
+	b.Queue(qCustomerHead, customerID, tenantID)
+	b.Queue(qEvents, []string{customerID, tenantID})
+	if len(userIDs) > 0 {
+		b.Queue(qUsers, tenantID, userIDs)
+	}
+	br := c.store.Pool().SendBatch(ctx, b)
+	defer br.Close()
+	var head eventstore.Head
+	if err := br.QueryRow().Scan(&head.Version, &head.LastHash); err != nil {
+		return err
+	}
+	streams, err := collectEvents(br.Query())
+	if err != nil {
+		return err
+	}
+	users := map[string]domain.User{}
+	if len(userIDs) > 0 {
+		if users, err = collectUsers(br.Query()); err != nil {
+			return err
+		}
+	}
+	l, err := rebuild(tenantID, []string{customerID}, streams)
+	if err != nil {
+		return err
+	}
+	cu := l.customers[customerID]
+	if cu.Version != head.Version {
+		return errStale // appended to between the two reads
+	}
+	evs := streams[customerID]
+	c.cache.putPolicy(tenantID, l.policy, l.policyVersion)
+	c.cache.putUsers(users)
+	for _, u := range users {
+		c.names.put(u.ID, u.Name)
+	}
+	c.cache.putCustomer(cu, head, l.lastPosition[customerID], evs[len(evs)-1].RecordedAt)
+	return nil
 }

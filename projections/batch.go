@@ -2,10 +2,12 @@ package projections
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -36,13 +38,20 @@ type batchApplier interface {
 // short (their team's history), so the read is cheap next to a statement
 // per event.
 
-const qCustomerStreams = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
-       type, schema_version, data, recorded_at
-FROM events WHERE stream_id = ANY($1::uuid[]) ORDER BY stream_id, stream_version`
+// qCustomerStreams reads whole customer streams with, per event, the name
+// of the user it puts on the team (names never change): every member of a
+// team joined through such an event of the stream.
+const qCustomerStreams = `SELECT e.position, e.transaction_id::text, e.tenant_id::text, e.stream_id::text, e.stream_version,
+       e.type, e.schema_version, e.data, e.recorded_at, u.id::text, u.name
+FROM events e
+LEFT JOIN users u ON u.id = (coalesce(e.data->>'with_user_id', e.data->>'user_id'))::uuid
+    AND e.type IN ('UserAssigned', 'TeamMemberReplaced')
+WHERE e.stream_id = ANY($1::uuid[]) ORDER BY e.stream_id, e.stream_version`
 
 // refold folds again, from their whole committed streams, the customers
-// the batch's customer events belong to.
-func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*foldCustomer, error) {
+// the batch's customer events belong to, and returns them with the names of
+// their users.
+func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*foldCustomer, map[string]string, error) {
 	var ids []string
 	for _, e := range batch {
 		if isCustomerEvent(e.Type) && !slices.Contains(ids, e.StreamID) {
@@ -50,22 +59,27 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	sort.Strings(ids)
 	rows, err := tx.QueryContext(ctx, qCustomerStreams, ids)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read customer streams: %w", err)
+		return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
 	defer rows.Close()
 	byID := map[string]*foldCustomer{}
+	names := map[string]string{}
 	var out []*foldCustomer
 	for rows.Next() {
 		var env envelope
 		var txid string
+		var userID, name sql.NullString
 		if err := rows.Scan(&env.Position, &txid, &env.TenantID, &env.StreamID, &env.StreamVersion,
-			&env.Type, &env.SchemaVersion, &env.Data, &env.RecordedAt); err != nil {
-			return nil, nil, fmt.Errorf("read customer streams: %w", err)
+			&env.Type, &env.SchemaVersion, &env.Data, &env.RecordedAt, &userID, &name); err != nil {
+			return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
+		}
+		if userID.Valid {
+			names[userID.String] = name.String
 		}
 		fc := byID[env.StreamID]
 		if fc == nil {
@@ -79,7 +93,7 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		}
 		d, err := decode(&env)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		fc.stretches.apply(&fc.state, d)
 		if isTeamEvent(d) {
@@ -90,20 +104,23 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("read customer streams: %w", err)
+		return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
-	return ids, out, nil
+	return ids, out, names, nil
 }
 
-// applyFoldBatch is applyBatch for a fold projection p.
+// applyFoldBatch is applyBatch for a fold projection p: one read, one
+// statement deleting the touched customers' rows from every table of p, one
+// inserting their new rows and moving the checkpoint. (A row deleted and
+// inserted again by one statement would be its own unique conflict.)
 func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, g gate) error {
-	ids, folded, err := refold(ctx, tx, batch)
+	ids, folded, names, err := refold(ctx, tx, batch)
 	if err != nil || len(ids) == 0 {
 		return err
 	}
-	sink, err := newLiveSink(ctx, tx, p.copyColumns(), folded)
-	if err != nil {
-		return err
+	sink := &copySink{tables: map[string]*copyTable{}, names: names, lookup: func(string) string { return "" }}
+	for t, cols := range p.copyColumns() {
+		sink.tables[t] = &copyTable{id: pgx.Identifier{t}, columns: cols}
 	}
 	sp, stretches := p.(stretchBulk)
 	for _, fc := range folded {
@@ -119,72 +136,82 @@ func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelo
 		tables = append(tables, t)
 	}
 	sort.Strings(tables)
-	for _, t := range tables {
+	ctes := make([]string, 0, 3*len(tables)+1)
+	args := []any{ids}
+	for i, t := range tables {
 		ct := sink.tables[t]
-		if _, err := tx.ExecContext(ctx, `DELETE FROM `+pgx.Identifier{t}.Sanitize()+` WHERE customer_id = ANY($1::uuid[])`, ids); err != nil {
-			return fmt.Errorf("replace %s: %w", t, err)
-		}
-		if len(ct.rows) == 0 {
-			continue
-		}
 		js, err := rowsJSON(ct.columns, ct.rows)
 		if err != nil {
 			return fmt.Errorf("replace %s: %w", t, err)
 		}
-		list := ""
-		for i, c := range ct.columns {
-			if i > 0 {
-				list += ", "
-			}
-			list += pgx.Identifier{c}.Sanitize()
-		}
-		q := `INSERT INTO ` + pgx.Identifier{t}.Sanitize() + ` (` + list + `) SELECT ` + list +
-			` FROM jsonb_populate_recordset(NULL::` + pgx.Identifier{t}.Sanitize() + `, $1::jsonb)`
-		if _, err := tx.ExecContext(ctx, q, js); err != nil {
-			return fmt.Errorf("replace %s: %w", t, err)
-		}
+		args = append(args, js)
+		ctes = append(ctes, replaceRows(i, t, ct.columns, len(args))...)
 	}
 	if g.group != "" {
-		if _, err := tx.ExecContext(ctx, qAckOffset, g.group, g.txid, g.pos); err != nil {
-			return fmt.Errorf("move checkpoint: %w", err)
-		}
+		n := len(args)
+		ctes = append(ctes, fmt.Sprintf(`cp AS (UPDATE projection_checkpoints SET last_transaction_id = $%[2]d::text::xid8, last_position = $%[3]d::bigint, updated_at = now()
+    WHERE consumer_group = $%[1]d::text AND (last_transaction_id, last_position) < ($%[2]d::text::xid8, $%[3]d::bigint))`, n+1, n+2, n+3))
+		args = append(args, g.group, g.txid, g.pos)
+	}
+	if _, err := tx.ExecContext(ctx, "WITH "+strings.Join(ctes, ",\n")+"\nSELECT 1", args...); err != nil {
+		return fmt.Errorf("replace rows: %w", err)
 	}
 	return nil
 }
 
-func isTeamEvent(d decoded) bool { return isTeamType(d.env.Type) }
-
-// newLiveSink is a copySink that only collects rows (for tables), with the
-// names of the folded teams' users.
-func newLiveSink(ctx context.Context, tx queryer, tables map[string][]string, folded []*foldCustomer) (*copySink, error) {
-	s := &copySink{tables: map[string]*copyTable{}, names: map[string]string{}}
-	for t, cols := range tables {
-		s.tables[t] = &copyTable{id: pgx.Identifier{t}, columns: cols}
+// primaryKey is each fold table's key: the rows of one customer that
+// replaceRows keeps, updates or deletes are told apart by it.
+func primaryKey(table string) []string {
+	switch table {
+	case "my_clients":
+		return []string{"customer_id", "user_id"}
+	case "assignment_intervals":
+		return []string{"customer_id", "from_position", "user_id"}
+	default:
+		return []string{"customer_id"}
 	}
-	var users []string
-	for _, fc := range folded {
-		for _, m := range fc.state.Team {
-			users = append(users, m.UserID)
-		}
-	}
-	s.lookup = func(string) string { return "" }
-	if len(users) == 0 {
-		return s, nil
-	}
-	rows, err := tx.QueryContext(ctx, qUserNames, users)
-	if err != nil {
-		return nil, fmt.Errorf("read user names: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return nil, fmt.Errorf("read user names: %w", err)
-		}
-		s.names[id] = name
-	}
-	return s, rows.Err()
 }
+
+// replaceRows returns the CTEs that make table's rows of the customers $1
+// the rows in JSON parameter $param: rows no longer there are deleted, new
+// ones inserted, changed ones updated and the others left alone (their
+// indexes untouched). The delete and the upsert touch disjoint rows, so one
+// statement can do both.
+func replaceRows(i int, table string, columns []string, param int) []string {
+	name := pgx.Identifier{table}.Sanitize()
+	quote := func(cs []string, prefix string) string {
+		out := make([]string, len(cs))
+		for k, c := range cs {
+			out[k] = prefix + pgx.Identifier{c}.Sanitize()
+		}
+		return strings.Join(out, ", ")
+	}
+	key := primaryKey(table)
+	var rest []string
+	for _, c := range columns {
+		if !slices.Contains(key, c) {
+			rest = append(rest, c)
+		}
+	}
+	newRows := fmt.Sprintf("n%d AS (SELECT %s FROM jsonb_populate_recordset(NULL::%s, $%d::jsonb))", i, quote(columns, ""), name, param)
+	del := fmt.Sprintf("d%d AS (DELETE FROM %s t WHERE t.customer_id = ANY($1::uuid[]) AND (%s) NOT IN (SELECT %s FROM n%d))",
+		i, name, quote(key, "t."), quote(key, ""), i)
+	upsert := fmt.Sprintf("u%d AS (INSERT INTO %s (%s) SELECT %s FROM n%d ON CONFLICT (%s) DO ", i, name, quote(columns, ""), quote(columns, ""), i, quote(key, ""))
+	if len(rest) == 0 {
+		upsert += "NOTHING)"
+	} else {
+		sets := make([]string, len(rest))
+		for k, c := range rest {
+			q := pgx.Identifier{c}.Sanitize()
+			sets[k] = q + " = excluded." + q
+		}
+		upsert += fmt.Sprintf("UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s))", strings.Join(sets, ", "), quote(rest, "t."), quote(rest, "excluded."))
+		upsert = strings.Replace(upsert, "INSERT INTO "+name+" (", "INSERT INTO "+name+" AS t (", 1)
+	}
+	return []string{newRows, del, upsert}
+}
+
+func isTeamEvent(d decoded) bool { return isTeamType(d.env.Type) }
 
 // jsonColumns hold JSON documents the emitters hand over as text.
 var jsonColumns = []string{"assignees"}
