@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -20,38 +21,92 @@ import (
 // handler gives it, with the first message of a batch, every event of the
 // batch from there on (see Runner.handler).
 type batchApplier interface {
-	applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error
+	// applyBatch applies batch in tx; st is the handler's own state,
+	// kept from one batch to the next.
+	applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, st *batchState) error
+}
+
+// batchState is what a handler keeps between batches: the fold projections'
+// customers as last written (foldCache).
+type batchState struct {
+	folds foldCache
 }
 
 // The customer-stream projections (my_clients, customer_list,
 // assignment_intervals) apply a batch by folding each customer the batch
 // touches again from its whole committed stream, with the rebuild's own fold
-// and emitters, and replacing that customer's rows.
+// and emitters, and writing the difference between the rows as of the
+// version the projection had applied and the rows now: one read and one
+// write statement per batch, and only changed rows written.
 //
 // Why whole streams: a customer's committed events always form a prefix of
 // its stream (appends to one stream commit in version order), so the fold
 // is the customer as of some committed version at or past everything
-// delivered, whatever order commits were delivered in. Writing it is
-// idempotent: applying a batch again, or a commit by Watermill between two
-// of its statements, leaves rows that another application makes whole. The
-// checkpoint moves in the batch's last statement. Customer streams are
-// short (their team's history), so the read is cheap next to a statement
-// per event.
+// delivered, whatever order commits were delivered in. The write carries
+// the projection's per-customer version and the checkpoint, so it is all or
+// nothing, and applying a batch again finds nothing to change.
 
-// qCustomerStreams reads whole customer streams with, per event, the name
-// of the user it puts on the team (names never change): every member of a
-// team joined through such an event of the stream.
-const qCustomerStreams = `SELECT e.position, e.transaction_id::text, e.tenant_id::text, e.stream_id::text, e.stream_version,
-       e.type, e.schema_version, e.data, e.recorded_at, u.id::text, u.name
-FROM events e
+// qCustomerEvents reads, for each customer $1[i], the version the
+// projection has applied (%s: a query of it by w.id) and the events of its
+// stream past version $2[i], each with the name of the user it puts on the
+// team (names never change: every member of a team joined through such an
+// event of the stream). A customer without such events has one row of
+// NULL event columns.
+const qCustomerEvents = `SELECT w.id::text, coalesce(a.version, 0), e.position, e.transaction_id::text, e.tenant_id::text,
+       e.stream_version, e.type, e.schema_version, e.data, e.recorded_at, u.id::text, u.name
+FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
+LEFT JOIN LATERAL (%s) a ON true
+LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = w.id AND e.stream_version > w.after) e ON true
 LEFT JOIN users u ON u.id = (coalesce(e.data->>'with_user_id', e.data->>'user_id'))::uuid
     AND e.type IN ('UserAssigned', 'TeamMemberReplaced')
-WHERE e.stream_id = ANY($1::uuid[]) ORDER BY e.stream_id, e.stream_version`
+ORDER BY w.id, e.stream_version`
 
-// refold folds again, from their whole committed streams, the customers
-// the batch's customer events belong to, and returns them with the names of
-// their users.
-func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*foldCustomer, map[string]string, error) {
+// appliedVersion is, per fold projection, the query of the customer version
+// it has applied, for qCustomerEvents.
+func appliedVersion(p foldBulk) string {
+	switch p.(type) {
+	case myClients:
+		return `SELECT version FROM my_clients_streams WHERE customer_id = w.id`
+	case assignmentIntervals:
+		return `SELECT version FROM assignment_intervals_streams WHERE customer_id = w.id`
+	default:
+		return `SELECT version FROM customer_list WHERE customer_id = w.id`
+	}
+}
+
+// foldCache keeps, per customer, the fold a handler last wrote and its rows
+// (the "before" of the next batch), so a batch reads and folds only the
+// events past it. An entry is only used when the projection's table still
+// records its version (another process, or a rebuild, may have written
+// since; a rolled-back batch leaves the table behind the entry): otherwise
+// the customer is folded again from its whole stream.
+type foldCache struct {
+	customers map[string]*foldEntry
+	// names are the users' names read with the customers' events (names
+	// never change); a cached customer's earlier members are among them.
+	names map[string]string
+}
+
+type foldEntry struct {
+	fold *foldCustomer
+	rows foldRows // the customer's rows as of fold
+}
+
+// maxFoldCache bounds a handler's cache; past it the cache starts over.
+const maxFoldCache = 50_000
+
+// foldedCustomer is a customer of a batch: its fold, brought up to date,
+// and its rows as of the version the projection had applied.
+type foldedCustomer struct {
+	fold   *foldCustomer
+	before foldRows
+}
+
+// refold brings the customers the batch's customer events belong to up to
+// date with their committed streams, from the cache when it is current and
+// from their whole streams otherwise, adding their users' names to the
+// cache's.
+func refold(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, cache *foldCache) ([]foldedCustomer, error) {
 	var ids []string
 	for _, e := range batch {
 		if isCustomerEvent(e.Type) && !slices.Contains(ids, e.StreamID) {
@@ -59,33 +114,98 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		}
 	}
 	if len(ids) == 0 {
-		return nil, nil, nil, nil
+		return nil, nil
 	}
 	sort.Strings(ids)
-	rows, err := tx.QueryContext(ctx, qCustomerStreams, ids)
+	if cache.customers == nil || len(cache.customers) > maxFoldCache {
+		cache.customers, cache.names = map[string]*foldEntry{}, map[string]string{}
+	}
+	out, stale, err := refoldFrom(ctx, tx, p, ids, cache)
+	if err != nil || len(stale) == 0 {
+		return out, err
+	}
+	for _, id := range stale {
+		delete(cache.customers, id)
+	}
+	again, stale, err := refoldFrom(ctx, tx, p, stale, cache)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
+		return nil, err
+	}
+	if len(stale) > 0 {
+		return nil, fmt.Errorf("customers %v: applied versions moved while being read", stale)
+	}
+	return append(out, again...), nil
+}
+
+// refoldFrom is one read of refold: the customers whose cache entry turned
+// out stale are returned for a second read from the start of their streams.
+func refoldFrom(ctx context.Context, tx queryer, p foldBulk, ids []string, cache *foldCache) ([]foldedCustomer, []string, error) {
+	names := cache.names
+	after := make([]int64, len(ids))
+	for i, id := range ids {
+		if e, ok := cache.customers[id]; ok {
+			after[i] = e.fold.state.Version
+		}
+	}
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf(qCustomerEvents, appliedVersion(p)), ids, after)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
 	defer rows.Close()
-	byID := map[string]*foldCustomer{}
-	names := map[string]string{}
-	var out []*foldCustomer
+	var (
+		out   []foldedCustomer
+		stale []string
+		cur   *foldedCustomer
+		skip  string // a stale customer's id, whose rows are ignored
+	)
 	for rows.Next() {
-		var env envelope
-		var txid string
-		var userID, name sql.NullString
-		if err := rows.Scan(&env.Position, &txid, &env.TenantID, &env.StreamID, &env.StreamVersion,
-			&env.Type, &env.SchemaVersion, &env.Data, &env.RecordedAt, &userID, &name); err != nil {
-			return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
+		var (
+			id, txid, tenant, typ sql.NullString
+			applied               int64
+			pos, version          sql.NullInt64
+			schema                sql.NullInt32
+			data                  []byte
+			at                    sql.NullTime
+			userID, name          sql.NullString
+		)
+		if err := rows.Scan(&id, &applied, &pos, &txid, &tenant, &version, &typ, &schema, &data, &at, &userID, &name); err != nil {
+			return nil, nil, fmt.Errorf("read customer streams: %w", err)
+		}
+		if id.String == skip {
+			continue
 		}
 		if userID.Valid {
 			names[userID.String] = name.String
 		}
-		fc := byID[env.StreamID]
-		if fc == nil {
-			fc = &foldCustomer{state: customerState{ID: env.StreamID, TenantID: env.TenantID}, stretches: newStretchFold(nil)}
-			byID[env.StreamID] = fc
-			out = append(out, fc)
+		if cur == nil || cur.fold.state.ID != id.String {
+			if cur != nil {
+				out = append(out, *cur)
+			}
+			cur = nil
+			if e, ok := cache.customers[id.String]; ok {
+				if e.fold.state.Version != applied {
+					stale, skip = append(stale, id.String), id.String
+					continue
+				}
+				cur = &foldedCustomer{fold: e.fold, before: e.rows}
+			} else {
+				cur = &foldedCustomer{fold: &foldCustomer{state: customerState{ID: id.String}, stretches: newStretchFold(nil)}, before: foldRows{}}
+				if applied == 0 {
+					if err := collect(p, cur.fold, names, cur.before); err != nil {
+						return nil, nil, err
+					}
+				}
+			}
+			cur.fold.appliedAt = applied
+		}
+		if !pos.Valid {
+			continue
+		}
+		fc := cur.fold
+		env := envelope{Position: pos.Int64, TenantID: tenant.String, StreamID: id.String, StreamVersion: version.Int64,
+			Type: typ.String, SchemaVersion: int(schema.Int32), Data: data, RecordedAt: at.Time}
+		if fc.state.TenantID == "" {
+			fc.state.TenantID = env.TenantID
 		}
 		if fc.frozen || env.StreamVersion != fc.state.Version+1 {
 			fc.frozen = true
@@ -93,7 +213,7 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		}
 		d, err := decode(&env)
 		if err != nil {
-			return nil, nil, nil, err
+			return nil, nil, err
 		}
 		fc.stretches.apply(&fc.state, d)
 		if isTeamEvent(d) {
@@ -102,50 +222,118 @@ func refold(ctx context.Context, tx queryer, batch []*envelope) ([]string, []*fo
 		} else {
 			fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
 		}
+		if fc.state.Version == fc.appliedAt {
+			if err := collect(p, fc, names, cur.before); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if cur != nil {
+		out = append(out, *cur)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, nil, nil, fmt.Errorf("read customer streams: %w", err)
+		return nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
-	return ids, out, names, nil
+	for _, c := range out {
+		if c.fold.state.Version < c.fold.appliedAt {
+			return nil, nil, fmt.Errorf("customer %s: the projection has version %d, the stream only %d", c.fold.state.ID, c.fold.appliedAt, c.fold.state.Version)
+		}
+	}
+	return out, stale, nil
 }
 
-// applyFoldBatch is applyBatch for a fold projection p: one read, one
-// statement deleting the touched customers' rows from every table of p, one
-// inserting their new rows and moving the checkpoint. (A row deleted and
-// inserted again by one statement would be its own unique conflict.)
-func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, g gate) error {
-	ids, folded, names, err := refold(ctx, tx, batch)
-	if err != nil || len(ids) == 0 {
+// foldRows are fold rows per table, keyed by primary key, as the JSON
+// objects jsonb_populate_recordset reads.
+type foldRows map[string]map[string][]byte
+
+// collect emits fc's rows (without forgetting its stretches) into out.
+func collect(p foldBulk, fc *foldCustomer, names map[string]string, out foldRows) error {
+	sink := &copySink{tables: map[string]*copyTable{}, names: names, lookup: func(string) string { return "" }}
+	cols := p.copyColumns()
+	for t, c := range cols {
+		sink.tables[t] = &copyTable{id: pgx.Identifier{t}, columns: c}
+	}
+	state := fc.state
+	state.Team = slices.Clone(fc.state.Team)
+	if sp, ok := p.(stretchBulk); ok {
+		for _, st := range fc.stretches.all {
+			sp.emitStretch(sink, &state, st)
+		}
+	}
+	if err := p.emit(sink, &state); err != nil {
 		return err
 	}
-	sink := &copySink{tables: map[string]*copyTable{}, names: names, lookup: func(string) string { return "" }}
-	for t, cols := range p.copyColumns() {
-		sink.tables[t] = &copyTable{id: pgx.Identifier{t}, columns: cols}
-	}
-	sp, stretches := p.(stretchBulk)
-	for _, fc := range folded {
-		if stretches {
-			fc.stretches.drain(func(st *stretch) { sp.emitStretch(sink, &fc.state, st) }, true)
+	for t, ct := range sink.tables {
+		if out[t] == nil {
+			out[t] = map[string][]byte{}
 		}
-		if err := p.emit(sink, &fc.state); err != nil {
-			return err
+		key := primaryKey(t)
+		for _, r := range ct.rows {
+			obj := rowObject(ct.columns, r)
+			js, err := json.Marshal(obj)
+			if err != nil {
+				return err
+			}
+			var k strings.Builder
+			for _, c := range key {
+				fmt.Fprint(&k, obj[c], "|")
+			}
+			out[t][k.String()] = js
 		}
 	}
-	tables := make([]string, 0, len(sink.tables))
-	for t := range sink.tables {
+	return nil
+}
+
+// applyFoldBatch is applyBatch for a fold projection p.
+func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, g gate, cache *foldCache) (err error) {
+	defer func() {
+		if err != nil {
+			// What the cache holds may be ahead of what the tables will
+			// hold once the transaction rolls back.
+			cache.customers, cache.names = nil, nil
+		}
+	}()
+	folded, err := refold(ctx, tx, p, batch, cache)
+	if err != nil || len(folded) == 0 {
+		return err
+	}
+	names := cache.names
+	tables := make([]string, 0, len(p.copyColumns()))
+	for t := range p.copyColumns() {
 		tables = append(tables, t)
 	}
 	sort.Strings(tables)
-	ctes := make([]string, 0, 3*len(tables)+1)
-	args := []any{ids}
-	for i, t := range tables {
-		ct := sink.tables[t]
-		js, err := rowsJSON(ct.columns, ct.rows)
-		if err != nil {
-			return fmt.Errorf("replace %s: %w", t, err)
+	gone, changed := map[string][][]byte{}, map[string][][]byte{}
+	for _, c := range folded {
+		after := foldRows{}
+		if err := collect(p, c.fold, names, after); err != nil {
+			return err
 		}
-		args = append(args, js)
-		ctes = append(ctes, replaceRows(i, t, ct.columns, len(args))...)
+		for _, t := range tables {
+			for k, row := range c.before[t] {
+				if _, ok := after[t][k]; !ok {
+					gone[t] = append(gone[t], row)
+				}
+			}
+			for k, row := range after[t] {
+				if old, ok := c.before[t][k]; !ok || !bytes.Equal(old, row) {
+					changed[t] = append(changed[t], row)
+				}
+			}
+		}
+		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: after}
+	}
+	var ctes []string
+	var args []any
+	for i, t := range tables {
+		if len(gone[t]) > 0 {
+			args = append(args, jsonArray(gone[t]))
+			ctes = append(ctes, deleteRows(i, t, len(args)))
+		}
+		if len(changed[t]) > 0 {
+			args = append(args, jsonArray(changed[t]))
+			ctes = append(ctes, upsertRows(i, t, p.copyColumns()[t], len(args)))
+		}
 	}
 	if g.group != "" {
 		n := len(args)
@@ -153,14 +341,22 @@ func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelo
     WHERE consumer_group = $%[1]d::text AND (last_transaction_id, last_position) < ($%[2]d::text::xid8, $%[3]d::bigint))`, n+1, n+2, n+3))
 		args = append(args, g.group, g.txid, g.pos)
 	}
+	if len(ctes) == 0 {
+		return nil
+	}
 	if _, err := tx.ExecContext(ctx, "WITH "+strings.Join(ctes, ",\n")+"\nSELECT 1", args...); err != nil {
-		return fmt.Errorf("replace rows: %w", err)
+		return fmt.Errorf("write rows: %w", err)
 	}
 	return nil
 }
 
-// primaryKey is each fold table's key: the rows of one customer that
-// replaceRows keeps, updates or deletes are told apart by it.
+func isTeamEvent(d decoded) bool { return isTeamType(d.env.Type) }
+
+func jsonArray(rows [][]byte) []byte {
+	return append(append([]byte("["), bytes.Join(rows, []byte(","))...), ']')
+}
+
+// primaryKey is each fold table's key.
 func primaryKey(table string) []string {
 	switch table {
 	case "my_clients":
@@ -172,20 +368,28 @@ func primaryKey(table string) []string {
 	}
 }
 
-// replaceRows returns the CTEs that make table's rows of the customers $1
-// the rows in JSON parameter $param: rows no longer there are deleted, new
-// ones inserted, changed ones updated and the others left alone (their
-// indexes untouched). The delete and the upsert touch disjoint rows, so one
-// statement can do both.
-func replaceRows(i int, table string, columns []string, param int) []string {
-	name := pgx.Identifier{table}.Sanitize()
-	quote := func(cs []string, prefix string) string {
-		out := make([]string, len(cs))
-		for k, c := range cs {
-			out[k] = prefix + pgx.Identifier{c}.Sanitize()
-		}
-		return strings.Join(out, ", ")
+func quoted(cs []string, prefix string) string {
+	out := make([]string, len(cs))
+	for k, c := range cs {
+		out[k] = prefix + pgx.Identifier{c}.Sanitize()
 	}
+	return strings.Join(out, ", ")
+}
+
+// deleteRows is the CTE deleting table's rows whose keys are in JSON
+// parameter $param.
+func deleteRows(i int, table string, param int) string {
+	name := pgx.Identifier{table}.Sanitize()
+	key := primaryKey(table)
+	return fmt.Sprintf("d%d AS (DELETE FROM %s WHERE (%s) IN (SELECT %s FROM jsonb_populate_recordset(NULL::%s, $%d::jsonb)))",
+		i, name, quoted(key, ""), quoted(key, ""), name, param)
+}
+
+// upsertRows is the CTE inserting or updating the rows in JSON parameter
+// $param. A table's deleted and upserted rows are disjoint, so one
+// statement can do both.
+func upsertRows(i int, table string, columns []string, param int) string {
+	name := pgx.Identifier{table}.Sanitize()
 	key := primaryKey(table)
 	var rest []string
 	for _, c := range columns {
@@ -193,72 +397,67 @@ func replaceRows(i int, table string, columns []string, param int) []string {
 			rest = append(rest, c)
 		}
 	}
-	newRows := fmt.Sprintf("n%d AS (SELECT %s FROM jsonb_populate_recordset(NULL::%s, $%d::jsonb))", i, quote(columns, ""), name, param)
-	del := fmt.Sprintf("d%d AS (DELETE FROM %s t WHERE t.customer_id = ANY($1::uuid[]) AND (%s) NOT IN (SELECT %s FROM n%d))",
-		i, name, quote(key, "t."), quote(key, ""), i)
-	upsert := fmt.Sprintf("u%d AS (INSERT INTO %s (%s) SELECT %s FROM n%d ON CONFLICT (%s) DO ", i, name, quote(columns, ""), quote(columns, ""), i, quote(key, ""))
+	q := fmt.Sprintf("u%d AS (INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, $%d::jsonb) ON CONFLICT (%s) DO ",
+		i, name, quoted(columns, ""), quoted(columns, ""), name, param, quoted(key, ""))
 	if len(rest) == 0 {
-		upsert += "NOTHING)"
-	} else {
-		sets := make([]string, len(rest))
-		for k, c := range rest {
-			q := pgx.Identifier{c}.Sanitize()
-			sets[k] = q + " = excluded." + q
-		}
-		upsert += fmt.Sprintf("UPDATE SET %s WHERE (%s) IS DISTINCT FROM (%s))", strings.Join(sets, ", "), quote(rest, "t."), quote(rest, "excluded."))
-		upsert = strings.Replace(upsert, "INSERT INTO "+name+" (", "INSERT INTO "+name+" AS t (", 1)
+		return q + "NOTHING)"
 	}
-	return []string{newRows, del, upsert}
+	sets := make([]string, len(rest))
+	for k, c := range rest {
+		n := pgx.Identifier{c}.Sanitize()
+		sets[k] = n + " = excluded." + n
+	}
+	return q + "UPDATE SET " + strings.Join(sets, ", ") + ")"
 }
-
-func isTeamEvent(d decoded) bool { return isTeamType(d.env.Type) }
 
 // jsonColumns hold JSON documents the emitters hand over as text.
 var jsonColumns = []string{"assignees"}
 
-// rowsJSON encodes emitted rows as a JSON array of objects keyed by column,
-// for jsonb_populate_recordset.
-func rowsJSON(columns []string, rows [][]any) ([]byte, error) {
-	out := make([]map[string]any, len(rows))
-	for i, r := range rows {
-		o := make(map[string]any, len(columns))
-		for j, c := range columns {
-			switch v := r[j].(type) {
-			case [16]byte:
-				o[c] = uuid.UUID(v).String()
-			case time.Time:
+// rowObject turns an emitted row into the JSON object
+// jsonb_populate_recordset reads, keyed by column.
+func rowObject(columns []string, r []any) map[string]any {
+	o := make(map[string]any, len(columns))
+	for j, c := range columns {
+		switch v := r[j].(type) {
+		case [16]byte:
+			o[c] = uuid.UUID(v).String()
+		case time.Time:
+			o[c] = v.UTC().Format(time.RFC3339Nano)
+		case *time.Time:
+			if v == nil {
+				o[c] = nil
+			} else {
 				o[c] = v.UTC().Format(time.RFC3339Nano)
-			case *time.Time:
-				if v == nil {
-					o[c] = nil
-				} else {
-					o[c] = v.UTC().Format(time.RFC3339Nano)
-				}
-			case string:
-				if slices.Contains(jsonColumns, c) {
-					o[c] = json.RawMessage(v)
-				} else {
-					o[c] = v
-				}
-			default:
+			}
+		case *int64:
+			if v == nil {
+				o[c] = nil
+			} else {
+				o[c] = *v
+			}
+		case string:
+			if slices.Contains(jsonColumns, c) {
+				o[c] = json.RawMessage(v)
+			} else {
 				o[c] = v
 			}
+		default:
+			o[c] = v
 		}
-		out[i] = o
 	}
-	return json.Marshal(out)
+	return o
 }
 
-func (myClients) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error {
-	return applyFoldBatch(ctx, tx, myClients{}, batch, g)
+func (myClients) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, st *batchState) error {
+	return applyFoldBatch(ctx, tx, myClients{}, batch, g, &st.folds)
 }
 
-func (customerList) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error {
-	return applyFoldBatch(ctx, tx, customerList{}, batch, g)
+func (customerList) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, st *batchState) error {
+	return applyFoldBatch(ctx, tx, customerList{}, batch, g, &st.folds)
 }
 
-func (assignmentIntervals) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error {
-	return applyFoldBatch(ctx, tx, assignmentIntervals{}, batch, g)
+func (assignmentIntervals) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, st *batchState) error {
+	return applyFoldBatch(ctx, tx, assignmentIntervals{}, batch, g, &st.folds)
 }
 
 // The audit log and the notifications insert a batch's rows in one
@@ -278,14 +477,14 @@ func positions(batch []*envelope) []int64 {
 	return out
 }
 
-func (auditLog) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error {
+func (auditLog) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, _ *batchState) error {
 	if err := qAuditApplyBatch.exec(ctx, tx, g, positions(batch)); err != nil {
 		return fmt.Errorf("write audit_log: %w", err)
 	}
 	return nil
 }
 
-func (notifications) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate) error {
+func (notifications) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, _ *batchState) error {
 	if !slices.ContainsFunc(batch, func(e *envelope) bool { return isTeamType(e.Type) }) {
 		return nil
 	}

@@ -113,8 +113,9 @@ WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 ORDER BY transaction_id, position
 LIMIT $3`
-	qLockCheckpoint = `SELECT last_transaction_id::text, last_position FROM projection_checkpoints
-WHERE consumer_group = $1 FOR UPDATE`
+	// The live subscriber's own claim (migration 0006): it pauses the live
+	// handler between its batches.
+	qLockCheckpoint = `SELECT last_transaction_id::text, last_position FROM ledger_checkpoint_claim($1)`
 	qSetCheckpoint = `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3,
     updated_at = now() WHERE consumer_group = $1`
 )
@@ -315,6 +316,9 @@ type foldCustomer struct {
 	// range was read), so the fold keeps the prefix it has and the rest of
 	// the stream comes through catch-up, which fills the gap.
 	frozen bool
+	// appliedAt is the version a live fold projection had applied when
+	// the batch being applied was read (see refoldFrom).
+	appliedAt int64
 }
 
 // bulkFold folds every customer's stream and copies the resulting rows into

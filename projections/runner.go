@@ -123,6 +123,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	// would put every projection commit's fsync on the commands' path.
 	cfg := r.pool.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
+	// Batch statements are short; JIT compilation costs them more than it
+	// saves whenever a plan's estimate crosses jit_above_cost.
+	cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	cfg.MaxConns = int32(len(r.projections) + 2)
 	cfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
@@ -211,6 +214,7 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 	var (
 		appliedTx *sql.Tx     // the transaction batchApplier last wrote in
 		applied   []*envelope // and the events it applied there
+		state     batchState
 	)
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
@@ -245,7 +249,7 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 			}
 			last := batch[len(batch)-1]
 			g := gate{group: p.name(), txid: strconv.FormatUint(last.TransactionID, 10), pos: last.Position}
-			if err := bp.applyBatch(ctx, tx, batch, g); err != nil {
+			if err := bp.applyBatch(ctx, tx, batch, g, &state); err != nil {
 				return fail(fmt.Errorf("apply events %d..%d: %w", env.Position, last.Position, err))
 			}
 			appliedTx, applied = tx, batch

@@ -73,9 +73,9 @@ func (s *eventsSchema) full() bool {
 	return len(s.batch) >= s.batchSize
 }
 
-// The group's checkpoint row is locked in the first CTE, and the lateral join
-// makes the planner scan it first, so the lock is taken even when no event
-// qualifies. Only transactions below the snapshot's xmin are read: a
+// The group is claimed in the first CTE (a volatile function, so the CTE
+// is never inlined), and the lateral join makes the planner run it first,
+// so the claim is made even when no event qualifies. Only transactions below the snapshot's xmin are read: a
 // transaction that commits late has a smaller id than events already visible.
 const qSelectEvents = `
 WITH ck AS (%s)
@@ -168,8 +168,8 @@ func (*eventsSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.L
 type checkpointOffsets struct{}
 
 const (
-	qNextOffset = `SELECT last_transaction_id, last_position FROM projection_checkpoints
-WHERE consumer_group = $1 FOR UPDATE`
+	// The claim locks the group for the transaction (migration 0006).
+	qNextOffset = `SELECT last_transaction_id, last_position FROM ledger_checkpoint_claim($1)`
 
 	// Monotonic: handlers advance the checkpoint themselves, event by event,
 	// so Watermill's ack for an earlier message must not move it back.
@@ -194,8 +194,8 @@ func (checkpointOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) 
 
 func (checkpointOffsets) SchemaInitializingQueries(string) []wsql.Query { return nil }
 
-// BeforeSubscribingQueries makes sure the row exists: FOR UPDATE has nothing
-// to lock otherwise, and two processes would both consume.
+// BeforeSubscribingQueries makes sure the row exists: the claim reads the
+// checkpoint from it.
 func (checkpointOffsets) BeforeSubscribingQueries(_ string, consumerGroup string) []wsql.Query {
 	return []wsql.Query{{Query: qEnsureCheckpoint, Args: []any{consumerGroup}}}
 }

@@ -26,6 +26,11 @@ func connect(ctx context.Context, env *cliEnv) (config.Config, *pgxpool.Pool, *s
 		pcfg.MaxConns = 32
 	}
 	pcfg.ConnConfig.RuntimeParams["application_name"] = "ledger"
+	// An OLTP service: JIT compilation costs its short statements more than
+	// it saves (DATABASE_URL may still ask for it).
+	if _, ok := pcfg.ConnConfig.RuntimeParams["jit"]; !ok {
+		pcfg.ConnConfig.RuntimeParams["jit"] = "off"
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)

@@ -69,6 +69,7 @@ func (s *server) createDB(ctx context.Context, phase string, maxConns int32) (*p
 	}
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerbench"
+	cfg.ConnConfig.RuntimeParams["jit"] = "off" // as ledger serve's pool (cmd/ledger/db.go)
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", name, err)
