@@ -9,8 +9,10 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// announcer wakes subscribers after commits with NOTIFY on NotifyChannel,
-// coalescing: while one announcement is on its way, later commits only
+// announcer wakes subscribers after commits: those of this process at once,
+// through the functions registered with Store.OnAppend, and those of other
+// processes with NOTIFY on NotifyChannel, coalesced: while one notification
+// is on its way (and for announceSpacing after it), later commits only
 // raise the position the next one carries, so a burst of commands costs a
 // few notifications rather than one each, and no command waits for one.
 //
@@ -23,19 +25,41 @@ import (
 type announcer struct {
 	pool *pgxpool.Pool
 
+	localMu sync.RWMutex
+	local   []func(position int64)
+
 	mu      sync.Mutex
 	pending int64 // highest position committed and not announced yet
 	running bool  // an announcing goroutine is at work
 }
 
-// announceTimeout bounds one NOTIFY; a lost one only delays a wake-up.
-const announceTimeout = 5 * time.Second
+const (
+	// announceTimeout bounds one NOTIFY; a lost one only delays a wake-up.
+	announceTimeout = 5 * time.Second
+	// announceSpacing is the least time between two notifications: other
+	// processes hear of a commit at most this much later (this process's
+	// own subscribers are woken directly).
+	announceSpacing = 5 * time.Millisecond
+)
+
+// onAppend registers fn to be called with the position of every commit
+// announced.
+func (a *announcer) onAppend(fn func(position int64)) {
+	a.localMu.Lock()
+	defer a.localMu.Unlock()
+	a.local = append(a.local, fn)
+}
 
 // announce arranges for position to be announced soon; it never blocks.
 func (a *announcer) announce(position int64) {
 	if position <= 0 {
 		return
 	}
+	a.localMu.RLock()
+	for _, fn := range a.local {
+		fn(position)
+	}
+	a.localMu.RUnlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.pending = max(a.pending, position)
@@ -61,5 +85,6 @@ func (a *announcer) run() {
 		_, _ = a.pool.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit TO OFF; SELECT pg_notify('`+
 			NotifyChannel+`', '`+strconv.FormatInt(p, 10)+`'); COMMIT`)
 		cancel()
+		time.Sleep(announceSpacing)
 	}
 }

@@ -180,3 +180,34 @@ func TestExpectRacesHaveOneWinner(t *testing.T) {
 		t.Fatalf("verify: %+v %v", rep, err)
 	}
 }
+
+// Local subscribers hear of every commit at once, whichever way it was
+// appended.
+func TestOnAppendHearsEveryCommit(t *testing.T) {
+	s, b := setup(t)
+	var mu sync.Mutex
+	var heard []int64
+	s.OnAppend(func(p int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		heard = append(heard, p)
+	})
+	stream := newID()
+	first, err := appendTo(t, s, b.tenant, stream, eventstore.NoStream, ev("A", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := expectAppend(context.Background(), s, b.tenant, stream, eventstore.Head{Version: 1, LastHash: first.Hashes[stream]}, nil, ev("B", 2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A refused append is not announced.
+	if _, err := appendTo(t, s, b.tenant, stream, 1, ev("C", 3)); err == nil {
+		t.Fatal("a stale expected version was accepted")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(heard) != 2 || heard[0] != first.Position || heard[1] != second.Position {
+		t.Fatalf("heard %v, want [%d %d]", heard, first.Position, second.Position)
+	}
+}

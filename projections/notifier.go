@@ -97,6 +97,15 @@ func (n *notifier) run(ctx context.Context) {
 	}
 }
 
+// newEvents wakes every subscriber, as a notification on
+// eventstore.NotifyChannel does.
+func (n *notifier) newEvents() {
+	n.events.signal()
+	for _, b := range n.woken {
+		b.signal()
+	}
+}
+
 func (n *notifier) listen(ctx context.Context) error {
 	conn, err := pgx.ConnectConfig(ctx, n.connConfig.Copy())
 	if err != nil {
@@ -161,7 +170,7 @@ const (
 	// further events arrive before it queries: under load it reads a
 	// batch per few milliseconds rather than a transaction per event,
 	// which is what keeps up with a thousand commands a second.
-	gather = 4 * time.Millisecond
+	gather = 2 * time.Millisecond
 )
 
 // HandleError decides when to query next. Empty queries are what a

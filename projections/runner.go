@@ -92,6 +92,9 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	for _, p := range ps {
 		n.woken[p.name()] = newBroadcast()
 	}
+	// Commits made in this process wake its subscribers at once; the
+	// database's notification, coalesced, is for other processes'.
+	store.OnAppend(func(int64) { n.newEvents() })
 	return &Runner{
 		pool:        pool,
 		store:       store,
