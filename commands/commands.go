@@ -81,6 +81,9 @@ var (
 	// ErrPreconditionFailed is an If-Match version that is not the
 	// customer's current version (HTTP 412).
 	ErrPreconditionFailed = errors.New("precondition failed: version mismatch")
+	// ErrUnauthenticated is a Meta.CallerKeyHash that is not, or no
+	// longer, an active user's key in the tenant (HTTP 401).
+	ErrUnauthenticated = errors.New("unknown API key or deactivated user")
 )
 
 // Commands runs every command against one event store.
@@ -111,6 +114,12 @@ type Meta struct {
 	// CorrelationID is shared by every event of the command; generated when
 	// empty.
 	CorrelationID string
+	// CallerKeyHash, when set, is the SHA-256 of an API key not yet checked
+	// against the database for this request: the command checks that it
+	// still belongs to Actor, active, in TenantID, before it writes
+	// (single-customer commands: in their append's own statement), and
+	// fails with ErrUnauthenticated otherwise.
+	CallerKeyHash []byte
 }
 
 func (m Meta) metadata() eventstore.Metadata {
@@ -395,6 +404,9 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 		}
 	}
 	c.cache.stale.Add(1)
+	if err := c.checkCaller(ctx, m); err != nil {
+		return CustomerResult{}, err
+	}
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
 		var result CustomerResult
 		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {

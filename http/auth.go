@@ -7,6 +7,7 @@ import (
 	"fmt"
 	nethttp "net/http"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,6 +37,16 @@ var errUnauthenticated = errors.New("unauthenticated")
 
 func (s *Server) authenticate(ctx context.Context, key string) (Principal, error) {
 	sum := sha256.Sum256([]byte(key))
+	p, err := s.lookupKey(ctx, sum)
+	if err != nil {
+		s.keys.forget(sum)
+		return Principal{}, err
+	}
+	s.keys.put(sum, p)
+	return p, nil
+}
+
+func (s *Server) lookupKey(ctx context.Context, sum [32]byte) (Principal, error) {
 	var p Principal
 	var role, status string
 	err := s.pool.QueryRow(ctx, qAuthenticate, sum[:]).Scan(&p.TenantID, &p.UserID, &p.Name, &role, &status)
@@ -54,6 +65,19 @@ func (s *Server) authenticate(ctx context.Context, key string) (Principal, error
 
 // requireAuth admits requests with a valid bearer key of an active user.
 func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
+	return s.auth(next, false)
+}
+
+// requireAuthWithAppend admits the requests of the single-customer
+// commands, which check the caller's key in their append's own statement
+// (commands.Meta.CallerKeyHash): a key this process has already seen is
+// admitted without a database round trip of its own, unchecked until the
+// command runs; any other key is looked up as requireAuth does.
+func (s *Server) requireAuthWithAppend(next nethttp.Handler) nethttp.Handler {
+	return s.auth(next, true)
+}
+
+func (s *Server) auth(next nethttp.Handler, deferred bool) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		key = strings.TrimSpace(key)
@@ -62,7 +86,16 @@ func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
 			writeProblem(w, newProblem(nethttp.StatusUnauthorized, "unauthenticated", "send Authorization: Bearer <api key>"))
 			return
 		}
-		p, err := s.authenticate(r.Context(), key)
+		ctx := r.Context()
+		if deferred {
+			sum := sha256.Sum256([]byte(key))
+			if p, ok := s.keys.get(sum); ok {
+				ctx = context.WithValue(ctx, ctxUncheckedKey, sum)
+				next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxPrincipal, p)))
+				return
+			}
+		}
+		p, err := s.authenticate(ctx, key)
 		if errors.Is(err, errUnauthenticated) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="ledger", error="invalid_token"`)
 			writeProblem(w, newProblem(nethttp.StatusUnauthorized, "unauthenticated", "unknown API key or deactivated user"))
@@ -72,7 +105,66 @@ func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxPrincipal, p)))
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxPrincipal, p)))
+	})
+}
+
+// uncheckedKey is the digest of the request's API key when requireAuthWithAppend
+// admitted it unchecked.
+func uncheckedKey(ctx context.Context) ([32]byte, bool) {
+	k, ok := ctx.Value(ctxUncheckedKey).([32]byte)
+	return k, ok
+}
+
+// writeUnauthenticated answers 401.
+func writeUnauthenticated(w nethttp.ResponseWriter) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ledger", error="invalid_token"`)
+	writeProblem(w, newProblem(nethttp.StatusUnauthorized, "unauthenticated", "unknown API key or deactivated user"))
+}
+
+// keyCache remembers whose API keys this process has seen, by digest, so
+// requireAuthWithAppend can admit them without a lookup. An entry is only
+// ever a hint: the command checks the key with its append.
+type keyCache struct {
+	mu sync.Mutex
+	m  map[[32]byte]Principal
+}
+
+// maxCachedKeys bounds the cache; past it the cache starts over.
+const maxCachedKeys = 100_000
+
+func (c *keyCache) get(sum [32]byte) (Principal, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.m[sum]
+	return p, ok
+}
+
+func (c *keyCache) put(sum [32]byte, p Principal) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedKeys {
+		c.m = map[[32]byte]Principal{}
+	}
+	c.m[sum] = p
+}
+
+func (c *keyCache) forget(sum [32]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, sum)
+}
+
+// requireAdminChecked is requireAdmin for routes whose key may have been
+// admitted unchecked (requireAuthWithAppend): its refusal goes through
+// writeError, which checks the key first.
+func (s *Server) requireAdminChecked(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if !principal(r.Context()).IsAdmin() {
+			s.writeError(w, r, &domain.ForbiddenError{Detail: "only an admin may do this"})
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 

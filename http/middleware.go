@@ -20,6 +20,7 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
+	ctxUncheckedKey
 )
 
 func requestID(ctx context.Context) string {

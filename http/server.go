@@ -50,6 +50,7 @@ type Server struct {
 	ready    func(ctx context.Context) error
 	metrics  *httpMetrics
 	router   chi.Router
+	keys     keyCache
 }
 
 // maxPositionWait bounds how long a GET waits for X-Min-Position.
@@ -126,10 +127,6 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)
 		r.With(s.minPosition(pIntervals)).Get("/v1/customers/{id}/assignees", s.customerAssignees)
-		r.Post("/v1/customers/{id}/assignees", s.assignUser)
-		r.Delete("/v1/customers/{id}/assignees/{user_id}", s.unassignUser)
-		r.With(requireAdmin).Put("/v1/customers/{id}/lead", s.makeTeamLead)
-		r.With(requireAdmin).Post("/v1/customers/{id}/assignees/{user_id}/replace", s.replaceTeamMember)
 		r.With(requireAdmin).Post("/v1/assignments/bulk", s.bulkEdit)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)
@@ -137,6 +134,15 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/clients/import", s.importClients)
 
 		r.With(requireAdmin, s.minPosition(pAudit)).Get("/v1/audit", s.audit)
+	})
+	// The single-customer commands check the caller's key with their
+	// append (see requireAuthWithAppend).
+	r.Group(func(r chi.Router) {
+		r.Use(s.requireAuthWithAppend)
+		r.Post("/v1/customers/{id}/assignees", s.assignUser)
+		r.Delete("/v1/customers/{id}/assignees/{user_id}", s.unassignUser)
+		r.With(s.requireAdminChecked).Put("/v1/customers/{id}/lead", s.makeTeamLead)
+		r.With(s.requireAdminChecked).Post("/v1/customers/{id}/assignees/{user_id}/replace", s.replaceTeamMember)
 	})
 	return r
 }
