@@ -137,10 +137,13 @@ func (sc *stateCache) forget(customerID string) {
 // transaction. The users are share-locked as on the locking path, so a
 // deactivation waits for the append and then finds the assignment.
 const (
+	// By primary key: a join with the unnested IDs was planned as a hash
+	// join over a scan of every user.
 	qUsersAsCached = `SELECT count(*) = cardinality($2::text[]) FROM (
-    SELECT 1 FROM users u JOIN unnest($2::text[]::uuid[], $3::text[]) AS c(id, status)
-        ON u.id = c.id AND u.status = c.status
-    WHERE u.tenant_id = $1 FOR SHARE OF u) s`
+    SELECT 1 FROM users u
+    WHERE u.id = ANY($2::text[]::uuid[]) AND u.tenant_id = $1
+      AND u.status = ($3::text[])[array_position($2::text[], u.id::text)]
+    FOR SHARE OF u) s`
 	qPolicyAsCached = `SELECT coalesce((SELECT version FROM streams WHERE stream_id = $1), -1) = $2`
 )
 

@@ -63,6 +63,9 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 	if _, err := s.catchUp(ctx, 2*time.Minute); err != nil {
 		return fmt.Errorf("projections catching up on the set-up: %w", err)
 	}
+	if err := s.analyze(ctx); err != nil {
+		return err
+	}
 	fmt.Fprintf(os.Stderr, "   set-up: %d users, %d customers in %s\n", o.cmdUsers, o.cmdCustomers, time.Since(t0).Round(time.Millisecond))
 	if _, err := s.pool.Exec(ctx, qCreateRaw); err != nil {
 		return err

@@ -49,9 +49,12 @@ type lagResult struct {
 	Unseen       int     `json:"never_visible"`
 	// Response is from the request's due time (queueing included) to its
 	// answer.
-	Response  summary `json:"response_from_due_time"`
-	Workers   int     `json:"workers"`
-	TrackerQs int64   `json:"tracker_queries"`
+	Response summary `json:"response_from_due_time"`
+	Workers  int     `json:"workers"`
+	// WorstPerSecond is the worst lag (ms) of the commands answered in each
+	// second of the run: whether the tail is a few stalls or everywhere.
+	WorstPerSecond []float64 `json:"worst_lag_ms_per_second"`
+	TrackerQs      int64     `json:"tracker_queries"`
 	// CPU split and database session states over the measured run (and the
 	// tracker's wait for the stragglers).
 	CPU       cpuUse             `json:"cpu"`
@@ -72,6 +75,9 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	if _, err := s.catchUp(ctx, 2*time.Minute); err != nil {
 		return fmt.Errorf("projections catching up on the set-up: %w", err)
+	}
+	if err := s.analyze(ctx); err != nil {
+		return err
 	}
 	fmt.Fprintf(os.Stderr, "   set-up: %d users, %d customers in %s\n", o.cmdUsers, o.cmdCustomers, time.Since(t0).Round(time.Millisecond))
 
@@ -148,12 +154,22 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 		var unseen int
 		var queries int64
 		trackDone := make(chan error, 1)
+		start := time.Now()
+		var perSecond []float64 // worst lag of the commands answered in each second
 		go func() {
 			var err error
-			lags, unseen, queries, err = trackVisibility(ctx, qconn, track, wake)
+			lags, unseen, queries, err = trackVisibility(ctx, qconn, track, wake, func(at time.Time, lag float64) {
+				i := int(at.Sub(start) / time.Second)
+				if i < 0 {
+					return
+				}
+				for len(perSecond) <= i {
+					perSecond = append(perSecond, 0)
+				}
+				perSecond[i] = max(perSecond[i], lag)
+			})
 			trackDone <- err
 		}()
-		start := time.Now()
 		interval := time.Second / time.Duration(rate)
 		for i := range n {
 			due := start.Add(time.Duration(i) * interval)
@@ -184,6 +200,7 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 		res.Seconds = elapsed.Seconds()
 		res.AchievedRate = float64(res.Answered) / elapsed.Seconds()
 		res.Lag, res.Unseen, res.Response, res.TrackerQs = summarize(lags), unseen, summarize(resp), queries
+		res.WorstPerSecond = perSecond
 		return nil
 	}
 	fmt.Fprintf(os.Stderr, "   warm-up at %d/s for %s ...\n", o.lagRate, o.warmup)
@@ -228,7 +245,7 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 // trackVisibility records, for each position received on in, the time from
 // its answer until both customer projections have applied it. It returns
 // when in is closed and everything is visible, or 30 s after in closed.
-func trackVisibility(ctx context.Context, conn *pgx.Conn, in <-chan pendingPos, wake <-chan struct{}) (latencies, int, int64, error) {
+func trackVisibility(ctx context.Context, conn *pgx.Conn, in <-chan pendingPos, wake <-chan struct{}, seenAt func(answered time.Time, lag float64)) (latencies, int, int64, error) {
 	var (
 		lags    latencies
 		pend    = map[int64]time.Time{}
@@ -287,7 +304,9 @@ func trackVisibility(ctx context.Context, conn *pgx.Conn, in <-chan pendingPos, 
 			return lags, len(pend), queries, err
 		}
 		for _, p := range seen {
-			lags = append(lags, ms(now.Sub(pend[p])))
+			lag := ms(now.Sub(pend[p]))
+			lags = append(lags, lag)
+			seenAt(pend[p], lag)
 			delete(pend, p)
 		}
 		if len(pend) == 0 {
