@@ -161,6 +161,8 @@ type wakeBackoff struct {
 	eager time.Duration // next short poll; 0 when not polling eagerly
 	// woken is true when the last query was started by a notification.
 	woken bool
+	// lastBatch is when the last query that read events ended.
+	lastBatch time.Time
 }
 
 const (
@@ -171,7 +173,17 @@ const (
 	// batch per few milliseconds rather than a transaction per event,
 	// which is what keeps up with a thousand commands a second.
 	gather = 2 * time.Millisecond
+	// spacing is the least time from one batch to the next query a
+	// notification starts: under load each batch carries a few
+	// milliseconds of events, and a transaction's fixed round trips are
+	// paid per batch, not per event; an idle subscriber only gathers.
+	spacing = 6 * time.Millisecond
 )
+
+// wokenDelay is how long a subscriber woken now waits before its query.
+func (b *wakeBackoff) wokenDelay() time.Duration {
+	return max(gather, spacing-time.Since(b.lastBatch))
+}
 
 // HandleError decides when to query next. Empty queries are what a
 // subscriber costs when idle, five projections over: only a notification
@@ -187,15 +199,18 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 		b.eager, b.woken = eagerFirst, false
 		return b.retry
 	}
-	if !noMsg && (b.full == nil || b.full()) {
-		// More may be waiting: read on at once.
-		b.eager, b.woken = 0, false
-		return 0
+	if !noMsg {
+		b.lastBatch = time.Now()
+		if b.full == nil || b.full() {
+			// More may be waiting: read on at once.
+			b.eager, b.woken = 0, false
+			return 0
+		}
 	}
 	gen, ch := b.events.wait()
 	if gen != b.seen {
 		b.woken, b.eager = true, 0
-		return gather
+		return b.wokenDelay()
 	}
 	if noMsg && b.woken && b.eager == 0 {
 		b.eager = eagerFirst
@@ -214,7 +229,7 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	select {
 	case <-ch:
 		b.woken, b.eager = true, 0
-		return gather
+		return b.wokenDelay()
 	case <-t.C:
 	case <-b.ctx.Done():
 	}
