@@ -96,25 +96,16 @@ func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, c
 	}
 
 	args := append([]any{w.StreamID, req.TenantID, version, last, h.Version}, rows.args(canonMeta, now)...)
-	conds := make([]string, 0, len(checks))
-	for _, c := range checks {
-		if !checkName.MatchString(c.Name) {
-			return AppendResult{}, fmt.Errorf("append expected: check name %q is not an identifier", c.Name)
-		}
-		offset := len(args)
-		q := paramRef.ReplaceAllStringFunc(c.Query, func(ref string) string {
-			n, _ := strconv.Atoi(ref[1:])
-			return "$" + strconv.Itoa(n+offset)
-		})
-		conds = append(conds, "ledger_check(("+q+"), '"+c.Name+"')")
-		args = append(args, c.Args...)
+	sql, err := s.appendExpectedSQL(checks, len(args))
+	if err != nil {
+		return AppendResult{}, err
 	}
-	if len(conds) == 0 {
-		conds = append(conds, "true")
+	for _, c := range checks {
+		args = append(args, c.Args...)
 	}
 
 	res := AppendResult{Versions: map[string]int64{w.StreamID: version}, Hashes: map[string][]byte{w.StreamID: last}}
-	qrows, err := s.pool.Query(ctx, fmt.Sprintf(qAppendExpected, strings.Join(conds, " AND ")), args...)
+	qrows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append expected: %w", translate(err))
 	}
@@ -134,6 +125,40 @@ func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, c
 	}
 	s.announcer.announce(res.Position)
 	return res, nil
+}
+
+// appendExpectedSQL composes AppendExpected's statement for checks whose
+// parameters follow the first n, once per set of checks.
+func (s *Store) appendExpectedSQL(checks []Check, n int) (string, error) {
+	var key strings.Builder
+	for _, c := range checks {
+		key.WriteString(c.Name)
+		key.WriteByte(0)
+		key.WriteString(c.Query)
+		key.WriteByte(0)
+	}
+	if sql, ok := s.statements.Load(key.String()); ok {
+		return sql.(string), nil
+	}
+	conds := make([]string, 0, len(checks))
+	offset := n
+	for _, c := range checks {
+		if !checkName.MatchString(c.Name) {
+			return "", fmt.Errorf("append expected: check name %q is not an identifier", c.Name)
+		}
+		q := paramRef.ReplaceAllStringFunc(c.Query, func(ref string) string {
+			i, _ := strconv.Atoi(ref[1:])
+			return "$" + strconv.Itoa(i+offset)
+		})
+		conds = append(conds, "ledger_check(("+q+"), '"+c.Name+"')")
+		offset += len(c.Args)
+	}
+	if len(conds) == 0 {
+		conds = append(conds, "true")
+	}
+	sql := fmt.Sprintf(qAppendExpected, strings.Join(conds, " AND "))
+	s.statements.Store(key.String(), sql)
+	return sql, nil
 }
 
 // qAppendExpected is AppendExpected's statement; %s is the checks, ANDed.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -16,6 +17,8 @@ import (
 type Store struct {
 	pool      *pgxpool.Pool
 	announcer *announcer
+	// statements caches AppendExpected's statements by their checks.
+	statements sync.Map
 }
 
 // New returns a store using pool.

@@ -238,25 +238,33 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 				err = fail(fmt.Errorf("panic: %v", rec))
 			}
 		}()
-		env, err := envelopeFromMessage(msg)
-		if err != nil {
-			return fail(err)
-		}
 		if bp, ok := p.(batchApplier); ok {
-			if tx == appliedTx && slices.ContainsFunc(applied, func(e *envelope) bool { return e.Position == env.Position }) {
+			pos, err := strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64)
+			if err != nil {
+				return fail(fmt.Errorf("message %s: position: %w", msg.UUID, err))
+			}
+			if tx == appliedTx && slices.ContainsFunc(applied, func(e *envelope) bool { return e.Position == pos }) {
 				return nil
 			}
-			batch := schema.rest(env.Position)
+			batch := schema.rest(pos)
 			if len(batch) == 0 {
+				env, err := envelopeFromMessage(msg)
+				if err != nil {
+					return fail(err)
+				}
 				batch = []*envelope{env}
 			}
 			last := batch[len(batch)-1]
 			g := gate{group: p.name(), txid: strconv.FormatUint(last.TransactionID, 10), pos: last.Position}
 			if err := bp.applyBatch(ctx, tx, batch, g, &state); err != nil {
-				return fail(fmt.Errorf("apply events %d..%d: %w", env.Position, last.Position, err))
+				return fail(fmt.Errorf("apply events %d..%d: %w", pos, last.Position, err))
 			}
 			appliedTx, applied = tx, batch
 			return nil
+		}
+		env, err := envelopeFromMessage(msg)
+		if err != nil {
+			return fail(err)
 		}
 		g := gate{group: p.name(), txid: strconv.FormatUint(env.TransactionID, 10), pos: env.Position}
 		if err := p.apply(ctx, tx, env, g); err != nil {
