@@ -19,8 +19,10 @@ import (
 )
 
 // batchApplier is a projection that applies a delivered batch at once: the
-// handler gives it, with the first message of a batch, every event of the
-// batch from there on (see Runner.handler).
+// handler gives it the whole batch with the batch's last message (see
+// Runner.handler). Its writes move the checkpoint to the batch's last event
+// (g), also when there is nothing else to write, and applying a batch
+// again must change nothing.
 type batchApplier interface {
 	// applyBatch applies batch in tx; st is the handler's own state,
 	// kept from one batch to the next.
@@ -290,8 +292,11 @@ func applyFoldBatch(ctx context.Context, tx queryer, p foldBulk, batch []*envelo
 		}
 	}()
 	folded, err := refold(ctx, tx, p, batch, cache)
-	if err != nil || len(folded) == 0 {
+	if err != nil {
 		return err
+	}
+	if len(folded) == 0 {
+		return moveCheckpoint(ctx, tx, g)
 	}
 	names := cache.names
 	tables := make([]string, 0, len(p.copyColumns()))
@@ -496,6 +501,17 @@ var (
 	qNotificationsApplyBatch = gated(1, qNotificationsSelect+`AND e.position = ANY($1::bigint[]) AND EXISTS (SELECT 1 FROM cp) ON CONFLICT DO NOTHING`)
 )
 
+// moveCheckpoint moves g's checkpoint past a batch with nothing to write.
+func moveCheckpoint(ctx context.Context, tx queryer, g gate) error {
+	if g.group == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, qAckOffset, g.group, g.txid, g.pos); err != nil {
+		return fmt.Errorf("move checkpoint: %w", err)
+	}
+	return nil
+}
+
 func positions(batch []*envelope) []int64 {
 	out := make([]int64, len(batch))
 	for i, e := range batch {
@@ -513,7 +529,7 @@ func (auditLog) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g
 
 func (notifications) applyBatch(ctx context.Context, tx queryer, batch []*envelope, g gate, _ *batchState) error {
 	if !slices.ContainsFunc(batch, func(e *envelope) bool { return isTeamType(e.Type) }) {
-		return nil
+		return moveCheckpoint(ctx, tx, g)
 	}
 	if err := qNotificationsApplyBatch.exec(ctx, tx, g, positions(batch)); err != nil {
 		return fmt.Errorf("write notifications: %w", err)

@@ -37,6 +37,8 @@ type projection interface {
 	// to write for costs no statement (the batch's ack moves the checkpoint
 	// past it, and applying it again is just as empty).
 	apply(ctx context.Context, tx queryer, ev *envelope, g gate) error
+	// The live handler applies whole batches (see batchApplier).
+	batchApplier
 }
 
 // gate ties a projection's one write statement for an event to its

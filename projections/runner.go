@@ -198,27 +198,22 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// handler applies one event inside the subscriber's transaction.
+// handler applies a batch inside the subscriber's transaction, when
+// Watermill hands it the batch's last message: the messages before it are
+// acked without any work, so the batch's writes, and the transaction id they
+// take, come last, right before the commit. (Applied with the first message
+// instead, the transaction held its id while Watermill passed the rest of
+// the batch through the router one message at a time, and every
+// subscriber's snapshot xmin, hence every projection, waited on it.)
 //
-// Watermill commits the batch transaction when a message it sent was not
-// acked (shutdown, ack deadline), possibly while this handler is still
-// running, and a nack re-sends the message in the same transaction without
-// rolling back. So a projection writes an event in one statement that also
-// moves the checkpoint (see gate): committed whole or not at all, and
-// applied at most once. On any failure the handler rolls the transaction
-// back itself and acks: Watermill's ack query then fails and the batch is
-// retried from the last commit. The handler never returns an error after
-// writing.
-//
-// A projection that applies batches (batchApplier) gets, with the first
-// message of a batch, every event of the batch from there on; the messages
-// after it in the same transaction are then already applied.
+// The writes move the checkpoint themselves and the ack query moves
+// nothing (checkpointOffsets), so a batch Watermill cuts short (shutdown,
+// ack deadline) commits no progress and is read again. On any failure the
+// handler rolls the transaction back itself and acks: Watermill's ack query
+// then fails and the batch is retried from the last commit. Applying a
+// batch again is harmless (see batchApplier).
 func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHandlerFunc {
-	var (
-		appliedTx *sql.Tx     // the transaction batchApplier last wrote in
-		applied   []*envelope // and the events it applied there
-		state     batchState
-	)
+	var state batchState
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
 		tx, ok := wsql.TxFromContext(ctx)
@@ -228,7 +223,7 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 		fail := func(cause error) error {
 			_ = tx.Rollback()
 			if !errors.Is(cause, sql.ErrTxDone) && ctx.Err() == nil {
-				r.log.Error("projections: applying an event failed; the batch is rolled back and retried",
+				r.log.Error("projections: applying a batch failed; it is rolled back and retried",
 					slog.String("projection", p.name()), slog.String("message", msg.UUID), slog.Any("err", cause))
 			}
 			return nil
@@ -238,37 +233,21 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 				err = fail(fmt.Errorf("panic: %v", rec))
 			}
 		}()
-		if bp, ok := p.(batchApplier); ok {
-			pos, err := strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64)
-			if err != nil {
-				return fail(fmt.Errorf("message %s: position: %w", msg.UUID, err))
-			}
-			if tx == appliedTx && slices.ContainsFunc(applied, func(e *envelope) bool { return e.Position == pos }) {
-				return nil
-			}
-			batch := schema.rest(pos)
-			if len(batch) == 0 {
-				env, err := envelopeFromMessage(msg)
-				if err != nil {
-					return fail(err)
-				}
-				batch = []*envelope{env}
-			}
-			last := batch[len(batch)-1]
-			g := gate{group: p.name(), txid: strconv.FormatUint(last.TransactionID, 10), pos: last.Position}
-			if err := bp.applyBatch(ctx, tx, batch, g, &state); err != nil {
-				return fail(fmt.Errorf("apply events %d..%d: %w", pos, last.Position, err))
-			}
-			appliedTx, applied = tx, batch
+		pos, err := strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64)
+		if err != nil {
+			return fail(fmt.Errorf("message %s: position: %w", msg.UUID, err))
+		}
+		batch, last := schema.batchOf(pos)
+		if batch == nil {
+			return fail(fmt.Errorf("message %s: not in the batch read", msg.UUID))
+		}
+		if !last {
 			return nil
 		}
-		env, err := envelopeFromMessage(msg)
-		if err != nil {
-			return fail(err)
-		}
-		g := gate{group: p.name(), txid: strconv.FormatUint(env.TransactionID, 10), pos: env.Position}
-		if err := p.apply(ctx, tx, env, g); err != nil {
-			return fail(fmt.Errorf("apply event %d: %w", env.Position, err))
+		end := batch[len(batch)-1]
+		g := gate{group: p.name(), txid: strconv.FormatUint(end.TransactionID, 10), pos: end.Position}
+		if err := p.applyBatch(ctx, tx, batch, g, &state); err != nil {
+			return fail(fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err))
 		}
 		return nil
 	}

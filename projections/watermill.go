@@ -48,17 +48,17 @@ type eventsSchema struct {
 	batch []*envelope
 }
 
-// rest returns the events of the current batch from position on (nil when
-// position is not in it).
-func (s *eventsSchema) rest(position int64) []*envelope {
+// batchOf returns the current batch if position is in it (nil otherwise),
+// and whether position is its last event.
+func (s *eventsSchema) batchOf(position int64) ([]*envelope, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, e := range s.batch {
 		if e.Position == position {
-			return s.batch[i:]
+			return s.batch, i == len(s.batch)-1
 		}
 	}
-	return nil
+	return nil, false
 }
 
 // full reports whether the last query read a whole batch (more may be
@@ -162,8 +162,9 @@ const (
 	// The claim locks the group for the transaction (migration 0006).
 	qNextOffset = `SELECT last_transaction_id, last_position FROM ledger_checkpoint_claim($1)`
 
-	// Monotonic: handlers advance the checkpoint themselves, event by event,
-	// so Watermill's ack for an earlier message must not move it back.
+	qAckNothing = `SELECT 1`
+
+	// Monotonic: a checkpoint never moves back.
 	qAckOffset = `UPDATE projection_checkpoints
 SET last_transaction_id = $2::text::xid8, last_position = $3, updated_at = now()
 WHERE consumer_group = $1 AND (last_transaction_id, last_position) < ($2::text::xid8, $3)`
@@ -175,8 +176,10 @@ func (checkpointOffsets) NextOffsetQuery(_, consumerGroup string) wsql.Query {
 	return wsql.Query{Query: qNextOffset, Args: []any{consumerGroup}}
 }
 
-func (checkpointOffsets) AckMessageQuery(_ string, row wsql.Row, consumerGroup string) wsql.Query {
-	return wsql.Query{Query: qAckOffset, Args: []any{consumerGroup, row.ExtraData[metaTransactionID], row.Offset}}
+// AckMessageQuery moves nothing: a batch's writes move the checkpoint with
+// them (Runner.handler), and a batch cut short must not be skipped.
+func (checkpointOffsets) AckMessageQuery(string, wsql.Row, string) wsql.Query {
+	return wsql.Query{Query: qAckNothing}
 }
 
 func (checkpointOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) wsql.Query {
