@@ -411,8 +411,9 @@ func upsertRows(i int, table string, columns []string, param int) string {
 	return q + "UPDATE SET " + strings.Join(sets, ", ") + ")"
 }
 
-// jsonColumns hold JSON documents the emitters hand over as text.
-var jsonColumns = []string{"assignees"}
+// isJSONColumn reports whether column holds a JSON document the emitters
+// hand over as text.
+func isJSONColumn(column string) bool { return column == "assignees" }
 
 // rowJSON encodes an emitted row as the JSON object
 // jsonb_populate_recordset reads, keyed by column, and returns it with its
@@ -457,7 +458,7 @@ func rowJSON(columns, key []string, r []any) ([]byte, string, error) {
 		case bool:
 			b = strconv.AppendBool(b, v)
 		case string:
-			if slices.Contains(jsonColumns, c) {
+			if isJSONColumn(c) {
 				b = append(b, v...)
 				break
 			}

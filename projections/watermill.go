@@ -211,30 +211,3 @@ func (e *envelope) cursor() eventstore.Cursor {
 	return eventstore.Cursor{TransactionID: e.TransactionID, Position: e.Position}
 }
 
-// envelopeFromMessage reads back what UnmarshalMessage put in msg.
-func envelopeFromMessage(msg *message.Message) (*envelope, error) {
-	md := msg.Metadata
-	env := &envelope{
-		TenantID: md.Get(metaTenantID),
-		StreamID: md.Get(metaStreamID),
-		Type:     md.Get(metaType),
-		Data:     msg.Payload,
-	}
-	var err error
-	if env.Position, err = strconv.ParseInt(md.Get(metaPosition), 10, 64); err != nil {
-		return nil, fmt.Errorf("message %s: position: %w", msg.UUID, err)
-	}
-	if env.TransactionID, err = strconv.ParseUint(md.Get(metaTransactionID), 10, 64); err != nil {
-		return nil, fmt.Errorf("message %s: transaction id: %w", msg.UUID, err)
-	}
-	if env.StreamVersion, err = strconv.ParseInt(md.Get(metaStreamVersion), 10, 64); err != nil {
-		return nil, fmt.Errorf("message %s: stream version: %w", msg.UUID, err)
-	}
-	if env.SchemaVersion, err = strconv.Atoi(md.Get(metaSchemaVersion)); err != nil {
-		return nil, fmt.Errorf("message %s: schema version: %w", msg.UUID, err)
-	}
-	if env.RecordedAt, err = time.Parse(time.RFC3339Nano, md.Get(metaRecordedAt)); err != nil {
-		return nil, fmt.Errorf("message %s: recorded at: %w", msg.UUID, err)
-	}
-	return env, nil
-}
