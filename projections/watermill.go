@@ -210,4 +210,3 @@ type envelope struct {
 func (e *envelope) cursor() eventstore.Cursor {
 	return eventstore.Cursor{TransactionID: e.TransactionID, Position: e.Position}
 }
-
