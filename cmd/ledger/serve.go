@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	nethttp "net/http"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -19,6 +20,9 @@ import (
 	"github.com/assignment-ledger/ledger/migrations"
 	"github.com/assignment-ledger/ledger/projections"
 )
+
+// serveGCPercent is the GOGC `ledger serve` runs with unless GOGC is set.
+const serveGCPercent = 400
 
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "serve", "serve",
@@ -34,6 +38,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	defer pool.Close()
 	if err := migrations.Apply(ctx, pool, log); err != nil {
 		return err
+	}
+	if _, set := env.getenv("GOGC"); !set {
+		// The service's live heap is small (tens of MB) and it allocates
+		// per request and per event: collecting at 4x the live heap
+		// instead of 2x halves the collector's CPU for little memory.
+		debug.SetGCPercent(serveGCPercent)
 	}
 
 	store := eventstore.New(pool)

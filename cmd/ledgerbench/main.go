@@ -32,6 +32,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -175,6 +176,9 @@ func run() error {
 	url := os.Getenv("DATABASE_URL")
 	if url == "" {
 		return errors.New("DATABASE_URL is not set (make bench starts a throwaway cluster)")
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(400) // as ledger serve runs (cmd/ledger/serve.go)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
