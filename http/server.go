@@ -121,7 +121,8 @@ func (s *Server) routes() chi.Router {
 		r.Post("/v1/users/{id}/notifications/read", s.markNotificationsRead)
 
 		r.With(requireAdmin).Post("/v1/customers", s.registerCustomer)
-		r.With(s.minPosition(pCustomers)).Get("/v1/customers", s.listCustomers)
+		// The assigned-user filter reads my_clients too.
+		r.With(s.minPosition(pCustomers, pMyClients)).Get("/v1/customers", s.listCustomers)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.blockCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)

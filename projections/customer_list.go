@@ -290,8 +290,10 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	switch f.AssignedUser {
 	case "":
 	case "none":
-		conds = append(conds, "c.assignees = '[]'::jsonb")
+		conds = append(conds, "c.unassigned")
 	default:
+		// The user's customers come from my_clients (below); the row's own
+		// column must agree, so the answer is consistent with what it shows.
 		b, _ := json.Marshal([]map[string]string{{"user_id": f.AssignedUser}})
 		conds = append(conds, "c.assignees @> "+args.add(string(b))+"::jsonb")
 	}
@@ -308,12 +310,17 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	sql := qCustomerListPage + strings.Join(conds, " AND ") +
 		" ORDER BY c.created_at, c.customer_id LIMIT " + limitArg
 	if f.AssignedUser != "" && f.AssignedUser != "none" {
-		// PostgreSQL cannot estimate jsonb containment and guesses it matches
-		// often, so it walks the created_at index and filters: tens of
-		// milliseconds for a user with few customers among a million. A
-		// materialised CTE makes it fetch the user's customers through the
-		// GIN index first and sort those few.
-		sql = `WITH c AS MATERIALIZED (SELECT * FROM customer_list c WHERE ` + strings.Join(conds, " AND ") + `)
+		// The user's customers through my_clients' by-user index, then
+		// sorted: a user has few customers among a million, and walking the
+		// created_at index to filter would read most of the tenant. (The
+		// assignees column has no index: see migration 0008.) Materialised
+		// so the planner cannot turn it back into that walk.
+		if !isUUID(f.AssignedUser) {
+			return Page[CustomerItem]{Items: []CustomerItem{}}, nil
+		}
+		user := args.add(f.AssignedUser)
+		sql = `WITH c AS MATERIALIZED (SELECT c.* FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
+			WHERE m.tenant_id = $1 AND m.user_id = ` + user + `::uuid AND ` + strings.Join(conds, " AND ") + `)
 			SELECT ` + customerItemColumns + ` FROM c ORDER BY c.created_at, c.customer_id LIMIT ` + limitArg
 	}
 	rows, err := q.pool.Query(ctx, sql, args...)

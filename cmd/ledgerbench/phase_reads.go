@@ -169,10 +169,11 @@ const (
 FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
 WHERE m.tenant_id = $1 AND m.user_id = $2 AND c.tenant_id = m.tenant_id
 ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT 51`
-	explainCustomers = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
+	explainCustomers = `WITH c AS MATERIALIZED (SELECT c.* FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
+    WHERE m.tenant_id = $1 AND m.user_id = ($2::jsonb->0->>'user_id')::uuid AND c.tenant_id = $1 AND c.assignees @> $2::jsonb)
+SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
        c.status, c.created_at, c.version, c.assignees
-FROM customer_list c WHERE c.tenant_id = $1 AND c.assignees @> $2::jsonb
-ORDER BY c.created_at, c.customer_id LIMIT 51`
+FROM c ORDER BY c.created_at, c.customer_id LIMIT 51`
 )
 
 // explain runs EXPLAIN ANALYZE of a statement PREPAREd like pgx prepares
