@@ -177,7 +177,7 @@ const (
 	// notification starts: under load each batch carries a few
 	// milliseconds of events, and a transaction's fixed round trips are
 	// paid per batch, not per event; an idle subscriber only gathers.
-	spacing = 6 * time.Millisecond
+	spacing = 4 * time.Millisecond
 )
 
 // wokenDelay is how long a subscriber woken now waits before its query.
