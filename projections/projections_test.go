@@ -195,6 +195,17 @@ func TestLiveProjectionsEqualRebuildAndDomain(t *testing.T) {
 		t.Errorf("progress: %d calls, last %v", calls, last)
 	}
 	compareSnapshots(t, "live vs rebuilt", live, snapshot(t, b.pool))
+	// The swapped-in table keeps its storage parameters (room for HOT
+	// updates) and its indexes.
+	var opts []string
+	var indexes int
+	if err := b.pool.QueryRow(ctx, `SELECT coalesce(c.reloptions, '{}'), (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)
+		FROM pg_class c WHERE c.oid = 'public.customer_list'::regclass`).Scan(&opts, &indexes); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(opts, "fillfactor=80") || indexes != 4 {
+		t.Errorf("rebuilt customer_list: options %v, %d indexes", opts, indexes)
+	}
 	var audit int
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log`).Scan(&audit); err != nil {
 		t.Fatal(err)

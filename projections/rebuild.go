@@ -100,6 +100,7 @@ const (
 	// flushes it all).
 	qCreateLike      = `CREATE TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
 	qAsyncCommit     = `SET LOCAL synchronous_commit = off`
+	qTableOptions    = `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = ('public.' || $1)::regclass`
 	qTableConstraint = `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY conname`
 	qTableIndexes = `SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i
@@ -257,6 +258,15 @@ func (b *rebuilder) prepare(ctx context.Context, p projection) error {
 	for _, t := range p.tables() {
 		id := pgx.Identifier{t}.Sanitize()
 		stmts = append(stmts, fmt.Sprintf(qCreateLike, schema, id, id))
+		// Storage parameters (customer_list's fillfactor, migration 0008)
+		// are not copied by LIKE.
+		var opts []string
+		if err := b.pool.QueryRow(ctx, qTableOptions, t).Scan(&opts); err != nil {
+			return fmt.Errorf("rebuild %s: read storage parameters: %w", p.name(), err)
+		}
+		if len(opts) > 0 {
+			stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` SET (`+strings.Join(opts, ", ")+`)`)
+		}
 	}
 	for _, s := range stmts {
 		if _, err := b.pool.Exec(ctx, s); err != nil {
