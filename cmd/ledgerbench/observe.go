@@ -103,12 +103,12 @@ func (w *waitSampler) finish() []waitShare {
 // machine are not counted), and the whole machine (busy and total), in
 // seconds.
 type cpuSnap struct {
-	at         time.Time
-	self       float64
-	postmaster int
-	cluster    map[int]float64
-	busy       float64
-	total      float64
+	at          time.Time
+	self        float64
+	postmaster  int
+	cluster     map[int]float64
+	busy, steal float64
+	total       float64
 }
 
 // cpuUse is a run's CPU split, in cores (1.0 = one core busy all along).
@@ -118,7 +118,10 @@ type cpuUse struct {
 	Postgres float64 `json:"postgres_cores"`
 	Machine  float64 `json:"machine_busy_cores"`
 	Others   float64 `json:"other_processes_cores"`
-	Cores    int     `json:"cores"`
+	// Steal is CPU time the hypervisor gave to other guests while this
+	// one wanted to run: a slow-down no code here can cause or cure.
+	Steal float64 `json:"steal_cores"`
+	Cores int     `json:"cores"`
 }
 
 const clkTck = 100.0 // USER_HZ on Linux
@@ -176,7 +179,11 @@ func takeCPU(postmaster int) cpuSnap {
 				break
 			}
 			c.total += x / clkTck
-			if i != 3 && i != 4 { // idle, iowait
+			switch i {
+			case 3, 4: // idle, iowait
+			case 7:
+				c.steal += x / clkTck
+			default:
 				c.busy += x / clkTck
 			}
 		}
@@ -200,7 +207,8 @@ func (s cpuSnap) since() cpuUse {
 	if n.total > s.total {
 		cores = int((n.total-s.total)/wall + 0.5)
 	}
-	u := cpuUse{Bench: (n.self - s.self) / wall, Postgres: pg / wall, Machine: (n.busy - s.busy) / wall, Cores: cores}
+	u := cpuUse{Bench: (n.self - s.self) / wall, Postgres: pg / wall, Machine: (n.busy - s.busy) / wall,
+		Steal: (n.steal - s.steal) / wall, Cores: cores}
 	u.Others = max(0, u.Machine-u.Bench-u.Postgres)
 	return u
 }

@@ -81,6 +81,8 @@ type machine struct {
 	FullPageWrites    string `json:"full_page_writes"`
 	WalSyncMethod     string `json:"wal_sync_method"`
 	SharedBuffers     string `json:"shared_buffers"`
+	MaxWALSize        string `json:"max_wal_size"`
+	CheckpointTimeout string `json:"checkpoint_timeout"`
 	MaxConnections    string `json:"max_connections"`
 	Date              string `json:"date"`
 }
@@ -101,6 +103,7 @@ func machineInfo(ctx context.Context, s *server) machine {
 	_ = s.admin.QueryRow(ctx, `SELECT version()`).Scan(&m.PostgresVersion)
 	m.Fsync, m.SynchronousCommit, m.FullPageWrites = show("fsync"), show("synchronous_commit"), show("full_page_writes")
 	m.WalSyncMethod, m.SharedBuffers, m.MaxConnections = show("wal_sync_method"), show("shared_buffers"), show("max_connections")
+	m.MaxWALSize, m.CheckpointTimeout = show("max_wal_size"), show("checkpoint_timeout")
 	return m
 }
 
@@ -137,8 +140,9 @@ func printHeader(w io.Writer, r *report) {
 	fmt.Fprintf(w, "machine:     %d CPU (%s), %.1f GiB RAM, %s %s/%s\n", m.NumCPU, m.CPUModel,
 		float64(m.MemTotalBytes)/(1<<30), m.GoVersion, m.GOOS, m.GOARCH)
 	fmt.Fprintf(w, "postgres:    %s\n", m.PostgresVersion)
-	fmt.Fprintf(w, "durability:  fsync=%s synchronous_commit=%s full_page_writes=%s wal_sync_method=%s\n\n",
+	fmt.Fprintf(w, "durability:  fsync=%s synchronous_commit=%s full_page_writes=%s wal_sync_method=%s\n",
 		m.Fsync, m.SynchronousCommit, m.FullPageWrites, m.WalSyncMethod)
+	fmt.Fprintf(w, "checkpoints: max_wal_size=%s checkpoint_timeout=%s\n\n", m.MaxWALSize, m.CheckpointTimeout)
 }
 
 func printTable(w io.Writer, r *report) {
