@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net"
 	nethttp "net/http"
-	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -153,16 +152,10 @@ func (s *service) populate(ctx context.Context, users, customers int) error {
 
 // analyze gives the planner statistics of the populated database, as
 // autovacuum would on a running system (it analyzes a minute or more after
-// a bulk load, which a measured run would otherwise straddle), and takes a
-// checkpoint, so that the measured run does not start inside one the set-up
-// or an earlier phase brought on. (CHECKPOINT needs the pg_checkpoint role
-// against a DATABASE_URL of your own; without it the run goes on.)
+// a bulk load, which a measured run would otherwise straddle).
 func (s *service) analyze(ctx context.Context) error {
 	if _, err := s.pool.Exec(ctx, "ANALYZE"); err != nil {
 		return fmt.Errorf("analyze: %w", err)
-	}
-	if _, err := s.pool.Exec(ctx, "CHECKPOINT"); err != nil {
-		fmt.Fprintf(os.Stderr, "   (no checkpoint before measuring: %v)\n", err)
 	}
 	return nil
 }
