@@ -31,11 +31,9 @@ type projection interface {
 	// tables are the public tables the projection owns; a rebuild recreates
 	// and swaps exactly these.
 	tables() []string
-	// apply applies one delivered event inside tx. It must only write the
-	// projection's own tables, all in one statement built by gated and run
-	// with g, which moves the checkpoint with them; an event it has nothing
-	// to write for costs no statement (the batch's ack moves the checkpoint
-	// past it, and applying it again is just as empty).
+	// apply applies one event inside tx, in one statement built by gated
+	// and run with g. Only a rebuild's catch-up and swap use it (with the
+	// zero gate, on the rebuild tables); the live handler applies batches.
 	apply(ctx context.Context, tx queryer, ev *envelope, g gate) error
 	// The live handler applies whole batches (see batchApplier).
 	batchApplier
