@@ -74,6 +74,21 @@ func TestMinPositionTimesOutWith503(t *testing.T) {
 	}
 }
 
+// The assigned-user filter of the customer list reads my_clients too, so
+// X-Min-Position must wait for it as well as for customer_list: with only
+// customer_list running, the read cannot be answered (it would miss the
+// assignment just made).
+func TestCustomerListMinPositionWaitsForMyClients(t *testing.T) {
+	b := setup(t, setupOpts{only: []string{"customer_list"}})
+	cust := b.createCustomer(t, "Carla")
+	u := b.createUser(t, "Uma User", "member")
+	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	w := b.admin.do("GET", "/v1/customers?assigned_user="+u.userID, nil, hdr{"X-Min-Position": r.header.Get("X-Ledger-Position")})
+	if w.status != 503 {
+		t.Fatalf("customer list with my_clients stopped: %d %s", w.status, w.body)
+	}
+}
+
 func TestPaginationCursors(t *testing.T) {
 	b := setup(t)
 	var last string

@@ -34,6 +34,8 @@ type testBundle struct {
 type setupOpts struct {
 	// noProjections leaves the projections stopped (X-Min-Position timeouts).
 	noProjections bool
+	// only runs just these projections (default: all).
+	only []string
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -47,7 +49,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
 	cmd := commands.New(store, log)
-	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond))
+	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond), projections.WithProjections(o.only...))
 	if err != nil {
 		t.Fatal(err)
 	}
