@@ -16,7 +16,8 @@ import (
 // Evidence of what bounds a run: where the database's sessions spend their
 // time (pg_stat_activity sampled) and who used the CPUs.
 
-// waitSampler samples pg_stat_activity of one database every 10 ms.
+// waitSampler samples pg_stat_activity of one database every 50 ms (more
+// often, its own query became a visible share of the load it measures).
 type waitSampler struct {
 	stop    chan struct{}
 	done    chan struct{}
@@ -26,11 +27,12 @@ type waitSampler struct {
 }
 
 // qWaits classifies each non-idle session of the database: the projections
-// (their SQL names a read-model or checkpoint table) or the rest (commands,
-// inserts, auth), and what it is doing: on CPU (active, no wait event),
+// (their SQL names a read-model or checkpoint table, or is the Watermill
+// subscriber's BEGIN or no-op ack) or the rest (commands, inserts, auth), and what it is doing: on CPU (active, no wait event),
 // waiting (wait event type:name), or idle inside a transaction (waiting for
 // its client, the Go side).
-const qWaits = `SELECT CASE WHEN query ~ '(projection_checkpoints|my_clients|customer_list|assignment_intervals|audit_log|notifications)'
+const qWaits = `SELECT CASE WHEN query ~ '(projection_checkpoints|ledger_checkpoint_claim|my_clients|customer_list|assignment_intervals|audit_log|notifications)'
+              OR query IN ('begin isolation level read committed', 'SELECT 1')
             THEN 'projections' ELSE 'commands' END || ' ' ||
        CASE WHEN state = 'idle in transaction' THEN 'idle in tx (client side)'
             WHEN wait_event IS NULL THEN 'CPU'
@@ -44,7 +46,7 @@ func startWaitSampler(ctx context.Context, admin *pgxpool.Pool, db string) *wait
 	w := &waitSampler{stop: make(chan struct{}), done: make(chan struct{}), counts: map[string]int{}}
 	go func() {
 		defer close(w.done)
-		t := time.NewTicker(10 * time.Millisecond)
+		t := time.NewTicker(50 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
