@@ -18,9 +18,8 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 )
 
-// batchApplier is a projection that applies a delivered batch at once: the
-// handler gives it the whole batch with the batch's last message (see
-// Runner.handler). Its writes move the checkpoint to the batch's last event
+// batchApplier is a projection that applies a delivered batch at once: a
+// batch is one message (see eventsSchema and Runner.handler). Its writes move the checkpoint to the batch's last event
 // (g), also when there is nothing else to write, and applying a batch
 // again must change nothing.
 type batchApplier interface {

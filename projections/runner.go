@@ -198,16 +198,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	}
 }
 
-// handler applies a batch inside the subscriber's transaction, when
-// Watermill hands it the batch's last message: the messages before it are
-// acked without any work, so the batch's writes, and the transaction id they
-// take, come last, right before the commit. (Applied with the first message
-// instead, the transaction held its id while Watermill passed the rest of
-// the batch through the router one message at a time, and every
-// subscriber's snapshot xmin, hence every projection, waited on it.)
+// handler applies a batch, which is one message (see eventsSchema), inside
+// the subscriber's transaction. Its reads take no transaction id; its one
+// write statement takes it right before the commit, so the transaction
+// holds back no subscriber's snapshot xmin for long.
 //
 // The writes move the checkpoint themselves and the ack query moves
-// nothing (checkpointOffsets), so a batch Watermill cuts short (shutdown,
+// nothing (checkpointOffsets), so a batch Watermill gives up on (shutdown,
 // ack deadline) commits no progress and is read again. On any failure the
 // handler rolls the transaction back itself and acks: Watermill's ack query
 // then fails and the batch is retried from the last commit. Applying a
@@ -233,16 +230,9 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 				err = fail(fmt.Errorf("panic: %v", rec))
 			}
 		}()
-		pos, err := strconv.ParseInt(msg.Metadata.Get(metaPosition), 10, 64)
-		if err != nil {
-			return fail(fmt.Errorf("message %s: position: %w", msg.UUID, err))
-		}
-		batch, last := schema.batchOf(pos)
+		batch := schema.batchOf(msg)
 		if batch == nil {
-			return fail(fmt.Errorf("message %s: not in the batch read", msg.UUID))
-		}
-		if !last {
-			return nil
+			return fail(fmt.Errorf("message %s: not the batch read", msg.UUID))
 		}
 		end := batch[len(batch)-1]
 		g := gate{group: p.name(), txid: strconv.FormatUint(end.TransactionID, 10), pos: end.Position}

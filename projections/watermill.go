@@ -2,6 +2,7 @@ package projections
 
 import (
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -18,16 +19,13 @@ import (
 // in logs; the adapters below never build table names from it.
 const topic = "events"
 
-// Message metadata keys set by eventsSchema.UnmarshalMessage.
+// Message metadata keys set by eventsSchema.UnmarshalMessage: a message
+// is one batch of events.
 const (
-	metaType          = "type"
-	metaSchemaVersion = "schema_version"
-	metaPosition      = "position"
-	metaTransactionID = "transaction_id"
-	metaTenantID      = "tenant_id"
-	metaStreamID      = "stream_id"
-	metaStreamVersion = "stream_version"
-	metaRecordedAt    = "recorded_at"
+	metaBatch         = "batch" // the batch's sequence number in its subscriber
+	metaFirstPosition = "first_position"
+	metaLastPosition  = "last_position"
+	metaEvents        = "events"
 )
 
 // ErrPublishNotSupported is returned by eventsSchema.InsertQuery: events are
@@ -37,28 +35,37 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // eventsSchema is a watermill-sql SchemaAdapter over the event store's own
 // events table, so each event is stored once and no outbox copy exists.
 //
-// Each subscriber has its own: it remembers the batch its last query read
-// (the subscriber reads a whole batch before it sends the first message and
-// queries again only once the batch is done), so a projection that can apply
-// many events at once gets the rest of the batch with its first message.
+// One message is one batch: the select query aggregates the events it reads
+// into a single row. A projection applies a batch at once anyway, and
+// Watermill passes a subscriber's messages through the router one at a time,
+// inside the subscriber's transaction: with a message per event, a batch of
+// n events waited for n hand-overs between goroutines before its write, and
+// under load those waits were most of a batch's time.
+//
+// Each subscriber has its own schema, which keeps the batch its last query
+// read for the handler (a message carries bytes; the decoded events stay
+// here).
 type eventsSchema struct {
 	batchSize int
 
 	mu    sync.Mutex
+	seq   uint64 // sequence number of batch
 	batch []*envelope
 }
 
-// batchOf returns the current batch if position is in it (nil otherwise),
-// and whether position is its last event.
-func (s *eventsSchema) batchOf(position int64) ([]*envelope, bool) {
+// batchOf returns the batch that message msg carries, or nil when msg is
+// not the batch the last query read.
+func (s *eventsSchema) batchOf(msg *message.Message) []*envelope {
+	seq, err := strconv.ParseUint(msg.Metadata.Get(metaBatch), 10, 64)
+	if err != nil {
+		return nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i, e := range s.batch {
-		if e.Position == position {
-			return s.batch, i == len(s.batch)-1
-		}
+	if seq != s.seq {
+		return nil
 	}
-	return nil, false
+	return s.batch
 }
 
 // full reports whether the last query read a whole batch (more may be
@@ -71,12 +78,16 @@ func (s *eventsSchema) full() bool {
 
 // The group is claimed in the first CTE (a volatile function, so the CTE
 // is never inlined), and the lateral join makes the planner run it first,
-// so the claim is made even when no event qualifies. Only transactions below the snapshot's xmin are read: a
-// transaction that commits late has a smaller id than events already visible.
+// so the claim is made even when no event qualifies. Only transactions
+// below the snapshot's xmin are read: a transaction that commits late has a
+// smaller id than events already visible. The batch comes back as one row
+// (none when it is empty) holding a JSON array of the events in order.
 const qSelectEvents = `
 WITH ck AS (%s)
-SELECT e.position, e.transaction_id::text, e.tenant_id::text, e.stream_id::text, e.stream_version,
-       e.type, e.schema_version, e.data, e.metadata, e.recorded_at
+SELECT count(*), json_agg(json_build_object(
+           'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
+           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at)
+       ORDER BY e.transaction_id, e.position)
 FROM ck CROSS JOIN LATERAL (
     SELECT * FROM events e
     WHERE (e.transaction_id, e.position) > (ck.last_transaction_id, ck.last_position)
@@ -84,7 +95,7 @@ FROM ck CROSS JOIN LATERAL (
     ORDER BY e.transaction_id, e.position
     LIMIT %d
 ) e
-ORDER BY e.transaction_id, e.position`
+HAVING count(*) > 0`
 
 func (s *eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
 	s.mu.Lock()
@@ -98,48 +109,67 @@ func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
 }
 
-// UnmarshalMessage turns an events row into a message: the payload is the
-// event's data, the metadata carries the envelope (the event's own metadata
-// JSON travels as the row's, undecoded: no handler needs it, and decoding
-// it five times per event was a visible share of the projections' CPU).
+// batchEvent is one event of the select query's JSON array.
+type batchEvent struct {
+	Position      int64           `json:"p"`
+	TransactionID string          `json:"x"`
+	TenantID      string          `json:"t"`
+	StreamID      string          `json:"s"`
+	StreamVersion int64           `json:"v"`
+	Type          string          `json:"y"`
+	SchemaVersion int             `json:"sv"`
+	Data          json.RawMessage `json:"d"`
+	RecordedAt    time.Time       `json:"r"`
+}
+
+// UnmarshalMessage turns the select query's one row into the message of
+// the batch; the decoded events stay with the schema (batchOf). The
+// message's payload is empty: no handler reads it.
 func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
-		env      envelope
-		txid     string
-		metadata []byte
-		schema   int32
+		n   int
+		raw []byte
 	)
-	if err := row.Scan(&env.Position, &txid, &env.TenantID, &env.StreamID, &env.StreamVersion,
-		&env.Type, &schema, &env.Data, &metadata, &env.RecordedAt); err != nil {
-		return wsql.Row{}, fmt.Errorf("scan event: %w", err)
+	if err := row.Scan(&n, &raw); err != nil {
+		return wsql.Row{}, fmt.Errorf("scan batch: %w", err)
 	}
-	var err error
-	if env.TransactionID, err = strconv.ParseUint(txid, 10, 64); err != nil {
-		return wsql.Row{}, fmt.Errorf("event %d: transaction id: %w", env.Position, err)
+	var events []batchEvent
+	if err := json.Unmarshal(raw, &events); err != nil {
+		return wsql.Row{}, fmt.Errorf("decode batch: %w", err)
 	}
-	env.SchemaVersion = int(schema)
-	env.RecordedAt = env.RecordedAt.UTC()
+	if len(events) != n || n == 0 {
+		return wsql.Row{}, fmt.Errorf("decode batch: %d events, %d expected", len(events), n)
+	}
+	batch := make([]*envelope, len(events))
+	for i, e := range events {
+		txid, err := strconv.ParseUint(e.TransactionID, 10, 64)
+		if err != nil {
+			return wsql.Row{}, fmt.Errorf("event %d: transaction id: %w", e.Position, err)
+		}
+		batch[i] = &envelope{
+			Position: e.Position, TransactionID: txid, TenantID: e.TenantID, StreamID: e.StreamID,
+			StreamVersion: e.StreamVersion, Type: e.Type, SchemaVersion: e.SchemaVersion,
+			RecordedAt: e.RecordedAt.UTC(), Data: e.Data,
+		}
+	}
+	first, last := batch[0], batch[len(batch)-1]
 	s.mu.Lock()
-	s.batch = append(s.batch, &env)
+	s.seq++
+	s.batch = batch
+	seq := s.seq
 	s.mu.Unlock()
-	msg := message.NewMessage(strconv.FormatInt(env.Position, 10), env.Data)
+	msg := message.NewMessage(fmt.Sprintf("%d-%d", first.Position, last.Position), nil)
 	msg.Metadata = message.Metadata{
-		metaType:          env.Type,
-		metaSchemaVersion: strconv.Itoa(int(schema)),
-		metaPosition:      strconv.FormatInt(env.Position, 10),
-		metaTransactionID: txid,
-		metaTenantID:      env.TenantID,
-		metaStreamID:      env.StreamID,
-		metaStreamVersion: strconv.FormatInt(env.StreamVersion, 10),
-		metaRecordedAt:    env.RecordedAt.UTC().Format(time.RFC3339Nano),
+		metaBatch:         strconv.FormatUint(seq, 10),
+		metaFirstPosition: strconv.FormatInt(first.Position, 10),
+		metaLastPosition:  strconv.FormatInt(last.Position, 10),
+		metaEvents:        strconv.Itoa(len(batch)),
 	}
 	return wsql.Row{
-		Offset:    env.Position,
+		Offset:    last.Position,
 		UUID:      []byte(msg.UUID),
-		Payload:   env.Data,
-		Metadata:  metadata,
 		Msg:       msg,
-		ExtraData: map[string]any{metaTransactionID: txid},
+		ExtraData: map[string]any{"transaction_id": strconv.FormatUint(last.TransactionID, 10)},
 	}, nil
 }
 
