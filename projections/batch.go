@@ -10,12 +10,14 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // batchApplier is a projection that applies a delivered batch at once: a
@@ -29,9 +31,24 @@ type batchApplier interface {
 }
 
 // batchState is what a handler keeps between batches: the fold projections'
-// customers as last written (foldCache).
+// customers as last written (foldCache), and where its last write left the
+// checkpoint.
 type batchState struct {
 	folds foldCache
+	wrote eventstore.Cursor
+}
+
+// begin is told the checkpoint a batch was claimed at. Every write to a
+// projection's tables moves its checkpoint with it (a rebuild's swap sets
+// it), and a checkpoint never moves back, so the tables are as this handler
+// left them exactly when the claim finds the checkpoint where its last
+// write put it. Otherwise (another process fed the projection, a rebuild
+// swapped its tables, a commit failed) the cached folds are forgotten;
+// users' names never change and are kept.
+func (st *batchState) begin(claimed eventstore.Cursor) {
+	if claimed != st.wrote {
+		st.folds.customers = nil
+	}
 }
 
 // The customer-stream projections (my_clients, customer_list,
@@ -77,16 +94,33 @@ func appliedVersion(p foldBulk) string {
 }
 
 // foldCache keeps, per customer, the fold a handler last wrote and its rows
-// (the "before" of the next batch), so a batch reads and folds only the
-// events past it. An entry is only used when the projection's table still
-// records its version (another process, or a rebuild, may have written
-// since; a rolled-back batch leaves the table behind the entry): otherwise
-// the customer is folded again from its whole stream.
+// (the "before" of the next batch), so a batch folds only the events past
+// it. The whole cache is dropped unless the batch was claimed at the
+// checkpoint the handler's last write left (batchState.begin): then the
+// tables are as the entries say, and a customer whose events in the batch
+// carry on from its entry's version, naming only users whose names are
+// known, is folded from the batch alone, without reading anything. Any
+// other customer is read: its events past its entry's version (from the
+// start of its stream without an entry), with the version its table
+// records, which must then match the entry.
 type foldCache struct {
 	customers map[string]*foldEntry
 	// names are the users' names read with the customers' events (names
 	// never change); a cached customer's earlier members are among them.
 	names map[string]string
+	// counts, when not nil, counts the customers folded each way.
+	counts *foldCounts
+}
+
+type foldCounts struct {
+	fromBatch, read atomic.Uint64
+}
+
+func (c *foldCounts) add(fromBatch, read int) {
+	if c != nil {
+		c.fromBatch.Add(uint64(fromBatch))
+		c.read.Add(uint64(read))
+	}
 }
 
 type foldEntry struct {
@@ -105,26 +139,55 @@ type foldedCustomer struct {
 }
 
 // refold brings the customers the batch's customer events belong to up to
-// date with their committed streams, from the cache when it is current and
-// from their whole streams otherwise, adding their users' names to the
-// cache's.
+// date: from the batch alone when their cache entry is current (see
+// foldCache), otherwise from their committed streams, adding their users'
+// names to the cache's.
 func refold(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, cache *foldCache) ([]foldedCustomer, error) {
 	var ids []string
+	byID := map[string][]*envelope{}
 	for _, e := range batch {
-		if isCustomerEvent(e.Type) && !slices.Contains(ids, e.StreamID) {
+		if !isCustomerEvent(e.Type) {
+			continue
+		}
+		if _, ok := byID[e.StreamID]; !ok {
 			ids = append(ids, e.StreamID)
 		}
+		byID[e.StreamID] = append(byID[e.StreamID], e)
 	}
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	sort.Strings(ids)
 	if cache.customers == nil || len(cache.customers) > maxFoldCache {
-		cache.customers, cache.names = map[string]*foldEntry{}, map[string]string{}
+		cache.customers = map[string]*foldEntry{}
 	}
-	out, stale, err := refoldFrom(ctx, tx, p, ids, cache)
-	if err != nil || len(stale) == 0 {
-		return out, err
+	if cache.names == nil || len(cache.names) > maxFoldCache {
+		cache.names = map[string]string{}
+	}
+	var out []foldedCustomer
+	var read []string
+	for _, id := range ids {
+		c, ok, err := advanceCached(cache, id, byID[id])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			read = append(read, id)
+		} else if c != nil {
+			out = append(out, *c)
+		}
+	}
+	cache.counts.add(len(ids)-len(read), len(read))
+	if len(read) == 0 {
+		return out, nil
+	}
+	got, stale, err := refoldFrom(ctx, tx, p, read, cache)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, got...)
+	if len(stale) == 0 {
+		return out, nil
 	}
 	for _, id := range stale {
 		delete(cache.customers, id)
@@ -137,6 +200,59 @@ func refold(ctx context.Context, tx queryer, p foldBulk, batch []*envelope, cach
 		return nil, fmt.Errorf("customers %v: applied versions moved while being read", stale)
 	}
 	return append(out, again...), nil
+}
+
+// advanceCached folds the customer's batch events (in stream order, as
+// subscribers deliver one stream's events) into its cache entry when they
+// carry on from it: ok is false when it cannot (no entry, a version
+// missing from the batch, an unknown user's name), and the entry is then
+// left as it was. A nil customer with ok means the batch holds nothing past
+// the entry.
+func advanceCached(cache *foldCache, id string, events []*envelope) (c *foldedCustomer, ok bool, err error) {
+	entry, found := cache.customers[id]
+	if !found || entry.fold.frozen {
+		return nil, false, nil
+	}
+	v := entry.fold.state.Version
+	var next []decoded
+	for _, e := range events {
+		if e.StreamVersion <= v {
+			continue // already folded: a stream read runs ahead of delivery
+		}
+		if e.StreamVersion != v+1 {
+			return nil, false, nil
+		}
+		d, err := decode(e)
+		if err != nil {
+			return nil, false, err
+		}
+		if u := joiningUser(d); u != "" {
+			if _, known := cache.names[u]; !known {
+				return nil, false, nil
+			}
+		}
+		next = append(next, d)
+		v++
+	}
+	if len(next) == 0 {
+		return nil, true, nil
+	}
+	for _, d := range next {
+		entry.fold.advance(d)
+	}
+	return &foldedCustomer{fold: entry.fold, before: entry.rows}, true, nil
+}
+
+// joiningUser is the user an event puts on the team, if any: the one whose
+// name the customer's rows need next.
+func joiningUser(d decoded) string {
+	switch e := d.event.(type) {
+	case domain.UserAssigned:
+		return e.UserID
+	case domain.TeamMemberReplaced:
+		return e.WithUserID
+	}
+	return ""
 }
 
 // refoldFrom is one read of refold: the customers whose cache entry turned
@@ -217,13 +333,7 @@ func refoldFrom(ctx context.Context, tx queryer, p foldBulk, ids []string, cache
 		if err != nil {
 			return nil, nil, err
 		}
-		fc.stretches.apply(&fc.state, d)
-		if isTeamEvent(d) {
-			fc.state.Team = fc.stretches.team
-			fc.state.Version++
-		} else {
-			fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
-		}
+		fc.advance(d)
 		if fc.state.Version == fc.appliedAt {
 			if err := collect(p, fc, names, cur.before); err != nil {
 				return nil, nil, err

@@ -24,25 +24,33 @@ FROM projection_checkpoints c WHERE c.consumer_group = ANY($1)`
 type collector struct {
 	pool  *pgxpool.Pool
 	names []string
+	folds func() map[string]FoldStats
 
 	position *prometheus.Desc
 	lag      *prometheus.Desc
 	lagSecs  *prometheus.Desc
 	up       *prometheus.Desc
+	folded   *prometheus.Desc
 }
 
 // Collector returns a Prometheus collector of the Runner's projections:
 // checkpoint position, lag in events (head position minus checkpoint
 // position) and in seconds (age of the oldest event not yet applied, 0 when
-// caught up). It queries the database on each scrape.
+// caught up), and how the fold projections brought their customers up to
+// date (from the batch alone, or read). It queries the database on each
+// scrape.
 func (r *Runner) Collector() prometheus.Collector {
 	return &collector{
 		pool:     r.pool,
 		names:    r.Names(),
+		folds:    r.FoldStats,
 		position: prometheus.NewDesc("ledger_projection_checkpoint_position", "Position of the last event the projection applied.", []string{"projection"}, nil),
 		lag:      prometheus.NewDesc("ledger_projection_lag_events", "Head event position minus the projection's checkpoint position.", []string{"projection"}, nil),
 		lagSecs:  prometheus.NewDesc("ledger_projection_lag_seconds", "Age of the oldest event the projection has not applied yet (0 when caught up).", []string{"projection"}, nil),
 		up:       prometheus.NewDesc("ledger_projection_metrics_up", "1 when the projection metrics could be read.", nil, nil),
+		folded: prometheus.NewDesc("ledger_projection_customers_folded_total",
+			"Customers a fold projection brought up to date, by source: batch (its cache was current) or read (their streams were read).",
+			[]string{"projection", "source"}, nil),
 	}
 }
 
@@ -51,9 +59,14 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.lagSecs
 	ch <- c.up
+	ch <- c.folded
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for name, st := range c.folds() {
+		ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.FromBatch), name, "batch")
+		ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.Read), name, "read")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, qProjectionLag, c.names)

@@ -185,6 +185,18 @@ func TestLiveProjectionsEqualRebuildAndDomain(t *testing.T) {
 	waitFor(t, b.runner, w.lastPos)
 
 	checkAgainstDomain(t, b.q, w)
+	// Both ways of bringing a customer up to date were taken: from the
+	// batch alone, and by reading its stream.
+	stats := b.runner.FoldStats()
+	for _, name := range []string{MyClients, CustomerList, AssignmentIntervals} {
+		if st := stats[name]; st.FromBatch == 0 || st.Read == 0 {
+			t.Errorf("%s folded %d customers from batches and read %d", name, st.FromBatch, st.Read)
+		}
+	}
+	if len(stats) != 3 {
+		t.Errorf("fold stats for %d projections, want the 3 fold projections", len(stats))
+	}
+	t.Logf("fold stats: %+v", stats)
 	live := snapshot(t, b.pool)
 	var calls int
 	var last [2]int64

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
 
@@ -331,6 +330,20 @@ type foldCustomer struct {
 	appliedAt int64
 }
 
+// advance applies d, the event after fc's version, to the fold.
+func (fc *foldCustomer) advance(d decoded) {
+	fc.stretches.apply(&fc.state, d)
+	if isTeamEvent(d) {
+		// The stretch fold has just evolved the same team with applyTeam,
+		// which never changes the slice it is given: share it rather than
+		// compute it twice.
+		fc.state.Team = fc.stretches.team
+		fc.state.Version++
+		return
+	}
+	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+}
+
 // bulkFold folds every customer's stream and copies the resulting rows into
 // the rebuild tables of the fold projections. It reads the events in
 // position order, which is each stream's version order, in ranges (the
@@ -398,17 +411,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 				fc.frozen = true
 				continue
 			}
-			fc.stretches.apply(&fc.state, d)
-			switch d.event.(type) {
-			case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
-				// The stretch fold has just evolved the same team with
-				// applyTeam, which never changes the slice it is given:
-				// share it rather than compute it twice.
-				fc.state.Team = fc.stretches.team
-				fc.state.Version++
-			default:
-				fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
-			}
+			fc.advance(d)
 			if !hasClosed(fc.stretches) {
 				continue
 			}

@@ -29,6 +29,28 @@ type Runner struct {
 	cfg         config
 	projections []projection
 	notifier    *notifier
+	// folded counts, per fold projection, how its customers were brought
+	// up to date (see foldCache).
+	folded map[string]*foldCounts
+}
+
+// FoldStats says how a fold projection's handler brought the customers of
+// its batches up to date: from the batch alone (its cache was current), or
+// by reading their streams.
+type FoldStats struct {
+	FromBatch uint64 `json:"from_batch"`
+	Read      uint64 `json:"read"`
+}
+
+// FoldStats returns, per fold projection this Runner feeds, how many
+// customers its batches folded from the batch alone and how many it read,
+// since the Runner was made.
+func (r *Runner) FoldStats() map[string]FoldStats {
+	out := make(map[string]FoldStats, len(r.folded))
+	for name, c := range r.folded {
+		out[name] = FoldStats{FromBatch: c.fromBatch.Load(), Read: c.read.Load()}
+	}
+	return out
 }
 
 type config struct {
@@ -95,6 +117,12 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	// Commits made in this process wake its subscribers at once; the
 	// database's notification, coalesced, is for other processes'.
 	store.OnAppend(func(int64) { n.newEvents() })
+	folded := map[string]*foldCounts{}
+	for _, p := range ps {
+		if _, ok := p.(foldBulk); ok {
+			folded[p.name()] = &foldCounts{}
+		}
+	}
 	return &Runner{
 		pool:        pool,
 		store:       store,
@@ -102,6 +130,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 		cfg:         cfg,
 		projections: ps,
 		notifier:    n,
+		folded:      folded,
 	}, nil
 }
 
@@ -210,7 +239,7 @@ func (r *Runner) Run(ctx context.Context) error {
 // then fails and the batch is retried from the last commit. Applying a
 // batch again is harmless (see batchApplier).
 func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHandlerFunc {
-	var state batchState
+	state := batchState{folds: foldCache{counts: r.folded[p.name()]}}
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
 		tx, ok := wsql.TxFromContext(ctx)
@@ -230,15 +259,19 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 				err = fail(fmt.Errorf("panic: %v", rec))
 			}
 		}()
-		batch := schema.batchOf(msg)
+		batch, claimed := schema.batchOf(msg)
 		if batch == nil {
 			return fail(fmt.Errorf("message %s: not the batch read", msg.UUID))
 		}
+		state.begin(claimed)
 		end := batch[len(batch)-1]
 		g := gate{group: p.name(), txid: strconv.FormatUint(end.TransactionID, 10), pos: end.Position}
 		if err := p.applyBatch(ctx, tx, batch, g, &state); err != nil {
 			return fail(fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err))
 		}
+		// Not yet committed: should the commit fail, the next batch is
+		// claimed at the old checkpoint, which then differs from this.
+		state.wrote = end.cursor()
 		return nil
 	}
 }

@@ -51,21 +51,23 @@ type eventsSchema struct {
 	mu    sync.Mutex
 	seq   uint64 // sequence number of batch
 	batch []*envelope
+	after eventstore.Cursor // the checkpoint batch was read after
 }
 
-// batchOf returns the batch that message msg carries, or nil when msg is
-// not the batch the last query read.
-func (s *eventsSchema) batchOf(msg *message.Message) []*envelope {
+// batchOf returns the batch that message msg carries and the checkpoint it
+// was read after (claimed at), or nil when msg is not the batch the last
+// query read.
+func (s *eventsSchema) batchOf(msg *message.Message) ([]*envelope, eventstore.Cursor) {
 	seq, err := strconv.ParseUint(msg.Metadata.Get(metaBatch), 10, 64)
 	if err != nil {
-		return nil
+		return nil, eventstore.Cursor{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq != s.seq {
-		return nil
+		return nil, eventstore.Cursor{}
 	}
-	return s.batch
+	return s.batch, s.after
 }
 
 // full reports whether the last query read a whole batch (more may be
@@ -81,10 +83,11 @@ func (s *eventsSchema) full() bool {
 // so the claim is made even when no event qualifies. Only transactions
 // below the snapshot's xmin are read: a transaction that commits late has a
 // smaller id than events already visible. The batch comes back as one row
-// (none when it is empty) holding a JSON array of the events in order.
+// (none when it is empty): the checkpoint claimed and a JSON array of the
+// events in order.
 const qSelectEvents = `
 WITH ck AS (%s)
-SELECT count(*), json_agg(json_build_object(
+SELECT ck.last_transaction_id::text, ck.last_position, count(*), json_agg(json_build_object(
            'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
            'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at)
        ORDER BY e.transaction_id, e.position)
@@ -95,6 +98,7 @@ FROM ck CROSS JOIN LATERAL (
     ORDER BY e.transaction_id, e.position
     LIMIT %d
 ) e
+GROUP BY ck.last_transaction_id, ck.last_position
 HAVING count(*) > 0`
 
 func (s *eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
@@ -127,11 +131,17 @@ type batchEvent struct {
 // message's payload is empty: no handler reads it.
 func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
-		n   int
-		raw []byte
+		afterTx string
+		after   eventstore.Cursor
+		n       int
+		raw     []byte
 	)
-	if err := row.Scan(&n, &raw); err != nil {
+	if err := row.Scan(&afterTx, &after.Position, &n, &raw); err != nil {
 		return wsql.Row{}, fmt.Errorf("scan batch: %w", err)
+	}
+	var err error
+	if after.TransactionID, err = strconv.ParseUint(afterTx, 10, 64); err != nil {
+		return wsql.Row{}, fmt.Errorf("batch: checkpoint transaction id: %w", err)
 	}
 	var events []batchEvent
 	if err := json.Unmarshal(raw, &events); err != nil {
@@ -155,7 +165,7 @@ func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	first, last := batch[0], batch[len(batch)-1]
 	s.mu.Lock()
 	s.seq++
-	s.batch = batch
+	s.batch, s.after = batch, after
 	seq := s.seq
 	s.mu.Unlock()
 	msg := message.NewMessage(fmt.Sprintf("%d-%d", first.Position, last.Position), nil)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/projections"
 )
 
 // The lag phase sends AssignUser at a steady rate (open loop: request i is
@@ -61,6 +63,9 @@ type lagResult struct {
 	Waits     []waitShare        `json:"db_sessions"`
 	Backlog   int64              `json:"projection_backlog_after"`
 	DrainEach map[string]float64 `json:"projection_drain_each_s"`
+	// Folds says how the fold projections brought customers up to date
+	// over the whole phase (set-up included): from the batch alone, or read.
+	Folds map[string]projections.FoldStats `json:"fold_stats"`
 }
 
 func runLag(ctx context.Context, o options, srv *server, rep *report) error {
@@ -222,6 +227,7 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 	res.CPU, res.Waits = cpu0.since(), ws.finish()
 	res.Backlog, _ = s.backlog(ctx)
 	_, res.DrainEach, _ = s.drain(ctx, 5*time.Minute)
+	res.Folds = s.runner.FoldStats()
 	fmt.Fprintf(os.Stderr, "   achieved %.0f/s, lag p50 %.1f ms p99 %.1f ms, response p99 %.1f ms\n",
 		res.AchievedRate, res.Lag.P50, res.Lag.P99, res.Response.P99)
 
