@@ -26,7 +26,7 @@ type announcer struct {
 	pool *pgxpool.Pool
 
 	localMu sync.RWMutex
-	local   []func(position int64)
+	local   map[*func(position int64)]struct{}
 
 	mu      sync.Mutex
 	pending int64 // highest position committed and not announced yet
@@ -43,11 +43,20 @@ const (
 )
 
 // onAppend registers fn to be called with the position of every commit
-// announced.
-func (a *announcer) onAppend(fn func(position int64)) {
+// announced, until remove is called.
+func (a *announcer) onAppend(fn func(position int64)) (remove func()) {
+	key := &fn
 	a.localMu.Lock()
 	defer a.localMu.Unlock()
-	a.local = append(a.local, fn)
+	if a.local == nil {
+		a.local = map[*func(position int64)]struct{}{}
+	}
+	a.local[key] = struct{}{}
+	return func() {
+		a.localMu.Lock()
+		defer a.localMu.Unlock()
+		delete(a.local, key)
+	}
 }
 
 // announce arranges for position to be announced soon; it never blocks.
@@ -56,8 +65,8 @@ func (a *announcer) announce(position int64) {
 		return
 	}
 	a.localMu.RLock()
-	for _, fn := range a.local {
-		fn(position)
+	for fn := range a.local {
+		(*fn)(position)
 	}
 	a.localMu.RUnlock()
 	a.mu.Lock()

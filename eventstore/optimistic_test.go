@@ -187,7 +187,7 @@ func TestOnAppendHearsEveryCommit(t *testing.T) {
 	s, b := setup(t)
 	var mu sync.Mutex
 	var heard []int64
-	s.OnAppend(func(p int64) {
+	remove := s.OnAppend(func(p int64) {
 		mu.Lock()
 		defer mu.Unlock()
 		heard = append(heard, p)
@@ -204,6 +204,11 @@ func TestOnAppendHearsEveryCommit(t *testing.T) {
 	// A refused append is not announced.
 	if _, err := appendTo(t, s, b.tenant, stream, 1, ev("C", 3)); err == nil {
 		t.Fatal("a stale expected version was accepted")
+	}
+	// Once removed, fn hears nothing more.
+	remove()
+	if _, err := appendTo(t, s, b.tenant, stream, 2, ev("D", 4)); err != nil {
+		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()

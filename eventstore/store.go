@@ -27,8 +27,8 @@ func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool, announcer: &anno
 // OnAppend registers fn to be called, in this process, right after every
 // commit of events through the store, with the position of its last event.
 // fn must not block: subscribers use it to wake up without waiting for the
-// database's notification.
-func (s *Store) OnAppend(fn func(position int64)) { s.announcer.onAppend(fn) }
+// database's notification. Calling remove unregisters fn.
+func (s *Store) OnAppend(fn func(position int64)) (remove func()) { return s.announcer.onAppend(fn) }
 
 // Pool exposes the pool for side records that must share the store's database.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -114,9 +114,6 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	for _, p := range ps {
 		n.woken[p.name()] = newBroadcast()
 	}
-	// Commits made in this process wake its subscribers at once; the
-	// database's notification, coalesced, is for other processes'.
-	store.OnAppend(func(int64) { n.newEvents() })
 	folded := map[string]*foldCounts{}
 	for _, p := range ps {
 		if _, ok := p.(foldBulk); ok {
@@ -167,6 +164,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer pool.Close()
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
+
+	// Commits made in this process wake its subscribers at once; the
+	// database's notification, coalesced, is for other processes'.
+	defer r.store.OnAppend(func(int64) { r.notifier.newEvents() })()
 
 	listenDone := make(chan struct{})
 	go func() {
