@@ -75,7 +75,10 @@ type options struct {
 var phases = []string{"commands", "lag", "rebuild", "reads"}
 
 func main() {
-	if err := run(); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv("DATABASE_URL"))
+	stop()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
 		os.Exit(1)
 	}
@@ -165,23 +168,22 @@ func parseFlags(args []string) (options, error) {
 	return o, nil
 }
 
-func run() error {
-	o, err := parseFlags(os.Args[1:])
+// run runs the phases args select against the server of url (a
+// PostgreSQL URL whose user may create databases).
+func run(ctx context.Context, args []string, url string) error {
+	o, err := parseFlags(args)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
 		}
 		return err
 	}
-	url := os.Getenv("DATABASE_URL")
 	if url == "" {
 		return errors.New("DATABASE_URL is not set (make bench starts a throwaway cluster)")
 	}
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(400) // as ledger serve runs (cmd/ledger/serve.go)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 
 	logLevel := slog.LevelError
 	var logOut io.Writer = os.Stderr
@@ -196,7 +198,7 @@ func run() error {
 	}
 	defer srv.close()
 
-	rep := &report{Started: time.Now().UTC(), Command: strings.Join(append([]string{"ledgerbench"}, os.Args[1:]...), " ")}
+	rep := &report{Started: time.Now().UTC(), Command: strings.Join(append([]string{"ledgerbench"}, args...), " ")}
 	rep.Machine = machineInfo(ctx, srv)
 	rep.Tree = treeState()
 	rep.Settings = settingsOf(o)

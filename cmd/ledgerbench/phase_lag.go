@@ -104,9 +104,13 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 		return err
 	}
 	lctx, stopListen := context.WithCancel(ctx)
-	defer stopListen()
+	listening := make(chan struct{})
+	// The connection is closed (deferred above) only once the listener has
+	// returned from it.
+	defer func() { stopListen(); <-listening }()
 	wake := make(chan struct{}, 1)
 	go func() {
+		defer close(listening)
 		for {
 			n, err := lconn.WaitForNotification(lctx)
 			if err != nil {
