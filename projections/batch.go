@@ -31,24 +31,32 @@ type batchApplier interface {
 }
 
 // batchState is what a handler keeps between batches: the fold projections'
-// customers as last written (foldCache), and where its last write left the
-// checkpoint.
+// customers as last written (foldCache), and what the claim of its last
+// write found, with the checkpoint that write moved to.
 type batchState struct {
 	folds foldCache
-	wrote eventstore.Cursor
+	wrote claim
 }
 
-// begin is told the checkpoint a batch was claimed at. Every write to a
-// projection's tables moves its checkpoint with it (a rebuild's swap sets
-// it), and a checkpoint never moves back, so the tables are as this handler
-// left them exactly when the claim finds the checkpoint where its last
-// write put it. Otherwise (another process fed the projection, a rebuild
-// swapped its tables, a commit failed) the cached folds are forgotten;
-// users' names never change and are kept.
-func (st *batchState) begin(claimed eventstore.Cursor) {
-	if claimed != st.wrote {
+// begin is told what the claim of a batch found. Every live write to a
+// projection's tables moves its checkpoint with it, and a checkpoint never
+// moves back; a rebuild's swap sets it (to anything, even where it stood)
+// and bumps the tables' epoch. So the tables are as this handler left them
+// exactly when the claim finds the checkpoint where its last write put it,
+// in the same epoch. Otherwise (another process fed the projection, a
+// rebuild swapped its tables, a commit failed) the cached folds are
+// forgotten; users' names never change and are kept.
+func (st *batchState) begin(c claim) {
+	if c != st.wrote {
 		st.folds.customers = nil
 	}
+}
+
+// written records that the batch claimed with c has been applied up to
+// end (not yet committed: should the commit fail, the next claim finds
+// the old checkpoint, which then differs).
+func (st *batchState) written(c claim, end eventstore.Cursor) {
+	st.wrote = claim{after: end, tablesEpoch: c.tablesEpoch}
 }
 
 // The customer-stream projections (my_clients, customer_list,

@@ -116,8 +116,9 @@ LIMIT $3`
 	// The live subscriber's own claim (migration 0006): it pauses the live
 	// handler between its batches.
 	qLockCheckpoint = `SELECT last_transaction_id::text, last_position FROM ledger_checkpoint_claim($1)`
-	qSetCheckpoint  = `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3,
-    updated_at = now() WHERE consumer_group = $1`
+	// The epoch tells live handlers their tables were swapped (migration 0009).
+	qSetCheckpoint = `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3,
+    tables_epoch = tables_epoch + 1, updated_at = now() WHERE consumer_group = $1`
 )
 
 func (b *rebuilder) run(ctx context.Context) error {

@@ -270,9 +270,7 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 		if err := p.applyBatch(ctx, tx, batch, g, &state); err != nil {
 			return fail(fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err))
 		}
-		// Not yet committed: should the commit fail, the next batch is
-		// claimed at the old checkpoint, which then differs from this.
-		state.wrote = end.cursor()
+		state.written(claimed, end.cursor())
 		return nil
 	}
 }

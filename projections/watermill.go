@@ -51,23 +51,29 @@ type eventsSchema struct {
 	mu    sync.Mutex
 	seq   uint64 // sequence number of batch
 	batch []*envelope
-	after eventstore.Cursor // the checkpoint batch was read after
+	claim claim // what the claim that read batch found
 }
 
-// batchOf returns the batch that message msg carries and the checkpoint it
-// was read after (claimed at), or nil when msg is not the batch the last
-// query read.
-func (s *eventsSchema) batchOf(msg *message.Message) ([]*envelope, eventstore.Cursor) {
+// claim is what claiming a consumer group found: its checkpoint, and how
+// many times a rebuild has swapped its tables (migration 0009).
+type claim struct {
+	after       eventstore.Cursor
+	tablesEpoch int64
+}
+
+// batchOf returns the batch that message msg carries and what the claim
+// that read it found, or nil when msg is not the batch the last query read.
+func (s *eventsSchema) batchOf(msg *message.Message) ([]*envelope, claim) {
 	seq, err := strconv.ParseUint(msg.Metadata.Get(metaBatch), 10, 64)
 	if err != nil {
-		return nil, eventstore.Cursor{}
+		return nil, claim{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if seq != s.seq {
-		return nil, eventstore.Cursor{}
+		return nil, claim{}
 	}
-	return s.batch, s.after
+	return s.batch, s.claim
 }
 
 // full reports whether the last query read a whole batch (more may be
@@ -83,11 +89,11 @@ func (s *eventsSchema) full() bool {
 // so the claim is made even when no event qualifies. Only transactions
 // below the snapshot's xmin are read: a transaction that commits late has a
 // smaller id than events already visible. The batch comes back as one row
-// (none when it is empty): the checkpoint claimed and a JSON array of the
+// (none when it is empty): what the claim found and a JSON array of the
 // events in order.
 const qSelectEvents = `
 WITH ck AS (%s)
-SELECT ck.last_transaction_id::text, ck.last_position, count(*), json_agg(json_build_object(
+SELECT ck.last_transaction_id::text, ck.last_position, ck.tables_epoch, count(*), json_agg(json_build_object(
            'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
            'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at)
        ORDER BY e.transaction_id, e.position)
@@ -98,7 +104,7 @@ FROM ck CROSS JOIN LATERAL (
     ORDER BY e.transaction_id, e.position
     LIMIT %d
 ) e
-GROUP BY ck.last_transaction_id, ck.last_position
+GROUP BY ck.last_transaction_id, ck.last_position, ck.tables_epoch
 HAVING count(*) > 0`
 
 func (s *eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
@@ -132,15 +138,15 @@ type batchEvent struct {
 func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
 		afterTx string
-		after   eventstore.Cursor
+		c       claim
 		n       int
 		raw     []byte
 	)
-	if err := row.Scan(&afterTx, &after.Position, &n, &raw); err != nil {
+	if err := row.Scan(&afterTx, &c.after.Position, &c.tablesEpoch, &n, &raw); err != nil {
 		return wsql.Row{}, fmt.Errorf("scan batch: %w", err)
 	}
 	var err error
-	if after.TransactionID, err = strconv.ParseUint(afterTx, 10, 64); err != nil {
+	if c.after.TransactionID, err = strconv.ParseUint(afterTx, 10, 64); err != nil {
 		return wsql.Row{}, fmt.Errorf("batch: checkpoint transaction id: %w", err)
 	}
 	var events []batchEvent
@@ -165,7 +171,7 @@ func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	first, last := batch[0], batch[len(batch)-1]
 	s.mu.Lock()
 	s.seq++
-	s.batch, s.after = batch, after
+	s.batch, s.claim = batch, c
 	seq := s.seq
 	s.mu.Unlock()
 	msg := message.NewMessage(fmt.Sprintf("%d-%d", first.Position, last.Position), nil)
@@ -200,7 +206,7 @@ type checkpointOffsets struct{}
 
 const (
 	// The claim locks the group for the transaction (migration 0006).
-	qNextOffset = `SELECT last_transaction_id, last_position FROM ledger_checkpoint_claim($1)`
+	qNextOffset = `SELECT last_transaction_id, last_position, tables_epoch FROM ledger_checkpoint_claim($1)`
 
 	qAckNothing = `SELECT 1`
 

@@ -34,7 +34,7 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 		schema := &eventsSchema{batchSize: size}
 		got, msg := readBatch(t, ctx, db, schema)
 		msgBatch, after := schema.batchOf(msg)
-		if after != (eventstore.Cursor{}) {
+		if after != (claim{}) {
 			t.Errorf("batch size %d: read after %+v, want the start", size, after)
 		}
 		if len(got) != len(want) {
