@@ -21,9 +21,9 @@ import (
 )
 
 // batchApplier is a projection that applies a delivered batch at once: a
-// batch is one message (see eventsSchema and Runner.handler). Its writes move the checkpoint to the batch's last event
-// (g), also when there is nothing else to write, and applying a batch
-// again must change nothing.
+// batch is one message (see eventsSchema and Runner.handler). Its writes
+// move the checkpoint to the batch's last event (g), also when there is
+// nothing else to write, and applying a batch again must change nothing.
 type batchApplier interface {
 	// applyBatch applies batch in tx; st is the handler's own state,
 	// kept from one batch to the next.
@@ -104,8 +104,8 @@ func appliedVersion(p foldBulk) string {
 // foldCache keeps, per customer, the fold a handler last wrote and its rows
 // (the "before" of the next batch), so a batch folds only the events past
 // it. The whole cache is dropped unless the batch was claimed at the
-// checkpoint the handler's last write left (batchState.begin): then the
-// tables are as the entries say, and a customer whose events in the batch
+// checkpoint the handler's last write left, in the same tables epoch
+// (batchState.begin): then the tables are as the entries say, and a customer whose events in the batch
 // carry on from its entry's version, naming only users whose names are
 // known, is folded from the batch alone, without reading anything. Any
 // other customer is read: its events past its entry's version (from the
