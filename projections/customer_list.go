@@ -272,8 +272,6 @@ type customerCursor struct {
 	ID        string    `json:"id"`
 }
 
-const qCustomerListPage = `SELECT ` + customerItemColumns + ` FROM customer_list c WHERE `
-
 // Customers returns one page of the tenant's customers, oldest first
 // (created_at, then id). limit is clamped by the caller (<= 0 means 50).
 func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilter, limit int, cursor string) (Page[CustomerItem], error) {
@@ -303,26 +301,26 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	if f.Status != "" {
 		conds = append(conds, "c.status = "+args.add(f.Status))
 	}
+	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
+	if byUser && !isUUID(f.AssignedUser) {
+		return Page[CustomerItem]{Items: []CustomerItem{}}, nil
+	}
+	// The list's order is created_at, then id. Filtered by an assigned user,
+	// the user's customers come from my_clients, which carries each
+	// customer's created_at and has an index in that order (migration
+	// 0010): the query walks the user's customers in order, keeps those
+	// whose own row agrees, and stops at a full page. (The assignees column
+	// has no index: see migration 0008.)
+	from, created, id := "customer_list c", "c.created_at", "c.customer_id"
+	if byUser {
+		from, created, id = "my_clients m JOIN customer_list c ON c.customer_id = m.customer_id", "m.customer_created_at", "m.customer_id"
+		conds = append(conds, "m.tenant_id = $1", "m.user_id = "+args.add(f.AssignedUser)+"::uuid")
+	}
 	if after != nil {
-		conds = append(conds, "(c.created_at, c.customer_id) > ("+args.add(after.CreatedAt)+", "+args.add(after.ID)+"::uuid)")
+		conds = append(conds, "("+created+", "+id+") > ("+args.add(after.CreatedAt)+", "+args.add(after.ID)+"::uuid)")
 	}
-	limitArg := args.add(limit + 1)
-	sql := qCustomerListPage + strings.Join(conds, " AND ") +
-		" ORDER BY c.created_at, c.customer_id LIMIT " + limitArg
-	if f.AssignedUser != "" && f.AssignedUser != "none" {
-		// The user's customers through my_clients' by-user index, then
-		// sorted: a user has few customers among a million, and walking the
-		// created_at index to filter would read most of the tenant. (The
-		// assignees column has no index: see migration 0008.) Materialised
-		// so the planner cannot turn it back into that walk.
-		if !isUUID(f.AssignedUser) {
-			return Page[CustomerItem]{Items: []CustomerItem{}}, nil
-		}
-		user := args.add(f.AssignedUser)
-		sql = `WITH c AS MATERIALIZED (SELECT c.* FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
-			WHERE m.tenant_id = $1 AND m.user_id = ` + user + `::uuid AND ` + strings.Join(conds, " AND ") + `)
-			SELECT ` + customerItemColumns + ` FROM c ORDER BY c.created_at, c.customer_id LIMIT ` + limitArg
-	}
+	sql := `SELECT ` + customerItemColumns + ` FROM ` + from + ` WHERE ` + strings.Join(conds, " AND ") +
+		` ORDER BY ` + created + `, ` + id + ` LIMIT ` + args.add(limit+1)
 	rows, err := q.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)

@@ -35,8 +35,9 @@ ORDER BY m.seq`
 var qMyClientsWrite = gated(7, `WITH gone AS (
     DELETE FROM my_clients WHERE customer_id = $1 AND user_id <> ALL($3::uuid[]) AND EXISTS (SELECT 1 FROM cp)
 ), kept AS (
-    INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq)
-    SELECT $1, t.user_id, $2, t.lead, t.assigned_at, t.seq
+    INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq, customer_created_at)
+    SELECT $1, t.user_id, $2, t.lead, t.assigned_at, t.seq,
+           (SELECT e.recorded_at FROM events e WHERE e.stream_id = $1 AND e.stream_version = 1)
     FROM unnest($3::uuid[], $4::bool[], $5::timestamptz[], $6::bigint[]) AS t(user_id, lead, assigned_at, seq)
     WHERE EXISTS (SELECT 1 FROM cp)
     ON CONFLICT (customer_id, user_id) DO UPDATE
@@ -99,14 +100,14 @@ func (myClients) apply(ctx context.Context, tx queryer, ev *envelope, g gate) er
 
 func (myClients) copyColumns() map[string][]string {
 	return map[string][]string{
-		"my_clients":         {"customer_id", "user_id", "tenant_id", "lead", "assigned_at", "seq"},
+		"my_clients":         {"customer_id", "user_id", "tenant_id", "lead", "assigned_at", "seq", "customer_created_at"},
 		"my_clients_streams": {"customer_id", "version"},
 	}
 }
 
 func (myClients) emit(sink *copySink, c *customerState) error {
 	for _, m := range c.Team {
-		sink.add("my_clients", uid(c.ID), uid(m.UserID), uid(c.TenantID), m.Lead, m.AssignedAt, m.Seq)
+		sink.add("my_clients", uid(c.ID), uid(m.UserID), uid(c.TenantID), m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
 	}
 	sink.add("my_clients_streams", uid(c.ID), c.Version)
 	return nil

@@ -643,6 +643,15 @@ func TestQueriesFiltersPagesAndNotifications(t *testing.T) {
 			}
 			cursor = page.NextCursor
 		}
+		// Pages follow the list's order, whichever index serves them.
+		if !slices.IsSortedFunc(all, func(a, b CustomerItem) int {
+			if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(a.ID, b.ID)
+		}) {
+			t.Errorf("filter %+v: pages out of (created_at, id) order", tc.f)
+		}
 		var each []CustomerItem
 		if err := b.q.EachCustomer(ctx, tn.id, tc.f, func(it CustomerItem) error { each = append(each, it); return nil }); err != nil {
 			t.Fatal(err)

@@ -169,11 +169,11 @@ const (
 FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
 WHERE m.tenant_id = $1 AND m.user_id = $2 AND c.tenant_id = m.tenant_id
 ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT 51`
-	explainCustomers = `WITH c AS MATERIALIZED (SELECT c.* FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
-    WHERE m.tenant_id = $1 AND m.user_id = ($2::jsonb->0->>'user_id')::uuid AND c.tenant_id = $1 AND c.assignees @> $2::jsonb)
-SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
+	explainCustomers = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
        c.status, c.created_at, c.version, c.assignees
-FROM c ORDER BY c.created_at, c.customer_id LIMIT 51`
+FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
+WHERE c.tenant_id = $1 AND c.assignees @> $2::jsonb AND m.tenant_id = $1 AND m.user_id = ($2::jsonb->0->>'user_id')::uuid
+ORDER BY m.customer_created_at, m.customer_id LIMIT 51`
 )
 
 // explain runs EXPLAIN ANALYZE of a statement PREPAREd like pgx prepares
@@ -256,8 +256,8 @@ func fillReadModel(ctx context.Context, pool *pgxpool.Pool, o options) (string, 
 		  SELECT id, $1, 'User ' || lpad(n::text, 5, '0'), 'user' || n || '@bench.example', 'member', 'active', $2
 		  FROM bench_u`, []any{tenant, base}},
 		// assignment j = k·C + n (k < K) of customer n, j < assignments
-		{`INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq)
-		  SELECT c.id, u.id, $1, k = 0, c.created_at + random() * interval '90 days', c.n * $4::bigint + k
+		{`INSERT INTO my_clients (customer_id, user_id, tenant_id, lead, assigned_at, seq, customer_created_at)
+		  SELECT c.id, u.id, $1, k = 0, c.created_at + random() * interval '90 days', c.n * $4::bigint + k, c.created_at
 		  FROM bench_c c
 		  CROSS JOIN generate_series(0::bigint, $4::bigint - 1) k
 		  JOIN bench_u u ON u.n = ((c.n * $4::bigint + k) * $5::bigint) % $3::bigint

@@ -253,6 +253,13 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 		return err
 	}
 	vacTime := time.Since(t1)
+	// A rebuild reads only below the cluster's oldest running transaction
+	// (the rest is left to the live handlers), and any transaction on the
+	// cluster, in any database, can hold that back: wait until every
+	// generated event is readable, so that the rebuild timed is the whole one.
+	if err := waitReadable(ctx, pool, time.Minute); err != nil {
+		return err
+	}
 	for _, c := range g.customers {
 		g.memberships += len(c.team)
 	}
@@ -320,4 +327,28 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 		return fmt.Errorf("rebuilt tables do not match the generated events: %v", mismatch)
 	}
 	return nil
+}
+
+// waitReadable waits until every event's transaction is below the oldest
+// running transaction of the cluster.
+func waitReadable(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var ok bool
+		if err := pool.QueryRow(ctx, `SELECT coalesce((SELECT max(transaction_id) FROM events)
+			< pg_snapshot_xmin(pg_current_snapshot()), true)`).Scan(&ok); err != nil {
+			return fmt.Errorf("wait for the events to be readable: %w", err)
+		}
+		if ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("events still not readable after %s: a transaction older than them is running on the cluster", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
