@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -25,6 +26,22 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 	w.run(ctx, 60)
 	db := stdlib.OpenDBFromPool(b.pool)
 	t.Cleanup(func() { _ = db.Close() })
+	// Both reads below go only below the cluster's oldest running
+	// transaction, which another test's can hold back for a moment: compare
+	// them once every event is readable.
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		all, err := b.store.ReadAll(ctx, eventstore.Cursor{}, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(all) == w.events {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events readable after 30 s", len(all), w.events)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	for _, size := range []int{1, 5, 10_000} {
 		want, err := b.store.ReadAll(ctx, eventstore.Cursor{}, size)
