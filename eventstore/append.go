@@ -147,11 +147,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	if err != nil {
 		return AppendResult{}, err
 	}
-	metadata, err := json.Marshal(req.Metadata)
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("encode metadata: %w", err)
-	}
-	canonMeta, err := canonicalJSON(metadata)
+	canonMeta, err := req.canonicalMetadata()
 	if err != nil {
 		return AppendResult{}, err
 	}
@@ -199,12 +195,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 
 	// The clock is read only once the streams are locked, so recorded times
 	// never go backwards within a stream and as-of questions have one answer.
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	// Microseconds: what timestamptz keeps, so the hash can be recomputed.
-	now = now.UTC().Truncate(time.Microsecond)
+	now := req.recordedAt()
 
 	res := AppendResult{Versions: map[string]int64{}, Hashes: map[string][]byte{}}
 	var rows eventRows
@@ -579,4 +570,24 @@ func sortedGuards(guards []Guard) []Guard {
 	sorted := append([]Guard(nil), guards...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].StreamID < sorted[j].StreamID })
 	return sorted
+}
+
+// canonicalMetadata is the request's metadata as stored and hashed.
+func (req AppendRequest) canonicalMetadata() ([]byte, error) {
+	metadata, err := json.Marshal(req.Metadata)
+	if err != nil {
+		return nil, fmt.Errorf("encode metadata: %w", err)
+	}
+	return canonicalJSON(metadata)
+}
+
+// recordedAt is the time the request's events are recorded at: req.Now, or
+// the clock, in microseconds (what timestamptz keeps, so the hash can be
+// recomputed from the row).
+func (req AppendRequest) recordedAt() time.Time {
+	now := req.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	return now.UTC().Truncate(time.Microsecond)
 }

@@ -2,13 +2,11 @@ package eventstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
-	"time"
 )
 
 // Head is where a stream stood when a command last saw it: its version and
@@ -76,19 +74,11 @@ func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, c
 	if w.ExpectedVersion != h.Version {
 		return AppendResult{}, &VersionMismatchError{StreamID: w.StreamID, Expected: w.ExpectedVersion, Actual: h.Version}
 	}
-	metadata, err := json.Marshal(req.Metadata)
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("encode metadata: %w", err)
-	}
-	canonMeta, err := canonicalJSON(metadata)
+	canonMeta, err := req.canonicalMetadata()
 	if err != nil {
 		return AppendResult{}, err
 	}
-	now := req.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
-	now = now.UTC().Truncate(time.Microsecond)
+	now := req.recordedAt()
 	var rows eventRows
 	version, last, err := rows.chain(req.TenantID, w, h.Version, h.LastHash, now, canonMeta)
 	if err != nil {

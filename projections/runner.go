@@ -111,11 +111,9 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 		log = slog.Default()
 	}
 	n := newNotifier(pool.Config().ConnConfig, log)
-	for _, p := range ps {
-		n.woken[p.name()] = newBroadcast()
-	}
 	folded := map[string]*foldCounts{}
 	for _, p := range ps {
+		n.woken[p.name()] = newBroadcast()
 		if _, ok := p.(foldBulk); ok {
 			folded[p.name()] = &foldCounts{}
 		}
