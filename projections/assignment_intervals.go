@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 )
@@ -14,58 +13,36 @@ type ClientAsOf struct {
 	AssignedAt time.Time `json:"assigned_at"`
 }
 
-type assignmentIntervals struct{}
-
-func (assignmentIntervals) name() string { return AssignmentIntervals }
-func (assignmentIntervals) tables() []string {
-	return []string{"assignment_intervals", "assignment_intervals_streams"}
+func assignmentIntervalsProjection() *projection {
+	return &projection{
+		name: AssignmentIntervals,
+		tables: []table{
+			{name: "assignment_intervals", key: []string{"customer_id", "from_position", "user_id"},
+				columns: []string{"customer_id", "from_position", "user_id", "tenant_id", "lead", "assigned_at", "seq",
+					"valid_from", "valid_to", "to_position"}},
+			{name: "assignment_intervals_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
+		},
+		fold: &foldDef{
+			versionTable: "assignment_intervals_streams",
+			rows: func(out rowSink, c *customerState) {
+				out.add("assignment_intervals_streams", uid(c.ID), c.Version)
+			},
+			stretch: func(out rowSink, c *customerState, s *stretch) {
+				out.add("assignment_intervals", uid(c.ID), s.FromPos, uid(s.UserID), uid(c.TenantID), s.Lead, s.AssignedAt,
+					s.Seq, s.From, s.To, s.ToPos)
+			},
+		},
+	}
 }
-
-const (
-	// The applied stream version and the open stretches, in one read: one
-	// row with NULL stretch columns when none is open.
-	qIntervalsLoad = `SELECT h.version, a.user_id::text, a.lead, a.assigned_at, a.seq, a.valid_from, a.from_position
-FROM (SELECT coalesce((SELECT version FROM assignment_intervals_streams WHERE customer_id = $1), 0) AS version) h
-LEFT JOIN assignment_intervals a ON a.customer_id = $1 AND a.valid_to IS NULL
-ORDER BY a.seq`
-)
-
-// One statement: stretches that ended are closed, new ones inserted
-// (possibly already closed, when a gap fill applied several events), and
-// the applied stream version recorded, with the checkpoint (see gate).
-var qIntervalsWrite = gated(15, `WITH closed AS (
-    UPDATE assignment_intervals a SET valid_to = t.valid_to, to_position = t.to_position
-    FROM unnest($2::uuid[], $3::bigint[], $4::timestamptz[], $5::bigint[]) AS t(user_id, from_position, valid_to, to_position)
-    WHERE a.customer_id = $1 AND a.user_id = t.user_id AND a.from_position = t.from_position
-      AND EXISTS (SELECT 1 FROM cp)
-), opened AS (
-    INSERT INTO assignment_intervals (customer_id, from_position, user_id, tenant_id, lead, assigned_at, seq,
-        valid_from, valid_to, to_position)
-    SELECT $1, t.from_position, t.user_id, $6, t.lead, t.assigned_at, t.seq, t.valid_from, t.valid_to, t.to_position
-    FROM unnest($7::bigint[], $8::uuid[], $9::bool[], $10::timestamptz[], $11::bigint[], $12::timestamptz[],
-                $13::timestamptz[], $14::bigint[])
-        AS t(from_position, user_id, lead, assigned_at, seq, valid_from, valid_to, to_position)
-    WHERE EXISTS (SELECT 1 FROM cp)
-)
-INSERT INTO assignment_intervals_streams (customer_id, version) SELECT $1::uuid, $15::bigint WHERE EXISTS (SELECT 1 FROM cp)
-ON CONFLICT (customer_id) DO UPDATE SET version = excluded.version`)
 
 // stretchFold tracks a customer's team and its stretches through events.
 type stretchFold struct {
 	team []member
 	open map[string]*stretch // by user: the member's current stretch
-	all  []*stretch          // in creation order, stored ones first
+	all  []*stretch          // in creation order
 }
 
-func newStretchFold(open []*stretch) *stretchFold {
-	f := &stretchFold{open: map[string]*stretch{}}
-	for _, s := range open {
-		f.team = append(f.team, member{UserID: s.UserID, Lead: s.Lead, AssignedAt: s.AssignedAt, Seq: s.Seq})
-		f.open[s.UserID] = s
-		f.all = append(f.all, s)
-	}
-	return f
-}
+func newStretchFold() *stretchFold { return &stretchFold{open: map[string]*stretch{}} }
 
 // drain hands closed stretches (all, with open ones too, when all is set)
 // to fn and forgets them; the bulk fold copies them as they close.
@@ -100,95 +77,6 @@ func (f *stretchFold) apply(c *customerState, d decoded) {
 		f.open[m.UserID] = s
 		f.all = append(f.all, s)
 	}
-}
-
-func (assignmentIntervals) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
-	if !isCustomerEvent(ev.Type) {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, qIntervalsLoad, ev.StreamID)
-	if err != nil {
-		return fmt.Errorf("read open intervals: %w", err)
-	}
-	var (
-		head int64
-		open []*stretch
-	)
-	for rows.Next() {
-		var (
-			user        sql.NullString
-			lead        sql.NullBool
-			assigned, f sql.NullTime
-			seq, from   sql.NullInt64
-		)
-		if err := rows.Scan(&head, &user, &lead, &assigned, &seq, &f, &from); err != nil {
-			rows.Close()
-			return fmt.Errorf("read open intervals: %w", err)
-		}
-		if user.Valid {
-			open = append(open, &stretch{CustomerID: ev.StreamID, TenantID: ev.TenantID, stored: true,
-				UserID: user.String, Lead: lead.Bool, AssignedAt: assigned.Time, Seq: seq.Int64, From: f.Time, FromPos: from.Int64})
-		}
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read open intervals: %w", err)
-	}
-	pending, err := pendingInStreamOrder(ctx, tx, head, ev)
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	f := newStretchFold(open)
-	c := &customerState{ID: ev.StreamID, TenantID: ev.TenantID}
-	for _, d := range pending {
-		f.apply(c, d)
-	}
-	var (
-		cUsers         = []string{}
-		cFrom, cToPos  = []int64{}, []int64{}
-		cTo            = []time.Time{}
-		oFrom, oSeq    = []int64{}, []int64{}
-		oUsers         = []string{}
-		oLead          = []bool{}
-		oAssigned, oVF = []time.Time{}, []time.Time{}
-		oTo            = []*time.Time{}
-		oToPos         = []*int64{}
-	)
-	for _, s := range f.all {
-		switch {
-		case s.stored && s.To != nil:
-			cUsers, cFrom, cTo, cToPos = append(cUsers, s.UserID), append(cFrom, s.FromPos), append(cTo, *s.To), append(cToPos, *s.ToPos)
-		case !s.stored:
-			oFrom, oUsers, oLead, oAssigned = append(oFrom, s.FromPos), append(oUsers, s.UserID), append(oLead, s.Lead), append(oAssigned, s.AssignedAt)
-			oSeq, oVF, oTo, oToPos = append(oSeq, s.Seq), append(oVF, s.From), append(oTo, s.To), append(oToPos, s.ToPos)
-		}
-	}
-	version := pending[len(pending)-1].env.StreamVersion
-	if err := qIntervalsWrite.exec(ctx, tx, g, ev.StreamID, cUsers, cFrom, cTo, cToPos, ev.TenantID,
-		oFrom, oUsers, oLead, oAssigned, oSeq, oVF, oTo, oToPos, version); err != nil {
-		return fmt.Errorf("write assignment_intervals: %w", err)
-	}
-	return nil
-}
-
-var intervalColumns = []string{"customer_id", "from_position", "user_id", "tenant_id", "lead", "assigned_at", "seq",
-	"valid_from", "valid_to", "to_position"}
-
-func (assignmentIntervals) copyColumns() map[string][]string {
-	return map[string][]string{
-		"assignment_intervals":         intervalColumns,
-		"assignment_intervals_streams": {"customer_id", "version"},
-	}
-}
-
-func (assignmentIntervals) emit(sink *copySink, c *customerState) error {
-	sink.add("assignment_intervals_streams", uid(c.ID), c.Version)
-	return nil
-}
-
-func (assignmentIntervals) emitStretch(sink *copySink, c *customerState, s *stretch) {
-	sink.add("assignment_intervals", uid(c.ID), s.FromPos, uid(s.UserID), uid(c.TenantID), s.Lead, s.AssignedAt, s.Seq,
-		s.From, s.To, s.ToPos)
 }
 
 const (

@@ -38,15 +38,15 @@ type AuditFilter struct {
 	Type       string
 }
 
-type auditLog struct{}
-
-func (auditLog) name() string     { return AuditLog }
-func (auditLog) tables() []string { return []string{"audit_log"} }
-
-// qAuditSelect derives audit rows from events in SQL, so the live handler
-// (one event) and a rebuild (a range) share one definition. user_ids is
-// domain.UserIDsOf: user_id, with_user_id, previous_user_id, transfer_to.
-const qAuditSelect = `INSERT INTO audit_log (position, tenant_id, stream_id, stream_version, type, schema_version, at,
+func auditLogProjection() *projection {
+	return &projection{
+		name: AuditLog,
+		tables: []table{{name: "audit_log", key: []string{"tenant_id", "position"},
+			columns: []string{"position", "tenant_id", "stream_id", "stream_version", "type", "schema_version", "at",
+				"actor_user_id", "actor_name", "correlation_id", "customer_id", "user_ids", "data"}}},
+		// user_ids is domain.UserIDsOf: user_id, with_user_id,
+		// previous_user_id, transfer_to.
+		derive: `INSERT INTO audit_log (position, tenant_id, stream_id, stream_version, type, schema_version, at,
     actor_user_id, actor_name, correlation_id, customer_id, user_ids, data)
 SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.recorded_at,
        coalesce(e.metadata->'actor'->>'user_id', ''), coalesce(e.metadata->'actor'->>'name', ''),
@@ -54,24 +54,9 @@ SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_
        array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
                           nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[],
        e.data
-FROM events e `
-
-var qAuditApply = gated(1, qAuditSelect+`WHERE e.position = $1 AND EXISTS (SELECT 1 FROM cp) ON CONFLICT DO NOTHING`)
-
-const (
-	// The rebuild loads disjoint ranges before the table has its indexes,
-	// so no ON CONFLICT (it would need the primary key).
-	qAuditBulk = qAuditSelect + `WHERE e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8`
-)
-
-func (auditLog) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
-	if err := qAuditApply.exec(ctx, tx, g, ev.Position); err != nil {
-		return fmt.Errorf("write audit_log: %w", err)
+FROM events e WHERE %s`,
 	}
-	return nil
 }
-
-func (auditLog) bulkSQL() string { return qAuditBulk }
 
 const qAuditPage = `SELECT position, stream_id::text, stream_version, type, at, actor_user_id, actor_name,
        correlation_id, coalesce(customer_id::text, ''), user_ids::text[], data

@@ -2,7 +2,6 @@ package projections
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/assignment-ledger/ledger/domain"
 )
 
 // Assignee is one entry of the assigned-user column.
@@ -49,188 +46,43 @@ type CustomerFilter struct {
 // ErrNotFound is returned for an ID the read model does not know in the tenant.
 var ErrNotFound = errors.New("not found")
 
-type customerList struct{}
-
-func (customerList) name() string     { return CustomerList }
-func (customerList) tables() []string { return []string{"customer_list"} }
-
-const (
-	// The customer's row, if any, and the names of the users $2 (those the
-	// delivered event puts on the team), in one read.
-	qCustomerListLoad = `SELECT c.customer_id IS NOT NULL, coalesce(c.tenant_id::text, ''), coalesce(c.first_name, ''),
-       coalesce(c.last_name, ''), coalesce(c.email, ''), coalesce(c.phone, ''), coalesce(c.external_id, ''),
-       coalesce(c.status, ''), coalesce(c.status_before_block, ''), c.created_at, coalesce(c.version, 0),
-       coalesce(c.assignees, '[]'), n.names
-FROM (SELECT coalesce(jsonb_object_agg(u.id::text, u.name), '{}') AS names FROM users u WHERE u.id = ANY($2::uuid[])) n
-LEFT JOIN customer_list c ON c.customer_id = $1`
-
-	qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::uuid[])`
-)
-
-// qCustomerListUpsert writes the row with the checkpoint (see gate).
-var qCustomerListUpsert = gated(12, `INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone,
-    external_id, status, status_before_block, created_at, version, assignees)
-SELECT $1::uuid, $2::uuid, $3::text, $4::text, $5::text, $6::text, $7::text, $8::text, $9::text, $10::timestamptz,
-       $11::bigint, $12::jsonb
-WHERE EXISTS (SELECT 1 FROM cp)
-ON CONFLICT (customer_id) DO UPDATE SET tenant_id = excluded.tenant_id, first_name = excluded.first_name,
-    last_name = excluded.last_name, email = excluded.email, phone = excluded.phone,
-    external_id = excluded.external_id, status = excluded.status,
-    status_before_block = excluded.status_before_block, created_at = excluded.created_at,
-    version = excluded.version, assignees = excluded.assignees`)
-
-func (customerList) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
-	if !isCustomerEvent(ev.Type) {
-		return nil
+func customerListProjection() *projection {
+	return &projection{
+		name: CustomerList,
+		tables: []table{{name: "customer_list", key: []string{"customer_id"},
+			columns: []string{"customer_id", "tenant_id", "first_name", "last_name", "email", "phone",
+				"external_id", "status", "status_before_block", "created_at", "version", "assignees"}}},
+		fold: &foldDef{
+			versionTable: "customer_list",
+			rows: func(out rowSink, c *customerState) {
+				if !c.created() {
+					// A stream begins with its creation event; a fold
+					// without it has no row to show.
+					return
+				}
+				as := make([]Assignee, 0, len(c.Team))
+				for _, m := range c.Team {
+					name := m.Name
+					if name == "" {
+						name = out.userName(m.UserID)
+					}
+					as = append(as, Assignee{UserID: m.UserID, Name: name, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
+				}
+				p := c.Profile
+				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
+					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as))
+			},
+		},
 	}
-	// The users the event puts on the team, whose names the row lacks.
-	var newUsers []string
-	switch ev.Type {
-	case domain.TypeUserAssigned, domain.TypeTeamMemberReplaced:
-		d, err := decode(ev)
-		if err != nil {
-			return err
-		}
-		switch e := d.event.(type) {
-		case domain.UserAssigned:
-			newUsers = append(newUsers, e.UserID)
-		case domain.TeamMemberReplaced:
-			newUsers = append(newUsers, e.WithUserID)
-		}
-	}
-	c := customerState{ID: ev.StreamID, TenantID: ev.TenantID}
-	var (
-		found            bool
-		tenantID         string
-		created          sql.NullTime
-		assignees, names []byte
-	)
-	err := tx.QueryRowContext(ctx, qCustomerListLoad, ev.StreamID, newUsers).Scan(&found, &tenantID, &c.Profile.FirstName,
-		&c.Profile.LastName, &c.Profile.Email, &c.Profile.Phone, &c.Profile.ExternalID, &c.Status,
-		&c.StatusBeforeBlock, &created, &c.Version, &assignees, &names)
-	if err != nil {
-		return fmt.Errorf("load customer: %w", err)
-	}
-	if found {
-		c.TenantID, c.CreatedAt = tenantID, created.Time
-		var as []Assignee
-		if err := json.Unmarshal(assignees, &as); err != nil {
-			return fmt.Errorf("decode assignees: %w", err)
-		}
-		for _, a := range as {
-			c.Team = append(c.Team, member{UserID: a.UserID, Name: a.Name, Lead: a.Lead, AssignedAt: a.AssignedAt})
-		}
-	}
-	pending, err := pendingInStreamOrder(ctx, tx, c.Version, ev)
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	for _, d := range pending {
-		c.apply(d.event, d.env.RecordedAt, d.env.Position)
-	}
-	if !c.created() {
-		// A stream begins with its creation event; without it there is no
-		// row to show (and the gap fill above guarantees it came first).
-		return fmt.Errorf("customer %s: event %d before the customer's creation", ev.StreamID, ev.Position)
-	}
-	var known map[string]string
-	if err := json.Unmarshal(names, &known); err != nil {
-		return fmt.Errorf("decode user names: %w", err)
-	}
-	for i := range c.Team {
-		if c.Team[i].Name == "" {
-			c.Team[i].Name = known[c.Team[i].UserID]
-		}
-	}
-	// Only a gap fill can bring members whose names were not read above.
-	if err := fillNames(ctx, tx, c.Team); err != nil {
-		return err
-	}
-	js, err := assigneesJSON(c.Team)
-	if err != nil {
-		return err
-	}
-	p := c.Profile
-	if err := qCustomerListUpsert.exec(ctx, tx, g, c.ID, c.TenantID, p.FirstName, p.LastName, p.Email,
-		p.Phone, p.ExternalID, c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js); err != nil {
-		return fmt.Errorf("write customer: %w", err)
-	}
-	return nil
 }
 
-// fillNames sets the display name of members that have none yet. Names come
-// from users, which is written with UserCreated, so it has every user an
-// event can name, and names never change.
-func fillNames(ctx context.Context, tx queryer, team []member) error {
-	var ids []string
-	for _, m := range team {
-		if m.Name == "" {
-			ids = append(ids, m.UserID)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, qUserNames, ids)
-	if err != nil {
-		return fmt.Errorf("read user names: %w", err)
-	}
-	defer rows.Close()
-	names := map[string]string{}
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return fmt.Errorf("read user names: %w", err)
-		}
-		names[id] = name
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("read user names: %w", err)
-	}
-	for i := range team {
-		if team[i].Name == "" {
-			team[i].Name = names[team[i].UserID]
-		}
-	}
-	return nil
-}
-
-func assigneesJSON(team []member) (string, error) {
-	as := make([]Assignee, 0, len(team))
-	for _, m := range team {
-		as = append(as, Assignee{UserID: m.UserID, Name: m.Name, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
-	}
+// assigneesJSON is the assignees column's document.
+func assigneesJSON(as []Assignee) rawJSON {
 	b, err := json.Marshal(as)
 	if err != nil {
-		return "", fmt.Errorf("encode assignees: %w", err)
+		panic(fmt.Sprintf("encode assignees: %v", err)) // plain strings, bools and times always encode
 	}
-	return string(b), nil
-}
-
-var customerListColumns = []string{"customer_id", "tenant_id", "first_name", "last_name", "email", "phone",
-	"external_id", "status", "status_before_block", "created_at", "version", "assignees"}
-
-func (customerList) copyColumns() map[string][]string {
-	return map[string][]string{"customer_list": customerListColumns}
-}
-
-func (customerList) emit(sink *copySink, c *customerState) error {
-	if !c.created() {
-		return nil
-	}
-	for i := range c.Team {
-		if c.Team[i].Name == "" {
-			c.Team[i].Name = sink.userName(c.Team[i].UserID)
-		}
-	}
-	js, err := assigneesJSON(c.Team)
-	if err != nil {
-		return err
-	}
-	p := c.Profile
-	sink.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
-		c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, js)
-	return nil
+	return rawJSON(b)
 }
 
 // customerItemColumns reads a CustomerItem from customer_list aliased c.

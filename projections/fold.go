@@ -1,8 +1,6 @@
 package projections
 
 import (
-	"context"
-	"database/sql"
 	"fmt"
 	"slices"
 	"time"
@@ -116,8 +114,6 @@ type stretch struct {
 	FromPos    int64
 	To         *time.Time
 	ToPos      *int64
-	// stored: the row is already in the table, open; closing it is an update.
-	stored bool
 }
 
 // stretchChanges turns a team change at (at, pos) into closed and opened
@@ -156,69 +152,41 @@ var customerEventTypes = []string{
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }
 
+// teamEventTypes are the events that change a customer's team.
+var teamEventTypes = []string{
+	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
+}
+
+func isTeamEvent(d decoded) bool { return slices.Contains(teamEventTypes, d.env.Type) }
+
+// foldCustomer is one customer being folded.
+type foldCustomer struct {
+	state     customerState
+	stretches *stretchFold
+	// frozen: a version was missing (its transaction committed after its
+	// range was read), so the fold keeps the prefix it has and the rest of
+	// the stream comes through catch-up, which fills the gap.
+	frozen bool
+}
+
+// advance applies d, the event after fc's version, to the fold.
+func (fc *foldCustomer) advance(d decoded) {
+	fc.stretches.apply(&fc.state, d)
+	if isTeamEvent(d) {
+		// The stretch fold has just evolved the same team with applyTeam,
+		// which never changes the slice it is given: share it rather than
+		// compute it twice.
+		fc.state.Team = fc.stretches.team
+		fc.state.Version++
+		return
+	}
+	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+}
+
 // decoded is an envelope with its domain event.
 type decoded struct {
 	env   *envelope
 	event domain.Event
-}
-
-// queryer is what the incremental appliers need of a transaction: a
-// Watermill subscriber's *sql.Tx, or a rebuild's.
-type queryer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
-// Events are delivered in commit order, (transaction_id, position). Within
-// one stream that can differ from version order (an append that took its
-// transaction id early, then waited for the stream lock, commits a later
-// version with a smaller id), so the customer projections apply in stream
-// order: what they already have is skipped, a gap is filled from the store.
-const qStreamGap = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
-       type, schema_version, data, recorded_at
-FROM events WHERE stream_id = $1 AND stream_version > $2 AND stream_version < $3
-ORDER BY stream_version`
-
-// pendingInStreamOrder returns the events to apply, in stream order, to a
-// customer projection that has applied its stream up to version head, given
-// that ev has just been delivered. Empty when ev was already applied.
-func pendingInStreamOrder(ctx context.Context, tx queryer, head int64, ev *envelope) ([]decoded, error) {
-	if ev.StreamVersion <= head {
-		return nil, nil
-	}
-	var out []decoded
-	if ev.StreamVersion > head+1 {
-		rows, err := tx.QueryContext(ctx, qStreamGap, ev.StreamID, head, ev.StreamVersion)
-		if err != nil {
-			return nil, fmt.Errorf("read stream gap: %w", err)
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var g envelope
-			var txid string
-			if err := rows.Scan(&g.Position, &txid, &g.TenantID, &g.StreamID, &g.StreamVersion,
-				&g.Type, &g.SchemaVersion, &g.Data, &g.RecordedAt); err != nil {
-				return nil, fmt.Errorf("read stream gap: %w", err)
-			}
-			d, err := decode(&g)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, d)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read stream gap: %w", err)
-		}
-		if int64(len(out)) != ev.StreamVersion-head-1 {
-			return nil, fmt.Errorf("stream %s: gap before version %d not readable", ev.StreamID, ev.StreamVersion)
-		}
-	}
-	d, err := decode(ev)
-	if err != nil {
-		return nil, err
-	}
-	return append(out, d), nil
 }
 
 func decode(env *envelope) (decoded, error) {

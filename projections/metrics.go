@@ -24,7 +24,7 @@ FROM projection_checkpoints c WHERE c.consumer_group = ANY($1)`
 type collector struct {
 	pool  *pgxpool.Pool
 	names []string
-	folds func() map[string]FoldStats
+	folds func() FoldStats
 
 	position *prometheus.Desc
 	lag      *prometheus.Desc
@@ -49,8 +49,8 @@ func (r *Runner) Collector() prometheus.Collector {
 		lagSecs:  prometheus.NewDesc("ledger_projection_lag_seconds", "Age of the oldest event the projection has not applied yet (0 when caught up).", []string{"projection"}, nil),
 		up:       prometheus.NewDesc("ledger_projection_metrics_up", "1 when the projection metrics could be read.", nil, nil),
 		folded: prometheus.NewDesc("ledger_projection_customers_folded_total",
-			"Customers a fold projection brought up to date, by source: batch (its cache was current) or read (their streams were read).",
-			[]string{"projection", "source"}, nil),
+			"Customers the engine brought up to date for the customer-stream read models, by source: batch (its cache was current) or read (their streams were read).",
+			[]string{"source"}, nil),
 	}
 }
 
@@ -63,10 +63,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
-	for name, st := range c.folds() {
-		ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.FromBatch), name, "batch")
-		ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.Read), name, "read")
-	}
+	st := c.folds()
+	ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.FromBatch), "batch")
+	ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.Read), "read")
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
 	rows, err := c.pool.Query(ctx, qProjectionLag, c.names)

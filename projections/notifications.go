@@ -25,16 +25,15 @@ type Notification struct {
 	Read       bool      `json:"read"`
 }
 
-type notifications struct{}
-
-func (notifications) name() string     { return Notifications }
-func (notifications) tables() []string { return []string{"notifications"} }
-
-// qNotificationsSelect derives notifications from events in SQL, shared by
-// the live handler and a rebuild. A notification is identified by (user,
-// position), stable across rebuilds, so read marks (notification_reads)
-// survive them; the API id is "<position>-<user id>".
-const qNotificationsSelect = `INSERT INTO notifications (tenant_id, user_id, position, type, customer_id, at)
+// A notification is identified by (user, position), stable across
+// rebuilds, so read marks (notification_reads) survive them; the API id is
+// "<position>-<user id>".
+func notificationsProjection() *projection {
+	return &projection{
+		name: Notifications,
+		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
+			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
+		derive: `INSERT INTO notifications (tenant_id, user_id, position, type, customer_id, at)
 SELECT e.tenant_id, n.user_id::uuid, e.position, n.type, (e.data->>'customer_id')::uuid, e.recorded_at
 FROM events e
 CROSS JOIN LATERAL (
@@ -44,29 +43,10 @@ CROSS JOIN LATERAL (
     UNION ALL SELECT e.data->>'with_user_id', 'handed_over' WHERE e.type = 'TeamMemberReplaced'
     UNION ALL SELECT e.data->>'user_id', 'unassigned' WHERE e.type = 'TeamMemberReplaced'
 ) AS n(user_id, type)
-WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMemberReplaced') `
-
-var qNotificationsApply = gated(1, qNotificationsSelect+`AND e.position = $1 AND EXISTS (SELECT 1 FROM cp) ON CONFLICT DO NOTHING`)
-
-const (
-	// Disjoint ranges, loaded before the table has its indexes.
-	qNotificationsBulk = qNotificationsSelect + `AND e.position > $1 AND e.position <= $2
-  AND e.transaction_id < $3::text::xid8`
-)
-
-func (notifications) apply(ctx context.Context, tx queryer, ev *envelope, g gate) error {
-	switch ev.Type {
-	case "UserAssigned", "UserUnassigned", "TeamLeadChanged", "TeamMemberReplaced":
-	default:
-		return nil
+WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMemberReplaced') AND %s`,
+		deriveTypes: teamEventTypes,
 	}
-	if err := qNotificationsApply.exec(ctx, tx, g, ev.Position); err != nil {
-		return fmt.Errorf("write notifications: %w", err)
-	}
-	return nil
 }
-
-func (notifications) bulkSQL() string { return qNotificationsBulk }
 
 const (
 	qNotificationsList = `SELECT n.position, n.type, n.customer_id::text, n.at, r.position IS NOT NULL

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,30 +53,23 @@ type notifier struct {
 
 	events      *broadcast
 	checkpoints *broadcast
-	// woken holds, per consumer group, a broadcast that fires on new events
-	// and on other groups' checkpoint commits, but not on the group's own:
-	// its own commit cannot have held back its own reads, and with five
-	// projections those self-wake-ups were a fifth of all empty queries.
-	woken map[string]*broadcast
+	// subscriber fires on new events and on checkpoint commits of
+	// projections the engine does not apply (a rebuild's swap, another
+	// process's), but not on the engine's own: its own commit cannot have
+	// held back its own reads.
+	subscriber *broadcast
+	own        []string
 }
 
-// wakeFor returns the broadcast group's subscriber waits on. It is set up
-// before the listener starts and never changes afterwards.
-func (n *notifier) wakeFor(group string) *broadcast {
-	if b, ok := n.woken[group]; ok {
-		return b
-	}
-	return n.events
-}
-
-func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger) *notifier {
+func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, own []string) *notifier {
 	return &notifier{
 		connConfig:  connConfig,
 		log:         log,
 		retry:       time.Second,
 		events:      newBroadcast(),
 		checkpoints: newBroadcast(),
-		woken:       map[string]*broadcast{},
+		subscriber:  newBroadcast(),
+		own:         own,
 	}
 }
 
@@ -101,9 +95,7 @@ func (n *notifier) run(ctx context.Context) {
 // eventstore.NotifyChannel does.
 func (n *notifier) newEvents() {
 	n.events.signal()
-	for _, b := range n.woken {
-		b.signal()
-	}
+	n.subscriber.signal()
 }
 
 func (n *notifier) listen(ctx context.Context) error {
@@ -119,9 +111,7 @@ func (n *notifier) listen(ctx context.Context) error {
 	}
 	n.events.signal()
 	n.checkpoints.signal()
-	for _, b := range n.woken {
-		b.signal()
-	}
+	n.subscriber.signal()
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -130,10 +120,8 @@ func (n *notifier) listen(ctx context.Context) error {
 		// A checkpoint commit ends a transaction that may have held the
 		// snapshot xmin back, so it can make events readable too.
 		n.events.signal()
-		for group, b := range n.woken {
-			if note.Channel != CheckpointChannel || note.Payload != group {
-				b.signal()
-			}
+		if note.Channel != CheckpointChannel || !slices.Contains(n.own, note.Payload) {
+			n.subscriber.signal()
 		}
 		if note.Channel == CheckpointChannel {
 			n.checkpoints.signal()
@@ -153,7 +141,6 @@ type wakeBackoff struct {
 	fallback time.Duration
 	retry    time.Duration
 	log      *slog.Logger
-	group    string
 	// full reports whether the last query read a whole batch.
 	full func() bool
 
@@ -194,7 +181,7 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	defer func() { b.seen, _ = b.events.wait() }()
 	if err != nil {
 		if b.ctx.Err() == nil {
-			b.log.Error("projections: consuming failed; retrying", slog.String("projection", b.group), slog.Any("err", err))
+			b.log.Error("projections: consuming failed; retrying", slog.Any("err", err))
 		}
 		b.eager, b.woken = eagerFirst, false
 		return b.retry

@@ -1,19 +1,18 @@
-// Package projections builds the read models from the event store: one
-// Watermill handler and consumer group per projection over the events table
-// itself, exactly-once checkpoints, wake-up on LISTEN/NOTIFY, read-your-writes
-// waiting, rebuild without downtime, and the queries the HTTP layer serves.
+// Package projections builds the read models from the event store and
+// answers the queries the HTTP layer serves. One engine applies every read
+// model: a batch of events, read once, becomes one write statement per
+// transaction, whether it is a live batch, a catch-up after a backlog or a
+// rebuild's catch-up (see engine.go and docs/ARCHITECTURE.md).
 package projections
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 )
 
-// Projection names, also their consumer groups and the names of their
-// main tables.
+// Projection names, also their checkpoints' names (consumer_group in
+// projection_checkpoints) and the names of their main tables.
 const (
 	MyClients           = "my_clients"
 	CustomerList        = "customer_list"
@@ -25,120 +24,102 @@ const (
 // ErrUnknownProjection is returned for a name that is not a projection.
 var ErrUnknownProjection = errors.New("unknown projection")
 
-// projection is one read model.
-type projection interface {
-	name() string
-	// tables are the public tables the projection owns; a rebuild recreates
-	// and swaps exactly these.
-	tables() []string
-	// apply applies one event inside tx, in one statement built by gated
-	// and run with g. Only a rebuild's catch-up and swap use it (with the
-	// zero gate, on the rebuild tables); the live handler applies batches.
-	apply(ctx context.Context, tx queryer, ev *envelope, g gate) error
-	// The live handler applies whole batches (see batchApplier).
-	batchApplier
+// projection is one read model, declared once: its tables and how events
+// become their rows. Exactly one of fold and derive is set. The engine
+// writes every projection the same way, live or rebuilding; adding a column
+// means adding it to the table's columns and to the rows the projection
+// gives.
+type projection struct {
+	name string
+	// tables are the tables the projection owns; a rebuild recreates and
+	// swaps exactly these.
+	tables []table
+	// fold, for the customer-stream read models, turns a customer's folded
+	// stream into rows.
+	fold *foldDef
+	// derive, for the read models that are a function of single events, is
+	// an INSERT ... SELECT ... FROM events e WHERE %s whose %s the engine
+	// fills with the condition choosing the batch's events.
+	derive string
+	// deriveTypes, when set, are the only event types derive makes rows of:
+	// a batch without them writes nothing but the checkpoint.
+	deriveTypes []string
 }
 
-// gate ties a projection's one write statement for an event to its
-// checkpoint. The statement's first CTE, cp, moves the consumer group's
-// checkpoint to the event and returns a row only when the event was past
-// it, and every write of the statement is conditional on
-// EXISTS (SELECT 1 FROM cp). A statement is atomic, so a commit that
-// Watermill makes while a handler runs (shutdown, ack deadline) can never
-// catch an event half applied, and an event applied again in the same
-// transaction writes nothing. Reads before the statement write nothing, so
-// a commit between them and the write is harmless.
-//
-// The zero gate (a rebuild, whose tables have no checkpoint of their own)
-// writes unconditionally.
-type gate struct {
-	group string
-	txid  string // xid8 as text
-	pos   int64
+// table is one table of a read model.
+type table struct {
+	name string
+	// columns are in the order the projection's rows give them.
+	columns []string
+	// key is the primary key.
+	key []string
 }
 
-const (
-	qGateLive = `cp AS (UPDATE projection_checkpoints SET last_transaction_id = $%[1]d::text::xid8, last_position = $%[2]d::bigint, updated_at = now()
-    WHERE consumer_group = $%[3]d::text AND (last_transaction_id, last_position) < ($%[1]d::text::xid8, $%[2]d::bigint) RETURNING 1)`
-	qGateRebuild = `cp AS (SELECT $%[1]d::text, $%[2]d::bigint, $%[3]d::text)`
-)
-
-// gatedStmt is one write statement in its live and its rebuild form.
-type gatedStmt struct {
-	live, rebuild string
+// foldDef is how a customer-stream read model makes its rows.
+type foldDef struct {
+	// versionTable has, per customer_id, the stream version the projection
+	// has applied (column version).
+	versionTable string
+	// rows gives the customer's current rows.
+	rows func(out rowSink, c *customerState)
+	// stretch, when set, gives the row of one stretch of a member on the
+	// customer's team, once it is closed or at the end.
+	stretch func(out rowSink, c *customerState, s *stretch)
 }
 
-// gated prefixes q, which uses parameters $1..$n and refers to cp, with
-// the cp CTE (parameters $n+1..$n+3).
-func gated(n int, q string) gatedStmt {
-	with := func(cte string) string {
-		cte = fmt.Sprintf(cte, n+1, n+2, n+3)
-		if rest, ok := strings.CutPrefix(q, "WITH "); ok {
-			return "WITH " + cte + ",\n" + rest
+// rowSink receives a projection's rows: the engine's diff for live
+// batches, COPY for a rebuild's bulk load.
+type rowSink interface {
+	add(table string, row ...any)
+	// userName is a user's display name (users' names never change).
+	userName(id string) string
+}
+
+func (p *projection) table(name string) *table {
+	for i := range p.tables {
+		if p.tables[i].name == name {
+			return &p.tables[i]
 		}
-		return "WITH " + cte + "\n" + q
 	}
-	return gatedStmt{live: with(qGateLive), rebuild: with(qGateRebuild)}
+	return nil
 }
 
-// exec runs the statement under g.
-func (s gatedStmt) exec(ctx context.Context, tx queryer, g gate, args ...any) error {
-	q := s.live
-	if g.group == "" {
-		q = s.rebuild
-	}
-	_, err := tx.ExecContext(ctx, q, append(args, g.txid, g.pos, g.group)...)
-	return err
-}
-
-// sqlBulk is a projection rebuilt by set-based SQL over a range of events:
-// $1 < position <= $2 and transaction_id < $3 (text).
-type sqlBulk interface {
-	bulkSQL() string
-}
-
-// foldBulk is a projection rebuilt from a fold of each customer's stream.
-type foldBulk interface {
-	// copyColumns are the columns emit fills, per table.
-	copyColumns() map[string][]string
-	// emit adds the rows of one customer's final state to sink.
-	emit(sink *copySink, c *customerState) error
-}
-
-// stretchBulk is a fold projection that also records every stretch, each
-// emitted once it is closed (or at the end, when still open).
-type stretchBulk interface {
-	emitStretch(sink *copySink, c *customerState, s *stretch)
-}
-
-// all returns every projection, in a fixed order.
-func all() []projection {
-	return []projection{myClients{}, customerList{}, assignmentIntervals{}, auditLog{}, notifications{}}
-}
-
-// AllNames lists every projection.
-func AllNames() []string {
-	var out []string
-	for _, p := range all() {
-		out = append(out, p.name())
+func (p *projection) tableNames() []string {
+	out := make([]string, len(p.tables))
+	for i, t := range p.tables {
+		out[i] = t.name
 	}
 	return out
 }
 
-// selectProjections resolves names ("all" or none meaning every projection).
-func selectProjections(names []string) ([]projection, error) {
-	if len(names) == 0 || slices.Contains(names, "all") {
-		return all(), nil
+// all returns every projection, in a fixed order.
+func all() []*projection {
+	return []*projection{myClientsProjection(), customerListProjection(), assignmentIntervalsProjection(),
+		auditLogProjection(), notificationsProjection()}
+}
+
+// AllNames lists every projection.
+func AllNames() []string { return names(all()) }
+
+func names(ps []*projection) []string {
+	out := make([]string, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, p.name)
 	}
-	var out []projection
-	for _, n := range names {
-		i := slices.IndexFunc(all(), func(p projection) bool { return p.name() == n })
-		if i < 0 {
+	return out
+}
+
+// selectProjections resolves names ("all" or none meaning every projection),
+// in the fixed order of all.
+func selectProjections(want []string) ([]*projection, error) {
+	every := all()
+	if len(want) == 0 || slices.Contains(want, "all") {
+		return every, nil
+	}
+	for _, n := range want {
+		if !slices.ContainsFunc(every, func(p *projection) bool { return p.name == n }) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownProjection, n)
 		}
-		if !slices.ContainsFunc(out, func(p projection) bool { return p.name() == n }) {
-			out = append(out, all()[i])
-		}
 	}
-	return out, nil
+	return slices.DeleteFunc(every, func(p *projection) bool { return !slices.Contains(want, p.name) }), nil
 }

@@ -32,7 +32,7 @@ const (
 	rebuildRangeSize = 100_000 // events per set-based INSERT
 	rebuildFoldBatch = 50_000  // positions read per fold query
 	rebuildCopyRows  = 50_000  // rows per COPY
-	rebuildCatchUp   = 2_000   // events per catch-up transaction
+	rebuildCatchUp   = 10_000  // events per catch-up transaction
 	// CREATE INDEX statements of one table run at once.
 	rebuildIndexesPerTable = 2
 	rebuildSwapTries       = 10
@@ -72,7 +72,7 @@ type rebuilder struct {
 	pool     *pgxpool.Pool
 	db       *sql.DB
 	log      *slog.Logger
-	ps       []projection
+	ps       []*projection
 	progress func(done, total int64)
 
 	done, total atomic.Int64
@@ -130,13 +130,13 @@ func (b *rebuilder) run(ctx context.Context) error {
 	defer conn.Release()
 	for _, p := range b.ps {
 		var ok bool
-		if err := conn.QueryRow(ctx, qTryAdvisory, rebuildAdvisoryNS+p.name()).Scan(&ok); err != nil {
-			return fmt.Errorf("rebuild %s: lock: %w", p.name(), err)
+		if err := conn.QueryRow(ctx, qTryAdvisory, rebuildAdvisoryNS+p.name).Scan(&ok); err != nil {
+			return fmt.Errorf("rebuild %s: lock: %w", p.name, err)
 		}
 		if !ok {
-			return fmt.Errorf("rebuild %s: %w", p.name(), ErrRebuildRunning)
+			return fmt.Errorf("rebuild %s: %w", p.name, ErrRebuildRunning)
 		}
-		defer conn.Exec(context.WithoutCancel(ctx), qUnlockAdvisory, rebuildAdvisoryNS+p.name()) //nolint:errcheck
+		defer conn.Exec(context.WithoutCancel(ctx), qUnlockAdvisory, rebuildAdvisoryNS+p.name) //nolint:errcheck
 	}
 
 	for _, p := range b.ps {
@@ -169,10 +169,9 @@ func (b *rebuilder) run(ctx context.Context) error {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 
-	var folds []projection
-	var sqls []projection
+	var folds, sqls []*projection
 	for _, p := range b.ps {
-		if _, ok := p.(foldBulk); ok {
+		if p.fold != nil {
 			folds = append(folds, p)
 		} else {
 			sqls = append(sqls, p)
@@ -193,7 +192,7 @@ func (b *rebuilder) run(ctx context.Context) error {
 	// maintained), catch-up and swap. They all run side by side, so one
 	// projection's index build overlaps another's bulk load; the fold
 	// projections share one fold.
-	finish := func(ctx context.Context, p projection, loaded time.Time) error {
+	finish := func(ctx context.Context, p *projection, loaded time.Time) error {
 		t0 := time.Now()
 		if err := b.index(ctx, p); err != nil {
 			return err
@@ -205,7 +204,7 @@ func (b *rebuilder) run(ctx context.Context) error {
 		}
 		t2 := time.Now()
 		err = b.swap(ctx, p, cur)
-		b.log.Debug("rebuild phase", slog.String("projection", p.name()),
+		b.log.Debug("rebuild phase", slog.String("projection", p.name),
 			slog.Duration("bulk", loaded.Sub(started)), slog.Duration("index", t1.Sub(t0)),
 			slog.Duration("catch_up", t2.Sub(t1)), slog.Duration("swap", time.Since(t2)))
 		return err
@@ -242,27 +241,19 @@ func (b *rebuilder) run(ctx context.Context) error {
 	return nil
 }
 
-func names(ps []projection) []string {
-	out := make([]string, 0, len(ps))
-	for _, p := range ps {
-		out = append(out, p.name())
-	}
-	return out
-}
-
 // prepare (re)creates the projection's rebuild schema with empty tables
 // shaped like the live ones, without indexes yet.
-func (b *rebuilder) prepare(ctx context.Context, p projection) error {
-	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+func (b *rebuilder) prepare(ctx context.Context, p *projection) error {
+	schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
 	stmts := []string{`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`, `CREATE SCHEMA ` + schema}
-	for _, t := range p.tables() {
+	for _, t := range p.tableNames() {
 		id := pgx.Identifier{t}.Sanitize()
 		stmts = append(stmts, fmt.Sprintf(qCreateLike, schema, id, id))
 		// Storage parameters (customer_list's fillfactor, migration 0008)
 		// are not copied by LIKE.
 		var opts []string
 		if err := b.pool.QueryRow(ctx, qTableOptions, t).Scan(&opts); err != nil {
-			return fmt.Errorf("rebuild %s: read storage parameters: %w", p.name(), err)
+			return fmt.Errorf("rebuild %s: read storage parameters: %w", p.name, err)
 		}
 		if len(opts) > 0 {
 			stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` SET (`+strings.Join(opts, ", ")+`)`)
@@ -270,7 +261,7 @@ func (b *rebuilder) prepare(ctx context.Context, p projection) error {
 	}
 	for _, s := range stmts {
 		if _, err := b.pool.Exec(ctx, s); err != nil {
-			return fmt.Errorf("rebuild %s: prepare: %w", p.name(), err)
+			return fmt.Errorf("rebuild %s: prepare: %w", p.name, err)
 		}
 	}
 	return nil
@@ -278,13 +269,13 @@ func (b *rebuilder) prepare(ctx context.Context, p projection) error {
 
 // inRebuildSchema runs fn in a transaction whose unqualified table names
 // resolve to the projection's rebuild tables first.
-func (b *rebuilder) inRebuildSchema(ctx context.Context, p projection, fn func(tx *sql.Tx) error) error {
+func (b *rebuilder) inRebuildSchema(ctx context.Context, p *projection, fn func(tx *sql.Tx) error) error {
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck
-	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+pgx.Identifier{rebuildSchema(p.name())}.Sanitize()+`, public`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+pgx.Identifier{rebuildSchema(p.name)}.Sanitize()+`, public`); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, qAsyncCommit); err != nil {
@@ -296,9 +287,11 @@ func (b *rebuilder) inRebuildSchema(ctx context.Context, p projection, fn func(t
 	return tx.Commit()
 }
 
-// bulkSQL fills a set-based projection range by range, one transaction each.
-func (b *rebuilder) bulkSQL(ctx context.Context, p projection, maxPos int64, xmin0 string) error {
-	q := p.(sqlBulk).bulkSQL()
+// bulkSQL fills a derived projection range by range, one transaction
+// each. The tables have no indexes yet, and the ranges are disjoint: no ON
+// CONFLICT (it would need the primary key).
+func (b *rebuilder) bulkSQL(ctx context.Context, p *projection, maxPos int64, xmin0 string) error {
+	q := fmt.Sprintf(p.derive, `e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8`)
 	for lo := int64(0); lo < maxPos; lo += rebuildRangeSize {
 		hi := min(lo+rebuildRangeSize, maxPos)
 		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
@@ -306,7 +299,7 @@ func (b *rebuilder) bulkSQL(ctx context.Context, p projection, maxPos int64, xmi
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("rebuild %s: bulk insert: %w", p.name(), err)
+			return fmt.Errorf("rebuild %s: bulk insert: %w", p.name, err)
 		}
 		b.report(hi - lo)
 	}
@@ -317,33 +310,6 @@ const qFoldRead = `SELECT position, tenant_id::text, stream_id::text, stream_ver
 FROM events
 WHERE position > $1 AND position <= $2 AND type = ANY($3)
 ORDER BY position`
-
-// foldCustomer is one customer being folded.
-type foldCustomer struct {
-	state     customerState
-	stretches *stretchFold
-	// frozen: a version was missing (its transaction committed after its
-	// range was read), so the fold keeps the prefix it has and the rest of
-	// the stream comes through catch-up, which fills the gap.
-	frozen bool
-	// appliedAt is the version a live fold projection had applied when
-	// the batch being applied was read (see refoldFrom).
-	appliedAt int64
-}
-
-// advance applies d, the event after fc's version, to the fold.
-func (fc *foldCustomer) advance(d decoded) {
-	fc.stretches.apply(&fc.state, d)
-	if isTeamEvent(d) {
-		// The stretch fold has just evolved the same team with applyTeam,
-		// which never changes the slice it is given: share it rather than
-		// compute it twice.
-		fc.state.Team = fc.stretches.team
-		fc.state.Version++
-		return
-	}
-	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
-}
 
 // bulkFold folds every customer's stream and copies the resulting rows into
 // the rebuild tables of the fold projections. It reads the events in
@@ -356,7 +322,7 @@ func (fc *foldCustomer) advance(d decoded) {
 //
 // Three stages overlap: the reader scans and decodes, this goroutine folds,
 // copiers COPY full buffers.
-func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64) error {
+func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64) error {
 	defer relaxGC()()
 	g, gctx := errgroup.WithContext(ctx)
 	sink, err := newCopySink(gctx, b.pool, ps, g)
@@ -379,10 +345,10 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 		}
 		return nil
 	})
-	var stretchers []stretchBulk
+	var stretchers []*projection
 	for _, p := range ps {
-		if sp, ok := p.(stretchBulk); ok {
-			stretchers = append(stretchers, sp)
+		if p.fold.stretch != nil {
+			stretchers = append(stretchers, p)
 		}
 	}
 	customers := map[string]*foldCustomer{}
@@ -402,7 +368,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 		for _, d := range batch {
 			fc := customers[d.env.StreamID]
 			if fc == nil {
-				fc = &foldCustomer{state: customerState{ID: d.env.StreamID, TenantID: d.env.TenantID}, stretches: newStretchFold(nil)}
+				fc = &foldCustomer{state: customerState{ID: d.env.StreamID, TenantID: d.env.TenantID}, stretches: newStretchFold()}
 				customers[d.env.StreamID] = fc
 			}
 			// A missing version belongs to a transaction still running when
@@ -418,7 +384,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 			}
 			fc.stretches.drain(func(st *stretch) {
 				for _, sp := range stretchers {
-					sp.emitStretch(sink, &fc.state, st)
+					sp.fold.stretch(sink, &fc.state, st)
 				}
 			}, false)
 		}
@@ -434,18 +400,13 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []projection, maxPos int64)
 		for _, fc := range customers {
 			fc.stretches.drain(func(st *stretch) {
 				for _, sp := range stretchers {
-					sp.emitStretch(sink, &fc.state, st)
+					sp.fold.stretch(sink, &fc.state, st)
 				}
 			}, true)
 			for _, p := range ps {
-				if err := p.(foldBulk).emit(sink, &fc.state); err != nil {
-					foldErr = err
-					break
-				}
+				p.fold.rows(sink, &fc.state)
 			}
-			if foldErr == nil {
-				foldErr = sink.flushFull(gctx)
-			}
+			foldErr = sink.flushFull(gctx)
 			if foldErr != nil {
 				break
 			}
@@ -531,52 +492,52 @@ func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded,
 // side by side, and so are a table's plain indexes (CREATE INDEX takes a
 // lock that does not conflict with itself): a GIN build uses one core, so
 // two of them, or one beside another table's, keep both cores busy.
-func (b *rebuilder) index(ctx context.Context, p projection) error {
+func (b *rebuilder) index(ctx context.Context, p *projection) error {
 	g, gctx := errgroup.WithContext(ctx)
-	for _, t := range p.tables() {
+	for _, t := range p.tableNames() {
 		g.Go(func() error { return b.indexTable(gctx, p, t) })
 	}
 	return g.Wait()
 }
 
-func (b *rebuilder) indexTable(ctx context.Context, p projection, t string) error {
-	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+func (b *rebuilder) indexTable(ctx context.Context, p *projection, t string) error {
+	schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
 	id := pgx.Identifier{t}.Sanitize()
 	var constraints, indexes []string
 	rows, err := b.pool.Query(ctx, qTableConstraint, t)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+		return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
 	}
 	for rows.Next() {
 		var name, def string
 		if err := rows.Scan(&name, &def); err != nil {
 			rows.Close()
-			return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+			return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
 		}
 		constraints = append(constraints, `ALTER TABLE `+schema+`.`+id+` ADD CONSTRAINT `+pgx.Identifier{name}.Sanitize()+` `+def)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return fmt.Errorf("rebuild %s: read constraints: %w", p.name(), err)
+		return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
 	}
 	irows, err := b.pool.Query(ctx, qTableIndexes, t)
 	if err != nil {
-		return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+		return fmt.Errorf("rebuild %s: read indexes: %w", p.name, err)
 	}
 	defs, err := pgx.CollectRows(irows, pgx.RowTo[string])
 	if err != nil {
-		return fmt.Errorf("rebuild %s: read indexes: %w", p.name(), err)
+		return fmt.Errorf("rebuild %s: read indexes: %w", p.name, err)
 	}
 	for _, def := range defs {
 		live := " ON public." + t + " "
 		if !strings.Contains(def, live) {
-			return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name(), def)
+			return fmt.Errorf("rebuild %s: unexpected index definition %q", p.name, def)
 		}
 		indexes = append(indexes, strings.Replace(def, live, " ON "+schema+"."+id+" ", 1))
 	}
 	exec := func(ctx context.Context, s string) error {
 		if err := b.execWithMemory(ctx, s); err != nil {
-			return fmt.Errorf("rebuild %s: %s: %w", p.name(), s, err)
+			return fmt.Errorf("rebuild %s: %s: %w", p.name, s, err)
 		}
 		return nil
 	}
@@ -639,29 +600,20 @@ func readAfter(ctx context.Context, q queryer, cur eventstore.Cursor, limit int)
 	return out, nil
 }
 
-// catchUp applies the events after cur to the rebuild tables with the live
-// handler's code, a batch per transaction, until it is near the head.
-func (b *rebuilder) catchUp(ctx context.Context, p projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+// catchUp applies the events after cur to the rebuild tables through the
+// engine, as a live batch would be (without checkpoints), a batch per
+// transaction, until it is near the head.
+func (b *rebuilder) catchUp(ctx context.Context, p *projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+	eng := newEngine([]*projection{p}, nil)
 	for {
 		var n int
 		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
-			evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
-			if err != nil {
-				return err
-			}
-			n = len(evs)
-			for _, ev := range evs {
-				if err := p.apply(ctx, tx, ev, gate{}); err != nil {
-					return fmt.Errorf("apply event %d: %w", ev.Position, err)
-				}
-			}
-			if n > 0 {
-				cur = evs[n-1].cursor()
-			}
-			return nil
+			var err error
+			cur, n, err = applyAfter(ctx, tx, eng, p, cur)
+			return err
 		})
 		if err != nil {
-			return cur, fmt.Errorf("rebuild %s: catch up: %w", p.name(), err)
+			return cur, fmt.Errorf("rebuild %s: catch up: %w", p.name, err)
 		}
 		if n < rebuildCatchUp {
 			return cur, nil
@@ -669,42 +621,55 @@ func (b *rebuilder) catchUp(ctx context.Context, p projection, cur eventstore.Cu
 	}
 }
 
+// applyAfter applies one batch of the events after cur to p's rebuild
+// tables, and returns where it ended and how many events it read.
+func applyAfter(ctx context.Context, tx queryer, eng *engine, p *projection, cur eventstore.Cursor) (eventstore.Cursor, int, error) {
+	evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
+	if err != nil || len(evs) == 0 {
+		return cur, 0, err
+	}
+	if err := eng.apply(ctx, tx, evs, map[string]eventstore.Cursor{p.name: cur}, nil, false); err != nil {
+		return cur, 0, err
+	}
+	return evs[len(evs)-1].cursor(), len(evs), nil
+}
+
 // swap applies the last events and swaps the tables in one transaction that
 // holds the projection's checkpoint lock, so the live handler is paused
 // between its batches and resumes on the new tables from the new
 // checkpoint. A lock wait on a busy table gives up after a few seconds and
 // the swap is retried, rather than queueing every reader behind it.
-func (b *rebuilder) swap(ctx context.Context, p projection, cur eventstore.Cursor) error {
+func (b *rebuilder) swap(ctx context.Context, p *projection, cur eventstore.Cursor) error {
 	var err error
 	for try := 1; try <= rebuildSwapTries; try++ {
 		var swapped eventstore.Cursor
 		swapped, err = b.swapOnce(ctx, p, cur)
 		if err == nil {
-			b.log.Info("projection swapped", slog.String("projection", p.name()), slog.Int64("position", swapped.Position))
+			b.log.Info("projection swapped", slog.String("projection", p.name), slog.Int64("position", swapped.Position))
 			return nil
 		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || ctx.Err() != nil {
 			break
 		}
-		b.log.Warn("projection swap waited too long for a lock; retrying", slog.String("projection", p.name()), slog.Int("try", try))
+		b.log.Warn("projection swap waited too long for a lock; retrying", slog.String("projection", p.name), slog.Int("try", try))
 	}
-	return fmt.Errorf("rebuild %s: swap: %w", p.name(), err)
+	return fmt.Errorf("rebuild %s: swap: %w", p.name, err)
 }
 
-func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return cur, err
 	}
 	defer tx.Rollback() //nolint:errcheck
-	schema := pgx.Identifier{rebuildSchema(p.name())}.Sanitize()
+	schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
 	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+rebuildLockWait+`'`); err != nil {
 		return cur, err
 	}
 	var liveTx string
 	var live eventstore.Cursor
-	if err := tx.QueryRowContext(ctx, qLockCheckpoint, p.name()).Scan(&liveTx, &live.Position); err != nil {
+	if err := tx.QueryRowContext(ctx, qLockCheckpoint, p.name).Scan(&liveTx, &live.Position); err != nil {
 		return cur, fmt.Errorf("lock checkpoint: %w", err)
 	}
 	if live.TransactionID, err = strconv.ParseUint(liveTx, 10, 64); err != nil {
@@ -713,20 +678,13 @@ func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.C
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+schema+`, public`); err != nil {
 		return cur, err
 	}
+	eng := newEngine([]*projection{p}, nil)
 	for {
-		evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
-		if err != nil {
+		var n int
+		if cur, n, err = applyAfter(ctx, tx, eng, p, cur); err != nil {
 			return cur, err
 		}
-		for _, ev := range evs {
-			if err := p.apply(ctx, tx, ev, gate{}); err != nil {
-				return cur, fmt.Errorf("apply event %d: %w", ev.Position, err)
-			}
-		}
-		if len(evs) > 0 {
-			cur = evs[len(evs)-1].cursor()
-		}
-		if len(evs) < rebuildCatchUp {
+		if n < rebuildCatchUp {
 			break
 		}
 	}
@@ -738,7 +696,7 @@ func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.C
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = public`); err != nil {
 		return cur, err
 	}
-	for _, t := range p.tables() {
+	for _, t := range p.tableNames() {
 		id := pgx.Identifier{t}.Sanitize()
 		if _, err := tx.ExecContext(ctx, `DROP TABLE public.`+id); err != nil {
 			return cur, err
@@ -747,7 +705,7 @@ func (b *rebuilder) swapOnce(ctx context.Context, p projection, cur eventstore.C
 			return cur, err
 		}
 	}
-	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name(), strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
+	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
 		return cur, err
 	}
 	if _, err := tx.ExecContext(ctx, `DROP SCHEMA `+schema); err != nil {
@@ -785,7 +743,7 @@ const (
 )
 
 // newCopySink starts its copiers in g; close ends them.
-func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection, g *errgroup.Group) (*copySink, error) {
+func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *errgroup.Group) (*copySink, error) {
 	s := &copySink{pool: pool, tables: map[string]*copyTable{}, names: map[string]string{}, jobs: make(chan copyJob, copiers)}
 	s.lookup = func(id string) string {
 		var name string
@@ -796,8 +754,8 @@ func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []projection, g *er
 		return name
 	}
 	for _, p := range ps {
-		for t, cols := range p.(foldBulk).copyColumns() {
-			s.tables[t] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name()), t}, columns: cols}
+		for _, t := range p.tables {
+			s.tables[t.name] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name), t.name}, columns: t.columns}
 		}
 	}
 	rows, err := pool.Query(ctx, qAllUserNames)
@@ -899,12 +857,3 @@ func (s *copySink) send(ctx context.Context, t *copyTable) error {
 
 // close lets the copiers finish what they were handed and stop.
 func (s *copySink) close() { close(s.jobs) }
-
-// Compile-time checks that the projections have their bulk paths.
-var (
-	_ foldBulk = customerList{}
-	_ foldBulk = myClients{}
-	_ foldBulk = assignmentIntervals{}
-	_ sqlBulk  = auditLog{}
-	_ sqlBulk  = notifications{}
-)

@@ -21,41 +21,36 @@ import (
 
 // Runner feeds the projections from the event store and answers
 // read-your-writes waits. Several processes may run one each against the
-// same database: each projection is fed by one of them at a time.
+// same database: each batch is applied by one of them (the claims lock the
+// checkpoints), and a process that dies hands over without loss.
 type Runner struct {
 	pool        *pgxpool.Pool
 	store       *eventstore.Store
 	log         *slog.Logger
 	cfg         config
-	projections []projection
+	projections []*projection
 	notifier    *notifier
-	// folded counts, per fold projection, how its customers were brought
-	// up to date (see foldCache).
-	folded map[string]*foldCounts
+	// folded counts how the engine brought customers up to date.
+	folded foldCounts
 }
 
-// FoldStats says how a fold projection's handler brought the customers of
-// its batches up to date: from the batch alone (its cache was current), or
-// by reading their streams.
+// FoldStats says how the engine brought the customers of its batches up to
+// date for the customer-stream read models (one fold serves them all):
+// from the batch alone, or by reading their streams.
 type FoldStats struct {
 	FromBatch uint64 `json:"from_batch"`
 	Read      uint64 `json:"read"`
 }
 
-// FoldStats returns, per fold projection this Runner feeds, how many
-// customers its batches folded from the batch alone and how many it read,
-// since the Runner was made.
-func (r *Runner) FoldStats() map[string]FoldStats {
-	out := make(map[string]FoldStats, len(r.folded))
-	for name, c := range r.folded {
-		out[name] = FoldStats{FromBatch: c.fromBatch.Load(), Read: c.read.Load()}
-	}
-	return out
+// FoldStats returns how many customers the engine folded from batches alone
+// and how many it read, since the Runner was made.
+func (r *Runner) FoldStats() FoldStats {
+	return FoldStats{FromBatch: r.folded.fromBatch.Load(), Read: r.folded.read.Load()}
 }
 
 type config struct {
 	names         []string
-	batchSize     int
+	maxBatch      int
 	pollInterval  time.Duration
 	retryInterval time.Duration
 	ackDeadline   time.Duration
@@ -69,11 +64,10 @@ type Option func(*config)
 // WithProjections restricts the Runner to the named projections (default: all).
 func WithProjections(names ...string) Option { return func(c *config) { c.names = names } }
 
-// WithBatchSize sets how many events a subscriber reads per transaction
-// (default 100). Larger batches catch up faster but hold the checkpoint lock
-// and a transaction id (which holds back every subscriber's snapshot xmin)
-// longer.
-func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
+// WithBatchSize caps how many events one batch reads (default 20,000). The
+// size adapts below the cap to the backlog (see eventsSchema); tests set a
+// small cap to make many batches.
+func WithBatchSize(n int) Option { return func(c *config) { c.maxBatch = n } }
 
 // WithPollInterval sets the fallback poll for when a notification is lost
 // (default 1 s).
@@ -82,15 +76,15 @@ func WithPollInterval(d time.Duration) Option { return func(c *config) { c.pollI
 // WithRetryInterval sets the pause after a failed batch (default 1 s).
 func WithRetryInterval(d time.Duration) Option { return func(c *config) { c.retryInterval = d } }
 
-// WithAckDeadline bounds the time one event may take to be applied (default
+// WithAckDeadline bounds the time one batch may take to be applied (default
 // 30 s). Past it the batch is rolled back and retried; keep it far above a
-// normal event's milliseconds, since a rebuild's swap may pause a handler.
+// normal batch's milliseconds, since a rebuild's swap may pause the engine.
 func WithAckDeadline(d time.Duration) Option { return func(c *config) { c.ackDeadline = d } }
 
 // New returns a Runner over pool. Nothing runs until Run.
 func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...Option) (*Runner, error) {
 	cfg := config{
-		batchSize:     100,
+		maxBatch:      defaultMaxBatch,
 		pollInterval:  time.Second,
 		retryInterval: time.Second,
 		ackDeadline:   30 * time.Second,
@@ -100,8 +94,8 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if cfg.batchSize <= 0 {
-		return nil, fmt.Errorf("projections: batch size must be positive, got %d", cfg.batchSize)
+	if cfg.maxBatch <= 0 {
+		return nil, fmt.Errorf("projections: batch size must be positive, got %d", cfg.maxBatch)
 	}
 	ps, err := selectProjections(cfg.names)
 	if err != nil {
@@ -110,42 +104,27 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	if log == nil {
 		log = slog.Default()
 	}
-	n := newNotifier(pool.Config().ConnConfig, log)
-	folded := map[string]*foldCounts{}
-	for _, p := range ps {
-		n.woken[p.name()] = newBroadcast()
-		if _, ok := p.(foldBulk); ok {
-			folded[p.name()] = &foldCounts{}
-		}
-	}
 	return &Runner{
 		pool:        pool,
 		store:       store,
 		log:         log,
 		cfg:         cfg,
 		projections: ps,
-		notifier:    n,
-		folded:      folded,
+		notifier:    newNotifier(pool.Config().ConnConfig, log, names(ps)),
 	}, nil
 }
 
 // Names lists the projections this Runner feeds.
-func (r *Runner) Names() []string {
-	out := make([]string, 0, len(r.projections))
-	for _, p := range r.projections {
-		out = append(out, p.name())
-	}
-	return out
-}
+func (r *Runner) Names() []string { return names(r.projections) }
 
-// Run feeds the projections until ctx ends, then stops gracefully: batches
-// in progress either commit whole or roll back.
+// Run feeds the projections until ctx ends, then stops gracefully: a batch
+// in progress either commits whole or rolls back.
 func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
 	// Projection transactions commit without waiting for their WAL flush:
-	// a read model and its checkpoint commit together, so a crash can only
+	// read models and their checkpoints commit together, so a crash can only
 	// lose both, and the lost events are then simply applied again. Waiting
 	// would put every projection commit's fsync on the commands' path.
 	cfg := r.pool.Config().Copy()
@@ -153,7 +132,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	// Batch statements are short; JIT compilation costs them more than it
 	// saves whenever a plan's estimate crosses jit_above_cost.
 	cfg.ConnConfig.RuntimeParams["jit"] = "off"
-	cfg.MaxConns = int32(len(r.projections) + 2)
+	cfg.MaxConns = 4
 	cfg.MinConns = 0
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
@@ -163,7 +142,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	db := stdlib.OpenDBFromPool(pool)
 	defer db.Close()
 
-	// Commits made in this process wake its subscribers at once; the
+	// Commits made in this process wake the subscriber at once; the
 	// database's notification, coalesced, is for other processes'.
 	defer r.store.OnAppend(func(int64) { r.notifier.newEvents() })()
 
@@ -179,27 +158,25 @@ func (r *Runner) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("projections: new router: %w", err)
 	}
-	for _, p := range r.projections {
-		ack := r.cfg.ackDeadline
-		schema := &eventsSchema{batchSize: r.cfg.batchSize}
-		sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
-			ConsumerGroup:  p.name(),
-			AckDeadline:    &ack,
-			PollInterval:   r.cfg.pollInterval,
-			RetryInterval:  r.cfg.retryInterval,
-			ResendInterval: r.cfg.retryInterval,
-			BackoffManager: &wakeBackoff{
-				ctx: ctx, events: r.notifier.wakeFor(p.name()), fallback: r.cfg.pollInterval,
-				retry: r.cfg.retryInterval, log: r.log, group: p.name(), full: schema.full,
-			},
-			SchemaAdapter:  schema,
-			OffsetsAdapter: checkpointOffsets{},
-		}, wlog)
-		if err != nil {
-			return fmt.Errorf("projections: subscriber %s: %w", p.name(), err)
-		}
-		router.AddConsumerHandler(p.name(), topic, sub, r.handler(p, schema))
+	ack := r.cfg.ackDeadline
+	schema := newEventsSchema(r.Names(), r.cfg.maxBatch)
+	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
+		ConsumerGroup:  consumerGroup,
+		AckDeadline:    &ack,
+		PollInterval:   r.cfg.pollInterval,
+		RetryInterval:  r.cfg.retryInterval,
+		ResendInterval: r.cfg.retryInterval,
+		BackoffManager: &wakeBackoff{
+			ctx: ctx, events: r.notifier.subscriber, fallback: r.cfg.pollInterval,
+			retry: r.cfg.retryInterval, log: r.log, full: schema.full,
+		},
+		SchemaAdapter:  schema,
+		OffsetsAdapter: checkpointOffsets{names: r.Names()},
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("projections: subscriber: %w", err)
 	}
+	router.AddConsumerHandler(consumerGroup, topic, sub, r.handler(newEngine(r.projections, &r.folded), schema))
 
 	errc := make(chan error, 1)
 	go func() { errc <- router.Run(ctx) }()
@@ -231,14 +208,12 @@ func (r *Runner) Run(ctx context.Context) error {
 // write statement takes it right before the commit, so the transaction
 // holds back no subscriber's snapshot xmin for long.
 //
-// The writes move the checkpoint themselves and the ack query moves
-// nothing (checkpointOffsets), so a batch Watermill gives up on (shutdown,
-// ack deadline) commits no progress and is read again. On any failure the
+// The write moves the checkpoints itself and the ack query moves nothing
+// (checkpointOffsets), so a batch Watermill gives up on (shutdown, ack
+// deadline) commits no progress and is read again. On any failure the
 // handler rolls the transaction back itself and acks: Watermill's ack query
-// then fails and the batch is retried from the last commit. Applying a
-// batch again is harmless (see batchApplier).
-func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHandlerFunc {
-	state := batchState{folds: foldCache{counts: r.folded[p.name()]}}
+// then fails and the batch is retried from the last commit.
+func (r *Runner) handler(eng *engine, schema *eventsSchema) message.NoPublishHandlerFunc {
 	return func(msg *message.Message) (err error) {
 		ctx := msg.Context()
 		tx, ok := wsql.TxFromContext(ctx)
@@ -249,7 +224,7 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 			_ = tx.Rollback()
 			if !errors.Is(cause, sql.ErrTxDone) && ctx.Err() == nil {
 				r.log.Error("projections: applying a batch failed; it is rolled back and retried",
-					slog.String("projection", p.name()), slog.String("message", msg.UUID), slog.Any("err", cause))
+					slog.String("batch", msg.UUID), slog.Any("err", cause))
 			}
 			return nil
 		}
@@ -258,17 +233,15 @@ func (r *Runner) handler(p projection, schema *eventsSchema) message.NoPublishHa
 				err = fail(fmt.Errorf("panic: %v", rec))
 			}
 		}()
-		batch, claimed := schema.batchOf(msg)
-		if batch == nil {
-			return fail(fmt.Errorf("message %s: not the batch read", msg.UUID))
+		batch, claims, err := decodeBatch(msg)
+		if err != nil {
+			return fail(err)
 		}
-		state.begin(claimed)
-		end := batch[len(batch)-1]
-		g := gate{group: p.name(), txid: strconv.FormatUint(end.TransactionID, 10), pos: end.Position}
-		if err := p.applyBatch(ctx, tx, batch, g, &state); err != nil {
-			return fail(fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err))
+		started := time.Now()
+		if err := eng.applyLive(ctx, tx, batch, claims); err != nil {
+			return fail(err)
 		}
-		state.written(claimed, end.cursor())
+		schema.applied(len(batch), time.Since(started))
 		return nil
 	}
 }

@@ -19,9 +19,14 @@ import (
 // in logs; the adapters below never build table names from it.
 const topic = "events"
 
-// metaBatch is the message metadata key of a batch's sequence number in its
-// subscriber (a message is one batch; see eventsSchema).
-const metaBatch = "batch"
+// consumerGroup names the engine's Watermill subscriber in logs. The
+// checkpoints it claims and moves are the projections' own (one row each in
+// projection_checkpoints), so each keeps its own position and rebuild.
+const consumerGroup = "projections"
+
+// metaClaims is the metadata key of a batch message's claims: where each
+// projection's checkpoint stood when the batch was read.
+const metaClaims = "claims"
 
 // ErrPublishNotSupported is returned by eventsSchema.InsertQuery: events are
 // appended through the event store, never published through Watermill.
@@ -30,47 +35,53 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // eventsSchema is a watermill-sql SchemaAdapter over the event store's own
 // events table, so each event is stored once and no outbox copy exists.
 //
-// One message is one batch: the select query aggregates the events it reads
-// into a single row. A projection applies a batch at once anyway, and
-// Watermill passes a subscriber's messages through the router one at a time,
-// inside the subscriber's transaction: with a message per event, a batch of
-// n events waited for n hand-overs between goroutines before its write,
-// with a message, a UUID and a metadata map built per event. (Measured, it
-// changed CPU and lag by less than this VM's noise; it is kept because the
-// handler no longer acks messages that carry no work.)
+// A message is a batch: the select query claims every projection's
+// checkpoint, reads the events after the earliest of them, and returns
+// them as one row, which becomes one message whose payload is the JSON
+// array of the events and whose metadata carries the claims. The engine
+// applies a batch at once, in one statement; a message per event would only
+// add a hand-over between goroutines per event.
 //
-// Each subscriber has its own schema, which keeps the batch its last query
-// read for the handler (a message carries bytes; the decoded events stay
-// here).
+// The batch size adapts to the backlog: a batch that came back full and
+// was applied quickly doubles the next one's limit (up to maxBatch), a slow
+// one halves it. A projection that is current reads what has arrived, a few
+// events; one that is far behind reads thousands at a time, so a backlog
+// costs a few large transactions rather than many small ones.
 type eventsSchema struct {
-	batchSize int
+	names    []string
+	minBatch int
+	maxBatch int
 
 	mu    sync.Mutex
-	seq   uint64 // sequence number of batch
-	batch []*envelope
-	claim claim // what the claim that read batch found
+	limit int // of the next query
+	read  int // events the last query read
+	asked int // its limit
 }
 
-// claim is what claiming a consumer group found: its checkpoint, and how
-// many times a rebuild has swapped its tables (migration 0009).
-type claim struct {
-	after       eventstore.Cursor
-	tablesEpoch int64
+// Batches adapt between these; WithBatchSize sets the most.
+const (
+	defaultMaxBatch = 20_000
+	firstBatch      = 1_000
+	// batchTarget is how long a full batch should take to apply: long
+	// enough that a transaction's fixed costs vanish, short enough that the
+	// write holds back no one's snapshot for long.
+	batchTarget = 150 * time.Millisecond
+)
+
+func newEventsSchema(names []string, maxBatch int) *eventsSchema {
+	return &eventsSchema{names: names, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
 }
 
-// batchOf returns the batch that message msg carries and what the claim
-// that read it found, or nil when msg is not the batch the last query read.
-func (s *eventsSchema) batchOf(msg *message.Message) ([]*envelope, claim) {
-	seq, err := strconv.ParseUint(msg.Metadata.Get(metaBatch), 10, 64)
-	if err != nil {
-		return nil, claim{}
-	}
+// applied adapts the batch limit to how long a batch of n events took.
+func (s *eventsSchema) applied(n int, took time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if seq != s.seq {
-		return nil, claim{}
+	switch {
+	case took > 2*batchTarget:
+		s.limit = max(s.limit/2, s.minBatch)
+	case n >= s.asked && took < batchTarget:
+		s.limit = min(s.limit*2, s.maxBatch)
 	}
-	return s.batch, s.claim
 }
 
 // full reports whether the last query read a whole batch (more may be
@@ -78,45 +89,46 @@ func (s *eventsSchema) batchOf(msg *message.Message) ([]*envelope, claim) {
 func (s *eventsSchema) full() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.batch) >= s.batchSize
+	return s.read > 0 && s.read >= s.asked
 }
 
-// The group is claimed in the first CTE (a volatile function, so the CTE
-// is never inlined), and the lateral join makes the planner run it first,
-// so the claim is made even when no event qualifies. Only transactions
+// The claims come first (a MATERIALIZED CTE of a volatile function, run
+// before the events are read, even when none qualifies). Only transactions
 // below the snapshot's xmin are read: a transaction that commits late has a
 // smaller id than events already visible. The batch comes back as one row
-// (none when it is empty): what the claim found and a JSON array of the
-// events in order.
+// (none when it is empty).
 const qSelectEvents = `
-WITH ck AS (%s)
-SELECT ck.last_transaction_id::text, ck.last_position, ck.tables_epoch, json_agg(json_build_object(
+WITH ck AS MATERIALIZED (%s),
+lo AS (SELECT last_transaction_id AS x, last_position AS p FROM ck ORDER BY 1, 2 LIMIT 1)
+SELECT (SELECT json_agg(json_build_object('g', name, 'x', last_transaction_id::text, 'p', last_position, 'e', tables_epoch)) FROM ck),
+       json_agg(json_build_object(
            'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
            'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at)
-       ORDER BY e.transaction_id, e.position)
-FROM ck CROSS JOIN LATERAL (
+       ORDER BY e.transaction_id, e.position),
+       count(*), min(e.position), max(e.position)
+FROM lo CROSS JOIN LATERAL (
     SELECT * FROM events e
-    WHERE (e.transaction_id, e.position) > (ck.last_transaction_id, ck.last_position)
+    WHERE (e.transaction_id, e.position) > (lo.x, lo.p)
       AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY e.transaction_id, e.position
     LIMIT %d
 ) e
-GROUP BY ck.last_transaction_id, ck.last_position, ck.tables_epoch
 HAVING count(*) > 0`
 
-func (s *eventsSchema) SelectQuery(_ string, consumerGroup string, offsets wsql.OffsetsAdapter) wsql.Query {
+func (s *eventsSchema) SelectQuery(_ string, group string, offsets wsql.OffsetsAdapter) wsql.Query {
 	s.mu.Lock()
-	s.batch = nil
+	s.read, s.asked = 0, s.limit
+	limit := s.limit
 	s.mu.Unlock()
-	next := offsets.NextOffsetQuery(topic, consumerGroup)
-	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, s.batchSize), Args: next.Args}
+	next := offsets.NextOffsetQuery(topic, group)
+	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, limit), Args: next.Args}
 }
 
 func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
 }
 
-// batchEvent is one event of the select query's JSON array.
+// batchEvent is one event of a batch message's payload.
 type batchEvent struct {
 	Position      int64           `json:"p"`
 	TransactionID string          `json:"x"`
@@ -129,34 +141,50 @@ type batchEvent struct {
 	RecordedAt    time.Time       `json:"r"`
 }
 
-// UnmarshalMessage turns the select query's one row into the message of
-// the batch; the decoded events stay with the schema (batchOf). The
-// message's payload is empty: no handler reads it.
+// batchClaim is one claim of a batch message's metadata.
+type batchClaim struct {
+	Group         string `json:"g"`
+	TransactionID string `json:"x"`
+	Position      int64  `json:"p"`
+	Epoch         int64  `json:"e"`
+}
+
+// UnmarshalMessage turns the select query's one row into the batch's
+// message.
 func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
-		afterTx string
-		c       claim
-		raw     []byte
+		claims, events []byte
+		n              int
+		lo, hi         int64
 	)
-	if err := row.Scan(&afterTx, &c.after.Position, &c.tablesEpoch, &raw); err != nil {
+	if err := row.Scan(&claims, &events, &n, &lo, &hi); err != nil {
 		return wsql.Row{}, fmt.Errorf("scan batch: %w", err)
 	}
-	var err error
-	if c.after.TransactionID, err = strconv.ParseUint(afterTx, 10, 64); err != nil {
-		return wsql.Row{}, fmt.Errorf("batch: checkpoint transaction id: %w", err)
-	}
+	s.mu.Lock()
+	s.read = n
+	s.mu.Unlock()
+	// The handler decodes the events. The message's id names the span of
+	// positions it holds; the offset only needs to be a position (the ack
+	// query ignores it: the engine's write moved the checkpoints).
+	msg := message.NewMessage(fmt.Sprintf("%d-%d", lo, hi), events)
+	msg.Metadata = message.Metadata{metaClaims: string(claims)}
+	return wsql.Row{Offset: hi, UUID: []byte(msg.UUID), Msg: msg}, nil
+}
+
+// decodeBatch is a batch message's events and claims.
+func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
 	var events []batchEvent
-	if err := json.Unmarshal(raw, &events); err != nil {
-		return wsql.Row{}, fmt.Errorf("decode batch: %w", err)
+	if err := json.Unmarshal(msg.Payload, &events); err != nil {
+		return nil, nil, fmt.Errorf("decode batch %s: %w", msg.UUID, err)
 	}
 	if len(events) == 0 {
-		return wsql.Row{}, errors.New("decode batch: no events")
+		return nil, nil, fmt.Errorf("batch %s has no events", msg.UUID)
 	}
 	batch := make([]*envelope, len(events))
 	for i, e := range events {
 		txid, err := strconv.ParseUint(e.TransactionID, 10, 64)
 		if err != nil {
-			return wsql.Row{}, fmt.Errorf("event %d: transaction id: %w", e.Position, err)
+			return nil, nil, fmt.Errorf("event %d: transaction id: %w", e.Position, err)
 		}
 		batch[i] = &envelope{
 			Position: e.Position, TransactionID: txid, TenantID: e.TenantID, StreamID: e.StreamID,
@@ -164,59 +192,59 @@ func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 			RecordedAt: e.RecordedAt.UTC(), Data: e.Data,
 		}
 	}
-	first, last := batch[0], batch[len(batch)-1]
-	s.mu.Lock()
-	s.seq++
-	s.batch, s.claim = batch, c
-	seq := s.seq
-	s.mu.Unlock()
-	msg := message.NewMessage(fmt.Sprintf("%d-%d", first.Position, last.Position), nil)
-	msg.Metadata = message.Metadata{
-		metaBatch: strconv.FormatUint(seq, 10),
+	var cs []batchClaim
+	if err := json.Unmarshal([]byte(msg.Metadata.Get(metaClaims)), &cs); err != nil {
+		return nil, nil, fmt.Errorf("decode batch %s claims: %w", msg.UUID, err)
 	}
-	return wsql.Row{
-		Offset:    last.Position,
-		UUID:      []byte(msg.UUID),
-		Msg:       msg,
-		ExtraData: map[string]any{"transaction_id": strconv.FormatUint(last.TransactionID, 10)},
-	}, nil
+	claims := make(map[string]claim, len(cs))
+	for _, c := range cs {
+		txid, err := strconv.ParseUint(c.TransactionID, 10, 64)
+		if err != nil {
+			return nil, nil, fmt.Errorf("claim of %s: transaction id: %w", c.Group, err)
+		}
+		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: txid, Position: c.Position}, tablesEpoch: c.Epoch}
+	}
+	return batch, claims, nil
 }
 
 // SchemaInitializingQueries is empty: the tables come from migrations.
 func (*eventsSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
 
-// SubscribeIsolationLevel is READ COMMITTED: a subscriber waiting on the
+// SubscribeIsolationLevel is READ COMMITTED: a subscriber waiting on a
 // checkpoint lock then reads the row as the previous holder left it (a
-// REPEATABLE READ one fails with a serialization error), and handlers see
-// tables swapped in by a rebuild.
+// REPEATABLE READ one fails with a serialization error), and the engine
+// sees tables swapped in by a rebuild.
 func (*eventsSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
 
 // checkpointOffsets is a watermill-sql OffsetsAdapter over
-// projection_checkpoints. Transaction ids travel as text and are cast
+// projection_checkpoints: the engine's "offset" is every projection's
+// checkpoint, claimed together. Transaction ids travel as text and are cast
 // explicitly: pgx through database/sql cannot bind an int64 to xid8
 // (watermill issue #528).
-type checkpointOffsets struct{}
+type checkpointOffsets struct {
+	names []string
+}
 
 const (
-	// The claim locks the group for the transaction (migration 0006).
-	qNextOffset = `SELECT last_transaction_id, last_position, tables_epoch FROM ledger_checkpoint_claim($1)`
+	// Each claim locks one projection for the transaction (migrations 0006
+	// and 0009); every engine claims in the same order, that of all().
+	qClaim = `SELECT n.name, c.last_transaction_id, c.last_position, c.tables_epoch
+FROM unnest($1::text[]) WITH ORDINALITY AS n(name, i)
+CROSS JOIN LATERAL ledger_checkpoint_claim(n.name) c
+ORDER BY n.i`
 
 	qAckNothing = `SELECT 1`
 
-	// Monotonic: a checkpoint never moves back.
-	qAckOffset = `UPDATE projection_checkpoints
-SET last_transaction_id = $2::text::xid8, last_position = $3, updated_at = now()
-WHERE consumer_group = $1 AND (last_transaction_id, last_position) < ($2::text::xid8, $3)`
-
-	qEnsureCheckpoint = `INSERT INTO projection_checkpoints (consumer_group) VALUES ($1) ON CONFLICT DO NOTHING`
+	qEnsureCheckpoint = `INSERT INTO projection_checkpoints (consumer_group) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING`
 )
 
-func (checkpointOffsets) NextOffsetQuery(_, consumerGroup string) wsql.Query {
-	return wsql.Query{Query: qNextOffset, Args: []any{consumerGroup}}
+func (o checkpointOffsets) NextOffsetQuery(string, string) wsql.Query {
+	return wsql.Query{Query: qClaim, Args: []any{o.names}}
 }
 
-// AckMessageQuery moves nothing: a batch's writes move the checkpoint with
-// them (Runner.handler), and a batch cut short must not be skipped.
+// AckMessageQuery moves nothing: a batch's write statement moves the
+// checkpoints with it (engine.apply), and a batch cut short must not be
+// skipped.
 func (checkpointOffsets) AckMessageQuery(string, wsql.Row, string) wsql.Query {
 	return wsql.Query{Query: qAckNothing}
 }
@@ -227,10 +255,10 @@ func (checkpointOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) 
 
 func (checkpointOffsets) SchemaInitializingQueries(string) []wsql.Query { return nil }
 
-// BeforeSubscribingQueries makes sure the row exists: the claim reads the
-// checkpoint from it.
-func (checkpointOffsets) BeforeSubscribingQueries(_ string, consumerGroup string) []wsql.Query {
-	return []wsql.Query{{Query: qEnsureCheckpoint, Args: []any{consumerGroup}}}
+// BeforeSubscribingQueries makes sure the rows exist: the claims read the
+// checkpoints from them.
+func (o checkpointOffsets) BeforeSubscribingQueries(string, string) []wsql.Query {
+	return []wsql.Query{{Query: qEnsureCheckpoint, Args: []any{o.names}}}
 }
 
 // envelope is one event as a projection sees it.

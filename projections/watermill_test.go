@@ -4,19 +4,19 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"strconv"
 	"testing"
 	"time"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // A batch travels as one row of JSON and one message: its events must come
-// out exactly as the event store reads them, in subscriber order, and the
-// message must lead back to them only while they are the batch last read.
+// out of the message exactly as the event store reads them, in subscriber
+// order, with the claims of every projection, read after the earliest.
 func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
@@ -28,30 +28,33 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 	// Both reads below go only below the cluster's oldest running
 	// transaction, which another test's can hold back for a moment: compare
 	// them once every event is readable.
+	var every []eventstore.Event
 	for deadline := time.Now().Add(30 * time.Second); ; {
-		all, err := b.store.ReadAll(ctx, eventstore.Cursor{}, 10_000)
-		if err != nil {
+		var err error
+		if every, err = b.store.ReadAll(ctx, eventstore.Cursor{}, 10_000); err != nil {
 			t.Fatal(err)
 		}
-		if len(all) == w.events {
+		if len(every) == w.events {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events readable after 30 s", len(all), w.events)
+			t.Fatalf("%d of %d events readable after 30 s", len(every), w.events)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 
 	for _, size := range []int{1, 5, 10_000} {
-		want, err := b.store.ReadAll(ctx, eventstore.Cursor{}, size)
-		if err != nil {
-			t.Fatal(err)
+		want := every[:min(size, len(every))]
+		schema := newEventsSchema(AllNames(), size)
+		schema.limit = size
+		got, claims := readBatch(t, ctx, db, schema)
+		if len(claims) != len(AllNames()) {
+			t.Errorf("batch size %d: claims %+v, want one per projection", size, claims)
 		}
-		schema := &eventsSchema{batchSize: size}
-		got, msg := readBatch(t, ctx, db, schema)
-		msgBatch, after := schema.batchOf(msg)
-		if after != (claim{}) {
-			t.Errorf("batch size %d: read after %+v, want the start", size, after)
+		for name, c := range claims {
+			if c != (claim{}) {
+				t.Errorf("batch size %d: %s claimed at %+v, want the start", size, name, c)
+			}
 		}
 		if len(got) != len(want) {
 			t.Fatalf("batch size %d: %d events, want %d", size, len(got), len(want))
@@ -65,33 +68,65 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 				t.Fatalf("batch size %d, event %d:\n got %+v (data %s)\nwant %+v (data %s)", size, i, *g, g.Data, e, e.Data)
 			}
 		}
-		if len(msgBatch) != len(got) || schema.full() != (len(want) == size) {
-			t.Errorf("batch size %d: message leads to %d events, full=%v", size, len(msgBatch), schema.full())
+		if schema.full() != (len(want) == size) {
+			t.Errorf("batch size %d: full=%v", size, schema.full())
 		}
 	}
 
-	// A message of an earlier query no longer leads to a batch.
-	schema := &eventsSchema{batchSize: 3}
-	_, old := readBatch(t, ctx, db, schema)
-	if _, cur := readBatch(t, ctx, db, schema); first(schema.batchOf(cur)) == nil {
-		t.Fatal("the current message leads to no events")
+	// With one projection ahead, the batch starts at the one behind, and
+	// each claim says where its projection stands.
+	ahead := every[9]
+	if _, err := b.pool.Exec(ctx, `UPDATE projection_checkpoints SET last_transaction_id = $2::text::xid8, last_position = $3
+		WHERE consumer_group = $1`, AuditLog, strconv.FormatUint(ahead.TransactionID, 10), ahead.Position); err != nil {
+		t.Fatal(err)
 	}
-	if first(schema.batchOf(old)) != nil {
-		t.Error("the message of a replaced batch still leads to events")
+	schema := newEventsSchema(AllNames(), 100)
+	got, claims := readBatch(t, ctx, db, schema)
+	if got[0].Position != every[0].Position {
+		t.Errorf("batch starts at %d, want %d (the projections behind)", got[0].Position, every[0].Position)
+	}
+	if c := claims[AuditLog].after; c.Position != ahead.Position || c.TransactionID != ahead.TransactionID {
+		t.Errorf("audit_log claimed at %+v, want %d", c, ahead.Position)
 	}
 }
 
-// readBatch runs the schema's select query for my_clients (whose
-// checkpoint is at the start: no runner runs) as the subscriber does, and
-// returns the events decoded and the batch's one message.
-func readBatch(t *testing.T, ctx context.Context, db *sql.DB, schema *eventsSchema) ([]*envelope, *message.Message) {
+// The batch limit grows while full batches apply quickly, up to the cap,
+// and shrinks when one is slow.
+func TestBatchLimitAdapts(t *testing.T) {
+	s := newEventsSchema(AllNames(), 5000)
+	grow := func() {
+		s.SelectQuery(topic, consumerGroup, checkpointOffsets{})
+		s.read = s.asked
+		s.applied(s.asked, time.Millisecond)
+	}
+	for range 10 {
+		grow()
+	}
+	if s.limit != 5000 {
+		t.Fatalf("after quick full batches the limit is %d, want the cap 5000", s.limit)
+	}
+	s.SelectQuery(topic, consumerGroup, checkpointOffsets{})
+	s.applied(s.asked, 3*batchTarget)
+	if s.limit != 2500 {
+		t.Fatalf("after a slow batch the limit is %d, want 2500", s.limit)
+	}
+	s.SelectQuery(topic, consumerGroup, checkpointOffsets{})
+	s.applied(3, time.Millisecond)
+	if s.limit != 2500 {
+		t.Fatalf("a batch that was not full changed the limit to %d", s.limit)
+	}
+}
+
+// readBatch runs the schema's select query as the subscriber does (no
+// runner runs), and returns what the batch's one message carries.
+func readBatch(t *testing.T, ctx context.Context, db *sql.DB, schema *eventsSchema) ([]*envelope, map[string]claim) {
 	t.Helper()
 	tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: schema.SubscribeIsolationLevel()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback() }()
-	q := schema.SelectQuery(topic, MyClients, checkpointOffsets{})
+	q := schema.SelectQuery(topic, consumerGroup, checkpointOffsets{names: AllNames()})
 	rows, err := tx.QueryContext(ctx, q.Query, q.Args...)
 	if err != nil {
 		t.Fatal(err)
@@ -111,13 +146,18 @@ func readBatch(t *testing.T, ctx context.Context, db *sql.DB, schema *eventsSche
 	if len(msgs) != 1 {
 		t.Fatalf("%d rows for one batch", len(msgs))
 	}
-	schema.mu.Lock()
-	events := schema.batch
-	schema.mu.Unlock()
-	if last := events[len(events)-1]; msgs[0].Offset != last.Position {
-		t.Errorf("row offset %d, last event %d", msgs[0].Offset, last.Position)
+	batch, claims, err := decodeBatch(msgs[0].Msg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return events, msgs[0].Msg
+	var hi int64
+	for _, e := range batch {
+		hi = max(hi, e.Position)
+	}
+	if msgs[0].Offset != hi {
+		t.Errorf("row offset %d, highest position %d", msgs[0].Offset, hi)
+	}
+	return batch, claims
 }
 
 // With nothing to read, the query returns no row: no message at all.
@@ -126,8 +166,8 @@ func TestEmptyBatchIsNoMessage(t *testing.T) {
 	b := setup(t)
 	db := stdlib.OpenDBFromPool(b.pool)
 	t.Cleanup(func() { _ = db.Close() })
-	schema := &eventsSchema{batchSize: 10}
-	q := schema.SelectQuery(topic, MyClients, checkpointOffsets{})
+	schema := newEventsSchema(AllNames(), 10)
+	q := schema.SelectQuery(topic, consumerGroup, checkpointOffsets{names: AllNames()})
 	rows, err := db.QueryContext(context.Background(), q.Query, q.Args...)
 	if err != nil {
 		t.Fatal(err)
@@ -141,5 +181,3 @@ func TestEmptyBatchIsNoMessage(t *testing.T) {
 		t.Fatalf("empty store: %d rows (%v), want none", n, err)
 	}
 }
-
-func first[A, B any](a A, _ B) A { return a }

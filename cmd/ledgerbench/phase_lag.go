@@ -63,9 +63,9 @@ type lagResult struct {
 	Waits     []waitShare        `json:"db_sessions"`
 	Backlog   int64              `json:"projection_backlog_after"`
 	DrainEach map[string]float64 `json:"projection_drain_each_s"`
-	// Folds says how the fold projections brought customers up to date
+	// Folds says how the engine brought customers up to date
 	// over the whole phase (set-up included): from the batch alone, or read.
-	Folds map[string]projections.FoldStats `json:"fold_stats"`
+	Folds projections.FoldStats `json:"fold_stats"`
 }
 
 func runLag(ctx context.Context, o options, srv *server, rep *report) error {

@@ -1,0 +1,318 @@
+package projections
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// engine applies batches of events to a set of projections: the one write
+// path of every read model. A batch is read once for all of them, the
+// customer-stream read models share one fold of each customer it touches,
+// and everything it changes goes to PostgreSQL in one statement (with the
+// checkpoints, for a live batch), so a batch commits whole or not at all
+// whatever the transaction around it does.
+//
+// Live batches, the catch-up after a backlog (a big live batch) and a
+// rebuild's catch-up and swap (on the rebuild's tables, without
+// checkpoints) all go through apply. Only a rebuild's bulk load writes
+// otherwise: with COPY into empty tables, from the same row definitions.
+type engine struct {
+	ps     []*projection
+	folds  []*projection
+	tables map[string]*table
+	cache  foldCache
+	// wrote is, per projection, what its claim will find when nothing but
+	// this engine wrote since its last batch: the checkpoint that batch
+	// left, in the same tables epoch.
+	wrote map[string]claim
+}
+
+// claim is what claiming a projection's checkpoint found: where it stands
+// and how many times a rebuild has swapped its tables (migration 0009).
+type claim struct {
+	after       eventstore.Cursor
+	tablesEpoch int64
+}
+
+func newEngine(ps []*projection, counts *foldCounts) *engine {
+	e := &engine{ps: ps, tables: map[string]*table{}, cache: foldCache{counts: counts}}
+	for _, p := range ps {
+		if p.fold != nil {
+			e.folds = append(e.folds, p)
+		}
+		for i := range p.tables {
+			e.tables[p.tables[i].name] = &p.tables[i]
+		}
+	}
+	return e
+}
+
+// applyLive applies a batch delivered after claims (one per projection of
+// the engine) in tx, and moves every checkpoint to the batch's last event.
+//
+// The fold cache is trusted only when every fold projection's claim finds
+// its checkpoint where this engine's last write left it: every live write
+// moves the checkpoints with it and a checkpoint never moves back, so then
+// nobody else wrote (another process, a rebuild's swap, a failed commit).
+func (e *engine) applyLive(ctx context.Context, tx queryer, batch []*envelope, claims map[string]claim) error {
+	for _, p := range e.folds {
+		if c, ok := e.wrote[p.name]; !ok || c != claims[p.name] {
+			e.cache.customers = nil
+			break
+		}
+	}
+	e.wrote = nil
+	after := make(map[string]eventstore.Cursor, len(claims))
+	for name, c := range claims {
+		after[name] = c.after
+	}
+	if err := e.apply(ctx, tx, batch, after, &e.cache, true); err != nil {
+		// What the cache holds may be ahead of what the tables will hold
+		// once the transaction rolls back.
+		e.cache.customers, e.cache.names = nil, nil
+		return err
+	}
+	end := batch[len(batch)-1].cursor()
+	e.wrote = make(map[string]claim, len(claims))
+	for name, c := range claims {
+		w := c
+		if c.after.Less(end) {
+			w.after = end
+		}
+		e.wrote[name] = w
+	}
+	return nil
+}
+
+// apply writes what batch changes in each projection p that has not
+// applied it yet (its events after after[p.name]), in one statement;
+// checkpoints says whether it also moves their checkpoints. cache may be
+// nil (a rebuild has none).
+func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after map[string]eventstore.Cursor,
+	cache *foldCache, checkpoints bool) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	end := batch[len(batch)-1].cursor()
+	var w stmt
+	if len(e.folds) > 0 {
+		if cache == nil {
+			cache = &foldCache{}
+		}
+		folded, err := refold(ctx, tx, e.folds, batch, cache)
+		if err != nil {
+			return err
+		}
+		if err := e.writeFolds(&w, folded, cache); err != nil {
+			return err
+		}
+	}
+	for _, p := range e.ps {
+		if p.derive == "" || !derives(p, batch, after[p.name]) {
+			continue
+		}
+		from := after[p.name]
+		cond := fmt.Sprintf(`(e.transaction_id, e.position) > (%s::text::xid8, %s::bigint)
+  AND (e.transaction_id, e.position) <= (%s::text::xid8, %s::bigint)`,
+			w.arg(txid(from)), w.arg(from.Position), w.arg(txid(end)), w.arg(end.Position))
+		w.cte(fmt.Sprintf(p.derive, cond) + "\nON CONFLICT DO NOTHING")
+	}
+	if checkpoints {
+		w.cte(fmt.Sprintf(qMoveCheckpoints, w.arg(names(e.ps)), w.arg(txid(end)), w.arg(end.Position)))
+	}
+	if err := w.exec(ctx, tx); err != nil {
+		return fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err)
+	}
+	return nil
+}
+
+// qMoveCheckpoints moves checkpoints forward only: a projection a rebuild
+// swapped in past the batch keeps its own.
+const qMoveCheckpoints = `UPDATE projection_checkpoints
+SET last_transaction_id = %[2]s::text::xid8, last_position = %[3]s::bigint, updated_at = now()
+WHERE consumer_group = ANY(%[1]s::text[])
+  AND (last_transaction_id, last_position) < (%[2]s::text::xid8, %[3]s::bigint)`
+
+// derives reports whether a derived projection has rows to make of the
+// batch's events after its checkpoint.
+func derives(p *projection, batch []*envelope, after eventstore.Cursor) bool {
+	return slices.ContainsFunc(batch, func(ev *envelope) bool {
+		return after.Less(ev.cursor()) && (p.deriveTypes == nil || slices.Contains(p.deriveTypes, ev.Type))
+	})
+}
+
+func txid(c eventstore.Cursor) string { return strconv.FormatUint(c.TransactionID, 10) }
+
+// writeFolds adds to w the fold projections' row changes: per table, the
+// rows that are gone and the rows that are new or changed, each as one JSON
+// parameter. The cache then holds every customer as written.
+func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) error {
+	if len(folded) == 0 {
+		return nil
+	}
+	var tables []string
+	for _, p := range e.folds {
+		tables = append(tables, p.tableNames()...)
+	}
+	gone, changed := map[string][][]byte{}, map[string][][]byte{}
+	for _, c := range folded {
+		now, err := e.rowsOf(e.folds, c.fold, cache.names)
+		if err != nil {
+			return err
+		}
+		for _, t := range tables {
+			for k, row := range c.before[t] {
+				if _, ok := now[t][k]; !ok {
+					gone[t] = append(gone[t], row)
+				}
+			}
+			for k, row := range now[t] {
+				if old, ok := c.before[t][k]; !ok || !bytes.Equal(old, row) {
+					changed[t] = append(changed[t], row)
+				}
+			}
+		}
+		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: now}
+	}
+	// A table's gone and changed rows have different keys, so one
+	// statement can do both.
+	for _, name := range tables {
+		t := e.tables[name]
+		id := pgx.Identifier{t.name}.Sanitize()
+		if rows := gone[name]; len(rows) > 0 {
+			key := quoted(t.key)
+			w.cte(fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb))",
+				id, key, key, id, w.arg(jsonArray(rows))))
+		}
+		if rows := changed[name]; len(rows) > 0 {
+			w.cte(upsert(t, w.arg(jsonArray(rows))))
+		}
+	}
+	return nil
+}
+
+// upsert inserts or updates the table's rows given as a JSON array in
+// parameter param.
+func upsert(t *table, param string) string {
+	id := pgx.Identifier{t.name}.Sanitize()
+	cols := quoted(t.columns)
+	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) ON CONFLICT (%s) DO ",
+		id, cols, cols, id, param, quoted(t.key))
+	var sets []string
+	for _, c := range t.columns {
+		if !slices.Contains(t.key, c) {
+			n := pgx.Identifier{c}.Sanitize()
+			sets = append(sets, n+" = excluded."+n)
+		}
+	}
+	if len(sets) == 0 {
+		return q + "NOTHING"
+	}
+	return q + "UPDATE SET " + strings.Join(sets, ", ")
+}
+
+func quoted(cs []string) string {
+	out := make([]string, len(cs))
+	for k, c := range cs {
+		out[k] = pgx.Identifier{c}.Sanitize()
+	}
+	return strings.Join(out, ", ")
+}
+
+func jsonArray(rows [][]byte) []byte {
+	return append(append([]byte("["), bytes.Join(rows, []byte(","))...), ']')
+}
+
+// stmt is one write statement built from data-modifying CTEs, so that a
+// batch is written by a single statement: atomic even when Watermill
+// commits the transaction while a handler runs (shutdown, ack deadline).
+type stmt struct {
+	ctes []string
+	args []any
+}
+
+func (s *stmt) arg(v any) string {
+	s.args = append(s.args, v)
+	return "$" + strconv.Itoa(len(s.args))
+}
+
+func (s *stmt) cte(q string) {
+	s.ctes = append(s.ctes, fmt.Sprintf("w%d AS (%s)", len(s.ctes), q))
+}
+
+func (s *stmt) exec(ctx context.Context, tx queryer) error {
+	if len(s.ctes) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\nSELECT 1", s.args...)
+	return err
+}
+
+// queryer is what the engine needs of a transaction: a Watermill
+// subscriber's *sql.Tx, or a rebuild's.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// foldRows are rows per table, keyed by primary key, as the JSON objects
+// jsonb_populate_recordset reads.
+type foldRows map[string]map[string][]byte
+
+// rowsOf gives the rows of ps for the customer as fc has folded it.
+func (e *engine) rowsOf(ps []*projection, fc *foldCustomer, names map[string]string) (foldRows, error) {
+	out := rowCollector{tables: e.tables, names: names, rows: foldRows{}}
+	for _, p := range ps {
+		if p.fold.stretch != nil {
+			for _, st := range fc.stretches.all {
+				p.fold.stretch(&out, &fc.state, st)
+			}
+		}
+		p.fold.rows(&out, &fc.state)
+	}
+	return out.rows, out.err
+}
+
+// rowCollector is the rowSink of a live batch: rows encoded and keyed for
+// the diff.
+type rowCollector struct {
+	tables map[string]*table
+	names  map[string]string
+	rows   foldRows
+	err    error
+}
+
+func (c *rowCollector) add(name string, row ...any) {
+	t := c.tables[name]
+	js, k, err := rowJSON(t.columns, t.key, row)
+	if err != nil {
+		c.err = fmt.Errorf("%s row: %w", name, err)
+		return
+	}
+	if c.rows[name] == nil {
+		c.rows[name] = map[string][]byte{}
+	}
+	c.rows[name][k] = js
+}
+
+func (c *rowCollector) userName(id string) string { return c.names[id] }
+
+// sortedKeys is for deterministic statements (and lock order) per batch.
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

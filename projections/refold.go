@@ -1,0 +1,547 @@
+package projections
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// The customer-stream read models apply a batch by bringing each customer
+// it touches up to date in one fold shared by all of them, and writing the
+// difference between their rows as of the versions they had applied and
+// their rows now (engine.writeFolds).
+//
+// A customer is brought up to date the cheapest way that is exact:
+//   - from the batch alone, when the engine's cache holds its fold as last
+//     written and the batch carries on from it (the common case live);
+//   - from the batch alone, when no projection has anything of it yet and
+//     the batch starts its stream (a bulk import, a rebuild's catch-up);
+//   - otherwise by reading its committed stream, with the versions each
+//     projection has applied.
+//
+// Why whole committed streams: a customer's committed events always form a
+// prefix of its stream (appends to one stream commit in version order), so
+// the fold is the customer as of some committed version at or past
+// everything delivered, whatever order commits were delivered in. Each
+// projection records the version it applied, so applying a batch again
+// finds nothing to change.
+
+// foldCache keeps, per customer, the fold the engine last wrote and its
+// rows (the "before" of the next batch). The engine drops it unless the
+// tables are as it left them (engine.applyLive).
+type foldCache struct {
+	customers map[string]*foldEntry
+	// names are users' names (names never change).
+	names map[string]string
+	// counts, when not nil, counts the customers folded each way.
+	counts *foldCounts
+}
+
+type foldEntry struct {
+	fold *foldCustomer
+	rows foldRows // the customer's rows as of fold
+}
+
+// maxFoldCache bounds the cache; past it the cache starts over.
+const maxFoldCache = 50_000
+
+type foldCounts struct {
+	fromBatch, read atomic.Uint64
+}
+
+func (c *foldCounts) add(fromBatch, read int) {
+	if c != nil {
+		c.fromBatch.Add(uint64(fromBatch))
+		c.read.Add(uint64(read))
+	}
+}
+
+// foldedCustomer is a customer of a batch: its fold, brought up to date,
+// and the rows of each fold projection as of the version it had applied.
+type foldedCustomer struct {
+	fold   *foldCustomer
+	before foldRows
+}
+
+// refold brings the customers of the batch's customer events up to date.
+func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envelope, cache *foldCache) ([]foldedCustomer, error) {
+	var ids []string
+	byID := map[string][]*envelope{}
+	for _, e := range batch {
+		if !isCustomerEvent(e.Type) {
+			continue
+		}
+		if _, ok := byID[e.StreamID]; !ok {
+			ids = append(ids, e.StreamID)
+		}
+		byID[e.StreamID] = append(byID[e.StreamID], e)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	sort.Strings(ids)
+	if cache.customers == nil || len(cache.customers) > maxFoldCache {
+		cache.customers = map[string]*foldEntry{}
+	}
+	if cache.names == nil || len(cache.names) > maxFoldCache {
+		cache.names = map[string]string{}
+	}
+	for _, evs := range byID {
+		slices.SortFunc(evs, func(a, b *envelope) int { return int(a.StreamVersion - b.StreamVersion) })
+	}
+	var out []foldedCustomer
+	var unknown []string
+	for _, id := range ids {
+		c, ok, err := advanceCached(cache, id, byID[id])
+		if err != nil {
+			return nil, err
+		}
+		if !ok {
+			unknown = append(unknown, id)
+		} else if c != nil {
+			out = append(out, *c)
+		}
+	}
+	fromBatch := len(ids) - len(unknown)
+	if len(unknown) > 0 {
+		fresh, read, err := foldNew(ctx, tx, folds, unknown, byID, cache)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fresh...)
+		fromBatch += len(fresh)
+		if len(read) > 0 {
+			got, err := readFolds(ctx, tx, folds, read, cache)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, got...)
+		}
+	}
+	cache.counts.add(fromBatch, len(ids)-fromBatch)
+	return out, nil
+}
+
+// advanceCached folds the customer's batch events (in stream order) into
+// its cache entry when they carry on from it: ok is false when they cannot
+// (no entry, a version missing from the batch, an unknown user's name), and
+// the entry is then left as it was. A nil customer with ok means the batch
+// holds nothing past the entry.
+func advanceCached(cache *foldCache, id string, events []*envelope) (c *foldedCustomer, ok bool, err error) {
+	entry, found := cache.customers[id]
+	if !found || entry.fold.frozen {
+		return nil, false, nil
+	}
+	next, ok, err := carryOn(cache, entry.fold.state.Version, events)
+	if err != nil || !ok {
+		return nil, false, err
+	}
+	if len(next) == 0 {
+		return nil, true, nil
+	}
+	for _, d := range next {
+		entry.fold.advance(d)
+	}
+	return &foldedCustomer{fold: entry.fold, before: entry.rows}, true, nil
+}
+
+// carryOn decodes the events past version v when they follow on from it
+// without a gap and name only users whose names are known.
+func carryOn(cache *foldCache, v int64, events []*envelope) ([]decoded, bool, error) {
+	var next []decoded
+	for _, e := range events {
+		if e.StreamVersion <= v {
+			continue // already folded: a stream read runs ahead of delivery
+		}
+		if e.StreamVersion != v+1 {
+			return nil, false, nil
+		}
+		d, err := decode(e)
+		if err != nil {
+			return nil, false, err
+		}
+		if u := joiningUser(d); u != "" {
+			if _, known := cache.names[u]; !known {
+				return nil, false, nil
+			}
+		}
+		next = append(next, d)
+		v++
+	}
+	return next, true, nil
+}
+
+// joiningUser is the user an event puts on the team, if any: the one whose
+// name the customer's rows need next.
+func joiningUser(d decoded) string {
+	switch e := d.event.(type) {
+	case domain.UserAssigned:
+		return e.UserID
+	case domain.TeamMemberReplaced:
+		return e.WithUserID
+	}
+	return ""
+}
+
+// foldNew folds from the batch alone the customers among ids of whom no
+// fold projection has anything yet and whose batch events start their
+// stream; the others are returned to be read.
+func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string, byID map[string][]*envelope,
+	cache *foldCache) (out []foldedCustomer, read []string, err error) {
+	var candidates, users []string
+	for _, id := range ids {
+		if evs := byID[id]; evs[0].StreamVersion == 1 {
+			candidates = append(candidates, id)
+			for _, e := range evs {
+				if u := joiningUserOf(e); u != "" && cache.names[u] == "" {
+					users = append(users, u)
+				}
+			}
+		} else {
+			read = append(read, id)
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, read, nil
+	}
+	var exists []string
+	for _, p := range folds {
+		exists = append(exists, fmt.Sprintf("EXISTS (SELECT 1 FROM %s v WHERE v.customer_id = w.id)",
+			pgx.Identifier{p.fold.versionTable}.Sanitize()))
+	}
+	known, err := stringsOf(ctx, tx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE `+strings.Join(exists, " OR "), candidates)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read applied customers: %w", err)
+	}
+	if err := loadNames(ctx, tx, users, cache.names); err != nil {
+		return nil, nil, err
+	}
+	for _, id := range candidates {
+		if slices.Contains(known, id) {
+			read = append(read, id)
+			continue
+		}
+		next, ok, err := carryOn(cache, 0, byID[id])
+		if err != nil {
+			return nil, nil, err
+		}
+		if !ok {
+			read = append(read, id)
+			continue
+		}
+		fc := &foldCustomer{state: customerState{ID: id, TenantID: byID[id][0].TenantID}, stretches: newStretchFold()}
+		for _, d := range next {
+			fc.advance(d)
+		}
+		out = append(out, foldedCustomer{fold: fc, before: foldRows{}})
+	}
+	return out, read, nil
+}
+
+// joiningUserOf is joiningUser without decoding the whole event.
+func joiningUserOf(e *envelope) string {
+	var v struct {
+		UserID     string `json:"user_id"`
+		WithUserID string `json:"with_user_id"`
+	}
+	switch e.Type {
+	case domain.TypeUserAssigned:
+		_ = json.Unmarshal(e.Data, &v)
+		return v.UserID
+	case domain.TypeTeamMemberReplaced:
+		_ = json.Unmarshal(e.Data, &v)
+		return v.WithUserID
+	}
+	return ""
+}
+
+const qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::uuid[])`
+
+// loadNames adds the names of users ids to names. A user missing from
+// users keeps an empty name.
+func loadNames(ctx context.Context, tx queryer, ids []string, names map[string]string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	rows, err := tx.QueryContext(ctx, qUserNames, ids)
+	if err != nil {
+		return fmt.Errorf("read user names: %w", err)
+	}
+	defer rows.Close()
+	for _, id := range ids {
+		names[id] = ""
+	}
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return fmt.Errorf("read user names: %w", err)
+		}
+		names[id] = name
+	}
+	return rows.Err()
+}
+
+func stringsOf(ctx context.Context, tx queryer, q string, args ...any) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+// qCustomerEvents reads, for each customer $1[i], the events of its
+// committed stream past version $2[i], each with the name of the user it
+// puts on the team, and the versions the fold projections have applied
+// (%s, one column each). A customer without such events has one row of NULL
+// event columns.
+const qCustomerEvents = `SELECT w.id::text, e.position, e.tenant_id::text, e.stream_version, e.type, e.schema_version,
+       e.data, e.recorded_at, u.id::text, u.name, %s
+FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
+LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = w.id AND e.stream_version > w.after) e ON true
+LEFT JOIN users u ON u.id = (coalesce(e.data->>'with_user_id', e.data->>'user_id'))::uuid
+    AND e.type IN ('UserAssigned', 'TeamMemberReplaced')
+ORDER BY w.id, e.stream_version`
+
+// readFolds brings customers up to date from their committed streams:
+// from their cache entry when every projection has applied exactly its
+// version, otherwise from the start of the stream, collecting each
+// projection's rows as of the version it had applied.
+func readFolds(ctx context.Context, tx queryer, folds []*projection, ids []string, cache *foldCache) ([]foldedCustomer, error) {
+	got, stale, err := readFoldsFrom(ctx, tx, folds, ids, cache)
+	if err != nil || len(stale) == 0 {
+		return got, err
+	}
+	for _, id := range stale {
+		delete(cache.customers, id)
+	}
+	again, stale, err := readFoldsFrom(ctx, tx, folds, stale, cache)
+	if err != nil {
+		return nil, err
+	}
+	if len(stale) > 0 {
+		return nil, fmt.Errorf("customers %v: applied versions moved while being read", stale)
+	}
+	return append(got, again...), nil
+}
+
+// readFoldsFrom is one read of readFolds: the customers whose cache entry
+// turned out stale are returned for a second read from the start.
+func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []string, cache *foldCache) ([]foldedCustomer, []string, error) {
+	after := make([]int64, len(ids))
+	for i, id := range ids {
+		if e, ok := cache.customers[id]; ok {
+			after[i] = e.fold.state.Version
+		}
+	}
+	var versions []string
+	for _, p := range folds {
+		versions = append(versions, fmt.Sprintf("coalesce((SELECT v.version FROM %s v WHERE v.customer_id = w.id), 0)",
+			pgx.Identifier{p.fold.versionTable}.Sanitize()))
+	}
+	rows, err := tx.QueryContext(ctx, fmt.Sprintf(qCustomerEvents, strings.Join(versions, ", ")), ids, after)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read customer streams: %w", err)
+	}
+	defer rows.Close()
+	var (
+		out     []foldedCustomer
+		stale   []string
+		cur     *foldedCustomer
+		applied = make([]int64, len(folds))
+		skip    string // a stale customer's id, whose rows are ignored
+	)
+	// collectAt adds to cur's before rows those of the projections that
+	// had applied exactly the fold's version.
+	collectAt := func() error {
+		for i, p := range folds {
+			if applied[i] == cur.fold.state.Version && applied[i] > 0 {
+				rs, err := (&engine{tables: tablesOf(folds)}).rowsOf([]*projection{p}, cur.fold, cache.names)
+				if err != nil {
+					return err
+				}
+				for t, r := range rs {
+					cur.before[t] = r
+				}
+			}
+		}
+		return nil
+	}
+	finish := func() error {
+		if cur == nil {
+			return nil
+		}
+		for i, p := range folds {
+			if cur.fold.state.Version < applied[i] {
+				return fmt.Errorf("customer %s: %s has version %d, the stream only %d", cur.fold.state.ID, p.name, applied[i], cur.fold.state.Version)
+			}
+		}
+		out = append(out, *cur)
+		cur = nil
+		return nil
+	}
+	for rows.Next() {
+		var (
+			id           string
+			tenant, typ  sql.NullString
+			pos, version sql.NullInt64
+			schema       sql.NullInt32
+			data         []byte
+			at           sql.NullTime
+			userID, name sql.NullString
+			appliedNow   = make([]int64, len(folds))
+			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &at, &userID, &name}
+		)
+		for i := range appliedNow {
+			dest = append(dest, &appliedNow[i])
+		}
+		if err := rows.Scan(dest...); err != nil {
+			return nil, nil, fmt.Errorf("read customer streams: %w", err)
+		}
+		if id == skip {
+			continue
+		}
+		if userID.Valid {
+			cache.names[userID.String] = name.String
+		}
+		if cur == nil || cur.fold.state.ID != id {
+			if err := finish(); err != nil {
+				return nil, nil, err
+			}
+			copy(applied, appliedNow)
+			if e, ok := cache.customers[id]; ok {
+				if slices.ContainsFunc(applied, func(v int64) bool { return v != e.fold.state.Version }) {
+					stale, skip = append(stale, id), id
+					continue
+				}
+				cur = &foldedCustomer{fold: e.fold, before: e.rows}
+			} else {
+				cur = &foldedCustomer{fold: &foldCustomer{state: customerState{ID: id}, stretches: newStretchFold()}, before: foldRows{}}
+			}
+		}
+		if !pos.Valid {
+			continue
+		}
+		fc := cur.fold
+		if fc.state.TenantID == "" {
+			fc.state.TenantID = tenant.String
+		}
+		if fc.frozen || version.Int64 != fc.state.Version+1 {
+			fc.frozen = true
+			continue
+		}
+		d, err := decode(&envelope{Position: pos.Int64, TenantID: tenant.String, StreamID: id, StreamVersion: version.Int64,
+			Type: typ.String, SchemaVersion: int(schema.Int32), Data: data, RecordedAt: at.Time})
+		if err != nil {
+			return nil, nil, err
+		}
+		fc.advance(d)
+		if err := collectAt(); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("read customer streams: %w", err)
+	}
+	if err := finish(); err != nil {
+		return nil, nil, err
+	}
+	return out, stale, nil
+}
+
+func tablesOf(ps []*projection) map[string]*table {
+	out := map[string]*table{}
+	for _, p := range ps {
+		for i := range p.tables {
+			out[p.tables[i].name] = &p.tables[i]
+		}
+	}
+	return out
+}
+
+// rawJSON is a column value that is already a JSON document.
+type rawJSON string
+
+// rowJSON encodes an emitted row as the JSON object
+// jsonb_populate_recordset reads, keyed by column, and returns it with its
+// primary key (the key columns' values, encoded). Written by hand: a map
+// through encoding/json was most of a batch's CPU.
+func rowJSON(columns, key []string, r []any) ([]byte, string, error) {
+	b := make([]byte, 0, 64*len(columns))
+	var k []byte
+	b = append(b, '{')
+	for j, c := range columns {
+		if j > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendQuote(b, c) // column names are plain ASCII
+		b = append(b, ':')
+		start := len(b)
+		switch v := r[j].(type) {
+		case [16]byte:
+			b = append(b, '"')
+			b = append(b, uuid.UUID(v).String()...)
+			b = append(b, '"')
+		case time.Time:
+			b = append(b, '"')
+			b = v.UTC().AppendFormat(b, time.RFC3339Nano)
+			b = append(b, '"')
+		case *time.Time:
+			if v == nil {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, '"')
+				b = v.UTC().AppendFormat(b, time.RFC3339Nano)
+				b = append(b, '"')
+			}
+		case int64:
+			b = strconv.AppendInt(b, v, 10)
+		case *int64:
+			if v == nil {
+				b = append(b, "null"...)
+			} else {
+				b = strconv.AppendInt(b, *v, 10)
+			}
+		case bool:
+			b = strconv.AppendBool(b, v)
+		case rawJSON:
+			b = append(b, v...)
+		case string:
+			js, err := json.Marshal(v)
+			if err != nil {
+				return nil, "", err
+			}
+			b = append(b, js...)
+		default:
+			js, err := json.Marshal(v)
+			if err != nil {
+				return nil, "", err
+			}
+			b = append(b, js...)
+		}
+		if slices.Contains(key, c) {
+			k = append(append(k, b[start:]...), '|')
+		}
+	}
+	return append(b, '}'), string(k), nil
+}
