@@ -7,6 +7,9 @@
 //     single-row INSERT transactions of an event-sized row, at the same
 //     concurrency on the same database;
 //   - lag: commit-to-read-model time at a steady, open-loop command rate;
+//   - catchup: how fast the running service's read models reach the
+//     position of a 10,000-row CSV import and of a BulkEdit of 2 users ×
+//     10,000 customers, beside a rebuild of the same events;
 //   - rebuild: Runner.Rebuild("all") over a generated event store;
 //   - reads: "My Clients" and the customer list filtered by assigned user over
 //     a large read model, beside a primary-key lookup.
@@ -57,6 +60,8 @@ type options struct {
 	lagDuration time.Duration
 	lagWorkers  int
 
+	catchUpRows int
+
 	rebuildEvents int
 	rebuildUsers  int
 
@@ -72,7 +77,7 @@ type options struct {
 	verbose    bool
 }
 
-var phases = []string{"commands", "lag", "rebuild", "reads"}
+var phases = []string{"commands", "lag", "catchup", "rebuild", "reads"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -98,6 +103,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.lagRate, "lag-rate", 1000, "commands per second of the lag phase (open loop)")
 	fs.DurationVar(&o.lagDuration, "lag-duration", 0, "length of the lag run (default: -duration)")
 	fs.IntVar(&o.lagWorkers, "lag-workers", 64, "HTTP clients the lag phase dispatches to")
+	fs.IntVar(&o.catchUpRows, "catchup-rows", 10_000, "clients of the catch-up phase's import and bulk edit")
 	fs.IntVar(&o.rebuildEvents, "rebuild-events", 1_000_000, "events in the rebuild phase's event store")
 	fs.IntVar(&o.rebuildUsers, "rebuild-users", 1000, "users named by the rebuild phase's events")
 	fs.IntVar(&o.customers, "customers", 1_000_000, "customers of the reads phase")
@@ -162,6 +168,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-assignments exceeds -customers × -users")
 	case o.lagRate < 1 || o.lagWorkers < 1:
 		return o, errors.New("-lag-rate and -lag-workers must be positive")
+	case o.catchUpRows < 1:
+		return o, errors.New("-catchup-rows must be positive")
 	case o.rebuildEvents < o.rebuildUsers+2:
 		return o, errors.New("-rebuild-events must exceed -rebuild-users + 1")
 	}
@@ -212,7 +220,7 @@ func run(ctx context.Context, args []string, url string) error {
 		name string
 		run  func(ctx context.Context, o options, srv *server, rep *report) error
 	}
-	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"rebuild", runRebuild}, {"reads", runReads}}
+	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}}
 	var failed []string
 	for _, p := range all {
 		if !o.only[p.name] {
@@ -286,7 +294,7 @@ func settingsOf(o options) map[string]any {
 		"quick": o.quick, "only": only, "duration_s": o.duration.Seconds(), "warmup_s": o.warmup.Seconds(),
 		"clients": o.clients, "cmd_customers": o.cmdCustomers, "cmd_users": o.cmdUsers,
 		"lag_rate": o.lagRate, "lag_duration_s": o.lagDuration.Seconds(), "lag_workers": o.lagWorkers,
-		"rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,
+		"catchup_rows": o.catchUpRows, "rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,
 		"customers": o.customers, "users": o.users, "assignments": o.assignments, "read_queries": o.readQueries,
 		"gomaxprocs": runtime.GOMAXPROCS(0), "no_projections": o.noProjections,
 	}

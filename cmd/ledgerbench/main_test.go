@@ -19,8 +19,8 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	url := testdb.NewURL(t)
 	out := filepath.Join(t.TempDir(), "bench.json")
 	args := []string{"-quick", "-out", out, "-duration", "300ms", "-warmup", "100ms",
-		"-cmd-customers", "100", "-cmd-users", "10", "-lag-rate", "200", "-lag-duration", "500ms", "-lag-workers", "8",
-		"-rebuild-events", "3000", "-rebuild-users", "20",
+		"-cmd-customers", "1000", "-cmd-users", "10", "-lag-rate", "200", "-lag-duration", "500ms", "-lag-workers", "8",
+		"-catchup-rows", "300", "-rebuild-events", "3000", "-rebuild-users", "20",
 		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30"}
 	if err := run(context.Background(), args, url); err != nil {
 		t.Fatalf("run: %v", err)
@@ -48,6 +48,8 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		"commands/ratio cmd/raw @16",
 		"lag/achieved command rate",
 		"lag/commit→read model p99",
+		"catchup/after a 300-row import",
+		"catchup/after a BulkEdit of 2 users × 300",
 		"rebuild/rebuild all, 3000 events",
 		"reads/My Clients first page p99",
 		"reads/customers by assigned user p99",
@@ -63,7 +65,7 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"commands/AssignUser HTTP @1", "commands/raw INSERT @16", "commands/AssignUser p99 @16",
-		"lag/commit→read model p50", "reads/baseline PK lookup p99"} {
+		"lag/commit→read model p50", "reads/baseline PK lookup p99", "catchup/rebuild of the same events (baseline)"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}

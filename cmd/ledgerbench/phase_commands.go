@@ -88,8 +88,11 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 		return err
 	}
 	cmdOp := func(ctx context.Context, rng *rand.Rand) error {
-		c, u := s.nextPair(rng)
-		_, err := s.assign(ctx, c, u)
+		c, u, err := s.nextPair(rng)
+		if err != nil {
+			return err
+		}
+		_, err = s.assign(ctx, c, u)
 		return err
 	}
 

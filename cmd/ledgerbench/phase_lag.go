@@ -148,8 +148,11 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 				rng := rand.New(rand.NewPCG(uint64(w)+100, uint64(time.Now().UnixNano())))
 				var mine latencies
 				for due := range jobs {
-					c, u := s.nextPair(rng)
-					pos, err := s.assign(ctx, c, u)
+					c, u, err := s.nextPair(rng)
+					var pos int64
+					if err == nil {
+						pos, err = s.assign(ctx, c, u)
+					}
 					at := time.Now()
 					if err != nil {
 						errs.Add(1)

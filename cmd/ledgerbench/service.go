@@ -173,16 +173,21 @@ func (s *service) catchUp(ctx context.Context, timeout time.Duration) (time.Dura
 	return time.Since(began), err
 }
 
+// errPairsExhausted says every customer has every user: the run is longer
+// than -cmd-customers × -cmd-users assignments.
+var errPairsExhausted = errors.New("every customer has every user: raise -cmd-customers or -cmd-users")
+
 // nextPair picks a random customer and the next user not yet on its team.
-func (s *service) nextPair(rng *rand.Rand) (customer, user string) {
-	for {
+func (s *service) nextPair(rng *rand.Rand) (customer, user string, err error) {
+	for range 4 * len(s.customers) {
 		i := rng.IntN(len(s.customers))
 		slot := int(s.slots[i].Add(1)) - 1
 		if slot >= len(s.users) {
 			continue // every user is on this one already
 		}
-		return s.customers[i], s.users[(s.offset[i]+slot)%len(s.users)]
+		return s.customers[i], s.users[(s.offset[i]+slot)%len(s.users)], nil
 	}
+	return "", "", errPairsExhausted
 }
 
 var errHTTP = errors.New("unexpected HTTP status")
