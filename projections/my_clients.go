@@ -64,7 +64,7 @@ func (q *Queries) MyClients(ctx context.Context, tenantID, userID, search string
 	var args sqlArgs
 	conds := []string{"m.tenant_id = " + args.add(tenantID), "m.user_id = " + args.add(userID), "c.tenant_id = m.tenant_id"}
 	if search != "" {
-		conds = append(conds, "c.search LIKE "+args.add(likePattern(search)))
+		conds = append(conds, searchCond(args.add(likePattern(search))))
 	}
 	if after != nil {
 		conds = append(conds, "(m.assigned_at, m.customer_id) < ("+args.add(after.AssignedAt)+", "+args.add(after.ID)+"::uuid)")

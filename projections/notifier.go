@@ -53,25 +53,36 @@ type notifier struct {
 
 	events      *broadcast
 	checkpoints *broadcast
-	// subscriber fires on new events and on checkpoint commits of
-	// projections the engine does not apply (a rebuild's swap, another
-	// process's), but not on the engine's own: its own commit cannot have
-	// held back its own reads.
-	subscriber *broadcast
-	own        []string
+	// subscribers holds, per engine, a broadcast that fires on new events
+	// and on checkpoint commits of projections the engine does not apply
+	// (the other engine's, a rebuild's swap), but not on its own: its own
+	// commit cannot have held back its own reads.
+	subscribers []subscriberWake
 }
 
-func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, own []string) *notifier {
-	return &notifier{
+type subscriberWake struct {
+	b   *broadcast
+	own []string
+}
+
+// newNotifier returns a notifier with a subscriber broadcast per engine,
+// each engine given by the names of its projections.
+func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, engines [][]string) *notifier {
+	n := &notifier{
 		connConfig:  connConfig,
 		log:         log,
 		retry:       time.Second,
 		events:      newBroadcast(),
 		checkpoints: newBroadcast(),
-		subscriber:  newBroadcast(),
-		own:         own,
 	}
+	for _, own := range engines {
+		n.subscribers = append(n.subscribers, subscriberWake{b: newBroadcast(), own: own})
+	}
+	return n
 }
+
+// subscriber is the broadcast the engine of index i waits on.
+func (n *notifier) subscriber(i int) *broadcast { return n.subscribers[i].b }
 
 // run listens until ctx ends, reconnecting after failures. After every
 // (re)connect both broadcasts fire: notifications sent while no one listened
@@ -95,7 +106,9 @@ func (n *notifier) run(ctx context.Context) {
 // eventstore.NotifyChannel does.
 func (n *notifier) newEvents() {
 	n.events.signal()
-	n.subscriber.signal()
+	for _, s := range n.subscribers {
+		s.b.signal()
+	}
 }
 
 func (n *notifier) listen(ctx context.Context) error {
@@ -111,7 +124,9 @@ func (n *notifier) listen(ctx context.Context) error {
 	}
 	n.events.signal()
 	n.checkpoints.signal()
-	n.subscriber.signal()
+	for _, s := range n.subscribers {
+		s.b.signal()
+	}
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -120,8 +135,10 @@ func (n *notifier) listen(ctx context.Context) error {
 		// A checkpoint commit ends a transaction that may have held the
 		// snapshot xmin back, so it can make events readable too.
 		n.events.signal()
-		if note.Channel != CheckpointChannel || !slices.Contains(n.own, note.Payload) {
-			n.subscriber.signal()
+		for _, s := range n.subscribers {
+			if note.Channel != CheckpointChannel || !slices.Contains(s.own, note.Payload) {
+				s.b.signal()
+			}
 		}
 		if note.Channel == CheckpointChannel {
 			n.checkpoints.signal()

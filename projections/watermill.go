@@ -19,9 +19,10 @@ import (
 // in logs; the adapters below never build table names from it.
 const topic = "events"
 
-// consumerGroup names the engine's Watermill subscriber in logs. The
-// checkpoints it claims and moves are the projections' own (one row each in
-// projection_checkpoints), so each keeps its own position and rebuild.
+// consumerGroup prefixes the engines' Watermill subscribers' names, which
+// only show in logs: the checkpoints an engine claims and moves are its
+// projections' own (one row each in projection_checkpoints), so each keeps
+// its own position and rebuild.
 const consumerGroup = "projections"
 
 // metaClaims is the metadata key of a batch message's claims: where each
@@ -48,7 +49,11 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // events; one that is far behind reads thousands at a time, so a backlog
 // costs a few large transactions rather than many small ones.
 type eventsSchema struct {
-	names    []string
+	names []string
+	// events are the fields of each event the batch carries (see
+	// eventFields): an engine of derived projections reads rows from the
+	// events table itself and needs only cursors and types.
+	events   string
 	minBatch int
 	maxBatch int
 
@@ -68,9 +73,17 @@ const (
 	batchTarget = 150 * time.Millisecond
 )
 
-func newEventsSchema(names []string, maxBatch int) *eventsSchema {
-	return &eventsSchema{names: names, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
+func newEventsSchema(names []string, fields string, maxBatch int) *eventsSchema {
+	return &eventsSchema{names: names, events: fields, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
 }
+
+// The fields a batch carries of each event: all of them, or only what
+// orders and selects events.
+const (
+	eventFieldsAll = `'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
+           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at`
+	eventFieldsCursor = `'p', e.position, 'x', e.transaction_id::text, 'y', e.type`
+)
 
 // applied adapts the batch limit to how long a batch of n events took.
 func (s *eventsSchema) applied(n int, took time.Duration) {
@@ -101,10 +114,7 @@ const qSelectEvents = `
 WITH ck AS MATERIALIZED (%s),
 lo AS (SELECT last_transaction_id AS x, last_position AS p FROM ck ORDER BY 1, 2 LIMIT 1)
 SELECT (SELECT json_agg(json_build_object('g', name, 'x', last_transaction_id::text, 'p', last_position, 'e', tables_epoch)) FROM ck),
-       json_agg(json_build_object(
-           'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
-           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at)
-       ORDER BY e.transaction_id, e.position),
+       json_agg(json_build_object(%s) ORDER BY e.transaction_id, e.position),
        count(*), min(e.position), max(e.position)
 FROM lo CROSS JOIN LATERAL (
     SELECT * FROM events e
@@ -121,7 +131,7 @@ func (s *eventsSchema) SelectQuery(_ string, group string, offsets wsql.OffsetsA
 	limit := s.limit
 	s.mu.Unlock()
 	next := offsets.NextOffsetQuery(topic, group)
-	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, limit), Args: next.Args}
+	return wsql.Query{Query: fmt.Sprintf(qSelectEvents, next.Query, s.events, limit), Args: next.Args}
 }
 
 func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
