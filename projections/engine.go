@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"fmt"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -45,13 +44,10 @@ type claim struct {
 }
 
 func newEngine(ps []*projection, counts *foldCounts) *engine {
-	e := &engine{ps: ps, tables: map[string]*table{}, cache: foldCache{counts: counts}}
+	e := &engine{ps: ps, tables: tablesOf(ps), cache: foldCache{counts: counts}}
 	for _, p := range ps {
 		if p.fold != nil {
 			e.folds = append(e.folds, p)
-		}
-		for i := range p.tables {
-			e.tables[p.tables[i].name] = &p.tables[i]
 		}
 	}
 	return e
@@ -166,7 +162,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 	}
 	gone, changed := map[string][][]byte{}, map[string][][]byte{}
 	for _, c := range folded {
-		now, err := e.rowsOf(e.folds, c.fold, cache.names)
+		now, err := rowsOf(e.tables, e.folds, c.fold, cache.names)
 		if err != nil {
 			return err
 		}
@@ -269,9 +265,10 @@ type queryer interface {
 // jsonb_populate_recordset reads.
 type foldRows map[string]map[string][]byte
 
-// rowsOf gives the rows of ps for the customer as fc has folded it.
-func (e *engine) rowsOf(ps []*projection, fc *foldCustomer, names map[string]string) (foldRows, error) {
-	out := rowCollector{tables: e.tables, names: names, rows: foldRows{}}
+// rowsOf gives the rows of ps, whose tables are in tables, for the
+// customer as fc has folded it.
+func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer, names map[string]string) (foldRows, error) {
+	out := rowCollector{tables: tables, names: names, rows: foldRows{}}
 	for _, p := range ps {
 		if p.fold.stretch != nil {
 			for _, st := range fc.stretches.all {
@@ -306,13 +303,3 @@ func (c *rowCollector) add(name string, row ...any) {
 }
 
 func (c *rowCollector) userName(id string) string { return c.names[id] }
-
-// sortedKeys is for deterministic statements (and lock order) per batch.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -75,19 +75,20 @@ type rowSink interface {
 	userName(id string) string
 }
 
-func (p *projection) table(name string) *table {
-	for i := range p.tables {
-		if p.tables[i].name == name {
-			return &p.tables[i]
-		}
-	}
-	return nil
-}
-
 func (p *projection) tableNames() []string {
 	out := make([]string, len(p.tables))
 	for i, t := range p.tables {
 		out[i] = t.name
+	}
+	return out
+}
+
+func tablesOf(ps []*projection) map[string]*table {
+	out := map[string]*table{}
+	for _, p := range ps {
+		for i := range p.tables {
+			out[p.tables[i].name] = &p.tables[i]
+		}
 	}
 	return out
 }

@@ -364,6 +364,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		return nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
 	defer rows.Close()
+	tables := tablesOf(folds)
 	var (
 		out     []foldedCustomer
 		stale   []string
@@ -376,7 +377,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 	collectAt := func() error {
 		for i, p := range folds {
 			if applied[i] == cur.fold.state.Version && applied[i] > 0 {
-				rs, err := (&engine{tables: tablesOf(folds)}).rowsOf([]*projection{p}, cur.fold, cache.names)
+				rs, err := rowsOf(tables, []*projection{p}, cur.fold, cache.names)
 				if err != nil {
 					return err
 				}
@@ -467,16 +468,6 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		return nil, nil, err
 	}
 	return out, stale, nil
-}
-
-func tablesOf(ps []*projection) map[string]*table {
-	out := map[string]*table{}
-	for _, p := range ps {
-		for i := range p.tables {
-			out[p.tables[i].name] = &p.tables[i]
-		}
-	}
-	return out
 }
 
 // rawJSON is a column value that is already a JSON document.
