@@ -191,16 +191,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			continue
 		}
 
-		id := newID()
-		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile)
-		if err != nil {
-			rowError(row.n, "%s", err.Error())
-			continue
-		}
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
+		team := make([]domain.User, 0, len(row.team))
 		var bad string
 		for _, email := range row.team {
 			u, ok := members[email]
@@ -208,24 +199,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 				bad = fmt.Sprintf("team member %s is not a user of this tenant", email)
 				break
 			}
-			assigned, err := cu.Assign(u, l.policy)
-			if err != nil {
-				var re *domain.RuleError
-				if errors.As(err, &re) {
-					bad = fmt.Sprintf("team member %s: %s", email, re.Code)
-				} else {
-					bad = fmt.Sprintf("team member %s: %v", email, err)
-				}
-				break
-			}
-			for _, e := range assigned {
-				cu.Apply(e, at)
-			}
-			events = append(events, assigned...)
+			team = append(team, u)
 		}
 		if bad != "" {
 			rowError(row.n, "%s", bad)
 			continue
+		}
+		id := newID()
+		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		if err != nil {
+			rowError(row.n, "%s", rowRuleError(err, team))
+			continue
+		}
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
 		}
 		data, err := encode(events)
 		if err != nil {
@@ -275,6 +263,20 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	}
 	report.Position = res.Position
 	return report, nil
+}
+
+// rowRuleError describes why a row's customer cannot be created, naming team
+// members by the email the file gave rather than by their user ID.
+func rowRuleError(err error, team []domain.User) string {
+	var re *domain.RuleError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	detail := re.Detail
+	for _, u := range team {
+		detail = strings.ReplaceAll(detail, "user "+u.ID, "team member "+u.Email)
+	}
+	return re.Code + ": " + detail
 }
 
 // parseImport reads the CSV. Row-level problems are returned as row errors;

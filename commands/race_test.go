@@ -82,9 +82,9 @@ func TestTeamStorm(t *testing.T) {
 	cmd, b := setup(t)
 	ctx := context.Background()
 	pol := domain.Policy{MaxAssignees: ptr(4), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true}
+	customers := []string{b.customer(t), b.customer(t)} // before require_assignee, which would want teams
 	b.policy(t, pol)
 	users := b.users(t, 8)
-	customers := []string{b.customer(t), b.customer(t)}
 	for _, c := range customers {
 		b.assign(t, c, users[0], users[1])
 	}

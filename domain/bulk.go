@@ -58,9 +58,10 @@ type BulkPlan struct {
 // failing pair is reported.
 //
 // Duplicate customer or user IDs are planned once. For remove, a
-// customer's current lead is removed after the other listed users: the
-// request names a set, and removing the lead last is the only order in
-// which require_lead can let a whole team go.
+// customer's current lead is planned after the other listed users: the
+// request names a set, so under require_assignee the pair refused is the
+// lead's (the others leave first), and under require_lead only the lead's
+// pair fails, whatever the order the users were listed in.
 func PlanBulk(action BulkAction, customers []Customer, users []User, pol Policy) BulkPlan {
 	plan := BulkPlan{Events: make(map[string][]Event)}
 	users = uniqueBy(users, func(u User) string { return u.ID })

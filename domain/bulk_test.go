@@ -88,6 +88,8 @@ func TestPlanBulkRemove(t *testing.T) {
 		{"whole team under require_assignee", customerWithTeam("c1", "", "a", "b"), []string{"a", "b"}, keep,
 			[]string{"a"}, nil, []string{"b/" + domain.CodeCustomerMustKeepAnAssignee}},
 		{"whole team under require_lead, lead listed first", customerWithTeam("c1", "a", "a", "b"), []string{"a", "b"}, lead,
+			[]string{"b"}, nil, []string{"a/" + domain.CodeLeadCannotBeRemoved}},
+		{"whole team without rules, lead listed first", customerWithTeam("c1", "a", "a", "b"), []string{"a", "b"}, domain.DefaultPolicy(),
 			[]string{"b", "a"}, nil, nil},
 		{"lead of a remaining team", customerWithTeam("c1", "a", "a", "b", "c"), []string{"a", "b"}, lead,
 			[]string{"b"}, nil, []string{"a/" + domain.CodeLeadCannotBeRemoved}},

@@ -61,7 +61,7 @@ func TestDeactivateUserWithoutTransfer(t *testing.T) {
 			keep, domain.CodeCustomerMustKeepAnAssignee, "c2"},
 		{"lead of a team under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u", "x")},
 			lead, domain.CodeLeadCannotBeRemoved, "c1"},
-		{"lone lead under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u")}, lead, "", ""},
+		{"lone lead under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u")}, lead, domain.CodeLeadCannotBeRemoved, "c1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			userEvs, custEvs, err := domain.DeactivateUser(active("u"), nil, tc.customers, tc.pol)

@@ -212,11 +212,11 @@ func TestMalformedInputIsA400AndChangesNothing(t *testing.T) {
 
 func TestAssignmentRulesThroughHTTP(t *testing.T) {
 	b := setup(t)
+	cust := b.createCustomer(t, "Carla") // before require_assignee, which would want a team
 	b.setPolicy(t, 2, true, true, true)
 	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
 	gone := b.createUser(t, "Gil Gone", "member")
 	b.admin.must(200, "POST", "/v1/users/"+gone.userID+"/deactivate", nil)
-	cust := b.createCustomer(t, "Carla")
 	path := "/v1/customers/" + cust
 
 	expect := func(status int, code, method, p string, body any) {

@@ -32,14 +32,24 @@ func writeCustomer(w nethttp.ResponseWriter, status int, res commands.CustomerRe
 
 func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
 
+type registerBody struct {
+	profileBody
+	Team []string `json:"team"`
+}
+
 func (s *Server) registerCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
-	var body profileBody
+	var body registerBody
 	m, err := s.command(r, &body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.cmd.RegisterCustomer(r.Context(), m, body.profile())
+	team, err := teamIDs(r, body.Team)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res, err := s.cmd.RegisterCustomer(r.Context(), m, body.profile(), team...)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

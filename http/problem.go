@@ -80,6 +80,9 @@ func errorToProblem(err error) (Problem, bool) {
 	case errors.As(err, &imported):
 		return Problem{}, false // answered with the report itself, see importClients
 	case errors.As(err, &rule):
+		if rule.Unprocessable() {
+			return newProblem(nethttp.StatusUnprocessableEntity, rule.Code, rule.Detail), true
+		}
 		return newProblem(nethttp.StatusConflict, rule.Code, rule.Detail), true
 	case errors.As(err, &invalid):
 		p := newProblem(nethttp.StatusBadRequest, "invalid_input", invalid.Error())
