@@ -5,6 +5,7 @@ import (
 	nethttp "net/http"
 
 	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 type userIDBody struct {
@@ -63,6 +64,58 @@ func (s *Server) unassignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	res, err := s.cmd.UnassignUser(r.Context(), m, customerID, userID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
+type setTeamBody struct {
+	UserIDs *[]string `json:"user_ids"`
+	Lead    string    `json:"lead"`
+}
+
+// setTeam is SetTeam: PUT /v1/customers/{id}/assignees.
+func (s *Server) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
+	customerID, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body setTeamBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// user_ids is required, and [] is a valid answer (an empty team): a
+	// forgotten field must not empty a team.
+	if body.UserIDs == nil {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "user_ids is required (send [] for an empty team)"))
+		return
+	}
+	if len(*body.UserIDs) > domain.MaxAssigneesLimit {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "at most %d users per team", domain.MaxAssigneesLimit))
+		return
+	}
+	ids := make([]string, 0, len(*body.UserIDs))
+	for _, raw := range *body.UserIDs {
+		id, err := resolveID(r.Context(), raw, "user_ids")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ids = append(ids, id)
+	}
+	lead := ""
+	if body.Lead != "" {
+		if lead, err = resolveID(r.Context(), body.Lead, "lead"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.cmd.SetTeam(r.Context(), m, customerID, ids, lead)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -128,6 +128,7 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)
 		r.With(s.minPosition(pIntervals)).Get("/v1/customers/{id}/assignees", s.customerAssignees)
+		r.Put("/v1/customers/{id}/assignees", s.setTeam)
 		r.With(requireAdmin).Post("/v1/assignments/bulk", s.bulkEdit)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)

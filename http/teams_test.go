@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +94,130 @@ func TestLoneLeadCannotBeRemoved(t *testing.T) {
 	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees/"+u.userID+"/replace", map[string]string{"with_user_id": w.userID})
 	if as := assignees(t, r); len(as) != 1 || as[0]["user_id"] != w.userID || as[0]["lead"] != true {
 		t.Fatalf("after replacing the lone lead: %v", as)
+	}
+}
+
+// SetTeam: the profile's toggles and one Save. The team becomes exactly
+// user_ids in one append of the differences, judged on the resulting team.
+func TestSetTeam(t *testing.T) {
+	b := setup(t)
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
+	m := b.createUser(t, "Mia Member", "member")
+	gone := b.createUser(t, "Gil Gone", "member")
+	b.admin.must(200, "POST", "/v1/users/"+gone.userID+"/deactivate", nil)
+	b.setPolicy(t, 3, false, true, true)
+	cust := b.createCustomer(t, "Sally")
+	path := "/v1/customers/" + cust + "/assignees"
+	b.admin.must(200, "POST", path, map[string]string{"user_id": u1.userID})
+
+	type teamView struct {
+		Version   int64 `json:"version"`
+		Position  int64 `json:"position"`
+		Assignees []struct {
+			UserID string `json:"user_id"`
+			Lead   bool   `json:"lead"`
+		} `json:"assignees"`
+	}
+	team := func(r response) (ids []string, lead string) {
+		var v teamView
+		r.decode(t, &v)
+		for _, a := range v.Assignees {
+			ids = append(ids, a.UserID)
+			if a.Lead {
+				lead = a.UserID
+			}
+		}
+		return ids, lead
+	}
+	// appended returns the types of the events after position before, and
+	// how many correlation IDs they carry.
+	appended := func(before int) (types []string, correlations int) {
+		rows, err := b.pool.Query(t.Context(), `SELECT type FROM events WHERE position > $1 ORDER BY position`, before)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var typ string
+			_ = rows.Scan(&typ)
+			types = append(types, typ)
+		}
+		rows.Close()
+		_ = b.pool.QueryRow(t.Context(), `SELECT count(DISTINCT metadata->>'correlation_id') FROM events WHERE position > $1`, before).Scan(&correlations)
+		return types, correlations
+	}
+	lastPosition := func() int {
+		var p int
+		_ = b.pool.QueryRow(t.Context(), `SELECT max(position) FROM events`).Scan(&p)
+		return p
+	}
+
+	// Two toggles on, one Save: two UserAssigned in one append.
+	before := lastPosition()
+	r := b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u1.userID, u2.userID, u3.userID}})
+	if ids, lead := team(r); len(ids) != 3 || lead != u1.userID {
+		t.Fatalf("team %v lead %s", ids, lead)
+	}
+	if types, corr := appended(before); !slices.Equal(types, []string{"UserAssigned", "UserAssigned"}) || corr != 1 {
+		t.Fatalf("appended %v with %d correlation ids", types, corr)
+	}
+	if r.header.Get("ETag") == "" || r.header.Get("X-Ledger-Position") == "" {
+		t.Fatalf("answer lacks ETag or position: %v", r.header)
+	}
+
+	// The lead leaves and another is named: the lead passes first.
+	before = lastPosition()
+	r = b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u2.userID, u3.userID}, "lead": u3.userID})
+	if ids, lead := team(r); len(ids) != 2 || lead != u3.userID {
+		t.Fatalf("team %v lead %s", ids, lead)
+	}
+	if types, _ := appended(before); !slices.Equal(types, []string{"TeamLeadChanged", "UserUnassigned"}) {
+		t.Fatalf("appended %v", types)
+	}
+
+	// Refusals append nothing.
+	refused := func(status int, code string, c *client, body any, headers ...hdr) {
+		t.Helper()
+		n := b.countEvents(t)
+		r := c.do("PUT", path, body, headers...)
+		if r.status != status || r.code() != code {
+			t.Fatalf("PUT %v: %d %s, want %d %s", body, r.status, r.body, status, code)
+		}
+		if b.countEvents(t) != n {
+			t.Fatalf("refused SetTeam %v appended", body)
+		}
+	}
+	refused(409, "max_assignees_reached", b.admin, map[string]any{"user_ids": []string{u1.userID, u2.userID, u3.userID, m.userID}})
+	refused(409, "lead_cannot_be_removed", b.admin, map[string]any{"user_ids": []string{}})
+	refused(409, "user_deactivated", b.admin, map[string]any{"user_ids": []string{u2.userID, u3.userID, gone.userID}})
+	refused(409, "user_not_assigned", b.admin, map[string]any{"user_ids": []string{u2.userID, u3.userID}, "lead": u1.userID})
+	refused(400, "invalid_input", b.admin, map[string]any{"lead": u3.userID})
+	refused(400, "invalid_input", b.admin, map[string]any{"user_ids": []string{u2.userID, u2.userID}})
+	refused(404, "not_found", b.admin, map[string]any{"user_ids": []string{u2.userID, "0190c1f2-0000-7000-8000-000000000000"}})
+	refused(412, "version_mismatch", b.admin, map[string]any{"user_ids": []string{u2.userID}}, hdr{"If-Match": `"1"`})
+
+	// Members add or remove only themselves.
+	refused(403, "forbidden", m, map[string]any{"user_ids": []string{u3.userID, m.userID}})
+	refused(403, "forbidden", m, map[string]any{"user_ids": []string{u2.userID, u3.userID, m.userID}, "lead": m.userID})
+	r = m.must(200, "PUT", path, map[string]any{"user_ids": []string{u2.userID, u3.userID, "me"}})
+	if ids, _ := team(r); !slices.Contains(ids, m.userID) {
+		t.Fatalf("member did not join: %v", ids)
+	}
+	r = m.must(200, "PUT", path, map[string]any{"user_ids": []string{u2.userID, u3.userID}})
+	if ids, _ := team(r); slices.Contains(ids, m.userID) {
+		t.Fatalf("member did not leave: %v", ids)
+	}
+
+	// An unchanged team appends nothing; a keyed retry replays the answer.
+	n := b.countEvents(t)
+	b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u3.userID, u2.userID}})
+	if b.countEvents(t) != n {
+		t.Fatal("an unchanged team appended")
+	}
+	key := hdr{"Idempotency-Key": "set-team-1"}
+	first := b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u3.userID}}, key)
+	n = b.countEvents(t)
+	again := b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u3.userID}}, key)
+	if string(again.body) != string(first.body) || b.countEvents(t) != n {
+		t.Fatalf("replay: %s vs %s", again.body, first.body)
 	}
 }
