@@ -93,8 +93,10 @@ func TestBulkEdit(t *testing.T) {
 
 	_, err = cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "move", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
 	wantErr(t, err, "validation")
-	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
+	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u2}})
 	wantErr(t, err, "forbidden")
+	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
+	wantErr(t, err, "") // members may add themselves
 	_, err = cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: make([]string, commands.MaxBulkCustomers+1), UserIDs: []string{u1}})
 	wantErr(t, err, "validation")
 }

@@ -171,3 +171,18 @@ func (c *Commands) GetPolicy(ctx context.Context, tenantID string) (domain.Polic
 	}
 	return readPolicy(ctx, c.store.Pool(), tenantID)
 }
+
+// LastPosition is the position of the tenant's last committed event (0
+// when it has none): what a read model must have processed to show every
+// command committed so far.
+func (c *Commands) LastPosition(ctx context.Context, tenantID string) (int64, error) {
+	tenantID, ok := parseID(tenantID)
+	if !ok {
+		return 0, ErrNotFound
+	}
+	var pos int64
+	if err := c.store.Pool().QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1`, tenantID).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("last position: %w", err)
+	}
+	return pos, nil
+}

@@ -106,27 +106,7 @@ func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
-	f := projections.CustomerFilter{Q: strings.TrimSpace(q.Get("q")), Status: q.Get("status")}
-	if len(f.Q) > 200 {
-		return f, badRequest("invalid_input", "q", "q is longer than 200 characters")
-	}
-	switch f.Status {
-	case "", "active", "invited", "blocked":
-	default:
-		return f, badRequest("invalid_input", "status", "status must be active, invited or blocked")
-	}
-	switch au := q.Get("assigned_user"); au {
-	case "":
-	case "none":
-		f.AssignedUser = "none"
-	default:
-		id, err := resolveID(r.Context(), au, "assigned_user")
-		if err != nil {
-			return f, err
-		}
-		f.AssignedUser = id
-	}
-	return f, nil
+	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), "")
 }
 
 func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {

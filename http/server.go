@@ -129,7 +129,8 @@ func (s *Server) routes() chi.Router {
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)
 		r.With(s.minPosition(pIntervals)).Get("/v1/customers/{id}/assignees", s.customerAssignees)
 		r.Put("/v1/customers/{id}/assignees", s.setTeam)
-		r.With(requireAdmin).Post("/v1/assignments/bulk", s.bulkEdit)
+		// Members may bulk add or remove themselves: the command decides.
+		r.Post("/v1/assignments/bulk", s.bulkEdit)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)
 		r.With(requireAdmin, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)

@@ -6,6 +6,11 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Issue 13: teams as the seed products run them.
@@ -219,5 +224,209 @@ func TestSetTeam(t *testing.T) {
 	again := b.admin.must(200, "PUT", path, map[string]any{"user_ids": []string{u3.userID}}, key)
 	if string(again.body) != string(first.body) || b.countEvents(t) != n {
 		t.Fatalf("replay: %s vs %s", again.body, first.body)
+	}
+}
+
+// bulkReport is the BulkEdit answer.
+type bulkReport struct {
+	ToBeAssigned   []map[string]string `json:"to_be_assigned"`
+	ToBeDeassigned []map[string]string `json:"to_be_deassigned"`
+	Unchanged      []map[string]string `json:"unchanged"`
+	Errors         []map[string]string `json:"errors"`
+	Position       int64               `json:"position"`
+	CustomerIDs    []string            `json:"customer_ids"`
+}
+
+// teamOf reads a customer's team from the write model: user IDs and lead.
+func (b *testBundle) teamOf(t *testing.T, customerID string) (ids []string, lead string) {
+	t.Helper()
+	for _, a := range assignees(t, b.admin.must(200, "GET", "/v1/customers/"+customerID, nil)) {
+		ids = append(ids, a["user_id"].(string))
+		if a["lead"] == true {
+			lead = a["user_id"].(string)
+		}
+	}
+	return ids, lead
+}
+
+// One owner per customer (Contactually, Spryker): BulkEdit set hands
+// customers already owned by someone else to a new owner in one call,
+// where add fails with max_assignees_reached.
+func TestBulkSetReassignsOneOwnerCustomers(t *testing.T) {
+	b := setup(t)
+	old, heir := b.createUser(t, "Olaf Old", "member"), b.createUser(t, "Hana Heir", "member")
+	b.setPolicy(t, 1, false, true, true)
+	c1, c2, c3 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben"), b.createCustomer(t, "Cid")
+	for _, c := range []string{c1, c2} {
+		b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": old.userID})
+	}
+	ids := []string{c1, c2, c3}
+	if r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": ids, "user_ids": []string{heir.userID}}); r.status != 409 {
+		t.Fatalf("bulk add to owned customers: %d %s", r.status, r.body)
+	}
+	before := b.countEvents(t)
+	var plan bulkReport
+	b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{heir.userID}, "dry_run": true}).decode(t, &plan)
+	if len(plan.ToBeAssigned) != 3 || len(plan.ToBeDeassigned) != 2 || len(plan.Errors) != 0 || b.countEvents(t) != before {
+		t.Fatalf("dry run %+v", plan)
+	}
+	var rep bulkReport
+	r := b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{heir.userID}})
+	r.decode(t, &rep)
+	if len(rep.ToBeAssigned) != 3 || len(rep.ToBeDeassigned) != 2 || rep.Position == 0 || r.header.Get("X-Ledger-Position") == "" {
+		t.Fatalf("set %+v", rep)
+	}
+	for _, c := range ids {
+		if team, lead := b.teamOf(t, c); !slices.Equal(team, []string{heir.userID}) || lead != heir.userID {
+			t.Fatalf("customer %s: team %v lead %s", c, team, lead)
+		}
+	}
+	var corr int
+	_ = b.pool.QueryRow(t.Context(), `SELECT count(DISTINCT metadata->>'correlation_id') FROM events WHERE position > $1`, before).Scan(&corr)
+	if corr != 1 {
+		t.Fatalf("set appended under %d correlation ids", corr)
+	}
+	// Again: everything unchanged, nothing appended.
+	n := b.countEvents(t)
+	b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{heir.userID}}).decode(t, &rep)
+	if len(rep.Unchanged) != 3 || b.countEvents(t) != n {
+		t.Fatalf("repeated set %+v", rep)
+	}
+	// A refusal is all or nothing: a deactivated owner fails every pair.
+	gone := b.createUser(t, "Gil Gone", "member")
+	b.admin.must(200, "POST", "/v1/users/"+gone.userID+"/deactivate", nil)
+	n = b.countEvents(t)
+	r = b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{gone.userID}})
+	var refused struct {
+		Errors []map[string]string `json:"errors"`
+	}
+	r.decode(t, &refused)
+	if r.status != 409 || len(refused.Errors) != 3 || refused.Errors[0]["code"] != "user_deactivated" || b.countEvents(t) != n {
+		t.Fatalf("set to a deactivated user: %d %s", r.status, r.body)
+	}
+}
+
+// Selection by filter stands for customer_ids; the answer lists the
+// customers it covered. The customer list's assigned_user takes several
+// users.
+func TestBulkSelectionByFilterAndSeveralAssignedUsers(t *testing.T) {
+	b := setup(t)
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
+	var all []string
+	for i := range 5 {
+		all = append(all, b.createCustomer(t, fmt.Sprintf("Filt%d", i)))
+	}
+	assign := func(c string, u *client) {
+		b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": u.userID})
+	}
+	assign(all[0], u1)
+	assign(all[1], u2)
+	assign(all[2], u1)
+	pos := b.admin.must(200, "POST", "/v1/customers/"+all[2]+"/assignees", map[string]string{"user_id": u2.userID}).header.Get("X-Ledger-Position")
+
+	// assigned_user=a,b: customers of either, each once, in list order.
+	var list struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(pos, "/v1/customers?assigned_user="+u1.userID+","+u2.userID).decode(t, &list)
+	var got []string
+	for _, it := range list.Items {
+		got = append(got, it.ID)
+	}
+	if !slices.Equal(got, all[:3]) {
+		t.Fatalf("assigned to u1 or u2: %v, want %v", got, all[:3])
+	}
+	b.admin.readAfter(pos, "/v1/customers?limit=2&assigned_user="+u2.userID+",me,"+u1.userID).decode(t, &list)
+	if len(list.Items) != 2 || list.Items[0].ID != all[0] {
+		t.Fatalf("first page of three users: %+v", list)
+	}
+	if r := b.admin.do("GET", "/v1/customers?assigned_user=none,"+u1.userID, nil); r.status != 400 {
+		t.Fatalf("none with ids: %d", r.status)
+	}
+
+	// Bulk add u3 to every customer of u1 or u2, selected by filter (no
+	// X-Min-Position needed: the selection waits for the read models).
+	var rep bulkReport
+	b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "add",
+		"filter": map[string]any{"assigned_user": u1.userID + "," + u2.userID}, "user_ids": []string{u3.userID}}).decode(t, &rep)
+	if !slices.Equal(rep.CustomerIDs, all[:3]) || len(rep.ToBeAssigned) != 3 {
+		t.Fatalf("bulk by filter: %+v", rep)
+	}
+	// By search text and status.
+	b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "add", "dry_run": true,
+		"filter": map[string]any{"q": "filt4", "status": "active"}, "user_ids": []string{u3.userID}}).decode(t, &rep)
+	if !slices.Equal(rep.CustomerIDs, all[4:]) {
+		t.Fatalf("bulk by q: %+v", rep)
+	}
+	for _, bad := range []map[string]any{
+		{"action": "add", "filter": map[string]any{"q": "x"}, "customer_ids": []string{all[0]}, "user_ids": []string{u3.userID}},
+		{"action": "add", "filter": map[string]any{"status": "gone"}, "user_ids": []string{u3.userID}},
+		{"action": "add", "filter": map[string]any{"colour": "red"}, "user_ids": []string{u3.userID}},
+	} {
+		if r := b.admin.do("POST", "/v1/assignments/bulk", bad); r.status != 400 {
+			t.Fatalf("bad selection %v: %d %s", bad, r.status, r.body)
+		}
+	}
+}
+
+// A filter selecting more than 10,000 customers is refused with the count.
+func TestBulkSelectionOverTheLimit(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	const n = 10_001
+	streams := make([]eventstore.StreamWrite, n)
+	for i := range streams {
+		id := uuid.Must(uuid.NewV7()).String()
+		typ, schema, data, err := domain.EncodeEvent(domain.CustomerRegistered{CustomerID: id, Profile: domain.Profile{FirstName: "Many"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		streams[i] = eventstore.StreamWrite{StreamID: id, StreamType: "customer", ExpectedVersion: eventstore.NoStream,
+			Events: []eventstore.EventData{{Type: typ, SchemaVersion: schema, Data: data}}}
+	}
+	if _, err := eventstore.New(b.pool).Append(t.Context(), eventstore.AppendRequest{TenantID: b.tenant, Streams: streams}); err != nil {
+		t.Fatal(err)
+	}
+	before := b.countEvents(t)
+	r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "add", "filter": map[string]any{"q": "many"}, "user_ids": []string{u.userID}})
+	var p struct {
+		Code  string `json:"code"`
+		Count int    `json:"count"`
+	}
+	r.decode(t, &p)
+	if r.status != 422 || p.Code != "too_many_customers" || p.Count != n || b.countEvents(t) != before {
+		t.Fatalf("over the limit: %d %s", r.status, r.body)
+	}
+}
+
+// Members may bulk add or remove themselves when the policy lets them
+// self-assign, and nothing else.
+func TestMembersBulkAddAndRemoveThemselves(t *testing.T) {
+	b := setup(t)
+	m, other := b.createUser(t, "Mia Member", "member"), b.createUser(t, "Olga Other", "member")
+	c1, c2 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben")
+	var rep bulkReport
+	m.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{c1, c2}, "user_ids": []string{"me"}}).decode(t, &rep)
+	if len(rep.ToBeAssigned) != 2 {
+		t.Fatalf("member bulk add: %+v", rep)
+	}
+	for _, body := range []map[string]any{
+		{"action": "add", "customer_ids": []string{c1}, "user_ids": []string{other.userID}},
+		{"action": "add", "customer_ids": []string{c1}, "user_ids": []string{"me", other.userID}},
+		{"action": "set", "customer_ids": []string{c1}, "user_ids": []string{"me"}},
+	} {
+		if r := m.do("POST", "/v1/assignments/bulk", body); r.status != 403 {
+			t.Fatalf("member %v: %d %s", body, r.status, r.body)
+		}
+	}
+	m.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "remove", "customer_ids": []string{c1}, "user_ids": []string{"me"}}).decode(t, &rep)
+	if len(rep.ToBeDeassigned) != 1 {
+		t.Fatalf("member bulk remove: %+v", rep)
+	}
+	b.setPolicy(t, nil, false, false, false)
+	if r := m.do("POST", "/v1/assignments/bulk", map[string]any{"action": "remove", "customer_ids": []string{c2}, "user_ids": []string{"me"}}); r.status != 403 {
+		t.Fatalf("member without self-assignment: %d %s", r.status, r.body)
 	}
 }
