@@ -376,3 +376,81 @@ func TestBulkSetRacesSingleCommands(t *testing.T) {
 		}
 	}
 }
+
+// A transfer of all of a user's customers, raced by single-customer
+// commands on the same customers: all or nothing, every committed state
+// within the policy, and the heir ends up on every customer.
+func TestTransferRacesSingleCommands(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	customers := seedCustomers(t, b, 300)
+	pol := domain.Policy{MaxAssignees: ptr(2), RequireLead: true, MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	mover, heir, u3 := b.user(t), b.user(t), b.user(t)
+	if _, err := cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: customers, UserIDs: []string{mover}}); err != nil {
+		t.Fatal(err)
+	}
+	meta := b.admin
+	meta.CorrelationID = "0190c1f2-0000-7000-8000-0000000071a5"
+	var (
+		wg          sync.WaitGroup
+		transferErr error
+	)
+	wg.Go(func() {
+		_, transferErr = cmd.TransferCustomers(ctx, meta, commands.TransferRequest{From: mover, To: heir})
+	})
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 11))
+			for range 30 {
+				c := customers[r.IntN(len(customers))]
+				var err error
+				switch r.IntN(3) {
+				case 0:
+					_, err = cmd.AssignUser(ctx, b.admin, c, u3)
+				case 1:
+					_, err = cmd.UnassignUser(ctx, b.admin, c, u3)
+				case 2:
+					_, err = cmd.AssignUser(ctx, b.admin, c, heir)
+				}
+				ruleOnly(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	if transferErr != nil {
+		t.Fatalf("transfer: %v", transferErr)
+	}
+	var touched int
+	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT stream_id) FROM events WHERE metadata->>'correlation_id' = $1`,
+		meta.CorrelationID).Scan(&touched); err != nil {
+		t.Fatal(err)
+	}
+	if touched != len(customers) {
+		t.Fatalf("the transfer changed %d of %d customers", touched, len(customers))
+	}
+	for _, c := range customers {
+		teams := teamsAfterEachCommit(t, b, c)
+		for i, team := range teams {
+			leads := 0
+			for _, m := range team {
+				if m.Lead {
+					leads++
+				}
+			}
+			if len(team) > 2 || (len(team) > 0 && leads != 1) {
+				t.Fatalf("customer %s after commit %d: %+v", c, i, team)
+			}
+		}
+		final := teams[len(teams)-1]
+		onHeir, onMover := false, false
+		for _, m := range final {
+			onHeir = onHeir || m.UserID == heir
+			onMover = onMover || m.UserID == mover
+		}
+		if !onHeir || onMover {
+			t.Fatalf("customer %s ends with %+v", c, final)
+		}
+	}
+}

@@ -73,7 +73,7 @@ func TestCreateUser(t *testing.T) {
 	wantErr(t, err, "validation")
 	_, err = cmd.CreateUser(ctx, b.memberMeta(res.ID), "X", "x@acme.example", domain.RoleMember)
 	wantErr(t, err, "forbidden")
-	list, err := cmd.ListUsers(ctx, b.tenantID, nil, 500)
+	list, err := cmd.ListUsers(ctx, b.tenantID, commands.UsersFilter{}, nil, 500)
 	wantErr(t, err, "")
 	if len(list) != 2 {
 		t.Fatalf("users %+v", list)

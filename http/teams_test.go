@@ -430,3 +430,215 @@ func TestMembersBulkAddAndRemoveThemselves(t *testing.T) {
 		t.Fatalf("member without self-assignment: %d %s", r.status, r.body)
 	}
 }
+
+// A member who changes territory: their customers (all, or some) go to
+// another member in the same role, nobody is deactivated; a dry run shows
+// it first.
+func TestTransferCustomers(t *testing.T) {
+	b := setup(t)
+	c1, c2, c3 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben"), b.createCustomer(t, "Cid")
+	b.setPolicy(t, 2, true, true, true)
+	mover, heir, other := b.createUser(t, "Max Mover", "member"), b.createUser(t, "Hana Heir", "member"), b.createUser(t, "Oli Other", "member")
+	assign := func(c string, u *client) {
+		b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": u.userID})
+	}
+	assign(c1, mover) // mover alone, lead
+	assign(c2, heir)  // heir lead, mover member
+	assign(c2, mover) //
+	assign(c3, other) // not the mover's
+	path := "/v1/users/" + mover.userID + "/transfer"
+
+	before := b.countEvents(t)
+	var plan bulkReport
+	b.admin.must(200, "POST", path, map[string]any{"to": heir.userID, "dry_run": true}).decode(t, &plan)
+	if len(plan.ToBeAssigned) != 1 || plan.ToBeAssigned[0]["customer_id"] != c1 || len(plan.Unchanged) != 1 ||
+		len(plan.ToBeDeassigned) != 2 || len(plan.Errors) != 0 || b.countEvents(t) != before {
+		t.Fatalf("dry run %+v", plan)
+	}
+	// Some: a listed customer the mover is not on fails, nothing is written.
+	r := b.admin.do("POST", path, map[string]any{"to": heir.userID, "customer_ids": []string{c1, c3}})
+	if r.status != 409 || r.code() != "bulk_edit_refused" || b.countEvents(t) != before {
+		t.Fatalf("transfer with a foreign customer: %d %s", r.status, r.body)
+	}
+	var rep bulkReport
+	b.admin.must(200, "POST", path, map[string]any{"to": heir.userID, "customer_ids": []string{c1}}).decode(t, &rep)
+	if len(rep.ToBeAssigned) != 1 || rep.Position == 0 {
+		t.Fatalf("transfer of c1 %+v", rep)
+	}
+	if team, lead := b.teamOf(t, c1); !slices.Equal(team, []string{heir.userID}) || lead != heir.userID {
+		t.Fatalf("c1 after transfer: %v lead %s", team, lead)
+	}
+	// All the rest, one correlation ID; the mover stays active.
+	mark := b.countEvents(t)
+	b.admin.must(200, "POST", path, map[string]any{"to": heir.userID}).decode(t, &rep)
+	if len(rep.ToBeDeassigned) != 1 || rep.ToBeDeassigned[0]["customer_id"] != c2 {
+		t.Fatalf("transfer of the rest %+v", rep)
+	}
+	if team, lead := b.teamOf(t, c2); !slices.Equal(team, []string{heir.userID}) || lead != heir.userID {
+		t.Fatalf("c2 after transfer: %v lead %s", team, lead)
+	}
+	if u := b.admin.must(200, "GET", "/v1/users/"+mover.userID, nil).json(t); u["status"] != "active" {
+		t.Fatalf("mover %v", u)
+	}
+	if b.countEvents(t) != mark+1 {
+		t.Fatalf("transfer of c2 appended %d events", b.countEvents(t)-mark)
+	}
+	// Refusals of the whole request.
+	if r := b.admin.do("POST", path, map[string]any{"to": mover.userID}); r.status != 409 || r.code() != "transfer_to_self" {
+		t.Fatalf("to self: %d %s", r.status, r.body)
+	}
+	if r := mover.do("POST", "/v1/users/me/transfer", map[string]any{"to": heir.userID}); r.status != 403 {
+		t.Fatalf("member transfer: %d %s", r.status, r.body)
+	}
+	if r := b.admin.do("POST", path, map[string]any{}); r.status != 400 {
+		t.Fatalf("without to: %d %s", r.status, r.body)
+	}
+}
+
+// dry_run on deactivate answers what would happen and writes nothing.
+func TestDeactivateDryRun(t *testing.T) {
+	b := setup(t)
+	c1, c2 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben")
+	b.setPolicy(t, nil, true, false, true)
+	leaver, heir := b.createUser(t, "Lea Leaver", "member"), b.createUser(t, "Hal Heir", "member")
+	b.admin.must(200, "POST", "/v1/customers/"+c1+"/assignees", map[string]string{"user_id": leaver.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": heir.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": leaver.userID})
+	path := "/v1/users/" + leaver.userID + "/deactivate"
+	before := b.countEvents(t)
+	var preview struct {
+		ToBeTransferred []string            `json:"to_be_transferred"`
+		Errors          []map[string]string `json:"errors"`
+	}
+	b.admin.must(200, "POST", path, map[string]any{"dry_run": true}).decode(t, &preview)
+	if !slices.Equal(preview.ToBeTransferred, sortedPair(c2)) || len(preview.Errors) != 1 ||
+		preview.Errors[0]["customer_id"] != c1 || preview.Errors[0]["code"] != "customer_must_keep_an_assignee" {
+		t.Fatalf("preview without transfer_to: %+v", preview)
+	}
+	b.admin.must(200, "POST", path, map[string]any{"dry_run": true, "transfer_to": heir.userID}).decode(t, &preview)
+	if !slices.Equal(preview.ToBeTransferred, sortedPair(c1, c2)) || len(preview.Errors) != 0 {
+		t.Fatalf("preview with transfer_to: %+v", preview)
+	}
+	if b.countEvents(t) != before {
+		t.Fatal("a dry run wrote")
+	}
+	if u := b.admin.must(200, "GET", "/v1/users/"+leaver.userID, nil).json(t); u["status"] != "active" {
+		t.Fatalf("a dry run deactivated: %v", u)
+	}
+	b.admin.must(200, "POST", path, map[string]any{"transfer_to": heir.userID})
+	if r := b.admin.do("POST", path, map[string]any{"dry_run": true}); r.status != 409 || r.code() != "user_already_deactivated" {
+		t.Fatalf("preview of a deactivated user: %d %s", r.status, r.body)
+	}
+}
+
+// sortedPair returns ids sorted (the preview lists customers in ID order).
+func sortedPair(ids ...string) []string {
+	return slices.Sorted(slices.Values(ids))
+}
+
+// PATCH /v1/users/{id} changes a role; the last active admin cannot be
+// demoted, also when two admins demote each other at once.
+func TestChangeUserRole(t *testing.T) {
+	b := setup(t)
+	m := b.createUser(t, "Mia Member", "member")
+	path := "/v1/users/" + m.userID
+	r := b.admin.must(200, "PATCH", path, map[string]any{"role": "admin"})
+	if r.json(t)["role"] != "admin" || r.header.Get("X-Ledger-Position") == "" {
+		t.Fatalf("promotion: %s", r.body)
+	}
+	m.must(200, "GET", "/v1/audit", nil) // an admin now
+	var ev struct {
+		Items []struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/audit?type=UserUpdated").decode(t, &ev)
+	if len(ev.Items) != 1 || ev.Items[0].Data["role"] != "admin" || ev.Items[0].Data["user_id"] != m.userID {
+		t.Fatalf("audit of the role change: %+v", ev)
+	}
+	n := b.countEvents(t)
+	b.admin.must(200, "PATCH", path, map[string]any{"role": "admin"}) // unchanged
+	if b.countEvents(t) != n {
+		t.Fatal("an unchanged role appended")
+	}
+	for _, bad := range []map[string]any{{"role": "owner"}, {"name": "Someone Else"}, {"email": "x@y.example"}} {
+		if r := b.admin.do("PATCH", path, bad); r.status != 400 {
+			t.Fatalf("PATCH %v: %d %s", bad, r.status, r.body)
+		}
+	}
+	b.admin.must(200, "PATCH", path, map[string]any{"name": "Mia Member", "role": "member"}) // the same name is fine
+	if r := m.do("GET", "/v1/audit", nil); r.status != 403 {
+		t.Fatalf("a demoted admin: %d", r.status)
+	}
+	if r := b.admin.do("PATCH", "/v1/users/me", map[string]any{"role": "member"}); r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("demoting the last admin: %d %s", r.status, r.body)
+	}
+	if r := m.do("PATCH", "/v1/users/me", map[string]any{"role": "admin"}); r.status != 403 {
+		t.Fatalf("a member promoting themselves: %d", r.status)
+	}
+
+	// Two admins demote each other at once: exactly one succeeds.
+	b.admin.must(200, "PATCH", path, map[string]any{"role": "admin"})
+	for range 5 {
+		results := make(chan int, 2)
+		for _, pair := range [][2]*client{{b.admin, m}, {m, b.admin}} {
+			go func() {
+				results <- pair[0].do("PATCH", "/v1/users/"+pair[1].userID, map[string]any{"role": "member"}).status
+			}()
+		}
+		// The loser is refused by the rule (409 last_admin) or, when the
+		// winner's commit came first, by its own new role (403).
+		a, c := <-results, <-results
+		if (a == 200) == (c == 200) || (a != 200 && a != 409 && a != 403) || (c != 200 && c != 409 && c != 403) {
+			t.Fatalf("concurrent demotions answered %d and %d", a, c)
+		}
+		// Restore: whoever is still admin promotes the other.
+		admin, other := b.admin, m
+		if b.admin.do("GET", "/v1/audit", nil).status == 403 {
+			admin, other = m, b.admin
+		}
+		admin.must(200, "PATCH", "/v1/users/"+other.userID, map[string]any{"role": "admin"})
+	}
+}
+
+// GET /v1/users?q= finds a user to assign by name or email.
+func TestSearchUsers(t *testing.T) {
+	b := setup(t)
+	b.createUser(t, "Zoe Zimmer", "member")
+	gone := b.createUser(t, "Zack Zed", "member")
+	b.admin.must(200, "POST", "/v1/users/"+gone.userID+"/deactivate", nil)
+	var list struct {
+		Items []struct {
+			Name   string `json:"name"`
+			Status string `json:"status"`
+		} `json:"items"`
+		NextCursor string `json:"next_cursor"`
+	}
+	names := func(path string) []string {
+		b.admin.must(200, "GET", path, nil).decode(t, &list)
+		var out []string
+		for _, it := range list.Items {
+			out = append(out, it.Name)
+		}
+		return out
+	}
+	if got := names("/v1/users?q=zIMM"); !slices.Equal(got, []string{"Zoe Zimmer"}) {
+		t.Fatalf("q by name: %v", got)
+	}
+	if got := names("/v1/users?q=acme.example&status=deactivated"); !slices.Equal(got, []string{"Zack Zed"}) {
+		t.Fatalf("q by email and status: %v", got)
+	}
+	if got := names("/v1/users?q=z&limit=1"); len(got) != 1 || list.NextCursor == "" {
+		t.Fatalf("first page: %v", got)
+	}
+	if got := names("/v1/users?q=z&limit=1&cursor=" + list.NextCursor); !slices.Equal(got, []string{"Zoe Zimmer"}) {
+		t.Fatalf("second page: %v", got)
+	}
+	if got := names("/v1/users?q=%25"); len(got) != 0 {
+		t.Fatalf("a literal %%: %v", got)
+	}
+	if r := b.admin.do("GET", "/v1/users?status=gone", nil); r.status != 400 {
+		t.Fatalf("bad status: %d", r.status)
+	}
+}
