@@ -386,8 +386,22 @@ func TestBulkSelectionOverTheLimit(t *testing.T) {
 		streams[i] = eventstore.StreamWrite{StreamID: id, StreamType: "customer", ExpectedVersion: eventstore.NoStream,
 			Events: []eventstore.EventData{{Type: typ, SchemaVersion: schema, Data: data}}}
 	}
-	if _, err := eventstore.New(b.pool).Append(t.Context(), eventstore.AppendRequest{TenantID: b.tenant, Streams: streams}); err != nil {
+	res, err := eventstore.New(b.pool).Append(t.Context(), eventstore.AppendRequest{TenantID: b.tenant, Streams: streams})
+	if err != nil {
 		t.Fatal(err)
+	}
+	// The selection waits at most 5 s for the read models; under a loaded
+	// test run 10,001 events may take longer to project, so let them
+	// catch up first.
+	pos := fmt.Sprint(res.Position)
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		r := b.admin.do("GET", "/v1/customers?limit=1", nil, hdr{"X-Min-Position": pos})
+		if r.status == 200 {
+			break
+		}
+		if r.status != 503 || time.Now().After(deadline) {
+			t.Fatalf("waiting for the read models: %d %s", r.status, r.body)
+		}
 	}
 	before := b.countEvents(t)
 	r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "add", "filter": map[string]any{"q": "many"}, "user_ids": []string{u.userID}})
