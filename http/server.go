@@ -126,6 +126,7 @@ func (s *Server) routes() chi.Router {
 		// The assigned-user filter reads my_clients too.
 		r.With(s.minPosition(pCustomers, pMyClients)).Get("/v1/customers", s.listCustomers)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
+		r.With(requireAdmin).Patch("/v1/customers/{id}", s.updateCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.blockCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)

@@ -656,3 +656,51 @@ func TestSearchUsers(t *testing.T) {
 		t.Fatalf("bad status: %d", r.status)
 	}
 }
+
+// PATCH /v1/customers/{id} changes some profile fields: one
+// CustomerUpdated, the e-mail's uniqueness moved along, If-Match honoured,
+// and the customer list shows the change.
+func TestUpdateCustomerProfile(t *testing.T) {
+	b := setup(t)
+	c1, c2 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben")
+	path := "/v1/customers/" + c1
+	old := b.admin.must(200, "GET", path, nil).json(t)["email"].(string)
+	r := b.admin.must(200, "PATCH", path, map[string]any{"last_name": "Newname", "email": "ann.new@client.example"}, hdr{"If-Match": `"1"`})
+	c := r.json(t)
+	if c["last_name"] != "Newname" || c["first_name"] != "Ann" || c["email"] != "ann.new@client.example" || c["version"] != float64(2) ||
+		r.header.Get("ETag") != `"2"` {
+		t.Fatalf("after PATCH: %s %v", r.body, r.header)
+	}
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/customers?q=newname").decode(t, &list)
+	if len(list.Items) != 1 || list.Items[0]["id"] != c1 {
+		t.Fatalf("list after PATCH: %+v", list)
+	}
+	n := b.countEvents(t)
+	if r := b.admin.do("PATCH", path, map[string]any{"first_name": "X"}, hdr{"If-Match": `"1"`}); r.status != 412 {
+		t.Fatalf("stale If-Match: %d", r.status)
+	}
+	// The new e-mail is taken now, the old one free.
+	if r := b.admin.do("PATCH", "/v1/customers/"+c2, map[string]any{"email": "ann.new@client.example"}); r.status != 409 || r.code() != "email_taken" {
+		t.Fatalf("taken email: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "PATCH", "/v1/customers/"+c2, map[string]any{"email": old})
+	if b.countEvents(t) != n+1 {
+		t.Fatalf("appended %d events", b.countEvents(t)-n)
+	}
+	b.admin.must(200, "PATCH", path, map[string]any{"last_name": "Newname"}) // unchanged
+	if b.countEvents(t) != n+1 {
+		t.Fatal("an unchanged profile appended")
+	}
+	for _, bad := range []map[string]any{{"email": "not-an-email"}, {"title": "Dr"}} {
+		if r := b.admin.do("PATCH", path, bad); r.status != 400 {
+			t.Fatalf("PATCH %v: %d %s", bad, r.status, r.body)
+		}
+	}
+	m := b.createUser(t, "Mia Member", "member")
+	if r := m.do("PATCH", path, map[string]any{"first_name": "X"}); r.status != 403 {
+		t.Fatalf("member PATCH: %d", r.status)
+	}
+}
