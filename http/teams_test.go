@@ -704,3 +704,44 @@ func TestUpdateCustomerProfile(t *testing.T) {
 		t.Fatalf("member PATCH: %d", r.status)
 	}
 }
+
+// Import columns are matched by header name, in any order and case; only
+// Email is required; unknown columns are refused.
+func TestImportMatchesColumnsByName(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	var me struct {
+		Email string `json:"email"`
+	}
+	b.admin.must(200, "GET", "/v1/users/"+u.userID, nil).decode(t, &me)
+	file := "team,EMAIL, last name ,First Name\n" + me.Email + ",ord@client.example,Order,Ora\n,min@client.example,,\n"
+	var rep struct {
+		Created int `json:"created"`
+	}
+	r := b.admin.csv("POST", "/v1/clients/import", file)
+	r.decode(t, &rep)
+	if r.status != 200 || rep.Created != 2 {
+		t.Fatalf("import by header names: %d %s", r.status, r.body)
+	}
+	var list struct {
+		Items []struct {
+			FirstName string           `json:"first_name"`
+			LastName  string           `json:"last_name"`
+			Assignees []map[string]any `json:"assignees"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/customers?q=ord@client").decode(t, &list)
+	if len(list.Items) != 1 || list.Items[0].FirstName != "Ora" || list.Items[0].LastName != "Order" || len(list.Items[0].Assignees) != 1 {
+		t.Fatalf("imported row: %+v", list)
+	}
+	for _, bad := range []string{
+		"First Name,Last Name\nA,B\n",        // no Email column
+		"Email,Emial\nx@client.example,y\n",  // unknown column
+		"Email,email\nx@client.example,y\n",  // repeated column
+		"Email,Title\nx@client.example,Dr\n", // title not supported yet
+	} {
+		if r := b.admin.csv("POST", "/v1/clients/import", bad); r.status != 400 {
+			t.Fatalf("header %q: %d %s", strings.SplitN(bad, "\n", 2)[0], r.status, r.body)
+		}
+	}
+}
