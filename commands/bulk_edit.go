@@ -17,12 +17,16 @@ const (
 )
 
 // BulkRequest applies Action ("add" or "remove") to every pair of
-// CustomerIDs × UserIDs.
+// CustomerIDs × UserIDs, or ("set") makes every customer's team exactly
+// UserIDs.
 type BulkRequest struct {
 	Action      string
 	CustomerIDs []string
 	UserIDs     []string
 	DryRun      bool
+	// Selected makes the answer list CustomerIDs: they were selected by a
+	// filter, and the caller must learn which customers the edit covered.
+	Selected bool
 }
 
 // BulkResult is what a bulk edit did, or with DryRun would do.
@@ -32,12 +36,18 @@ type BulkResult struct {
 	Unchanged      []domain.Pair      `json:"unchanged"`
 	Errors         []domain.PairError `json:"errors"`
 	Position       int64              `json:"position"`
+	// CustomerIDs are the customers a selection by filter covered.
+	CustomerIDs []string `json:"customer_ids,omitempty"`
 }
 
-// BulkEdit adds or removes every listed user on every listed customer, all
-// or nothing (admin only). Each pair is decided under the same rules as
-// AssignUser / UnassignUser, against the customer as the earlier pairs left
-// it. If any pair fails, nothing is written and the answer is a
+// BulkEdit adds or removes every listed user on every listed customer, or
+// sets every listed customer's team to exactly the listed users (SetTeam
+// for each, the lead kept if listed, else the first listed under
+// require_lead), all or nothing. Admins may do all of it; members may only
+// add or remove themselves alone, when the policy lets them self-assign.
+// Each add or remove pair is decided under the same rules as AssignUser /
+// UnassignUser, against the customer as the earlier pairs left it; each
+// set is judged on the resulting team. If any pair fails, nothing is written and the answer is a
 // *BulkRejectedError listing every failing pair; with DryRun the plan is
 // answered, errors included, and nothing is written.
 //
@@ -45,13 +55,10 @@ type BulkResult struct {
 // with code "not_found" rather than the whole request with ErrNotFound, so
 // that one call reports every problem.
 func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkResult, error) {
-	if err := domain.RequireAdmin(m.Actor); err != nil {
-		return BulkResult{}, err
-	}
 	action := domain.BulkAction(req.Action)
 	switch {
 	case !action.Valid():
-		return BulkResult{}, &domain.ValidationError{Field: "action", Detail: `must be "add" or "remove"`}
+		return BulkResult{}, &domain.ValidationError{Field: "action", Detail: `must be "add", "remove" or "set"`}
 	case len(req.CustomerIDs) == 0:
 		return BulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}
 	case len(req.UserIDs) == 0:
@@ -69,6 +76,11 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 		m.IdempotencyKey = "" // a dry run writes nothing, so there is nothing to replay
 	}
 	customerIDs, userIDs := orderedIDs(req.CustomerIDs), orderedIDs(req.UserIDs)
+	// Refuse a member acting on others before touching the database; the
+	// policy (may members self-assign?) is checked once loaded.
+	if err := domain.AuthorizeBulk(m.Actor, domain.Policy{MembersCanSelfAssign: true}, action, userIDs); err != nil {
+		return BulkResult{}, err
+	}
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (BulkResult, error) {
 		var result BulkResult
 		err := c.withRetry(ctx, "BulkEdit", false, func() error {
@@ -93,6 +105,9 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				}
 				l, err := loadCustomers(ctx, tx, m.TenantID, found)
 				if err != nil {
+					return err
+				}
+				if err := domain.AuthorizeBulk(m.Actor, l.policy, action, userIDs); err != nil {
 					return err
 				}
 				customers := make([]domain.Customer, 0, len(found))
@@ -127,6 +142,9 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 					}
 				}
 				result.Errors = append(result.Errors, plan.Errors...)
+				if req.Selected {
+					result.CustomerIDs = customerIDs
+				}
 				if req.DryRun {
 					return nil
 				}

@@ -75,8 +75,16 @@ func TestBulkEdit(t *testing.T) {
 	if again.Position != res.Position || len(again.ToBeAssigned) != 3 || b.eventCount(t) != after {
 		t.Fatalf("replay %+v", again)
 	}
+	// Under require_lead the leads cannot go, also when their teams would
+	// be left empty: only their pairs fail.
+	_, err = cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "remove", CustomerIDs: []string{c1, c2}, UserIDs: []string{u2, u1}})
+	if !errors.As(err, &rejected) || len(rejected.Errors) != 2 || rejected.Errors[0].Code != domain.CodeLeadCannotBeRemoved ||
+		rejected.Errors[1].Code != domain.CodeLeadCannotBeRemoved {
+		t.Fatalf("removing the leads under require_lead: %v", err)
+	}
+	b.policy(t, domain.Policy{MaxAssignees: ptr(2), MembersCanSelfAssign: true})
 	_, err = cmd.BulkEdit(ctx, keyed(b.admin, "bulk-remove", "2"), commands.BulkRequest{Action: "remove", CustomerIDs: []string{c1, c2}, UserIDs: []string{u1, u2}})
-	wantErr(t, err, "") // removing a whole team lead-last is allowed without require_assignee
+	wantErr(t, err, "") // removing a whole team is allowed without require_assignee and require_lead
 	for _, c := range []string{c1, c2} {
 		if v, _ := cmd.GetCustomer(ctx, b.tenantID, c); len(v.Assignees) != 0 {
 			t.Fatalf("customer %s kept %+v", c, v.Assignees)
@@ -85,8 +93,10 @@ func TestBulkEdit(t *testing.T) {
 
 	_, err = cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "move", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
 	wantErr(t, err, "validation")
-	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
+	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u2}})
 	wantErr(t, err, "forbidden")
+	_, err = cmd.BulkEdit(ctx, b.memberMeta(u1), commands.BulkRequest{Action: "add", CustomerIDs: []string{c1}, UserIDs: []string{u1}})
+	wantErr(t, err, "") // members may add themselves
 	_, err = cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: make([]string, commands.MaxBulkCustomers+1), UserIDs: []string{u1}})
 	wantErr(t, err, "validation")
 }

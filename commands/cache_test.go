@@ -164,8 +164,8 @@ func TestCachedRacesAcrossProcessesKeepTheRules(t *testing.T) {
 	ctx := context.Background()
 	other := commands.New(b.store, slog.New(slog.DiscardHandler))
 	pol := domain.Policy{MaxAssignees: ptr(3), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true}
+	c := b.customer(t) // before require_assignee, which would want a team
 	b.policy(t, pol)
-	c := b.customer(t)
 	users := b.users(t, 12)
 	b.assign(t, c, users[0])
 	for _, p := range []*commands.Commands{cmd, other} {

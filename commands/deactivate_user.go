@@ -158,3 +158,84 @@ func customersOf(ctx context.Context, tx *eventstore.Tx, tenantID, userID string
 	}
 	return ids, nil
 }
+
+// DeactivationPreview is what DeactivateUser would do: the customers the
+// user would leave (handed to transfer_to, or without it simply unassigned)
+// and every customer whose policy refuses.
+type DeactivationPreview struct {
+	ToBeTransferred []string           `json:"to_be_transferred"`
+	Errors          []domain.PairError `json:"errors"`
+}
+
+// PreviewDeactivation answers what DeactivateUser with the same arguments
+// would do now, and writes nothing (a dry run). It reads without locks: a
+// preview is a picture, not a promise. A refusal of the user itself
+// (already deactivated, transfer to self or to a deactivated user) is an
+// error, as for the real thing.
+func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, transferTo string) (DeactivationPreview, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return DeactivationPreview{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return DeactivationPreview{}, err
+	}
+	ids := []string{userID}
+	if transferTo != "" {
+		ids = append(ids, transferTo)
+	}
+	if ids, err = parseIDs("user", ids...); err != nil {
+		return DeactivationPreview{}, err
+	}
+	var preview DeactivationPreview
+	err = c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+		users, err := requireUsers(ctx, tx, m.TenantID, sortedUnique(ids), noLock)
+		if err != nil {
+			return err
+		}
+		var to *domain.User
+		if len(ids) == 2 {
+			t := users[ids[1]]
+			to = &t
+		}
+		customers, pol, err := customersWith(ctx, tx, m.TenantID, ids[0], nil, noLock)
+		if err != nil {
+			return err
+		}
+		plan, err := domain.PlanDeactivation(users[ids[0]], to, customers, pol)
+		if err != nil {
+			return err
+		}
+		preview = DeactivationPreview{ToBeTransferred: nonNil(plan.Leaving), Errors: nonNil(plan.Errors)}
+		return nil
+	})
+	return preview, err
+}
+
+// customersWith loads the candidate customers of userID (listed, or when
+// nil every customer the user was ever put on), locked with mode, in ID
+// order, with the tenant's policy. Listed IDs that are not the tenant's
+// customers are left out.
+func customersWith(ctx context.Context, tx *eventstore.Tx, tenantID, userID string, listed []string, mode lockMode) ([]domain.Customer, domain.Policy, error) {
+	candidates := listed
+	if candidates == nil {
+		var err error
+		if candidates, err = customersOf(ctx, tx, tenantID, userID); err != nil {
+			return nil, domain.Policy{}, err
+		}
+	}
+	versions, err := lockCustomers(ctx, tx, tenantID, sortedUnique(validIDs(candidates)), mode)
+	if err != nil {
+		return nil, domain.Policy{}, err
+	}
+	found := slices.Sorted(maps.Keys(versions))
+	l, err := loadCustomers(ctx, tx, tenantID, found)
+	if err != nil {
+		return nil, domain.Policy{}, err
+	}
+	customers := make([]domain.Customer, 0, len(found))
+	for _, id := range found {
+		customers = append(customers, l.customers[id])
+	}
+	return customers, l.policy, nil
+}

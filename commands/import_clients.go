@@ -19,10 +19,20 @@ import (
 )
 
 // MaxImportRows bounds one import file.
-const MaxImportRows = 10_000
+const MaxImportRows = 100_000
 
-// importHeader is the exact header row of an import file.
+// importHeader is the header row of the template. Files may order these
+// columns as they like, in any case, and leave out all but Email.
 var importHeader = []string{"First Name", "Last Name", "Email", "Phone Number", "Team"}
+
+// Column indexes into importHeader.
+const (
+	colFirstName = iota
+	colLastName
+	colEmail
+	colPhone
+	colTeam
+)
 
 // ImportOptions are the query options of an import.
 type ImportOptions struct {
@@ -76,9 +86,10 @@ type importRow struct {
 // *ImportRejectedError listing every bad row; otherwise everything is
 // appended in one transaction under one correlation ID.
 //
-// A header that is not exactly "First Name,Last Name,Email,Phone Number,Team"
-// (a UTF-8 BOM is allowed), malformed CSV, or more than MaxImportRows rows
-// is a *domain.ValidationError.
+// Columns are matched by header name, in any order, case-insensitively (a
+// UTF-8 BOM is allowed); a header without Email or with an unknown or
+// repeated column, malformed CSV, or more than MaxImportRows rows is a
+// *domain.ValidationError.
 func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return ImportReport{}, err
@@ -191,16 +202,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			continue
 		}
 
-		id := newID()
-		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile)
-		if err != nil {
-			rowError(row.n, "%s", err.Error())
-			continue
-		}
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
+		team := make([]domain.User, 0, len(row.team))
 		var bad string
 		for _, email := range row.team {
 			u, ok := members[email]
@@ -208,24 +210,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 				bad = fmt.Sprintf("team member %s is not a user of this tenant", email)
 				break
 			}
-			assigned, err := cu.Assign(u, l.policy)
-			if err != nil {
-				var re *domain.RuleError
-				if errors.As(err, &re) {
-					bad = fmt.Sprintf("team member %s: %s", email, re.Code)
-				} else {
-					bad = fmt.Sprintf("team member %s: %v", email, err)
-				}
-				break
-			}
-			for _, e := range assigned {
-				cu.Apply(e, at)
-			}
-			events = append(events, assigned...)
+			team = append(team, u)
 		}
 		if bad != "" {
 			rowError(row.n, "%s", bad)
 			continue
+		}
+		id := newID()
+		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		if err != nil {
+			rowError(row.n, "%s", rowRuleError(err, team))
+			continue
+		}
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
 		}
 		data, err := encode(events)
 		if err != nil {
@@ -277,6 +276,20 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	return report, nil
 }
 
+// rowRuleError describes why a row's customer cannot be created, naming team
+// members by the email the file gave rather than by their user ID.
+func rowRuleError(err error, team []domain.User) string {
+	var re *domain.RuleError
+	if !errors.As(err, &re) {
+		return err.Error()
+	}
+	detail := re.Detail
+	for _, u := range team {
+		detail = strings.ReplaceAll(detail, "user "+u.ID, "team member "+u.Email)
+	}
+	return re.Code + ": " + detail
+}
+
 // parseImport reads the CSV. Row-level problems are returned as row errors;
 // a bad header or malformed CSV is a ValidationError.
 func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
@@ -292,8 +305,15 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	}
-	if !slices.Equal(header, importHeader) {
-		return nil, nil, &domain.ValidationError{Field: "file", Detail: "the header row must be exactly " + strings.Join(importHeader, ",")}
+	cols, err := importColumns(header)
+	if err != nil {
+		return nil, nil, err
+	}
+	field := func(rec []string, col int) string {
+		if cols[col] < 0 {
+			return ""
+		}
+		return rec[cols[col]]
 	}
 	var (
 		rows []importRow
@@ -310,11 +330,12 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 		if n > MaxImportRows {
 			return nil, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
 		}
-		if len(rec) != len(importHeader) {
-			errs = append(errs, ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(importHeader))})
+		if len(rec) != len(header) {
+			errs = append(errs, ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(header))})
 			continue
 		}
-		p, err := domain.NormalizeProfile(domain.Profile{FirstName: rec[0], LastName: rec[1], Email: rec[2], Phone: rec[3]})
+		p, err := domain.NormalizeProfile(domain.Profile{FirstName: field(rec, colFirstName), LastName: field(rec, colLastName),
+			Email: field(rec, colEmail), Phone: field(rec, colPhone)})
 		if err != nil {
 			errs = append(errs, ImportRowError{Row: n, Error: err.Error()})
 			continue
@@ -326,7 +347,7 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 		row := importRow{n: n, profile: p}
 		seen := map[string]bool{}
 		var bad string
-		for _, raw := range strings.Split(rec[4], ";") {
+		for _, raw := range strings.Split(field(rec, colTeam), ";") {
 			if strings.TrimSpace(raw) == "" {
 				continue
 			}
@@ -349,6 +370,35 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 		rows = append(rows, row)
 	}
 	return rows, errs, nil
+}
+
+// importColumns maps each column of importHeader to its index in header
+// (-1 when absent), matching names case-insensitively and in any order
+// (the contract's v2). Email is required; an unknown or repeated column is
+// an error rather than data silently dropped. Title, which the contract
+// allows, is refused until customers carry a title.
+func importColumns(header []string) ([]int, error) {
+	cols := make([]int, len(importHeader))
+	for i := range cols {
+		cols[i] = -1
+	}
+	for i, name := range header {
+		name = strings.TrimSpace(name)
+		j := slices.IndexFunc(importHeader, func(h string) bool { return strings.EqualFold(h, name) })
+		switch {
+		case strings.EqualFold(name, "Title"):
+			return nil, &domain.ValidationError{Field: "file", Detail: "the Title column is not supported yet"}
+		case j < 0:
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importHeader, ","))}
+		case cols[j] >= 0:
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("column %q appears twice", importHeader[j])}
+		}
+		cols[j] = i
+	}
+	if cols[colEmail] < 0 {
+		return nil, &domain.ValidationError{Field: "file", Detail: "the header row has no Email column; the columns are " + strings.Join(importHeader, ",")}
+	}
+	return cols, nil
 }
 
 // usersByEmail reads (and locks, in ID order) the tenant's users with the

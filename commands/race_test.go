@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -82,9 +83,9 @@ func TestTeamStorm(t *testing.T) {
 	cmd, b := setup(t)
 	ctx := context.Background()
 	pol := domain.Policy{MaxAssignees: ptr(4), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true}
+	customers := []string{b.customer(t), b.customer(t)} // before require_assignee, which would want teams
 	b.policy(t, pol)
 	users := b.users(t, 8)
-	customers := []string{b.customer(t), b.customer(t)}
 	for _, c := range customers {
 		b.assign(t, c, users[0], users[1])
 	}
@@ -269,5 +270,187 @@ func TestIdempotentRetriesRace(t *testing.T) {
 	}
 	if s := b.states(t, c); len(s) != 2 {
 		t.Fatalf("%d events on the customer", len(s))
+	}
+}
+
+// teamsAfterEachCommit replays a customer and returns its team after each
+// committed transaction (the events of one append are one step: a set or a
+// transfer may pass through a larger team between its own events, which no
+// reader ever sees).
+func teamsAfterEachCommit(t *testing.T, b *testBundle, customerID string) [][]domain.Member {
+	t.Helper()
+	rows, err := b.pool.Query(context.Background(), `SELECT type, schema_version, data, recorded_at, transaction_id::text
+		FROM events WHERE stream_id = $1 ORDER BY stream_version`, customerID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var (
+		c      domain.Customer
+		out    [][]domain.Member
+		lastTx string
+	)
+	for rows.Next() {
+		var typ, tx string
+		var schema int
+		var data []byte
+		var at time.Time
+		if err := rows.Scan(&typ, &schema, &data, &at, &tx); err != nil {
+			t.Fatal(err)
+		}
+		if lastTx != "" && tx != lastTx {
+			out = append(out, c.Team)
+		}
+		e, err := domain.DecodeEvent(typ, schema, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Apply(e, at)
+		lastTx = tx
+	}
+	return append(out, c.Team)
+}
+
+// BulkEdit set over many one-owner customers, raced by single-customer
+// commands on the same customers: the set is all or nothing, and no
+// committed state ever has two owners.
+func TestBulkSetRacesSingleCommands(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	customers := seedCustomers(t, b, 300)
+	pol := domain.Policy{MaxAssignees: ptr(1), RequireLead: true, MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	u1, u2, u3, u4 := b.user(t), b.user(t), b.user(t), b.user(t)
+	if _, err := cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: customers, UserIDs: []string{u1}}); err != nil {
+		t.Fatal(err)
+	}
+
+	setMeta := b.admin
+	setMeta.CorrelationID = "0190c1f2-0000-7000-8000-00000000b01c"
+	var (
+		wg     sync.WaitGroup
+		setErr error
+	)
+	wg.Go(func() {
+		_, setErr = cmd.BulkEdit(ctx, setMeta, commands.BulkRequest{Action: "set", CustomerIDs: customers, UserIDs: []string{u2}})
+	})
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 7))
+			for range 30 {
+				c := customers[r.IntN(len(customers))]
+				var err error
+				if r.IntN(2) == 0 {
+					_, err = cmd.ReplaceTeamMember(ctx, b.admin, c, u1, u3)
+				} else {
+					_, err = cmd.AssignUser(ctx, b.admin, c, u4) // always full: refused
+				}
+				ruleOnly(t, err)
+			}
+		})
+	}
+	wg.Wait()
+
+	var touched int
+	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT stream_id) FROM events WHERE metadata->>'correlation_id' = $1`,
+		setMeta.CorrelationID).Scan(&touched); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case setErr == nil && touched != len(customers):
+		t.Fatalf("the set succeeded but changed %d of %d customers", touched, len(customers))
+	case setErr != nil && touched != 0:
+		t.Fatalf("the set failed (%v) but changed %d customers", setErr, touched)
+	}
+	t.Logf("set: %v; %d customers changed", setErr, touched)
+	for _, c := range customers {
+		teams := teamsAfterEachCommit(t, b, c)
+		for i, team := range teams {
+			if len(team) > 1 || (len(team) == 1 && !team[0].Lead) {
+				t.Fatalf("customer %s after commit %d: %+v", c, i, team)
+			}
+		}
+		if final := teams[len(teams)-1]; setErr == nil && (len(final) != 1 || final[0].UserID != u2) {
+			t.Fatalf("customer %s ends with %+v, want %s alone", c, final, u2)
+		}
+	}
+}
+
+// A transfer of all of a user's customers, raced by single-customer
+// commands on the same customers: all or nothing, every committed state
+// within the policy, and the heir ends up on every customer.
+func TestTransferRacesSingleCommands(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	customers := seedCustomers(t, b, 300)
+	pol := domain.Policy{MaxAssignees: ptr(2), RequireLead: true, MembersCanSelfAssign: true}
+	b.policy(t, pol)
+	mover, heir, u3 := b.user(t), b.user(t), b.user(t)
+	if _, err := cmd.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: customers, UserIDs: []string{mover}}); err != nil {
+		t.Fatal(err)
+	}
+	meta := b.admin
+	meta.CorrelationID = "0190c1f2-0000-7000-8000-0000000071a5"
+	var (
+		wg          sync.WaitGroup
+		transferErr error
+	)
+	wg.Go(func() {
+		_, transferErr = cmd.TransferCustomers(ctx, meta, commands.TransferRequest{From: mover, To: heir})
+	})
+	for g := range 8 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 11))
+			for range 30 {
+				c := customers[r.IntN(len(customers))]
+				var err error
+				switch r.IntN(3) {
+				case 0:
+					_, err = cmd.AssignUser(ctx, b.admin, c, u3)
+				case 1:
+					_, err = cmd.UnassignUser(ctx, b.admin, c, u3)
+				case 2:
+					_, err = cmd.AssignUser(ctx, b.admin, c, heir)
+				}
+				ruleOnly(t, err)
+			}
+		})
+	}
+	wg.Wait()
+	if transferErr != nil {
+		t.Fatalf("transfer: %v", transferErr)
+	}
+	var touched int
+	if err := b.pool.QueryRow(ctx, `SELECT count(DISTINCT stream_id) FROM events WHERE metadata->>'correlation_id' = $1`,
+		meta.CorrelationID).Scan(&touched); err != nil {
+		t.Fatal(err)
+	}
+	if touched != len(customers) {
+		t.Fatalf("the transfer changed %d of %d customers", touched, len(customers))
+	}
+	for _, c := range customers {
+		teams := teamsAfterEachCommit(t, b, c)
+		for i, team := range teams {
+			leads := 0
+			for _, m := range team {
+				if m.Lead {
+					leads++
+				}
+			}
+			if len(team) > 2 || (len(team) > 0 && leads != 1) {
+				t.Fatalf("customer %s after commit %d: %+v", c, i, team)
+			}
+		}
+		final := teams[len(teams)-1]
+		onHeir, onMover := false, false
+		for _, m := range final {
+			onHeir = onHeir || m.UserID == heir
+			onMover = onMover || m.UserID == mover
+		}
+		if !onHeir || onMover {
+			t.Fatalf("customer %s ends with %+v", c, final)
+		}
 	}
 }

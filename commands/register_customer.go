@@ -7,10 +7,14 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 )
 
-// RegisterCustomer creates an active customer (admin only). Its email and
-// external_id, when given, are unique in the tenant: a duplicate is the
-// RuleError email_taken or external_id_taken.
-func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profile) (CustomerResult, error) {
+// RegisterCustomer creates an active customer (admin only) with its first
+// team, in one batch of events: CustomerRegistered, then UserAssigned for
+// each of team in order (the first is lead under require_lead). Under
+// require_assignee the team must not be empty (team_required). The team's
+// users must exist in the tenant (else ErrNotFound) and be active. Its
+// email and external_id, when given, are unique in the tenant: a duplicate
+// is the RuleError email_taken or external_id_taken.
+func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profile, team ...string) (CustomerResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return CustomerResult{}, err
 	}
@@ -18,42 +22,66 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 	if err != nil {
 		return CustomerResult{}, err
 	}
+	team, err = parseIDs("user", team...)
+	if err != nil {
+		return CustomerResult{}, err
+	}
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
 		var result CustomerResult
 		err := c.withRetry(ctx, "RegisterCustomer", false, func() error {
-			id := newID()
-			events, err := domain.RegisterCustomer(id, m.TenantID, p)
-			if err != nil {
-				return err
-			}
-			reg := events[0].(domain.CustomerRegistered)
-			at := now()
-			cu := domain.Customer{TenantID: m.TenantID}
-			for _, e := range events {
-				cu.Apply(e, at)
-			}
-			result = CustomerResult{CustomerView: c.customerView(cu)}
-			data, err := encode(events)
-			if err != nil {
-				return err
-			}
-			res, err := c.store.Append(ctx, eventstore.AppendRequest{
-				TenantID:    m.TenantID,
-				Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-				Claims:      profileClaims(id, reg.Profile),
-				Metadata:    m.metadata(),
-				Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-				Now:         at,
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				// The policy and the team's users are read in the append's
+				// transaction (users share-locked), so neither can change
+				// between the decision and the commit.
+				users, err := requireUsers(ctx, tx, m.TenantID, sortedUnique(team), forShare)
+				if err != nil {
+					return err
+				}
+				pol, err := readPolicy(ctx, tx, m.TenantID)
+				if err != nil {
+					return err
+				}
+				members := make([]domain.User, len(team))
+				for i, id := range team {
+					members[i] = users[id]
+				}
+				id := newID()
+				events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+				if err != nil {
+					return err
+				}
+				reg := events[0].(domain.CustomerRegistered)
+				at := now()
+				cu := domain.Customer{TenantID: m.TenantID}
+				for _, e := range events {
+					cu.Apply(e, at)
+				}
+				for _, u := range users {
+					c.names.put(u.ID, u.Name)
+				}
+				result = CustomerResult{CustomerView: c.customerView(cu)}
+				data, err := encode(events)
+				if err != nil {
+					return err
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID:    m.TenantID,
+					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+					Claims:      profileClaims(id, reg.Profile),
+					Metadata:    m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         at,
+				})
+				if err != nil {
+					return translateClaim(err)
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
 			})
-			if err != nil {
-				return translateClaim(err)
-			}
-			if res.Replayed {
-				*replay = res.Response
-				return errReplayed
-			}
-			result.Position = res.Position
-			return nil
 		})
 		return result, err
 	})

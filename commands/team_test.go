@@ -12,8 +12,8 @@ func TestUnassignUser(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
+	c := b.customer(t) // before require_assignee, which would want a team
 	b.policy(t, domain.Policy{RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true})
-	c := b.customer(t)
 	u1, u2, u3 := b.user(t), b.user(t), b.user(t)
 	b.assign(t, c, u1, u2)
 
@@ -86,8 +86,8 @@ func TestReplaceTeamMember(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
+	c := b.customer(t) // before require_assignee, which would want a team
 	b.policy(t, domain.Policy{MaxAssignees: ptr(2), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true})
-	c := b.customer(t)
 	u1, u2, u3, u4 := b.user(t), b.user(t), b.user(t), b.user(t)
 	b.assign(t, c, u1, u2)
 

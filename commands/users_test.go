@@ -73,7 +73,7 @@ func TestCreateUser(t *testing.T) {
 	wantErr(t, err, "validation")
 	_, err = cmd.CreateUser(ctx, b.memberMeta(res.ID), "X", "x@acme.example", domain.RoleMember)
 	wantErr(t, err, "forbidden")
-	list, err := cmd.ListUsers(ctx, b.tenantID, nil, 500)
+	list, err := cmd.ListUsers(ctx, b.tenantID, commands.UsersFilter{}, nil, 500)
 	wantErr(t, err, "")
 	if len(list) != 2 {
 		t.Fatalf("users %+v", list)
@@ -173,9 +173,9 @@ func TestDeactivateUser(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
+	c1, c2, c3 := b.customer(t), b.customer(t), b.customer(t) // before require_assignee, which would want teams
 	b.policy(t, domain.Policy{RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true})
 	u, heir, other := b.user(t), b.user(t), b.user(t)
-	c1, c2, c3 := b.customer(t), b.customer(t), b.customer(t)
 	b.assign(t, c1, u)        // u alone, lead
 	b.assign(t, c2, other, u) // u member
 	b.assign(t, c3, u, heir)  // u lead, heir already there

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -130,9 +131,17 @@ type UsersAfter struct {
 	ID   string `json:"i"`
 }
 
-// ListUsers lists up to limit of the tenant's users by name, after the given
-// key when not nil.
-func (c *Commands) ListUsers(ctx context.Context, tenantID string, after *UsersAfter, limit int) ([]UserView, error) {
+// UsersFilter narrows the list of users. Zero fields do not filter.
+type UsersFilter struct {
+	// Q matches name or email, case-insensitively, anywhere.
+	Q string
+	// Status is "active" or "deactivated".
+	Status string
+}
+
+// ListUsers lists up to limit of the tenant's users matching f by name,
+// after the given key when not nil.
+func (c *Commands) ListUsers(ctx context.Context, tenantID string, f UsersFilter, after *UsersAfter, limit int) ([]UserView, error) {
 	tenantID, ok := parseID(tenantID)
 	if !ok {
 		return nil, ErrNotFound
@@ -145,9 +154,19 @@ func (c *Commands) ListUsers(ctx context.Context, tenantID string, after *UsersA
 		}
 		afterName, afterID = after.Name, id
 	}
+	var pattern, status any
+	if f.Q != "" {
+		// The directory is small per tenant: a scan of the tenant's rows
+		// with ILIKE is cheap, so no trigram index is kept for it.
+		pattern = "%" + strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(f.Q) + "%"
+	}
+	if f.Status != "" {
+		status = f.Status
+	}
 	rows, err := c.store.Pool().Query(ctx, `SELECT `+userColumns+` FROM users
 		WHERE tenant_id = $1 AND ($2::text IS NULL OR (name, id) > ($2::text, $3::uuid))
-		ORDER BY name, id LIMIT $4`, tenantID, afterName, afterID, limit)
+		  AND ($5::text IS NULL OR name ILIKE $5 OR email ILIKE $5) AND ($6::text IS NULL OR status = $6)
+		ORDER BY name, id LIMIT $4`, tenantID, afterName, afterID, limit, pattern, status)
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -170,4 +189,19 @@ func (c *Commands) GetPolicy(ctx context.Context, tenantID string) (domain.Polic
 		return domain.Policy{}, ErrNotFound
 	}
 	return readPolicy(ctx, c.store.Pool(), tenantID)
+}
+
+// LastPosition is the position of the tenant's last committed event (0
+// when it has none): what a read model must have processed to show every
+// command committed so far.
+func (c *Commands) LastPosition(ctx context.Context, tenantID string) (int64, error) {
+	tenantID, ok := parseID(tenantID)
+	if !ok {
+		return 0, ErrNotFound
+	}
+	var pos int64
+	if err := c.store.Pool().QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1`, tenantID).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("last position: %w", err)
+	}
+	return pos, nil
 }

@@ -11,16 +11,42 @@ type BulkAction string
 const (
 	BulkAdd    BulkAction = "add"
 	BulkRemove BulkAction = "remove"
+	// BulkSet makes every selected customer's team exactly the listed
+	// users (SetTeam for each): with one user and max_assignees 1, the
+	// one-owner reassignment of Contactually and Spryker.
+	BulkSet BulkAction = "set"
 )
 
-// CodeInvalidBulkAction marks every pair of a plan whose action is neither
-// add nor remove. Callers should reject such a request as a 400 before
+// CodeInvalidBulkAction marks every pair of a plan whose action is not one
+// of add, remove and set. Callers should reject such a request as a 400 before
 // planning; the code only keeps PlanBulk total.
 const CodeInvalidBulkAction = "invalid_bulk_action"
 
 // Valid reports whether a is a known action.
 func (a BulkAction) Valid() bool {
-	return a == BulkAdd || a == BulkRemove
+	return a == BulkAdd || a == BulkRemove || a == BulkSet
+}
+
+// AuthorizeBulk decides whether a may run a bulk edit of action for
+// userIDs: admins always; members only add or remove themselves alone,
+// when the policy lets them self-assign (Endear's "add yourself"). set is
+// admin-only: it changes every selected team as a whole.
+func AuthorizeBulk(a Actor, pol Policy, action BulkAction, userIDs []string) error {
+	if a.IsAdmin() {
+		return nil
+	}
+	if action == BulkSet {
+		return &ForbiddenError{Detail: "only an admin may set whole teams"}
+	}
+	for _, id := range userIDs {
+		if id != a.UserID {
+			return &ForbiddenError{Detail: "members may only add or remove themselves"}
+		}
+	}
+	if len(userIDs) == 0 {
+		return &ForbiddenError{Detail: "members may only add or remove themselves"}
+	}
+	return AuthorizeAssignment(a, pol, a.UserID)
 }
 
 // Pair is one (customer, user) pair of a bulk edit.
@@ -58,13 +84,18 @@ type BulkPlan struct {
 // failing pair is reported.
 //
 // Duplicate customer or user IDs are planned once. For remove, a
-// customer's current lead is removed after the other listed users: the
-// request names a set, and removing the lead last is the only order in
-// which require_lead can let a whole team go.
+// customer's current lead is planned after the other listed users: the
+// request names a set, so under require_assignee the pair refused is the
+// lead's (the others leave first), and under require_lead only the lead's
+// pair fails, whatever the order the users were listed in.
 func PlanBulk(action BulkAction, customers []Customer, users []User, pol Policy) BulkPlan {
 	plan := BulkPlan{Events: make(map[string][]Event)}
 	users = uniqueBy(users, func(u User) string { return u.ID })
 	for _, c := range uniqueBy(customers, func(c Customer) string { return c.ID }) {
+		if action == BulkSet {
+			plan.set(c, users, pol)
+			continue
+		}
 		order := users
 		if action == BulkRemove {
 			if lead, ok := c.Lead(); ok {
@@ -94,7 +125,7 @@ func PlanBulk(action BulkAction, customers []Customer, users []User, pol Policy)
 				}
 				events, err = c.Unassign(u.ID, pol)
 			default:
-				err = &RuleError{Code: CodeInvalidBulkAction, Detail: `action must be "add" or "remove"`}
+				err = &RuleError{Code: CodeInvalidBulkAction, Detail: `action must be "add", "remove" or "set"`}
 			}
 			if err != nil {
 				plan.Errors = append(plan.Errors, pairError(pair, err))
@@ -112,6 +143,34 @@ func PlanBulk(action BulkAction, customers []Customer, users []User, pol Policy)
 		}
 	}
 	return plan
+}
+
+// set plans SetTeam of users on c (the lead kept if listed, else the first
+// listed under require_lead). A refusal is one failing pair, blamed on the
+// user at fault: the deactivated newcomer, the first newcomer over the
+// limit, the lead or the last member that cannot go.
+func (plan *BulkPlan) set(c Customer, users []User, pol Policy) {
+	events, culprit, err := c.setTeam(users, "", pol)
+	if err != nil {
+		plan.Errors = append(plan.Errors, pairError(Pair{CustomerID: c.ID, UserID: culprit}, err))
+		return
+	}
+	for _, u := range users {
+		if _, on := c.Member(u.ID); on {
+			plan.Unchanged = append(plan.Unchanged, Pair{CustomerID: c.ID, UserID: u.ID})
+		}
+	}
+	for _, e := range events {
+		switch e := e.(type) {
+		case UserAssigned:
+			plan.ToBeAssigned = append(plan.ToBeAssigned, Pair{CustomerID: c.ID, UserID: e.UserID})
+		case UserUnassigned:
+			plan.ToBeDeassigned = append(plan.ToBeDeassigned, Pair{CustomerID: c.ID, UserID: e.UserID})
+		}
+	}
+	if len(events) > 0 {
+		plan.Events[c.ID] = events
+	}
 }
 
 func pairError(p Pair, err error) PairError {

@@ -88,6 +88,8 @@ func TestPlanBulkRemove(t *testing.T) {
 		{"whole team under require_assignee", customerWithTeam("c1", "", "a", "b"), []string{"a", "b"}, keep,
 			[]string{"a"}, nil, []string{"b/" + domain.CodeCustomerMustKeepAnAssignee}},
 		{"whole team under require_lead, lead listed first", customerWithTeam("c1", "a", "a", "b"), []string{"a", "b"}, lead,
+			[]string{"b"}, nil, []string{"a/" + domain.CodeLeadCannotBeRemoved}},
+		{"whole team without rules, lead listed first", customerWithTeam("c1", "a", "a", "b"), []string{"a", "b"}, domain.DefaultPolicy(),
 			[]string{"b", "a"}, nil, nil},
 		{"lead of a remaining team", customerWithTeam("c1", "a", "a", "b", "c"), []string{"a", "b"}, lead,
 			[]string{"b"}, nil, []string{"a/" + domain.CodeLeadCannotBeRemoved}},
@@ -130,4 +132,57 @@ func TestPlanBulkInvalidAction(t *testing.T) {
 	if len(plan.Errors) != 1 || plan.Errors[0].Code != domain.CodeInvalidBulkAction || len(plan.Events) != 0 {
 		t.Fatalf("plan = %+v", plan)
 	}
+}
+
+// set with one user under max_assignees 1 is the one-owner reassignment:
+// owned customers change hands (the lead passing first), others get the
+// owner, the owner's own customers are unchanged.
+func TestPlanBulkSetOneOwner(t *testing.T) {
+	pol := domain.Policy{MaxAssignees: ptr(1), RequireLead: true}
+	owned := customerWithTeam("c1", "a", "a")
+	free := customerWithTeam("c2", "")
+	mine := customerWithTeam("c3", "b", "b")
+	plan := domain.PlanBulk(domain.BulkSet, []domain.Customer{owned, free, mine}, []domain.User{active("b")}, pol)
+	if len(plan.Errors) != 0 {
+		t.Fatalf("errors %+v", plan.Errors)
+	}
+	if want := append(pairs("c1", "b"), pairs("c2", "b")...); !reflect.DeepEqual(plan.ToBeAssigned, want) {
+		t.Errorf("ToBeAssigned = %+v", plan.ToBeAssigned)
+	}
+	if !reflect.DeepEqual(plan.ToBeDeassigned, pairs("c1", "a")) || !reflect.DeepEqual(plan.Unchanged, pairs("c3", "b")) {
+		t.Errorf("ToBeDeassigned = %+v, Unchanged = %+v", plan.ToBeDeassigned, plan.Unchanged)
+	}
+	want := []domain.Event{
+		domain.UserAssigned{CustomerID: "c1", UserID: "b"},
+		domain.TeamLeadChanged{CustomerID: "c1", UserID: "b", PreviousUserID: "a"},
+		domain.UserUnassigned{CustomerID: "c1", UserID: "a"},
+	}
+	if !reflect.DeepEqual(plan.Events["c1"], want) || len(plan.Events["c2"]) != 1 || plan.Events["c3"] != nil {
+		t.Fatalf("events %+v", plan.Events)
+	}
+}
+
+func TestPlanBulkSetBlamesTheUserAtFault(t *testing.T) {
+	pol := domain.Policy{MaxAssignees: ptr(1), RequireLead: true}
+	plan := domain.PlanBulk(domain.BulkSet, []domain.Customer{customerWithTeam("c1", "a", "a")},
+		[]domain.User{active("a"), active("b")}, pol)
+	if len(plan.Errors) != 1 || plan.Errors[0].UserID != "b" || plan.Errors[0].Code != domain.CodeMaxAssigneesReached {
+		t.Fatalf("over max: %+v", plan.Errors)
+	}
+	plan = domain.PlanBulk(domain.BulkSet, []domain.Customer{customerWithTeam("c1", "a", "a")}, []domain.User{deactivated("d")}, pol)
+	if len(plan.Errors) != 1 || plan.Errors[0].UserID != "d" || plan.Errors[0].Code != domain.CodeUserDeactivated || len(plan.Events) != 0 {
+		t.Fatalf("deactivated: %+v", plan)
+	}
+}
+
+func TestAuthorizeBulk(t *testing.T) {
+	admin := domain.Actor{UserID: "x", Role: domain.RoleAdmin}
+	me := domain.Actor{UserID: "m", Role: domain.RoleMember}
+	self := domain.Policy{MembersCanSelfAssign: true}
+	wantErr(t, domain.AuthorizeBulk(admin, domain.Policy{}, domain.BulkSet, []string{"a", "b"}), "")
+	wantErr(t, domain.AuthorizeBulk(me, self, domain.BulkAdd, []string{"m"}), "")
+	wantErr(t, domain.AuthorizeBulk(me, self, domain.BulkRemove, []string{"m"}), "")
+	wantErr(t, domain.AuthorizeBulk(me, self, domain.BulkAdd, []string{"m", "a"}), "forbidden")
+	wantErr(t, domain.AuthorizeBulk(me, self, domain.BulkSet, []string{"m"}), "forbidden")
+	wantErr(t, domain.AuthorizeBulk(me, domain.Policy{}, domain.BulkAdd, []string{"m"}), "forbidden")
 }

@@ -121,9 +121,11 @@ func (c Customer) Lead() (Member, bool) {
 	return c.Team[i], true
 }
 
-// RegisterCustomer decides the creation of an active customer. Uniqueness
+// RegisterCustomer decides the creation of an active customer with its
+// first team (possibly empty), all in one batch: CustomerRegistered, then
+// UserAssigned for each of team in order, as InviteClient does. Uniqueness
 // of email and external_id is the caller's to check.
-func RegisterCustomer(customerID, tenantID string, p Profile) ([]Event, error) {
+func RegisterCustomer(customerID, tenantID string, p Profile, team []User, pol Policy) ([]Event, error) {
 	if customerID == "" {
 		return nil, invalid("customer_id", "must not be empty")
 	}
@@ -134,7 +136,50 @@ func RegisterCustomer(customerID, tenantID string, p Profile) ([]Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []Event{CustomerRegistered{CustomerID: customerID, Profile: p}}, nil
+	return withFirstTeam(CustomerRegistered{CustomerID: customerID, Profile: p}, team, pol)
+}
+
+// RequireTeam refuses creating a customer with a team of size n when the
+// policy requires an assignee: under require_assignee a customer never
+// exists without a team, not even for the moment between its creation and
+// its first assignment.
+func RequireTeam(pol Policy, n int) error {
+	if pol.RequireAssignee && n == 0 {
+		return ruleErr(CodeTeamRequired, "the tenant policy requires every customer to have a team member (require_assignee)")
+	}
+	return nil
+}
+
+// withFirstTeam decides the first team of a customer created by created:
+// the users in order, under the same rules as Assign (so the first is lead
+// under require_lead). Listing a user twice is invalid input rather than
+// already_assigned: the customer does not exist yet, the request
+// contradicts itself.
+func withFirstTeam(created Event, team []User, pol Policy) ([]Event, error) {
+	if err := RequireTeam(pol, len(team)); err != nil {
+		return nil, err
+	}
+	seen := make(map[string]bool, len(team))
+	for _, u := range team {
+		if seen[u.ID] {
+			return nil, invalid("team", "user "+u.ID+" is listed twice")
+		}
+		seen[u.ID] = true
+	}
+	events := []Event{created}
+	var c Customer
+	c.Apply(created, time.Time{})
+	for _, u := range team {
+		evs, err := c.Assign(u, pol)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range evs {
+			c.Apply(e, time.Time{})
+		}
+		events = append(events, evs...)
+	}
+	return events, nil
 }
 
 // NormalizeProfile trims every field, normalizes the email and checks that
@@ -166,10 +211,8 @@ func NormalizeProfile(p Profile) (Profile, error) {
 }
 
 // InviteClient decides the invitation of a client with its first team, all
-// in one batch: ClientInvited, then UserAssigned for each of team in order,
-// under the same rules as Assign (so the first is lead under require_lead).
-// Listing a user twice is invalid input rather than already_assigned: the
-// customer does not exist yet, the request contradicts itself.
+// in one batch: ClientInvited, then UserAssigned for each of team in order
+// (see withFirstTeam).
 func InviteClient(customerID string, p Profile, team []User, pol Policy) ([]Event, error) {
 	if customerID == "" {
 		return nil, invalid("customer_id", "must not be empty")
@@ -181,27 +224,7 @@ func InviteClient(customerID string, p Profile, team []User, pol Policy) ([]Even
 	if p.Email == "" {
 		return nil, invalid("email", "is required for an invitation")
 	}
-	seen := make(map[string]bool, len(team))
-	for _, u := range team {
-		if seen[u.ID] {
-			return nil, invalid("team", "user "+u.ID+" is listed twice")
-		}
-		seen[u.ID] = true
-	}
-	events := []Event{ClientInvited{CustomerID: customerID, Profile: p}}
-	var c Customer
-	c.Apply(events[0], time.Time{})
-	for _, u := range team {
-		evs, err := c.Assign(u, pol)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range evs {
-			c.Apply(e, time.Time{})
-		}
-		events = append(events, evs...)
-	}
-	return events, nil
+	return withFirstTeam(ClientInvited{CustomerID: customerID, Profile: p}, team, pol)
 }
 
 // AcceptInvitation decides the client's acceptance; only an invited (and not
@@ -272,10 +295,11 @@ func (c Customer) Unassign(userID string, pol Policy) ([]Event, error) {
 	if pol.RequireAssignee && len(c.Team) == 1 {
 		return nil, ruleErr(CodeCustomerMustKeepAnAssignee, "user %s is the last assignee of customer %s; replace them instead", userID, c.ID)
 	}
-	// A lone lead may leave when the team may be empty: a team of zero has
-	// no lead to lose.
-	if pol.RequireLead && m.Lead && len(c.Team) > 1 {
-		return nil, ruleErr(CodeLeadCannotBeRemoved, "user %s leads the team of customer %s; make another member lead first", userID, c.ID)
+	// The lead stays until another member is made lead or replaces them,
+	// also when alone (the client portal's rule): a lone lead is replaced,
+	// never simply removed.
+	if pol.RequireLead && m.Lead {
+		return nil, ruleErr(CodeLeadCannotBeRemoved, "user %s leads the team of customer %s; make another member lead or replace them first", userID, c.ID)
 	}
 	return []Event{UserUnassigned{CustomerID: c.ID, UserID: userID}}, nil
 }

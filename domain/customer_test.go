@@ -91,20 +91,48 @@ func TestRegisterCustomer(t *testing.T) {
 		{"bad email", domain.Profile{FirstName: "Ann", Email: "ann"}, "validation"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := domain.RegisterCustomer("c1", "t1", tc.p)
+			_, err := domain.RegisterCustomer("c1", "t1", tc.p, nil, domain.DefaultPolicy())
 			wantErr(t, err, tc.want)
 		})
 	}
-	evs, err := domain.RegisterCustomer("c1", "t1", domain.Profile{FirstName: " Ann ", Email: " ANN@x.io ", Phone: " +1 "})
+	evs, err := domain.RegisterCustomer("c1", "t1", domain.Profile{FirstName: " Ann ", Email: " ANN@x.io ", Phone: " +1 "}, nil, domain.DefaultPolicy())
 	wantErr(t, err, "")
 	want := domain.CustomerRegistered{CustomerID: "c1", Profile: domain.Profile{FirstName: "Ann", Email: "ann@x.io", Phone: "+1"}}
 	if len(evs) != 1 || evs[0] != want {
 		t.Fatalf("got %+v", evs)
 	}
-	_, err = domain.RegisterCustomer("", "t1", prof)
+	_, err = domain.RegisterCustomer("", "t1", prof, nil, domain.DefaultPolicy())
 	wantErr(t, err, "validation")
-	_, err = domain.RegisterCustomer("c1", "", prof)
+	_, err = domain.RegisterCustomer("c1", "", prof, nil, domain.DefaultPolicy())
 	wantErr(t, err, "validation")
+}
+
+// Under require_assignee a customer is never created without a team, and
+// its first team is decided as an invitation's is.
+func TestRegisterCustomerTeam(t *testing.T) {
+	p := domain.Profile{FirstName: "Ann"}
+	keep := domain.Policy{RequireAssignee: true, RequireLead: true}
+	_, err := domain.RegisterCustomer("c1", "t1", p, nil, keep)
+	wantErr(t, err, domain.CodeTeamRequired)
+	if !(&domain.RuleError{Code: domain.CodeTeamRequired}).Unprocessable() {
+		t.Fatal("team_required must be a 422")
+	}
+	_, err = domain.RegisterCustomer("c1", "t1", p, []domain.User{deactivated("a")}, keep)
+	wantErr(t, err, domain.CodeUserDeactivated)
+	_, err = domain.RegisterCustomer("c1", "t1", p, []domain.User{active("a"), active("a")}, keep)
+	wantErr(t, err, "validation")
+	evs, err := domain.RegisterCustomer("c1", "t1", p, []domain.User{active("a"), active("b")}, keep)
+	wantErr(t, err, "")
+	want := []domain.Event{
+		domain.CustomerRegistered{CustomerID: "c1", Profile: p},
+		domain.UserAssigned{CustomerID: "c1", UserID: "a", Lead: true},
+		domain.UserAssigned{CustomerID: "c1", UserID: "b"},
+	}
+	if !reflect.DeepEqual(evs, want) {
+		t.Fatalf("events %+v", evs)
+	}
+	wantErr(t, domain.RequireTeam(domain.DefaultPolicy(), 0), "")
+	wantErr(t, domain.RequireTeam(keep, 1), "")
 }
 
 func TestInviteClient(t *testing.T) {
@@ -120,6 +148,8 @@ func TestInviteClient(t *testing.T) {
 		leads []bool
 	}{
 		{"no team", p, nil, lead, "", nil},
+		{"no team under require_assignee", p, nil, domain.Policy{RequireAssignee: true}, domain.CodeTeamRequired, nil},
+		{"a team under require_assignee", p, []domain.User{active("a")}, domain.Policy{RequireAssignee: true}, "", []bool{false}},
 		{"first is lead", p, []domain.User{active("a"), active("b")}, lead, "", []bool{true, false}},
 		{"no lead without require_lead", p, []domain.User{active("a"), active("b")}, domain.DefaultPolicy(), "", []bool{false, false}},
 		{"at max", p, []domain.User{active("a"), active("b")}, two, "", []bool{false, false}},
@@ -283,7 +313,7 @@ func TestUnassign(t *testing.T) {
 		{"one of two under require_assignee", withTeam("", "a", "b"), "a", keep, ""},
 		{"lead of a team under require_lead", withTeam("a", "a", "b"), "a", lead, domain.CodeLeadCannotBeRemoved},
 		{"non-lead under require_lead", withTeam("a", "a", "b"), "b", lead, ""},
-		{"lone lead under require_lead", withTeam("a", "a"), "a", lead, ""},
+		{"lone lead under require_lead", withTeam("a", "a"), "a", lead, domain.CodeLeadCannotBeRemoved},
 		{"lone lead under both", withTeam("a", "a"), "a", both, domain.CodeCustomerMustKeepAnAssignee},
 		{"lead without require_lead", withTeam("a", "a", "b"), "a", domain.DefaultPolicy(), ""},
 	} {

@@ -61,7 +61,7 @@ func TestDeactivateUserWithoutTransfer(t *testing.T) {
 			keep, domain.CodeCustomerMustKeepAnAssignee, "c2"},
 		{"lead of a team under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u", "x")},
 			lead, domain.CodeLeadCannotBeRemoved, "c1"},
-		{"lone lead under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u")}, lead, "", ""},
+		{"lone lead under require_lead", []domain.Customer{customerWithTeam("c1", "u", "u")}, lead, domain.CodeLeadCannotBeRemoved, "c1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			userEvs, custEvs, err := domain.DeactivateUser(active("u"), nil, tc.customers, tc.pol)
@@ -95,5 +95,50 @@ func TestDeactivateUserRefusals(t *testing.T) {
 	_, _, err = domain.DeactivateUser(active("u"), &self, c, domain.DefaultPolicy())
 	wantErr(t, err, domain.CodeTransferToSelf)
 	_, _, err = domain.DeactivateUser(active("u"), &gone, c, domain.DefaultPolicy())
+	wantErr(t, err, domain.CodeUserDeactivated)
+}
+
+func TestPlanDeactivationReportsEveryRefusal(t *testing.T) {
+	keep := domain.Policy{RequireAssignee: true}
+	customers := []domain.Customer{customerWithTeam("c1", "", "u"), customerWithTeam("c2", "", "u", "x"), customerWithTeam("c3", "", "u")}
+	plan, err := domain.PlanDeactivation(active("u"), nil, customers, keep)
+	wantErr(t, err, "")
+	if len(plan.Errors) != 2 || plan.Errors[0].CustomerID != "c1" || plan.Errors[1].CustomerID != "c3" ||
+		plan.Errors[0].Code != domain.CodeCustomerMustKeepAnAssignee || !reflect.DeepEqual(plan.Leaving, []string{"c2"}) {
+		t.Fatalf("plan %+v", plan)
+	}
+	heir := active("h")
+	plan, err = domain.PlanDeactivation(active("u"), &heir, customers, keep)
+	wantErr(t, err, "")
+	if len(plan.Errors) != 0 || len(plan.Leaving) != 3 {
+		t.Fatalf("plan with transfer %+v", plan)
+	}
+}
+
+func TestPlanTransfer(t *testing.T) {
+	from, to := active("u"), active("h")
+	customers := []domain.Customer{customerWithTeam("c1", "u", "u"), customerWithTeam("c2", "u", "u", "h"), customerWithTeam("c3", "", "x")}
+	plan, err := domain.PlanTransfer(from, to, customers, false)
+	wantErr(t, err, "")
+	if !reflect.DeepEqual(plan.ToBeAssigned, pairs("c1", "h")) || !reflect.DeepEqual(plan.Unchanged, pairs("c2", "h")) ||
+		!reflect.DeepEqual(plan.ToBeDeassigned, append(pairs("c1", "u"), pairs("c2", "u")...)) || len(plan.Errors) != 0 {
+		t.Fatalf("plan %+v", plan)
+	}
+	if !reflect.DeepEqual(plan.Events["c1"], []domain.Event{domain.TeamMemberReplaced{CustomerID: "c1", UserID: "u", WithUserID: "h", Lead: true}}) ||
+		!reflect.DeepEqual(plan.Events["c2"], []domain.Event{
+			domain.TeamLeadChanged{CustomerID: "c2", UserID: "h", PreviousUserID: "u"},
+			domain.UserUnassigned{CustomerID: "c2", UserID: "u"},
+		}) || plan.Events["c3"] != nil {
+		t.Fatalf("events %+v", plan.Events)
+	}
+	// Listed customers the user is not on are errors.
+	plan, err = domain.PlanTransfer(from, to, customers, true)
+	wantErr(t, err, "")
+	if len(plan.Errors) != 1 || plan.Errors[0].CustomerID != "c3" || plan.Errors[0].Code != domain.CodeUserNotAssigned {
+		t.Fatalf("listed: %+v", plan.Errors)
+	}
+	_, err = domain.PlanTransfer(from, from, customers, false)
+	wantErr(t, err, domain.CodeTransferToSelf)
+	_, err = domain.PlanTransfer(from, deactivated("h"), customers, false)
 	wantErr(t, err, domain.CodeUserDeactivated)
 }

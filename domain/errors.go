@@ -22,12 +22,24 @@ const (
 	CodeNotInvited         = "customer_not_invited"
 	CodeAlreadyDeactivated = "user_already_deactivated"
 	CodeTransferToSelf     = "transfer_to_self"
+	CodeLastAdmin          = "last_admin"
+	// CodeTeamRequired refuses creating a customer without a team under
+	// require_assignee. Unlike the other codes it is a 422, not a 409: the
+	// request is valid but cannot be carried out as a whole (see
+	// RuleError.Unprocessable).
+	CodeTeamRequired = "team_required"
 )
 
 // RuleError is a command refused by a business rule (HTTP 409).
 type RuleError struct {
 	Code   string
 	Detail string
+}
+
+// Unprocessable reports whether the rule refuses the request as a whole
+// (HTTP 422) rather than a change to existing state (HTTP 409).
+func (e *RuleError) Unprocessable() bool {
+	return e.Code == CodeTeamRequired
 }
 
 func (e *RuleError) Error() string {

@@ -22,6 +22,7 @@ const (
 	TypeTenantCreated      = "TenantCreated"
 	TypeUserCreated        = "UserCreated"
 	TypeUserDeactivated    = "UserDeactivated"
+	TypeUserUpdated        = "UserUpdated"
 	TypeApiKeyIssued       = "ApiKeyIssued"
 	TypePolicyChanged      = "PolicyChanged"
 	TypeCustomerRegistered = "CustomerRegistered"
@@ -70,6 +71,13 @@ type UserDeactivated struct {
 	Email      string `json:"email"`
 	Role       Role   `json:"role"`
 	TransferTo string `json:"transfer_to,omitempty"`
+}
+
+// UserUpdated carries the user's ID and only the fields that changed.
+type UserUpdated struct {
+	UserID string `json:"user_id"`
+	Name   string `json:"name,omitempty"`
+	Role   Role   `json:"role,omitempty"`
 }
 
 // ApiKeyIssued records that a key exists; the key itself never enters the
@@ -144,6 +152,7 @@ type TeamMemberReplaced struct {
 func (TenantCreated) EventType() string      { return TypeTenantCreated }
 func (UserCreated) EventType() string        { return TypeUserCreated }
 func (UserDeactivated) EventType() string    { return TypeUserDeactivated }
+func (UserUpdated) EventType() string        { return TypeUserUpdated }
 func (ApiKeyIssued) EventType() string       { return TypeApiKeyIssued }
 func (PolicyChanged) EventType() string      { return TypePolicyChanged }
 func (CustomerRegistered) EventType() string { return TypeCustomerRegistered }
@@ -193,6 +202,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeTenantCreated:      decodeAs[TenantCreated],
 	TypeUserCreated:        decodeAs[UserCreated],
 	TypeUserDeactivated:    decodeAs[UserDeactivated],
+	TypeUserUpdated:        decodeAs[UserUpdated],
 	TypeApiKeyIssued:       decodeAs[ApiKeyIssued],
 	TypePolicyChanged:      decodeAs[PolicyChanged],
 	TypeCustomerRegistered: decodeAs[CustomerRegistered],
@@ -257,6 +267,8 @@ func UserIDsOf(e Event) []string {
 	case UserDeactivated:
 		add(e.UserID)
 		add(e.TransferTo)
+	case UserUpdated:
+		add(e.UserID)
 	case ApiKeyIssued:
 		add(e.UserID)
 	case UserAssigned:

@@ -23,6 +23,7 @@ var eventJSON = []struct {
 		`{"user_id":"u1","name":"Bo","email":"bo@example.com","role":"admin"}`},
 	{domain.UserDeactivated{UserID: "u1", Name: "Bo", Email: "bo@example.com", Role: domain.RoleMember, TransferTo: "u2"},
 		`{"user_id":"u1","name":"Bo","email":"bo@example.com","role":"member","transfer_to":"u2"}`},
+	{domain.UserUpdated{UserID: "u1", Role: domain.RoleMember}, `{"user_id":"u1","role":"member"}`},
 	{domain.ApiKeyIssued{UserID: "u1", KeyID: "k1"}, `{"user_id":"u1","key_id":"k1"}`},
 	{domain.PolicyChanged{Policy: domain.Policy{MaxAssignees: ptr(3), RequireAssignee: true, RequireLead: true, MembersCanSelfAssign: false}},
 		`{"max_assignees":3,"require_assignee":true,"require_lead":true,"members_can_self_assign":false}`},

@@ -69,6 +69,13 @@ func (u *User) Apply(e Event, at time.Time) {
 		u.CreatedAt = at
 	case UserDeactivated:
 		u.Status = UserStatusDeactivated
+	case UserUpdated:
+		if e.Name != "" {
+			u.Name = e.Name
+		}
+		if e.Role != "" {
+			u.Role = e.Role
+		}
 	}
 	u.Version++
 }
@@ -149,4 +156,22 @@ func (u User) Deactivate(transferTo *User) ([]Event, error) {
 		ev.TransferTo = transferTo.ID
 	}
 	return []Event{ev}, nil
+}
+
+// ChangeRole decides giving u the role role; (nil, nil) when it has it.
+// activeAdmins is the number of the tenant's active admins, u included if
+// it is one: the last of them cannot be demoted (last_admin), or the tenant
+// would have nobody left to administer it. The caller must hold that count
+// stable until the commit (lock the admins' rows).
+func (u User) ChangeRole(role Role, activeAdmins int) ([]Event, error) {
+	if !role.Valid() {
+		return nil, invalid("role", `must be "admin" or "member"`)
+	}
+	if role == u.Role {
+		return nil, nil
+	}
+	if u.Role == RoleAdmin && u.Active() && activeAdmins <= 1 {
+		return nil, ruleErr(CodeLastAdmin, "user %s is the tenant's last active admin; make another user admin first", u.ID)
+	}
+	return []Event{UserUpdated{UserID: u.ID, Role: role}}, nil
 }

@@ -116,3 +116,35 @@ func TestUserDeactivate(t *testing.T) {
 		})
 	}
 }
+
+func TestChangeRole(t *testing.T) {
+	admin := active("a")
+	admin.Role = domain.RoleAdmin
+	evs, err := admin.ChangeRole(domain.RoleMember, 2)
+	wantErr(t, err, "")
+	if len(evs) != 1 || evs[0] != (domain.UserUpdated{UserID: "a", Role: domain.RoleMember}) {
+		t.Fatalf("events %+v", evs)
+	}
+	admin.Apply(evs[0], t0)
+	if admin.Role != domain.RoleMember || admin.Name != "User a" {
+		t.Fatalf("after UserUpdated: %+v", admin)
+	}
+	admin.Role = domain.RoleAdmin
+	_, err = admin.ChangeRole(domain.RoleMember, 1)
+	wantErr(t, err, domain.CodeLastAdmin)
+	evs, err = admin.ChangeRole(domain.RoleAdmin, 1) // unchanged: nothing to append
+	if err != nil || evs != nil {
+		t.Fatalf("same role: %v %v", evs, err)
+	}
+	_, err = admin.ChangeRole("owner", 2)
+	wantErr(t, err, "validation")
+	// A deactivated admin is no longer one of the tenant's admins.
+	gone := deactivated("g")
+	gone.Role = domain.RoleAdmin
+	_, err = gone.ChangeRole(domain.RoleMember, 1)
+	wantErr(t, err, "")
+	evs, err = active("m").ChangeRole(domain.RoleAdmin, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("promotion: %v %v", evs, err)
+	}
+}

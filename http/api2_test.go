@@ -223,7 +223,7 @@ func TestInvitations(t *testing.T) {
 	if r := anon.do("POST", "/v1/invitations/nonsense/accept", nil); r.status != 404 {
 		t.Fatalf("unknown token: %d", r.status)
 	}
-	if r := b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": "Dup", "email": "ivy@client.example", "team": []string{}}); r.status != 409 {
+	if r := b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": "Dup", "email": "ivy@client.example", "team": []string{u1.userID}}); r.status != 409 {
 		t.Fatalf("duplicate email: %d %s", r.status, r.body)
 	}
 }
@@ -308,9 +308,9 @@ func TestImportClients(t *testing.T) {
 
 func TestDeactivationHandsCustomersOver(t *testing.T) {
 	b := setup(t)
+	c1, c2 := b.createCustomer(t, "Carla"), b.createCustomer(t, "Cody") // before require_assignee, which would want teams
 	b.setPolicy(t, nil, true, true, true)
 	leaver, heir, other := b.createUser(t, "Lea Leaver", "member"), b.createUser(t, "Hal Heir", "member"), b.createUser(t, "Oli Other", "member")
-	c1, c2 := b.createCustomer(t, "Carla"), b.createCustomer(t, "Cody")
 	b.admin.must(200, "POST", "/v1/customers/"+c1+"/assignees", map[string]string{"user_id": leaver.userID})
 	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": other.userID})
 	b.admin.must(200, "POST", "/v1/customers/"+c2+"/assignees", map[string]string{"user_id": leaver.userID})

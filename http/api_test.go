@@ -47,7 +47,8 @@ func TestMembersMayReadButNotAdminister(t *testing.T) {
 		{"PUT", "/v1/policy", map[string]any{"max_assignees": nil, "require_assignee": false, "require_lead": false, "members_can_self_assign": true}},
 		{"POST", "/v1/customers/" + cust + "/assignees", map[string]string{"user_id": other.userID}},
 		{"PUT", "/v1/customers/" + cust + "/lead", map[string]string{"user_id": m.userID}},
-		{"POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{cust}, "user_ids": []string{m.userID}}},
+		{"POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{cust}, "user_ids": []string{other.userID}}},
+		{"POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": []string{cust}, "user_ids": []string{m.userID}}},
 		{"POST", "/v1/users/" + other.userID + "/api-keys", nil},
 		{"POST", "/v1/users/" + other.userID + "/deactivate", nil},
 		{"GET", "/v1/audit", nil},
@@ -212,11 +213,11 @@ func TestMalformedInputIsA400AndChangesNothing(t *testing.T) {
 
 func TestAssignmentRulesThroughHTTP(t *testing.T) {
 	b := setup(t)
+	cust := b.createCustomer(t, "Carla") // before require_assignee, which would want a team
 	b.setPolicy(t, 2, true, true, true)
 	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member"), b.createUser(t, "Ute Three", "member")
 	gone := b.createUser(t, "Gil Gone", "member")
 	b.admin.must(200, "POST", "/v1/users/"+gone.userID+"/deactivate", nil)
-	cust := b.createCustomer(t, "Carla")
 	path := "/v1/customers/" + cust
 
 	expect := func(status int, code, method, p string, body any) {

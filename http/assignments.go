@@ -5,6 +5,7 @@ import (
 	nethttp "net/http"
 
 	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 type userIDBody struct {
@@ -70,6 +71,58 @@ func (s *Server) unassignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeCustomer(w, nethttp.StatusOK, res)
 }
 
+type setTeamBody struct {
+	UserIDs *[]string `json:"user_ids"`
+	Lead    string    `json:"lead"`
+}
+
+// setTeam is SetTeam: PUT /v1/customers/{id}/assignees.
+func (s *Server) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
+	customerID, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body setTeamBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// user_ids is required, and [] is a valid answer (an empty team): a
+	// forgotten field must not empty a team.
+	if body.UserIDs == nil {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "user_ids is required (send [] for an empty team)"))
+		return
+	}
+	if len(*body.UserIDs) > domain.MaxAssigneesLimit {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "at most %d users per team", domain.MaxAssigneesLimit))
+		return
+	}
+	ids := make([]string, 0, len(*body.UserIDs))
+	for _, raw := range *body.UserIDs {
+		id, err := resolveID(r.Context(), raw, "user_ids")
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		ids = append(ids, id)
+	}
+	lead := ""
+	if body.Lead != "" {
+		if lead, err = resolveID(r.Context(), body.Lead, "lead"); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	res, err := s.cmd.SetTeam(r.Context(), m, customerID, ids, lead)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCustomer(w, nethttp.StatusOK, res)
+}
+
 type replaceBody struct {
 	WithUserID string `json:"with_user_id"`
 }
@@ -105,10 +158,11 @@ func (s *Server) replaceTeamMember(w nethttp.ResponseWriter, r *nethttp.Request)
 }
 
 type bulkBody struct {
-	Action      string   `json:"action"`
-	CustomerIDs []string `json:"customer_ids"`
-	UserIDs     []string `json:"user_ids"`
-	DryRun      bool     `json:"dry_run"`
+	Action      string         `json:"action"`
+	CustomerIDs []string       `json:"customer_ids"`
+	Filter      *bulkFilterDoc `json:"filter"`
+	UserIDs     []string       `json:"user_ids"`
+	DryRun      bool           `json:"dry_run"`
 }
 
 // maxBulkCustomers is the contract's limit for one bulk edit.
@@ -121,16 +175,12 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if body.Action != "add" && body.Action != "remove" {
-		s.writeError(w, r, badRequest("invalid_input", "action", `action must be "add" or "remove"`))
+	if body.Action != "add" && body.Action != "remove" && body.Action != "set" {
+		s.writeError(w, r, badRequest("invalid_input", "action", `action must be "add", "remove" or "set"`))
 		return
 	}
-	if len(body.CustomerIDs) == 0 || len(body.UserIDs) == 0 {
-		s.writeError(w, r, badRequest("invalid_input", "", "customer_ids and user_ids must not be empty"))
-		return
-	}
-	if len(body.CustomerIDs) > maxBulkCustomers {
-		s.writeError(w, r, badRequest("invalid_input", "customer_ids", "at most %d customers per bulk edit", maxBulkCustomers))
+	if len(body.UserIDs) == 0 {
+		s.writeError(w, r, badRequest("invalid_input", "user_ids", "user_ids must not be empty"))
 		return
 	}
 	if len(body.UserIDs) > 100 {
@@ -138,14 +188,6 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	req := commands.BulkRequest{Action: body.Action, DryRun: body.DryRun}
-	for _, id := range body.CustomerIDs {
-		cid, err := resolveID(r.Context(), id, "customer_ids")
-		if err != nil || id == "me" {
-			s.writeError(w, r, badRequest("invalid_id", "customer_ids", "customer id %q is not a UUID", id))
-			return
-		}
-		req.CustomerIDs = append(req.CustomerIDs, cid)
-	}
 	for _, id := range body.UserIDs {
 		uid, err := resolveID(r.Context(), id, "user_ids")
 		if err != nil {
@@ -153,6 +195,10 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 		req.UserIDs = append(req.UserIDs, uid)
+	}
+	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	res, err := s.cmd.BulkEdit(r.Context(), m, req)
 	if err != nil {

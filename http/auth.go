@@ -149,6 +149,17 @@ func (c *keyCache) put(sum [32]byte, p Principal) {
 	c.m[sum] = p
 }
 
+// forgetUser drops every cached key of userID (after its role changed).
+func (c *keyCache) forgetUser(userID string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for sum, p := range c.m {
+		if p.UserID == userID {
+			delete(c.m, sum)
+		}
+	}
+}
+
 func (c *keyCache) forget(sum [32]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

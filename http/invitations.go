@@ -29,14 +29,10 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	team := make([]string, 0, len(body.Team))
-	for _, id := range body.Team {
-		uid, err := resolveID(r.Context(), id, "team")
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		team = append(team, uid)
+	team, err := teamIDs(r, body.Team)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team)
 	if err != nil {
@@ -49,6 +45,19 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	w.Header().Set("ETag", etag(res.Customer.Version))
 	writeCommand(w, nethttp.StatusCreated, res.Position, ans)
+}
+
+// teamIDs resolves the user IDs of a new customer's team ("me" allowed).
+func teamIDs(r *nethttp.Request, raw []string) ([]string, error) {
+	team := make([]string, 0, len(raw))
+	for _, id := range raw {
+		uid, err := resolveID(r.Context(), id, "team")
+		if err != nil {
+			return nil, err
+		}
+		team = append(team, uid)
+	}
+	return team, nil
 }
 
 func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) {

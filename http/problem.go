@@ -25,6 +25,9 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// Errors lists every failing pair of a refused bulk edit.
 	Errors any `json:"errors,omitempty"`
+	// Count is how many customers a bulk call selected when they were too
+	// many (too_many_customers).
+	Count *int `json:"count,omitempty"`
 }
 
 const problemBase = "https://ledger.dev/problems/"
@@ -53,6 +56,16 @@ type errInput struct {
 
 func (e *errInput) Error() string { return e.detail }
 
+// tooManyError is a bulk call selecting more customers than one call may
+// change (HTTP 422 too_many_customers, with the count).
+type tooManyError struct {
+	count int
+}
+
+func (e *tooManyError) Error() string {
+	return fmt.Sprintf("%d customers selected; at most %d per bulk call", e.count, maxBulkCustomers)
+}
+
 func badRequest(code, field, format string, args ...any) error {
 	return &errInput{status: nethttp.StatusBadRequest, code: code, field: field, detail: fmt.Sprintf(format, args...)}
 }
@@ -66,6 +79,7 @@ func errorToProblem(err error) (Problem, bool) {
 		denied   *domain.ForbiddenError
 		bulk     *commands.BulkRejectedError
 		imported *commands.ImportRejectedError
+		tooMany  *tooManyError
 		claim    *eventstore.ClaimTakenError
 	)
 	switch {
@@ -77,9 +91,16 @@ func errorToProblem(err error) (Problem, bool) {
 		p := newProblem(nethttp.StatusConflict, "bulk_edit_refused", fmt.Sprintf("%d pair(s) break a rule; nothing was written", len(bulk.Errors)))
 		p.Errors = bulk.Errors
 		return p, true
+	case errors.As(err, &tooMany):
+		p := newProblem(nethttp.StatusUnprocessableEntity, "too_many_customers", tooMany.Error()+"; narrow the selection")
+		p.Count = &tooMany.count
+		return p, true
 	case errors.As(err, &imported):
 		return Problem{}, false // answered with the report itself, see importClients
 	case errors.As(err, &rule):
+		if rule.Unprocessable() {
+			return newProblem(nethttp.StatusUnprocessableEntity, rule.Code, rule.Detail), true
+		}
 		return newProblem(nethttp.StatusConflict, rule.Code, rule.Detail), true
 	case errors.As(err, &invalid):
 		p := newProblem(nethttp.StatusBadRequest, "invalid_input", invalid.Error())

@@ -115,7 +115,9 @@ func (s *Server) routes() chi.Router {
 		r.With(s.minPosition(pWriteModel)).Get("/v1/users", s.listUsers)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/users/{id}", s.getUser)
 		r.Post("/v1/users/{id}/api-keys", s.issueAPIKey)
+		r.With(requireAdmin).Patch("/v1/users/{id}", s.updateUser)
 		r.With(requireAdmin).Post("/v1/users/{id}/deactivate", s.deactivateUser)
+		r.With(requireAdmin).Post("/v1/users/{id}/transfer", s.transferCustomers)
 		r.With(s.minPosition(pMyClients, pIntervals, pCustomers)).Get("/v1/users/{id}/clients", s.userClients)
 		r.With(s.minPosition(pNotify)).Get("/v1/users/{id}/notifications", s.notifications)
 		r.Post("/v1/users/{id}/notifications/read", s.markNotificationsRead)
@@ -124,11 +126,14 @@ func (s *Server) routes() chi.Router {
 		// The assigned-user filter reads my_clients too.
 		r.With(s.minPosition(pCustomers, pMyClients)).Get("/v1/customers", s.listCustomers)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
+		r.With(requireAdmin).Patch("/v1/customers/{id}", s.updateCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.blockCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)
 		r.With(s.minPosition(pIntervals)).Get("/v1/customers/{id}/assignees", s.customerAssignees)
-		r.With(requireAdmin).Post("/v1/assignments/bulk", s.bulkEdit)
+		r.Put("/v1/customers/{id}/assignees", s.setTeam)
+		// Members may bulk add or remove themselves: the command decides.
+		r.Post("/v1/assignments/bulk", s.bulkEdit)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)
 		r.With(requireAdmin, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)

@@ -2,6 +2,7 @@ package http
 
 import (
 	nethttp "net/http"
+	"strings"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -82,7 +83,16 @@ func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 	}
-	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID, after, limit+1)
+	f := commands.UsersFilter{Q: strings.TrimSpace(r.URL.Query().Get("q")), Status: r.URL.Query().Get("status")}
+	if len(f.Q) > 200 {
+		s.writeError(w, r, badRequest("invalid_input", "q", "q is longer than 200 characters"))
+		return
+	}
+	if f.Status != "" && f.Status != "active" && f.Status != "deactivated" {
+		s.writeError(w, r, badRequest("invalid_input", "status", "status must be active or deactivated"))
+		return
+	}
+	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID, f, after, limit+1)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -130,6 +140,7 @@ func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 type deactivateBody struct {
 	TransferTo string `json:"transfer_to"`
+	DryRun     bool   `json:"dry_run"`
 }
 
 func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -151,6 +162,15 @@ func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return
 		}
 	}
+	if body.DryRun {
+		preview, err := s.cmd.PreviewDeactivation(r.Context(), meta, id, transferTo)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, nethttp.StatusOK, preview)
+		return
+	}
 	res, err := s.cmd.DeactivateUser(r.Context(), meta, id, transferTo)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -166,4 +186,92 @@ func optionalBody(r *nethttp.Request, dst any) any {
 		return nil
 	}
 	return dst
+}
+
+type updateUserBody struct {
+	Name *string `json:"name"`
+	Role *string `json:"role"`
+}
+
+// updateUser is PATCH /v1/users/{id}: a role change (see
+// commands.UpdateUser for names).
+func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body updateUserBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var role *domain.Role
+	if body.Role != nil {
+		rl := domain.Role(*body.Role)
+		role = &rl
+	}
+	res, err := s.cmd.UpdateUser(r.Context(), m, id, body.Name, role)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// This process's cached principals of the user carry the old role;
+	// the single-customer routes would otherwise act on it until their
+	// append's key check refused it.
+	s.keys.forgetUser(id)
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
+}
+
+type transferBody struct {
+	To          string   `json:"to"`
+	CustomerIDs []string `json:"customer_ids"`
+	DryRun      bool     `json:"dry_run"`
+}
+
+// transferCustomers is POST /v1/users/{id}/transfer.
+func (s *Server) transferCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var body transferBody
+	m, err := s.command(r, &body)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	to, err := requiredID(r.Context(), body.To, "to")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req := commands.TransferRequest{From: id, To: to, DryRun: body.DryRun}
+	if body.CustomerIDs != nil {
+		if len(body.CustomerIDs) == 0 {
+			s.writeError(w, r, badRequest("invalid_input", "customer_ids", "customer_ids must not be empty (leave it out for all customers)"))
+			return
+		}
+		if len(body.CustomerIDs) > maxBulkCustomers {
+			s.writeError(w, r, &tooManyError{count: len(body.CustomerIDs)})
+			return
+		}
+		req.CustomerIDs = make([]string, 0, len(body.CustomerIDs))
+		for _, raw := range body.CustomerIDs {
+			cid, err := resolveID(r.Context(), raw, "customer_ids")
+			if err != nil || raw == "me" {
+				s.writeError(w, r, badRequest("invalid_id", "customer_ids", "customer id %q is not a UUID", raw))
+				return
+			}
+			req.CustomerIDs = append(req.CustomerIDs, cid)
+		}
+	}
+	res, err := s.cmd.TransferCustomers(r.Context(), m, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
 }

@@ -40,6 +40,9 @@ type CustomerItem struct {
 type CustomerFilter struct {
 	// AssignedUser is a user ID, or "none" for customers without assignees.
 	AssignedUser string
+	// AssignedUsers are several user IDs: customers assigned to any of
+	// them. Used instead of AssignedUser (which it must leave empty).
+	AssignedUsers []string
 	// Q matches first, last or full name or email, case-insensitively.
 	Q      string
 	Status string
@@ -155,38 +158,9 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 			return Page[CustomerItem]{}, err
 		}
 	}
-	var args sqlArgs
-	conds := []string{"c.tenant_id = " + args.add(tenantID)}
-	switch f.AssignedUser {
-	case "":
-	case "none":
-		conds = append(conds, "c.unassigned")
-	default:
-		// The user's customers come from my_clients (below); the row's own
-		// column must agree, so the answer is consistent with what it shows.
-		b, _ := json.Marshal([]map[string]string{{"user_id": f.AssignedUser}})
-		conds = append(conds, "c.assignees @> "+args.add(string(b))+"::jsonb")
-	}
-	if f.Q != "" {
-		conds = append(conds, searchCond(args.add(likePattern(f.Q))))
-	}
-	if f.Status != "" {
-		conds = append(conds, "c.status = "+args.add(f.Status))
-	}
-	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
-	if byUser && !isUUID(f.AssignedUser) {
+	from, conds, args, created, id, ok := customerQuery(tenantID, f)
+	if !ok {
 		return Page[CustomerItem]{Items: []CustomerItem{}}, nil
-	}
-	// The list's order is created_at, then id. Filtered by an assigned user,
-	// the user's customers come from my_clients, which carries each
-	// customer's created_at and has an index in that order (migration
-	// 0010): the query walks the user's customers in order, keeps those
-	// whose own row agrees, and stops at a full page. (The assignees column
-	// has no index: see migration 0008.)
-	from, created, id := "customer_list c", "c.created_at", "c.customer_id"
-	if byUser {
-		from, created, id = "my_clients m JOIN customer_list c ON c.customer_id = m.customer_id", "m.customer_created_at", "m.customer_id"
-		conds = append(conds, "m.tenant_id = $1", "m.user_id = "+args.add(f.AssignedUser)+"::uuid")
 	}
 	if after != nil {
 		conds = append(conds, "("+created+", "+id+") > ("+args.add(after.CreatedAt)+", "+args.add(after.ID)+"::uuid)")
@@ -215,6 +189,80 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 		page.NextCursor = encodeCursor("customers", customerCursor{CreatedAt: last.CreatedAt, ID: last.ID})
 	}
 	return page, nil
+}
+
+// customerQuery builds the FROM and WHERE of the customer list filtered by
+// f, and names its order columns (created, id); ok is false when f can
+// match nothing (a malformed user ID).
+func customerQuery(tenantID string, f CustomerFilter) (from string, conds []string, args sqlArgs, created, id string, ok bool) {
+	conds = []string{"c.tenant_id = " + args.add(tenantID)}
+	agrees := func(user string) string {
+		b, _ := json.Marshal([]map[string]string{{"user_id": user}})
+		return string(b)
+	}
+	switch f.AssignedUser {
+	case "":
+	case "none":
+		conds = append(conds, "c.unassigned")
+	default:
+		// The user's customers come from my_clients (below); the row's own
+		// column must agree, so the answer is consistent with what it shows.
+		conds = append(conds, "c.assignees @> "+args.add(agrees(f.AssignedUser))+"::jsonb")
+	}
+	if f.Q != "" {
+		conds = append(conds, searchCond(args.add(likePattern(f.Q))))
+	}
+	if f.Status != "" {
+		conds = append(conds, "c.status = "+args.add(f.Status))
+	}
+	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
+	if byUser && !isUUID(f.AssignedUser) {
+		return "", nil, nil, "", "", false
+	}
+	// The list's order is created_at, then id. Filtered by an assigned user,
+	// the user's customers come from my_clients, which carries each
+	// customer's created_at and has an index in that order (migration
+	// 0010): the query walks the user's customers in order, keeps those
+	// whose own row agrees, and stops at a full page. (The assignees column
+	// has no index: see migration 0008.)
+	from, created, id = "customer_list c", "c.created_at", "c.customer_id"
+	switch {
+	case byUser:
+		from, created, id = "my_clients m JOIN customer_list c ON c.customer_id = m.customer_id", "m.customer_created_at", "m.customer_id"
+		conds = append(conds, "m.tenant_id = $1", "m.user_id = "+args.add(f.AssignedUser)+"::uuid")
+	case len(f.AssignedUsers) > 0:
+		// Several users: their customers from my_clients once each (a
+		// customer may be on several of their teams), in list order; the
+		// row's own column must name one of them.
+		var users, agree []string
+		for _, u := range f.AssignedUsers {
+			if isUUID(u) {
+				users, agree = append(users, u), append(agree, agrees(u))
+			}
+		}
+		if len(users) == 0 {
+			return "", nil, nil, "", "", false
+		}
+		from = "(SELECT DISTINCT customer_id, customer_created_at FROM my_clients WHERE tenant_id = $1 AND user_id = ANY(" +
+			args.add(users) + "::uuid[])) m JOIN customer_list c ON c.customer_id = m.customer_id"
+		created, id = "m.customer_created_at", "m.customer_id"
+		conds = append(conds, "c.assignees @> ANY("+args.add(agree)+"::jsonb[])")
+	}
+	return from, conds, args, created, id, true
+}
+
+// CountCustomers counts the tenant's customers matching f (a bulk call's
+// selection by filter is bounded by this count).
+func (q *Queries) CountCustomers(ctx context.Context, tenantID string, f CustomerFilter) (int, error) {
+	from, conds, args, _, _, ok := customerQuery(tenantID, f)
+	if !ok {
+		return 0, nil
+	}
+	var n int
+	if err := q.pool.QueryRow(ctx, `SELECT count(*) FROM `+from+` WHERE `+strings.Join(conds, " AND "), args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count customers: %w", err)
+	}
+	return n, nil
 }
 
 // eachPageSize is the page size of the streaming exports: big enough to be

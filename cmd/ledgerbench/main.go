@@ -12,7 +12,9 @@
 //     10,000 customers, beside a rebuild of the same events;
 //   - rebuild: Runner.Rebuild("all") over a generated event store;
 //   - reads: "My Clients" and the customer list filtered by assigned user over
-//     a large read model, beside a primary-key lookup.
+//     a large read model, beside a primary-key lookup;
+//   - bulk: BulkEdit add, BulkEdit set and a transfer over 10,000 customers,
+//     each one all-or-nothing transaction (time and peak heap).
 //
 // It prints a table (figure, target, pass/miss) and writes the same data with
 // machine information to a JSON file. Each phase runs in a database of its
@@ -41,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/assignment-ledger/ledger/commands"
 )
 
 // options are the command-line settings.
@@ -70,6 +74,8 @@ type options struct {
 	assignments int
 	readQueries int
 
+	bulkCustomers int
+
 	noProjections bool // diagnostic: commands phase without the Runner
 
 	cpuProfile string // prefix: one profile per phase
@@ -77,7 +83,7 @@ type options struct {
 	verbose    bool
 }
 
-var phases = []string{"commands", "lag", "catchup", "rebuild", "reads"}
+var phases = []string{"commands", "lag", "catchup", "rebuild", "reads", "bulk"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -110,6 +116,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.users, "users", 10_000, "users of the reads phase")
 	fs.IntVar(&o.assignments, "assignments", 3_000_000, "assignments of the reads phase")
 	fs.IntVar(&o.readQueries, "read-queries", 2000, "measured queries per read kind")
+	fs.IntVar(&o.bulkCustomers, "bulk-customers", commands.MaxBulkCustomers, "customers of each bulk command of the bulk phase")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
 	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
@@ -166,6 +173,8 @@ func parseFlags(args []string) (options, error) {
 		return o, errors.New("-users and -customers must be positive, -assignments not negative")
 	case o.assignments > o.customers*o.users:
 		return o, errors.New("-assignments exceeds -customers × -users")
+	case o.bulkCustomers < 1 || o.bulkCustomers > commands.MaxBulkCustomers:
+		return o, fmt.Errorf("-bulk-customers must be from 1 to %d", commands.MaxBulkCustomers)
 	case o.lagRate < 1 || o.lagWorkers < 1:
 		return o, errors.New("-lag-rate and -lag-workers must be positive")
 	case o.catchUpRows < 1:
@@ -220,7 +229,7 @@ func run(ctx context.Context, args []string, url string) error {
 		name string
 		run  func(ctx context.Context, o options, srv *server, rep *report) error
 	}
-	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}}
+	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}, {"bulk", runBulk}}
 	var failed []string
 	for _, p := range all {
 		if !o.only[p.name] {
@@ -296,7 +305,8 @@ func settingsOf(o options) map[string]any {
 		"lag_rate": o.lagRate, "lag_duration_s": o.lagDuration.Seconds(), "lag_workers": o.lagWorkers,
 		"catchup_rows": o.catchUpRows, "rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,
 		"customers": o.customers, "users": o.users, "assignments": o.assignments, "read_queries": o.readQueries,
-		"gomaxprocs": runtime.GOMAXPROCS(0), "no_projections": o.noProjections,
+		"bulk_customers": o.bulkCustomers,
+		"gomaxprocs":     runtime.GOMAXPROCS(0), "no_projections": o.noProjections,
 	}
 }
 

@@ -21,7 +21,7 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	args := []string{"-quick", "-out", out, "-duration", "300ms", "-warmup", "100ms",
 		"-cmd-customers", "1000", "-cmd-users", "10", "-lag-rate", "200", "-lag-duration", "500ms", "-lag-workers", "8",
 		"-catchup-rows", "300", "-rebuild-events", "3000", "-rebuild-users", "20",
-		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30"}
+		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30", "-bulk-customers", "200"}
 	if err := run(context.Background(), args, url); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -65,7 +65,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"commands/AssignUser HTTP @1", "commands/raw INSERT @16", "commands/AssignUser p99 @16",
-		"lag/commit→read model p50", "reads/baseline PK lookup p99", "catchup/rebuild of the same events (baseline)"} {
+		"lag/commit→read model p50", "reads/baseline PK lookup p99", "catchup/rebuild of the same events (baseline)",
+		"bulk/BulkEdit add, 200 customers", "bulk/BulkEdit set (one owner), 200 customers", "bulk/transfer (all), 200 customers",
+		"bulk/BulkEdit set (one owner) peak heap"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}

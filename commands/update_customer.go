@@ -1,0 +1,120 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// ProfilePatch is a partial profile: nil fields are kept.
+type ProfilePatch struct {
+	FirstName, LastName, Email, Phone, ExternalID *string
+}
+
+func (p ProfilePatch) apply(to domain.Profile) domain.Profile {
+	for _, f := range []struct {
+		v   *string
+		dst *string
+	}{{p.FirstName, &to.FirstName}, {p.LastName, &to.LastName}, {p.Email, &to.Email}, {p.Phone, &to.Phone}, {p.ExternalID, &to.ExternalID}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return to
+}
+
+// UpdateCustomer changes some of a customer's profile fields (admin only):
+// one CustomerUpdated carrying the whole new profile, or nothing when no
+// field changes. A changed email or external_id moves its uniqueness claim
+// in the same transaction (email_taken, external_id_taken when another
+// customer holds it). Honours If-Match.
+func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string, patch ProfilePatch) (CustomerResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return CustomerResult{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return CustomerResult{}, err
+	}
+	cid, ok := parseID(customerID)
+	if !ok {
+		return CustomerResult{}, notFound("customer", customerID)
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
+		var result CustomerResult
+		err := c.withRetry(ctx, "UpdateCustomer", m.IfMatch != nil, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				versions, err := lockCustomers(ctx, tx, m.TenantID, []string{cid}, forUpdate)
+				if err != nil {
+					return err
+				}
+				version, ok := versions[cid]
+				if !ok {
+					return notFound("customer", cid)
+				}
+				if m.IfMatch != nil && *m.IfMatch != version {
+					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
+				}
+				l, err := loadCustomers(ctx, tx, m.TenantID, []string{cid})
+				if err != nil {
+					return err
+				}
+				cu := l.customers[cid]
+				old := cu.Profile
+				events, err := cu.UpdateProfile(patch.apply(old))
+				if err != nil {
+					return err
+				}
+				at := now()
+				for _, e := range events {
+					cu.Apply(e, at)
+				}
+				if err := c.fillNames(ctx, tx, m.TenantID, teamIDs(cu)); err != nil {
+					return err
+				}
+				result = CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[cid]}
+				if len(events) == 0 && idem == nil {
+					return nil
+				}
+				var claims, releases []eventstore.Claim
+				if cu.Profile.Email != old.Email || cu.Profile.ExternalID != old.ExternalID {
+					// Release the old values and claim the new ones (claiming
+					// a value one owns is a no-op).
+					releases = profileClaims(cid, old)
+					claims = profileClaims(cid, cu.Profile)
+				}
+				data, err := encode(events)
+				if err != nil {
+					return err
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  []eventstore.StreamWrite{{StreamID: cid, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
+					Claims:   claims,
+					Releases: releases,
+					Metadata: m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) {
+						if p != 0 {
+							result.Position = p
+						}
+					}),
+					Now: at,
+				})
+				if err != nil {
+					return translateClaim(err)
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				if res.Position != 0 {
+					result.Position = res.Position
+				}
+				return nil
+			})
+		})
+		return result, err
+	})
+}
