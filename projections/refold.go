@@ -518,11 +518,7 @@ func rowJSON(columns, key []string, r []any) ([]byte, string, error) {
 		case rawJSON:
 			b = append(b, v...)
 		case string:
-			js, err := json.Marshal(v)
-			if err != nil {
-				return nil, "", err
-			}
-			b = append(b, js...)
+			b = appendJSONString(b, v)
 		default:
 			js, err := json.Marshal(v)
 			if err != nil {
@@ -535,4 +531,19 @@ func rowJSON(columns, key []string, r []any) ([]byte, string, error) {
 		}
 	}
 	return append(b, '}'), string(k), nil
+}
+
+// appendJSONString appends s as a JSON string: plain printable ASCII as is
+// (names, e-mails, ids: nearly every value), anything else through
+// encoding/json.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			js, _ := json.Marshal(s) // a string always encodes
+			return append(b, js...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
