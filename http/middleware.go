@@ -95,7 +95,19 @@ func (s *Server) observe(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		aborted := true
+		defer func() {
+			if aborted {
+				// A handler aborted the response (a failed export): log it
+				// as such; net/http then drops the connection.
+				s.log.LogAttrs(r.Context(), slog.LevelError, "http request aborted",
+					slog.String("request_id", requestID(r.Context())),
+					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+			}
+		}()
 		next.ServeHTTP(rec, r)
+		aborted = false
 		if rec.status == 0 {
 			rec.status = nethttp.StatusOK
 		}

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -101,6 +102,12 @@ func errorToProblem(err error) (Problem, bool) {
 		return newProblem(nethttp.StatusConflict, claim.Kind+"_taken", err.Error()), true
 	case errors.Is(err, projections.ErrWaitTimeout):
 		return newProblem(nethttp.StatusServiceUnavailable, "position_not_reached", "the read models have not caught up with the requested position yet"), true
+	}
+	// Driver errors become the store's sentinels here, whichever package
+	// ran the query.
+	switch err = eventstore.Translate(err); {
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return newProblem(nethttp.StatusServiceUnavailable, "unavailable", "the database is unavailable or too slow; retry later"), true
 	case errors.Is(err, eventstore.ErrConflict), errors.Is(err, eventstore.ErrVersionMismatch):
 		return newProblem(nethttp.StatusConflict, "concurrent_modification", "the resource was changed concurrently; retry"), true
 	}
@@ -130,12 +137,16 @@ func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err er
 	if p, ok := errorToProblem(err); ok {
 		if p.Status == nethttp.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
+			if p.Code == "unavailable" {
+				s.log.WarnContext(r.Context(), "database unavailable", slog.String("error", err.Error()),
+					slog.String("request_id", requestID(r.Context())))
+			}
 		}
 		p.Instance = r.URL.Path
 		writeProblem(w, p)
 		return
 	}
-	if r.Context().Err() != nil {
+	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The client went away; nobody reads the answer.
 		return
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/config"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -33,8 +34,13 @@ type Deps struct {
 	BaseURL string
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
-	// Ready reports whether the service may take traffic (/readyz).
+	// Ready reports whether the service may take traffic (/readyz), besides
+	// the event store answering.
 	Ready func(ctx context.Context) error
+	// RequestTimeout bounds each request's database work, ExportTimeout a
+	// streamed export's (zero: config.DefaultRequestTimeout and
+	// config.DefaultExportTimeout).
+	RequestTimeout, ExportTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -51,6 +57,8 @@ type Server struct {
 	metrics  *httpMetrics
 	router   chi.Router
 	keys     keyCache
+
+	requestTimeout, exportTimeout time.Duration
 }
 
 // maxPositionWait bounds how long a GET waits for X-Min-Position.
@@ -61,6 +69,13 @@ func NewServer(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
 		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready,
+		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout,
+	}
+	if s.requestTimeout <= 0 {
+		s.requestTimeout = config.DefaultRequestTimeout
+	}
+	if s.exportTimeout <= 0 {
+		s.exportTimeout = config.DefaultExportTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -91,7 +106,7 @@ const (
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe, s.recoverer)
+	r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline)
 	r.NotFound(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "no such route"))
 	})
@@ -193,14 +208,45 @@ func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyzTimeout bounds the readiness check: a database that does not answer
+// within it is not ready.
+const readyzTimeout = 2 * time.Second
+
 func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
-	if s.ready != nil {
-		if err := s.ready(ctx); err != nil {
-			writeProblem(w, newProblem(nethttp.StatusServiceUnavailable, "not_ready", err.Error()))
-			return
-		}
+	// Reading the event store, not a bare ping: a database that answers
+	// pings while the events table is locked cannot serve a command.
+	err := s.store.Ready(ctx)
+	if err == nil && s.ready != nil {
+		err = s.ready(ctx)
+	}
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, newProblem(nethttp.StatusServiceUnavailable, "not_ready", err.Error()))
+		return
 	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// withDeadline bounds the database work of every request: past the request
+// timeout (the export timeout for a streamed export) its queries are
+// cancelled and it answers 503 unavailable, rather than holding the client
+// as long as a lock or a stalled database does.
+func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		d := s.requestTimeout
+		if isExport(r) {
+			d = s.exportTimeout
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// isExport reports whether r asks for a streamed export.
+func isExport(r *nethttp.Request) bool {
+	return r.Method == nethttp.MethodGet &&
+		(accepts(r, "text/csv") || accepts(r, "application/x-ndjson") || accepts(r, "application/ndjson"))
 }
