@@ -94,7 +94,7 @@ func (s *Server) command(r *nethttp.Request, dst any) (commands.Meta, error) {
 
 func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	p := principal(r.Context())
-	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: requestID(r.Context())}
+	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: correlationID(r.Context())}
 	if sum, ok := uncheckedKey(r.Context()); ok {
 		m.CallerKeyHash = sum[:]
 	}
