@@ -71,3 +71,133 @@ func TestCorrelationIDsAreServerMade(t *testing.T) {
 		t.Fatalf("exports: audit %d rows, customers %q", len(audit), customers)
 	}
 }
+
+// badInput fails unless r is a 400 naming field.
+func badInput(t *testing.T, r response, field, what string) {
+	t.Helper()
+	var p struct{ Field, Detail string }
+	r.decode(t, &p)
+	if r.status != 400 || p.Field != field {
+		t.Fatalf("%s: %d %s, want 400 naming %q", what, r.status, r.body, field)
+	}
+}
+
+func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	before := b.countEvents(t)
+
+	badInput(t, b.admin.do("POST", "/v1/users", map[string]string{"name": "A\x00Z", "email": "a@acme.example", "role": "member"}), "name", "NUL in a user's name")
+	badInput(t, b.admin.do("POST", "/v1/users", []byte(`{"name":"A\u0000Z","email":"a@acme.example","role":"member"}`)), "name", "escaped NUL in a user's name")
+	badInput(t, b.admin.do("POST", "/v1/users", []byte("{\"name\":\"A\xffZ\",\"email\":\"a@acme.example\",\"role\":\"member\"}")), "name", "invalid UTF-8 in a user's name")
+	for _, field := range []string{"first_name", "last_name", "phone", "external_id"} {
+		body := map[string]any{"first_name": "Carla", "last_name": "Client", "email": "c@client.example", field: "A\x00Z"}
+		badInput(t, b.admin.do("POST", "/v1/customers", body), field, "NUL in a customer's "+field)
+		body["team"] = []string{u.userID}
+		badInput(t, b.admin.do("POST", "/v1/clients/invitations", body), field, "NUL in an invitation's "+field)
+	}
+	raw := "{\"first_name\":\"Carla\",\"last_name\":\"\xc3\x28\",\"email\":\"c@client.example\"}"
+	badInput(t, b.admin.do("POST", "/v1/customers", []byte(raw)), "last_name", "invalid UTF-8 in a customer's last_name")
+
+	header := "First Name,Last Name,Email,Phone Number,Team\n"
+	r := b.admin.csv("POST", "/v1/clients/import", header+"Ada,Lovelace,ada@client.example,,\nA\x00Z,Turing,alan@client.example,,\n")
+	badInput(t, r, "First Name", "NUL in an import row")
+	if !strings.Contains(r.json(t)["detail"].(string), "row 2") {
+		t.Fatalf("the import's refusal does not name the row: %s", r.body)
+	}
+	badInput(t, b.admin.csv("POST", "/v1/clients/import", header+"Ada,Love\xfflace,ada@client.example,,\n"), "Last Name", "invalid UTF-8 in an import row")
+
+	for _, path := range []string{"/v1/customers?q=a%00b", "/v1/customers?q=%ff", "/v1/users/me/clients?q=a%00b",
+		"/v1/audit?type=a%00b", "/v1/audit?type=%ff"} {
+		field := "q"
+		if strings.Contains(path, "type=") {
+			field = "type"
+		}
+		badInput(t, b.admin.do("GET", path, nil), field, path)
+		badInput(t, b.admin.do("GET", path, nil, hdr{"Accept": "text/csv"}), field, path+" as CSV")
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+}
+
+func TestPolicyNeedsEveryFieldAndNamesTheRealMaximum(t *testing.T) {
+	b := setup(t)
+	b.setPolicy(t, 2, false, false, true)
+	cust := b.createCustomer(t, "Carla")
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Udo Two", "member"), b.createUser(t, "Ute Three", "member")
+	for _, u := range []*client{u1, u2} {
+		b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	}
+
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "max_assignees", "a policy without max_assignees")
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"MAX_ASSIGNEES": 5, "require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "MAX_ASSIGNEES", "a field name in the wrong case")
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"max_assignees": "2", "require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "max_assignees", "max_assignees as a string")
+	if got := b.admin.must(200, "GET", "/v1/policy", nil).json(t)["max_assignees"]; got != float64(2) {
+		t.Fatalf("refused policy changes changed max_assignees to %v", got)
+	}
+
+	b.setPolicy(t, 1, false, false, true)
+	r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u3.userID})
+	if r.status != 409 || r.code() != "max_assignees_reached" || !strings.Contains(r.json(t)["detail"].(string), "maximum is 1") {
+		t.Fatalf("assign over a lowered maximum: %d %s", r.status, r.body)
+	}
+	b.setPolicy(t, nil, false, false, true)
+	if got := b.admin.must(200, "GET", "/v1/policy", nil).json(t)["max_assignees"]; got != nil {
+		t.Fatalf("explicit null: max_assignees %v", got)
+	}
+}
+
+func TestJSONErrorsSpeakJSON(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	v := b.createUser(t, "Vic Two", "member")
+	cust := b.createCustomer(t, "Carla")
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	before := b.countEvents(t)
+
+	r := b.admin.do("POST", "/v1/customers", map[string]any{"first_name": 5, "email": "x@client.example"})
+	badInput(t, r, "first_name", "a number for a string")
+	if d := r.json(t)["detail"].(string); strings.Contains(d, "profileBody") || strings.Contains(d, "json:") {
+		t.Fatalf("the error speaks Go: %s", d)
+	}
+	r = b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": 5, "email": "x@client.example", "team": []string{u.userID}})
+	badInput(t, r, "first_name", "a number for a string in an invitation")
+	if d := r.json(t)["detail"].(string); strings.Contains(d, "profileBody") || strings.Contains(d, "json:") {
+		t.Fatalf("the error speaks Go: %s", d)
+	}
+	r = b.admin.do("POST", "/v1/customers", `{"first_name": "Carla",`)
+	if d := r.json(t)["detail"].(string); r.status != 400 || strings.Contains(d, "json:") {
+		t.Fatalf("malformed JSON: %d %s", r.status, d)
+	}
+	r = b.admin.do("POST", "/v1/customers/"+cust+"/assignees/"+u.userID+"/replace", map[string]string{"user_id": v.userID})
+	badInput(t, r, "user_id", "an unknown field")
+	if d := r.json(t)["detail"].(string); r.code() != "unknown_field" || !strings.Contains(d, "with_user_id") {
+		t.Fatalf("an unknown field's error does not name the expected ones: %s", r.body)
+	}
+	r = b.admin.do("POST", "/v1/assignments/bulk", `{"action":"add","customer_ids":["`+cust+`"],"user_ids":["`+v.userID+`"],"dry_run":null}`)
+	badInput(t, r, "dry_run", `"dry_run": null`)
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+
+	// A bodyless command sent with a JSON Content-Type and no body.
+	b.admin.must(200, "POST", "/v1/users/"+v.userID+"/deactivate", "")
+
+	anon := &client{t: t, base: b.base}
+	r = anon.do("PATCH", "/healthz", nil)
+	if r.status != 405 || r.header.Get("Allow") != "GET" {
+		t.Fatalf("405 without Allow: %d %v", r.status, r.header)
+	}
+	r = b.admin.do("GET", "/v1/customers/"+cust+"/assignees", nil, hdr{"X-HTTP-Method": "x"})
+	if r.status != 200 {
+		t.Fatalf("assignees: %d", r.status)
+	}
+	if r := b.admin.do("PATCH", "/v1/customers/"+cust+"/assignees", nil); r.status != 405 || r.header.Get("Allow") != "GET, POST" {
+		t.Fatalf("405 on assignees: %d Allow %q", r.status, r.header.Get("Allow"))
+	}
+	badInput(t, b.admin.do("GET", "/v1/audit?type=Nope", nil), "type", "an unknown event type")
+}

@@ -82,6 +82,9 @@ func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 	body, err := readBody(r, "text/csv", maxCSVBody)
+	if err == nil {
+		err = badCSVText(body)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	nethttp "net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,9 +326,10 @@ func (s *Server) auditFilter(r *nethttp.Request) (projections.AuditFilter, error
 			}
 		}
 	}
-	f.Type = q.Get("type")
-	if len(f.Type) > 100 {
-		return f, badRequest("invalid_input", "type", "type is too long")
+	// An unknown type is a 400 listing the known ones, not an empty log
+	// that looks like "nothing happened".
+	if f.Type = q.Get("type"); f.Type != "" && !slices.Contains(domain.EventTypes(), f.Type) {
+		return f, badRequest("invalid_input", "type", "type %q is not an event type; one of %s", f.Type, strings.Join(domain.EventTypes(), ", "))
 	}
 	return f, nil
 }

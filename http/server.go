@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	nethttp "net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -106,12 +107,15 @@ const (
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline)
+	r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
 	r.NotFound(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "no such route"))
 	})
 	r.MethodNotAllowed(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		writeProblem(w, newProblem(nethttp.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here"))
+		allowed := s.allowedMethods(r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, newProblem(nethttp.StatusMethodNotAllowed, "method_not_allowed",
+			r.Method+" is not allowed here; allowed: "+strings.Join(allowed, ", ")))
 	})
 
 	r.Get("/healthz", s.healthz)
@@ -161,6 +165,18 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireAdminChecked).Post("/v1/customers/{id}/assignees/{user_id}/replace", s.replaceTeamMember)
 	})
 	return r
+}
+
+// allowedMethods lists the methods the router serves on path, for a 405's
+// Allow header (chi's own 405 sets it, a custom one must).
+func (s *Server) allowedMethods(path string) []string {
+	var out []string
+	for _, m := range []string{nethttp.MethodGet, nethttp.MethodPost, nethttp.MethodPut, nethttp.MethodPatch, nethttp.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // minPosition honours X-Min-Position: the GET waits (at most 5 s) until the
@@ -242,6 +258,19 @@ func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), d)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// checkQuery refuses, for every route, query parameters holding text
+// PostgreSQL cannot take (a NUL byte, invalid UTF-8): a 400 naming the
+// parameter instead of a 500 from the query, or an export with no rows.
+func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if err := badQueryText(r.URL.Query()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
