@@ -22,6 +22,9 @@ const (
 	CodeNotInvited         = "customer_not_invited"
 	CodeAlreadyDeactivated = "user_already_deactivated"
 	CodeTransferToSelf     = "transfer_to_self"
+	// CodeLastAdmin refuses to deactivate a tenant's last active admin:
+	// nothing could then manage the tenant, and no path restores an admin.
+	CodeLastAdmin = "last_admin"
 )
 
 // RuleError is a command refused by a business rule (HTTP 409).

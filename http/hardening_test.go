@@ -2,7 +2,9 @@ package http_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -200,4 +202,72 @@ func TestJSONErrorsSpeakJSON(t *testing.T) {
 		t.Fatalf("405 on assignees: %d Allow %q", r.status, r.header.Get("Allow"))
 	}
 	badInput(t, b.admin.do("GET", "/v1/audit?type=Nope", nil), "type", "an unknown event type")
+}
+
+func TestLastAdminCannotBeDeactivated(t *testing.T) {
+	b := setup(t)
+	r := b.admin.do("POST", "/v1/users/me/deactivate", nil)
+	if r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("the only admin deactivating themselves: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "GET", "/v1/users", nil) // still in
+
+	second := b.createUser(t, "Bea Admin", "admin")
+	second.must(200, "POST", "/v1/users/"+b.admin.userID+"/deactivate", nil)
+	if r := second.do("POST", "/v1/users/me/deactivate", nil); r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("the last admin deactivating themselves: %d %s", r.status, r.body)
+	}
+
+	// Two admins deactivating each other at once: one of them stays.
+	for i := range 5 {
+		b.admin = second // createUser's admin
+		x, y := b.createUser(t, fmt.Sprint("Xena Admin ", i), "admin"), b.createUser(t, fmt.Sprint("Yann Admin ", i), "admin")
+		second.must(200, "POST", "/v1/users/me/deactivate", nil)
+		done := make(chan response, 2)
+		go func() { done <- x.do("POST", "/v1/users/"+y.userID+"/deactivate", nil) }()
+		go func() { done <- y.do("POST", "/v1/users/"+x.userID+"/deactivate", nil) }()
+		ok := 0
+		for range 2 {
+			if r := <-done; r.status == 200 {
+				ok++
+			}
+		}
+		var admins int
+		if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active'`).Scan(&admins); err != nil {
+			t.Fatal(err)
+		}
+		if ok != 1 || admins != 1 {
+			t.Fatalf("racing deactivations: %d succeeded, %d active admins left", ok, admins)
+		}
+		second = x
+		if x.do("GET", "/v1/users", nil).status != 200 {
+			second = y
+		}
+	}
+}
+
+func TestReplayNeverBlanksASecret(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	key := hdr{"Idempotency-Key": "issue-uma-key"}
+	first := b.admin.must(201, "POST", "/v1/users/"+u.userID+"/api-keys", nil, key)
+	if first.json(t)["api_key"] == "" {
+		t.Fatal("no key issued")
+	}
+	n := b.countEvents(t)
+	again := b.admin.do("POST", "/v1/users/"+u.userID+"/api-keys", nil, key)
+	if again.status != 409 || again.code() != "replay_unavailable" || b.countEvents(t) != n {
+		t.Fatalf("replayed key issue: %d %s (%d events)", again.status, again.body, b.countEvents(t)-n)
+	}
+
+	inv := map[string]any{"first_name": "Ivy", "last_name": "Client", "email": "ivy@client.example", "team": []string{u.userID}}
+	key = hdr{"Idempotency-Key": "invite-ivy"}
+	if url := b.admin.must(201, "POST", "/v1/clients/invitations", inv, key).json(t)["invitation_url"]; url == nil || url == "" {
+		t.Fatal("no invitation_url")
+	}
+	n = b.countEvents(t)
+	again = b.admin.do("POST", "/v1/clients/invitations", inv, key)
+	if again.status != 409 || again.code() != "replay_unavailable" || b.countEvents(t) != n {
+		t.Fatalf("replayed invitation: %d %s (%d events)", again.status, again.body, b.countEvents(t)-n)
+	}
 }

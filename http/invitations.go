@@ -39,6 +39,9 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 		team = append(team, uid)
 	}
 	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team)
+	if err == nil && res.Replayed {
+		err = errReplayUnavailable("invitation_url")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

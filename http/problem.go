@@ -58,6 +58,15 @@ func badRequest(code, field, format string, args ...any) error {
 	return &errInput{status: nethttp.StatusBadRequest, code: code, field: field, detail: fmt.Sprintf(format, args...)}
 }
 
+// errReplayUnavailable answers an idempotent replay of a request whose
+// answer carried a secret: the store keeps only the secret's hash, and a
+// replay must never answer success with the secret blanked out.
+func errReplayUnavailable(secret string) error {
+	return &errInput{status: nethttp.StatusConflict, code: "replay_unavailable",
+		detail: fmt.Sprintf("this Idempotency-Key was already used and its answer carried a secret (%s) that is not kept: "+
+			"the first request succeeded; send a new request without this key for a new one", secret)}
+}
+
 // errorToProblem is the one place where typed errors become HTTP answers.
 func errorToProblem(err error) (Problem, bool) {
 	var (

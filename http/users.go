@@ -155,6 +155,9 @@ func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	res, err := s.cmd.IssueAPIKey(r.Context(), m, id)
+	if err == nil && res.Replayed {
+		err = errReplayUnavailable("api_key")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
