@@ -271,3 +271,22 @@ func TestReplayNeverBlanksASecret(t *testing.T) {
 		t.Fatalf("replayed invitation: %d %s (%d events)", again.status, again.body, b.countEvents(t)-n)
 	}
 }
+
+func TestBlockedClientsInvitationIsNotFound(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	var inv struct {
+		Customer struct {
+			ID string `json:"id"`
+		} `json:"customer"`
+		InvitationURL string `json:"invitation_url"`
+	}
+	b.admin.must(201, "POST", "/v1/clients/invitations", map[string]any{"first_name": "Ivy", "last_name": "Client",
+		"email": "ivy@client.example", "team": []string{u.userID}}).decode(t, &inv)
+	b.admin.must(200, "POST", "/v1/customers/"+inv.Customer.ID+"/block", nil)
+	token := inv.InvitationURL[strings.LastIndexByte(inv.InvitationURL, '/')+1:]
+	anon := &client{t: t, base: b.base}
+	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 || strings.Contains(string(r.body), inv.Customer.ID) {
+		t.Fatalf("accepting a blocked client's invitation: %d %s", r.status, r.body)
+	}
+}

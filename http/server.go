@@ -6,6 +6,7 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	nethttp "net/http"
 	"strconv"
@@ -207,16 +208,30 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), maxPositionWait)
 			defer cancel()
-			if err := s.proj.WaitFor(ctx, pos, wait...); err != nil {
-				if errors.Is(err, projections.ErrUnknownPosition) {
-					s.writeError(w, r, badRequest("invalid_header", "X-Min-Position", "no event has position %d", pos))
-					return
-				}
+			if err := s.waitFor(ctx, pos, wait); err != nil {
 				s.writeError(w, r, err)
 				return
 			}
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// waitFor waits until the projections named have processed pos. A position
+// past the newest event is treated as any future one (waited for, then 503
+// position_not_reached), not refused: positions are global, and "no event has
+// position N" told any tenant how many events all tenants had.
+func (s *Server) waitFor(ctx context.Context, pos int64, names []string) error {
+	for {
+		err := s.proj.WaitFor(ctx, pos, names...)
+		if !errors.Is(err, projections.ErrUnknownPosition) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: position %d: %w", projections.ErrWaitTimeout, pos, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
 
