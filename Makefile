@@ -11,9 +11,11 @@ PG_DIR      := .data
 PG_PORT     ?= 54329
 TESTFLAGS   ?=
 BENCH_FLAGS ?=
+FUZZTIME    ?= 10s
+FUZZ_PKGS   := ./http ./commands
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
 
-.PHONY: help build run stop test bench bench-quick lint clean
+.PHONY: help build run stop test fuzz bench bench-quick lint clean
 
 help: ## list the targets
 	@echo "Targets:"
@@ -59,6 +61,14 @@ test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set)
 	else \
 		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
 	fi
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s); `make test` runs their seed corpora
+	@for pkg in $(FUZZ_PKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 bench: ## run cmd/ledgerbench (throwaway durable PostgreSQL unless DATABASE_URL is set)
 	@if [ -n "$${DATABASE_URL:-}" ]; then \

@@ -291,7 +291,7 @@ func badCSVText(body []byte) error {
 				continue
 			}
 			column := fmt.Sprintf("column %d", i+1)
-			if i < len(header) && !bad(header[i]) {
+			if i < len(header) && header[i] != "" && !bad(header[i]) {
 				column = header[i]
 			}
 			if row == 0 {
