@@ -45,7 +45,9 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	fi; \
 	key=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"api_key"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
 	echo; \
+	tenant=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"tenant_id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
 	echo "Demo admin API key: $${key:-<not found, see $(PG_DIR)/demo.json>}"; \
+	echo "Demo tenant ID:     $${tenant:-<not found>} (ledger history --tenant; 'ledger tenants' lists all)"; \
 	echo "Listening on:       http://$$LEDGER_ADDR"; \
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
