@@ -202,6 +202,10 @@ func TestJSONErrorsSpeakJSON(t *testing.T) {
 		t.Fatalf("405 on assignees: %d Allow %q", r.status, r.header.Get("Allow"))
 	}
 	badInput(t, b.admin.do("GET", "/v1/audit?type=Nope", nil), "type", "an unknown event type")
+	if r := b.admin.do("GET", "/v1/audit", nil, hdr{"Accept": "application/ndjson"}); r.status != 200 ||
+		r.header.Get("Content-Type") != "application/x-ndjson" || bytes.HasPrefix(r.body, []byte(`{"items"`)) {
+		t.Fatalf("Accept: application/ndjson got %s: %.80s", r.header.Get("Content-Type"), r.body)
+	}
 }
 
 func TestLastAdminCannotBeDeactivated(t *testing.T) {
