@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -32,7 +33,7 @@ func decodeJSON(body []byte, dst any) error {
 		// escape: the field holding one is then named below.
 		body = markInvalidUTF8(body)
 	}
-	fields := jsonFields(reflect.TypeOf(dst).Elem())
+	fields := requestFields(reflect.TypeOf(dst).Elem())
 	var raw map[string]json.RawMessage
 	if err := strictUnmarshal(body, &raw); err != nil {
 		var typeErr *json.UnmarshalTypeError
@@ -117,6 +118,19 @@ func unknownField(name string, fields map[string]jsonField) error {
 type jsonField struct {
 	kind     string // in words, for errors: "a string", "true or false"
 	nullable bool
+}
+
+// fieldsByType caches jsonFields: the commands' hot path decodes a body per
+// request.
+var fieldsByType sync.Map // reflect.Type → map[string]jsonField
+
+func requestFields(t reflect.Type) map[string]jsonField {
+	if f, ok := fieldsByType.Load(t); ok {
+		return f.(map[string]jsonField)
+	}
+	f := jsonFields(t)
+	fieldsByType.Store(t, f)
+	return f
 }
 
 // jsonFields lists the JSON fields of a request struct, embedded structs'
