@@ -200,3 +200,16 @@ func TestExportFailingMidwayAbortsTheResponse(t *testing.T) {
 		})
 	}
 }
+
+// After an outage the projections carry on by themselves: a read of one's
+// own write is answered once the database is back.
+func TestProjectionsResumeAfterAnOutage(t *testing.T) {
+	b := setup(t)
+	cust := b.createCustomer(t, "Carla")
+	restore := b.cutDatabase(t)
+	time.Sleep(2 * time.Second) // the subscribers fail their polls meanwhile
+	restore()
+	u := b.createUser(t, "Uma One", "member")
+	pos := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}).header.Get("X-Ledger-Position")
+	b.admin.readAfter(pos, "/v1/customers?assigned_user="+u.userID)
+}
