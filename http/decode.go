@@ -257,10 +257,14 @@ func markInvalidUTF8(b []byte) []byte {
 	return out
 }
 
-// printableASCII reports whether s is all printable ASCII (space included).
-func printableASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] > 0x7e {
+// storableHeader reports whether a header value can be stored as text:
+// valid UTF-8 without control characters.
+func storableHeader(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
 			return false
 		}
 	}

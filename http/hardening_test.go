@@ -118,6 +118,10 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 		badInput(t, b.admin.do("GET", path, nil), field, path)
 		badInput(t, b.admin.do("GET", path, nil, hdr{"Accept": "text/csv"}), field, path+" as CSV")
 	}
+	r = b.admin.do("POST", "/v1/customers", map[string]any{"first_name": "Carla", "email": "c@client.example"}, hdr{"Idempotency-Key": "key-\xff"})
+	if r.status != 400 || r.json(t)["field"] != "Idempotency-Key" {
+		t.Fatalf("invalid UTF-8 in Idempotency-Key: %d %s", r.status, r.body)
+	}
 	if n := b.countEvents(t); n != before {
 		t.Fatalf("refused requests appended %d events", n-before)
 	}

@@ -98,8 +98,8 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 		if len(key) > 255 {
 			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key is longer than 255 characters")
 		}
-		if !printableASCII(key) {
-			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key must be printable ASCII")
+		if !storableHeader(key) {
+			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key must be UTF-8 text without control characters")
 		}
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\n%s\n%s\n%s\n", r.Method, r.URL.Path, r.URL.RawQuery, p.UserID)
