@@ -146,7 +146,17 @@ func TestPolicyNeedsEveryFieldAndNamesTheRealMaximum(t *testing.T) {
 		t.Fatalf("refused policy changes changed max_assignees to %v", got)
 	}
 
-	b.setPolicy(t, 1, false, false, true)
+	// Lowering the limit keeps the teams and says how many are over it.
+	other := b.createCustomer(t, "Otto")
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees", map[string]string{"user_id": u1.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees", map[string]string{"user_id": u2.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees/"+u2.userID+"/replace", map[string]string{"with_user_id": u3.userID})
+	b.admin.must(200, "DELETE", "/v1/customers/"+other+"/assignees/"+u3.userID, nil)
+	lowered := b.admin.must(200, "PUT", "/v1/policy", map[string]any{"max_assignees": 1, "require_assignee": false,
+		"require_lead": false, "members_can_self_assign": true}).json(t)
+	if lowered["customers_over_limit"] != float64(1) {
+		t.Fatalf("lowering max_assignees to 1 with one team of 2 and one of 1: %v", lowered)
+	}
 	r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u3.userID})
 	if r.status != 409 || r.code() != "max_assignees_reached" || !strings.Contains(r.json(t)["detail"].(string), "maximum is 1") {
 		t.Fatalf("assign over a lowered maximum: %d %s", r.status, r.body)
