@@ -11,9 +11,11 @@ PG_DIR      := .data
 PG_PORT     ?= 54329
 TESTFLAGS   ?=
 BENCH_FLAGS ?=
+FUZZTIME    ?= 10s
+FUZZ_PKGS   := ./http ./commands
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
 
-.PHONY: help build run stop test bench bench-quick lint clean
+.PHONY: help build run stop test fuzz bench bench-quick lint clean
 
 help: ## list the targets
 	@echo "Targets:"
@@ -43,7 +45,9 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	fi; \
 	key=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"api_key"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
 	echo; \
+	tenant=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"tenant_id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
 	echo "Demo admin API key: $${key:-<not found, see $(PG_DIR)/demo.json>}"; \
+	echo "Demo tenant ID:     $${tenant:-<not found>} (ledger history --tenant; 'ledger tenants' lists all)"; \
 	echo "Listening on:       http://$$LEDGER_ADDR"; \
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
@@ -59,6 +63,14 @@ test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set)
 	else \
 		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
 	fi
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 10s); `make test` runs their seed corpora
+	@for pkg in $(FUZZ_PKGS); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 bench: ## run cmd/ledgerbench (throwaway durable PostgreSQL unless DATABASE_URL is set)
 	@if [ -n "$${DATABASE_URL:-}" ]; then \

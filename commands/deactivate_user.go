@@ -53,11 +53,23 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		var result UserResult
 		err := c.withRetry(ctx, "DeactivateUser", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				// Deactivating an admin locks every active admin of the
+				// tenant FOR UPDATE, so that two admins deactivating each
+				// other at once cannot both see the other still active.
+				admins, err := activeAdmins(ctx, tx, m.TenantID)
+				if err != nil {
+					return err
+				}
+				lockIDs := ids
+				targetAdmin := slices.Contains(admins, uid)
+				if targetAdmin {
+					lockIDs = append(slices.Clone(ids), admins...)
+				}
 				// Users in ID order, whatever their lock mode.
-				users := make(map[string]domain.User, len(ids))
-				for _, id := range sortedUnique(ids) {
+				users := make(map[string]domain.User, len(lockIDs))
+				for _, id := range sortedUnique(lockIDs) {
 					mode := forShare
-					if id == uid {
+					if id == uid || (targetAdmin && slices.Contains(admins, id)) {
 						mode = forUpdate
 					}
 					got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
@@ -76,6 +88,18 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 				// deactivated user) before reading any customer.
 				if _, err := u.Deactivate(to); err != nil {
 					return err
+				}
+				if u.Role == domain.RoleAdmin {
+					others := 0
+					for _, id := range admins {
+						if o := users[id]; id != uid && o.Role == domain.RoleAdmin && o.Active() {
+							others++
+						}
+					}
+					if others == 0 {
+						return &domain.RuleError{Code: domain.CodeLastAdmin,
+							Detail: fmt.Sprintf("user %s is the tenant's last active admin; make another user admin first", uid)}
+					}
 				}
 
 				candidates, err := customersOf(ctx, tx, m.TenantID, uid)
@@ -238,4 +262,18 @@ func customersWith(ctx context.Context, tx *eventstore.Tx, tenantID, userID stri
 		customers = append(customers, l.customers[id])
 	}
 	return customers, l.policy, nil
+}
+
+// activeAdmins lists the tenant's active admins as they stand (unlocked).
+func activeAdmins(ctx context.Context, tx *eventstore.Tx, tenantID string) ([]string, error) {
+	rows, err := tx.Query(ctx, `SELECT id::text FROM users WHERE tenant_id = $1 AND role = $2 AND status = $3 ORDER BY id`,
+		tenantID, string(domain.RoleAdmin), string(domain.UserStatusActive))
+	if err != nil {
+		return nil, fmt.Errorf("find the tenant's admins: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("find the tenant's admins: %w", err)
+	}
+	return ids, nil
 }

@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -345,20 +344,11 @@ func readCustomer(ctx context.Context, q querier, tenantID, customerID string) (
 	return cu, nil
 }
 
-// translatePg maps the driver's retryable errors to eventstore.ErrConflict
-// for queries the commands run themselves.
+// translatePg maps the driver's errors to the event store's sentinels
+// (eventstore.ErrConflict for the retryable ones, ErrUnavailable, ...) for
+// queries the commands run themselves.
 func translatePg(err error) error {
-	if err == nil {
-		return nil
-	}
-	var pgErr interface{ SQLState() string }
-	if errors.As(err, &pgErr) {
-		switch pgErr.SQLState() {
-		case "40001", "40P01":
-			return fmt.Errorf("%w: %w", eventstore.ErrConflict, err)
-		}
-	}
-	return err
+	return eventstore.Translate(err)
 }
 
 // fillNames makes sure the cache knows the names of ids.

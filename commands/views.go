@@ -59,7 +59,11 @@ type UserResult struct {
 // PolicyResult is the answer of ChangePolicy.
 type PolicyResult struct {
 	domain.Policy
-	Position int64 `json:"position"`
+	// CustomersOverLimit counts the customers whose team is larger than
+	// MaxAssignees (set when there is a limit): a lowered limit keeps
+	// existing teams, which can then only shrink.
+	CustomersOverLimit *int  `json:"customers_over_limit,omitempty"`
+	Position           int64 `json:"position"`
 }
 
 func userView(u domain.User) UserView {

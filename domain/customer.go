@@ -280,7 +280,9 @@ func (c Customer) Assign(u User, pol Policy) ([]Event, error) {
 		return nil, ruleErr(CodeUserDeactivated, "user %s is deactivated", u.ID)
 	}
 	if pol.full(len(c.Team)) {
-		return nil, ruleErr(CodeMaxAssigneesReached, "customer %s already has %d assignees, the maximum", c.ID, len(c.Team))
+		// The team may be over the maximum (the policy was lowered after it
+		// grew): say what the maximum is, not the team's size.
+		return nil, ruleErr(CodeMaxAssigneesReached, "customer %s already has %d assignees; the maximum is %d", c.ID, len(c.Team), *pol.MaxAssignees)
 	}
 	_, hasLead := c.Lead()
 	return []Event{UserAssigned{CustomerID: c.ID, UserID: u.ID, Lead: pol.RequireLead && !hasLead}}, nil

@@ -22,7 +22,9 @@ const (
 	CodeNotInvited         = "customer_not_invited"
 	CodeAlreadyDeactivated = "user_already_deactivated"
 	CodeTransferToSelf     = "transfer_to_self"
-	CodeLastAdmin          = "last_admin"
+	// CodeLastAdmin refuses to deactivate a tenant's last active admin:
+	// nothing could then manage the tenant, and no path restores an admin.
+	CodeLastAdmin = "last_admin"
 	// CodeTeamRequired refuses creating a customer without a team under
 	// require_assignee. Unlike the other codes it is a 422, not a 409: the
 	// request is valid but cannot be carried out as a whole (see

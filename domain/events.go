@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 )
 
 // Event is a fact recorded in the event store. Events are values: decisions
@@ -197,6 +199,9 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte) (Event, error
 	}
 	return e, nil
 }
+
+// EventTypes lists every event type, sorted.
+func EventTypes() []string { return slices.Sorted(maps.Keys(decoders)) }
 
 var decoders = map[string]func([]byte) (Event, error){
 	TypeTenantCreated:      decodeAs[TenantCreated],

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
 
@@ -327,8 +329,26 @@ func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, erro
 // and deadlocks between concurrent writers.
 var ErrConflict = errors.New("concurrent write conflict")
 
-// translate maps driver errors to the store's sentinels at the boundary.
+// ErrUnavailable marks failures of the database rather than of the request:
+// it refused or dropped the connection, is starting up or shutting down, or
+// did not answer in time. A retry later may succeed (the API answers 503).
+var ErrUnavailable = errors.New("database unavailable")
+
+// Translate maps driver errors to the store's sentinels (ErrConflict,
+// ErrVersionMismatch, ErrUnavailable, *CheckFailedError). It is the one
+// place that reads SQLSTATEs and driver errors: the store applies it at its
+// boundary, and callers that query the database themselves (commands,
+// projections' queries, the HTTP layer) pass their errors through it.
+func Translate(err error) error { return translate(err) }
+
+// translate is Translate.
 func translate(err error) error {
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	if unavailable(err) {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -346,4 +366,40 @@ func translate(err error) error {
 		}
 	}
 	return err
+}
+
+// unavailable reports whether err says the database cannot serve now, as
+// opposed to refusing this request.
+func unavailable(err error) bool {
+	var connect *pgconn.ConnectError
+	if errors.As(err, &connect) {
+		// Refused, unreachable, starting up, or not accepting connections
+		// to this database: whatever the server said, nothing was asked.
+		return true
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "57P01", "57P02", "57P03", // admin or crash shutdown, starting up
+			"57014",          // query canceled: statement_timeout, or a deadline's cancel request
+			"55P03",          // lock_not_available: lock_timeout
+			"53300", "53400", // too many connections
+			"25P03", "57P05": // idle (in transaction) session timeout
+			return true
+		}
+		return strings.HasPrefix(pgErr.Code, "08") // connection exception
+	}
+	var netErr net.Error
+	return pgconn.Timeout(err) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.Is(err, pgconn.ErrConnClosed) || errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr)
+}
+
+// Ready reports whether the store can serve: a connection answers within
+// ctx and the events and streams tables can be read (a lock held on them,
+// as by a stuck migration, makes commands hang however well pings answer).
+func (s *Store) Ready(ctx context.Context) error {
+	if _, err := s.pool.Exec(ctx, `SELECT (SELECT 1 FROM events LIMIT 1), (SELECT 1 FROM streams LIMIT 1)`); err != nil {
+		return fmt.Errorf("event store not readable: %w", translate(err))
+	}
+	return nil
 }

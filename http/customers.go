@@ -1,7 +1,6 @@
 package http
 
 import (
-	"encoding/csv"
 	nethttp "net/http"
 	"strconv"
 	"strings"
@@ -167,35 +166,21 @@ func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 func (s *Server) exportCustomersCSV(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, f projections.CustomerFilter) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="customers.csv"`)
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead"})
-	err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
-		var names []string
-		lead := ""
-		for _, a := range c.Assignees {
-			names = append(names, a.Name)
-			if a.Lead {
-				lead = a.Name
+	header := []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead"}
+	s.csvExport(w, r, "customers.csv", header, func(row func(cells ...string) error) error {
+		return s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+			var names []string
+			lead := ""
+			for _, a := range c.Assignees {
+				names = append(names, a.Name)
+				if a.Lead {
+					lead = a.Name
+				}
 			}
-		}
-		return cw.Write([]string{c.ID, csvSafe(c.FirstName), csvSafe(c.LastName), csvSafe(c.Email), csvSafe(c.Phone),
-			csvSafe(c.ExternalID), c.Status, c.CreatedAt.UTC().Format(time.RFC3339), csvSafe(strings.Join(names, "; ")), csvSafe(lead)})
+			return row(c.ID, c.FirstName, c.LastName, c.Email, c.Phone, c.ExternalID, c.Status,
+				c.CreatedAt.UTC().Format(time.RFC3339), strings.Join(names, "; "), lead)
+		})
 	})
-	cw.Flush()
-	if err != nil {
-		// Headers are gone; the truncated body is all we can signal with.
-		s.log.ErrorContext(r.Context(), "customer export failed", "error", err, "request_id", requestID(r.Context()))
-	}
-}
-
-// csvSafe defuses spreadsheet formula injection in exported cells.
-func csvSafe(v string) string {
-	if v != "" && strings.ContainsAny(v[:1], "=+-@\t\r") {
-		return "'" + v
-	}
-	return v
 }
 
 func nonNil[T any](xs []T) []T {

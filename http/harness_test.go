@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	nethttp "net/http"
 	"net/http/httptest"
 	"strings"
@@ -29,6 +30,7 @@ type testBundle struct {
 	base   string
 	tenant string
 	admin  *client
+	runner *projections.Runner
 }
 
 type setupOpts struct {
@@ -36,6 +38,13 @@ type setupOpts struct {
 	noProjections bool
 	// only runs just these projections (default: all).
 	only []string
+	// requestTimeout is the server's request time limit (default: the
+	// configuration's).
+	requestTimeout time.Duration
+	// smallBuffers gives the server's sockets a small send buffer, so that a
+	// client that stops reading stops a streamed export within a few
+	// kilobytes.
+	smallBuffers bool
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -65,9 +74,13 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
-		Log: log, BaseURL: "https://ledger.example",
+		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout,
 	})
-	srv := httptest.NewServer(api)
+	srv := httptest.NewUnstartedServer(api)
+	if o.smallBuffers {
+		srv.Listener = smallBufferListener{srv.Listener}
+	}
+	srv.Start()
 	t.Cleanup(func() {
 		srv.Close()
 		cancel()
@@ -77,7 +90,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{pool: pool, cmd: cmd, base: srv.URL, tenant: boot.TenantID}
+	b := &testBundle{pool: pool, cmd: cmd, base: srv.URL, tenant: boot.TenantID, runner: runner}
 	b.admin = &client{t: t, base: srv.URL, key: boot.APIKey, userID: boot.UserID}
 	return b
 }
@@ -217,4 +230,15 @@ func assignees(t *testing.T, r response) []map[string]any {
 	}
 	r.decode(t, &c)
 	return c.Assignees
+}
+
+// smallBufferListener shrinks the send buffer of every accepted connection.
+type smallBufferListener struct{ net.Listener }
+
+func (l smallBufferListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4096)
+	}
+	return c, err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 type inviteBody struct {
@@ -35,6 +36,9 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team)
+	if err == nil && res.Replayed {
+		err = errReplayUnavailable("invitation_url")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -73,7 +77,10 @@ func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) 
 	}
 	res, err := s.cmd.AcceptInvitation(r.Context(), m, token)
 	if err != nil {
-		if errors.Is(err, commands.ErrNotFound) {
+		// A token of a client that can no longer accept (blocked, say) is
+		// as unusable as an unknown one: the anonymous caller learns
+		// nothing about the client, not even its ID.
+		if errors.Is(err, commands.ErrNotFound) || domain.IsRule(err, domain.CodeNotInvited) {
 			writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
 			return
 		}
@@ -91,6 +98,9 @@ func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 	body, err := readBody(r, "text/csv", maxCSVBody)
+	if err == nil {
+		err = badCSVText(body)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -21,6 +21,7 @@ const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
 	ctxUncheckedKey
+	ctxCorrelationID
 )
 
 func requestID(ctx context.Context) string {
@@ -28,19 +29,47 @@ func requestID(ctx context.Context) string {
 	return id
 }
 
+// correlationID is the server-made ID the request's events carry.
+func correlationID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxCorrelationID).(string)
+	return id
+}
+
 // withRequestID tags every request with an ID, echoed in X-Request-ID, so a
-// client's report can be matched with the logs. A sane incoming ID is kept.
+// client's report can be matched with the logs. A client's own ID is kept
+// when it is 1-128 characters of A-Z a-z 0-9 . _ : - (anything else would
+// go into logs unescaped). Events never carry a client's ID: their
+// correlation ID is server-made, so that no caller can make unrelated
+// commands share one forever in an append-only log, or plant a formula in
+// the audit export; it is the request ID when the client sent none, and is
+// logged beside it otherwise.
 func withRequestID(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		b := make([]byte, 12)
+		_, _ = rand.Read(b)
+		correlation := hex.EncodeToString(b)
 		id := r.Header.Get("X-Request-ID")
-		if id == "" || len(id) > 128 {
-			b := make([]byte, 12)
-			_, _ = rand.Read(b)
-			id = hex.EncodeToString(b)
+		if !validRequestID(id) {
+			id = correlation
 		}
 		w.Header().Set("X-Request-ID", id)
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxRequestID, id)))
+		ctx := context.WithValue(r.Context(), ctxRequestID, id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, ctxCorrelationID, correlation)))
 	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '.', c == '_', c == ':', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // statusRecorder remembers what was answered, for logs and metrics.
@@ -95,7 +124,19 @@ func (s *Server) observe(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		aborted := true
+		defer func() {
+			if aborted {
+				// A handler aborted the response (a failed export): log it
+				// as such; net/http then drops the connection.
+				s.log.LogAttrs(r.Context(), slog.LevelError, "http request aborted",
+					slog.String("request_id", requestID(r.Context())),
+					slog.String("method", r.Method), slog.String("path", r.URL.Path),
+					slog.Int64("bytes", rec.bytes), slog.Duration("duration", time.Since(start)))
+			}
+		}()
 		next.ServeHTTP(rec, r)
+		aborted = false
 		if rec.status == 0 {
 			rec.status = nethttp.StatusOK
 		}
@@ -111,6 +152,7 @@ func (s *Server) observe(next nethttp.Handler) nethttp.Handler {
 		}
 		s.log.LogAttrs(r.Context(), level, "http request",
 			slog.String("request_id", requestID(r.Context())),
+			slog.String("correlation_id", correlationID(r.Context())),
 			slog.String("method", r.Method),
 			slog.String("route", route),
 			slog.String("path", r.URL.Path),

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,6 +71,15 @@ func badRequest(code, field, format string, args ...any) error {
 	return &errInput{status: nethttp.StatusBadRequest, code: code, field: field, detail: fmt.Sprintf(format, args...)}
 }
 
+// errReplayUnavailable answers an idempotent replay of a request whose
+// answer carried a secret: the store keeps only the secret's hash, and a
+// replay must never answer success with the secret blanked out.
+func errReplayUnavailable(secret string) error {
+	return &errInput{status: nethttp.StatusConflict, code: "replay_unavailable",
+		detail: fmt.Sprintf("this Idempotency-Key was already used and its answer carried a secret (%s) that is not kept: "+
+			"the first request succeeded; send a new request without this key for a new one", secret)}
+}
+
 // errorToProblem is the one place where typed errors become HTTP answers.
 func errorToProblem(err error) (Problem, bool) {
 	var (
@@ -122,6 +132,12 @@ func errorToProblem(err error) (Problem, bool) {
 		return newProblem(nethttp.StatusConflict, claim.Kind+"_taken", err.Error()), true
 	case errors.Is(err, projections.ErrWaitTimeout):
 		return newProblem(nethttp.StatusServiceUnavailable, "position_not_reached", "the read models have not caught up with the requested position yet"), true
+	}
+	// Driver errors become the store's sentinels here, whichever package
+	// ran the query.
+	switch err = eventstore.Translate(err); {
+	case errors.Is(err, eventstore.ErrUnavailable):
+		return newProblem(nethttp.StatusServiceUnavailable, "unavailable", "the database is unavailable or too slow; retry later"), true
 	case errors.Is(err, eventstore.ErrConflict), errors.Is(err, eventstore.ErrVersionMismatch):
 		return newProblem(nethttp.StatusConflict, "concurrent_modification", "the resource was changed concurrently; retry"), true
 	}
@@ -151,12 +167,16 @@ func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err er
 	if p, ok := errorToProblem(err); ok {
 		if p.Status == nethttp.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
+			if p.Code == "unavailable" {
+				s.log.WarnContext(r.Context(), "database unavailable", slog.String("error", err.Error()),
+					slog.String("request_id", requestID(r.Context())))
+			}
 		}
 		p.Instance = r.URL.Path
 		writeProblem(w, p)
 		return
 	}
-	if r.Context().Err() != nil {
+	if errors.Is(r.Context().Err(), context.Canceled) {
 		// The client went away; nobody reads the answer.
 		return
 	}

@@ -1,10 +1,10 @@
 package http
 
 import (
-	"encoding/csv"
 	"encoding/json"
-	"errors"
+	"io"
 	nethttp "net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -326,9 +326,10 @@ func (s *Server) auditFilter(r *nethttp.Request) (projections.AuditFilter, error
 			}
 		}
 	}
-	f.Type = q.Get("type")
-	if len(f.Type) > 100 {
-		return f, badRequest("invalid_input", "type", "type is too long")
+	// An unknown type is a 400 listing the known ones, not an empty log
+	// that looks like "nothing happened".
+	if f.Type = q.Get("type"); f.Type != "" && !slices.Contains(domain.EventTypes(), f.Type) {
+		return f, badRequest("invalid_input", "type", "type %q is not an event type; one of %s", f.Type, strings.Join(domain.EventTypes(), ", "))
 	}
 	return f, nil
 }
@@ -341,23 +342,20 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	switch {
-	case accepts(r, "application/x-ndjson"):
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		enc := json.NewEncoder(w)
-		err = s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
-		s.logExportError(r, err)
+	case accepts(r, "application/x-ndjson"), accepts(r, "application/ndjson"):
+		s.stream(w, r, exportHeader("application/x-ndjson", ""), func(out io.Writer) error {
+			enc := json.NewEncoder(out)
+			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
+		})
 		return
 	case accepts(r, "text/csv"):
-		w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-		w.Header().Set("Content-Disposition", `attachment; filename="audit.csv"`)
-		cw := csv.NewWriter(w)
-		_ = cw.Write([]string{"position", "type", "at", "actor_user_id", "actor_name", "correlation_id", "customer_id", "data"})
-		err = s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error {
-			return cw.Write([]string{strconv.FormatInt(e.Position, 10), e.Type, e.At.UTC().Format(time.RFC3339Nano),
-				e.Actor.UserID, csvSafe(e.Actor.Name), e.CorrelationID, e.CustomerID, string(e.Data)})
+		header := []string{"position", "type", "at", "actor_user_id", "actor_name", "correlation_id", "customer_id", "data"}
+		s.csvExport(w, r, "audit.csv", header, func(row func(cells ...string) error) error {
+			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error {
+				return row(strconv.FormatInt(e.Position, 10), e.Type, e.At.UTC().Format(time.RFC3339Nano),
+					e.Actor.UserID, e.Actor.Name, e.CorrelationID, e.CustomerID, string(e.Data))
+			})
 		})
-		cw.Flush()
-		s.logExportError(r, err)
 		return
 	}
 	limit, err := limitParam(r)
@@ -372,10 +370,4 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
-}
-
-func (s *Server) logExportError(r *nethttp.Request, err error) {
-	if err != nil && !errors.Is(err, r.Context().Err()) {
-		s.log.ErrorContext(r.Context(), "export failed", "error", err, "request_id", requestID(r.Context()))
-	}
 }

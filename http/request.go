@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -49,27 +48,6 @@ func readBody(r *nethttp.Request, mediaType string, limit int64) ([]byte, error)
 	return body, nil
 }
 
-// decodeJSON strictly decodes a JSON object: unknown fields and trailing
-// data are errors, so a typo in a field name never silently does nothing.
-func decodeJSON(body []byte, dst any) error {
-	if len(bytes.TrimSpace(body)) == 0 {
-		return badRequest("malformed_json", "", "the body is empty; send a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(dst); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return badRequest("invalid_input", typeErr.Field, "field %q must be %s", typeErr.Field, typeErr.Type.String())
-		}
-		return badRequest("malformed_json", "", "malformed JSON: %v", err)
-	}
-	if dec.More() {
-		return badRequest("malformed_json", "", "unexpected data after the JSON object")
-	}
-	return nil
-}
-
 // command reads a JSON command body and builds the command's Meta: tenant,
 // actor, Idempotency-Key with a hash of the request, and If-Match.
 func (s *Server) command(r *nethttp.Request, dst any) (commands.Meta, error) {
@@ -92,15 +70,36 @@ func (s *Server) command(r *nethttp.Request, dst any) (commands.Meta, error) {
 	return s.meta(r, body)
 }
 
+// commandOptionalBody is command for a command whose body may be left out:
+// no body, an empty one (whatever its Content-Type) and {} are all the same.
+func (s *Server) commandOptionalBody(r *nethttp.Request, dst any) (commands.Meta, error) {
+	var body []byte
+	if r.ContentLength > 0 || r.Header.Get("Content-Type") != "" {
+		var err error
+		if body, err = readBody(r, "application/json", maxJSONBody); err != nil {
+			return commands.Meta{}, err
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := decodeJSON(body, dst); err != nil {
+				return commands.Meta{}, err
+			}
+		}
+	}
+	return s.meta(r, body)
+}
+
 func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	p := principal(r.Context())
-	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: requestID(r.Context())}
+	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: correlationID(r.Context())}
 	if sum, ok := uncheckedKey(r.Context()); ok {
 		m.CallerKeyHash = sum[:]
 	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 255 {
 			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key is longer than 255 characters")
+		}
+		if !storableHeader(key) {
+			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key must be UTF-8 text without control characters")
 		}
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\n%s\n%s\n%s\n", r.Method, r.URL.Path, r.URL.RawQuery, p.UserID)

@@ -6,9 +6,11 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	nethttp "net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/config"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -33,8 +36,13 @@ type Deps struct {
 	BaseURL string
 	// Registry receives the HTTP metrics and is served on /metrics.
 	Registry *prometheus.Registry
-	// Ready reports whether the service may take traffic (/readyz).
+	// Ready reports whether the service may take traffic (/readyz), besides
+	// the event store answering.
 	Ready func(ctx context.Context) error
+	// RequestTimeout bounds each request's database work, ExportTimeout a
+	// streamed export's (zero: config.DefaultRequestTimeout and
+	// config.DefaultExportTimeout).
+	RequestTimeout, ExportTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -51,6 +59,8 @@ type Server struct {
 	metrics  *httpMetrics
 	router   chi.Router
 	keys     keyCache
+
+	requestTimeout, exportTimeout time.Duration
 }
 
 // maxPositionWait bounds how long a GET waits for X-Min-Position.
@@ -61,6 +71,13 @@ func NewServer(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
 		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready,
+		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout,
+	}
+	if s.requestTimeout <= 0 {
+		s.requestTimeout = config.DefaultRequestTimeout
+	}
+	if s.exportTimeout <= 0 {
+		s.exportTimeout = config.DefaultExportTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -91,12 +108,15 @@ const (
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe, s.recoverer)
+	r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
 	r.NotFound(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "no such route"))
 	})
 	r.MethodNotAllowed(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		writeProblem(w, newProblem(nethttp.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed here"))
+		allowed := s.allowedMethods(r.URL.Path)
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+		writeProblem(w, newProblem(nethttp.StatusMethodNotAllowed, "method_not_allowed",
+			r.Method+" is not allowed here; allowed: "+strings.Join(allowed, ", ")))
 	})
 
 	r.Get("/healthz", s.healthz)
@@ -153,6 +173,18 @@ func (s *Server) routes() chi.Router {
 	return r
 }
 
+// allowedMethods lists the methods the router serves on path, for a 405's
+// Allow header (chi's own 405 sets it, a custom one must).
+func (s *Server) allowedMethods(path string) []string {
+	var out []string
+	for _, m := range []string{nethttp.MethodGet, nethttp.MethodPost, nethttp.MethodPut, nethttp.MethodPatch, nethttp.MethodDelete} {
+		if s.router.Match(chi.NewRouteContext(), m, path) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // minPosition honours X-Min-Position: the GET waits (at most 5 s) until the
 // projections it reads have processed that position, else answers 503.
 func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Handler {
@@ -181,11 +213,7 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 			}
 			ctx, cancel := context.WithTimeout(r.Context(), maxPositionWait)
 			defer cancel()
-			if err := s.proj.WaitFor(ctx, pos, wait...); err != nil {
-				if errors.Is(err, projections.ErrUnknownPosition) {
-					s.writeError(w, r, badRequest("invalid_header", "X-Min-Position", "no event has position %d", pos))
-					return
-				}
+			if err := s.waitFor(ctx, pos, wait); err != nil {
 				s.writeError(w, r, err)
 				return
 			}
@@ -194,18 +222,80 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 	}
 }
 
+// waitFor waits until the projections named have processed pos. A position
+// past the newest event is treated as any future one (waited for, then 503
+// position_not_reached), not refused: positions are global, and "no event has
+// position N" told any tenant how many events all tenants had.
+func (s *Server) waitFor(ctx context.Context, pos int64, names []string) error {
+	for {
+		err := s.proj.WaitFor(ctx, pos, names...)
+		if !errors.Is(err, projections.ErrUnknownPosition) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: position %d: %w", projections.ErrWaitTimeout, pos, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (s *Server) healthz(w nethttp.ResponseWriter, r *nethttp.Request) {
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ok"})
 }
 
+// readyzTimeout bounds the readiness check: a database that does not answer
+// within it is not ready.
+const readyzTimeout = 2 * time.Second
+
 func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(r.Context(), readyzTimeout)
 	defer cancel()
-	if s.ready != nil {
-		if err := s.ready(ctx); err != nil {
-			writeProblem(w, newProblem(nethttp.StatusServiceUnavailable, "not_ready", err.Error()))
-			return
-		}
+	// Reading the event store, not a bare ping: a database that answers
+	// pings while the events table is locked cannot serve a command.
+	err := s.store.Ready(ctx)
+	if err == nil && s.ready != nil {
+		err = s.ready(ctx)
+	}
+	if err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, newProblem(nethttp.StatusServiceUnavailable, "not_ready", err.Error()))
+		return
 	}
 	writeJSON(w, nethttp.StatusOK, map[string]string{"status": "ready"})
+}
+
+// withDeadline bounds the database work of every request: past the request
+// timeout (the export timeout for a streamed export) its queries are
+// cancelled and it answers 503 unavailable, rather than holding the client
+// as long as a lock or a stalled database does.
+func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		d := s.requestTimeout
+		if isExport(r) {
+			d = s.exportTimeout
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+// checkQuery refuses, for every route, query parameters holding text
+// PostgreSQL cannot take (a NUL byte, invalid UTF-8): a 400 naming the
+// parameter instead of a 500 from the query, or an export with no rows.
+func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if err := badQueryText(r.URL.Query()); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// isExport reports whether r asks for a streamed export.
+func isExport(r *nethttp.Request) bool {
+	return r.Method == nethttp.MethodGet &&
+		(accepts(r, "text/csv") || accepts(r, "application/x-ndjson") || accepts(r, "application/ndjson"))
 }

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"encoding/json"
 	nethttp "net/http"
 	"strings"
 
@@ -18,11 +19,33 @@ func (s *Server) getPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 type policyBody struct {
-	MaxAssignees         *int  `json:"max_assignees"`
-	RequireAssignee      *bool `json:"require_assignee"`
-	RequireLead          *bool `json:"require_lead"`
-	MembersCanSelfAssign *bool `json:"members_can_self_assign"`
+	MaxAssignees         nullableInt `json:"max_assignees"`
+	RequireAssignee      *bool       `json:"require_assignee"`
+	RequireLead          *bool       `json:"require_lead"`
+	MembersCanSelfAssign *bool       `json:"members_can_self_assign"`
 }
+
+// nullableInt tells a field left out (Set false) from an explicit null.
+type nullableInt struct {
+	Set   bool
+	Value *int
+}
+
+func (n *nullableInt) UnmarshalJSON(b []byte) error {
+	n.Set = true
+	if string(b) == "null" {
+		n.Value = nil
+		return nil
+	}
+	var v int
+	if err := json.Unmarshal(b, &v); err != nil {
+		return badRequest("invalid_input", "max_assignees", "max_assignees must be %s", n.jsonKind())
+	}
+	n.Value = &v
+	return nil
+}
+
+func (*nullableInt) jsonKind() string { return "an integer or null" }
 
 func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 	var body policyBody
@@ -32,13 +55,24 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	// PUT replaces the whole policy: every field must be present, so that a
-	// forgotten field never silently resets a rule.
-	if body.RequireAssignee == nil || body.RequireLead == nil || body.MembersCanSelfAssign == nil {
-		s.writeError(w, r, badRequest("invalid_input", "", "send the whole policy: max_assignees, require_assignee, require_lead, members_can_self_assign"))
-		return
+	// forgotten field never silently resets a rule (leaving out max_assignees
+	// removed the limit); "max_assignees": null is how to say "no limit".
+	for _, f := range []struct {
+		name    string
+		present bool
+	}{
+		{"max_assignees", body.MaxAssignees.Set},
+		{"require_assignee", body.RequireAssignee != nil},
+		{"require_lead", body.RequireLead != nil},
+		{"members_can_self_assign", body.MembersCanSelfAssign != nil},
+	} {
+		if !f.present {
+			s.writeError(w, r, badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name))
+			return
+		}
 	}
 	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
-		MaxAssignees: body.MaxAssignees, RequireAssignee: *body.RequireAssignee,
+		MaxAssignees: body.MaxAssignees.Value, RequireAssignee: *body.RequireAssignee,
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
 	})
 	if err != nil {
@@ -131,6 +165,9 @@ func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	res, err := s.cmd.IssueAPIKey(r.Context(), m, id)
+	if err == nil && res.Replayed {
+		err = errReplayUnavailable("api_key")
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -150,7 +187,7 @@ func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	var body deactivateBody
-	meta, err := s.command(r, optionalBody(r, &body))
+	meta, err := s.commandOptionalBody(r, &body)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -177,15 +214,6 @@ func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
-}
-
-// optionalBody returns dst when the request carries a body, else nil, for
-// commands whose body may be left out entirely.
-func optionalBody(r *nethttp.Request, dst any) any {
-	if r.ContentLength == 0 && r.Header.Get("Content-Type") == "" {
-		return nil
-	}
-	return dst
 }
 
 type updateUserBody struct {

@@ -25,9 +25,16 @@ func runHistory(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	for flagName, v := range map[string]string{"--tenant": *tenant, "--customer": *customer} {
-		if _, err := uuid.Parse(v); err != nil {
-			fmt.Fprintf(env.stderr, "%s must be a UUID (got %q)\n", flagName, v)
+	for _, f := range []struct{ flag, value, hint string }{
+		{"--tenant", *tenant, "`ledger tenants` lists the tenants and their IDs"},
+		{"--customer", *customer, "the customer's \"id\" in the API, e.g. GET /v1/customers"},
+	} {
+		if f.value == "" {
+			fmt.Fprintf(env.stderr, "%s is required (%s)\n", f.flag, f.hint)
+			return errUsage
+		}
+		if _, err := uuid.Parse(f.value); err != nil {
+			fmt.Fprintf(env.stderr, "%s must be a UUID (got %q; %s)\n", f.flag, f.value, f.hint)
 			return errUsage
 		}
 	}
@@ -35,7 +42,7 @@ func runHistory(ctx context.Context, env *cliEnv, args []string) error {
 	if *asOfRaw != "" {
 		t, err := time.Parse(time.RFC3339Nano, *asOfRaw)
 		if err != nil {
-			fmt.Fprintf(env.stderr, "--as-of must be an RFC 3339 time: %v\n", err)
+			fmt.Fprintf(env.stderr, "--as-of must be an RFC 3339 time such as 2026-03-03T12:00:00Z (got %q)\n", *asOfRaw)
 			return errUsage
 		}
 		t = t.UTC()
@@ -66,6 +73,8 @@ type history struct {
 	AsOf       *time.Time     `json:"as_of,omitempty"`
 	Events     []historyEntry `json:"events,omitempty"`
 	Team       []teamMember   `json:"team"`
+	// Existed is false when AsOf is before the customer was registered.
+	Existed bool `json:"existed"`
 }
 
 type historyEntry struct {
@@ -124,6 +133,7 @@ func replayHistory(ctx context.Context, store *eventstore.Store, tenantID, custo
 			return history{}, fmt.Errorf("event %d: %w", e.Position, err)
 		}
 		c.Apply(ev, e.RecordedAt)
+		h.Existed = true
 		h.Events = append(h.Events, historyEntry{
 			Position: e.Position, At: e.RecordedAt, Type: e.Type, Summary: summarize(ev, name),
 			ActorName: e.Metadata.Actor.Name, ActorUserID: e.Metadata.Actor.UserID, CorrelationID: e.Metadata.CorrelationID,
@@ -172,12 +182,19 @@ func summarize(e domain.Event, name func(string) string) string {
 
 func (h history) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if h.AsOf != nil && !h.Existed {
+		fmt.Fprintf(tw, "Customer %s did not exist yet at %s.\n", h.CustomerID, h.AsOf.Format(time.RFC3339Nano))
+		return
+	}
+	// The events up to the moment asked about (all of them without --as-of),
+	// as --json lists them.
+	fmt.Fprintln(tw, "POSITION\tAT\tEVENT\tWHAT\tBY")
+	for _, e := range h.Events {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.At.Format(time.RFC3339Nano), e.Type, e.Summary, e.ActorName)
+	}
+	fmt.Fprintln(tw)
 	if h.AsOf == nil {
-		fmt.Fprintln(tw, "POSITION\tAT\tEVENT\tWHAT\tBY")
-		for _, e := range h.Events {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.At.Format(time.RFC3339Nano), e.Type, e.Summary, e.ActorName)
-		}
-		fmt.Fprintln(tw)
 		fmt.Fprintln(tw, "Team now:")
 	} else {
 		fmt.Fprintf(tw, "Team as of %s:\n", h.AsOf.Format(time.RFC3339Nano))
@@ -192,5 +209,4 @@ func (h history) print(w io.Writer) {
 		}
 		fmt.Fprintf(tw, "  %s\t%s\t%s\tsince %s\n", m.Name, m.UserID, lead, m.AssignedAt.Format(time.RFC3339Nano))
 	}
-	tw.Flush()
 }

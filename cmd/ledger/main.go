@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -40,6 +41,7 @@ func subcommands() []command {
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
 		{"verify", "check every stream's hash chain", runVerify},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
+		{"tenants", "list the tenants and their IDs (the --tenant of history)", runTenants},
 	}
 }
 
@@ -53,7 +55,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment: DATABASE_URL (required), LEDGER_ADDR (default 127.0.0.1:8080),")
 	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error).")
-	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags.")
+	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags. `make run` prints the DATABASE_URL it uses;")
+	fmt.Fprintln(w, "'ledger tenants' lists the tenant IDs that 'ledger history --tenant' takes.")
 }
 
 func main() {
@@ -104,12 +107,27 @@ func newFlags(env *cliEnv, name, synopsis, description string) *flag.FlagSet {
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
 			fmt.Fprintln(out, "\nFlags:")
-			fs.SetOutput(out)
-			fs.PrintDefaults()
-			fs.SetOutput(env.stderr)
+			printFlags(out, fs)
 		}
 	}
 	return fs
+}
+
+// printFlags lists fs's flags as the usage lines spell them (--name; the
+// flag package prints -name, though it takes both).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(usage, "\n", "\n    \t"))
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+			fmt.Fprintf(w, " (default %q)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // parse parses flags, turning a parse error into errUsage (already printed).
@@ -128,7 +146,16 @@ func parse(fs *flag.FlagSet, args []string) error {
 }
 
 func newLogger(w io.Writer, level slog.Level) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: readableDurations}))
+}
+
+// readableDurations logs durations as "422.867ms" rather than JSON's raw
+// nanoseconds ("took":422867324).
+func readableDurations(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() == slog.KindDuration {
+		a.Value = slog.StringValue(a.Value.Duration().String())
+	}
+	return a
 }
 
 func isTerminal(f *os.File) bool {

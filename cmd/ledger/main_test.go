@@ -265,4 +265,43 @@ func TestHistoryReplaysTheEventStore(t *testing.T) {
 	if len(h.Team) != 1 || h.Team[0].Name != "Bob Baker" || h.Team[0].UserID != bob.ID {
 		t.Fatalf("team as of %s: %+v", between, h.Team)
 	}
+
+	// What a user who has no IDs yet, or typed a flag wrong, is told.
+	cli := func(args ...string) (int, string, string) {
+		env, out, errOut := testEnv(vars)
+		code := run(ctx, env, args)
+		return code, out.String(), errOut.String()
+	}
+	if code, out, _ := cli("tenants"); code != 0 || !strings.Contains(out, boot.TenantID) || !strings.Contains(out, "Acme") {
+		t.Fatalf("ledger tenants: exit %d: %q", code, out)
+	}
+	if code, _, errOut := cli("history", "--customer", cust.ID); code != 2 || !strings.Contains(errOut, "--tenant is required") ||
+		!strings.Contains(errOut, "ledger tenants") {
+		t.Fatalf("history without --tenant: exit %d: %q", code, errOut)
+	}
+	if code, _, errOut := cli("history", "--tenant", boot.TenantID, "--customer", cust.ID, "--as-of", "yesterday"); code != 2 ||
+		strings.Contains(errOut, "2006") || !strings.Contains(errOut, `"yesterday"`) {
+		t.Fatalf("history --as-of yesterday: exit %d: %q", code, errOut)
+	}
+	before := time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC).Format(time.RFC3339)
+	if code, out, _ := cli("history", "--tenant", boot.TenantID, "--customer", cust.ID, "--as-of", before); code != 0 ||
+		!strings.Contains(out, "did not exist yet") || strings.Contains(out, "(nobody)") {
+		t.Fatalf("history as of before the customer existed: exit %d: %q", code, out)
+	}
+	if code, out, _ := cli("history", "--tenant", boot.TenantID, "--customer", cust.ID, "--as-of", between.Format(time.RFC3339Nano)); code != 0 ||
+		!strings.Contains(out, "UserAssigned") || !strings.Contains(out, "Bob Baker") {
+		t.Fatalf("history --as-of lists no events: exit %d: %q", code, out)
+	}
+	if code, out, _ := cli("history", "--help"); code != 0 || !strings.Contains(out, "  --tenant") || strings.Contains(out, "  -tenant") {
+		t.Fatalf("history --help spells flags unlike its usage line: %q", out)
+	}
+}
+
+func TestLogsSpellDurations(t *testing.T) {
+	t.Parallel()
+	var b bytes.Buffer
+	newLogger(&b, slog.LevelInfo).Info("done", slog.Duration("took", 422867324*time.Nanosecond))
+	if !strings.Contains(b.String(), `"took":"422.867324ms"`) {
+		t.Fatalf("duration logged as %s", b.String())
+	}
 }

@@ -37,7 +37,7 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	defer pool.Close()
 	store := eventstore.New(pool)
-	progress := newProgress(env, "verify", -1)
+	progress := newProgress(env, "verify", "events", -1)
 	rep, err := store.Verify(ctx, func(n int64) { progress.set(n) })
 	progress.done()
 	var broken *eventstore.BrokenChainError

@@ -13,21 +13,23 @@ type progress struct {
 	bar   *progressbar.ProgressBar
 	env   *cliEnv
 	label string
+	// unit says what is counted ("events", "event reads").
+	unit  string
 	total int64
 	last  time.Time
 	cur   int64
 }
 
-// newProgress starts a progress display; total < 0 means unknown.
-func newProgress(env *cliEnv, label string, total int64) *progress {
-	p := &progress{env: env, label: label, total: total, last: time.Now()}
+// newProgress starts a progress display of unit; total < 0 means unknown.
+func newProgress(env *cliEnv, label, unit string, total int64) *progress {
+	p := &progress{env: env, label: label, unit: unit, total: total, last: time.Now()}
 	if env.isTerminal {
 		p.bar = progressbar.NewOptions64(total,
 			progressbar.OptionSetWriter(env.stderr),
 			progressbar.OptionSetDescription(label),
 			progressbar.OptionShowCount(),
 			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("events"),
+			progressbar.OptionSetItsString(unit),
 			progressbar.OptionThrottle(100*time.Millisecond),
 			progressbar.OptionClearOnFinish(),
 		)
@@ -56,9 +58,9 @@ func (p *progress) set(n int64) {
 
 func (p *progress) line() {
 	if p.total > 0 {
-		fmt.Fprintf(p.env.stderr, "%s: %d/%d events (%.0f%%)\n", p.label, p.cur, p.total, 100*float64(p.cur)/float64(p.total))
+		fmt.Fprintf(p.env.stderr, "%s: %d/%d %s (%.0f%%)\n", p.label, p.cur, p.total, p.unit, 100*float64(p.cur)/float64(p.total))
 	} else {
-		fmt.Fprintf(p.env.stderr, "%s: %d events\n", p.label, p.cur)
+		fmt.Fprintf(p.env.stderr, "%s: %d %s\n", p.label, p.cur, p.unit)
 	}
 }
 

@@ -17,6 +17,8 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "rebuild", "rebuild NAME|all",
 		"Rebuilds a projection (or all) from the event store beside the live tables, then swaps\n"+
 			"them in one short transaction; a running `ledger serve` keeps answering throughout.\n"+
+			"Progress counts event reads: each projection reads the events it uses, so rebuilding\n"+
+			"several counts an event once per projection (`ledger verify` counts each event once).\n"+
 			"Projections: "+strings.Join(projections.AllNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -45,7 +47,7 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	// "all" is rebuilt in one pass over the events, not one pass each.
 	start := time.Now()
-	bar := newProgress(env, "rebuild "+target, -1)
+	bar := newProgress(env, "rebuild "+target, "event reads", -1)
 	err = runner.Rebuild(ctx, target, func(done, total int64) {
 		if total > 0 && total != bar.total {
 			bar.setTotal(total)

@@ -67,10 +67,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
+		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout,
+		// The server checks the event store itself; this adds the migrations.
 		Ready: func(ctx context.Context) error {
-			if err := pool.Ping(ctx); err != nil {
-				return fmt.Errorf("database unreachable: %w", err)
-			}
 			n, err := migrations.Pending(ctx, pool)
 			if err != nil {
 				return err
@@ -86,8 +85,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       60 * time.Second,
-		// Exports stream large bodies; the write timeout bounds a stuck client.
-		WriteTimeout: 5 * time.Minute,
+		// Exports stream large bodies; the write timeout bounds a stuck
+		// client, beyond the export's own time limit.
+		WriteTimeout: cfg.ExportTimeout + time.Minute,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

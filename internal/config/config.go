@@ -19,7 +19,18 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// RequestTimeout bounds each request's database work (503 past it);
+	// ExportTimeout bounds a streamed export's.
+	RequestTimeout, ExportTimeout time.Duration
 }
+
+// Defaults of the request time limits: long enough for any sound request on
+// a loaded machine, short enough that a blocked database answers 503 before
+// clients and proxies give up on their own.
+const (
+	DefaultRequestTimeout = 10 * time.Second
+	DefaultExportTimeout  = 5 * time.Minute
+)
 
 // ErrNoDatabaseURL is returned when DATABASE_URL is unset.
 var ErrNoDatabaseURL = errors.New("DATABASE_URL is not set (example: postgres://user@127.0.0.1:5432/ledger?sslmode=disable)")
@@ -40,6 +51,20 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.BaseURL = strings.TrimRight(get("LEDGER_BASE_URL", "http://"+c.Addr), "/")
 	if err := c.LogLevel.UnmarshalText([]byte(get("LEDGER_LOG_LEVEL", "info"))); err != nil {
 		return Config{}, fmt.Errorf("LEDGER_LOG_LEVEL: %w", err)
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+		def  time.Duration
+	}{
+		{"LEDGER_REQUEST_TIMEOUT", &c.RequestTimeout, DefaultRequestTimeout},
+		{"LEDGER_EXPORT_TIMEOUT", &c.ExportTimeout, DefaultExportTimeout},
+	} {
+		v, err := time.ParseDuration(get(d.name, d.def.String()))
+		if err != nil || v <= 0 {
+			return Config{}, fmt.Errorf("%s: want a positive duration such as 10s (got %q)", d.name, get(d.name, ""))
+		}
+		*d.dst = v
 	}
 	if c.DatabaseURL == "" {
 		return c, ErrNoDatabaseURL

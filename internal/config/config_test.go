@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
+	"time"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -25,5 +26,17 @@ func TestFromEnv(t *testing.T) {
 	}
 	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_LOG_LEVEL": "loud"})); err == nil {
 		t.Fatal("bad log level accepted")
+	}
+	if c.RequestTimeout != DefaultRequestTimeout || c.ExportTimeout != DefaultExportTimeout {
+		t.Fatalf("default time limits: %+v", c)
+	}
+	c, err = FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_REQUEST_TIMEOUT": "2500ms", "LEDGER_EXPORT_TIMEOUT": "1m"}))
+	if err != nil || c.RequestTimeout != 2500*time.Millisecond || c.ExportTimeout != time.Minute {
+		t.Fatalf("time limits: %+v %v", c, err)
+	}
+	for _, bad := range []string{"10", "-1s", "0s", "soon"} {
+		if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_REQUEST_TIMEOUT": bad})); err == nil {
+			t.Fatalf("LEDGER_REQUEST_TIMEOUT=%s accepted", bad)
+		}
 	}
 }

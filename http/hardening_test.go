@@ -1,0 +1,310 @@
+package http_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// noFormulaCells fails when any cell of a CSV export would start a formula
+// in a spreadsheet.
+func noFormulaCells(t *testing.T, what string, body []byte) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	for i, rec := range recs {
+		for j, cell := range rec {
+			if cell != "" && strings.ContainsAny(cell[:1], "=+-@\t\r") {
+				t.Fatalf("%s: row %d column %q begins a formula: %q", what, i, recs[0][j], cell)
+			}
+		}
+	}
+	return recs
+}
+
+func TestCorrelationIDsAreServerMade(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "=Uma One", "member")
+	cust := b.admin.must(201, "POST", "/v1/customers", map[string]string{"first_name": "@Carla", "last_name": "-Client",
+		"email": "carla@client.example", "phone": "+1 555 0100", "external_id": "=crm-42"}).json(t)["id"].(string)
+
+	evil := `=HYPERLINK("http://evil.example/","x")`
+	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}, hdr{"X-Request-ID": evil})
+	if got := r.header.Get("X-Request-ID"); got == evil || got == "" {
+		t.Fatalf("a request ID outside the allowed characters was echoed: %q", got)
+	}
+	// A well-formed client ID is echoed, but two commands sending it do not
+	// share a correlation ID.
+	first := b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", nil, hdr{"X-Request-ID": "client-req:1"})
+	if got := first.header.Get("X-Request-ID"); got != "client-req:1" {
+		t.Fatalf("well-formed X-Request-ID not echoed: %q", got)
+	}
+	pos := b.admin.must(200, "POST", "/v1/customers/"+cust+"/unblock", nil, hdr{"X-Request-ID": "client-req:1"}).header.Get("X-Ledger-Position")
+
+	var hist struct {
+		Items []struct {
+			Type          string `json:"type"`
+			CorrelationID string `json:"correlation_id"`
+		} `json:"items"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &hist)
+	seen := map[string]string{}
+	for _, e := range hist.Items {
+		if e.CorrelationID == "" || e.CorrelationID == evil || e.CorrelationID == "client-req:1" {
+			t.Fatalf("%s carries a client-made correlation id %q", e.Type, e.CorrelationID)
+		}
+		if other, dup := seen[e.CorrelationID]; dup {
+			t.Fatalf("%s and %s share correlation id %s", other, e.Type, e.CorrelationID)
+		}
+		seen[e.CorrelationID] = e.Type
+	}
+	if len(hist.Items) != 4 {
+		t.Fatalf("history: %+v", hist)
+	}
+
+	audit := noFormulaCells(t, "audit CSV", b.admin.readAfter(pos, "/v1/audit", hdr{"Accept": "text/csv"}).body)
+	customers := noFormulaCells(t, "customer CSV", b.admin.readAfter(pos, "/v1/customers", hdr{"Accept": "text/csv"}).body)
+	if len(audit) < 5 || len(customers) != 2 || customers[1][5] != "'=crm-42" || customers[1][4] != "'+1 555 0100" {
+		t.Fatalf("exports: audit %d rows, customers %q", len(audit), customers)
+	}
+}
+
+// badInput fails unless r is a 400 naming field.
+func badInput(t *testing.T, r response, field, what string) {
+	t.Helper()
+	var p struct{ Field, Detail string }
+	r.decode(t, &p)
+	if r.status != 400 || p.Field != field {
+		t.Fatalf("%s: %d %s, want 400 naming %q", what, r.status, r.body, field)
+	}
+}
+
+func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	before := b.countEvents(t)
+
+	badInput(t, b.admin.do("POST", "/v1/users", map[string]string{"name": "A\x00Z", "email": "a@acme.example", "role": "member"}), "name", "NUL in a user's name")
+	badInput(t, b.admin.do("POST", "/v1/users", []byte(`{"name":"A\u0000Z","email":"a@acme.example","role":"member"}`)), "name", "escaped NUL in a user's name")
+	badInput(t, b.admin.do("POST", "/v1/users", []byte("{\"name\":\"A\xffZ\",\"email\":\"a@acme.example\",\"role\":\"member\"}")), "name", "invalid UTF-8 in a user's name")
+	for _, field := range []string{"first_name", "last_name", "phone", "external_id"} {
+		body := map[string]any{"first_name": "Carla", "last_name": "Client", "email": "c@client.example", field: "A\x00Z"}
+		badInput(t, b.admin.do("POST", "/v1/customers", body), field, "NUL in a customer's "+field)
+		body["team"] = []string{u.userID}
+		badInput(t, b.admin.do("POST", "/v1/clients/invitations", body), field, "NUL in an invitation's "+field)
+	}
+	raw := "{\"first_name\":\"Carla\",\"last_name\":\"\xc3\x28\",\"email\":\"c@client.example\"}"
+	badInput(t, b.admin.do("POST", "/v1/customers", []byte(raw)), "last_name", "invalid UTF-8 in a customer's last_name")
+
+	header := "First Name,Last Name,Email,Phone Number,Team\n"
+	r := b.admin.csv("POST", "/v1/clients/import", header+"Ada,Lovelace,ada@client.example,,\nA\x00Z,Turing,alan@client.example,,\n")
+	badInput(t, r, "First Name", "NUL in an import row")
+	if !strings.Contains(r.json(t)["detail"].(string), "row 2") {
+		t.Fatalf("the import's refusal does not name the row: %s", r.body)
+	}
+	badInput(t, b.admin.csv("POST", "/v1/clients/import", header+"Ada,Love\xfflace,ada@client.example,,\n"), "Last Name", "invalid UTF-8 in an import row")
+
+	for _, path := range []string{"/v1/customers?q=a%00b", "/v1/customers?q=%ff", "/v1/users/me/clients?q=a%00b",
+		"/v1/audit?type=a%00b", "/v1/audit?type=%ff"} {
+		field := "q"
+		if strings.Contains(path, "type=") {
+			field = "type"
+		}
+		badInput(t, b.admin.do("GET", path, nil), field, path)
+		badInput(t, b.admin.do("GET", path, nil, hdr{"Accept": "text/csv"}), field, path+" as CSV")
+	}
+	r = b.admin.do("POST", "/v1/customers", map[string]any{"first_name": "Carla", "email": "c@client.example"}, hdr{"Idempotency-Key": "key-\xff"})
+	if r.status != 400 || r.json(t)["field"] != "Idempotency-Key" {
+		t.Fatalf("invalid UTF-8 in Idempotency-Key: %d %s", r.status, r.body)
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+}
+
+func TestPolicyNeedsEveryFieldAndNamesTheRealMaximum(t *testing.T) {
+	b := setup(t)
+	b.setPolicy(t, 2, false, false, true)
+	cust := b.createCustomer(t, "Carla")
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Udo Two", "member"), b.createUser(t, "Ute Three", "member")
+	for _, u := range []*client{u1, u2} {
+		b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	}
+
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "max_assignees", "a policy without max_assignees")
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"MAX_ASSIGNEES": 5, "require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "MAX_ASSIGNEES", "a field name in the wrong case")
+	badInput(t, b.admin.do("PUT", "/v1/policy", map[string]any{"max_assignees": "2", "require_assignee": false, "require_lead": false,
+		"members_can_self_assign": true}), "max_assignees", "max_assignees as a string")
+	if got := b.admin.must(200, "GET", "/v1/policy", nil).json(t)["max_assignees"]; got != float64(2) {
+		t.Fatalf("refused policy changes changed max_assignees to %v", got)
+	}
+
+	// Lowering the limit keeps the teams and says how many are over it.
+	other := b.createCustomer(t, "Otto")
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees", map[string]string{"user_id": u1.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees", map[string]string{"user_id": u2.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+other+"/assignees/"+u2.userID+"/replace", map[string]string{"with_user_id": u3.userID})
+	b.admin.must(200, "DELETE", "/v1/customers/"+other+"/assignees/"+u3.userID, nil)
+	lowered := b.admin.must(200, "PUT", "/v1/policy", map[string]any{"max_assignees": 1, "require_assignee": false,
+		"require_lead": false, "members_can_self_assign": true}).json(t)
+	if lowered["customers_over_limit"] != float64(1) {
+		t.Fatalf("lowering max_assignees to 1 with one team of 2 and one of 1: %v", lowered)
+	}
+	r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u3.userID})
+	if r.status != 409 || r.code() != "max_assignees_reached" || !strings.Contains(r.json(t)["detail"].(string), "maximum is 1") {
+		t.Fatalf("assign over a lowered maximum: %d %s", r.status, r.body)
+	}
+	b.setPolicy(t, nil, false, false, true)
+	if got := b.admin.must(200, "GET", "/v1/policy", nil).json(t)["max_assignees"]; got != nil {
+		t.Fatalf("explicit null: max_assignees %v", got)
+	}
+}
+
+func TestJSONErrorsSpeakJSON(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	v := b.createUser(t, "Vic Two", "member")
+	cust := b.createCustomer(t, "Carla")
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID})
+	before := b.countEvents(t)
+
+	r := b.admin.do("POST", "/v1/customers", map[string]any{"first_name": 5, "email": "x@client.example"})
+	badInput(t, r, "first_name", "a number for a string")
+	if d := r.json(t)["detail"].(string); strings.Contains(d, "profileBody") || strings.Contains(d, "json:") {
+		t.Fatalf("the error speaks Go: %s", d)
+	}
+	r = b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": 5, "email": "x@client.example", "team": []string{u.userID}})
+	badInput(t, r, "first_name", "a number for a string in an invitation")
+	if d := r.json(t)["detail"].(string); strings.Contains(d, "profileBody") || strings.Contains(d, "json:") {
+		t.Fatalf("the error speaks Go: %s", d)
+	}
+	r = b.admin.do("POST", "/v1/customers", `{"first_name": "Carla",`)
+	if d := r.json(t)["detail"].(string); r.status != 400 || strings.Contains(d, "json:") {
+		t.Fatalf("malformed JSON: %d %s", r.status, d)
+	}
+	r = b.admin.do("POST", "/v1/customers/"+cust+"/assignees/"+u.userID+"/replace", map[string]string{"user_id": v.userID})
+	badInput(t, r, "user_id", "an unknown field")
+	if d := r.json(t)["detail"].(string); r.code() != "unknown_field" || !strings.Contains(d, "with_user_id") {
+		t.Fatalf("an unknown field's error does not name the expected ones: %s", r.body)
+	}
+	r = b.admin.do("POST", "/v1/assignments/bulk", `{"action":"add","customer_ids":["`+cust+`"],"user_ids":["`+v.userID+`"],"dry_run":null}`)
+	badInput(t, r, "dry_run", `"dry_run": null`)
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+
+	// A bodyless command sent with a JSON Content-Type and no body.
+	b.admin.must(200, "POST", "/v1/users/"+v.userID+"/deactivate", "")
+
+	anon := &client{t: t, base: b.base}
+	r = anon.do("PATCH", "/healthz", nil)
+	if r.status != 405 || r.header.Get("Allow") != "GET" {
+		t.Fatalf("405 without Allow: %d %v", r.status, r.header)
+	}
+	r = b.admin.do("GET", "/v1/customers/"+cust+"/assignees", nil, hdr{"X-HTTP-Method": "x"})
+	if r.status != 200 {
+		t.Fatalf("assignees: %d", r.status)
+	}
+	if r := b.admin.do("PATCH", "/v1/customers/"+cust+"/assignees", nil); r.status != 405 || r.header.Get("Allow") != "GET, POST, PUT" {
+		t.Fatalf("405 on assignees: %d Allow %q", r.status, r.header.Get("Allow"))
+	}
+	badInput(t, b.admin.do("GET", "/v1/audit?type=Nope", nil), "type", "an unknown event type")
+	if r := b.admin.do("GET", "/v1/audit", nil, hdr{"Accept": "application/ndjson"}); r.status != 200 ||
+		r.header.Get("Content-Type") != "application/x-ndjson" || bytes.HasPrefix(r.body, []byte(`{"items"`)) {
+		t.Fatalf("Accept: application/ndjson got %s: %.80s", r.header.Get("Content-Type"), r.body)
+	}
+}
+
+func TestLastAdminCannotBeDeactivated(t *testing.T) {
+	b := setup(t)
+	r := b.admin.do("POST", "/v1/users/me/deactivate", nil)
+	if r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("the only admin deactivating themselves: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "GET", "/v1/users", nil) // still in
+
+	second := b.createUser(t, "Bea Admin", "admin")
+	second.must(200, "POST", "/v1/users/"+b.admin.userID+"/deactivate", nil)
+	if r := second.do("POST", "/v1/users/me/deactivate", nil); r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("the last admin deactivating themselves: %d %s", r.status, r.body)
+	}
+
+	// Two admins deactivating each other at once: one of them stays.
+	for i := range 5 {
+		b.admin = second // createUser's admin
+		x, y := b.createUser(t, fmt.Sprint("Xena Admin ", i), "admin"), b.createUser(t, fmt.Sprint("Yann Admin ", i), "admin")
+		second.must(200, "POST", "/v1/users/me/deactivate", nil)
+		done := make(chan response, 2)
+		go func() { done <- x.do("POST", "/v1/users/"+y.userID+"/deactivate", nil) }()
+		go func() { done <- y.do("POST", "/v1/users/"+x.userID+"/deactivate", nil) }()
+		ok := 0
+		for range 2 {
+			if r := <-done; r.status == 200 {
+				ok++
+			}
+		}
+		var admins int
+		if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active'`).Scan(&admins); err != nil {
+			t.Fatal(err)
+		}
+		if ok != 1 || admins != 1 {
+			t.Fatalf("racing deactivations: %d succeeded, %d active admins left", ok, admins)
+		}
+		second = x
+		if x.do("GET", "/v1/users", nil).status != 200 {
+			second = y
+		}
+	}
+}
+
+func TestReplayNeverBlanksASecret(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	key := hdr{"Idempotency-Key": "issue-uma-key"}
+	first := b.admin.must(201, "POST", "/v1/users/"+u.userID+"/api-keys", nil, key)
+	if first.json(t)["api_key"] == "" {
+		t.Fatal("no key issued")
+	}
+	n := b.countEvents(t)
+	again := b.admin.do("POST", "/v1/users/"+u.userID+"/api-keys", nil, key)
+	if again.status != 409 || again.code() != "replay_unavailable" || b.countEvents(t) != n {
+		t.Fatalf("replayed key issue: %d %s (%d events)", again.status, again.body, b.countEvents(t)-n)
+	}
+
+	inv := map[string]any{"first_name": "Ivy", "last_name": "Client", "email": "ivy@client.example", "team": []string{u.userID}}
+	key = hdr{"Idempotency-Key": "invite-ivy"}
+	if url := b.admin.must(201, "POST", "/v1/clients/invitations", inv, key).json(t)["invitation_url"]; url == nil || url == "" {
+		t.Fatal("no invitation_url")
+	}
+	n = b.countEvents(t)
+	again = b.admin.do("POST", "/v1/clients/invitations", inv, key)
+	if again.status != 409 || again.code() != "replay_unavailable" || b.countEvents(t) != n {
+		t.Fatalf("replayed invitation: %d %s (%d events)", again.status, again.body, b.countEvents(t)-n)
+	}
+}
+
+func TestBlockedClientsInvitationIsNotFound(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	var inv struct {
+		Customer struct {
+			ID string `json:"id"`
+		} `json:"customer"`
+		InvitationURL string `json:"invitation_url"`
+	}
+	b.admin.must(201, "POST", "/v1/clients/invitations", map[string]any{"first_name": "Ivy", "last_name": "Client",
+		"email": "ivy@client.example", "team": []string{u.userID}}).decode(t, &inv)
+	b.admin.must(200, "POST", "/v1/customers/"+inv.Customer.ID+"/block", nil)
+	token := inv.InvitationURL[strings.LastIndexByte(inv.InvitationURL, '/')+1:]
+	anon := &client{t: t, base: b.base}
+	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 || strings.Contains(string(r.body), inv.Customer.ID) {
+		t.Fatalf("accepting a blocked client's invitation: %d %s", r.status, r.body)
+	}
+}
