@@ -44,14 +44,13 @@ func (b *broadcast) signal() {
 }
 
 // notifier holds the process's one LISTEN connection and fans notifications
-// out: events (new events, or a projection committed, which may have moved
-// the snapshot xmin) and checkpoints (for read-your-writes waiters).
+// out: to the engines (new events, or a projection committed, which may have
+// moved the snapshot xmin) and to read-your-writes waiters (checkpoints).
 type notifier struct {
 	connConfig *pgx.ConnConfig
 	log        *slog.Logger
 	retry      time.Duration
 
-	events      *broadcast
 	checkpoints *broadcast
 	// subscribers holds, per engine, a broadcast that fires on new events
 	// and on checkpoint commits of projections the engine does not apply
@@ -72,7 +71,6 @@ func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, engines [][]strin
 		connConfig:  connConfig,
 		log:         log,
 		retry:       time.Second,
-		events:      newBroadcast(),
 		checkpoints: newBroadcast(),
 	}
 	for _, own := range engines {
@@ -105,7 +103,6 @@ func (n *notifier) run(ctx context.Context) {
 // newEvents wakes every subscriber, as a notification on
 // eventstore.NotifyChannel does.
 func (n *notifier) newEvents() {
-	n.events.signal()
 	for _, s := range n.subscribers {
 		s.b.signal()
 	}
@@ -122,7 +119,6 @@ func (n *notifier) listen(ctx context.Context) error {
 			return err
 		}
 	}
-	n.events.signal()
 	n.checkpoints.signal()
 	for _, s := range n.subscribers {
 		s.b.signal()
@@ -134,7 +130,6 @@ func (n *notifier) listen(ctx context.Context) error {
 		}
 		// A checkpoint commit ends a transaction that may have held the
 		// snapshot xmin back, so it can make events readable too.
-		n.events.signal()
 		for _, s := range n.subscribers {
 			if note.Channel != CheckpointChannel || !slices.Contains(s.own, note.Payload) {
 				s.b.signal()
