@@ -11,10 +11,6 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 )
 
-// CodeErasureUnavailable refuses the bulk action "delete": erasure
-// (crypto-shredding) is not built yet, so no customer can be deleted.
-const CodeErasureUnavailable = "erasure_unavailable"
-
 // CustomerBulkRequest is POST /v1/customers/bulk: Action on every customer
 // of CustomerIDs (GroupID for the group actions).
 type CustomerBulkRequest struct {
@@ -70,7 +66,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 		return CustomerBulkResult{}, &domain.ValidationError{Field: "action",
 			Detail: `must be "block", "unblock", "delete", "add_to_group" or "remove_from_group"`}
 	case req.Action == domain.CustomerActionDelete:
-		return CustomerBulkResult{}, &domain.RuleError{Code: CodeErasureUnavailable,
+		return CustomerBulkResult{}, &domain.RuleError{Code: domain.CodeErasureUnavailable,
 			Detail: "erasure of customers is not available yet; nothing was deleted"}
 	case len(req.CustomerIDs) == 0:
 		return CustomerBulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}

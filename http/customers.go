@@ -138,7 +138,7 @@ func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
-	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), "")
+	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")
 }
 
 func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {

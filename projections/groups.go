@@ -87,3 +87,15 @@ func (q *Queries) groups(ctx context.Context, tenantID string, id *string) ([]Gr
 	}
 	return out, nil
 }
+
+const qCountGroupCustomers = `SELECT count(*) FROM customer_groups WHERE tenant_id = $1 AND group_id = $2`
+
+// CountGroupCustomers counts the customers in a group, as the customer
+// list's read model knows them.
+func (q *Queries) CountGroupCustomers(ctx context.Context, tenantID, groupID string) (int, error) {
+	var n int
+	if err := q.pool.QueryRow(ctx, qCountGroupCustomers, tenantID, groupID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count group customers: %w", err)
+	}
+	return n, nil
+}
