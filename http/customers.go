@@ -1,11 +1,9 @@
 package http
 
 import (
-	"encoding/csv"
 	nethttp "net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -148,8 +146,11 @@ func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if accepts(r, "text/csv") {
-		s.exportCustomersCSV(w, r, tenant, f)
+	if fm, ok, err := exportFormatOf(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if ok {
+		s.export(w, r, tenant, fm, f)
 		return
 	}
 	limit, err := limitParam(r)
@@ -164,30 +165,6 @@ func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
-}
-
-func (s *Server) exportCustomersCSV(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, f projections.CustomerFilter) {
-	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="customers.csv"`)
-	cw := csv.NewWriter(w)
-	_ = cw.Write([]string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead"})
-	err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
-		var names []string
-		lead := ""
-		for _, a := range c.Assignees {
-			names = append(names, a.Name)
-			if a.Lead {
-				lead = a.Name
-			}
-		}
-		return cw.Write([]string{c.ID, csvSafe(c.FirstName), csvSafe(c.LastName), csvSafe(c.Email), csvSafe(c.Phone),
-			csvSafe(c.ExternalID), c.Status, c.CreatedAt.UTC().Format(time.RFC3339), csvSafe(strings.Join(names, "; ")), csvSafe(lead)})
-	})
-	cw.Flush()
-	if err != nil {
-		// Headers are gone; the truncated body is all we can signal with.
-		s.log.ErrorContext(r.Context(), "customer export failed", "error", err, "request_id", requestID(r.Context()))
-	}
 }
 
 // csvSafe defuses spreadsheet formula injection in exported cells.
