@@ -3,9 +3,12 @@ package http_test
 import (
 	"archive/zip"
 	"bytes"
+	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
+	nethttp "net/http"
 	"regexp"
 	"slices"
 	"strings"
@@ -250,5 +253,45 @@ func TestCustomerExportsAcrossPages(t *testing.T) {
 			}
 		}
 		ids(format, got)
+	}
+}
+
+// An export that fails after its body has begun is visibly broken: the
+// response is aborted (the client reads an unexpected EOF), never ended as
+// if complete. A customer_list row the list cannot decode, placed after
+// the first page, makes the export fail midway.
+func TestCustomerExportFailingMidwayAborts(t *testing.T) {
+	b := setup(t)
+	var sb strings.Builder
+	sb.WriteString("First Name,Last Name,Email,Phone Number,Team\n")
+	for i := range 1001 {
+		fmt.Fprintf(&sb, "C%d,Page,p%d@page.example,,\n", i, i)
+	}
+	r := b.admin.csv("POST", "/v1/clients/import", sb.String())
+	if r.status != 200 || r.header.Get("X-Ledger-Position") == "" {
+		t.Fatalf("import: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "GET", "/v1/customers?limit=1", nil, hdr{"X-Min-Position": r.header.Get("X-Ledger-Position")})
+	if _, err := b.pool.Exec(context.Background(), `INSERT INTO customer_list (customer_id, tenant_id, first_name, last_name, email, phone,
+		external_id, status, status_before_block, created_at, version, assignees)
+		VALUES (gen_random_uuid(), $1, 'Broken', '', '', '', '', 'active', '', '2999-01-01', 1, '{"not":"a list"}')`, b.tenant); err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"csv", "ods", "vcf", "html"} {
+		req, _ := nethttp.NewRequest("GET", b.base+"/v1/customers?format="+format, nil)
+		req.Header.Set("Authorization", "Bearer "+b.admin.key)
+		resp, err := nethttp.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("%s: status %d, read error %v after %d bytes: the export must abort", format, resp.StatusCode, err, len(body))
+		}
+	}
+	// XLSX is sent whole or not at all: the failure is a problem answer.
+	if r := b.admin.do("GET", "/v1/customers?format=xlsx", nil); r.status != 500 || r.header.Get("Content-Disposition") != "" {
+		t.Errorf("xlsx: %d %q %s", r.status, r.header.Get("Content-Disposition"), r.body)
 	}
 }
