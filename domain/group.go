@@ -83,8 +83,8 @@ func (g Group) Delete() []Event {
 // InGroup reports whether the customer is in group groupID.
 func (c Customer) InGroup(groupID string) bool { return slices.Contains(c.Groups, groupID) }
 
-// AddToGroup decides adding the customer to a group; (nil, nil) when it is
-// in it already.
+// AddToGroup decides adding the customer to a group; nil when it is in it
+// already.
 func (c Customer) AddToGroup(groupID string) []Event {
 	if c.InGroup(groupID) {
 		return nil
@@ -92,8 +92,8 @@ func (c Customer) AddToGroup(groupID string) []Event {
 	return []Event{CustomerAddedToGroup{CustomerID: c.ID, GroupID: groupID}}
 }
 
-// RemoveFromGroup decides removing the customer from a group; (nil, nil)
-// when it is not in it.
+// RemoveFromGroup decides removing the customer from a group; nil when it
+// is not in it.
 func (c Customer) RemoveFromGroup(groupID string) []Event {
 	if !c.InGroup(groupID) {
 		return nil
