@@ -52,6 +52,7 @@ const (
 	streamTenant   = "tenant"
 	streamUser     = "user"
 	streamCustomer = "customer"
+	streamGroup    = "group"
 )
 
 // Claim kinds: values unique within a tenant.
@@ -59,7 +60,13 @@ const (
 	claimCustomerEmail      = "customer_email"
 	claimCustomerExternalID = "customer_external_id"
 	claimUserEmail          = "user_email"
+	// claimGroupName holds domain.GroupNameKey of a live group's name.
+	claimGroupName = "group_name"
 )
+
+// CodeNameTaken is the RuleError code of a group name already used in the
+// tenant.
+const CodeNameTaken = "name_taken"
 
 // CodeExternalIDTaken is the RuleError code of a duplicate customer
 // external_id (domain.CodeEmailTaken covers emails).
@@ -346,6 +353,8 @@ func translateClaim(err error) error {
 	switch ct.Kind {
 	case claimCustomerExternalID:
 		return &domain.RuleError{Code: CodeExternalIDTaken, Detail: fmt.Sprintf("external_id %q is already used by another customer", ct.Value)}
+	case claimGroupName:
+		return &domain.RuleError{Code: CodeNameTaken, Detail: fmt.Sprintf("a group named %q exists already", ct.Value)}
 	case claimUserEmail:
 		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another user", ct.Value)}
 	default:

@@ -34,6 +34,10 @@ type Customer struct {
 	CreatedAt time.Time
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
+	// Groups are the IDs of the groups the customer is in, in the order it
+	// joined them. A deleted group's ID stays until removed: membership is
+	// the customer's, and read models hide deleted groups.
+	Groups []string
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
 	// invited client does not accept the invitation on their behalf.
@@ -61,6 +65,12 @@ func (c *Customer) Apply(e Event, at time.Time) {
 			c.Status = CustomerStatusActive
 		}
 		c.statusBeforeBlock = ""
+	case CustomerAddedToGroup:
+		if !slices.Contains(c.Groups, e.GroupID) {
+			c.Groups = append(slices.Clip(c.Groups), e.GroupID)
+		}
+	case CustomerRemovedFromGroup:
+		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
 	case UserAssigned:
 		team := c.teamWithout(e.UserID)
 		if e.Lead {

@@ -21,22 +21,27 @@ const SchemaVersion = 1
 
 // Event type strings, stored with every event and shown to auditors.
 const (
-	TypeTenantCreated      = "TenantCreated"
-	TypeUserCreated        = "UserCreated"
-	TypeUserDeactivated    = "UserDeactivated"
-	TypeUserUpdated        = "UserUpdated"
-	TypeApiKeyIssued       = "ApiKeyIssued"
-	TypePolicyChanged      = "PolicyChanged"
-	TypeCustomerRegistered = "CustomerRegistered"
-	TypeClientInvited      = "ClientInvited"
-	TypeCustomerUpdated    = "CustomerUpdated"
-	TypeInvitationAccepted = "InvitationAccepted"
-	TypeCustomerBlocked    = "CustomerBlocked"
-	TypeCustomerUnblocked  = "CustomerUnblocked"
-	TypeUserAssigned       = "UserAssigned"
-	TypeUserUnassigned     = "UserUnassigned"
-	TypeTeamLeadChanged    = "TeamLeadChanged"
-	TypeTeamMemberReplaced = "TeamMemberReplaced"
+	TypeTenantCreated            = "TenantCreated"
+	TypeUserCreated              = "UserCreated"
+	TypeUserDeactivated          = "UserDeactivated"
+	TypeUserUpdated              = "UserUpdated"
+	TypeApiKeyIssued             = "ApiKeyIssued"
+	TypePolicyChanged            = "PolicyChanged"
+	TypeCustomerRegistered       = "CustomerRegistered"
+	TypeClientInvited            = "ClientInvited"
+	TypeCustomerUpdated          = "CustomerUpdated"
+	TypeInvitationAccepted       = "InvitationAccepted"
+	TypeCustomerBlocked          = "CustomerBlocked"
+	TypeCustomerUnblocked        = "CustomerUnblocked"
+	TypeUserAssigned             = "UserAssigned"
+	TypeUserUnassigned           = "UserUnassigned"
+	TypeTeamLeadChanged          = "TeamLeadChanged"
+	TypeTeamMemberReplaced       = "TeamMemberReplaced"
+	TypeGroupCreated             = "GroupCreated"
+	TypeGroupRenamed             = "GroupRenamed"
+	TypeGroupDeleted             = "GroupDeleted"
+	TypeCustomerAddedToGroup     = "CustomerAddedToGroup"
+	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -151,6 +156,42 @@ type TeamMemberReplaced struct {
 	Lead       bool   `json:"lead"`
 }
 
+// GroupCreated, GroupRenamed and GroupDeleted are a group's stream; each
+// carries the group's name (the new one on a rename, the last one on a
+// deletion) so that the audit log reads on its own.
+type GroupCreated struct {
+	GroupID string `json:"group_id"`
+	Name    string `json:"name"`
+}
+
+type GroupRenamed struct {
+	GroupID string `json:"group_id"`
+	Name    string `json:"name"`
+}
+
+type GroupDeleted struct {
+	GroupID string `json:"group_id"`
+	Name    string `json:"name"`
+}
+
+// CustomerAddedToGroup and CustomerRemovedFromGroup are in the customer's
+// stream: membership is the customer's state, decided on the customer.
+type CustomerAddedToGroup struct {
+	CustomerID string `json:"customer_id"`
+	GroupID    string `json:"group_id"`
+}
+
+type CustomerRemovedFromGroup struct {
+	CustomerID string `json:"customer_id"`
+	GroupID    string `json:"group_id"`
+}
+
+func (GroupCreated) EventType() string             { return TypeGroupCreated }
+func (GroupRenamed) EventType() string             { return TypeGroupRenamed }
+func (GroupDeleted) EventType() string             { return TypeGroupDeleted }
+func (CustomerAddedToGroup) EventType() string     { return TypeCustomerAddedToGroup }
+func (CustomerRemovedFromGroup) EventType() string { return TypeCustomerRemovedFromGroup }
+
 func (TenantCreated) EventType() string      { return TypeTenantCreated }
 func (UserCreated) EventType() string        { return TypeUserCreated }
 func (UserDeactivated) EventType() string    { return TypeUserDeactivated }
@@ -204,22 +245,27 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte) (Event, error
 func EventTypes() []string { return slices.Sorted(maps.Keys(decoders)) }
 
 var decoders = map[string]func([]byte) (Event, error){
-	TypeTenantCreated:      decodeAs[TenantCreated],
-	TypeUserCreated:        decodeAs[UserCreated],
-	TypeUserDeactivated:    decodeAs[UserDeactivated],
-	TypeUserUpdated:        decodeAs[UserUpdated],
-	TypeApiKeyIssued:       decodeAs[ApiKeyIssued],
-	TypePolicyChanged:      decodeAs[PolicyChanged],
-	TypeCustomerRegistered: decodeAs[CustomerRegistered],
-	TypeClientInvited:      decodeAs[ClientInvited],
-	TypeCustomerUpdated:    decodeAs[CustomerUpdated],
-	TypeInvitationAccepted: decodeAs[InvitationAccepted],
-	TypeCustomerBlocked:    decodeAs[CustomerBlocked],
-	TypeCustomerUnblocked:  decodeAs[CustomerUnblocked],
-	TypeUserAssigned:       decodeAs[UserAssigned],
-	TypeUserUnassigned:     decodeAs[UserUnassigned],
-	TypeTeamLeadChanged:    decodeAs[TeamLeadChanged],
-	TypeTeamMemberReplaced: decodeAs[TeamMemberReplaced],
+	TypeTenantCreated:            decodeAs[TenantCreated],
+	TypeUserCreated:              decodeAs[UserCreated],
+	TypeUserDeactivated:          decodeAs[UserDeactivated],
+	TypeUserUpdated:              decodeAs[UserUpdated],
+	TypeApiKeyIssued:             decodeAs[ApiKeyIssued],
+	TypePolicyChanged:            decodeAs[PolicyChanged],
+	TypeCustomerRegistered:       decodeAs[CustomerRegistered],
+	TypeClientInvited:            decodeAs[ClientInvited],
+	TypeCustomerUpdated:          decodeAs[CustomerUpdated],
+	TypeInvitationAccepted:       decodeAs[InvitationAccepted],
+	TypeCustomerBlocked:          decodeAs[CustomerBlocked],
+	TypeCustomerUnblocked:        decodeAs[CustomerUnblocked],
+	TypeUserAssigned:             decodeAs[UserAssigned],
+	TypeUserUnassigned:           decodeAs[UserUnassigned],
+	TypeTeamLeadChanged:          decodeAs[TeamLeadChanged],
+	TypeTeamMemberReplaced:       decodeAs[TeamMemberReplaced],
+	TypeGroupCreated:             decodeAs[GroupCreated],
+	TypeGroupRenamed:             decodeAs[GroupRenamed],
+	TypeGroupDeleted:             decodeAs[GroupDeleted],
+	TypeCustomerAddedToGroup:     decodeAs[CustomerAddedToGroup],
+	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -252,6 +298,10 @@ func CustomerIDOf(e Event) (string, bool) {
 	case TeamLeadChanged:
 		return e.CustomerID, true
 	case TeamMemberReplaced:
+		return e.CustomerID, true
+	case CustomerAddedToGroup:
+		return e.CustomerID, true
+	case CustomerRemovedFromGroup:
 		return e.CustomerID, true
 	}
 	return "", false

@@ -3,8 +3,6 @@ package http
 import (
 	nethttp "net/http"
 	"strconv"
-	"strings"
-	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -137,7 +135,7 @@ func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
-	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), "")
+	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")
 }
 
 func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -147,8 +145,11 @@ func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if accepts(r, "text/csv") {
-		s.exportCustomersCSV(w, r, tenant, f)
+	if fm, ok, err := exportFormatOf(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	} else if ok {
+		s.export(w, r, tenant, fm, f)
 		return
 	}
 	limit, err := limitParam(r)
@@ -163,24 +164,6 @@ func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
-}
-
-func (s *Server) exportCustomersCSV(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, f projections.CustomerFilter) {
-	header := []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead"}
-	s.csvExport(w, r, "customers.csv", header, func(row func(cells ...string) error) error {
-		return s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
-			var names []string
-			lead := ""
-			for _, a := range c.Assignees {
-				names = append(names, a.Name)
-				if a.Lead {
-					lead = a.Name
-				}
-			}
-			return row(c.ID, c.FirstName, c.LastName, c.Email, c.Phone, c.ExternalID, c.Status,
-				c.CreatedAt.UTC().Format(time.RFC3339), strings.Join(names, "; "), lead)
-		})
-	})
 }
 
 func nonNil[T any](xs []T) []T {

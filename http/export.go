@@ -74,22 +74,28 @@ func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header fun
 func (s *Server) csvExport(w nethttp.ResponseWriter, r *nethttp.Request, filename string, header []string,
 	each func(row func(cells ...string) error) error) {
 	s.stream(w, r, exportHeader("text/csv; charset=utf-8", filename), func(out io.Writer) error {
-		cw := csv.NewWriter(out)
-		if err := cw.Write(header); err != nil {
-			return err
-		}
-		err := each(func(cells ...string) error {
-			for i, c := range cells {
-				cells[i] = csvSafe(c)
-			}
-			return cw.Write(cells)
-		})
-		if err != nil {
-			return err
-		}
-		cw.Flush()
-		return cw.Error()
+		return writeCSV(out, header, each)
 	})
+}
+
+// writeCSV writes the header row and the rows each writes through row,
+// every cell defused against formula injection.
+func writeCSV(out io.Writer, header []string, each func(row func(cells ...string) error) error) error {
+	cw := csv.NewWriter(out)
+	if err := cw.Write(header); err != nil {
+		return err
+	}
+	err := each(func(cells ...string) error {
+		for i, c := range cells {
+			cells[i] = csvSafe(c)
+		}
+		return cw.Write(cells)
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 // csvSafe defuses spreadsheet formula injection: a cell that begins with

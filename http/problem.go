@@ -88,6 +88,7 @@ func errorToProblem(err error) (Problem, bool) {
 		invalid  *domain.ValidationError
 		denied   *domain.ForbiddenError
 		bulk     *commands.BulkRejectedError
+		custBulk *commands.CustomerBulkRejectedError
 		imported *commands.ImportRejectedError
 		tooMany  *tooManyError
 		claim    *eventstore.ClaimTakenError
@@ -100,6 +101,10 @@ func errorToProblem(err error) (Problem, bool) {
 	case errors.As(err, &bulk):
 		p := newProblem(nethttp.StatusConflict, "bulk_edit_refused", fmt.Sprintf("%d pair(s) break a rule; nothing was written", len(bulk.Errors)))
 		p.Errors = bulk.Errors
+		return p, true
+	case errors.As(err, &custBulk):
+		p := newProblem(nethttp.StatusConflict, "bulk_action_refused", fmt.Sprintf("%d customer(s) cannot take the action; nothing was written", len(custBulk.Errors)))
+		p.Errors = custBulk.Errors
 		return p, true
 	case errors.As(err, &tooMany):
 		p := newProblem(nethttp.StatusUnprocessableEntity, "too_many_customers", tooMany.Error()+"; narrow the selection")

@@ -103,6 +103,7 @@ const (
 	pIntervals  = "assignment_intervals"
 	pAudit      = "audit_log"
 	pNotify     = "notifications"
+	pGroups     = "groups"
 	pWriteModel = "" // served from the event store: always current
 )
 
@@ -138,13 +139,14 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Patch("/v1/users/{id}", s.updateUser)
 		r.With(requireAdmin).Post("/v1/users/{id}/deactivate", s.deactivateUser)
 		r.With(requireAdmin).Post("/v1/users/{id}/transfer", s.transferCustomers)
-		r.With(s.minPosition(pMyClients, pIntervals, pCustomers)).Get("/v1/users/{id}/clients", s.userClients)
+		r.With(s.minPosition(pMyClients, pIntervals, pCustomers, pGroups)).Get("/v1/users/{id}/clients", s.userClients)
 		r.With(s.minPosition(pNotify)).Get("/v1/users/{id}/notifications", s.notifications)
 		r.Post("/v1/users/{id}/notifications/read", s.markNotificationsRead)
 
 		r.With(requireAdmin).Post("/v1/customers", s.registerCustomer)
 		// The assigned-user filter reads my_clients too.
-		r.With(s.minPosition(pCustomers, pMyClients)).Get("/v1/customers", s.listCustomers)
+		r.With(s.minPosition(pCustomers, pMyClients, pGroups)).Get("/v1/customers", s.listCustomers)
+		r.With(requireAdmin).Post("/v1/customers/bulk", s.customerBulk)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
 		r.With(requireAdmin).Patch("/v1/customers/{id}", s.updateCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.blockCustomer)
@@ -154,6 +156,11 @@ func (s *Server) routes() chi.Router {
 		r.Put("/v1/customers/{id}/assignees", s.setTeam)
 		// Members may bulk add or remove themselves: the command decides.
 		r.Post("/v1/assignments/bulk", s.bulkEdit)
+
+		r.With(requireAdmin).Post("/v1/groups", s.createGroup)
+		r.With(s.minPosition(pGroups, pCustomers)).Get("/v1/groups", s.listGroups)
+		r.With(requireAdmin).Patch("/v1/groups/{id}", s.renameGroup)
+		r.With(requireAdmin).Delete("/v1/groups/{id}", s.deleteGroup)
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.inviteClient)
 		r.With(requireAdmin, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)

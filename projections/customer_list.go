@@ -34,6 +34,14 @@ type CustomerItem struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
 	Assignees  []Assignee `json:"assignees"`
+	// Groups are the customer's live groups, by name.
+	Groups []GroupRef `json:"groups"`
+}
+
+// GroupRef names a group a customer is in.
+type GroupRef struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
 }
 
 // CustomerFilter narrows the customer list. Zero fields do not filter.
@@ -46,6 +54,8 @@ type CustomerFilter struct {
 	// Q matches first, last or full name or email, case-insensitively.
 	Q      string
 	Status string
+	// Group is a group ID: its customers.
+	Group string
 }
 
 // ErrNotFound is returned for an ID the read model does not know in the tenant.
@@ -61,6 +71,11 @@ func customerListProjection() *projection {
 			// Apart, so that a team change touches no trigram index
 			// (migration 0011).
 			{name: "customer_search", key: []string{"customer_id"}, columns: []string{"customer_id", "tenant_id", "search"}},
+			// The customer's groups, a row each: membership is customer
+			// state (CustomerAddedToGroup is in its stream), so it is folded
+			// here. Group names are the groups read model's (groups.go),
+			// joined when read, so a rename rewrites no customer's rows.
+			{name: "customer_groups", key: []string{"customer_id", "group_id"}, columns: []string{"customer_id", "group_id", "tenant_id"}},
 		},
 		fold: &foldDef{
 			versionTable: "customer_list",
@@ -82,6 +97,9 @@ func customerListProjection() *projection {
 				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
 					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as))
 				out.add("customer_search", uid(c.ID), uid(c.TenantID), searchText(p))
+				for _, g := range c.Groups {
+					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
+				}
 			},
 		},
 	}
@@ -103,20 +121,28 @@ func assigneesJSON(as []Assignee) rawJSON {
 }
 
 // customerItemColumns reads a CustomerItem from customer_list aliased c.
+// Its groups are joined with the groups read model's current names, live
+// groups only (a deleted group's memberships stay in customer_groups).
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees`
+       c.status, c.created_at, c.version, c.assignees,
+       (SELECT coalesce(jsonb_agg(jsonb_build_object('id', cg.group_id, 'name', g.name) ORDER BY g.name, cg.group_id), '[]')
+          FROM customer_groups cg CROSS JOIN LATERAL (` + qGroupNow + `) g
+         WHERE cg.customer_id = c.customer_id AND NOT g.deleted)`
 
 func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
 	var it CustomerItem
-	var assignees []byte
+	var assignees, groups []byte
 	dest := append([]any{&it.ID, &it.FirstName, &it.LastName, &it.Email, &it.Phone, &it.ExternalID,
-		&it.Status, &it.CreatedAt, &it.Version, &assignees}, extra...)
+		&it.Status, &it.CreatedAt, &it.Version, &assignees, &groups}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return CustomerItem{}, err
 	}
 	it.CreatedAt = it.CreatedAt.UTC()
 	if err := json.Unmarshal(assignees, &it.Assignees); err != nil {
 		return CustomerItem{}, fmt.Errorf("decode assignees: %w", err)
+	}
+	if err := json.Unmarshal(groups, &it.Groups); err != nil {
+		return CustomerItem{}, fmt.Errorf("decode groups: %w", err)
 	}
 	return it, nil
 }
@@ -214,6 +240,14 @@ func customerQuery(tenantID string, f CustomerFilter) (from string, conds []stri
 	}
 	if f.Status != "" {
 		conds = append(conds, "c.status = "+args.add(f.Status))
+	}
+	if f.Group != "" {
+		if !isUUID(f.Group) {
+			return "", nil, nil, "", "", false
+		}
+		// A deleted group has no customers any more.
+		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
+			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
 	}
 	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
 	if byUser && !isUUID(f.AssignedUser) {

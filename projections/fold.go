@@ -71,6 +71,10 @@ type customerState struct {
 	CreatedAt         time.Time
 	Version           int64
 	Team              []member
+	// Groups are the IDs of the groups the customer is in, in joining
+	// order (as domain.Customer keeps them). Replaced, never changed in
+	// place: the fold cache keeps states it has written.
+	Groups []string
 }
 
 // apply mirrors domain.Customer.Apply for everything but the team, which
@@ -93,6 +97,12 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 			c.Status = string(domain.CustomerStatusActive)
 		}
 		c.StatusBeforeBlock = ""
+	case domain.CustomerAddedToGroup:
+		if !slices.Contains(c.Groups, e.GroupID) {
+			c.Groups = append(slices.Clip(c.Groups), e.GroupID)
+		}
+	case domain.CustomerRemovedFromGroup:
+		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
 	default:
 		c.Team = applyTeam(c.Team, e, at, pos)
 	}
@@ -148,6 +158,7 @@ var customerEventTypes = []string{
 	domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated,
 	domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked,
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
+	domain.TypeCustomerAddedToGroup, domain.TypeCustomerRemovedFromGroup,
 }
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }

@@ -19,6 +19,7 @@ const (
 	AssignmentIntervals = "assignment_intervals"
 	AuditLog            = "audit_log"
 	Notifications       = "notifications"
+	Groups              = "groups"
 )
 
 // ErrUnknownProjection is returned for a name that is not a projection.
@@ -96,7 +97,7 @@ func tablesOf(ps []*projection) map[string]*table {
 // all returns every projection, in a fixed order.
 func all() []*projection {
 	return []*projection{myClientsProjection(), customerListProjection(), assignmentIntervalsProjection(),
-		auditLogProjection(), notificationsProjection()}
+		auditLogProjection(), notificationsProjection(), groupsProjection()}
 }
 
 // AllNames lists every projection.

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -138,6 +139,18 @@ func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
 				got.Email != c.Profile.Email || !got.CreatedAt.Equal(c.CreatedAt) {
 				t.Errorf("customer %s: got %+v, domain %+v", c.ID, got, c)
 			}
+			var wantGroups []GroupRef
+			for _, g := range c.Groups {
+				for _, wg := range tn.groups {
+					if wg.g.ID == g && !wg.g.Deleted {
+						wantGroups = append(wantGroups, GroupRef{ID: g, Name: wg.g.Name})
+					}
+				}
+			}
+			slices.SortFunc(wantGroups, func(a, b GroupRef) int { return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.ID, b.ID)) })
+			if len(got.Groups) != len(wantGroups) || (len(wantGroups) > 0 && !slices.Equal(got.Groups, wantGroups)) {
+				t.Errorf("customer %s: groups %+v, domain %+v", c.ID, got.Groups, wantGroups)
+			}
 			if len(got.Assignees) != len(c.Team) {
 				t.Errorf("customer %s: assignees %+v, domain team %+v", c.ID, got.Assignees, c.Team)
 				continue
@@ -152,6 +165,35 @@ func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
 				}
 				byUser[m.UserID][c.ID] = mine{m.Lead, m.AssignedAt}
 			}
+		}
+		groups, err := q.Groups(ctx, tn.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var live int
+		for _, wg := range tn.groups {
+			if wg.g.Deleted {
+				continue
+			}
+			live++
+			n := 0
+			for _, wc := range tn.customers {
+				if wc.c.InGroup(wg.g.ID) {
+					n++
+				}
+			}
+			i := slices.IndexFunc(groups, func(g Group) bool { return g.ID == wg.g.ID })
+			if i < 0 || groups[i].Name != wg.g.Name || groups[i].Customers != n {
+				t.Errorf("group %+v with %d customers: listed %+v", wg.g, n, groups)
+				continue
+			}
+			page, err := q.Customers(ctx, tn.id, CustomerFilter{Group: wg.g.ID}, 500, "")
+			if err != nil || len(page.Items) != n {
+				t.Errorf("group %s filter: %d customers (%v), domain %d", wg.g.ID, len(page.Items), err, n)
+			}
+		}
+		if len(groups) != live {
+			t.Errorf("%d groups listed, %d live", len(groups), live)
 		}
 		for _, u := range tn.users {
 			page, err := q.MyClients(ctx, tn.id, u, "", 500, "")

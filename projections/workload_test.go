@@ -43,6 +43,12 @@ type wTenant struct {
 	id        string
 	users     []string
 	customers []*wCustomer
+	groups    []*wGroup
+}
+
+// wGroup is a group of the workload, as the domain folds its stream.
+type wGroup struct {
+	g domain.Group
 }
 
 type wCustomer struct {
@@ -198,6 +204,9 @@ func (w *world) step(ctx context.Context) {
 	case r < 15 || len(tn.customers) == 0:
 		w.newCustomer(ctx, tn)
 		return
+	case r < 18:
+		w.groupStep(ctx, tn)
+		return
 	}
 	wc := tn.customers[w.rng.IntN(len(tn.customers))]
 	c := wc.c
@@ -230,6 +239,17 @@ func (w *world) step(ctx context.Context) {
 		u := pick(members)
 		m, _ := c.Member(u)
 		events = append(events, domain.TeamMemberReplaced{CustomerID: c.ID, UserID: u, WithUserID: pick(others), Lead: m.Lead})
+	case op < 9 && w.rng.IntN(3) == 0 && len(tn.groups) > 0:
+		// Group membership, also in groups since deleted.
+		g := tn.groups[w.rng.IntN(len(tn.groups))].g.ID
+		if len(c.Groups) > 0 && w.rng.IntN(3) == 0 {
+			g = c.Groups[w.rng.IntN(len(c.Groups))]
+		}
+		if c.InGroup(g) {
+			events = append(events, c.RemoveFromGroup(g)...)
+		} else {
+			events = append(events, c.AddToGroup(g)...)
+		}
 	case op < 9:
 		switch c.Status {
 		case domain.CustomerStatusBlocked:
@@ -250,6 +270,38 @@ func (w *world) step(ctx context.Context) {
 		events = append(events, domain.CustomerUpdated{CustomerID: c.ID, Profile: w.profile()})
 	}
 	w.commit(ctx, tn, wc, c.ID, events...)
+}
+
+// groupStep creates, renames or deletes one of the tenant's groups.
+func (w *world) groupStep(ctx context.Context, tn *wTenant) {
+	var live []*wGroup
+	for _, g := range tn.groups {
+		if !g.g.Deleted {
+			live = append(live, g)
+		}
+	}
+	var wg *wGroup
+	var e domain.Event
+	switch op := w.rng.IntN(4); {
+	case op < 2 || len(live) == 0:
+		wg = &wGroup{}
+		tn.groups = append(tn.groups, wg)
+		e = domain.GroupCreated{GroupID: uuid.NewString(), Name: fmt.Sprintf("Group %d", w.rng.IntN(1000))}
+	case op < 3:
+		wg = live[w.rng.IntN(len(live))]
+		e = domain.GroupRenamed{GroupID: wg.g.ID, Name: fmt.Sprintf("Renamed %d", w.rng.IntN(1000))}
+	default:
+		wg = live[w.rng.IntN(len(live))]
+		e = wg.g.Delete()[0]
+	}
+	id := wg.g.ID
+	if c, ok := e.(domain.GroupCreated); ok {
+		id = c.GroupID
+	}
+	if _, err := w.append(ctx, tn.id, id, "group", wg.g.Version, "", nil, e); err != nil {
+		w.t.Fatalf("group: %v", err)
+	}
+	wg.g.Apply(e)
 }
 
 // run appends at least n events.

@@ -67,7 +67,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	for _, name := range []string{"commands/AssignUser HTTP @1", "commands/raw INSERT @16", "commands/AssignUser p99 @16",
 		"lag/commit→read model p50", "reads/baseline PK lookup p99", "catchup/rebuild of the same events (baseline)",
 		"bulk/BulkEdit add, 200 customers", "bulk/BulkEdit set (one owner), 200 customers", "bulk/transfer (all), 200 customers",
-		"bulk/BulkEdit set (one owner) peak heap"} {
+		"bulk/BulkEdit set (one owner) peak heap",
+		"bulk/export csv, 200 customers", "bulk/export xlsx, 200 customers", "bulk/export ods, 200 customers",
+		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx peak heap"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}

@@ -22,6 +22,7 @@ import (
 // one-owner reassignment), and a transfer of all of a user's customers.
 // Each is timed through the commands (no HTTP: the JSON of a 10,000-pair
 // report is not what is measured) with the process's peak heap in use.
+// Then the customer list is exported in every format (runExports).
 func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 	pool, _, err := srv.createDB(ctx, "bulk", 32)
 	if err != nil {
@@ -105,7 +106,7 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 		details[s.name] = map[string]any{"seconds": took.Seconds(), "peak_heap_mb": heap}
 	}
 	rep.detail("bulk", details)
-	return nil
+	return runExports(ctx, pool, store, cmd, boot.APIKey, len(ids), srv, rep)
 }
 
 // sampleHeap samples the heap in use every 5 ms until the returned function

@@ -1,0 +1,191 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// CustomerBulkRequest is POST /v1/customers/bulk: Action on every customer
+// of CustomerIDs (GroupID for the group actions).
+type CustomerBulkRequest struct {
+	Action      domain.CustomerAction
+	CustomerIDs []string
+	GroupID     string
+	DryRun      bool
+	// Selected makes the answer list CustomerIDs (a selection by filter).
+	Selected bool
+}
+
+// CustomerError is one customer a bulk action cannot be carried out on.
+type CustomerError struct {
+	CustomerID string `json:"customer_id"`
+	Code       string `json:"code"`
+}
+
+// CustomerBulkResult is what a bulk customer action did, or with DryRun
+// would do.
+type CustomerBulkResult struct {
+	Changed   []string        `json:"changed"`
+	Unchanged []string        `json:"unchanged"`
+	Errors    []CustomerError `json:"errors"`
+	Position  int64           `json:"position"`
+	// CustomerIDs are the customers a selection by filter covered.
+	CustomerIDs []string `json:"customer_ids,omitempty"`
+}
+
+// CustomerBulkRejectedError refuses a whole bulk customer action because
+// some customers cannot take it (HTTP 409); nothing was written.
+type CustomerBulkRejectedError struct {
+	Errors []CustomerError
+}
+
+func (e *CustomerBulkRejectedError) Error() string {
+	return fmt.Sprintf("bulk action refused: %d customer(s) cannot take it", len(e.Errors))
+}
+
+// BulkCustomers blocks, unblocks, adds to or removes from a group every
+// listed customer (admin only), all or nothing, in one append sharing one
+// correlation_id. A customer already as the action would leave it is
+// unchanged; an unknown one is an error with code not_found, and any error
+// refuses the whole action (*CustomerBulkRejectedError). The group must
+// exist (ErrNotFound otherwise); it is share-locked by a guard so that it
+// cannot be deleted while customers are added to it. With DryRun the same
+// report is answered and nothing is written.
+func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRequest) (CustomerBulkResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return CustomerBulkResult{}, err
+	}
+	switch {
+	case !req.Action.Valid():
+		return CustomerBulkResult{}, &domain.ValidationError{Field: "action",
+			Detail: `must be "block", "unblock", "delete", "add_to_group" or "remove_from_group"`}
+	case req.Action == domain.CustomerActionDelete:
+		return CustomerBulkResult{}, &domain.RuleError{Code: domain.CodeErasureUnavailable,
+			Detail: "erasure of customers is not available yet; nothing was deleted"}
+	case len(req.CustomerIDs) == 0:
+		return CustomerBulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}
+	case len(req.CustomerIDs) > MaxBulkCustomers:
+		return CustomerBulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: fmt.Sprintf("at most %d customers per bulk action", MaxBulkCustomers)}
+	case req.Action.NeedsGroup() && req.GroupID == "":
+		return CustomerBulkResult{}, &domain.ValidationError{Field: "group_id", Detail: "is required for " + string(req.Action)}
+	case !req.Action.NeedsGroup() && req.GroupID != "":
+		return CustomerBulkResult{}, &domain.ValidationError{Field: "group_id", Detail: "is only for add_to_group and remove_from_group"}
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return CustomerBulkResult{}, err
+	}
+	if req.DryRun {
+		m.IdempotencyKey = ""
+	}
+	groupID := ""
+	if req.Action.NeedsGroup() {
+		var ok bool
+		if groupID, ok = parseID(req.GroupID); !ok {
+			return CustomerBulkResult{}, notFound("group", req.GroupID)
+		}
+	}
+	customerIDs := orderedIDs(req.CustomerIDs)
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerBulkResult, error) {
+		var result CustomerBulkResult
+		err := c.withRetry(ctx, "BulkCustomers", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				groupMode, customerMode := forShare, forUpdate
+				if req.DryRun {
+					groupMode, customerMode = noLock, noLock
+				}
+				var guards []eventstore.Guard
+				if groupID != "" {
+					g, err := lockGroup(ctx, tx, m.TenantID, groupID, groupMode)
+					if err != nil {
+						return err
+					}
+					guards = []eventstore.Guard{{StreamID: groupID, Version: g.Version}}
+				}
+				versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
+				if err != nil {
+					return err
+				}
+				var found []string
+				for _, id := range customerIDs {
+					if _, ok := versions[id]; ok {
+						found = append(found, id)
+					}
+				}
+				l, err := loadCustomers(ctx, tx, m.TenantID, found)
+				if err != nil {
+					return err
+				}
+				result = CustomerBulkResult{Changed: []string{}, Unchanged: []string{}, Errors: []CustomerError{}}
+				events := map[string][]domain.Event{}
+				for _, id := range customerIDs {
+					cu, ok := l.customers[id]
+					if !ok {
+						result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: CodeNotFound})
+						continue
+					}
+					evs, err := domain.DecideCustomerAction(cu, req.Action, groupID)
+					var rule *domain.RuleError
+					switch {
+					case errors.As(err, &rule):
+						result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: rule.Code})
+					case err != nil:
+						return err
+					case len(evs) == 0:
+						result.Unchanged = append(result.Unchanged, id)
+					default:
+						result.Changed = append(result.Changed, id)
+						events[id] = evs
+					}
+				}
+				if req.Selected {
+					result.CustomerIDs = customerIDs
+				}
+				if req.DryRun {
+					return nil
+				}
+				if len(result.Errors) > 0 {
+					return &CustomerBulkRejectedError{Errors: result.Errors}
+				}
+				if len(events) == 0 && idem == nil {
+					return nil
+				}
+				streams := make([]eventstore.StreamWrite, 0, len(events))
+				for _, id := range slices.Sorted(maps.Keys(events)) {
+					data, err := encode(events[id])
+					if err != nil {
+						return err
+					}
+					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				}
+				if len(streams) == 0 {
+					guards = nil // nothing is appended; the key alone is recorded
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID:    m.TenantID,
+					Streams:     streams,
+					Guards:      guards,
+					Metadata:    m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         now(),
+				})
+				if err != nil {
+					return err
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}

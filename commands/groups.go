@@ -1,0 +1,129 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+)
+
+// GroupResult is a group as a group command leaves it.
+type GroupResult struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Version  int64  `json:"-"`
+	Position int64  `json:"position"`
+}
+
+const qGroupStream = `SELECT version FROM streams
+	WHERE tenant_id = $1 AND stream_type = '` + streamGroup + `' AND stream_id = $2::text::uuid`
+
+// lockGroup locks the tenant's group stream id with mode and reads the
+// group; a group of another tenant, an unknown one and a deleted one are
+// ErrNotFound.
+func lockGroup(ctx context.Context, q querier, tenantID, id string, mode lockMode) (domain.Group, error) {
+	rows, err := q.Query(ctx, qGroupStream+string(mode), tenantID, id)
+	if err != nil {
+		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
+	}
+	found := rows.Next()
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
+	}
+	if !found {
+		return domain.Group{}, notFound("group", id)
+	}
+	streams, err := readEvents(ctx, q, []string{id})
+	if err != nil {
+		return domain.Group{}, err
+	}
+	var g domain.Group
+	for _, ev := range streams[id] {
+		e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
+		if err != nil {
+			return domain.Group{}, fmt.Errorf("group %s version %d: %w", id, ev.Version, err)
+		}
+		g.Apply(e)
+	}
+	if g.ID != id || g.Deleted {
+		return domain.Group{}, notFound("group", id)
+	}
+	return g, nil
+}
+
+// groupCommand is the shape of rename and delete: lock the group, decide,
+// append (moving the name's claim when it changes).
+func (c *Commands) groupCommand(ctx context.Context, name string, m Meta, groupID string,
+	decide func(g domain.Group) ([]domain.Event, error)) (GroupResult, error) {
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return GroupResult{}, err
+	}
+	m, err := m.prepare()
+	if err != nil {
+		return GroupResult{}, err
+	}
+	gid, ok := parseID(groupID)
+	if !ok {
+		return GroupResult{}, notFound("group", groupID)
+	}
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (GroupResult, error) {
+		var result GroupResult
+		err := c.withRetry(ctx, name, false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				g, err := lockGroup(ctx, tx, m.TenantID, gid, forUpdate)
+				if err != nil {
+					return err
+				}
+				events, err := decide(g)
+				if err != nil {
+					return err
+				}
+				before := g
+				for _, e := range events {
+					g.Apply(e)
+				}
+				result = GroupResult{ID: g.ID, Name: g.Name, Version: g.Version}
+				if len(events) == 0 && idem == nil {
+					return nil
+				}
+				var claims, releases []eventstore.Claim
+				if g.Deleted || domain.GroupNameKey(g.Name) != domain.GroupNameKey(before.Name) {
+					releases = []eventstore.Claim{groupClaim(gid, before.Name)}
+					if !g.Deleted {
+						claims = []eventstore.Claim{groupClaim(gid, g.Name)}
+					}
+				}
+				data, err := encode(events)
+				if err != nil {
+					return err
+				}
+				res, err := tx.Append(ctx, eventstore.AppendRequest{
+					TenantID:    m.TenantID,
+					Streams:     []eventstore.StreamWrite{{StreamID: gid, StreamType: streamGroup, ExpectedVersion: before.Version, Events: data}},
+					Claims:      claims,
+					Releases:    releases,
+					Metadata:    m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         now(),
+				})
+				if err != nil {
+					return translateClaim(err)
+				}
+				if res.Replayed {
+					*replay = res.Response
+					return errReplayed
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
+	})
+}
+
+// groupClaim reserves a group's name in its tenant, case-insensitively.
+func groupClaim(groupID, name string) eventstore.Claim {
+	return eventstore.Claim{Kind: claimGroupName, Value: domain.GroupNameKey(name), OwnerID: groupID}
+}

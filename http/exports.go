@@ -1,0 +1,255 @@
+package http
+
+import (
+	"bufio"
+	"fmt"
+	"html"
+	"io"
+	nethttp "net/http"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-vcard"
+	"github.com/xuri/excelize/v2"
+
+	"github.com/assignment-ledger/ledger/internal/ods"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+// exportFormat is one way to download the filtered customer list.
+type exportFormat struct {
+	// name is the ?format= value and the file extension.
+	name      string
+	mediaType string
+	write     func(s *Server, w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error
+}
+
+var exportFormats = []exportFormat{
+	{"csv", "text/csv", (*Server).exportCSV},
+	{"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", (*Server).exportXLSX},
+	{"ods", ods.MediaType, (*Server).exportODS},
+	{"vcf", "text/vcard", (*Server).exportVCard},
+	{"html", "text/html", (*Server).exportHTML},
+}
+
+// exportFormatOf chooses the export a list request asks for: ?format=
+// first, else the Accept header; ok is false for the JSON page.
+func exportFormatOf(r *nethttp.Request) (exportFormat, bool, error) {
+	if name := r.URL.Query().Get("format"); name != "" {
+		for _, f := range exportFormats {
+			if f.name == name {
+				return f, true, nil
+			}
+		}
+		if name == "json" {
+			return exportFormat{}, false, nil
+		}
+		return exportFormat{}, false, badRequest("invalid_input", "format", "format must be json, csv, xlsx, ods, vcf or html")
+	}
+	for _, f := range exportFormats {
+		if accepts(r, f.mediaType) {
+			return f, true, nil
+		}
+	}
+	return exportFormat{}, false, nil
+}
+
+// exportColumns are the columns of every tabular export, in order.
+var exportColumns = []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at",
+	"assignees", "lead", "groups"}
+
+// exportRow is a customer's cells under exportColumns, as plain text.
+func exportRow(c projections.CustomerItem) []string {
+	names, lead := assigneeNames(c)
+	return []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, c.ExternalID, c.Status,
+		c.CreatedAt.UTC().Format(time.RFC3339), strings.Join(names, "; "), lead, strings.Join(groupNames(c), "; ")}
+}
+
+func assigneeNames(c projections.CustomerItem) (names []string, lead string) {
+	for _, a := range c.Assignees {
+		names = append(names, a.Name)
+		if a.Lead {
+			lead = a.Name
+		}
+	}
+	return names, lead
+}
+
+func groupNames(c projections.CustomerItem) []string {
+	out := make([]string, 0, len(c.Groups))
+	for _, g := range c.Groups {
+		out = append(out, g.Name)
+	}
+	return out
+}
+
+// export answers the filtered list in format f, through stream: a failure
+// before the first byte is answered as a problem, one after it aborts the
+// response rather than ending it as if the file were complete.
+func (s *Server) export(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, fm exportFormat, f projections.CustomerFilter) {
+	contentType := fm.mediaType + "; charset=utf-8"
+	if fm.name == "xlsx" || fm.name == "ods" {
+		contentType = fm.mediaType
+	}
+	filename := fmt.Sprintf("customers-%s.%s", time.Now().UTC().Format("20060102"), fm.name)
+	s.stream(w, r, exportHeader(contentType, filename), func(out io.Writer) error {
+		return fm.write(s, out, r, tenant, f)
+	})
+}
+
+func (s *Server) exportCSV(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
+	return writeCSV(w, exportColumns, func(row func(cells ...string) error) error {
+		return s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+			return row(exportRow(c)...)
+		})
+	})
+}
+
+// exportXLSX writes with excelize's StreamWriter, which keeps rows in a
+// temporary file rather than in memory; the workbook is zipped onto the
+// response once complete (XLSX cannot be written before its sheet is
+// whole), so a failure before that still answers a problem. Every value is
+// a string cell: text that looks like a formula stays text.
+func (s *Server) exportXLSX(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
+	x := excelize.NewFile()
+	defer func() { _ = x.Close() }()
+	const sheet = "Customers"
+	if err := x.SetSheetName("Sheet1", sheet); err != nil {
+		return err
+	}
+	sw, err := x.NewStreamWriter(sheet)
+	if err != nil {
+		return err
+	}
+	cells := func(vals []string) []any {
+		out := make([]any, len(vals))
+		for i, v := range vals {
+			out[i] = v
+		}
+		return out
+	}
+	if err := sw.SetRow("A1", cells(exportColumns)); err != nil {
+		return err
+	}
+	row := 1
+	err = s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+		row++
+		cell, err := excelize.CoordinatesToCellName(1, row)
+		if err != nil {
+			return err
+		}
+		return sw.SetRow(cell, cells(exportRow(c)))
+	})
+	if err != nil {
+		return err // nothing is written yet: stream answers the problem
+	}
+	if err := sw.Flush(); err != nil {
+		return err
+	}
+	return x.Write(w)
+}
+
+// exportODS streams the sheet through internal/ods: rows go to the client
+// as they are read.
+func (s *Server) exportODS(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
+	ow, err := ods.NewWriter(w, "Customers")
+	if err != nil {
+		return err
+	}
+	if err := ow.WriteRow(exportColumns); err != nil {
+		return err
+	}
+	if err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+		return ow.WriteRow(exportRow(c))
+	}); err != nil {
+		return err
+	}
+	return ow.Close()
+}
+
+// exportVCard writes one vCard 4.0 per customer: FN and N from the name
+// (FN is required: the e-mail or the ID stands in for a customer without
+// one), EMAIL, TEL, UID, CATEGORIES for the groups, and the ledger's own
+// fields as X- properties (status, created date, assignees, lead).
+func (s *Server) exportVCard(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	enc := vcard.NewEncoder(bw)
+	err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+		card := vcard.Card{}
+		card.SetValue(vcard.FieldVersion, "4.0")
+		fn := strings.TrimSpace(c.FirstName + " " + c.LastName)
+		if fn == "" {
+			fn = c.Email
+		}
+		if fn == "" {
+			fn = c.ID
+		}
+		card.SetValue(vcard.FieldFormattedName, fn)
+		card.SetName(&vcard.Name{GivenName: c.FirstName, FamilyName: c.LastName})
+		card.SetValue(vcard.FieldUID, "urn:uuid:"+c.ID)
+		if c.Email != "" {
+			card.SetValue(vcard.FieldEmail, c.Email)
+		}
+		if c.Phone != "" {
+			card.SetValue(vcard.FieldTelephone, c.Phone)
+		}
+		if gs := groupNames(c); len(gs) > 0 {
+			card.SetCategories(gs)
+		}
+		names, lead := assigneeNames(c)
+		card.SetValue("X-LEDGER-STATUS", c.Status)
+		card.SetValue("X-LEDGER-CREATED", c.CreatedAt.UTC().Format(time.RFC3339))
+		if len(names) > 0 {
+			card.SetValue("X-LEDGER-ASSIGNEES", strings.Join(names, "; "))
+		}
+		if lead != "" {
+			card.SetValue("X-LEDGER-LEAD", lead)
+		}
+		if c.ExternalID != "" {
+			card.SetValue("X-LEDGER-EXTERNAL-ID", c.ExternalID)
+		}
+		return enc.Encode(card)
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+const htmlHead = `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Customers</title>
+<style>table{border-collapse:collapse;font-family:sans-serif}th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
+</head><body>
+<table>
+<thead><tr>`
+
+// exportHTML streams a standalone page with one table; every value is
+// escaped. Office suites evaluate a cell of an opened HTML table that looks
+// like a formula (LibreOffice computes "=1+1"), so such values are
+// prefixed "'" as in CSV.
+func (s *Server) exportHTML(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	write := func(parts ...string) {
+		for _, p := range parts {
+			_, _ = io.WriteString(bw, p)
+		}
+	}
+	write(htmlHead)
+	for _, c := range exportColumns {
+		write("<th>", html.EscapeString(c), "</th>")
+	}
+	write("</tr></thead>\n<tbody>\n")
+	err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+		write("<tr>")
+		for _, v := range exportRow(c) {
+			write("<td>", html.EscapeString(csvSafe(v)), "</td>")
+		}
+		write("</tr>\n")
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	write("</tbody>\n</table>\n</body></html>\n")
+	return bw.Flush()
+}
