@@ -41,6 +41,18 @@ type ImportOptions struct {
 	// UpdateExisting updates the names of clients whose email exists;
 	// without it such rows are left alone and counted as unchanged.
 	UpdateExisting bool
+	// Invite creates the new clients as invited and e-mails each its
+	// invitation (ErrEmailNotConfigured without e-mail).
+	Invite bool
+}
+
+// ImportInvitation is one client an import invited. Token is the raw
+// invitation token (HTTP makes the link); it is not stored, so a replayed
+// report has none.
+type ImportInvitation struct {
+	Row        int    `json:"row"`
+	CustomerID string `json:"customer_id"`
+	Token      string `json:"-"`
 }
 
 // ImportRowError is why one row cannot be imported; Row 1 is the first
@@ -56,8 +68,15 @@ type ImportReport struct {
 	Updated   int              `json:"updated"`
 	Unchanged int              `json:"unchanged"`
 	Errors    []ImportRowError `json:"errors"`
-	Position  int64            `json:"position"`
+	// Invitations lists the clients invited (with ImportOptions.Invite).
+	Invitations []ImportInvitation `json:"invitations,omitempty"`
+	Position    int64              `json:"position"`
+	// Replayed is true when this is the stored report of an earlier
+	// request with the same idempotency key.
+	Replayed bool `json:"-"`
 }
+
+func (r *ImportReport) markReplayed() { r.Replayed = true }
 
 // ImportTemplate is the CSV a user fills in: the header row and one
 // example row.
@@ -93,6 +112,9 @@ type importRow struct {
 func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return ImportReport{}, err
+	}
+	if opts.Invite && !c.email {
+		return ImportReport{}, ErrEmailNotConfigured
 	}
 	m, err := m.prepare()
 	if err != nil {
@@ -169,7 +191,12 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	var (
 		streams []eventstore.StreamWrite
 		claims  []eventstore.Claim
-		at      = now()
+		outbox  []eventstore.OutboxMessage
+		invited struct {
+			ids    []string
+			hashes [][]byte
+		}
+		at = now()
 	)
 	emailRow := map[string]int{}
 	for _, row := range unique {
@@ -217,7 +244,12 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			continue
 		}
 		id := newID()
-		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		var events []domain.Event
+		if opts.Invite {
+			events, err = domain.InviteClient(id, row.profile, team, l.policy)
+		} else {
+			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		}
 		if err != nil {
 			rowError(row.n, "%s", rowRuleError(err, team))
 			continue
@@ -229,6 +261,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		data, err := encode(events)
 		if err != nil {
 			return ImportReport{}, err
+		}
+		if opts.Invite && !opts.DryRun {
+			token, hash := randomToken()
+			users := make(map[string]domain.User, len(team))
+			for _, u := range team {
+				users[u.ID] = u
+			}
+			msg, err := invitationEmail(cu, token, users)
+			if err != nil {
+				return ImportReport{}, err
+			}
+			outbox = append(outbox, msg)
+			invited.ids = append(invited.ids, id)
+			invited.hashes = append(invited.hashes, hash)
+			report.Invitations = append(report.Invitations, ImportInvitation{Row: row.n, CustomerID: id, Token: token})
 		}
 		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
 		claims = append(claims, profileClaims(id, cu.Profile)...)
@@ -251,10 +298,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return claims[i].Value < claims[j].Value
 	})
+	var side func(ctx context.Context, tx pgx.Tx) error
+	if len(invited.ids) > 0 {
+		side = func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, invited.ids, invited.hashes, at); err != nil {
+				return fmt.Errorf("record invitations: %w", err)
+			}
+			return nil
+		}
+	}
 	res, err := tx.Append(ctx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
 		Streams:     streams,
 		Claims:      claims,
+		Outbox:      outbox,
+		Side:        side,
 		Metadata:    m.metadata(),
 		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
 		Now:         at,
@@ -275,6 +333,10 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	report.Position = res.Position
 	return report, nil
 }
+
+// qInsertInvitations records an import's invitations (token hashes only).
+const qInsertInvitations = `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at)
+SELECT h, $1, c, $4 FROM unnest($2::text[]::uuid[], $3::bytea[]) AS u(c, h)`
 
 // rowRuleError describes why a row's customer cannot be created, naming team
 // members by the email the file gave rather than by their user ID.

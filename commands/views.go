@@ -32,6 +32,10 @@ type CustomerView struct {
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
 	Assignees  []Assignee `json:"assignees"`
+	// Invitation is where an invited client's invitation stands; only
+	// the reads from the event store (GET, the invitation and its
+	// acceptance) fill it in.
+	Invitation *InvitationView `json:"invitation,omitempty"`
 }
 
 // CustomerResult is the answer of a successful customer command.
@@ -104,7 +108,13 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	if err := c.fillNames(ctx, c.store.Pool(), tenantID, teamIDs(cu)); err != nil {
 		return CustomerView{}, err
 	}
-	return c.customerView(cu), nil
+	v := c.customerView(cu)
+	if cu.Invited {
+		if v.Invitation, err = invitationOf(ctx, c.store.Pool(), tenantID, customerID); err != nil {
+			return CustomerView{}, err
+		}
+	}
+	return v, nil
 }
 
 // GetUser reads a user from the team directory.

@@ -34,6 +34,9 @@ type Customer struct {
 	CreatedAt time.Time
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
+	// Invited is true for a client created by invitation (ClientInvited),
+	// whatever its status now.
+	Invited bool
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
 	// invited client does not accept the invitation on their behalf.
@@ -49,6 +52,7 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusActive, at
 	case ClientInvited:
 		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusInvited, at
+		c.Invited = true
 	case CustomerUpdated:
 		c.Profile = e.Profile
 	case InvitationAccepted:

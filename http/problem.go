@@ -56,6 +56,11 @@ type errInput struct {
 
 func (e *errInput) Error() string { return e.detail }
 
+// errReplayUnavailable answers an idempotent replay whose first answer
+// carried secrets that were never stored (invitation links): 409 rather
+// than an answer with them left out.
+var errReplayUnavailable = errors.New("the first answer to this Idempotency-Key carried invitation links, which are not stored; it cannot be replayed")
+
 // tooManyError is a bulk call selecting more customers than one call may
 // change (HTTP 422 too_many_customers, with the count).
 type tooManyError struct {
@@ -114,6 +119,10 @@ func errorToProblem(err error) (Problem, bool) {
 		return p, true
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, eventstore.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return newProblem(nethttp.StatusNotFound, "not_found", "no such resource"), true
+	case errors.Is(err, commands.ErrEmailNotConfigured):
+		return newProblem(nethttp.StatusUnprocessableEntity, "email_not_configured", "e-mail is not configured on this server (LEDGER_SMTP_URL, LEDGER_MAIL_FROM)"), true
+	case errors.Is(err, errReplayUnavailable):
+		return newProblem(nethttp.StatusConflict, "replay_unavailable", errReplayUnavailable.Error()), true
 	case errors.Is(err, commands.ErrPreconditionFailed):
 		return newProblem(nethttp.StatusPreconditionFailed, "version_mismatch", "the resource has changed since the version given in If-Match"), true
 	case errors.Is(err, eventstore.ErrIdempotencyKeyReused):

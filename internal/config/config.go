@@ -19,7 +19,15 @@ type Config struct {
 	LogLevel slog.Level
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
+	// SMTPURL and MailFrom turn e-mail on (both or neither):
+	// smtp://user:pass@host:port (STARTTLS when offered) or smtps://…
+	// (implicit TLS), and the sender's address.
+	SMTPURL  string
+	MailFrom string
 }
+
+// EmailEnabled reports whether e-mail is configured.
+func (c Config) EmailEnabled() bool { return c.SMTPURL != "" }
 
 // ErrNoDatabaseURL is returned when DATABASE_URL is unset.
 var ErrNoDatabaseURL = errors.New("DATABASE_URL is not set (example: postgres://user@127.0.0.1:5432/ledger?sslmode=disable)")
@@ -40,6 +48,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	c.BaseURL = strings.TrimRight(get("LEDGER_BASE_URL", "http://"+c.Addr), "/")
 	if err := c.LogLevel.UnmarshalText([]byte(get("LEDGER_LOG_LEVEL", "info"))); err != nil {
 		return Config{}, fmt.Errorf("LEDGER_LOG_LEVEL: %w", err)
+	}
+	c.SMTPURL, c.MailFrom = get("LEDGER_SMTP_URL", ""), get("LEDGER_MAIL_FROM", "")
+	if (c.SMTPURL == "") != (c.MailFrom == "") {
+		return Config{}, errors.New("LEDGER_SMTP_URL and LEDGER_MAIL_FROM turn e-mail on together: set both or neither")
 	}
 	if c.DatabaseURL == "" {
 		return c, ErrNoDatabaseURL
