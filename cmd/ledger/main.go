@@ -40,6 +40,7 @@ func subcommands() []command {
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
 		{"verify", "check every stream's hash chain", runVerify},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
+		{"mailsink", "a local SMTP server that writes e-mails to .eml files (make run)", runMailsink},
 	}
 }
 
@@ -52,7 +53,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment: DATABASE_URL (required), LEDGER_ADDR (default 127.0.0.1:8080),")
-	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error).")
+	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error),")
+	fmt.Fprintln(w, "LEDGER_SMTP_URL (smtp://user:pass@host:port or smtps://...) and LEDGER_MAIL_FROM (both turn e-mail on).")
 	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags.")
 }
 
