@@ -243,7 +243,9 @@ const wakeSpacing = 50 * time.Millisecond
 
 func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
 	if err != nil {
-		b.log.Warn("outbox query failed", slog.String("error", err.Error()))
+		if b.ctx.Err() == nil {
+			b.log.Warn("outbox query failed", slog.String("error", err.Error()))
+		}
 		return b.poll
 	}
 	if !noMsg {
