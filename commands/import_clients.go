@@ -25,13 +25,19 @@ const MaxImportRows = 100_000
 // columns as they like, in any case, and leave out all but Email.
 var importHeader = []string{"First Name", "Last Name", "Email", "Phone Number", "Team"}
 
-// Column indexes into importHeader.
+// importColumnNames are the columns a file may have: the template's, and
+// the optional Title (contract v2), kept out of the template so that its
+// header row stays as the contract shows it.
+var importColumnNames = append(slices.Clone(importHeader), "Title")
+
+// Column indexes into importColumnNames.
 const (
 	colFirstName = iota
 	colLastName
 	colEmail
 	colPhone
 	colTeam
+	colTitle
 )
 
 // ImportOptions are the query options of an import.
@@ -93,6 +99,9 @@ type importRow struct {
 	n       int
 	profile domain.Profile
 	team    []string // normalized emails, in order
+	// hasTitle is true when the file has a Title column: update_existing
+	// then updates the title too.
+	hasTitle bool
 }
 
 // ImportClients imports clients from CSV (admin only): rows whose email is
@@ -211,6 +220,9 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			}
 			p := cu.Profile
 			p.FirstName, p.LastName = row.profile.FirstName, row.profile.LastName
+			if row.hasTitle {
+				p.Title = row.profile.Title
+			}
 			events, err := cu.UpdateProfile(p)
 			if err != nil {
 				rowError(row.n, "%s", err.Error())
@@ -397,7 +409,7 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 			continue
 		}
 		p, err := domain.NormalizeProfile(domain.Profile{FirstName: field(rec, colFirstName), LastName: field(rec, colLastName),
-			Email: field(rec, colEmail), Phone: field(rec, colPhone)})
+			Email: field(rec, colEmail), Phone: field(rec, colPhone), Title: field(rec, colTitle)})
 		if err != nil {
 			errs = append(errs, ImportRowError{Row: n, Error: err.Error()})
 			continue
@@ -406,7 +418,7 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 			errs = append(errs, ImportRowError{Row: n, Error: "Email is required"})
 			continue
 		}
-		row := importRow{n: n, profile: p}
+		row := importRow{n: n, profile: p, hasTitle: cols[colTitle] >= 0}
 		seen := map[string]bool{}
 		var bad string
 		for _, raw := range strings.Split(field(rec, colTeam), ";") {
@@ -434,26 +446,23 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 	return rows, errs, nil
 }
 
-// importColumns maps each column of importHeader to its index in header
-// (-1 when absent), matching names case-insensitively and in any order
-// (the contract's v2). Email is required; an unknown or repeated column is
-// an error rather than data silently dropped. Title, which the contract
-// allows, is refused until customers carry a title.
+// importColumns maps each column of importColumnNames to its index in
+// header (-1 when absent), matching names case-insensitively and in any
+// order (the contract's v2). Email is required; an unknown or repeated
+// column is an error rather than data silently dropped.
 func importColumns(header []string) ([]int, error) {
-	cols := make([]int, len(importHeader))
+	cols := make([]int, len(importColumnNames))
 	for i := range cols {
 		cols[i] = -1
 	}
 	for i, name := range header {
 		name = strings.TrimSpace(name)
-		j := slices.IndexFunc(importHeader, func(h string) bool { return strings.EqualFold(h, name) })
+		j := slices.IndexFunc(importColumnNames, func(h string) bool { return strings.EqualFold(h, name) })
 		switch {
-		case strings.EqualFold(name, "Title"):
-			return nil, &domain.ValidationError{Field: "file", Detail: "the Title column is not supported yet"}
 		case j < 0:
-			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importHeader, ","))}
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importColumnNames, ","))}
 		case cols[j] >= 0:
-			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("column %q appears twice", importHeader[j])}
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("column %q appears twice", importColumnNames[j])}
 		}
 		cols[j] = i
 	}

@@ -28,6 +28,7 @@ type CustomerView struct {
 	Email      string     `json:"email"`
 	Phone      string     `json:"phone"`
 	ExternalID string     `json:"external_id"`
+	Title      string     `json:"title"`
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
@@ -75,7 +76,7 @@ func userView(u domain.User) UserView {
 func (c *Commands) customerView(cu domain.Customer) CustomerView {
 	v := CustomerView{
 		ID: cu.ID, FirstName: cu.Profile.FirstName, LastName: cu.Profile.LastName, Email: cu.Profile.Email,
-		Phone: cu.Profile.Phone, ExternalID: cu.Profile.ExternalID, Status: string(cu.Status),
+		Phone: cu.Profile.Phone, ExternalID: cu.Profile.ExternalID, Title: cu.Profile.Title, Status: string(cu.Status),
 		CreatedAt: cu.CreatedAt.UTC(), Version: cu.Version, Assignees: make([]Assignee, 0, len(cu.Team)),
 	}
 	for _, m := range cu.Team {

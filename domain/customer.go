@@ -203,6 +203,9 @@ func NormalizeProfile(p Profile) (Profile, error) {
 	if p.ExternalID, err = normalizeName("external_id", p.ExternalID, false); err != nil {
 		return Profile{}, err
 	}
+	if p.Title, err = normalizeName("title", p.Title, false); err != nil {
+		return Profile{}, err
+	}
 	if strings.TrimSpace(p.Email) == "" {
 		p.Email = ""
 	} else if p.Email, err = NormalizeEmail(p.Email); err != nil {

@@ -49,6 +49,9 @@ type Profile struct {
 	Email      string `json:"email"`
 	Phone      string `json:"phone"`
 	ExternalID string `json:"external_id"`
+	// Title is optional (contract v2): events before it have none, so it
+	// is left out of the JSON when empty.
+	Title string `json:"title,omitempty"`
 }
 
 type TenantCreated struct {

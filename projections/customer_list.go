@@ -30,6 +30,7 @@ type CustomerItem struct {
 	Email      string     `json:"email"`
 	Phone      string     `json:"phone"`
 	ExternalID string     `json:"external_id"`
+	Title      string     `json:"title"`
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
@@ -57,7 +58,7 @@ func customerListProjection() *projection {
 		tables: []table{
 			{name: "customer_list", key: []string{"customer_id"},
 				columns: []string{"customer_id", "tenant_id", "first_name", "last_name", "email", "phone",
-					"external_id", "status", "status_before_block", "created_at", "version", "assignees"}},
+					"external_id", "status", "status_before_block", "created_at", "version", "assignees", "title"}},
 			// Apart, so that a team change touches no trigram index
 			// (migration 0011).
 			{name: "customer_search", key: []string{"customer_id"}, columns: []string{"customer_id", "tenant_id", "search"}},
@@ -80,7 +81,7 @@ func customerListProjection() *projection {
 				}
 				p := c.Profile
 				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
-					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as))
+					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as), p.Title)
 				out.add("customer_search", uid(c.ID), uid(c.TenantID), searchText(p))
 			},
 		},
@@ -104,13 +105,13 @@ func assigneesJSON(as []Assignee) rawJSON {
 
 // customerItemColumns reads a CustomerItem from customer_list aliased c.
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees`
+       c.status, c.created_at, c.version, c.assignees, c.title`
 
 func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
 	var it CustomerItem
 	var assignees []byte
 	dest := append([]any{&it.ID, &it.FirstName, &it.LastName, &it.Email, &it.Phone, &it.ExternalID,
-		&it.Status, &it.CreatedAt, &it.Version, &assignees}, extra...)
+		&it.Status, &it.CreatedAt, &it.Version, &assignees, &it.Title}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return CustomerItem{}, err
 	}
