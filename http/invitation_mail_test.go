@@ -58,6 +58,10 @@ func TestInvitationEmailReachesTheClientWithAWorkingLink(t *testing.T) {
 	bob := b.admin.must(201, "POST", "/v1/users", map[string]string{"name": "Bob Baker", "email": "bob@acme.example", "role": "member"}).json(t)["id"].(string)
 	zoe := b.admin.must(201, "POST", "/v1/users", map[string]string{"name": "Zoë O'Hara & Co", "email": "zoe@acme.example", "role": "member"}).json(t)["id"].(string)
 
+	// A refused invitation queues no e-mail (one is counted at the end).
+	if r := b.admin.do("POST", "/v1/clients/invitations", map[string]any{"first_name": "Nat", "email": "nat@client.example", "send_email": true}); r.status != 422 || r.code() != "team_required" {
+		t.Fatalf("invitation without a team: %d %s", r.status, r.body)
+	}
 	r := b.admin.must(201, "POST", "/v1/clients/invitations", map[string]any{
 		"first_name": "Carla", "last_name": "Client", "email": "carla@client.example", "team": []string{bob, zoe}, "send_email": true})
 	var inv struct {

@@ -10,6 +10,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -167,10 +168,9 @@ func TestRelayRetriesAServerThatRefusedFirst(t *testing.T) {
 	t.Parallel()
 	pool := testdb.New(t)
 	srv := smtptest.Start(t)
-	refused := 0
+	var refused atomic.Int32
 	srv.SetHook(func(st smtptest.Stage, _ *smtptest.Message) error {
-		if st == smtptest.StageData && refused == 0 {
-			refused++
+		if st == smtptest.StageData && refused.CompareAndSwap(0, 1) {
 			return smtptest.Temporary
 		}
 		return nil
@@ -182,8 +182,8 @@ func TestRelayRetriesAServerThatRefusedFirst(t *testing.T) {
 		t.Errorf("after a refusal and a success: %+v", s)
 	}
 	time.Sleep(100 * time.Millisecond)
-	if n := len(srv.Messages()); n != 1 || refused != 1 {
-		t.Errorf("%d message(s) accepted after %d refusal(s), want 1 after 1", n, refused)
+	if n := len(srv.Messages()); n != 1 || refused.Load() != 1 {
+		t.Errorf("%d message(s) accepted after %d refusal(s), want 1 after 1", n, refused.Load())
 	}
 }
 
@@ -249,10 +249,10 @@ func TestRelayStoppedMidDeliverySendsOnce(t *testing.T) {
 	srv := smtptest.Start(t)
 	held := make(chan struct{})
 	release := make(chan struct{})
-	first := true
+	var first atomic.Bool
+	first.Store(true)
 	srv.SetHook(func(st smtptest.Stage, _ *smtptest.Message) error {
-		if st == smtptest.StageRcpt && first {
-			first = false
+		if st == smtptest.StageRcpt && first.CompareAndSwap(true, false) {
 			close(held)
 			<-release
 			return smtptest.Temporary
@@ -284,10 +284,10 @@ func TestRelayRepeatAfterDeathIsTheSameEmail(t *testing.T) {
 	srv := smtptest.Start(t)
 	held := make(chan struct{})
 	release := make(chan struct{})
-	first := true
+	var first atomic.Bool
+	first.Store(true)
 	srv.SetHook(func(st smtptest.Stage, _ *smtptest.Message) error {
-		if st == smtptest.StageData && first {
-			first = false
+		if st == smtptest.StageData && first.CompareAndSwap(true, false) {
 			close(held)
 			<-release // the relay dies meanwhile; the server keeps the message
 		}
