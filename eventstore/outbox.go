@@ -21,10 +21,12 @@ type OutboxMessage struct {
 	Payload json.RawMessage
 }
 
-// qInsertOutbox writes an append's outbox rows, due at once.
+// qInsertOutbox writes an append's outbox rows, due at once by the
+// database's clock, which the relay's query reads (created_at is the
+// events' recording time, the e-mail's Date).
 const qInsertOutbox = `
 INSERT INTO outbox (id, tenant_id, customer_id, kind, payload, next_attempt_at, created_at)
-SELECT i, $1, nullif(c, '')::uuid, k, p::jsonb, $6, $6
+SELECT i, $1, nullif(c, '')::uuid, k, p::jsonb, now(), $6
 FROM unnest($2::text[]::uuid[], $3::text[], $4::text[], $5::text[]) AS u(i, c, k, p)`
 
 // outboxArgs are qInsertOutbox's parameters.
