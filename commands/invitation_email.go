@@ -136,3 +136,44 @@ func (c *Commands) GetInvitation(ctx context.Context, token string) (InvitationP
 	}
 	return page, nil
 }
+
+// relayActor is the actor recorded on InvitationEmailed: the outbox relay,
+// not a user of the tenant.
+var relayActor = eventstore.Actor{Name: "mail relay"}
+
+// RecordEmailOutcome is the relay's mail.Config.Record: an invitation
+// e-mail's final outcome ("sent" or "failed") becomes an InvitationEmailed
+// event on the customer's stream. It is idempotent, keyed by the message
+// and outcome: the relay calls it before it marks the outbox row, so a
+// crash in between makes it call again, and the second call appends
+// nothing.
+func (c *Commands) RecordEmailOutcome(ctx context.Context, o mail.Outcome) error {
+	if o.Kind != mail.KindInvitation {
+		return nil
+	}
+	tenantID, ok1 := parseID(o.TenantID)
+	customerID, ok2 := parseID(o.CustomerID)
+	if !ok1 || !ok2 {
+		return ErrNotFound
+	}
+	messageID, outcome := o.MessageID, o.Status
+	data, err := encode([]domain.Event{domain.InvitationEmailed{CustomerID: customerID, MessageID: messageID, Outcome: outcome}})
+	if err != nil {
+		return err
+	}
+	key := "outbox:" + messageID + ":" + outcome
+	err = c.withRetry(ctx, "RecordInvitationEmailed", false, func() error {
+		_, err := c.store.Append(ctx, eventstore.AppendRequest{
+			TenantID: tenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: eventstore.Any, Events: data}},
+			Metadata: eventstore.Metadata{Actor: relayActor, CorrelationID: newID()},
+			Idempotency: &eventstore.Idempotency{Key: key, RequestHash: hashToken(key),
+				Response: func(eventstore.AppendResult) ([]byte, error) { return []byte(`{}`), nil }},
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record invitation e-mail %s: %w", messageID, err)
+	}
+	return nil
+}

@@ -35,6 +35,7 @@ const (
 	TypeUserUnassigned     = "UserUnassigned"
 	TypeTeamLeadChanged    = "TeamLeadChanged"
 	TypeTeamMemberReplaced = "TeamMemberReplaced"
+	TypeInvitationEmailed  = "InvitationEmailed"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -116,6 +117,16 @@ type InvitationAccepted struct {
 	CustomerID string `json:"customer_id"`
 }
 
+// InvitationEmailed records the outcome of a client's invitation e-mail:
+// MessageID is the outbox message (the e-mail's Message-ID), Outcome
+// "sent" (the server took it) or "failed" (refused for good, or out of
+// attempts).
+type InvitationEmailed struct {
+	CustomerID string `json:"customer_id"`
+	MessageID  string `json:"message_id"`
+	Outcome    string `json:"outcome,omitempty"`
+}
+
 type CustomerBlocked struct {
 	CustomerID string `json:"customer_id"`
 }
@@ -168,6 +179,7 @@ func (UserAssigned) EventType() string       { return TypeUserAssigned }
 func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
 func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
+func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
 // version it is written in (always the current one) and its data as JSON.
@@ -218,6 +230,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeUserUnassigned:     decodeAs[UserUnassigned],
 	TypeTeamLeadChanged:    decodeAs[TeamLeadChanged],
 	TypeTeamMemberReplaced: decodeAs[TeamMemberReplaced],
+	TypeInvitationEmailed:  decodeAs[InvitationEmailed],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -250,6 +263,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case TeamLeadChanged:
 		return e.CustomerID, true
 	case TeamMemberReplaced:
+		return e.CustomerID, true
+	case InvitationEmailed:
 		return e.CustomerID, true
 	}
 	return "", false

@@ -77,7 +77,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 			t.Fatal(err)
 		}
 		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
-			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3})
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"mime/quotedprintable"
 	nethttp "net/http"
@@ -104,6 +105,44 @@ func TestInvitationEmailReachesTheClientWithAWorkingLink(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("invitation e-mail never shown sent: %+v", c.Invitation)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The outcome is in the customer's history, once.
+	var hist struct {
+		Items []struct {
+			Type  string            `json:"type"`
+			Actor map[string]string `json:"actor"`
+			Data  map[string]any    `json:"data"`
+		} `json:"items"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+id+"/history", nil).decode(t, &hist)
+	var emailed []map[string]any
+	for _, it := range hist.Items {
+		if it.Type == "InvitationEmailed" {
+			emailed = append(emailed, it.Data)
+			if it.Actor["name"] != "mail relay" {
+				t.Errorf("InvitationEmailed by %v", it.Actor)
+			}
+		}
+	}
+	if len(emailed) != 1 || fmt.Sprintf("<%v@acme.example>", emailed[0]["message_id"]) != m.MessageID || emailed[0]["outcome"] != "sent" || emailed[0]["customer_id"] != id {
+		t.Errorf("InvitationEmailed events: %v (Message-ID %s)", emailed, m.MessageID)
+	}
+
+	// The read models fold it too: the list reaches the stream's version.
+	version := b.admin.must(200, "GET", "/v1/customers/"+id, nil).json(t)["version"]
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var list struct {
+			Items []map[string]any `json:"items"`
+		}
+		b.admin.must(200, "GET", "/v1/customers?q=carla", nil).decode(t, &list)
+		if len(list.Items) == 1 && list.Items[0]["version"] == version {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("list %v never reached version %v", list.Items, version)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

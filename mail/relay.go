@@ -63,6 +63,21 @@ type Config struct {
 	// MaxAttempts is how many attempts a message gets before it is failed
 	// (default 10: about 70 minutes of retries with the default backoff).
 	MaxAttempts int
+	// Record, when set, is told each message's final outcome before the
+	// row records it (the customer's InvitationEmailed event). A crash in
+	// between tells it again, so it must be idempotent; an error leaves
+	// the row queued, as a failure to record on the row does.
+	Record func(ctx context.Context, o Outcome) error
+}
+
+// Outcome is how one outbox message ended.
+type Outcome struct {
+	TenantID   string
+	CustomerID string
+	MessageID  string
+	Kind       string
+	// Status is "sent" or "failed".
+	Status string
 }
 
 func (c *Config) defaults() {
@@ -183,12 +198,16 @@ func (r *Relay) handle(msg *message.Message) error {
 	var perm *PermanentError
 	switch {
 	case sendErr == nil:
-		_, err = tx.ExecContext(ctx, qSent, row.id)
+		if err = r.record(ctx, row, "sent"); err == nil {
+			_, err = tx.ExecContext(ctx, qSent, row.id)
+		}
 		if err == nil {
 			log.InfoContext(ctx, "e-mail sent")
 		}
 	case errors.As(sendErr, &perm) || row.attempts+1 >= r.cfg.MaxAttempts:
-		_, err = tx.ExecContext(ctx, qFailed, row.id, sendErr.Error())
+		if err = r.record(ctx, row, "failed"); err == nil {
+			_, err = tx.ExecContext(ctx, qFailed, row.id, sendErr.Error())
+		}
 		if err == nil {
 			log.WarnContext(ctx, "e-mail failed for good", slog.String("error", sendErr.Error()))
 		}
@@ -204,6 +223,14 @@ func (r *Relay) handle(msg *message.Message) error {
 		log.ErrorContext(ctx, "record delivery outcome", slog.String("error", err.Error()))
 	}
 	return nil
+}
+
+// record tells Config.Record how row ended.
+func (r *Relay) record(ctx context.Context, row outboxRow, status string) error {
+	if r.cfg.Record == nil || row.customerID == "" {
+		return nil
+	}
+	return r.cfg.Record(ctx, Outcome{TenantID: row.tenantID, CustomerID: row.customerID, MessageID: row.id, Kind: row.kind, Status: status})
 }
 
 // deliver renders and sends one row.
@@ -264,21 +291,26 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 
 // outboxRow is one outbox row as a message carries it.
 type outboxRow struct {
-	id       string
-	kind     string
-	payload  []byte
-	attempts int
-	created  time.Time
+	id         string
+	tenantID   string
+	customerID string
+	kind       string
+	payload    []byte
+	attempts   int
+	created    time.Time
 }
 
 const (
 	metaKind     = "kind"
 	metaAttempts = "attempts"
 	metaCreated  = "created_at"
+	metaTenant   = "tenant_id"
+	metaCustomer = "customer_id"
 )
 
 func rowOf(msg *message.Message) (outboxRow, error) {
-	row := outboxRow{id: msg.UUID, kind: msg.Metadata.Get(metaKind), payload: msg.Payload}
+	row := outboxRow{id: msg.UUID, kind: msg.Metadata.Get(metaKind), payload: msg.Payload,
+		tenantID: msg.Metadata.Get(metaTenant), customerID: msg.Metadata.Get(metaCustomer)}
 	if _, err := fmt.Sscan(msg.Metadata.Get(metaAttempts), &row.attempts); err != nil {
 		return row, fmt.Errorf("outbox message %s: attempts: %w", row.id, err)
 	}
@@ -294,7 +326,7 @@ func rowOf(msg *message.Message) (outboxRow, error) {
 // message is the one due row the select locks.
 type outboxSchema struct{}
 
-const qSelectDue = `SELECT id::text, kind, payload, attempts, created_at FROM outbox
+const qSelectDue = `SELECT id::text, tenant_id::text, coalesce(customer_id::text, ''), kind, payload, attempts, created_at FROM outbox
 WHERE status = 'queued' AND next_attempt_at <= now()
 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
 
@@ -304,17 +336,18 @@ func (outboxSchema) SelectQuery(string, string, wsql.OffsetsAdapter) wsql.Query 
 
 func (outboxSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
-		id, kind string
-		payload  []byte
-		attempts int
-		created  time.Time
+		id, tenant, customer, kind string
+		payload                    []byte
+		attempts                   int
+		created                    time.Time
 	)
-	if err := row.Scan(&id, &kind, &payload, &attempts, &created); err != nil {
+	if err := row.Scan(&id, &tenant, &customer, &kind, &payload, &attempts, &created); err != nil {
 		return wsql.Row{}, fmt.Errorf("scan outbox row: %w", err)
 	}
 	msg := message.NewMessage(id, payload)
 	msg.Metadata = message.Metadata{
 		metaKind: kind, metaAttempts: fmt.Sprint(attempts), metaCreated: created.UTC().Format(time.RFC3339Nano),
+		metaTenant: tenant, metaCustomer: customer,
 	}
 	// Offset only has to be non-zero for Watermill to ack; the outcome
 	// is recorded by the handler.

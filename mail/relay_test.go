@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"mime/quotedprintable"
 	"net"
 	netmail "net/mail"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +26,30 @@ import (
 )
 
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
+
+// recorder keeps the outcomes a relay records.
+type recorder struct {
+	mu       sync.Mutex
+	outcomes []mail.Outcome
+	fail     int // how many calls to refuse first
+}
+
+func (r *recorder) record(_ context.Context, o mail.Outcome) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.fail > 0 {
+		r.fail--
+		return errors.New("cannot record now")
+	}
+	r.outcomes = append(r.outcomes, o)
+	return nil
+}
+
+func (r *recorder) get() []mail.Outcome {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]mail.Outcome(nil), r.outcomes...)
+}
 
 var quick = mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond, MaxAttempts: 3}
 
@@ -176,10 +202,16 @@ func TestRelayRetriesAServerThatRefusedFirst(t *testing.T) {
 		return nil
 	})
 	id := queue(t, pool, carla)
-	start(t, pool, srv.URL(), quick)
+	rec := &recorder{}
+	cfg := quick
+	cfg.Record = rec.record
+	start(t, pool, srv.URL(), cfg)
 	s := waitState(t, pool, id, "sent")
 	if s.Attempts != 2 || s.Error != nil {
 		t.Errorf("after a refusal and a success: %+v", s)
+	}
+	if o := rec.get(); len(o) != 1 || o[0].MessageID != id || o[0].Status != "sent" || o[0].Kind != mail.KindInvitation || o[0].CustomerID == "" {
+		t.Errorf("recorded %+v, want one sent", o)
 	}
 	time.Sleep(100 * time.Millisecond)
 	if n := len(srv.Messages()); n != 1 || refused.Load() != 1 {
@@ -199,6 +231,8 @@ func TestRelayGivesUpOnADownServerAfterItsAttempts(t *testing.T) {
 	id := queue(t, pool, carla)
 	cfg := quick
 	cfg.Backoff, cfg.MaxBackoff = 300*time.Millisecond, 300*time.Millisecond
+	rec := &recorder{}
+	cfg.Record = rec.record
 	start(t, pool, down, cfg)
 
 	// Queued between attempts, with the reason.
@@ -219,6 +253,9 @@ func TestRelayGivesUpOnADownServerAfterItsAttempts(t *testing.T) {
 	s := waitState(t, pool, id, "failed")
 	if s.Attempts != 3 || s.SentAt != nil || s.HasToken {
 		t.Errorf("after the last attempt: %+v", s)
+	}
+	if o := rec.get(); len(o) != 1 || o[0].Status != "failed" {
+		t.Errorf("recorded %+v, want one failed", o)
 	}
 }
 
@@ -311,5 +348,24 @@ func TestRelayRepeatAfterDeathIsTheSameEmail(t *testing.T) {
 	}
 	if s.Attempts != 1 {
 		t.Errorf("attempts %d: the abandoned one is not counted", s.Attempts)
+	}
+}
+
+// An outcome that cannot be recorded leaves the row queued, like a failure
+// to mark the row: the e-mail goes again (the same one) and the outcome is
+// recorded then.
+func TestRelayRetriesWhenTheOutcomeCannotBeRecorded(t *testing.T) {
+	t.Parallel()
+	pool := testdb.New(t)
+	srv := smtptest.Start(t)
+	id := queue(t, pool, carla)
+	rec := &recorder{fail: 1}
+	cfg := quick
+	cfg.Record = rec.record
+	start(t, pool, srv.URL(), cfg)
+	s := waitState(t, pool, id, "sent")
+	msgs := srv.Messages()
+	if o := rec.get(); len(o) != 1 || s.Attempts != 1 || len(msgs) != 2 || msgs[0].MessageID != msgs[1].MessageID {
+		t.Errorf("recorded %+v, row %+v, %d deliveries", o, s, len(msgs))
 	}
 }

@@ -93,6 +93,8 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 			c.Status = string(domain.CustomerStatusActive)
 		}
 		c.StatusBeforeBlock = ""
+	case domain.InvitationEmailed:
+		// Only the version moves: the lists do not show e-mails.
 	default:
 		c.Team = applyTeam(c.Team, e, at, pos)
 	}
@@ -148,6 +150,7 @@ var customerEventTypes = []string{
 	domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated,
 	domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked,
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
+	domain.TypeInvitationEmailed,
 }
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }

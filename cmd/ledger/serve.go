@@ -55,20 +55,23 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	}
 	var (
 		relay   *mail.Relay
+		smtp    *mail.SMTP
 		cmdOpts []commands.Option
 	)
 	if cfg.EmailEnabled() {
-		smtp, err := mail.ParseURL(cfg.SMTPURL)
-		if err != nil {
+		if smtp, err = mail.ParseURL(cfg.SMTPURL); err != nil {
 			return fmt.Errorf("LEDGER_SMTP_URL: %w", err)
-		}
-		if relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{}); err != nil {
-			return fmt.Errorf("LEDGER_MAIL_FROM: %w", err)
 		}
 		cmdOpts = append(cmdOpts, commands.WithEmail())
 		log.Info("e-mail on", slog.String("smtp", smtp.Addr()), slog.String("from", cfg.MailFrom))
 	}
 	cmds := commands.New(store, log, cmdOpts...)
+	if smtp != nil {
+		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome})
+		if err != nil {
+			return fmt.Errorf("LEDGER_MAIL_FROM: %w", err)
+		}
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		runner.Collector(),
