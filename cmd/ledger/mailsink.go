@@ -60,10 +60,11 @@ type mailsink struct {
 	n   atomic.Int64
 }
 
-// write stores one message; the file appears whole (written, then renamed).
+// write stores one message; the .eml appears whole (written under another
+// name, then renamed), so a reader never finds it half written.
 func (s *mailsink) write(from string, to []string, data []byte) error {
 	name := fmt.Sprintf("%s-%03d.eml", time.Now().UTC().Format("20060102T150405.000000"), s.n.Add(1))
-	tmp := filepath.Join(s.dir, "."+name)
+	tmp := filepath.Join(s.dir, "."+name+".tmp")
 	if err := os.WriteFile(tmp, data, 0o644); err != nil {
 		return err
 	}
