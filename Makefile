@@ -9,6 +9,7 @@ GO          ?= go
 BIN         := bin/ledger
 PG_DIR      := .data
 PG_PORT     ?= 54329
+MAIL_PORT   ?= 2525
 TESTFLAGS   ?=
 BENCH_FLAGS ?=
 FUZZTIME    ?= 10s
@@ -24,12 +25,12 @@ help: ## list the targets
 	@echo
 	@echo "Without DATABASE_URL, run/test/bench start a local PostgreSQL themselves"
 	@echo "(run: persistent cluster in $(PG_DIR)/ on port $(PG_PORT); test/bench: throwaway cluster)."
-	@echo "Variables: TESTFLAGS='-run Foo -v'  BENCH_FLAGS='...'  LEDGER_ADDR=127.0.0.1:8080"
+	@echo "Variables: TESTFLAGS='-run Foo -v'  BENCH_FLAGS='...'  LEDGER_ADDR=127.0.0.1:8080  MAIL_PORT=2525"
 
 build: ## build bin/ledger
 	$(GO) build -o $(BIN) ./cmd/ledger
 
-run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant, serve
+run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant, a mail sink (.data/mail/), serve
 	@if [ -z "$${DATABASE_URL:-}" ]; then \
 		scripts/pg.sh start $(PG_DIR) $(PG_PORT) durable; \
 		DATABASE_URL=$$(scripts/pg.sh url $(PG_PORT)); \
@@ -48,10 +49,20 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	tenant=$$(tr -d '\n' < $(PG_DIR)/demo.json | sed -n 's/.*"tenant_id"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p'); \
 	echo "Demo admin API key: $${key:-<not found, see $(PG_DIR)/demo.json>}"; \
 	echo "Demo tenant ID:     $${tenant:-<not found>} (ledger history --tenant; 'ledger tenants' lists all)"; \
+	if [ -z "$${LEDGER_SMTP_URL:-}" ]; then \
+		$(BIN) mailsink --addr 127.0.0.1:$(MAIL_PORT) --dir $(PG_DIR)/mail & \
+		sink=$$!; \
+		trap 'kill $$sink 2>/dev/null || true' EXIT; \
+		export LEDGER_SMTP_URL=smtp://127.0.0.1:$(MAIL_PORT) LEDGER_MAIL_FROM="$${LEDGER_MAIL_FROM:-ledger@demo.example}"; \
+		mail_where="written to $(PG_DIR)/mail/ as .eml files (ledger mailsink on 127.0.0.1:$(MAIL_PORT))"; \
+	else \
+		mail_where="sent through LEDGER_SMTP_URL"; \
+	fi; \
 	echo "Listening on:       http://$$LEDGER_ADDR"; \
+	echo "E-mail:             $$mail_where"; \
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
-	exec $(BIN) serve
+	$(BIN) serve
 
 stop: ## stop the local PostgreSQL started by `make run`
 	scripts/pg.sh stop $(PG_DIR)

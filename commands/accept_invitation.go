@@ -89,6 +89,12 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 				return err
 			}
 			result = CustomerResult{CustomerView: c.customerView(cu)}
+			if result.Invitation, err = invitationOf(ctx, tx.PgxTx(), tenantID, customerID); err != nil {
+				return err
+			}
+			if result.Invitation != nil {
+				result.Invitation.Status = InvitationAccepted
+			}
 			if idem != nil {
 				idem.Response = func(r eventstore.AppendResult) ([]byte, error) {
 					result.Position = r.Position

@@ -88,6 +88,10 @@ var (
 	// ErrPreconditionFailed is an If-Match version that is not the
 	// customer's current version (HTTP 412).
 	ErrPreconditionFailed = errors.New("precondition failed: version mismatch")
+	// ErrEmailNotConfigured is a request for an e-mail (an invitation's
+	// send_email, an import's invite) when no e-mail is configured (HTTP
+	// 422 email_not_configured); nothing was written.
+	ErrEmailNotConfigured = errors.New("e-mail is not configured (LEDGER_SMTP_URL, LEDGER_MAIL_FROM)")
 	// ErrUnauthenticated is a Meta.CallerKeyHash that is not, or no
 	// longer, an active user's key in the tenant (HTTP 401).
 	ErrUnauthenticated = errors.New("unknown API key or deactivated user")
@@ -99,14 +103,29 @@ type Commands struct {
 	log   *slog.Logger
 	names nameCache
 	cache *stateCache
+	// email is true when e-mail is configured: commands may queue e-mails
+	// in the outbox, which a relay (package mail) delivers.
+	email bool
 }
 
+// Option configures Commands.
+type Option func(*Commands)
+
+// WithEmail lets commands queue e-mails (invitations): set it when a relay
+// delivers the outbox. Without it, asking for an e-mail is
+// ErrEmailNotConfigured.
+func WithEmail() Option { return func(c *Commands) { c.email = true } }
+
 // New returns the command handlers over store.
-func New(store *eventstore.Store, log *slog.Logger) *Commands {
+func New(store *eventstore.Store, log *slog.Logger, opts ...Option) *Commands {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
+	c := &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
 }
 
 // Meta is what every command carries besides its own input.

@@ -82,7 +82,7 @@ func TestInviteAndAccept(t *testing.T) {
 	b.policy(t, domain.Policy{RequireLead: true, MaxAssignees: ptr(2), MembersCanSelfAssign: true})
 	u1, u2, u3 := b.user(t), b.user(t), b.user(t)
 
-	inv, err := cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, []string{u2, u1})
+	inv, err := cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, []string{u2, u1}, false)
 	wantErr(t, err, "")
 	ids, lead := teamOf(inv.Customer)
 	if inv.Customer.Status != "invited" || lead != u2 || len(ids) != 2 || len(inv.Token) != 43 || inv.Position == 0 {
@@ -93,15 +93,15 @@ func TestInviteAndAccept(t *testing.T) {
 		t.Fatalf("want ClientInvited + 2 UserAssigned, got %d events", len(states))
 	}
 
-	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, nil)
+	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, nil, false)
 	wantErr(t, err, domain.CodeEmailTaken)
-	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, []string{u1, u2, u3})
+	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, []string{u1, u2, u3}, false)
 	wantErr(t, err, domain.CodeMaxAssigneesReached)
-	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, []string{"0190c1f2-0000-7000-8000-000000000000"})
+	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, []string{"0190c1f2-0000-7000-8000-000000000000"}, false)
 	wantErr(t, err, "not_found")
-	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo"}, nil)
+	_, err = cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Jo"}, nil, false)
 	wantErr(t, err, "validation")
-	_, err = cmd.InviteClient(ctx, b.memberMeta(u1), domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, nil)
+	_, err = cmd.InviteClient(ctx, b.memberMeta(u1), domain.Profile{FirstName: "Jo", Email: "jo@client.example"}, nil, false)
 	wantErr(t, err, "forbidden")
 
 	_, err = cmd.AcceptInvitation(ctx, commands.Meta{}, "no-such-token")
@@ -116,9 +116,9 @@ func TestInviteAndAccept(t *testing.T) {
 
 	// A replayed invitation answers without the token, which is not stored.
 	k := keyed(b.admin, "inv", "kim")
-	first, err := cmd.InviteClient(ctx, k, domain.Profile{FirstName: "Kim", Email: "kim@client.example"}, nil)
+	first, err := cmd.InviteClient(ctx, k, domain.Profile{FirstName: "Kim", Email: "kim@client.example"}, nil, false)
 	wantErr(t, err, "")
-	again, err := cmd.InviteClient(ctx, k, domain.Profile{FirstName: "Kim", Email: "kim@client.example"}, nil)
+	again, err := cmd.InviteClient(ctx, k, domain.Profile{FirstName: "Kim", Email: "kim@client.example"}, nil, false)
 	wantErr(t, err, "")
 	if first.Token == "" || first.Replayed || again.Token != "" || !again.Replayed || again.Customer.ID != first.Customer.ID {
 		t.Fatalf("replay %+v first %+v", again, first)
@@ -133,7 +133,7 @@ func TestAcceptInvitationRace(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
-	inv, err := cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, nil)
+	inv, err := cmd.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, nil, false)
 	wantErr(t, err, "")
 	const n = 16
 	var wg sync.WaitGroup

@@ -25,13 +25,19 @@ const MaxImportRows = 100_000
 // columns as they like, in any case, and leave out all but Email.
 var importHeader = []string{"First Name", "Last Name", "Email", "Phone Number", "Team"}
 
-// Column indexes into importHeader.
+// importColumnNames are the columns a file may have: the template's, and
+// the optional Title (contract v2), kept out of the template so that its
+// header row stays as the contract shows it.
+var importColumnNames = append(slices.Clone(importHeader), "Title")
+
+// Column indexes into importColumnNames.
 const (
 	colFirstName = iota
 	colLastName
 	colEmail
 	colPhone
 	colTeam
+	colTitle
 )
 
 // ImportOptions are the query options of an import.
@@ -41,6 +47,18 @@ type ImportOptions struct {
 	// UpdateExisting updates the names of clients whose email exists;
 	// without it such rows are left alone and counted as unchanged.
 	UpdateExisting bool
+	// Invite creates the new clients as invited and e-mails each its
+	// invitation (ErrEmailNotConfigured without e-mail).
+	Invite bool
+}
+
+// ImportInvitation is one client an import invited. Token is the raw
+// invitation token (HTTP makes the link); it is not stored, so a replayed
+// report has none.
+type ImportInvitation struct {
+	Row        int    `json:"row"`
+	CustomerID string `json:"customer_id"`
+	Token      string `json:"-"`
 }
 
 // ImportRowError is why one row cannot be imported; Row 1 is the first
@@ -56,8 +74,15 @@ type ImportReport struct {
 	Updated   int              `json:"updated"`
 	Unchanged int              `json:"unchanged"`
 	Errors    []ImportRowError `json:"errors"`
-	Position  int64            `json:"position"`
+	// Invitations lists the clients invited (with ImportOptions.Invite).
+	Invitations []ImportInvitation `json:"invitations,omitempty"`
+	Position    int64              `json:"position"`
+	// Replayed is true when this is the stored report of an earlier
+	// request with the same idempotency key.
+	Replayed bool `json:"-"`
 }
+
+func (r *ImportReport) markReplayed() { r.Replayed = true }
 
 // ImportTemplate is the CSV a user fills in: the header row and one
 // example row.
@@ -74,6 +99,9 @@ type importRow struct {
 	n       int
 	profile domain.Profile
 	team    []string // normalized emails, in order
+	// hasTitle is true when the file has a Title column: update_existing
+	// then updates the title too.
+	hasTitle bool
 }
 
 // ImportClients imports clients from CSV (admin only): rows whose email is
@@ -93,6 +121,9 @@ type importRow struct {
 func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return ImportReport{}, err
+	}
+	if opts.Invite && !c.email {
+		return ImportReport{}, ErrEmailNotConfigured
 	}
 	m, err := m.prepare()
 	if err != nil {
@@ -169,7 +200,12 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	var (
 		streams []eventstore.StreamWrite
 		claims  []eventstore.Claim
-		at      = now()
+		outbox  []eventstore.OutboxMessage
+		invited struct {
+			ids    []string
+			hashes [][]byte
+		}
+		at = now()
 	)
 	emailRow := map[string]int{}
 	for _, row := range unique {
@@ -184,6 +220,9 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			}
 			p := cu.Profile
 			p.FirstName, p.LastName = row.profile.FirstName, row.profile.LastName
+			if row.hasTitle {
+				p.Title = row.profile.Title
+			}
 			events, err := cu.UpdateProfile(p)
 			if err != nil {
 				rowError(row.n, "%s", err.Error())
@@ -217,7 +256,12 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			continue
 		}
 		id := newID()
-		events, err := domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		var events []domain.Event
+		if opts.Invite {
+			events, err = domain.InviteClient(id, row.profile, team, l.policy)
+		} else {
+			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+		}
 		if err != nil {
 			rowError(row.n, "%s", rowRuleError(err, team))
 			continue
@@ -229,6 +273,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		data, err := encode(events)
 		if err != nil {
 			return ImportReport{}, err
+		}
+		if opts.Invite && !opts.DryRun {
+			token, hash := randomToken()
+			users := make(map[string]domain.User, len(team))
+			for _, u := range team {
+				users[u.ID] = u
+			}
+			msg, err := invitationEmail(cu, token, users)
+			if err != nil {
+				return ImportReport{}, err
+			}
+			outbox = append(outbox, msg)
+			invited.ids = append(invited.ids, id)
+			invited.hashes = append(invited.hashes, hash)
+			report.Invitations = append(report.Invitations, ImportInvitation{Row: row.n, CustomerID: id, Token: token})
 		}
 		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
 		claims = append(claims, profileClaims(id, cu.Profile)...)
@@ -251,10 +310,21 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return claims[i].Value < claims[j].Value
 	})
+	var side func(ctx context.Context, tx pgx.Tx) error
+	if len(invited.ids) > 0 {
+		side = func(ctx context.Context, tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, invited.ids, invited.hashes, at); err != nil {
+				return fmt.Errorf("record invitations: %w", err)
+			}
+			return nil
+		}
+	}
 	res, err := tx.Append(ctx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
 		Streams:     streams,
 		Claims:      claims,
+		Outbox:      outbox,
+		Side:        side,
 		Metadata:    m.metadata(),
 		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
 		Now:         at,
@@ -275,6 +345,10 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	report.Position = res.Position
 	return report, nil
 }
+
+// qInsertInvitations records an import's invitations (token hashes only).
+const qInsertInvitations = `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at)
+SELECT h, $1, c, $4 FROM unnest($2::text[]::uuid[], $3::bytea[]) AS u(c, h)`
 
 // rowRuleError describes why a row's customer cannot be created, naming team
 // members by the email the file gave rather than by their user ID.
@@ -335,7 +409,7 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 			continue
 		}
 		p, err := domain.NormalizeProfile(domain.Profile{FirstName: field(rec, colFirstName), LastName: field(rec, colLastName),
-			Email: field(rec, colEmail), Phone: field(rec, colPhone)})
+			Email: field(rec, colEmail), Phone: field(rec, colPhone), Title: field(rec, colTitle)})
 		if err != nil {
 			errs = append(errs, ImportRowError{Row: n, Error: err.Error()})
 			continue
@@ -344,7 +418,7 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 			errs = append(errs, ImportRowError{Row: n, Error: "Email is required"})
 			continue
 		}
-		row := importRow{n: n, profile: p}
+		row := importRow{n: n, profile: p, hasTitle: cols[colTitle] >= 0}
 		seen := map[string]bool{}
 		var bad string
 		for _, raw := range strings.Split(field(rec, colTeam), ";") {
@@ -372,26 +446,23 @@ func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
 	return rows, errs, nil
 }
 
-// importColumns maps each column of importHeader to its index in header
-// (-1 when absent), matching names case-insensitively and in any order
-// (the contract's v2). Email is required; an unknown or repeated column is
-// an error rather than data silently dropped. Title, which the contract
-// allows, is refused until customers carry a title.
+// importColumns maps each column of importColumnNames to its index in
+// header (-1 when absent), matching names case-insensitively and in any
+// order (the contract's v2). Email is required; an unknown or repeated
+// column is an error rather than data silently dropped.
 func importColumns(header []string) ([]int, error) {
-	cols := make([]int, len(importHeader))
+	cols := make([]int, len(importColumnNames))
 	for i := range cols {
 		cols[i] = -1
 	}
 	for i, name := range header {
 		name = strings.TrimSpace(name)
-		j := slices.IndexFunc(importHeader, func(h string) bool { return strings.EqualFold(h, name) })
+		j := slices.IndexFunc(importColumnNames, func(h string) bool { return strings.EqualFold(h, name) })
 		switch {
-		case strings.EqualFold(name, "Title"):
-			return nil, &domain.ValidationError{Field: "file", Detail: "the Title column is not supported yet"}
 		case j < 0:
-			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importHeader, ","))}
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("unknown column %q; the columns are %s", name, strings.Join(importColumnNames, ","))}
 		case cols[j] >= 0:
-			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("column %q appears twice", importHeader[j])}
+			return nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("column %q appears twice", importColumnNames[j])}
 		}
 		cols[j] = i
 	}

@@ -29,9 +29,16 @@ func (r *InvitationResult) markReplayed() { r.Replayed = true }
 // of events: ClientInvited, then UserAssigned for each of team in order
 // (the first is lead under require_lead). Admin only. The team's users must
 // exist in the tenant (else ErrNotFound) and be active.
-func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, team []string) (InvitationResult, error) {
+//
+// With sendEmail the client is also e-mailed its link and its team: the
+// e-mail goes to the outbox in the append's transaction, and a relay
+// delivers it (ErrEmailNotConfigured when there is none).
+func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, team []string, sendEmail bool) (InvitationResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return InvitationResult{}, err
+	}
+	if sendEmail && !c.email {
+		return InvitationResult{}, ErrEmailNotConfigured
 	}
 	m, err := m.prepare()
 	if err != nil {
@@ -73,6 +80,16 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 				}
 				token, hash := randomToken()
 				result = InvitationResult{Customer: c.customerView(cu), Token: token}
+				result.Customer.Invitation = &InvitationView{Status: InvitationPending}
+				var outbox []eventstore.OutboxMessage
+				if sendEmail {
+					msg, err := invitationEmail(cu, token, users)
+					if err != nil {
+						return err
+					}
+					outbox = append(outbox, msg)
+					result.Customer.Invitation.Email = EmailQueued
+				}
 				data, err := encode(events)
 				if err != nil {
 					return err
@@ -81,6 +98,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
 					Claims:   profileClaims(id, invited.Profile),
+					Outbox:   outbox,
 					Metadata: m.metadata(),
 					Side: func(ctx context.Context, tx pgx.Tx) error {
 						_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,

@@ -10,14 +10,14 @@ import (
 
 // ProfilePatch is a partial profile: nil fields are kept.
 type ProfilePatch struct {
-	FirstName, LastName, Email, Phone, ExternalID *string
+	FirstName, LastName, Email, Phone, ExternalID, Title *string
 }
 
 func (p ProfilePatch) apply(to domain.Profile) domain.Profile {
 	for _, f := range []struct {
 		v   *string
 		dst *string
-	}{{p.FirstName, &to.FirstName}, {p.LastName, &to.LastName}, {p.Email, &to.Email}, {p.Phone, &to.Phone}, {p.ExternalID, &to.ExternalID}} {
+	}{{p.FirstName, &to.FirstName}, {p.LastName, &to.LastName}, {p.Email, &to.Email}, {p.Phone, &to.Phone}, {p.ExternalID, &to.ExternalID}, {p.Title, &to.Title}} {
 		if f.v != nil {
 			*f.dst = *f.v
 		}

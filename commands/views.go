@@ -28,10 +28,15 @@ type CustomerView struct {
 	Email      string     `json:"email"`
 	Phone      string     `json:"phone"`
 	ExternalID string     `json:"external_id"`
+	Title      string     `json:"title"`
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
 	Assignees  []Assignee `json:"assignees"`
+	// Invitation is where an invited client's invitation stands; only
+	// the reads from the event store (GET, the invitation and its
+	// acceptance) fill it in.
+	Invitation *InvitationView `json:"invitation,omitempty"`
 }
 
 // CustomerResult is the answer of a successful customer command.
@@ -75,7 +80,7 @@ func userView(u domain.User) UserView {
 func (c *Commands) customerView(cu domain.Customer) CustomerView {
 	v := CustomerView{
 		ID: cu.ID, FirstName: cu.Profile.FirstName, LastName: cu.Profile.LastName, Email: cu.Profile.Email,
-		Phone: cu.Profile.Phone, ExternalID: cu.Profile.ExternalID, Status: string(cu.Status),
+		Phone: cu.Profile.Phone, ExternalID: cu.Profile.ExternalID, Title: cu.Profile.Title, Status: string(cu.Status),
 		CreatedAt: cu.CreatedAt.UTC(), Version: cu.Version, Assignees: make([]Assignee, 0, len(cu.Team)),
 	}
 	for _, m := range cu.Team {
@@ -108,7 +113,13 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	if err := c.fillNames(ctx, c.store.Pool(), tenantID, teamIDs(cu)); err != nil {
 		return CustomerView{}, err
 	}
-	return c.customerView(cu), nil
+	v := c.customerView(cu)
+	if cu.Invited {
+		if v.Invitation, err = invitationOf(ctx, c.store.Pool(), tenantID, customerID); err != nil {
+			return CustomerView{}, err
+		}
+	}
+	return v, nil
 }
 
 // GetUser reads a user from the team directory.

@@ -38,6 +38,9 @@ type Customer struct {
 	// joined them. A deleted group's ID stays until removed: membership is
 	// the customer's, and read models hide deleted groups.
 	Groups []string
+	// Invited is true for a client created by invitation (ClientInvited),
+	// whatever its status now.
+	Invited bool
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
 	// invited client does not accept the invitation on their behalf.
@@ -53,6 +56,7 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusActive, at
 	case ClientInvited:
 		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusInvited, at
+		c.Invited = true
 	case CustomerUpdated:
 		c.Profile = e.Profile
 	case InvitationAccepted:
@@ -207,6 +211,9 @@ func NormalizeProfile(p Profile) (Profile, error) {
 		return Profile{}, err
 	}
 	if p.ExternalID, err = normalizeName("external_id", p.ExternalID, false); err != nil {
+		return Profile{}, err
+	}
+	if p.Title, err = normalizeName("title", p.Title, false); err != nil {
 		return Profile{}, err
 	}
 	if strings.TrimSpace(p.Email) == "" {

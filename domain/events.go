@@ -42,6 +42,7 @@ const (
 	TypeGroupDeleted             = "GroupDeleted"
 	TypeCustomerAddedToGroup     = "CustomerAddedToGroup"
 	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
+	TypeInvitationEmailed        = "InvitationEmailed"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -56,6 +57,9 @@ type Profile struct {
 	Email      string `json:"email"`
 	Phone      string `json:"phone"`
 	ExternalID string `json:"external_id"`
+	// Title is optional (contract v2): events before it have none, so it
+	// is left out of the JSON when empty.
+	Title string `json:"title,omitempty"`
 }
 
 type TenantCreated struct {
@@ -118,6 +122,16 @@ type CustomerUpdated struct {
 
 type InvitationAccepted struct {
 	CustomerID string `json:"customer_id"`
+}
+
+// InvitationEmailed records the outcome of a client's invitation e-mail:
+// MessageID is the outbox message (the e-mail's Message-ID), Outcome
+// "sent" (the server took it) or "failed" (refused for good, or out of
+// attempts).
+type InvitationEmailed struct {
+	CustomerID string `json:"customer_id"`
+	MessageID  string `json:"message_id"`
+	Outcome    string `json:"outcome,omitempty"`
 }
 
 type CustomerBlocked struct {
@@ -208,6 +222,7 @@ func (UserAssigned) EventType() string       { return TypeUserAssigned }
 func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
 func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
+func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
 // version it is written in (always the current one) and its data as JSON.
@@ -266,6 +281,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeGroupDeleted:             decodeAs[GroupDeleted],
 	TypeCustomerAddedToGroup:     decodeAs[CustomerAddedToGroup],
 	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
+	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -302,6 +318,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerAddedToGroup:
 		return e.CustomerID, true
 	case CustomerRemovedFromGroup:
+		return e.CustomerID, true
+	case InvitationEmailed:
 		return e.CustomerID, true
 	}
 	return "", false

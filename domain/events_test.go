@@ -39,6 +39,7 @@ var eventJSON = []struct {
 		`{"customer_id":"c1","user_id":"u2","previous_user_id":"u1"}`},
 	{domain.TeamMemberReplaced{CustomerID: "c1", UserID: "u1", WithUserID: "u2", Lead: true},
 		`{"customer_id":"c1","user_id":"u1","with_user_id":"u2","lead":true}`},
+	{domain.InvitationEmailed{CustomerID: "c1", MessageID: "m1", Outcome: "sent"}, `{"customer_id":"c1","message_id":"m1","outcome":"sent"}`},
 }
 
 func TestEncodeEventJSON(t *testing.T) {
@@ -88,7 +89,7 @@ func TestEveryEventTypeIsCovered(t *testing.T) {
 		domain.TypeTenantCreated, domain.TypeUserCreated, domain.TypeUserDeactivated, domain.TypeApiKeyIssued,
 		domain.TypePolicyChanged, domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated,
 		domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked, domain.TypeUserAssigned,
-		domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
+		domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced, domain.TypeInvitationEmailed,
 	}
 	covered := map[string]bool{}
 	for _, tc := range eventJSON {

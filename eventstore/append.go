@@ -57,6 +57,9 @@ type AppendRequest struct {
 	Idempotency *Idempotency
 	// Side writes rows that must commit with the events (keys, invitations).
 	Side func(ctx context.Context, tx pgx.Tx) error
+	// Outbox are messages to deliver once the events commit (e-mails),
+	// written in the same transaction.
+	Outbox []OutboxMessage
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
 	// Commit commits the transaction with the append (its last statements
@@ -223,6 +226,9 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	if len(streamIDs) > 0 {
 		b.Queue(qInsertEvents, rows.args(canonMeta, now)...)
 		saveHeads = queueSaveHeads(b, req.TenantID, req.Streams, heads)
+	}
+	if len(req.Outbox) > 0 {
+		b.Queue(qInsertOutbox, outboxArgs(req.TenantID, req.Outbox, now)...)
 	}
 	for _, r := range req.Releases {
 		b.Queue(qRelease, req.TenantID, r.Kind, r.Value, r.OwnerID)
@@ -420,6 +426,11 @@ func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events, sa
 		// primary key and surfaces as a version mismatch.
 		if _, err := br.Exec(); err != nil {
 			return AppendResult{}, false, fmt.Errorf("save stream heads: %w", translate(err))
+		}
+	}
+	if len(req.Outbox) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("write outbox: %w", translate(err))
 		}
 	}
 	for _, r := range req.Releases {

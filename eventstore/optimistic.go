@@ -61,14 +61,14 @@ var (
 // decided on a cached state appends; the unique (stream_id, stream_version)
 // constraint stays the last line of defence.
 //
-// Idempotency keys, guards, claims and side records need the transaction
-// of Transact and are refused here.
+// Idempotency keys, guards, claims, side records and outbox messages need
+// the transaction of Transact and are refused here.
 func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, checks ...Check) (AppendResult, error) {
 	if req.TenantID == "" || len(req.Streams) != 1 || len(req.Streams[0].Events) == 0 {
 		return AppendResult{}, errors.New("append expected: one tenant and one stream with events are required")
 	}
-	if req.Idempotency != nil || len(req.Guards) > 0 || len(req.Claims) > 0 || len(req.Releases) > 0 || req.Side != nil {
-		return AppendResult{}, errors.New("append expected: idempotency keys, guards, claims and side records need Transact")
+	if req.Idempotency != nil || len(req.Guards) > 0 || len(req.Claims) > 0 || len(req.Releases) > 0 || req.Side != nil || len(req.Outbox) > 0 {
+		return AppendResult{}, errors.New("append expected: idempotency keys, guards, claims, side records and outbox messages need Transact")
 	}
 	w := req.Streams[0]
 	if w.ExpectedVersion != h.Version {

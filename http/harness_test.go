@@ -20,6 +20,7 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
 	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -45,6 +46,8 @@ type setupOpts struct {
 	// client that stops reading stops a streamed export within a few
 	// kilobytes.
 	smallBuffers bool
+	// smtpURL turns e-mail on: a relay delivers the outbox to this server.
+	smtpURL string
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -57,7 +60,11 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
-	cmd := commands.New(store, log)
+	var cmdOpts []commands.Option
+	if o.smtpURL != "" {
+		cmdOpts = append(cmdOpts, commands.WithEmail())
+	}
+	cmd := commands.New(store, log, cmdOpts...)
 	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond), projections.WithProjections(o.only...))
 	if err != nil {
 		t.Fatal(err)
@@ -72,6 +79,24 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	} else {
 		close(done)
 	}
+	relayDone := make(chan struct{})
+	if o.smtpURL != "" {
+		sender, err := mail.ParseURL(o.smtpURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(relayDone)
+			_ = relay.Run(ctx)
+		}()
+	} else {
+		close(relayDone)
+	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
 		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout,
@@ -85,6 +110,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 		srv.Close()
 		cancel()
 		<-done
+		<-relayDone
 	})
 	boot, err := cmd.Bootstrap(context.Background(), "Acme", "Ann Admin", "ann@acme.example")
 	if err != nil {

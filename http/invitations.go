@@ -15,6 +15,8 @@ import (
 type inviteBody struct {
 	profileBody
 	Team []string `json:"team"`
+	// SendEmail also e-mails the client its link and team (outbox).
+	SendEmail bool `json:"send_email"`
 }
 
 type invitationAnswer struct {
@@ -35,7 +37,7 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team)
+	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team, body.SendEmail)
 	if err == nil && res.Replayed {
 		err = errReplayUnavailable("invitation_url")
 	}
@@ -115,6 +117,10 @@ func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if opts.Invite, err = boolParam(q.Get("invite"), "invite"); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	m, err := s.meta(r, body)
 	if err != nil {
 		s.writeError(w, r, err)
@@ -130,7 +136,33 @@ func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	writeCommand(w, nethttp.StatusOK, report.Position, report)
+	if len(report.Invitations) == 0 {
+		writeCommand(w, nethttp.StatusOK, report.Position, report)
+		return
+	}
+	if report.Replayed {
+		// The links' tokens are never stored: a replay cannot answer them,
+		// and an answer without them would pass for a complete one.
+		s.writeError(w, r, errReplayUnavailable("invitation_url"))
+		return
+	}
+	ans := importAnswer{ImportReport: report, Invitations: make([]importInvitation, len(report.Invitations))}
+	for i, inv := range report.Invitations {
+		ans.Invitations[i] = importInvitation{Row: inv.Row, CustomerID: inv.CustomerID, InvitationURL: s.baseURL + "/invitations/" + inv.Token}
+	}
+	writeCommand(w, nethttp.StatusOK, report.Position, ans)
+}
+
+// importAnswer is an import's report with its invitations' links.
+type importAnswer struct {
+	commands.ImportReport
+	Invitations []importInvitation `json:"invitations"`
+}
+
+type importInvitation struct {
+	Row           int    `json:"row"`
+	CustomerID    string `json:"customer_id"`
+	InvitationURL string `json:"invitation_url"`
 }
 
 func boolParam(raw, name string) (bool, error) {

@@ -129,6 +129,8 @@ func errorToProblem(err error) (Problem, bool) {
 		return p, true
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, eventstore.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return newProblem(nethttp.StatusNotFound, "not_found", "no such resource"), true
+	case errors.Is(err, commands.ErrEmailNotConfigured):
+		return newProblem(nethttp.StatusUnprocessableEntity, "email_not_configured", "e-mail is not configured on this server (LEDGER_SMTP_URL, LEDGER_MAIL_FROM)"), true
 	case errors.Is(err, commands.ErrPreconditionFailed):
 		return newProblem(nethttp.StatusPreconditionFailed, "version_mismatch", "the resource has changed since the version given in If-Match"), true
 	case errors.Is(err, eventstore.ErrIdempotencyKeyReused):

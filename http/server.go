@@ -125,6 +125,8 @@ func (s *Server) routes() chi.Router {
 	r.Method(nethttp.MethodGet, "/metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
 	r.Get("/openapi.json", s.openAPI)
 	r.Post("/v1/invitations/{token}/accept", s.acceptInvitation)
+	r.Get("/invitations/{token}", s.showInvitation)
+	r.Post("/invitations/{token}", s.acceptInvitationForm)
 
 	r.Group(func(r chi.Router) {
 		r.Use(s.requireAuth)

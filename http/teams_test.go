@@ -694,7 +694,7 @@ func TestUpdateCustomerProfile(t *testing.T) {
 	if b.countEvents(t) != n+1 {
 		t.Fatal("an unchanged profile appended")
 	}
-	for _, bad := range []map[string]any{{"email": "not-an-email"}, {"title": "Dr"}} {
+	for _, bad := range []map[string]any{{"email": "not-an-email"}, {"titel": "Dr"}} {
 		if r := b.admin.do("PATCH", path, bad); r.status != 400 {
 			t.Fatalf("PATCH %v: %d %s", bad, r.status, r.body)
 		}
@@ -735,13 +735,57 @@ func TestImportMatchesColumnsByName(t *testing.T) {
 		t.Fatalf("imported row: %+v", list)
 	}
 	for _, bad := range []string{
-		"First Name,Last Name\nA,B\n",        // no Email column
-		"Email,Emial\nx@client.example,y\n",  // unknown column
-		"Email,email\nx@client.example,y\n",  // repeated column
-		"Email,Title\nx@client.example,Dr\n", // title not supported yet
+		"First Name,Last Name\nA,B\n",       // no Email column
+		"Email,Emial\nx@client.example,y\n", // unknown column
+		"Email,email\nx@client.example,y\n", // repeated column
 	} {
 		if r := b.admin.csv("POST", "/v1/clients/import", bad); r.status != 400 {
 			t.Fatalf("header %q: %d %s", strings.SplitN(bad, "\n", 2)[0], r.status, r.body)
 		}
+	}
+}
+
+// A customer's title: set on creation, invitation and import, changed by
+// PATCH and by an import with update_existing, shown by the customer and in
+// the list.
+func TestCustomerTitle(t *testing.T) {
+	b := setup(t)
+	var c struct {
+		ID    string `json:"id"`
+		Title string `json:"title"`
+	}
+	b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Ann", "email": "ann@client.example", "title": " Dr "}).decode(t, &c)
+	if c.Title != "Dr" {
+		t.Fatalf("created with title %q", c.Title)
+	}
+	r := b.admin.must(200, "PATCH", "/v1/customers/"+c.ID, map[string]any{"title": "Prof"})
+	if r.json(t)["title"] != "Prof" {
+		t.Fatalf("PATCH title: %s", r.body)
+	}
+	if got := b.admin.must(200, "GET", "/v1/customers/"+c.ID, nil).json(t)["title"]; got != "Prof" {
+		t.Fatalf("GET title %v", got)
+	}
+	r = b.admin.csv("POST", "/v1/clients/import?update_existing=true", "email,TITLE,first name\nann@client.example,CEO,Ann\nbea@client.example,CTO,Bea\ncid@client.example,,Cid\n")
+	if r.status != 200 {
+		t.Fatalf("import with titles: %d %s", r.status, r.body)
+	}
+	var list struct {
+		Items []struct {
+			Email string `json:"email"`
+			Title string `json:"title"`
+		} `json:"items"`
+	}
+	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/customers").decode(t, &list)
+	got := map[string]string{}
+	for _, it := range list.Items {
+		got[it.Email] = it.Title
+	}
+	if len(got) != 3 || got["ann@client.example"] != "CEO" || got["bea@client.example"] != "CTO" || got["cid@client.example"] != "" {
+		t.Fatalf("titles in the list: %v", got)
+	}
+	// An import without the Title column leaves titles alone.
+	r = b.admin.csv("POST", "/v1/clients/import?update_existing=true", "Email,First Name\nann@client.example,Anna\n")
+	if r.status != 200 || b.admin.must(200, "GET", "/v1/customers/"+c.ID, nil).json(t)["title"] != "CEO" {
+		t.Fatalf("import without titles: %d %s", r.status, r.body)
 	}
 }

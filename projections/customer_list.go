@@ -30,6 +30,7 @@ type CustomerItem struct {
 	Email      string     `json:"email"`
 	Phone      string     `json:"phone"`
 	ExternalID string     `json:"external_id"`
+	Title      string     `json:"title"`
 	Status     string     `json:"status"`
 	CreatedAt  time.Time  `json:"created_at"`
 	Version    int64      `json:"version"`
@@ -67,7 +68,7 @@ func customerListProjection() *projection {
 		tables: []table{
 			{name: "customer_list", key: []string{"customer_id"},
 				columns: []string{"customer_id", "tenant_id", "first_name", "last_name", "email", "phone",
-					"external_id", "status", "status_before_block", "created_at", "version", "assignees"}},
+					"external_id", "status", "status_before_block", "created_at", "version", "assignees", "title"}},
 			// Apart, so that a team change touches no trigram index
 			// (migration 0011).
 			{name: "customer_search", key: []string{"customer_id"}, columns: []string{"customer_id", "tenant_id", "search"}},
@@ -95,7 +96,7 @@ func customerListProjection() *projection {
 				}
 				p := c.Profile
 				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
-					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as))
+					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as), p.Title)
 				out.add("customer_search", uid(c.ID), uid(c.TenantID), searchText(p))
 				for _, g := range c.Groups {
 					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
@@ -124,7 +125,7 @@ func assigneesJSON(as []Assignee) rawJSON {
 // Its groups are joined with the groups read model's current names, live
 // groups only (a deleted group's memberships stay in customer_groups).
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees,
+       c.status, c.created_at, c.version, c.assignees, c.title,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', cg.group_id, 'name', g.name) ORDER BY g.name, cg.group_id), '[]')
           FROM customer_groups cg CROSS JOIN LATERAL (` + qGroupNow + `) g
          WHERE cg.customer_id = c.customer_id AND NOT g.deleted)`
@@ -133,7 +134,7 @@ func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
 	var it CustomerItem
 	var assignees, groups []byte
 	dest := append([]any{&it.ID, &it.FirstName, &it.LastName, &it.Email, &it.Phone, &it.ExternalID,
-		&it.Status, &it.CreatedAt, &it.Version, &assignees, &groups}, extra...)
+		&it.Status, &it.CreatedAt, &it.Version, &assignees, &it.Title, &groups}, extra...)
 	if err := row.Scan(dest...); err != nil {
 		return CustomerItem{}, err
 	}

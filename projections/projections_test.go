@@ -136,7 +136,7 @@ func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
 				t.Fatalf("customer %s: %v", c.ID, err)
 			}
 			if got.Status != string(c.Status) || got.Version != c.Version || got.FirstName != c.Profile.FirstName ||
-				got.Email != c.Profile.Email || !got.CreatedAt.Equal(c.CreatedAt) {
+				got.Email != c.Profile.Email || got.Title != c.Profile.Title || !got.CreatedAt.Equal(c.CreatedAt) {
 				t.Errorf("customer %s: got %+v, domain %+v", c.ID, got, c)
 			}
 			var wantGroups []GroupRef

@@ -151,7 +151,7 @@ func (w *world) profile() domain.Profile {
 	first := []string{"Ada", "Grace", "Alan", "Édith", "Zoë", "Linus"}[w.rng.IntN(6)]
 	last := []string{"Lovelace", "Hopper", "Turing", "Piaf", "O'Neil", "100%_Sure"}[w.rng.IntN(6)]
 	return domain.Profile{FirstName: first, LastName: last, Email: fmt.Sprintf("c%d@example.com", w.rng.IntN(1_000_000)),
-		Phone: "+1 555 0100", ExternalID: fmt.Sprintf("x-%d", w.rng.IntN(1_000_000))}
+		Phone: "+1 555 0100", ExternalID: fmt.Sprintf("x-%d", w.rng.IntN(1_000_000)), Title: []string{"", "", "Dr", "CEO"}[w.rng.IntN(4)]}
 }
 
 func (w *world) newCustomer(ctx context.Context, tn *wTenant) {
@@ -255,10 +255,13 @@ func (w *world) step(ctx context.Context) {
 		case domain.CustomerStatusBlocked:
 			events = append(events, domain.CustomerUnblocked{CustomerID: c.ID})
 		case domain.CustomerStatusInvited:
-			if w.rng.IntN(2) == 0 {
+			switch w.rng.IntN(3) {
+			case 0:
 				events = append(events, domain.InvitationAccepted{CustomerID: c.ID})
-			} else {
+			case 1:
 				events = append(events, domain.CustomerBlocked{CustomerID: c.ID})
+			default: // the relay's record of the invitation e-mail
+				events = append(events, domain.InvitationEmailed{CustomerID: c.ID, MessageID: uuid.NewString(), Outcome: "sent"})
 			}
 		default:
 			events = append(events, domain.CustomerBlocked{CustomerID: c.ID})

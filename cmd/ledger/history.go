@@ -172,6 +172,8 @@ func summarize(e domain.Event, name func(string) string) string {
 		return "profile updated"
 	case domain.InvitationAccepted:
 		return "invitation accepted"
+	case domain.InvitationEmailed:
+		return "invitation e-mail " + e.Outcome
 	case domain.CustomerBlocked:
 		return "blocked"
 	case domain.CustomerUnblocked:

@@ -42,6 +42,7 @@ func subcommands() []command {
 		{"verify", "check every stream's hash chain", runVerify},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
 		{"tenants", "list the tenants and their IDs (the --tenant of history)", runTenants},
+		{"mailsink", "a local SMTP server that writes e-mails to .eml files (make run)", runMailsink},
 	}
 }
 
@@ -54,7 +55,8 @@ func usage(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment: DATABASE_URL (required), LEDGER_ADDR (default 127.0.0.1:8080),")
-	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error).")
+	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error),")
+	fmt.Fprintln(w, "LEDGER_SMTP_URL (smtp://user:pass@host:port or smtps://...) and LEDGER_MAIL_FROM (both turn e-mail on).")
 	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags. `make run` prints the DATABASE_URL it uses;")
 	fmt.Fprintln(w, "'ledger tenants' lists the tenant IDs that 'ledger history --tenant' takes.")
 }

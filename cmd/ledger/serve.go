@@ -17,6 +17,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
+	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/migrations"
 	"github.com/assignment-ledger/ledger/projections"
 )
@@ -27,7 +28,8 @@ const serveGCPercent = 400
 func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "serve", "serve",
 		"Serves the HTTP API on LEDGER_ADDR (default 127.0.0.1:8080) against DATABASE_URL,\n"+
-			"after applying pending migrations, and runs the projections. Stops gracefully on SIGTERM/SIGINT.")
+			"after applying pending migrations, and runs the projections. With LEDGER_SMTP_URL and\n"+
+			"LEDGER_MAIL_FROM it also delivers the outbox's e-mails. Stops gracefully on SIGTERM/SIGINT.")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -51,7 +53,25 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	cmds := commands.New(store, log)
+	var (
+		relay   *mail.Relay
+		smtp    *mail.SMTP
+		cmdOpts []commands.Option
+	)
+	if cfg.EmailEnabled() {
+		if smtp, err = mail.ParseURL(cfg.SMTPURL); err != nil {
+			return fmt.Errorf("LEDGER_SMTP_URL: %w", err)
+		}
+		cmdOpts = append(cmdOpts, commands.WithEmail())
+		log.Info("e-mail on", slog.String("smtp", smtp.Addr()), slog.String("from", cfg.MailFrom))
+	}
+	cmds := commands.New(store, log, cmdOpts...)
+	if smtp != nil {
+		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome})
+		if err != nil {
+			return fmt.Errorf("LEDGER_MAIL_FROM: %w", err)
+		}
+	}
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		runner.Collector(),
@@ -105,6 +125,17 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			log.Error("projections stopped", slog.String("error", err.Error()))
 		}
 	}()
+	if relay != nil {
+		// Appends wake the relay: one may have queued an e-mail.
+		defer store.OnAppend(func(int64) { relay.Wake() })()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := relay.Run(projCtx); err != nil {
+				log.Error("e-mail relay stopped", slog.String("error", err.Error()))
+			}
+		}()
+	}
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()

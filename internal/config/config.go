@@ -22,6 +22,11 @@ type Config struct {
 	// RequestTimeout bounds each request's database work (503 past it);
 	// ExportTimeout bounds a streamed export's.
 	RequestTimeout, ExportTimeout time.Duration
+	// SMTPURL and MailFrom turn e-mail on (both or neither):
+	// smtp://user:pass@host:port (STARTTLS when offered) or smtps://…
+	// (implicit TLS), and the sender's address.
+	SMTPURL  string
+	MailFrom string
 }
 
 // Defaults of the request time limits: long enough for any sound request on
@@ -31,6 +36,9 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultExportTimeout  = 5 * time.Minute
 )
+
+// EmailEnabled reports whether e-mail is configured.
+func (c Config) EmailEnabled() bool { return c.SMTPURL != "" }
 
 // ErrNoDatabaseURL is returned when DATABASE_URL is unset.
 var ErrNoDatabaseURL = errors.New("DATABASE_URL is not set (example: postgres://user@127.0.0.1:5432/ledger?sslmode=disable)")
@@ -65,6 +73,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 			return Config{}, fmt.Errorf("%s: want a positive duration such as 10s (got %q)", d.name, get(d.name, ""))
 		}
 		*d.dst = v
+	}
+	c.SMTPURL, c.MailFrom = get("LEDGER_SMTP_URL", ""), get("LEDGER_MAIL_FROM", "")
+	if (c.SMTPURL == "") != (c.MailFrom == "") {
+		return Config{}, errors.New("LEDGER_SMTP_URL and LEDGER_MAIL_FROM turn e-mail on together: set both or neither")
 	}
 	if c.DatabaseURL == "" {
 		return c, ErrNoDatabaseURL

@@ -39,4 +39,14 @@ func TestFromEnv(t *testing.T) {
 			t.Fatalf("LEDGER_REQUEST_TIMEOUT=%s accepted", bad)
 		}
 	}
+	if c.EmailEnabled() {
+		t.Fatal("e-mail on without LEDGER_SMTP_URL")
+	}
+	c, err = FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_SMTP_URL": "smtp://127.0.0.1:2525", "LEDGER_MAIL_FROM": "ledger@x.example"}))
+	if err != nil || !c.EmailEnabled() || c.MailFrom != "ledger@x.example" {
+		t.Fatalf("e-mail: %+v %v", c, err)
+	}
+	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_SMTP_URL": "smtp://127.0.0.1:2525"})); err == nil {
+		t.Fatal("LEDGER_SMTP_URL without LEDGER_MAIL_FROM accepted")
+	}
 }

@@ -1,0 +1,381 @@
+package mail
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	netmail "net/mail"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+)
+
+// Relay delivers the outbox at least once. It is a Watermill handler fed
+// by a watermill-sql subscriber over the outbox table: each message is one
+// due row, locked (FOR UPDATE SKIP LOCKED) in the subscriber's transaction
+// while it is sent, so several relays (one per `ledger serve`) never send
+// the same row at the same time. The handler records the outcome on the
+// row in that transaction, which then commits:
+//
+//   - sent: status sent, sent_at, and the invitation's token erased;
+//   - a temporary failure (the server is down, a 4xx reply): attempts+1 and
+//     next_attempt_at pushed back exponentially, until MaxAttempts, then
+//     failed;
+//   - a permanent failure (a 5xx reply, a message that cannot be rendered):
+//     failed at once.
+//
+// The backoff is kept on the row rather than in Watermill's Retry
+// middleware, which would hold the row's transaction open while it waits
+// and forget the attempts on a restart.
+//
+// The at-least-once boundary: a relay that stops or dies before the
+// server's final reply to DATA leaves the row queued and the server without
+// the message (the transaction rolls back, the connection closes), so the
+// next attempt sends it once. Only a death between that reply and the
+// commit sends it again, as the same bytes under the same Message-ID,
+// which the recipient's system can recognise as a repeat.
+type Relay struct {
+	pool    *pgxpool.Pool
+	smtp    *SMTP
+	from    *netmail.Address
+	baseURL string
+	log     *slog.Logger
+	cfg     Config
+	wake    chan struct{}
+}
+
+// Config tunes a Relay; zero fields take the defaults.
+type Config struct {
+	// PollInterval is how often an idle relay looks for due rows when
+	// nothing wakes it (default 1 s).
+	PollInterval time.Duration
+	// Backoff is the wait after the first failed attempt, doubled after
+	// each further one up to MaxBackoff (defaults 10 s and 30 min).
+	Backoff    time.Duration
+	MaxBackoff time.Duration
+	// MaxAttempts is how many attempts a message gets before it is failed
+	// (default 10: about 70 minutes of retries with the default backoff).
+	MaxAttempts int
+	// Record, when set, is told each message's final outcome before the
+	// row records it (the customer's InvitationEmailed event). A crash in
+	// between tells it again, so it must be idempotent; an error leaves
+	// the row queued, as a failure to record on the row does.
+	Record func(ctx context.Context, o Outcome) error
+}
+
+// Outcome is how one outbox message ended.
+type Outcome struct {
+	TenantID   string
+	CustomerID string
+	MessageID  string
+	Kind       string
+	// Status is "sent" or "failed".
+	Status string
+}
+
+func (c *Config) defaults() {
+	if c.PollInterval <= 0 {
+		c.PollInterval = time.Second
+	}
+	if c.Backoff <= 0 {
+		c.Backoff = 10 * time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 30 * time.Minute
+	}
+	if c.MaxAttempts <= 0 {
+		c.MaxAttempts = 10
+	}
+}
+
+// NewRelay returns a relay sending through s as from (an RFC 5322 address,
+// "Name <addr>" or "addr"), with links under baseURL.
+func NewRelay(pool *pgxpool.Pool, s *SMTP, from, baseURL string, log *slog.Logger, cfg Config) (*Relay, error) {
+	addr, err := netmail.ParseAddress(from)
+	if err != nil {
+		return nil, fmt.Errorf("mail from %q: %w", from, err)
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	cfg.defaults()
+	return &Relay{pool: pool, smtp: s, from: addr, baseURL: baseURL, log: log.With(slog.String("component", "mail")),
+		cfg: cfg, wake: make(chan struct{}, 1)}, nil
+}
+
+// Wake makes an idle relay look for due rows now (after an append that may
+// have queued one); it never blocks.
+func (r *Relay) Wake() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+const topic = "outbox"
+
+// Run delivers until ctx ends. A delivery in progress when ctx ends is
+// abandoned, its row left queued for the next attempt.
+func (r *Relay) Run(ctx context.Context) error {
+	db := stdlib.OpenDBFromPool(r.pool)
+	defer db.Close()
+	wlog := watermill.NewSlogLogger(r.log.With(slog.String("component", "watermill")))
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, wlog)
+	if err != nil {
+		return fmt.Errorf("mail: new router: %w", err)
+	}
+	// The handler must finish (or give up on) a send before Watermill's
+	// deadline; the SMTP timeout bounds it.
+	ack := r.smtp.Timeout + 30*time.Second
+	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
+		ConsumerGroup:  "mail",
+		AckDeadline:    &ack,
+		PollInterval:   r.cfg.PollInterval,
+		RetryInterval:  r.cfg.PollInterval,
+		ResendInterval: r.cfg.PollInterval,
+		BackoffManager: &wakeBackoff{ctx: ctx, wake: r.wake, poll: r.cfg.PollInterval, log: r.log},
+		SchemaAdapter:  outboxSchema{},
+		OffsetsAdapter: outboxOffsets{},
+	}, wlog)
+	if err != nil {
+		return fmt.Errorf("mail: subscriber: %w", err)
+	}
+	router.AddConsumerHandler("mail", topic, sub, r.handle)
+	err = router.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return fmt.Errorf("mail: router stopped: %w", err)
+}
+
+// Outcome queries, run in the subscriber's transaction that holds the row.
+const (
+	qSent = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
+		payload = payload - 'token' WHERE id = $1`
+	qRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
+		next_attempt_at = now() + $3 * interval '1 microsecond' WHERE id = $1`
+	qFailed = `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $2,
+		payload = payload - 'token' WHERE id = $1`
+)
+
+// handle sends one outbox row and records the outcome. It always acks: on
+// a failure to record (or a stop) it rolls the transaction back itself,
+// Watermill's ack then fails, and the row, still queued, is read again.
+func (r *Relay) handle(msg *message.Message) error {
+	ctx := msg.Context()
+	tx, ok := wsql.TxFromContext(ctx)
+	if !ok {
+		return errors.New("mail: message without its transaction")
+	}
+	row, err := rowOf(msg)
+	if err != nil {
+		return err
+	}
+	log := r.log.With(slog.String("outbox_id", row.id), slog.String("kind", row.kind), slog.Int("attempt", row.attempts+1))
+	sendErr := r.deliver(ctx, row)
+	if sendErr == nil && ctx.Err() != nil {
+		// Sent just as the relay stops: record it all the same, so that
+		// only a crash can send it twice.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+	}
+	if sendErr != nil && ctx.Err() != nil {
+		// Stopping (or past the deadline) mid-delivery: the connection is
+		// closed before the server's final reply to DATA, and the row
+		// stays queued for the next attempt.
+		_ = tx.Rollback()
+		log.InfoContext(context.WithoutCancel(ctx), "delivery abandoned; the message stays queued")
+		return nil
+	}
+	var perm *PermanentError
+	switch {
+	case sendErr == nil:
+		if err = r.record(ctx, row, "sent"); err == nil {
+			_, err = tx.ExecContext(ctx, qSent, row.id)
+		}
+		if err == nil {
+			log.InfoContext(ctx, "e-mail sent")
+		}
+	case errors.As(sendErr, &perm) || row.attempts+1 >= r.cfg.MaxAttempts:
+		if err = r.record(ctx, row, "failed"); err == nil {
+			_, err = tx.ExecContext(ctx, qFailed, row.id, sendErr.Error())
+		}
+		if err == nil {
+			log.WarnContext(ctx, "e-mail failed for good", slog.String("error", sendErr.Error()))
+		}
+	default:
+		wait := r.backoff(row.attempts + 1)
+		_, err = tx.ExecContext(ctx, qRetry, row.id, sendErr.Error(), wait.Microseconds())
+		if err == nil {
+			log.InfoContext(ctx, "e-mail not sent; will retry", slog.String("error", sendErr.Error()), slog.Duration("retry_in", wait))
+		}
+	}
+	if err != nil {
+		_ = tx.Rollback()
+		log.ErrorContext(ctx, "record delivery outcome", slog.String("error", err.Error()))
+	}
+	return nil
+}
+
+// record tells Config.Record how row ended.
+func (r *Relay) record(ctx context.Context, row outboxRow, status string) error {
+	if r.cfg.Record == nil || row.customerID == "" {
+		return nil
+	}
+	return r.cfg.Record(ctx, Outcome{TenantID: row.tenantID, CustomerID: row.customerID, MessageID: row.id, Kind: row.kind, Status: status})
+}
+
+// deliver renders and sends one row.
+func (r *Relay) deliver(ctx context.Context, row outboxRow) error {
+	out, err := render(row.kind, row.id, row.payload, r.from, r.baseURL, row.created)
+	if err != nil {
+		return &PermanentError{Err: err}
+	}
+	return r.smtp.Send(ctx, r.from.Address, out.to, out.msg)
+}
+
+// backoff is the wait after the n-th failed attempt: Backoff·2^(n-1), at
+// most MaxBackoff, with up to 10% jitter so that rows failed together do
+// not all come back together.
+func (r *Relay) backoff(n int) time.Duration {
+	d := r.cfg.Backoff
+	for i := 1; i < n && d < r.cfg.MaxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, r.cfg.MaxBackoff)
+	return d + time.Duration(rand.Int64N(int64(d)/10+1))
+}
+
+// wakeBackoff makes an idle subscriber wait for a wake-up or the poll
+// interval, whichever comes first.
+type wakeBackoff struct {
+	ctx  context.Context
+	wake <-chan struct{}
+	poll time.Duration
+	log  *slog.Logger
+}
+
+// wakeSpacing is the least time between two queries started by wake-ups:
+// every commit wakes the relay, and under load one look per spacing is
+// plenty.
+const wakeSpacing = 50 * time.Millisecond
+
+func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err error) time.Duration {
+	if err != nil {
+		if b.ctx.Err() == nil {
+			b.log.Warn("outbox query failed", slog.String("error", err.Error()))
+		}
+		return b.poll
+	}
+	if !noMsg {
+		return 0
+	}
+	t := time.NewTimer(b.poll)
+	defer t.Stop()
+	select {
+	case <-b.wake:
+		return wakeSpacing
+	case <-t.C:
+	case <-b.ctx.Done():
+	}
+	return 0
+}
+
+// outboxRow is one outbox row as a message carries it.
+type outboxRow struct {
+	id         string
+	tenantID   string
+	customerID string
+	kind       string
+	payload    []byte
+	attempts   int
+	created    time.Time
+}
+
+const (
+	metaKind     = "kind"
+	metaAttempts = "attempts"
+	metaCreated  = "created_at"
+	metaTenant   = "tenant_id"
+	metaCustomer = "customer_id"
+)
+
+func rowOf(msg *message.Message) (outboxRow, error) {
+	row := outboxRow{id: msg.UUID, kind: msg.Metadata.Get(metaKind), payload: msg.Payload,
+		tenantID: msg.Metadata.Get(metaTenant), customerID: msg.Metadata.Get(metaCustomer)}
+	if _, err := fmt.Sscan(msg.Metadata.Get(metaAttempts), &row.attempts); err != nil {
+		return row, fmt.Errorf("outbox message %s: attempts: %w", row.id, err)
+	}
+	created, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(metaCreated))
+	if err != nil {
+		return row, fmt.Errorf("outbox message %s: created_at: %w", row.id, err)
+	}
+	row.created = created
+	return row, nil
+}
+
+// outboxSchema is a watermill-sql SchemaAdapter over the outbox table: a
+// message is the one due row the select locks.
+type outboxSchema struct{}
+
+const qSelectDue = `SELECT id::text, tenant_id::text, coalesce(customer_id::text, ''), kind, payload, attempts, created_at FROM outbox
+WHERE status = 'queued' AND next_attempt_at <= now()
+ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
+
+func (outboxSchema) SelectQuery(string, string, wsql.OffsetsAdapter) wsql.Query {
+	return wsql.Query{Query: qSelectDue}
+}
+
+func (outboxSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
+	var (
+		id, tenant, customer, kind string
+		payload                    []byte
+		attempts                   int
+		created                    time.Time
+	)
+	if err := row.Scan(&id, &tenant, &customer, &kind, &payload, &attempts, &created); err != nil {
+		return wsql.Row{}, fmt.Errorf("scan outbox row: %w", err)
+	}
+	msg := message.NewMessage(id, payload)
+	msg.Metadata = message.Metadata{
+		metaKind: kind, metaAttempts: fmt.Sprint(attempts), metaCreated: created.UTC().Format(time.RFC3339Nano),
+		metaTenant: tenant, metaCustomer: customer,
+	}
+	// Offset only has to be non-zero for Watermill to ack; the outcome
+	// is recorded by the handler.
+	return wsql.Row{Offset: 1, UUID: []byte(id), Msg: msg}, nil
+}
+
+// InsertQuery refuses: outbox rows are written by appends only.
+func (outboxSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
+	return wsql.Query{}, errors.New("mail: the outbox is written by the event store's appends only")
+}
+
+func (outboxSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
+
+func (outboxSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
+
+// outboxOffsets keeps no offsets: a row's status is its progress.
+type outboxOffsets struct{}
+
+func (outboxOffsets) NextOffsetQuery(string, string) wsql.Query { return wsql.Query{} }
+
+func (outboxOffsets) AckMessageQuery(string, wsql.Row, string) wsql.Query {
+	return wsql.Query{Query: `SELECT 1`}
+}
+
+func (outboxOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) wsql.Query {
+	return wsql.Query{}
+}
+
+func (outboxOffsets) BeforeSubscribingQueries(string, string) []wsql.Query { return nil }
+
+func (outboxOffsets) SchemaInitializingQueries(string) []wsql.Query { return nil }
