@@ -381,8 +381,9 @@ func translateClaim(err error) error {
 	}
 }
 
-// nameCache remembers users' display names, which never change after
-// creation, so views need not read them on every command.
+// nameCache remembers users' display names, so views need not read them on
+// every command. A rename (UpdateUser) updates this process's copy; another
+// process's keeps the old name in its command answers until it restarts.
 type nameCache struct {
 	mu sync.RWMutex
 	m  map[string]string

@@ -18,15 +18,12 @@ const qLockAdmins = `SELECT ` + userColumns + ` FROM users
 	WHERE tenant_id = $1 AND (id = $2 OR (role = 'admin' AND status = 'active'))
 	ORDER BY id FOR UPDATE`
 
-// UpdateUser changes a user's role (admin only): a UserUpdated event, and
-// the team directory row in the same transaction. The tenant's last active
-// admin cannot be demoted (last_admin). The same role again appends nothing.
-//
-// name, when given, must be the user's current name: names are copied into
-// the read models (the assigned-user column, My Clients, notifications) on
-// the assumption that they never change, so renaming needs the projections
-// to follow UserUpdated first. Until then a new name is refused, rather
-// than shown in some places and not others.
+// UpdateUser changes a user's name and role (admin only): one UserUpdated
+// event, and the team directory row in the same transaction. The tenant's
+// last active admin cannot be demoted (last_admin). No change appends
+// nothing. The read models look names up when they are read, so a new name
+// shows everywhere at once; events keep the names they were recorded with
+// (an audit entry's actor name is what it was then).
 func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *string, role *domain.Role) (UserResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return UserResult{}, err
@@ -51,24 +48,23 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 				if !ok {
 					return notFound("user", uid)
 				}
-				if name != nil && *name != u.Name {
-					return &domain.ValidationError{Field: "name", Detail: "renaming a user is not supported yet (the read models copy names); only role can change"}
+				admins := 0
+				for _, a := range locked {
+					if a.Role == domain.RoleAdmin && a.Active() {
+						admins++
+					}
 				}
-				var events []domain.Event
-				if role != nil {
-					admins := 0
-					for _, a := range locked {
-						if a.Role == domain.RoleAdmin && a.Active() {
-							admins++
-						}
-					}
-					if events, err = u.ChangeRole(*role, admins); err != nil {
-						return err
-					}
+				events, err := u.Update(name, role, admins)
+				if err != nil {
+					return err
 				}
 				for _, e := range events {
 					u.Apply(e, now())
 				}
+				// Command answers name the team from this cache; another
+				// process's copy keeps the old name until it restarts
+				// (the read models look names up when read).
+				c.names.put(u.ID, u.Name)
 				result = UserResult{UserView: userView(u)}
 				if len(events) == 0 && idem == nil {
 					return nil
@@ -82,8 +78,8 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 					Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
 					Metadata: m.metadata(),
 					Side: func(ctx context.Context, tx pgx.Tx) error {
-						if _, err := tx.Exec(ctx, `UPDATE users SET role = $3 WHERE tenant_id = $1 AND id = $2`,
-							m.TenantID, uid, string(u.Role)); err != nil {
+						if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
+							m.TenantID, uid, string(u.Role), u.Name); err != nil {
 							return fmt.Errorf("update user row: %w", err)
 						}
 						return nil

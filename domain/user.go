@@ -158,6 +158,35 @@ func (u User) Deactivate(transferTo *User) ([]Event, error) {
 	return []Event{ev}, nil
 }
 
+// Update decides changing u's name and role (nil leaves one as it is) in
+// one UserUpdated carrying only what changes; (nil, nil) when nothing does.
+// activeAdmins is as for ChangeRole.
+func (u User) Update(name *string, role *Role, activeAdmins int) ([]Event, error) {
+	ev := UserUpdated{UserID: u.ID}
+	if name != nil {
+		n, err := normalizeName("name", *name, true)
+		if err != nil {
+			return nil, err
+		}
+		if n != u.Name {
+			ev.Name = n
+		}
+	}
+	if role != nil {
+		changed, err := u.ChangeRole(*role, activeAdmins)
+		if err != nil {
+			return nil, err
+		}
+		if len(changed) > 0 {
+			ev.Role = *role
+		}
+	}
+	if ev.Name == "" && ev.Role == "" {
+		return nil, nil
+	}
+	return []Event{ev}, nil
+}
+
 // ChangeRole decides giving u the role role; (nil, nil) when it has it.
 // activeAdmins is the number of the tenant's active admins, u included if
 // it is one: the last of them cannot be demoted (last_admin), or the tenant

@@ -576,7 +576,7 @@ func TestChangeUserRole(t *testing.T) {
 	if b.countEvents(t) != n {
 		t.Fatal("an unchanged role appended")
 	}
-	for _, bad := range []map[string]any{{"role": "owner"}, {"name": "Someone Else"}, {"email": "x@y.example"}} {
+	for _, bad := range []map[string]any{{"role": "owner"}, {"name": "  "}, {"email": "x@y.example"}} {
 		if r := b.admin.do("PATCH", path, bad); r.status != 400 {
 			t.Fatalf("PATCH %v: %d %s", bad, r.status, r.body)
 		}
@@ -787,5 +787,58 @@ func TestCustomerTitle(t *testing.T) {
 	r = b.admin.csv("POST", "/v1/clients/import?update_existing=true", "Email,First Name\nann@client.example,Anna\n")
 	if r.status != 200 || b.admin.must(200, "GET", "/v1/customers/"+c.ID, nil).json(t)["title"] != "CEO" {
 		t.Fatalf("import without titles: %d %s", r.status, r.body)
+	}
+}
+
+// A renamed user shows under the new name wherever the read models show
+// names (the assigned-user column, My Clients' items), at once; the events
+// keep the name they were recorded with.
+func TestRenameUser(t *testing.T) {
+	b := setup(t)
+	m := b.createUser(t, "Mia Member", "member")
+	cust := b.createCustomer(t, "Renamed")
+	r := b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]any{"user_id": m.userID})
+	pos := r.header.Get("X-Ledger-Position")
+	names := func(path, pos string) []string {
+		var page struct {
+			Items []struct {
+				Assignees []struct {
+					UserID string `json:"user_id"`
+					Name   string `json:"name"`
+				} `json:"assignees"`
+			} `json:"items"`
+		}
+		b.admin.readAfter(pos, path).decode(t, &page)
+		var out []string
+		for _, it := range page.Items {
+			for _, a := range it.Assignees {
+				if a.UserID == m.userID {
+					out = append(out, a.Name)
+				}
+			}
+		}
+		return out
+	}
+	if got := names("/v1/customers?assigned_user="+m.userID, pos); !slices.Equal(got, []string{"Mia Member"}) {
+		t.Fatalf("before the rename: %v", got)
+	}
+	r = b.admin.must(200, "PATCH", "/v1/users/"+m.userID, map[string]any{"name": "  Mia Moved  "})
+	if r.json(t)["name"] != "Mia Moved" {
+		t.Fatalf("rename answer: %s", r.body)
+	}
+	pos = r.header.Get("X-Ledger-Position")
+	for _, path := range []string{"/v1/customers?assigned_user=" + m.userID, "/v1/users/" + m.userID + "/clients"} {
+		if got := names(path, pos); !slices.Equal(got, []string{"Mia Moved"}) {
+			t.Fatalf("%s after the rename: %v", path, got)
+		}
+	}
+	if got := b.admin.must(200, "GET", "/v1/users/"+m.userID, nil).json(t)["name"]; got != "Mia Moved" {
+		t.Fatalf("the user after the rename: %v", got)
+	}
+	// The same name again appends nothing.
+	n := b.countEvents(t)
+	b.admin.must(200, "PATCH", "/v1/users/"+m.userID, map[string]any{"name": "Mia Moved"})
+	if b.countEvents(t) != n {
+		t.Fatal("an unchanged name appended")
 	}
 }

@@ -86,13 +86,9 @@ func customerListProjection() *projection {
 					// without it has no row to show.
 					return
 				}
-				as := make([]Assignee, 0, len(c.Team))
+				as := make([]storedAssignee, 0, len(c.Team))
 				for _, m := range c.Team {
-					name := m.Name
-					if name == "" {
-						name = out.userName(m.UserID)
-					}
-					as = append(as, Assignee{UserID: m.UserID, Name: name, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
+					as = append(as, storedAssignee{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
 				}
 				p := c.Profile
 				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
@@ -112,8 +108,18 @@ func searchText(p domain.Profile) string {
 	return strings.ToLower(p.FirstName + " " + p.LastName + " " + p.Email)
 }
 
+// storedAssignee is an entry of the assignees column. Names are not
+// stored: customerItemColumns looks them up when the list is read, so a
+// renamed user shows under the new name everywhere at once, and the fold
+// needs no names.
+type storedAssignee struct {
+	UserID     string    `json:"user_id"`
+	Lead       bool      `json:"lead"`
+	AssignedAt time.Time `json:"assigned_at"`
+}
+
 // assigneesJSON is the assignees column's document.
-func assigneesJSON(as []Assignee) rawJSON {
+func assigneesJSON(as []storedAssignee) rawJSON {
 	b, err := json.Marshal(as)
 	if err != nil {
 		panic(fmt.Sprintf("encode assignees: %v", err)) // plain strings, bools and times always encode
@@ -122,10 +128,15 @@ func assigneesJSON(as []Assignee) rawJSON {
 }
 
 // customerItemColumns reads a CustomerItem from customer_list aliased c.
-// Its groups are joined with the groups read model's current names, live
+// The assignees get their users' current names, in team order. Its groups
+// are joined with the groups read model's current names, live
 // groups only (a deleted group's memberships stay in customer_groups).
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees, c.title,
+       c.status, c.created_at, c.version,
+       (SELECT coalesce(jsonb_agg(a.x || jsonb_build_object('name', coalesce(u.name, '')) ORDER BY a.i), '[]')
+          FROM jsonb_array_elements(c.assignees) WITH ORDINALITY AS a(x, i)
+          LEFT JOIN users u ON u.id = (a.x->>'user_id')::uuid),
+       c.title,
        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', cg.group_id, 'name', g.name) ORDER BY g.name, cg.group_id), '[]')
           FROM customer_groups cg CROSS JOIN LATERAL (` + qGroupNow + `) g
          WHERE cg.customer_id = c.customer_id AND NOT g.deleted)`

@@ -75,7 +75,7 @@ func (e *engine) applyLive(ctx context.Context, tx queryer, batch []*envelope, c
 	if err := e.apply(ctx, tx, batch, after, &e.cache, true); err != nil {
 		// What the cache holds may be ahead of what the tables will hold
 		// once the transaction rolls back.
-		e.cache.customers, e.cache.names = nil, nil
+		e.cache.customers = nil
 		return err
 	}
 	end := batch[len(batch)-1].cursor()
@@ -162,7 +162,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 	}
 	gone, changed := map[string][][]byte{}, map[string][][]byte{}
 	for _, c := range folded {
-		now, err := rowsOf(e.tables, e.folds, c.fold, cache.names)
+		now, err := rowsOf(e.tables, e.folds, c.fold)
 		if err != nil {
 			return err
 		}
@@ -267,8 +267,8 @@ type foldRows map[string]map[string][]byte
 
 // rowsOf gives the rows of ps, whose tables are in tables, for the
 // customer as fc has folded it.
-func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer, names map[string]string) (foldRows, error) {
-	out := rowCollector{tables: tables, names: names, rows: foldRows{}}
+func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer) (foldRows, error) {
+	out := rowCollector{tables: tables, rows: foldRows{}}
 	for _, p := range ps {
 		if p.fold.stretch != nil {
 			for _, st := range fc.stretches.all {
@@ -284,7 +284,6 @@ func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer, names 
 // the diff.
 type rowCollector struct {
 	tables map[string]*table
-	names  map[string]string
 	rows   foldRows
 	err    error
 }
@@ -301,5 +300,3 @@ func (c *rowCollector) add(name string, row ...any) {
 	}
 	c.rows[name][k] = js
 }
-
-func (c *rowCollector) userName(id string) string { return c.names[id] }

@@ -13,7 +13,6 @@ import (
 // team is in Seq order, as domain.Customer keeps it in assignment order.
 type member struct {
 	UserID     string
-	Name       string
 	Lead       bool
 	AssignedAt time.Time
 	Seq        int64

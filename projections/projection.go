@@ -72,8 +72,6 @@ type foldDef struct {
 // batches, COPY for a rebuild's bulk load.
 type rowSink interface {
 	add(table string, row ...any)
-	// userName is a user's display name (users' names never change).
-	userName(id string) string
 }
 
 func (p *projection) tableNames() []string {

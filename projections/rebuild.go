@@ -720,8 +720,6 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 type copySink struct {
 	pool   *pgxpool.Pool
 	tables map[string]*copyTable
-	names  map[string]string
-	lookup func(id string) string
 	jobs   chan copyJob
 }
 
@@ -736,42 +734,16 @@ type copyJob struct {
 	rows [][]any
 }
 
-const (
-	qAllUserNames = `SELECT id::text, name FROM users`
-	qUserName     = `SELECT name FROM users WHERE id = $1`
-	copiers       = 2
-)
+// copiers COPY side by side.
+const copiers = 2
 
 // newCopySink starts its copiers in g; close ends them.
 func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *errgroup.Group) (*copySink, error) {
-	s := &copySink{pool: pool, tables: map[string]*copyTable{}, names: map[string]string{}, jobs: make(chan copyJob, copiers)}
-	s.lookup = func(id string) string {
-		var name string
-		// A user missing from users keeps an empty name, as the live
-		// handler would give it.
-		_ = pool.QueryRow(ctx, qUserName, id).Scan(&name)
-		s.names[id] = name
-		return name
-	}
+	s := &copySink{pool: pool, tables: map[string]*copyTable{}, jobs: make(chan copyJob, copiers)}
 	for _, p := range ps {
 		for _, t := range p.tables {
 			s.tables[t.name] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name), t.name}, columns: t.columns}
 		}
-	}
-	rows, err := pool.Query(ctx, qAllUserNames)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild: read users: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return nil, fmt.Errorf("rebuild: read users: %w", err)
-		}
-		s.names[id] = name
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("rebuild: read users: %w", err)
 	}
 	for range copiers {
 		g.Go(func() error {
@@ -804,15 +776,6 @@ func copyRows(ctx context.Context, pool *pgxpool.Pool, job copyJob) error {
 		return err
 	}
 	return tx.Commit(ctx)
-}
-
-// userName returns a user's display name; a user created after the sink
-// loaded the names is looked up and remembered.
-func (s *copySink) userName(id string) string {
-	if name, ok := s.names[id]; ok {
-		return name
-	}
-	return s.lookup(id)
 }
 
 func (s *copySink) add(table string, row ...any) {

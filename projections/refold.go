@@ -14,8 +14,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-
-	"github.com/assignment-ledger/ledger/domain"
 )
 
 // The customer-stream read models apply a batch by bringing each customer
@@ -43,8 +41,6 @@ import (
 // tables are as it left them (engine.applyLive).
 type foldCache struct {
 	customers map[string]*foldEntry
-	// names are users' names (names never change).
-	names map[string]string
 	// counts, when not nil, counts the customers folded each way.
 	counts *foldCounts
 }
@@ -94,9 +90,6 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 	sort.Strings(ids)
 	if cache.customers == nil || len(cache.customers) > maxFoldCache {
 		cache.customers = map[string]*foldEntry{}
-	}
-	if cache.names == nil || len(cache.names) > maxFoldCache {
-		cache.names = map[string]string{}
 	}
 	for _, evs := range byID {
 		slices.SortFunc(evs, func(a, b *envelope) int { return int(a.StreamVersion - b.StreamVersion) })
@@ -158,7 +151,7 @@ func advanceCached(cache *foldCache, id string, events []*envelope) (c *foldedCu
 }
 
 // carryOn decodes the events past version v when they follow on from it
-// without a gap and name only users whose names are known.
+// without a gap.
 func carryOn(cache *foldCache, v int64, events []*envelope) ([]decoded, bool, error) {
 	var next []decoded
 	for _, e := range events {
@@ -172,27 +165,10 @@ func carryOn(cache *foldCache, v int64, events []*envelope) ([]decoded, bool, er
 		if err != nil {
 			return nil, false, err
 		}
-		if u := joiningUser(d); u != "" {
-			if _, known := cache.names[u]; !known {
-				return nil, false, nil
-			}
-		}
 		next = append(next, d)
 		v++
 	}
 	return next, true, nil
-}
-
-// joiningUser is the user an event puts on the team, if any: the one whose
-// name the customer's rows need next.
-func joiningUser(d decoded) string {
-	switch e := d.event.(type) {
-	case domain.UserAssigned:
-		return e.UserID
-	case domain.TeamMemberReplaced:
-		return e.WithUserID
-	}
-	return ""
 }
 
 // foldNew folds from the batch alone the customers among ids of whom no
@@ -200,15 +176,10 @@ func joiningUser(d decoded) string {
 // stream; the others are returned to be read.
 func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string, byID map[string][]*envelope,
 	cache *foldCache) (out []foldedCustomer, read []string, err error) {
-	var candidates, users []string
+	var candidates []string
 	for _, id := range ids {
 		if evs := byID[id]; evs[0].StreamVersion == 1 {
 			candidates = append(candidates, id)
-			for _, e := range evs {
-				if u := joiningUserOf(e); u != "" && cache.names[u] == "" {
-					users = append(users, u)
-				}
-			}
 		} else {
 			read = append(read, id)
 		}
@@ -224,9 +195,6 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 	known, err := stringsOf(ctx, tx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE `+strings.Join(exists, " OR "), candidates)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read applied customers: %w", err)
-	}
-	if err := loadNames(ctx, tx, users, cache.names); err != nil {
-		return nil, nil, err
 	}
 	for _, id := range candidates {
 		if slices.Contains(known, id) {
@@ -250,49 +218,6 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 	return out, read, nil
 }
 
-// joiningUserOf is joiningUser without decoding the whole event.
-func joiningUserOf(e *envelope) string {
-	var v struct {
-		UserID     string `json:"user_id"`
-		WithUserID string `json:"with_user_id"`
-	}
-	switch e.Type {
-	case domain.TypeUserAssigned:
-		_ = json.Unmarshal(e.Data, &v)
-		return v.UserID
-	case domain.TypeTeamMemberReplaced:
-		_ = json.Unmarshal(e.Data, &v)
-		return v.WithUserID
-	}
-	return ""
-}
-
-const qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::uuid[])`
-
-// loadNames adds the names of users ids to names. A user missing from
-// users keeps an empty name.
-func loadNames(ctx context.Context, tx queryer, ids []string, names map[string]string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	rows, err := tx.QueryContext(ctx, qUserNames, ids)
-	if err != nil {
-		return fmt.Errorf("read user names: %w", err)
-	}
-	defer rows.Close()
-	for _, id := range ids {
-		names[id] = ""
-	}
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return fmt.Errorf("read user names: %w", err)
-		}
-		names[id] = name
-	}
-	return rows.Err()
-}
-
 func stringsOf(ctx context.Context, tx queryer, q string, args ...any) ([]string, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -311,16 +236,13 @@ func stringsOf(ctx context.Context, tx queryer, q string, args ...any) ([]string
 }
 
 // qCustomerEvents reads, for each customer $1[i], the events of its
-// committed stream past version $2[i], each with the name of the user it
-// puts on the team, and the versions the fold projections have applied
-// (%s, one column each). A customer without such events has one row of NULL
-// event columns.
+// committed stream past version $2[i] and the versions the fold projections
+// have applied (%s, one column each). A customer without such events has
+// one row of NULL event columns.
 const qCustomerEvents = `SELECT w.id::text, e.position, e.tenant_id::text, e.stream_version, e.type, e.schema_version,
-       e.data, e.recorded_at, u.id::text, u.name, %s
+       e.data, e.recorded_at, %s
 FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
 LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = w.id AND e.stream_version > w.after) e ON true
-LEFT JOIN users u ON u.id = (coalesce(e.data->>'with_user_id', e.data->>'user_id'))::uuid
-    AND e.type IN ('UserAssigned', 'TeamMemberReplaced')
 ORDER BY w.id, e.stream_version`
 
 // readFolds brings customers up to date from their committed streams:
@@ -377,7 +299,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 	collectAt := func() error {
 		for i, p := range folds {
 			if applied[i] == cur.fold.state.Version && applied[i] > 0 {
-				rs, err := rowsOf(tables, []*projection{p}, cur.fold, cache.names)
+				rs, err := rowsOf(tables, []*projection{p}, cur.fold)
 				if err != nil {
 					return err
 				}
@@ -409,9 +331,8 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			schema       sql.NullInt32
 			data         []byte
 			at           sql.NullTime
-			userID, name sql.NullString
 			appliedNow   = make([]int64, len(folds))
-			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &at, &userID, &name}
+			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &at}
 		)
 		for i := range appliedNow {
 			dest = append(dest, &appliedNow[i])
@@ -421,9 +342,6 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		}
 		if id == skip {
 			continue
-		}
-		if userID.Valid {
-			cache.names[userID.String] = name.String
 		}
 		if cur == nil || cur.fold.state.ID != id {
 			if err := finish(); err != nil {
