@@ -52,7 +52,8 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 stop: ## stop the local PostgreSQL started by `make run`
 	scripts/pg.sh stop $(PG_DIR)
 
-test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set)
+test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set; installs Chromium for the console's browser tests)
+	@scripts/chromium.sh
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 		echo "Using DATABASE_URL from the environment"; \
 		$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \

@@ -1,0 +1,47 @@
+package http
+
+import (
+	"context"
+	"errors"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/console"
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+// newConsole builds the web console on the server's collaborators: it
+// authenticates keys as the API does and words refusals with the API's one
+// mapping (errorToProblem), so the two never disagree.
+func (s *Server) newConsole() *console.Console {
+	return console.New(console.Deps{
+		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
+		Authenticate: s.consoleAuthenticate,
+		Refusal:      consoleRefusal,
+	})
+}
+
+func (s *Server) consoleAuthenticate(ctx context.Context, key string) (console.Principal, error) {
+	p, err := s.authenticate(ctx, key)
+	if errors.Is(err, errUnauthenticated) {
+		return console.Principal{}, console.ErrBadKey
+	}
+	if err != nil {
+		return console.Principal{}, err
+	}
+	return console.Principal{TenantID: p.TenantID, Actor: p.Actor}, nil
+}
+
+func consoleRefusal(err error) (console.Refusal, bool) {
+	if errors.Is(err, commands.ErrUnauthenticated) {
+		return console.Refusal{Status: 401, Code: "unauthenticated", Detail: commands.ErrUnauthenticated.Error()}, true
+	}
+	p, ok := errorToProblem(err)
+	if !ok {
+		return console.Refusal{}, false
+	}
+	r := console.Refusal{Status: p.Status, Code: p.Code, Detail: p.Detail, Field: p.Field}
+	if pairs, ok := p.Errors.([]domain.PairError); ok {
+		r.Errors = pairs
+	}
+	return r, true
+}
