@@ -142,8 +142,9 @@ type reviewData struct {
 	ActionLabel, UserName        string
 	// CanSave is false when the plan has errors or changes nothing.
 	CanSave bool
-	// BackURL is the customer table with the filters the edit came from.
-	BackURL string
+	// BackURL is the customer table with the filters the edit came from
+	// (Back: those filters, carried through Save).
+	BackURL, Back string
 }
 
 // bulkReview runs the bulk edit as a dry run and shows its plan in the
@@ -188,9 +189,9 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	d.BackURL = "/customers"
-	if b := r.PostForm.Get("back"); b != "" {
-		d.BackURL += "?" + b
+	d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
+	if d.Back != "" {
+		d.BackURL += "?" + d.Back
 	}
 	c.render(w, r, nethttp.StatusOK, "review", view{Title: "Review bulk edit", Nav: "customers", Data: d})
 }
@@ -265,7 +266,10 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 				}
 			}
 			d, derr := c.reviewData(r.Context(), s, f, plan)
-			d.BackURL = "/customers"
+			d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
+			if d.Back != "" {
+				d.BackURL += "?" + d.Back
+			}
 			v.Title, v.Nav, v.Data = "Review bulk edit", "customers", d
 			return "review", v, derr
 		})

@@ -145,9 +145,15 @@ func chromiumPath(t *testing.T) string {
 
 func newBrowser(t *testing.T, w *world, width, height int) *browser {
 	t.Helper()
+	// Not t.TempDir: Chromium's helpers may still be writing the profile
+	// when the test ends, and TempDir fails the test if removal fails.
+	profile, err := os.MkdirTemp("", "ledger-console-chromium-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromiumPath(t)),
-		chromedp.UserDataDir(t.TempDir()),
+		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(width, height),
 		// The machine has no network: nothing may try to reach out.
 		chromedp.Flag("headless", true),
@@ -175,6 +181,12 @@ func newBrowser(t *testing.T, w *world, width, height int) *browser {
 	t.Cleanup(func() {
 		cancelCtx()
 		cancelAlloc()
+		for range 20 {
+			if os.RemoveAll(profile) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
 	})
 	return &browser{t: t, ctx: ctx, w: w}
 }
@@ -265,4 +277,12 @@ func (b *browser) waitText(sel, want string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	b.failf("%s shows %q, want it to contain %q", sel, got, want)
+}
+
+// has reports whether the page has an element matching sel, now.
+func (b *browser) has(sel string) bool {
+	b.t.Helper()
+	var ok bool
+	b.run("look for "+sel, chromedp.Evaluate(fmt.Sprintf("document.querySelector(%q) !== null", sel), &ok))
+	return ok
 }
