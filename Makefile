@@ -13,7 +13,7 @@ TESTFLAGS   ?=
 BENCH_FLAGS ?=
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
 
-.PHONY: help build run stop test bench bench-quick lint clean
+.PHONY: help build run stop test screenshots bench bench-quick lint clean
 
 help: ## list the targets
 	@echo "Targets:"
@@ -59,6 +59,16 @@ test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set; i
 		$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
 	else \
 		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
+	fi
+
+screenshots: ## write a PNG of each console page to docs/screenshots/ (headless Chromium, throwaway PostgreSQL)
+	@scripts/chromium.sh
+	@mkdir -p docs/screenshots
+	@export LEDGER_SCREENSHOTS="$(CURDIR)/docs/screenshots"; \
+	if [ -n "$${DATABASE_URL:-}" ]; then \
+		$(GO) test -count=1 -run '^TestConsoleScreenshots$$' -v ./console/; \
+	else \
+		scripts/with-pg.sh $(GO) test -count=1 -run '^TestConsoleScreenshots$$' -v ./console/; \
 	fi
 
 bench: ## run cmd/ledgerbench (throwaway durable PostgreSQL unless DATABASE_URL is set)

@@ -173,7 +173,9 @@ func newBrowser(t *testing.T, w *world, width, height int) *browser {
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	// Start the browser now, so a failure to launch is reported as such.
-	if err := chromedp.Run(ctx); err != nil {
+	// The viewport is emulated: headless windows have a minimum width
+	// above a phone's 390 px.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		cancelCtx()
 		cancelAlloc()
 		t.Fatalf("start Chromium: %v (%s)", err, installHint)
@@ -255,10 +257,27 @@ func (b *browser) text(sel string) string {
 	return s
 }
 
-// click clicks sel and waits for the next page's body.
+// click clicks sel (a link or a form's button) and waits until the next
+// page has loaded: the old document is marked, so a check cannot read the
+// page it came from.
 func (b *browser) click(sel string) {
 	b.t.Helper()
-	b.run("click "+sel, chromedp.Click(sel, chromedp.ByQuery), chromedp.WaitReady("body", chromedp.ByQuery))
+	b.run("click "+sel,
+		chromedp.Evaluate(`window.__ledgerOld = true`, nil),
+		chromedp.Click(sel, chromedp.ByQuery))
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		var loaded bool
+		ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+		// Evaluating during the navigation fails; that is retried.
+		err := chromedp.Run(ctx, chromedp.Evaluate(`window.__ledgerOld === undefined && document.readyState === "complete"`, &loaded))
+		cancel()
+		if err == nil && loaded {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.failf("no new page loaded after clicking %s", sel)
 }
 
 // waitText waits until sel's text contains want (pages that follow a
