@@ -69,6 +69,9 @@ type Deps struct {
 	// Refusal maps an error as the API's problem mapping does; false for
 	// an unexpected error (a 500).
 	Refusal func(err error) (Refusal, bool)
+	// RoleChanged tells the API a user's role changed, as its own PATCH
+	// does, so no cached principal keeps the old role. May be nil.
+	RoleChanged func(userID string)
 }
 
 // Console serves the pages.
@@ -123,6 +126,13 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/my-clients", c.myClients)
 		r.Get("/notifications", c.notifications)
 		r.Post("/notifications/read", c.markRead)
+		r.Get("/users", c.users)
+		r.Post("/users", c.createUser)
+		r.Post("/users/{id}/role", c.changeRole)
+		r.Get("/users/{id}/deactivate", c.deactivatePreview)
+		r.Post("/users/{id}/deactivate", c.deactivate)
+		r.Get("/policy", c.policy)
+		r.Post("/policy", c.changePolicy)
 	})
 }
 
@@ -274,14 +284,18 @@ func redirectAfter(w nethttp.ResponseWriter, r *nethttp.Request, target string, 
 // shown, so a crafted link cannot put text on the page.
 func noticeText(done string) string {
 	return map[string]string{
-		"team":      "Team saved.",
-		"mine":      "My Clients updated.",
-		"lead":      "Team lead changed.",
-		"removed":   "Team member removed.",
-		"replaced":  "Team member replaced.",
-		"bulk":      "Bulk edit saved.",
-		"read":      "Notifications marked read.",
-		"signedout": "You are signed out.",
+		"team":        "Team saved.",
+		"mine":        "My Clients updated.",
+		"lead":        "Team lead changed.",
+		"removed":     "Team member removed.",
+		"replaced":    "Team member replaced.",
+		"bulk":        "Bulk edit saved.",
+		"read":        "Notifications marked read.",
+		"signedout":   "You are signed out.",
+		"usercreated": "User created.",
+		"role":        "Role changed.",
+		"deactivated": "User deactivated.",
+		"policy":      "Policy saved.",
 	}[done]
 }
 

@@ -17,6 +17,7 @@ func (s *Server) newConsole() *console.Console {
 		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
 		Authenticate: s.consoleAuthenticate,
 		Refusal:      consoleRefusal,
+		RoleChanged:  s.keys.forgetUser,
 	})
 }
 
