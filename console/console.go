@@ -69,6 +69,8 @@ type Deps struct {
 	// Refusal maps an error as the API's problem mapping does; false for
 	// an unexpected error (a 500).
 	Refusal func(err error) (Refusal, bool)
+	// BaseURL prefixes invitation links, as in the API's answers.
+	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
@@ -131,6 +133,12 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/users/{id}/role", c.changeRole)
 		r.Get("/users/{id}/deactivate", c.deactivatePreview)
 		r.Post("/users/{id}/deactivate", c.deactivate)
+		r.Get("/audit", c.audit)
+		r.Get("/import", c.importPage)
+		r.Get("/import/template.csv", c.importTemplate)
+		r.Post("/import", c.importClients)
+		r.Get("/invite", c.invitePage)
+		r.Post("/invite", c.invite)
 		r.Get("/policy", c.policy)
 		r.Post("/policy", c.changePolicy)
 	})

@@ -65,6 +65,12 @@ func TestConsoleScreenshots(t *testing.T) {
 		}},
 		{"my-clients", "/my-clients", 1280, nil},
 		{"notifications", "/notifications", 1280, nil},
+		{"users", "/users", 1280, nil},
+		{"deactivate", "/users/" + w.bob.id + "/deactivate?transfer_to=" + w.carol.id, 1280, nil},
+		{"audit", "/audit", 1280, nil},
+		{"import", "/import", 1280, nil},
+		{"invite", "/invite", 1280, nil},
+		{"policy", "/policy", 1280, nil},
 	}
 	for _, s := range shots {
 		b := newBrowser(t, w, s.width, 900)

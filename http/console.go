@@ -18,6 +18,7 @@ func (s *Server) newConsole() *console.Console {
 		Authenticate: s.consoleAuthenticate,
 		Refusal:      consoleRefusal,
 		RoleChanged:  s.keys.forgetUser,
+		BaseURL:      s.baseURL,
 	})
 }
 

@@ -1,0 +1,82 @@
+package console_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+)
+
+// TestConsoleImport: a CSV with a bad row is checked (nothing written, the
+// row named), then a good one is checked and imported without choosing it
+// again; the new clients are on the customer table with their team.
+func TestConsoleImport(t *testing.T) {
+	w := newWorld(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.csv")
+	good := filepath.Join(dir, "good.csv")
+	if err := os.WriteFile(bad, []byte("Email,First Name,Team\nivy@client.example,Ivy,bob@acme.example\n,NoMail,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(good, []byte("Email,First Name,Last Name,Team\nivy@client.example,Ivy,Import,bob@acme.example\njon@client.example,Jon,Import,carol@acme.example\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/import")
+	b.run("choose the bad file", chromedp.SetUploadFiles("#file", []string{bad}, chromedp.ByID))
+	b.click("#import-check")
+	b.waitText("#report", "Row 2")
+	if b.has("#import-now") {
+		b.failf("a file with bad rows is offered for import")
+	}
+	b.run("choose the good file", chromedp.SetUploadFiles("#file", []string{good}, chromedp.ByID))
+	b.click("#import-check")
+	b.waitText("#report", "2 to create")
+	b.click("#import-now")
+	b.waitText("#notice", "Import done")
+	b.click(`#report a`)
+	b.waitText("#customers", "Ivy Import")
+	b.waitText("#customers", "Carol Cole")
+}
+
+// TestConsoleInviteAndAudit: an admin invites a client with a team and
+// gets the link once; the audit, filtered by type, lists the invitation.
+func TestConsoleInviteAndAudit(t *testing.T) {
+	w := newWorld(t)
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/invite")
+	b.run("fill the invitation",
+		chromedp.SendKeys("#first_name", "Vera", chromedp.ByID),
+		chromedp.SendKeys("#last_name", "Visitor", chromedp.ByID),
+		chromedp.SendKeys("#email", "vera@client.example", chromedp.ByID),
+		chromedp.Click(`#invite input[value="`+w.bob.id+`"]`, chromedp.ByQuery))
+	b.click("#invite-send")
+	b.waitText("#invited", "Vera Visitor")
+	var link string
+	b.run("read the link", chromedp.Value("#invitation-link", &link, chromedp.ByID))
+	if !strings.HasPrefix(link, "https://ledger.example/invitations/") {
+		b.failf("invitation link = %q", link)
+	}
+	// The same e-mail again is refused on the form.
+	b.run("fill it again", chromedp.SendKeys("#email", "vera@client.example", chromedp.ByID))
+	b.click("#invite-send")
+	b.waitText("#refusal", "taken")
+
+	b.open("/audit?type=ClientInvited")
+	b.waitText("#audit", "ClientInvited")
+	if got := b.text("#audit"); strings.Contains(got, "UserCreated") {
+		b.failf("the type filter let other events through: %q", got)
+	}
+	b.open("/audit?type=UserAssigned&user_id=" + w.bob.id)
+	b.waitText("#audit", "Bob Baker")
+
+	// Members do not read the audit, as in the API.
+	m := newBrowser(t, w, 1280, 900)
+	m.signIn(w.carol)
+	m.open("/audit")
+	m.waitText("#refusal", "forbidden")
+}
