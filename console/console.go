@@ -69,6 +69,10 @@ type Deps struct {
 	// Refusal maps an error as the API's problem mapping does; false for
 	// an unexpected error (a 500).
 	Refusal func(err error) (Refusal, bool)
+	// SelectMatching answers every customer the customer list's filters
+	// match, as a bulk call's "filter" selects them (the API's own code,
+	// with its limit). May be nil: "select all matching" is then refused.
+	SelectMatching func(ctx context.Context, p Principal, q, status, assignedUser string) ([]string, error)
 	// BaseURL prefixes invitation links, as in the API's answers.
 	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH

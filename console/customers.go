@@ -130,6 +130,10 @@ var (
 	errNoUser          = &domain.ValidationError{Field: "user_id", Detail: "choose a user"}
 )
 
+// maxReviewRows bounds each review tab's list: a selection of 10,000
+// customers is counted in full but not listed in full.
+const maxReviewRows = 200
+
 // reviewRow is one pair of the review tabs, with names.
 type reviewRow struct {
 	CustomerID, Customer, User, Code, Detail string
@@ -140,6 +144,9 @@ type reviewData struct {
 	ToBeAssigned, ToBeDeassigned []reviewRow
 	Unchanged, Errors            []reviewRow
 	ActionLabel, UserName        string
+	// Counts are the tabs' sizes (to be assigned, to be deassigned,
+	// unchanged, errors); each tab lists at most maxReviewRows.
+	Counts [4]int
 	// CanSave is false when the plan has errors or changes nothing.
 	CanSave bool
 	// BackURL is the customer table with the filters the edit came from
@@ -170,7 +177,21 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return name, v, err
 	}
 	var err error
+	if r.PostForm.Get("all_matching") == "on" {
+		// The filters the table showed, as the back link carries them.
+		back, _ := url.ParseQuery(r.PostForm.Get("back"))
+		assigned := back.Get("assigned_user")
+		if assigned == "me" {
+			assigned = s.UserID
+		}
+		if c.d.SelectMatching == nil {
+			err = errNothingSelected
+		} else {
+			f.CustomerIDs, err = c.d.SelectMatching(r.Context(), s.Principal, back.Get("q"), back.Get("status"), assigned)
+		}
+	}
 	switch {
+	case err != nil:
 	case len(f.CustomerIDs) == 0:
 		err = errNothingSelected
 	case f.UserID == "":
@@ -223,6 +244,9 @@ func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res
 		}
 		return rr
 	}
+	d.Counts = [4]int{len(res.ToBeAssigned), len(res.ToBeDeassigned), len(res.Unchanged), len(res.Errors)}
+	res.ToBeAssigned, res.ToBeDeassigned = res.ToBeAssigned[:min(len(res.ToBeAssigned), maxReviewRows)], res.ToBeDeassigned[:min(len(res.ToBeDeassigned), maxReviewRows)]
+	res.Unchanged, res.Errors = res.Unchanged[:min(len(res.Unchanged), maxReviewRows)], res.Errors[:min(len(res.Errors), maxReviewRows)]
 	for _, p := range res.ToBeAssigned {
 		d.ToBeAssigned = append(d.ToBeAssigned, row(p.CustomerID, p.UserID))
 	}
@@ -239,7 +263,7 @@ func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res
 	}
 	d.UserName = userName[f.UserID]
 	d.ActionLabel = map[string]string{"add": "Add", "remove": "Remove", "set": "Make the only assignee:"}[f.Action]
-	d.CanSave = len(d.Errors) == 0 && len(d.ToBeAssigned)+len(d.ToBeDeassigned) > 0
+	d.CanSave = d.Counts[3] == 0 && d.Counts[0]+d.Counts[1] > 0
 	return d, nil
 }
 

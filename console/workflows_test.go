@@ -238,3 +238,36 @@ func TestConsoleAsOf(t *testing.T) {
 		b.failf("the current team changed with the picker: %q", got)
 	}
 }
+
+// TestConsoleBulkAllMatching: "every customer matching the filter" selects
+// by the API's filter selection, not only the ticked rows: all of Bob's
+// customers are reviewed and moved to Carol, and no one else's.
+func TestConsoleBulkAllMatching(t *testing.T) {
+	w := newWorld(t)
+	for _, n := range []string{"Ann", "Bea", "Cat"} {
+		w.customer(n, "Bobson", w.bob.id)
+	}
+	w.customer("Dan", "Else", w.carol.id)
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/customers?assigned_user=" + w.bob.id)
+	b.waitText("#customers", "Cat Bobson")
+	b.run("all matching, set Carol",
+		chromedp.Click("#all-matching", chromedp.ByID),
+		chromedp.SetValue("#bulk-action", "set", chromedp.ByID),
+		chromedp.SetValue("#bulk-user", w.carol.id, chromedp.ByID))
+	b.click("#bulk-review")
+	b.waitText("h1", "Review bulk edit")
+	b.waitText("#to-be-assigned .count", "3")
+	b.waitText("#to-be-deassigned .count", "3")
+	if got := b.text("#to-be-assigned"); strings.Contains(got, "Dan Else") {
+		b.failf("a customer outside the filter is selected: %q", got)
+	}
+	b.click("#save")
+	b.waitText("#notice", "Bulk edit saved")
+	b.waitText("#customers", "No customers match")
+	b.open("/customers?assigned_user=" + w.carol.id)
+	for _, n := range []string{"Ann Bobson", "Bea Bobson", "Cat Bobson", "Dan Else"} {
+		b.waitText("#customers", n)
+	}
+}

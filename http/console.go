@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"errors"
+	nethttp "net/http"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/console"
@@ -15,10 +16,11 @@ import (
 func (s *Server) newConsole() *console.Console {
 	return console.New(console.Deps{
 		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
-		Authenticate: s.consoleAuthenticate,
-		Refusal:      consoleRefusal,
-		RoleChanged:  s.keys.forgetUser,
-		BaseURL:      s.baseURL,
+		Authenticate:   s.consoleAuthenticate,
+		Refusal:        consoleRefusal,
+		RoleChanged:    s.keys.forgetUser,
+		BaseURL:        s.baseURL,
+		SelectMatching: s.consoleSelect,
 	})
 }
 
@@ -46,4 +48,17 @@ func consoleRefusal(err error) (console.Refusal, bool) {
 		r.Errors = pairs
 	}
 	return r, true
+}
+
+// consoleSelect is the API's selection by filter (bulkSelection: wait for
+// the read models, count, at most 10,000, then the IDs) for the console's
+// "select all matching", so both select exactly alike.
+func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, status, assignedUser string) ([]string, error) {
+	ctx = context.WithValue(ctx, ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor})
+	r, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, "/", nil)
+	if err != nil {
+		return nil, err
+	}
+	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser})
+	return ids, err
 }
