@@ -73,6 +73,9 @@ type Deps struct {
 	// match, as a bulk call's "filter" selects them (the API's own code,
 	// with its limit). May be nil: "select all matching" is then refused.
 	SelectMatching func(ctx context.Context, p Principal, q, status, assignedUser string) ([]string, error)
+	// ExportCSV writes the customer list filtered by r's query as CSV, as
+	// the API's export does.
+	ExportCSV func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
 	// BaseURL prefixes invitation links, as in the API's answers.
 	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH
@@ -123,7 +126,9 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers", c.customers)
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
+		r.Get("/customers/export.csv", c.exportCSV)
 		r.Get("/customers/{id}", c.profile)
+		r.Post("/customers/{id}/block", c.block)
 		r.Post("/customers/{id}/mine", c.toggleMine)
 		r.Post("/customers/{id}/team", c.setTeam)
 		r.Post("/customers/{id}/lead", c.makeLead)
@@ -305,6 +310,8 @@ func noticeText(done string) string {
 		"read":        "Notifications marked read.",
 		"signedout":   "You are signed out.",
 		"usercreated": "User created.",
+		"blocked":     "Customer blocked.",
+		"unblocked":   "Customer unblocked.",
 		"role":        "Role changed.",
 		"deactivated": "User deactivated.",
 		"policy":      "Policy saved.",

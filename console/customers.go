@@ -24,8 +24,10 @@ type customersData struct {
 	Next                    string
 	Paged                   bool
 	// NextURL keeps the filters on the next page's link; Query is the
-	// filters alone (the first page, and where a bulk edit returns).
-	NextURL, Query string
+	// filters alone (where a bulk edit returns), FirstURL and ExportURL
+	// the links that carry them (whole URLs: html/template would escape
+	// a query interpolated after "?").
+	NextURL, Query, FirstURL, ExportURL string
 	// Checked are the customers ticked when a bulk review is sent back.
 	Checked map[string]bool
 }
@@ -100,6 +102,7 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		}
 	}
 	d.Query = nq.Encode()
+	d.FirstURL, d.ExportURL = "/customers?"+d.Query, "/customers/export.csv?"+d.Query
 	if d.Next != "" {
 		nq.Set("cursor", d.Next)
 		d.NextURL = "/customers?" + nq.Encode()
@@ -304,4 +307,25 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		back += "?" + b
 	}
 	redirectAfter(w, r, back, res.Position, "bulk")
+}
+
+// exportCSV downloads the table's filtered list as CSV ("me" resolved as
+// the table resolves it).
+func (c *Console) exportCSV(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	if c.d.ExportCSV == nil {
+		nethttp.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("assigned_user") == "me" {
+		q.Set("assigned_user", s.UserID)
+	}
+	q.Del("cursor")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	c.d.ExportCSV(w, r2, s.Principal)
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
 
@@ -78,5 +79,37 @@ func TestConsoleInviteAndAudit(t *testing.T) {
 	m := newBrowser(t, w, 1280, 900)
 	m.signIn(w.carol)
 	m.open("/audit")
+	m.waitText("#refusal", "forbidden")
+}
+
+// TestConsoleExportAndBlock: the table's Export CSV carries its filters
+// (the API's export), and Block/Unblock on a profile run the commands; a
+// member's Block is refused with the rule's message.
+func TestConsoleExportAndBlock(t *testing.T) {
+	w := newWorld(t)
+	cust := w.customer("Eve", "Export", w.bob.id)
+	w.customer("Other", "Person")
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/customers?assigned_user=" + w.bob.id)
+	var csv string
+	b.run("fetch the export", chromedp.Evaluate(
+		`fetch(document.querySelector('#export-csv').href).then(r => r.text())`, &csv,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if !strings.Contains(csv, "Eve") || strings.Contains(csv, "Other") || !strings.HasPrefix(csv, "id,first_name") {
+		b.failf("export = %q", csv)
+	}
+
+	b.open("/customers/" + cust)
+	b.click("#block-button")
+	b.waitText("#notice", "Customer blocked")
+	b.waitText(".profile", "blocked")
+	b.click("#block-button")
+	b.waitText("#notice", "Customer unblocked")
+
+	m := newBrowser(t, w, 1280, 900)
+	m.signIn(w.bob)
+	m.open("/customers/" + cust)
+	m.click("#block-button")
 	m.waitText("#refusal", "forbidden")
 }

@@ -222,3 +222,19 @@ func (c *Console) replaceMember(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return c.d.Commands.ReplaceTeamMember(r.Context(), c.meta(s), id, r.PostForm.Get("user_id"), with)
 	})
 }
+
+// block blocks or unblocks the customer (BlockCustomer/UnblockCustomer,
+// admin only; the team stays).
+func (c *Console) block(w nethttp.ResponseWriter, r *nethttp.Request) {
+	unblock := r.PostForm.Get("block") == "unblock"
+	done := "blocked"
+	if unblock {
+		done = "unblocked"
+	}
+	c.profileCommand(w, r, "mine", done, func(s sessionInfo, id string) (commands.CustomerResult, error) {
+		if unblock {
+			return c.d.Commands.UnblockCustomer(r.Context(), c.meta(s), id)
+		}
+		return c.d.Commands.BlockCustomer(r.Context(), c.meta(s), id)
+	})
+}

@@ -21,6 +21,7 @@ func (s *Server) newConsole() *console.Console {
 		RoleChanged:    s.keys.forgetUser,
 		BaseURL:        s.baseURL,
 		SelectMatching: s.consoleSelect,
+		ExportCSV:      s.consoleExportCSV,
 	})
 }
 
@@ -61,4 +62,17 @@ func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, stat
 	}
 	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser})
 	return ids, err
+}
+
+// consoleExportCSV is GET /v1/customers with Accept: text/csv for the
+// console's export link: the same filters (the request's query), the same
+// columns and formula defusing.
+func (s *Server) consoleExportCSV(w nethttp.ResponseWriter, r *nethttp.Request, p console.Principal) {
+	r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor}))
+	f, err := s.customerFilter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.exportCustomersCSV(w, r, p.TenantID, f)
 }
