@@ -45,6 +45,7 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	echo; \
 	echo "Demo admin API key: $${key:-<not found, see $(PG_DIR)/demo.json>}"; \
 	echo "Listening on:       http://$$LEDGER_ADDR"; \
+	echo "Web console:        http://$$LEDGER_ADDR/ (sign in with the key above)"; \
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
 	exec $(BIN) serve

@@ -127,6 +127,8 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
 		r.Get("/customers/export.csv", c.exportCSV)
+		r.Get("/customers/new", c.newCustomerPage)
+		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
 		r.Post("/customers/{id}/mine", c.toggleMine)
@@ -311,6 +313,7 @@ func noticeText(done string) string {
 		"signedout":   "You are signed out.",
 		"usercreated": "User created.",
 		"blocked":     "Customer blocked.",
+		"created":     "Customer created.",
 		"unblocked":   "Customer unblocked.",
 		"role":        "Role changed.",
 		"deactivated": "User deactivated.",

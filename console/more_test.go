@@ -8,6 +8,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // TestConsoleImport: a CSV with a bad row is checked (nothing written, the
@@ -112,4 +114,28 @@ func TestConsoleExportAndBlock(t *testing.T) {
 	m.open("/customers/" + cust)
 	m.click("#block-button")
 	m.waitText("#refusal", "forbidden")
+}
+
+// TestConsoleNewCustomer: the newcomer's path after `make run`: sign in,
+// create a customer (under require_assignee a customer without a team is
+// refused on the form, team_required), then assign it on the profile.
+func TestConsoleNewCustomer(t *testing.T) {
+	w := newWorld(t)
+	w.policy(domain.Policy{RequireAssignee: true, MembersCanSelfAssign: true})
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.click("#new-customer-link")
+	b.run("fill the customer", chromedp.SendKeys("#first_name", "Nina", chromedp.ByID),
+		chromedp.SendKeys("#last_name", "New", chromedp.ByID),
+		chromedp.SendKeys("#email", "nina@client.example", chromedp.ByID))
+	b.click("#create-customer")
+	b.waitText("#refusal", "team_required")
+	b.run("tick Bob", chromedp.Click(`#new-customer input[value="`+w.bob.id+`"]`, chromedp.ByQuery))
+	b.click("#create-customer")
+	b.waitText("#notice", "Customer created")
+	b.waitText("h1", "Nina New")
+	b.waitText("#team", "Bob Baker")
+	b.run("tick Carol", chromedp.Click(`#team-form input[value="`+w.carol.id+`"]`, chromedp.ByQuery))
+	b.click("#team-save")
+	b.waitText("#team", "Carol Cole")
 }
