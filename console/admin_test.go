@@ -92,3 +92,30 @@ func TestConsolePolicy(t *testing.T) {
 		m.failf("refusal = %q", got)
 	}
 }
+
+// TestConsoleTransfer: a member changes territory: the preview lists what
+// moves to Carol, and confirming hands Bob's customers over while Bob stays
+// active.
+func TestConsoleTransfer(t *testing.T) {
+	w := newWorld(t)
+	w.policy(domain.Policy{RequireLead: true, MembersCanSelfAssign: true})
+	cust := w.customer("Tess", "Territory", w.bob.id)
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/users")
+	b.click(`a[aria-label="Transfer the customers of Bob Baker…"]`)
+	b.run("choose Carol", chromedp.SetValue("#to", w.carol.id, chromedp.ByID))
+	b.click("#preview")
+	b.waitText("#to-be-assigned", "Carol Cole → Tess Territory")
+	b.waitText("#to-be-deassigned", "Bob Baker ← Tess Territory")
+	b.click("#confirm")
+	b.waitText("#notice", "Customers transferred")
+	b.waitText(`tr[data-user="`+w.bob.id+`"]`, "active")
+	cu, err := w.cmd.GetCustomer(context.Background(), w.tenant, cust)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cu.Assignees) != 1 || cu.Assignees[0].UserID != w.carol.id || !cu.Assignees[0].Lead {
+		t.Fatalf("team after the transfer = %+v, want Carol as lead", cu.Assignees)
+	}
+}

@@ -144,6 +144,8 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/users/{id}/role", c.changeRole)
 		r.Get("/users/{id}/deactivate", c.deactivatePreview)
 		r.Post("/users/{id}/deactivate", c.deactivate)
+		r.Get("/users/{id}/transfer", c.transferPage)
+		r.Post("/users/{id}/transfer", c.transfer)
 		r.Get("/audit", c.audit)
 		r.Get("/import", c.importPage)
 		r.Get("/import/template.csv", c.importTemplate)
@@ -317,6 +319,7 @@ func noticeText(done string) string {
 		"unblocked":   "Customer unblocked.",
 		"role":        "Role changed.",
 		"deactivated": "User deactivated.",
+		"transferred": "Customers transferred.",
 		"policy":      "Policy saved.",
 	}[done]
 }
