@@ -197,7 +197,9 @@ func (c *Console) toggleMine(w nethttp.ResponseWriter, r *nethttp.Request) {
 func (c *Console) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
 	c.profileCommand(w, r, "team", "team", func(s sessionInfo, id string) (commands.CustomerResult, error) {
 		ids := slices.Clone(r.PostForm["user_ids"])
-		return c.d.Commands.SetTeam(r.Context(), c.meta(s), id, ids, "")
+		// "" keeps the current lead if kept, else the first ticked under
+		// require_lead: the command decides, as for the API's PUT.
+		return c.d.Commands.SetTeam(r.Context(), c.meta(s), id, ids, r.PostForm.Get("lead"))
 	})
 }
 

@@ -271,3 +271,45 @@ func TestConsoleBulkAllMatching(t *testing.T) {
 		b.waitText("#customers", n)
 	}
 }
+
+// TestConsolePagingAndLead: the table pages by the API's keyset cursor
+// (Next page keeps the filter and shows the rest, no repeats), and the
+// toggles' Lead choice is passed to SetTeam.
+func TestConsolePagingAndLead(t *testing.T) {
+	w := newWorld(t)
+	w.policy(domain.Policy{RequireLead: true, MembersCanSelfAssign: true})
+	var last string
+	for i := range 55 {
+		last = w.customer(fmt.Sprintf("Page%02d", i), "Person", w.bob.id)
+	}
+	w.customer("Not", "Bobs")
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/customers?assigned_user=" + w.bob.id)
+	count := func() int {
+		var n int
+		b.run("count rows", chromedp.Evaluate(`document.querySelectorAll('#customers tbody input[name=customer_ids]').length`, &n))
+		return n
+	}
+	if n := count(); n != 50 {
+		b.failf("first page has %d rows, want 50", n)
+	}
+	b.click("#next-page")
+	if n := count(); n != 5 {
+		b.failf("second page has %d rows, want 5", n)
+	}
+	if got := b.text("#customers"); strings.Contains(got, "Not Bobs") {
+		b.failf("the next page lost the filter: %q", got)
+	}
+	if b.has("#next-page") {
+		b.failf("the last page offers a next one")
+	}
+
+	b.open("/customers/" + last)
+	b.run("tick Carol and make her lead",
+		chromedp.Click(fmt.Sprintf(`#team-form input[value="%s"]`, w.carol.id), chromedp.ByQuery),
+		chromedp.SetValue("#team-lead", w.carol.id, chromedp.ByID))
+	b.click("#team-save")
+	b.waitText("#notice", "Team saved")
+	b.waitText(`#team li[data-user="`+w.carol.id+`"]`, "lead")
+}
