@@ -11,6 +11,7 @@ import (
 
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 )
 
 // TestConsoleSignIn: a wrong key is refused on the form, the right one
@@ -22,8 +23,9 @@ func TestConsoleSignIn(t *testing.T) {
 
 	b.open("/customers")
 	b.run("sent to sign in", chromedp.WaitVisible("#api_key", chromedp.ByID))
-	b.run("wrong key", chromedp.SendKeys("#api_key", "not-a-key", chromedp.ByID),
-		chromedp.Click("#sign-in button", chromedp.ByQuery), chromedp.WaitVisible("#refusal", chromedp.ByID))
+	// By keyboard: the field has focus on load, Enter submits.
+	b.run("wrong key", chromedp.SendKeys("#api_key", "not-a-key"+kb.Enter, chromedp.ByID),
+		chromedp.WaitVisible("#refusal", chromedp.ByID))
 	if got := b.text("#refusal"); !strings.Contains(got, "Unknown API key") {
 		b.failf("refusal = %q", got)
 	}
@@ -118,6 +120,28 @@ func TestConsoleCSRF(t *testing.T) {
 	}
 	if len(cu.Assignees) != 0 {
 		t.Fatalf("a refused POST assigned %v", cu.Assignees)
+	}
+
+	// Signing out ends the session on the server: the old cookie, sent
+	// again, no longer signs anyone in.
+	u, _ := url.Parse(w.base)
+	old := jar.Cookies(u)
+	resp, err = cl.PostForm(w.base+"/sign-out", url.Values{"csrf": {real}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ = nethttp.NewRequest("GET", w.base+"/customers", nil)
+	for _, c := range old {
+		req.AddCookie(c)
+	}
+	resp, err = (&nethttp.Client{CheckRedirect: func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/sign-in") {
+		t.Fatalf("the signed-out cookie answered %d %s, want a redirect to sign in", resp.StatusCode, resp.Header.Get("Location"))
 	}
 }
 
