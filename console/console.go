@@ -175,6 +175,12 @@ var funcs = template.FuncMap{
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
 	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
+	"badge": func(n int) string {
+		if n > maxUnreadShown {
+			return strconv.Itoa(maxUnreadShown) + "+"
+		}
+		return strconv.Itoa(n)
+	},
 }
 
 // view is what every page's template gets.
@@ -209,7 +215,7 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 	if s, ok := sessionOf(r.Context()); ok {
 		v.Me, v.CSRF = s.Principal, s.CSRF
 		if v.Unread == 0 {
-			n, _, err := c.d.Queries.Notifications(r.Context(), s.TenantID, s.UserID, 1, 0)
+			n, err := c.d.Queries.UnreadUpTo(r.Context(), s.TenantID, s.UserID, maxUnreadShown+1)
 			if err != nil {
 				c.fail(w, r, err)
 				return
@@ -257,6 +263,10 @@ func (c *Console) refused(w nethttp.ResponseWriter, r *nethttp.Request, err erro
 	}
 	c.render(w, r, ref.Status, name, v)
 }
+
+// maxUnreadShown is the most the header's counter shows exactly ("99+"
+// past it).
+const maxUnreadShown = 99
 
 // maxWait bounds a page's wait for the read models to show the user's last
 // command, as X-Min-Position does for the API.
