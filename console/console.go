@@ -201,7 +201,11 @@ type view struct {
 	// RefusalAt.
 	Refusal   *Refusal
 	RefusalAt string
-	Data      any
+	// Pos is the position of a command whose result is shown on this
+	// page itself (no redirect): the header's links carry it, so the next
+	// page waits for it as after a redirect.
+	Pos  int64
+	Data any
 }
 
 // render writes a page. Pages are small, so they are rendered into memory

@@ -189,7 +189,8 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 		c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: d})
 		return
 	}
-	c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: d, Notice: "Import done."})
+	c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: d, Notice: "Import done.",
+		Pos: rep.Position})
 }
 
 type inviteData struct {
@@ -248,5 +249,5 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 		d.Link = c.d.BaseURL + "/invitations/" + res.Token
 	}
 	c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite", Data: d,
-		Notice: "Client invited."})
+		Notice: "Client invited.", Pos: res.Position})
 }

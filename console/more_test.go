@@ -64,18 +64,24 @@ func TestConsoleInviteAndAudit(t *testing.T) {
 	if !strings.HasPrefix(link, "https://ledger.example/invitations/") {
 		b.failf("invitation link = %q", link)
 	}
-	// The same e-mail again is refused on the form.
-	b.run("fill it again", chromedp.SendKeys("#email", "vera@client.example", chromedp.ByID))
-	b.click("#invite-send")
-	b.waitText("#refusal", "taken")
-
-	b.open("/audit?type=ClientInvited")
+	// The header's links carry the invitation's position: the audit waits
+	// for it.
+	b.click(`header a[href^="/audit"]`)
+	b.waitText("#audit", "ClientInvited")
+	b.run("filter by type", chromedp.SetValue("#type", "ClientInvited", chromedp.ByID))
+	b.click("#audit-filter")
 	b.waitText("#audit", "ClientInvited")
 	if got := b.text("#audit"); strings.Contains(got, "UserCreated") {
 		b.failf("the type filter let other events through: %q", got)
 	}
 	b.open("/audit?type=UserAssigned&user_id=" + w.bob.id)
 	b.waitText("#audit", "Bob Baker")
+
+	// The same e-mail again is refused on the form.
+	b.open("/invite")
+	b.run("fill it again", chromedp.SendKeys("#email", "vera@client.example", chromedp.ByID))
+	b.click("#invite-send")
+	b.waitText("#refusal", "taken")
 
 	// Members do not read the audit, as in the API.
 	m := newBrowser(t, w, 1280, 900)
