@@ -16,7 +16,7 @@ FUZZTIME    ?= 10s
 FUZZ_PKGS   := ./http ./commands
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
 
-.PHONY: help build run stop test fuzz bench bench-quick lint clean
+.PHONY: help build run stop test fuzz screenshots bench bench-quick lint clean
 
 help: ## list the targets
 	@echo "Targets:"
@@ -60,6 +60,7 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	fi; \
 	echo "Listening on:       http://$$LEDGER_ADDR"; \
 	echo "E-mail:             $$mail_where"; \
+	echo "Web console:        http://$$LEDGER_ADDR/ (sign in with the key above)"; \
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
 	$(BIN) serve
@@ -67,8 +68,9 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 stop: ## stop the local PostgreSQL started by `make run`
 	scripts/pg.sh stop $(PG_DIR)
 
-test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set; installs LibreOffice if missing)
+test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set; installs LibreOffice and Chromium if missing)
 	@scripts/libreoffice.sh
+	@scripts/chromium.sh
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 		echo "Using DATABASE_URL from the environment"; \
 		$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
@@ -83,6 +85,16 @@ fuzz: ## run every fuzz target for FUZZTIME each (default 10s); `make test` runs
 			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
 		done; \
 	done
+
+screenshots: ## write a PNG of each console page to docs/screenshots/ (headless Chromium, throwaway PostgreSQL)
+	@scripts/chromium.sh
+	@mkdir -p docs/screenshots
+	@export LEDGER_SCREENSHOTS="$(CURDIR)/docs/screenshots"; \
+	if [ -n "$${DATABASE_URL:-}" ]; then \
+		$(GO) test -count=1 -run '^TestConsoleScreenshots$$' -v ./console/; \
+	else \
+		scripts/with-pg.sh $(GO) test -count=1 -run '^TestConsoleScreenshots$$' -v ./console/; \
+	fi
 
 bench: ## run cmd/ledgerbench (throwaway durable PostgreSQL unless DATABASE_URL is set)
 	@if [ -n "$${DATABASE_URL:-}" ]; then \

@@ -179,6 +179,8 @@ func (s *Server) routes() chi.Router {
 		r.With(s.requireAdminChecked).Put("/v1/customers/{id}/lead", s.makeTeamLead)
 		r.With(s.requireAdminChecked).Post("/v1/customers/{id}/assignees/{user_id}/replace", s.replaceTeamMember)
 	})
+	// The web console: HTML pages at /, outside the JSON API's contract.
+	s.newConsole().Routes(r)
 	return r
 }
 

@@ -61,6 +61,15 @@ WHERE n.tenant_id = $1 AND n.user_id = $2
   AND NOT EXISTS (SELECT 1 FROM notification_reads r
                   WHERE r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position)`
 
+	// qNotificationsUnreadUpTo stops counting at $3, newest first: a
+	// header badge needs "99+", not an exact count over tens of thousands.
+	qNotificationsUnreadUpTo = `SELECT count(*) FROM (SELECT 1 FROM notifications n
+WHERE n.tenant_id = $1 AND n.user_id = $2
+  AND NOT EXISTS (SELECT 1 FROM notification_reads r
+                  WHERE r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position)
+ORDER BY n.position DESC
+LIMIT $3) AS u`
+
 	// Only the user's own notifications can be marked: ids of others' match
 	// no row of theirs and are ignored.
 	qNotificationsMarkRead = `INSERT INTO notification_reads (tenant_id, user_id, position)
@@ -131,4 +140,18 @@ func (q *Queries) MarkRead(ctx context.Context, tenantID, userID string, ids []s
 		return fmt.Errorf("mark notifications read: %w", err)
 	}
 	return nil
+}
+
+// UnreadUpTo counts the user's unread notifications up to limit (the web
+// console's header shows "99+" past it), so the count stays cheap for a
+// user told about many customers.
+func (q *Queries) UnreadUpTo(ctx context.Context, tenantID, userID string, limit int) (int, error) {
+	if !isUUID(userID) {
+		return 0, nil
+	}
+	var n int
+	if err := q.pool.QueryRow(ctx, qNotificationsUnreadUpTo, tenantID, userID, limit).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count unread notifications: %w", err)
+	}
+	return n, nil
 }

@@ -1,0 +1,343 @@
+// Package console is the web console served by `ledger serve` at /: server-
+// rendered pages (html/template) over the same commands and queries as the
+// JSON API, with a session cookie instead of a bearer key. It holds no rule
+// of its own: every change is a commands call, and every refusal is shown
+// as the API's problem mapping words it (Deps.Refusal).
+package console
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	nethttp "net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+//go:embed templates/*.html
+var templateFiles embed.FS
+
+//go:embed assets
+var assetFiles embed.FS
+
+// Principal is the signed-in user, inside one tenant.
+type Principal struct {
+	TenantID string
+	domain.Actor
+}
+
+// Refusal is a refused command or query as the API's problem mapping
+// words it: the same status, code and message the JSON answer carries.
+type Refusal struct {
+	Status int
+	Code   string
+	Detail string
+	Field  string
+	// Errors are the failing pairs of a refused bulk edit.
+	Errors []domain.PairError
+}
+
+// ErrBadKey is what Deps.Authenticate answers for an unknown key or a
+// deactivated user.
+var ErrBadKey = errors.New("unknown API key or deactivated user")
+
+// Deps are the console's collaborators; the http package builds them so
+// that authentication and the error mapping stay in one place.
+type Deps struct {
+	Pool        *pgxpool.Pool
+	Store       *eventstore.Store
+	Commands    *commands.Commands
+	Queries     *projections.Queries
+	Projections *projections.Runner
+	Log         *slog.Logger
+	// Authenticate checks an API key as the API does (ErrBadKey when it is
+	// not an active user's).
+	Authenticate func(ctx context.Context, apiKey string) (Principal, error)
+	// Refusal maps an error as the API's problem mapping does; false for
+	// an unexpected error (a 500).
+	Refusal func(err error) (Refusal, bool)
+	// SelectMatching answers every customer the customer list's filters
+	// match, as a bulk call's "filter" selects them (the API's own code,
+	// with its limit). May be nil: "select all matching" is then refused.
+	SelectMatching func(ctx context.Context, p Principal, q, status, assignedUser string) ([]string, error)
+	// ExportCSV writes the customer list filtered by r's query as CSV, as
+	// the API's export does.
+	ExportCSV func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
+	// BaseURL prefixes invitation links, as in the API's answers.
+	BaseURL string
+	// RoleChanged tells the API a user's role changed, as its own PATCH
+	// does, so no cached principal keeps the old role. May be nil.
+	RoleChanged func(userID string)
+}
+
+// Console serves the pages.
+type Console struct {
+	d     Deps
+	pages map[string]*template.Template
+}
+
+// New parses the templates; a broken template is a programming error
+// caught by every test, so it panics.
+func New(d Deps) *Console {
+	if d.Log == nil {
+		d.Log = slog.Default()
+	}
+	c := &Console{d: d, pages: map[string]*template.Template{}}
+	names, err := fs.Glob(templateFiles, "templates/*.html")
+	if err != nil {
+		panic(err)
+	}
+	for _, n := range names {
+		base := strings.TrimSuffix(strings.TrimPrefix(n, "templates/"), ".html")
+		if base == "layout" {
+			continue
+		}
+		t := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(templateFiles, "templates/layout.html", n))
+		c.pages[base] = t
+	}
+	return c
+}
+
+// Routes registers the console's pages on r (the API's router). They all
+// sit behind c.session, which also marks them for the OpenAPI test: they
+// are not part of the JSON API.
+func (c *Console) Routes(r chi.Router) {
+	r.Group(func(r chi.Router) {
+		r.Use(c.session)
+		static, _ := fs.Sub(assetFiles, "assets")
+		r.Get("/assets/*", nethttp.StripPrefix("/assets/", assetServer(static)).ServeHTTP)
+		r.Get("/", c.home)
+		r.Get("/sign-in", c.signInPage)
+		r.Post("/sign-in", c.signIn)
+		r.Post("/sign-out", c.signOut)
+		r.Get("/customers", c.customers)
+		r.Post("/customers/bulk/review", c.bulkReview)
+		r.Post("/customers/bulk", c.bulkSave)
+		r.Get("/customers/export.csv", c.exportCSV)
+		r.Get("/customers/new", c.newCustomerPage)
+		r.Post("/customers/new", c.newCustomer)
+		r.Get("/customers/{id}", c.profile)
+		r.Post("/customers/{id}/block", c.block)
+		r.Post("/customers/{id}/mine", c.toggleMine)
+		r.Post("/customers/{id}/team", c.setTeam)
+		r.Post("/customers/{id}/lead", c.makeLead)
+		r.Post("/customers/{id}/remove", c.removeMember)
+		r.Post("/customers/{id}/replace", c.replaceMember)
+		r.Get("/my-clients", c.myClients)
+		r.Get("/notifications", c.notifications)
+		r.Post("/notifications/read", c.markRead)
+		r.Get("/users", c.users)
+		r.Post("/users", c.createUser)
+		r.Post("/users/{id}/role", c.changeRole)
+		r.Get("/users/{id}/deactivate", c.deactivatePreview)
+		r.Post("/users/{id}/deactivate", c.deactivate)
+		r.Get("/users/{id}/transfer", c.transferPage)
+		r.Post("/users/{id}/transfer", c.transfer)
+		r.Get("/audit", c.audit)
+		r.Get("/import", c.importPage)
+		r.Get("/import/template.csv", c.importTemplate)
+		r.Post("/import", c.importClients)
+		r.Get("/invite", c.invitePage)
+		r.Post("/invite", c.invite)
+		r.Get("/policy", c.policy)
+		r.Post("/policy", c.changePolicy)
+	})
+}
+
+// assetServer serves the embedded assets; they change only with the
+// binary, so a day's caching is safe enough.
+func assetServer(static fs.FS) nethttp.Handler {
+	files := nethttp.FileServerFS(static)
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=86400")
+		files.ServeHTTP(w, r)
+	})
+}
+
+var funcs = template.FuncMap{
+	"when": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02 15:04:05 UTC")
+	},
+	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
+	"badge": func(n int) string {
+		if n > maxUnreadShown {
+			return strconv.Itoa(maxUnreadShown) + "+"
+		}
+		return strconv.Itoa(n)
+	},
+}
+
+// view is what every page's template gets.
+type view struct {
+	Title string
+	Nav   string
+	Me    Principal
+	CSRF  string
+	// Unread is the signed-in user's unread notifications (the header's
+	// counter).
+	Unread int
+	// Notice confirms a command that was carried out.
+	Notice string
+	// Lagging says the read models had not caught up with the user's last
+	// command within the wait.
+	Lagging bool
+	// Refusal is a refused action's message, shown next to the form named
+	// RefusalAt.
+	Refusal   *Refusal
+	RefusalAt string
+	// Pos is the position of a command whose result is shown on this
+	// page itself (no redirect): the header's links carry it, so the next
+	// page waits for it as after a redirect.
+	Pos  int64
+	Data any
+}
+
+// render writes a page. Pages are small, so they are rendered into memory
+// first: a template error then becomes a clean 500, not half a page.
+func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status int, name string, v view) {
+	t, ok := c.pages[name]
+	if !ok {
+		c.fail(w, r, fmt.Errorf("console: no page %q", name))
+		return
+	}
+	if s, ok := sessionOf(r.Context()); ok {
+		v.Me, v.CSRF = s.Principal, s.CSRF
+		if v.Unread == 0 {
+			n, err := c.d.Queries.UnreadUpTo(r.Context(), s.TenantID, s.UserID, maxUnreadShown+1)
+			if err != nil {
+				c.fail(w, r, err)
+				return
+			}
+			v.Unread = n
+		}
+	}
+	if v.Notice == "" {
+		v.Notice = noticeText(r.URL.Query().Get("done"))
+	}
+	var b strings.Builder
+	if err := t.Execute(&b, v); err != nil {
+		c.fail(w, r, fmt.Errorf("render %s: %w", name, err))
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// fail answers an unexpected error: logged, and a plain page without the
+// error's text (it may name internals).
+func (c *Console) fail(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
+	if r.Context().Err() != nil {
+		return
+	}
+	c.d.Log.ErrorContext(r.Context(), "console request failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(nethttp.StatusInternalServerError)
+	_, _ = w.Write([]byte("Something went wrong on our side; the error has been logged."))
+}
+
+// refused renders page with err's refusal shown at the form `at`, or fails
+// when err is not one the API maps.
+func (c *Console) refused(w nethttp.ResponseWriter, r *nethttp.Request, err error, at string, page func(v view) (string, view, error)) {
+	ref, ok := c.d.Refusal(err)
+	if !ok {
+		c.fail(w, r, err)
+		return
+	}
+	name, v, perr := page(view{Refusal: &ref, RefusalAt: at})
+	if perr != nil {
+		c.fail(w, r, perr)
+		return
+	}
+	c.render(w, r, ref.Status, name, v)
+}
+
+// maxUnreadShown is the most the header's counter shows exactly ("99+"
+// past it).
+const maxUnreadShown = 99
+
+// maxWait bounds a page's wait for the read models to show the user's last
+// command, as X-Min-Position does for the API.
+const maxWait = 5 * time.Second
+
+// waitForPosition honours ?pos= (set by the redirect after a command): the
+// page waits until the named read models have applied it. A page that
+// waited in vain is still shown, saying so, rather than an error.
+func (c *Console) waitForPosition(r *nethttp.Request, names ...string) (lagging bool) {
+	raw := r.URL.Query().Get("pos")
+	if raw == "" {
+		return false
+	}
+	pos, err := strconv.ParseInt(raw, 10, 64)
+	if err != nil || pos <= 0 {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), maxWait)
+	defer cancel()
+	// The header's counter reads the notifications.
+	names = append(names, projections.Notifications)
+	if err := c.d.Projections.WaitFor(ctx, pos, names...); err != nil {
+		if !errors.Is(err, projections.ErrUnknownPosition) {
+			return true
+		}
+	}
+	return false
+}
+
+// redirectAfter sends the browser to target after a command, carrying the
+// command's position so the next page waits for it, and a notice.
+func redirectAfter(w nethttp.ResponseWriter, r *nethttp.Request, target string, position int64, done string) {
+	sep := "?"
+	if strings.Contains(target, "?") {
+		sep = "&"
+	}
+	frag := ""
+	if i := strings.IndexByte(target, '#'); i >= 0 {
+		target, frag = target[:i], target[i:]
+	}
+	target += sep + "pos=" + strconv.FormatInt(position, 10) + "&done=" + done + frag
+	nethttp.Redirect(w, r, target, nethttp.StatusSeeOther)
+}
+
+// noticeText is the confirmation named by ?done=; only known words are
+// shown, so a crafted link cannot put text on the page.
+func noticeText(done string) string {
+	return map[string]string{
+		"team":        "Team saved.",
+		"mine":        "My Clients updated.",
+		"lead":        "Team lead changed.",
+		"removed":     "Team member removed.",
+		"replaced":    "Team member replaced.",
+		"bulk":        "Bulk edit saved.",
+		"read":        "Notifications marked read.",
+		"signedout":   "You are signed out.",
+		"usercreated": "User created.",
+		"blocked":     "Customer blocked.",
+		"created":     "Customer created.",
+		"unblocked":   "Customer unblocked.",
+		"role":        "Role changed.",
+		"deactivated": "User deactivated.",
+		"transferred": "Customers transferred.",
+		"policy":      "Policy saved.",
+	}[done]
+}
+
+func (c *Console) meta(s sessionInfo) commands.Meta {
+	return commands.Meta{TenantID: s.TenantID, Actor: s.Actor}
+}

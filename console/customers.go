@@ -1,0 +1,331 @@
+package console
+
+import (
+	"context"
+	"errors"
+	nethttp "net/http"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+// pageSize is the customer table's page: keyset paging as the API's.
+const pageSize = 50
+
+type customersData struct {
+	Q, Status, AssignedUser string
+	Statuses                []string
+	Users                   []commands.UserView
+	Items                   []projections.CustomerItem
+	Next                    string
+	Paged                   bool
+	// NextURL keeps the filters on the next page's link; Query is the
+	// filters alone (where a bulk edit returns), FirstURL and ExportURL
+	// the links that carry them (whole URLs: html/template would escape
+	// a query interpolated after "?").
+	NextURL, Query, FirstURL, ExportURL string
+	// Checked are the customers ticked when a bulk review is sent back.
+	Checked map[string]bool
+}
+
+var statuses = []string{"active", "invited", "blocked"}
+
+// activeUsers lists the tenant's active users for the pickers. A tenant
+// with more than 500 users would need a search box here; ListUsers pages
+// by name, so the query stays an index walk either way.
+func (c *Console) activeUsers(ctx context.Context, tenant string) ([]commands.UserView, error) {
+	return c.d.Commands.ListUsers(ctx, tenant, commands.UsersFilter{Status: "active"}, nil, 500)
+}
+
+func (c *Console) customers(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	lagging := c.waitForPosition(r, projections.CustomerList, projections.MyClients)
+	name, v, err := c.customersPage(r, s, view{Lagging: lagging})
+	if err != nil {
+		if _, known := c.d.Refusal(err); known {
+			c.refused(w, r, err, "filters", func(v view) (string, view, error) {
+				// The filters were refused (a bad cursor or user): show the
+				// first page unfiltered, with the message.
+				r2 := r.Clone(r.Context())
+				r2.URL.RawQuery = ""
+				return c.customersPage(r2, s, v)
+			})
+			return
+		}
+		c.fail(w, r, err)
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, name, v)
+}
+
+func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (string, view, error) {
+	q := r.URL.Query()
+	d := customersData{Q: strings.TrimSpace(q.Get("q")), Status: q.Get("status"), AssignedUser: q.Get("assigned_user"),
+		Statuses: statuses, Paged: q.Get("cursor") != "", Checked: map[string]bool{}}
+	users, err := c.activeUsers(r.Context(), s.TenantID)
+	if err != nil {
+		return "", v, err
+	}
+	d.Users = users
+	f := projections.CustomerFilter{Q: d.Q, Status: d.Status}
+	switch d.AssignedUser {
+	case "":
+	case "me":
+		f.AssignedUser = s.UserID
+	case "none":
+		f.AssignedUser = "none"
+	default:
+		if !slices.ContainsFunc(users, func(u commands.UserView) bool { return u.ID == d.AssignedUser }) {
+			return "", v, commands.ErrNotFound
+		}
+		f.AssignedUser = d.AssignedUser
+	}
+	if d.Status != "" && !slices.Contains(statuses, d.Status) {
+		d.Status, f.Status = "", ""
+	}
+	pg, err := c.d.Queries.Customers(r.Context(), s.TenantID, f, pageSize, q.Get("cursor"))
+	if err != nil {
+		return "", v, err
+	}
+	d.Items, d.Next = pg.Items, pg.NextCursor
+	nq := url.Values{}
+	for _, k := range []string{"q", "status", "assigned_user"} {
+		if val := q.Get(k); val != "" {
+			nq.Set(k, val)
+		}
+	}
+	d.Query = nq.Encode()
+	d.FirstURL, d.ExportURL = "/customers?"+d.Query, "/customers/export.csv?"+d.Query
+	if d.Next != "" {
+		nq.Set("cursor", d.Next)
+		d.NextURL = "/customers?" + nq.Encode()
+	}
+	v.Title, v.Nav, v.Data = "Customers", "customers", d
+	return "customers", v, nil
+}
+
+// bulkForm is the bulk edit as the customer table's form posts it.
+type bulkForm struct {
+	Action      string
+	UserID      string
+	CustomerIDs []string
+}
+
+func readBulkForm(r *nethttp.Request) bulkForm {
+	return bulkForm{Action: r.PostForm.Get("action"), UserID: r.PostForm.Get("user_id"), CustomerIDs: r.PostForm["customer_ids"]}
+}
+
+func (f bulkForm) request(dryRun bool) commands.BulkRequest {
+	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: []string{f.UserID}, DryRun: dryRun}
+}
+
+// errNothingSelected and errNoUser are the console's own input checks,
+// before the command: the form can be sent without a choice.
+var (
+	errNothingSelected = &domain.ValidationError{Field: "customer_ids", Detail: "tick at least one customer"}
+	errNoUser          = &domain.ValidationError{Field: "user_id", Detail: "choose a user"}
+)
+
+// maxReviewRows bounds each review tab's list: a selection of 10,000
+// customers is counted in full but not listed in full.
+const maxReviewRows = 200
+
+// reviewRow is one pair of the review tabs, with names.
+type reviewRow struct {
+	CustomerID, Customer, User, Code, Detail string
+}
+
+type reviewData struct {
+	Form                         bulkForm
+	ToBeAssigned, ToBeDeassigned []reviewRow
+	Unchanged, Errors            []reviewRow
+	ActionLabel, UserName        string
+	// Counts are the tabs' sizes (to be assigned, to be deassigned,
+	// unchanged, errors); each tab lists at most maxReviewRows.
+	Counts [4]int
+	// CanSave is false when the plan has errors or changes nothing.
+	CanSave bool
+	// BackURL is the customer table with the filters the edit came from
+	// (Back: those filters, carried through Save).
+	BackURL, Back string
+}
+
+// bulkReview runs the bulk edit as a dry run and shows its plan in the
+// review tabs (to be assigned / to be deassigned / unchanged / errors);
+// nothing is written until Save.
+func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	f := readBulkForm(r)
+	back := func(v view) (string, view, error) {
+		r2 := r.Clone(r.Context())
+		r2.URL.RawQuery = r.PostForm.Get("back")
+		name, v, err := c.customersPage(r2, s, v)
+		if err == nil {
+			d := v.Data.(customersData)
+			for _, id := range f.CustomerIDs {
+				d.Checked[id] = true
+			}
+			v.Data = d
+		}
+		return name, v, err
+	}
+	var err error
+	if r.PostForm.Get("all_matching") == "on" {
+		// The filters the table showed, as the back link carries them.
+		back, _ := url.ParseQuery(r.PostForm.Get("back"))
+		assigned := back.Get("assigned_user")
+		if assigned == "me" {
+			assigned = s.UserID
+		}
+		if c.d.SelectMatching == nil {
+			err = errNothingSelected
+		} else {
+			f.CustomerIDs, err = c.d.SelectMatching(r.Context(), s.Principal, back.Get("q"), back.Get("status"), assigned)
+		}
+	}
+	switch {
+	case err != nil:
+	case len(f.CustomerIDs) == 0:
+		err = errNothingSelected
+	case f.UserID == "":
+		err = errNoUser
+	}
+	var res commands.BulkResult
+	if err == nil {
+		res, err = c.d.Commands.BulkEdit(r.Context(), c.meta(s), f.request(true))
+	}
+	if err != nil {
+		c.refused(w, r, err, "bulk", back)
+		return
+	}
+	d, err := c.reviewData(r.Context(), s, f, res)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
+	if d.Back != "" {
+		d.BackURL += "?" + d.Back
+	}
+	c.render(w, r, nethttp.StatusOK, "review", view{Title: "Review bulk edit", Nav: "customers", Data: d})
+}
+
+func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res commands.BulkResult) (reviewData, error) {
+	d := reviewData{Form: f}
+	names, err := c.d.Queries.CustomersByID(ctx, s.TenantID, f.CustomerIDs)
+	if err != nil {
+		return d, err
+	}
+	users, err := c.activeUsers(ctx, s.TenantID)
+	if err != nil {
+		return d, err
+	}
+	userName := map[string]string{}
+	for _, u := range users {
+		userName[u.ID] = u.Name
+	}
+	row := func(customerID, userID string) reviewRow {
+		rr := reviewRow{CustomerID: customerID, Customer: customerID, User: userName[userID]}
+		if cu, ok := names[customerID]; ok {
+			rr.Customer = strings.TrimSpace(cu.FirstName + " " + cu.LastName)
+			if rr.Customer == "" {
+				rr.Customer = cu.Email
+			}
+		}
+		if rr.User == "" {
+			rr.User = userID
+		}
+		return rr
+	}
+	d.Counts = [4]int{len(res.ToBeAssigned), len(res.ToBeDeassigned), len(res.Unchanged), len(res.Errors)}
+	res.ToBeAssigned, res.ToBeDeassigned = res.ToBeAssigned[:min(len(res.ToBeAssigned), maxReviewRows)], res.ToBeDeassigned[:min(len(res.ToBeDeassigned), maxReviewRows)]
+	res.Unchanged, res.Errors = res.Unchanged[:min(len(res.Unchanged), maxReviewRows)], res.Errors[:min(len(res.Errors), maxReviewRows)]
+	for _, p := range res.ToBeAssigned {
+		d.ToBeAssigned = append(d.ToBeAssigned, row(p.CustomerID, p.UserID))
+	}
+	for _, p := range res.ToBeDeassigned {
+		d.ToBeDeassigned = append(d.ToBeDeassigned, row(p.CustomerID, p.UserID))
+	}
+	for _, p := range res.Unchanged {
+		d.Unchanged = append(d.Unchanged, row(p.CustomerID, p.UserID))
+	}
+	for _, e := range res.Errors {
+		rr := row(e.CustomerID, e.UserID)
+		rr.Code, rr.Detail = e.Code, e.Detail
+		d.Errors = append(d.Errors, rr)
+	}
+	d.UserName = userName[f.UserID]
+	d.ActionLabel = map[string]string{"add": "Add", "remove": "Remove", "set": "Make the only assignee:"}[f.Action]
+	d.CanSave = d.Counts[3] == 0 && d.Counts[0]+d.Counts[1] > 0
+	return d, nil
+}
+
+// bulkSave carries out the reviewed bulk edit. Whatever changed since the
+// review, the command decides again: a refusal is shown on the review.
+func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	f := readBulkForm(r)
+	if len(f.CustomerIDs) == 0 || f.UserID == "" {
+		nethttp.Redirect(w, r, "/customers", nethttp.StatusSeeOther)
+		return
+	}
+	res, err := c.d.Commands.BulkEdit(r.Context(), c.meta(s), f.request(false))
+	if err != nil {
+		c.refused(w, r, err, "review", func(v view) (string, view, error) {
+			plan, perr := c.d.Commands.BulkEdit(r.Context(), c.meta(s), f.request(true))
+			if perr != nil {
+				var bulk *commands.BulkRejectedError
+				if !errors.As(perr, &bulk) {
+					plan = commands.BulkResult{}
+				}
+			}
+			d, derr := c.reviewData(r.Context(), s, f, plan)
+			d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
+			if d.Back != "" {
+				d.BackURL += "?" + d.Back
+			}
+			v.Title, v.Nav, v.Data = "Review bulk edit", "customers", d
+			return "review", v, derr
+		})
+		return
+	}
+	back := "/customers"
+	if b := r.PostForm.Get("back"); b != "" {
+		back += "?" + b
+	}
+	redirectAfter(w, r, back, res.Position, "bulk")
+}
+
+// exportCSV downloads the table's filtered list as CSV ("me" resolved as
+// the table resolves it).
+func (c *Console) exportCSV(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	if c.d.ExportCSV == nil {
+		nethttp.NotFound(w, r)
+		return
+	}
+	q := r.URL.Query()
+	if q.Get("assigned_user") == "me" {
+		q.Set("assigned_user", s.UserID)
+	}
+	q.Del("cursor")
+	r2 := r.Clone(r.Context())
+	r2.URL.RawQuery = q.Encode()
+	c.d.ExportCSV(w, r2, s.Principal)
+}

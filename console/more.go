@@ -1,0 +1,253 @@
+package console
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	nethttp "net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/projections"
+)
+
+type auditData struct {
+	From, To, Type, Actor, UserID, CustomerID string
+	Users                                     []commands.UserView
+	Names                                     map[string]string
+	Items                                     []projections.AuditEntry
+	NextURL                                   string
+}
+
+// dateLayout is the audit's date pickers' format (whole UTC days).
+const dateLayout = "2006-01-02"
+
+var errBadDate = &domain.ValidationError{Field: "from", Detail: "dates must look like 2026-01-31"}
+
+// audit is the tenant's event log with the API's filters, keyset-paged by
+// position (Queries.Audit, as GET /v1/audit).
+func (c *Console) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	// The audit is the API's admin-only read; the console keeps that rule
+	// by asking the domain, not by hiding a link.
+	if err := domain.RequireAdmin(s.Actor); err != nil {
+		c.refused(w, r, err, "filters", func(v view) (string, view, error) {
+			v.Title, v.Nav, v.Data = "Audit", "audit", auditData{}
+			return "audit", v, nil
+		})
+		return
+	}
+	name, v, err := c.auditPage(r, s, view{Lagging: c.waitForPosition(r, projections.AuditLog)})
+	if err != nil {
+		c.refused(w, r, err, "filters", func(v view) (string, view, error) {
+			r2 := r.Clone(r.Context())
+			r2.URL.RawQuery = ""
+			return c.auditPage(r2, s, v)
+		})
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, name, v)
+}
+
+func (c *Console) auditPage(r *nethttp.Request, s sessionInfo, v view) (string, view, error) {
+	q := r.URL.Query()
+	d := auditData{From: q.Get("from"), To: q.Get("to"), Type: q.Get("type"), Actor: q.Get("actor"),
+		UserID: q.Get("user_id"), CustomerID: q.Get("customer_id"), Names: map[string]string{}}
+	f := projections.AuditFilter{Type: d.Type, Actor: d.Actor, UserID: d.UserID, CustomerID: d.CustomerID}
+	if d.From != "" {
+		t, err := time.ParseInLocation(dateLayout, d.From, time.UTC)
+		if err != nil {
+			return "", v, errBadDate
+		}
+		f.From = t
+	}
+	if d.To != "" {
+		t, err := time.ParseInLocation(dateLayout, d.To, time.UTC)
+		if err != nil {
+			return "", v, errBadDate
+		}
+		f.To = t.Add(24*time.Hour - time.Microsecond) // the whole day
+	}
+	users, err := c.d.Commands.ListUsers(r.Context(), s.TenantID, commands.UsersFilter{}, nil, maxUsersShown)
+	if err != nil {
+		return "", v, err
+	}
+	d.Users = users
+	for _, u := range users {
+		d.Names[u.ID] = u.Name
+	}
+	pg, err := c.d.Queries.Audit(r.Context(), s.TenantID, f, pageSize, q.Get("cursor"))
+	if err != nil {
+		return "", v, err
+	}
+	d.Items = pg.Items
+	if pg.NextCursor != "" {
+		nq := url.Values{}
+		for k, vals := range q {
+			if k != "cursor" && k != "pos" && k != "done" && len(vals) > 0 && vals[0] != "" {
+				nq.Set(k, vals[0])
+			}
+		}
+		nq.Set("cursor", pg.NextCursor)
+		d.NextURL = "/audit?" + nq.Encode()
+	}
+	v.Title, v.Nav, v.Data = "Audit", "audit", d
+	return "audit", v, nil
+}
+
+type importData struct {
+	Report *commands.ImportReport
+	DryRun bool
+	// CSV is the file of a dry run, carried to the import so the user
+	// need not choose it again.
+	CSV            string
+	UpdateExisting bool
+}
+
+func (c *Console) importPage(w nethttp.ResponseWriter, r *nethttp.Request) {
+	if _, ok := c.requireSession(w, r); !ok {
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: importData{}})
+}
+
+func (c *Console) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	if err := domain.RequireAdmin(s.Actor); err != nil {
+		c.refused(w, r, err, "import", func(v view) (string, view, error) {
+			v.Title, v.Nav, v.Data = "Import clients", "import", importData{}
+			return "import", v, nil
+		})
+		return
+	}
+	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="clients-template.csv"`)
+	_, _ = w.Write(c.d.Commands.ImportTemplate())
+}
+
+// maxImportBytes is the API's limit on one import file.
+const maxImportBytes = 10 << 20
+
+var errNoFile = &domain.ValidationError{Field: "file", Detail: "choose a CSV file"}
+
+// importClients runs ImportClients on the uploaded file (or the one a dry
+// run carried over): "Check" is its dry run, "Import" the real thing. A
+// file with bad rows shows the report of every bad row.
+func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	d := importData{DryRun: r.PostForm.Get("mode") != "import", UpdateExisting: r.PostForm.Get("update_existing") == "on"}
+	var data []byte
+	if f, _, err := r.FormFile("file"); err == nil {
+		data, err = io.ReadAll(io.LimitReader(f, maxImportBytes+1))
+		_ = f.Close()
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+	} else {
+		data = []byte(r.PostForm.Get("csv"))
+	}
+	page := func(v view) (string, view, error) {
+		v.Title, v.Nav, v.Data = "Import clients", "import", d
+		return "import", v, nil
+	}
+	if len(data) == 0 {
+		c.refused(w, r, errNoFile, "import", page)
+		return
+	}
+	if len(data) > maxImportBytes {
+		c.refused(w, r, &domain.ValidationError{Field: "file", Detail: "is larger than 10 MiB"}, "import", page)
+		return
+	}
+	rep, err := c.d.Commands.ImportClients(r.Context(), c.meta(s), bytes.NewReader(data),
+		commands.ImportOptions{DryRun: d.DryRun, UpdateExisting: d.UpdateExisting})
+	var rejected *commands.ImportRejectedError
+	switch {
+	case errors.As(err, &rejected):
+		d.Report = &rejected.Report
+		c.render(w, r, nethttp.StatusUnprocessableEntity, "import", view{Title: "Import clients", Nav: "import", Data: d})
+		return
+	case err != nil:
+		c.refused(w, r, err, "import", page)
+		return
+	}
+	d.Report = &rep
+	if d.DryRun {
+		d.CSV = string(data)
+		c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: d})
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, "import", view{Title: "Import clients", Nav: "import", Data: d, Notice: "Import done.",
+		Pos: rep.Position})
+}
+
+type inviteData struct {
+	Users                             []commands.UserView
+	FirstName, LastName, Email, Phone string
+	Team                              map[string]bool
+	Link                              string
+	Customer                          commands.CustomerView
+	Invited                           bool
+}
+
+func (c *Console) invitePage(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	users, err := c.activeUsers(r.Context(), s.TenantID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite",
+		Data: inviteData{Users: users, Team: map[string]bool{}}})
+}
+
+// invite calls InviteClient and shows the invitation link once: only its
+// hash is stored, so it cannot be shown again.
+func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	f := r.PostForm
+	d := inviteData{FirstName: strings.TrimSpace(f.Get("first_name")), LastName: strings.TrimSpace(f.Get("last_name")),
+		Email: strings.TrimSpace(f.Get("email")), Phone: strings.TrimSpace(f.Get("phone")), Team: map[string]bool{}}
+	for _, id := range f["team"] {
+		d.Team[id] = true
+	}
+	users, err := c.activeUsers(r.Context(), s.TenantID)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	d.Users = users
+	res, err := c.d.Commands.InviteClient(r.Context(), c.meta(s),
+		domain.Profile{FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Phone: d.Phone}, f["team"], false)
+	if err != nil {
+		c.refused(w, r, err, "invite", func(v view) (string, view, error) {
+			v.Title, v.Nav, v.Data = "Invite a client", "invite", d
+			return "invite", v, nil
+		})
+		return
+	}
+	d.Invited, d.Customer = true, res.Customer
+	if res.Token != "" {
+		d.Link = c.d.BaseURL + "/invitations/" + res.Token
+	}
+	c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite", Data: d,
+		Notice: "Client invited.", Pos: res.Position})
+}
