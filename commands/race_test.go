@@ -318,7 +318,7 @@ func TestBulkSetRacesSingleCommands(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
-	customers := seedCustomers(t, b, 300)
+	customers := seedCustomers(t, b, commands.MaxBulkCustomers)
 	pol := domain.Policy{MaxAssignees: ptr(1), RequireLead: true, MembersCanSelfAssign: true}
 	b.policy(t, pol)
 	u1, u2, u3, u4 := b.user(t), b.user(t), b.user(t), b.user(t)
@@ -384,7 +384,7 @@ func TestTransferRacesSingleCommands(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
-	customers := seedCustomers(t, b, 300)
+	customers := seedCustomers(t, b, commands.MaxBulkCustomers)
 	pol := domain.Policy{MaxAssignees: ptr(2), RequireLead: true, MembersCanSelfAssign: true}
 	b.policy(t, pol)
 	mover, heir, u3 := b.user(t), b.user(t), b.user(t)
