@@ -72,10 +72,10 @@ type Deps struct {
 	// SelectMatching answers every customer the customer list's filters
 	// match, as a bulk call's "filter" selects them (the API's own code,
 	// with its limit). May be nil: "select all matching" is then refused.
-	SelectMatching func(ctx context.Context, p Principal, q, status, assignedUser string) ([]string, error)
+	SelectMatching func(ctx context.Context, p Principal, q, status, assignedUser, group string) ([]string, error)
 	// ExportCSV writes the customer list filtered by r's query as CSV, as
 	// the API's export does.
-	ExportCSV func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
+	Export func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
 	// BaseURL prefixes invitation links, as in the API's answers.
 	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH
@@ -126,7 +126,7 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers", c.customers)
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
-		r.Get("/customers/export.csv", c.exportCSV)
+		r.Get("/customers/export", c.export)
 		r.Get("/customers/new", c.newCustomerPage)
 		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)

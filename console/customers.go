@@ -17,22 +17,33 @@ import (
 const pageSize = 50
 
 type customersData struct {
-	Q, Status, AssignedUser string
-	Statuses                []string
-	Users                   []commands.UserView
-	Items                   []projections.CustomerItem
-	Next                    string
-	Paged                   bool
+	Q, Status, AssignedUser, Group string
+	Statuses                       []string
+	Users                          []commands.UserView
+	Groups                         []projections.Group
+	// Exports are the download links of the filtered list, one per format.
+	Exports []exportLink
+	Items   []projections.CustomerItem
+	Next    string
+	Paged   bool
 	// NextURL keeps the filters on the next page's link; Query is the
-	// filters alone (where a bulk edit returns), FirstURL and ExportURL
+	// filters alone (where a bulk edit returns), FirstURL
 	// the links that carry them (whole URLs: html/template would escape
 	// a query interpolated after "?").
-	NextURL, Query, FirstURL, ExportURL string
+	NextURL, Query, FirstURL string
 	// Checked are the customers ticked when a bulk review is sent back.
 	Checked map[string]bool
 }
 
 var statuses = []string{"active", "invited", "blocked"}
+
+// exportLink is one format of the export menu.
+type exportLink struct {
+	Format, Label, URL string
+}
+
+// exportFormats are the API's export formats, as the menu names them.
+var exportFormats = [][2]string{{"csv", "CSV"}, {"xlsx", "Excel (XLSX)"}, {"ods", "OpenDocument (ODS)"}, {"vcf", "vCard"}, {"html", "HTML"}}
 
 // activeUsers lists the tenant's active users for the pickers. A tenant
 // with more than 500 users would need a search box here; ListUsers pages
@@ -68,13 +79,22 @@ func (c *Console) customers(w nethttp.ResponseWriter, r *nethttp.Request) {
 func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (string, view, error) {
 	q := r.URL.Query()
 	d := customersData{Q: strings.TrimSpace(q.Get("q")), Status: q.Get("status"), AssignedUser: q.Get("assigned_user"),
-		Statuses: statuses, Paged: q.Get("cursor") != "", Checked: map[string]bool{}}
+		Group: q.Get("group"), Statuses: statuses, Paged: q.Get("cursor") != "", Checked: map[string]bool{}}
 	users, err := c.activeUsers(r.Context(), s.TenantID)
 	if err != nil {
 		return "", v, err
 	}
 	d.Users = users
+	if d.Groups, err = c.d.Queries.Groups(r.Context(), s.TenantID); err != nil {
+		return "", v, err
+	}
 	f := projections.CustomerFilter{Q: d.Q, Status: d.Status}
+	if d.Group != "" {
+		if !slices.ContainsFunc(d.Groups, func(g projections.Group) bool { return g.ID == d.Group }) {
+			return "", v, commands.ErrNotFound
+		}
+		f.Group = d.Group
+	}
 	switch d.AssignedUser {
 	case "":
 	case "me":
@@ -96,13 +116,21 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 	}
 	d.Items, d.Next = pg.Items, pg.NextCursor
 	nq := url.Values{}
-	for _, k := range []string{"q", "status", "assigned_user"} {
+	for _, k := range []string{"q", "status", "assigned_user", "group"} {
 		if val := q.Get(k); val != "" {
 			nq.Set(k, val)
 		}
 	}
 	d.Query = nq.Encode()
-	d.FirstURL, d.ExportURL = "/customers?"+d.Query, "/customers/export.csv?"+d.Query
+	d.FirstURL = "/customers?" + d.Query
+	for _, fm := range exportFormats {
+		eq := url.Values{}
+		for k, vals := range nq {
+			eq[k] = vals
+		}
+		eq.Set("format", fm[0])
+		d.Exports = append(d.Exports, exportLink{Format: fm[0], Label: fm[1], URL: "/customers/export?" + eq.Encode()})
+	}
 	if d.Next != "" {
 		nq.Set("cursor", d.Next)
 		d.NextURL = "/customers?" + nq.Encode()
@@ -190,7 +218,7 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		if c.d.SelectMatching == nil {
 			err = errNothingSelected
 		} else {
-			f.CustomerIDs, err = c.d.SelectMatching(r.Context(), s.Principal, back.Get("q"), back.Get("status"), assigned)
+			f.CustomerIDs, err = c.d.SelectMatching(r.Context(), s.Principal, back.Get("q"), back.Get("status"), assigned, back.Get("group"))
 		}
 	}
 	switch {
@@ -309,14 +337,14 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 	redirectAfter(w, r, back, res.Position, "bulk")
 }
 
-// exportCSV downloads the table's filtered list as CSV ("me" resolved as
-// the table resolves it).
-func (c *Console) exportCSV(w nethttp.ResponseWriter, r *nethttp.Request) {
+// export downloads the table's filtered list in the format ?format= names
+// (the API's formats; "me" resolved as the table resolves it).
+func (c *Console) export(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s, ok := c.requireSession(w, r)
 	if !ok {
 		return
 	}
-	if c.d.ExportCSV == nil {
+	if c.d.Export == nil {
 		nethttp.NotFound(w, r)
 		return
 	}
@@ -327,5 +355,5 @@ func (c *Console) exportCSV(w nethttp.ResponseWriter, r *nethttp.Request) {
 	q.Del("cursor")
 	r2 := r.Clone(r.Context())
 	r2.URL.RawQuery = q.Encode()
-	c.d.ExportCSV(w, r2, s.Principal)
+	c.d.Export(w, r2, s.Principal)
 }

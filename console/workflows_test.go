@@ -1,14 +1,20 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/xuri/excelize/v2"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -312,4 +318,86 @@ func TestConsolePagingAndLead(t *testing.T) {
 	b.click("#team-save")
 	b.waitText("#notice", "Team saved")
 	b.waitText(`#team li[data-user="`+w.carol.id+`"]`, "lead")
+}
+
+// TestConsoleGroupFilterAllMatchingAndXLSX: Calendesk's list, on the
+// console: filter the table by a group, bulk edit "every customer matching"
+// that filter (the group's customers only, checked on the review step),
+// and download the filtered list as XLSX from the export menu.
+func TestConsoleGroupFilterAllMatchingAndXLSX(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var vip []string
+	for _, n := range []string{"Ann", "Bea", "Cat"} {
+		vip = append(vip, w.customer(n, "Vip", w.bob.id))
+	}
+	w.customer("Dan", "Plain", w.bob.id)
+	g, err := w.cmd.CreateGroup(ctx, w.meta(), "VIP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.cmd.BulkCustomers(ctx, w.meta(), commands.CustomerBulkRequest{
+		Action: domain.CustomerActionAddToGroup, CustomerIDs: vip, GroupID: g.ID}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/customers")
+	b.waitText("#customers", "Dan Plain")
+	b.run("filter by the group", chromedp.SetValue("#group", g.ID, chromedp.ByID))
+	b.click(`#filters button[type=submit]`)
+	b.waitText("#customers", "Cat Vip")
+	if got := b.text("#customers"); strings.Contains(got, "Dan Plain") {
+		b.failf("the group filter let another customer through: %q", got)
+	}
+	b.run("all matching, add Carol",
+		chromedp.Click("#all-matching", chromedp.ByID),
+		chromedp.SetValue("#bulk-action", "add", chromedp.ByID),
+		chromedp.SetValue("#bulk-user", w.carol.id, chromedp.ByID))
+	b.click("#bulk-review")
+	b.waitText("h1", "Review bulk edit")
+	b.waitText("#to-be-assigned .count", "3")
+	if got := b.text("#to-be-assigned"); strings.Contains(got, "Dan Plain") {
+		b.failf("a customer outside the group is selected: %q", got)
+	}
+	b.click("#save")
+	b.waitText("#notice", "Bulk edit saved")
+
+	// The export menu's XLSX link carries the group filter.
+	b.open("/customers?group=" + g.ID)
+	b.waitText("#customers", "Ann Vip")
+	var got struct {
+		Status int    `json:"status"`
+		Type   string `json:"type"`
+		Head   string `json:"head"`
+		Bytes  string `json:"bytes"`
+	}
+	b.run("fetch the XLSX export", chromedp.Evaluate(`fetch(document.querySelector('#export-xlsx').href)
+		.then(async r => { const buf = new Uint8Array(await r.arrayBuffer());
+			let s = ''; for (const x of buf) s += String.fromCharCode(x);
+			return {status: r.status, type: r.headers.get('Content-Type'), head: s.slice(0, 2), bytes: btoa(s)}; })`, &got,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if got.Status != 200 || got.Head != "PK" || !strings.Contains(got.Type, "spreadsheetml") {
+		b.failf("xlsx export: status %d, type %q, starts %q", got.Status, got.Type, got.Head)
+	}
+	raw, err := base64.StdEncoding.DecodeString(got.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := excelize.OpenReader(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatalf("open the XLSX: %v", err)
+	}
+	rows, err := x.GetRows("Customers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, r := range rows[1:] {
+		names = append(names, r[1]+" "+r[2])
+	}
+	slices.Sort(names)
+	if !slices.Equal(names, []string{"Ann Vip", "Bea Vip", "Cat Vip"}) {
+		t.Fatalf("xlsx rows: %v", names)
+	}
 }

@@ -21,7 +21,7 @@ func (s *Server) newConsole() *console.Console {
 		RoleChanged:    s.keys.forgetUser,
 		BaseURL:        s.baseURL,
 		SelectMatching: s.consoleSelect,
-		ExportCSV:      s.consoleExportCSV,
+		Export:         s.consoleExport,
 	})
 }
 
@@ -54,25 +54,33 @@ func consoleRefusal(err error) (console.Refusal, bool) {
 // consoleSelect is the API's selection by filter (bulkSelection: wait for
 // the read models, count, at most 10,000, then the IDs) for the console's
 // "select all matching", so both select exactly alike.
-func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, status, assignedUser string) ([]string, error) {
+func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, status, assignedUser, group string) ([]string, error) {
 	ctx = context.WithValue(ctx, ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor})
 	r, err := nethttp.NewRequestWithContext(ctx, nethttp.MethodPost, "/", nil)
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser})
+	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser, Group: group})
 	return ids, err
 }
 
-// consoleExportCSV is GET /v1/customers with Accept: text/csv for the
-// console's export link: the same filters (the request's query), the same
-// columns and formula defusing.
-func (s *Server) consoleExportCSV(w nethttp.ResponseWriter, r *nethttp.Request, p console.Principal) {
+// consoleExport is GET /v1/customers?format= for the console's export
+// menu: the same filters (the request's query), formats, columns and
+// formula defusing.
+func (s *Server) consoleExport(w nethttp.ResponseWriter, r *nethttp.Request, p console.Principal) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor}))
 	f, err := s.customerFilter(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.export(w, r, p.TenantID, exportFormats[0], f) // CSV
+	fm, ok, err := exportFormatOf(r)
+	if err == nil && !ok {
+		err = badRequest("invalid_input", "format", "format must be csv, xlsx, ods, vcf or html")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.export(w, r, p.TenantID, fm, f)
 }
