@@ -131,6 +131,7 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
+		r.Post("/customers/{id}/groups", c.group)
 		r.Post("/customers/{id}/mine", c.toggleMine)
 		r.Post("/customers/{id}/team", c.setTeam)
 		r.Post("/customers/{id}/lead", c.makeLead)
@@ -329,6 +330,7 @@ func noticeText(done string) string {
 		"signedout":   "You are signed out.",
 		"usercreated": "User created.",
 		"blocked":     "Customer blocked.",
+		"groups":      "Groups updated.",
 		"created":     "Customer created.",
 		"unblocked":   "Customer unblocked.",
 		"role":        "Role changed.",

@@ -2,6 +2,7 @@ package console
 
 import (
 	"encoding/json"
+	"errors"
 	nethttp "net/http"
 	"slices"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -26,6 +28,9 @@ type profileData struct {
 	TeamThen []projections.Assignee
 	// Others are the active users not on the team (Replace's choices).
 	Others []commands.UserView
+	// Groups are the customer's groups (the customer list's read model);
+	// OtherGroups the tenant's groups it is not in (Add's choices).
+	Groups, OtherGroups []projections.GroupRef
 }
 
 // historyEntry is one event of the customer's stream, for the timeline.
@@ -46,7 +51,7 @@ func (c *Console) profile(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	lagging := c.waitForPosition(r, projections.AssignmentIntervals)
+	lagging := c.waitForPosition(r, projections.AssignmentIntervals, projections.CustomerList, projections.Groups)
 	name, v, err := c.profilePage(r, s, view{Lagging: lagging})
 	if err != nil {
 		if ref, known := c.d.Refusal(err); known && ref.Status == nethttp.StatusNotFound {
@@ -90,6 +95,20 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 	}
 	if d.History, err = c.history(r, s, cu.ID); err != nil {
 		return "", v, err
+	}
+	if item, err := c.d.Queries.Customer(ctx, s.TenantID, cu.ID); err == nil {
+		d.Groups = item.Groups
+	} else if !errors.Is(err, projections.ErrNotFound) {
+		return "", v, err
+	}
+	all, err := c.d.Queries.Groups(ctx, s.TenantID)
+	if err != nil {
+		return "", v, err
+	}
+	for _, g := range all {
+		if !slices.ContainsFunc(d.Groups, func(in projections.GroupRef) bool { return in.ID == g.ID }) {
+			d.OtherGroups = append(d.OtherGroups, projections.GroupRef{ID: g.ID, Name: g.Name})
+		}
 	}
 	if raw := r.URL.Query().Get("as_of"); raw != "" {
 		at, perr := time.ParseInLocation(asOfLayout, raw, time.UTC)
@@ -239,4 +258,26 @@ func (c *Console) block(w nethttp.ResponseWriter, r *nethttp.Request) {
 		}
 		return c.d.Commands.BlockCustomer(r.Context(), c.meta(s), id)
 	})
+}
+
+// group adds the customer to a group or removes it (POST
+// /v1/customers/bulk's add_to_group / remove_from_group for this one
+// customer, admin only).
+func (c *Console) group(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	id := chi.URLParam(r, "id")
+	action := domain.CustomerActionAddToGroup
+	if r.PostForm.Get("action") == "remove" {
+		action = domain.CustomerActionRemoveFromGroup
+	}
+	res, err := c.d.Commands.BulkCustomers(r.Context(), c.meta(s), commands.CustomerBulkRequest{
+		Action: action, CustomerIDs: []string{id}, GroupID: r.PostForm.Get("group_id")})
+	if err != nil {
+		c.refused(w, r, err, "groups", func(v view) (string, view, error) { return c.profilePage(r, s, v) })
+		return
+	}
+	redirectAfter(w, r, "/customers/"+id+"#groups", res.Position, "groups")
 }

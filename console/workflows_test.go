@@ -401,3 +401,38 @@ func TestConsoleGroupFilterAllMatchingAndXLSX(t *testing.T) {
 		t.Fatalf("xlsx rows: %v", names)
 	}
 }
+
+// TestConsoleProfileGroups: an admin adds a customer to a group and removes
+// it on the profile; the table's group filter follows; a member's attempt
+// is refused with the rule's message at the groups form.
+func TestConsoleProfileGroups(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	cust := w.customer("Gil", "Grouped", w.bob.id)
+	g, err := w.cmd.CreateGroup(ctx, w.meta(), "Gold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/customers/" + cust)
+	b.waitText("#group-list", "In no group")
+	b.run("choose the group", chromedp.SetValue("#group-id", g.ID, chromedp.ByID))
+	b.click("#add-group-button")
+	b.waitText("#notice", "Groups updated")
+	b.waitText("#group-list", "Gold")
+	b.open("/customers?group=" + g.ID)
+	b.waitText("#customers", "Gil Grouped")
+
+	m := newBrowser(t, w, 1280, 900)
+	m.signIn(w.bob)
+	m.open("/customers/" + cust)
+	m.waitText("#group-list", "Gold")
+	m.click(".remove-group")
+	m.waitText("#groups #refusal", "forbidden")
+
+	b.open("/customers/" + cust)
+	b.click(".remove-group")
+	b.waitText("#notice", "Groups updated")
+	b.waitText("#group-list", "In no group")
+}
