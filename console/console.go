@@ -76,6 +76,9 @@ type Deps struct {
 	// ExportCSV writes the customer list filtered by r's query as CSV, as
 	// the API's export does.
 	Export func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
+	// AuditExport writes the audit log filtered by r's query (the API's
+	// filters) as CSV or, with format=ndjson, NDJSON.
+	AuditExport func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
 	// BaseURL prefixes invitation links, as in the API's answers.
 	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH
@@ -132,6 +135,7 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
 		r.Post("/customers/{id}/groups", c.group)
+		r.Get("/audit/export", c.auditExport)
 		r.Post("/customers/{id}/mine", c.toggleMine)
 		r.Post("/customers/{id}/team", c.setTeam)
 		r.Post("/customers/{id}/lead", c.makeLead)

@@ -76,6 +76,15 @@ func TestConsoleInviteAndAudit(t *testing.T) {
 	}
 	b.open("/audit?type=UserAssigned&user_id=" + w.bob.id)
 	b.waitText("#audit", "Bob Baker")
+	// The export carries the filters: every UserAssigned about Bob, as CSV.
+	var csv string
+	b.run("fetch the audit export", chromedp.Evaluate(
+		`fetch(document.querySelector('#audit-csv').href).then(r => r.text())`, &csv,
+		func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if !strings.HasPrefix(csv, "position,type,at") || !strings.Contains(csv, ",UserAssigned,") ||
+		strings.Contains(csv, ",ClientInvited,") {
+		b.failf("audit export = %q", csv)
+	}
 
 	// The same e-mail again is refused on the form.
 	b.open("/invite")
@@ -88,6 +97,8 @@ func TestConsoleInviteAndAudit(t *testing.T) {
 	m.signIn(w.carol)
 	m.open("/audit")
 	m.waitText("#refusal", "forbidden")
+	m.open("/audit/export?format=csv")
+	m.waitText("body", "only an admin")
 }
 
 // TestConsoleExportAndBlock: the table's Export CSV carries its filters

@@ -234,7 +234,16 @@ func TestConsoleAsOf(t *testing.T) {
 	b.signIn(w.admin)
 	b.open("/customers/" + cust)
 	b.waitText("#team", "Carol Cole")
-	b.run("pick the earlier moment", chromedp.SetValue("#as_of", then.Format("2006-01-02T15:04:05"), chromedp.ByID))
+	// Set by script once the input is there: SetValue's node could go stale
+	// on a loaded machine ("could not set value on node").
+	var picked string
+	b.run("pick the earlier moment",
+		chromedp.WaitVisible("#as_of", chromedp.ByID),
+		chromedp.Evaluate(`(() => { const e = document.getElementById('as_of'); e.value = '`+
+			then.Format("2006-01-02T15:04:05")+`'; return e.value; })()`, &picked))
+	if picked == "" {
+		b.failf("the picker took no value")
+	}
 	b.click("#asof-show")
 	b.waitText("#team-then", "Bob Baker")
 	if got := b.text("#team-then"); strings.Contains(got, "Carol Cole") {

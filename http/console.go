@@ -22,6 +22,7 @@ func (s *Server) newConsole() *console.Console {
 		BaseURL:        s.baseURL,
 		SelectMatching: s.consoleSelect,
 		Export:         s.consoleExport,
+		AuditExport:    s.consoleAuditExport,
 	})
 }
 
@@ -83,4 +84,16 @@ func (s *Server) consoleExport(w nethttp.ResponseWriter, r *nethttp.Request, p c
 		return
 	}
 	s.export(w, r, p.TenantID, fm, f)
+}
+
+// consoleAuditExport is GET /v1/audit as CSV (or NDJSON with
+// format=ndjson) for the console's audit page: the API's filters, columns,
+// formula defusing and abort-on-failure.
+func (s *Server) consoleAuditExport(w nethttp.ResponseWriter, r *nethttp.Request, p console.Principal) {
+	r = r.Clone(context.WithValue(r.Context(), ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor}))
+	r.Header.Set("Accept", "text/csv")
+	if r.URL.Query().Get("format") == "ndjson" {
+		r.Header.Set("Accept", "application/x-ndjson")
+	}
+	s.audit(w, r)
 }
