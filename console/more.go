@@ -141,6 +141,9 @@ type importData struct {
 	// need not choose it again.
 	CSV            string
 	UpdateExisting bool
+	// Invite creates the new clients as invited and e-mails each its
+	// invitation (?invite=true).
+	Invite bool
 }
 
 func (c *Console) importPage(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -180,7 +183,8 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	d := importData{DryRun: r.PostForm.Get("mode") != "import", UpdateExisting: r.PostForm.Get("update_existing") == "on"}
+	d := importData{DryRun: r.PostForm.Get("mode") != "import", UpdateExisting: r.PostForm.Get("update_existing") == "on",
+		Invite: r.PostForm.Get("invite") == "on"}
 	var data []byte
 	if f, _, err := r.FormFile("file"); err == nil {
 		data, err = io.ReadAll(io.LimitReader(f, maxImportBytes+1))
@@ -205,7 +209,7 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	rep, err := c.d.Commands.ImportClients(r.Context(), c.meta(s), bytes.NewReader(data),
-		commands.ImportOptions{DryRun: d.DryRun, UpdateExisting: d.UpdateExisting})
+		commands.ImportOptions{DryRun: d.DryRun, UpdateExisting: d.UpdateExisting, Invite: d.Invite})
 	var rejected *commands.ImportRejectedError
 	switch {
 	case errors.As(err, &rejected):
@@ -233,6 +237,8 @@ type inviteData struct {
 	Link                              string
 	Customer                          commands.CustomerView
 	Invited                           bool
+	// SendEmail e-mails the client its invitation (send_email).
+	SendEmail bool
 }
 
 func (c *Console) invitePage(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -258,7 +264,8 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	f := r.PostForm
 	d := inviteData{FirstName: strings.TrimSpace(f.Get("first_name")), LastName: strings.TrimSpace(f.Get("last_name")),
-		Email: strings.TrimSpace(f.Get("email")), Phone: strings.TrimSpace(f.Get("phone")), Team: map[string]bool{}}
+		Email: strings.TrimSpace(f.Get("email")), Phone: strings.TrimSpace(f.Get("phone")), Team: map[string]bool{},
+		SendEmail: f.Get("send_email") == "on"}
 	for _, id := range f["team"] {
 		d.Team[id] = true
 	}
@@ -269,7 +276,7 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	d.Users = users
 	res, err := c.d.Commands.InviteClient(r.Context(), c.meta(s),
-		domain.Profile{FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Phone: d.Phone}, f["team"], false)
+		domain.Profile{FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Phone: d.Phone}, f["team"], d.SendEmail)
 	if err != nil {
 		c.refused(w, r, err, "invite", func(v view) (string, view, error) {
 			v.Title, v.Nav, v.Data = "Invite a client", "invite", d

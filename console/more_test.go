@@ -156,3 +156,31 @@ func TestConsoleNewCustomer(t *testing.T) {
 	b.click("#team-save")
 	b.waitText("#team", "Carol Cole")
 }
+
+// TestConsoleInviteByEmailWithoutEmail: ticking "e-mail the client" on a
+// server without e-mail is refused on the form (email_not_configured) and
+// invites no one; the import's invite option likewise.
+func TestConsoleInviteByEmailWithoutEmail(t *testing.T) {
+	w := newWorld(t)
+	b := newBrowser(t, w, 1280, 900)
+	b.signIn(w.admin)
+	b.open("/invite")
+	b.run("fill the invitation",
+		chromedp.SendKeys("#email", "mailed@client.example", chromedp.ByID),
+		chromedp.Click("#send-email", chromedp.ByID))
+	b.click("#invite-send")
+	b.waitText("#refusal", "email_not_configured")
+	b.open("/customers?q=mailed")
+	b.waitText("#customers", "No customers match")
+
+	file := filepath.Join(t.TempDir(), "invite.csv")
+	if err := os.WriteFile(file, []byte("Email,First Name\nimported@client.example,Imp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b.open("/import")
+	b.run("import with invitations",
+		chromedp.SetUploadFiles("#file", []string{file}, chromedp.ByID),
+		chromedp.Click("#import-invite", chromedp.ByID))
+	b.click("#import-direct")
+	b.waitText("#refusal", "email_not_configured")
+}
