@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -156,13 +154,9 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				if len(events) == 0 && idem == nil {
 					return nil
 				}
-				streams := make([]eventstore.StreamWrite, 0, len(events))
-				for _, id := range slices.Sorted(maps.Keys(events)) {
-					data, err := encode(events[id])
-					if err != nil {
-						return err
-					}
-					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				streams, err := customerStreams(events, versions)
+				if err != nil {
+					return err
 				}
 				if len(streams) == 0 {
 					guards = nil // nothing is appended; the key alone is recorded

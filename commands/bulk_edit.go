@@ -3,8 +3,6 @@ package commands
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -154,13 +152,9 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				if len(plan.Events) == 0 && idem == nil {
 					return nil
 				}
-				streams := make([]eventstore.StreamWrite, 0, len(plan.Events))
-				for _, id := range slices.Sorted(maps.Keys(plan.Events)) {
-					data, err := encode(plan.Events[id])
-					if err != nil {
-						return err
-					}
-					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				streams, err := customerStreams(plan.Events, versions)
+				if err != nil {
+					return err
 				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,

@@ -36,6 +36,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
@@ -248,6 +249,21 @@ func encode(events []domain.Event) ([]eventstore.EventData, error) {
 		out = append(out, eventstore.EventData{Type: typ, SchemaVersion: schema, Data: data})
 	}
 	return out, nil
+}
+
+// customerStreams encodes each customer's events as one stream write at
+// the version it was decided on, in ID order (the order every command
+// locks and appends customers in).
+func customerStreams(events map[string][]domain.Event, versions map[string]int64) ([]eventstore.StreamWrite, error) {
+	streams := make([]eventstore.StreamWrite, 0, len(events))
+	for _, id := range slices.Sorted(maps.Keys(events)) {
+		data, err := encode(events[id])
+		if err != nil {
+			return nil, err
+		}
+		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+	}
+	return streams, nil
 }
 
 // retryable reports whether a failed attempt may simply run again.

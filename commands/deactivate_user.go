@@ -131,14 +131,11 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 				if err != nil {
 					return err
 				}
-				streams := []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}
-				for _, id := range slices.Sorted(maps.Keys(customerEvents)) {
-					data, err := encode(customerEvents[id])
-					if err != nil {
-						return err
-					}
-					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				customerWrites, err := customerStreams(customerEvents, versions)
+				if err != nil {
+					return err
 				}
+				streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
 				u.Status = domain.UserStatusDeactivated
 				result = UserResult{UserView: userView(u)}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{

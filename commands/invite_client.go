@@ -52,17 +52,9 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		var result InvitationResult
 		err := c.withRetry(ctx, "InviteClient", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, err := requireUsers(ctx, tx, m.TenantID, sortedUnique(team), forShare)
+				members, pol, err := teamAndPolicy(ctx, tx, m.TenantID, team)
 				if err != nil {
 					return err
-				}
-				pol, err := readPolicy(ctx, tx, m.TenantID)
-				if err != nil {
-					return err
-				}
-				members := make([]domain.User, len(team))
-				for i, id := range team {
-					members[i] = users[id]
 				}
 				id := newID()
 				events, err := domain.InviteClient(id, p, members, pol)
@@ -75,7 +67,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 				for _, e := range events {
 					cu.Apply(e, at)
 				}
-				for _, u := range users {
+				for _, u := range members {
 					c.names.put(u.ID, u.Name)
 				}
 				token, hash := randomToken()
@@ -83,6 +75,10 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 				result.Customer.Invitation = &InvitationView{Status: InvitationPending}
 				var outbox []eventstore.OutboxMessage
 				if sendEmail {
+					users := make(map[string]domain.User, len(members))
+					for _, u := range members {
+						users[u.ID] = u
+					}
 					msg, err := invitationEmail(cu, token, users)
 					if err != nil {
 						return err

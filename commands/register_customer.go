@@ -30,20 +30,9 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		var result CustomerResult
 		err := c.withRetry(ctx, "RegisterCustomer", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				// The policy and the team's users are read in the append's
-				// transaction (users share-locked), so neither can change
-				// between the decision and the commit.
-				users, err := requireUsers(ctx, tx, m.TenantID, sortedUnique(team), forShare)
+				members, pol, err := teamAndPolicy(ctx, tx, m.TenantID, team)
 				if err != nil {
 					return err
-				}
-				pol, err := readPolicy(ctx, tx, m.TenantID)
-				if err != nil {
-					return err
-				}
-				members := make([]domain.User, len(team))
-				for i, id := range team {
-					members[i] = users[id]
 				}
 				id := newID()
 				events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
@@ -56,7 +45,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 				for _, e := range events {
 					cu.Apply(e, at)
 				}
-				for _, u := range users {
+				for _, u := range members {
 					c.names.put(u.ID, u.Name)
 				}
 				result = CustomerResult{CustomerView: c.customerView(cu)}
@@ -97,4 +86,23 @@ func profileClaims(customerID string, p domain.Profile) []eventstore.Claim {
 		claims = append(claims, eventstore.Claim{Kind: claimCustomerExternalID, Value: p.ExternalID, OwnerID: customerID})
 	}
 	return claims
+}
+
+// teamAndPolicy reads a new customer's team members, in the order given,
+// and the tenant's policy in the append's transaction (users share-locked),
+// so neither can change between the decision and the commit.
+func teamAndPolicy(ctx context.Context, tx *eventstore.Tx, tenantID string, team []string) ([]domain.User, domain.Policy, error) {
+	users, err := requireUsers(ctx, tx, tenantID, sortedUnique(team), forShare)
+	if err != nil {
+		return nil, domain.Policy{}, err
+	}
+	pol, err := readPolicy(ctx, tx, tenantID)
+	if err != nil {
+		return nil, domain.Policy{}, err
+	}
+	members := make([]domain.User, len(team))
+	for i, id := range team {
+		members[i] = users[id]
+	}
+	return members, pol, nil
 }

@@ -2,8 +2,6 @@ package commands
 
 import (
 	"context"
-	"maps"
-	"slices"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -129,13 +127,9 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 				for _, cu := range customers {
 					versions[cu.ID] = cu.Version
 				}
-				streams := make([]eventstore.StreamWrite, 0, len(plan.Events))
-				for _, id := range slices.Sorted(maps.Keys(plan.Events)) {
-					data, err := encode(plan.Events[id])
-					if err != nil {
-						return err
-					}
-					streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+				streams, err := customerStreams(plan.Events, versions)
+				if err != nil {
+					return err
 				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
