@@ -325,10 +325,7 @@ ORDER BY position`
 func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64) error {
 	defer relaxGC()()
 	g, gctx := errgroup.WithContext(ctx)
-	sink, err := newCopySink(gctx, b.pool, ps, g)
-	if err != nil {
-		return err
-	}
+	sink := newCopySink(gctx, b.pool, ps, g)
 	batches := make(chan []decoded, 2)
 	g.Go(func() error {
 		defer close(batches)
@@ -417,7 +414,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 	}
 	tEmit := time.Now()
 	sink.close()
-	err = g.Wait()
+	err := g.Wait()
 	b.log.Debug("rebuild fold", slog.Duration("read_fold", tRead.Sub(t0)), slog.Duration("wait_read", waitRead), slog.Duration("wait_copy", waitCopy),
 		slog.Duration("final_emit", tEmit.Sub(tRead)), slog.Duration("copy_tail", time.Since(tEmit)))
 	if err != nil {
@@ -738,7 +735,7 @@ type copyJob struct {
 const copiers = 2
 
 // newCopySink starts its copiers in g; close ends them.
-func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *errgroup.Group) (*copySink, error) {
+func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *errgroup.Group) *copySink {
 	s := &copySink{pool: pool, tables: map[string]*copyTable{}, jobs: make(chan copyJob, copiers)}
 	for _, p := range ps {
 		for _, t := range p.tables {
@@ -759,7 +756,7 @@ func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *e
 			return failed
 		})
 	}
-	return s, nil
+	return s
 }
 
 // copyRows copies one buffer in a transaction of its own.

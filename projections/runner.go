@@ -166,7 +166,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if ps[0].fold != nil {
 			fields = eventFieldsAll
 		}
-		schema := newEventsSchema(names(ps), fields, r.cfg.maxBatch)
+		schema := newEventsSchema(fields, r.cfg.maxBatch)
 		sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 			ConsumerGroup:  group,
 			AckDeadline:    &ack,

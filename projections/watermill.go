@@ -49,7 +49,6 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // events; one that is far behind reads thousands at a time, so a backlog
 // costs a few large transactions rather than many small ones.
 type eventsSchema struct {
-	names []string
 	// events are the fields of each event the batch carries (see
 	// eventFields): an engine of derived projections reads rows from the
 	// events table itself and needs only cursors and types.
@@ -73,8 +72,8 @@ const (
 	batchTarget = 150 * time.Millisecond
 )
 
-func newEventsSchema(names []string, fields string, maxBatch int) *eventsSchema {
-	return &eventsSchema{names: names, events: fields, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
+func newEventsSchema(fields string, maxBatch int) *eventsSchema {
+	return &eventsSchema{events: fields, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
 }
 
 // The fields a batch carries of each event: all of them, or only what

@@ -45,7 +45,7 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 
 	for _, size := range []int{1, 5, 10_000} {
 		want := every[:min(size, len(every))]
-		schema := newEventsSchema(AllNames(), eventFieldsAll, size)
+		schema := newEventsSchema(eventFieldsAll, size)
 		schema.limit = size
 		got, claims := readBatch(t, ctx, db, schema)
 		if len(claims) != len(AllNames()) {
@@ -80,7 +80,7 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 		WHERE consumer_group = $1`, AuditLog, strconv.FormatUint(ahead.TransactionID, 10), ahead.Position); err != nil {
 		t.Fatal(err)
 	}
-	schema := newEventsSchema(AllNames(), eventFieldsAll, 100)
+	schema := newEventsSchema(eventFieldsAll, 100)
 	got, claims := readBatch(t, ctx, db, schema)
 	if got[0].Position != every[0].Position {
 		t.Errorf("batch starts at %d, want %d (the projections behind)", got[0].Position, every[0].Position)
@@ -93,7 +93,7 @@ func TestBatchMessageCarriesEventsAsStored(t *testing.T) {
 // The batch limit grows while full batches apply quickly, up to the cap,
 // and shrinks when one is slow.
 func TestBatchLimitAdapts(t *testing.T) {
-	s := newEventsSchema(AllNames(), eventFieldsAll, 5000)
+	s := newEventsSchema(eventFieldsAll, 5000)
 	grow := func() {
 		s.SelectQuery(topic, consumerGroup, checkpointOffsets{})
 		s.read = s.asked
@@ -166,7 +166,7 @@ func TestEmptyBatchIsNoMessage(t *testing.T) {
 	b := setup(t)
 	db := stdlib.OpenDBFromPool(b.pool)
 	t.Cleanup(func() { _ = db.Close() })
-	schema := newEventsSchema(AllNames(), eventFieldsCursor, 10)
+	schema := newEventsSchema(eventFieldsCursor, 10)
 	q := schema.SelectQuery(topic, consumerGroup, checkpointOffsets{names: AllNames()})
 	rows, err := db.QueryContext(context.Background(), q.Query, q.Args...)
 	if err != nil {
