@@ -35,6 +35,7 @@ type world struct {
 	t      *testing.T
 	base   string
 	cmd    *commands.Commands
+	runner *projections.Runner
 	tenant string
 	admin  user
 	bob    user
@@ -76,7 +77,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, base: srv.URL, cmd: cmd, tenant: boot.TenantID}
+	w := &world{t: t, base: srv.URL, cmd: cmd, runner: runner, tenant: boot.TenantID}
 	w.admin = user{id: boot.UserID, name: "Ann Admin", key: boot.APIKey,
 		actor: domain.Actor{UserID: boot.UserID, Name: "Ann Admin", Role: domain.RoleAdmin}}
 	w.bob = w.member("Bob Baker", "bob@acme.example")
@@ -116,6 +117,13 @@ func (w *world) customer(first, last string, team ...string) string {
 	res, err := w.cmd.RegisterCustomer(context.Background(), w.meta(),
 		domain.Profile{FirstName: first, LastName: last, Email: email}, team...)
 	if err != nil {
+		w.t.Fatal(err)
+	}
+	// Pages that name customers from the read models (a review's rows) then
+	// know it, as a client reading its own write with X-Min-Position would.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := w.runner.WaitFor(ctx, res.Position); err != nil {
 		w.t.Fatal(err)
 	}
 	return res.ID
