@@ -134,6 +134,7 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
+		r.Post("/customers/{id}/profile", c.editProfile)
 		r.Post("/customers/{id}/groups", c.group)
 		r.Get("/audit/export", c.auditExport)
 		r.Post("/customers/{id}/mine", c.toggleMine)
@@ -341,6 +342,7 @@ func noticeText(done string) string {
 		"deactivated": "User deactivated.",
 		"transferred": "Customers transferred.",
 		"policy":      "Policy saved.",
+		"profile":     "Profile saved.",
 	}[done]
 }
 
