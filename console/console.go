@@ -129,6 +129,8 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers", c.customers)
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
+		r.Post("/customers/message", c.messageCustomers)
+		r.Get("/messages/{id}", c.messageStatus)
 		r.Get("/customers/export", c.export)
 		r.Get("/customers/new", c.newCustomerPage)
 		r.Post("/customers/new", c.newCustomer)

@@ -21,6 +21,7 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
 	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -47,12 +48,20 @@ type user struct {
 	actor         domain.Actor
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWithMail(t, "") }
+
+// newWorldWithMail is newWorld with e-mail on when smtpURL is set: a relay
+// delivers the outbox to that server, as `ledger serve` does.
+func newWorldWithMail(t *testing.T, smtpURL string) *world {
 	t.Helper()
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
-	cmd := commands.New(store, log)
+	var opts []commands.Option
+	if smtpURL != "" {
+		opts = append(opts, commands.WithEmail())
+	}
+	cmd := commands.New(store, log, opts...)
 	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +72,24 @@ func newWorld(t *testing.T) *world {
 		defer close(done)
 		_ = runner.Run(ctx)
 	}()
+	relayDone := make(chan struct{})
+	if smtpURL != "" {
+		sender, err := mail.ParseURL(smtpURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(relayDone)
+			_ = relay.Run(ctx)
+		}()
+	} else {
+		close(relayDone)
+	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
 		Log: log, BaseURL: "https://ledger.example",
@@ -72,6 +99,7 @@ func newWorld(t *testing.T) *world {
 		srv.Close()
 		cancel()
 		<-done
+		<-relayDone
 	})
 	boot, err := cmd.Bootstrap(context.Background(), "Acme", "Ann Admin", "ann@acme.example")
 	if err != nil {
