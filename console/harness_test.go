@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 
 	"github.com/assignment-ledger/ledger/commands"
@@ -340,4 +342,74 @@ func (b *browser) has(sel string) bool {
 	var ok bool
 	b.run("look for "+sel, chromedp.Evaluate(fmt.Sprintf("document.querySelector(%q) !== null", sel), &ok))
 	return ok
+}
+
+// download is a file the browser downloaded: the name the server
+// suggested and where Chromium saved it.
+type download struct {
+	name, path string
+}
+
+// download clicks sel (a link to a file) and waits until Chromium has
+// saved the file it starts, as a user's browser would: downloads are
+// allowed into a directory of the test's, named by their GUID, and the
+// browser's own download events say when one is complete.
+func (b *browser) download(sel string) download {
+	b.t.Helper()
+	dir, err := os.MkdirTemp("", "ledger-console-download-")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	type event struct {
+		guid, name string
+		state      cdpbrowser.DownloadProgressState
+	}
+	events := make(chan event, 64)
+	ctx, stop := context.WithCancel(b.ctx)
+	defer stop()
+	chromedp.ListenBrowser(ctx, func(ev any) {
+		var e event
+		switch ev := ev.(type) {
+		case *cdpbrowser.EventDownloadWillBegin:
+			e = event{guid: ev.GUID, name: ev.SuggestedFilename}
+		case *cdpbrowser.EventDownloadProgress:
+			e = event{guid: ev.GUID, state: ev.State}
+		default:
+			return
+		}
+		select {
+		case events <- e:
+		default:
+		}
+	})
+	b.run("allow downloads into "+dir, chromedp.ActionFunc(func(ctx context.Context) error {
+		// A browser-wide setting: it must reach the browser, not the page.
+		c := chromedp.FromContext(ctx)
+		return cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName).
+			WithDownloadPath(dir).WithEventsEnabled(true).Do(cdp.WithExecutor(ctx, c.Browser))
+	}))
+	b.run("click "+sel, chromedp.Click(sel, chromedp.ByQuery))
+	names := map[string]string{}
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.name != "" {
+				names[e.guid] = e.name
+			}
+			switch e.state {
+			case cdpbrowser.DownloadProgressStateCanceled:
+				b.failf("the download of %s was canceled", sel)
+			case cdpbrowser.DownloadProgressStateCompleted:
+				path := filepath.Join(dir, e.guid)
+				if _, err := os.Stat(path); err != nil {
+					b.failf("download complete but no file: %v", err)
+				}
+				return download{name: names[e.guid], path: path}
+			}
+		case <-timeout:
+			b.failf("clicking %s downloaded nothing within 20 s (events for %v)", sel, names)
+		}
+	}
 }
