@@ -223,3 +223,34 @@ func TestMessageWithoutEmailConfigured(t *testing.T) {
 		t.Errorf("without e-mail: %d %s", r.status, r.body)
 	}
 }
+
+// TestMessageRetriedWithAnIdempotencyKeyIsSentOnce: a retry with the same
+// key answers the first 202 and queues no second e-mail.
+func TestMessageRetriedWithAnIdempotencyKeyIsSentOnce(t *testing.T) {
+	srv := smtptest.Start(t)
+	b := setup(t, setupOpts{smtpURL: srv.URL()})
+	carla := b.createCustomer(t, "Carla")
+	req := map[string]any{"customer_ids": []string{carla}, "subject": "Once", "body": "Only once."}
+	first := b.admin.must(202, "POST", "/v1/customers/messages", req, hdr{"Idempotency-Key": "msg-1"}).json(t)
+	again := b.admin.must(202, "POST", "/v1/customers/messages", req, hdr{"Idempotency-Key": "msg-1"}).json(t)
+	if first["id"] != again["id"] || again["recipients"] != float64(1) || first["position"] != again["position"] {
+		t.Fatalf("retry answered %v, first %v", again, first)
+	}
+	if r := b.admin.do("POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{carla}, "subject": "Other", "body": "b"},
+		hdr{"Idempotency-Key": "msg-1"}); r.status != 422 || r.code() != "idempotency_key_reused" {
+		t.Fatalf("same key, other body: %d %s", r.status, r.body)
+	}
+	srv.Wait(t, 1, 15*time.Second)
+	var st messageState
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		b.admin.must(200, "GET", "/v1/messages/"+first["id"].(string), nil).decode(t, &st)
+		if st.Queued == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if st.Sent != 1 || st.Failed != 0 || len(srv.Messages()) != 1 {
+		t.Fatalf("after a retry: %+v, %d e-mails", st, len(srv.Messages()))
+	}
+}
