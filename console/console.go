@@ -129,11 +129,14 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers", c.customers)
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
+		r.Post("/customers/message", c.messageCustomers)
+		r.Get("/messages/{id}", c.messageStatus)
 		r.Get("/customers/export", c.export)
 		r.Get("/customers/new", c.newCustomerPage)
 		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
+		r.Post("/customers/{id}/profile", c.editProfile)
 		r.Post("/customers/{id}/groups", c.group)
 		r.Get("/audit/export", c.auditExport)
 		r.Post("/customers/{id}/mine", c.toggleMine)
@@ -341,6 +344,7 @@ func noticeText(done string) string {
 		"deactivated": "User deactivated.",
 		"transferred": "Customers transferred.",
 		"policy":      "Policy saved.",
+		"profile":     "Profile saved.",
 	}[done]
 }
 

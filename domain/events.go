@@ -43,6 +43,7 @@ const (
 	TypeCustomerAddedToGroup     = "CustomerAddedToGroup"
 	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
 	TypeInvitationEmailed        = "InvitationEmailed"
+	TypeCustomerMessaged         = "CustomerMessaged"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -131,6 +132,19 @@ type InvitationAccepted struct {
 type InvitationEmailed struct {
 	CustomerID string `json:"customer_id"`
 	MessageID  string `json:"message_id"`
+	Outcome    string `json:"outcome,omitempty"`
+}
+
+// CustomerMessaged records that a customer was sent a message (POST
+// /v1/customers/messages): MessageID is the message, the same for all its
+// recipients. The sender appends it with the admin as actor and no
+// Outcome (the e-mail is queued); the outbox relay appends it again with
+// Outcome "sent" or "failed" once the e-mail's fate is known. EmailID is
+// that recipient's e-mail (its outbox row and Message-ID).
+type CustomerMessaged struct {
+	CustomerID string `json:"customer_id"`
+	MessageID  string `json:"message_id"`
+	EmailID    string `json:"email_id,omitempty"`
 	Outcome    string `json:"outcome,omitempty"`
 }
 
@@ -223,6 +237,7 @@ func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
 func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
 func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
+func (CustomerMessaged) EventType() string   { return TypeCustomerMessaged }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
 // version it is written in (always the current one) and its data as JSON.
@@ -282,6 +297,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeCustomerAddedToGroup:     decodeAs[CustomerAddedToGroup],
 	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
+	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -320,6 +336,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerRemovedFromGroup:
 		return e.CustomerID, true
 	case InvitationEmailed:
+		return e.CustomerID, true
+	case CustomerMessaged:
 		return e.CustomerID, true
 	}
 	return "", false
