@@ -12,63 +12,57 @@ type userIDBody struct {
 	UserID string `json:"user_id"`
 }
 
-func (s *Server) assignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
-	s.userCommand(w, r, s.cmd.AssignUser)
+func (s *Server) assignUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	return s.userCommand(w, r, s.cmd.AssignUser)
 }
 
-func (s *Server) makeTeamLead(w nethttp.ResponseWriter, r *nethttp.Request) {
-	s.userCommand(w, r, s.cmd.MakeTeamLead)
+func (s *Server) makeTeamLead(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	return s.userCommand(w, r, s.cmd.MakeTeamLead)
 }
 
 // userCommand runs a customer command whose body names a user.
 func (s *Server) userCommand(w nethttp.ResponseWriter, r *nethttp.Request,
-	run func(ctx context.Context, m commands.Meta, customerID, userID string) (commands.CustomerResult, error)) {
+	run func(ctx context.Context, m commands.Meta, customerID, userID string) (commands.CustomerResult, error)) error {
 	customerID, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body userIDBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	userID, err := requiredID(r.Context(), body.UserID, "user_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := run(r.Context(), m, customerID, userID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
-func (s *Server) unassignUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) unassignUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	customerID, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	userID, err := idParam(r, "user_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.command(r, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.UnassignUser(r.Context(), m, customerID, userID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
 type setTeamBody struct {
@@ -77,84 +71,74 @@ type setTeamBody struct {
 }
 
 // setTeam is SetTeam: PUT /v1/customers/{id}/assignees.
-func (s *Server) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	customerID, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body setTeamBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// user_ids is required, and [] is a valid answer (an empty team): a
 	// forgotten field must not empty a team.
 	if body.UserIDs == nil {
-		s.writeError(w, r, badRequest("invalid_input", "user_ids", "user_ids is required (send [] for an empty team)"))
-		return
+		return badRequest("invalid_input", "user_ids", "user_ids is required (send [] for an empty team)")
 	}
 	if len(*body.UserIDs) > domain.MaxAssigneesLimit {
-		s.writeError(w, r, badRequest("invalid_input", "user_ids", "at most %d users per team", domain.MaxAssigneesLimit))
-		return
+		return badRequest("invalid_input", "user_ids", "at most %d users per team", domain.MaxAssigneesLimit)
 	}
 	ids := make([]string, 0, len(*body.UserIDs))
 	for _, raw := range *body.UserIDs {
 		id, err := resolveID(r.Context(), raw, "user_ids")
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		ids = append(ids, id)
 	}
 	lead := ""
 	if body.Lead != "" {
 		if lead, err = resolveID(r.Context(), body.Lead, "lead"); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	res, err := s.cmd.SetTeam(r.Context(), m, customerID, ids, lead)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
 type replaceBody struct {
 	WithUserID string `json:"with_user_id"`
 }
 
-func (s *Server) replaceTeamMember(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) replaceTeamMember(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	customerID, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	userID, err := idParam(r, "user_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body replaceBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	with, err := requiredID(r.Context(), body.WithUserID, "with_user_id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.ReplaceTeamMember(r.Context(), m, customerID, userID, with)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
 type bulkBody struct {
@@ -168,42 +152,36 @@ type bulkBody struct {
 // maxBulkCustomers is the contract's limit for one bulk edit.
 const maxBulkCustomers = 10_000
 
-func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body bulkBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if body.Action != "add" && body.Action != "remove" && body.Action != "set" {
-		s.writeError(w, r, badRequest("invalid_input", "action", `action must be "add", "remove" or "set"`))
-		return
+		return badRequest("invalid_input", "action", `action must be "add", "remove" or "set"`)
 	}
 	if len(body.UserIDs) == 0 {
-		s.writeError(w, r, badRequest("invalid_input", "user_ids", "user_ids must not be empty"))
-		return
+		return badRequest("invalid_input", "user_ids", "user_ids must not be empty")
 	}
 	if len(body.UserIDs) > 100 {
-		s.writeError(w, r, badRequest("invalid_input", "user_ids", "at most 100 users per bulk edit"))
-		return
+		return badRequest("invalid_input", "user_ids", "at most 100 users per bulk edit")
 	}
 	req := commands.BulkRequest{Action: body.Action, DryRun: body.DryRun}
 	for _, id := range body.UserIDs {
 		uid, err := resolveID(r.Context(), id, "user_ids")
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		req.UserIDs = append(req.UserIDs, uid)
 	}
 	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.BulkEdit(r.Context(), m, req)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }

@@ -70,20 +70,20 @@ func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, stat
 // formula defusing.
 func (s *Server) consoleExport(w nethttp.ResponseWriter, r *nethttp.Request, p console.Principal) {
 	r = r.WithContext(context.WithValue(r.Context(), ctxPrincipal, Principal{TenantID: p.TenantID, Actor: p.Actor}))
-	f, err := s.customerFilter(r)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	fm, ok, err := exportFormatOf(r)
-	if err == nil && !ok {
-		err = badRequest("invalid_input", "format", "format must be csv, xlsx, ods, vcf or html")
-	}
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	s.export(w, r, p.TenantID, fm, f)
+	s.handle(func(w nethttp.ResponseWriter, r *nethttp.Request) error {
+		f, err := s.customerFilter(r)
+		if err != nil {
+			return err
+		}
+		fm, ok, err := exportFormatOf(r)
+		if err == nil && !ok {
+			err = badRequest("invalid_input", "format", "format must be csv, xlsx, ods, vcf or html")
+		}
+		if err != nil {
+			return err
+		}
+		return s.export(w, r, p.TenantID, fm, f)
+	})(w, r)
 }
 
 // consoleAuditExport is GET /v1/audit as CSV (or NDJSON with
@@ -95,5 +95,5 @@ func (s *Server) consoleAuditExport(w nethttp.ResponseWriter, r *nethttp.Request
 	if r.URL.Query().Get("format") == "ndjson" {
 		r.Header.Set("Accept", "application/x-ndjson")
 	}
-	s.audit(w, r)
+	s.handle(s.audit)(w, r)
 }

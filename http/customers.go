@@ -35,24 +35,22 @@ type registerBody struct {
 	Team []string `json:"team"`
 }
 
-func (s *Server) registerCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) registerCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body registerBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	team, err := teamIDs(r, body.Team)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.RegisterCustomer(r.Context(), m, body.profile(), team...)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusCreated, res)
+	return nil
 }
 
 // profilePatchBody is PATCH /v1/customers/{id}: the fields sent change.
@@ -65,70 +63,65 @@ type profilePatchBody struct {
 	Title      *string `json:"title"`
 }
 
-func (s *Server) updateCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) updateCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body profilePatchBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.UpdateCustomer(r.Context(), m, id, commands.ProfilePatch{FirstName: body.FirstName, LastName: body.LastName,
 		Email: body.Email, Phone: body.Phone, ExternalID: body.ExternalID, Title: body.Title})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
-func (s *Server) getCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) getCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	c, err := s.cmd.GetCustomer(r.Context(), principal(r.Context()).TenantID, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	w.Header().Set("ETag", etag(c.Version))
 	writeJSON(w, nethttp.StatusOK, c)
+	return nil
 }
 
 func (s *Server) customerCommand(w nethttp.ResponseWriter, r *nethttp.Request,
-	run func(m commands.Meta, customerID string) (commands.CustomerResult, error)) {
+	run func(m commands.Meta, customerID string) (commands.CustomerResult, error)) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.command(r, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := run(m, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
-func (s *Server) blockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
-	s.customerCommand(w, r, func(m commands.Meta, id string) (commands.CustomerResult, error) {
+func (s *Server) blockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	return s.customerCommand(w, r, func(m commands.Meta, id string) (commands.CustomerResult, error) {
 		return s.cmd.BlockCustomer(r.Context(), m, id)
 	})
 }
 
-func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
-	s.customerCommand(w, r, func(m commands.Meta, id string) (commands.CustomerResult, error) {
+func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	return s.customerCommand(w, r, func(m commands.Meta, id string) (commands.CustomerResult, error) {
 		return s.cmd.UnblockCustomer(r.Context(), m, id)
 	})
 }
@@ -138,32 +131,28 @@ func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter,
 	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")
 }
 
-func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	tenant := principal(r.Context()).TenantID
 	f, err := s.customerFilter(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if fm, ok, err := exportFormatOf(r); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	} else if ok {
-		s.export(w, r, tenant, fm, f)
-		return
+		return s.export(w, r, tenant, fm, f)
 	}
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg, err := s.q.Customers(r.Context(), tenant, f, limit, r.URL.Query().Get("cursor"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }
 
 func nonNil[T any](xs []T) []T {

@@ -39,11 +39,12 @@ func exportHeader(contentType, filename string) func(nethttp.Header) {
 }
 
 // stream answers an export that produce writes, buffered. An export is
-// complete or visibly broken: a failure before any byte went out is answered
-// as a problem (503 when the database is unavailable), and a failure after
-// aborts the connection (http.ErrAbortHandler), so that the client sees a
-// transport error rather than a 200 that ends like a complete file.
-func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header func(nethttp.Header), produce func(io.Writer) error) {
+// complete or visibly broken: a failure before any byte went out is returned,
+// to be answered as a problem (503 when the database is unavailable), and a
+// failure after aborts the connection (http.ErrAbortHandler), so that the
+// client sees a transport error rather than a 200 that ends like a complete
+// file.
+func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header func(nethttp.Header), produce func(io.Writer) error) error {
 	ew := &exportWriter{w: w, header: header}
 	bw := bufio.NewWriterSize(ew, 32<<10)
 	err := produce(bw)
@@ -56,11 +57,10 @@ func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header fun
 			header(w.Header())
 			w.WriteHeader(nethttp.StatusOK)
 		}
-		return
+		return nil
 	}
 	if !ew.sent {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if !errors.Is(r.Context().Err(), context.Canceled) { // a client that left needs no log line
 		s.log.ErrorContext(r.Context(), "export failed midway; aborting the response", slog.String("error", err.Error()),
@@ -72,8 +72,8 @@ func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header fun
 // csvExport streams a CSV file: the header row, then the rows each writes
 // through row; every cell is defused against formula injection.
 func (s *Server) csvExport(w nethttp.ResponseWriter, r *nethttp.Request, filename string, header []string,
-	each func(row func(cells ...string) error) error) {
-	s.stream(w, r, exportHeader("text/csv; charset=utf-8", filename), func(out io.Writer) error {
+	each func(row func(cells ...string) error) error) error {
+	return s.stream(w, r, exportHeader("text/csv; charset=utf-8", filename), func(out io.Writer) error {
 		return writeCSV(out, header, each)
 	})
 }

@@ -84,15 +84,15 @@ func groupNames(c projections.CustomerItem) []string {
 }
 
 // export answers the filtered list in format f, through stream: a failure
-// before the first byte is answered as a problem, one after it aborts the
-// response rather than ending it as if the file were complete.
-func (s *Server) export(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, fm exportFormat, f projections.CustomerFilter) {
+// before the first byte is returned, to be answered as a problem; one after
+// it aborts the response rather than ending it as if the file were complete.
+func (s *Server) export(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, fm exportFormat, f projections.CustomerFilter) error {
 	contentType := fm.mediaType + "; charset=utf-8"
 	if fm.name == "xlsx" || fm.name == "ods" {
 		contentType = fm.mediaType
 	}
 	filename := fmt.Sprintf("customers-%s.%s", time.Now().UTC().Format("20060102"), fm.name)
-	s.stream(w, r, exportHeader(contentType, filename), func(out io.Writer) error {
+	return s.stream(w, r, exportHeader(contentType, filename), func(out io.Writer) error {
 		return fm.write(s, out, r, tenant, f)
 	})
 }
@@ -141,7 +141,7 @@ func (s *Server) exportXLSX(w io.Writer, r *nethttp.Request, tenant string, f pr
 		return sw.SetRow(cell, cells(exportRow(c)))
 	})
 	if err != nil {
-		return err // nothing is written yet: stream answers the problem
+		return err // nothing is written yet: answered as a problem
 	}
 	if err := sw.Flush(); err != nil {
 		return err

@@ -29,82 +29,74 @@ type groupAnswer struct {
 	Position  int64  `json:"position"`
 }
 
-func (s *Server) createGroup(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) createGroup(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body groupBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	name, err := body.name()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.CreateGroup(r.Context(), m, name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusCreated, res.Position, groupAnswer{ID: res.ID, Name: res.Name, Position: res.Position})
+	return nil
 }
 
-func (s *Server) listGroups(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) listGroups(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	gs, err := s.q.Groups(r.Context(), principal(r.Context()).TenantID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, nethttp.StatusOK, page[projections.Group]{Items: gs})
+	return nil
 }
 
-func (s *Server) renameGroup(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) renameGroup(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body groupBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	name, err := body.name()
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.RenameGroup(r.Context(), m, id, name)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	n, err := s.q.CountGroupCustomers(r.Context(), m.TenantID, res.ID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, groupAnswer{ID: res.ID, Name: res.Name, Customers: n, Position: res.Position})
+	return nil
 }
 
-func (s *Server) deleteGroup(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) deleteGroup(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.command(r, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.DeleteGroup(r.Context(), m, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeNoContent(w, res.Position)
+	return nil
 }
 
 // writeNoContent answers a command with 204 and its position token.
@@ -125,35 +117,30 @@ type customerBulkBody struct {
 
 // customerBulk is POST /v1/customers/bulk. An invalid action or a missing
 // group_id is refused before the selection is read.
-func (s *Server) customerBulk(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) customerBulk(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body customerBulkBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	req := commands.CustomerBulkRequest{Action: domain.CustomerAction(body.Action), DryRun: body.DryRun}
 	if !req.Action.Valid() {
-		s.writeError(w, r, badRequest("invalid_input", "action", `action must be "block", "unblock", "delete", "add_to_group" or "remove_from_group"`))
-		return
+		return badRequest("invalid_input", "action", `action must be "block", "unblock", "delete", "add_to_group" or "remove_from_group"`)
 	}
 	if req.Action.NeedsGroup() {
 		if req.GroupID, err = requiredID(r.Context(), body.GroupID, "group_id"); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	} else if body.GroupID != "" {
-		s.writeError(w, r, badRequest("invalid_input", "group_id", "group_id is only for add_to_group and remove_from_group"))
-		return
+		return badRequest("invalid_input", "group_id", "group_id is only for add_to_group and remove_from_group")
 	}
 	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.BulkCustomers(r.Context(), m, req)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }

@@ -62,22 +62,22 @@ type invitationPageData struct {
 	Accepted bool
 }
 
-func (s *Server) showInvitation(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) showInvitation(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	token := strings.TrimSpace(chi.URLParam(r, "token"))
 	page, err := s.cmd.GetInvitation(r.Context(), token)
 	if errors.Is(err, commands.ErrNotFound) {
 		invitationNotFound(w, r)
-		return
+		return nil
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeInvitationPage(w, nethttp.StatusOK, invitationPageData{Title: "Your invitation", Page: &page})
+	return nil
 }
 
 // acceptInvitationForm is the page's Accept button.
-func (s *Server) acceptInvitationForm(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) acceptInvitationForm(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	token := strings.TrimSpace(chi.URLParam(r, "token"))
 	page, err := s.cmd.GetInvitation(r.Context(), token)
 	if err == nil {
@@ -85,13 +85,13 @@ func (s *Server) acceptInvitationForm(w nethttp.ResponseWriter, r *nethttp.Reque
 	}
 	if errors.Is(err, commands.ErrNotFound) {
 		invitationNotFound(w, r)
-		return
+		return nil
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeInvitationPage(w, nethttp.StatusOK, invitationPageData{Title: "Invitation accepted", Page: &page, Accepted: true})
+	return nil
 }
 
 // invitationNotFound answers 404: a page for a browser, a problem for

@@ -25,25 +25,22 @@ type invitationAnswer struct {
 	Position      int64                 `json:"position"`
 }
 
-func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body inviteBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	team, err := teamIDs(r, body.Team)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.InviteClient(r.Context(), m, body.profile(), team, body.SendEmail)
 	if err == nil && res.Replayed {
 		err = errReplayUnavailable("invitation_url")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ans := invitationAnswer{Customer: res.Customer, Position: res.Position}
 	if res.Token != "" {
@@ -51,6 +48,7 @@ func (s *Server) inviteClient(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	w.Header().Set("ETag", etag(res.Customer.Version))
 	writeCommand(w, nethttp.StatusCreated, res.Position, ans)
+	return nil
 }
 
 // teamIDs resolves the user IDs of a new customer's team ("me" allowed).
@@ -66,16 +64,15 @@ func teamIDs(r *nethttp.Request, raw []string) ([]string, error) {
 	return team, nil
 }
 
-func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	token := strings.TrimSpace(chi.URLParam(r, "token"))
 	if token == "" || len(token) > 200 {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
-		return
+		return nil
 	}
 	m, err := s.meta(r, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.AcceptInvitation(r.Context(), m, token)
 	if err != nil {
@@ -84,12 +81,12 @@ func (s *Server) acceptInvitation(w nethttp.ResponseWriter, r *nethttp.Request) 
 		// nothing about the client, not even its ID.
 		if errors.Is(err, commands.ErrNotFound) || domain.IsRule(err, domain.CodeNotInvited) {
 			writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "unknown or used invitation"))
-			return
+			return nil
 		}
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCustomer(w, nethttp.StatusOK, res)
+	return nil
 }
 
 func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -98,59 +95,53 @@ func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
 	_, _ = w.Write(s.cmd.ImportTemplate())
 }
 
-func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	body, err := readBody(r, "text/csv", maxCSVBody)
 	if err == nil {
 		err = badCSVText(body)
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q := r.URL.Query()
 	opts := commands.ImportOptions{}
 	if opts.DryRun, err = boolParam(q.Get("dry_run"), "dry_run"); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if opts.UpdateExisting, err = boolParam(q.Get("update_existing"), "update_existing"); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if opts.Invite, err = boolParam(q.Get("invite"), "invite"); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.meta(r, body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	report, err := s.cmd.ImportClients(r.Context(), m, bytes.NewReader(body), opts)
 	var rejected *commands.ImportRejectedError
 	if errors.As(err, &rejected) {
 		writeJSON(w, nethttp.StatusUnprocessableEntity, rejected.Report)
-		return
+		return nil
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if len(report.Invitations) == 0 {
 		writeCommand(w, nethttp.StatusOK, report.Position, report)
-		return
+		return nil
 	}
 	if report.Replayed {
 		// The links' tokens are never stored: a replay cannot answer them,
 		// and an answer without them would pass for a complete one.
-		s.writeError(w, r, errReplayUnavailable("invitation_url"))
-		return
+		return errReplayUnavailable("invitation_url")
 	}
 	ans := importAnswer{ImportReport: report, Invitations: make([]importInvitation, len(report.Invitations))}
 	for i, inv := range report.Invitations {
 		ans.Invitations[i] = importInvitation{Row: inv.Row, CustomerID: inv.CustomerID, InvitationURL: s.baseURL + "/invitations/" + inv.Token}
 	}
 	writeCommand(w, nethttp.StatusOK, report.Position, ans)
+	return nil
 }
 
 // importAnswer is an import's report with its invitations' links.

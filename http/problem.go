@@ -193,3 +193,18 @@ func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err er
 	p.Instance = r.URL.Path
 	writeProblem(w, p)
 }
+
+// handler is an API handler: it writes its answer and returns nil, or
+// writes nothing and returns the error to answer. One that fails after
+// writing must not return the error (see stream, which aborts instead).
+type handler func(w nethttp.ResponseWriter, r *nethttp.Request) error
+
+// handle adapts h for the router: the error h returns is answered by
+// writeError, the one error path of the API's handlers.
+func (s *Server) handle(h handler) nethttp.HandlerFunc {
+	return func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}

@@ -22,49 +22,43 @@ func (s *Server) userInTenant(r *nethttp.Request, id string) error {
 	return err
 }
 
-func (s *Server) userClients(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) userClients(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	tenant := principal(r.Context()).TenantID
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	asOf, err := timeParam(r, "as_of")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := s.userInTenant(r, id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	if asOf != nil {
 		items, err := s.clientsAsOf(r, tenant, id, q, *asOf)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		pg, err := pageOf(r, items)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, nethttp.StatusOK, pg)
-		return
+		return nil
 	}
 	pg, err := s.q.MyClients(r.Context(), tenant, id, q, limit, r.URL.Query().Get("cursor"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }
 
 // clientsAsOf shapes a user's customers at a moment like "My Clients": the
@@ -116,32 +110,27 @@ type historyActor struct {
 	Name   string `json:"name"`
 }
 
-func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	tenant := principal(r.Context()).TenantID
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	events, err := s.store.ReadStream(r.Context(), tenant, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if len(events) == 0 || (events[0].Type != domain.TypeCustomerRegistered && events[0].Type != domain.TypeClientInvited) {
-		s.writeError(w, r, commands.ErrNotFound)
-		return
+		return commands.ErrNotFound
 	}
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var after int64
 	if raw := r.URL.Query().Get("cursor"); raw != "" {
 		if err := decodeCursor(raw, &after); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	var pg page[historyItem]
@@ -157,13 +146,11 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
 		// Decoding upcasts old schema versions; auditors see the current shape.
 		ev, err := domain.DecodeEvent(e.Type, e.SchemaVersion, e.Data)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		_, _, data, err := domain.EncodeEvent(ev)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		pg.Items = append(pg.Items, historyItem{
 			Position: e.Position, Type: e.Type, At: e.RecordedAt,
@@ -172,24 +159,22 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) {
 		})
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }
 
-func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	tenant := principal(r.Context()).TenantID
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	asOf, err := timeParam(r, "as_of")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	c, err := s.cmd.GetCustomer(r.Context(), tenant, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var team []projections.Assignee
 	if asOf == nil {
@@ -197,15 +182,14 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 			team = append(team, projections.Assignee(a))
 		}
 	} else if team, err = s.q.TeamAsOf(r.Context(), tenant, id, *asOf); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg, err := pageOf(r, team)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }
 
 // notificationsOf admits the user itself or an admin to a user's
@@ -221,32 +205,27 @@ func (s *Server) notificationsOf(r *nethttp.Request, userID string) error {
 	return &domain.ForbiddenError{Detail: "only the user or an admin may do this"}
 }
 
-func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := s.notificationsOf(r, id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var before int64
 	if raw := r.URL.Query().Get("cursor"); raw != "" {
 		if err := decodeCursor(raw, &before); err != nil || before <= 0 {
-			s.writeError(w, r, badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued"))
-			return
+			return badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued")
 		}
 	}
 	unread, items, err := s.q.Notifications(r.Context(), principal(r.Context()).TenantID, id, limit+1, before)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	ans := notificationsPage{Unread: unread, Items: nonNil(items)}
 	if len(items) > limit {
@@ -257,6 +236,7 @@ func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {
 		ans.NextCursor = encodeCursor(last)
 	}
 	writeJSON(w, nethttp.StatusOK, ans)
+	return nil
 }
 
 type notificationsPage struct {
@@ -269,41 +249,35 @@ type markReadBody struct {
 	IDs []string `json:"ids"`
 }
 
-func (s *Server) markNotificationsRead(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) markNotificationsRead(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	body, err := readBody(r, "application/json", maxJSONBody)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var req markReadBody
 	if err := decodeJSON(body, &req); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	if len(req.IDs) > 1000 {
-		s.writeError(w, r, badRequest("invalid_input", "ids", "at most 1000 ids at once"))
-		return
+		return badRequest("invalid_input", "ids", "at most 1000 ids at once")
 	}
 	if err := s.notificationsOf(r, id); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	tenant := principal(r.Context()).TenantID
 	if err := s.q.MarkRead(r.Context(), tenant, id, req.IDs); err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	unread, items, err := s.q.Notifications(r.Context(), tenant, id, 50, 0)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, nethttp.StatusOK, map[string]any{"unread": unread, "items": nonNil(items)})
+	return nil
 }
 
 func (s *Server) auditFilter(r *nethttp.Request) (projections.AuditFilter, error) {
@@ -334,40 +308,36 @@ func (s *Server) auditFilter(r *nethttp.Request) (projections.AuditFilter, error
 	return f, nil
 }
 
-func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	tenant := principal(r.Context()).TenantID
 	f, err := s.auditFilter(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	switch {
 	case accepts(r, "application/x-ndjson"), accepts(r, "application/ndjson"):
-		s.stream(w, r, exportHeader("application/x-ndjson", ""), func(out io.Writer) error {
+		return s.stream(w, r, exportHeader("application/x-ndjson", ""), func(out io.Writer) error {
 			enc := json.NewEncoder(out)
 			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
 		})
-		return
 	case accepts(r, "text/csv"):
 		header := []string{"position", "type", "at", "actor_user_id", "actor_name", "correlation_id", "customer_id", "data"}
-		s.csvExport(w, r, "audit.csv", header, func(row func(cells ...string) error) error {
+		return s.csvExport(w, r, "audit.csv", header, func(row func(cells ...string) error) error {
 			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error {
 				return row(strconv.FormatInt(e.Position, 10), e.Type, e.At.UTC().Format(time.RFC3339Nano),
 					e.Actor.UserID, e.Actor.Name, e.CorrelationID, e.CustomerID, string(e.Data))
 			})
 		})
-		return
 	}
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg, err := s.q.Audit(r.Context(), tenant, f, limit, r.URL.Query().Get("cursor"))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }

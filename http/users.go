@@ -9,13 +9,13 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 )
 
-func (s *Server) getPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) getPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	pol, err := s.cmd.GetPolicy(r.Context(), principal(r.Context()).TenantID)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, nethttp.StatusOK, pol)
+	return nil
 }
 
 type policyBody struct {
@@ -47,12 +47,11 @@ func (n *nullableInt) UnmarshalJSON(b []byte) error {
 
 func (*nullableInt) jsonKind() string { return "an integer or null" }
 
-func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body policyBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// PUT replaces the whole policy: every field must be present, so that a
 	// forgotten field never silently resets a rule (leaving out max_assignees
@@ -67,8 +66,7 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 		{"members_can_self_assign", body.MembersCanSelfAssign != nil},
 	} {
 		if !f.present {
-			s.writeError(w, r, badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name))
-			return
+			return badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name)
 		}
 	}
 	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
@@ -76,10 +74,10 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
 	})
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }
 
 type createUserBody struct {
@@ -88,48 +86,42 @@ type createUserBody struct {
 	Role  string `json:"role"`
 }
 
-func (s *Server) createUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) createUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	var body createUserBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.CreateUser(r.Context(), m, body.Name, body.Email, domain.Role(body.Role))
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusCreated, res.Position, res)
+	return nil
 }
 
-func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	limit, err := limitParam(r)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var after *commands.UsersAfter
 	if raw := r.URL.Query().Get("cursor"); raw != "" {
 		after = &commands.UsersAfter{}
 		if err := decodeCursor(raw, after); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	f := commands.UsersFilter{Q: strings.TrimSpace(r.URL.Query().Get("q")), Status: r.URL.Query().Get("status")}
 	if len(f.Q) > 200 {
-		s.writeError(w, r, badRequest("invalid_input", "q", "q is longer than 200 characters"))
-		return
+		return badRequest("invalid_input", "q", "q is longer than 200 characters")
 	}
 	if f.Status != "" && f.Status != "active" && f.Status != "deactivated" {
-		s.writeError(w, r, badRequest("invalid_input", "status", "status must be active or deactivated"))
-		return
+		return badRequest("invalid_input", "status", "status must be active or deactivated")
 	}
 	users, err := s.cmd.ListUsers(r.Context(), principal(r.Context()).TenantID, f, after, limit+1)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	pg := page[commands.UserView]{Items: users}
 	if len(users) > limit {
@@ -137,42 +129,40 @@ func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		pg.Items, pg.NextCursor = users[:limit], encodeCursor(commands.UsersAfter{Name: last.Name, ID: last.ID})
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
+	return nil
 }
 
-func (s *Server) getUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) getUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	u, err := s.cmd.GetUser(r.Context(), principal(r.Context()).TenantID, id)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, nethttp.StatusOK, u)
+	return nil
 }
 
-func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) issueAPIKey(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	m, err := s.command(r, nil)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	res, err := s.cmd.IssueAPIKey(r.Context(), m, id)
 	if err == nil && res.Replayed {
 		err = errReplayUnavailable("api_key")
 	}
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusCreated, res.Position, res)
+	return nil
 }
 
 type deactivateBody struct {
@@ -180,40 +170,36 @@ type deactivateBody struct {
 	DryRun     bool   `json:"dry_run"`
 }
 
-func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body deactivateBody
 	meta, err := s.commandOptionalBody(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	transferTo := ""
 	if body.TransferTo != "" {
 		if transferTo, err = resolveID(r.Context(), body.TransferTo, "transfer_to"); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 	}
 	if body.DryRun {
 		preview, err := s.cmd.PreviewDeactivation(r.Context(), meta, id, transferTo)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, nethttp.StatusOK, preview)
-		return
+		return nil
 	}
 	res, err := s.cmd.DeactivateUser(r.Context(), meta, id, transferTo)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }
 
 type updateUserBody struct {
@@ -223,17 +209,15 @@ type updateUserBody struct {
 
 // updateUser is PATCH /v1/users/{id}: a role change (see
 // commands.UpdateUser for names).
-func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body updateUserBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var role *domain.Role
 	if body.Role != nil {
@@ -242,14 +226,14 @@ func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	res, err := s.cmd.UpdateUser(r.Context(), m, id, body.Name, role)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	// This process's cached principals of the user carry the old role;
 	// the single-customer routes would otherwise act on it until their
 	// append's key check refused it.
 	s.keys.forgetUser(id)
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }
 
 type transferBody struct {
@@ -259,47 +243,41 @@ type transferBody struct {
 }
 
 // transferCustomers is POST /v1/users/{id}/transfer.
-func (s *Server) transferCustomers(w nethttp.ResponseWriter, r *nethttp.Request) {
+func (s *Server) transferCustomers(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	var body transferBody
 	m, err := s.command(r, &body)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	to, err := requiredID(r.Context(), body.To, "to")
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	req := commands.TransferRequest{From: id, To: to, DryRun: body.DryRun}
 	if body.CustomerIDs != nil {
 		if len(body.CustomerIDs) == 0 {
-			s.writeError(w, r, badRequest("invalid_input", "customer_ids", "customer_ids must not be empty (leave it out for all customers)"))
-			return
+			return badRequest("invalid_input", "customer_ids", "customer_ids must not be empty (leave it out for all customers)")
 		}
 		if len(body.CustomerIDs) > maxBulkCustomers {
-			s.writeError(w, r, &tooManyError{count: len(body.CustomerIDs)})
-			return
+			return &tooManyError{count: len(body.CustomerIDs)}
 		}
 		req.CustomerIDs = make([]string, 0, len(body.CustomerIDs))
 		for _, raw := range body.CustomerIDs {
 			cid, err := resolveID(r.Context(), raw, "customer_ids")
 			if err != nil || raw == "me" {
-				s.writeError(w, r, badRequest("invalid_id", "customer_ids", "customer id %q is not a UUID", raw))
-				return
+				return badRequest("invalid_id", "customer_ids", "customer id %q is not a UUID", raw)
 			}
 			req.CustomerIDs = append(req.CustomerIDs, cid)
 		}
 	}
 	res, err := s.cmd.TransferCustomers(r.Context(), m, req)
 	if err != nil {
-		s.writeError(w, r, err)
-		return
+		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
 }
