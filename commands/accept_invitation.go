@@ -68,7 +68,7 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 			if !ok {
 				return ErrNotFound
 			}
-			l, err := loadCustomers(ctx, tx, tenantID, []string{customerID})
+			l, err := loadCustomers(ctx, c.keys, tx, tenantID, []string{customerID})
 			if err != nil {
 				return err
 			}

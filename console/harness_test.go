@@ -52,8 +52,8 @@ func newWorld(t *testing.T) *world {
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
-	cmd := commands.New(store, log)
-	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond))
+	cmd := commands.New(store, testdb.Keyring(t), log)
+	runner, err := projections.New(pool, store, testdb.Keyring(t), log, projections.WithPollInterval(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func newWorld(t *testing.T) *world {
 		_ = runner.Run(ctx)
 	}()
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
+		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
 		Log: log, BaseURL: "https://ledger.example",
 	})
 	srv := httptest.NewServer(api)

@@ -43,6 +43,7 @@ const (
 	TypeCustomerAddedToGroup     = "CustomerAddedToGroup"
 	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
 	TypeInvitationEmailed        = "InvitationEmailed"
+	TypeCustomerErased           = "CustomerErased"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -60,6 +61,10 @@ type Profile struct {
 	// Title is optional (contract v2): events before it have none, so it
 	// is left out of the JSON when empty.
 	Title string `json:"title,omitempty"`
+	// Erased is set, and every other field empty, when the event's
+	// personal fields were sealed with a key that erasure destroyed. It is
+	// never stored: the event store keeps the sealed bytes.
+	Erased bool `json:"erased,omitempty"`
 }
 
 type TenantCreated struct {
@@ -132,6 +137,13 @@ type InvitationEmailed struct {
 	CustomerID string `json:"customer_id"`
 	MessageID  string `json:"message_id"`
 	Outcome    string `json:"outcome,omitempty"`
+}
+
+// CustomerErased records a customer's erasure: its data key is destroyed
+// in the same transaction, so the personal fields of its events can no
+// longer be read. The customer leaves every list; its history stays.
+type CustomerErased struct {
+	CustomerID string `json:"customer_id"`
 }
 
 type CustomerBlocked struct {
@@ -223,6 +235,7 @@ func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
 func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
 func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
+func (CustomerErased) EventType() string     { return TypeCustomerErased }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
 // version it is written in (always the current one) and its data as JSON.
@@ -282,6 +295,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeCustomerAddedToGroup:     decodeAs[CustomerAddedToGroup],
 	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
+	TypeCustomerErased:           decodeAs[CustomerErased],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -320,6 +334,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerRemovedFromGroup:
 		return e.CustomerID, true
 	case InvitationEmailed:
+		return e.CustomerID, true
+	case CustomerErased:
 		return e.CustomerID, true
 	}
 	return "", false

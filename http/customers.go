@@ -133,6 +133,27 @@ func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 	})
 }
 
+// eraseCustomer is DELETE /v1/customers/{id}: crypto-shredding erasure
+// (commands.EraseCustomer), 204 with the position token.
+func (s *Server) eraseCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
+	id, err := idParam(r, "id")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	m, err := s.command(r, nil)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	pos, err := s.cmd.EraseCustomer(r.Context(), m, id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeNoContent(w, pos)
+}
+
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
 	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")

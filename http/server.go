@@ -151,6 +151,7 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/customers/bulk", s.customerBulk)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
 		r.With(requireAdmin).Patch("/v1/customers/{id}", s.updateCustomer)
+		r.With(requireAdmin).Delete("/v1/customers/{id}", s.eraseCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.blockCustomer)
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.unblockCustomer)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.customerHistory)

@@ -26,6 +26,9 @@ type AuditEntry struct {
 	CustomerID    string          `json:"customer_id,omitempty"`
 	UserIDs       []string        `json:"user_ids"`
 	Data          json.RawMessage `json:"data"`
+	// Erased marks every event of an erased customer: data then holds
+	// only IDs and flags.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // AuditFilter narrows the audit log. Zero fields do not filter. From and To
@@ -58,9 +61,13 @@ FROM events e WHERE %s`,
 	}
 }
 
+// qAuditPage reads the log with, for an event of a customer, its key row:
+// the wrapped key opens a sealed copy of data (the log stores events' data
+// as stored, ciphertext included), erased_at marks an erased customer.
 const qAuditPage = `SELECT position, stream_id::text, stream_version, type, at, actor_user_id, actor_name,
-       correlation_id, coalesce(customer_id::text, ''), user_ids::text[], data
-FROM audit_log WHERE `
+       correlation_id, coalesce(customer_id::text, ''), user_ids::text[], data, schema_version, k.wrapped_key, k.erased_at IS NOT NULL
+FROM audit_log LEFT JOIN LATERAL (SELECT k.wrapped_key, k.erased_at FROM customer_keys k
+    WHERE k.customer_id = audit_log.customer_id) k ON true WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
 // position).
@@ -104,9 +111,13 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 	defer rows.Close()
 	for rows.Next() {
 		var e AuditEntry
-		var data []byte
+		var data, wrapped []byte
+		var schema int32
 		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
-			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data); err != nil {
+			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data, &schema, &wrapped, &e.Erased); err != nil {
+			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+		}
+		if _, data, _, err = q.keys.Open(e.Type, int(schema), data, wrapped); err != nil {
 			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
 		}
 		e.At, e.Data = e.At.UTC(), data

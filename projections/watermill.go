@@ -13,6 +13,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // topic is the one Watermill topic: the events table. The name only shows
@@ -80,7 +81,8 @@ func newEventsSchema(fields string, maxBatch int) *eventsSchema {
 // orders and selects events.
 const (
 	eventFieldsAll = `'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
-           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at`
+           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at,
+           'k', ` + keyring.WrappedKeySQL
 	eventFieldsCursor = `'p', e.position, 'x', e.transaction_id::text, 'y', e.type`
 )
 
@@ -147,6 +149,7 @@ type batchEvent struct {
 	Type          string          `json:"y"`
 	SchemaVersion int             `json:"sv"`
 	Data          json.RawMessage `json:"d"`
+	Key           []byte          `json:"k"`
 	RecordedAt    time.Time       `json:"r"`
 }
 
@@ -198,7 +201,7 @@ func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
 		batch[i] = &envelope{
 			Position: e.Position, TransactionID: txid, TenantID: e.TenantID, StreamID: e.StreamID,
 			StreamVersion: e.StreamVersion, Type: e.Type, SchemaVersion: e.SchemaVersion,
-			RecordedAt: e.RecordedAt.UTC(), Data: e.Data,
+			RecordedAt: e.RecordedAt.UTC(), Data: e.Data, Key: e.Key,
 		}
 	}
 	var cs []batchClaim
@@ -281,6 +284,9 @@ type envelope struct {
 	SchemaVersion int
 	RecordedAt    time.Time
 	Data          []byte
+	// Key is the customer's wrapped data key beside a sealed event
+	// (keyring.WrappedKeySQL): NULL for other events and once erased.
+	Key []byte
 }
 
 func (e *envelope) cursor() eventstore.Cursor {

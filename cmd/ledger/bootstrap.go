@@ -31,7 +31,7 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stderr, "missing required flags: %s\n", strings.Join(missing, ", "))
 		return errUsage
 	}
-	_, pool, log, err := connect(ctx, env)
+	cfg, pool, log, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,11 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	if err := migrations.Apply(ctx, pool, log); err != nil {
 		return err
 	}
-	res, err := commands.New(eventstore.New(pool), log).Bootstrap(ctx, *tenant, *name, *email)
+	keys, err := cfg.Keyring(log)
+	if err != nil {
+		return err
+	}
+	res, err := commands.New(eventstore.New(pool), keys, log).Bootstrap(ctx, *tenant, *name, *email)
 	if err != nil {
 		return err
 	}

@@ -45,6 +45,9 @@ func testEnv(vars map[string]string) (*cliEnv, *syncBuffer, *syncBuffer) {
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	return &cliEnv{stdout: out, stderr: errOut, getenv: func(k string) (string, bool) {
 		v, ok := vars[k]
+		if !ok && k == "LEDGER_KEK" && vars != nil {
+			return testdb.KEK, true // every test's processes share one KEK
+		}
 		return v, ok
 	}}, out, errOut
 }
@@ -154,7 +157,7 @@ func TestServeAnswersAndStopsGracefully(t *testing.T) {
 	dsn := testdb.NewURL(t)
 	pr, pw := io.Pipe()
 	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
-		v, ok := map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0"}[k]
+		v, ok := map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0", "LEDGER_KEK": testdb.KEK}[k]
 		return v, ok
 	}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -222,7 +225,7 @@ func TestHistoryReplaysTheEventStore(t *testing.T) {
 	}
 	defer pool.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cmds := commandspkg.New(eventstore.New(pool), log)
+	cmds := commandspkg.New(eventstore.New(pool), testdb.Keyring(t), log)
 	boot, err := cmds.Bootstrap(ctx, "Acme", "Ann Admin", "ann@acme.example")
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	defer pool.Close()
 	store := eventstore.New(pool)
-	cmd := commands.New(store, srv.log)
+	cmd := commands.New(store, benchKeyring(), srv.log)
 	boot, err := cmd.Bootstrap(ctx, "Bench", "Bench Admin", "admin@bench.example")
 	if err != nil {
 		return err

@@ -48,7 +48,7 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	if err != nil {
 		return err
 	}
-	q := projections.NewQueries(pool)
+	q := projections.NewQueries(pool, benchKeyring())
 	rng := rand.New(rand.NewPCG(3, 4))
 	var lastUser string
 	pick := func() string { lastUser = userIDs[rng.IntN(len(userIDs))]; return lastUser }

@@ -270,7 +270,7 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 	capture := &logCapture{}
 	log := slog.New(capture)
 	store := eventstore.New(pool)
-	runner, err := projections.New(pool, store, log)
+	runner, err := projections.New(pool, store, benchKeyring(), log)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,19 @@
+-- customer_keys: each customer's data key, wrapped (AES-256-GCM) with the
+-- key-encryption key from the environment (LEDGER_KEK), so a dump of the
+-- database alone opens nothing. The personal fields of the customer's
+-- profile events (schema version 2) are sealed with the data key. Erasure
+-- sets wrapped_key to NULL and erased_at: the row stays as a tombstone that
+-- tells "erased" from "never had a key" (a customer of plaintext v1 events).
+CREATE TABLE customer_keys (
+    customer_id uuid PRIMARY KEY,
+    tenant_id   uuid NOT NULL,
+    wrapped_key bytea,
+    erased_at   timestamptz,
+    CHECK ((wrapped_key IS NULL) = (erased_at IS NOT NULL))
+);
+
+-- The customers an idempotency record's stored answer names (the customer
+-- streams its append wrote), so erasure can delete the records that would
+-- replay a customer's personal data.
+ALTER TABLE idempotency_keys ADD COLUMN customer_ids uuid[];
+CREATE INDEX idempotency_keys_customers ON idempotency_keys USING gin (customer_ids) WHERE customer_ids IS NOT NULL;
