@@ -82,7 +82,7 @@ func newEventsSchema(fields string, maxBatch int) *eventsSchema {
 const (
 	eventFieldsAll = `'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
            'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at,
-           'k', ` + keyring.WrappedKeySQL
+           'k', encode(` + keyring.WrappedKeySQL + `, 'base64')`
 	eventFieldsCursor = `'p', e.position, 'x', e.transaction_id::text, 'y', e.type`
 )
 
