@@ -69,6 +69,9 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 				return ErrNotFound
 			}
 			l, err := loadCustomers(ctx, c.keys, tx, tenantID, []string{customerID})
+			if errors.Is(err, ErrErased) {
+				return ErrNotFound // an erased client's token is unknown (erasure deletes it too)
+			}
 			if err != nil {
 				return err
 			}

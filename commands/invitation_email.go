@@ -119,6 +119,9 @@ func (c *Commands) GetInvitation(ctx context.Context, token string) (InvitationP
 		return InvitationPage{}, fmt.Errorf("read invitation: %w", err)
 	}
 	cu, err := readCustomer(ctx, c.keys, pool, tenantID, customerID)
+	if errors.Is(err, ErrErased) {
+		return InvitationPage{}, ErrNotFound // erasure deletes the token too
+	}
 	if err != nil {
 		return InvitationPage{}, err
 	}
