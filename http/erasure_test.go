@@ -161,7 +161,11 @@ func TestErasureLeavesNoPersonalDataReadable(t *testing.T) {
 	if l := leaks(string(hist.body)); len(l) > 0 {
 		t.Fatalf("history shows %v", l)
 	}
-	var team struct{ Items []struct{ UserID string `json:"user_id"` } }
+	var team struct {
+		Items []struct {
+			UserID string `json:"user_id"`
+		}
+	}
 	b.admin.must(200, "GET", "/v1/customers/"+id+"/assignees?as_of="+asOf, nil, hdr{"X-Min-Position": pos}).decode(t, &team)
 	if len(team.Items) != 2 {
 		t.Fatalf("team as of before the erasure: %+v", team)
