@@ -110,6 +110,9 @@ func random(n int) []byte {
 	return b
 }
 
+// ClaimPrefix begins every ClaimValue, telling it from a plaintext value.
+const ClaimPrefix = "hmac:"
+
 // ClaimValue is what unique_claims stores for a customer's e-mail or
 // external ID: an HMAC of the (normalised) value under a key derived from
 // the KEK, so the table is a uniqueness index that never holds the value.
@@ -118,7 +121,7 @@ func (k *Keyring) ClaimValue(kind, value string) string {
 	m.Write([]byte(kind))
 	m.Write([]byte{0})
 	m.Write([]byte(value))
-	return "hmac:" + hex.EncodeToString(m.Sum(nil))
+	return ClaimPrefix + hex.EncodeToString(m.Sum(nil))
 }
 
 // DataKey is one customer's data key, open, with its wrapped form.
@@ -339,8 +342,13 @@ func Destroy(ctx context.Context, q Execer, tenantID string, customerIDs []strin
 	return nil
 }
 
-const qDestroyKeys = `UPDATE customer_keys SET wrapped_key = NULL, erased_at = coalesce(erased_at, now())
-WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])`
+// qDestroyKeys leaves a tombstone also for a customer that never had a key
+// (one of plaintext version 1 events), so encrypt-legacy seals its events
+// with a key it throws away.
+const qDestroyKeys = `INSERT INTO customer_keys (tenant_id, customer_id, wrapped_key, erased_at)
+SELECT $1, id, NULL, now() FROM unnest($2::text[]::uuid[]) AS t(id)
+ON CONFLICT (customer_id) DO UPDATE SET wrapped_key = NULL, erased_at = coalesce(customer_keys.erased_at, now())
+WHERE customer_keys.tenant_id = excluded.tenant_id`
 
 // Load reads the live keys of customers; erased and unknown customers are
 // absent.

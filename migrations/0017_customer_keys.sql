@@ -17,3 +17,10 @@ CREATE TABLE customer_keys (
 -- replay a customer's personal data.
 ALTER TABLE idempotency_keys ADD COLUMN customer_ids uuid[];
 CREATE INDEX idempotency_keys_customers ON idempotency_keys USING gin (customer_ids) WHERE customer_ids IS NOT NULL;
+-- Records stored before this migration: their customers are the customer
+-- streams written by the transaction of the append they answered.
+UPDATE idempotency_keys i SET customer_ids = (
+    SELECT array_agg(DISTINCT e.stream_id) FROM events e JOIN streams s USING (stream_id)
+    WHERE s.stream_type = 'customer'
+      AND e.transaction_id = (SELECT x.transaction_id FROM events x WHERE x.position = i.position))
+WHERE i.position IS NOT NULL;
