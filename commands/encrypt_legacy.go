@@ -54,9 +54,20 @@ func (c *Commands) EncryptLegacy(ctx context.Context) (LegacyReport, error) {
 	return rep, err
 }
 
+// LegacyCustomers counts the customers whose personal data is still in
+// clear in the event store: `ledger serve` warns until encrypt-legacy ran.
+func (c *Commands) LegacyCustomers(ctx context.Context) (int, error) {
+	ids, err := legacyStreams(ctx, c.store.Pool())
+	return len(ids), err
+}
+
+// qLegacyStreams is answered by the partial index events_plaintext_profiles
+// (migration 0017), empty once encrypt-legacy has run.
+const qLegacyStreams = `SELECT DISTINCT stream_id::text FROM events
+	WHERE schema_version = 1 AND type IN ('CustomerRegistered', 'ClientInvited', 'CustomerUpdated') ORDER BY 1`
+
 func legacyStreams(ctx context.Context, q querier) ([]string, error) {
-	rows, err := q.Query(ctx, `SELECT DISTINCT stream_id::text FROM events WHERE schema_version = 1 AND type = ANY($1) ORDER BY 1`,
-		[]string{domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated})
+	rows, err := q.Query(ctx, qLegacyStreams)
 	if err != nil {
 		return nil, fmt.Errorf("find plaintext customer events: %w", translatePg(err))
 	}

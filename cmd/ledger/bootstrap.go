@@ -31,7 +31,7 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintf(env.stderr, "missing required flags: %s\n", strings.Join(missing, ", "))
 		return errUsage
 	}
-	cfg, pool, log, err := connect(ctx, env)
+	_, pool, log, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -39,11 +39,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	if err := migrations.Apply(ctx, pool, log); err != nil {
 		return err
 	}
-	keys, err := cfg.Keyring(log)
-	if err != nil {
-		return err
-	}
-	res, err := commands.New(eventstore.New(pool), keys, log).Bootstrap(ctx, *tenant, *name, *email)
+	// A tenant and its first admin hold no customer data: no KEK needed.
+	res, err := commands.New(eventstore.New(pool), nil, log).Bootstrap(ctx, *tenant, *name, *email)
 	if err != nil {
 		return err
 	}

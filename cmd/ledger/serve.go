@@ -70,6 +70,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		log.Info("e-mail on", slog.String("smtp", smtp.Addr()), slog.String("from", cfg.MailFrom))
 	}
 	cmds := commands.New(store, keys, log, cmdOpts...)
+	if n, err := cmds.LegacyCustomers(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("customers with personal data in clear in the event store (written before erasure existed): "+
+			"erasing them leaves that data readable until `ledger encrypt-legacy` has run", slog.Int("customers", n))
+	}
 	if smtp != nil {
 		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome})
 		if err != nil {
