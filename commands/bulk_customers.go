@@ -22,6 +22,9 @@ type CustomerBulkRequest struct {
 	DryRun      bool
 	// Selected makes the answer list CustomerIDs (a selection by filter).
 	Selected bool
+	// IfMatch is the version the one listed customer must be at
+	// (ErrPreconditionFailed otherwise): DELETE /v1/customers/{id}'s If-Match.
+	IfMatch *int64
 }
 
 // CustomerError is one customer a bulk action cannot be carried out on.
@@ -110,6 +113,11 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
 				if err != nil {
 					return err
+				}
+				if req.IfMatch != nil && len(customerIDs) == 1 {
+					if v, ok := versions[customerIDs[0]]; ok && v != *req.IfMatch {
+						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], v, *req.IfMatch)
+					}
 				}
 				var found []string
 				for _, id := range customerIDs {

@@ -14,7 +14,7 @@ import (
 // events can no longer be opened, the events keep their bytes and hashes)
 // and deletes its uniqueness claims, invitations, outbox rows and the
 // idempotency records whose answers name it. An unknown customer is
-// ErrNotFound, one erased already ErrErased.
+// ErrNotFound, one erased already ErrErased; honours If-Match.
 func (c *Commands) EraseCustomer(ctx context.Context, m Meta, customerID string) (int64, error) {
 	id, ok := parseID(customerID)
 	if !ok {
@@ -23,7 +23,7 @@ func (c *Commands) EraseCustomer(ctx context.Context, m Meta, customerID string)
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return 0, err
 	}
-	res, err := c.BulkCustomers(ctx, m, CustomerBulkRequest{Action: domain.CustomerActionDelete, CustomerIDs: []string{id}})
+	res, err := c.BulkCustomers(ctx, m, CustomerBulkRequest{Action: domain.CustomerActionDelete, CustomerIDs: []string{id}, IfMatch: m.IfMatch})
 	var rejected *CustomerBulkRejectedError
 	if errors.As(err, &rejected) && len(rejected.Errors) == 1 && rejected.Errors[0].Code == CodeNotFound {
 		return 0, notFound("customer", id)

@@ -97,6 +97,9 @@ func TestErasureLeavesNoPersonalDataReadable(t *testing.T) {
 	if r := bob.do("DELETE", "/v1/customers/"+id, nil); r.status != 403 {
 		t.Fatalf("member erasing: %d %s", r.status, r.body)
 	}
+	if r := b.admin.do("DELETE", "/v1/customers/"+id, nil, hdr{"If-Match": `"2"`}); r.status != 412 {
+		t.Fatalf("erasing at a stale version: %d %s", r.status, r.body)
+	}
 	r = b.admin.must(204, "DELETE", "/v1/customers/"+id, nil, hdr{"Idempotency-Key": "erase-quentin"})
 	pos := r.header.Get("X-Ledger-Position")
 	if pos == "" {
