@@ -62,7 +62,7 @@ func (c *Commands) LegacyCustomers(ctx context.Context) (int, error) {
 }
 
 // qLegacyStreams is answered by the partial index events_plaintext_profiles
-// (migration 0017), empty once encrypt-legacy has run.
+// (migration 0020), empty once encrypt-legacy has run.
 const qLegacyStreams = `SELECT DISTINCT stream_id::text FROM events
 	WHERE schema_version = 1 AND type IN ('CustomerRegistered', 'ClientInvited', 'CustomerUpdated') ORDER BY 1`
 

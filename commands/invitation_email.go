@@ -140,32 +140,41 @@ func (c *Commands) GetInvitation(ctx context.Context, token string) (InvitationP
 	return page, nil
 }
 
-// relayActor is the actor recorded on InvitationEmailed: the outbox relay,
+// relayActor is the actor recorded on an e-mail's outcome: the outbox relay,
 // not a user of the tenant.
 var relayActor = eventstore.Actor{Name: "mail relay"}
 
-// RecordEmailOutcome is the relay's mail.Config.Record: an invitation
-// e-mail's final outcome ("sent" or "failed") becomes an InvitationEmailed
-// event on the customer's stream. It is idempotent, keyed by the message
-// and outcome: the relay calls it before it marks the outbox row, so a
-// crash in between makes it call again, and the second call appends
-// nothing.
+// RecordEmailOutcome is the relay's mail.Config.Record: an e-mail's final
+// outcome ("sent" or "failed") becomes an event on the customer's stream,
+// InvitationEmailed for an invitation, CustomerMessaged for a customer
+// message. It is idempotent, keyed by the e-mail and outcome: the relay
+// calls it before it marks the outbox row, so a crash in between makes it
+// call again, and the second call appends nothing.
 func (c *Commands) RecordEmailOutcome(ctx context.Context, o mail.Outcome) error {
-	if o.Kind != mail.KindInvitation {
-		return nil
-	}
 	tenantID, ok1 := parseID(o.TenantID)
 	customerID, ok2 := parseID(o.CustomerID)
 	if !ok1 || !ok2 {
 		return ErrNotFound
 	}
-	messageID, outcome := o.MessageID, o.Status
-	data, err := encode([]domain.Event{domain.InvitationEmailed{CustomerID: customerID, MessageID: messageID, Outcome: outcome}})
+	switch o.Kind {
+	case mail.KindInvitation:
+		e := domain.InvitationEmailed{CustomerID: customerID, MessageID: o.MessageID, Outcome: o.Status}
+		return c.appendOutcome(ctx, tenantID, customerID, o, e)
+	case mail.KindMessage:
+		return c.recordMessageOutcome(ctx, tenantID, customerID, o)
+	}
+	return nil
+}
+
+// appendOutcome appends e, the outcome of the e-mail o, to the customer's
+// stream as the relay, once per e-mail and outcome.
+func (c *Commands) appendOutcome(ctx context.Context, tenantID, customerID string, o mail.Outcome, e domain.Event) error {
+	data, err := encode([]domain.Event{e})
 	if err != nil {
 		return err
 	}
-	key := "outbox:" + messageID + ":" + outcome
-	err = c.withRetry(ctx, "RecordInvitationEmailed", false, func() error {
+	key := "outbox:" + o.MessageID + ":" + o.Status
+	err = c.withRetry(ctx, "Record"+e.EventType(), false, func() error {
 		_, err := c.store.Append(ctx, eventstore.AppendRequest{
 			TenantID: tenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: eventstore.Any, Events: data}},
@@ -176,7 +185,7 @@ func (c *Commands) RecordEmailOutcome(ctx context.Context, o mail.Outcome) error
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("record invitation e-mail %s: %w", messageID, err)
+		return fmt.Errorf("record %s e-mail %s: %w", o.Kind, o.MessageID, err)
 	}
 	return nil
 }

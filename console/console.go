@@ -129,6 +129,8 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/customers", c.customers)
 		r.Post("/customers/bulk/review", c.bulkReview)
 		r.Post("/customers/bulk", c.bulkSave)
+		r.Post("/customers/message", c.messageCustomers)
+		r.Get("/messages/{id}", c.messageStatus)
 		r.Get("/customers/export", c.export)
 		r.Get("/customers/new", c.newCustomerPage)
 		r.Post("/customers/new", c.newCustomer)
@@ -136,6 +138,7 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/customers/{id}/block", c.block)
 		r.Get("/customers/{id}/delete", c.erasePage)
 		r.Post("/customers/{id}/delete", c.erase)
+		r.Post("/customers/{id}/profile", c.editProfile)
 		r.Post("/customers/{id}/groups", c.group)
 		r.Get("/audit/export", c.auditExport)
 		r.Post("/customers/{id}/mine", c.toggleMine)
@@ -344,6 +347,7 @@ func noticeText(done string) string {
 		"deactivated": "User deactivated.",
 		"transferred": "Customers transferred.",
 		"policy":      "Policy saved.",
+		"profile":     "Profile saved.",
 	}[done]
 }
 

@@ -33,6 +33,8 @@ type customersData struct {
 	NextURL, Query, FirstURL string
 	// Checked are the customers ticked when a bulk review is sent back.
 	Checked map[string]bool
+	// MessageSubject and MessageBody keep a refused message's text.
+	MessageSubject, MessageBody string
 }
 
 var statuses = []string{"active", "invited", "blocked"}

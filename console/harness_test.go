@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 
 	"github.com/assignment-ledger/ledger/commands"
@@ -21,6 +23,7 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
 	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -47,12 +50,20 @@ type user struct {
 	actor         domain.Actor
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWithMail(t, "") }
+
+// newWorldWithMail is newWorld with e-mail on when smtpURL is set: a relay
+// delivers the outbox to that server, as `ledger serve` does.
+func newWorldWithMail(t *testing.T, smtpURL string) *world {
 	t.Helper()
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
-	cmd := commands.New(store, testdb.Keyring(t), log)
+	var opts []commands.Option
+	if smtpURL != "" {
+		opts = append(opts, commands.WithEmail())
+	}
+	cmd := commands.New(store, testdb.Keyring(t), log, opts...)
 	runner, err := projections.New(pool, store, testdb.Keyring(t), log, projections.WithPollInterval(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +74,24 @@ func newWorld(t *testing.T) *world {
 		defer close(done)
 		_ = runner.Run(ctx)
 	}()
+	relayDone := make(chan struct{})
+	if smtpURL != "" {
+		sender, err := mail.ParseURL(smtpURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			defer close(relayDone)
+			_ = relay.Run(ctx)
+		}()
+	} else {
+		close(relayDone)
+	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
 		Log: log, BaseURL: "https://ledger.example",
@@ -72,6 +101,7 @@ func newWorld(t *testing.T) *world {
 		srv.Close()
 		cancel()
 		<-done
+		<-relayDone
 	})
 	boot, err := cmd.Bootstrap(context.Background(), "Acme", "Ann Admin", "ann@acme.example")
 	if err != nil {
@@ -312,4 +342,74 @@ func (b *browser) has(sel string) bool {
 	var ok bool
 	b.run("look for "+sel, chromedp.Evaluate(fmt.Sprintf("document.querySelector(%q) !== null", sel), &ok))
 	return ok
+}
+
+// download is a file the browser downloaded: the name the server
+// suggested and where Chromium saved it.
+type download struct {
+	name, path string
+}
+
+// download clicks sel (a link to a file) and waits until Chromium has
+// saved the file it starts, as a user's browser would: downloads are
+// allowed into a directory of the test's, named by their GUID, and the
+// browser's own download events say when one is complete.
+func (b *browser) download(sel string) download {
+	b.t.Helper()
+	dir, err := os.MkdirTemp("", "ledger-console-download-")
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	type event struct {
+		guid, name string
+		state      cdpbrowser.DownloadProgressState
+	}
+	events := make(chan event, 64)
+	ctx, stop := context.WithCancel(b.ctx)
+	defer stop()
+	chromedp.ListenBrowser(ctx, func(ev any) {
+		var e event
+		switch ev := ev.(type) {
+		case *cdpbrowser.EventDownloadWillBegin:
+			e = event{guid: ev.GUID, name: ev.SuggestedFilename}
+		case *cdpbrowser.EventDownloadProgress:
+			e = event{guid: ev.GUID, state: ev.State}
+		default:
+			return
+		}
+		select {
+		case events <- e:
+		default:
+		}
+	})
+	b.run("allow downloads into "+dir, chromedp.ActionFunc(func(ctx context.Context) error {
+		// A browser-wide setting: it must reach the browser, not the page.
+		c := chromedp.FromContext(ctx)
+		return cdpbrowser.SetDownloadBehavior(cdpbrowser.SetDownloadBehaviorBehaviorAllowAndName).
+			WithDownloadPath(dir).WithEventsEnabled(true).Do(cdp.WithExecutor(ctx, c.Browser))
+	}))
+	b.run("click "+sel, chromedp.Click(sel, chromedp.ByQuery))
+	names := map[string]string{}
+	timeout := time.After(20 * time.Second)
+	for {
+		select {
+		case e := <-events:
+			if e.name != "" {
+				names[e.guid] = e.name
+			}
+			switch e.state {
+			case cdpbrowser.DownloadProgressStateCanceled:
+				b.failf("the download of %s was canceled", sel)
+			case cdpbrowser.DownloadProgressStateCompleted:
+				path := filepath.Join(dir, e.guid)
+				if _, err := os.Stat(path); err != nil {
+					b.failf("download complete but no file: %v", err)
+				}
+				return download{name: names[e.guid], path: path}
+			}
+		case <-timeout:
+			b.failf("clicking %s downloaded nothing within 20 s (events for %v)", sel, names)
+		}
+	}
 }

@@ -31,6 +31,9 @@ type profileData struct {
 	// Groups are the customer's groups (the customer list's read model);
 	// OtherGroups the tenant's groups it is not in (Add's choices).
 	Groups, OtherGroups []projections.GroupRef
+	// Edit fills the profile form; From is what the form was filled from
+	// (the current profile), sent back to tell which fields changed.
+	Edit, From profileEdit
 }
 
 // historyEntry is one event of the customer's stream, for the timeline.
@@ -83,7 +86,7 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 	if err != nil {
 		return "", v, err
 	}
-	d := profileData{Customer: cu, Users: users, OnTeam: map[string]bool{}}
+	d := profileData{Customer: cu, Users: users, OnTeam: map[string]bool{}, Edit: editOf(cu), From: editOf(cu)}
 	for _, a := range cu.Assignees {
 		d.OnTeam[a.UserID] = true
 	}

@@ -44,6 +44,7 @@ const (
 	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
 	TypeInvitationEmailed        = "InvitationEmailed"
 	TypeCustomerErased           = "CustomerErased"
+	TypeCustomerMessaged         = "CustomerMessaged"
 )
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
@@ -146,6 +147,19 @@ type CustomerErased struct {
 	CustomerID string `json:"customer_id"`
 }
 
+// CustomerMessaged records that a customer was sent a message (POST
+// /v1/customers/messages): MessageID is the message, the same for all its
+// recipients. The sender appends it with the admin as actor and no
+// Outcome (the e-mail is queued); the outbox relay appends it again with
+// Outcome "sent" or "failed" once the e-mail's fate is known. EmailID is
+// that recipient's e-mail (its outbox row and Message-ID).
+type CustomerMessaged struct {
+	CustomerID string `json:"customer_id"`
+	MessageID  string `json:"message_id"`
+	EmailID    string `json:"email_id,omitempty"`
+	Outcome    string `json:"outcome,omitempty"`
+}
+
 type CustomerBlocked struct {
 	CustomerID string `json:"customer_id"`
 }
@@ -236,6 +250,7 @@ func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
 func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
 func (CustomerErased) EventType() string     { return TypeCustomerErased }
+func (CustomerMessaged) EventType() string   { return TypeCustomerMessaged }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
 // version it is written in (always the current one) and its data as JSON.
@@ -296,6 +311,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
 	TypeCustomerErased:           decodeAs[CustomerErased],
+	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
 }
 
 func decodeAs[E Event](data []byte) (Event, error) {
@@ -336,6 +352,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case InvitationEmailed:
 		return e.CustomerID, true
 	case CustomerErased:
+		return e.CustomerID, true
+	case CustomerMessaged:
 		return e.CustomerID, true
 	}
 	return "", false

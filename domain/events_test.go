@@ -40,6 +40,8 @@ var eventJSON = []struct {
 	{domain.TeamMemberReplaced{CustomerID: "c1", UserID: "u1", WithUserID: "u2", Lead: true},
 		`{"customer_id":"c1","user_id":"u1","with_user_id":"u2","lead":true}`},
 	{domain.InvitationEmailed{CustomerID: "c1", MessageID: "m1", Outcome: "sent"}, `{"customer_id":"c1","message_id":"m1","outcome":"sent"}`},
+	{domain.CustomerMessaged{CustomerID: "c1", MessageID: "m1"}, `{"customer_id":"c1","message_id":"m1"}`},
+	{domain.CustomerMessaged{CustomerID: "c1", MessageID: "m1", EmailID: "e1", Outcome: "failed"}, `{"customer_id":"c1","message_id":"m1","email_id":"e1","outcome":"failed"}`},
 }
 
 func TestEncodeEventJSON(t *testing.T) {
@@ -90,6 +92,7 @@ func TestEveryEventTypeIsCovered(t *testing.T) {
 		domain.TypePolicyChanged, domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated,
 		domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked, domain.TypeUserAssigned,
 		domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced, domain.TypeInvitationEmailed,
+		domain.TypeCustomerMessaged,
 	}
 	covered := map[string]bool{}
 	for _, tc := range eventJSON {

@@ -19,15 +19,19 @@ type OutboxMessage struct {
 	// Kind says how the relay renders Payload ("invitation").
 	Kind    string
 	Payload json.RawMessage
+	// Message is the customer message (POST /v1/customers/messages) this
+	// e-mail is one of, if any: the relay takes its subject and body from
+	// there, and the message's delivery counts are its e-mails' statuses.
+	Message string
 }
 
 // qInsertOutbox writes an append's outbox rows, due at once by the
 // database's clock, which the relay's query reads (created_at is the
 // events' recording time, the e-mail's Date).
 const qInsertOutbox = `
-INSERT INTO outbox (id, tenant_id, customer_id, kind, payload, next_attempt_at, created_at)
-SELECT i, $1, nullif(c, '')::uuid, k, p::jsonb, now(), $6
-FROM unnest($2::text[]::uuid[], $3::text[], $4::text[], $5::text[]) AS u(i, c, k, p)`
+INSERT INTO outbox (id, tenant_id, customer_id, kind, payload, message_id, next_attempt_at, created_at)
+SELECT i, $1, nullif(c, '')::uuid, k, p::jsonb, nullif(m, '')::uuid, now(), $6
+FROM unnest($2::text[]::uuid[], $3::text[], $4::text[], $5::text[], $7::text[]) AS u(i, c, k, p, m)`
 
 // outboxArgs are qInsertOutbox's parameters.
 func outboxArgs(tenantID string, msgs []OutboxMessage, now time.Time) []any {
@@ -35,8 +39,9 @@ func outboxArgs(tenantID string, msgs []OutboxMessage, now time.Time) []any {
 	customers := make([]string, len(msgs))
 	kinds := make([]string, len(msgs))
 	payloads := make([]string, len(msgs))
+	messages := make([]string, len(msgs))
 	for i, m := range msgs {
-		ids[i], customers[i], kinds[i], payloads[i] = m.ID, m.CustomerID, m.Kind, string(m.Payload)
+		ids[i], customers[i], kinds[i], payloads[i], messages[i] = m.ID, m.CustomerID, m.Kind, string(m.Payload), m.Message
 	}
-	return []any{tenantID, ids, customers, kinds, payloads, now}
+	return []any{tenantID, ids, customers, kinds, payloads, now, messages}
 }

@@ -130,6 +130,12 @@ func TestErasureLeavesNoPersonalDataReadable(t *testing.T) {
 			t.Fatalf("%s %s after erasure: %d %s", c.method, c.path, r.status, r.body)
 		}
 	}
+	// Messages skip it and say why.
+	msg := b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{id, keep["id"].(string)},
+		"subject": "Hello", "body": "Opening hours"}).json(t)
+	if skipped := fmt.Sprint(msg["skipped"]); msg["recipients"] != float64(1) || !strings.Contains(skipped, "erased") || !strings.Contains(skipped, id) {
+		t.Fatalf("message to an erased and a kept customer: %v", msg)
+	}
 	anon := &client{t: t, base: b.base}
 	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 {
 		t.Fatalf("accepting an erased client's invitation: %d %s", r.status, r.body)

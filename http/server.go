@@ -149,6 +149,8 @@ func (s *Server) routes() chi.Router {
 		// The assigned-user filter reads my_clients too.
 		r.With(s.minPosition(pCustomers, pMyClients, pGroups)).Get("/v1/customers", s.listCustomers)
 		r.With(requireAdmin).Post("/v1/customers/bulk", s.customerBulk)
+		r.With(requireAdmin).Post("/v1/customers/messages", s.messageCustomers)
+		r.With(s.minPosition(pWriteModel)).Get("/v1/messages/{id}", s.getMessage)
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.getCustomer)
 		r.With(requireAdmin).Patch("/v1/customers/{id}", s.updateCustomer)
 		r.With(requireAdmin).Delete("/v1/customers/{id}", s.eraseCustomer)

@@ -112,6 +112,12 @@ func render(kind, id string, payload []byte, from *netmail.Address, baseURL stri
 			return outgoing{}, fmt.Errorf("decode invitation %s: %w", id, err)
 		}
 		return inv.render(id, from, baseURL, created)
+	case KindMessage:
+		var m Message
+		if err := json.Unmarshal(payload, &m); err != nil {
+			return outgoing{}, fmt.Errorf("decode message %s: %w", id, err)
+		}
+		return m.render(id, from, created)
 	}
 	return outgoing{}, fmt.Errorf("outbox message %s: unknown kind %q", id, kind)
 }

@@ -74,8 +74,11 @@ type Config struct {
 type Outcome struct {
 	TenantID   string
 	CustomerID string
-	MessageID  string
-	Kind       string
+	// MessageID is the outbox message (the e-mail's Message-ID).
+	MessageID string
+	Kind      string
+	// Message is the customer message the e-mail is one of (KindMessage).
+	Message string
 	// Status is "sent" or "failed".
 	Status string
 }
@@ -230,7 +233,8 @@ func (r *Relay) record(ctx context.Context, row outboxRow, status string) error 
 	if r.cfg.Record == nil || row.customerID == "" {
 		return nil
 	}
-	return r.cfg.Record(ctx, Outcome{TenantID: row.tenantID, CustomerID: row.customerID, MessageID: row.id, Kind: row.kind, Status: status})
+	return r.cfg.Record(ctx, Outcome{TenantID: row.tenantID, CustomerID: row.customerID, MessageID: row.id, Kind: row.kind,
+		Message: row.message, Status: status})
 }
 
 // deliver renders and sends one row.
@@ -294,6 +298,7 @@ type outboxRow struct {
 	id         string
 	tenantID   string
 	customerID string
+	message    string
 	kind       string
 	payload    []byte
 	attempts   int
@@ -306,11 +311,12 @@ const (
 	metaCreated  = "created_at"
 	metaTenant   = "tenant_id"
 	metaCustomer = "customer_id"
+	metaMessage  = "message_id"
 )
 
 func rowOf(msg *message.Message) (outboxRow, error) {
 	row := outboxRow{id: msg.UUID, kind: msg.Metadata.Get(metaKind), payload: msg.Payload,
-		tenantID: msg.Metadata.Get(metaTenant), customerID: msg.Metadata.Get(metaCustomer)}
+		tenantID: msg.Metadata.Get(metaTenant), customerID: msg.Metadata.Get(metaCustomer), message: msg.Metadata.Get(metaMessage)}
 	if _, err := fmt.Sscan(msg.Metadata.Get(metaAttempts), &row.attempts); err != nil {
 		return row, fmt.Errorf("outbox message %s: attempts: %w", row.id, err)
 	}
@@ -326,9 +332,14 @@ func rowOf(msg *message.Message) (outboxRow, error) {
 // message is the one due row the select locks.
 type outboxSchema struct{}
 
-const qSelectDue = `SELECT id::text, tenant_id::text, coalesce(customer_id::text, ''), kind, payload, attempts, created_at FROM outbox
-WHERE status = 'queued' AND next_attempt_at <= now()
-ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`
+// A customer message's e-mail takes its subject and body from the message
+// (kept once for all its recipients).
+const qSelectDue = `SELECT o.id::text, o.tenant_id::text, coalesce(o.customer_id::text, ''), coalesce(o.message_id::text, ''), o.kind,
+    CASE WHEN m.id IS NULL THEN o.payload ELSE o.payload || jsonb_build_object('subject', m.subject, 'body', m.body) END,
+    o.attempts, o.created_at
+FROM outbox o LEFT JOIN messages m ON m.id = o.message_id
+WHERE o.status = 'queued' AND o.next_attempt_at <= now()
+ORDER BY o.next_attempt_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED`
 
 func (outboxSchema) SelectQuery(string, string, wsql.OffsetsAdapter) wsql.Query {
 	return wsql.Query{Query: qSelectDue}
@@ -336,18 +347,18 @@ func (outboxSchema) SelectQuery(string, string, wsql.OffsetsAdapter) wsql.Query 
 
 func (outboxSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	var (
-		id, tenant, customer, kind string
-		payload                    []byte
-		attempts                   int
-		created                    time.Time
+		id, tenant, customer, messageID, kind string
+		payload                               []byte
+		attempts                              int
+		created                               time.Time
 	)
-	if err := row.Scan(&id, &tenant, &customer, &kind, &payload, &attempts, &created); err != nil {
+	if err := row.Scan(&id, &tenant, &customer, &messageID, &kind, &payload, &attempts, &created); err != nil {
 		return wsql.Row{}, fmt.Errorf("scan outbox row: %w", err)
 	}
 	msg := message.NewMessage(id, payload)
 	msg.Metadata = message.Metadata{
 		metaKind: kind, metaAttempts: fmt.Sprint(attempts), metaCreated: created.UTC().Format(time.RFC3339Nano),
-		metaTenant: tenant, metaCustomer: customer,
+		metaTenant: tenant, metaCustomer: customer, metaMessage: messageID,
 	}
 	// Offset only has to be non-zero for Watermill to ack; the outcome
 	// is recorded by the handler.

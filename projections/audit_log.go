@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Actor is who caused an event.
@@ -45,29 +47,27 @@ func auditLogProjection() *projection {
 	return &projection{
 		name: AuditLog,
 		tables: []table{{name: "audit_log", key: []string{"tenant_id", "position"},
-			columns: []string{"position", "tenant_id", "stream_id", "stream_version", "type", "schema_version", "at",
-				"actor_user_id", "actor_name", "correlation_id", "customer_id", "user_ids", "data"}}},
+			columns: []string{"position", "tenant_id", "type", "at", "actor_user_id", "customer_id", "user_ids"}}},
 		// user_ids is domain.UserIDsOf: user_id, with_user_id,
-		// previous_user_id, transfer_to.
-		derive: `INSERT INTO audit_log (position, tenant_id, stream_id, stream_version, type, schema_version, at,
-    actor_user_id, actor_name, correlation_id, customer_id, user_ids, data)
-SELECT e.position, e.tenant_id, e.stream_id, e.stream_version, e.type, e.schema_version, e.recorded_at,
-       coalesce(e.metadata->'actor'->>'user_id', ''), coalesce(e.metadata->'actor'->>'name', ''),
-       coalesce(e.metadata->>'correlation_id', ''), nullif(e.data->>'customer_id', '')::uuid,
+		// previous_user_id, transfer_to. The rest of an entry is read from
+		// the event (qAuditPage): only what the filters need is copied.
+		derive: `INSERT INTO audit_log (position, tenant_id, type, at, actor_user_id, customer_id, user_ids)
+SELECT e.position, e.tenant_id, e.type, e.recorded_at, coalesce(e.metadata->'actor'->>'user_id', ''),
+       nullif(e.data->>'customer_id', '')::uuid,
        array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
-                          nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[],
-       e.data
+                          nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[]
 FROM events e WHERE %s`,
 	}
 }
 
-// qAuditPage reads the log with, for an event of a customer, its key row:
-// the wrapped key opens a sealed copy of data (the log stores events' data
-// as stored, ciphertext included), erased_at marks an erased customer.
-const qAuditPage = `SELECT position, stream_id::text, stream_version, type, at, actor_user_id, actor_name,
-       correlation_id, coalesce(customer_id::text, ''), user_ids::text[], data, schema_version, k.wrapped_key, k.erased_at IS NOT NULL
-FROM audit_log LEFT JOIN LATERAL (SELECT k.wrapped_key, k.erased_at FROM customer_keys k
-    WHERE k.customer_id = audit_log.customer_id) k ON true WHERE `
+// qAuditPage reads the data from the event itself, opened when read: a
+// sealed event with its customer's wrapped key beside it (NULL once erased),
+// and whether the customer was erased (the key row's tombstone).
+const qAuditPage = `SELECT a.position, e.stream_id::text, e.stream_version, a.type, a.at, a.actor_user_id,
+       coalesce(e.metadata->'actor'->>'name', ''), coalesce(e.metadata->>'correlation_id', ''),
+       coalesce(a.customer_id::text, ''), a.user_ids::text[], e.data, e.schema_version, ` + keyring.WrappedKeySQL + `,
+       EXISTS (SELECT FROM customer_keys k WHERE k.customer_id = a.customer_id AND k.erased_at IS NOT NULL)
+FROM audit_log a JOIN events e ON e.position = a.position WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
 // position).
@@ -80,30 +80,30 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 		}
 	}
 	var args sqlArgs
-	conds := []string{"tenant_id = " + args.add(tenantID), "position > " + args.add(after)}
+	conds := []string{"a.tenant_id = " + args.add(tenantID), "a.position > " + args.add(after)}
 	if !f.From.IsZero() {
-		conds = append(conds, "at >= "+args.add(f.From))
+		conds = append(conds, "a.at >= "+args.add(f.From))
 	}
 	if !f.To.IsZero() {
-		conds = append(conds, "at <= "+args.add(f.To))
+		conds = append(conds, "a.at <= "+args.add(f.To))
 	}
 	if f.Actor != "" {
-		conds = append(conds, "actor_user_id = "+args.add(f.Actor))
+		conds = append(conds, "a.actor_user_id = "+args.add(f.Actor))
 	}
 	page := Page[AuditEntry]{Items: []AuditEntry{}}
 	if (f.CustomerID != "" && !isUUID(f.CustomerID)) || (f.UserID != "" && !isUUID(f.UserID)) {
 		return page, nil
 	}
 	if f.CustomerID != "" {
-		conds = append(conds, "customer_id = "+args.add(f.CustomerID)+"::uuid")
+		conds = append(conds, "a.customer_id = "+args.add(f.CustomerID)+"::uuid")
 	}
 	if f.UserID != "" {
-		conds = append(conds, "user_ids @> ARRAY["+args.add(f.UserID)+"::uuid]")
+		conds = append(conds, "a.user_ids @> ARRAY["+args.add(f.UserID)+"::uuid]")
 	}
 	if f.Type != "" {
-		conds = append(conds, "type = "+args.add(f.Type))
+		conds = append(conds, "a.type = "+args.add(f.Type))
 	}
-	sql := qAuditPage + strings.Join(conds, " AND ") + " ORDER BY position LIMIT " + args.add(limit+1)
+	sql := qAuditPage + strings.Join(conds, " AND ") + " ORDER BY a.position LIMIT " + args.add(limit+1)
 	rows, err := q.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)

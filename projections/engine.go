@@ -1,7 +1,6 @@
 package projections
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -151,8 +150,8 @@ func derives(p *projection, batch []*envelope, after eventstore.Cursor) bool {
 func txid(c eventstore.Cursor) string { return strconv.FormatUint(c.TransactionID, 10) }
 
 // writeFolds adds to w the fold projections' row changes: per table, the
-// rows that are gone and the rows that are new or changed, each as one JSON
-// parameter. The cache then holds every customer as written.
+// rows that are gone and the rows that are new or changed, each as typed
+// column arrays (rows.go). The cache then holds every customer as written.
 func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) error {
 	if len(folded) == 0 {
 		return nil
@@ -161,7 +160,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 	for _, p := range e.folds {
 		tables = append(tables, p.tableNames()...)
 	}
-	gone, changed := map[string][][]byte{}, map[string][][]byte{}
+	gone, changed := map[string][][]any{}, map[string][][]any{}
 	for _, c := range folded {
 		now, err := rowsOf(e.tables, e.folds, c.fold)
 		if err != nil {
@@ -174,7 +173,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 				}
 			}
 			for k, row := range now[t] {
-				if old, ok := c.before[t][k]; !ok || !bytes.Equal(old, row) {
+				if old, ok := c.before[t][k]; !ok || !sameRow(old, row) {
 					changed[t] = append(changed[t], row)
 				}
 			}
@@ -185,49 +184,22 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 	// statement can do both.
 	for _, name := range tables {
 		t := e.tables[name]
-		id := pgx.Identifier{t.name}.Sanitize()
 		if rows := gone[name]; len(rows) > 0 {
-			key := quoted(t.key)
-			w.cte(fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb))",
-				id, key, key, id, w.arg(jsonArray(rows))))
+			keys, err := columnArrays(w, t, rows, true)
+			if err != nil {
+				return err
+			}
+			w.cte(fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (%s)", pgx.Identifier{t.name}.Sanitize(), quoted(t.key), keys))
 		}
 		if rows := changed[name]; len(rows) > 0 {
-			w.cte(upsert(t, w.arg(jsonArray(rows))))
+			source, err := columnArrays(w, t, rows, false)
+			if err != nil {
+				return err
+			}
+			w.cte(upsert(t, source))
 		}
 	}
 	return nil
-}
-
-// upsert inserts or updates the table's rows given as a JSON array in
-// parameter param.
-func upsert(t *table, param string) string {
-	id := pgx.Identifier{t.name}.Sanitize()
-	cols := quoted(t.columns)
-	q := fmt.Sprintf("INSERT INTO %s (%s) SELECT %s FROM jsonb_populate_recordset(NULL::%s, %s::jsonb) ON CONFLICT (%s) DO ",
-		id, cols, cols, id, param, quoted(t.key))
-	var sets []string
-	for _, c := range t.columns {
-		if !slices.Contains(t.key, c) {
-			n := pgx.Identifier{c}.Sanitize()
-			sets = append(sets, n+" = excluded."+n)
-		}
-	}
-	if len(sets) == 0 {
-		return q + "NOTHING"
-	}
-	return q + "UPDATE SET " + strings.Join(sets, ", ")
-}
-
-func quoted(cs []string) string {
-	out := make([]string, len(cs))
-	for k, c := range cs {
-		out[k] = pgx.Identifier{c}.Sanitize()
-	}
-	return strings.Join(out, ", ")
-}
-
-func jsonArray(rows [][]byte) []byte {
-	return append(append([]byte("["), bytes.Join(rows, []byte(","))...), ']')
 }
 
 // stmt is one write statement built from data-modifying CTEs, so that a
@@ -260,44 +232,4 @@ func (s *stmt) exec(ctx context.Context, tx queryer) error {
 type queryer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// foldRows are rows per table, keyed by primary key, as the JSON objects
-// jsonb_populate_recordset reads.
-type foldRows map[string]map[string][]byte
-
-// rowsOf gives the rows of ps, whose tables are in tables, for the
-// customer as fc has folded it.
-func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer) (foldRows, error) {
-	out := rowCollector{tables: tables, rows: foldRows{}}
-	for _, p := range ps {
-		if p.fold.stretch != nil {
-			for _, st := range fc.stretches.all {
-				p.fold.stretch(&out, &fc.state, st)
-			}
-		}
-		p.fold.rows(&out, &fc.state)
-	}
-	return out.rows, out.err
-}
-
-// rowCollector is the rowSink of a live batch: rows encoded and keyed for
-// the diff.
-type rowCollector struct {
-	tables map[string]*table
-	rows   foldRows
-	err    error
-}
-
-func (c *rowCollector) add(name string, row ...any) {
-	t := c.tables[name]
-	js, k, err := rowJSON(t.columns, t.key, row)
-	if err != nil {
-		c.err = fmt.Errorf("%s row: %w", name, err)
-		return
-	}
-	if c.rows[name] == nil {
-		c.rows[name] = map[string][]byte{}
-	}
-	c.rows[name][k] = js
 }

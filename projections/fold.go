@@ -105,7 +105,7 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		}
 	case domain.CustomerRemovedFromGroup:
 		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
-	case domain.InvitationEmailed:
+	case domain.InvitationEmailed, domain.CustomerMessaged:
 		// Only the version moves: the lists do not show e-mails.
 	case domain.CustomerErased:
 		// The fold read models give an erased customer no rows but its
@@ -167,7 +167,7 @@ var customerEventTypes = []string{
 	domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked,
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 	domain.TypeCustomerAddedToGroup, domain.TypeCustomerRemovedFromGroup,
-	domain.TypeInvitationEmailed, domain.TypeCustomerErased,
+	domain.TypeInvitationEmailed, domain.TypeCustomerMessaged, domain.TypeCustomerErased,
 }
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }

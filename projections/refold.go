@@ -3,16 +3,12 @@ package projections
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync/atomic"
-	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/keyring"
@@ -390,82 +386,4 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		return nil, nil, err
 	}
 	return out, stale, nil
-}
-
-// rawJSON is a column value that is already a JSON document.
-type rawJSON string
-
-// rowJSON encodes an emitted row as the JSON object
-// jsonb_populate_recordset reads, keyed by column, and returns it with its
-// primary key (the key columns' values, encoded). Written by hand: a map
-// through encoding/json was most of a batch's CPU.
-func rowJSON(columns, key []string, r []any) ([]byte, string, error) {
-	b := make([]byte, 0, 64*len(columns))
-	var k []byte
-	b = append(b, '{')
-	for j, c := range columns {
-		if j > 0 {
-			b = append(b, ',')
-		}
-		b = strconv.AppendQuote(b, c) // column names are plain ASCII
-		b = append(b, ':')
-		start := len(b)
-		switch v := r[j].(type) {
-		case [16]byte:
-			b = append(b, '"')
-			b = append(b, uuid.UUID(v).String()...)
-			b = append(b, '"')
-		case time.Time:
-			b = append(b, '"')
-			b = v.UTC().AppendFormat(b, time.RFC3339Nano)
-			b = append(b, '"')
-		case *time.Time:
-			if v == nil {
-				b = append(b, "null"...)
-			} else {
-				b = append(b, '"')
-				b = v.UTC().AppendFormat(b, time.RFC3339Nano)
-				b = append(b, '"')
-			}
-		case int64:
-			b = strconv.AppendInt(b, v, 10)
-		case *int64:
-			if v == nil {
-				b = append(b, "null"...)
-			} else {
-				b = strconv.AppendInt(b, *v, 10)
-			}
-		case bool:
-			b = strconv.AppendBool(b, v)
-		case rawJSON:
-			b = append(b, v...)
-		case string:
-			b = appendJSONString(b, v)
-		default:
-			js, err := json.Marshal(v)
-			if err != nil {
-				return nil, "", err
-			}
-			b = append(b, js...)
-		}
-		if slices.Contains(key, c) {
-			k = append(append(k, b[start:]...), '|')
-		}
-	}
-	return append(b, '}'), string(k), nil
-}
-
-// appendJSONString appends s as a JSON string: plain printable ASCII as is
-// (names, e-mails, ids: nearly every value), anything else through
-// encoding/json.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			js, _ := json.Marshal(s) // a string always encodes
-			return append(b, js...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }

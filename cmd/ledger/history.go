@@ -183,6 +183,11 @@ func summarize(e domain.Event, name func(string) string) string {
 		return "invitation accepted"
 	case domain.InvitationEmailed:
 		return "invitation e-mail " + e.Outcome
+	case domain.CustomerMessaged:
+		if e.Outcome == "" {
+			return "messaged (" + e.MessageID + ")"
+		}
+		return "message e-mail " + e.Outcome + " (" + e.MessageID + ")"
 	case domain.CustomerBlocked:
 		return "blocked"
 	case domain.CustomerUnblocked:

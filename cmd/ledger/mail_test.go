@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -58,35 +57,7 @@ func TestServeEmailsAnInvitationIntoTheMailsink(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	pr, pw := io.Pipe()
-	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) { v, ok := vars[k]; return v, ok }}
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, env, []string{"serve"})
-		pw.Close()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case code := <-exit:
-		t.Fatalf("serve exited early with %d", code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	base, exit := startServe(ctx, t, vars)
 	post := func(path, body string) map[string]any {
 		t.Helper()
 		req, _ := nethttp.NewRequest("POST", base+path, strings.NewReader(body))
@@ -127,7 +98,7 @@ func TestServeEmailsAnInvitationIntoTheMailsink(t *testing.T) {
 	}
 
 	cancel()
-	for name, ch := range map[string]chan int{"serve": exit, "mailsink": sinkExit} {
+	for name, ch := range map[string]<-chan int{"serve": exit, "mailsink": sinkExit} {
 		select {
 		case code := <-ch:
 			if code != 0 {

@@ -52,6 +52,56 @@ func testEnv(vars map[string]string) (*cliEnv, *syncBuffer, *syncBuffer) {
 	}}, out, errOut
 }
 
+// startServe runs `ledger serve` in this process with vars as its
+// environment until ctx is cancelled. It waits until serve logs that it is
+// serving and returns its base URL and the channel that receives its exit
+// code; the test fails if serve exits or takes 30 s before that.
+func startServe(ctx context.Context, t *testing.T, vars map[string]string) (base string, exit <-chan int) {
+	t.Helper()
+	pr, pw := io.Pipe()
+	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
+		v, ok := vars[k]
+		if !ok && k == "LEDGER_KEK" {
+			return testdb.KEK, true // every test's processes share one KEK
+		}
+		return v, ok
+	}}
+	code := make(chan int, 1)
+	go func() {
+		code <- run(ctx, env, []string{"serve"})
+		pw.Close()
+	}()
+	select {
+	case a := <-servingAddr(pr):
+		return "http://" + a, code
+	case c := <-code:
+		t.Fatalf("serve exited early with %d", c)
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not start")
+	}
+	return "", nil
+}
+
+// servingAddr reads serve's JSON log from r to its end and sends the
+// address of its "serving" line. It keeps reading, so serve never blocks on
+// a full pipe.
+func servingAddr(r io.Reader) <-chan string {
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			var line struct {
+				Msg  string `json:"msg"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	return addr
+}
+
 func TestEveryCommandHasHelp(t *testing.T) {
 	t.Parallel()
 	for _, c := range subcommands() {
@@ -155,41 +205,9 @@ func TestBootstrapVerifyAndTamper(t *testing.T) {
 func TestServeAnswersAndStopsGracefully(t *testing.T) {
 	t.Parallel()
 	dsn := testdb.NewURL(t)
-	pr, pw := io.Pipe()
-	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
-		v, ok := map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0", "LEDGER_KEK": testdb.KEK}[k]
-		return v, ok
-	}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	exit := make(chan int, 1)
-	go func() {
-		exit <- run(ctx, env, []string{"serve"})
-		pw.Close()
-	}()
-
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			var line struct {
-				Msg  string `json:"msg"`
-				Addr string `json:"addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case code := <-exit:
-		t.Fatalf("serve exited early with %d", code)
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
-	}
+	base, exit := startServe(ctx, t, map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0"})
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := nethttp.Get(base + path)
 		if err != nil {

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	nethttp "net/http"
 	"os"
@@ -39,18 +37,8 @@ func TestServeExitsZeroOnSIGTERM(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var line struct{ Msg, Addr string }
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
-				addr <- line.Addr
-			}
-		}
-	}()
 	select {
-	case a := <-addr:
+	case a := <-servingAddr(stderr):
 		resp, err := nethttp.Get("http://" + a + "/readyz")
 		if err != nil {
 			t.Fatal(err)

@@ -50,8 +50,8 @@ func (s *server) close() { s.admin.Close() }
 
 // createDB creates a fresh database for a phase, applies the migrations and
 // returns a pool on it sized like `ledger serve`'s (at least 32
-// connections).
-func (s *server) createDB(ctx context.Context, phase string, maxConns int32) (*pgxpool.Pool, string, error) {
+// connections). tracer, unless nil, sees every query of the pool.
+func (s *server) createDB(ctx context.Context, phase string, maxConns int32, tracer pgx.QueryTracer) (*pgxpool.Pool, string, error) {
 	name := fmt.Sprintf("ledgerbench_%s_%d_%d", phase, os.Getpid(), time.Now().Unix())
 	if _, err := s.admin.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
 		return nil, "", fmt.Errorf("create database %s: %w", name, err)
@@ -70,6 +70,7 @@ func (s *server) createDB(ctx context.Context, phase string, maxConns int32) (*p
 	cfg.MaxConns = maxConns
 	cfg.ConnConfig.RuntimeParams["application_name"] = "ledgerbench"
 	cfg.ConnConfig.RuntimeParams["jit"] = "off" // as ledger serve's pool (cmd/ledger/db.go)
+	cfg.ConnConfig.Tracer = tracer
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, "", fmt.Errorf("connect to %s: %w", name, err)

@@ -5,9 +5,15 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/projections"
 )
 
 // A tiny run of every phase completes and reports every figure the issue
@@ -85,4 +91,104 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	if rebuild == nil || rebuild["check_mismatches"] != nil {
 		t.Errorf("rebuild details: mismatches %v", rebuild["check_mismatches"])
 	}
+
+	// The reads phase explained what projections.Queries sends, not a copy
+	// of it: each explained statement is the one statement its run sent,
+	// with the SQL the Queries method sends for such a call, and every
+	// plan came out.
+	reads, _ := rep.Details["reads"].(map[string]any)
+	plans, _ := reads["explain_analyze"].(map[string]any)
+	if len(plans) != 8 {
+		t.Errorf("reads: %d plans, want 8 (2 kinds × 2 runs × custom/generic): %v", len(plans), plans)
+	}
+	for label, p := range plans {
+		if s, _ := p.(string); !strings.Contains(s, "Execution Time") {
+			t.Errorf("reads: plan %s: %q", label, s)
+		}
+	}
+	want := sentByQueries(t, url)
+	explained, _ := reads["explained_statements"].(map[string]any)
+	if len(explained) != 4 {
+		t.Errorf("reads: %d explained runs, want 4: %v", len(explained), explained)
+	}
+	for label, v := range explained {
+		kind, _, _ := strings.Cut(label, "/")
+		w, ok := want[kind]
+		sent, _ := v.([]any)
+		if !ok || len(sent) != 1 {
+			t.Errorf("reads: %s explained %v", label, v)
+			continue
+		}
+		st, _ := sent[0].(map[string]any)
+		args, _ := st["args"].([]any)
+		if st["sql"] != w.SQL || len(args) != len(w.Args) {
+			t.Errorf("reads: %s explained\n%v %v\nbut projections.Queries sends\n%s %v", label, st["sql"], args, w.SQL, w.Args)
+		}
+	}
+}
+
+// sentByQueries is the statement projections.Queries sends for each kind of
+// the reads phase, as a tracer of its own sees it on the test database (its
+// tables are empty), independent of the bench's statementRecorder.
+func sentByQueries(t *testing.T, url string) map[string]statement {
+	t.Helper()
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := &queryLog{}
+	cfg.ConnConfig.Tracer = seen
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	q := projections.NewQueries(pool, benchKeyring())
+	const tenant, user = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
+	out := map[string]statement{}
+	for kind, run := range map[string]func() error{
+		"my_clients_first_page": func() error {
+			_, err := q.MyClients(ctx, tenant, user, "", 50, "")
+			return err
+		},
+		"customers_by_assigned_user": func() error {
+			_, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: user}, 50, "")
+			return err
+		},
+	} {
+		seen.reset()
+		if err := run(); err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		sent := seen.all()
+		if len(sent) != 1 {
+			t.Fatalf("%s sent %d statements: %v", kind, len(sent), sent)
+		}
+		out[kind] = sent[0]
+	}
+	return out
+}
+
+// queryLog is a pgx.QueryTracer that records every query.
+type queryLog struct {
+	mu   sync.Mutex
+	sent []statement
+}
+
+func (l *queryLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, statement{SQL: d.SQL, Args: d.Args})
+	return ctx
+}
+
+func (l *queryLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (l *queryLog) reset() { l.mu.Lock(); l.sent = nil; l.mu.Unlock() }
+
+func (l *queryLog) all() []statement {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.sent
 }

@@ -26,7 +26,7 @@ import (
 // report is not what is measured) with the process's peak heap in use.
 // Then the customer list is exported in every format (runExports).
 func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
-	pool, _, err := srv.createDB(ctx, "bulk", 32)
+	pool, _, err := srv.createDB(ctx, "bulk", 32, nil)
 	if err != nil {
 		return err
 	}

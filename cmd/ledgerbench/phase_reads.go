@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,9 @@ import (
 // recreated from their live definitions, then VACUUM ANALYZE.
 
 func runReads(ctx context.Context, o options, srv *server, rep *report) error {
-	pool, _, err := srv.createDB(ctx, "reads", 32)
+	// Every query goes through the statement recorder, so that the plans
+	// below are of the statements the measured runs sent (explain).
+	pool, _, err := srv.createDB(ctx, "reads", 32, statementRecorder{})
 	if err != nil {
 		return err
 	}
@@ -50,26 +53,25 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	q := projections.NewQueries(pool, benchKeyring())
 	rng := rand.New(rand.NewPCG(3, 4))
-	var lastUser string
-	pick := func() string { lastUser = userIDs[rng.IntN(len(userIDs))]; return lastUser }
+	pick := func() string { return userIDs[rng.IntN(len(userIDs))] }
 	var pageSizes struct{ my, list, myN, listN int }
 	kinds := []struct {
-		name string
-		run  func(ctx context.Context) error
+		name, label string
+		run         func(ctx context.Context) error
 	}{
-		{"My Clients first page", func(ctx context.Context) error {
+		{"My Clients first page", "my_clients_first_page", func(ctx context.Context) error {
 			p, err := q.MyClients(ctx, tenant, pick(), "", 50, "")
 			pageSizes.my += len(p.Items)
 			pageSizes.myN++
 			return err
 		}},
-		{"customers by assigned user", func(ctx context.Context) error {
+		{"customers by assigned user", "customers_by_assigned_user", func(ctx context.Context) error {
 			p, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: pick()}, 50, "")
 			pageSizes.list += len(p.Items)
 			pageSizes.listN++
 			return err
 		}},
-		{"baseline PK lookup", func(ctx context.Context) error {
+		{"baseline PK lookup", "", func(ctx context.Context) error {
 			var one int
 			return pool.QueryRow(ctx, `SELECT 1 FROM customer_list WHERE customer_id = $1`, customerIDs[rng.IntN(len(customerIDs))]).Scan(&one)
 		}},
@@ -85,19 +87,26 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	pageSizes.my, pageSizes.myN, pageSizes.list, pageSizes.listN = 0, 0, 0, 0
 	// Measured: interleaved, one client, so the kinds see the same cache.
+	// Each run records the statements it sent; those of each kind's first
+	// run (a random user) and of its slowest are kept for explain.
 	lat := make([]latencies, len(kinds))
-	slowest := make([]string, len(kinds))
 	slowestMS := make([]float64, len(kinds))
-	for range o.readQueries {
+	firstSent := make([][]statement, len(kinds))
+	slowestSent := make([][]statement, len(kinds))
+	for n := range o.readQueries {
 		for i, k := range kinds {
+			rctx, sent := recordStatements(ctx)
 			t := time.Now()
-			if err := k.run(ctx); err != nil {
+			if err := k.run(rctx); err != nil {
 				return fmt.Errorf("%s: %w", k.name, err)
 			}
 			d := ms(time.Since(t))
 			lat[i] = append(lat[i], d)
+			if n == 0 {
+				firstSent[i] = *sent
+			}
 			if d > slowestMS[i] {
-				slowestMS[i], slowest[i] = d, lastUser
+				slowestMS[i], slowestSent[i] = d, *sent
 			}
 		}
 	}
@@ -114,29 +123,23 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p50", Value: base.P50, Unit: "ms"})
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p99", Value: base.P99, Unit: "ms"})
 
-	// Plans for a random user and for the slowest one, as a one-off
-	// (custom) plan and as the generic plan a cached prepared statement
-	// (pgx's default) may switch to after five executions.
+	// Plans of the statements a random user's run and the slowest run sent,
+	// as a one-off (custom) plan and as the generic plan a cached prepared
+	// statement (pgx's default) may switch to after five executions.
 	plans := map[string]string{}
-	for i, kind := range []struct{ name, sql string }{
-		{"my_clients_first_page", explainMyClients},
-		{"customers_by_assigned_user", explainCustomers},
-	} {
-		for _, who := range []struct{ label, user string }{{"random_user", userIDs[0]}, {fmt.Sprintf("slowest_user_%.1fms", slowestMS[i]), slowest[i]}} {
-			arg := who.user
-			if strings.Contains(kind.sql, "@>") {
-				arg = `[{"user_id":"` + who.user + `"}]`
-			}
+	explained := map[string][]statement{}
+	for i, kind := range kinds[:2] {
+		for _, run := range []struct {
+			label string
+			sent  []statement
+		}{{"random_user", firstSent[i]}, {fmt.Sprintf("slowest_user_%.1fms", slowestMS[i]), slowestSent[i]}} {
+			explained[kind.label+"/"+run.label] = run.sent
 			for _, generic := range []bool{false, true} {
-				label := kind.name + "/" + who.label + "/custom"
+				label := kind.label + "/" + run.label + "/custom"
 				if generic {
-					label = kind.name + "/" + who.label + "/generic"
+					label = kind.label + "/" + run.label + "/generic"
 				}
-				plan, err := explain(ctx, pool, kind.sql, generic, tenant, arg)
-				if err != nil {
-					plan = "explain failed: " + err.Error()
-				}
-				plans[label] = plan
+				plans[label] = explainAll(ctx, pool, run.sent, generic)
 			}
 		}
 	}
@@ -153,33 +156,69 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 			"my_clients":                 float64(pageSizes.my) / float64(max(1, pageSizes.myN)),
 			"customers_by_assigned_user": float64(pageSizes.list) / float64(max(1, pageSizes.listN)),
 		},
-		"explain_analyze": plans, "table_sizes": tableSizes,
+		"explain_analyze": plans, "explained_statements": explained, "table_sizes": tableSizes,
 		"note": "read models filled directly with set-based SQL (no events), in the projections' row shapes; one client, " +
 			"random users, queries through projections.Queries (limit 50, first page), kinds interleaved after a warm-up. " +
-			"The EXPLAIN SQL is a copy of the Queries' SQL with literal parameters.",
+			"EXPLAIN ANALYZE runs the very statements (SQL and arguments) that the first and the slowest measured run " +
+			"of each kind sent, recorded by a pgx tracer.",
 	})
 	return nil
 }
 
-// explain SQL: copies of what projections.Queries sends (first page, no
-// search), kept here to show the plans.
-const (
-	explainMyClients = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees, m.lead, m.assigned_at
-FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
-WHERE m.tenant_id = $1 AND m.user_id = $2 AND c.tenant_id = m.tenant_id
-ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT 51`
-	explainCustomers = `SELECT c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
-       c.status, c.created_at, c.version, c.assignees
-FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
-WHERE c.tenant_id = $1 AND c.assignees @> $2::jsonb AND m.tenant_id = $1 AND m.user_id = ($2::jsonb->0->>'user_id')::uuid
-ORDER BY m.customer_created_at, m.customer_id LIMIT 51`
-)
+// statement is one query as a pgx connection was asked to run it.
+type statement struct {
+	SQL  string `json:"sql"`
+	Args []any  `json:"args"`
+}
+
+type statementsKey struct{}
+
+// recordStatements returns ctx with an empty list of statements to which
+// statementRecorder appends every query run under it.
+func recordStatements(ctx context.Context) (context.Context, *[]statement) {
+	sent := new([]statement)
+	return context.WithValue(ctx, statementsKey{}, sent), sent
+}
+
+// statementRecorder is a pgx.QueryTracer that records the SQL and
+// arguments of each query whose context comes from recordStatements (other
+// queries cost it one context lookup). It lets the reads phase EXPLAIN what
+// projections.Queries actually sent rather than a copy of its SQL, which
+// could drift from it.
+type statementRecorder struct{}
+
+func (statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if sent, ok := ctx.Value(statementsKey{}).(*[]statement); ok {
+		*sent = append(*sent, statement{SQL: d.SQL, Args: d.Args})
+	}
+	return ctx
+}
+
+func (statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// explainAll is the plans of the statements one run sent, one after the
+// other, or what went wrong.
+func explainAll(ctx context.Context, pool *pgxpool.Pool, sent []statement, generic bool) string {
+	if len(sent) == 0 {
+		return "explain failed: the run sent no statement"
+	}
+	var plans []string
+	for _, st := range sent {
+		plan, err := explain(ctx, pool, st, generic)
+		if err != nil {
+			plan = "explain failed: " + err.Error()
+		}
+		plans = append(plans, plan)
+	}
+	return strings.Join(plans, "\n\n")
+}
 
 // explain runs EXPLAIN ANALYZE of a statement PREPAREd like pgx prepares
-// it, forcing the custom plan (planned for these values) or the generic one
-// (planned for any values, which PostgreSQL may pick after five executions).
-func explain(ctx context.Context, pool *pgxpool.Pool, sql string, generic bool, args ...string) (string, error) {
+// it (parameter types inferred by the server), forcing the custom plan
+// (planned for these values) or the generic one (planned for any values,
+// which PostgreSQL may pick after five executions). The arguments reach
+// EXECUTE as literals quoted by pgx.
+func explain(ctx context.Context, pool *pgxpool.Pool, st statement, generic bool) (string, error) {
 	var lines []string
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		mode := "force_custom_plan"
@@ -189,15 +228,19 @@ func explain(ctx context.Context, pool *pgxpool.Pool, sql string, generic bool, 
 		if _, err := tx.Exec(ctx, `SET LOCAL plan_cache_mode = `+mode); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `PREPARE bench_explain AS `+sql); err != nil {
+		if _, err := tx.Exec(ctx, `PREPARE bench_explain AS `+st.SQL); err != nil {
 			return err
 		}
 		defer tx.Exec(ctx, `DEALLOCATE bench_explain`) //nolint:errcheck
-		lits := make([]string, len(args))
-		for i, a := range args {
-			lits[i] = "'" + strings.ReplaceAll(a, "'", "''") + "'"
+		execute := `EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain`
+		if len(st.Args) > 0 {
+			params := make([]string, len(st.Args))
+			for i := range params {
+				params[i] = "$" + strconv.Itoa(i+1)
+			}
+			execute += "(" + strings.Join(params, ", ") + ")"
 		}
-		rows, err := tx.Query(ctx, `EXPLAIN (ANALYZE, BUFFERS) EXECUTE bench_explain(`+strings.Join(lits, ", ")+`)`, pgx.QueryExecModeSimpleProtocol)
+		rows, err := tx.Query(ctx, execute, append([]any{pgx.QueryExecModeSimpleProtocol}, st.Args...)...)
 		if err != nil {
 			return err
 		}

@@ -234,7 +234,7 @@ func (h *logCapture) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *logCapture) WithGroup(string) slog.Handler { return h }
 
 func runRebuild(ctx context.Context, o options, srv *server, rep *report) error {
-	pool, _, err := srv.createDB(ctx, "rebuild", 32)
+	pool, _, err := srv.createDB(ctx, "rebuild", 32, nil)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ type service struct {
 }
 
 func startService(ctx context.Context, srv *server, phase string, maxConns int32, log *slog.Logger) (*service, error) {
-	pool, db, err := srv.createDB(ctx, phase, maxConns)
+	pool, db, err := srv.createDB(ctx, phase, maxConns, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,230 @@
+package projections
+
+import (
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// A fold projection's row is the []any its rowSink receives, one value per
+// column of its table. The engine keeps rows as values: it compares them
+// for the diff, and sends the changed ones to PostgreSQL as one typed array
+// per column (binary, through unnest), which costs the server far less to
+// read than the same rows as a JSON document.
+//
+// A column's values all have one of these Go types, which also say its
+// array's SQL type: [16]byte (uuid), string (text), rawJSON (jsonb), bool,
+// int64, *int64 (bigint, nil is NULL), time.Time, *time.Time (timestamptz).
+
+// rawJSON is a column value that is already a JSON document.
+type rawJSON string
+
+// foldRows are rows per table, keyed by primary key (rowKey).
+type foldRows map[string]map[string][]any
+
+// rowsOf gives the rows of ps, whose tables are in tables, for the
+// customer as fc has folded it.
+func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer) (foldRows, error) {
+	out := rowCollector{tables: tables, rows: foldRows{}}
+	for _, p := range ps {
+		if p.fold.stretch != nil {
+			for _, st := range fc.stretches.all {
+				p.fold.stretch(&out, &fc.state, st)
+			}
+		}
+		p.fold.rows(&out, &fc.state)
+	}
+	return out.rows, out.err
+}
+
+// rowCollector is the rowSink of a live batch: rows keyed for the diff.
+type rowCollector struct {
+	tables map[string]*table
+	rows   foldRows
+	err    error
+}
+
+func (c *rowCollector) add(name string, row ...any) {
+	t := c.tables[name]
+	if len(row) != len(t.columns) {
+		c.err = fmt.Errorf("%s row: %d values for %d columns", name, len(row), len(t.columns))
+		return
+	}
+	k, err := rowKey(t, row)
+	if err != nil {
+		c.err = fmt.Errorf("%s row: %w", name, err)
+		return
+	}
+	if c.rows[name] == nil {
+		c.rows[name] = map[string][]any{}
+	}
+	c.rows[name][k] = row
+}
+
+// rowKey encodes the row's primary key columns into a map key.
+func rowKey(t *table, row []any) (string, error) {
+	var b []byte
+	for j, c := range t.columns {
+		if !t.isKey(c) {
+			continue
+		}
+		switch v := row[j].(type) {
+		case [16]byte:
+			b = append(b, v[:]...)
+		case int64:
+			b = binary.BigEndian.AppendUint64(b, uint64(v))
+		case string:
+			b = append(append(b, v...), 0)
+		default:
+			return "", fmt.Errorf("key column %s: unsupported type %T", c, v)
+		}
+	}
+	return string(b), nil
+}
+
+func (t *table) isKey(column string) bool {
+	for _, k := range t.key {
+		if k == column {
+			return true
+		}
+	}
+	return false
+}
+
+// sameRow reports whether two rows of a table hold the same values.
+func sameRow(a, b []any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for j := range a {
+		if !sameValue(a[j], b[j]) {
+			return false
+		}
+	}
+	return true
+}
+
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case time.Time:
+		y, ok := b.(time.Time)
+		return ok && x.Equal(y)
+	case *time.Time:
+		y, ok := b.(*time.Time)
+		return ok && (x == nil) == (y == nil) && (x == nil || x.Equal(*y))
+	case *int64:
+		y, ok := b.(*int64)
+		return ok && (x == nil) == (y == nil) && (x == nil || *x == *y)
+	case [16]byte, string, rawJSON, bool, int64:
+		return a == b
+	default:
+		return false // unknown types always count as changed; columnArrays refuses them
+	}
+}
+
+// columnArrays turns rows of t into one typed array per column, and the
+// SELECT list that reads them back as rows from unnest: the SQL of the
+// source of an INSERT, or of the keys of a DELETE when keyOnly.
+func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error) {
+	var params, cols []string
+	for j, c := range t.columns {
+		if keyOnly && !t.isKey(c) {
+			continue
+		}
+		arr, typ, err := column(rows, j)
+		if err != nil {
+			return "", fmt.Errorf("%s.%s: %w", t.name, c, err)
+		}
+		params = append(params, w.arg(arr)+"::"+typ+"[]")
+		n := "u" + strconv.Itoa(j)
+		if typ == "text" && isJSON(rows[0][j]) {
+			n += "::jsonb"
+		}
+		cols = append(cols, n)
+	}
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i], _, _ = strings.Cut(c, "::")
+	}
+	return fmt.Sprintf("SELECT %s FROM unnest(%s) AS u(%s)", strings.Join(cols, ", "), strings.Join(params, ", "),
+		strings.Join(names, ", ")), nil
+}
+
+func isJSON(v any) bool {
+	_, ok := v.(rawJSON)
+	return ok
+}
+
+// column collects column j of rows into a typed slice, with its element's
+// SQL type.
+func column(rows [][]any, j int) (any, string, error) {
+	switch rows[0][j].(type) {
+	case [16]byte:
+		return collect[[16]byte](rows, j, "uuid")
+	case string:
+		return collect[string](rows, j, "text")
+	case rawJSON:
+		out := make([]string, len(rows))
+		for i, r := range rows {
+			v, ok := r[j].(rawJSON)
+			if !ok {
+				return nil, "", fmt.Errorf("row %d: %T among rawJSON", i, r[j])
+			}
+			out[i] = string(v)
+		}
+		return out, "text", nil
+	case bool:
+		return collect[bool](rows, j, "boolean")
+	case int64:
+		return collect[int64](rows, j, "bigint")
+	case *int64:
+		return collect[*int64](rows, j, "bigint")
+	case time.Time:
+		return collect[time.Time](rows, j, "timestamptz")
+	case *time.Time:
+		return collect[*time.Time](rows, j, "timestamptz")
+	default:
+		return nil, "", fmt.Errorf("unsupported type %T", rows[0][j])
+	}
+}
+
+func collect[T any](rows [][]any, j int, typ string) (any, string, error) {
+	out := make([]T, len(rows))
+	for i, r := range rows {
+		v, ok := r[j].(T)
+		if !ok {
+			return nil, "", fmt.Errorf("row %d: %T among %T", i, r[j], out[0])
+		}
+		out[i] = v
+	}
+	return out, typ, nil
+}
+
+// upsert inserts or updates the table's rows read by source.
+func upsert(t *table, source string) string {
+	id := pgx.Identifier{t.name}.Sanitize()
+	q := fmt.Sprintf("INSERT INTO %s (%s) %s ON CONFLICT (%s) DO ", id, quoted(t.columns), source, quoted(t.key))
+	var sets []string
+	for _, c := range t.columns {
+		if !t.isKey(c) {
+			n := pgx.Identifier{c}.Sanitize()
+			sets = append(sets, n+" = excluded."+n)
+		}
+	}
+	if len(sets) == 0 {
+		return q + "NOTHING"
+	}
+	return q + "UPDATE SET " + strings.Join(sets, ", ")
+}
+
+func quoted(cs []string) string {
+	out := make([]string, len(cs))
+	for k, c := range cs {
+		out[k] = pgx.Identifier{c}.Sanitize()
+	}
+	return strings.Join(out, ", ")
+}
