@@ -1,10 +1,14 @@
 package projections
 
 import (
+	"bytes"
+	"cmp"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -39,8 +43,9 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 //
 // A message is a batch: the select query claims every projection's
 // checkpoint, reads the events after the earliest of them, and returns
-// them as one row, which becomes one message whose payload is the JSON
-// array of the events and whose metadata carries the claims. The engine
+// them as one row, which becomes one message whose payload is the events
+// (one line each, see eventFieldsAll) and whose metadata carries the claims
+// as JSON. The engine
 // applies a batch at once, in one statement; a message per event would only
 // add a hand-over between goroutines per event.
 //
@@ -77,13 +82,19 @@ func newEventsSchema(fields string, maxBatch int) *eventsSchema {
 	return &eventsSchema{events: fields, minBatch: min(100, maxBatch), maxBatch: maxBatch, limit: min(firstBatch, maxBatch)}
 }
 
-// The fields a batch carries of each event: all of them, or only what
-// orders and selects events.
+// The fields a batch carries of each event, as one line of tab-separated
+// text: all of them, or only what orders and selects events. Building JSON
+// objects for the same events cost PostgreSQL two to three times as much
+// (65 against 27 ms for 8,000 events) and the handler as much again to
+// parse. No field can hold a tab or a line break: the data comes last and
+// jsonb prints neither (JSON escapes them in strings); the time travels
+// as microseconds since the epoch; a sealed event's wrapped key is hex
+// (empty for other events: concat_ws would drop a NULL field).
 const (
-	eventFieldsAll = `'p', e.position, 'x', e.transaction_id::text, 't', e.tenant_id, 's', e.stream_id,
-           'v', e.stream_version, 'y', e.type, 'sv', e.schema_version, 'd', e.data, 'r', e.recorded_at,
-           'k', encode(` + keyring.WrappedKeySQL + `, 'base64')`
-	eventFieldsCursor = `'p', e.position, 'x', e.transaction_id::text, 'y', e.type`
+	eventFieldsAll = `concat_ws(E'\t', e.position, e.transaction_id, e.type, e.tenant_id, e.stream_id, e.stream_version,
+           e.schema_version, (extract(epoch FROM e.recorded_at) * 1000000)::bigint,
+           coalesce(encode(` + keyring.WrappedKeySQL + `, 'hex'), ''), e.data)`
+	eventFieldsCursor = `concat_ws(E'\t', e.position, e.transaction_id, e.type)`
 )
 
 // applied adapts the batch limit to how long a batch of n events took.
@@ -107,7 +118,8 @@ func (s *eventsSchema) full() bool {
 }
 
 // The claims come first (a MATERIALIZED CTE of a volatile function, run
-// before the events are read, even when none qualifies). Only transactions
+// before the events are read, even when none qualifies). The lines come in
+// no particular order: decodeBatch sorts them. Only transactions
 // below the snapshot's xmin are read: a transaction that commits late has a
 // smaller id than events already visible. The batch comes back as one row
 // (none when it is empty).
@@ -115,8 +127,7 @@ const qSelectEvents = `
 WITH ck AS MATERIALIZED (%s),
 lo AS (SELECT last_transaction_id AS x, last_position AS p FROM ck ORDER BY 1, 2 LIMIT 1)
 SELECT (SELECT json_agg(json_build_object('g', name, 'x', last_transaction_id::text, 'p', last_position, 'e', tables_epoch)) FROM ck),
-       json_agg(json_build_object(%s) ORDER BY e.transaction_id, e.position),
-       count(*), min(e.position), max(e.position)
+       string_agg(%s, E'\n'), count(*), min(e.position), max(e.position)
 FROM lo CROSS JOIN LATERAL (
     SELECT * FROM events e
     WHERE (e.transaction_id, e.position) > (lo.x, lo.p)
@@ -137,20 +148,6 @@ func (s *eventsSchema) SelectQuery(_ string, group string, offsets wsql.OffsetsA
 
 func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
-}
-
-// batchEvent is one event of a batch message's payload.
-type batchEvent struct {
-	Position      int64           `json:"p"`
-	TransactionID string          `json:"x"`
-	TenantID      string          `json:"t"`
-	StreamID      string          `json:"s"`
-	StreamVersion int64           `json:"v"`
-	Type          string          `json:"y"`
-	SchemaVersion int             `json:"sv"`
-	Data          json.RawMessage `json:"d"`
-	Key           []byte          `json:"k"`
-	RecordedAt    time.Time       `json:"r"`
 }
 
 // batchClaim is one claim of a batch message's metadata.
@@ -183,26 +180,15 @@ func (s *eventsSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
 	return wsql.Row{Offset: hi, UUID: []byte(msg.UUID), Msg: msg}, nil
 }
 
-// decodeBatch is a batch message's events and claims.
+// decodeBatch is a batch message's events, in subscriber order
+// (transaction id, position), and claims.
 func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
-	var events []batchEvent
-	if err := json.Unmarshal(msg.Payload, &events); err != nil {
+	batch, err := decodeEvents(msg.Payload)
+	if err != nil {
 		return nil, nil, fmt.Errorf("decode batch %s: %w", msg.UUID, err)
 	}
-	if len(events) == 0 {
+	if len(batch) == 0 {
 		return nil, nil, fmt.Errorf("batch %s has no events", msg.UUID)
-	}
-	batch := make([]*envelope, len(events))
-	for i, e := range events {
-		txid, err := strconv.ParseUint(e.TransactionID, 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("event %d: transaction id: %w", e.Position, err)
-		}
-		batch[i] = &envelope{
-			Position: e.Position, TransactionID: txid, TenantID: e.TenantID, StreamID: e.StreamID,
-			StreamVersion: e.StreamVersion, Type: e.Type, SchemaVersion: e.SchemaVersion,
-			RecordedAt: e.RecordedAt.UTC(), Data: e.Data, Key: e.Key,
-		}
 	}
 	var cs []batchClaim
 	if err := json.Unmarshal([]byte(msg.Metadata.Get(metaClaims)), &cs); err != nil {
@@ -217,6 +203,73 @@ func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
 		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: txid, Position: c.Position}, tablesEpoch: c.Epoch}
 	}
 	return batch, claims, nil
+}
+
+// decodeEvents parses a payload's lines (eventFieldsAll or
+// eventFieldsCursor) and sorts the events in subscriber order.
+func decodeEvents(payload []byte) ([]*envelope, error) {
+	if len(payload) == 0 {
+		return nil, nil
+	}
+	lines := bytes.Count(payload, []byte{'\n'}) + 1
+	envs := make([]envelope, lines)
+	batch := make([]*envelope, 0, lines)
+	for len(payload) > 0 {
+		line, rest, _ := bytes.Cut(payload, []byte{'\n'})
+		payload = rest
+		e := &envs[len(batch)]
+		if err := e.parse(line); err != nil {
+			return nil, err
+		}
+		batch = append(batch, e)
+	}
+	slices.SortFunc(batch, func(a, b *envelope) int {
+		return cmp.Or(cmp.Compare(a.TransactionID, b.TransactionID), cmp.Compare(a.Position, b.Position))
+	})
+	return batch, nil
+}
+
+// parse reads one payload line into e.
+func (e *envelope) parse(line []byte) error {
+	var f [10][]byte
+	n := 0
+	for n < len(f)-1 {
+		v, rest, ok := bytes.Cut(line, []byte{'\t'})
+		if !ok {
+			break
+		}
+		f[n], line = v, rest
+		n++
+	}
+	f[n] = line
+	n++
+	if n != 3 && n != 10 {
+		return fmt.Errorf("event line with %d fields", n)
+	}
+	var err error
+	num := func(b []byte) int64 {
+		v, perr := strconv.ParseInt(string(b), 10, 64)
+		if perr != nil && err == nil {
+			err = fmt.Errorf("event line: %w", perr)
+		}
+		return v
+	}
+	e.Position = num(f[0])
+	e.TransactionID = uint64(num(f[1]))
+	e.Type = string(f[2])
+	if n == 10 {
+		e.TenantID, e.StreamID = string(f[3]), string(f[4])
+		e.StreamVersion, e.SchemaVersion = num(f[5]), int(num(f[6]))
+		e.RecordedAt = time.UnixMicro(num(f[7])).UTC()
+		if len(f[8]) > 0 {
+			e.Key = make([]byte, hex.DecodedLen(len(f[8])))
+			if _, herr := hex.Decode(e.Key, f[8]); herr != nil && err == nil {
+				err = fmt.Errorf("event line: key: %w", herr)
+			}
+		}
+		e.Data = f[9]
+	}
+	return err
 }
 
 // SchemaInitializingQueries is empty: the tables come from migrations.
