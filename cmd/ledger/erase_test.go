@@ -179,4 +179,11 @@ func TestEncryptLegacyAndReapplyErasures(t *testing.T) {
 	if code := run(ctx, env, []string{"verify"}); code != 0 {
 		t.Fatalf("verify after --reapply: exit %d, %s %s", code, out.String(), errOut.String())
 	}
+	// ledger history still replays the erased customer, without its name.
+	env, out, errOut = testEnv(vars)
+	if code := run(ctx, env, []string{"history", "--tenant", boot.TenantID, "--customer", kept}); code != 0 ||
+		!strings.Contains(out.String(), "registered (erased)") || !strings.Contains(out.String(), "erased (personal data destroyed)") ||
+		strings.Contains(strings.ToLower(out.String()), "oldfellow") {
+		t.Fatalf("history of an erased customer: exit %d, %q %s", code, out.String(), errOut.String())
+	}
 }

@@ -157,6 +157,14 @@ func replayHistory(ctx context.Context, store *eventstore.Store, keys *keyring.K
 	return h, nil
 }
 
+// personName is a profile's name, or "(erased)" once its key is destroyed.
+func personName(p domain.Profile) string {
+	if p.Erased {
+		return "(erased)"
+	}
+	return p.FirstName + " " + p.LastName
+}
+
 func summarize(e domain.Event, name func(string) string) string {
 	switch e := e.(type) {
 	case domain.UserAssigned:
@@ -174,9 +182,11 @@ func summarize(e domain.Event, name func(string) string) string {
 	case domain.TeamMemberReplaced:
 		return name(e.UserID) + " replaced by " + name(e.WithUserID)
 	case domain.CustomerRegistered:
-		return "registered " + e.FirstName + " " + e.LastName
+		return "registered " + personName(e.Profile)
 	case domain.ClientInvited:
-		return "invited " + e.FirstName + " " + e.LastName
+		return "invited " + personName(e.Profile)
+	case domain.CustomerErased:
+		return "erased (personal data destroyed)"
 	case domain.CustomerUpdated:
 		return "profile updated"
 	case domain.InvitationAccepted:
