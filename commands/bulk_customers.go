@@ -171,13 +171,18 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 					guards = nil // nothing is appended; the key alone is recorded
 				}
 				var forget []string
+				var releases []eventstore.Claim
 				var side func(context.Context, pgx.Tx) error
 				if req.Action == domain.CustomerActionDelete && len(result.Changed) > 0 {
-					// Erasure: the keys are destroyed, and the claims,
-					// invitations, outbox rows and idempotency records naming
-					// the customers deleted, in the transaction that appends
-					// CustomerErased.
+					// Erasure: the keys are destroyed, the claims released
+					// (by value, read from the profile while it still opens)
+					// and the invitations, outbox rows and idempotency
+					// records naming the customers deleted, in the
+					// transaction that appends CustomerErased.
 					forget = slices.Sorted(slices.Values(result.Changed))
+					for _, id := range forget {
+						releases = append(releases, c.profileClaims(id, l.customers[id].Profile)...)
+					}
 					side = func(ctx context.Context, tx pgx.Tx) error { return keyring.Destroy(ctx, tx, m.TenantID, forget) }
 				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
@@ -185,6 +190,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 					Streams:     streams,
 					Guards:      guards,
 					Forget:      forget,
+					Releases:    releases,
 					Side:        side,
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),

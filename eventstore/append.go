@@ -61,9 +61,9 @@ type AppendRequest struct {
 	// written in the same transaction.
 	Outbox []OutboxMessage
 	// Forget are customers being erased: the side records that name them
-	// (their uniqueness claims, invitations, outbox rows, and idempotency
-	// records whose stored answer names them, except this append's own)
-	// are deleted in the same transaction.
+	// (invitations, outbox rows, and idempotency records whose stored
+	// answer names them, except this append's own) are deleted in the same
+	// transaction. Their claims go with Releases.
 	Forget []string
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
@@ -321,9 +321,11 @@ const (
 	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4, customer_ids = $5::text[]::uuid[]
 			WHERE tenant_id = $1 AND key = $2`
 	// qForget deletes what names erased customers outside the events, in
-	// one statement (data-modifying CTEs).
-	qForget = `WITH c AS (DELETE FROM unique_claims WHERE tenant_id = $1 AND owner_id = ANY($2::text[]::uuid[])),
-	i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
+	// one statement (data-modifying CTEs). Their claims are released by
+	// value (the append's Releases, by primary key): unique_claims has no
+	// index by owner, and a scan of a tenant's claims per erasure would not
+	// do. Store.Forget, an operator's tool, deletes them by owner.
+	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
 	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
 	DELETE FROM idempotency_keys WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`

@@ -94,8 +94,16 @@ func (s *Store) RewriteStream(ctx context.Context, streamID string, rewrite func
 
 // Forget deletes what names erased customers outside the events (claims,
 // invitations, outbox rows, idempotency records), as an erasure's append
-// does: `ledger erase --reapply` after restoring a backup.
+// does: `ledger erase --reapply` after restoring a backup, and
+// encrypt-legacy. Claims go by owner (a scan: an operator's tool), since an
+// erased customer's values can no longer be read to release them by value.
+const qForgetClaims = `DELETE FROM unique_claims WHERE tenant_id = $1 AND owner_id = ANY($2::text[]::uuid[])`
+
+// Forget is the operator's deletion of erased customers' side records.
 func (s *Store) Forget(ctx context.Context, tenantID string, customerIDs []string) error {
+	if _, err := s.pool.Exec(ctx, qForgetClaims, tenantID, customerIDs); err != nil {
+		return fmt.Errorf("forget erased customers: %w", translate(err))
+	}
 	if _, err := s.pool.Exec(ctx, qForget, tenantID, customerIDs, ""); err != nil {
 		return fmt.Errorf("forget erased customers: %w", translate(err))
 	}
