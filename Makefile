@@ -40,6 +40,11 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	echo "DATABASE_URL=$$DATABASE_URL"; \
 	$(BIN) migrate; \
 	mkdir -p $(PG_DIR); \
+	if [ -z "$${LEDGER_KEK:-}$${LEDGER_KEK_FILE:-}" ]; then \
+		if [ ! -s $(PG_DIR)/kek ]; then (umask 077; head -c 32 /dev/urandom | base64 > $(PG_DIR)/kek); fi; \
+		export LEDGER_KEK_FILE=$(PG_DIR)/kek; \
+		echo "Key-encryption key: $(PG_DIR)/kek (LEDGER_KEK_FILE; demo only: it sits beside the database)"; \
+	fi; \
 	if [ ! -s $(PG_DIR)/demo.json ]; then \
 		$(BIN) bootstrap --tenant Demo --admin-name "Demo Admin" --admin-email admin@demo.example > $(PG_DIR)/demo.json.tmp; \
 		mv $(PG_DIR)/demo.json.tmp $(PG_DIR)/demo.json; \

@@ -68,7 +68,10 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 			if !ok {
 				return ErrNotFound
 			}
-			l, err := loadCustomers(ctx, tx, tenantID, []string{customerID})
+			l, err := loadCustomers(ctx, c.keys, tx, tenantID, []string{customerID})
+			if errors.Is(err, ErrErased) {
+				return ErrNotFound // an erased client's token is unknown (erasure deletes it too)
+			}
 			if err != nil {
 				return err
 			}

@@ -4,9 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // CustomerBulkRequest is POST /v1/customers/bulk: Action on every customer
@@ -18,6 +22,9 @@ type CustomerBulkRequest struct {
 	DryRun      bool
 	// Selected makes the answer list CustomerIDs (a selection by filter).
 	Selected bool
+	// IfMatch is the version the one listed customer must be at
+	// (ErrPreconditionFailed otherwise): DELETE /v1/customers/{id}'s If-Match.
+	IfMatch *int64
 }
 
 // CustomerError is one customer a bulk action cannot be carried out on.
@@ -47,7 +54,7 @@ func (e *CustomerBulkRejectedError) Error() string {
 	return fmt.Sprintf("bulk action refused: %d customer(s) cannot take it", len(e.Errors))
 }
 
-// BulkCustomers blocks, unblocks, adds to or removes from a group every
+// BulkCustomers blocks, unblocks, erases (delete), adds to or removes from a group every
 // listed customer (admin only), all or nothing, in one append sharing one
 // correlation_id. A customer already as the action would leave it is
 // unchanged; an unknown one is an error with code not_found, and any error
@@ -63,9 +70,6 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 	case !req.Action.Valid():
 		return CustomerBulkResult{}, &domain.ValidationError{Field: "action",
 			Detail: `must be "block", "unblock", "delete", "add_to_group" or "remove_from_group"`}
-	case req.Action == domain.CustomerActionDelete:
-		return CustomerBulkResult{}, &domain.RuleError{Code: domain.CodeErasureUnavailable,
-			Detail: "erasure of customers is not available yet; nothing was deleted"}
 	case len(req.CustomerIDs) == 0:
 		return CustomerBulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}
 	case len(req.CustomerIDs) > MaxBulkCustomers:
@@ -110,13 +114,18 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				if err != nil {
 					return err
 				}
+				if req.IfMatch != nil && len(customerIDs) == 1 {
+					if v, ok := versions[customerIDs[0]]; ok && v != *req.IfMatch {
+						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], v, *req.IfMatch)
+					}
+				}
 				var found []string
 				for _, id := range customerIDs {
 					if _, ok := versions[id]; ok {
 						found = append(found, id)
 					}
 				}
-				l, err := loadCustomers(ctx, tx, m.TenantID, found)
+				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err
 				}
@@ -161,10 +170,28 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				if len(streams) == 0 {
 					guards = nil // nothing is appended; the key alone is recorded
 				}
+				var forget []string
+				var releases []eventstore.Claim
+				var side func(context.Context, pgx.Tx) error
+				if req.Action == domain.CustomerActionDelete && len(result.Changed) > 0 {
+					// Erasure: the keys are destroyed, the claims released
+					// (by value, read from the profile while it still opens)
+					// and the invitations, outbox rows and idempotency
+					// records naming the customers deleted, in the
+					// transaction that appends CustomerErased.
+					forget = slices.Sorted(slices.Values(result.Changed))
+					for _, id := range forget {
+						releases = append(releases, c.profileClaims(id, l.customers[id].Profile)...)
+					}
+					side = func(ctx context.Context, tx pgx.Tx) error { return keyring.Destroy(ctx, tx, m.TenantID, forget) }
+				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     streams,
 					Guards:      guards,
+					Forget:      forget,
+					Releases:    releases,
+					Side:        side,
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),

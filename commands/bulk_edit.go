@@ -101,7 +101,7 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 						found = append(found, id)
 					}
 				}
-				l, err := loadCustomers(ctx, tx, m.TenantID, found)
+				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err
 				}

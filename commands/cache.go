@@ -256,7 +256,7 @@ func (c *Commands) loadIntoCache(ctx context.Context, tenantID, customerID strin
 	if err := br.QueryRow().Scan(&head.Version, &head.LastHash); err != nil {
 		return err
 	}
-	streams, err := collectEvents(br.Query())
+	streams, err := collectEvents(c.keys)(br.Query())
 	if err != nil {
 		return err
 	}
@@ -273,6 +273,9 @@ func (c *Commands) loadIntoCache(ctx context.Context, tenantID, customerID strin
 	cu := l.customers[customerID]
 	if cu.Version != head.Version {
 		return errStale // appended to between the two reads
+	}
+	if cu.Erased {
+		return errStale // the locking path answers ErrErased
 	}
 	evs := streams[customerID]
 	c.cache.putPolicy(tenantID, l.policy, l.policyVersion)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/internal/testdb"
 )
 
 // warm runs one command through cmd so its cache knows the customer, the
@@ -83,7 +84,7 @@ func TestCachedStateNeverDecidesAgainstTheDatabase(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
-	other := commands.New(b.store, slog.New(slog.DiscardHandler))
+	other := commands.New(b.store, testdb.Keyring(t), slog.New(slog.DiscardHandler))
 	c := b.customer(t)
 	users := b.users(t, 4)
 	warm(t, cmd, b, c, users...)
@@ -162,7 +163,7 @@ func TestCachedRacesAcrossProcessesKeepTheRules(t *testing.T) {
 	t.Parallel()
 	cmd, b := setup(t)
 	ctx := context.Background()
-	other := commands.New(b.store, slog.New(slog.DiscardHandler))
+	other := commands.New(b.store, testdb.Keyring(t), slog.New(slog.DiscardHandler))
 	pol := domain.Policy{MaxAssignees: ptr(3), RequireLead: true, RequireAssignee: true, MembersCanSelfAssign: true}
 	c := b.customer(t) // before require_assignee, which would want a team
 	b.policy(t, pol)

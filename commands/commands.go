@@ -46,6 +46,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Stream types recorded in the streams table.
@@ -96,11 +97,16 @@ var (
 	// ErrUnauthenticated is a Meta.CallerKeyHash that is not, or no
 	// longer, an active user's key in the tenant (HTTP 401).
 	ErrUnauthenticated = errors.New("unknown API key or deactivated user")
+	// ErrErased is a customer that was erased (HTTP 410 erased): it is
+	// gone from every list and no command changes it any more.
+	ErrErased = errors.New("customer erased")
 )
 
 // Commands runs every command against one event store.
 type Commands struct {
 	store *eventstore.Store
+	// keys seals new customers' profile events and opens stored ones.
+	keys  *keyring.Keyring
 	log   *slog.Logger
 	names nameCache
 	cache *stateCache
@@ -117,17 +123,22 @@ type Option func(*Commands)
 // ErrEmailNotConfigured.
 func WithEmail() Option { return func(c *Commands) { c.email = true } }
 
-// New returns the command handlers over store.
-func New(store *eventstore.Store, log *slog.Logger, opts ...Option) *Commands {
+// New returns the command handlers over store; keys seals and opens the
+// customers' personal fields.
+func New(store *eventstore.Store, keys *keyring.Keyring, log *slog.Logger, opts ...Option) *Commands {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Commands{store: store, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
+	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
 	for _, o := range opts {
 		o(c)
 	}
 	return c
 }
+
+// Keyring is the keyring the commands seal with, for the readers of
+// events that run beside them (history, audit).
+func (c *Commands) Keyring() *keyring.Keyring { return c.keys }
 
 // Meta is what every command carries besides its own input.
 type Meta struct {
@@ -238,12 +249,23 @@ func hashToken(raw string) []byte {
 	return h[:]
 }
 
-// encode turns domain events into event store data.
+// encode turns domain events into event store data. Events carrying a
+// customer's personal fields are refused: they must be sealed with the
+// customer's data key (encodeSealed), never stored in clear.
 func encode(events []domain.Event) ([]eventstore.EventData, error) {
+	return encodeSealed(events, keyring.DataKey{})
+}
+
+// encodeSealed is encode for one customer's events, sealing its personal
+// fields with dk.
+func encodeSealed(events []domain.Event, dk keyring.DataKey) ([]eventstore.EventData, error) {
 	out := make([]eventstore.EventData, 0, len(events))
 	for _, e := range events {
 		typ, schema, data, err := domain.EncodeEvent(e)
 		if err != nil {
+			return nil, err
+		}
+		if schema, data, err = dk.Seal(typ, schema, data); err != nil {
 			return nil, err
 		}
 		out = append(out, eventstore.EventData{Type: typ, SchemaVersion: schema, Data: data})
@@ -387,13 +409,14 @@ func translateClaim(err error) error {
 	}
 	switch ct.Kind {
 	case claimCustomerExternalID:
-		return &domain.RuleError{Code: CodeExternalIDTaken, Detail: fmt.Sprintf("external_id %q is already used by another customer", ct.Value)}
+		// Customer claims hold an HMAC, not the value: the caller knows it.
+		return &domain.RuleError{Code: CodeExternalIDTaken, Detail: "the external_id is already used by another customer"}
 	case claimGroupName:
 		return &domain.RuleError{Code: CodeNameTaken, Detail: fmt.Sprintf("a group named %q exists already", ct.Value)}
 	case claimUserEmail:
 		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another user", ct.Value)}
 	default:
-		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: fmt.Sprintf("email %q is already used by another customer", ct.Value)}
+		return &domain.RuleError{Code: domain.CodeEmailTaken, Detail: "the email is already used by another customer"}
 	}
 }
 
@@ -456,7 +479,7 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 		var result CustomerResult
 		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, version, l, err := lockAndLoad(ctx, tx, m.TenantID, customerID, userIDs)
+				users, version, l, err := lockAndLoad(ctx, c.keys, tx, m.TenantID, customerID, userIDs)
 				if err != nil {
 					return err
 				}

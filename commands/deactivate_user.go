@@ -10,6 +10,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // qCustomersOfUser finds every customer userID was ever put on, from the
@@ -111,13 +112,15 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 					return err
 				}
 				locked := slices.Sorted(maps.Keys(versions))
-				l, err := loadCustomers(ctx, tx, m.TenantID, locked)
+				// An erased customer keeps its last team in its history; a
+				// deactivation leaves it as it is.
+				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, locked)
 				if err != nil {
 					return err
 				}
 				var customers []domain.Customer
 				for _, id := range locked {
-					if _, on := l.customers[id].Member(uid); on {
+					if _, on := l.customers[id].Member(uid); on && !l.customers[id].Erased {
 						customers = append(customers, l.customers[id])
 					}
 				}
@@ -219,7 +222,7 @@ func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, tran
 			t := users[ids[1]]
 			to = &t
 		}
-		customers, pol, err := customersWith(ctx, tx, m.TenantID, ids[0], nil, noLock)
+		customers, pol, err := customersWith(ctx, c.keys, tx, m.TenantID, ids[0], nil, noLock)
 		if err != nil {
 			return err
 		}
@@ -237,7 +240,7 @@ func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, tran
 // nil every customer the user was ever put on), locked with mode, in ID
 // order, with the tenant's policy. Listed IDs that are not the tenant's
 // customers are left out.
-func customersWith(ctx context.Context, tx *eventstore.Tx, tenantID, userID string, listed []string, mode lockMode) ([]domain.Customer, domain.Policy, error) {
+func customersWith(ctx context.Context, kr *keyring.Keyring, tx *eventstore.Tx, tenantID, userID string, listed []string, mode lockMode) ([]domain.Customer, domain.Policy, error) {
 	candidates := listed
 	if candidates == nil {
 		var err error
@@ -250,13 +253,15 @@ func customersWith(ctx context.Context, tx *eventstore.Tx, tenantID, userID stri
 		return nil, domain.Policy{}, err
 	}
 	found := slices.Sorted(maps.Keys(versions))
-	l, err := loadCustomers(ctx, tx, tenantID, found)
+	l, err := loadCustomersWithErased(ctx, kr, tx, tenantID, found)
 	if err != nil {
 		return nil, domain.Policy{}, err
 	}
 	customers := make([]domain.Customer, 0, len(found))
 	for _, id := range found {
-		customers = append(customers, l.customers[id])
+		if !l.customers[id].Erased { // erased customers keep their last team
+			customers = append(customers, l.customers[id])
+		}
 	}
 	return customers, l.policy, nil
 }

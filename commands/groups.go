@@ -35,7 +35,7 @@ func lockGroup(ctx context.Context, q querier, tenantID, id string, mode lockMod
 	if !found {
 		return domain.Group{}, notFound("group", id)
 	}
-	streams, err := readEvents(ctx, q, []string{id})
+	streams, err := readEvents(ctx, nil, q, []string{id}) // a group's stream holds nothing sealed
 	if err != nil {
 		return domain.Group{}, err
 	}

@@ -32,7 +32,7 @@ func setup(t testing.TB) (*commands.Commands, *testBundle) {
 	t.Helper()
 	pool := testdb.New(t)
 	store := eventstore.New(pool)
-	cmd := commands.New(store, slog.New(slog.DiscardHandler))
+	cmd := commands.New(store, testdb.Keyring(t), slog.New(slog.DiscardHandler))
 	res, err := cmd.Bootstrap(context.Background(), "Acme", "Ada Admin", "ada@acme.example")
 	if err != nil {
 		t.Fatalf("bootstrap: %v", err)
@@ -124,6 +124,9 @@ func (b *testBundle) states(t testing.TB, customerID string) []domain.Customer {
 	t.Helper()
 	events, err := b.store.ReadStream(context.Background(), b.tenantID, customerID)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testdb.Keyring(t).OpenStream(context.Background(), b.pool, customerID, events); err != nil {
 		t.Fatal(err)
 	}
 	var c domain.Customer

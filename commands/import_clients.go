@@ -16,6 +16,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // MaxImportRows bounds one import file.
@@ -180,7 +181,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	if err != nil {
 		return ImportReport{}, err
 	}
-	existing, err := customersByEmail(ctx, tx, m.TenantID, slices.Collect(maps.Keys(firstRow)))
+	existing, err := c.customersByEmail(ctx, tx, m.TenantID, slices.Collect(maps.Keys(firstRow)))
 	if err != nil {
 		return ImportReport{}, err
 	}
@@ -192,10 +193,15 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	if err != nil {
 		return ImportReport{}, err
 	}
-	l, err := loadCustomers(ctx, tx, m.TenantID, slices.Sorted(maps.Keys(versions)))
+	l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, slices.Sorted(maps.Keys(versions)))
 	if err != nil {
 		return ImportReport{}, err
 	}
+	oldKeys, err := c.keys.Load(ctx, tx, slices.Sorted(maps.Keys(versions)))
+	if err != nil {
+		return ImportReport{}, err
+	}
+	var newKeys []keyring.DataKey
 
 	var (
 		streams []eventstore.StreamWrite
@@ -207,7 +213,8 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		at = now()
 	)
-	emailRow := map[string]int{}
+	// By claim value (an HMAC): the row and e-mail of a claim taken meanwhile.
+	emailRow, claimEmail := map[string]int{}, map[string]string{}
 	for _, row := range unique {
 		if id, ok := existing[row.profile.Email]; ok {
 			if !opts.UpdateExisting {
@@ -232,7 +239,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 				report.Unchanged++
 				continue
 			}
-			data, err := encode(events)
+			data, err := encodeSealed(events, oldKeys[id])
 			if err != nil {
 				return ImportReport{}, err
 			}
@@ -270,7 +277,12 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		for _, e := range events {
 			cu.Apply(e, at)
 		}
-		data, err := encode(events)
+		dk, err := c.keys.NewDataKey(id)
+		if err != nil {
+			return ImportReport{}, err
+		}
+		newKeys = append(newKeys, dk)
+		data, err := encodeSealed(events, dk)
 		if err != nil {
 			return ImportReport{}, err
 		}
@@ -290,8 +302,9 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			report.Invitations = append(report.Invitations, ImportInvitation{Row: row.n, CustomerID: id, Token: token})
 		}
 		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
-		claims = append(claims, profileClaims(id, cu.Profile)...)
-		emailRow[cu.Profile.Email] = row.n
+		claims = append(claims, c.profileClaims(id, cu.Profile)...)
+		emailRow[c.keys.ClaimValue(claimCustomerEmail, cu.Profile.Email)] = row.n
+		claimEmail[c.keys.ClaimValue(claimCustomerEmail, cu.Profile.Email)] = cu.Profile.Email
 		report.Created++
 	}
 
@@ -310,14 +323,13 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return claims[i].Value < claims[j].Value
 	})
-	var side func(ctx context.Context, tx pgx.Tx) error
-	if len(invited.ids) > 0 {
-		side = func(ctx context.Context, tx pgx.Tx) error {
+	side := func(ctx context.Context, tx pgx.Tx) error {
+		if len(invited.ids) > 0 {
 			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, invited.ids, invited.hashes, at); err != nil {
 				return fmt.Errorf("record invitations: %w", err)
 			}
-			return nil
 		}
+		return keyring.Store(ctx, tx, m.TenantID, newKeys)
 	}
 	res, err := tx.Append(ctx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
@@ -332,7 +344,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	var taken *eventstore.ClaimTakenError
 	if errors.As(err, &taken) {
 		// A client with this email was registered while the file was read.
-		report.Errors = []ImportRowError{{Row: emailRow[taken.Value], Error: "email " + taken.Value + " already exists"}}
+		report.Errors = []ImportRowError{{Row: emailRow[taken.Value], Error: "email " + claimEmail[taken.Value] + " already exists"}}
 		return ImportReport{}, &ImportRejectedError{Report: report}
 	}
 	if err != nil {
@@ -495,13 +507,20 @@ func usersByEmail(ctx context.Context, q querier, tenantID string, emails []stri
 }
 
 // customersByEmail maps the emails already claimed by customers to them.
-func customersByEmail(ctx context.Context, q querier, tenantID string, emails []string) (map[string]string, error) {
+func (c *Commands) customersByEmail(ctx context.Context, q querier, tenantID string, emails []string) (map[string]string, error) {
 	out := make(map[string]string, len(emails))
 	if len(emails) == 0 {
 		return out, nil
 	}
+	// Claims hold HMACs of the e-mails (see profileClaims).
+	byClaim := make(map[string]string, len(emails))
+	claimed := make([]string, len(emails))
+	for i, e := range emails {
+		claimed[i] = c.keys.ClaimValue(claimCustomerEmail, e)
+		byClaim[claimed[i]] = e
+	}
 	rows, err := q.Query(ctx, `SELECT value, owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = '`+claimCustomerEmail+`' AND value = ANY($2)`,
-		tenantID, emails)
+		tenantID, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("find existing clients: %w", err)
 	}
@@ -514,7 +533,7 @@ func customersByEmail(ctx context.Context, q querier, tenantID string, emails []
 		return nil, fmt.Errorf("find existing clients: %w", err)
 	}
 	for _, p := range pairs {
-		out[p.email] = p.id
+		out[byClaim[p.email]] = p.id
 	}
 	return out, nil
 }

@@ -118,7 +118,10 @@ func (c *Commands) GetInvitation(ctx context.Context, token string) (InvitationP
 	if err != nil {
 		return InvitationPage{}, fmt.Errorf("read invitation: %w", err)
 	}
-	cu, err := readCustomer(ctx, pool, tenantID, customerID)
+	cu, err := readCustomer(ctx, c.keys, pool, tenantID, customerID)
+	if errors.Is(err, ErrErased) {
+		return InvitationPage{}, ErrNotFound // erasure deletes the token too
+	}
 	if err != nil {
 		return InvitationPage{}, err
 	}

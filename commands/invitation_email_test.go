@@ -7,6 +7,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/internal/testdb"
 	"github.com/assignment-ledger/ledger/mail"
 )
 
@@ -27,7 +28,7 @@ func TestInvitationEmailIsQueuedOnlyWithEmailOn(t *testing.T) {
 		t.Fatalf("send_email without e-mail: %v, %d rows", err, count())
 	}
 
-	withEmail := commands.New(b.store, nil, commands.WithEmail())
+	withEmail := commands.New(b.store, testdb.Keyring(t), nil, commands.WithEmail())
 	inv, err := withEmail.InviteClient(ctx, b.admin, domain.Profile{FirstName: "Ivy", Email: "ivy@client.example"}, []string{u}, true)
 	if err != nil || inv.Customer.Invitation == nil || inv.Customer.Invitation.Email != "queued" || count() != 1 {
 		t.Fatalf("invitation with e-mail: %+v %v, %d rows", inv.Customer.Invitation, err, count())

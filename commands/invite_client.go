@@ -86,14 +86,18 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 					outbox = append(outbox, msg)
 					result.Customer.Invitation.Email = EmailQueued
 				}
-				data, err := encode(events)
+				dk, err := c.keys.NewDataKey(id)
+				if err != nil {
+					return err
+				}
+				data, err := encodeSealed(events, dk)
 				if err != nil {
 					return err
 				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:   profileClaims(id, invited.Profile),
+					Claims:   c.profileClaims(id, invited.Profile),
 					Outbox:   outbox,
 					Metadata: m.metadata(),
 					Side: func(ctx context.Context, tx pgx.Tx) error {
@@ -102,7 +106,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 						if err != nil {
 							return fmt.Errorf("record invitation: %w", err)
 						}
-						return nil
+						return storeKeys(m.TenantID, dk)(ctx, tx)
 					},
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,

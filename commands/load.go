@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // lockMode is how a command locks a row it reads.
@@ -138,7 +140,7 @@ type loaded struct {
 // starts after the lock is held, so it sees the customer exactly as the
 // append will find it). The store remembers the locked head, so the append
 // needs not lock it again.
-func lockAndLoad(ctx context.Context, tx *eventstore.Tx, tenantID, customerID string, userIDs []string) (
+func lockAndLoad(ctx context.Context, kr *keyring.Keyring, tx *eventstore.Tx, tenantID, customerID string, userIDs []string) (
 	users map[string]domain.User, version int64, l loaded, err error) {
 	b := &pgx.Batch{}
 	b.Queue(qGenericPlans)
@@ -175,12 +177,14 @@ func lockAndLoad(ctx context.Context, tx *eventstore.Tx, tenantID, customerID st
 	if !ok {
 		return nil, 0, loaded{}, notFound("customer", customerID)
 	}
-	streams, err := collectEvents(br.Query())
+	streams, err := collectEvents(kr)(br.Query())
 	if err != nil {
 		return nil, 0, loaded{}, err
 	}
-	l, err = rebuild(tenantID, []string{customerID}, streams)
-	return users, head.Version, l, err
+	if l, err = rebuild(tenantID, []string{customerID}, streams); err != nil {
+		return nil, 0, loaded{}, err
+	}
+	return users, head.Version, l, refuseErased(l.customers)
 }
 
 // qGenericPlans makes the rest of a single-customer command's transaction
@@ -195,12 +199,32 @@ const qGenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan'
 // loadCustomers reads the customer streams ids and the tenant stream in one
 // query and rebuilds them. The customers' tenant must have been checked
 // already (lockCustomers): a stream never changes tenant.
-func loadCustomers(ctx context.Context, q querier, tenantID string, ids []string) (loaded, error) {
-	streams, err := readEvents(ctx, q, append(slices.Clip(ids), tenantID))
+func loadCustomers(ctx context.Context, kr *keyring.Keyring, q querier, tenantID string, ids []string) (loaded, error) {
+	l, err := loadCustomersWithErased(ctx, kr, q, tenantID, ids)
+	if err != nil {
+		return loaded{}, err
+	}
+	return l, refuseErased(l.customers)
+}
+
+// loadCustomersWithErased is loadCustomers for the one command that decides
+// on erased customers too (a bulk action: deleting one again is unchanged).
+func loadCustomersWithErased(ctx context.Context, kr *keyring.Keyring, q querier, tenantID string, ids []string) (loaded, error) {
+	streams, err := readEvents(ctx, kr, q, append(slices.Clip(ids), tenantID))
 	if err != nil {
 		return loaded{}, err
 	}
 	return rebuild(tenantID, ids, streams)
+}
+
+// refuseErased is ErrErased for the first erased customer, if any.
+func refuseErased(customers map[string]domain.Customer) error {
+	for _, id := range slices.Sorted(maps.Keys(customers)) {
+		if customers[id].Erased {
+			return fmt.Errorf("customer %s: %w", id, ErrErased)
+		}
+	}
+	return nil
 }
 
 func rebuild(tenantID string, ids []string, streams map[string][]storedEvent) (loaded, error) {
@@ -241,14 +265,24 @@ type storedEvent struct {
 // tenant-filtered reads it cannot be steered onto the (tenant_id, position)
 // index, which the planner likes on fresh statistics and which then scans
 // the whole tenant. Callers check the streams' tenant first.
-func readEvents(ctx context.Context, q querier, streamIDs []string) (map[string][]storedEvent, error) {
-	return collectEvents(q.Query(ctx, qEvents, streamIDs))
+func readEvents(ctx context.Context, kr *keyring.Keyring, q querier, streamIDs []string) (map[string][]storedEvent, error) {
+	return collectEvents(kr)(q.Query(ctx, qEvents, streamIDs))
 }
 
-const qEvents = `SELECT stream_id::text, stream_version, position, type, schema_version, data, recorded_at
-	FROM events WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`
+// qEvents reads streams with, beside each sealed event, its customer's
+// wrapped key (NULL once erased), opened by collectEvents.
+const qEvents = `SELECT e.stream_id::text, e.stream_version, e.position, e.type, e.schema_version, e.data, e.recorded_at,
+	` + keyring.WrappedKeySQL + `
+	FROM events e WHERE e.stream_id = ANY($1::text[]::uuid[]) ORDER BY e.stream_id, e.stream_version`
 
-func collectEvents(rows pgx.Rows, err error) (map[string][]storedEvent, error) {
+// collectEvents reads what qEvents selects, opening sealed events: the
+// commands decide on the personal fields in clear, or on an erased
+// customer's IDs alone.
+func collectEvents(kr *keyring.Keyring) func(pgx.Rows, error) (map[string][]storedEvent, error) {
+	return func(rows pgx.Rows, err error) (map[string][]storedEvent, error) { return collectOpened(kr, rows, err) }
+}
+
+func collectOpened(kr *keyring.Keyring, rows pgx.Rows, err error) (map[string][]storedEvent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", translatePg(err))
 	}
@@ -257,10 +291,13 @@ func collectEvents(rows pgx.Rows, err error) (map[string][]storedEvent, error) {
 	for rows.Next() {
 		var e storedEvent
 		var schema int32
-		if err := rows.Scan(&e.StreamID, &e.Version, &e.Position, &e.Type, &schema, &e.Data, &e.RecordedAt); err != nil {
+		var wrapped []byte
+		if err := rows.Scan(&e.StreamID, &e.Version, &e.Position, &e.Type, &schema, &e.Data, &e.RecordedAt, &wrapped); err != nil {
 			return nil, fmt.Errorf("read streams: %w", err)
 		}
-		e.Schema = int(schema)
+		if e.Schema, e.Data, _, err = kr.Open(e.Type, int(schema), e.Data, wrapped); err != nil {
+			return nil, fmt.Errorf("read streams: %w", err)
+		}
 		e.RecordedAt = e.RecordedAt.UTC()
 		out[e.StreamID] = append(out[e.StreamID], e)
 	}
@@ -314,7 +351,7 @@ func readPolicy(ctx context.Context, q querier, tenantID string) (domain.Policy,
 }
 
 func readTenant(ctx context.Context, q querier, tenantID string) (domain.Tenant, error) {
-	streams, err := readEvents(ctx, q, []string{tenantID})
+	streams, err := readEvents(ctx, nil, q, []string{tenantID}) // the tenant's stream holds nothing sealed
 	if err != nil {
 		return domain.Tenant{}, err
 	}
@@ -322,7 +359,7 @@ func readTenant(ctx context.Context, q querier, tenantID string) (domain.Tenant,
 }
 
 // readCustomer reads one of the tenant's customers without locking.
-func readCustomer(ctx context.Context, q querier, tenantID, customerID string) (domain.Customer, error) {
+func readCustomer(ctx context.Context, kr *keyring.Keyring, q querier, tenantID, customerID string) (domain.Customer, error) {
 	versions, err := lockCustomers(ctx, q, tenantID, []string{customerID}, noLock)
 	if err != nil {
 		return domain.Customer{}, err
@@ -330,7 +367,7 @@ func readCustomer(ctx context.Context, q querier, tenantID, customerID string) (
 	if _, ok := versions[customerID]; !ok {
 		return domain.Customer{}, notFound("customer", customerID)
 	}
-	streams, err := readEvents(ctx, q, []string{customerID})
+	streams, err := readEvents(ctx, kr, q, []string{customerID})
 	if err != nil {
 		return domain.Customer{}, err
 	}
@@ -340,6 +377,9 @@ func readCustomer(ctx context.Context, q querier, tenantID, customerID string) (
 	}
 	if cu.ID != customerID {
 		return domain.Customer{}, notFound("customer", customerID)
+	}
+	if cu.Erased {
+		return domain.Customer{}, fmt.Errorf("customer %s: %w", customerID, ErrErased)
 	}
 	return cu, nil
 }

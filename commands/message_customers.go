@@ -90,7 +90,8 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 						found = append(found, id)
 					}
 				}
-				l, err := loadCustomers(ctx, tx, m.TenantID, found)
+				// Erased customers are skipped with a reason, not refused.
+				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err
 				}

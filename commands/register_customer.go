@@ -1,10 +1,13 @@
 package commands
 
 import (
+	"github.com/jackc/pgx/v5"
+
 	"context"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // RegisterCustomer creates an active customer (admin only) with its first
@@ -49,14 +52,19 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 					c.names.put(u.ID, u.Name)
 				}
 				result = CustomerResult{CustomerView: c.customerView(cu)}
-				data, err := encode(events)
+				dk, err := c.keys.NewDataKey(id)
+				if err != nil {
+					return err
+				}
+				data, err := encodeSealed(events, dk)
 				if err != nil {
 					return err
 				}
 				res, err := tx.Append(ctx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:      profileClaims(id, reg.Profile),
+					Claims:      c.profileClaims(id, reg.Profile),
+					Side:        storeKeys(m.TenantID, dk),
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
@@ -76,16 +84,24 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 	})
 }
 
-// profileClaims reserves a customer's email and external_id.
-func profileClaims(customerID string, p domain.Profile) []eventstore.Claim {
+// profileClaims reserves a customer's email and external_id. The claims
+// hold an HMAC of each value (keyring.ClaimValue), never the value, so
+// unique_claims keeps no personal data; erasure deletes them.
+func (c *Commands) profileClaims(customerID string, p domain.Profile) []eventstore.Claim {
 	var claims []eventstore.Claim
 	if p.Email != "" {
-		claims = append(claims, eventstore.Claim{Kind: claimCustomerEmail, Value: p.Email, OwnerID: customerID})
+		claims = append(claims, eventstore.Claim{Kind: claimCustomerEmail, Value: c.keys.ClaimValue(claimCustomerEmail, p.Email), OwnerID: customerID})
 	}
 	if p.ExternalID != "" {
-		claims = append(claims, eventstore.Claim{Kind: claimCustomerExternalID, Value: p.ExternalID, OwnerID: customerID})
+		claims = append(claims, eventstore.Claim{Kind: claimCustomerExternalID, Value: c.keys.ClaimValue(claimCustomerExternalID, p.ExternalID), OwnerID: customerID})
 	}
 	return claims
+}
+
+// storeKeys is the Side of an append creating customers: their wrapped
+// data keys commit with their first events, or not at all.
+func storeKeys(tenantID string, keys ...keyring.DataKey) func(context.Context, pgx.Tx) error {
+	return func(ctx context.Context, tx pgx.Tx) error { return keyring.Store(ctx, tx, tenantID, keys) }
 }
 
 // teamAndPolicy reads a new customer's team members, in the order given,

@@ -77,7 +77,7 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 				if req.DryRun {
 					mode = noLock
 				}
-				customers, _, err := customersWith(ctx, tx, m.TenantID, from, listed, mode)
+				customers, _, err := customersWith(ctx, c.keys, tx, m.TenantID, from, listed, mode)
 				if err != nil {
 					return err
 				}

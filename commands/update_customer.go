@@ -57,7 +57,7 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 				if m.IfMatch != nil && *m.IfMatch != version {
 					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
 				}
-				l, err := loadCustomers(ctx, tx, m.TenantID, []string{cid})
+				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, []string{cid})
 				if err != nil {
 					return err
 				}
@@ -82,10 +82,14 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 				if cu.Profile.Email != old.Email || cu.Profile.ExternalID != old.ExternalID {
 					// Release the old values and claim the new ones (claiming
 					// a value one owns is a no-op).
-					releases = profileClaims(cid, old)
-					claims = profileClaims(cid, cu.Profile)
+					releases = c.profileClaims(cid, old)
+					claims = c.profileClaims(cid, cu.Profile)
 				}
-				data, err := encode(events)
+				keys, err := c.keys.Load(ctx, tx, []string{cid})
+				if err != nil {
+					return err
+				}
+				data, err := encodeSealed(events, keys[cid])
 				if err != nil {
 					return err
 				}

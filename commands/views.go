@@ -106,7 +106,7 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	if !ok1 || !ok2 {
 		return CustomerView{}, ErrNotFound
 	}
-	cu, err := readCustomer(ctx, c.store.Pool(), tenantID, customerID)
+	cu, err := readCustomer(ctx, c.keys, c.store.Pool(), tenantID, customerID)
 	if err != nil {
 		return CustomerView{}, err
 	}

@@ -136,6 +136,8 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/customers/new", c.newCustomer)
 		r.Get("/customers/{id}", c.profile)
 		r.Post("/customers/{id}/block", c.block)
+		r.Get("/customers/{id}/delete", c.erasePage)
+		r.Post("/customers/{id}/delete", c.erase)
 		r.Post("/customers/{id}/profile", c.editProfile)
 		r.Post("/customers/{id}/groups", c.group)
 		r.Get("/audit/export", c.auditExport)
@@ -340,6 +342,7 @@ func noticeText(done string) string {
 		"groups":      "Groups updated.",
 		"created":     "Customer created.",
 		"unblocked":   "Customer unblocked.",
+		"deleted":     "Deleted: the personal data is erased.",
 		"role":        "Role changed.",
 		"deactivated": "User deactivated.",
 		"transferred": "Customers transferred.",

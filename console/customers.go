@@ -227,6 +227,9 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 	case err != nil:
 	case len(f.CustomerIDs) == 0:
 		err = errNothingSelected
+	case f.Action == string(domain.CustomerActionDelete):
+		c.bulkEraseReview(w, r, s, f, back)
+		return
 	case f.UserID == "":
 		err = errNoUser
 	}
@@ -308,6 +311,10 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
+	if len(f.CustomerIDs) > 0 && f.Action == string(domain.CustomerActionDelete) {
+		c.bulkErase(w, r, s, f)
+		return
+	}
 	if len(f.CustomerIDs) == 0 || f.UserID == "" {
 		nethttp.Redirect(w, r, "/customers", nethttp.StatusSeeOther)
 		return

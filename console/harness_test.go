@@ -63,8 +63,8 @@ func newWorldWithMail(t *testing.T, smtpURL string) *world {
 	if smtpURL != "" {
 		opts = append(opts, commands.WithEmail())
 	}
-	cmd := commands.New(store, log, opts...)
-	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond))
+	cmd := commands.New(store, testdb.Keyring(t), log, opts...)
+	runner, err := projections.New(pool, store, testdb.Keyring(t), log, projections.WithPollInterval(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func newWorldWithMail(t *testing.T, smtpURL string) *world {
 		close(relayDone)
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
+		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
 		Log: log, BaseURL: "https://ledger.example",
 	})
 	srv := httptest.NewServer(api)

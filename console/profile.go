@@ -57,8 +57,8 @@ func (c *Console) profile(w nethttp.ResponseWriter, r *nethttp.Request) {
 	lagging := c.waitForPosition(r, projections.AssignmentIntervals, projections.CustomerList, projections.Groups)
 	name, v, err := c.profilePage(r, s, view{Lagging: lagging})
 	if err != nil {
-		if ref, known := c.d.Refusal(err); known && ref.Status == nethttp.StatusNotFound {
-			c.render(w, r, nethttp.StatusNotFound, "notfound", view{Title: "Not found"})
+		if ref, known := c.d.Refusal(err); known && (ref.Status == nethttp.StatusNotFound || ref.Status == nethttp.StatusGone) {
+			c.gone(w, r, err)
 			return
 		}
 		if _, known := c.d.Refusal(err); known {

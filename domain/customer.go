@@ -41,6 +41,10 @@ type Customer struct {
 	// Invited is true for a client created by invitation (ClientInvited),
 	// whatever its status now.
 	Invited bool
+	// Erased is true once CustomerErased is applied: the profile is gone
+	// (the key that opened it is destroyed) and no command changes the
+	// customer any more.
+	Erased bool
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
 	// invited client does not accept the invitation on their behalf.
@@ -69,6 +73,8 @@ func (c *Customer) Apply(e Event, at time.Time) {
 			c.Status = CustomerStatusActive
 		}
 		c.statusBeforeBlock = ""
+	case CustomerErased:
+		c.Erased, c.Profile = true, Profile{Erased: true}
 	case CustomerAddedToGroup:
 		if !slices.Contains(c.Groups, e.GroupID) {
 			c.Groups = append(slices.Clip(c.Groups), e.GroupID)
@@ -98,6 +104,15 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.Team = append(team, Member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at})
 	}
 	c.Version++
+}
+
+// Erase decides the customer's erasure: CustomerErased, or nothing when it
+// is erased already.
+func (c Customer) Erase() []Event {
+	if c.Erased {
+		return nil
+	}
+	return []Event{CustomerErased{CustomerID: c.ID}}
 }
 
 // teamWithout returns a fresh copy of the team without userID.

@@ -407,3 +407,25 @@ func TestReplace(t *testing.T) {
 		})
 	}
 }
+
+func TestEraseCustomer(t *testing.T) {
+	c := domain.Customer{}
+	c.Apply(domain.CustomerRegistered{CustomerID: "c1", Profile: domain.Profile{FirstName: "Ada", Email: "ada@example.org"}}, time.Now())
+	events, err := domain.DecideCustomerAction(c, domain.CustomerActionDelete, "")
+	if err != nil || len(events) != 1 || events[0] != (domain.CustomerErased{CustomerID: "c1"}) {
+		t.Fatalf("delete: %v %v", events, err)
+	}
+	c.Apply(events[0], time.Now())
+	if !c.Erased || c.Profile.Email != "" || !c.Profile.Erased {
+		t.Fatalf("after CustomerErased: %+v", c)
+	}
+	if events, err := domain.DecideCustomerAction(c, domain.CustomerActionDelete, ""); err != nil || len(events) != 0 {
+		t.Fatalf("deleting again: %v %v", events, err)
+	}
+	if _, err := domain.DecideCustomerAction(c, domain.CustomerActionBlock, ""); !domain.IsRule(err, domain.CodeErased) {
+		t.Fatalf("blocking an erased customer: %v", err)
+	}
+	if id, ok := domain.CustomerIDOf(domain.CustomerErased{CustomerID: "c1"}); !ok || id != "c1" {
+		t.Fatal("domain.CustomerIDOf(CustomerErased)")
+	}
+}

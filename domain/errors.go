@@ -30,10 +30,9 @@ const (
 	// request is valid but cannot be carried out as a whole (see
 	// RuleError.Unprocessable).
 	CodeTeamRequired = "team_required"
-	// CodeErasureUnavailable refuses the bulk action "delete" (HTTP 422):
-	// erasure by crypto-shredding is not built yet, so no customer can be
-	// deleted; the request is valid, it just cannot be carried out.
-	CodeErasureUnavailable = "erasure_unavailable"
+	// CodeErased is a customer that was erased: HTTP 410 for the customer
+	// itself, a failing customer's code in a bulk action.
+	CodeErased = "erased"
 )
 
 // RuleError is a command refused by a business rule (HTTP 409).
@@ -45,7 +44,7 @@ type RuleError struct {
 // Unprocessable reports whether the rule refuses the request as a whole
 // (HTTP 422) rather than a change to existing state (HTTP 409).
 func (e *RuleError) Unprocessable() bool {
-	return e.Code == CodeTeamRequired || e.Code == CodeErasureUnavailable
+	return e.Code == CodeTeamRequired
 }
 
 func (e *RuleError) Error() string {

@@ -43,6 +43,7 @@ const (
 	TypeCustomerAddedToGroup     = "CustomerAddedToGroup"
 	TypeCustomerRemovedFromGroup = "CustomerRemovedFromGroup"
 	TypeInvitationEmailed        = "InvitationEmailed"
+	TypeCustomerErased           = "CustomerErased"
 	TypeCustomerMessaged         = "CustomerMessaged"
 )
 
@@ -61,6 +62,10 @@ type Profile struct {
 	// Title is optional (contract v2): events before it have none, so it
 	// is left out of the JSON when empty.
 	Title string `json:"title,omitempty"`
+	// Erased is set, and every other field empty, when the event's
+	// personal fields were sealed with a key that erasure destroyed. It is
+	// never stored: the event store keeps the sealed bytes.
+	Erased bool `json:"erased,omitempty"`
 }
 
 type TenantCreated struct {
@@ -133,6 +138,13 @@ type InvitationEmailed struct {
 	CustomerID string `json:"customer_id"`
 	MessageID  string `json:"message_id"`
 	Outcome    string `json:"outcome,omitempty"`
+}
+
+// CustomerErased records a customer's erasure: its data key is destroyed
+// in the same transaction, so the personal fields of its events can no
+// longer be read. The customer leaves every list; its history stays.
+type CustomerErased struct {
+	CustomerID string `json:"customer_id"`
 }
 
 // CustomerMessaged records that a customer was sent a message (POST
@@ -237,6 +249,7 @@ func (UserUnassigned) EventType() string     { return TypeUserUnassigned }
 func (TeamLeadChanged) EventType() string    { return TypeTeamLeadChanged }
 func (TeamMemberReplaced) EventType() string { return TypeTeamMemberReplaced }
 func (InvitationEmailed) EventType() string  { return TypeInvitationEmailed }
+func (CustomerErased) EventType() string     { return TypeCustomerErased }
 func (CustomerMessaged) EventType() string   { return TypeCustomerMessaged }
 
 // EncodeEvent returns what the event store keeps of e: its type, the schema
@@ -297,6 +310,7 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeCustomerAddedToGroup:     decodeAs[CustomerAddedToGroup],
 	TypeCustomerRemovedFromGroup: decodeAs[CustomerRemovedFromGroup],
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
+	TypeCustomerErased:           decodeAs[CustomerErased],
 	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
 }
 
@@ -336,6 +350,8 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerRemovedFromGroup:
 		return e.CustomerID, true
 	case InvitationEmailed:
+		return e.CustomerID, true
+	case CustomerErased:
 		return e.CustomerID, true
 	case CustomerMessaged:
 		return e.CustomerID, true

@@ -130,7 +130,15 @@ func (a CustomerAction) NeedsGroup() bool {
 // customer already as the action would leave it is unchanged (nil events,
 // nil error), not an error: blocking a blocked customer changes nothing.
 func DecideCustomerAction(c Customer, a CustomerAction, groupID string) ([]Event, error) {
+	if c.Erased {
+		if a == CustomerActionDelete {
+			return nil, nil
+		}
+		return nil, ruleErr(CodeErased, "customer %s was erased", c.ID)
+	}
 	switch a {
+	case CustomerActionDelete:
+		return c.Erase(), nil
 	case CustomerActionBlock:
 		if c.Status == CustomerStatusBlocked {
 			return nil, nil

@@ -19,6 +19,8 @@ const (
 // "skipped" list).
 const (
 	SkipBlocked = "blocked"
+	// SkipErased is a customer that was erased: it has no address left.
+	SkipErased  = "erased"
 	SkipNoEmail = "no_email"
 	SkipUnknown = "not_found"
 )
@@ -73,10 +75,12 @@ func checkText(field, s string, maxRunes int, multiline bool) error {
 }
 
 // MessageSkipReason says why c is not sent a message, or "" when it is: a
-// blocked customer is not contacted, and one without an e-mail address
-// cannot be.
+// blocked customer is not contacted, and an erased one or one without an
+// e-mail address cannot be.
 func MessageSkipReason(c Customer) string {
 	switch {
+	case c.Erased:
+		return SkipErased
 	case c.Status == CustomerStatusBlocked:
 		return SkipBlocked
 	case strings.TrimSpace(c.Profile.Email) == "":

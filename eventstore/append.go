@@ -60,6 +60,11 @@ type AppendRequest struct {
 	// Outbox are messages to deliver once the events commit (e-mails),
 	// written in the same transaction.
 	Outbox []OutboxMessage
+	// Forget are customers being erased: the side records that name them
+	// (invitations, outbox rows, and idempotency records whose stored
+	// answer names them, except this append's own) are deleted in the same
+	// transaction. Their claims go with Releases.
+	Forget []string
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
 	// Commit commits the transaction with the append (its last statements
@@ -233,6 +238,13 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 	for _, r := range req.Releases {
 		b.Queue(qRelease, req.TenantID, r.Kind, r.Value, r.OwnerID)
 	}
+	if len(req.Forget) > 0 {
+		ownKey := ""
+		if req.Idempotency != nil {
+			ownKey = req.Idempotency.Key
+		}
+		b.Queue(qForget, req.TenantID, req.Forget, ownKey)
+	}
 	for _, c := range req.Claims {
 		b.Queue(qClaim, req.TenantID, c.Kind, c.Value, c.OwnerID)
 		// A separate statement: its snapshot sees a claim committed while
@@ -288,7 +300,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 				return AppendResult{}, fmt.Errorf("idempotent response: %w", err)
 			}
 		}
-		b.Queue(qStoreResponse, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position))
+		b.Queue(qStoreResponse, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position), customerStreams(req.Streams))
 		res.Response = response
 	}
 	if req.Commit {
@@ -306,8 +318,16 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 const (
 	qRecordIdempotency = `INSERT INTO idempotency_keys (tenant_id, key, request_hash)
 			VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
-	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4
+	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4, customer_ids = $5::text[]::uuid[]
 			WHERE tenant_id = $1 AND key = $2`
+	// qForget deletes what names erased customers outside the events, in
+	// one statement (data-modifying CTEs). Their claims are released by
+	// value (the append's Releases, by primary key): unique_claims has no
+	// index by owner, and a scan of a tenant's claims per erasure would not
+	// do. Store.Forget, an operator's tool, deletes them by owner.
+	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
+	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
+	DELETE FROM idempotency_keys WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`
 	qLockHeads = `SELECT stream_id::text, tenant_id::text, version, last_hash FROM streams
 		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id FOR UPDATE`
@@ -316,6 +336,19 @@ const (
 			VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`
 	qClaimOwner = `SELECT owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3`
 )
+
+// customerStreams lists the customer streams an append writes: the
+// customers its idempotent answer may name (a customer's profile included),
+// so that their erasure deletes it.
+func customerStreams(ws []StreamWrite) []string {
+	var ids []string
+	for _, w := range ws {
+		if w.StreamType == "customer" && len(w.Events) > 0 {
+			ids = append(ids, w.StreamID)
+		}
+	}
+	return ids
+}
 
 // queueIdempotency records the key and then, in a statement of its own
 // (whose snapshot sees a key committed while the insert waited), reads it.
@@ -436,6 +469,11 @@ func (t *Tx) readWrites(br pgx.BatchResults, req AppendRequest, idem, events, sa
 	for _, r := range req.Releases {
 		if _, err := br.Exec(); err != nil {
 			return AppendResult{}, false, fmt.Errorf("release %s: %w", r.Kind, translate(err))
+		}
+	}
+	if len(req.Forget) > 0 {
+		if _, err := br.Exec(); err != nil {
+			return AppendResult{}, false, fmt.Errorf("forget erased customers: %w", translate(err))
 		}
 	}
 	for _, c := range req.Claims {

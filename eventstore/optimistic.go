@@ -67,7 +67,7 @@ func (s *Store) AppendExpected(ctx context.Context, req AppendRequest, h Head, c
 	if req.TenantID == "" || len(req.Streams) != 1 || len(req.Streams[0].Events) == 0 {
 		return AppendResult{}, errors.New("append expected: one tenant and one stream with events are required")
 	}
-	if req.Idempotency != nil || len(req.Guards) > 0 || len(req.Claims) > 0 || len(req.Releases) > 0 || req.Side != nil || len(req.Outbox) > 0 {
+	if req.Idempotency != nil || len(req.Guards) > 0 || len(req.Claims) > 0 || len(req.Releases) > 0 || req.Side != nil || len(req.Outbox) > 0 || len(req.Forget) > 0 {
 		return AppendResult{}, errors.New("append expected: idempotency keys, guards, claims, side records and outbox messages need Transact")
 	}
 	w := req.Streams[0]

@@ -126,6 +126,25 @@ func (s *Server) unblockCustomer(w nethttp.ResponseWriter, r *nethttp.Request) e
 	})
 }
 
+// eraseCustomer is DELETE /v1/customers/{id}: crypto-shredding erasure
+// (commands.EraseCustomer), 204 with the position token.
+func (s *Server) eraseCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	id, err := idParam(r, "id")
+	if err != nil {
+		return err
+	}
+	m, err := s.command(r, nil)
+	if err != nil {
+		return err
+	}
+	pos, err := s.cmd.EraseCustomer(r.Context(), m, id)
+	if err != nil {
+		return err
+	}
+	writeNoContent(w, pos)
+	return nil
+}
+
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
 	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")

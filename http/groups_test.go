@@ -3,6 +3,7 @@ package http_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -261,7 +262,31 @@ func TestCustomerBulkActions(t *testing.T) {
 	if !slices.Equal(rep.Changed, []string{c2}) {
 		t.Fatalf("unblock by filter: %+v", rep)
 	}
-	if r := b.admin.do("POST", "/v1/customers/bulk", map[string]any{"action": "delete", "customer_ids": []string{c1}}); r.status != 422 || r.code() != "erasure_unavailable" {
-		t.Fatalf("delete: %d %s", r.status, r.body)
+	// Delete (erasure): a dry run writes nothing, then all or nothing; an
+	// erased customer is unchanged by delete and an error for the others.
+	before = b.countEvents(t)
+	b.admin.must(200, "POST", "/v1/customers/bulk", map[string]any{"action": "delete", "customer_ids": []string{c1, c2}, "dry_run": true}).decode(t, &rep)
+	if !slices.Equal(rep.Changed, []string{c1, c2}) || rep.Position != 0 || b.countEvents(t) != before {
+		t.Fatalf("delete dry run: %+v", rep)
 	}
+	r = b.admin.must(200, "POST", "/v1/customers/bulk", map[string]any{"action": "delete", "customer_ids": []string{c1, c2}})
+	r.decode(t, &rep)
+	if !slices.Equal(rep.Changed, []string{c1, c2}) || rep.Position == 0 {
+		t.Fatalf("delete: %+v", rep)
+	}
+	deleted := r.header.Get("X-Ledger-Position")
+	if n := b.countEvents(t); n != before+2 {
+		t.Fatalf("delete appended %d events, want 2", n-before)
+	}
+	b.admin.must(200, "POST", "/v1/customers/bulk", map[string]any{"action": "delete", "customer_ids": []string{c1}}).decode(t, &rep)
+	if !slices.Equal(rep.Unchanged, []string{c1}) || len(rep.Changed) != 0 {
+		t.Fatalf("delete again: %+v", rep)
+	}
+	if r := b.admin.do("POST", "/v1/customers/bulk", map[string]any{"action": "block", "customer_ids": []string{c1, c3}}); r.status != 409 || !strings.Contains(string(r.body), `"code":"erased"`) {
+		t.Fatalf("block an erased customer: %d %s", r.status, r.body)
+	}
+	if items := b.listCustomers(t, "", deleted); len(items) != 1 {
+		t.Fatalf("customers after deleting two of three: %+v", items)
+	}
+	b.admin.must(410, "GET", "/v1/customers/"+c1, nil)
 }

@@ -64,8 +64,8 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	if o.smtpURL != "" {
 		cmdOpts = append(cmdOpts, commands.WithEmail())
 	}
-	cmd := commands.New(store, log, cmdOpts...)
-	runner, err := projections.New(pool, store, log, projections.WithPollInterval(200*time.Millisecond), projections.WithProjections(o.only...))
+	cmd := commands.New(store, testdb.Keyring(t), log, cmdOpts...)
+	runner, err := projections.New(pool, store, testdb.Keyring(t), log, projections.WithPollInterval(200*time.Millisecond), projections.WithProjections(o.only...))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 		close(relayDone)
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool),
+		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
 		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout,
 	})
 	srv := httptest.NewUnstartedServer(api)

@@ -127,6 +127,8 @@ func errorToProblem(err error) (Problem, bool) {
 		p := newProblem(nethttp.StatusBadRequest, "invalid_cursor", "the cursor is not one this list issued")
 		p.Field = "cursor"
 		return p, true
+	case errors.Is(err, commands.ErrErased):
+		return newProblem(nethttp.StatusGone, "erased", "the customer was erased; only its history remains"), true
 	case errors.Is(err, commands.ErrNotFound), errors.Is(err, eventstore.ErrNotFound), errors.Is(err, projections.ErrNotFound):
 		return newProblem(nethttp.StatusNotFound, "not_found", "no such resource"), true
 	case errors.Is(err, commands.ErrEmailNotConfigured):

@@ -2,6 +2,7 @@ package http
 
 import (
 	"encoding/json"
+	"errors"
 	"io"
 	nethttp "net/http"
 	"slices"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/keyring"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -103,6 +105,9 @@ type historyItem struct {
 	Actor         historyActor    `json:"actor"`
 	CorrelationID string          `json:"correlation_id"`
 	Data          json.RawMessage `json:"data"`
+	// Erased marks every event of an erased customer: data then holds
+	// only IDs and flags.
+	Erased bool `json:"erased,omitempty"`
 }
 
 type historyActor struct {
@@ -122,6 +127,10 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) e
 	}
 	if len(events) == 0 || (events[0].Type != domain.TypeCustomerRegistered && events[0].Type != domain.TypeClientInvited) {
 		return commands.ErrNotFound
+	}
+	erased, err := s.cmd.Keyring().OpenStream(r.Context(), s.pool, id, events)
+	if err != nil {
+		return err
 	}
 	limit, err := limitParam(r)
 	if err != nil {
@@ -148,14 +157,18 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) e
 		if err != nil {
 			return err
 		}
-		_, _, data, err := domain.EncodeEvent(ev)
-		if err != nil {
-			return err
+		data := []byte(e.Data)
+		if !erased || !keyring.Sensitive(e.Type) {
+			// An erased customer's sealed events opened to their ID and
+			// the flag: shown as they are, without the empty fields.
+			if _, _, data, err = domain.EncodeEvent(ev); err != nil {
+				return err
+			}
 		}
 		pg.Items = append(pg.Items, historyItem{
 			Position: e.Position, Type: e.Type, At: e.RecordedAt,
 			Actor:         historyActor{UserID: e.Metadata.Actor.UserID, Name: e.Metadata.Actor.Name},
-			CorrelationID: e.Metadata.CorrelationID, Data: data,
+			CorrelationID: e.Metadata.CorrelationID, Data: data, Erased: erased,
 		})
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
@@ -173,6 +186,15 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 		return err
 	}
 	c, err := s.cmd.GetCustomer(r.Context(), tenant, id)
+	if errors.Is(err, commands.ErrErased) {
+		// An erased customer's assignments stay provable: its team as of
+		// any moment (now, without as_of) comes from assignment_intervals.
+		if asOf == nil {
+			t := time.Now()
+			asOf = &t
+		}
+		err = nil
+	}
 	if err != nil {
 		return err
 	}

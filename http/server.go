@@ -153,6 +153,7 @@ func (s *Server) routes() chi.Router {
 		r.With(s.minPosition(pWriteModel)).Get("/v1/messages/{id}", s.handle(s.getMessage))
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}", s.handle(s.getCustomer))
 		r.With(requireAdmin).Patch("/v1/customers/{id}", s.handle(s.updateCustomer))
+		r.With(requireAdmin).Delete("/v1/customers/{id}", s.handle(s.eraseCustomer))
 		r.With(requireAdmin).Post("/v1/customers/{id}/block", s.handle(s.blockCustomer))
 		r.With(requireAdmin).Post("/v1/customers/{id}/unblock", s.handle(s.unblockCustomer))
 		r.With(s.minPosition(pWriteModel)).Get("/v1/customers/{id}/history", s.handle(s.customerHistory))

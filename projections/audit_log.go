@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Actor is who caused an event.
@@ -26,6 +28,9 @@ type AuditEntry struct {
 	CustomerID    string          `json:"customer_id,omitempty"`
 	UserIDs       []string        `json:"user_ids"`
 	Data          json.RawMessage `json:"data"`
+	// Erased marks every event of an erased customer: data then holds
+	// only IDs and flags.
+	Erased bool `json:"erased,omitempty"`
 }
 
 // AuditFilter narrows the audit log. Zero fields do not filter. From and To
@@ -55,9 +60,13 @@ FROM events e WHERE %s`,
 	}
 }
 
+// qAuditPage reads the data from the event itself, opened when read: a
+// sealed event with its customer's wrapped key beside it (NULL once erased),
+// and whether the customer was erased (the key row's tombstone).
 const qAuditPage = `SELECT a.position, e.stream_id::text, e.stream_version, a.type, a.at, a.actor_user_id,
        coalesce(e.metadata->'actor'->>'name', ''), coalesce(e.metadata->>'correlation_id', ''),
-       coalesce(a.customer_id::text, ''), a.user_ids::text[], e.data
+       coalesce(a.customer_id::text, ''), a.user_ids::text[], e.data, e.schema_version, ` + keyring.WrappedKeySQL + `,
+       EXISTS (SELECT FROM customer_keys k WHERE k.customer_id = a.customer_id AND k.erased_at IS NOT NULL)
 FROM audit_log a JOIN events e ON e.position = a.position WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
@@ -102,9 +111,13 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 	defer rows.Close()
 	for rows.Next() {
 		var e AuditEntry
-		var data []byte
+		var data, wrapped []byte
+		var schema int32
 		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
-			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data); err != nil {
+			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data, &schema, &wrapped, &e.Erased); err != nil {
+			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+		}
+		if _, data, _, err = q.keys.Open(e.Type, int(schema), data, wrapped); err != nil {
 			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
 		}
 		e.At, e.Data = e.At.UTC(), data

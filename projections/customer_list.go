@@ -81,9 +81,10 @@ func customerListProjection() *projection {
 		fold: &foldDef{
 			versionTable: "customer_list",
 			rows: func(out rowSink, c *customerState) {
-				if !c.created() {
+				if !c.created() || c.Erased {
 					// A stream begins with its creation event; a fold
-					// without it has no row to show.
+					// without it has no row to show. An erased customer
+					// leaves the list, its search text and its groups.
 					return
 				}
 				as := make([]storedAssignee, 0, len(c.Team))

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // engine applies batches of events to a set of projections: the one write
@@ -42,8 +43,8 @@ type claim struct {
 	tablesEpoch int64
 }
 
-func newEngine(ps []*projection, counts *foldCounts) *engine {
-	e := &engine{ps: ps, tables: tablesOf(ps), cache: foldCache{counts: counts}}
+func newEngine(ps []*projection, counts *foldCounts, keys *keyring.Keyring) *engine {
+	e := &engine{ps: ps, tables: tablesOf(ps), cache: foldCache{counts: counts, keys: keys}}
 	for _, p := range ps {
 		if p.fold != nil {
 			e.folds = append(e.folds, p)
@@ -102,7 +103,7 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 	var w stmt
 	if len(e.folds) > 0 {
 		if cache == nil {
-			cache = &foldCache{}
+			cache = &foldCache{keys: e.cache.keys}
 		}
 		folded, err := refold(ctx, tx, e.folds, batch, cache)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // member is one user on a customer's team as the customer projections keep
@@ -74,6 +75,8 @@ type customerState struct {
 	// order (as domain.Customer keeps them). Replaced, never changed in
 	// place: the fold cache keeps states it has written.
 	Groups []string
+	// Erased is set by CustomerErased.
+	Erased bool
 }
 
 // apply mirrors domain.Customer.Apply for everything but the team, which
@@ -104,6 +107,10 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
 	case domain.InvitationEmailed, domain.CustomerMessaged:
 		// Only the version moves: the lists do not show e-mails.
+	case domain.CustomerErased:
+		// The fold read models give an erased customer no rows but its
+		// IDs (assignment_intervals, versions); the profile is forgotten.
+		c.Erased, c.Profile = true, domain.Profile{Erased: true}
 	default:
 		c.Team = applyTeam(c.Team, e, at, pos)
 	}
@@ -160,7 +167,7 @@ var customerEventTypes = []string{
 	domain.TypeInvitationAccepted, domain.TypeCustomerBlocked, domain.TypeCustomerUnblocked,
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 	domain.TypeCustomerAddedToGroup, domain.TypeCustomerRemovedFromGroup,
-	domain.TypeInvitationEmailed, domain.TypeCustomerMessaged,
+	domain.TypeInvitationEmailed, domain.TypeCustomerMessaged, domain.TypeCustomerErased,
 }
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }
@@ -202,8 +209,15 @@ type decoded struct {
 	event domain.Event
 }
 
-func decode(env *envelope) (decoded, error) {
-	e, err := domain.DecodeEvent(env.Type, env.SchemaVersion, env.Data)
+// decode opens a sealed event with the key read beside it (an erased
+// customer's opens to its ID alone) and decodes it.
+func decode(keys *keyring.Keyring, env *envelope) (decoded, error) {
+	schema, data, _, err := keys.Open(env.Type, env.SchemaVersion, env.Data, env.Key)
+	if err != nil {
+		return decoded{}, fmt.Errorf("event %d: %w", env.Position, err)
+	}
+	env.Key = nil
+	e, err := domain.DecodeEvent(env.Type, schema, data)
 	if err != nil {
 		return decoded{}, fmt.Errorf("event %d: %w", env.Position, err)
 	}

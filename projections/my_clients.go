@@ -27,6 +27,9 @@ func myClientsProjection() *projection {
 			versionTable: "my_clients_streams",
 			rows: func(out rowSink, c *customerState) {
 				for _, m := range c.Team {
+					if c.Erased {
+						break // an erased customer leaves My Clients
+					}
 					out.add("my_clients", uid(c.ID), uid(m.UserID), uid(c.TenantID), m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
 				}
 				out.add("my_clients_streams", uid(c.ID), c.Version)

@@ -8,6 +8,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Page is one page of a list; NextCursor is empty on the last page.
@@ -24,10 +26,14 @@ var ErrBadCursor = errors.New("invalid cursor")
 // to one tenant: an ID of another tenant finds nothing.
 type Queries struct {
 	pool *pgxpool.Pool
+	// keys opens the audit log's sealed event data when read.
+	keys *keyring.Keyring
 }
 
-// NewQueries returns the read side over pool.
-func NewQueries(pool *pgxpool.Pool) *Queries { return &Queries{pool: pool} }
+// NewQueries returns the read side over pool; keys opens sealed event data.
+func NewQueries(pool *pgxpool.Pool, keys *keyring.Keyring) *Queries {
+	return &Queries{pool: pool, keys: keys}
+}
 
 // encodeCursor makes an opaque cursor of a list's sort key. kind keeps a
 // cursor of one list from being accepted by another.

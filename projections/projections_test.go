@@ -39,11 +39,11 @@ func setup(t *testing.T, opts ...Option) testBundle {
 	t.Helper()
 	pool := testdb.New(t)
 	store := eventstore.New(pool)
-	r, err := New(pool, store, testLogger(t), opts...)
+	r, err := New(pool, store, testdb.Keyring(t), testLogger(t), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return testBundle{pool: pool, store: store, runner: r, q: NewQueries(pool)}
+	return testBundle{pool: pool, store: store, runner: r, q: NewQueries(pool, testdb.Keyring(t))}
 }
 
 // start runs r until the returned stop is called (or the test ends).
@@ -449,11 +449,11 @@ CREATE TRIGGER count_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCT
 		t.Fatal(err)
 	}
 	store := eventstore.New(newPool(t, url, "writer"))
-	ra, err := New(poolA, eventstore.New(poolA), testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
+	ra, err := New(poolA, eventstore.New(poolA), testdb.Keyring(t), testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb, err := New(poolB, eventstore.New(poolB), testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
+	rb, err := New(poolB, eventstore.New(poolB), testdb.Keyring(t), testLogger(t), WithBatchSize(10), WithRetryInterval(50*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +489,7 @@ CREATE TRIGGER count_audit BEFORE INSERT ON audit_log FOR EACH ROW EXECUTE FUNCT
 	r, _ := poolB.Query(ctx, `SELECT app || '=' || count(*) FROM audit_attempts GROUP BY app ORDER BY app`)
 	byApp, _ = pgx.CollectRows(r, pgx.RowTo[string])
 	t.Logf("audit rows applied by: %v", byApp)
-	checkAgainstDomain(t, NewQueries(poolB), w)
+	checkAgainstDomain(t, NewQueries(poolB, testdb.Keyring(t)), w)
 }
 
 // An event appended by a transaction that commits after later events is
@@ -628,7 +628,7 @@ func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
 	for _, n := range AllNames() {
 		claims[n] = claim{}
 	}
-	eng := newEngine(all(), nil)
+	eng := newEngine(all(), nil, testdb.Keyring(t))
 	apply := func() {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {

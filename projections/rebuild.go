@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // ErrRebuildRunning is returned when another rebuild of the same projection
@@ -64,12 +65,13 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress func(done, t
 	}
 	db := stdlib.OpenDBFromPool(r.pool)
 	defer db.Close()
-	b := &rebuilder{pool: r.pool, db: db, log: r.log, ps: ps, progress: progress}
+	b := &rebuilder{pool: r.pool, db: db, log: r.log, keys: r.keys, ps: ps, progress: progress}
 	return b.run(ctx)
 }
 
 type rebuilder struct {
 	pool     *pgxpool.Pool
+	keys     *keyring.Keyring
 	db       *sql.DB
 	log      *slog.Logger
 	ps       []*projection
@@ -306,9 +308,10 @@ func (b *rebuilder) bulkSQL(ctx context.Context, p *projection, maxPos int64, xm
 	return nil
 }
 
-const qFoldRead = `SELECT position, tenant_id::text, stream_id::text, stream_version, type, schema_version, data, recorded_at
-FROM events
-WHERE position > $1 AND position <= $2 AND type = ANY($3)
+const qFoldRead = `SELECT e.position, e.tenant_id::text, e.stream_id::text, e.stream_version, e.type, e.schema_version, e.data,
+       ` + keyring.WrappedKeySQL + `, e.recorded_at
+FROM events e
+WHERE e.position > $1 AND e.position <= $2 AND e.type = ANY($3)
 ORDER BY position`
 
 // bulkFold folds every customer's stream and copies the resulting rows into
@@ -467,11 +470,11 @@ func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded,
 		env := &envs[len(out)]
 		var schema int32
 		if err := rows.Scan(&env.Position, &env.TenantID, &env.StreamID, &env.StreamVersion, &env.Type,
-			&schema, &env.Data, &env.RecordedAt); err != nil {
+			&schema, &env.Data, &env.Key, &env.RecordedAt); err != nil {
 			return nil, fmt.Errorf("read customer events: %w", err)
 		}
 		env.SchemaVersion = int(schema)
-		d, err := decode(env)
+		d, err := decode(b.keys, env)
 		if err != nil {
 			return nil, err
 		}
@@ -601,7 +604,7 @@ func readAfter(ctx context.Context, q queryer, cur eventstore.Cursor, limit int)
 // engine, as a live batch would be (without checkpoints), a batch per
 // transaction, until it is near the head.
 func (b *rebuilder) catchUp(ctx context.Context, p *projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
-	eng := newEngine([]*projection{p}, nil)
+	eng := newEngine([]*projection{p}, nil, b.keys)
 	for {
 		var n int
 		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
@@ -675,7 +678,7 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+schema+`, public`); err != nil {
 		return cur, err
 	}
-	eng := newEngine([]*projection{p}, nil)
+	eng := newEngine([]*projection{p}, nil, b.keys)
 	for {
 		var n int
 		if cur, n, err = applyAfter(ctx, tx, eng, p, cur); err != nil {

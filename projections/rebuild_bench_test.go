@@ -60,7 +60,7 @@ func BenchmarkRebuildAll(b *testing.B) {
 		have = w.events
 	}
 	log := slog.New(slog.NewTextHandler(b.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	r, err := New(pool, store, log)
+	r, err := New(pool, store, testdb.Keyring(b), log)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // The customer-stream read models apply a batch by bringing each customer
@@ -37,6 +39,8 @@ import (
 // tables are as it left them (engine.applyLive).
 type foldCache struct {
 	customers map[string]*foldEntry
+	// keys opens sealed events (keyring.WrappedKeySQL read beside them).
+	keys *keyring.Keyring
 	// counts, when not nil, counts the customers folded each way.
 	counts *foldCounts
 }
@@ -157,7 +161,7 @@ func carryOn(cache *foldCache, v int64, events []*envelope) ([]decoded, bool, er
 		if e.StreamVersion != v+1 {
 			return nil, false, nil
 		}
-		d, err := decode(e)
+		d, err := decode(cache.keys, e)
 		if err != nil {
 			return nil, false, err
 		}
@@ -236,7 +240,7 @@ func stringsOf(ctx context.Context, tx queryer, q string, args ...any) ([]string
 // have applied (%s, one column each). A customer without such events has
 // one row of NULL event columns.
 const qCustomerEvents = `SELECT w.id::text, e.position, e.tenant_id::text, e.stream_version, e.type, e.schema_version,
-       e.data, e.recorded_at, %s
+       e.data, ` + keyring.WrappedKeySQL + `, e.recorded_at, %s
 FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
 LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = w.id AND e.stream_version > w.after) e ON true
 ORDER BY w.id, e.stream_version`
@@ -325,10 +329,10 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			tenant, typ  sql.NullString
 			pos, version sql.NullInt64
 			schema       sql.NullInt32
-			data         []byte
+			data, key    []byte
 			at           sql.NullTime
 			appliedNow   = make([]int64, len(folds))
-			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &at}
+			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &key, &at}
 		)
 		for i := range appliedNow {
 			dest = append(dest, &appliedNow[i])
@@ -365,8 +369,8 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			fc.frozen = true
 			continue
 		}
-		d, err := decode(&envelope{Position: pos.Int64, TenantID: tenant.String, StreamID: id, StreamVersion: version.Int64,
-			Type: typ.String, SchemaVersion: int(schema.Int32), Data: data, RecordedAt: at.Time})
+		d, err := decode(cache.keys, &envelope{Position: pos.Int64, TenantID: tenant.String, StreamID: id, StreamVersion: version.Int64,
+			Type: typ.String, SchemaVersion: int(schema.Int32), Data: data, Key: key, RecordedAt: at.Time})
 		if err != nil {
 			return nil, nil, err
 		}

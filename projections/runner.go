@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Runner feeds the projections from the event store and answers
@@ -27,6 +28,7 @@ import (
 type Runner struct {
 	pool        *pgxpool.Pool
 	store       *eventstore.Store
+	keys        *keyring.Keyring
 	log         *slog.Logger
 	cfg         config
 	projections []*projection
@@ -83,7 +85,8 @@ func WithRetryInterval(d time.Duration) Option { return func(c *config) { c.retr
 func WithAckDeadline(d time.Duration) Option { return func(c *config) { c.ackDeadline = d } }
 
 // New returns a Runner over pool. Nothing runs until Run.
-func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...Option) (*Runner, error) {
+// keys opens the sealed personal fields of customer events for the folds.
+func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log *slog.Logger, opts ...Option) (*Runner, error) {
 	cfg := config{
 		maxBatch:      defaultMaxBatch,
 		pollInterval:  time.Second,
@@ -108,6 +111,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, log *slog.Logger, opts ...
 	return &Runner{
 		pool:        pool,
 		store:       store,
+		keys:        keys,
 		log:         log,
 		cfg:         cfg,
 		projections: ps,
@@ -183,7 +187,7 @@ func (r *Runner) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("projections: subscriber %s: %w", group, err)
 		}
-		router.AddConsumerHandler(group, topic, sub, r.handler(newEngine(ps, &r.folded), schema))
+		router.AddConsumerHandler(group, topic, sub, r.handler(newEngine(ps, &r.folded, r.keys), schema))
 	}
 
 	errc := make(chan error, 1)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // topic is the one Watermill topic: the events table. The name only shows
@@ -86,10 +88,12 @@ func newEventsSchema(fields string, maxBatch int) *eventsSchema {
 // (65 against 27 ms for 8,000 events) and the handler as much again to
 // parse. No field can hold a tab or a line break: the data comes last and
 // jsonb prints neither (JSON escapes them in strings); the time travels
-// as microseconds since the epoch.
+// as microseconds since the epoch; a sealed event's wrapped key is hex
+// (empty for other events: concat_ws would drop a NULL field).
 const (
 	eventFieldsAll = `concat_ws(E'\t', e.position, e.transaction_id, e.type, e.tenant_id, e.stream_id, e.stream_version,
-           e.schema_version, (extract(epoch FROM e.recorded_at) * 1000000)::bigint, e.data)`
+           e.schema_version, (extract(epoch FROM e.recorded_at) * 1000000)::bigint,
+           coalesce(encode(` + keyring.WrappedKeySQL + `, 'hex'), ''), e.data)`
 	eventFieldsCursor = `concat_ws(E'\t', e.position, e.transaction_id, e.type)`
 )
 
@@ -227,7 +231,7 @@ func decodeEvents(payload []byte) ([]*envelope, error) {
 
 // parse reads one payload line into e.
 func (e *envelope) parse(line []byte) error {
-	var f [9][]byte
+	var f [10][]byte
 	n := 0
 	for n < len(f)-1 {
 		v, rest, ok := bytes.Cut(line, []byte{'\t'})
@@ -239,7 +243,7 @@ func (e *envelope) parse(line []byte) error {
 	}
 	f[n] = line
 	n++
-	if n != 3 && n != 9 {
+	if n != 3 && n != 10 {
 		return fmt.Errorf("event line with %d fields", n)
 	}
 	var err error
@@ -253,11 +257,17 @@ func (e *envelope) parse(line []byte) error {
 	e.Position = num(f[0])
 	e.TransactionID = uint64(num(f[1]))
 	e.Type = string(f[2])
-	if n == 9 {
+	if n == 10 {
 		e.TenantID, e.StreamID = string(f[3]), string(f[4])
 		e.StreamVersion, e.SchemaVersion = num(f[5]), int(num(f[6]))
 		e.RecordedAt = time.UnixMicro(num(f[7])).UTC()
-		e.Data = f[8]
+		if len(f[8]) > 0 {
+			e.Key = make([]byte, hex.DecodedLen(len(f[8])))
+			if _, herr := hex.Decode(e.Key, f[8]); herr != nil && err == nil {
+				err = fmt.Errorf("event line: key: %w", herr)
+			}
+		}
+		e.Data = f[9]
 	}
 	return err
 }
@@ -327,6 +337,9 @@ type envelope struct {
 	SchemaVersion int
 	RecordedAt    time.Time
 	Data          []byte
+	// Key is the customer's wrapped data key beside a sealed event
+	// (keyring.WrappedKeySQL): NULL for other events and once erased.
+	Key []byte
 }
 
 func (e *envelope) cursor() eventstore.Cursor {

@@ -187,9 +187,9 @@ func TestEmptyBatchIsNoMessage(t *testing.T) {
 // order; a line that is not an event line is an error, not a zero event.
 func TestDecodeEventsSortsAndRefusesBadLines(t *testing.T) {
 	t.Parallel()
-	payload := "7\t20\tUserAssigned\tt1\ts1\t2\t1\t1700000000000001\t{\"a\": \"x\\ty\"}\n" +
-		"5\t20\tCustomerRegistered\tt1\ts1\t1\t1\t1700000000000000\t{}\n" +
-		"9\t19\tUserAssigned\tt1\ts2\t1\t1\t1700000000000002\t{}"
+	payload := "7\t20\tUserAssigned\tt1\ts1\t2\t1\t1700000000000001\t\t{\"a\": \"x\\ty\"}\n" +
+		"5\t20\tCustomerRegistered\tt1\ts1\t1\t2\t1700000000000000\tc0ffee\t{}\n" +
+		"9\t19\tUserAssigned\tt1\ts2\t1\t1\t1700000000000002\t\t{}"
 	batch, err := decodeEvents([]byte(payload))
 	if err != nil {
 		t.Fatal(err)
@@ -202,10 +202,15 @@ func TestDecodeEventsSortsAndRefusesBadLines(t *testing.T) {
 		t.Fatalf("order %v, want transaction 19 first, then positions 5 and 7", got)
 	}
 	last := batch[2]
-	if last.StreamVersion != 2 || string(last.Data) != `{"a": "x\ty"}` || last.RecordedAt.UnixMicro() != 1700000000000001 {
+	if last.StreamVersion != 2 || string(last.Data) != `{"a": "x\ty"}` || last.RecordedAt.UnixMicro() != 1700000000000001 || last.Key != nil {
 		t.Errorf("decoded %+v", last)
 	}
-	for _, bad := range []string{"5\t20", "x\t20\tUserAssigned", "5\t20\tA\tt\ts\t1\t1\tnot-a-time\t{}"} {
+	// A sealed event carries its customer's wrapped key, in hex.
+	if sealed := batch[1]; sealed.SchemaVersion != 2 || string(sealed.Key) != "\xc0\xff\xee" {
+		t.Errorf("sealed event decoded %+v", sealed)
+	}
+	for _, bad := range []string{"5\t20", "x\t20\tUserAssigned", "5\t20\tA\tt\ts\t1\t1\tnot-a-time\t\t{}",
+		"5\t20\tA\tt\ts\t1\t2\t1\tnot-hex\t{}", "5\t20\tA\tt\ts\t1\t1\t1\t{}"} {
 		if _, err := decodeEvents([]byte(bad)); err == nil {
 			t.Errorf("%q decoded without an error", bad)
 		}

@@ -39,7 +39,8 @@ func runBootstrap(ctx context.Context, env *cliEnv, args []string) error {
 	if err := migrations.Apply(ctx, pool, log); err != nil {
 		return err
 	}
-	res, err := commands.New(eventstore.New(pool), log).Bootstrap(ctx, *tenant, *name, *email)
+	// A tenant and its first admin hold no customer data: no KEK needed.
+	res, err := commands.New(eventstore.New(pool), nil, log).Bootstrap(ctx, *tenant, *name, *email)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 func runHistory(ctx context.Context, env *cliEnv, args []string) error {
@@ -48,12 +49,16 @@ func runHistory(ctx context.Context, env *cliEnv, args []string) error {
 		t = t.UTC()
 		asOf = &t
 	}
-	_, pool, _, err := connect(ctx, env)
+	cfg, pool, log, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	h, err := replayHistory(ctx, eventstore.New(pool), *tenant, *customer, asOf)
+	keys, err := cfg.Keyring(log)
+	if err != nil {
+		return err
+	}
+	h, err := replayHistory(ctx, eventstore.New(pool), keys, *tenant, *customer, asOf)
 	if err != nil {
 		return err
 	}
@@ -96,13 +101,17 @@ type teamMember struct {
 
 // replayHistory folds the customer's events with the domain's own Apply, up
 // to asOf when given, so the answer is the event store's, not a read model's.
-func replayHistory(ctx context.Context, store *eventstore.Store, tenantID, customerID string, asOf *time.Time) (history, error) {
+func replayHistory(ctx context.Context, store *eventstore.Store, keys *keyring.Keyring, tenantID, customerID string, asOf *time.Time) (history, error) {
 	events, err := store.ReadStream(ctx, tenantID, customerID)
 	if err != nil {
 		return history{}, err
 	}
 	if len(events) == 0 || (events[0].Type != domain.TypeCustomerRegistered && events[0].Type != domain.TypeClientInvited) {
 		return history{}, fmt.Errorf("tenant %s has no customer %s", tenantID, customerID)
+	}
+	// An erased customer's sealed events open to its ID alone.
+	if _, err := keys.OpenStream(ctx, store.Pool(), customerID, events); err != nil {
+		return history{}, err
 	}
 	h := history{TenantID: tenantID, CustomerID: customerID, AsOf: asOf}
 	names := map[string]string{}
@@ -148,6 +157,14 @@ func replayHistory(ctx context.Context, store *eventstore.Store, tenantID, custo
 	return h, nil
 }
 
+// personName is a profile's name, or "(erased)" once its key is destroyed.
+func personName(p domain.Profile) string {
+	if p.Erased {
+		return "(erased)"
+	}
+	return p.FirstName + " " + p.LastName
+}
+
 func summarize(e domain.Event, name func(string) string) string {
 	switch e := e.(type) {
 	case domain.UserAssigned:
@@ -165,9 +182,11 @@ func summarize(e domain.Event, name func(string) string) string {
 	case domain.TeamMemberReplaced:
 		return name(e.UserID) + " replaced by " + name(e.WithUserID)
 	case domain.CustomerRegistered:
-		return "registered " + e.FirstName + " " + e.LastName
+		return "registered " + personName(e.Profile)
 	case domain.ClientInvited:
-		return "invited " + e.FirstName + " " + e.LastName
+		return "invited " + personName(e.Profile)
+	case domain.CustomerErased:
+		return "erased (personal data destroyed)"
 	case domain.CustomerUpdated:
 		return "profile updated"
 	case domain.InvitationAccepted:

@@ -45,7 +45,7 @@ func TestServeEmailsAnInvitationIntoTheMailsink(t *testing.T) {
 	}
 
 	vars := map[string]string{"DATABASE_URL": dsn, "LEDGER_ADDR": "127.0.0.1:0",
-		"LEDGER_SMTP_URL": "smtp://" + sinkAddr, "LEDGER_MAIL_FROM": "Acme <ledger@acme.example>"}
+		"LEDGER_SMTP_URL": "smtp://" + sinkAddr, "LEDGER_MAIL_FROM": "Acme <ledger@acme.example>", "LEDGER_KEK": testdb.KEK}
 	bootEnv, bootOut, bootErr := testEnv(vars)
 	if code := run(ctx, bootEnv, []string{"bootstrap", "--tenant", "Acme", "--admin-name", "Ann", "--admin-email", "ann@acme.example"}); code != 0 {
 		t.Fatalf("bootstrap: %d %s", code, bootErr.String())

@@ -40,6 +40,8 @@ func subcommands() []command {
 		{"bootstrap", "create a tenant, its first admin and an API key", runBootstrap},
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
 		{"verify", "check every stream's hash chain", runVerify},
+		{"erase", "list erased customers, or apply every erasure again after restoring a backup", runErase},
+		{"encrypt-legacy", "seal customer events written in clear before erasure existed (one-off)", runEncryptLegacy},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
 		{"tenants", "list the tenants and their IDs (the --tenant of history)", runTenants},
 		{"mailsink", "a local SMTP server that writes e-mails to .eml files (make run)", runMailsink},

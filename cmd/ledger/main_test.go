@@ -45,6 +45,9 @@ func testEnv(vars map[string]string) (*cliEnv, *syncBuffer, *syncBuffer) {
 	out, errOut := &syncBuffer{}, &syncBuffer{}
 	return &cliEnv{stdout: out, stderr: errOut, getenv: func(k string) (string, bool) {
 		v, ok := vars[k]
+		if !ok && k == "LEDGER_KEK" && vars != nil {
+			return testdb.KEK, true // every test's processes share one KEK
+		}
 		return v, ok
 	}}, out, errOut
 }
@@ -58,6 +61,9 @@ func startServe(ctx context.Context, t *testing.T, vars map[string]string) (base
 	pr, pw := io.Pipe()
 	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
 		v, ok := vars[k]
+		if !ok && k == "LEDGER_KEK" {
+			return testdb.KEK, true // every test's processes share one KEK
+		}
 		return v, ok
 	}}
 	code := make(chan int, 1)
@@ -237,7 +243,7 @@ func TestHistoryReplaysTheEventStore(t *testing.T) {
 	}
 	defer pool.Close()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cmds := commandspkg.New(eventstore.New(pool), log)
+	cmds := commandspkg.New(eventstore.New(pool), testdb.Keyring(t), log)
 	boot, err := cmds.Bootstrap(ctx, "Acme", "Ann Admin", "ann@acme.example")
 	if err != nil {
 		t.Fatal(err)

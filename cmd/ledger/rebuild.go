@@ -36,12 +36,16 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 			target, strings.Join(projections.AllNames(), ", "))
 		return errUsage
 	}
-	_, pool, log, err := connect(ctx, env)
+	cfg, pool, log, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	runner, err := projections.New(pool, eventstore.New(pool), log)
+	keys, err := cfg.Keyring(log)
+	if err != nil {
+		return err
+	}
+	runner, err := projections.New(pool, eventstore.New(pool), keys, log)
 	if err != nil {
 		return err
 	}

@@ -48,8 +48,12 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		debug.SetGCPercent(serveGCPercent)
 	}
 
+	keys, err := cfg.Keyring(log)
+	if err != nil {
+		return err
+	}
 	store := eventstore.New(pool)
-	runner, err := projections.New(pool, store, log)
+	runner, err := projections.New(pool, store, keys, log)
 	if err != nil {
 		return err
 	}
@@ -65,7 +69,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		cmdOpts = append(cmdOpts, commands.WithEmail())
 		log.Info("e-mail on", slog.String("smtp", smtp.Addr()), slog.String("from", cfg.MailFrom))
 	}
-	cmds := commands.New(store, log, cmdOpts...)
+	cmds := commands.New(store, keys, log, cmdOpts...)
+	if n, err := cmds.LegacyCustomers(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		log.Warn("customers with personal data in clear in the event store (written before erasure existed): "+
+			"erasing them leaves that data readable until `ledger encrypt-legacy` has run", slog.Int("customers", n))
+	}
 	if smtp != nil {
 		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome})
 		if err != nil {
@@ -85,7 +95,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		}, func() float64 { return float64(cmds.CacheStats().Locked) }))
 
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool), Log: log,
+		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
 		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout,
 		// The server checks the event store itself; this adds the migrations.

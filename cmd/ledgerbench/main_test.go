@@ -144,7 +144,7 @@ func sentByQueries(t *testing.T, url string) map[string]statement {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	q := projections.NewQueries(pool)
+	q := projections.NewQueries(pool, benchKeyring())
 	const tenant, user = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
 	out := map[string]statement{}
 	for kind, run := range map[string]func() error{

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // runBulk measures the all-or-nothing bulk commands over -bulk-customers
@@ -30,7 +32,7 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	defer pool.Close()
 	store := eventstore.New(pool)
-	cmd := commands.New(store, srv.log)
+	cmd := commands.New(store, benchKeyring(), srv.log)
 	boot, err := cmd.Bootstrap(ctx, "Bench", "Bench Admin", "admin@bench.example")
 	if err != nil {
 		return err
@@ -46,16 +48,26 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 	}
 	ids := make([]string, o.bulkCustomers)
 	streams := make([]eventstore.StreamWrite, len(ids))
+	// Sealed as the commands write them, so the bulk commands below open
+	// each customer's profile as they do in production.
+	keys := make([]keyring.DataKey, len(ids))
 	for i := range ids {
 		ids[i] = uuid.Must(uuid.NewV7()).String()
 		typ, schema, data, err := domain.EncodeEvent(domain.CustomerRegistered{CustomerID: ids[i], Profile: domain.Profile{FirstName: "Bulk", LastName: fmt.Sprint(i)}})
 		if err != nil {
 			return err
 		}
+		if keys[i], err = benchKeyring().NewDataKey(ids[i]); err != nil {
+			return err
+		}
+		if schema, data, err = keys[i].Seal(typ, schema, data); err != nil {
+			return err
+		}
 		streams[i] = eventstore.StreamWrite{StreamID: ids[i], StreamType: "customer", ExpectedVersion: eventstore.NoStream,
 			Events: []eventstore.EventData{{Type: typ, SchemaVersion: schema, Data: data}}}
 	}
-	if _, err := store.Append(ctx, eventstore.AppendRequest{TenantID: boot.TenantID, Streams: streams}); err != nil {
+	if _, err := store.Append(ctx, eventstore.AppendRequest{TenantID: boot.TenantID, Streams: streams,
+		Side: func(ctx context.Context, tx pgx.Tx) error { return keyring.Store(ctx, tx, boot.TenantID, keys) }}); err != nil {
 		return fmt.Errorf("seed customers: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {

@@ -28,7 +28,7 @@ var exportFormats = []string{"csv", "xlsx", "ods", "vcf", "html"}
 // export holds in memory. The read models are first built by a rebuild
 // (the bulk phase runs no projections).
 func runExports(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, cmd *commands.Commands, apiKey string, customers int, srv *server, rep *report) error {
-	runner, err := projections.New(pool, store, srv.log)
+	runner, err := projections.New(pool, store, benchKeyring(), srv.log)
 	if err != nil {
 		return err
 	}
@@ -36,7 +36,7 @@ func runExports(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 		return fmt.Errorf("build the read models: %w", err)
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{Pool: pool, Store: store, Commands: cmd, Projections: runner,
-		Queries: projections.NewQueries(pool), Log: srv.log})
+		Queries: projections.NewQueries(pool, benchKeyring()), Log: srv.log})
 	ts := httptest.NewServer(api)
 	defer ts.Close()
 	details := map[string]any{"customers": customers}

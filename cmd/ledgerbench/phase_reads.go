@@ -51,7 +51,7 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	if err != nil {
 		return err
 	}
-	q := projections.NewQueries(pool)
+	q := projections.NewQueries(pool, benchKeyring())
 	rng := rand.New(rand.NewPCG(3, 4))
 	pick := func() string { return userIDs[rng.IntN(len(userIDs))] }
 	var pageSizes struct{ my, list, myN, listN int }

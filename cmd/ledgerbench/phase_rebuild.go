@@ -17,6 +17,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -26,9 +27,11 @@ import (
 // time as they would in production: CustomerRegistered, then UserAssigned,
 // UserUnassigned and TeamLeadChanged decided against the generator's own
 // copy of each team, so every event is valid for the domain and the folds.
-// prev_hash/hash are dummy bytes (the rebuild does not read them; `ledger
-// verify` would reject this store), and the streams table is not written
-// (the rebuild does not read it either).
+// Each customer's profile event is sealed with its own data key, whose
+// wrapped copy goes to customer_keys, as the commands write them: the
+// rebuild opens every one. prev_hash/hash are dummy bytes (the rebuild
+// does not read them; `ledger verify` would reject this store), and the
+// streams table is not written (the rebuild does not read it either).
 
 type eventGen struct {
 	rng       *rand.Rand
@@ -40,6 +43,8 @@ type eventGen struct {
 	emitted   int
 	base      time.Time
 	meta      string
+	keyring   *keyring.Keyring
+	keys      []keyring.DataKey // of the customers so far
 	// counts of what was generated, to check the rebuilt tables against
 	registered  int
 	memberships int
@@ -57,12 +62,14 @@ type genEvent struct {
 	stream  string
 	version int64
 	typ     string
+	schema  int32
 	data    []byte
 }
 
 func newEventGen(total, users int) *eventGen {
 	g := &eventGen{rng: rand.New(rand.NewPCG(7, 11)), tenant: uuid.NewString(), admin: uuid.NewString(), total: total,
-		base: time.Now().UTC().Add(-time.Duration(total) * time.Millisecond).Truncate(time.Microsecond), byType: map[string]int{}}
+		base: time.Now().UTC().Add(-time.Duration(total) * time.Millisecond).Truncate(time.Microsecond), byType: map[string]int{},
+		keyring: benchKeyring()}
 	for range users {
 		g.users = append(g.users, uuid.NewString())
 	}
@@ -88,12 +95,12 @@ func (g *eventGen) next() (genEvent, bool) {
 	g.emitted++
 	switch {
 	case i == 0:
-		return g.count(genEvent{g.tenant, 1, domain.TypeTenantCreated, mustJSON(domain.TenantCreated{TenantID: g.tenant, Name: "Bench"})})
+		return g.count(genEvent{g.tenant, 1, domain.TypeTenantCreated, 1, mustJSON(domain.TenantCreated{TenantID: g.tenant, Name: "Bench"})})
 	case i == 1:
-		return g.count(genEvent{g.admin, 1, domain.TypeUserCreated, mustJSON(domain.UserCreated{UserID: g.admin, Name: "Bench Admin", Email: "admin@bench.example", Role: domain.RoleAdmin})})
+		return g.count(genEvent{g.admin, 1, domain.TypeUserCreated, 1, mustJSON(domain.UserCreated{UserID: g.admin, Name: "Bench Admin", Email: "admin@bench.example", Role: domain.RoleAdmin})})
 	case i < 2+len(g.users):
 		u := i - 2
-		return g.count(genEvent{g.users[u], 1, domain.TypeUserCreated, mustJSON(domain.UserCreated{UserID: g.users[u],
+		return g.count(genEvent{g.users[u], 1, domain.TypeUserCreated, 1, mustJSON(domain.UserCreated{UserID: g.users[u],
 			Name: fmt.Sprintf("User %05d", u), Email: fmt.Sprintf("user%05d@bench.example", u), Role: domain.RoleMember})})
 	}
 	// About one customer in five events; the rest change teams of
@@ -152,7 +159,20 @@ func contains(s []string, v string) bool {
 
 func (g *eventGen) customerEvent(c *genCustomer, typ string, e domain.Event) (genEvent, bool) {
 	c.version++
-	return g.count(genEvent{c.id, c.version, typ, mustJSON(e)})
+	ev := genEvent{c.id, c.version, typ, 1, mustJSON(e)}
+	if keyring.Sensitive(typ) {
+		dk, err := g.keyring.NewDataKey(c.id)
+		if err != nil {
+			panic(err)
+		}
+		schema, data, err := dk.Seal(typ, 1, ev.data)
+		if err != nil {
+			panic(err)
+		}
+		ev.schema, ev.data = int32(schema), data
+		g.keys = append(g.keys, dk)
+	}
+	return g.count(ev)
 }
 
 func (g *eventGen) count(e genEvent) (genEvent, bool) {
@@ -178,7 +198,7 @@ func copyEvents(ctx context.Context, pool *pgxpool.Pool, g *eventGen, chunk int)
 			}
 			at := g.base.Add(time.Duration(g.emitted) * time.Millisecond)
 			n++
-			return []any{uuid.MustParse(g.tenant), uuid.MustParse(e.stream), e.version, e.typ, int32(1), e.data, g.meta, at, dummy, dummy}, nil
+			return []any{uuid.MustParse(g.tenant), uuid.MustParse(e.stream), e.version, e.typ, e.schema, e.data, g.meta, at, dummy, dummy}, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
@@ -247,6 +267,11 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 	if err := copyEvents(ctx, pool, g, 250_000); err != nil {
 		return err
 	}
+	for k := 0; k < len(g.keys); k += 50_000 {
+		if err := keyring.Store(ctx, pool, g.tenant, g.keys[k:min(k+50_000, len(g.keys))]); err != nil {
+			return err
+		}
+	}
 	genTime := time.Since(t0)
 	t1 := time.Now()
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE events`); err != nil {
@@ -270,7 +295,7 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 	capture := &logCapture{}
 	log := slog.New(capture)
 	store := eventstore.New(pool)
-	runner, err := projections.New(pool, store, log)
+	runner, err := projections.New(pool, store, benchKeyring(), log)
 	if err != nil {
 		return err
 	}

@@ -60,13 +60,13 @@ func startService(ctx context.Context, srv *server, phase string, maxConns int32
 		return nil, err
 	}
 	s := &service{pool: pool, db: db, store: eventstore.New(pool)}
-	s.cmd = commands.New(s.store, log)
-	if s.runner, err = projections.New(pool, s.store, log); err != nil {
+	s.cmd = commands.New(s.store, benchKeyring(), log)
+	if s.runner, err = projections.New(pool, s.store, benchKeyring(), log); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: s.store, Commands: s.cmd, Projections: s.runner, Queries: projections.NewQueries(pool),
+		Pool: pool, Store: s.store, Commands: s.cmd, Projections: s.runner, Queries: projections.NewQueries(pool, benchKeyring()),
 		Log: log, BaseURL: "http://bench.invalid", Registry: prometheus.NewRegistry(),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // Config is everything `ledger serve` can be told through the environment.
@@ -27,6 +30,10 @@ type Config struct {
 	// (implicit TLS), and the sender's address.
 	SMTPURL  string
 	MailFrom string
+	// KEK (LEDGER_KEK, base64) or KEKFile (LEDGER_KEK_FILE, a file holding
+	// the base64) is the key-encryption key wrapping every customer's data
+	// key; see Keyring.
+	KEK, KEKFile string
 }
 
 // Defaults of the request time limits: long enough for any sound request on
@@ -74,6 +81,10 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		}
 		*d.dst = v
 	}
+	c.KEK, c.KEKFile = get("LEDGER_KEK", ""), get("LEDGER_KEK_FILE", "")
+	if c.KEK != "" && c.KEKFile != "" {
+		return Config{}, errors.New("LEDGER_KEK and LEDGER_KEK_FILE both set: give the key-encryption key one way")
+	}
 	c.SMTPURL, c.MailFrom = get("LEDGER_SMTP_URL", ""), get("LEDGER_MAIL_FROM", "")
 	if (c.SMTPURL == "") != (c.MailFrom == "") {
 		return Config{}, errors.New("LEDGER_SMTP_URL and LEDGER_MAIL_FROM turn e-mail on together: set both or neither")
@@ -82,6 +93,74 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return c, ErrNoDatabaseURL
 	}
 	return c, nil
+}
+
+// Keyring opens the keyring over the configured KEK: LEDGER_KEK, else the
+// file LEDGER_KEK_FILE names. With neither, the KEK is the file
+// DefaultKEKFile() names, created (mode 0600) with a random key when
+// missing, and a warning is logged: the service then runs, but the key sits
+// on the service's machine unmanaged, and losing that file loses every
+// customer's personal data (as if all were erased).
+func (c Config) Keyring(log *slog.Logger) (*keyring.Keyring, error) {
+	text := c.KEK
+	if text == "" {
+		path, created := c.KEKFile, false
+		if path == "" {
+			var err error
+			if path, created, err = defaultKEKFile(); err != nil {
+				return nil, err
+			}
+			if log != nil {
+				log.Warn("LEDGER_KEK is not set: using a key-encryption key from a local file; set LEDGER_KEK or LEDGER_KEK_FILE in production",
+					slog.String("file", path), slog.Bool("created", created))
+			}
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("LEDGER_KEK_FILE: %w", err)
+		}
+		text = string(b)
+	}
+	kek, err := keyring.ParseKEK(text)
+	if err != nil {
+		return nil, fmt.Errorf("LEDGER_KEK: %w", err)
+	}
+	return keyring.New(kek)
+}
+
+// DefaultKEKFile is where the KEK is kept when neither LEDGER_KEK nor
+// LEDGER_KEK_FILE is set: assignment-ledger/kek in the user's configuration
+// directory ($XDG_CONFIG_HOME, ~/.config).
+func DefaultKEKFile() (string, error) {
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "", fmt.Errorf("no LEDGER_KEK and no user configuration directory for a KEK file: %w", err)
+	}
+	return filepath.Join(dir, "assignment-ledger", "kek"), nil
+}
+
+func defaultKEKFile() (path string, created bool, err error) {
+	if path, err = DefaultKEKFile(); err != nil {
+		return "", false, err
+	}
+	if _, err := os.Stat(path); err == nil {
+		return path, false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, fmt.Errorf("KEK file: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		return path, false, nil // another process made it first
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("KEK file: %w", err)
+	}
+	if _, err := f.WriteString(keyring.NewKEK() + "\n"); err != nil {
+		f.Close()
+		return "", false, fmt.Errorf("KEK file: %w", err)
+	}
+	return path, true, f.Close()
 }
 
 // FromOS reads the process environment.

@@ -3,8 +3,12 @@ package config
 import (
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 func TestFromEnv(t *testing.T) {
@@ -48,5 +52,49 @@ func TestFromEnv(t *testing.T) {
 	}
 	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_SMTP_URL": "smtp://127.0.0.1:2525"})); err == nil {
 		t.Fatal("LEDGER_SMTP_URL without LEDGER_MAIL_FROM accepted")
+	}
+}
+
+func TestKeyring(t *testing.T) {
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	kek := keyring.NewKEK()
+	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_KEK": kek, "LEDGER_KEK_FILE": "/k"})); err == nil {
+		t.Fatal("LEDGER_KEK and LEDGER_KEK_FILE together were accepted")
+	}
+	c, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_KEK": kek}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromEnv, err := c.Keyring(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "kek")
+	if err := os.WriteFile(file, []byte(kek+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fromFile, err := Config{KEKFile: file}.Keyring(nil)
+	if err != nil || !fromFile.Equal(fromEnv) {
+		t.Fatalf("the KEK file opens another keyring: %v", err)
+	}
+	if _, err := (Config{KEK: "c2hvcnQ="}).Keyring(nil); err == nil {
+		t.Fatal("a short KEK was accepted")
+	}
+	// With neither, a KEK file in the user's configuration directory is
+	// made once and then kept.
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir())
+	first, err := Config{}.Keyring(slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Config{}.Keyring(nil)
+	if err != nil || !again.Equal(first) {
+		t.Fatalf("the default KEK file changed: %v", err)
+	}
+	path, _ := DefaultKEKFile()
+	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("default KEK file %s: %v %v", path, st, err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/keyring"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -182,4 +184,21 @@ func randomHex(n int) string {
 		panic(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// KEK is the key-encryption key every test shares (base64), so that two
+// "processes" of one test open each other's customer keys.
+const KEK = "bGVkZ2VyIHRlc3QgS0VLLCBuZXZlciBpbiBwcm9kISE="
+
+// Keyring returns a keyring over KEK.
+func Keyring(t testing.TB) *keyring.Keyring {
+	kek, err := keyring.ParseKEK(KEK)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr, err := keyring.New(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kr
 }
