@@ -125,6 +125,7 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 	}
 	if checkpoints {
 		w.cte(fmt.Sprintf(qMoveCheckpoints, w.arg(names(e.ps)), w.arg(txid(end)), w.arg(end.Position)))
+		w.result = qAsyncCommit
 	}
 	if err := w.exec(ctx, tx); err != nil {
 		return fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err)
@@ -208,7 +209,19 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 type stmt struct {
 	ctes []string
 	args []any
+	// result is the statement's final SELECT (after the CTEs); it runs
+	// once, so it can set the transaction's settings.
+	result string
 }
+
+// qAsyncCommit lets a live batch's transaction commit without waiting for
+// its WAL flush. Its rows and the checkpoints that cover them commit
+// together, so a crash can only lose whole batches with their checkpoints,
+// and those are applied again from the event store, which is durable: no
+// effect on exactly-once, and the commit no longer queues behind the
+// commands' flushes (nor holds its transaction id, which bounds every
+// subscriber's reads, for the length of one).
+const qAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
 func (s *stmt) arg(v any) string {
 	s.args = append(s.args, v)
@@ -223,7 +236,11 @@ func (s *stmt) exec(ctx context.Context, tx queryer) error {
 	if len(s.ctes) == 0 {
 		return nil
 	}
-	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\nSELECT 1", s.args...)
+	result := s.result
+	if result == "" {
+		result = "SELECT 1"
+	}
+	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\n"+result, s.args...)
 	return err
 }
 

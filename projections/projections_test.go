@@ -635,11 +635,23 @@ func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback() //nolint:errcheck
+		// The test cluster runs without synchronous commit; a live batch
+		// turns it off for its own transaction whatever the server's.
+		if _, err := tx.ExecContext(ctx, `SET LOCAL synchronous_commit = on`); err != nil {
+			t.Fatal(err)
+		}
 		half := batch[:len(batch)/2]
 		for _, part := range [][]*envelope{half, half, batch, batch} {
 			if err := eng.applyLive(ctx, tx, part, claims); err != nil {
 				t.Fatal(err)
 			}
+		}
+		var sync string
+		if err := tx.QueryRowContext(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&sync); err != nil {
+			t.Fatal(err)
+		}
+		if sync != "off" {
+			t.Errorf("a live batch's transaction commits with synchronous_commit %q, want off", sync)
 		}
 		if err := tx.Commit(); err != nil {
 			t.Fatal(err)

@@ -97,10 +97,9 @@ const (
 	// Logged from the start: loading an UNLOGGED table and then SET LOGGED
 	// rewrites the whole heap once more (measured: twice the cost of loading
 	// a logged table). The bulk transactions commit without waiting for their
-	// WAL flush (nothing depends on them until the swap, whose own commit
-	// flushes it all).
+	// WAL flush (qAsyncCommit: nothing depends on them until the swap, whose
+	// own commit flushes it all).
 	qCreateLike      = `CREATE TABLE %s.%s (LIKE public.%s INCLUDING DEFAULTS INCLUDING GENERATED INCLUDING STORAGE)`
-	qAsyncCommit     = `SET LOCAL synchronous_commit = off`
 	qTableOptions    = `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = ('public.' || $1)::regclass`
 	qTableConstraint = `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
 WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY conname`
