@@ -161,9 +161,14 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 	for _, p := range e.folds {
 		tables = append(tables, p.tableNames()...)
 	}
+	// Each customer's rows are independent of the others': computed side
+	// by side, diffed in order.
+	nows := make([]foldRows, len(folded))
+	errs := make([]error, len(folded))
+	parallel(len(folded), func(i int) { nows[i], errs[i] = rowsOf(e.tables, e.folds, folded[i].fold) })
 	gone, changed := map[string][][]any{}, map[string][][]any{}
-	for _, c := range folded {
-		now, err := rowsOf(e.tables, e.folds, c.fold)
+	for i, c := range folded {
+		now, err := nows[i], errs[i]
 		if err != nil {
 			return err
 		}

@@ -1,12 +1,15 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/jackc/pgx/v5"
@@ -73,26 +76,34 @@ type foldedCustomer struct {
 
 // refold brings the customers of the batch's customer events up to date.
 func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envelope, cache *foldCache) ([]foldedCustomer, error) {
-	var ids []string
-	byID := map[string][]*envelope{}
+	var events []*envelope
 	for _, e := range batch {
-		if !isCustomerEvent(e.Type) {
-			continue
+		if isCustomerEvent(e.Type) {
+			events = append(events, e)
 		}
-		if _, ok := byID[e.StreamID]; !ok {
-			ids = append(ids, e.StreamID)
-		}
-		byID[e.StreamID] = append(byID[e.StreamID], e)
 	}
-	if len(ids) == 0 {
+	if len(events) == 0 {
 		return nil, nil
+	}
+	ds, err := decodeAll(cache.keys, events)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	byID := map[string][]decoded{}
+	for _, d := range ds {
+		id := d.env.StreamID
+		if _, ok := byID[id]; !ok {
+			ids = append(ids, id)
+		}
+		byID[id] = append(byID[id], d)
 	}
 	sort.Strings(ids)
 	if cache.customers == nil || len(cache.customers) > maxFoldCache {
 		cache.customers = map[string]*foldEntry{}
 	}
 	for _, evs := range byID {
-		slices.SortFunc(evs, func(a, b *envelope) int { return int(a.StreamVersion - b.StreamVersion) })
+		slices.SortFunc(evs, func(a, b decoded) int { return cmp.Compare(a.env.StreamVersion, b.env.StreamVersion) })
 	}
 	var out []foldedCustomer
 	var unknown []string
@@ -109,7 +120,7 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 	}
 	fromBatch := len(ids) - len(unknown)
 	if len(unknown) > 0 {
-		fresh, read, err := foldNew(ctx, tx, folds, unknown, byID, cache)
+		fresh, read, err := foldNew(ctx, tx, folds, unknown, byID)
 		if err != nil {
 			return nil, err
 		}
@@ -132,14 +143,14 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 // (no entry, a version missing from the batch, an unknown user's name), and
 // the entry is then left as it was. A nil customer with ok means the batch
 // holds nothing past the entry.
-func advanceCached(cache *foldCache, id string, events []*envelope) (c *foldedCustomer, ok bool, err error) {
+func advanceCached(cache *foldCache, id string, events []decoded) (c *foldedCustomer, ok bool, err error) {
 	entry, found := cache.customers[id]
 	if !found || entry.fold.frozen {
 		return nil, false, nil
 	}
-	next, ok, err := carryOn(cache, entry.fold.state.Version, events)
-	if err != nil || !ok {
-		return nil, false, err
+	next, ok := carryOn(entry.fold.state.Version, events)
+	if !ok {
+		return nil, false, nil
 	}
 	if len(next) == 0 {
 		return nil, true, nil
@@ -150,35 +161,73 @@ func advanceCached(cache *foldCache, id string, events []*envelope) (c *foldedCu
 	return &foldedCustomer{fold: entry.fold, before: entry.rows}, true, nil
 }
 
-// carryOn decodes the events past version v when they follow on from it
+// carryOn returns the events past version v when they follow on from it
 // without a gap.
-func carryOn(cache *foldCache, v int64, events []*envelope) ([]decoded, bool, error) {
+func carryOn(v int64, events []decoded) ([]decoded, bool) {
 	var next []decoded
-	for _, e := range events {
-		if e.StreamVersion <= v {
+	for _, d := range events {
+		if d.env.StreamVersion <= v {
 			continue // already folded: a stream read runs ahead of delivery
 		}
-		if e.StreamVersion != v+1 {
-			return nil, false, nil
-		}
-		d, err := decode(cache.keys, e)
-		if err != nil {
-			return nil, false, err
+		if d.env.StreamVersion != v+1 {
+			return nil, false
 		}
 		next = append(next, d)
 		v++
 	}
-	return next, true, nil
+	return next, true
 }
+
+// decodeAll decodes (and opens) a batch's customer events side by side:
+// in a large batch that is most of the fold's CPU, and while the fold
+// engine computes, nothing else needs the other core.
+func decodeAll(keys *keyring.Keyring, events []*envelope) ([]decoded, error) {
+	out := make([]decoded, len(events))
+	errs := make([]error, len(events))
+	parallel(len(events), func(i int) { out[i], errs[i] = decode(keys, events[i]) })
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// parallel calls fn for every i in [0, n), spread over all cores when n is
+// large enough for that to pay.
+func parallel(n int, fn func(i int)) {
+	workers := min(runtime.GOMAXPROCS(0), n/parallelMin)
+	if workers <= 1 {
+		for i := range n {
+			fn(i)
+		}
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Go(func() {
+			for i := lo; i < hi; i++ {
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// parallelMin is the least work per goroutine that parallel hands out: a
+// live batch of a few events stays on its goroutine.
+const parallelMin = 256
 
 // foldNew folds from the batch alone the customers among ids of whom no
 // fold projection has anything yet and whose batch events start their
 // stream; the others are returned to be read.
-func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string, byID map[string][]*envelope,
-	cache *foldCache) (out []foldedCustomer, read []string, err error) {
+func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string, byID map[string][]decoded) (
+	out []foldedCustomer, read []string, err error) {
 	var candidates []string
 	for _, id := range ids {
-		if evs := byID[id]; evs[0].StreamVersion == 1 {
+		if evs := byID[id]; evs[0].env.StreamVersion == 1 {
 			candidates = append(candidates, id)
 		} else {
 			read = append(read, id)
@@ -196,20 +245,17 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 	if err != nil {
 		return nil, nil, fmt.Errorf("read applied customers: %w", err)
 	}
+	applied := make(map[string]bool, len(known))
+	for _, id := range known {
+		applied[id] = true
+	}
 	for _, id := range candidates {
-		if slices.Contains(known, id) {
+		next, ok := carryOn(0, byID[id])
+		if applied[id] || !ok {
 			read = append(read, id)
 			continue
 		}
-		next, ok, err := carryOn(cache, 0, byID[id])
-		if err != nil {
-			return nil, nil, err
-		}
-		if !ok {
-			read = append(read, id)
-			continue
-		}
-		fc := &foldCustomer{state: customerState{ID: id, TenantID: byID[id][0].TenantID}, stretches: newStretchFold()}
+		fc := &foldCustomer{state: customerState{ID: id, TenantID: byID[id][0].env.TenantID}, stretches: newStretchFold()}
 		for _, d := range next {
 			fc.advance(d)
 		}
