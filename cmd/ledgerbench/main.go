@@ -120,7 +120,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
 	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
-	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings and the rebuild's phases to stderr")
+	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings to stderr (the rebuild's phase timings are in the JSON report, rebuild_log)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
