@@ -256,6 +256,17 @@ func encode(events []domain.Event) ([]eventstore.EventData, error) {
 	return encodeSealed(events, keyring.DataKey{})
 }
 
+// sealNew makes a new customer's data key and encodes its first events
+// sealed with it; the key must be stored in the same append (storeKeys).
+func (c *Commands) sealNew(customerID string, events []domain.Event) ([]eventstore.EventData, keyring.DataKey, error) {
+	dk, err := c.keys.NewDataKey(customerID)
+	if err != nil {
+		return nil, keyring.DataKey{}, err
+	}
+	data, err := encodeSealed(events, dk)
+	return data, dk, err
+}
+
 // encodeSealed is encode for one customer's events, sealing its personal
 // fields with dk.
 func encodeSealed(events []domain.Event, dk keyring.DataKey) ([]eventstore.EventData, error) {

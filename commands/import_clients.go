@@ -277,15 +277,11 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		for _, e := range events {
 			cu.Apply(e, at)
 		}
-		dk, err := c.keys.NewDataKey(id)
+		data, dk, err := c.sealNew(id, events)
 		if err != nil {
 			return ImportReport{}, err
 		}
 		newKeys = append(newKeys, dk)
-		data, err := encodeSealed(events, dk)
-		if err != nil {
-			return ImportReport{}, err
-		}
 		if opts.Invite && !opts.DryRun {
 			token, hash := randomToken()
 			users := make(map[string]domain.User, len(team))

@@ -86,11 +86,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 					outbox = append(outbox, msg)
 					result.Customer.Invitation.Email = EmailQueued
 				}
-				dk, err := c.keys.NewDataKey(id)
-				if err != nil {
-					return err
-				}
-				data, err := encodeSealed(events, dk)
+				data, dk, err := c.sealNew(id, events)
 				if err != nil {
 					return err
 				}

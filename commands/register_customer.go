@@ -52,11 +52,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 					c.names.put(u.ID, u.Name)
 				}
 				result = CustomerResult{CustomerView: c.customerView(cu)}
-				dk, err := c.keys.NewDataKey(id)
-				if err != nil {
-					return err
-				}
-				data, err := encodeSealed(events, dk)
+				data, dk, err := c.sealNew(id, events)
 				if err != nil {
 					return err
 				}

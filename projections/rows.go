@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,14 +87,7 @@ func rowKey(t *table, row []any) (string, error) {
 	return string(b), nil
 }
 
-func (t *table) isKey(column string) bool {
-	for _, k := range t.key {
-		if k == column {
-			return true
-		}
-	}
-	return false
-}
+func (t *table) isKey(column string) bool { return slices.Contains(t.key, column) }
 
 // sameRow reports whether two rows of a table hold the same values.
 func sameRow(a, b []any) bool {
@@ -130,7 +124,7 @@ func sameValue(a, b any) bool {
 // SELECT list that reads them back as rows from unnest: the SQL of the
 // source of an INSERT, or of the keys of a DELETE when keyOnly.
 func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error) {
-	var params, cols []string
+	var params, names, cols []string
 	for j, c := range t.columns {
 		if keyOnly && !t.isKey(c) {
 			continue
@@ -141,22 +135,14 @@ func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error)
 		}
 		params = append(params, w.arg(arr)+"::"+typ+"[]")
 		n := "u" + strconv.Itoa(j)
-		if typ == "text" && isJSON(rows[0][j]) {
-			n += "::jsonb"
+		names = append(names, n)
+		if _, ok := rows[0][j].(rawJSON); ok {
+			n += "::jsonb" // travels as text
 		}
 		cols = append(cols, n)
 	}
-	names := make([]string, len(cols))
-	for i, c := range cols {
-		names[i], _, _ = strings.Cut(c, "::")
-	}
 	return fmt.Sprintf("SELECT %s FROM unnest(%s) AS u(%s)", strings.Join(cols, ", "), strings.Join(params, ", "),
 		strings.Join(names, ", ")), nil
-}
-
-func isJSON(v any) bool {
-	_, ok := v.(rawJSON)
-	return ok
 }
 
 // column collects column j of rows into a typed slice, with its element's
