@@ -95,7 +95,9 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 		return page, nil
 	}
 	if f.CustomerID != "" {
-		conds = append(conds, "a.customer_id = "+args.add(f.CustomerID)+"::uuid")
+		// The customer's stream (migration 0021): a customer's events are
+		// the ones naming it.
+		conds = append(conds, "e.stream_id = "+args.add(f.CustomerID)+"::uuid")
 	}
 	if f.UserID != "" {
 		conds = append(conds, "a.user_ids @> ARRAY["+args.add(f.UserID)+"::uuid]")

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"runtime"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,15 +224,10 @@ func (b *rebuilder) run(ctx context.Context) error {
 	}
 	if len(folds) > 0 {
 		g.Go(func() error {
-			if err := b.bulkFold(gctx, folds, maxPos); err != nil {
-				return err
-			}
-			loaded := time.Now()
-			fg, fctx := errgroup.WithContext(gctx)
-			for _, p := range folds {
-				fg.Go(func() error { return finish(fctx, p, loaded) })
-			}
-			return fg.Wait()
+			return b.bulkFold(gctx, folds, maxPos, func(p *projection) {
+				loaded := time.Now()
+				g.Go(func() error { return finish(gctx, p, loaded) })
+			})
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -322,13 +320,16 @@ ORDER BY position`
 // projections skip what they already have (stream versions), so catch-up
 // from C0 stays exact.
 //
-// Three stages overlap: the reader scans and decodes, this goroutine folds,
-// copiers COPY full buffers.
-func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64) error {
+// Three stages overlap: the reader scans, this goroutine decodes (on every
+// core) and folds, copiers COPY full buffers. At the end each projection's
+// rows are made in turn, on every core, and loaded is called for it once
+// they are copied, so its indexes are built while the next one's rows are
+// made.
+func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64, loaded func(*projection)) error {
 	defer relaxGC()()
 	g, gctx := errgroup.WithContext(ctx)
 	sink := newCopySink(gctx, b.pool, ps, g)
-	batches := make(chan []decoded, 2)
+	batches := make(chan []*envelope, 2)
 	g.Go(func() error {
 		defer close(batches)
 		for lo := int64(0); lo < maxPos; lo += rebuildFoldBatch {
@@ -356,7 +357,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 	var waitRead, waitCopy time.Duration
 	for {
 		tw := time.Now()
-		batch, ok := <-batches
+		read, ok := <-batches
 		waitRead += time.Since(tw)
 		if !ok {
 			break
@@ -364,7 +365,13 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 		if foldErr != nil {
 			continue // drain, so the reader can stop
 		}
+		batch, err := decodeAll(b.keys, read)
+		if err != nil {
+			foldErr = err
+			continue
+		}
 		for _, d := range batch {
+			d.env.Data = nil // decoded; the fold needs only the event
 			fc := customers[d.env.StreamID]
 			if fc == nil {
 				fc = &foldCustomer{state: customerState{ID: d.env.StreamID, TenantID: d.env.TenantID}, stretches: newStretchFold()}
@@ -396,23 +403,10 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 	}
 	tRead := time.Now()
 	if foldErr == nil {
-		for _, fc := range customers {
-			fc.stretches.drain(func(st *stretch) {
-				for _, sp := range stretchers {
-					sp.fold.stretch(sink, &fc.state, st)
-				}
-			}, true)
-			for _, p := range ps {
-				p.fold.rows(sink, &fc.state)
-			}
-			foldErr = sink.flushFull(gctx)
-			if foldErr != nil {
-				break
-			}
-		}
+		foldErr = sink.flush(gctx) // the stretches closed last
 	}
 	if foldErr == nil {
-		foldErr = sink.flush(gctx)
+		foldErr = b.emitFinal(gctx, g, sink, ps, slices.Collect(maps.Values(customers)), loaded)
 	}
 	tEmit := time.Now()
 	sink.close()
@@ -424,6 +418,51 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 	}
 	if foldErr != nil {
 		return fmt.Errorf("rebuild: %w", foldErr)
+	}
+	return nil
+}
+
+// emitFinal makes every customer's current rows (and remaining stretches),
+// one projection after the other, the customer list first (its trigram
+// index is the longest build), each on every core; a projection is handed
+// to loaded, from a goroutine of g, once its rows are copied.
+func (b *rebuilder) emitFinal(ctx context.Context, g *errgroup.Group, sink *copySink, ps []*projection,
+	customers []*foldCustomer, loaded func(*projection)) error {
+	ps = slices.Clone(ps)
+	slices.SortStableFunc(ps, func(a, b *projection) int { return len(b.tables) - len(a.tables) })
+	shards := runtime.GOMAXPROCS(0)
+	for _, p := range ps {
+		eg, ectx := errgroup.WithContext(ctx)
+		for i := range shards {
+			eg.Go(func() error {
+				out := sink.fork()
+				for k := i; k < len(customers); k += shards {
+					fc := customers[k]
+					if p.fold.stretch != nil {
+						for _, st := range fc.stretches.all {
+							p.fold.stretch(out, &fc.state, st)
+						}
+					}
+					p.fold.rows(out, &fc.state)
+					if err := out.flushFull(ectx); err != nil {
+						return err
+					}
+				}
+				return out.flush(ectx)
+			})
+		}
+		if err := eg.Wait(); err != nil {
+			return err
+		}
+		g.Go(func() error {
+			for _, t := range p.tables {
+				sink.tables[t.name].pending.Wait()
+			}
+			if ctx.Err() == nil {
+				loaded(p)
+			}
+			return nil
+		})
 	}
 	return nil
 }
@@ -453,13 +492,13 @@ func relaxGC() (restore func()) {
 	return func() { debug.SetGCPercent(old) }
 }
 
-func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded, error) {
+func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]*envelope, error) {
 	rows, err := b.pool.Query(ctx, qFoldRead, lo, hi, customerEventTypes)
 	if err != nil {
 		return nil, fmt.Errorf("read customer events: %w", err)
 	}
 	defer rows.Close()
-	out := make([]decoded, 0, hi-lo)
+	out := make([]*envelope, 0, hi-lo)
 	envs := make([]envelope, hi-lo)
 	for rows.Next() {
 		if len(out) == len(envs) {
@@ -473,12 +512,7 @@ func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]decoded,
 			return nil, fmt.Errorf("read customer events: %w", err)
 		}
 		env.SchemaVersion = int(schema)
-		d, err := decode(b.keys, env)
-		if err != nil {
-			return nil, err
-		}
-		env.Data = nil // decoded; the fold needs only the event
-		out = append(out, d)
+		out = append(out, env)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read customer events: %w", err)
@@ -715,9 +749,9 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 
 // copySink buffers rows per table and hands full buffers to copier
 // goroutines, which COPY them into a rebuild schema, one COPY (and
-// transaction) per buffer.
+// transaction) per buffer. Forks share the copiers and buffer apart, for
+// goroutines making rows side by side.
 type copySink struct {
-	pool   *pgxpool.Pool
 	tables map[string]*copyTable
 	jobs   chan copyJob
 }
@@ -726,6 +760,9 @@ type copyTable struct {
 	id      pgx.Identifier
 	columns []string
 	rows    [][]any
+	// pending counts the table's buffers handed over and not yet copied
+	// (shared by the forks).
+	pending *sync.WaitGroup
 }
 
 type copyJob struct {
@@ -738,27 +775,37 @@ const copiers = 2
 
 // newCopySink starts its copiers in g; close ends them.
 func newCopySink(ctx context.Context, pool *pgxpool.Pool, ps []*projection, g *errgroup.Group) *copySink {
-	s := &copySink{pool: pool, tables: map[string]*copyTable{}, jobs: make(chan copyJob, copiers)}
+	s := &copySink{tables: map[string]*copyTable{}, jobs: make(chan copyJob, copiers)}
 	for _, p := range ps {
 		for _, t := range p.tables {
-			s.tables[t.name] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name), t.name}, columns: t.columns}
+			s.tables[t.name] = &copyTable{id: pgx.Identifier{rebuildSchema(p.name), t.name}, columns: t.columns, pending: &sync.WaitGroup{}}
 		}
 	}
 	for range copiers {
 		g.Go(func() error {
 			var failed error
 			for job := range s.jobs {
-				if failed != nil {
-					continue // drain
+				if failed == nil {
+					if err := copyRows(ctx, pool, job); err != nil {
+						failed = fmt.Errorf("copy into %s: %w", job.t.id.Sanitize(), err)
+					}
 				}
-				if err := copyRows(ctx, pool, job); err != nil {
-					failed = fmt.Errorf("copy into %s: %w", job.t.id.Sanitize(), err)
-				}
+				job.t.pending.Done()
 			}
 			return failed
 		})
 	}
 	return s
+}
+
+// fork returns a sink with buffers of its own that hands them to the same
+// copiers.
+func (s *copySink) fork() *copySink {
+	f := &copySink{tables: map[string]*copyTable{}, jobs: s.jobs}
+	for name, t := range s.tables {
+		f.tables[name] = &copyTable{id: t.id, columns: t.columns, pending: t.pending}
+	}
+	return f
 }
 
 // copyRows copies one buffer in a transaction of its own.
@@ -808,11 +855,13 @@ func (s *copySink) send(ctx context.Context, t *copyTable) error {
 	if len(t.rows) == 0 {
 		return nil
 	}
+	t.pending.Add(1)
 	select {
 	case s.jobs <- copyJob{t: t, rows: t.rows}:
 		t.rows = nil
 		return nil
 	case <-ctx.Done():
+		t.pending.Done()
 		return ctx.Err()
 	}
 }
