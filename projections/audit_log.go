@@ -48,12 +48,14 @@ func auditLogProjection() *projection {
 		name: AuditLog,
 		tables: []table{{name: "audit_log", key: []string{"tenant_id", "position"},
 			columns: []string{"position", "tenant_id", "type", "at", "actor_user_id", "customer_id", "user_ids"}}},
+		// customer_id is the stream of a customer event (every event naming
+		// a customer is in its stream: cheaper than reading it from data).
 		// user_ids is domain.UserIDsOf: user_id, with_user_id,
 		// previous_user_id, transfer_to. The rest of an entry is read from
 		// the event (qAuditPage): only what the filters need is copied.
 		derive: `INSERT INTO audit_log (position, tenant_id, type, at, actor_user_id, customer_id, user_ids)
 SELECT e.position, e.tenant_id, e.type, e.recorded_at, coalesce(e.metadata->'actor'->>'user_id', ''),
-       nullif(e.data->>'customer_id', '')::uuid,
+       CASE WHEN e.type IN ('` + strings.Join(customerEventTypes, "', '") + `') THEN e.stream_id END,
        array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
                           nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[]
 FROM events e WHERE %s`,

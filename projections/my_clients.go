@@ -26,13 +26,14 @@ func myClientsProjection() *projection {
 		fold: &foldDef{
 			versionTable: "my_clients_streams",
 			rows: func(out rowSink, c *customerState) {
+				id, tenant := uid(c.ID), uid(c.TenantID)
 				for _, m := range c.Team {
 					if c.Erased {
 						break // an erased customer leaves My Clients
 					}
-					out.add("my_clients", uid(c.ID), uid(m.UserID), uid(c.TenantID), m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
+					out.add("my_clients", id, uid(m.UserID), tenant, m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
 				}
-				out.add("my_clients_streams", uid(c.ID), c.Version)
+				out.add("my_clients_streams", id, c.Version)
 			},
 		},
 	}

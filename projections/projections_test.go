@@ -242,15 +242,17 @@ func TestLiveProjectionsEqualRebuildAndDomain(t *testing.T) {
 	}
 	compareSnapshots(t, "live vs rebuilt", live, snapshot(t, b.pool))
 	// The swapped-in table keeps its storage parameters (room for HOT
-	// updates) and its indexes.
-	var opts []string
+	// updates) and its indexes, and autovacuum, off while it was built, is
+	// back on.
+	var opts, auditOpts []string
 	var indexes int
-	if err := b.pool.QueryRow(ctx, `SELECT coalesce(c.reloptions, '{}'), (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid)
-		FROM pg_class c WHERE c.oid = 'public.customer_list'::regclass`).Scan(&opts, &indexes); err != nil {
+	if err := b.pool.QueryRow(ctx, `SELECT coalesce(c.reloptions, '{}'), (SELECT count(*) FROM pg_index i WHERE i.indrelid = c.oid),
+		(SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'public.audit_log'::regclass)
+		FROM pg_class c WHERE c.oid = 'public.customer_list'::regclass`).Scan(&opts, &indexes, &auditOpts); err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Contains(opts, "fillfactor=80") || indexes != 3 {
-		t.Errorf("rebuilt customer_list: options %v, %d indexes", opts, indexes)
+	if !slices.Equal(opts, []string{"fillfactor=80"}) || indexes != 3 || len(auditOpts) != 0 {
+		t.Errorf("rebuilt customer_list: options %v, %d indexes; audit_log options %v", opts, indexes, auditOpts)
 	}
 	var audit int
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log`).Scan(&audit); err != nil {
@@ -258,6 +260,16 @@ func TestLiveProjectionsEqualRebuildAndDomain(t *testing.T) {
 	}
 	if audit != w.events {
 		t.Errorf("audit_log has %d rows, %d events appended", audit, w.events)
+	}
+	// customer_id is taken from the stream of customer events: it must be
+	// the customer the event's data names, and nothing for other events.
+	var wrongCustomer int
+	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM audit_log a JOIN events e USING (position)
+		WHERE a.customer_id IS DISTINCT FROM nullif(e.data->>'customer_id', '')::uuid`).Scan(&wrongCustomer); err != nil {
+		t.Fatal(err)
+	}
+	if wrongCustomer != 0 {
+		t.Errorf("%d audit_log rows name another customer than their event", wrongCustomer)
 	}
 	// The live handlers carry on on the swapped tables.
 	w.run(ctx, 200)

@@ -68,7 +68,7 @@ func (r *Runner) Rebuild(ctx context.Context, name string, progress func(done, t
 	}
 	db := stdlib.OpenDBFromPool(r.pool)
 	defer db.Close()
-	b := &rebuilder{pool: r.pool, db: db, log: r.log, keys: r.keys, ps: ps, progress: progress}
+	b := &rebuilder{pool: r.pool, db: db, log: r.log, keys: r.keys, ps: ps, progress: progress, vacuumOff: map[string]bool{}}
 	return b.run(ctx)
 }
 
@@ -79,6 +79,10 @@ type rebuilder struct {
 	log      *slog.Logger
 	ps       []*projection
 	progress func(done, total int64)
+
+	// vacuumOff are the tables whose rebuild copies prepare built with
+	// autovacuum off, and swap turns it back on.
+	vacuumOff map[string]bool
 
 	done, total atomic.Int64
 	progressMu  sync.Mutex
@@ -254,9 +258,14 @@ func (b *rebuilder) prepare(ctx context.Context, p *projection) error {
 		if err := b.pool.QueryRow(ctx, qTableOptions, t).Scan(&opts); err != nil {
 			return fmt.Errorf("rebuild %s: read storage parameters: %w", p.name, err)
 		}
-		if len(opts) > 0 {
-			stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` SET (`+strings.Join(opts, ", ")+`)`)
+		// Autovacuum stays off until the swap: a freshly loaded table
+		// qualifies at once, and a VACUUM started mid-rebuild takes the
+		// CPU the rebuild needs (the swapped-in table is vacuumed after).
+		if !slices.ContainsFunc(opts, func(o string) bool { return strings.HasPrefix(o, "autovacuum_enabled=") }) {
+			opts = append(opts, "autovacuum_enabled=false")
+			b.vacuumOff[t] = true
 		}
+		stmts = append(stmts, `ALTER TABLE `+schema+`.`+id+` SET (`+strings.Join(opts, ", ")+`)`)
 	}
 	for _, s := range stmts {
 		if _, err := b.pool.Exec(ctx, s); err != nil {
@@ -736,6 +745,11 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 		}
 		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`); err != nil {
 			return cur, err
+		}
+		if b.vacuumOff[t] {
+			if _, err := tx.ExecContext(ctx, `ALTER TABLE public.`+id+` RESET (autovacuum_enabled)`); err != nil {
+				return cur, err
+			}
 		}
 	}
 	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
