@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -832,7 +833,12 @@ func copyRows(ctx context.Context, pool *pgxpool.Pool, job copyJob) error {
 	if _, err := tx.Exec(ctx, qAsyncCommit); err != nil {
 		return err
 	}
-	if _, err := tx.CopyFrom(ctx, job.t.id, job.t.columns, pgx.CopyFromRows(job.rows)); err != nil {
+	data, err := copyData(job.rows)
+	if err != nil {
+		return err
+	}
+	q := "COPY " + job.t.id.Sanitize() + " (" + quoted(job.t.columns) + ") FROM STDIN BINARY"
+	if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(data), q); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
