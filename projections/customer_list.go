@@ -162,6 +162,9 @@ func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
 	return it, nil
 }
 
+// customerItemOf is scanCustomerItem for queryAll.
+func customerItemOf(row pgx.CollectableRow) (CustomerItem, error) { return scanCustomerItem(row) }
+
 // searchCond is the condition that customer_list c's row matches the LIKE
 // pattern in parameter param.
 func searchCond(param string) string {
@@ -208,22 +211,11 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	}
 	sql := `SELECT ` + customerItemColumns + ` FROM ` + from + ` WHERE ` + strings.Join(conds, " AND ") +
 		` ORDER BY ` + created + `, ` + id + ` LIMIT ` + args.add(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
+	items, err := queryAll(ctx, q.pool, customerItemOf, sql, args...)
 	if err != nil {
 		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
 	}
-	defer rows.Close()
-	page := Page[CustomerItem]{Items: []CustomerItem{}}
-	for rows.Next() {
-		it, err := scanCustomerItem(rows)
-		if err != nil {
-			return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
-		}
-		page.Items = append(page.Items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
-	}
+	page := Page[CustomerItem]{Items: items}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
 		last := page.Items[limit-1]
@@ -356,20 +348,12 @@ func (q *Queries) CustomersByID(ctx context.Context, tenantID string, ids []stri
 	if len(valid) == 0 {
 		return out, nil
 	}
-	rows, err := q.pool.Query(ctx, qCustomersByID, tenantID, valid)
+	items, err := queryAll(ctx, q.pool, customerItemOf, qCustomersByID, tenantID, valid)
 	if err != nil {
 		return nil, fmt.Errorf("customers by id: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		it, err := scanCustomerItem(rows)
-		if err != nil {
-			return nil, fmt.Errorf("customers by id: %w", err)
-		}
+	for _, it := range items {
 		out[it.ID] = it
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("customers by id: %w", err)
 	}
 	return out, nil
 }

@@ -1,12 +1,14 @@
 package projections
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/keyring"
@@ -33,6 +35,16 @@ type Queries struct {
 // NewQueries returns the read side over pool; keys opens sealed event data.
 func NewQueries(pool *pgxpool.Pool, keys *keyring.Keyring) *Queries {
 	return &Queries{pool: pool, keys: keys}
+}
+
+// queryAll runs a query and returns its rows made by scan: an empty slice,
+// not nil, when there are none (the lists answer [] in JSON).
+func queryAll[T any](ctx context.Context, pool *pgxpool.Pool, scan pgx.RowToFunc[T], q string, args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scan)
 }
 
 // encodeCursor makes an opaque cursor of a list's sort key. kind keeps a

@@ -14,6 +14,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -305,21 +306,14 @@ func checkpoints(ctx context.Context, pool *pgxpool.Pool, names []string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
-	defer rows.Close()
 	out := make(map[string]eventstore.Cursor, len(names))
-	for rows.Next() {
-		var name, txid string
-		var pos int64
-		if err := rows.Scan(&name, &txid, &pos); err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
+	var name, txid string
+	var pos int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &txid, &pos}, func() error {
 		id, err := strconv.ParseUint(txid, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
 		out[name] = eventstore.Cursor{TransactionID: id, Position: pos}
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	return out, nil
