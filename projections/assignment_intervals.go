@@ -62,11 +62,11 @@ func (f *stretchFold) drain(fn func(*stretch), all bool) {
 }
 
 // apply moves the fold by one event of the customer's stream.
-func (f *stretchFold) apply(c *customerState, d decoded) {
-	before := f.team
-	f.team = applyTeam(f.team, d.event, d.env.RecordedAt, d.env.Position)
-	closed, opened := stretchChanges(before, f.team)
+func (f *stretchFold) apply(d decoded) {
 	at, pos := d.env.RecordedAt, d.env.Position
+	before := f.team
+	f.team = applyTeam(f.team, d.event, at, pos)
+	closed, opened := stretchChanges(before, f.team)
 	for _, id := range closed {
 		if s := f.open[id]; s != nil {
 			s.To, s.ToPos = &at, &pos
@@ -74,8 +74,7 @@ func (f *stretchFold) apply(c *customerState, d decoded) {
 		}
 	}
 	for _, m := range opened {
-		s := &stretch{CustomerID: c.ID, TenantID: c.TenantID, UserID: m.UserID, Lead: m.Lead,
-			AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos}
+		s := &stretch{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos}
 		f.open[m.UserID] = s
 		f.all = append(f.all, s)
 	}

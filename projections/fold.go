@@ -120,10 +120,9 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 // created reports whether the customer's creation event has been applied.
 func (c *customerState) created() bool { return !c.CreatedAt.IsZero() }
 
-// stretch is one assignment_intervals row.
+// stretch is one member's stretch on a customer's team: an
+// assignment_intervals row without the customer's IDs.
 type stretch struct {
-	CustomerID string
-	TenantID   string
 	UserID     string
 	Lead       bool
 	AssignedAt time.Time
@@ -191,7 +190,7 @@ type foldCustomer struct {
 
 // advance applies d, the event after fc's version, to the fold.
 func (fc *foldCustomer) advance(d decoded) {
-	fc.stretches.apply(&fc.state, d)
+	fc.stretches.apply(d)
 	if isTeamEvent(d) {
 		// The stretch fold has just evolved the same team with applyTeam,
 		// which never changes the slice it is given: share it rather than
