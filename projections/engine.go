@@ -179,7 +179,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 				}
 			}
 			for k, row := range now[t] {
-				if old, ok := c.before[t][k]; !ok || !sameRow(old, row) {
+				if old, ok := c.before[t][k]; !ok || !slices.EqualFunc(old, row, sameValue) {
 					changed[t] = append(changed[t], row)
 				}
 			}
@@ -213,7 +213,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 // commits the transaction while a handler runs (shutdown, ack deadline).
 type stmt struct {
 	ctes []string
-	args []any
+	args sqlArgs
 	// result is the statement's final SELECT (after the CTEs); it runs
 	// once, so it can set the transaction's settings.
 	result string
@@ -228,10 +228,7 @@ type stmt struct {
 // subscriber's reads, for the length of one).
 const qAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
-func (s *stmt) arg(v any) string {
-	s.args = append(s.args, v)
-	return "$" + strconv.Itoa(len(s.args))
-}
+func (s *stmt) arg(v any) string { return s.args.add(v) }
 
 func (s *stmt) cte(q string) {
 	s.ctes = append(s.ctes, fmt.Sprintf("w%d AS (%s)", len(s.ctes), q))
