@@ -116,7 +116,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log
 		log:         log,
 		cfg:         cfg,
 		projections: ps,
-		notifier:    newNotifier(pool.Config().ConnConfig, log, engineNames(ps)),
+		notifier:    newNotifier(pool.Config().ConnConfig, log, engines(ps)),
 	}, nil
 }
 
@@ -238,14 +238,6 @@ func engines(ps []*projection) [][]*projection {
 		if len(g) > 0 {
 			out = append(out, g)
 		}
-	}
-	return out
-}
-
-func engineNames(ps []*projection) [][]string {
-	var out [][]string
-	for _, g := range engines(ps) {
-		out = append(out, names(g))
 	}
 	return out
 }
@@ -389,14 +381,11 @@ func (r *Runner) WaitFor(ctx context.Context, position int64, names ...string) e
 		if len(pending) == 0 {
 			return nil
 		}
-		t := time.NewTimer(r.cfg.recheck)
 		select {
 		case <-woken:
-		case <-t.C:
+		case <-time.After(r.cfg.recheck):
 		case <-ctx.Done():
-			t.Stop()
 			return &WaitTimeoutError{Position: position, Pending: pending, Err: ctx.Err()}
 		}
-		t.Stop()
 	}
 }
