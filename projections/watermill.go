@@ -150,10 +150,11 @@ func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
 }
 
-// batchClaim is one claim of a batch message's metadata.
+// batchClaim is one claim of a batch message's metadata; the query sends
+// the transaction id (xid8) as text.
 type batchClaim struct {
 	Group         string `json:"g"`
-	TransactionID string `json:"x"`
+	TransactionID uint64 `json:"x,string"`
 	Position      int64  `json:"p"`
 	Epoch         int64  `json:"e"`
 }
@@ -196,11 +197,7 @@ func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
 	}
 	claims := make(map[string]claim, len(cs))
 	for _, c := range cs {
-		txid, err := strconv.ParseUint(c.TransactionID, 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("claim of %s: transaction id: %w", c.Group, err)
-		}
-		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: txid, Position: c.Position}, tablesEpoch: c.Epoch}
+		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: c.TransactionID, Position: c.Position}, tablesEpoch: c.Epoch}
 	}
 	return batch, claims, nil
 }
