@@ -137,23 +137,19 @@ type stretch struct {
 // stretches: a member whose place changed in any way (left, lead flag,
 // re-assigned) ends its stretch, and its new place starts one.
 func stretchChanges(before, after []member) (closed []string, opened []member) {
-	same := func(a, b member) bool {
-		return a.Lead == b.Lead && a.AssignedAt.Equal(b.AssignedAt) && a.Seq == b.Seq
-	}
-	find := func(t []member, id string) (member, bool) {
-		i := slices.IndexFunc(t, func(m member) bool { return m.UserID == id })
-		if i < 0 {
-			return member{}, false
-		}
-		return t[i], true
+	// kept reports whether team t has m in the same place.
+	kept := func(m member, t []member) bool {
+		return slices.ContainsFunc(t, func(n member) bool {
+			return n.UserID == m.UserID && n.Lead == m.Lead && n.AssignedAt.Equal(m.AssignedAt) && n.Seq == m.Seq
+		})
 	}
 	for _, m := range before {
-		if n, ok := find(after, m.UserID); !ok || !same(m, n) {
+		if !kept(m, after) {
 			closed = append(closed, m.UserID)
 		}
 	}
 	for _, n := range after {
-		if m, ok := find(before, n.UserID); !ok || !same(m, n) {
+		if !kept(n, before) {
 			opened = append(opened, n)
 		}
 	}
@@ -176,8 +172,6 @@ var teamEventTypes = []string{
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 }
 
-func isTeamEvent(d decoded) bool { return slices.Contains(teamEventTypes, d.env.Type) }
-
 // foldCustomer is one customer being folded.
 type foldCustomer struct {
 	state     customerState
@@ -191,7 +185,7 @@ type foldCustomer struct {
 // advance applies d, the event after fc's version, to the fold.
 func (fc *foldCustomer) advance(d decoded) {
 	fc.stretches.apply(d)
-	if isTeamEvent(d) {
+	if slices.Contains(teamEventTypes, d.env.Type) {
 		// The stretch fold has just evolved the same team with applyTeam,
 		// which never changes the slice it is given: share it rather than
 		// compute it twice.

@@ -30,11 +30,9 @@ func groupsProjection() *projection {
 SELECT e.tenant_id, (e.data->>'group_id')::uuid, e.position, e.data->>'name', e.type = 'GroupDeleted', e.recorded_at
 FROM events e
 WHERE e.type IN ('GroupCreated', 'GroupRenamed', 'GroupDeleted') AND %s`,
-		deriveTypes: groupEventTypes,
+		deriveTypes: []string{"GroupCreated", "GroupRenamed", "GroupDeleted"},
 	}
 }
-
-var groupEventTypes = []string{"GroupCreated", "GroupRenamed", "GroupDeleted"}
 
 // qGroupNow is a group's latest row (name, deleted), for the group cg's
 // group_id: a LATERAL subquery of the queries joining customer_groups cg.

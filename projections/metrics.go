@@ -56,11 +56,9 @@ func (r *Runner) Collector() prometheus.Collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.position
-	ch <- c.lag
-	ch <- c.lagSecs
-	ch <- c.up
-	ch <- c.folded
+	for _, d := range []*prometheus.Desc{c.position, c.lag, c.lagSecs, c.up, c.folded} {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
