@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -228,16 +229,19 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 // f, and names its order columns (created, id); ok is false when f can
 // match nothing (a malformed user ID).
 func customerQuery(tenantID string, f CustomerFilter) (from string, conds []string, args sqlArgs, created, id string, ok bool) {
+	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
+	if (byUser && !isUUID(f.AssignedUser)) || (f.Group != "" && !isUUID(f.Group)) {
+		return "", nil, nil, "", "", false
+	}
 	conds = []string{"c.tenant_id = " + args.add(tenantID)}
 	agrees := func(user string) string {
 		b, _ := json.Marshal([]map[string]string{{"user_id": user}})
 		return string(b)
 	}
-	switch f.AssignedUser {
-	case "":
-	case "none":
+	switch {
+	case f.AssignedUser == "none":
 		conds = append(conds, "c.unassigned")
-	default:
+	case byUser:
 		// The user's customers come from my_clients (below); the row's own
 		// column must agree, so the answer is consistent with what it shows.
 		conds = append(conds, "c.assignees @> "+args.add(agrees(f.AssignedUser))+"::jsonb")
@@ -249,16 +253,9 @@ func customerQuery(tenantID string, f CustomerFilter) (from string, conds []stri
 		conds = append(conds, "c.status = "+args.add(f.Status))
 	}
 	if f.Group != "" {
-		if !isUUID(f.Group) {
-			return "", nil, nil, "", "", false
-		}
 		// A deleted group has no customers any more.
 		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
 			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
-	}
-	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
-	if byUser && !isUUID(f.AssignedUser) {
-		return "", nil, nil, "", "", false
 	}
 	// The list's order is created_at, then id. Filtered by an assigned user,
 	// the user's customers come from my_clients, which carries each
@@ -338,12 +335,7 @@ WHERE c.tenant_id = $1 AND c.customer_id = ANY($2::uuid[])`
 // CustomersByID returns the tenant's customers among ids, keyed by id;
 // unknown ids (and malformed ones) are absent.
 func (q *Queries) CustomersByID(ctx context.Context, tenantID string, ids []string) (map[string]CustomerItem, error) {
-	valid := ids[:0:0]
-	for _, id := range ids {
-		if isUUID(id) {
-			valid = append(valid, id)
-		}
-	}
+	valid := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !isUUID(id) })
 	out := make(map[string]CustomerItem, len(valid))
 	if len(valid) == 0 {
 		return out, nil
