@@ -81,11 +81,10 @@ func (e *engine) applyLive(ctx context.Context, tx queryer, batch []*envelope, c
 	end := batch[len(batch)-1].cursor()
 	e.wrote = make(map[string]claim, len(claims))
 	for name, c := range claims {
-		w := c
 		if c.after.Less(end) {
-			w.after = end
+			c.after = end
 		}
-		e.wrote[name] = w
+		e.wrote[name] = c
 	}
 	return nil
 }

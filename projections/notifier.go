@@ -78,9 +78,6 @@ func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, engines [][]*proj
 	return n
 }
 
-// subscriber is the broadcast the engine of index i waits on.
-func (n *notifier) subscriber(i int) *broadcast { return n.subscribers[i].b }
-
 // run listens until ctx ends, reconnecting after failures. After every
 // (re)connect both broadcasts fire: notifications sent while no one listened
 // are lost, so everyone re-checks.

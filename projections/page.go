@@ -69,10 +69,7 @@ func decodeCursor(kind, cursor string, key any) error {
 		K string          `json:"k"`
 		V json.RawMessage `json:"v"`
 	}
-	if err := json.Unmarshal(b, &c); err != nil || c.K != kind {
-		return ErrBadCursor
-	}
-	if err := json.Unmarshal(c.V, key); err != nil {
+	if err := json.Unmarshal(b, &c); err != nil || c.K != kind || json.Unmarshal(c.V, key) != nil {
 		return ErrBadCursor
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -152,12 +153,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	// database's notification, coalesced, is for other processes'.
 	defer r.store.OnAppend(func(int64) { r.notifier.newEvents() })()
 
-	listenDone := make(chan struct{})
-	go func() {
-		defer close(listenDone)
-		r.notifier.run(ctx)
-	}()
-	defer func() { <-listenDone }()
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { r.notifier.run(ctx) })
 
 	wlog := watermill.NewSlogLogger(r.log.With(slog.String("component", "watermill")))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.closeTimeout}, wlog)
@@ -179,7 +177,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			RetryInterval:  r.cfg.retryInterval,
 			ResendInterval: r.cfg.retryInterval,
 			BackoffManager: &wakeBackoff{
-				ctx: ctx, events: r.notifier.subscriber(i), fallback: r.cfg.pollInterval,
+				ctx: ctx, events: r.notifier.subscribers[i].b, fallback: r.cfg.pollInterval,
 				retry: r.cfg.retryInterval, log: r.log.With(slog.String("engine", group)), full: schema.full,
 			},
 			SchemaAdapter:  schema,
