@@ -31,18 +31,19 @@ func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member 
 		}
 		return out
 	}
-	clearLead := func(t []member) {
-		for i := range t {
-			t[i].Lead = false
+	// join adds the user to t (a new slice of without), taking the lead
+	// from the others when lead.
+	join := func(t []member, id string, lead bool) []member {
+		if lead {
+			for i := range t {
+				t[i].Lead = false
+			}
 		}
+		return append(t, member{UserID: id, Lead: lead, AssignedAt: at, Seq: pos})
 	}
 	switch e := e.(type) {
 	case domain.UserAssigned:
-		t := without(e.UserID)
-		if e.Lead {
-			clearLead(t)
-		}
-		return append(t, member{UserID: e.UserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+		return join(without(e.UserID), e.UserID, e.Lead)
 	case domain.UserUnassigned:
 		return without(e.UserID)
 	case domain.TeamLeadChanged:
@@ -52,11 +53,7 @@ func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member 
 		}
 		return t
 	case domain.TeamMemberReplaced:
-		t := without(e.UserID, e.WithUserID)
-		if e.Lead {
-			clearLead(t)
-		}
-		return append(t, member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+		return join(without(e.UserID, e.WithUserID), e.WithUserID, e.Lead)
 	}
 	return team
 }

@@ -130,10 +130,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// Projection transactions commit without waiting for their WAL flush:
-	// read models and their checkpoints commit together, so a crash can only
-	// lose both, and the lost events are then simply applied again. Waiting
-	// would put every projection commit's fsync on the commands' path.
+	// Projection transactions commit without waiting for their WAL flush,
+	// as each live batch also asks for itself (qAsyncCommit says why).
 	cfg := r.pool.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	// Batch statements are short; JIT compilation costs them more than it

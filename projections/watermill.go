@@ -230,13 +230,12 @@ func decodeEvents(payload []byte) ([]*envelope, error) {
 func (e *envelope) parse(line []byte) error {
 	var f [10][]byte
 	n := 0
-	for n < len(f)-1 {
+	for ; n < len(f)-1; n++ {
 		v, rest, ok := bytes.Cut(line, []byte{'\t'})
 		if !ok {
 			break
 		}
 		f[n], line = v, rest
-		n++
 	}
 	f[n] = line
 	n++
