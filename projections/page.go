@@ -95,10 +95,4 @@ func uid(s string) [16]byte {
 
 // isUUID reports whether s is a UUID in its canonical form, so a malformed
 // ID from a URL finds nothing instead of failing a uuid cast.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	_, err := uuid.Parse(s)
-	return err == nil
-}
+func isUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }
