@@ -132,9 +132,9 @@ func assigneesJSON(as []storedAssignee) rawJSON {
 // customerItemColumns reads a CustomerItem from customer_list aliased c.
 // The assignees get their users' current names, in team order, each by its
 // primary key (a join let the planner hash all of users for every row: 30
-// ms a page at 10,000 users). Its groups
-// are joined with the groups read model's current names, live
-// groups only (a deleted group's memberships stay in customer_groups).
+// ms a page at 10,000 users). Its groups are joined with the groups read
+// model's current names, live groups only (a deleted group's memberships
+// stay in customer_groups).
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
        c.status, c.created_at, c.version,
        (SELECT coalesce(jsonb_agg(a.x || jsonb_build_object('name',

@@ -45,9 +45,8 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // checkpoint, reads the events after the earliest of them, and returns
 // them as one row, which becomes one message whose payload is the events
 // (one line each, see eventFieldsAll) and whose metadata carries the claims
-// as JSON. The engine
-// applies a batch at once, in one statement; a message per event would only
-// add a hand-over between goroutines per event.
+// as JSON. The engine applies a batch at once, in one statement; a message
+// per event would only add a hand-over between goroutines per event.
 //
 // The batch size adapts to the backlog: a batch that came back full and
 // was applied quickly doubles the next one's limit (up to maxBatch), a slow
@@ -56,7 +55,7 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // costs a few large transactions rather than many small ones.
 type eventsSchema struct {
 	// events are the fields of each event the batch carries (see
-	// eventFields): an engine of derived projections reads rows from the
+	// eventFieldsAll): an engine of derived projections reads rows from the
 	// events table itself and needs only cursors and types.
 	events   string
 	minBatch int
