@@ -109,23 +109,19 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 			out = append(out, *c)
 		}
 	}
-	fromBatch := len(ids) - len(unknown)
-	if len(unknown) > 0 {
-		fresh, read, err := foldNew(ctx, tx, folds, unknown, byID)
+	fresh, read, err := foldNew(ctx, tx, folds, unknown, byID)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, fresh...)
+	if len(read) > 0 {
+		got, err := readFolds(ctx, tx, folds, read, cache)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, fresh...)
-		fromBatch += len(fresh)
-		if len(read) > 0 {
-			got, err := readFolds(ctx, tx, folds, read, cache)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, got...)
-		}
+		out = append(out, got...)
 	}
-	cache.counts.add(fromBatch, len(ids)-fromBatch)
+	cache.counts.add(len(ids)-len(read), len(read))
 	return out, nil
 }
 
