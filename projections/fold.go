@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -91,11 +92,7 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 	case domain.CustomerBlocked:
 		c.StatusBeforeBlock, c.Status = c.Status, string(domain.CustomerStatusBlocked)
 	case domain.CustomerUnblocked:
-		c.Status = c.StatusBeforeBlock
-		if c.Status == "" {
-			c.Status = string(domain.CustomerStatusActive)
-		}
-		c.StatusBeforeBlock = ""
+		c.Status, c.StatusBeforeBlock = cmp.Or(c.StatusBeforeBlock, string(domain.CustomerStatusActive)), ""
 	case domain.CustomerAddedToGroup:
 		if !slices.Contains(c.Groups, e.GroupID) {
 			c.Groups = append(slices.Clip(c.Groups), e.GroupID)
