@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -213,8 +214,8 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 type stmt struct {
 	ctes []string
 	args sqlArgs
-	// result is the statement's final SELECT (after the CTEs); it runs
-	// once, so it can set the transaction's settings.
+	// result is the statement's final SELECT (after the CTEs; SELECT 1
+	// when empty); it runs once, so it can set the transaction's settings.
 	result string
 }
 
@@ -237,11 +238,7 @@ func (s *stmt) exec(ctx context.Context, tx queryer) error {
 	if len(s.ctes) == 0 {
 		return nil
 	}
-	result := s.result
-	if result == "" {
-		result = "SELECT 1"
-	}
-	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\n"+result, s.args...)
+	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\n"+cmp.Or(s.result, "SELECT 1"), s.args...)
 	return err
 }
 

@@ -371,9 +371,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			continue
 		}
 		fc := cur.fold
-		if fc.state.TenantID == "" {
-			fc.state.TenantID = tenant.String
-		}
+		fc.state.TenantID = cmp.Or(fc.state.TenantID, tenant.String)
 		if fc.frozen || version.Int64 != fc.state.Version+1 {
 			fc.frozen = true
 			continue

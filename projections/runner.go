@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -107,9 +108,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
+	log = cmp.Or(log, slog.Default())
 	return &Runner{
 		pool:        pool,
 		store:       store,
