@@ -190,7 +190,6 @@ func (fc *foldCustomer) advance(d decoded) {
 	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
 }
 
-// decoded is an envelope with its domain event.
 type decoded struct {
 	env   *envelope
 	event domain.Event

@@ -9,7 +9,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metricsTimeout bounds one scrape's queries.
 const metricsTimeout = 2 * time.Second
 
 // qProjectionLag reads, per projection, its checkpoint, the head position,

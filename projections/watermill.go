@@ -225,7 +225,6 @@ func decodeEvents(payload []byte) ([]*envelope, error) {
 	return batch, nil
 }
 
-// parse reads one payload line into e.
 func (e *envelope) parse(line []byte) error {
 	var f [10][]byte
 	n := 0
