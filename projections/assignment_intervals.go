@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // ClientAsOf is one of a user's customers as it stood at a moment.
@@ -60,11 +62,11 @@ func (f *stretchFold) drain(fn func(*stretch), all bool) {
 }
 
 // apply moves the fold by one event of the customer's stream.
-func (f *stretchFold) apply(c *customerState, d decoded) {
-	before := f.team
-	f.team = applyTeam(f.team, d.event, d.env.RecordedAt, d.env.Position)
-	closed, opened := stretchChanges(before, f.team)
+func (f *stretchFold) apply(d decoded) {
 	at, pos := d.env.RecordedAt, d.env.Position
+	before := f.team
+	f.team = applyTeam(f.team, d.event, at, pos)
+	closed, opened := stretchChanges(before, f.team)
 	for _, id := range closed {
 		if s := f.open[id]; s != nil {
 			s.To, s.ToPos = &at, &pos
@@ -72,8 +74,7 @@ func (f *stretchFold) apply(c *customerState, d decoded) {
 		}
 	}
 	for _, m := range opened {
-		s := &stretch{CustomerID: c.ID, TenantID: c.TenantID, UserID: m.UserID, Lead: m.Lead,
-			AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos}
+		s := &stretch{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos}
 		f.open[m.UserID] = s
 		f.all = append(f.all, s)
 	}
@@ -96,24 +97,16 @@ ORDER BY a.assigned_at DESC, a.customer_id DESC`
 // recorded at exactly at count as happened), in team order. An unknown
 // customer has an empty team.
 func (q *Queries) TeamAsOf(ctx context.Context, tenantID, customerID string, at time.Time) ([]Assignee, error) {
-	out := []Assignee{}
 	if !isUUID(customerID) {
-		return out, nil
+		return []Assignee{}, nil
 	}
-	rows, err := q.pool.Query(ctx, qTeamAsOf, tenantID, customerID, at)
-	if err != nil {
-		return nil, fmt.Errorf("team as of: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Assignee, error) {
 		var a Assignee
-		if err := rows.Scan(&a.UserID, &a.Name, &a.Lead, &a.AssignedAt); err != nil {
-			return nil, fmt.Errorf("team as of: %w", err)
-		}
+		err := row.Scan(&a.UserID, &a.Name, &a.Lead, &a.AssignedAt)
 		a.AssignedAt = a.AssignedAt.UTC()
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+		return a, err
+	}, qTeamAsOf, tenantID, customerID, at)
+	if err != nil {
 		return nil, fmt.Errorf("team as of: %w", err)
 	}
 	return out, nil
@@ -124,24 +117,16 @@ func (q *Queries) TeamAsOf(ctx context.Context, tenantID, customerID string, at 
 // paginated: a user's customers at one moment are a bounded set. Hydrate
 // with CustomersByID for the customers' current details.
 func (q *Queries) ClientsAsOf(ctx context.Context, tenantID, userID string, at time.Time) ([]ClientAsOf, error) {
-	out := []ClientAsOf{}
 	if !isUUID(userID) {
-		return out, nil
+		return []ClientAsOf{}, nil
 	}
-	rows, err := q.pool.Query(ctx, qClientsAsOf, tenantID, userID, at)
-	if err != nil {
-		return nil, fmt.Errorf("clients as of: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (ClientAsOf, error) {
 		var c ClientAsOf
-		if err := rows.Scan(&c.CustomerID, &c.Lead, &c.AssignedAt); err != nil {
-			return nil, fmt.Errorf("clients as of: %w", err)
-		}
+		err := row.Scan(&c.CustomerID, &c.Lead, &c.AssignedAt)
 		c.AssignedAt = c.AssignedAt.UTC()
-		out = append(out, c)
-	}
-	if err := rows.Err(); err != nil {
+		return c, err
+	}, qClientsAsOf, tenantID, userID, at)
+	if err != nil {
 		return nil, fmt.Errorf("clients as of: %w", err)
 	}
 	return out, nil

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -131,9 +132,9 @@ func assigneesJSON(as []storedAssignee) rawJSON {
 // customerItemColumns reads a CustomerItem from customer_list aliased c.
 // The assignees get their users' current names, in team order, each by its
 // primary key (a join let the planner hash all of users for every row: 30
-// ms a page at 10,000 users). Its groups
-// are joined with the groups read model's current names, live
-// groups only (a deleted group's memberships stay in customer_groups).
+// ms a page at 10,000 users). Its groups are joined with the groups read
+// model's current names, live groups only (a deleted group's memberships
+// stay in customer_groups).
 const customerItemColumns = `c.customer_id::text, c.first_name, c.last_name, c.email, c.phone, c.external_id,
        c.status, c.created_at, c.version,
        (SELECT coalesce(jsonb_agg(a.x || jsonb_build_object('name',
@@ -161,6 +162,9 @@ func scanCustomerItem(row pgx.Row, extra ...any) (CustomerItem, error) {
 	}
 	return it, nil
 }
+
+// customerItemOf is scanCustomerItem for queryAll.
+func customerItemOf(row pgx.CollectableRow) (CustomerItem, error) { return scanCustomerItem(row) }
 
 // searchCond is the condition that customer_list c's row matches the LIKE
 // pattern in parameter param.
@@ -208,22 +212,11 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	}
 	sql := `SELECT ` + customerItemColumns + ` FROM ` + from + ` WHERE ` + strings.Join(conds, " AND ") +
 		` ORDER BY ` + created + `, ` + id + ` LIMIT ` + args.add(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
+	items, err := queryAll(ctx, q.pool, customerItemOf, sql, args...)
 	if err != nil {
 		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
 	}
-	defer rows.Close()
-	page := Page[CustomerItem]{Items: []CustomerItem{}}
-	for rows.Next() {
-		it, err := scanCustomerItem(rows)
-		if err != nil {
-			return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
-		}
-		page.Items = append(page.Items, it)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
-	}
+	page := Page[CustomerItem]{Items: items}
 	if len(page.Items) > limit {
 		page.Items = page.Items[:limit]
 		last := page.Items[limit-1]
@@ -236,16 +229,19 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 // f, and names its order columns (created, id); ok is false when f can
 // match nothing (a malformed user ID).
 func customerQuery(tenantID string, f CustomerFilter) (from string, conds []string, args sqlArgs, created, id string, ok bool) {
+	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
+	if (byUser && !isUUID(f.AssignedUser)) || (f.Group != "" && !isUUID(f.Group)) {
+		return "", nil, nil, "", "", false
+	}
 	conds = []string{"c.tenant_id = " + args.add(tenantID)}
 	agrees := func(user string) string {
 		b, _ := json.Marshal([]map[string]string{{"user_id": user}})
 		return string(b)
 	}
-	switch f.AssignedUser {
-	case "":
-	case "none":
+	switch {
+	case f.AssignedUser == "none":
 		conds = append(conds, "c.unassigned")
-	default:
+	case byUser:
 		// The user's customers come from my_clients (below); the row's own
 		// column must agree, so the answer is consistent with what it shows.
 		conds = append(conds, "c.assignees @> "+args.add(agrees(f.AssignedUser))+"::jsonb")
@@ -257,16 +253,9 @@ func customerQuery(tenantID string, f CustomerFilter) (from string, conds []stri
 		conds = append(conds, "c.status = "+args.add(f.Status))
 	}
 	if f.Group != "" {
-		if !isUUID(f.Group) {
-			return "", nil, nil, "", "", false
-		}
 		// A deleted group has no customers any more.
 		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
 			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
-	}
-	byUser := f.AssignedUser != "" && f.AssignedUser != "none"
-	if byUser && !isUUID(f.AssignedUser) {
-		return "", nil, nil, "", "", false
 	}
 	// The list's order is created_at, then id. Filtered by an assigned user,
 	// the user's customers come from my_clients, which carries each
@@ -346,30 +335,17 @@ WHERE c.tenant_id = $1 AND c.customer_id = ANY($2::uuid[])`
 // CustomersByID returns the tenant's customers among ids, keyed by id;
 // unknown ids (and malformed ones) are absent.
 func (q *Queries) CustomersByID(ctx context.Context, tenantID string, ids []string) (map[string]CustomerItem, error) {
-	valid := ids[:0:0]
-	for _, id := range ids {
-		if isUUID(id) {
-			valid = append(valid, id)
-		}
-	}
+	valid := slices.DeleteFunc(slices.Clone(ids), func(id string) bool { return !isUUID(id) })
 	out := make(map[string]CustomerItem, len(valid))
 	if len(valid) == 0 {
 		return out, nil
 	}
-	rows, err := q.pool.Query(ctx, qCustomersByID, tenantID, valid)
+	items, err := queryAll(ctx, q.pool, customerItemOf, qCustomersByID, tenantID, valid)
 	if err != nil {
 		return nil, fmt.Errorf("customers by id: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		it, err := scanCustomerItem(rows)
-		if err != nil {
-			return nil, fmt.Errorf("customers by id: %w", err)
-		}
+	for _, it := range items {
 		out[it.ID] = it
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("customers by id: %w", err)
 	}
 	return out, nil
 }

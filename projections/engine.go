@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
@@ -81,11 +82,10 @@ func (e *engine) applyLive(ctx context.Context, tx queryer, batch []*envelope, c
 	end := batch[len(batch)-1].cursor()
 	e.wrote = make(map[string]claim, len(claims))
 	for name, c := range claims {
-		w := c
 		if c.after.Less(end) {
-			w.after = end
+			c.after = end
 		}
-		e.wrote[name] = w
+		e.wrote[name] = c
 	}
 	return nil
 }
@@ -179,7 +179,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 				}
 			}
 			for k, row := range now[t] {
-				if old, ok := c.before[t][k]; !ok || !sameRow(old, row) {
+				if old, ok := c.before[t][k]; !ok || !slices.EqualFunc(old, row, sameValue) {
 					changed[t] = append(changed[t], row)
 				}
 			}
@@ -213,9 +213,9 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 // commits the transaction while a handler runs (shutdown, ack deadline).
 type stmt struct {
 	ctes []string
-	args []any
-	// result is the statement's final SELECT (after the CTEs); it runs
-	// once, so it can set the transaction's settings.
+	args sqlArgs
+	// result is the statement's final SELECT (after the CTEs; SELECT 1
+	// when empty); it runs once, so it can set the transaction's settings.
 	result string
 }
 
@@ -228,10 +228,7 @@ type stmt struct {
 // subscriber's reads, for the length of one).
 const qAsyncCommit = `SELECT set_config('synchronous_commit', 'off', true)`
 
-func (s *stmt) arg(v any) string {
-	s.args = append(s.args, v)
-	return "$" + strconv.Itoa(len(s.args))
-}
+func (s *stmt) arg(v any) string { return s.args.add(v) }
 
 func (s *stmt) cte(q string) {
 	s.ctes = append(s.ctes, fmt.Sprintf("w%d AS (%s)", len(s.ctes), q))
@@ -241,11 +238,7 @@ func (s *stmt) exec(ctx context.Context, tx queryer) error {
 	if len(s.ctes) == 0 {
 		return nil
 	}
-	result := s.result
-	if result == "" {
-		result = "SELECT 1"
-	}
-	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\n"+result, s.args...)
+	_, err := tx.ExecContext(ctx, "WITH "+strings.Join(s.ctes, ",\n")+"\n"+cmp.Or(s.result, "SELECT 1"), s.args...)
 	return err
 }
 

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -31,18 +32,19 @@ func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member 
 		}
 		return out
 	}
-	clearLead := func(t []member) {
-		for i := range t {
-			t[i].Lead = false
+	// join adds the user to t (a new slice of without), taking the lead
+	// from the others when lead.
+	join := func(t []member, id string, lead bool) []member {
+		if lead {
+			for i := range t {
+				t[i].Lead = false
+			}
 		}
+		return append(t, member{UserID: id, Lead: lead, AssignedAt: at, Seq: pos})
 	}
 	switch e := e.(type) {
 	case domain.UserAssigned:
-		t := without(e.UserID)
-		if e.Lead {
-			clearLead(t)
-		}
-		return append(t, member{UserID: e.UserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+		return join(without(e.UserID), e.UserID, e.Lead)
 	case domain.UserUnassigned:
 		return without(e.UserID)
 	case domain.TeamLeadChanged:
@@ -52,11 +54,7 @@ func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member 
 		}
 		return t
 	case domain.TeamMemberReplaced:
-		t := without(e.UserID, e.WithUserID)
-		if e.Lead {
-			clearLead(t)
-		}
-		return append(t, member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at, Seq: pos})
+		return join(without(e.UserID, e.WithUserID), e.WithUserID, e.Lead)
 	}
 	return team
 }
@@ -94,11 +92,7 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 	case domain.CustomerBlocked:
 		c.StatusBeforeBlock, c.Status = c.Status, string(domain.CustomerStatusBlocked)
 	case domain.CustomerUnblocked:
-		c.Status = c.StatusBeforeBlock
-		if c.Status == "" {
-			c.Status = string(domain.CustomerStatusActive)
-		}
-		c.StatusBeforeBlock = ""
+		c.Status, c.StatusBeforeBlock = cmp.Or(c.StatusBeforeBlock, string(domain.CustomerStatusActive)), ""
 	case domain.CustomerAddedToGroup:
 		if !slices.Contains(c.Groups, e.GroupID) {
 			c.Groups = append(slices.Clip(c.Groups), e.GroupID)
@@ -120,10 +114,9 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 // created reports whether the customer's creation event has been applied.
 func (c *customerState) created() bool { return !c.CreatedAt.IsZero() }
 
-// stretch is one assignment_intervals row.
+// stretch is one member's stretch on a customer's team: an
+// assignment_intervals row without the customer's IDs.
 type stretch struct {
-	CustomerID string
-	TenantID   string
 	UserID     string
 	Lead       bool
 	AssignedAt time.Time
@@ -138,23 +131,19 @@ type stretch struct {
 // stretches: a member whose place changed in any way (left, lead flag,
 // re-assigned) ends its stretch, and its new place starts one.
 func stretchChanges(before, after []member) (closed []string, opened []member) {
-	same := func(a, b member) bool {
-		return a.Lead == b.Lead && a.AssignedAt.Equal(b.AssignedAt) && a.Seq == b.Seq
-	}
-	find := func(t []member, id string) (member, bool) {
-		i := slices.IndexFunc(t, func(m member) bool { return m.UserID == id })
-		if i < 0 {
-			return member{}, false
-		}
-		return t[i], true
+	// kept reports whether team t has m in the same place.
+	kept := func(m member, t []member) bool {
+		return slices.ContainsFunc(t, func(n member) bool {
+			return n.UserID == m.UserID && n.Lead == m.Lead && n.AssignedAt.Equal(m.AssignedAt) && n.Seq == m.Seq
+		})
 	}
 	for _, m := range before {
-		if n, ok := find(after, m.UserID); !ok || !same(m, n) {
+		if !kept(m, after) {
 			closed = append(closed, m.UserID)
 		}
 	}
 	for _, n := range after {
-		if m, ok := find(before, n.UserID); !ok || !same(m, n) {
+		if !kept(n, before) {
 			opened = append(opened, n)
 		}
 	}
@@ -177,8 +166,6 @@ var teamEventTypes = []string{
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 }
 
-func isTeamEvent(d decoded) bool { return slices.Contains(teamEventTypes, d.env.Type) }
-
 // foldCustomer is one customer being folded.
 type foldCustomer struct {
 	state     customerState
@@ -191,8 +178,8 @@ type foldCustomer struct {
 
 // advance applies d, the event after fc's version, to the fold.
 func (fc *foldCustomer) advance(d decoded) {
-	fc.stretches.apply(&fc.state, d)
-	if isTeamEvent(d) {
+	fc.stretches.apply(d)
+	if slices.Contains(teamEventTypes, d.env.Type) {
 		// The stretch fold has just evolved the same team with applyTeam,
 		// which never changes the slice it is given: share it rather than
 		// compute it twice.
@@ -203,7 +190,6 @@ func (fc *foldCustomer) advance(d decoded) {
 	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
 }
 
-// decoded is an envelope with its domain event.
 type decoded struct {
 	env   *envelope
 	event domain.Event

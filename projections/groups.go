@@ -3,6 +3,8 @@ package projections
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Group is a group as GET /v1/groups shows it.
@@ -28,11 +30,9 @@ func groupsProjection() *projection {
 SELECT e.tenant_id, (e.data->>'group_id')::uuid, e.position, e.data->>'name', e.type = 'GroupDeleted', e.recorded_at
 FROM events e
 WHERE e.type IN ('GroupCreated', 'GroupRenamed', 'GroupDeleted') AND %s`,
-		deriveTypes: groupEventTypes,
+		deriveTypes: []string{"GroupCreated", "GroupRenamed", "GroupDeleted"},
 	}
 }
-
-var groupEventTypes = []string{"GroupCreated", "GroupRenamed", "GroupDeleted"}
 
 // qGroupNow is a group's latest row (name, deleted), for the group cg's
 // group_id: a LATERAL subquery of the queries joining customer_groups cg.
@@ -69,20 +69,12 @@ func (q *Queries) Group(ctx context.Context, tenantID, groupID string) (Group, e
 }
 
 func (q *Queries) groups(ctx context.Context, tenantID string, id *string) ([]Group, error) {
-	rows, err := q.pool.Query(ctx, qGroupsList, tenantID, id)
-	if err != nil {
-		return nil, fmt.Errorf("list groups: %w", err)
-	}
-	defer rows.Close()
-	out := []Group{}
-	for rows.Next() {
+	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Group, error) {
 		var g Group
-		if err := rows.Scan(&g.ID, &g.Name, &g.Customers); err != nil {
-			return nil, fmt.Errorf("list groups: %w", err)
-		}
-		out = append(out, g)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&g.ID, &g.Name, &g.Customers)
+		return g, err
+	}, qGroupsList, tenantID, id)
+	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
 	return out, nil

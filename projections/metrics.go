@@ -4,11 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metricsTimeout bounds one scrape's queries.
 const metricsTimeout = 2 * time.Second
 
 // qProjectionLag reads, per projection, its checkpoint, the head position,
@@ -55,11 +55,9 @@ func (r *Runner) Collector() prometheus.Collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- c.position
-	ch <- c.lag
-	ch <- c.lagSecs
-	ch <- c.up
-	ch <- c.folded
+	for _, d := range []*prometheus.Desc{c.position, c.lag, c.lagSecs, c.up, c.folded} {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -68,31 +66,25 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.folded, prometheus.CounterValue, float64(st.Read), "read")
 	ctx, cancel := context.WithTimeout(context.Background(), metricsTimeout)
 	defer cancel()
+	var name string
+	var pos, head int64
+	var oldest *time.Time
 	rows, err := c.pool.Query(ctx, qProjectionLag, c.names)
-	if err != nil {
-		ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-		return
-	}
-	defer rows.Close()
-	now := time.Now()
-	for rows.Next() {
-		var name string
-		var pos, head int64
-		var oldest *time.Time
-		if err := rows.Scan(&name, &pos, &head, &oldest); err != nil {
-			ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, 0)
-			return
-		}
-		lagSecs := 0.0
-		if oldest != nil {
-			lagSecs = max(now.Sub(*oldest).Seconds(), 0)
-		}
-		ch <- prometheus.MustNewConstMetric(c.position, prometheus.GaugeValue, float64(pos), name)
-		ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(head-pos, 0)), name)
-		ch <- prometheus.MustNewConstMetric(c.lagSecs, prometheus.GaugeValue, lagSecs, name)
+	if err == nil {
+		now := time.Now()
+		_, err = pgx.ForEachRow(rows, []any{&name, &pos, &head, &oldest}, func() error {
+			lagSecs := 0.0
+			if oldest != nil {
+				lagSecs = max(now.Sub(*oldest).Seconds(), 0)
+			}
+			ch <- prometheus.MustNewConstMetric(c.position, prometheus.GaugeValue, float64(pos), name)
+			ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, float64(max(head-pos, 0)), name)
+			ch <- prometheus.MustNewConstMetric(c.lagSecs, prometheus.GaugeValue, lagSecs, name)
+			return nil
+		})
 	}
 	up := 1.0
-	if rows.Err() != nil {
+	if err != nil {
 		up = 0
 	}
 	ch <- prometheus.MustNewConstMetric(c.up, prometheus.GaugeValue, up)

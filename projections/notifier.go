@@ -64,23 +64,19 @@ type subscriberWake struct {
 	own []string
 }
 
-// newNotifier returns a notifier with a subscriber broadcast per engine,
-// each engine given by the names of its projections.
-func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, engines [][]string) *notifier {
+// newNotifier returns a notifier with a subscriber broadcast per engine.
+func newNotifier(connConfig *pgx.ConnConfig, log *slog.Logger, engines [][]*projection) *notifier {
 	n := &notifier{
 		connConfig:  connConfig,
 		log:         log,
 		retry:       time.Second,
 		checkpoints: newBroadcast(),
 	}
-	for _, own := range engines {
-		n.subscribers = append(n.subscribers, subscriberWake{b: newBroadcast(), own: own})
+	for _, ps := range engines {
+		n.subscribers = append(n.subscribers, subscriberWake{b: newBroadcast(), own: names(ps)})
 	}
 	return n
 }
-
-// subscriber is the broadcast the engine of index i waits on.
-func (n *notifier) subscriber(i int) *broadcast { return n.subscribers[i].b }
 
 // run listens until ctx ends, reconnecting after failures. After every
 // (re)connect both broadcasts fire: notifications sent while no one listened
@@ -120,9 +116,7 @@ func (n *notifier) listen(ctx context.Context) error {
 		}
 	}
 	n.checkpoints.signal()
-	for _, s := range n.subscribers {
-		s.b.signal()
-	}
+	n.newEvents()
 	for {
 		note, err := conn.WaitForNotification(ctx)
 		if err != nil {
@@ -223,13 +217,11 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 			b.eager = 0
 		}
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
 	select {
 	case <-ch:
 		b.woken, b.eager = true, 0
 		return b.wokenDelay()
-	case <-t.C:
+	case <-time.After(wait):
 	case <-b.ctx.Done():
 	}
 	return 0

@@ -1,12 +1,14 @@
 package projections
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/keyring"
@@ -35,6 +37,16 @@ func NewQueries(pool *pgxpool.Pool, keys *keyring.Keyring) *Queries {
 	return &Queries{pool: pool, keys: keys}
 }
 
+// queryAll runs a query and returns its rows made by scan: an empty slice,
+// not nil, when there are none (the lists answer [] in JSON).
+func queryAll[T any](ctx context.Context, pool *pgxpool.Pool, scan pgx.RowToFunc[T], q string, args ...any) ([]T, error) {
+	rows, err := pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, scan)
+}
+
 // encodeCursor makes an opaque cursor of a list's sort key. kind keeps a
 // cursor of one list from being accepted by another.
 func encodeCursor(kind string, key any) string {
@@ -57,10 +69,7 @@ func decodeCursor(kind, cursor string, key any) error {
 		K string          `json:"k"`
 		V json.RawMessage `json:"v"`
 	}
-	if err := json.Unmarshal(b, &c); err != nil || c.K != kind {
-		return ErrBadCursor
-	}
-	if err := json.Unmarshal(c.V, key); err != nil {
+	if err := json.Unmarshal(b, &c); err != nil || c.K != kind || json.Unmarshal(c.V, key) != nil {
 		return ErrBadCursor
 	}
 	return nil
@@ -86,10 +95,4 @@ func uid(s string) [16]byte {
 
 // isUUID reports whether s is a UUID in its canonical form, so a malformed
 // ID from a URL finds nothing instead of failing a uuid cast.
-func isUUID(s string) bool {
-	if len(s) != 36 {
-		return false
-	}
-	_, err := uuid.Parse(s)
-	return err == nil
-}
+func isUUID(s string) bool { return len(s) == 36 && uuid.Validate(s) == nil }

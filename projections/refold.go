@@ -5,9 +5,9 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -89,16 +89,11 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 	if err != nil {
 		return nil, err
 	}
-	var ids []string
 	byID := map[string][]decoded{}
 	for _, d := range ds {
-		id := d.env.StreamID
-		if _, ok := byID[id]; !ok {
-			ids = append(ids, id)
-		}
-		byID[id] = append(byID[id], d)
+		byID[d.env.StreamID] = append(byID[d.env.StreamID], d)
 	}
-	sort.Strings(ids)
+	ids := slices.Sorted(maps.Keys(byID))
 	if cache.customers == nil || len(cache.customers) > maxFoldCache {
 		cache.customers = map[string]*foldEntry{}
 	}
@@ -108,57 +103,46 @@ func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envel
 	var out []foldedCustomer
 	var unknown []string
 	for _, id := range ids {
-		c, ok, err := advanceCached(cache, id, byID[id])
-		if err != nil {
-			return nil, err
-		}
-		if !ok {
+		if c, ok := advanceCached(cache, id, byID[id]); !ok {
 			unknown = append(unknown, id)
 		} else if c != nil {
 			out = append(out, *c)
 		}
 	}
-	fromBatch := len(ids) - len(unknown)
-	if len(unknown) > 0 {
-		fresh, read, err := foldNew(ctx, tx, folds, unknown, byID)
+	fresh, read, err := foldNew(ctx, tx, folds, unknown, byID)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, fresh...)
+	if len(read) > 0 {
+		got, err := readFolds(ctx, tx, folds, read, cache)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, fresh...)
-		fromBatch += len(fresh)
-		if len(read) > 0 {
-			got, err := readFolds(ctx, tx, folds, read, cache)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, got...)
-		}
+		out = append(out, got...)
 	}
-	cache.counts.add(fromBatch, len(ids)-fromBatch)
+	cache.counts.add(len(ids)-len(read), len(read))
 	return out, nil
 }
 
 // advanceCached folds the customer's batch events (in stream order) into
 // its cache entry when they carry on from it: ok is false when they cannot
-// (no entry, a version missing from the batch, an unknown user's name), and
-// the entry is then left as it was. A nil customer with ok means the batch
+// (no entry, or a version missing from the batch), and the entry is then
+// left as it was. A nil customer with ok means the batch
 // holds nothing past the entry.
-func advanceCached(cache *foldCache, id string, events []decoded) (c *foldedCustomer, ok bool, err error) {
+func advanceCached(cache *foldCache, id string, events []decoded) (c *foldedCustomer, ok bool) {
 	entry, found := cache.customers[id]
 	if !found || entry.fold.frozen {
-		return nil, false, nil
+		return nil, false
 	}
 	next, ok := carryOn(entry.fold.state.Version, events)
-	if !ok {
-		return nil, false, nil
-	}
-	if len(next) == 0 {
-		return nil, true, nil
+	if !ok || len(next) == 0 {
+		return nil, ok
 	}
 	for _, d := range next {
 		entry.fold.advance(d)
 	}
-	return &foldedCustomer{fold: entry.fold, before: entry.rows}, true, nil
+	return &foldedCustomer{fold: entry.fold, before: entry.rows}, true
 }
 
 // carryOn returns the events past version v when they follow on from it
@@ -241,13 +225,9 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 		exists = append(exists, fmt.Sprintf("EXISTS (SELECT 1 FROM %s v WHERE v.customer_id = w.id)",
 			pgx.Identifier{p.fold.versionTable}.Sanitize()))
 	}
-	known, err := stringsOf(ctx, tx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE `+strings.Join(exists, " OR "), candidates)
+	applied, err := stringSet(ctx, tx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE `+strings.Join(exists, " OR "), candidates)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read applied customers: %w", err)
-	}
-	applied := make(map[string]bool, len(known))
-	for _, id := range known {
-		applied[id] = true
 	}
 	for _, id := range candidates {
 		next, ok := carryOn(0, byID[id])
@@ -264,19 +244,20 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 	return out, read, nil
 }
 
-func stringsOf(ctx context.Context, tx queryer, q string, args ...any) ([]string, error) {
+// stringSet runs a query of one text column and returns its values as a set.
+func stringSet(ctx context.Context, tx queryer, q string, args ...any) (map[string]bool, error) {
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []string
+	out := map[string]bool{}
 	for rows.Next() {
 		var s string
 		if err := rows.Scan(&s); err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out[s] = true
 	}
 	return out, rows.Err()
 }
@@ -303,12 +284,10 @@ func readFolds(ctx context.Context, tx queryer, folds []*projection, ids []strin
 	for _, id := range stale {
 		delete(cache.customers, id)
 	}
-	again, stale, err := readFoldsFrom(ctx, tx, folds, stale, cache)
+	// Without cache entries, none of them can turn out stale again.
+	again, _, err := readFoldsFrom(ctx, tx, folds, stale, cache)
 	if err != nil {
 		return nil, err
-	}
-	if len(stale) > 0 {
-		return nil, fmt.Errorf("customers %v: applied versions moved while being read", stale)
 	}
 	return append(got, again...), nil
 }
@@ -340,22 +319,6 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		applied = make([]int64, len(folds))
 		skip    string // a stale customer's id, whose rows are ignored
 	)
-	// collectAt adds to cur's before rows those of the projections that
-	// had applied exactly the fold's version.
-	collectAt := func() error {
-		for i, p := range folds {
-			if applied[i] == cur.fold.state.Version && applied[i] > 0 {
-				rs, err := rowsOf(tables, []*projection{p}, cur.fold)
-				if err != nil {
-					return err
-				}
-				for t, r := range rs {
-					cur.before[t] = r
-				}
-			}
-		}
-		return nil
-	}
 	finish := func() error {
 		if cur == nil {
 			return nil
@@ -408,9 +371,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			continue
 		}
 		fc := cur.fold
-		if fc.state.TenantID == "" {
-			fc.state.TenantID = tenant.String
-		}
+		fc.state.TenantID = cmp.Or(fc.state.TenantID, tenant.String)
 		if fc.frozen || version.Int64 != fc.state.Version+1 {
 			fc.frozen = true
 			continue
@@ -421,8 +382,17 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			return nil, nil, err
 		}
 		fc.advance(d)
-		if err := collectAt(); err != nil {
-			return nil, nil, err
+		// The before rows are those of the projections that had applied
+		// exactly this version.
+		for i, p := range folds {
+			if applied[i] != fc.state.Version {
+				continue
+			}
+			rs, err := rowsOf(tables, []*projection{p}, fc)
+			if err != nil {
+				return nil, nil, err
+			}
+			maps.Copy(cur.before, rs)
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -89,19 +89,8 @@ func rowKey(t *table, row []any) (string, error) {
 
 func (t *table) isKey(column string) bool { return slices.Contains(t.key, column) }
 
-// sameRow reports whether two rows of a table hold the same values.
-func sameRow(a, b []any) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for j := range a {
-		if !sameValue(a[j], b[j]) {
-			return false
-		}
-	}
-	return true
-}
-
+// sameValue reports whether two values of a row's column are the same
+// (rows are compared with slices.EqualFunc(a, b, sameValue)).
 func sameValue(a, b any) bool {
 	switch x := a.(type) {
 	case time.Time:

@@ -1,6 +1,7 @@
 package projections
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,11 +10,13 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v3/pkg/sql"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 
@@ -105,9 +108,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log
 	if err != nil {
 		return nil, err
 	}
-	if log == nil {
-		log = slog.Default()
-	}
+	log = cmp.Or(log, slog.Default())
 	return &Runner{
 		pool:        pool,
 		store:       store,
@@ -115,7 +116,7 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log
 		log:         log,
 		cfg:         cfg,
 		projections: ps,
-		notifier:    newNotifier(pool.Config().ConnConfig, log, engineNames(ps)),
+		notifier:    newNotifier(pool.Config().ConnConfig, log, engines(ps)),
 	}, nil
 }
 
@@ -128,10 +129,8 @@ func (r *Runner) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	// Projection transactions commit without waiting for their WAL flush:
-	// read models and their checkpoints commit together, so a crash can only
-	// lose both, and the lost events are then simply applied again. Waiting
-	// would put every projection commit's fsync on the commands' path.
+	// Projection transactions commit without waiting for their WAL flush,
+	// as each live batch also asks for itself (qAsyncCommit says why).
 	cfg := r.pool.Config().Copy()
 	cfg.ConnConfig.RuntimeParams["synchronous_commit"] = "off"
 	// Batch statements are short; JIT compilation costs them more than it
@@ -151,12 +150,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	// database's notification, coalesced, is for other processes'.
 	defer r.store.OnAppend(func(int64) { r.notifier.newEvents() })()
 
-	listenDone := make(chan struct{})
-	go func() {
-		defer close(listenDone)
-		r.notifier.run(ctx)
-	}()
-	defer func() { <-listenDone }()
+	var listener sync.WaitGroup
+	defer listener.Wait()
+	listener.Go(func() { r.notifier.run(ctx) })
 
 	wlog := watermill.NewSlogLogger(r.log.With(slog.String("component", "watermill")))
 	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: r.cfg.closeTimeout}, wlog)
@@ -178,7 +174,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			RetryInterval:  r.cfg.retryInterval,
 			ResendInterval: r.cfg.retryInterval,
 			BackoffManager: &wakeBackoff{
-				ctx: ctx, events: r.notifier.subscriber(i), fallback: r.cfg.pollInterval,
+				ctx: ctx, events: r.notifier.subscribers[i].b, fallback: r.cfg.pollInterval,
 				retry: r.cfg.retryInterval, log: r.log.With(slog.String("engine", group)), full: schema.full,
 			},
 			SchemaAdapter:  schema,
@@ -241,14 +237,6 @@ func engines(ps []*projection) [][]*projection {
 	return out
 }
 
-func engineNames(ps []*projection) [][]string {
-	var out [][]string
-	for _, g := range engines(ps) {
-		out = append(out, names(g))
-	}
-	return out
-}
-
 // handler applies a batch, which is one message (see eventsSchema), inside
 // the subscriber's transaction. Its reads take no transaction id; its one
 // write statement takes it right before the commit, so the transaction
@@ -305,21 +293,14 @@ func checkpoints(ctx context.Context, pool *pgxpool.Pool, names []string) (map[s
 	if err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
-	defer rows.Close()
 	out := make(map[string]eventstore.Cursor, len(names))
-	for rows.Next() {
-		var name, txid string
-		var pos int64
-		if err := rows.Scan(&name, &txid, &pos); err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
+	var name, txid string
+	var pos int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &txid, &pos}, func() error {
 		id, err := strconv.ParseUint(txid, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("read checkpoints: %w", err)
-		}
 		out[name] = eventstore.Cursor{TransactionID: id, Position: pos}
-	}
-	if err := rows.Err(); err != nil {
+		return err
+	}); err != nil {
 		return nil, fmt.Errorf("read checkpoints: %w", err)
 	}
 	return out, nil
@@ -395,14 +376,11 @@ func (r *Runner) WaitFor(ctx context.Context, position int64, names ...string) e
 		if len(pending) == 0 {
 			return nil
 		}
-		t := time.NewTimer(r.cfg.recheck)
 		select {
 		case <-woken:
-		case <-t.C:
+		case <-time.After(r.cfg.recheck):
 		case <-ctx.Done():
-			t.Stop()
 			return &WaitTimeoutError{Position: position, Pending: pending, Err: ctx.Err()}
 		}
-		t.Stop()
 	}
 }

@@ -45,9 +45,8 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // checkpoint, reads the events after the earliest of them, and returns
 // them as one row, which becomes one message whose payload is the events
 // (one line each, see eventFieldsAll) and whose metadata carries the claims
-// as JSON. The engine
-// applies a batch at once, in one statement; a message per event would only
-// add a hand-over between goroutines per event.
+// as JSON. The engine applies a batch at once, in one statement; a message
+// per event would only add a hand-over between goroutines per event.
 //
 // The batch size adapts to the backlog: a batch that came back full and
 // was applied quickly doubles the next one's limit (up to maxBatch), a slow
@@ -56,7 +55,7 @@ var ErrPublishNotSupported = errors.New("projections: the events topic is writte
 // costs a few large transactions rather than many small ones.
 type eventsSchema struct {
 	// events are the fields of each event the batch carries (see
-	// eventFields): an engine of derived projections reads rows from the
+	// eventFieldsAll): an engine of derived projections reads rows from the
 	// events table itself and needs only cursors and types.
 	events   string
 	minBatch int
@@ -150,10 +149,11 @@ func (*eventsSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
 	return wsql.Query{}, ErrPublishNotSupported
 }
 
-// batchClaim is one claim of a batch message's metadata.
+// batchClaim is one claim of a batch message's metadata; the query sends
+// the transaction id (xid8) as text.
 type batchClaim struct {
 	Group         string `json:"g"`
-	TransactionID string `json:"x"`
+	TransactionID uint64 `json:"x,string"`
 	Position      int64  `json:"p"`
 	Epoch         int64  `json:"e"`
 }
@@ -196,11 +196,7 @@ func decodeBatch(msg *message.Message) ([]*envelope, map[string]claim, error) {
 	}
 	claims := make(map[string]claim, len(cs))
 	for _, c := range cs {
-		txid, err := strconv.ParseUint(c.TransactionID, 10, 64)
-		if err != nil {
-			return nil, nil, fmt.Errorf("claim of %s: transaction id: %w", c.Group, err)
-		}
-		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: txid, Position: c.Position}, tablesEpoch: c.Epoch}
+		claims[c.Group] = claim{after: eventstore.Cursor{TransactionID: c.TransactionID, Position: c.Position}, tablesEpoch: c.Epoch}
 	}
 	return batch, claims, nil
 }
@@ -229,17 +225,15 @@ func decodeEvents(payload []byte) ([]*envelope, error) {
 	return batch, nil
 }
 
-// parse reads one payload line into e.
 func (e *envelope) parse(line []byte) error {
 	var f [10][]byte
 	n := 0
-	for n < len(f)-1 {
+	for ; n < len(f)-1; n++ {
 		v, rest, ok := bytes.Cut(line, []byte{'\t'})
 		if !ok {
 			break
 		}
 		f[n], line = v, rest
-		n++
 	}
 	f[n] = line
 	n++
