@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/assignment-ledger/ledger/keyring"
 )
 
@@ -108,53 +110,29 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 		conds = append(conds, "a.type = "+args.add(f.Type))
 	}
 	sql := qAuditPage + strings.Join(conds, " AND ") + " ORDER BY a.position LIMIT " + args.add(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
-	if err != nil {
-		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (AuditEntry, error) {
 		var e AuditEntry
 		var data, wrapped []byte
 		var schema int32
-		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
+		if err := row.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
 			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data, &schema, &wrapped, &e.Erased); err != nil {
-			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
+			return e, err
 		}
-		if _, data, _, err = q.keys.Open(e.Type, int(schema), data, wrapped); err != nil {
-			return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
-		}
-		e.At, e.Data = e.At.UTC(), data
-		page.Items = append(page.Items, e)
-	}
-	if err := rows.Err(); err != nil {
+		_, opened, _, err := q.keys.Open(e.Type, int(schema), data, wrapped)
+		e.At, e.Data = e.At.UTC(), opened
+		return e, err
+	}, sql, args...)
+	if err != nil {
 		return Page[AuditEntry]{}, fmt.Errorf("audit log: %w", err)
 	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		page.NextCursor = encodeCursor("audit", page.Items[limit-1].Position)
-	}
-	return page, nil
+	return pageOf(items, limit, "audit", func(last AuditEntry) any { return last.Position }), nil
 }
 
 // EachAudit calls fn for every entry matching f, oldest first, page by page
 // (constant memory, no statement held open while fn writes). It stops at
 // fn's first error and returns it.
 func (q *Queries) EachAudit(ctx context.Context, tenantID string, f AuditFilter, fn func(AuditEntry) error) error {
-	cursor := ""
-	for {
-		page, err := q.Audit(ctx, tenantID, f, eachPageSize, cursor)
-		if err != nil {
-			return err
-		}
-		for _, e := range page.Items {
-			if err := fn(e); err != nil {
-				return err
-			}
-		}
-		if page.NextCursor == "" {
-			return nil
-		}
-		cursor = page.NextCursor
-	}
+	return eachItem(func(cursor string) (Page[AuditEntry], error) {
+		return q.Audit(ctx, tenantID, f, eachPageSize, cursor)
+	}, fn)
 }

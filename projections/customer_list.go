@@ -216,13 +216,9 @@ func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilt
 	if err != nil {
 		return Page[CustomerItem]{}, fmt.Errorf("list customers: %w", err)
 	}
-	page := Page[CustomerItem]{Items: items}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor("customers", customerCursor{CreatedAt: last.CreatedAt, ID: last.ID})
-	}
-	return page, nil
+	return pageOf(items, limit, "customers", func(last CustomerItem) any {
+		return customerCursor{CreatedAt: last.CreatedAt, ID: last.ID}
+	}), nil
 }
 
 // customerQuery builds the FROM and WHERE of the customer list filtered by
@@ -311,22 +307,9 @@ const eachPageSize = 1000
 // page by page so that memory stays constant and no query is held open while
 // fn writes. It stops at fn's first error and returns it.
 func (q *Queries) EachCustomer(ctx context.Context, tenantID string, f CustomerFilter, fn func(CustomerItem) error) error {
-	cursor := ""
-	for {
-		page, err := q.Customers(ctx, tenantID, f, eachPageSize, cursor)
-		if err != nil {
-			return err
-		}
-		for _, it := range page.Items {
-			if err := fn(it); err != nil {
-				return err
-			}
-		}
-		if page.NextCursor == "" {
-			return nil
-		}
-		cursor = page.NextCursor
-	}
+	return eachItem(func(cursor string) (Page[CustomerItem], error) {
+		return q.Customers(ctx, tenantID, f, eachPageSize, cursor)
+	}, fn)
 }
 
 const qCustomersByID = `SELECT ` + customerItemColumns + ` FROM customer_list c

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // MyClient is one of a user's customers: the customer as the list shows it,
@@ -75,27 +77,16 @@ func (q *Queries) MyClients(ctx context.Context, tenantID, userID, search string
 	}
 	sql := qMyClientsPage + strings.Join(conds, " AND ") +
 		" ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT " + args.add(limit+1)
-	rows, err := q.pool.Query(ctx, sql, args...)
+	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (MyClient, error) {
+		var mc MyClient
+		it, err := scanCustomerItem(row, &mc.Lead, &mc.AssignedAt)
+		mc.CustomerItem, mc.AssignedAt = it, mc.AssignedAt.UTC()
+		return mc, err
+	}, sql, args...)
 	if err != nil {
 		return Page[MyClient]{}, fmt.Errorf("my clients: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var mc MyClient
-		it, err := scanCustomerItem(rows, &mc.Lead, &mc.AssignedAt)
-		if err != nil {
-			return Page[MyClient]{}, fmt.Errorf("my clients: %w", err)
-		}
-		mc.CustomerItem, mc.AssignedAt = it, mc.AssignedAt.UTC()
-		page.Items = append(page.Items, mc)
-	}
-	if err := rows.Err(); err != nil {
-		return Page[MyClient]{}, fmt.Errorf("my clients: %w", err)
-	}
-	if len(page.Items) > limit {
-		page.Items = page.Items[:limit]
-		last := page.Items[limit-1]
-		page.NextCursor = encodeCursor("my_clients", myClientsCursor{AssignedAt: last.AssignedAt, ID: last.ID})
-	}
-	return page, nil
+	return pageOf(items, limit, "my_clients", func(last MyClient) any {
+		return myClientsCursor{AssignedAt: last.AssignedAt, ID: last.ID}
+	}), nil
 }

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Notification types.
@@ -96,21 +98,14 @@ func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, li
 	if err := q.pool.QueryRow(ctx, qNotificationsUnread, tenantID, userID).Scan(&unread); err != nil {
 		return 0, nil, fmt.Errorf("count unread notifications: %w", err)
 	}
-	rows, err := q.pool.Query(ctx, qNotificationsList, tenantID, userID, limit, before)
-	if err != nil {
-		return 0, nil, fmt.Errorf("list notifications: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
+	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Notification, error) {
 		var n Notification
 		var pos int64
-		if err := rows.Scan(&pos, &n.Type, &n.CustomerID, &n.At, &n.Read); err != nil {
-			return 0, nil, fmt.Errorf("list notifications: %w", err)
-		}
+		err := row.Scan(&pos, &n.Type, &n.CustomerID, &n.At, &n.Read)
 		n.ID, n.At = notificationID(pos, userID), n.At.UTC()
-		items = append(items, n)
-	}
-	if err := rows.Err(); err != nil {
+		return n, err
+	}, qNotificationsList, tenantID, userID, limit, before)
+	if err != nil {
 		return 0, nil, fmt.Errorf("list notifications: %w", err)
 	}
 	return unread, items, nil

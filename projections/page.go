@@ -47,6 +47,39 @@ func queryAll[T any](ctx context.Context, pool *pgxpool.Pool, scan pgx.RowToFunc
 	return pgx.CollectRows(rows, scan)
 }
 
+// pageOf makes a page of items read with a LIMIT of limit+1: an item past
+// limit says a next page exists, starting after the last item kept, whose
+// key makes the cursor.
+func pageOf[T any](items []T, limit int, kind string, key func(T) any) Page[T] {
+	if len(items) <= limit {
+		return Page[T]{Items: items}
+	}
+	items = items[:limit]
+	return Page[T]{Items: items, NextCursor: encodeCursor(kind, key(items[limit-1]))}
+}
+
+// eachItem calls fn for every item of the pages list returns, following
+// their cursors: memory stays constant and no query is held open while fn
+// runs. It stops at fn's first error and returns it.
+func eachItem[T any](list func(cursor string) (Page[T], error), fn func(T) error) error {
+	cursor := ""
+	for {
+		page, err := list(cursor)
+		if err != nil {
+			return err
+		}
+		for _, it := range page.Items {
+			if err := fn(it); err != nil {
+				return err
+			}
+		}
+		if page.NextCursor == "" {
+			return nil
+		}
+		cursor = page.NextCursor
+	}
+}
+
 // encodeCursor makes an opaque cursor of a list's sort key. kind keeps a
 // cursor of one list from being accepted by another.
 func encodeCursor(kind string, key any) string {

@@ -96,12 +96,11 @@ func (b *rebuilder) report(n int64) {
 }
 
 const (
-	qTryAdvisory     = `SELECT pg_try_advisory_lock(hashtext($1))`
-	qUnlockAdvisory  = `SELECT pg_advisory_unlock(hashtext($1))`
-	qSnapshotXmin    = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
-	qLastBelowXmin   = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
-	qMaxPosition     = `SELECT coalesce(max(position), 0) FROM events`
-	qCountCustomerEv = `SELECT count(*) FROM events WHERE type = ANY($1)`
+	qTryAdvisory    = `SELECT pg_try_advisory_lock(hashtext($1))`
+	qUnlockAdvisory = `SELECT pg_advisory_unlock(hashtext($1))`
+	qSnapshotXmin   = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
+	qLastBelowXmin  = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
+	qMaxPosition    = `SELECT coalesce(max(position), 0) FROM events`
 	// Logged from the start: loading an UNLOGGED table and then SET LOGGED
 	// rewrites the whole heap once more (measured: twice the cost of loading
 	// a logged table). The bulk transactions commit without waiting for their
@@ -186,13 +185,10 @@ func (b *rebuilder) run(ctx context.Context) error {
 			sqls = append(sqls, p)
 		}
 	}
+	// Progress counts positions read, by each derivation and by the fold.
 	total := maxPos * int64(len(sqls))
 	if len(folds) > 0 {
-		var n int64
-		if err := b.pool.QueryRow(ctx, qCountCustomerEv, customerEventTypes).Scan(&n); err != nil {
-			return fmt.Errorf("rebuild: %w", err)
-		}
-		total += n
+		total += maxPos
 	}
 	b.total.Store(total)
 	b.report(0)
@@ -343,12 +339,14 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 	g.Go(func() error {
 		defer close(batches)
 		for lo := int64(0); lo < maxPos; lo += rebuildFoldBatch {
-			batch, err := b.readFoldBatch(gctx, lo, min(lo+rebuildFoldBatch, maxPos))
+			hi := min(lo+rebuildFoldBatch, maxPos)
+			batch, err := b.readFoldBatch(gctx, lo, hi)
 			if err != nil {
 				return err
 			}
 			select {
 			case batches <- batch:
+				b.report(hi - lo)
 			case <-gctx.Done():
 				return gctx.Err()
 			}
@@ -409,7 +407,6 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 			foldErr = sink.flushFull(gctx)
 			waitCopy += time.Since(tf)
 		}
-		b.report(int64(len(batch)))
 	}
 	tRead := time.Now()
 	if foldErr == nil {
@@ -546,31 +543,19 @@ func (b *rebuilder) index(ctx context.Context, p *projection) error {
 func (b *rebuilder) indexTable(ctx context.Context, p *projection, t string) error {
 	schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
 	id := pgx.Identifier{t}.Sanitize()
-	var constraints, indexes []string
-	rows, err := b.pool.Query(ctx, qTableConstraint, t)
-	if err != nil {
-		return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
-	}
-	for rows.Next() {
+	constraints, err := queryAll(ctx, b.pool, func(row pgx.CollectableRow) (string, error) {
 		var name, def string
-		if err := rows.Scan(&name, &def); err != nil {
-			rows.Close()
-			return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
-		}
-		constraints = append(constraints, `ALTER TABLE `+schema+`.`+id+` ADD CONSTRAINT `+pgx.Identifier{name}.Sanitize()+` `+def)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&name, &def)
+		return `ALTER TABLE ` + schema + `.` + id + ` ADD CONSTRAINT ` + pgx.Identifier{name}.Sanitize() + ` ` + def, err
+	}, qTableConstraint, t)
+	if err != nil {
 		return fmt.Errorf("rebuild %s: read constraints: %w", p.name, err)
 	}
-	irows, err := b.pool.Query(ctx, qTableIndexes, t)
+	defs, err := queryAll(ctx, b.pool, pgx.RowTo[string], qTableIndexes, t)
 	if err != nil {
 		return fmt.Errorf("rebuild %s: read indexes: %w", p.name, err)
 	}
-	defs, err := pgx.CollectRows(irows, pgx.RowTo[string])
-	if err != nil {
-		return fmt.Errorf("rebuild %s: read indexes: %w", p.name, err)
-	}
+	var indexes []string
 	for _, def := range defs {
 		live := " ON public." + t + " "
 		if !strings.Contains(def, live) {

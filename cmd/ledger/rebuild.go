@@ -17,8 +17,8 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "rebuild", "rebuild NAME|all",
 		"Rebuilds a projection (or all) from the event store beside the live tables, then swaps\n"+
 			"them in one short transaction; a running `ledger serve` keeps answering throughout.\n"+
-			"Progress counts event reads: each projection reads the events it uses, so rebuilding\n"+
-			"several counts an event once per projection (`ledger verify` counts each event once).\n"+
+			"Progress counts event reads: each derived projection reads every event and the customer\n"+
+			"projections share one read, so rebuilding several counts an event more than once.\n"+
 			"Projections: "+strings.Join(projections.AllNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
