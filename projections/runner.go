@@ -151,7 +151,10 @@ func (r *Runner) Run(ctx context.Context) error {
 	defer r.store.OnAppend(func(int64) { r.notifier.newEvents() })()
 
 	var listener sync.WaitGroup
-	defer listener.Wait()
+	defer func() {
+		cancel() // Run may end on its own (a router error) while ctx lives on
+		listener.Wait()
+	}()
 	listener.Go(func() { r.notifier.run(ctx) })
 
 	wlog := watermill.NewSlogLogger(r.log.With(slog.String("component", "watermill")))
