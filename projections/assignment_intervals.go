@@ -29,9 +29,14 @@ func assignmentIntervalsProjection() *projection {
 			rows: func(out rowSink, c *customerState) {
 				out.add("assignment_intervals_streams", uid(c.ID), c.Version)
 			},
-			stretch: func(out rowSink, c *customerState, s *stretch) {
-				out.add("assignment_intervals", uid(c.ID), s.FromPos, uid(s.UserID), uid(c.TenantID), s.Lead, s.AssignedAt,
-					s.Seq, s.From, s.To, s.ToPos)
+			stretches: func(out rowSink, c *customerState, ss []*stretch) {
+				// Parsed and boxed once for all the customer's rows: a
+				// rebuild makes over a million.
+				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
+				for _, s := range ss {
+					out.add("assignment_intervals", id, s.FromPos, uid(s.UserID), tenant, s.Lead, s.AssignedAt,
+						s.Seq, s.From, s.To, s.ToPos)
+				}
 			},
 		},
 	}
@@ -46,19 +51,21 @@ type stretchFold struct {
 
 func newStretchFold() *stretchFold { return &stretchFold{open: map[string]*stretch{}} }
 
-// drain hands closed stretches (all, with open ones too, when all is set)
-// to fn and forgets them; the bulk fold copies them as they close.
-func (f *stretchFold) drain(fn func(*stretch), all bool) {
+// takeClosed returns the closed stretches and forgets them (nil when there
+// are none); the bulk fold copies them as they close.
+func (f *stretchFold) takeClosed() []*stretch {
+	var closed []*stretch
 	kept := f.all[:0]
 	for _, s := range f.all {
-		if s.To != nil || all {
-			fn(s)
+		if s.To != nil {
+			closed = append(closed, s)
 		} else {
 			kept = append(kept, s)
 		}
 	}
 	clear(f.all[len(kept):])
 	f.all = kept
+	return closed
 }
 
 // apply moves the fold by one event of the customer's stream.

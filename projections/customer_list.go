@@ -88,13 +88,9 @@ func customerListProjection() *projection {
 					// leaves the list, its search text and its groups.
 					return
 				}
-				as := make([]storedAssignee, 0, len(c.Team))
-				for _, m := range c.Team {
-					as = append(as, storedAssignee{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt.UTC()})
-				}
 				p := c.Profile
 				out.add("customer_list", uid(c.ID), uid(c.TenantID), p.FirstName, p.LastName, p.Email, p.Phone, p.ExternalID,
-					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(as), p.Title)
+					c.Status, c.StatusBeforeBlock, c.CreatedAt, c.Version, assigneesJSON(c.Team), p.Title)
 				out.add("customer_search", uid(c.ID), uid(c.TenantID), searchText(p))
 				for _, g := range c.Groups {
 					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
@@ -110,23 +106,36 @@ func searchText(p domain.Profile) string {
 	return strings.ToLower(p.FirstName + " " + p.LastName + " " + p.Email)
 }
 
-// storedAssignee is an entry of the assignees column. Names are not
-// stored: customerItemColumns looks them up when the list is read, so a
-// renamed user shows under the new name everywhere at once, and the fold
-// needs no names.
-type storedAssignee struct {
-	UserID     string    `json:"user_id"`
-	Lead       bool      `json:"lead"`
-	AssignedAt time.Time `json:"assigned_at"`
+// assigneesJSON is the assignees column's document, the team in order:
+// [{"user_id", "lead", "assigned_at"}, ...]. Names are not stored:
+// customerItemColumns looks them up when the list is read, so a renamed
+// user shows under the new name everywhere at once, and the fold needs no
+// names. Written by hand: a rebuild makes one per customer, and
+// encoding/json took half of the customer list's rows (1.4 µs a team).
+func assigneesJSON(team []member) rawJSON {
+	b := append(make([]byte, 0, 2+100*len(team)), '[')
+	for i, m := range team {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(append(b, `{"user_id":`...), m.UserID)
+		b = strconv.AppendBool(append(b, `,"lead":`...), m.Lead)
+		b = m.AssignedAt.UTC().AppendFormat(append(b, `,"assigned_at":"`...), time.RFC3339Nano)
+		b = append(b, `"}`...)
+	}
+	return rawJSON(append(b, ']'))
 }
 
-// assigneesJSON is the assignees column's document.
-func assigneesJSON(as []storedAssignee) rawJSON {
-	b, err := json.Marshal(as)
-	if err != nil {
-		panic(fmt.Sprintf("encode assignees: %v", err)) // plain strings, bools and times always encode
+// appendJSONString appends s as a JSON string: as it is when it needs no
+// escaping (IDs always), else as encoding/json writes it.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
 	}
-	return rawJSON(b)
+	return append(append(append(b, '"'), s...), '"')
 }
 
 // customerItemColumns reads a CustomerItem from customer_list aliased c.

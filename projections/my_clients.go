@@ -28,7 +28,8 @@ func myClientsProjection() *projection {
 		fold: &foldDef{
 			versionTable: "my_clients_streams",
 			rows: func(out rowSink, c *customerState) {
-				id, tenant := uid(c.ID), uid(c.TenantID)
+				// Parsed and boxed once for all the customer's rows.
+				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
 				for _, m := range c.Team {
 					if c.Erased {
 						break // an erased customer leaves My Clients

@@ -63,9 +63,9 @@ type foldDef struct {
 	versionTable string
 	// rows gives the customer's current rows.
 	rows func(out rowSink, c *customerState)
-	// stretch, when set, gives the row of one stretch of a member on the
-	// customer's team, once it is closed or at the end.
-	stretch func(out rowSink, c *customerState, s *stretch)
+	// stretches, when set, gives the rows of stretches of members on the
+	// customer's team, once they are closed or at the end.
+	stretches func(out rowSink, c *customerState, ss []*stretch)
 }
 
 // rowSink receives a projection's rows: the engine's diff for live

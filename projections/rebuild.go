@@ -353,12 +353,6 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 		}
 		return nil
 	})
-	var stretchers []*projection
-	for _, p := range ps {
-		if p.fold.stretch != nil {
-			stretchers = append(stretchers, p)
-		}
-	}
 	customers := map[string]*foldCustomer{}
 	var foldErr error
 	t0 := time.Now()
@@ -393,14 +387,13 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 				continue
 			}
 			fc.advance(d)
-			if !hasClosed(fc.stretches) {
-				continue
-			}
-			fc.stretches.drain(func(st *stretch) {
-				for _, sp := range stretchers {
-					sp.fold.stretch(sink, &fc.state, st)
+			if closed := fc.stretches.takeClosed(); closed != nil {
+				for _, p := range ps {
+					if p.fold.stretches != nil {
+						p.fold.stretches(sink, &fc.state, closed)
+					}
 				}
-			}, false)
+			}
 		}
 		if foldErr == nil {
 			tf := time.Now()
@@ -445,10 +438,8 @@ func (b *rebuilder) emitFinal(ctx context.Context, g *errgroup.Group, sink *copy
 				out := sink.fork()
 				for k := i; k < len(customers); k += shards {
 					fc := customers[k]
-					if p.fold.stretch != nil {
-						for _, st := range fc.stretches.all {
-							p.fold.stretch(out, &fc.state, st)
-						}
+					if p.fold.stretches != nil {
+						p.fold.stretches(out, &fc.state, fc.stretches.all)
 					}
 					p.fold.rows(out, &fc.state)
 					if err := out.flushFull(ectx); err != nil {
@@ -472,17 +463,6 @@ func (b *rebuilder) emitFinal(ctx context.Context, g *errgroup.Group, sink *copy
 		})
 	}
 	return nil
-}
-
-// hasClosed reports whether drain would hand over anything but open
-// stretches.
-func hasClosed(f *stretchFold) bool {
-	for _, s := range f.all {
-		if s.To != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // foldGCPercent is the GOGC the fold runs with: it allocates fast and keeps

@@ -32,10 +32,8 @@ type foldRows map[string]map[string][]any
 func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer) (foldRows, error) {
 	out := rowCollector{tables: tables, rows: foldRows{}}
 	for _, p := range ps {
-		if p.fold.stretch != nil {
-			for _, st := range fc.stretches.all {
-				p.fold.stretch(&out, &fc.state, st)
-			}
+		if p.fold.stretches != nil {
+			p.fold.stretches(&out, &fc.state, fc.stretches.all)
 		}
 		p.fold.rows(&out, &fc.state)
 	}

@@ -1,0 +1,40 @@
+package projections
+
+import (
+	"encoding/json"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// The assignees column is written by hand; it must hold what encoding/json
+// would write, also for a user ID that needs escaping.
+func TestAssigneesJSONIsWhatEncodingJSONWrites(t *testing.T) {
+	at := time.Date(2024, 3, 1, 9, 0, 2, 120730000, time.FixedZone("x", 3600))
+	team := []member{{UserID: "605d7fad-b3e9-4388-a9b8-c95802fa1406", Lead: true, AssignedAt: at},
+		{UserID: "odd \"id\" \\ <&> \u2028 é \x01", AssignedAt: at.Add(time.Nanosecond)}}
+	type entry struct {
+		UserID     string    `json:"user_id"`
+		Lead       bool      `json:"lead"`
+		AssignedAt time.Time `json:"assigned_at"`
+	}
+	var want []entry
+	for _, m := range team {
+		want = append(want, entry{m.UserID, m.Lead, m.AssignedAt.UTC()})
+	}
+	wantDoc, _ := json.Marshal(want)
+	for _, tc := range []struct {
+		team []member
+		want string
+	}{{team, string(wantDoc)}, {nil, "[]"}} {
+		got := assigneesJSON(tc.team)
+		var g, w any
+		if err := json.Unmarshal([]byte(got), &g); err != nil {
+			t.Fatalf("%s: %v", got, err)
+		}
+		_ = json.Unmarshal([]byte(tc.want), &w)
+		if !reflect.DeepEqual(g, w) {
+			t.Errorf("assigneesJSON = %s, want %s", got, tc.want)
+		}
+	}
+}
