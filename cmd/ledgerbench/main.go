@@ -18,7 +18,7 @@
 //
 // It prints a table (figure, target, pass/miss) and writes the same data with
 // machine information to a JSON file. Each phase runs in a database of its
-// own, created on DATABASE_URL's server and dropped at the end.
+// own, created on DATABASE_URL's server and dropped when the phase ends.
 //
 //	DATABASE_URL=postgres://... go run ./cmd/ledgerbench [-quick] [-only commands,lag] [-out bench.json]
 //
@@ -247,6 +247,11 @@ func run(ctx context.Context, args []string, url string) error {
 		}
 		err = p.run(ctx, o, srv, rep)
 		stopProfile()
+		if !o.keep {
+			// Now rather than at the end: autovacuum would otherwise work
+			// through what this phase wrote while the next one measures.
+			srv.dropAll(context.WithoutCancel(ctx))
+		}
 		rep.PhaseSeconds = append(rep.PhaseSeconds, phaseTime{Phase: p.name, Seconds: time.Since(began).Seconds()})
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "ledgerbench: phase %s failed: %v\n", p.name, err)
@@ -255,9 +260,6 @@ func run(ctx context.Context, args []string, url string) error {
 		}
 		fmt.Fprintf(os.Stderr, "== %s done in %s\n", p.name, time.Since(began).Round(time.Millisecond))
 		rep.LoadAvg = append(rep.LoadAvg, p.name+" end: "+loadAvg())
-	}
-	if !o.keep {
-		srv.dropAll(context.WithoutCancel(ctx))
 	}
 	rep.Finished = time.Now().UTC()
 	printTable(os.Stdout, rep)
