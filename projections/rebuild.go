@@ -706,27 +706,20 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 	if cur.Less(live) {
 		return cur, fmt.Errorf("rebuilt projection at %v is behind the live one at %v", cur, live)
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = public`); err != nil {
-		return cur, err
-	}
+	stmts := []string{`SET LOCAL search_path = public`}
 	for _, t := range p.tableNames() {
 		id := pgx.Identifier{t}.Sanitize()
-		if _, err := tx.ExecContext(ctx, `DROP TABLE public.`+id); err != nil {
-			return cur, err
-		}
-		if _, err := tx.ExecContext(ctx, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`); err != nil {
-			return cur, err
-		}
+		stmts = append(stmts, `DROP TABLE public.`+id, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`)
 		if b.vacuumOff[t] {
-			if _, err := tx.ExecContext(ctx, `ALTER TABLE public.`+id+` RESET (autovacuum_enabled)`); err != nil {
-				return cur, err
-			}
+			stmts = append(stmts, `ALTER TABLE public.`+id+` RESET (autovacuum_enabled)`)
+		}
+	}
+	for _, s := range append(stmts, `DROP SCHEMA `+schema) {
+		if _, err := tx.ExecContext(ctx, s); err != nil {
+			return cur, err
 		}
 	}
 	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
-		return cur, err
-	}
-	if _, err := tx.ExecContext(ctx, `DROP SCHEMA `+schema); err != nil {
 		return cur, err
 	}
 	return cur, tx.Commit()
