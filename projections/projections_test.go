@@ -379,7 +379,7 @@ func TestRebuildWhileEventsArrive(t *testing.T) {
 			}
 		}
 	}()
-	for _, name := range []string{"all", CustomerList, AuditLog} {
+	for _, name := range []string{"all", CustomerList, AssignmentIntervals, AuditLog} {
 		if err := b.runner.Rebuild(ctx, name, nil); err != nil {
 			close(stopAppending)
 			<-appended
