@@ -185,7 +185,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 					}
 					side = func(ctx context.Context, tx pgx.Tx) error { return keyring.Destroy(ctx, tx, m.TenantID, forget) }
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     streams,
 					Guards:      guards,
@@ -195,13 +195,9 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

@@ -156,19 +156,15 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     streams,
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

@@ -62,7 +62,7 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: m.TenantID, StreamType: streamTenant, ExpectedVersion: version, Events: data}},
 					Metadata: m.metadata(),
@@ -71,13 +71,9 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 							result.Position = p
 						}
 					}),
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				if res.Position != 0 {
 					result.Position = res.Position

@@ -331,6 +331,19 @@ func (c *Commands) withRetry(ctx context.Context, name string, ifMatch bool, att
 // idempotent replay (a concurrent retry committed first).
 var errReplayed = errors.New("replayed")
 
+// appendOrReplay appends req in tx. When the append finds the idempotency
+// key recorded meanwhile (a concurrent retry committed first), it hands the
+// stored response to *replay and returns errReplayed; otherwise it returns
+// what the append returned.
+func appendOrReplay(ctx context.Context, tx *eventstore.Tx, req eventstore.AppendRequest, replay *[]byte) (eventstore.AppendResult, error) {
+	res, err := tx.Append(ctx, req)
+	if err == nil && res.Replayed {
+		*replay = res.Response
+		return res, errReplayed
+	}
+	return res, err
+}
+
 // idempotent runs a command under m's idempotency key: a stored answer is
 // replayed without running the command; otherwise run decides and appends,
 // passing the *eventstore.Idempotency to record (nil without a key).
@@ -525,7 +538,7 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
 					Metadata: m.metadata(),
@@ -536,13 +549,9 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 					}),
 					Now:    at,
 					Commit: true,
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				if res.Position != 0 {
 					result.Position = res.Position

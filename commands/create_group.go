@@ -33,20 +33,16 @@ func (c *Commands) CreateGroup(ctx context.Context, m Meta, name string) (GroupR
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamGroup, ExpectedVersion: eventstore.NoStream, Events: data}},
 					Claims:      []eventstore.Claim{groupClaim(id, created.Name)},
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),
-				})
+				}, replay)
 				if err != nil {
 					return translateClaim(err)
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

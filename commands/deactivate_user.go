@@ -141,7 +141,7 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 				streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
 				u.Status = domain.UserStatusDeactivated
 				result = UserResult{UserView: userView(u)}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  streams,
 					Metadata: m.metadata(),
@@ -155,13 +155,9 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 					},
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

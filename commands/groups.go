@@ -99,7 +99,7 @@ func (c *Commands) groupCommand(ctx context.Context, name string, m Meta, groupI
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     []eventstore.StreamWrite{{StreamID: gid, StreamType: streamGroup, ExpectedVersion: before.Version, Events: data}},
 					Claims:      claims,
@@ -107,13 +107,9 @@ func (c *Commands) groupCommand(ctx context.Context, name string, m Meta, groupI
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),
-				})
+				}, replay)
 				if err != nil {
 					return translateClaim(err)
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

@@ -327,7 +327,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return keyring.Store(ctx, tx, m.TenantID, newKeys)
 	}
-	res, err := tx.Append(ctx, eventstore.AppendRequest{
+	res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
 		Streams:     streams,
 		Claims:      claims,
@@ -336,7 +336,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		Metadata:    m.metadata(),
 		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
 		Now:         at,
-	})
+	}, replay)
 	var taken *eventstore.ClaimTakenError
 	if errors.As(err, &taken) {
 		// A client with this email was registered while the file was read.
@@ -345,10 +345,6 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	}
 	if err != nil {
 		return ImportReport{}, err
-	}
-	if res.Replayed {
-		*replay = res.Response
-		return ImportReport{}, errReplayed
 	}
 	report.Position = res.Position
 	return report, nil

@@ -90,7 +90,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
 					Claims:   c.profileClaims(id, invited.Profile),
@@ -106,13 +106,9 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 					},
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
-				})
+				}, replay)
 				if err != nil {
 					return translateClaim(err)
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

@@ -86,13 +86,9 @@ func (c *Commands) IssueAPIKey(ctx context.Context, m Meta, userID string) (APIK
 					}
 					req.Idempotency = &i
 				}
-				res, err := tx.Append(ctx, req)
+				res, err := appendOrReplay(ctx, tx, req, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

@@ -124,7 +124,7 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 					return err
 				}
 				at := now()
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  streams,
 					Outbox:   outbox,
@@ -139,13 +139,9 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 					},
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

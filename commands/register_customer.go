@@ -56,7 +56,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
 					Claims:      c.profileClaims(id, reg.Profile),
@@ -64,13 +64,9 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
-				})
+				}, replay)
 				if err != nil {
 					return translateClaim(err)
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

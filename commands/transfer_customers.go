@@ -131,19 +131,15 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID:    m.TenantID,
 					Streams:     streams,
 					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         now(),
-				})
+				}, replay)
 				if err != nil {
 					return err
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				result.Position = res.Position
 				return nil

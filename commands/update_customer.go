@@ -93,7 +93,7 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 				if err != nil {
 					return err
 				}
-				res, err := tx.Append(ctx, eventstore.AppendRequest{
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: cid, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
 					Claims:   claims,
@@ -105,13 +105,9 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 						}
 					}),
 					Now: at,
-				})
+				}, replay)
 				if err != nil {
 					return translateClaim(err)
-				}
-				if res.Replayed {
-					*replay = res.Response
-					return errReplayed
 				}
 				if res.Position != 0 {
 					result.Position = res.Position
