@@ -119,12 +119,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], v, *req.IfMatch)
 					}
 				}
-				var found []string
-				for _, id := range customerIDs {
-					if _, ok := versions[id]; ok {
-						found = append(found, id)
-					}
-				}
+				found := lockedOf(customerIDs, versions)
 				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err

@@ -95,12 +95,7 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				if err != nil {
 					return err
 				}
-				var found []string
-				for _, id := range customerIDs {
-					if _, ok := versions[id]; ok {
-						found = append(found, id)
-					}
-				}
+				found := lockedOf(customerIDs, versions)
 				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err

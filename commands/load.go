@@ -87,6 +87,18 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
+// lockedOf returns the ids that lockCustomers found (locked), in the order
+// of ids: the customers a bulk command goes on to load.
+func lockedOf(ids []string, versions map[string]int64) []string {
+	out := make([]string, 0, len(versions))
+	for _, id := range ids {
+		if _, ok := versions[id]; ok {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // lockCustomers locks the tenant's customer streams among ids (FOR UPDATE,
 // in ID order, unless mode says otherwise) and returns their versions.
 // Unknown IDs, and other tenants' streams, are absent.

@@ -84,12 +84,7 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 				if err != nil {
 					return err
 				}
-				found := make([]string, 0, len(versions))
-				for _, id := range customerIDs {
-					if _, ok := versions[id]; ok {
-						found = append(found, id)
-					}
-				}
+				found := lockedOf(customerIDs, versions)
 				// Erased customers are skipped with a reason, not refused.
 				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {

@@ -423,9 +423,10 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 }
 
 // emitFinal makes every customer's current rows (and remaining stretches),
-// one projection after the other, the customer list first (its trigram
-// index is the longest build), each on every core; a projection is handed
-// to loaded, from a goroutine of g, once its rows are copied.
+// one projection after the other, those with more tables (more to index)
+// first: the customer list, whose trigram index is the longest build. Each
+// is made on every core and handed to loaded, from a goroutine of g, once
+// its rows are copied.
 func (b *rebuilder) emitFinal(ctx context.Context, g *errgroup.Group, sink *copySink, ps []*projection,
 	customers []*foldCustomer, loaded func(*projection)) error {
 	ps = slices.Clone(ps)

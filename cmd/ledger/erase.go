@@ -11,8 +11,6 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
-	"github.com/assignment-ledger/ledger/migrations"
-	"github.com/assignment-ledger/ledger/projections"
 )
 
 func runEncryptLegacy(ctx context.Context, env *cliEnv, args []string) error {
@@ -27,18 +25,11 @@ func runEncryptLegacy(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, pool, log, err := connect(ctx, env)
+	_, pool, keys, log, err := connectMigrated(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Apply(ctx, pool, log); err != nil {
-		return err
-	}
-	keys, err := cfg.Keyring(log)
-	if err != nil {
-		return err
-	}
 	store := eventstore.New(pool)
 	if _, err := store.Verify(ctx, nil); err != nil {
 		return fmt.Errorf("before encrypting: %w", err)
@@ -50,12 +41,8 @@ func runEncryptLegacy(ctx context.Context, env *cliEnv, args []string) error {
 	if _, err := store.Verify(ctx, nil); err != nil {
 		return fmt.Errorf("after encrypting: %w", err)
 	}
-	runner, err := projections.New(pool, store, keys, log)
-	if err != nil {
+	if err := rebuildAll(ctx, pool, store, keys, log); err != nil {
 		return err
-	}
-	if err := runner.Rebuild(ctx, "all", nil); err != nil {
-		return fmt.Errorf("rebuild the read models: %w", err)
 	}
 	return json.NewEncoder(env.stdout).Encode(rep)
 }
@@ -79,18 +66,11 @@ func runErase(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "give exactly one of --list and --reapply")
 		return errUsage
 	}
-	cfg, pool, log, err := connect(ctx, env)
+	_, pool, keys, log, err := connectMigrated(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Apply(ctx, pool, log); err != nil {
-		return err
-	}
-	keys, err := cfg.Keyring(log)
-	if err != nil {
-		return err
-	}
 	store := eventstore.New(pool)
 	cmds := commands.New(store, keys, log)
 	if *list {
@@ -116,12 +96,8 @@ func runErase(ctx context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	runner, err := projections.New(pool, store, keys, log)
-	if err != nil {
+	if err := rebuildAll(ctx, pool, store, keys, log); err != nil {
 		return err
-	}
-	if err := runner.Rebuild(ctx, "all", nil); err != nil {
-		return fmt.Errorf("rebuild the read models: %w", err)
 	}
 	if err := json.NewEncoder(env.stdout).Encode(rep); err != nil {
 		return err

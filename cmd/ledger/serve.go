@@ -33,24 +33,16 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	cfg, pool, log, err := connect(ctx, env)
+	cfg, pool, keys, log, err := connectMigrated(ctx, env)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	if err := migrations.Apply(ctx, pool, log); err != nil {
-		return err
-	}
 	if _, set := env.getenv("GOGC"); !set {
 		// The service's live heap is small (tens of MB) and it allocates
 		// per request and per event: collecting at 4x the live heap
 		// instead of 2x halves the collector's CPU for little memory.
 		debug.SetGCPercent(serveGCPercent)
-	}
-
-	keys, err := cfg.Keyring(log)
-	if err != nil {
-		return err
 	}
 	store := eventstore.New(pool)
 	runner, err := projections.New(pool, store, keys, log)
