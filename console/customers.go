@@ -246,10 +246,8 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
-	if d.Back != "" {
-		d.BackURL += "?" + d.Back
-	}
+	d.Back = r.PostForm.Get("back")
+	d.BackURL = customersURL(d.Back)
 	c.render(w, r, nethttp.StatusOK, "review", view{Title: "Review bulk edit", Nav: "customers", Data: d})
 }
 
@@ -330,20 +328,24 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 				}
 			}
 			d, derr := c.reviewData(r.Context(), s, f, plan)
-			d.BackURL, d.Back = "/customers", r.PostForm.Get("back")
-			if d.Back != "" {
-				d.BackURL += "?" + d.Back
-			}
+			d.Back = r.PostForm.Get("back")
+			d.BackURL = customersURL(d.Back)
 			v.Title, v.Nav, v.Data = "Review bulk edit", "customers", d
 			return "review", v, derr
 		})
 		return
 	}
-	back := "/customers"
-	if b := r.PostForm.Get("back"); b != "" {
-		back += "?" + b
+	redirectAfter(w, r, customersURL(r.PostForm.Get("back")), res.Position, "bulk")
+}
+
+// customersURL is the customer list as a bulk page's form left it (its
+// "back" field: the list's query), where the page's Back link and its
+// redirect lead.
+func customersURL(query string) string {
+	if query == "" {
+		return "/customers"
 	}
-	redirectAfter(w, r, back, res.Position, "bulk")
+	return "/customers?" + query
 }
 
 // export downloads the table's filtered list in the format ?format= names

@@ -69,10 +69,7 @@ func (c *Console) bulkEraseReview(w nethttp.ResponseWriter, r *nethttp.Request, 
 		c.refused(w, r, err, "bulk", back)
 		return
 	}
-	d := eraseData{Bulk: &res, Form: f, Back: r.PostForm.Get("back"), BackURL: "/customers"}
-	if d.Back != "" {
-		d.BackURL += "?" + d.Back
-	}
+	d := eraseData{Bulk: &res, Form: f, Back: r.PostForm.Get("back"), BackURL: customersURL(r.PostForm.Get("back"))}
 	c.render(w, r, nethttp.StatusOK, "erase", view{Title: "Delete customers", Nav: "customers", Data: d})
 }
 
@@ -84,16 +81,13 @@ func (c *Console) bulkErase(w nethttp.ResponseWriter, r *nethttp.Request, s sess
 		c.refused(w, r, err, "erase", func(v view) (string, view, error) {
 			plan, _ := c.d.Commands.BulkCustomers(r.Context(), c.meta(s), commands.CustomerBulkRequest{
 				Action: domain.CustomerActionDelete, CustomerIDs: f.CustomerIDs, DryRun: true})
-			v.Title, v.Nav, v.Data = "Delete customers", "customers", eraseData{Bulk: &plan, Form: f, Back: r.PostForm.Get("back"), BackURL: "/customers"}
+			v.Title, v.Nav, v.Data = "Delete customers", "customers", eraseData{Bulk: &plan, Form: f, Back: r.PostForm.Get("back"),
+				BackURL: customersURL(r.PostForm.Get("back"))}
 			return "erase", v, nil
 		})
 		return
 	}
-	back := "/customers"
-	if b := r.PostForm.Get("back"); b != "" {
-		back += "?" + b
-	}
-	redirectAfter(w, r, back, res.Position, "deleted")
+	redirectAfter(w, r, customersURL(r.PostForm.Get("back")), res.Position, "deleted")
 }
 
 // gone answers a customer that is unknown (404) or erased (410) with the

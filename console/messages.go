@@ -87,10 +87,7 @@ func (c *Console) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 		c.refused(w, r, err, "message", back)
 		return
 	}
-	d := messageData{Result: res, BackURL: "/customers"}
-	if backQuery != "" {
-		d.BackURL += "?" + backQuery
-	}
+	d := messageData{Result: res, BackURL: customersURL(backQuery)}
 	listed := res.Skipped[:min(len(res.Skipped), maxReviewRows)]
 	d.More = len(res.Skipped) - len(listed)
 	skippedIDs := make([]string, len(listed))
