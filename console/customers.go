@@ -219,6 +219,14 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
+	if f.Action == string(domain.CustomerActionDelete) {
+		// Deleting is POST /v1/customers/bulk, an admin's route: a member
+		// is refused before anything else is looked at, as there.
+		if err := domain.RequireAdmin(s.Actor); err != nil {
+			c.problem(w, r, err)
+			return
+		}
+	}
 	back := func(v view) (string, view, error) {
 		r2 := r.Clone(r.Context())
 		r2.URL.RawQuery = r.PostForm.Get("back")
@@ -343,6 +351,12 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
+	if f.Action == string(domain.CustomerActionDelete) {
+		if err := domain.RequireAdmin(s.Actor); err != nil {
+			c.problem(w, r, err)
+			return
+		}
+	}
 	if err := c.checkBulkIDs(f); err != nil {
 		c.problem(w, r, err)
 		return

@@ -80,6 +80,11 @@ func (c *Console) changeRole(w nethttp.ResponseWriter, r *nethttp.Request) {
 	role := domain.Role(r.PostForm.Get("role"))
 	res, err := c.d.Commands.UpdateUser(r.Context(), c.meta(s), id, nil, &role)
 	if err != nil {
+		if ref, known := c.d.Refusal(err); known && ref.Status == nethttp.StatusNotFound {
+			// No row of the list to show it at: the user is not there.
+			c.problem(w, r, err)
+			return
+		}
 		c.refused(w, r, err, "role-"+id, func(v view) (string, view, error) { return c.usersPage(r, s, v) })
 		return
 	}
