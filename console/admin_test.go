@@ -64,8 +64,9 @@ func TestConsoleUsers(t *testing.T) {
 	}
 }
 
-// TestConsolePolicy: an admin sets the policy; a member's attempt is
-// refused with the rule's message.
+// TestConsolePolicy: an admin sets the policy; a member is not offered
+// the page (no link in the header), and its address answers 403 with a
+// page that says so.
 func TestConsolePolicy(t *testing.T) {
 	w := newWorld(t)
 	b := newBrowser(t, w, 1280, 900)
@@ -85,11 +86,16 @@ func TestConsolePolicy(t *testing.T) {
 
 	m := newBrowser(t, w, 390, 844)
 	m.signIn(w.bob)
+	if m.has(`header a[href^="/policy"]`) {
+		m.failf("a member's header links to the policy")
+	}
 	m.open("/policy")
-	m.click("#policy-save")
-	m.waitText("#refusal", "forbidden")
-	if got := m.text("#refusal"); !strings.Contains(got, "admin") {
+	m.waitText("h1", "Not allowed")
+	if got := m.text("#refusal"); !strings.Contains(got, "forbidden") || !strings.Contains(got, "admin") {
 		m.failf("refusal = %q", got)
+	}
+	if m.has("#policy-save") {
+		m.failf("a member is shown the policy form")
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/commands"
@@ -84,12 +85,19 @@ type Deps struct {
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
+	// ParseID checks an ID as the API checks its IDs: the canonical UUID,
+	// or the API's own 400 invalid_id error naming field (which Refusal
+	// maps), so a malformed ID answers the same in both.
+	ParseID func(raw, field string) (string, error)
 }
 
 // Console serves the pages.
 type Console struct {
 	d     Deps
 	pages map[string]*template.Template
+	// match holds the console's routes (never served): the sign-in's
+	// return address must be a page it would serve.
+	match chi.Router
 }
 
 // New parses the templates; a broken template is a programming error
@@ -98,7 +106,11 @@ func New(d Deps) *Console {
 	if d.Log == nil {
 		d.Log = slog.Default()
 	}
-	c := &Console{d: d, pages: map[string]*template.Template{}}
+	if d.ParseID == nil {
+		d.ParseID = parseID
+	}
+	c := &Console{d: d, pages: map[string]*template.Template{}, match: chi.NewRouter()}
+	c.register(c.match)
 	names, err := fs.Glob(templateFiles, "templates/*.html")
 	if err != nil {
 		panic(err)
@@ -117,7 +129,16 @@ func New(d Deps) *Console {
 // Routes registers the console's pages on r (the API's router). They all
 // sit behind c.session, which also marks them for the OpenAPI test: they
 // are not part of the JSON API.
-func (c *Console) Routes(r chi.Router) {
+func (c *Console) Routes(r chi.Router) { c.register(r) }
+
+// register adds the routes to r. Each page's guard does, before the page,
+// what the API does before its handler and in the same order: a browser
+// without a session is sent to sign in, a member on an admin page gets 403
+// (the API's requireAdmin), an ID in the path that is not a UUID gets 400
+// invalid_id (the API's idParam). Admin pages are the ones whose every
+// action only an admin may take; pages a member may use stay open and
+// the commands decide each action, as in the API.
+func (c *Console) register(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(c.session)
 		static, _ := fs.Sub(assetFiles, "assets")
@@ -126,45 +147,111 @@ func (c *Console) Routes(r chi.Router) {
 		r.Get("/sign-in", c.signInPage)
 		r.Post("/sign-in", c.signIn)
 		r.Post("/sign-out", c.signOut)
-		r.Get("/customers", c.customers)
-		r.Post("/customers/bulk/review", c.bulkReview)
-		r.Post("/customers/bulk", c.bulkSave)
-		r.Post("/customers/message", c.messageCustomers)
-		r.Get("/messages/{id}", c.messageStatus)
-		r.Get("/customers/export", c.export)
-		r.Get("/customers/new", c.newCustomerPage)
-		r.Post("/customers/new", c.newCustomer)
-		r.Get("/customers/{id}", c.profile)
-		r.Post("/customers/{id}/block", c.block)
-		r.Get("/customers/{id}/delete", c.erasePage)
-		r.Post("/customers/{id}/delete", c.erase)
-		r.Post("/customers/{id}/profile", c.editProfile)
-		r.Post("/customers/{id}/groups", c.group)
-		r.Get("/audit/export", c.auditExport)
-		r.Post("/customers/{id}/mine", c.toggleMine)
-		r.Post("/customers/{id}/team", c.setTeam)
-		r.Post("/customers/{id}/lead", c.makeLead)
-		r.Post("/customers/{id}/remove", c.removeMember)
-		r.Post("/customers/{id}/replace", c.replaceMember)
-		r.Get("/my-clients", c.myClients)
-		r.Get("/notifications", c.notifications)
-		r.Post("/notifications/read", c.markRead)
-		r.Get("/users", c.users)
-		r.Post("/users", c.createUser)
-		r.Post("/users/{id}/role", c.changeRole)
-		r.Get("/users/{id}/deactivate", c.deactivatePreview)
-		r.Post("/users/{id}/deactivate", c.deactivate)
-		r.Get("/users/{id}/transfer", c.transferPage)
-		r.Post("/users/{id}/transfer", c.transfer)
-		r.Get("/audit", c.audit)
-		r.Get("/import", c.importPage)
-		r.Get("/import/template.csv", c.importTemplate)
-		r.Post("/import", c.importClients)
-		r.Get("/invite", c.invitePage)
-		r.Post("/invite", c.invite)
-		r.Get("/policy", c.policy)
-		r.Post("/policy", c.changePolicy)
+
+		member := r.With(c.guard(false))
+		admin := r.With(c.guard(true))
+		memberID := r.With(c.guard(false, "id"))
+		adminID := r.With(c.guard(true, "id"))
+
+		member.Get("/customers", c.customers)
+		member.Post("/customers/bulk/review", c.bulkReview)
+		member.Post("/customers/bulk", c.bulkSave)
+		admin.Post("/customers/message", c.messageCustomers)
+		memberID.Get("/messages/{id}", c.messageStatus)
+		member.Get("/customers/export", c.export)
+		admin.Get("/customers/new", c.newCustomerPage)
+		admin.Post("/customers/new", c.newCustomer)
+		memberID.Get("/customers/{id}", c.profile)
+		adminID.Post("/customers/{id}/block", c.block)
+		adminID.Get("/customers/{id}/delete", c.erasePage)
+		adminID.Post("/customers/{id}/delete", c.erase)
+		adminID.Post("/customers/{id}/profile", c.editProfile)
+		adminID.Post("/customers/{id}/groups", c.group)
+		admin.Get("/audit/export", c.auditExport)
+		memberID.Post("/customers/{id}/mine", c.toggleMine)
+		memberID.Post("/customers/{id}/team", c.setTeam)
+		adminID.Post("/customers/{id}/lead", c.makeLead)
+		memberID.Post("/customers/{id}/remove", c.removeMember)
+		adminID.Post("/customers/{id}/replace", c.replaceMember)
+		member.Get("/my-clients", c.myClients)
+		member.Get("/notifications", c.notifications)
+		member.Post("/notifications/read", c.markRead)
+		admin.Get("/users", c.users)
+		admin.Post("/users", c.createUser)
+		adminID.Post("/users/{id}/role", c.changeRole)
+		adminID.Get("/users/{id}/deactivate", c.deactivatePreview)
+		adminID.Post("/users/{id}/deactivate", c.deactivate)
+		adminID.Get("/users/{id}/transfer", c.transferPage)
+		adminID.Post("/users/{id}/transfer", c.transfer)
+		admin.Get("/audit", c.audit)
+		admin.Get("/import", c.importPage)
+		admin.Get("/import/template.csv", c.importTemplate)
+		admin.Post("/import", c.importClients)
+		admin.Get("/invite", c.invitePage)
+		admin.Post("/invite", c.invite)
+		admin.Get("/policy", c.policy)
+		admin.Post("/policy", c.changePolicy)
 	})
+}
+
+// guard is the checks before a signed-in page (see register): admin
+// refuses members, params name the path's IDs.
+func (c *Console) guard(admin bool, params ...string) func(nethttp.Handler) nethttp.Handler {
+	return func(next nethttp.Handler) nethttp.Handler {
+		return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+			s, ok := c.requireSession(w, r)
+			if !ok {
+				return
+			}
+			if admin {
+				if err := domain.RequireAdmin(s.Actor); err != nil {
+					c.problem(w, r, err)
+					return
+				}
+			}
+			for _, p := range params {
+				if _, err := c.d.ParseID(chi.URLParam(r, p), p); err != nil {
+					c.problem(w, r, err)
+					return
+				}
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// checkIDs checks IDs a form or query sends, as the API checks the same
+// IDs in its bodies and queries (field names the API's field): the first
+// malformed one is the answer, 400 invalid_id. Empty values are left to
+// the command or the form's own checks (a choice not made).
+func (c *Console) checkIDs(field string, ids ...string) error {
+	for _, id := range ids {
+		if id == "" {
+			continue
+		}
+		if _, err := c.d.ParseID(id, field); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// requiredID is checkIDs for a field the API requires: empty is 400 too.
+func (c *Console) requiredID(field, raw string) error {
+	if raw == "" {
+		return &domain.ValidationError{Field: field, Detail: "is required"}
+	}
+	return c.checkIDs(field, raw)
+}
+
+// parseID stands in for Deps.ParseID when none is given (a console built
+// without the API): a malformed ID is then a validation error.
+func parseID(raw, field string) (string, error) {
+	id, err := uuid.Parse(raw)
+	if err != nil || len(raw) != 36 {
+		return "", &domain.ValidationError{Field: field, Detail: "is not a UUID"}
+	}
+	return id.String(), nil
 }
 
 // assetServer serves the embedded assets; they change only with the
@@ -262,20 +349,72 @@ func (c *Console) fail(w nethttp.ResponseWriter, r *nethttp.Request, err error) 
 	_, _ = w.Write([]byte("Something went wrong on our side; the error has been logged."))
 }
 
-// refused renders page with err's refusal shown at the form `at`, or fails
-// when err is not one the API maps.
+// refused renders page with err's refusal shown at the form `at`, with
+// the status the API answers err with, or fails when err is not one the
+// API maps. When the page itself cannot be shown for a reason the API
+// maps (the customer or user in the path is unknown or erased), the
+// refusal is shown on the problem page instead, still with err's status:
+// the answer is the command's, as the API's would be.
 func (c *Console) refused(w nethttp.ResponseWriter, r *nethttp.Request, err error, at string, page func(v view) (string, view, error)) {
-	ref, ok := c.d.Refusal(err)
+	ref, ok := c.refusalOf(r, err)
 	if !ok {
 		c.fail(w, r, err)
 		return
 	}
 	name, v, perr := page(view{Refusal: &ref, RefusalAt: at})
 	if perr != nil {
+		if _, known := c.d.Refusal(perr); known {
+			c.problem(w, r, err)
+			return
+		}
 		c.fail(w, r, perr)
 		return
 	}
 	c.render(w, r, ref.Status, name, v)
+}
+
+// problemData is the problem page's explanation below the refusal.
+type problemData struct {
+	Message string
+}
+
+// problemTitles and problemMessages word the problem page per status.
+var problemTitles = map[int]string{
+	nethttp.StatusBadRequest:          "Bad address",
+	nethttp.StatusForbidden:           "Not allowed",
+	nethttp.StatusNotFound:            "Not found",
+	nethttp.StatusGone:                "Deleted",
+	nethttp.StatusConflict:            "Refused",
+	nethttp.StatusPreconditionFailed:  "Changed meanwhile",
+	nethttp.StatusUnprocessableEntity: "Refused",
+	nethttp.StatusServiceUnavailable:  "Try again",
+}
+
+var problemMessages = map[int]string{
+	nethttp.StatusBadRequest: "The address is not one the console makes: check the link.",
+	nethttp.StatusForbidden:  "Your role does not allow this; an admin can do it, or change your role.",
+	nethttp.StatusNotFound:   "There is no such customer, user or message in your tenant.",
+	nethttp.StatusGone:       "This customer was deleted: its personal data is erased. Its history stays in the audit log.",
+}
+
+// problem answers err on a page of its own: the rule's message under the
+// status the API answers it with (a 403 says the page is not for the
+// user's role, a 404 or 410 that the customer is unknown or erased).
+func (c *Console) problem(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
+	ref, ok := c.refusalOf(r, err)
+	if !ok {
+		c.fail(w, r, err)
+		return
+	}
+	title := problemTitles[ref.Status]
+	if title == "" {
+		title = nethttp.StatusText(ref.Status)
+	}
+	if ref.Status == nethttp.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	c.render(w, r, ref.Status, "problem", view{Title: title, Refusal: &ref, RefusalAt: "problem",
+		Data: problemData{Message: problemMessages[ref.Status]}})
 }
 
 // maxUnreadShown is the most the header's counter shows exactly ("99+"

@@ -35,6 +35,11 @@ type customersData struct {
 	Checked map[string]bool
 	// MessageSubject and MessageBody keep a refused message's text.
 	MessageSubject, MessageBody string
+	// Bulk is whether the signed-in user may bulk edit at all (an admin,
+	// or a member the policy lets self-assign); BulkUsers are the users
+	// they may add or remove (a member: only themselves).
+	Bulk      bool
+	BulkUsers []commands.UserView
 }
 
 var statuses = []string{"active", "invited", "blocked"}
@@ -87,15 +92,25 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		return "", v, err
 	}
 	d.Users = users
+	d.Bulk, d.BulkUsers = true, users
+	if !s.IsAdmin() {
+		pol, err := c.d.Commands.GetPolicy(r.Context(), s.TenantID)
+		if err != nil {
+			return "", v, err
+		}
+		d.Bulk = domain.AuthorizeAssignment(s.Actor, pol, s.UserID) == nil
+		d.BulkUsers = slices.DeleteFunc(slices.Clone(users), func(u commands.UserView) bool { return u.ID != s.UserID })
+	}
 	if d.Groups, err = c.d.Queries.Groups(r.Context(), s.TenantID); err != nil {
 		return "", v, err
 	}
+	// The filters' IDs are checked as GET /v1/customers checks them: a
+	// malformed one is 400, an unknown one matches no customer.
 	f := projections.CustomerFilter{Q: d.Q, Status: d.Status}
 	if d.Group != "" {
-		if !slices.ContainsFunc(d.Groups, func(g projections.Group) bool { return g.ID == d.Group }) {
-			return "", v, commands.ErrNotFound
+		if f.Group, err = c.d.ParseID(d.Group, "group"); err != nil {
+			return "", v, err
 		}
-		f.Group = d.Group
 	}
 	switch d.AssignedUser {
 	case "":
@@ -104,10 +119,9 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 	case "none":
 		f.AssignedUser = "none"
 	default:
-		if !slices.ContainsFunc(users, func(u commands.UserView) bool { return u.ID == d.AssignedUser }) {
-			return "", v, commands.ErrNotFound
+		if f.AssignedUser, err = c.d.ParseID(d.AssignedUser, "assigned_user"); err != nil {
+			return "", v, err
 		}
-		f.AssignedUser = d.AssignedUser
 	}
 	if d.Status != "" && !slices.Contains(statuses, d.Status) {
 		d.Status, f.Status = "", ""
@@ -156,6 +170,15 @@ func (f bulkForm) request(dryRun bool) commands.BulkRequest {
 	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: []string{f.UserID}, DryRun: dryRun}
 }
 
+// checkBulkIDs checks a bulk form's IDs as POST /v1/assignments/bulk and
+// /v1/customers/bulk check theirs.
+func (c *Console) checkBulkIDs(f bulkForm) error {
+	if err := c.checkIDs("customer_ids", f.CustomerIDs...); err != nil {
+		return err
+	}
+	return c.checkIDs("user_ids", f.UserID)
+}
+
 // errNothingSelected and errNoUser are the console's own input checks,
 // before the command: the form can be sent without a choice.
 var (
@@ -196,6 +219,14 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
+	if f.Action == string(domain.CustomerActionDelete) {
+		// Deleting is POST /v1/customers/bulk, an admin's route: a member
+		// is refused before anything else is looked at, as there.
+		if err := domain.RequireAdmin(s.Actor); err != nil {
+			c.problem(w, r, err)
+			return
+		}
+	}
 	back := func(v view) (string, view, error) {
 		r2 := r.Clone(r.Context())
 		r2.URL.RawQuery = r.PostForm.Get("back")
@@ -222,6 +253,9 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		} else {
 			f.CustomerIDs, err = c.d.SelectMatching(r.Context(), s.Principal, back.Get("q"), back.Get("status"), assigned, back.Get("group"))
 		}
+	}
+	if err == nil {
+		err = c.checkBulkIDs(f)
 	}
 	switch {
 	case err != nil:
@@ -290,9 +324,17 @@ func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res
 	for _, p := range res.Unchanged {
 		d.Unchanged = append(d.Unchanged, row(p.CustomerID, p.UserID))
 	}
+	details := make([]string, 0, len(res.Errors))
+	for _, e := range res.Errors {
+		details = append(details, e.Detail)
+	}
+	n, err := c.namerFor(ctx, s.TenantID, details...)
+	if err != nil {
+		return d, err
+	}
 	for _, e := range res.Errors {
 		rr := row(e.CustomerID, e.UserID)
-		rr.Code, rr.Detail = e.Code, e.Detail
+		rr.Code, rr.Detail = e.Code, n.name(e.Detail)
 		d.Errors = append(d.Errors, rr)
 	}
 	d.UserName = userName[f.UserID]
@@ -309,6 +351,16 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
+	if f.Action == string(domain.CustomerActionDelete) {
+		if err := domain.RequireAdmin(s.Actor); err != nil {
+			c.problem(w, r, err)
+			return
+		}
+	}
+	if err := c.checkBulkIDs(f); err != nil {
+		c.problem(w, r, err)
+		return
+	}
 	if len(f.CustomerIDs) > 0 && f.Action == string(domain.CustomerActionDelete) {
 		c.bulkErase(w, r, s, f)
 		return

@@ -90,16 +90,8 @@ func (c *Console) bulkErase(w nethttp.ResponseWriter, r *nethttp.Request, s sess
 	redirectAfter(w, r, customersURL(r.PostForm.Get("back")), res.Position, "deleted")
 }
 
-// gone answers a customer that is unknown (404) or erased (410) with the
-// not-found page, saying which.
+// gone answers a customer that is unknown (404) or erased (410), or any
+// other refusal of the page, on the problem page.
 func (c *Console) gone(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
-	ref, known := c.d.Refusal(err)
-	switch {
-	case known && ref.Status == nethttp.StatusGone:
-		c.render(w, r, nethttp.StatusGone, "notfound", view{Title: "Deleted", Data: "This customer was deleted: its personal data is erased. Its history stays in the audit log."})
-	case known && ref.Status == nethttp.StatusNotFound:
-		c.render(w, r, nethttp.StatusNotFound, "notfound", view{Title: "Not found"})
-	default:
-		c.fail(w, r, err)
-	}
+	c.problem(w, r, err)
 }

@@ -79,6 +79,9 @@ func (c *Console) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 	if err == nil && len(ids) == 0 {
 		err = errNothingSelected
 	}
+	if err == nil {
+		err = c.checkIDs("customer_ids", ids...)
+	}
 	var res commands.MessageResult
 	if err == nil {
 		res, err = c.d.Commands.MessageCustomers(r.Context(), c.meta(s), commands.MessageRequest{CustomerIDs: ids, Subject: subject, Body: body})
@@ -134,11 +137,7 @@ func (c *Console) messageStatus(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	m, err := c.d.Commands.GetMessage(r.Context(), s.TenantID, chi.URLParam(r, "id"))
 	if err != nil {
-		if ref, known := c.d.Refusal(err); known && ref.Status == nethttp.StatusNotFound {
-			c.render(w, r, nethttp.StatusNotFound, "notfound", view{Title: "Not found"})
-			return
-		}
-		c.fail(w, r, err)
+		c.problem(w, r, err)
 		return
 	}
 	c.render(w, r, nethttp.StatusOK, "message-status", view{Title: "Message: " + m.Subject, Nav: "customers", Data: m})

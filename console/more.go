@@ -27,6 +27,8 @@ type auditData struct {
 // dateLayout is the audit's date pickers' format (whole UTC days).
 const dateLayout = "2006-01-02"
 
+var errBadAuditFormat = &domain.ValidationError{Field: "format", Detail: "must be csv or ndjson"}
+
 var errBadDate = &domain.ValidationError{Field: "from", Detail: "dates must look like 2026-01-31"}
 
 // audit is the tenant's event log with the API's filters, keyset-paged by
@@ -68,6 +70,14 @@ func (c *Console) auditExport(w nethttp.ResponseWriter, r *nethttp.Request) {
 		nethttp.Error(w, "only an admin may read the audit log", nethttp.StatusForbidden)
 		return
 	}
+	// The page's links ask for csv or ndjson; any other format is refused
+	// as the API refuses one, never answered as CSV.
+	switch r.URL.Query().Get("format") {
+	case "", "csv", "ndjson":
+	default:
+		c.problem(w, r, errBadAuditFormat)
+		return
+	}
 	c.d.AuditExport(w, r, s.Principal)
 }
 
@@ -76,6 +86,11 @@ func (c *Console) auditPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 	d := auditData{From: q.Get("from"), To: q.Get("to"), Type: q.Get("type"), Actor: q.Get("actor"),
 		UserID: q.Get("user_id"), CustomerID: q.Get("customer_id"), Names: map[string]string{}}
 	f := projections.AuditFilter{Type: d.Type, Actor: d.Actor, UserID: d.UserID, CustomerID: d.CustomerID}
+	for _, id := range [][2]string{{"actor", d.Actor}, {"user_id", d.UserID}, {"customer_id", d.CustomerID}} {
+		if err := c.checkIDs(id[0], id[1]); err != nil {
+			return "", v, err
+		}
+	}
 	if d.From != "" {
 		t, err := time.ParseInLocation(dateLayout, d.From, time.UTC)
 		if err != nil {
@@ -275,8 +290,12 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	d.Users = users
-	res, err := c.d.Commands.InviteClient(r.Context(), c.meta(s),
-		domain.Profile{FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Phone: d.Phone}, f["team"], d.SendEmail)
+	var res commands.InvitationResult
+	err = c.checkIDs("team", f["team"]...)
+	if err == nil {
+		res, err = c.d.Commands.InviteClient(r.Context(), c.meta(s),
+			domain.Profile{FirstName: d.FirstName, LastName: d.LastName, Email: d.Email, Phone: d.Phone}, f["team"], d.SendEmail)
+	}
 	if err != nil {
 		c.refused(w, r, err, "invite", func(v view) (string, view, error) {
 			v.Title, v.Nav, v.Data = "Invite a client", "invite", d

@@ -4,6 +4,7 @@ import (
 	nethttp "net/http"
 	"strings"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -41,8 +42,12 @@ func (c *Console) newCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for _, id := range f["team"] {
 		d.Team[id] = true
 	}
-	res, err := c.d.Commands.RegisterCustomer(r.Context(), c.meta(s), domain.Profile{FirstName: d.FirstName,
-		LastName: d.LastName, Email: d.Email, Phone: d.Phone, ExternalID: d.ExternalID}, f["team"]...)
+	var res commands.CustomerResult
+	err := c.checkIDs("team", f["team"]...)
+	if err == nil {
+		res, err = c.d.Commands.RegisterCustomer(r.Context(), c.meta(s), domain.Profile{FirstName: d.FirstName,
+			LastName: d.LastName, Email: d.Email, Phone: d.Phone, ExternalID: d.ExternalID}, f["team"]...)
+	}
 	if err != nil {
 		c.refused(w, r, err, "new-customer", func(v view) (string, view, error) {
 			users, uerr := c.activeUsers(r.Context(), s.TenantID)

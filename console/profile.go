@@ -34,6 +34,14 @@ type profileData struct {
 	// Edit fills the profile form; From is what the form was filled from
 	// (the current profile), sent back to tell which fields changed.
 	Edit, From profileEdit
+	// CanSelfAssign is whether the signed-in user may put themselves on
+	// the team or take themselves off (an admin, or a member when the
+	// policy lets members self-assign): the My Clients button is shown
+	// only then.
+	CanSelfAssign bool
+	// Lead is the team form's chosen lead ("" keeps it): after a refusal,
+	// what the user chose, like the ticks in OnTeam.
+	Lead string
 }
 
 // historyEntry is one event of the customer's stream, for the timeline.
@@ -91,6 +99,13 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 		d.OnTeam[a.UserID] = true
 	}
 	d.Mine = d.OnTeam[s.UserID]
+	if d.CanSelfAssign = s.IsAdmin(); !d.CanSelfAssign {
+		pol, err := c.d.Commands.GetPolicy(ctx, s.TenantID)
+		if err != nil {
+			return "", v, err
+		}
+		d.CanSelfAssign = domain.AuthorizeAssignment(s.Actor, pol, s.UserID) == nil
+	}
 	for _, u := range users {
 		if !d.OnTeam[u.ID] {
 			d.Others = append(d.Others, u)
@@ -189,8 +204,10 @@ func (c *Console) history(r *nethttp.Request, s sessionInfo, customerID string) 
 // profileCommand runs one command from the profile page: success goes back
 // to the profile (waiting for the command's position), a refusal is shown
 // at the form that was used.
+// keep, when not nil, puts what the user chose back on the page after a
+// refusal, so they can correct it rather than redo it.
 func (c *Console) profileCommand(w nethttp.ResponseWriter, r *nethttp.Request, form, done string,
-	run func(s sessionInfo, id string) (commands.CustomerResult, error)) {
+	run func(s sessionInfo, id string) (commands.CustomerResult, error), keep func(d *profileData)) {
 	s, ok := c.requireSession(w, r)
 	if !ok {
 		return
@@ -198,7 +215,15 @@ func (c *Console) profileCommand(w nethttp.ResponseWriter, r *nethttp.Request, f
 	id := chi.URLParam(r, "id")
 	res, err := run(s, id)
 	if err != nil {
-		c.refused(w, r, err, form, func(v view) (string, view, error) { return c.profilePage(r, s, v) })
+		c.refused(w, r, err, form, func(v view) (string, view, error) {
+			name, v, err := c.profilePage(r, s, v)
+			if err == nil && keep != nil {
+				d := v.Data.(profileData)
+				keep(&d)
+				v.Data = d
+			}
+			return name, v, err
+		})
 		return
 	}
 	redirectAfter(w, r, "/customers/"+res.ID+"#"+form, res.Position, done)
@@ -212,39 +237,64 @@ func (c *Console) toggleMine(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return c.d.Commands.UnassignUser(r.Context(), c.meta(s), id, s.UserID)
 		}
 		return c.d.Commands.AssignUser(r.Context(), c.meta(s), id, s.UserID)
-	})
+	}, nil)
 }
 
 // setTeam is the assigned-user toggles and one Save (SetTeam).
 func (c *Console) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
 	c.profileCommand(w, r, "team", "team", func(s sessionInfo, id string) (commands.CustomerResult, error) {
 		ids := slices.Clone(r.PostForm["user_ids"])
+		if err := c.checkIDs("user_ids", ids...); err != nil {
+			return commands.CustomerResult{}, err
+		}
+		if err := c.checkIDs("lead", r.PostForm.Get("lead")); err != nil {
+			return commands.CustomerResult{}, err
+		}
 		// "" keeps the current lead if kept, else the first ticked under
 		// require_lead: the command decides, as for the API's PUT.
 		return c.d.Commands.SetTeam(r.Context(), c.meta(s), id, ids, r.PostForm.Get("lead"))
+	}, func(d *profileData) {
+		// The toggles as the user left them, not as the team is.
+		d.OnTeam = map[string]bool{}
+		for _, id := range r.PostForm["user_ids"] {
+			d.OnTeam[id] = true
+		}
+		d.Lead = r.PostForm.Get("lead")
 	})
 }
 
 func (c *Console) makeLead(w nethttp.ResponseWriter, r *nethttp.Request) {
 	c.profileCommand(w, r, "members", "lead", func(s sessionInfo, id string) (commands.CustomerResult, error) {
+		if err := c.requiredID("user_id", r.PostForm.Get("user_id")); err != nil {
+			return commands.CustomerResult{}, err
+		}
 		return c.d.Commands.MakeTeamLead(r.Context(), c.meta(s), id, r.PostForm.Get("user_id"))
-	})
+	}, nil)
 }
 
 func (c *Console) removeMember(w nethttp.ResponseWriter, r *nethttp.Request) {
 	c.profileCommand(w, r, "members", "removed", func(s sessionInfo, id string) (commands.CustomerResult, error) {
+		if err := c.requiredID("user_id", r.PostForm.Get("user_id")); err != nil {
+			return commands.CustomerResult{}, err
+		}
 		return c.d.Commands.UnassignUser(r.Context(), c.meta(s), id, r.PostForm.Get("user_id"))
-	})
+	}, nil)
 }
 
 func (c *Console) replaceMember(w nethttp.ResponseWriter, r *nethttp.Request) {
 	c.profileCommand(w, r, "members", "replaced", func(s sessionInfo, id string) (commands.CustomerResult, error) {
 		with := r.PostForm.Get("with_user_id")
+		if err := c.requiredID("user_id", r.PostForm.Get("user_id")); err != nil {
+			return commands.CustomerResult{}, err
+		}
 		if with == "" {
 			return commands.CustomerResult{}, errNoUser
 		}
+		if err := c.checkIDs("with_user_id", with); err != nil {
+			return commands.CustomerResult{}, err
+		}
 		return c.d.Commands.ReplaceTeamMember(r.Context(), c.meta(s), id, r.PostForm.Get("user_id"), with)
-	})
+	}, nil)
 }
 
 // block blocks or unblocks the customer (BlockCustomer/UnblockCustomer,
@@ -260,7 +310,7 @@ func (c *Console) block(w nethttp.ResponseWriter, r *nethttp.Request) {
 			return c.d.Commands.UnblockCustomer(r.Context(), c.meta(s), id)
 		}
 		return c.d.Commands.BlockCustomer(r.Context(), c.meta(s), id)
-	})
+	}, nil)
 }
 
 // group adds the customer to a group or removes it (POST
@@ -276,8 +326,11 @@ func (c *Console) group(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if r.PostForm.Get("action") == "remove" {
 		action = domain.CustomerActionRemoveFromGroup
 	}
-	res, err := c.d.Commands.BulkCustomers(r.Context(), c.meta(s), commands.CustomerBulkRequest{
-		Action: action, CustomerIDs: []string{id}, GroupID: r.PostForm.Get("group_id")})
+	res, err := commands.CustomerBulkResult{}, c.checkIDs("group_id", r.PostForm.Get("group_id"))
+	if err == nil {
+		res, err = c.d.Commands.BulkCustomers(r.Context(), c.meta(s), commands.CustomerBulkRequest{
+			Action: action, CustomerIDs: []string{id}, GroupID: r.PostForm.Get("group_id")})
+	}
 	if err != nil {
 		c.refused(w, r, err, "groups", func(v view) (string, view, error) { return c.profilePage(r, s, v) })
 		return

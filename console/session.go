@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -157,7 +159,7 @@ func (c *Console) renderSignIn(w nethttp.ResponseWriter, r *nethttp.Request, sta
 	tok := randomToken()
 	nethttp.SetCookie(w, &nethttp.Cookie{Name: signInCookie, Value: tok, Path: "/sign-in", HttpOnly: true,
 		SameSite: nethttp.SameSiteStrictMode, Secure: secure(r), MaxAge: 3600})
-	v := view{Title: "Sign in", Data: signInData{Next: localPath(r.FormValue("next")), Token: tok}}
+	v := view{Title: "Sign in", Data: signInData{Next: c.localPath(r.FormValue("next")), Token: tok}}
 	if problem != "" {
 		v.Refusal, v.RefusalAt = &Refusal{Status: status, Code: "unauthenticated", Detail: problem}, "sign-in"
 	}
@@ -166,12 +168,36 @@ func (c *Console) renderSignIn(w nethttp.ResponseWriter, r *nethttp.Request, sta
 	c.render(w, r, status, "sign-in", v)
 }
 
-// localPath keeps next= on this site: a path, never "//host" or a URL.
-func localPath(p string) string {
-	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") || strings.HasPrefix(p, "/sign-") {
-		return "/customers"
+// localPath keeps next= on this site: it answers p only when p is a path
+// of a console page, else "/". A browser strips tabs and newlines from a
+// Location and reads "\\" as "/", so "/\t/evil.test" or "/\\evil.test"
+// would lead to another host: anything that is not a plain path (control
+// characters, backslashes, a scheme, a host, "//") is refused outright,
+// and what is left must be a page the console serves by GET.
+func (c *Console) localPath(p string) string {
+	const home = "/"
+	if p == "" || !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\") {
+		return home
 	}
-	return p
+	for _, r := range p {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || unicode.IsSpace(r) {
+			return home
+		}
+	}
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
+		return home
+	}
+	if u.Path == "/" || strings.HasPrefix(u.Path, "/sign-") || strings.HasPrefix(u.Path, "/assets/") ||
+		!c.match.Match(chi.NewRouteContext(), nethttp.MethodGet, u.Path) {
+		return home
+	}
+	out := (&url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}).String()
+	if !strings.HasPrefix(out, "/") || strings.HasPrefix(out, "//") {
+		return home
+	}
+	return out
 }
 
 func (c *Console) signIn(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -204,7 +230,7 @@ func (c *Console) signIn(w nethttp.ResponseWriter, r *nethttp.Request) {
 	nethttp.SetCookie(w, &nethttp.Cookie{Name: signInCookie, Value: "", Path: "/sign-in", MaxAge: -1})
 	nethttp.SetCookie(w, &nethttp.Cookie{Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true,
 		SameSite: nethttp.SameSiteStrictMode, Secure: secure(r), MaxAge: int(sessionTTL.Seconds())})
-	nethttp.Redirect(w, r, localPath(r.PostForm.Get("next")), nethttp.StatusSeeOther)
+	nethttp.Redirect(w, r, c.localPath(r.PostForm.Get("next")), nethttp.StatusSeeOther)
 }
 
 func (c *Console) signOut(w nethttp.ResponseWriter, r *nethttp.Request) {

@@ -1,21 +1,49 @@
 package console
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
-// TestLocalPath: sign-in's next= only ever leads back into the console.
+// TestLocalPath: sign-in's next= only ever leads to a page of the console:
+// what a browser would read as another host (a tab or newline it strips,
+// a backslash it reads as "/") or anything but a console page leads to /.
 func TestLocalPath(t *testing.T) {
+	c := New(Deps{})
 	for in, want := range map[string]string{
-		"":                        "/customers",
-		"/customers/abc?q=x":      "/customers/abc?q=x",
-		"//evil.example/":         "/customers",
-		"/\\evil.example":         "/customers",
-		"https://evil.example/":   "/customers",
-		"javascript:alert(1)":     "/customers",
-		"/sign-in?next=/sign-out": "/customers",
-		"/my-clients":             "/my-clients",
+		"":                             "/",
+		"/customers/abc?q=x":           "/customers/abc?q=x",
+		"/customers?q=a+b&status=x":    "/customers?q=a+b&status=x",
+		"//evil.example/":              "/",
+		"/\\evil.example":              "/",
+		"/\t/evil.test":                "/",
+		"/\n/evil.test":                "/",
+		"/\r\n/evil.test":              "/",
+		"\t//evil.test":                "/",
+		"/ /evil.test":                 "/",
+		"/\u00a0/evil.test":            "/",
+		"/\u2028/evil.test":            "/",
+		"/%2F%2Fevil.test":             "/",
+		"/%09/evil.test":               "/",
+		"/customers\\evil.test":        "/",
+		"https://evil.example/":        "/",
+		"http:/evil.example/":          "/",
+		"javascript:alert(1)":          "/",
+		"/sign-in?next=/sign-out":      "/",
+		"/assets/console.css":          "/",
+		"/v1/customers":                "/",
+		"/healthz":                     "/",
+		"/no-such-page":                "/",
+		"/my-clients":                  "/my-clients",
+		"/users/abc/transfer?to=x":     "/users/abc/transfer?to=x",
+		"/audit?type=UserAssigned#top": "/audit?type=UserAssigned",
 	} {
-		if got := localPath(in); got != want {
+		got := c.localPath(in)
+		if got != want {
 			t.Errorf("localPath(%q) = %q, want %q", in, got, want)
+		}
+		if strings.ContainsAny(got, "\t\r\n\\") || strings.HasPrefix(got, "//") {
+			t.Errorf("localPath(%q) = %q leaves the site", in, got)
 		}
 	}
 }

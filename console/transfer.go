@@ -59,6 +59,9 @@ func (c *Console) transferView(r *nethttp.Request, s sessionInfo, v view) (strin
 	if d.To == "" {
 		return "transfer", v, nil
 	}
+	if err := c.checkIDs("to", d.To); err != nil {
+		return "", v, err
+	}
 	res, err := c.d.Commands.TransferCustomers(r.Context(), c.meta(s), commands.TransferRequest{From: u.ID, To: d.To, DryRun: true})
 	if err != nil {
 		return "", v, err
@@ -98,8 +101,16 @@ func (c *Console) transfer(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	res, err := c.d.Commands.TransferCustomers(r.Context(), c.meta(s),
-		commands.TransferRequest{From: chi.URLParam(r, "id"), To: r.PostForm.Get("to")})
+	to := r.PostForm.Get("to")
+	var res commands.BulkResult
+	err := c.checkIDs("to", to)
+	if err == nil && to == "" {
+		err = &domain.ValidationError{Field: "to", Detail: "choose who takes the customers"}
+	}
+	if err == nil {
+		res, err = c.d.Commands.TransferCustomers(r.Context(), c.meta(s),
+			commands.TransferRequest{From: chi.URLParam(r, "id"), To: to})
+	}
 	if err != nil {
 		c.refused(w, r, err, "transfer", func(v view) (string, view, error) { return c.transferView(r, s, v) })
 		return

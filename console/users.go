@@ -80,6 +80,11 @@ func (c *Console) changeRole(w nethttp.ResponseWriter, r *nethttp.Request) {
 	role := domain.Role(r.PostForm.Get("role"))
 	res, err := c.d.Commands.UpdateUser(r.Context(), c.meta(s), id, nil, &role)
 	if err != nil {
+		if ref, known := c.d.Refusal(err); known && ref.Status == nethttp.StatusNotFound {
+			// No row of the list to show it at: the user is not there.
+			c.problem(w, r, err)
+			return
+		}
 		c.refused(w, r, err, "role-"+id, func(v view) (string, view, error) { return c.usersPage(r, s, v) })
 		return
 	}
@@ -126,6 +131,9 @@ func (c *Console) deactivatePage(r *nethttp.Request, s sessionInfo, v view) (str
 		return "", v, err
 	}
 	d := deactivateData{User: u, TransferTo: r.FormValue("transfer_to"), Customers: map[string]string{}}
+	if err := c.checkIDs("transfer_to", d.TransferTo); err != nil {
+		return "", v, err
+	}
 	if d.Preview, err = c.d.Commands.PreviewDeactivation(r.Context(), c.meta(s), u.ID, d.TransferTo); err != nil {
 		return "", v, err
 	}
@@ -137,8 +145,19 @@ func (c *Console) deactivatePage(r *nethttp.Request, s sessionInfo, v view) (str
 	if err != nil {
 		return "", v, err
 	}
-	for id, cu := range byID {
-		d.Customers[id] = strings.TrimSpace(cu.FirstName + " " + cu.LastName)
+	for id := range byID {
+		d.Customers[id] = customerName(byID, id)
+	}
+	details := make([]string, 0, len(d.Preview.Errors))
+	for _, e := range d.Preview.Errors {
+		details = append(details, e.Detail)
+	}
+	n, err := c.namerFor(r.Context(), s.TenantID, details...)
+	if err != nil {
+		return "", v, err
+	}
+	for i := range d.Preview.Errors {
+		d.Preview.Errors[i].Detail = n.name(d.Preview.Errors[i].Detail)
 	}
 	active, err := c.activeUsers(r.Context(), s.TenantID)
 	if err != nil {
@@ -163,7 +182,10 @@ func (c *Console) deactivate(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	id := chi.URLParam(r, "id")
-	res, err := c.d.Commands.DeactivateUser(r.Context(), c.meta(s), id, r.PostForm.Get("transfer_to"))
+	res, err := commands.UserResult{}, c.checkIDs("transfer_to", r.PostForm.Get("transfer_to"))
+	if err == nil {
+		res, err = c.d.Commands.DeactivateUser(r.Context(), c.meta(s), id, r.PostForm.Get("transfer_to"))
+	}
 	if err != nil {
 		c.refused(w, r, err, "deactivate", func(v view) (string, view, error) { return c.deactivatePage(r, s, v) })
 		return

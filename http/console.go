@@ -11,8 +11,9 @@ import (
 )
 
 // newConsole builds the web console on the server's collaborators: it
-// authenticates keys as the API does and words refusals with the API's one
-// mapping (errorToProblem), so the two never disagree.
+// authenticates keys as the API does, checks IDs as the API does
+// (parseUUID) and words refusals with the API's one mapping
+// (errorToProblem), so the two never disagree.
 func (s *Server) newConsole() *console.Console {
 	return console.New(console.Deps{
 		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
@@ -23,6 +24,7 @@ func (s *Server) newConsole() *console.Console {
 		SelectMatching: s.consoleSelect,
 		Export:         s.consoleExport,
 		AuditExport:    s.consoleAuditExport,
+		ParseID:        parseUUID,
 	})
 }
 

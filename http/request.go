@@ -143,6 +143,12 @@ func resolveID(ctx context.Context, raw, field string) (string, error) {
 	if raw == "me" {
 		return principal(ctx).UserID, nil
 	}
+	return parseUUID(raw, field)
+}
+
+// parseUUID reads a UUID in its canonical 36-character form: anything else
+// is 400 invalid_id naming field (the console checks its IDs with it too).
+func parseUUID(raw, field string) (string, error) {
 	id, err := uuid.Parse(raw)
 	if err != nil || len(raw) != 36 {
 		return "", badRequest("invalid_id", field, "%s %q is not a UUID", field, raw)
