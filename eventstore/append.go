@@ -127,6 +127,9 @@ func (s *Store) LookupIdempotency(ctx context.Context, tenantID, key string, req
 	if err != nil {
 		return AppendResult{}, false, fmt.Errorf("lookup idempotency key: %w", err)
 	}
+	if scrubbed(hash) {
+		return AppendResult{}, false, ErrReplayUnavailable
+	}
 	if !bytes.Equal(hash, requestHash) {
 		return AppendResult{}, false, ErrIdempotencyKeyReused
 	}
@@ -324,10 +327,13 @@ const (
 	// one statement (data-modifying CTEs). Their claims are released by
 	// value (the append's Releases, by primary key): unique_claims has no
 	// index by owner, and a scan of a tenant's claims per erasure would not
-	// do. Store.Forget, an operator's tool, deletes them by owner.
+	// do. Store.Forget, an operator's tool, deletes them by owner. The
+	// idempotency records whose answers name them are scrubbed, not
+	// deleted (see scrubbedHash): their keys stay used.
 	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
 	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
-	DELETE FROM idempotency_keys WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
+	UPDATE idempotency_keys SET request_hash = '\x'::bytea, response = NULL
+	WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`
 	qLockHeads = `SELECT stream_id::text, tenant_id::text, version, last_hash FROM streams
 		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id FOR UPDATE`
@@ -371,6 +377,9 @@ func readIdempotency(br pgx.BatchResults, req AppendRequest) (AppendResult, bool
 	}
 	if tag.RowsAffected() == 1 {
 		return AppendResult{}, false, nil
+	}
+	if scrubbed(hash) {
+		return AppendResult{}, false, ErrReplayUnavailable
 	}
 	if !bytes.Equal(hash, req.Idempotency.RequestHash) {
 		return AppendResult{}, false, ErrIdempotencyKeyReused
