@@ -512,12 +512,12 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				}
 				c.cache.putUsers(users)
 				c.cache.putPolicy(m.TenantID, l.policy, l.policyVersion)
-				if m.IfMatch != nil && *m.IfMatch != version {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
-				}
 				cu := l.customers[customerID]
 				if cu.Version != version {
 					return fmt.Errorf("customer %s: stream head says version %d, events say %d", customerID, version, cu.Version)
+				}
+				if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
+					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
 				}
 				events, err := decide(cu, users, l.policy)
 				if err != nil {
