@@ -445,8 +445,8 @@ func translateClaim(err error) error {
 }
 
 // nameCache remembers users' display names, so views need not read them on
-// every command. A rename (UpdateUser) updates this process's copy; another
-// process's keeps the old name in its command answers until it restarts.
+// every command. A rename (UpdateUser) updates this process's copy only, so
+// no answer trusts it alone (see names.go).
 type nameCache struct {
 	mu sync.RWMutex
 	m  map[string]string
