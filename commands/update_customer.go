@@ -99,7 +99,7 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 					Claims:   claims,
 					Releases: releases,
 					Metadata: m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) {
+					Idempotency: withSealedIdempotency(idem, keys[cid], &result, func(p int64) {
 						if p != 0 {
 							result.Position = p
 						}
