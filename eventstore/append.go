@@ -61,9 +61,10 @@ type AppendRequest struct {
 	// written in the same transaction.
 	Outbox []OutboxMessage
 	// Forget are customers being erased: the side records that name them
-	// (invitations, outbox rows, and idempotency records whose stored
-	// answer names them, except this append's own) are deleted in the same
-	// transaction. Their claims go with Releases.
+	// (invitations, outbox rows) are deleted in the same transaction, and
+	// the idempotency records whose stored answer names them (except this
+	// append's own) scrubbed, their keys kept used (ErrReplayUnavailable).
+	// Their claims go with Releases.
 	Forget []string
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
@@ -113,7 +114,8 @@ var errReplayed = errors.New("replayed")
 
 // LookupIdempotency returns the stored response for key, if any. Commands
 // call it before deciding so a retry replays the first answer instead of
-// running into a rule the first attempt already satisfied.
+// running into a rule the first attempt already satisfied. A key erasure
+// scrubbed is ErrReplayUnavailable.
 func (s *Store) LookupIdempotency(ctx context.Context, tenantID, key string, requestHash []byte) (AppendResult, bool, error) {
 	var (
 		hash     []byte
