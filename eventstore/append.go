@@ -345,13 +345,14 @@ const (
 	qClaimOwner = `SELECT owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3`
 )
 
-// customerStreams lists the customer streams an append writes: the
-// customers its idempotent answer may name (a customer's profile included),
-// so that their erasure deletes it.
+// customerStreams lists the customer streams an append writes (or names
+// with no events: a command that changed nothing still answers the
+// customer): the customers its idempotent answer may name (a customer's
+// profile included), so that their erasure scrubs it.
 func customerStreams(ws []StreamWrite) []string {
 	var ids []string
 	for _, w := range ws {
-		if w.StreamType == "customer" && len(w.Events) > 0 {
+		if w.StreamType == "customer" {
 			ids = append(ids, w.StreamID)
 		}
 	}

@@ -39,6 +39,10 @@ func TestRetryAfterErasureRunsNothing(t *testing.T) {
 		t.Fatalf("retry before erasure: %d %s", r.status, r.body)
 	}
 
+	// A keyed command that changed nothing still answered the customer.
+	noop := map[string]any{"first_name": "Rupertretry"}
+	b.admin.must(200, "PATCH", "/v1/customers/"+registered, noop, hdr{"Idempotency-Key": "noop-A"})
+
 	b.admin.must(204, "DELETE", "/v1/customers/"+invited, nil)
 	b.admin.must(204, "DELETE", "/v1/customers/"+registered, nil)
 	events := b.countEvents(t)
@@ -64,6 +68,9 @@ func TestRetryAfterErasureRunsNothing(t *testing.T) {
 			t.Fatalf("another body under %s after erasure: %d %s", c.key, r.status, r.body)
 		}
 	}
+	if r := b.admin.do("PATCH", "/v1/customers/"+registered, noop, hdr{"Idempotency-Key": "noop-A"}); r.status != 409 || r.code() != "replay_unavailable" {
+		t.Fatalf("retry of a no-op update after erasure: %d %s", r.status, r.body)
+	}
 	if n := b.countEvents(t); n != events {
 		t.Fatalf("the refused retries appended %d events", n-events)
 	}
@@ -80,11 +87,11 @@ func TestRetryAfterErasureRunsNothing(t *testing.T) {
 	// The records stay, scrubbed: no answer, no request hash.
 	var kept int
 	if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM idempotency_keys
-		WHERE key IN ('inv-A', 'reg-A', 'msg-A') AND response IS NULL AND request_hash = '\x'::bytea`).Scan(&kept); err != nil {
+		WHERE key IN ('inv-A', 'reg-A', 'msg-A', 'noop-A') AND response IS NULL AND request_hash = '\x'::bytea`).Scan(&kept); err != nil {
 		t.Fatal(err)
 	}
-	if kept != 3 {
-		t.Fatalf("%d of the 3 idempotency records kept scrubbed", kept)
+	if kept != 4 {
+		t.Fatalf("%d of the 4 idempotency records kept scrubbed", kept)
 	}
 
 	// No e-mail went to the erased people: a later invitation is delivered
