@@ -331,7 +331,7 @@ const (
 	// index by owner, and a scan of a tenant's claims per erasure would not
 	// do. Store.Forget, an operator's tool, deletes them by owner. The
 	// idempotency records whose answers name them are scrubbed, not
-	// deleted (see scrubbedHash): their keys stay used.
+	// deleted (see scrubbed): their keys stay used.
 	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
 	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
 	UPDATE idempotency_keys SET request_hash = '\x'::bytea, response = NULL
