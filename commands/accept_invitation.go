@@ -45,7 +45,7 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 		if r, ok, err := lookupReplay[CustomerResult](ctx, c, m); ok || err != nil {
 			return r, err
 		}
-		idem = &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: m.RequestHash}
+		idem = &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: c.keys.RequestMAC(m.RequestHash)}
 	}
 	var result CustomerResult
 	err := c.withRetry(ctx, "AcceptInvitation", false, func() error {
@@ -99,9 +99,17 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 				result.Invitation.Status = InvitationAccepted
 			}
 			if idem != nil {
+				dk, err := c.answerKey(ctx, tx, idem, customerID)
+				if err != nil {
+					return err
+				}
 				idem.Response = func(r eventstore.AppendResult) ([]byte, error) {
 					result.Position = r.Position
-					return json.Marshal(result)
+					answer, err := json.Marshal(result)
+					if err != nil {
+						return nil, err
+					}
+					return sealAnswer(dk, answer)
 				}
 			}
 			res, err := tx.Append(ctx, eventstore.AppendRequest{
@@ -122,7 +130,7 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 				return err
 			}
 			if res.Replayed {
-				if result, err = decodeReplay[CustomerResult](res.Response); err != nil {
+				if result, err = decodeReplay[CustomerResult](ctx, c, res.Response); err != nil {
 					return err
 				}
 				return errReplayed

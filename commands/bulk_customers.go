@@ -114,15 +114,15 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				if err != nil {
 					return err
 				}
-				if req.IfMatch != nil && len(customerIDs) == 1 {
-					if v, ok := versions[customerIDs[0]]; ok && v != *req.IfMatch {
-						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], v, *req.IfMatch)
-					}
-				}
 				found := lockedOf(customerIDs, versions)
 				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err
+				}
+				if req.IfMatch != nil && len(customerIDs) == 1 {
+					if cu, ok := l.customers[customerIDs[0]]; ok && !cu.MatchesVersion(*req.IfMatch) {
+						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], cu.Version, *req.IfMatch)
+					}
 				}
 				result = CustomerBulkResult{Changed: []string{}, Unchanged: []string{}, Errors: []CustomerError{}}
 				events := map[string][]domain.Event{}

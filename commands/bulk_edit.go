@@ -50,8 +50,9 @@ type BulkResult struct {
 // answered, errors included, and nothing is written.
 //
 // An unknown customer or user ID (or another tenant's) fails its pairs
-// with code "not_found" rather than the whole request with ErrNotFound, so
-// that one call reports every problem.
+// with code "not_found" rather than the whole request with ErrNotFound, and
+// an erased customer its pairs with code "erased" rather than the whole
+// request with ErrErased, so that one call reports every problem.
 func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkResult, error) {
 	action := domain.BulkAction(req.Action)
 	switch {
@@ -96,7 +97,9 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 					return err
 				}
 				found := lockedOf(customerIDs, versions)
-				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, found)
+				// An erased customer fails its pairs (code erased) like any
+				// other bad pair, rather than the whole call with 410.
+				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {
 					return err
 				}
@@ -105,7 +108,9 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				}
 				customers := make([]domain.Customer, 0, len(found))
 				for _, id := range found {
-					customers = append(customers, l.customers[id])
+					if cu := l.customers[id]; !cu.Erased {
+						customers = append(customers, cu)
+					}
 				}
 				var planUsers []domain.User
 				for _, id := range userIDs {
@@ -123,6 +128,13 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 				}
 				for _, cid := range customerIDs {
 					_, knownCustomer := versions[cid]
+					if cu, ok := l.customers[cid]; ok && cu.Erased {
+						for _, uid := range userIDs {
+							result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: domain.CodeErased,
+								Detail: "customer " + cid + " was erased"})
+						}
+						continue
+					}
 					for _, uid := range userIDs {
 						if _, knownUser := users[uid]; knownCustomer && knownUser {
 							continue

@@ -197,7 +197,8 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 	for _, e := range events {
 		cu.Apply(e, at)
 	}
-	if err := c.fillNames(ctx, c.store.Pool(), m.TenantID, teamIDs(cu)); err != nil {
+	team := teamIDs(cu)
+	if err := c.fillMissingNames(ctx, c.store.Pool(), m.TenantID, team); err != nil {
 		return CustomerResult{}, err
 	}
 	data, err := encode(events)
@@ -216,6 +217,7 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 	if len(ids) > 0 {
 		checks = append(checks, eventstore.Check{Name: "users_as_cached", Query: qUsersAsCached, Args: []any{m.TenantID, ids, statuses}})
 	}
+	checks = append(checks, c.namesAsCached(m.TenantID, team)...)
 	res, err := c.store.AppendExpected(ctx, eventstore.AppendRequest{
 		TenantID: m.TenantID,
 		Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: st.head.Version, Events: data}},

@@ -363,12 +363,12 @@ func idempotent[R any](ctx context.Context, c *Commands, m Meta, run func(idem *
 	if r, ok, err := lookupReplay[R](ctx, c, m); ok || err != nil {
 		return r, err
 	}
-	idem := &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: m.RequestHash}
+	idem := &eventstore.Idempotency{Key: m.IdempotencyKey, RequestHash: c.keys.RequestMAC(m.RequestHash)}
 	var replay []byte
 	r, err := run(idem, &replay)
 	switch {
 	case errors.Is(err, errReplayed):
-		return decodeReplay[R](replay)
+		return decodeReplay[R](ctx, c, replay)
 	case err != nil:
 		// A concurrent retry with the same key may have committed while
 		// this attempt waited, and this attempt then ran into the very rule
@@ -389,18 +389,27 @@ func idempotent[R any](ctx context.Context, c *Commands, m Meta, run func(idem *
 
 func lookupReplay[R any](ctx context.Context, c *Commands, m Meta) (R, bool, error) {
 	var zero R
-	res, ok, err := c.store.LookupIdempotency(ctx, m.TenantID, m.IdempotencyKey, m.RequestHash)
+	res, ok, err := c.store.LookupIdempotency(ctx, m.TenantID, m.IdempotencyKey, c.keys.RequestMAC(m.RequestHash))
+	if errors.Is(err, eventstore.ErrIdempotencyKeyReused) {
+		// A record stored before request hashes were keyed holds the
+		// plain hash.
+		res, ok, err = c.store.LookupIdempotency(ctx, m.TenantID, m.IdempotencyKey, m.RequestHash)
+	}
 	if err != nil || !ok {
 		return zero, false, err
 	}
-	r, err := decodeReplay[R](res.Response)
+	r, err := decodeReplay[R](ctx, c, res.Response)
 	return r, true, err
 }
 
-func decodeReplay[R any](response []byte) (R, error) {
+func decodeReplay[R any](ctx context.Context, c *Commands, response []byte) (R, error) {
 	var r R
 	if len(response) == 0 {
 		return r, errors.New("commands: idempotency key recorded without a response")
+	}
+	response, err := c.openAnswer(ctx, response)
+	if err != nil {
+		return r, err
 	}
 	if err := json.Unmarshal(response, &r); err != nil {
 		return r, fmt.Errorf("decode stored response: %w", err)
@@ -445,8 +454,8 @@ func translateClaim(err error) error {
 }
 
 // nameCache remembers users' display names, so views need not read them on
-// every command. A rename (UpdateUser) updates this process's copy; another
-// process's keeps the old name in its command answers until it restarts.
+// every command. A rename (UpdateUser) updates this process's copy only, so
+// no answer trusts it alone (see names.go).
 type nameCache struct {
 	mu sync.RWMutex
 	m  map[string]string
@@ -512,12 +521,12 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				}
 				c.cache.putUsers(users)
 				c.cache.putPolicy(m.TenantID, l.policy, l.policyVersion)
-				if m.IfMatch != nil && *m.IfMatch != version {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
-				}
 				cu := l.customers[customerID]
 				if cu.Version != version {
 					return fmt.Errorf("customer %s: stream head says version %d, events say %d", customerID, version, cu.Version)
+				}
+				if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
+					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
 				}
 				events, err := decide(cu, users, l.policy)
 				if err != nil {
@@ -538,11 +547,15 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 				if err != nil {
 					return err
 				}
+				dk, err := c.answerKey(ctx, tx, idem, customerID)
+				if err != nil {
+					return err
+				}
 				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
 					Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
 					Metadata: m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) {
+					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) {
 						if p != 0 {
 							result.Position = p
 						}

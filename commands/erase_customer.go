@@ -12,8 +12,9 @@ import (
 // append. It appends CustomerErased and, in the same transaction, destroys
 // the customer's data key (crypto-shredding: the personal fields of its
 // events can no longer be opened, the events keep their bytes and hashes)
-// and deletes its uniqueness claims, invitations, outbox rows and the
-// idempotency records whose answers name it. An unknown customer is
+// and deletes its uniqueness claims, invitations and outbox rows, and
+// scrubs the idempotency records whose answers name it (their keys stay
+// used: a retry answers eventstore.ErrReplayUnavailable). An unknown customer is
 // ErrNotFound, one erased already ErrErased; honours If-Match.
 func (c *Commands) EraseCustomer(ctx context.Context, m Meta, customerID string) (int64, error) {
 	id, ok := parseID(customerID)

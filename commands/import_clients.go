@@ -288,7 +288,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			for _, u := range team {
 				users[u.ID] = u
 			}
-			msg, err := invitationEmail(cu, token, users)
+			msg, err := invitationEmail(cu, token, users, dk)
 			if err != nil {
 				return ImportReport{}, err
 			}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 	"github.com/assignment-ledger/ledger/mail"
 )
 
@@ -30,8 +31,9 @@ const (
 )
 
 // invitationEmail is the outbox message that e-mails the invited client cu
-// its link (from token) and its team, named from users.
-func invitationEmail(cu domain.Customer, token string, users map[string]domain.User) (eventstore.OutboxMessage, error) {
+// its link (from token) and its team, named from users; the payload is
+// sealed with the client's key dk (sealEmail).
+func invitationEmail(cu domain.Customer, token string, users map[string]domain.User, dk keyring.DataKey) (eventstore.OutboxMessage, error) {
 	inv := mail.Invitation{FirstName: cu.Profile.FirstName, LastName: cu.Profile.LastName, Email: cu.Profile.Email, Token: token,
 		Team: make([]mail.TeamMember, 0, len(cu.Team))}
 	for _, m := range cu.Team {
@@ -39,6 +41,9 @@ func invitationEmail(cu domain.Customer, token string, users map[string]domain.U
 		inv.Team = append(inv.Team, mail.TeamMember{Name: u.Name, Email: u.Email, Lead: m.Lead})
 	}
 	payload, err := json.Marshal(inv)
+	if err == nil {
+		payload, err = sealEmail(dk, payload)
+	}
 	if err != nil {
 		return eventstore.OutboxMessage{}, fmt.Errorf("encode invitation e-mail: %w", err)
 	}

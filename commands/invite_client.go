@@ -70,6 +70,10 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 				for _, u := range members {
 					c.names.put(u.ID, u.Name)
 				}
+				data, dk, err := c.sealNew(id, events)
+				if err != nil {
+					return err
+				}
 				token, hash := randomToken()
 				result = InvitationResult{Customer: c.customerView(cu), Token: token}
 				result.Customer.Invitation = &InvitationView{Status: InvitationPending}
@@ -79,16 +83,12 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 					for _, u := range members {
 						users[u.ID] = u
 					}
-					msg, err := invitationEmail(cu, token, users)
+					msg, err := invitationEmail(cu, token, users, dk)
 					if err != nil {
 						return err
 					}
 					outbox = append(outbox, msg)
 					result.Customer.Invitation.Email = EmailQueued
-				}
-				data, dk, err := c.sealNew(id, events)
-				if err != nil {
-					return err
 				}
 				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 					TenantID: m.TenantID,
@@ -104,7 +104,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 						}
 						return storeKeys(m.TenantID, dk)(ctx, tx)
 					},
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) { result.Position = p }),
 					Now:         at,
 				}, replay)
 				if err != nil {

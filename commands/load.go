@@ -402,29 +402,3 @@ func readCustomer(ctx context.Context, kr *keyring.Keyring, q querier, tenantID,
 func translatePg(err error) error {
 	return eventstore.Translate(err)
 }
-
-// fillNames makes sure the cache knows the names of ids.
-func (c *Commands) fillNames(ctx context.Context, q querier, tenantID string, ids []string) error {
-	var missing []string
-	for _, id := range ids {
-		if _, ok := c.names.get(id); !ok {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) == 0 {
-		return nil
-	}
-	rows, err := q.Query(ctx, `SELECT id::text, name FROM users WHERE tenant_id = $1 AND id = ANY($2::text[]::uuid[])`, tenantID, missing)
-	if err != nil {
-		return fmt.Errorf("read user names: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return fmt.Errorf("read user names: %w", err)
-		}
-		c.names.put(id, name)
-	}
-	return rows.Err()
-}

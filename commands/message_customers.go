@@ -10,6 +10,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 	"github.com/assignment-ledger/ledger/mail"
 )
 
@@ -90,6 +91,11 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 				if err != nil {
 					return err
 				}
+				// The recipients' keys seal their e-mails' payloads.
+				keys, err := c.keys.Load(ctx, tx, found)
+				if err != nil {
+					return err
+				}
 				messageID := newID()
 				result = MessageResult{ID: messageID, Skipped: []MessageSkip{}}
 				events := map[string][]domain.Event{}
@@ -106,7 +112,7 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 						result.Skipped = append(result.Skipped, MessageSkip{CustomerID: id, Reason: reason})
 						continue
 					}
-					msg, err := messageEmail(cu, emailID, messageID)
+					msg, err := messageEmail(cu, emailID, messageID, keys[id])
 					if err != nil {
 						return err
 					}
@@ -171,10 +177,13 @@ func nullIfEmpty(s string) *string {
 }
 
 // messageEmail is the outbox row that e-mails cu its copy of message
-// messageID. The payload names the recipient as of now; the subject and
-// body stay with the message.
-func messageEmail(cu domain.Customer, emailID, messageID string) (eventstore.OutboxMessage, error) {
+// messageID. The payload names the recipient as of now, sealed with its
+// key dk (sealEmail); the subject and body stay with the message.
+func messageEmail(cu domain.Customer, emailID, messageID string, dk keyring.DataKey) (eventstore.OutboxMessage, error) {
 	payload, err := json.Marshal(mail.Message{FirstName: cu.Profile.FirstName, LastName: cu.Profile.LastName, Email: cu.Profile.Email})
+	if err == nil {
+		payload, err = sealEmail(dk, payload)
+	}
 	if err != nil {
 		return eventstore.OutboxMessage{}, fmt.Errorf("encode message e-mail: %w", err)
 	}

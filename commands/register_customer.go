@@ -62,7 +62,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 					Claims:      c.profileClaims(id, reg.Profile),
 					Side:        storeKeys(m.TenantID, dk),
 					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) { result.Position = p }),
 					Now:         at,
 				}, replay)
 				if err != nil {

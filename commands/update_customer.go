@@ -54,14 +54,14 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 				if !ok {
 					return notFound("customer", cid)
 				}
-				if m.IfMatch != nil && *m.IfMatch != version {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
-				}
 				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, []string{cid})
 				if err != nil {
 					return err
 				}
 				cu := l.customers[cid]
+				if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
+					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
+				}
 				old := cu.Profile
 				events, err := cu.UpdateProfile(patch.apply(old))
 				if err != nil {
@@ -99,7 +99,7 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 					Claims:   claims,
 					Releases: releases,
 					Metadata: m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) {
+					Idempotency: withSealedIdempotency(idem, keys[cid], &result, func(p int64) {
 						if p != 0 {
 							result.Position = p
 						}

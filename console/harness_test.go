@@ -81,7 +81,7 @@ func newWorldWithMail(t *testing.T, smtpURL string) *world {
 			t.Fatal(err)
 		}
 		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
-			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome, Open: cmd.OpenEmail})
 		if err != nil {
 			t.Fatal(err)
 		}

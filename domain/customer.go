@@ -34,6 +34,10 @@ type Customer struct {
 	CreatedAt time.Time
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
+	// ChangedVersion is the version of the last event that changed the
+	// customer: records of e-mails sent to it (InvitationEmailed,
+	// CustomerMessaged) move Version, not this (see MatchesVersion).
+	ChangedVersion int64
 	// Groups are the IDs of the groups the customer is in, in the order it
 	// joined them. A deleted group's ID stays until removed: membership is
 	// the customer's, and read models hide deleted groups.
@@ -104,6 +108,21 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.Team = append(team, Member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at})
 	}
 	c.Version++
+	switch e.(type) {
+	case InvitationEmailed, CustomerMessaged:
+	default:
+		c.ChangedVersion = c.Version
+	}
+}
+
+// MatchesVersion reports whether an If-Match version v still describes the
+// customer: v is a version of its stream no older than its last change. An
+// e-mail's delivery record (appended by the relay after the command that
+// queued the e-mail answered) moves the stream version, and so the ETag,
+// without changing the customer; a client that sends the ETag of that
+// command's answer must not be refused for a change it did not make.
+func (c Customer) MatchesVersion(v int64) bool {
+	return v >= c.ChangedVersion && v <= c.Version
 }
 
 // Erase decides the customer's erasure: CustomerErased, or nothing when it

@@ -61,9 +61,10 @@ type AppendRequest struct {
 	// written in the same transaction.
 	Outbox []OutboxMessage
 	// Forget are customers being erased: the side records that name them
-	// (invitations, outbox rows, and idempotency records whose stored
-	// answer names them, except this append's own) are deleted in the same
-	// transaction. Their claims go with Releases.
+	// (invitations, outbox rows) are deleted in the same transaction, and
+	// the idempotency records whose stored answer names them (except this
+	// append's own) scrubbed, their keys kept used (ErrReplayUnavailable).
+	// Their claims go with Releases.
 	Forget []string
 	// Now overrides the recording time (tests); zero means the clock.
 	Now time.Time
@@ -113,7 +114,8 @@ var errReplayed = errors.New("replayed")
 
 // LookupIdempotency returns the stored response for key, if any. Commands
 // call it before deciding so a retry replays the first answer instead of
-// running into a rule the first attempt already satisfied.
+// running into a rule the first attempt already satisfied. A key erasure
+// scrubbed is ErrReplayUnavailable.
 func (s *Store) LookupIdempotency(ctx context.Context, tenantID, key string, requestHash []byte) (AppendResult, bool, error) {
 	var (
 		hash     []byte
@@ -126,6 +128,9 @@ func (s *Store) LookupIdempotency(ctx context.Context, tenantID, key string, req
 	}
 	if err != nil {
 		return AppendResult{}, false, fmt.Errorf("lookup idempotency key: %w", err)
+	}
+	if scrubbed(hash) {
+		return AppendResult{}, false, ErrReplayUnavailable
 	}
 	if !bytes.Equal(hash, requestHash) {
 		return AppendResult{}, false, ErrIdempotencyKeyReused
@@ -324,10 +329,13 @@ const (
 	// one statement (data-modifying CTEs). Their claims are released by
 	// value (the append's Releases, by primary key): unique_claims has no
 	// index by owner, and a scan of a tenant's claims per erasure would not
-	// do. Store.Forget, an operator's tool, deletes them by owner.
+	// do. Store.Forget, an operator's tool, deletes them by owner. The
+	// idempotency records whose answers name them are scrubbed, not
+	// deleted (see scrubbed): their keys stay used.
 	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
 	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
-	DELETE FROM idempotency_keys WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
+	UPDATE idempotency_keys SET request_hash = '\x'::bytea, response = NULL
+	WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`
 	qLockHeads = `SELECT stream_id::text, tenant_id::text, version, last_hash FROM streams
 		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id FOR UPDATE`
@@ -337,13 +345,14 @@ const (
 	qClaimOwner = `SELECT owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = $2 AND value = $3`
 )
 
-// customerStreams lists the customer streams an append writes: the
-// customers its idempotent answer may name (a customer's profile included),
-// so that their erasure deletes it.
+// customerStreams lists the customer streams an append writes (or names
+// with no events: a command that changed nothing still answers the
+// customer): the customers its idempotent answer may name (a customer's
+// profile included), so that their erasure scrubs it.
 func customerStreams(ws []StreamWrite) []string {
 	var ids []string
 	for _, w := range ws {
-		if w.StreamType == "customer" && len(w.Events) > 0 {
+		if w.StreamType == "customer" {
 			ids = append(ids, w.StreamID)
 		}
 	}
@@ -371,6 +380,9 @@ func readIdempotency(br pgx.BatchResults, req AppendRequest) (AppendResult, bool
 	}
 	if tag.RowsAffected() == 1 {
 		return AppendResult{}, false, nil
+	}
+	if scrubbed(hash) {
+		return AppendResult{}, false, ErrReplayUnavailable
 	}
 	if !bytes.Equal(hash, req.Idempotency.RequestHash) {
 		return AppendResult{}, false, ErrIdempotencyKeyReused

@@ -86,7 +86,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 			t.Fatal(err)
 		}
 		relay, err := mail.NewRelay(pool, sender, "Acme <ledger@acme.example>", "https://ledger.example", log,
-			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome})
+			mail.Config{PollInterval: 20 * time.Millisecond, Backoff: 20 * time.Millisecond, MaxAttempts: 3, Record: cmd.RecordEmailOutcome, Open: cmd.OpenEmail})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -135,6 +135,9 @@ func errorToProblem(err error) (Problem, bool) {
 		return newProblem(nethttp.StatusUnprocessableEntity, "email_not_configured", "e-mail is not configured on this server (LEDGER_SMTP_URL, LEDGER_MAIL_FROM)"), true
 	case errors.Is(err, commands.ErrPreconditionFailed):
 		return newProblem(nethttp.StatusPreconditionFailed, "version_mismatch", "the resource has changed since the version given in If-Match"), true
+	case errors.Is(err, eventstore.ErrReplayUnavailable):
+		return newProblem(nethttp.StatusConflict, "replay_unavailable", "this Idempotency-Key was already used and its answer "+
+			"named a customer that has since been erased: the answer is not kept and the request is not run again"), true
 	case errors.Is(err, eventstore.ErrIdempotencyKeyReused):
 		return newProblem(nethttp.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request"), true
 	case errors.As(err, &claim):

@@ -59,6 +59,8 @@ var ErrWrongKEK = errors.New("a customer data key does not open with this KEK (i
 type Keyring struct {
 	kek cipher.AEAD
 	mac []byte
+	// req keys the idempotency records' request hashes (RequestMAC).
+	req []byte
 }
 
 // New returns a keyring over a 32-byte KEK.
@@ -72,7 +74,9 @@ func New(kek []byte) (*Keyring, error) {
 	}
 	m := hmac.New(sha256.New, kek)
 	m.Write([]byte("ledger unique claims v1"))
-	return &Keyring{kek: aead, mac: m.Sum(nil)}, nil
+	r := hmac.New(sha256.New, kek)
+	r.Write([]byte("ledger idempotency requests v1"))
+	return &Keyring{kek: aead, mac: m.Sum(nil), req: r.Sum(nil)}, nil
 }
 
 // ParseKEK reads a KEK written as standard or URL-safe base64.

@@ -68,6 +68,12 @@ type Config struct {
 	// between tells it again, so it must be idempotent; an error leaves
 	// the row queued, as a failure to record on the row does.
 	Record func(ctx context.Context, o Outcome) error
+	// Open opens a payload sealed with its customer's data key (a
+	// {"sealed_for", "sealed"} object; fields beside them are left to the
+	// relay) and returns the payload as it was before sealing. A sealed
+	// payload without Open, or one Open fails with a *PermanentError (the
+	// customer was erased), fails the e-mail; any other error is retried.
+	Open func(ctx context.Context, tenantID, customerID string, payload []byte) ([]byte, error)
 }
 
 // Outcome is how one outbox message ended.
@@ -160,12 +166,14 @@ func (r *Relay) Run(ctx context.Context) error {
 
 // Outcome queries, run in the subscriber's transaction that holds the row.
 const (
+	// A sent or failed e-mail keeps no payload: the token is a secret, and
+	// the rest is personal data nothing reads any more.
 	qSent = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
-		payload = payload - 'token' WHERE id = $1`
+		payload = '{}' WHERE id = $1`
 	qRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 		next_attempt_at = now() + $3 * interval '1 microsecond' WHERE id = $1`
 	qFailed = `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $2,
-		payload = payload - 'token' WHERE id = $1`
+		payload = '{}' WHERE id = $1`
 )
 
 // handle sends one outbox row and records the outcome. It always acks: on
@@ -239,7 +247,11 @@ func (r *Relay) record(ctx context.Context, row outboxRow, status string) error 
 
 // deliver renders and sends one row.
 func (r *Relay) deliver(ctx context.Context, row outboxRow) error {
-	out, err := render(row.kind, row.id, row.payload, r.from, r.baseURL, row.created)
+	payload, err := r.open(ctx, row)
+	if err != nil {
+		return err
+	}
+	out, err := render(row.kind, row.id, payload, r.from, r.baseURL, row.created)
 	if err != nil {
 		return &PermanentError{Err: err}
 	}

@@ -69,7 +69,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			"erasing them leaves that data readable until `ledger encrypt-legacy` has run", slog.Int("customers", n))
 	}
 	if smtp != nil {
-		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome})
+		relay, err = mail.NewRelay(pool, smtp, cfg.MailFrom, cfg.BaseURL, log, mail.Config{Record: cmds.RecordEmailOutcome, Open: cmds.OpenEmail})
 		if err != nil {
 			return fmt.Errorf("LEDGER_MAIL_FROM: %w", err)
 		}
