@@ -1,8 +1,16 @@
 package http_test
 
 import (
+	"fmt"
+	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // TestControlCharactersAreRefusedInSingleLineFields: ESC, BEL, CR, LF, tab,
@@ -79,3 +87,133 @@ func TestControlCharactersAreRefusedInSingleLineFields(t *testing.T) {
 }
 
 func isControl(r rune) bool { return r < 0x20 || (r >= 0x7f && r <= 0x9f) }
+
+// parseVCards reads vCard text as RFC 6350 defines it, strictly: every
+// line ends in CRLF and holds no other CR or LF, is at most 75 octets and
+// valid UTF-8; folded lines are unfolded; each property's value is split
+// into its components at unescaped semicolons, each component into its
+// values at unescaped commas, and unescaped.
+func parseVCards(t *testing.T, body []byte) []map[string][][]string {
+	t.Helper()
+	text := string(body)
+	if !strings.HasSuffix(text, "\r\n") {
+		t.Fatalf("the vCard file does not end in CRLF: %q", text)
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimSuffix(text, "\r\n"), "\r\n") {
+		if strings.ContainsAny(l, "\r\n") || len(l) > 75 || !utf8.ValidString(l) || strings.ContainsFunc(l, isControl) {
+			t.Fatalf("a vCard line with a bare CR or LF, a control character, over 75 octets or not UTF-8: %q", l)
+		}
+		if strings.HasPrefix(l, " ") && len(lines) > 0 {
+			lines[len(lines)-1] += l[1:]
+			continue
+		}
+		lines = append(lines, l)
+	}
+	var cards []map[string][][]string
+	var card map[string][][]string
+	for _, l := range lines {
+		name, value, ok := strings.Cut(l, ":")
+		if !ok {
+			t.Fatalf("a vCard line without a value: %q", l)
+		}
+		switch {
+		case name == "BEGIN":
+			card = map[string][][]string{}
+			continue
+		case name == "END":
+			cards = append(cards, card)
+			continue
+		}
+		var components [][]string
+		var values []string
+		var cur strings.Builder
+		for i := 0; i < len(value); i++ {
+			switch c := value[i]; c {
+			case '\\':
+				i++
+				if i == len(value) {
+					t.Fatalf("a dangling backslash in %q", l)
+				}
+				switch e := value[i]; e {
+				case 'n', 'N':
+					cur.WriteByte('\n')
+				case '\\', ',', ';':
+					cur.WriteByte(e)
+				default:
+					t.Fatalf("an unknown escape \\%c in %q", e, l)
+				}
+			case ',':
+				values = append(values, cur.String())
+				cur.Reset()
+			case ';':
+				components = append(components, append(values, cur.String()))
+				values = nil
+				cur.Reset()
+			default:
+				cur.WriteByte(c)
+			}
+		}
+		card[name] = append(components, append(values, cur.String()))
+	}
+	return cards
+}
+
+// TestVCardExportEscapesAndFolds: the vCard export escapes text values as
+// RFC 6350 asks (a ";" in a name stays in its component of N, a comma in a
+// group name stays in its category, a line break of a name stored before
+// control characters were refused becomes "\n", never a bare CR) and folds
+// long lines without splitting a character.
+func TestVCardExportEscapesAndFolds(t *testing.T) {
+	b := setup(t)
+	bob := b.createUser(t, `Bob, "the; Builder"`, "member")
+	semi := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Ann", "last_name": "Vcf;Semi",
+		"email": "semi@client.example", "phone": `+1 555\0100`, "external_id": "a,b;c", "team": []string{bob.userID}}).json(t)["id"].(string)
+	long := strings.Repeat("Zoë ", 30) + "Ünder"
+	wide := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": long, "last_name": "Wide", "email": "wide@client.example"}).json(t)["id"].(string)
+	g := b.admin.must(201, "POST", "/v1/groups", map[string]any{"name": `VIP, the; \best`}).json(t)["id"].(string)
+	b.admin.must(200, "POST", "/v1/customers/bulk", map[string]any{"action": "add_to_group", "group_id": g, "customer_ids": []string{semi}})
+
+	// A customer registered before control characters were refused.
+	legacy := uuid.Must(uuid.NewV7()).String()
+	typ, schema, data, err := domain.EncodeEvent(domain.CustomerRegistered{CustomerID: legacy,
+		Profile: domain.Profile{FirstName: "Bare\rCR", LastName: "Line\r\nBreak\x1b[2J", Email: "legacy@client.example"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := eventstore.New(b.pool).Append(t.Context(), eventstore.AppendRequest{TenantID: b.tenant, Streams: []eventstore.StreamWrite{{
+		StreamID: legacy, StreamType: "customer", ExpectedVersion: eventstore.NoStream,
+		Events: []eventstore.EventData{{Type: typ, SchemaVersion: schema, Data: data}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	v := b.admin.readAfter(fmt.Sprint(res.Position), "/v1/customers?format=vcf")
+	cards := map[string]map[string][][]string{}
+	for _, c := range parseVCards(t, v.body) {
+		if c["VERSION"][0][0] != "4.0" {
+			t.Fatalf("not vCard 4.0: %v", c)
+		}
+		cards[strings.TrimPrefix(c["UID"][0][0], "urn:uuid:")] = c
+	}
+	if len(cards) != 3 {
+		t.Fatalf("%d vCards: %s", len(cards), v.body)
+	}
+	want := func(id, prop string, value [][]string) {
+		t.Helper()
+		if got := cards[id][prop]; !reflect.DeepEqual(got, value) {
+			t.Errorf("%s of %s: %q, want %q", prop, id, got, value)
+		}
+	}
+	one := func(s string) [][]string { return [][]string{{s}} }
+	want(semi, "N", [][]string{{"Vcf;Semi"}, {"Ann"}, {""}, {""}, {""}})
+	want(semi, "FN", one("Ann Vcf;Semi"))
+	want(semi, "TEL", one(`+1 555\0100`))
+	want(semi, "X-LEDGER-EXTERNAL-ID", one("a,b;c"))
+	want(semi, "CATEGORIES", one(`VIP, the; \best`))
+	want(semi, "X-LEDGER-ASSIGNEES", one(`Bob, "the; Builder"`))
+	want(wide, "FN", one(long+" Wide"))
+	want(wide, "N", [][]string{{"Wide"}, {long}, {""}, {""}, {""}})
+	want(legacy, "N", [][]string{{"Line\nBreak[2J"}, {"Bare\nCR"}, {""}, {""}, {""}})
+	want(legacy, "FN", one("Bare\nCR Line\nBreak[2J"))
+}
