@@ -71,6 +71,17 @@ func checkText(field, s string, maxRunes int, multiline bool) error {
 	return nil
 }
 
+// RequireRecipients refuses a message whose selection of n IDs found no
+// customer of the tenant (found is how many it did): it would record a
+// message to nobody. Customers that are found but skipped (blocked, erased,
+// without e-mail) are listed in the answer instead, as the contract asks.
+func RequireRecipients(found, n int) error {
+	if found == 0 {
+		return ruleErr(CodeNoRecipients, "none of the %d selected customer IDs is a customer of this tenant; nothing was sent", n)
+	}
+	return nil
+}
+
 // MessageSkipReason says why c is not sent a message, or "" when it is: a
 // blocked customer is not contacted, and an erased one or one without an
 // e-mail address cannot be.

@@ -9,8 +9,10 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/smtptest"
 )
 
 // TestControlCharactersAreRefusedInSingleLineFields: ESC, BEL, CR, LF, tab,
@@ -216,4 +218,88 @@ func TestVCardExportEscapesAndFolds(t *testing.T) {
 	want(wide, "N", [][]string{{"Wide"}, {long}, {""}, {""}, {""}})
 	want(legacy, "N", [][]string{{"Line\nBreak[2J"}, {"Bare\nCR"}, {""}, {""}, {""}})
 	want(legacy, "FN", one("Bare\nCR Line\nBreak[2J"))
+}
+
+// TestDuplicateJSONKeysAreRefused: a JSON body that repeats a key, at any
+// depth and however the key is spelled (escapes), is a 400 naming the key,
+// on every JSON body; nothing is written.
+func TestDuplicateJSONKeysAreRefused(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma One", "member")
+	cust := b.createCustomer(t, "Carla")
+	before := b.countEvents(t)
+
+	for _, tc := range []struct{ method, path, body, key string }{
+		// The issue's example: a dry run to encoding/json (last wins), a
+		// write to a reader that takes the middle or a differing first.
+		{"POST", "/v1/assignments/bulk", `{"action":"add","customer_ids":["` + cust + `"],"user_ids":["` + u.userID + `"],"dry_run":true,"dry_run":false,"dry_run":true}`, "dry_run"},
+		{"POST", "/v1/assignments/bulk", `{"action":"add","customer_ids":["` + cust + `"],"user_ids":["` + u.userID + `"],"dry_run":false,"dry\u005frun":true}`, "dry_run"},
+		{"POST", "/v1/customers/bulk", `{"action":"block","filter":{"q":"carla","q":"nobody"},"dry_run":false}`, "filter.q"},
+		{"POST", "/v1/customers", `{"first_name":"Eve","email":"eve@client.example","email":"carla@client.example"}`, "email"},
+		{"PATCH", "/v1/customers/" + cust, `{"title":"Dr.","title":"Prof."}`, "title"},
+		{"POST", "/v1/users", `{"name":"Xena","email":"x@acme.example","role":"member","role":"admin"}`, "role"},
+		{"PATCH", "/v1/users/" + u.userID, `{"role":"member","role":"admin"}`, "role"},
+		{"PUT", "/v1/policy", `{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true,"require_lead":true}`, "require_lead"},
+		{"POST", "/v1/groups", `{"name":"A","name":"B"}`, "name"},
+		{"POST", "/v1/customers/" + cust + "/assignees", `{"user_id":"` + u.userID + `","user_id":"me"}`, "user_id"},
+	} {
+		r := b.admin.do(tc.method, tc.path, tc.body)
+		if r.status != 400 || r.code() != "duplicate_key" || r.json(t)["field"] != tc.key {
+			t.Errorf("%s %s %s: %d %s, want 400 duplicate_key naming %q", tc.method, tc.path, tc.body, r.status, r.body, tc.key)
+		}
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+	// Without the repeat the same body is taken.
+	b.admin.must(200, "POST", "/v1/assignments/bulk", `{"action":"add","customer_ids":["`+cust+`"],"user_ids":["`+u.userID+`"],"dry_run":true}`)
+}
+
+// TestMessageToNoCustomerIsRefused: a message none of whose IDs is a
+// customer of the tenant (unknown IDs, another tenant's customer) answers
+// 422 no_recipients and writes nothing (no message, no event, no e-mail,
+// with or without an Idempotency-Key); one selected customer who is skipped
+// still makes a message, as the contract's "skipped" list says.
+func TestMessageToNoCustomerIsRefused(t *testing.T) {
+	srv := smtptest.Start(t)
+	b := setup(t, setupOpts{smtpURL: srv.URL()})
+	other, err := b.cmd.Bootstrap(t.Context(), "Other", "Otto Admin", "otto@other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := b.cmd.RegisterCustomer(t.Context(), commands.Meta{TenantID: other.TenantID,
+		Actor: domain.Actor{UserID: other.UserID, Name: "Otto Admin", Role: domain.RoleAdmin}},
+		domain.Profile{FirstName: "Stranger", Email: "stranger@client.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	messages := func() (n int) {
+		t.Helper()
+		if err := b.pool.QueryRow(t.Context(), `SELECT count(*) FROM messages`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before, beforeMessages := b.countEvents(t), messages()
+
+	for _, ids := range [][]string{{uuid.NewString()}, {uuid.NewString(), uuid.NewString()}, {stranger.ID}} {
+		for _, h := range []hdr{{}, {"Idempotency-Key": "msg-" + ids[0]}} {
+			r := b.admin.do("POST", "/v1/customers/messages", map[string]any{"customer_ids": ids, "subject": "Hi", "body": "Nobody."}, h)
+			if r.status != 422 || r.code() != "no_recipients" {
+				t.Fatalf("a message to %v: %d %s, want 422 no_recipients", ids, r.status, r.body)
+			}
+		}
+	}
+	if n, m := b.countEvents(t), messages(); n != before || m != beforeMessages {
+		t.Fatalf("refused messages wrote %d events and %d messages", n-before, m-beforeMessages)
+	}
+
+	// A known customer among unknown IDs: the message goes, the rest are
+	// listed as skipped.
+	carla := b.createCustomer(t, "Carla")
+	unknown := uuid.NewString()
+	r := b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{unknown, carla}, "subject": "Hi", "body": "You."})
+	if res := r.json(t); res["recipients"] != float64(1) || !strings.Contains(fmt.Sprint(res["skipped"]), unknown) {
+		t.Fatalf("a message to one customer and one unknown ID: %s", r.body)
+	}
 }
