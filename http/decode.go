@@ -372,13 +372,14 @@ func badCSVText(body []byte) error {
 func duplicateKey(body []byte) (string, bool) {
 	d := dupScanner{b: body}
 	d.value(func() string { return "" })
-	return d.dup, d.dup != ""
+	return d.dup, d.found
 }
 
 type dupScanner struct {
-	b   []byte
-	i   int
-	dup string
+	b     []byte
+	i     int
+	dup   string // the repeated key's path ("" is a key too)
+	found bool
 }
 
 func (d *dupScanner) skipSpace() {
@@ -396,7 +397,7 @@ func (d *dupScanner) skipSpace() {
 // or array (a duplicate inside is named by it).
 func (d *dupScanner) value(path func() string) {
 	d.skipSpace()
-	if d.i >= len(d.b) || d.dup != "" {
+	if d.i >= len(d.b) || d.found {
 		return
 	}
 	switch d.b[d.i] {
@@ -415,7 +416,7 @@ func (d *dupScanner) value(path func() string) {
 
 func (d *dupScanner) array(path string) {
 	d.i++ // [
-	for n := 0; d.dup == ""; n++ {
+	for n := 0; !d.found; n++ {
 		d.skipSpace()
 		if d.i >= len(d.b) || d.b[d.i] == ']' {
 			d.i++
@@ -434,7 +435,7 @@ func (d *dupScanner) array(path string) {
 func (d *dupScanner) object(path string) {
 	d.i++ // {
 	var keys [][]byte
-	for d.dup == "" {
+	for !d.found {
 		d.skipSpace()
 		if d.i >= len(d.b) || d.b[d.i] == '}' {
 			d.i++
@@ -449,7 +450,7 @@ func (d *dupScanner) object(path string) {
 		}
 		for _, k := range keys {
 			if bytes.Equal(k, key) {
-				d.dup = name()
+				d.dup, d.found = name(), true
 				return
 			}
 		}
