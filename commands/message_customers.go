@@ -55,7 +55,9 @@ type MessageView struct {
 // admin as actor) and each recipient's outbox row commit together, so an
 // e-mail is queued exactly when its event is recorded. Customers the
 // domain skips (blocked, no e-mail) and unknown IDs are listed in Skipped,
-// not refused: a message to the others still goes. Without e-mail
+// not refused: a message to the others still goes. A selection with no
+// customer of the tenant at all is refused (domain.CodeNoRecipients) and
+// writes nothing. Without e-mail
 // configured it is ErrEmailNotConfigured, and invalid text a
 // *domain.ValidationError; both write nothing.
 func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequest) (MessageResult, error) {
@@ -86,6 +88,9 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 					return err
 				}
 				found := lockedOf(customerIDs, versions)
+				if err := domain.RequireRecipients(len(found), len(customerIDs)); err != nil {
+					return err
+				}
 				// Erased customers are skipped with a reason, not refused.
 				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
 				if err != nil {

@@ -232,7 +232,7 @@ func withFirstTeam(created Event, team []User, pol Policy) ([]Event, error) {
 
 // NormalizeProfile trims every field, normalizes the email and checks that
 // the customer can be told apart: a first name, last name or email is
-// required.
+// required. Every field is one line: a control character is refused.
 func NormalizeProfile(p Profile) (Profile, error) {
 	var err error
 	if p.FirstName, err = normalizeName("first_name", p.FirstName, false); err != nil {
@@ -248,6 +248,9 @@ func NormalizeProfile(p Profile) (Profile, error) {
 		return Profile{}, err
 	}
 	if p.Title, err = normalizeName("title", p.Title, false); err != nil {
+		return Profile{}, err
+	}
+	if err = checkLine("email", p.Email); err != nil {
 		return Profile{}, err
 	}
 	if strings.TrimSpace(p.Email) == "" {

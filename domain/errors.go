@@ -30,6 +30,11 @@ const (
 	// request is valid but cannot be carried out as a whole (see
 	// RuleError.Unprocessable).
 	CodeTeamRequired = "team_required"
+	// CodeNoRecipients refuses a message none of whose selected IDs is a
+	// customer of the tenant: there is nobody to send it to, nor to list as
+	// skipped for a reason (blocked, erased, no e-mail). A 422 like
+	// CodeTeamRequired.
+	CodeNoRecipients = "no_recipients"
 	// CodeErased is a customer that was erased: HTTP 410 for the customer
 	// itself, a failing customer's code in a bulk action.
 	CodeErased = "erased"
@@ -44,7 +49,7 @@ type RuleError struct {
 // Unprocessable reports whether the rule refuses the request as a whole
 // (HTTP 422) rather than a change to existing state (HTTP 409).
 func (e *RuleError) Unprocessable() bool {
-	return e.Code == CodeTeamRequired
+	return e.Code == CodeTeamRequired || e.Code == CodeNoRecipients
 }
 
 func (e *RuleError) Error() string {

@@ -35,9 +35,12 @@ func (g *Group) Apply(e Event) {
 	g.Version++
 }
 
-// NormalizeGroupName trims name and checks it: not empty, at most 100
-// characters.
+// NormalizeGroupName trims name and checks it: one line without control
+// characters, not empty, at most 100 characters.
 func NormalizeGroupName(name string) (string, error) {
+	if err := checkLine("name", name); err != nil {
+		return "", err
+	}
 	name = strings.TrimSpace(name)
 	switch {
 	case name == "":

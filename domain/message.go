@@ -38,6 +38,9 @@ type MessageText struct {
 // characters. Both must be valid UTF-8 without NUL bytes (PostgreSQL
 // cannot store those).
 func NewMessageText(subject, body string) (MessageText, error) {
+	if err := checkLine("subject", subject); err != nil {
+		return MessageText{}, err
+	}
 	subject, body = strings.TrimSpace(subject), strings.TrimSpace(body)
 	if err := checkText("subject", subject, MaxMessageSubject, false); err != nil {
 		return MessageText{}, err
@@ -58,18 +61,23 @@ func checkText(field, s string, maxRunes int, multiline bool) error {
 		return &ValidationError{Field: field, Detail: fmt.Sprintf("is longer than %d characters", maxRunes)}
 	}
 	for _, r := range s {
-		if r == 0 {
-			return &ValidationError{Field: field, Detail: "contains a NUL byte"}
-		}
 		if multiline && (r == '\n' || r == '\r' || r == '\t') {
 			continue
 		}
 		if unicode.IsControl(r) {
-			if !multiline && (r == '\n' || r == '\r') {
-				return &ValidationError{Field: field, Detail: "must be one line"}
-			}
-			return &ValidationError{Field: field, Detail: fmt.Sprintf("contains the control character %U", r)}
+			return controlError(field, r, multiline)
 		}
+	}
+	return nil
+}
+
+// RequireRecipients refuses a message whose selection of n IDs found no
+// customer of the tenant (found is how many it did): it would record a
+// message to nobody. Customers that are found but skipped (blocked, erased,
+// without e-mail) are listed in the answer instead, as the contract asks.
+func RequireRecipients(found, n int) error {
+	if found == 0 {
+		return ruleErr(CodeNoRecipients, "none of the %d selected customer IDs is a customer of this tenant; nothing was sent", n)
 	}
 	return nil
 }

@@ -107,6 +107,9 @@ func CreateUser(userID, tenantID, name, email string, role Role) ([]Event, error
 // address ("a@b.example", not "A <a@b.example>"). Lowercasing the local part
 // is not strictly RFC 5321, but it is what users expect of uniqueness.
 func NormalizeEmail(s string) (string, error) {
+	if err := checkLine("email", s); err != nil {
+		return "", err
+	}
 	s = strings.ToLower(strings.TrimSpace(s))
 	if s == "" {
 		return "", invalid("email", "must not be empty")
@@ -126,6 +129,9 @@ func NormalizeEmail(s string) (string, error) {
 }
 
 func normalizeName(field, s string, required bool) (string, error) {
+	if err := checkLine(field, s); err != nil {
+		return "", err
+	}
 	s = strings.TrimSpace(s)
 	if required && s == "" {
 		return "", invalid(field, "must not be empty")

@@ -17,7 +17,8 @@ import (
 // decodeJSON strictly decodes a JSON object into dst, a pointer to a struct
 // of the request's fields. Field names match exactly (encoding/json would
 // take "MAX_ASSIGNEES" for max_assignees); an unknown field is a 400 naming
-// it and the fields expected, so a typo never silently does nothing; null is
+// it and the fields expected, so a typo never silently does nothing; a key
+// repeated in one object, at any depth, is a 400 naming it; null is
 // refused where the field cannot be null (a "dry_run": null must not become
 // a real write); trailing data is an error. Text PostgreSQL cannot store (a
 // NUL byte, invalid UTF-8) is a 400 naming the field. Errors speak JSON,
@@ -41,6 +42,11 @@ func decodeJSON(body []byte, dst any) error {
 			return badRequest("malformed_json", "", "the body must be a JSON object")
 		}
 		return err
+	}
+	// A repeated key is refused before anything reads the body: encoding/json
+	// keeps the last, a validating proxy in front may have judged the first.
+	if key, dup := duplicateKey(body); dup {
+		return badRequest("duplicate_key", key, "the key %q appears more than once in one object; send each field once", key)
 	}
 	if err := checkFields(raw, fields, ""); err != nil {
 		return err
@@ -354,4 +360,138 @@ func badCSVText(body []byte) error {
 		}
 	}
 	return badRequest("invalid_input", "body", "the file contains a NUL byte or invalid UTF-8")
+}
+
+// duplicateKey reports the first key that appears twice in one object of
+// body, at any depth, by its path ("filter.q", "items[2].id"). body must
+// be valid JSON (decodeJSON has parsed it). Keys are compared decoded, so
+// "dry_run" and "dry\u005frun" are the same key, as any JSON reader sees
+// them. It is one pass over the bytes that allocates nothing for scalars
+// and unescaped keys: it runs on every command's path, over up to 10,000
+// IDs.
+func duplicateKey(body []byte) (string, bool) {
+	d := dupScanner{b: body}
+	d.value(func() string { return "" })
+	return d.dup, d.found
+}
+
+type dupScanner struct {
+	b     []byte
+	i     int
+	dup   string // the repeated key's path ("" is a key too)
+	found bool
+}
+
+func (d *dupScanner) skipSpace() {
+	for d.i < len(d.b) {
+		switch d.b[d.i] {
+		case ' ', '\t', '\n', '\r':
+			d.i++
+		default:
+			return
+		}
+	}
+}
+
+// value scans the value at d.i. path names it, built only for an object
+// or array (a duplicate inside is named by it).
+func (d *dupScanner) value(path func() string) {
+	d.skipSpace()
+	if d.i >= len(d.b) || d.found {
+		return
+	}
+	switch d.b[d.i] {
+	case '{':
+		d.object(path())
+	case '[':
+		d.array(path())
+	case '"':
+		d.str()
+	default: // a number, true, false or null
+		for d.i < len(d.b) && !strings.ContainsRune(",]} \t\n\r", rune(d.b[d.i])) {
+			d.i++
+		}
+	}
+}
+
+func (d *dupScanner) array(path string) {
+	d.i++ // [
+	for n := 0; !d.found; n++ {
+		d.skipSpace()
+		if d.i >= len(d.b) || d.b[d.i] == ']' {
+			d.i++
+			return
+		}
+		d.value(func() string { return fmt.Sprintf("%s[%d]", path, n) })
+		d.skipSpace()
+		if d.i < len(d.b) && d.b[d.i] == ',' {
+			d.i++
+		}
+	}
+}
+
+// object scans the object at d.i, remembering its keys. Objects in
+// requests have a few keys, so a slice searched in order beats a map.
+func (d *dupScanner) object(path string) {
+	d.i++ // {
+	var keys [][]byte
+	for !d.found {
+		d.skipSpace()
+		if d.i >= len(d.b) || d.b[d.i] == '}' {
+			d.i++
+			return
+		}
+		key := d.str()
+		name := func() string {
+			if path == "" {
+				return string(key)
+			}
+			return path + "." + string(key)
+		}
+		for _, k := range keys {
+			if bytes.Equal(k, key) {
+				d.dup, d.found = name(), true
+				return
+			}
+		}
+		keys = append(keys, key)
+		d.skipSpace()
+		d.i++ // :
+		d.value(name)
+		d.skipSpace()
+		if d.i < len(d.b) && d.b[d.i] == ',' {
+			d.i++
+		}
+	}
+}
+
+// str scans the string at d.i and returns its decoded bytes: a slice of
+// body when it holds no escape.
+func (d *dupScanner) str() []byte {
+	d.i++ // "
+	start, escaped := d.i, false
+	for d.i < len(d.b) {
+		j := bytes.IndexByte(d.b[d.i:], '"')
+		if j < 0 {
+			d.i = len(d.b)
+			break
+		}
+		k := bytes.IndexByte(d.b[d.i:d.i+j], '\\')
+		if k < 0 {
+			d.i += j // the closing quote
+			break
+		}
+		escaped = true
+		d.i += k + 2 // past the escape and the character it escapes
+	}
+	raw := d.b[start:min(d.i, len(d.b))]
+	d.i++ // "
+	if !escaped {
+		return raw
+	}
+	var s string
+	if err := json.Unmarshal(d.b[start-1:min(d.i, len(d.b))], &s); err != nil {
+		return raw
+	}
+	return []byte(s)
 }

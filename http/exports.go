@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-vcard"
 	"github.com/xuri/excelize/v2"
 
 	"github.com/assignment-ledger/ledger/internal/ods"
@@ -170,13 +169,14 @@ func (s *Server) exportODS(w io.Writer, r *nethttp.Request, tenant string, f pro
 // exportVCard writes one vCard 4.0 per customer: FN and N from the name
 // (FN is required: the e-mail or the ID stands in for a customer without
 // one), EMAIL, TEL, UID, CATEGORIES for the groups, and the ledger's own
-// fields as X- properties (status, created date, assignees, lead).
+// fields as X- properties (status, created date, assignees, lead). Every
+// text value is escaped and every line folded as RFC 6350 asks (see
+// vcardWriter): a ";" in a name never shifts N's components, a line break
+// never ends a line.
 func (s *Server) exportVCard(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
-	enc := vcard.NewEncoder(bw)
+	vw := vcardWriter{w: bw}
 	err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
-		card := vcard.Card{}
-		card.SetValue(vcard.FieldVersion, "4.0")
 		fn := strings.TrimSpace(c.FirstName + " " + c.LastName)
 		if fn == "" {
 			fn = c.Email
@@ -184,31 +184,44 @@ func (s *Server) exportVCard(w io.Writer, r *nethttp.Request, tenant string, f p
 		if fn == "" {
 			fn = c.ID
 		}
-		card.SetValue(vcard.FieldFormattedName, fn)
-		card.SetName(&vcard.Name{GivenName: c.FirstName, FamilyName: c.LastName})
-		card.SetValue(vcard.FieldUID, "urn:uuid:"+c.ID)
+		names, lead := assigneeNames(c)
+		// Properties in a fixed order, as a file diff expects.
+		props := [][2]string{
+			{"BEGIN", "VCARD"},
+			{"VERSION", "4.0"},
+			{"FN", vcardText(fn)},
+			// N is family;given;additional;prefixes;suffixes.
+			{"N", vcardCompound(c.LastName, c.FirstName, "", "", "")},
+			{"UID", "urn:uuid:" + c.ID},
+		}
 		if c.Email != "" {
-			card.SetValue(vcard.FieldEmail, c.Email)
+			props = append(props, [2]string{"EMAIL", vcardText(c.Email)})
 		}
 		if c.Phone != "" {
-			card.SetValue(vcard.FieldTelephone, c.Phone)
+			props = append(props, [2]string{"TEL", vcardText(c.Phone)})
 		}
 		if gs := groupNames(c); len(gs) > 0 {
-			card.SetCategories(gs)
+			props = append(props, [2]string{"CATEGORIES", vcardList(gs)})
 		}
-		names, lead := assigneeNames(c)
-		card.SetValue("X-LEDGER-STATUS", c.Status)
-		card.SetValue("X-LEDGER-CREATED", c.CreatedAt.UTC().Format(time.RFC3339))
+		props = append(props,
+			[2]string{"X-LEDGER-STATUS", vcardText(c.Status)},
+			[2]string{"X-LEDGER-CREATED", c.CreatedAt.UTC().Format(time.RFC3339)})
 		if len(names) > 0 {
-			card.SetValue("X-LEDGER-ASSIGNEES", strings.Join(names, "; "))
+			props = append(props, [2]string{"X-LEDGER-ASSIGNEES", vcardList(names)})
 		}
 		if lead != "" {
-			card.SetValue("X-LEDGER-LEAD", lead)
+			props = append(props, [2]string{"X-LEDGER-LEAD", vcardText(lead)})
 		}
 		if c.ExternalID != "" {
-			card.SetValue("X-LEDGER-EXTERNAL-ID", c.ExternalID)
+			props = append(props, [2]string{"X-LEDGER-EXTERNAL-ID", vcardText(c.ExternalID)})
 		}
-		return enc.Encode(card)
+		props = append(props, [2]string{"END", "VCARD"})
+		for _, p := range props {
+			if err := vw.prop(p[0], p[1]); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return err

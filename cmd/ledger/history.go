@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -63,12 +67,61 @@ func runHistory(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(env.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(h)
+		out, err := json.MarshalIndent(h, "", "  ")
+		if err != nil {
+			return fmt.Errorf("encode history: %w", err)
+		}
+		_, err = env.stdout.Write(append(escapeJSONControls(out), '\n'))
+		return err
 	}
 	h.print(env.stdout)
 	return nil
+}
+
+// termSafe makes text from the event store safe to print on a terminal:
+// every control character (C0, DEL, C1) becomes a visible Go-style escape
+// (\x1b, \u009b), so a name stored before control characters were refused
+// cannot move the cursor, set the terminal's title or ring its bell, nor a
+// tab shift the table's columns. A backslash is doubled, so the escapes
+// cannot be forged.
+func termSafe(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		switch {
+		case r == '\\':
+			b.WriteString(`\\`)
+		case r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unicode.IsControl(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
+
+// escapeJSONControls escapes what encoding/json leaves raw but a terminal
+// would obey: DEL and the C1 controls (U+0080–U+009F, e.g. U+009B, CSI).
+// They can only stand inside JSON strings, where \u escapes mean the same.
+func escapeJSONControls(b []byte) []byte {
+	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+16)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x7f && r <= 0x9f {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	return out
 }
 
 // history is what `ledger history` prints.
@@ -217,7 +270,7 @@ func (h history) print(w io.Writer) {
 	// as --json lists them.
 	fmt.Fprintln(tw, "POSITION\tAT\tEVENT\tWHAT\tBY")
 	for _, e := range h.Events {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.At.Format(time.RFC3339Nano), e.Type, e.Summary, e.ActorName)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.Position, e.At.Format(time.RFC3339Nano), termSafe(e.Type), termSafe(e.Summary), termSafe(e.ActorName))
 	}
 	fmt.Fprintln(tw)
 	if h.AsOf == nil {
@@ -233,6 +286,6 @@ func (h history) print(w io.Writer) {
 		if m.Lead {
 			lead = "lead"
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\tsince %s\n", m.Name, m.UserID, lead, m.AssignedAt.Format(time.RFC3339Nano))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\tsince %s\n", termSafe(m.Name), m.UserID, lead, m.AssignedAt.Format(time.RFC3339Nano))
 	}
 }
