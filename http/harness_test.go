@@ -42,6 +42,9 @@ type setupOpts struct {
 	// requestTimeout is the server's request time limit (default: the
 	// configuration's).
 	requestTimeout time.Duration
+	// exportTimeout is the server's export time limit (default: the
+	// configuration's).
+	exportTimeout time.Duration
 	// smallBuffers gives the server's sockets a small send buffer, so that a
 	// client that stops reading stops a streamed export within a few
 	// kilobytes.
@@ -99,7 +102,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
-		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout,
+		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout, ExportTimeout: o.exportTimeout,
 	})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {

@@ -280,16 +280,14 @@ func (s *Server) readyz(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 // withDeadline bounds the database work of every request: past the request
-// timeout (the export timeout for a streamed export) its queries are
-// cancelled and it answers 503 unavailable, rather than holding the client
-// as long as a lock or a stalled database does.
+// timeout its queries are cancelled and it answers 503 unavailable, rather
+// than holding the client as long as a lock or a stalled database does. A
+// handler that turns out to serve an export moves its request to the export
+// limit (see stream); the decision is the handler's, made where the route
+// and the negotiated format are known.
 func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		d := s.requestTimeout
-		if isExport(r) {
-			d = s.exportTimeout
-		}
-		ctx, cancel := context.WithTimeout(r.Context(), d)
+		ctx, cancel := withRequestDeadline(r.Context(), s.requestTimeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
@@ -306,10 +304,4 @@ func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// isExport reports whether r asks for a streamed export.
-func isExport(r *nethttp.Request) bool {
-	return r.Method == nethttp.MethodGet &&
-		(accepts(r, "text/csv") || accepts(r, "application/x-ndjson") || accepts(r, "application/ndjson"))
 }
