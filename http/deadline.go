@@ -2,6 +2,8 @@ package http
 
 import (
 	"context"
+	"fmt"
+	nethttp "net/http"
 	"sync"
 	"time"
 )
@@ -103,3 +105,26 @@ func useLimit(ctx context.Context, d time.Duration) bool {
 	c, ok := ctx.Value(deadlineKey{}).(*requestDeadline)
 	return !ok || c.extend(d)
 }
+
+// useLimit moves r to the time limit d (see the function useLimit), and
+// the connection's write deadline with it: the server's WriteTimeout
+// (`ledger serve` sets one), counted from the request's start, would
+// otherwise cut an answer whose limit is longer. A stuck client stays
+// bounded: the write deadline is the limit plus writeGrace.
+func (s *Server) useLimit(w nethttp.ResponseWriter, r *nethttp.Request, d time.Duration) error {
+	if !useLimit(r.Context(), d) {
+		return fmt.Errorf("request limit: %w", context.Cause(r.Context()))
+	}
+	end := time.Now().Add(d)
+	if dl, ok := r.Context().Deadline(); ok {
+		end = dl
+	}
+	// Not every writer supports deadlines (a test's recorder): the
+	// context's limit holds regardless.
+	_ = nethttp.NewResponseController(w).SetWriteDeadline(end.Add(writeGrace))
+	return nil
+}
+
+// writeGrace is how long past its time limit an export may still take to
+// be written out to a slow client.
+const writeGrace = time.Minute

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	nethttp "net/http"
@@ -50,8 +49,8 @@ func exportHeader(contentType, filename string) func(nethttp.Header) {
 // request time limit to the export limit: whatever route, format or header
 // asked for it (Accept, ?format=, the console's links).
 func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header func(nethttp.Header), produce func(io.Writer) error) error {
-	if !useLimit(r.Context(), s.exportTimeout) {
-		return fmt.Errorf("export: %w", context.Cause(r.Context()))
+	if err := s.useLimit(w, r, s.exportTimeout); err != nil {
+		return err
 	}
 	ew := &exportWriter{w: w, header: header}
 	bw := bufio.NewWriterSize(ew, 32<<10)
