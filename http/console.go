@@ -23,6 +23,9 @@ func (s *Server) newConsole() *console.Console {
 		SelectMatching: s.consoleSelect,
 		Export:         s.consoleExport,
 		AuditExport:    s.consoleAuditExport,
+		ImportLimit: func(w nethttp.ResponseWriter, r *nethttp.Request) error {
+			return s.useLimit(w, r, s.importTimeout)
+		},
 	})
 }
 

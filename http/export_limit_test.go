@@ -2,10 +2,12 @@ package http_test
 
 import (
 	"context"
-		"io"
+	"fmt"
+	"io"
 	nethttp "net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -188,5 +190,93 @@ func TestEveryExportRunsUnderTheExportLimit(t *testing.T) {
 				t.Errorf("%s: the file does not end as a zip ends (%d bytes)", c.name, len(r.body))
 			}
 		}
+	}
+}
+
+// An import runs under the import time limit, through the API and through
+// the console: with the claims table locked for longer than the request
+// limit, the import waits and then imports every row.
+func TestImportRunsUnderTheImportLimit(t *testing.T) {
+	const requestLimit = time.Second
+	b := setup(t, setupOpts{requestTimeout: requestLimit})
+	console := consoleClient(t, b.base, b.admin.key)
+	page, err := console.Get(b.base + "/import")
+	if err != nil {
+		t.Fatal(err)
+	}
+	html, _ := io.ReadAll(page.Body)
+	page.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(html)
+	if m == nil {
+		t.Fatalf("no CSRF token on the import page: %.300s", html)
+	}
+	csrf := string(m[1])
+	file := func(prefix string) string {
+		var sb strings.Builder
+		sb.WriteString("First Name,Last Name,Email,Phone Number,Team\n")
+		for i := range 1500 {
+			fmt.Fprintf(&sb, "%s%d,Client,%s%d@client.example,,\n", prefix, i, prefix, i)
+		}
+		return sb.String()
+	}
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	fresh := func() *nethttp.Client {
+		return &nethttp.Client{Transport: &nethttp.Transport{DisableKeepAlives: true}, Jar: console.Jar}
+	}
+	for _, tc := range []struct {
+		name string
+		send func() (*nethttp.Response, error)
+		want string
+	}{
+		{"API", func() (*nethttp.Response, error) {
+			req, _ := nethttp.NewRequest("POST", b.base+"/v1/clients/import", strings.NewReader(file("api")))
+			req.Header.Set("Authorization", "Bearer "+b.admin.key)
+			req.Header.Set("Content-Type", "text/csv")
+			return fresh().Do(req)
+		}, `"created":1500`},
+		{"console", func() (*nethttp.Response, error) {
+			return fresh().PostForm(b.base+"/import", url.Values{"csrf": {csrf}, "mode": {"import"}, "csv": {file("console")}})
+		}, "Import done."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			locker, err := b.pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer locker.Rollback(ctx) //nolint:errcheck
+			if _, err := locker.Exec(ctx, `LOCK TABLE unique_claims IN ACCESS EXCLUSIVE MODE`); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan result, 1)
+			go func() {
+				resp, err := tc.send()
+				if err != nil {
+					done <- result{err: err}
+					return
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				done <- result{status: resp.StatusCode, body: string(body), err: err}
+			}()
+			waitFor(t, 30*time.Second, func() bool {
+				var n int
+				err := b.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock' AND query ILIKE '%unique_claims%'`).Scan(&n)
+				return err == nil && n > 0
+			})
+			time.Sleep(requestLimit + requestLimit/2)
+			if err := locker.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			if r.err != nil || r.status != 200 || !strings.Contains(r.body, tc.want) {
+				t.Fatalf("import past the request limit: %d %v: %.400s", r.status, r.err, r.body)
+			}
+		})
 	}
 }

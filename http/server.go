@@ -40,9 +40,10 @@ type Deps struct {
 	// the event store answering.
 	Ready func(ctx context.Context) error
 	// RequestTimeout bounds each request's database work, ExportTimeout a
-	// streamed export's (zero: config.DefaultRequestTimeout and
-	// config.DefaultExportTimeout).
-	RequestTimeout, ExportTimeout time.Duration
+	// streamed export's, ImportTimeout a CSV import's (zero:
+	// config.DefaultRequestTimeout, DefaultExportTimeout,
+	// DefaultImportTimeout).
+	RequestTimeout, ExportTimeout, ImportTimeout time.Duration
 }
 
 // Server is the HTTP API.
@@ -60,7 +61,7 @@ type Server struct {
 	router   chi.Router
 	keys     keyCache
 
-	requestTimeout, exportTimeout time.Duration
+	requestTimeout, exportTimeout, importTimeout time.Duration
 }
 
 // maxPositionWait bounds how long a GET waits for X-Min-Position.
@@ -71,13 +72,16 @@ func NewServer(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
 		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready,
-		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout,
+		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout, importTimeout: d.ImportTimeout,
 	}
 	if s.requestTimeout <= 0 {
 		s.requestTimeout = config.DefaultRequestTimeout
 	}
 	if s.exportTimeout <= 0 {
 		s.exportTimeout = config.DefaultExportTimeout
+	}
+	if s.importTimeout <= 0 {
+		s.importTimeout = config.DefaultImportTimeout
 	}
 	if s.log == nil {
 		s.log = slog.Default()
