@@ -118,7 +118,7 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 		details[s.name] = map[string]any{"seconds": took.Seconds(), "peak_heap_mb": heap}
 	}
 	rep.detail("bulk", details)
-	return runExports(ctx, pool, store, cmd, boot.APIKey, len(ids), srv, rep)
+	return runExports(ctx, "bulk", pool, store, cmd, boot.APIKey, len(ids), srv, rep)
 }
 
 // sampleHeap samples the heap in use every 5 ms until the returned function
