@@ -51,14 +51,19 @@ type setupOpts struct {
 	smallBuffers bool
 	// smtpURL turns e-mail on: a relay delivers the outbox to this server.
 	smtpURL string
+	// serial runs the test alone, not in parallel with the package's
+	// others (a test measuring the process's heap).
+	serial bool
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	t.Helper()
-	t.Parallel()
 	var o setupOpts
 	if len(opts) > 0 {
 		o = opts[0]
+	}
+	if !o.serial {
+		t.Parallel()
 	}
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
