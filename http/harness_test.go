@@ -51,9 +51,6 @@ type setupOpts struct {
 	smallBuffers bool
 	// smtpURL turns e-mail on: a relay delivers the outbox to this server.
 	smtpURL string
-	// serial runs the test alone, not in parallel with the package's
-	// others (a test measuring the process's heap).
-	serial bool
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
@@ -62,9 +59,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	if len(opts) > 0 {
 		o = opts[0]
 	}
-	if !o.serial {
-		t.Parallel()
-	}
+	t.Parallel()
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
