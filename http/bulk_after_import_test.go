@@ -15,7 +15,7 @@ import (
 // the planner, believing customer_search tiny, walked the list in order and
 // scanned customer_search whole for each row (10,001 × 10,001 LIKE tests).
 func TestBulkDryRunRightAfterABigImport(t *testing.T) {
-	b := setup(t)
+	b := setup(t, setupOpts{serial: true})
 	var file strings.Builder
 	file.WriteString("First Name,Last Name,Email,Phone Number,Team\n")
 	for i := range 10_001 {

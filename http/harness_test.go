@@ -51,6 +51,10 @@ type setupOpts struct {
 	smallBuffers bool
 	// smtpURL turns e-mail on: a relay delivers the outbox to this server.
 	smtpURL string
+	// serial runs the test alone rather than in parallel with the
+	// package's others: a heavy test (a 10,000-row import and its
+	// catch-up) would otherwise push their X-Min-Position waits past 5 s.
+	serial bool
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
