@@ -22,9 +22,9 @@ type requestDeadline struct {
 	parent context.Context
 	start  time.Time
 	done   chan struct{}
-	stop   func() bool // stops watching the parent
 
 	mu       sync.Mutex
+	stop     func() bool // stops watching the parent
 	deadline time.Time
 	timer    *time.Timer
 	err      error
@@ -35,9 +35,13 @@ type deadlineKey struct{}
 // withRequestDeadline bounds ctx by d from now; cancel releases it.
 func withRequestDeadline(parent context.Context, d time.Duration) (*requestDeadline, context.CancelFunc) {
 	c := &requestDeadline{parent: parent, start: time.Now(), done: make(chan struct{})}
+	// Under the lock: the timer may fire, or the parent end, before both
+	// fields are set, and finish reads them.
+	c.mu.Lock()
 	c.deadline = c.start.Add(d)
 	c.timer = time.AfterFunc(d, func() { c.finish(context.DeadlineExceeded) })
 	c.stop = context.AfterFunc(parent, func() { c.finish(parent.Err()) })
+	c.mu.Unlock()
 	return c, func() { c.finish(context.Canceled) }
 }
 
