@@ -150,7 +150,7 @@ func parseFlags(args []string) (options, error) {
 		def("users", func() { o.users = 1000 })
 		def("assignments", func() { o.assignments = 300_000 })
 		def("read-queries", func() { o.readQueries = 500 })
-		def("import-rows", func() { o.importRows = 20_000 })
+		def("import-rows", func() { o.importRows = 10_000 })
 	}
 	if o.lagDuration == 0 {
 		o.lagDuration = o.duration
