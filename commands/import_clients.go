@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -105,6 +106,11 @@ type importRow struct {
 	hasTitle bool
 }
 
+// importBatchRows is how many rows an import decides and appends at a time,
+// inside its one transaction: what an import holds in memory is a batch,
+// whatever the file's length (see ImportClients).
+const importBatchRows = 1000
+
 // ImportClients imports clients from CSV (admin only): rows whose email is
 // new become active customers (CustomerRegistered, then UserAssigned for
 // each Team member under the usual rules, the first being lead under
@@ -119,6 +125,15 @@ type importRow struct {
 // UTF-8 BOM is allowed); a header without Email or with an unknown or
 // repeated column, malformed CSV, or more than MaxImportRows rows is a
 // *domain.ValidationError.
+//
+// The file is read row by row and decided importBatchRows at a time, each
+// batch appended in the one transaction as it is decided (a later bad row
+// rolls everything back): memory holds a batch, the e-mails seen so far
+// (to name a duplicate's first row), the tenant's users named as team
+// members, and the report, never the whole file's events. A retry of the
+// transaction reads the file again from its start: r is read through once
+// per attempt when it is an io.ReadSeeker, and read into memory first
+// otherwise.
 func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts ImportOptions) (ImportReport, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return ImportReport{}, err
@@ -133,16 +148,28 @@ func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts 
 	if opts.DryRun {
 		m.IdempotencyKey = ""
 	}
-	rows, parseErrors, err := parseImport(r)
-	if err != nil {
+	src, ok := r.(io.ReadSeeker)
+	if !ok {
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return ImportReport{}, fmt.Errorf("read the import: %w", err)
+		}
+		src = bytes.NewReader(data)
+	}
+	// A bad header is refused before anything else, as a whole file's
+	// problem.
+	if _, err := openImport(src); err != nil {
 		return ImportReport{}, err
 	}
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
 		var report ImportReport
 		err := c.withRetry(ctx, "ImportClients", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				var err error
-				report, err = c.importIn(ctx, tx, m, rows, parseErrors, opts, idem, replay)
+				p, err := openImport(src)
+				if err != nil {
+					return err
+				}
+				report, err = c.importIn(ctx, tx, m, p, opts, idem, replay)
 				return err
 			})
 		})
@@ -150,22 +177,92 @@ func (c *Commands) ImportClients(ctx context.Context, m Meta, r io.Reader, opts 
 	})
 }
 
-func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows []importRow, parseErrors []ImportRowError,
-	opts ImportOptions, idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
-	report := ImportReport{Errors: slices.Clone(parseErrors)}
-	rowError := func(n int, format string, args ...any) {
-		report.Errors = append(report.Errors, ImportRowError{Row: n, Error: fmt.Sprintf(format, args...)})
-	}
+// importer is one attempt at an import, batch by batch.
+type importer struct {
+	c    *Commands
+	tx   *eventstore.Tx
+	m    Meta
+	opts ImportOptions
+	at   time.Time
 
+	report ImportReport
+	// firstRow is the row of each e-mail seen so far: a later row with
+	// the same e-mail is a duplicate.
+	firstRow map[string]int
+	// users are the tenant's users named as team members so far, by
+	// e-mail (locked FOR SHARE when writing); strangers are e-mails that
+	// name none.
+	users     map[string]domain.User
+	strangers map[string]bool
+	policy    *domain.Policy
+	// pending is the last batch decided with something to write: it is
+	// appended when the next such batch is ready, or at the end with the
+	// idempotency key, so that the key's record carries the import's last
+	// position.
+	pending *importWrite
+}
+
+// importWrite is what one batch appends.
+type importWrite struct {
+	streams []eventstore.StreamWrite
+	claims  []eventstore.Claim
+	outbox  []eventstore.OutboxMessage
+	newKeys []keyring.DataKey
+	invited struct {
+		ids    []string
+		hashes [][]byte
+	}
+	// By claim value (an HMAC): the row and e-mail of a claim taken meanwhile.
+	emailRow   map[string]int
+	claimEmail map[string]string
+}
+
+func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, p *importParser,
+	opts ImportOptions, idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
+	imp := &importer{c: c, tx: tx, m: m, opts: opts, at: now(), firstRow: map[string]int{},
+		users: map[string]domain.User{}, strangers: map[string]bool{}}
+	batch := make([]importRow, 0, importBatchRows)
+	for {
+		row, rowErr, err := p.next()
+		if err != nil && !errors.Is(err, io.EOF) {
+			return ImportReport{}, err
+		}
+		switch {
+		case err != nil:
+		case rowErr != nil:
+			imp.report.Errors = append(imp.report.Errors, *rowErr)
+		default:
+			batch = append(batch, row)
+		}
+		if len(batch) == importBatchRows || (errors.Is(err, io.EOF) && len(batch) > 0) {
+			if err := imp.decide(ctx, batch); err != nil {
+				return ImportReport{}, err
+			}
+			batch = batch[:0]
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+	}
+	return imp.finish(ctx, idem, replay)
+}
+
+func (imp *importer) rowError(n int, format string, args ...any) {
+	imp.report.Errors = append(imp.report.Errors, ImportRowError{Row: n, Error: fmt.Sprintf(format, args...)})
+}
+
+// decide decides a batch of rows and, while the file has no bad row and
+// this is no dry run, appends the batch before it (see pending).
+func (imp *importer) decide(ctx context.Context, rows []importRow) error {
+	c, tx, m, opts := imp.c, imp.tx, imp.m, imp.opts
 	// Duplicates inside the file.
-	firstRow := map[string]int{}
 	var unique []importRow
 	for _, row := range rows {
-		if first, dup := firstRow[row.profile.Email]; dup {
-			rowError(row.n, "email %s is also on row %d", row.profile.Email, first)
+		if first, dup := imp.firstRow[row.profile.Email]; dup {
+			imp.rowError(row.n, "email %s is also on row %d", row.profile.Email, first)
 			continue
 		}
-		firstRow[row.profile.Email] = row.n
+		imp.firstRow[row.profile.Email] = row.n
 		unique = append(unique, row)
 	}
 
@@ -173,17 +270,35 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	if opts.DryRun {
 		userMode, customerMode = noLock, noLock
 	}
-	var teamEmails []string
+	var newTeam []string
 	for _, row := range unique {
-		teamEmails = append(teamEmails, row.team...)
+		for _, email := range row.team {
+			if _, known := imp.users[email]; !known && !imp.strangers[email] {
+				newTeam = append(newTeam, email)
+			}
+		}
 	}
-	members, err := usersByEmail(ctx, tx, m.TenantID, sortedUnique(teamEmails), userMode)
+	newTeam = sortedUnique(newTeam)
+	members, err := usersByEmail(ctx, tx, m.TenantID, newTeam, userMode)
 	if err != nil {
-		return ImportReport{}, err
+		return err
 	}
-	existing, err := c.customersByEmail(ctx, tx, m.TenantID, slices.Collect(maps.Keys(firstRow)))
+	for _, email := range newTeam {
+		if u, ok := members[email]; ok {
+			imp.users[email] = u
+		} else {
+			imp.strangers[email] = true
+		}
+	}
+	emails := make([]string, len(unique))
+	for i, row := range unique {
+		emails[i] = row.profile.Email
+	}
+	// An e-mail of this batch is new to the file (firstRow), so a claim on
+	// it is a client that existed before the import.
+	existing, err := c.customersByEmail(ctx, tx, m.TenantID, emails)
 	if err != nil {
-		return ImportReport{}, err
+		return err
 	}
 	var toUpdate []string
 	if opts.UpdateExisting {
@@ -191,39 +306,33 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 	}
 	versions, err := lockCustomers(ctx, tx, m.TenantID, toUpdate, customerMode)
 	if err != nil {
-		return ImportReport{}, err
+		return err
 	}
-	l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, slices.Sorted(maps.Keys(versions)))
-	if err != nil {
-		return ImportReport{}, err
-	}
-	oldKeys, err := c.keys.Load(ctx, tx, slices.Sorted(maps.Keys(versions)))
-	if err != nil {
-		return ImportReport{}, err
-	}
-	var newKeys []keyring.DataKey
-
-	var (
-		streams []eventstore.StreamWrite
-		claims  []eventstore.Claim
-		outbox  []eventstore.OutboxMessage
-		invited struct {
-			ids    []string
-			hashes [][]byte
+	ids := slices.Sorted(maps.Keys(versions))
+	var l loaded
+	if len(ids) > 0 || imp.policy == nil {
+		if l, err = loadCustomers(ctx, c.keys, tx, m.TenantID, ids); err != nil {
+			return err
 		}
-		at = now()
-	)
-	// By claim value (an HMAC): the row and e-mail of a claim taken meanwhile.
-	emailRow, claimEmail := map[string]int{}, map[string]string{}
+		if imp.policy == nil {
+			imp.policy = &l.policy
+		}
+	}
+	oldKeys, err := c.keys.Load(ctx, tx, ids)
+	if err != nil {
+		return err
+	}
+
+	w := &importWrite{emailRow: map[string]int{}, claimEmail: map[string]string{}}
 	for _, row := range unique {
 		if id, ok := existing[row.profile.Email]; ok {
 			if !opts.UpdateExisting {
-				report.Unchanged++
+				imp.report.Unchanged++
 				continue
 			}
 			cu, ok := l.customers[id]
 			if !ok { // cannot happen: a claim commits with its customer
-				return ImportReport{}, fmt.Errorf("email %s is claimed by customer %s, which does not exist", row.profile.Email, id)
+				return fmt.Errorf("email %s is claimed by customer %s, which does not exist", row.profile.Email, id)
 			}
 			p := cu.Profile
 			p.FirstName, p.LastName = row.profile.FirstName, row.profile.LastName
@@ -232,26 +341,26 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			}
 			events, err := cu.UpdateProfile(p)
 			if err != nil {
-				rowError(row.n, "%s", err.Error())
+				imp.rowError(row.n, "%s", err.Error())
 				continue
 			}
 			if len(events) == 0 {
-				report.Unchanged++
+				imp.report.Unchanged++
 				continue
 			}
 			data, err := encodeSealed(events, oldKeys[id])
 			if err != nil {
-				return ImportReport{}, err
+				return err
 			}
-			streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
-			report.Updated++
+			w.streams = append(w.streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: versions[id], Events: data})
+			imp.report.Updated++
 			continue
 		}
 
 		team := make([]domain.User, 0, len(row.team))
 		var bad string
 		for _, email := range row.team {
-			u, ok := members[email]
+			u, ok := imp.users[email]
 			if !ok {
 				bad = fmt.Sprintf("team member %s is not a user of this tenant", email)
 				break
@@ -259,29 +368,33 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			team = append(team, u)
 		}
 		if bad != "" {
-			rowError(row.n, "%s", bad)
+			imp.rowError(row.n, "%s", bad)
 			continue
 		}
 		id := newID()
 		var events []domain.Event
 		if opts.Invite {
-			events, err = domain.InviteClient(id, row.profile, team, l.policy)
+			events, err = domain.InviteClient(id, row.profile, team, *imp.policy)
 		} else {
-			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, l.policy)
+			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, *imp.policy)
 		}
 		if err != nil {
-			rowError(row.n, "%s", rowRuleError(err, team))
+			imp.rowError(row.n, "%s", rowRuleError(err, team))
 			continue
+		}
+		imp.report.Created++
+		if len(imp.report.Errors) > 0 {
+			continue // nothing will be written: only the counts matter now
 		}
 		cu := domain.Customer{TenantID: m.TenantID}
 		for _, e := range events {
-			cu.Apply(e, at)
+			cu.Apply(e, imp.at)
 		}
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
-			return ImportReport{}, err
+			return err
 		}
-		newKeys = append(newKeys, dk)
+		w.newKeys = append(w.newKeys, dk)
 		if opts.Invite && !opts.DryRun {
 			token, hash := randomToken()
 			users := make(map[string]domain.User, len(team))
@@ -290,64 +403,99 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 			}
 			msg, err := invitationEmail(cu, token, users, dk)
 			if err != nil {
-				return ImportReport{}, err
+				return err
 			}
-			outbox = append(outbox, msg)
-			invited.ids = append(invited.ids, id)
-			invited.hashes = append(invited.hashes, hash)
-			report.Invitations = append(report.Invitations, ImportInvitation{Row: row.n, CustomerID: id, Token: token})
+			w.outbox = append(w.outbox, msg)
+			w.invited.ids = append(w.invited.ids, id)
+			w.invited.hashes = append(w.invited.hashes, hash)
+			imp.report.Invitations = append(imp.report.Invitations, ImportInvitation{Row: row.n, CustomerID: id, Token: token})
 		}
-		streams = append(streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
-		claims = append(claims, c.profileClaims(id, cu.Profile)...)
-		emailRow[c.keys.ClaimValue(claimCustomerEmail, cu.Profile.Email)] = row.n
-		claimEmail[c.keys.ClaimValue(claimCustomerEmail, cu.Profile.Email)] = cu.Profile.Email
-		report.Created++
+		w.streams = append(w.streams, eventstore.StreamWrite{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data})
+		w.claims = append(w.claims, c.profileClaims(id, cu.Profile)...)
+		claim := c.keys.ClaimValue(claimCustomerEmail, cu.Profile.Email)
+		w.emailRow[claim], w.claimEmail[claim] = row.n, cu.Profile.Email
 	}
+	if opts.DryRun || len(imp.report.Errors) > 0 || len(w.streams) == 0 {
+		return nil // a file with a bad row writes nothing: it is rolled back
+	}
+	if imp.pending != nil {
+		if err := imp.write(ctx, imp.pending, nil, nil); err != nil {
+			return err
+		}
+	}
+	imp.pending = w
+	return nil
+}
 
+// finish ends the import: the report of every bad row, or the last batch
+// appended with the idempotency key.
+func (imp *importer) finish(ctx context.Context, idem *eventstore.Idempotency, replay *[]byte) (ImportReport, error) {
+	report := imp.report
 	sort.SliceStable(report.Errors, func(i, j int) bool { return report.Errors[i].Row < report.Errors[j].Row })
 	if len(report.Errors) > 0 {
+		report.Invitations = nil
 		return ImportReport{}, &ImportRejectedError{Report: report}
 	}
 	report.Errors = []ImportRowError{}
-	if opts.DryRun || (len(streams) == 0 && idem == nil) {
+	imp.report = report
+	if imp.opts.DryRun || (imp.pending == nil && idem == nil) {
 		return report, nil
 	}
+	w := imp.pending
+	if w == nil {
+		w = &importWrite{}
+	}
+	if err := imp.write(ctx, w, idem, replay); err != nil {
+		return ImportReport{}, err
+	}
+	return imp.report, nil
+}
+
+// write appends one batch; with idem, the last one, recording the key
+// with the final report.
+func (imp *importer) write(ctx context.Context, w *importWrite, idem *eventstore.Idempotency, replay *[]byte) error {
+	m := imp.m
 	// Claims in a fixed order, so two imports sharing emails cannot deadlock.
-	sort.Slice(claims, func(i, j int) bool {
-		if claims[i].Kind != claims[j].Kind {
-			return claims[i].Kind < claims[j].Kind
+	sort.Slice(w.claims, func(i, j int) bool {
+		if w.claims[i].Kind != w.claims[j].Kind {
+			return w.claims[i].Kind < w.claims[j].Kind
 		}
-		return claims[i].Value < claims[j].Value
+		return w.claims[i].Value < w.claims[j].Value
 	})
 	side := func(ctx context.Context, tx pgx.Tx) error {
-		if len(invited.ids) > 0 {
-			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, invited.ids, invited.hashes, at); err != nil {
+		if len(w.invited.ids) > 0 {
+			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, w.invited.ids, w.invited.hashes, imp.at); err != nil {
 				return fmt.Errorf("record invitations: %w", err)
 			}
 		}
-		return keyring.Store(ctx, tx, m.TenantID, newKeys)
+		return keyring.Store(ctx, tx, m.TenantID, w.newKeys)
 	}
-	res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
+	if replay == nil {
+		replay = new([]byte)
+	}
+	res, err := appendOrReplay(ctx, imp.tx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
-		Streams:     streams,
-		Claims:      claims,
-		Outbox:      outbox,
+		Streams:     w.streams,
+		Claims:      w.claims,
+		Outbox:      w.outbox,
 		Side:        side,
 		Metadata:    m.metadata(),
-		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
-		Now:         at,
+		Idempotency: withIdempotency(idem, &imp.report, func(p int64) { imp.report.Position = max(p, imp.report.Position) }),
+		Now:         imp.at,
 	}, replay)
 	var taken *eventstore.ClaimTakenError
 	if errors.As(err, &taken) {
 		// A client with this email was registered while the file was read.
-		report.Errors = []ImportRowError{{Row: emailRow[taken.Value], Error: "email " + claimEmail[taken.Value] + " already exists"}}
-		return ImportReport{}, &ImportRejectedError{Report: report}
+		report := imp.report
+		report.Invitations = nil
+		report.Errors = []ImportRowError{{Row: w.emailRow[taken.Value], Error: "email " + w.claimEmail[taken.Value] + " already exists"}}
+		return &ImportRejectedError{Report: report}
 	}
 	if err != nil {
-		return ImportReport{}, err
+		return err
 	}
-	report.Position = res.Position
-	return report, nil
+	imp.report.Position = max(res.Position, imp.report.Position)
+	return nil
 }
 
 // qInsertInvitations records an import's invitations (token hashes only).
@@ -368,86 +516,120 @@ func rowRuleError(err error, team []domain.User) string {
 	return re.Code + ": " + detail
 }
 
-// parseImport reads the CSV. Row-level problems are returned as row errors;
-// a bad header or malformed CSV is a ValidationError.
-func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
-	cr := csv.NewReader(r)
+// importParser reads an import's rows one at a time.
+type importParser struct {
+	cr     *csv.Reader
+	header []string
+	cols   []int
+	n      int
+}
+
+// openImport reads src from its start up to the header row. An empty file,
+// malformed CSV or a bad header is a ValidationError.
+func openImport(src io.ReadSeeker) (*importParser, error) {
+	if _, err := src.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("read the import: %w", err)
+	}
+	cr := csv.NewReader(src)
 	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if errors.Is(err, io.EOF) {
-		return nil, nil, &domain.ValidationError{Field: "file", Detail: "is empty; the first row must be the header " + strings.Join(importHeader, ",")}
+		return nil, &domain.ValidationError{Field: "file", Detail: "is empty; the first row must be the header " + strings.Join(importHeader, ",")}
 	}
 	if err != nil {
-		return nil, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
+		return nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
 	}
+	header = slices.Clone(header)
 	if len(header) > 0 {
 		header[0] = strings.TrimPrefix(header[0], "\ufeff")
 	}
 	cols, err := importColumns(header)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	field := func(rec []string, col int) string {
-		if cols[col] < 0 {
+	return &importParser{cr: cr, header: header, cols: cols}, nil
+}
+
+// next reads the next row: the row, or why the row cannot be imported, or
+// io.EOF at the end. Malformed CSV or more than MaxImportRows rows is a
+// ValidationError.
+func (p *importParser) next() (importRow, *ImportRowError, error) {
+	rec, err := p.cr.Read()
+	if errors.Is(err, io.EOF) {
+		return importRow{}, nil, io.EOF
+	}
+	p.n++
+	n := p.n
+	if err != nil {
+		return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
+	}
+	if n > MaxImportRows {
+		return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
+	}
+	if len(rec) != len(p.header) {
+		return importRow{}, &ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(p.header))}, nil
+	}
+	field := func(col int) string {
+		if p.cols[col] < 0 {
 			return ""
 		}
-		return rec[cols[col]]
+		return rec[p.cols[col]]
+	}
+	pr, err := domain.NormalizeProfile(domain.Profile{FirstName: field(colFirstName), LastName: field(colLastName),
+		Email: field(colEmail), Phone: field(colPhone), Title: field(colTitle)})
+	if err != nil {
+		return importRow{}, &ImportRowError{Row: n, Error: err.Error()}, nil
+	}
+	if pr.Email == "" {
+		return importRow{}, &ImportRowError{Row: n, Error: "Email is required"}, nil
+	}
+	row := importRow{n: n, profile: pr, hasTitle: p.cols[colTitle] >= 0}
+	seen := map[string]bool{}
+	for _, raw := range strings.Split(field(colTeam), ";") {
+		if strings.TrimSpace(raw) == "" {
+			continue
+		}
+		email, err := domain.NormalizeEmail(raw)
+		if err != nil {
+			return importRow{}, &ImportRowError{Row: n, Error: fmt.Sprintf("team member %q is not a valid email address", strings.TrimSpace(raw))}, nil
+		}
+		if seen[email] {
+			return importRow{}, &ImportRowError{Row: n, Error: fmt.Sprintf("team member %s is listed twice", email)}, nil
+		}
+		seen[email] = true
+		row.team = append(row.team, email)
+	}
+	return row, nil, nil
+}
+
+// parseImport reads a whole file: its rows and row errors (tests).
+func parseImport(r io.Reader) ([]importRow, []ImportRowError, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := openImport(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, err
 	}
 	var (
 		rows []importRow
 		errs []ImportRowError
 	)
-	for n := 1; ; n++ {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			break
+	for {
+		row, rowErr, err := p.next()
+		switch {
+		case errors.Is(err, io.EOF):
+			return rows, errs, nil
+		case err != nil:
+			return nil, nil, err
+		case rowErr != nil:
+			errs = append(errs, *rowErr)
+		default:
+			rows = append(rows, row)
 		}
-		if err != nil {
-			return nil, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
-		}
-		if n > MaxImportRows {
-			return nil, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
-		}
-		if len(rec) != len(header) {
-			errs = append(errs, ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(header))})
-			continue
-		}
-		p, err := domain.NormalizeProfile(domain.Profile{FirstName: field(rec, colFirstName), LastName: field(rec, colLastName),
-			Email: field(rec, colEmail), Phone: field(rec, colPhone), Title: field(rec, colTitle)})
-		if err != nil {
-			errs = append(errs, ImportRowError{Row: n, Error: err.Error()})
-			continue
-		}
-		if p.Email == "" {
-			errs = append(errs, ImportRowError{Row: n, Error: "Email is required"})
-			continue
-		}
-		row := importRow{n: n, profile: p, hasTitle: cols[colTitle] >= 0}
-		seen := map[string]bool{}
-		var bad string
-		for _, raw := range strings.Split(field(rec, colTeam), ";") {
-			if strings.TrimSpace(raw) == "" {
-				continue
-			}
-			email, err := domain.NormalizeEmail(raw)
-			if err != nil {
-				bad = fmt.Sprintf("team member %q is not a valid email address", strings.TrimSpace(raw))
-				break
-			}
-			if seen[email] {
-				bad = fmt.Sprintf("team member %s is listed twice", email)
-				break
-			}
-			seen[email] = true
-			row.team = append(row.team, email)
-		}
-		if bad != "" {
-			errs = append(errs, ImportRowError{Row: n, Error: bad})
-			continue
-		}
-		rows = append(rows, row)
 	}
-	return rows, errs, nil
 }
 
 // importColumns maps each column of importColumnNames to its index in

@@ -80,6 +80,9 @@ type Deps struct {
 	// AuditExport writes the audit log filtered by r's query (the API's
 	// filters) as CSV or, with format=ndjson, NDJSON.
 	AuditExport func(w nethttp.ResponseWriter, r *nethttp.Request, p Principal)
+	// ImportLimit moves an import's request from the request time limit
+	// to the import limit, as the API's import does. May be nil.
+	ImportLimit func(w nethttp.ResponseWriter, r *nethttp.Request) error
 	// BaseURL prefixes invitation links, as in the API's answers.
 	BaseURL string
 	// RoleChanged tells the API a user's role changed, as its own PATCH

@@ -198,6 +198,12 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
+	if c.d.ImportLimit != nil {
+		if err := c.d.ImportLimit(w, r); err != nil {
+			c.fail(w, r, err)
+			return
+		}
+	}
 	d := importData{DryRun: r.PostForm.Get("mode") != "import", UpdateExisting: r.PostForm.Get("update_existing") == "on",
 		Invite: r.PostForm.Get("invite") == "on"}
 	var data []byte

@@ -25,6 +25,9 @@ func (s *Server) newConsole() *console.Console {
 		Export:         s.consoleExport,
 		AuditExport:    s.consoleAuditExport,
 		ParseID:        parseUUID,
+		ImportLimit: func(w nethttp.ResponseWriter, r *nethttp.Request) error {
+			return s.useLimit(w, r, s.importTimeout)
+		},
 	})
 }
 

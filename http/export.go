@@ -44,7 +44,14 @@ func exportHeader(contentType, filename string) func(nethttp.Header) {
 // failure after aborts the connection (http.ErrAbortHandler), so that the
 // client sees a transport error rather than a 200 that ends like a complete
 // file.
+//
+// Every export goes through here, and here its request moves from the
+// request time limit to the export limit: whatever route, format or header
+// asked for it (Accept, ?format=, the console's links).
 func (s *Server) stream(w nethttp.ResponseWriter, r *nethttp.Request, header func(nethttp.Header), produce func(io.Writer) error) error {
+	if err := s.useLimit(w, r, s.exportTimeout); err != nil {
+		return err
+	}
 	ew := &exportWriter{w: w, header: header}
 	bw := bufio.NewWriterSize(ew, 32<<10)
 	err := produce(bw)

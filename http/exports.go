@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/xuri/excelize/v2"
 
 	"github.com/assignment-ledger/ledger/internal/ods"
+	"github.com/assignment-ledger/ledger/internal/xlsx"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -25,7 +25,7 @@ type exportFormat struct {
 
 var exportFormats = []exportFormat{
 	{"csv", "text/csv", (*Server).exportCSV},
-	{"xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", (*Server).exportXLSX},
+	{"xlsx", xlsx.MediaType, (*Server).exportXLSX},
 	{"ods", ods.MediaType, (*Server).exportODS},
 	{"vcf", "text/vcard", (*Server).exportVCard},
 	{"html", "text/html", (*Server).exportHTML},
@@ -104,48 +104,23 @@ func (s *Server) exportCSV(w io.Writer, r *nethttp.Request, tenant string, f pro
 	})
 }
 
-// exportXLSX writes with excelize's StreamWriter, which keeps rows in a
-// temporary file rather than in memory; the workbook is zipped onto the
-// response once complete (XLSX cannot be written before its sheet is
-// whole), so a failure before that still answers a problem. Every value is
-// a string cell: text that looks like a formula stays text.
+// exportXLSX streams the sheet through internal/xlsx: rows go to the
+// client as they are read. Every value is a string cell: text that looks
+// like a formula stays text.
 func (s *Server) exportXLSX(w io.Writer, r *nethttp.Request, tenant string, f projections.CustomerFilter) error {
-	x := excelize.NewFile()
-	defer func() { _ = x.Close() }()
-	const sheet = "Customers"
-	if err := x.SetSheetName("Sheet1", sheet); err != nil {
-		return err
-	}
-	sw, err := x.NewStreamWriter(sheet)
+	xw, err := xlsx.NewWriter(w, "Customers")
 	if err != nil {
 		return err
 	}
-	cells := func(vals []string) []any {
-		out := make([]any, len(vals))
-		for i, v := range vals {
-			out[i] = v
-		}
-		return out
-	}
-	if err := sw.SetRow("A1", cells(exportColumns)); err != nil {
+	if err := xw.WriteRow(exportColumns); err != nil {
 		return err
 	}
-	row := 1
-	err = s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
-		row++
-		cell, err := excelize.CoordinatesToCellName(1, row)
-		if err != nil {
-			return err
-		}
-		return sw.SetRow(cell, cells(exportRow(c)))
-	})
-	if err != nil {
-		return err // nothing is written yet: answered as a problem
-	}
-	if err := sw.Flush(); err != nil {
+	if err := s.q.EachCustomer(r.Context(), tenant, f, func(c projections.CustomerItem) error {
+		return xw.WriteRow(exportRow(c))
+	}); err != nil {
 		return err
 	}
-	return x.Write(w)
+	return xw.Close()
 }
 
 // exportODS streams the sheet through internal/ods: rows go to the client

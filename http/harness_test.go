@@ -42,21 +42,28 @@ type setupOpts struct {
 	// requestTimeout is the server's request time limit (default: the
 	// configuration's).
 	requestTimeout time.Duration
+	// exportTimeout is the server's export time limit (default: the
+	// configuration's).
+	exportTimeout time.Duration
 	// smallBuffers gives the server's sockets a small send buffer, so that a
 	// client that stops reading stops a streamed export within a few
 	// kilobytes.
 	smallBuffers bool
 	// smtpURL turns e-mail on: a relay delivers the outbox to this server.
 	smtpURL string
+	// serial runs the test alone rather than in parallel with the
+	// package's others: a heavy test (a 10,000-row import and its
+	// catch-up) would otherwise push their X-Min-Position waits past 5 s.
+	serial bool
 }
 
 func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	t.Helper()
-	t.Parallel()
 	var o setupOpts
 	if len(opts) > 0 {
 		o = opts[0]
 	}
+	t.Parallel()
 	pool := testdb.New(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	store := eventstore.New(pool)
@@ -99,7 +106,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
-		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout,
+		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout, ExportTimeout: o.exportTimeout,
 	})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {

@@ -95,7 +95,12 @@ func (s *Server) importTemplate(w nethttp.ResponseWriter, r *nethttp.Request) {
 	_, _ = w.Write(s.cmd.ImportTemplate())
 }
 
+// importClients runs under the import time limit (a 100,000-row file takes
+// longer than the request limit), its body and all.
 func (s *Server) importClients(w nethttp.ResponseWriter, r *nethttp.Request) error {
+	if err := s.useLimit(w, r, s.importTimeout); err != nil {
+		return err
+	}
 	body, err := readBody(r, "text/csv", maxCSVBody)
 	if err == nil {
 		err = badCSVText(body)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
 )
@@ -35,6 +36,46 @@ type engine struct {
 	// this engine wrote since its last batch: the checkpoint that batch
 	// left, in the same tables epoch.
 	wrote map[string]claim
+	// created counts the customers this engine's live batches created
+	// since it last analyzed the customer list's tables, analyzed how
+	// many it counted then (see analyzeIfGrown).
+	created, analyzed int
+}
+
+// The customer list's tables are analyzed in a live batch's transaction
+// once the customers created since the last time reach half as many as
+// then (and at least analyzeMin): a 10,001-row import into a fresh tenant
+// otherwise left customer_list and customer_search with statistics of a
+// far smaller table until autovacuum came round (a minute or more), and a
+// search planned on them (walk the list in order, test each row against a
+// customer_search it believed tiny) could take longer than the request
+// limit for a selection of 10 customers. Growth by half keeps the cost
+// logarithmic in the table's size: some ten ANALYZEs for 100,000 rows.
+const analyzeMin = 1000
+
+// analyzeTables are analyzed by analyzeIfGrown, when the engine writes them.
+var analyzeTables = []string{"customer_list", "customer_search"}
+
+func (e *engine) analyzeIfGrown(ctx context.Context, tx queryer, batch []*envelope) error {
+	if _, ok := e.tables[analyzeTables[0]]; !ok {
+		return nil
+	}
+	for _, ev := range batch {
+		if ev.Type == domain.TypeCustomerRegistered || ev.Type == domain.TypeClientInvited {
+			e.created++
+		}
+	}
+	if e.created < max(analyzeMin, e.analyzed/2) {
+		return nil
+	}
+	// ANALYZE takes a lock that only other ANALYZEs and VACUUMs wait for
+	// (autovacuum gives way); readers and writers go on.
+	if _, err := tx.ExecContext(ctx, `ANALYZE `+strings.Join(analyzeTables, ", ")); err != nil {
+		return fmt.Errorf("analyze %s: %w", strings.Join(analyzeTables, ", "), err)
+	}
+	e.analyzed += e.created
+	e.created = 0
+	return nil
 }
 
 // claim is what claiming a projection's checkpoint found: where it stands
@@ -76,6 +117,10 @@ func (e *engine) applyLive(ctx context.Context, tx queryer, batch []*envelope, c
 	if err := e.apply(ctx, tx, batch, after, &e.cache, true); err != nil {
 		// What the cache holds may be ahead of what the tables will hold
 		// once the transaction rolls back.
+		e.cache.customers = nil
+		return err
+	}
+	if err := e.analyzeIfGrown(ctx, tx, batch); err != nil {
 		e.cache.customers = nil
 		return err
 	}

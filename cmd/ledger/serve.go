@@ -89,7 +89,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
-		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout,
+		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout, ImportTimeout: cfg.ImportTimeout,
 		// The server checks the event store itself; this adds the migrations.
 		Ready: func(ctx context.Context) error {
 			n, err := migrations.Pending(ctx, pool)
@@ -108,8 +108,9 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		// Exports stream large bodies; the write timeout bounds a stuck
-		// client, beyond the export's own time limit.
-		WriteTimeout: cfg.ExportTimeout + time.Minute,
+		// client, beyond the export's own time limit (an export or an
+		// import moves its connection's write deadline with its limit).
+		WriteTimeout: max(cfg.ExportTimeout, cfg.ImportTimeout) + time.Minute,
 		IdleTimeout:  2 * time.Minute,
 		ErrorLog:     slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}

@@ -14,7 +14,10 @@
 //   - reads: "My Clients" and the customer list filtered by assigned user over
 //     a large read model, beside a primary-key lookup;
 //   - bulk: BulkEdit add, BulkEdit set and a transfer over 10,000 customers,
-//     each one all-or-nothing transaction (time and peak heap).
+//     each one all-or-nothing transaction (time and peak heap), and the
+//     exports of those customers in every format;
+//   - imports: CSV imports of 10,000 and 100,000 rows (time and peak heap),
+//     then the exports of those 110,000 customers in every format.
 //
 // It prints a table (figure, target, pass/miss) and writes the same data with
 // machine information to a JSON file. Each phase runs in a database of its
@@ -76,6 +79,8 @@ type options struct {
 
 	bulkCustomers int
 
+	importRows int // the imports phase's larger import (a tenth as many too)
+
 	noProjections bool // diagnostic: commands phase without the Runner
 
 	cpuProfile string // prefix: one profile per phase
@@ -83,7 +88,7 @@ type options struct {
 	verbose    bool
 }
 
-var phases = []string{"commands", "lag", "catchup", "rebuild", "reads", "bulk"}
+var phases = []string{"commands", "lag", "catchup", "rebuild", "reads", "bulk", "imports"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -117,6 +122,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.assignments, "assignments", 3_000_000, "assignments of the reads phase")
 	fs.IntVar(&o.readQueries, "read-queries", 2000, "measured queries per read kind")
 	fs.IntVar(&o.bulkCustomers, "bulk-customers", commands.MaxBulkCustomers, "customers of each bulk command of the bulk phase")
+	fs.IntVar(&o.importRows, "import-rows", commands.MaxImportRows, "rows of the imports phase's larger import (and a tenth as many)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
 	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
@@ -144,6 +150,7 @@ func parseFlags(args []string) (options, error) {
 		def("users", func() { o.users = 1000 })
 		def("assignments", func() { o.assignments = 300_000 })
 		def("read-queries", func() { o.readQueries = 500 })
+		def("import-rows", func() { o.importRows = 10_000 })
 	}
 	if o.lagDuration == 0 {
 		o.lagDuration = o.duration
@@ -177,6 +184,8 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("-bulk-customers must be from 1 to %d", commands.MaxBulkCustomers)
 	case o.lagRate < 1 || o.lagWorkers < 1:
 		return o, errors.New("-lag-rate and -lag-workers must be positive")
+	case o.importRows < 10 || o.importRows > commands.MaxImportRows:
+		return o, fmt.Errorf("-import-rows must be from 10 to %d", commands.MaxImportRows)
 	case o.catchUpRows < 1:
 		return o, errors.New("-catchup-rows must be positive")
 	case o.rebuildEvents < o.rebuildUsers+2:
@@ -229,7 +238,7 @@ func run(ctx context.Context, args []string, url string) error {
 		name string
 		run  func(ctx context.Context, o options, srv *server, rep *report) error
 	}
-	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}, {"bulk", runBulk}}
+	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}, {"bulk", runBulk}, {"imports", runImports}}
 	var failed []string
 	for _, p := range all {
 		if !o.only[p.name] {

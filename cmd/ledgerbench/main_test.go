@@ -27,7 +27,8 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	args := []string{"-quick", "-out", out, "-duration", "300ms", "-warmup", "100ms",
 		"-cmd-customers", "1000", "-cmd-users", "10", "-lag-rate", "200", "-lag-duration", "500ms", "-lag-workers", "8",
 		"-catchup-rows", "300", "-rebuild-events", "3000", "-rebuild-users", "20",
-		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30", "-bulk-customers", "200"}
+		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30", "-bulk-customers", "200",
+		"-import-rows", "500"}
 	if err := run(context.Background(), args, url); err != nil {
 		t.Fatalf("run: %v", err)
 	}
@@ -75,7 +76,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		"bulk/BulkEdit add, 200 customers", "bulk/BulkEdit set (one owner), 200 customers", "bulk/transfer (all), 200 customers",
 		"bulk/BulkEdit set (one owner) peak heap",
 		"bulk/export csv, 200 customers", "bulk/export xlsx, 200 customers", "bulk/export ods, 200 customers",
-		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx peak heap"} {
+		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx, 200 customers, peak heap",
+		"imports/import, 50 rows", "imports/import, 500 rows", "imports/import 500 rows peak heap",
+		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}

@@ -21,13 +21,13 @@ import (
 // exportFormats are the customer list's export formats, as ?format= names.
 var exportFormats = []string{"csv", "xlsx", "ods", "vcf", "html"}
 
-// runExports measures, at the end of the bulk phase (its customers exist
-// then, each with a team), the export of the whole customer list in every
+// runExports measures, at the end of the bulk and imports phases (their
+// customers exist then, each with a team), the export of the whole customer list in every
 // format through the HTTP API served in this process: time to the last
 // byte read and the process's peak heap in use, which bounds what the
 // export holds in memory. The read models are first built by a rebuild
 // (the bulk phase runs no projections).
-func runExports(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, cmd *commands.Commands, apiKey string, customers int, srv *server, rep *report) error {
+func runExports(ctx context.Context, phase string, pool *pgxpool.Pool, store *eventstore.Store, cmd *commands.Commands, apiKey string, customers int, srv *server, rep *report) error {
 	runner, err := projections.New(pool, store, benchKeyring(), srv.log)
 	if err != nil {
 		return err
@@ -47,7 +47,7 @@ func runExports(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 		}
 		req.Header.Set("Authorization", "Bearer "+apiKey)
 		runtime.GC()
-		peak := sampleHeap()
+		peak := sampleHeaps()
 		began := time.Now()
 		resp, err := http.DefaultClient.Do(req)
 		var n int64
@@ -59,16 +59,17 @@ func runExports(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 			}
 		}
 		took := time.Since(began)
-		heap := peak()
+		heap, live := peak()
 		if err != nil {
 			return fmt.Errorf("export %s: %w", f, err)
 		}
-		fmt.Fprintf(os.Stderr, "   export %s of %d customers: %s, %.1f MB, peak heap %.0f MB\n", f, customers, took.Round(time.Millisecond), float64(n)/(1<<20), heap)
-		rep.add(figure{Phase: "bulk", Name: fmt.Sprintf("export %s, %d customers", f, customers), Value: took.Seconds(), Unit: "s",
+		fmt.Fprintf(os.Stderr, "   export %s of %d customers: %s, %.1f MB, peak heap %.0f MB in use, %.0f MB live\n", f, customers, took.Round(time.Millisecond), float64(n)/(1<<20), heap, live)
+		rep.add(figure{Phase: phase, Name: fmt.Sprintf("export %s, %d customers", f, customers), Value: took.Seconds(), Unit: "s",
 			Note: "GET /v1/customers?format=" + f + ", in-process server"})
-		rep.add(figure{Phase: "bulk", Name: "export " + f + " peak heap", Value: heap, Unit: "MB"})
-		details["export "+f] = map[string]any{"seconds": took.Seconds(), "peak_heap_mb": heap, "bytes": n}
+		rep.add(figure{Phase: phase, Name: fmt.Sprintf("export %s, %d customers, peak heap", f, customers), Value: heap, Unit: "MB"})
+		rep.add(figure{Phase: phase, Name: fmt.Sprintf("export %s, %d customers, peak live heap", f, customers), Value: live, Unit: "MB"})
+		details["export "+f] = map[string]any{"seconds": took.Seconds(), "peak_heap_mb": heap, "peak_live_heap_mb": live, "bytes": n}
 	}
-	rep.detail("exports", details)
+	rep.detail("exports "+phase, details)
 	return nil
 }

@@ -23,8 +23,9 @@ type Config struct {
 	// ShutdownTimeout bounds graceful shutdown.
 	ShutdownTimeout time.Duration
 	// RequestTimeout bounds each request's database work (503 past it);
-	// ExportTimeout bounds a streamed export's.
-	RequestTimeout, ExportTimeout time.Duration
+	// ExportTimeout bounds a streamed export's, ImportTimeout a CSV
+	// import's.
+	RequestTimeout, ExportTimeout, ImportTimeout time.Duration
 	// SMTPURL and MailFrom turn e-mail on (both or neither):
 	// smtp://user:pass@host:port (STARTTLS when offered) or smtps://…
 	// (implicit TLS), and the sender's address.
@@ -42,6 +43,10 @@ type Config struct {
 const (
 	DefaultRequestTimeout = 10 * time.Second
 	DefaultExportTimeout  = 5 * time.Minute
+	// DefaultImportTimeout leaves a 100,000-row import (the most a file
+	// may hold) room on a loaded machine: 2.5 min was measured on 2 cores
+	// at a load average of 27 (docs/PERFORMANCE.md).
+	DefaultImportTimeout = 10 * time.Minute
 )
 
 // EmailEnabled reports whether e-mail is configured.
@@ -74,6 +79,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	}{
 		{"LEDGER_REQUEST_TIMEOUT", &c.RequestTimeout, DefaultRequestTimeout},
 		{"LEDGER_EXPORT_TIMEOUT", &c.ExportTimeout, DefaultExportTimeout},
+		{"LEDGER_IMPORT_TIMEOUT", &c.ImportTimeout, DefaultImportTimeout},
 	} {
 		v, err := time.ParseDuration(get(d.name, d.def.String()))
 		if err != nil || v <= 0 {
