@@ -109,7 +109,8 @@ type Commands struct {
 	keys  *keyring.Keyring
 	log   *slog.Logger
 	names nameCache
-	cache *stateCache
+	// unit commits single-customer commands in groups.
+	unit *unit
 	// email is true when e-mail is configured: commands may queue e-mails
 	// in the outbox, which a relay (package mail) delivers.
 	email bool
@@ -129,7 +130,8 @@ func New(store *eventstore.Store, keys *keyring.Keyring, log *slog.Logger, opts 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
+	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}}
+	c.unit = newUnit(c)
 	for _, o := range opts {
 		o(c)
 	}
@@ -474,9 +476,10 @@ func (n *nameCache) put(id, name string) {
 // command's users, share-locked.
 type customerDecide func(cu domain.Customer, users map[string]domain.User, pol domain.Policy) ([]domain.Event, error)
 
-// customerCommand runs a command on one existing customer: idempotency,
-// bounded retries, locks (users, then the customer), If-Match, decision,
-// append, and the customer as it now stands.
+// customerCommand runs a command on one existing customer: it names the
+// customer and the users it decides on and hands over the decision; the
+// unit of work (unit.go) does the rest, committing it in a group with the
+// commands that arrive beside it.
 func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, customerID string, userIDs []string, decide customerDecide) (CustomerResult, error) {
 	m, err := m.prepare()
 	if err != nil {
@@ -486,84 +489,7 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 	if !ok {
 		return CustomerResult{}, notFound("customer", customerID)
 	}
-	userIDs = sortedUnique(userIDs)
-	if m.IdempotencyKey == "" {
-		// A keyed command stores its answer with the append, which the
-		// cached path does not do.
-		r, err := c.decideCached(ctx, m, customerID, userIDs, decide)
-		if !errors.Is(err, errStale) {
-			return r, err
-		}
-	}
-	c.cache.stale.Add(1)
-	if err := c.checkCaller(ctx, m); err != nil {
-		return CustomerResult{}, err
-	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
-		var result CustomerResult
-		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, version, l, err := lockAndLoad(ctx, c.keys, tx, m.TenantID, customerID, userIDs)
-				if err != nil {
-					return err
-				}
-				for _, u := range users {
-					c.names.put(u.ID, u.Name)
-				}
-				c.cache.putUsers(users)
-				c.cache.putPolicy(m.TenantID, l.policy, l.policyVersion)
-				if m.IfMatch != nil && *m.IfMatch != version {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
-				}
-				cu := l.customers[customerID]
-				if cu.Version != version {
-					return fmt.Errorf("customer %s: stream head says version %d, events say %d", customerID, version, cu.Version)
-				}
-				events, err := decide(cu, users, l.policy)
-				if err != nil {
-					return err
-				}
-				at := now()
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				if err := c.fillNames(ctx, tx, m.TenantID, teamIDs(cu)); err != nil {
-					return err
-				}
-				result = CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[customerID]}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				data, err := encode(events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
-					Metadata: m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) {
-						if p != 0 {
-							result.Position = p
-						}
-					}),
-					Now:    at,
-					Commit: true,
-				}, replay)
-				if err != nil {
-					return err
-				}
-				if res.Position != 0 {
-					result.Position = res.Position
-				}
-				if h, ok := res.Hashes[customerID]; ok {
-					c.cache.putCustomer(cu, eventstore.Head{Version: res.Versions[customerID], LastHash: h}, result.Position, at)
-				}
-				return nil
-			})
-		})
-		return result, err
-	})
+	return c.unit.run(ctx, &customerOp{name: name, m: m, customerID: customerID, userIDs: sortedUnique(userIDs), decide: decide})
 }
 
 // sortedUnique returns ids sorted without duplicates (a new slice).

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,8 +18,6 @@ import (
 type Store struct {
 	pool      *pgxpool.Pool
 	announcer *announcer
-	// statements caches AppendExpected's statements by their checks.
-	statements sync.Map
 }
 
 // New returns a store using pool.
@@ -46,6 +43,9 @@ type Tx struct {
 	// begun is set once BEGIN has been sent; committed once COMMIT has
 	// succeeded (the transaction is over).
 	begun, committed bool
+	// commitSent is set once COMMIT has been sent: after a failure, the
+	// transaction may have committed.
+	commitSent bool
 	// lastPosition is the last event appended, announced after commit.
 	lastPosition int64
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
@@ -93,6 +93,7 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 
 // queueCommit adds COMMIT to b.
 func (t *Tx) queueCommit(b *pgx.Batch) {
+	t.commitSent = true
 	b.Queue("commit")
 }
 
@@ -335,7 +336,7 @@ var ErrConflict = errors.New("concurrent write conflict")
 var ErrUnavailable = errors.New("database unavailable")
 
 // Translate maps driver errors to the store's sentinels (ErrConflict,
-// ErrVersionMismatch, ErrUnavailable, *CheckFailedError). It is the one
+// ErrVersionMismatch, ErrUnavailable). It is the one
 // place that reads SQLSTATEs and driver errors: the store applies it at its
 // boundary, and callers that query the database themselves (commands,
 // projections' queries, the HTTP layer) pass their errors through it.
@@ -354,11 +355,6 @@ func translate(err error) error {
 		switch pgErr.Code {
 		case "40001", "40P01":
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
-		case codeCheckFailed:
-			if id, ok := strings.CutPrefix(pgErr.Detail, headCheck); ok {
-				return fmt.Errorf("%w: stream %s moved past the expected head", ErrVersionMismatch, id)
-			}
-			return &CheckFailedError{Name: pgErr.Detail}
 		case "23505":
 			if pgErr.ConstraintName == "events_stream_id_stream_version_key" || pgErr.ConstraintName == "streams_pkey" {
 				return fmt.Errorf("%w: %s", ErrVersionMismatch, pgErr.Message)

@@ -25,12 +25,13 @@ type commandRun struct {
 	// Events the slowest projection had not applied when the run ended,
 	// and how long it then took to apply them.
 	BacklogAtEnd int64 `json:"projection_backlog_at_end"`
-	// Commands decided on cached state (one round trip) and on the locking
-	// path (the first command on a customer, conflicts, refusals).
-	CachedCommands uint64             `json:"cached_commands"`
-	LockedCommands uint64             `json:"locked_commands"`
-	DrainSeconds   float64            `json:"projection_drain_s"`
-	DrainEach      map[string]float64 `json:"projection_drain_each_s,omitempty"`
+	// Commands per transaction (the group committer's groups).
+	Groups       uint64             `json:"groups"`
+	GroupMean    float64            `json:"group_size_mean"`
+	GroupP50     int                `json:"group_size_p50"`
+	GroupP99     int                `json:"group_size_p99"`
+	DrainSeconds float64            `json:"projection_drain_s"`
+	DrainEach    map[string]float64 `json:"projection_drain_each_s,omitempty"`
 	// What the database sessions did and who used the CPUs during the
 	// measured part of each run.
 	RawWaits []waitShare `json:"raw_db_sessions"`
@@ -105,11 +106,14 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 		r.Raw, r.RawWaits, r.RawCPU = observedLoop(ctx, srv, s.db, c, o, rawOp)
 		w1 := readWAL(ctx, s.pool)
 		fmt.Fprintf(os.Stderr, "   %d client(s): AssignUser over HTTP ...\n", c)
-		cs0 := s.cmd.CacheStats()
+		gs0 := s.cmd.GroupStats()
 		r.Command, r.CmdWaits, r.CmdCPU = observedLoop(ctx, srv, s.db, c, o, cmdOp)
 		w2 := readWAL(ctx, s.pool)
-		cs1 := s.cmd.CacheStats()
-		r.CachedCommands, r.LockedCommands = cs1.Cached-cs0.Cached, cs1.Locked-cs0.Locked
+		gs := s.cmd.GroupStats().Sub(gs0)
+		r.Groups, r.GroupP50, r.GroupP99 = gs.Groups(), gs.Quantile(0.50), gs.Quantile(0.99)
+		if r.Groups > 0 {
+			r.GroupMean = float64(gs.Commands()) / float64(r.Groups)
+		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -140,8 +144,8 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 			return fmt.Errorf("projections catching up after %d clients: %w", c, err)
 		}
 		r.DrainSeconds = d.Seconds()
-		fmt.Fprintf(os.Stderr, "   %d client(s): raw %.0f/s, AssignUser %.0f/s, ratio %.2f, cached/locked %d/%d, projection backlog %d (drained in %s)\n",
-			c, r.Raw.OpsPerSec, r.Command.OpsPerSec, r.Ratio, r.CachedCommands, r.LockedCommands, r.BacklogAtEnd, d.Round(time.Millisecond))
+		fmt.Fprintf(os.Stderr, "   %d client(s): raw %.0f/s, AssignUser %.0f/s, ratio %.2f, group size p50/p99 %d/%d (mean %.1f), projection backlog %d (drained in %s)\n",
+			c, r.Raw.OpsPerSec, r.Command.OpsPerSec, r.Ratio, r.GroupP50, r.GroupP99, r.GroupMean, r.BacklogAtEnd, d.Round(time.Millisecond))
 		runs = append(runs, r)
 
 		name := func(what string) string { return fmt.Sprintf("%s @%d", what, c) }
