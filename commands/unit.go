@@ -86,6 +86,9 @@ type unit struct {
 	sizes [maxGroup + 1]atomic.Uint64
 
 	cache stateCache
+	// held (tests) keeps commands queued until released, so that a test
+	// can gather a group.
+	held bool
 	// beforeWrite, when set (tests), runs in each group's transaction
 	// between the decisions and the append; an error fails that attempt.
 	beforeWrite func(ctx context.Context, attempt int, tx *eventstore.Tx) error
@@ -101,7 +104,7 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	op.answer = make(chan opAnswer, 1)
 	u.mu.Lock()
 	u.pending = append(u.pending, op)
-	if u.active < committers {
+	if !u.held && u.active < committers {
 		u.active++
 		go u.commit()
 	}
@@ -119,7 +122,7 @@ func (u *unit) commit() {
 	for {
 		u.mu.Lock()
 		n := min(len(u.pending), maxGroup)
-		if n == 0 {
+		if n == 0 || u.held {
 			u.active--
 			u.mu.Unlock()
 			return

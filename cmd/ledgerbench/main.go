@@ -99,7 +99,7 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
 	only := fs.String("only", strings.Join(phases, ","), "phases to run, comma-separated: "+strings.Join(phases, ","))
-	clients := fs.String("clients", "1,16", "concurrent clients of the command phase, comma-separated")
+	clients := fs.String("clients", "1,16,64", "concurrent clients of the command phase, comma-separated")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short runs (make bench-quick: under two minutes)")
 	fs.StringVar(&o.out, "out", "bench.json", "JSON report file (empty: none)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured command run")
