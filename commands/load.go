@@ -146,61 +146,8 @@ type loaded struct {
 	policyVersion int64
 }
 
-// lockAndLoad is the start of every single-customer command, pipelined in
-// one round trip (with the transaction's BEGIN): share-lock the users, lock
-// the customer stream, then read the customer and tenant streams (the read
-// starts after the lock is held, so it sees the customer exactly as the
-// append will find it). The store remembers the locked head, so the append
-// needs not lock it again.
-func lockAndLoad(ctx context.Context, kr *keyring.Keyring, tx *eventstore.Tx, tenantID, customerID string, userIDs []string) (
-	users map[string]domain.User, version int64, l loaded, err error) {
-	b := &pgx.Batch{}
-	b.Queue(qGenericPlans)
-	if len(userIDs) > 0 {
-		b.Queue(qUsers+string(forShare), tenantID, userIDs)
-	}
-	readHeads := tx.QueueLockStreams(b, tenantID, streamCustomer, []string{customerID})
-	b.Queue(qEvents, []string{customerID, tenantID})
-	br := tx.SendBatch(ctx, b)
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = translatePg(cerr)
-		}
-	}()
-	if _, err = br.Exec(); err != nil {
-		return nil, 0, loaded{}, translatePg(err)
-	}
-	users = map[string]domain.User{}
-	if len(userIDs) > 0 {
-		if users, err = collectUsers(br.Query()); err != nil {
-			return nil, 0, loaded{}, err
-		}
-		for _, id := range userIDs {
-			if u, ok := users[id]; !ok || u.TenantID != tenantID {
-				return nil, 0, loaded{}, notFound("user", id)
-			}
-		}
-	}
-	heads, err := readHeads(br)
-	if err != nil {
-		return nil, 0, loaded{}, translatePg(err)
-	}
-	head, ok := heads[customerID]
-	if !ok {
-		return nil, 0, loaded{}, notFound("customer", customerID)
-	}
-	streams, err := collectEvents(kr)(br.Query())
-	if err != nil {
-		return nil, 0, loaded{}, err
-	}
-	if l, err = rebuild(tenantID, []string{customerID}, streams); err != nil {
-		return nil, 0, loaded{}, err
-	}
-	return users, head.Version, l, refuseErased(l.customers)
-}
-
-// qGenericPlans makes the rest of a single-customer command's transaction
-// run its prepared statements on their cached generic plans. Their
+// qGenericPlans makes the rest of a group's transaction (unit.go) run its
+// prepared statements on their cached generic plans. Their
 // parameters are ID arrays, for which PostgreSQL's cost comparison keeps
 // choosing a fresh custom plan on every execution; planning was then about a
 // quarter of the database's CPU per command. The statements look rows up by

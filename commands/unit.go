@@ -56,7 +56,7 @@ const maxGroup = 64
 
 // committers is how many groups may be in flight at once, each on its own
 // connection: while some commit, the next group gathers.
-const committers = 3
+const committers = 1
 
 // customerOp is one single-customer command waiting for its group.
 type customerOp struct {
@@ -245,6 +245,26 @@ type groupCustomer struct {
 	// later no-op answers its position.
 	lastWrite int
 	changed   bool
+	// key opens the customer's sealed events (hasKey: it was found; an
+	// erased customer has none).
+	key    keyring.DataKey
+	hasKey bool
+}
+
+// open opens a sealed event of the customer with its key, or as erased
+// when the key is gone.
+func (gc *groupCustomer) open(kr *keyring.Keyring, ev eventstore.Event) (int, []byte, error) {
+	var (
+		schema int
+		data   []byte
+		err    error
+	)
+	if gc.hasKey {
+		schema, data, _, err = gc.key.Open(ev.Type, ev.SchemaVersion, ev.Data)
+	} else {
+		schema, data, _, err = kr.Open(ev.Type, ev.SchemaVersion, ev.Data, nil)
+	}
+	return schema, data, err
 }
 
 type keyRef struct{ tenant, key string }
@@ -320,7 +340,19 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		for i, id := range streamIDs {
 			fromVersions[i] = from[id]
 		}
-		b.Queue(qEventsAfter, streamIDs, fromVersions)
+		readStreams := tx.QueueReadStreams(b, streamIDs, fromVersions)
+		// The data keys of customers read whole (the cache holds the
+		// others'): their sealed events are opened with them.
+		var keyIDs []string
+		for _, id := range customerIDs {
+			if !cachedCustomers[id].hasKey {
+				keyIDs = append(keyIDs, id)
+			}
+		}
+		var readKeys func(pgx.BatchResults) (map[string]keyring.DataKey, error)
+		if len(keyIDs) > 0 {
+			readKeys = u.c.keys.QueueLoad(b, keyIDs)
+		}
 
 		br := tx.SendBatch(ctx, b)
 		defer func() {
@@ -363,9 +395,15 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		if err != nil {
 			return err
 		}
-		streams, err := collectEvents(u.c.keys)(br.Query())
+		streams, err := readStreams(br)
 		if err != nil {
 			return err
+		}
+		keys := map[string]keyring.DataKey{}
+		if readKeys != nil {
+			if keys, err = readKeys(br); err != nil {
+				return err
+			}
 		}
 		cerr := br.Close()
 		br = nil
@@ -382,7 +420,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 			}
 			tn := cachedTenants[t]
 			for _, ev := range streams[t] {
-				e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
+				e, err := domain.DecodeEvent(ev.Type, ev.SchemaVersion, ev.Data)
 				if err != nil {
 					return fmt.Errorf("tenant version %d: %w", ev.Version, err)
 				}
@@ -398,12 +436,19 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 				continue
 			}
 			cc := cachedCustomers[id]
-			gc := &groupCustomer{cu: cc.customer, lastPosition: cc.lastPosition, lastWrite: -1}
+			gc := &groupCustomer{cu: cc.customer, lastPosition: cc.lastPosition, lastWrite: -1, key: cc.key, hasKey: cc.hasKey}
 			if gc.cu.TenantID == "" {
 				gc.cu.TenantID = op.m.TenantID
 			}
+			if dk, ok := keys[id]; ok {
+				gc.key, gc.hasKey = dk, true
+			}
 			for _, ev := range streams[id] {
-				e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
+				schema, data, err := gc.open(u.c.keys, ev)
+				if err != nil {
+					return fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
+				}
+				e, err := domain.DecodeEvent(ev.Type, schema, data)
 				if err != nil {
 					return fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
 				}
@@ -580,7 +625,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		return nil, commitSent, err
 	}
 	for id, gc := range final {
-		u.cache.putCustomer(id, cachedCustomer{customer: gc.cu, lastPosition: gc.lastPosition})
+		u.cache.putCustomer(id, cachedCustomer{customer: gc.cu, lastPosition: gc.lastPosition, key: gc.key, hasKey: gc.hasKey})
 	}
 	for t, tn := range tenants {
 		u.cache.putTenant(t, tn)
@@ -639,14 +684,6 @@ func cloneCustomer(cu domain.Customer) domain.Customer {
 // unit checks each command's tenant).
 const qLockUsers = `SELECT ` + userColumns + ` FROM users WHERE id = ANY($1::text[]::uuid[]) ORDER BY id FOR SHARE`
 
-// qEventsAfter reads streams past a version each (0: whole), opening
-// sealed events as qEvents does.
-const qEventsAfter = `SELECT e.stream_id::text, e.stream_version, e.position, e.type, e.schema_version, e.data, e.recorded_at,
-	` + keyring.WrappedKeySQL + `
-	FROM unnest($1::text[]::uuid[], $2::bigint[]) AS u(s, v)
-	JOIN events e ON e.stream_id = u.s AND e.stream_version > u.v
-	ORDER BY e.stream_id, e.stream_version`
-
 // stateCache remembers the customers and tenants the unit decided on, as
 // of the versions it last saw, so a group reads only the events past them.
 // Nothing in it is trusted beyond that: the group locks each customer's
@@ -661,6 +698,8 @@ type stateCache struct {
 type cachedCustomer struct {
 	customer     domain.Customer
 	lastPosition int64
+	key          keyring.DataKey
+	hasKey       bool
 }
 
 // maxCachedCustomers bounds the cache; past it the cache starts over (a
@@ -695,6 +734,10 @@ func (sc *stateCache) putCustomer(id string, cc cachedCustomer) {
 		sc.customers = map[string]cachedCustomer{}
 	}
 	cc.customer = cloneCustomer(cc.customer)
+	if cc.customer.Erased {
+		// Erasure destroyed the key: this process forgets it too.
+		cc.key, cc.hasKey = keyring.DataKey{}, false
+	}
 	sc.customers[id] = cc
 }
 

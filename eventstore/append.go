@@ -144,7 +144,7 @@ const qLookupIdempotency = `SELECT request_hash, response, position FROM idempot
 //
 // It takes at most three round trips, fewer when it can: one to record the
 // idempotency key, check the guards and lock the stream heads the
-// transaction does not hold yet (QueueLockStreams, LockStream); one to insert
+// transaction does not hold yet (QueueLockHeads, LockStream); one to insert
 // the events, move the heads and apply the claims; one to store the
 // idempotent response. COMMIT rides on the last one when req.Commit is set.
 func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error) {

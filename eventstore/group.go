@@ -323,3 +323,41 @@ const qDiscardIdempotency = `DELETE FROM idempotency_keys WHERE tenant_id = $1 A
 // CommitSent reports whether COMMIT was sent in this transaction: after a
 // failure, whether the transaction may have committed.
 func (t *Tx) CommitSent() bool { return t.commitSent }
+
+// QueueReadStreams queues on b a read of the streams ids, each past the
+// version at the same index of after (0: the whole stream), and returns the
+// function that reads them, by stream, in version order. Queued after the
+// locks of a transaction's first round trip, it sees every event of the
+// streams locked. The events carry what deciding needs (position, stream,
+// version, type, schema, data, recorded time), not their metadata and
+// hashes.
+func (t *Tx) QueueReadStreams(b *pgx.Batch, ids []string, after []int64) func(pgx.BatchResults) (map[string][]Event, error) {
+	b.Queue(qReadStreamsAfter, ids, after)
+	return func(br pgx.BatchResults) (map[string][]Event, error) {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("read streams: %w", translate(err))
+		}
+		defer rows.Close()
+		out := map[string][]Event{}
+		for rows.Next() {
+			var e Event
+			var schema int32
+			if err := rows.Scan(&e.Position, &e.TenantID, &e.StreamID, &e.Version, &e.Type, &schema, &e.Data, &e.RecordedAt); err != nil {
+				return nil, fmt.Errorf("read streams: %w", err)
+			}
+			e.SchemaVersion = int(schema)
+			e.RecordedAt = e.RecordedAt.UTC()
+			out[e.StreamID] = append(out[e.StreamID], e)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("read streams: %w", translate(err))
+		}
+		return out, nil
+	}
+}
+
+const qReadStreamsAfter = `SELECT e.position, e.tenant_id::text, e.stream_id::text, e.stream_version, e.type, e.schema_version, e.data, e.recorded_at
+	FROM unnest($1::text[]::uuid[], $2::bigint[]) AS u(s, v)
+	JOIN events e ON e.stream_id = u.s AND e.stream_version > u.v
+	ORDER BY e.stream_id, e.stream_version`

@@ -269,47 +269,6 @@ func (t *Tx) rememberHead(id string, h head) {
 	t.heads[id] = h
 }
 
-// StreamHead is a locked stream's version and type.
-type StreamHead struct {
-	Type    string
-	Version int64
-}
-
-// QueueLockStreams queues on b (to be sent with SendBatch) a statement that
-// locks the tenant's streams of type streamType among ids FOR UPDATE, in ID
-// order, and returns the function that reads its result from the batch's
-// results: the heads of those that exist (others are absent). The
-// transaction remembers the locked heads, so an append to them needs not
-// read them again.
-func (t *Tx) QueueLockStreams(b *pgx.Batch, tenantID, streamType string, ids []string) func(pgx.BatchResults) (map[string]StreamHead, error) {
-	b.Queue(qLockTenantStreams, tenantID, streamType, ids)
-	return func(br pgx.BatchResults) (map[string]StreamHead, error) {
-		rows, err := br.Query()
-		if err != nil {
-			return nil, fmt.Errorf("lock streams: %w", translate(err))
-		}
-		defer rows.Close()
-		out := make(map[string]StreamHead, len(ids))
-		for rows.Next() {
-			var id string
-			h := head{exists: true, tenantID: tenantID}
-			if err := rows.Scan(&id, &h.version, &h.lastHash); err != nil {
-				return nil, fmt.Errorf("lock streams: %w", err)
-			}
-			t.rememberHead(id, h)
-			out[id] = StreamHead{Type: streamType, Version: h.version}
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("lock streams: %w", translate(err))
-		}
-		return out, nil
-	}
-}
-
-const qLockTenantStreams = `SELECT stream_id::text, version, last_hash FROM streams
-	WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]::uuid[])
-	ORDER BY stream_id FOR UPDATE`
-
 // SendBatch sends b in the transaction (with BEGIN in front of it when it
 // is the transaction's first statement: one round trip for both).
 func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
