@@ -56,7 +56,7 @@ const maxGroup = 64
 
 // committers is how many groups may be in flight at once, each on its own
 // connection: while some commit, the next group gathers.
-const committers = 1
+const committers = 3
 
 // customerOp is one single-customer command waiting for its group.
 type customerOp struct {
