@@ -16,26 +16,18 @@ type GroupResult struct {
 	Position int64  `json:"position"`
 }
 
-const qGroupStream = `SELECT version FROM streams
-	WHERE tenant_id = $1 AND stream_type = '` + streamGroup + `' AND stream_id = $2::text::uuid`
-
 // lockGroup locks the tenant's group stream id with mode and reads the
 // group; a group of another tenant, an unknown one and a deleted one are
 // ErrNotFound.
-func lockGroup(ctx context.Context, q querier, tenantID, id string, mode lockMode) (domain.Group, error) {
-	rows, err := q.Query(ctx, qGroupStream+string(mode), tenantID, id)
+func lockGroup(ctx context.Context, q streamSource, tenantID, id string, mode lockMode) (domain.Group, error) {
+	versions, err := q.StreamVersions(ctx, tenantID, streamGroup, []string{id}, storeLock[mode])
 	if err != nil {
-		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
+		return domain.Group{}, fmt.Errorf("lock group: %w", err)
 	}
-	found := rows.Next()
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
-	}
-	if !found {
+	if _, ok := versions[id]; !ok {
 		return domain.Group{}, notFound("group", id)
 	}
-	streams, err := readEvents(ctx, nil, q, []string{id}) // a group's stream holds nothing sealed
+	streams, err := readEvents(ctx, nil, q, tenantID, []string{id}) // a group's stream holds nothing sealed
 	if err != nil {
 		return domain.Group{}, err
 	}

@@ -361,3 +361,36 @@ const qReadStreamsAfter = `SELECT e.position, e.tenant_id::text, e.stream_id::te
 	FROM unnest($1::text[]::uuid[], $2::bigint[]) AS u(s, v)
 	JOIN events e ON e.stream_id = u.s AND e.stream_version > u.v
 	ORDER BY e.stream_id, e.stream_version`
+
+// ReadStreamsAfter reads the streams ids, each past the version at the same
+// index of after (nil: whole streams), as QueueReadStreams does, in its own
+// round trip inside the transaction.
+func (t *Tx) ReadStreamsAfter(ctx context.Context, ids []string, after []int64) (map[string][]Event, error) {
+	b := &pgx.Batch{}
+	read := t.QueueReadStreams(b, ids, zeroIfNil(after, len(ids)))
+	br := t.sendBatch(ctx, b)
+	out, err := read(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("read streams: %w", translate(cerr))
+	}
+	return out, err
+}
+
+// ReadStreamsAfter is Tx.ReadStreamsAfter outside a transaction.
+func (s *Store) ReadStreamsAfter(ctx context.Context, ids []string, after []int64) (map[string][]Event, error) {
+	b := &pgx.Batch{}
+	read := (&Tx{}).QueueReadStreams(b, ids, zeroIfNil(after, len(ids)))
+	br := s.pool.SendBatch(ctx, b)
+	out, err := read(br)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("read streams: %w", translate(cerr))
+	}
+	return out, err
+}
+
+func zeroIfNil(after []int64, n int) []int64 {
+	if after == nil {
+		return make([]int64, n)
+	}
+	return after
+}
