@@ -427,6 +427,58 @@ func withIdempotency[R any](idem *eventstore.Idempotency, result *R, setPosition
 	return &out
 }
 
+// cmdTx is the transaction of a command that is not single-customer (the
+// unit of work in unit.go runs those): the store's transaction, with the
+// command's idempotency key, which append records with the events.
+type cmdTx struct {
+	*eventstore.Tx
+	idem   *eventstore.Idempotency
+	replay *[]byte
+}
+
+// keyed reports whether the command carries an idempotency key: a keyed
+// command that changes nothing still appends, to store its answer.
+func (t *cmdTx) keyed() bool { return t.idem != nil }
+
+// append appends req with the command's idempotency key, whose stored
+// answer is *result once *position holds the append's position (position
+// points into result; it is set when the append wrote events).
+func (t *cmdTx) append(ctx context.Context, req eventstore.AppendRequest, result any, position *int64) (eventstore.AppendResult, error) {
+	if t.idem != nil {
+		idem := *t.idem
+		idem.Response = func(res eventstore.AppendResult) ([]byte, error) {
+			if res.Position != 0 {
+				*position = res.Position
+			}
+			return json.Marshal(result)
+		}
+		req.Idempotency = &idem
+	}
+	res, err := appendOrReplay(ctx, t.Tx, req, t.replay)
+	if err == nil && res.Position != 0 {
+		*position = res.Position
+	}
+	return res, err
+}
+
+// transact runs a command that is not single-customer: a stored answer
+// under its idempotency key is replayed, otherwise run decides and appends
+// in one transaction, run again (a bounded number of times) when it loses
+// a race it can safely retry.
+func transact[R any](ctx context.Context, c *Commands, name string, m Meta, run func(ctx context.Context, tx *cmdTx) (R, error)) (R, error) {
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (R, error) {
+		var result R
+		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				var err error
+				result, err = run(ctx, &cmdTx{Tx: tx, idem: idem, replay: replay})
+				return err
+			})
+		})
+		return result, err
+	})
+}
+
 // translateClaim turns a lost unique claim into the rule it breaks.
 func translateClaim(err error) error {
 	var ct *eventstore.ClaimTakenError

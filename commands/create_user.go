@@ -23,43 +23,32 @@ func (c *Commands) CreateUser(ctx context.Context, m Meta, name, email string, r
 	if err != nil {
 		return UserResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
-		var result UserResult
-		err := c.withRetry(ctx, "CreateUser", false, func() error {
-			id := newID()
-			events, err := domain.CreateUser(id, m.TenantID, name, email, role)
-			if err != nil {
-				return err
-			}
-			created := events[0].(domain.UserCreated)
-			at := now()
-			result = UserResult{UserView: userView(domain.User{ID: id, Name: created.Name, Email: created.Email,
-				Role: created.Role, Status: domain.UserStatusActive, CreatedAt: at})}
-			data, err := encode(events)
-			if err != nil {
-				return err
-			}
-			res, err := c.store.Append(ctx, eventstore.AppendRequest{
-				TenantID:    m.TenantID,
-				Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
-				Claims:      []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
-				Metadata:    m.metadata(),
-				Side:        insertUser(m.TenantID, created, at),
-				Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-				Now:         at,
-			})
-			if err != nil {
-				return translateClaim(err)
-			}
-			if res.Replayed {
-				*replay = res.Response
-				return errReplayed
-			}
-			result.Position = res.Position
-			c.names.put(id, created.Name)
-			return nil
-		})
-		return result, err
+	return transact(ctx, c, "CreateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
+		id := newID()
+		events, err := domain.CreateUser(id, m.TenantID, name, email, role)
+		if err != nil {
+			return UserResult{}, err
+		}
+		created := events[0].(domain.UserCreated)
+		at := now()
+		result := UserResult{UserView: userView(domain.User{ID: id, Name: created.Name, Email: created.Email,
+			Role: created.Role, Status: domain.UserStatusActive, CreatedAt: at})}
+		data, err := encode(events)
+		if err != nil {
+			return UserResult{}, err
+		}
+		if _, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
+			Metadata: m.metadata(),
+			Side:     insertUser(m.TenantID, created, at),
+			Now:      at,
+		}, &result, &result.Position); err != nil {
+			return UserResult{}, translateClaim(err)
+		}
+		c.names.put(id, created.Name)
+		return result, nil
 	})
 }
 

@@ -48,72 +48,66 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 	if err != nil {
 		return InvitationResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (InvitationResult, error) {
+	return transact(ctx, c, "InviteClient", m, func(ctx context.Context, tx *cmdTx) (InvitationResult, error) {
 		var result InvitationResult
-		err := c.withRetry(ctx, "InviteClient", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				members, pol, err := teamAndPolicy(ctx, tx, m.TenantID, team)
+		members, pol, err := teamAndPolicy(ctx, tx.Tx, m.TenantID, team)
+		if err != nil {
+			return result, err
+		}
+		id := newID()
+		events, err := domain.InviteClient(id, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		invited := events[0].(domain.ClientInvited)
+		at := now()
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
+		}
+		for _, u := range members {
+			c.names.put(u.ID, u.Name)
+		}
+		token, hash := randomToken()
+		result = InvitationResult{Customer: c.customerView(cu), Token: token}
+		result.Customer.Invitation = &InvitationView{Status: InvitationPending}
+		var outbox []eventstore.OutboxMessage
+		if sendEmail {
+			users := make(map[string]domain.User, len(members))
+			for _, u := range members {
+				users[u.ID] = u
+			}
+			msg, err := invitationEmail(cu, token, users)
+			if err != nil {
+				return result, err
+			}
+			outbox = append(outbox, msg)
+			result.Customer.Invitation.Email = EmailQueued
+		}
+		data, dk, err := c.sealNew(id, events)
+		if err != nil {
+			return result, err
+		}
+		res, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   c.profileClaims(id, invited.Profile),
+			Outbox:   outbox,
+			Metadata: m.metadata(),
+			Side: func(ctx context.Context, tx pgx.Tx) error {
+				_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
+					hash, m.TenantID, id, at)
 				if err != nil {
-					return err
+					return fmt.Errorf("record invitation: %w", err)
 				}
-				id := newID()
-				events, err := domain.InviteClient(id, p, members, pol)
-				if err != nil {
-					return err
-				}
-				invited := events[0].(domain.ClientInvited)
-				at := now()
-				cu := domain.Customer{TenantID: m.TenantID}
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				for _, u := range members {
-					c.names.put(u.ID, u.Name)
-				}
-				token, hash := randomToken()
-				result = InvitationResult{Customer: c.customerView(cu), Token: token}
-				result.Customer.Invitation = &InvitationView{Status: InvitationPending}
-				var outbox []eventstore.OutboxMessage
-				if sendEmail {
-					users := make(map[string]domain.User, len(members))
-					for _, u := range members {
-						users[u.ID] = u
-					}
-					msg, err := invitationEmail(cu, token, users)
-					if err != nil {
-						return err
-					}
-					outbox = append(outbox, msg)
-					result.Customer.Invitation.Email = EmailQueued
-				}
-				data, dk, err := c.sealNew(id, events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:   c.profileClaims(id, invited.Profile),
-					Outbox:   outbox,
-					Metadata: m.metadata(),
-					Side: func(ctx context.Context, tx pgx.Tx) error {
-						_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
-							hash, m.TenantID, id, at)
-						if err != nil {
-							return fmt.Errorf("record invitation: %w", err)
-						}
-						return storeKeys(m.TenantID, dk)(ctx, tx)
-					},
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         at,
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+				return storeKeys(m.TenantID, dk)(ctx, tx)
+			},
+			Now: at,
+		}, &result, &result.Position)
+		if err != nil {
+			return result, translateClaim(err)
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }
