@@ -85,8 +85,9 @@ const maxAttempts = 5
 
 var (
 	// ErrNotFound is an unknown ID, or an ID of another tenant: the two are
-	// indistinguishable on purpose.
-	ErrNotFound = errors.New("not found")
+	// indistinguishable on purpose (HTTP 404). It is the event store's
+	// sentinel: one "not found" for every layer.
+	ErrNotFound = eventstore.ErrNotFound
 	// ErrPreconditionFailed is an If-Match version that is not the
 	// customer's current version (HTTP 412).
 	ErrPreconditionFailed = errors.New("precondition failed: version mismatch")

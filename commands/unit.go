@@ -278,6 +278,13 @@ type callerRef struct {
 // answer, or the error that failed the transaction (and whether COMMIT had
 // been sent, after which it may have committed).
 func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answers []opAnswer, commitSent bool, err error) {
+	defer func() {
+		// A panic in a decision fails its group, not the process: the
+		// committer runs outside any request's recovery.
+		if p := recover(); p != nil {
+			answers, err = nil, fmt.Errorf("commands: command group panicked: %v", p)
+		}
+	}()
 	var (
 		final   map[string]*groupCustomer
 		tenants map[string]domain.Tenant
