@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
@@ -165,7 +163,6 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 		}
 		var forget []string
 		var releases []eventstore.Claim
-		var side func(context.Context, pgx.Tx) error
 		if req.Action == domain.CustomerActionDelete && len(result.Changed) > 0 {
 			// Erasure: the keys are destroyed, the claims released
 			// (by value, read from the profile while it still opens)
@@ -176,7 +173,9 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 			for _, id := range forget {
 				releases = append(releases, c.profileClaims(id, l.customers[id].Profile)...)
 			}
-			side = func(ctx context.Context, tx pgx.Tx) error { return keyring.Destroy(ctx, tx, m.TenantID, forget) }
+			if err := keyring.Destroy(ctx, tx, m.TenantID, forget); err != nil {
+				return result, err
+			}
 		}
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
@@ -184,7 +183,6 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 			Guards:   guards,
 			Forget:   forget,
 			Releases: releases,
-			Side:     side,
 			Metadata: m.metadata(),
 			Now:      now(),
 		}, &result, &result.Position)

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -37,12 +36,14 @@ func (c *Commands) CreateUser(ctx context.Context, m Meta, name, email string, r
 		if err != nil {
 			return UserResult{}, err
 		}
+		if err := insertUser(m.TenantID, created, at)(ctx, tx); err != nil {
+			return UserResult{}, translateClaim(err)
+		}
 		if _, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
 			Claims:   []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
 			Metadata: m.metadata(),
-			Side:     insertUser(m.TenantID, created, at),
 			Now:      at,
 		}, &result, &result.Position); err != nil {
 			return UserResult{}, translateClaim(err)
@@ -54,8 +55,8 @@ func (c *Commands) CreateUser(ctx context.Context, m Meta, name, email string, r
 
 // insertUser writes the team directory row of a new user, in the
 // transaction of its UserCreated.
-func insertUser(tenantID string, u domain.UserCreated, at time.Time) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error {
+func insertUser(tenantID string, u domain.UserCreated, at time.Time) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.UserID, tenantID, u.Name, u.Email, string(u.Role), string(domain.UserStatusActive), at)
 		var pgErr *pgconn.PgError

@@ -139,19 +139,22 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
 		u.Status = domain.UserStatusDeactivated
 		result = UserResult{UserView: userView(u)}
+		side := func(ctx context.Context, tx execer) error {
+			_, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
+				m.TenantID, uid, string(domain.UserStatusDeactivated))
+			if err != nil {
+				return fmt.Errorf("deactivate user row: %w", err)
+			}
+			return nil
+		}
+		if err := side(ctx, tx); err != nil {
+			return result, err
+		}
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  streams,
 			Metadata: m.metadata(),
-			Side: func(ctx context.Context, tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
-					m.TenantID, uid, string(domain.UserStatusDeactivated))
-				if err != nil {
-					return fmt.Errorf("deactivate user row: %w", err)
-				}
-				return nil
-			},
-			Now: at,
+			Now:      at,
 		}, &result, &result.Position)
 		if err != nil {
 			return result, err

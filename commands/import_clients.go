@@ -319,7 +319,7 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return claims[i].Value < claims[j].Value
 	})
-	side := func(ctx context.Context, tx pgx.Tx) error {
+	side := func(ctx context.Context, tx execer) error {
 		if len(invited.ids) > 0 {
 			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, invited.ids, invited.hashes, at); err != nil {
 				return fmt.Errorf("record invitations: %w", err)
@@ -327,12 +327,14 @@ func (c *Commands) importIn(ctx context.Context, tx *eventstore.Tx, m Meta, rows
 		}
 		return keyring.Store(ctx, tx, m.TenantID, newKeys)
 	}
+	if err := side(ctx, tx); err != nil {
+		return ImportReport{}, err
+	}
 	res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
 		Streams:     streams,
 		Claims:      claims,
 		Outbox:      outbox,
-		Side:        side,
 		Metadata:    m.metadata(),
 		Idempotency: withIdempotency(idem, &report, func(p int64) { report.Position = p }),
 		Now:         at,

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -88,21 +86,24 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		if err != nil {
 			return result, err
 		}
+		side := func(ctx context.Context, tx execer) error {
+			_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
+				hash, m.TenantID, id, at)
+			if err != nil {
+				return fmt.Errorf("record invitation: %w", err)
+			}
+			return storeKeys(m.TenantID, dk)(ctx, tx)
+		}
+		if err := side(ctx, tx); err != nil {
+			return result, translateClaim(err)
+		}
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
 			Claims:   c.profileClaims(id, invited.Profile),
 			Outbox:   outbox,
 			Metadata: m.metadata(),
-			Side: func(ctx context.Context, tx pgx.Tx) error {
-				_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
-					hash, m.TenantID, id, at)
-				if err != nil {
-					return fmt.Errorf("record invitation: %w", err)
-				}
-				return storeKeys(m.TenantID, dk)(ctx, tx)
-			},
-			Now: at,
+			Now:      at,
 		}, &result, &result.Position)
 		if err != nil {
 			return result, translateClaim(err)

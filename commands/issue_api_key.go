@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -68,11 +66,13 @@ func (c *Commands) IssueAPIKey(ctx context.Context, m Meta, userID string) (APIK
 		if err != nil {
 			return result, err
 		}
+		if err := insertAPIKey(m.TenantID, uid, keyID, key, at)(ctx, tx); err != nil {
+			return result, err
+		}
 		req := eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
 			Metadata: m.metadata(),
-			Side:     insertAPIKey(m.TenantID, uid, keyID, key, at),
 			Now:      at,
 		}
 		// The stored answer never holds the key itself.
@@ -86,8 +86,8 @@ func (c *Commands) IssueAPIKey(ctx context.Context, m Meta, userID string) (APIK
 	})
 }
 
-func insertAPIKey(tenantID, userID, keyID, key string, at time.Time) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error {
+func insertAPIKey(tenantID, userID, keyID, key string, at time.Time) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error {
 		_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, key_hash, tenant_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			keyID, HashAPIKey(key), tenantID, userID, at)
 		if err != nil {

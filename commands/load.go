@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -82,6 +83,12 @@ func requireUsers(ctx context.Context, q querier, tenantID string, ids []string,
 		}
 	}
 	return users, nil
+}
+
+// execer runs the commands' own statements (side records on the tables the
+// commands own) in a command's transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 }
 
 type querier interface {

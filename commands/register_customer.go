@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"github.com/jackc/pgx/v5"
-
 	"context"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -54,11 +52,13 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		if err != nil {
 			return result, err
 		}
+		if err := storeKeys(m.TenantID, dk)(ctx, tx); err != nil {
+			return result, translateClaim(err)
+		}
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
 			Claims:   c.profileClaims(id, reg.Profile),
-			Side:     storeKeys(m.TenantID, dk),
 			Metadata: m.metadata(),
 			Now:      at,
 		}, &result, &result.Position)
@@ -86,8 +86,8 @@ func (c *Commands) profileClaims(customerID string, p domain.Profile) []eventsto
 
 // storeKeys is the Side of an append creating customers: their wrapped
 // data keys commit with their first events, or not at all.
-func storeKeys(tenantID string, keys ...keyring.DataKey) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error { return keyring.Store(ctx, tx, tenantID, keys) }
+func storeKeys(tenantID string, keys ...keyring.DataKey) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error { return keyring.Store(ctx, tx, tenantID, keys) }
 }
 
 // teamAndPolicy reads a new customer's team members, in the order given,

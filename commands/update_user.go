@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -71,18 +69,21 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 		if err != nil {
 			return result, err
 		}
+		side := func(ctx context.Context, tx execer) error {
+			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
+				m.TenantID, uid, string(u.Role), u.Name); err != nil {
+				return fmt.Errorf("update user row: %w", err)
+			}
+			return nil
+		}
+		if err := side(ctx, tx); err != nil {
+			return result, err
+		}
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
 			Metadata: m.metadata(),
-			Side: func(ctx context.Context, tx pgx.Tx) error {
-				if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
-					m.TenantID, uid, string(u.Role), u.Name); err != nil {
-					return fmt.Errorf("update user row: %w", err)
-				}
-				return nil
-			},
-			Now: now(),
+			Now:      now(),
 		}, &result, &result.Position)
 		if err != nil {
 			return result, err

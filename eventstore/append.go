@@ -55,8 +55,6 @@ type AppendRequest struct {
 	Releases    []Claim
 	Metadata    Metadata
 	Idempotency *Idempotency
-	// Side writes rows that must commit with the events (keys, invitations).
-	Side func(ctx context.Context, tx pgx.Tx) error
 	// Outbox are messages to deliver once the events commit (e-mails),
 	// written in the same transaction.
 	Outbox []OutboxMessage
@@ -251,7 +249,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		// the insert above waited for it.
 		b.Queue(qClaimOwner, req.TenantID, c.Kind, c.Value)
 	}
-	commitNow := req.Commit && req.Side == nil && req.Idempotency == nil && len(req.Claims) == 0
+	commitNow := req.Commit && req.Idempotency == nil && len(req.Claims) == 0
 	if b.Len() == 0 && !commitNow {
 		b = nil
 	}
@@ -287,11 +285,6 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		return res, nil
 	}
 
-	if req.Side != nil {
-		if err := req.Side(ctx, &t.facade); err != nil {
-			return AppendResult{}, err
-		}
-	}
 	b = &pgx.Batch{}
 	if req.Idempotency != nil {
 		var response []byte

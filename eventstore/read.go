@@ -101,7 +101,7 @@ func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []st
 
 // ReadStreams reads several streams inside the transaction.
 func (t *Tx) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
-	events, err := collect(t.facade.Query(ctx, `SELECT `+eventColumns+` FROM events
+	events, err := collect(t.Query(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
@@ -189,7 +189,7 @@ func (t *Tx) StreamVersions(ctx context.Context, tenantID, streamType string, id
 	if len(ids) == 0 {
 		return out, nil
 	}
-	rows, err := t.facade.Query(ctx, qTenantStreams+lockClause[lock], tenantID, streamType, ids)
+	rows, err := t.Query(ctx, qTenantStreams+lockClause[lock], tenantID, streamType, ids)
 	if err != nil {
 		return nil, fmt.Errorf("lock streams: %w", translate(err))
 	}

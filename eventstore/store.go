@@ -50,13 +50,8 @@ type Tx struct {
 	lastPosition int64
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
 	// inserted), as they now stand: an append needs not read them again.
-	heads  map[string]head
-	facade txFacade
+	heads map[string]head
 }
-
-// PgxTx returns the underlying transaction, for side records that must commit
-// together with the events. It cannot commit, roll back or nest.
-func (t *Tx) PgxTx() pgx.Tx { return &t.facade }
 
 // Transact runs fn in one READ COMMITTED transaction and commits if fn
 // returns nil. Keep fn short: subscribers cannot read past an open transaction.
@@ -66,7 +61,6 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 		return translate(err)
 	}
 	t := &Tx{conn: c.Conn()}
-	t.facade.t = t
 	defer func() {
 		if (t.begun && !t.committed) || t.conn.PgConn().TxStatus() != 'I' {
 			// Rolls back on an error and on a panic in fn alike. A failed
@@ -196,52 +190,30 @@ func (errRows) RawValues() [][]byte                          { return nil }
 func (errRows) Conn() *pgx.Conn                              { return nil }
 func (errRows) TypeMap() *pgtype.Map                         { return nil }
 
-// txFacade is the pgx.Tx handed to code outside the store: its statements
-// run in the store's transaction, which only Transact ends.
-type txFacade struct{ t *Tx }
-
-var errFacade = errors.New("eventstore: the transaction is managed by Store.Transact")
-
-func (f *txFacade) Begin(context.Context) (pgx.Tx, error) { return nil, errFacade }
-func (f *txFacade) Commit(context.Context) error          { return errFacade }
-func (f *txFacade) Rollback(context.Context) error        { return errFacade }
-func (f *txFacade) LargeObjects() pgx.LargeObjects        { return pgx.LargeObjects{} }
-func (f *txFacade) Conn() *pgx.Conn                       { return f.t.conn }
-
-func (f *txFacade) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	if err := f.t.begin(ctx); err != nil {
-		return 0, err
-	}
-	return f.t.conn.CopyFrom(ctx, table, cols, src)
-}
-
-func (f *txFacade) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return f.t.sendBatch(ctx, b)
-}
-
-func (f *txFacade) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	return f.t.conn.Prepare(ctx, name, sql)
-}
-
-func (f *txFacade) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := f.t.begin(ctx); err != nil {
+// Exec runs a statement of the caller's own (a side record on a table the
+// store does not own: users, API keys, invitations, data keys) in the
+// transaction, so it commits or rolls back with the events.
+func (t *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.begin(ctx); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	return f.t.conn.Exec(ctx, sql, args...)
+	return t.conn.Exec(ctx, sql, args...)
 }
 
-func (f *txFacade) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := f.t.begin(ctx); err != nil {
+// Query runs a read of the caller's own in the transaction.
+func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.begin(ctx); err != nil {
 		return errRows{err}, err
 	}
-	return f.t.conn.Query(ctx, sql, args...)
+	return t.conn.Query(ctx, sql, args...)
 }
 
-func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := f.t.begin(ctx); err != nil {
+// QueryRow is Query for one row.
+func (t *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.begin(ctx); err != nil {
 		return errRow{err}
 	}
-	return f.t.conn.QueryRow(ctx, sql, args...)
+	return t.conn.QueryRow(ctx, sql, args...)
 }
 
 // LockStream takes the stream's row lock for the rest of the transaction and
@@ -249,7 +221,7 @@ func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 // anyone else waits until this transaction ends.
 func (t *Tx) LockStream(ctx context.Context, streamID string) (int64, error) {
 	var h head
-	err := t.facade.QueryRow(ctx, `SELECT tenant_id::text, version, last_hash FROM streams WHERE stream_id = $1 FOR UPDATE`,
+	err := t.QueryRow(ctx, `SELECT tenant_id::text, version, last_hash FROM streams WHERE stream_id = $1 FOR UPDATE`,
 		streamID).Scan(&h.tenantID, &h.version, &h.lastHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
@@ -277,12 +249,7 @@ func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 
 // ReadStream reads a stream inside the transaction.
 func (t *Tx) ReadStream(ctx context.Context, tenantID, streamID string) ([]Event, error) {
-	return readStream(ctx, &t.facade, tenantID, streamID)
-}
-
-// Query runs a read inside the transaction.
-func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return t.facade.Query(ctx, sql, args...)
+	return readStream(ctx, t, tenantID, streamID)
 }
 
 // ErrConflict marks failures that a retry may cure: serialization failures
