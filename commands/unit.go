@@ -10,6 +10,7 @@ import (
 	"maps"
 	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -307,13 +308,28 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		from := map[string]int64{}
 		cachedCustomers := map[string]cachedCustomer{}
 		cachedTenants := map[string]domain.Tenant{}
+		// Keys first, in one order for every group (their rows are locked
+		// until commit, like the heads), each recorded with the request of
+		// the first command that carries it.
+		firstRequest := map[keyRef][]byte{}
 		for _, op := range group {
 			if k := (keyRef{op.m.TenantID, op.m.IdempotencyKey}); k.key != "" {
-				if _, ok := records[k]; !ok {
-					records[k] = tx.QueueRecordIdempotency(b, k.tenant, k.key, op.m.RequestHash)
+				if _, ok := firstRequest[k]; !ok {
+					firstRequest[k] = op.m.RequestHash
 					recordOrder = append(recordOrder, k)
 				}
 			}
+		}
+		slices.SortFunc(recordOrder, func(a, b keyRef) int {
+			if a.tenant != b.tenant {
+				return strings.Compare(a.tenant, b.tenant)
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		for _, k := range recordOrder {
+			records[k] = tx.QueueRecordIdempotency(b, k.tenant, k.key, firstRequest[k])
+		}
+		for _, op := range group {
 			if op.m.CallerKeyHash != nil {
 				cr := callerRef{string(op.m.CallerKeyHash), op.m.Actor.UserID, op.m.TenantID, string(op.m.Actor.Role)}
 				if _, ok := callers[cr]; !ok {
