@@ -132,7 +132,7 @@ func New(store *eventstore.Store, keys *keyring.Keyring, log *slog.Logger, opts 
 		log = slog.New(slog.DiscardHandler)
 	}
 	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}}
-	c.unit = newUnit(c)
+	c.unit = newUnit(c) // before the options, which may configure it
 	for _, o := range opts {
 		o(c)
 	}

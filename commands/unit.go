@@ -55,9 +55,19 @@ import (
 // maxGroup bounds the commands of one group (one transaction).
 const maxGroup = 64
 
-// committers is how many groups may be in flight at once, each on its own
-// connection: while some commit, the next group gathers.
-const committers = 3
+// defaultCommitters is how many groups may be in flight at once, each on
+// its own connection: while some commit, the next group gathers. Fewer make
+// bigger groups (less PostgreSQL work per command) but overlap less.
+const defaultCommitters = 3
+
+// WithCommitters sets how many command groups may commit at once (n >= 1).
+func WithCommitters(n int) Option {
+	return func(c *Commands) {
+		if n >= 1 {
+			c.unit.committers = n
+		}
+	}
+}
 
 // customerOp is one single-customer command waiting for its group.
 type customerOp struct {
@@ -79,6 +89,9 @@ type opAnswer struct {
 type unit struct {
 	c *Commands
 
+	// committers bounds the groups in flight (WithCommitters).
+	committers int
+
 	mu      sync.Mutex
 	pending []*customerOp
 	active  int
@@ -96,7 +109,7 @@ type unit struct {
 }
 
 func newUnit(c *Commands) *unit {
-	return &unit{c: c, cache: stateCache{customers: map[string]cachedCustomer{}, tenants: map[string]domain.Tenant{}}}
+	return &unit{c: c, committers: defaultCommitters, cache: stateCache{customers: map[string]cachedCustomer{}, tenants: map[string]domain.Tenant{}}}
 }
 
 // run queues op and waits for its answer.
@@ -105,7 +118,7 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	op.answer = make(chan opAnswer, 1)
 	u.mu.Lock()
 	u.pending = append(u.pending, op)
-	if !u.held && u.active < committers {
+	if !u.held && u.active < u.committers {
 		u.active++
 		go u.commit()
 	}

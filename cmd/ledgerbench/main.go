@@ -77,6 +77,7 @@ type options struct {
 	bulkCustomers int
 
 	noProjections bool // diagnostic: commands phase without the Runner
+	committers    int
 
 	cpuProfile string // prefix: one profile per phase
 	keep       bool   // keep the databases
@@ -118,6 +119,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.readQueries, "read-queries", 2000, "measured queries per read kind")
 	fs.IntVar(&o.bulkCustomers, "bulk-customers", commands.MaxBulkCustomers, "customers of each bulk command of the bulk phase")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
+	fs.IntVar(&o.committers, "committers", 0, "command groups committing at once in the commands phase (0: the service's default)")
 	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
 	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings to stderr (the rebuild's phase timings are in the JSON report, rebuild_log)")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/assignment-ledger/ledger/commands"
 )
 
 // commandRun is one concurrency level of the commands phase.
@@ -71,7 +73,11 @@ const qCreateRaw = `CREATE TABLE bench_raw (
 const qRawInsert = `INSERT INTO bench_raw (tenant_id, stream_id, data, metadata, recorded_at) VALUES ($1, $2, $3, $4, $5)`
 
 func runCommands(ctx context.Context, o options, srv *server, rep *report) error {
-	s, err := startService(ctx, srv, "commands", 32, srv.log)
+	var opts []commands.Option
+	if o.committers > 0 {
+		opts = append(opts, commands.WithCommitters(o.committers))
+	}
+	s, err := startService(ctx, srv, "commands", 32, srv.log, opts...)
 	if err != nil {
 		return err
 	}
@@ -211,7 +217,7 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 			"AssignUser: POST /v1/customers/{id}/assignees through an in-process net/http server (real router, admin API key), " +
 			"random customer, a user not yet on its team; projections running (ledger serve's Runner). " +
 			"raw INSERT: one autocommit single-row INSERT of an event-sized row (uuid, uuid, jsonb data, jsonb metadata, timestamptz) into bench_raw via the same pgx pool.",
-		"customers": o.cmdCustomers, "users": o.cmdUsers,
+		"customers": o.cmdCustomers, "users": o.cmdUsers, "committers": o.committers,
 	})
 	return nil
 }
