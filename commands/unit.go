@@ -448,54 +448,9 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		}
 
 		// The group's view: the cache moved on by what was read.
-		tenants = map[string]domain.Tenant{}
-		for _, op := range group {
-			t := op.m.TenantID
-			if _, ok := tenants[t]; ok {
-				continue
-			}
-			tn := cachedTenants[t]
-			for _, ev := range streams[t] {
-				e, err := domain.DecodeEvent(ev.Type, ev.SchemaVersion, ev.Data)
-				if err != nil {
-					return fmt.Errorf("tenant version %d: %w", ev.Version, err)
-				}
-				tn.Apply(e, ev.RecordedAt)
-			}
-			tenants[t] = tn
-		}
-		view := map[string]*groupCustomer{}
-		for _, op := range group {
-			id := op.customerID
-			h, ok := heads[id]
-			if _, seen := view[id]; seen || !ok || h.Type != streamCustomer || h.TenantID != op.m.TenantID {
-				continue
-			}
-			cc := cachedCustomers[id]
-			gc := &groupCustomer{cu: cc.customer, lastPosition: cc.lastPosition, lastWrite: -1, key: cc.key, hasKey: cc.hasKey}
-			if gc.cu.TenantID == "" {
-				gc.cu.TenantID = op.m.TenantID
-			}
-			if dk, ok := keys[id]; ok {
-				gc.key, gc.hasKey = dk, true
-			}
-			for _, ev := range streams[id] {
-				schema, data, err := gc.open(u.c.keys, ev)
-				if err != nil {
-					return fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
-				}
-				e, err := domain.DecodeEvent(ev.Type, schema, data)
-				if err != nil {
-					return fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
-				}
-				gc.cu.Apply(e, ev.RecordedAt)
-				gc.lastPosition = ev.Position
-				gc.changed = true
-			}
-			if gc.cu.Version != h.Version {
-				return fmt.Errorf("customer %s: stream head says version %d, events say %d", id, h.Version, gc.cu.Version)
-			}
-			view[id] = gc
+		var view map[string]*groupCustomer
+		if view, tenants, err = u.viewOf(group, heads, streams, keys, cachedCustomers, cachedTenants); err != nil {
+			return err
 		}
 		for _, us := range users {
 			u.c.names.put(us.ID, us.Name)
@@ -669,6 +624,65 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 	return answers, true, nil
 }
 
+// viewOf is the group's view of its customers and tenants: what the cache
+// held when the group started (cachedCustomers, cachedTenants), moved on by
+// the events read past it. A customer whose head was not found, or is not a
+// customer of the command's tenant, is absent.
+func (u *unit) viewOf(group []*customerOp, heads map[string]eventstore.LockedHead, streams map[string][]eventstore.Event,
+	keys map[string]keyring.DataKey, cachedCustomers map[string]cachedCustomer, cachedTenants map[string]domain.Tenant,
+) (map[string]*groupCustomer, map[string]domain.Tenant, error) {
+	tenants := map[string]domain.Tenant{}
+	for _, op := range group {
+		t := op.m.TenantID
+		if _, ok := tenants[t]; ok {
+			continue
+		}
+		tn := cachedTenants[t]
+		for _, ev := range streams[t] {
+			e, err := domain.DecodeEvent(ev.Type, ev.SchemaVersion, ev.Data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("tenant version %d: %w", ev.Version, err)
+			}
+			tn.Apply(e, ev.RecordedAt)
+		}
+		tenants[t] = tn
+	}
+	view := map[string]*groupCustomer{}
+	for _, op := range group {
+		id := op.customerID
+		h, ok := heads[id]
+		if _, seen := view[id]; seen || !ok || h.Type != streamCustomer || h.TenantID != op.m.TenantID {
+			continue
+		}
+		cc := cachedCustomers[id]
+		gc := &groupCustomer{cu: cc.customer, lastPosition: cc.lastPosition, lastWrite: -1, key: cc.key, hasKey: cc.hasKey}
+		if gc.cu.TenantID == "" {
+			gc.cu.TenantID = op.m.TenantID
+		}
+		if dk, ok := keys[id]; ok {
+			gc.key, gc.hasKey = dk, true
+		}
+		for _, ev := range streams[id] {
+			schema, data, err := gc.open(u.c.keys, ev)
+			if err != nil {
+				return nil, nil, fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
+			}
+			e, err := domain.DecodeEvent(ev.Type, schema, data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
+			}
+			gc.cu.Apply(e, ev.RecordedAt)
+			gc.lastPosition = ev.Position
+			gc.changed = true
+		}
+		if gc.cu.Version != h.Version {
+			return nil, nil, fmt.Errorf("customer %s: stream head says version %d, events say %d", id, h.Version, gc.cu.Version)
+		}
+		view[id] = gc
+	}
+	return view, tenants, nil
+}
+
 func firstWithKey(group []*customerOp, k keyRef) int {
 	for i, op := range group {
 		if op.m.TenantID == k.tenant && op.m.IdempotencyKey == k.key {
@@ -678,8 +692,9 @@ func firstWithKey(group []*customerOp, k keyRef) int {
 	return -1
 }
 
-// decideOne checks what the unit checks for every command (its users, its customer, If-Match) and asks the command's decision, on a
-// copy of the customer as the group left it.
+// decideOne checks what the unit checks for every command (its users, its
+// customer, If-Match) and asks the command's decision, on a copy of the
+// customer as the group left it.
 func (u *unit) decideOne(op *customerOp, users map[string]domain.User,
 	view map[string]*groupCustomer, tenants map[string]domain.Tenant) ([]domain.Event, domain.Customer, error) {
 	m := op.m
