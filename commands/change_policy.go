@@ -23,47 +23,64 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 	if err := next.Validate(); err != nil {
 		return PolicyResult{}, err
 	}
-	return transact(ctx, c, "ChangePolicy", m, func(ctx context.Context, tx *cmdTx) (PolicyResult, error) {
-		version, err := tx.LockStream(ctx, m.TenantID)
-		if err != nil {
-			return PolicyResult{}, err
-		}
-		streams, err := readEvents(ctx, c.keys, tx, m.TenantID, []string{m.TenantID})
-		if err != nil {
-			return PolicyResult{}, err
-		}
-		events := streams[m.TenantID]
-		t, err := tenantOf(events)
-		if err != nil {
-			return PolicyResult{}, err
-		}
-		decided, err := domain.ChangePolicy(t.Policy, next)
-		if err != nil {
-			return PolicyResult{}, err
-		}
-		for _, e := range decided {
-			t.Apply(e, now())
-		}
-		result := PolicyResult{Policy: t.Policy, Position: events[len(events)-1].Position}
-		if max := t.Policy.MaxAssignees; max != nil {
-			n, err := customersOverLimit(ctx, tx.Tx, m.TenantID, *max)
-			if err != nil {
-				return PolicyResult{}, err
-			}
-			result.CustomersOverLimit = &n
-		}
-		if len(decided) == 0 && !tx.keyed() {
-			return result, nil
-		}
-		data, err := encode(decided)
-		if err != nil {
-			return PolicyResult{}, err
-		}
-		_, err = tx.append(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: m.TenantID, StreamType: streamTenant, ExpectedVersion: version, Events: data}},
-			Metadata: m.metadata(),
-		}, &result, &result.Position)
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (PolicyResult, error) {
+		var result PolicyResult
+		err := c.withRetry(ctx, "ChangePolicy", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				version, err := tx.LockStream(ctx, m.TenantID)
+				if err != nil {
+					return err
+				}
+				streams, err := readEvents(ctx, c.keys, tx, m.TenantID, []string{m.TenantID})
+				if err != nil {
+					return err
+				}
+				events := streams[m.TenantID]
+				t, err := tenantOf(events)
+				if err != nil {
+					return err
+				}
+				decided, err := domain.ChangePolicy(t.Policy, next)
+				if err != nil {
+					return err
+				}
+				for _, e := range decided {
+					t.Apply(e, now())
+				}
+				result = PolicyResult{Policy: t.Policy, Position: events[len(events)-1].Position}
+				if max := t.Policy.MaxAssignees; max != nil {
+					n, err := customersOverLimit(ctx, tx, m.TenantID, *max)
+					if err != nil {
+						return err
+					}
+					result.CustomersOverLimit = &n
+				}
+				if len(decided) == 0 && idem == nil {
+					return nil
+				}
+				data, err := encode(decided)
+				if err != nil {
+					return err
+				}
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
+					TenantID: m.TenantID,
+					Streams:  []eventstore.StreamWrite{{StreamID: m.TenantID, StreamType: streamTenant, ExpectedVersion: version, Events: data}},
+					Metadata: m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) {
+						if p != 0 {
+							result.Position = p
+						}
+					}),
+				}, replay)
+				if err != nil {
+					return err
+				}
+				if res.Position != 0 {
+					result.Position = res.Position
+				}
+				return nil
+			})
+		})
 		return result, err
 	})
 }

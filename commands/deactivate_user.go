@@ -50,117 +50,116 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		return UserResult{}, err
 	}
 	uid := ids[0]
-	return transact(ctx, c, "DeactivateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
 		var result UserResult
-		// Deactivating an admin locks every active admin of the
-		// tenant FOR UPDATE, so that two admins deactivating each
-		// other at once cannot both see the other still active.
-		admins, err := activeAdmins(ctx, tx.Tx, m.TenantID)
-		if err != nil {
-			return result, err
-		}
-		lockIDs := ids
-		targetAdmin := slices.Contains(admins, uid)
-		if targetAdmin {
-			lockIDs = append(slices.Clone(ids), admins...)
-		}
-		// Users in ID order, whatever their lock mode.
-		users := make(map[string]domain.User, len(lockIDs))
-		for _, id := range sortedUnique(lockIDs) {
-			mode := forShare
-			if id == uid || (targetAdmin && slices.Contains(admins, id)) {
-				mode = forUpdate
-			}
-			got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
-			if err != nil {
-				return result, err
-			}
-			users[id] = got[id]
-		}
-		u := users[uid]
-		var to *domain.User
-		if len(ids) == 2 {
-			t := users[ids[1]]
-			to = &t
-		}
-		// Refuse early (already deactivated, transfer to self or to a
-		// deactivated user) before reading any customer.
-		if _, err := u.Deactivate(to); err != nil {
-			return result, err
-		}
-		if u.Role == domain.RoleAdmin {
-			others := 0
-			for _, id := range admins {
-				if o := users[id]; id != uid && o.Role == domain.RoleAdmin && o.Active() {
-					others++
+		err := c.withRetry(ctx, "DeactivateUser", false, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				// Deactivating an admin locks every active admin of the
+				// tenant FOR UPDATE, so that two admins deactivating each
+				// other at once cannot both see the other still active.
+				admins, err := activeAdmins(ctx, tx, m.TenantID)
+				if err != nil {
+					return err
 				}
-			}
-			if others == 0 {
-				return result, &domain.RuleError{Code: domain.CodeLastAdmin,
-					Detail: fmt.Sprintf("user %s is the tenant's last active admin; make another user admin first", uid)}
-			}
-		}
+				lockIDs := ids
+				targetAdmin := slices.Contains(admins, uid)
+				if targetAdmin {
+					lockIDs = append(slices.Clone(ids), admins...)
+				}
+				// Users in ID order, whatever their lock mode.
+				users := make(map[string]domain.User, len(lockIDs))
+				for _, id := range sortedUnique(lockIDs) {
+					mode := forShare
+					if id == uid || (targetAdmin && slices.Contains(admins, id)) {
+						mode = forUpdate
+					}
+					got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
+					if err != nil {
+						return err
+					}
+					users[id] = got[id]
+				}
+				u := users[uid]
+				var to *domain.User
+				if len(ids) == 2 {
+					t := users[ids[1]]
+					to = &t
+				}
+				// Refuse early (already deactivated, transfer to self or to a
+				// deactivated user) before reading any customer.
+				if _, err := u.Deactivate(to); err != nil {
+					return err
+				}
+				if u.Role == domain.RoleAdmin {
+					others := 0
+					for _, id := range admins {
+						if o := users[id]; id != uid && o.Role == domain.RoleAdmin && o.Active() {
+							others++
+						}
+					}
+					if others == 0 {
+						return &domain.RuleError{Code: domain.CodeLastAdmin,
+							Detail: fmt.Sprintf("user %s is the tenant's last active admin; make another user admin first", uid)}
+					}
+				}
 
-		candidates, err := customersOf(ctx, tx.Tx, m.TenantID, uid)
-		if err != nil {
-			return result, err
-		}
-		versions, err := lockCustomers(ctx, tx, m.TenantID, candidates, forUpdate)
-		if err != nil {
-			return result, err
-		}
-		locked := slices.Sorted(maps.Keys(versions))
-		// An erased customer keeps its last team in its history; a
-		// deactivation leaves it as it is.
-		l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, locked)
-		if err != nil {
-			return result, err
-		}
-		var customers []domain.Customer
-		for _, id := range locked {
-			if _, on := l.customers[id].Member(uid); on && !l.customers[id].Erased {
-				customers = append(customers, l.customers[id])
-			}
-		}
-		userEvents, customerEvents, err := domain.DeactivateUser(u, to, customers, l.policy)
-		if err != nil {
-			return result, err
-		}
+				candidates, err := customersOf(ctx, tx, m.TenantID, uid)
+				if err != nil {
+					return err
+				}
+				versions, err := lockCustomers(ctx, tx, m.TenantID, candidates, forUpdate)
+				if err != nil {
+					return err
+				}
+				locked := slices.Sorted(maps.Keys(versions))
+				// An erased customer keeps its last team in its history; a
+				// deactivation leaves it as it is.
+				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, locked)
+				if err != nil {
+					return err
+				}
+				var customers []domain.Customer
+				for _, id := range locked {
+					if _, on := l.customers[id].Member(uid); on && !l.customers[id].Erased {
+						customers = append(customers, l.customers[id])
+					}
+				}
+				userEvents, customerEvents, err := domain.DeactivateUser(u, to, customers, l.policy)
+				if err != nil {
+					return err
+				}
 
-		at := now()
-		data, err := encode(userEvents)
-		if err != nil {
-			return result, err
-		}
-		customerWrites, err := customerStreams(customerEvents, versions)
-		if err != nil {
-			return result, err
-		}
-		streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
-		u.Status = domain.UserStatusDeactivated
-		result = UserResult{UserView: userView(u)}
-		side := func(ctx context.Context, tx execer) error {
-			_, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
-				m.TenantID, uid, string(domain.UserStatusDeactivated))
-			if err != nil {
-				return fmt.Errorf("deactivate user row: %w", err)
-			}
-			return nil
-		}
-		if err := side(ctx, tx); err != nil {
-			return result, err
-		}
-		res, err := tx.append(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  streams,
-			Metadata: m.metadata(),
-			Now:      at,
-		}, &result, &result.Position)
-		if err != nil {
-			return result, err
-		}
-		result.Position = res.Position
-		return result, nil
+				at := now()
+				data, err := encode(userEvents)
+				if err != nil {
+					return err
+				}
+				customerWrites, err := customerStreams(customerEvents, versions)
+				if err != nil {
+					return err
+				}
+				streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
+				u.Status = domain.UserStatusDeactivated
+				result = UserResult{UserView: userView(u)}
+				if _, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
+					m.TenantID, uid, string(domain.UserStatusDeactivated)); err != nil {
+					return fmt.Errorf("deactivate user row: %w", err)
+				}
+				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
+					TenantID:    m.TenantID,
+					Streams:     streams,
+					Metadata:    m.metadata(),
+					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
+					Now:         at,
+				}, replay)
+				if err != nil {
+					return err
+				}
+				result.Position = res.Position
+				return nil
+			})
+		})
+		return result, err
 	})
 }
 
