@@ -52,7 +52,7 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 		return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
 			var tenantID, customerID string
 			var accepted bool
-			err := tx.PgxTx().QueryRow(ctx, `SELECT tenant_id::text, customer_id::text, accepted_at IS NOT NULL
+			err := tx.QueryRow(ctx, `SELECT tenant_id::text, customer_id::text, accepted_at IS NOT NULL
 				FROM invitations WHERE token_hash = $1 FOR UPDATE`, hash).Scan(&tenantID, &customerID, &accepted)
 			if errors.Is(err, pgx.ErrNoRows) || (err == nil && accepted) {
 				return ErrNotFound
@@ -92,7 +92,7 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 				return err
 			}
 			result = CustomerResult{CustomerView: c.customerView(cu)}
-			if result.Invitation, err = invitationOf(ctx, tx.PgxTx(), tenantID, customerID); err != nil {
+			if result.Invitation, err = invitationOf(ctx, tx, tenantID, customerID); err != nil {
 				return err
 			}
 			if result.Invitation != nil {
@@ -112,19 +112,15 @@ func (c *Commands) AcceptInvitation(ctx context.Context, m Meta, token string) (
 					return sealAnswer(dk, answer)
 				}
 			}
+			if _, err := tx.Exec(ctx, `UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1`, hash, at); err != nil {
+				return fmt.Errorf("mark invitation accepted: %w", err)
+			}
 			res, err := tx.Append(ctx, eventstore.AppendRequest{
 				TenantID:    tenantID,
 				Idempotency: idem,
 				Streams:     []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
 				Metadata:    eventstore.Metadata{Actor: invitationActor, CorrelationID: correlation},
-				Side: func(ctx context.Context, tx pgx.Tx) error {
-					_, err := tx.Exec(ctx, `UPDATE invitations SET accepted_at = $2 WHERE token_hash = $1`, hash, at)
-					if err != nil {
-						return fmt.Errorf("mark invitation accepted: %w", err)
-					}
-					return nil
-				},
-				Now: at,
+				Now:         at,
 			})
 			if err != nil {
 				return err

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -48,21 +46,24 @@ func (c *Commands) Bootstrap(ctx context.Context, tenantName, adminName, adminEm
 	name := tenantEvents[0].(domain.TenantCreated).Name
 	addUser := insertUser(tenantID, created, at)
 	addKey := insertAPIKey(tenantID, userID, keyID, key, at)
-	_, err = c.store.Append(ctx, eventstore.AppendRequest{
-		TenantID: tenantID,
-		Streams: []eventstore.StreamWrite{
-			{StreamID: tenantID, StreamType: streamTenant, ExpectedVersion: eventstore.NoStream, Events: tenantData},
-			{StreamID: userID, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: userData},
-		},
-		Claims:   []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: userID}},
-		Metadata: eventstore.Metadata{Actor: bootstrapActor, CorrelationID: newID()},
-		Side: func(ctx context.Context, tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)`, tenantID, name, at); err != nil {
-				return fmt.Errorf("insert tenant: %w", err)
-			}
-			return errors.Join(addUser(ctx, tx), addKey(ctx, tx))
-		},
-		Now: at,
+	err = c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+		if _, err := tx.Exec(ctx, `INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3)`, tenantID, name, at); err != nil {
+			return fmt.Errorf("insert tenant: %w", err)
+		}
+		if err := errors.Join(addUser(ctx, tx), addKey(ctx, tx)); err != nil {
+			return err
+		}
+		_, err := tx.Append(ctx, eventstore.AppendRequest{
+			TenantID: tenantID,
+			Streams: []eventstore.StreamWrite{
+				{StreamID: tenantID, StreamType: streamTenant, ExpectedVersion: eventstore.NoStream, Events: tenantData},
+				{StreamID: userID, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: userData},
+			},
+			Claims:   []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: userID}},
+			Metadata: eventstore.Metadata{Actor: bootstrapActor, CorrelationID: newID()},
+			Now:      at,
+		})
+		return err
 	})
 	if err != nil {
 		return BootstrapResult{}, err

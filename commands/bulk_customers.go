@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
@@ -94,110 +92,104 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 		}
 	}
 	customerIDs := orderedIDs(req.CustomerIDs)
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerBulkResult, error) {
+	return transact(ctx, c, "BulkCustomers", m, func(ctx context.Context, tx *cmdTx) (CustomerBulkResult, error) {
 		var result CustomerBulkResult
-		err := c.withRetry(ctx, "BulkCustomers", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				groupMode, customerMode := forShare, forUpdate
-				if req.DryRun {
-					groupMode, customerMode = noLock, noLock
-				}
-				var guards []eventstore.Guard
-				if groupID != "" {
-					g, err := lockGroup(ctx, tx, m.TenantID, groupID, groupMode)
-					if err != nil {
-						return err
-					}
-					guards = []eventstore.Guard{{StreamID: groupID, Version: g.Version}}
-				}
-				versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
-				if err != nil {
-					return err
-				}
-				found := lockedOf(customerIDs, versions)
-				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
-				if err != nil {
-					return err
-				}
-				if req.IfMatch != nil && len(customerIDs) == 1 {
-					if cu, ok := l.customers[customerIDs[0]]; ok && !cu.MatchesVersion(*req.IfMatch) {
-						return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], cu.Version, *req.IfMatch)
-					}
-				}
-				result = CustomerBulkResult{Changed: []string{}, Unchanged: []string{}, Errors: []CustomerError{}}
-				events := map[string][]domain.Event{}
-				for _, id := range customerIDs {
-					cu, ok := l.customers[id]
-					if !ok {
-						result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: CodeNotFound})
-						continue
-					}
-					evs, err := domain.DecideCustomerAction(cu, req.Action, groupID)
-					var rule *domain.RuleError
-					switch {
-					case errors.As(err, &rule):
-						result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: rule.Code})
-					case err != nil:
-						return err
-					case len(evs) == 0:
-						result.Unchanged = append(result.Unchanged, id)
-					default:
-						result.Changed = append(result.Changed, id)
-						events[id] = evs
-					}
-				}
-				if req.Selected {
-					result.CustomerIDs = customerIDs
-				}
-				if req.DryRun {
-					return nil
-				}
-				if len(result.Errors) > 0 {
-					return &CustomerBulkRejectedError{Errors: result.Errors}
-				}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				streams, err := customerStreams(events, versions)
-				if err != nil {
-					return err
-				}
-				if len(streams) == 0 {
-					guards = nil // nothing is appended; the key alone is recorded
-				}
-				var forget []string
-				var releases []eventstore.Claim
-				var side func(context.Context, pgx.Tx) error
-				if req.Action == domain.CustomerActionDelete && len(result.Changed) > 0 {
-					// Erasure: the keys are destroyed, the claims released
-					// (by value, read from the profile while it still opens)
-					// and the invitations, outbox rows and idempotency
-					// records naming the customers deleted, in the
-					// transaction that appends CustomerErased.
-					forget = slices.Sorted(slices.Values(result.Changed))
-					for _, id := range forget {
-						releases = append(releases, c.profileClaims(id, l.customers[id].Profile)...)
-					}
-					side = func(ctx context.Context, tx pgx.Tx) error { return keyring.Destroy(ctx, tx, m.TenantID, forget) }
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     streams,
-					Guards:      guards,
-					Forget:      forget,
-					Releases:    releases,
-					Side:        side,
-					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return err
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+		groupMode, customerMode := forShare, forUpdate
+		if req.DryRun {
+			groupMode, customerMode = noLock, noLock
+		}
+		var guards []eventstore.Guard
+		if groupID != "" {
+			g, err := lockGroup(ctx, tx, m.TenantID, groupID, groupMode)
+			if err != nil {
+				return result, err
+			}
+			guards = []eventstore.Guard{{StreamID: groupID, Version: g.Version}}
+		}
+		versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
+		if err != nil {
+			return result, err
+		}
+		found := lockedOf(customerIDs, versions)
+		l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
+		if err != nil {
+			return result, err
+		}
+		if req.IfMatch != nil && len(customerIDs) == 1 {
+			if cu, ok := l.customers[customerIDs[0]]; ok && !cu.MatchesVersion(*req.IfMatch) {
+				return result, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], cu.Version, *req.IfMatch)
+			}
+		}
+		result = CustomerBulkResult{Changed: []string{}, Unchanged: []string{}, Errors: []CustomerError{}}
+		events := map[string][]domain.Event{}
+		for _, id := range customerIDs {
+			cu, ok := l.customers[id]
+			if !ok {
+				result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: CodeNotFound})
+				continue
+			}
+			evs, err := domain.DecideCustomerAction(cu, req.Action, groupID)
+			var rule *domain.RuleError
+			switch {
+			case errors.As(err, &rule):
+				result.Errors = append(result.Errors, CustomerError{CustomerID: id, Code: rule.Code})
+			case err != nil:
+				return result, err
+			case len(evs) == 0:
+				result.Unchanged = append(result.Unchanged, id)
+			default:
+				result.Changed = append(result.Changed, id)
+				events[id] = evs
+			}
+		}
+		if req.Selected {
+			result.CustomerIDs = customerIDs
+		}
+		if req.DryRun {
+			return result, nil
+		}
+		if len(result.Errors) > 0 {
+			return result, &CustomerBulkRejectedError{Errors: result.Errors}
+		}
+		if len(events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		streams, err := customerStreams(events, versions)
+		if err != nil {
+			return result, err
+		}
+		if len(streams) == 0 {
+			guards = nil // nothing is appended; the key alone is recorded
+		}
+		var forget []string
+		var releases []eventstore.Claim
+		if req.Action == domain.CustomerActionDelete && len(result.Changed) > 0 {
+			// Erasure: the keys are destroyed, the claims released
+			// (by value, read from the profile while it still opens)
+			// and the invitations, outbox rows and idempotency
+			// records naming the customers deleted, in the
+			// transaction that appends CustomerErased.
+			forget = slices.Sorted(slices.Values(result.Changed))
+			for _, id := range forget {
+				releases = append(releases, c.profileClaims(id, l.customers[id].Profile)...)
+			}
+			if err := keyring.Destroy(ctx, tx, m.TenantID, forget); err != nil {
+				return result, err
+			}
+		}
+		res, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  streams,
+			Guards:   guards,
+			Forget:   forget,
+			Releases: releases,
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		if err != nil {
+			return result, err
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }

@@ -80,104 +80,98 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 	if err := domain.AuthorizeBulk(m.Actor, domain.Policy{MembersCanSelfAssign: true}, action, userIDs); err != nil {
 		return BulkResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (BulkResult, error) {
+	return transact(ctx, c, "BulkEdit", m, func(ctx context.Context, tx *cmdTx) (BulkResult, error) {
 		var result BulkResult
-		err := c.withRetry(ctx, "BulkEdit", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				userMode, customerMode := forShare, forUpdate
-				if req.DryRun {
-					userMode, customerMode = noLock, noLock
-				}
-				users, err := lockUsers(ctx, tx, m.TenantID, sortedUnique(validIDs(userIDs)), userMode)
-				if err != nil {
-					return err
-				}
-				versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
-				if err != nil {
-					return err
-				}
-				found := lockedOf(customerIDs, versions)
-				// An erased customer fails its pairs (code erased) like any
-				// other bad pair, rather than the whole call with 410.
-				l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
-				if err != nil {
-					return err
-				}
-				if err := domain.AuthorizeBulk(m.Actor, l.policy, action, userIDs); err != nil {
-					return err
-				}
-				customers := make([]domain.Customer, 0, len(found))
-				for _, id := range found {
-					if cu := l.customers[id]; !cu.Erased {
-						customers = append(customers, cu)
-					}
-				}
-				var planUsers []domain.User
-				for _, id := range userIDs {
-					if u, ok := users[id]; ok {
-						planUsers = append(planUsers, u)
-					}
-				}
-				plan := domain.PlanBulk(action, customers, planUsers, l.policy)
+		userMode, customerMode := forShare, forUpdate
+		if req.DryRun {
+			userMode, customerMode = noLock, noLock
+		}
+		users, err := lockUsers(ctx, tx, m.TenantID, sortedUnique(validIDs(userIDs)), userMode)
+		if err != nil {
+			return result, err
+		}
+		versions, err := lockCustomers(ctx, tx, m.TenantID, sortedUnique(validIDs(customerIDs)), customerMode)
+		if err != nil {
+			return result, err
+		}
+		found := lockedOf(customerIDs, versions)
+		// An erased customer fails its pairs (code erased) like any
+		// other bad pair, rather than the whole call with 410.
+		l, err := loadCustomersWithErased(ctx, c.keys, tx, m.TenantID, found)
+		if err != nil {
+			return result, err
+		}
+		if err := domain.AuthorizeBulk(m.Actor, l.policy, action, userIDs); err != nil {
+			return result, err
+		}
+		customers := make([]domain.Customer, 0, len(found))
+		for _, id := range found {
+			if cu := l.customers[id]; !cu.Erased {
+				customers = append(customers, cu)
+			}
+		}
+		var planUsers []domain.User
+		for _, id := range userIDs {
+			if u, ok := users[id]; ok {
+				planUsers = append(planUsers, u)
+			}
+		}
+		plan := domain.PlanBulk(action, customers, planUsers, l.policy)
 
-				result = BulkResult{
-					ToBeAssigned:   nonNil(plan.ToBeAssigned),
-					ToBeDeassigned: nonNil(plan.ToBeDeassigned),
-					Unchanged:      nonNil(plan.Unchanged),
-					Errors:         []domain.PairError{},
+		result = BulkResult{
+			ToBeAssigned:   nonNil(plan.ToBeAssigned),
+			ToBeDeassigned: nonNil(plan.ToBeDeassigned),
+			Unchanged:      nonNil(plan.Unchanged),
+			Errors:         []domain.PairError{},
+		}
+		for _, cid := range customerIDs {
+			_, knownCustomer := versions[cid]
+			if cu, ok := l.customers[cid]; ok && cu.Erased {
+				for _, uid := range userIDs {
+					result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: domain.CodeErased,
+						Detail: "customer " + cid + " was erased"})
 				}
-				for _, cid := range customerIDs {
-					_, knownCustomer := versions[cid]
-					if cu, ok := l.customers[cid]; ok && cu.Erased {
-						for _, uid := range userIDs {
-							result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: domain.CodeErased,
-								Detail: "customer " + cid + " was erased"})
-						}
-						continue
-					}
-					for _, uid := range userIDs {
-						if _, knownUser := users[uid]; knownCustomer && knownUser {
-							continue
-						}
-						what := "user " + uid
-						if !knownCustomer {
-							what = "customer " + cid
-						}
-						result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: CodeNotFound, Detail: what + " does not exist"})
-					}
+				continue
+			}
+			for _, uid := range userIDs {
+				if _, knownUser := users[uid]; knownCustomer && knownUser {
+					continue
 				}
-				result.Errors = append(result.Errors, plan.Errors...)
-				if req.Selected {
-					result.CustomerIDs = customerIDs
+				what := "user " + uid
+				if !knownCustomer {
+					what = "customer " + cid
 				}
-				if req.DryRun {
-					return nil
-				}
-				if len(result.Errors) > 0 {
-					return &BulkRejectedError{Errors: result.Errors}
-				}
-				if len(plan.Events) == 0 && idem == nil {
-					return nil
-				}
-				streams, err := customerStreams(plan.Events, versions)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     streams,
-					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return err
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+				result.Errors = append(result.Errors, domain.PairError{CustomerID: cid, UserID: uid, Code: CodeNotFound, Detail: what + " does not exist"})
+			}
+		}
+		result.Errors = append(result.Errors, plan.Errors...)
+		if req.Selected {
+			result.CustomerIDs = customerIDs
+		}
+		if req.DryRun {
+			return result, nil
+		}
+		if len(result.Errors) > 0 {
+			return result, &BulkRejectedError{Errors: result.Errors}
+		}
+		if len(plan.Events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		streams, err := customerStreams(plan.Events, versions)
+		if err != nil {
+			return result, err
+		}
+		res, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  streams,
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		if err != nil {
+			return result, err
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }
 

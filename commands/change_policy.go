@@ -31,7 +31,7 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 				if err != nil {
 					return err
 				}
-				streams, err := readEvents(ctx, c.keys, tx, []string{m.TenantID})
+				streams, err := readEvents(ctx, c.keys, tx, m.TenantID, []string{m.TenantID})
 				if err != nil {
 					return err
 				}

@@ -85,8 +85,9 @@ const maxAttempts = 5
 
 var (
 	// ErrNotFound is an unknown ID, or an ID of another tenant: the two are
-	// indistinguishable on purpose.
-	ErrNotFound = errors.New("not found")
+	// indistinguishable on purpose (HTTP 404). It is the event store's
+	// sentinel: one "not found" for every layer.
+	ErrNotFound = eventstore.ErrNotFound
 	// ErrPreconditionFailed is an If-Match version that is not the
 	// customer's current version (HTTP 412).
 	ErrPreconditionFailed = errors.New("precondition failed: version mismatch")
@@ -109,7 +110,8 @@ type Commands struct {
 	keys  *keyring.Keyring
 	log   *slog.Logger
 	names nameCache
-	cache *stateCache
+	// unit commits single-customer commands in groups.
+	unit *unit
 	// email is true when e-mail is configured: commands may queue e-mails
 	// in the outbox, which a relay (package mail) delivers.
 	email bool
@@ -129,7 +131,8 @@ func New(store *eventstore.Store, keys *keyring.Keyring, log *slog.Logger, opts 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}, cache: newStateCache()}
+	c := &Commands{store: store, keys: keys, log: log, names: nameCache{m: map[string]string{}}}
+	c.unit = newUnit(c) // before the options, which may configure it
 	for _, o := range opts {
 		o(c)
 	}
@@ -434,6 +437,68 @@ func withIdempotency[R any](idem *eventstore.Idempotency, result *R, setPosition
 	return &out
 }
 
+// cmdTx is the transaction of a command that is not single-customer (the
+// unit of work in unit.go runs those): the store's transaction, with the
+// command's idempotency key, which append records with the events.
+type cmdTx struct {
+	*eventstore.Tx
+	idem   *eventstore.Idempotency
+	replay *[]byte
+}
+
+// keyed reports whether the command carries an idempotency key: a keyed
+// command that changes nothing still appends, to store its answer.
+func (t *cmdTx) keyed() bool { return t.idem != nil }
+
+// append appends req with the command's idempotency key, whose stored
+// answer is *result once *position holds the append's position (position
+// points into result; it is set when the append wrote events).
+func (t *cmdTx) append(ctx context.Context, req eventstore.AppendRequest, result any, position *int64) (eventstore.AppendResult, error) {
+	return t.appendSealed(ctx, req, keyring.DataKey{}, result, position)
+}
+
+// appendSealed is append for an answer that renders one customer, dk's:
+// its stored answer is sealed with the customer's key (sealed.go).
+func (t *cmdTx) appendSealed(ctx context.Context, req eventstore.AppendRequest, dk keyring.DataKey, result any, position *int64) (eventstore.AppendResult, error) {
+	if t.idem != nil {
+		idem := *t.idem
+		idem.Response = func(res eventstore.AppendResult) ([]byte, error) {
+			if res.Position != 0 {
+				*position = res.Position
+			}
+			answer, err := json.Marshal(result)
+			if err != nil {
+				return nil, err
+			}
+			return sealAnswer(dk, answer)
+		}
+		req.Idempotency = &idem
+	}
+	res, err := appendOrReplay(ctx, t.Tx, req, t.replay)
+	if err == nil && res.Position != 0 {
+		*position = res.Position
+	}
+	return res, err
+}
+
+// transact runs a command that is not single-customer: a stored answer
+// under its idempotency key is replayed, otherwise run decides and appends
+// in one transaction, run again (a bounded number of times) when it loses
+// a race it can safely retry.
+func transact[R any](ctx context.Context, c *Commands, name string, m Meta, run func(ctx context.Context, tx *cmdTx) (R, error)) (R, error) {
+	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (R, error) {
+		var result R
+		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
+			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				var err error
+				result, err = run(ctx, &cmdTx{Tx: tx, idem: idem, replay: replay})
+				return err
+			})
+		})
+		return result, err
+	})
+}
+
 // translateClaim turns a lost unique claim into the rule it breaks.
 func translateClaim(err error) error {
 	var ct *eventstore.ClaimTakenError
@@ -483,9 +548,10 @@ func (n *nameCache) put(id, name string) {
 // command's users, share-locked.
 type customerDecide func(cu domain.Customer, users map[string]domain.User, pol domain.Policy) ([]domain.Event, error)
 
-// customerCommand runs a command on one existing customer: idempotency,
-// bounded retries, locks (users, then the customer), If-Match, decision,
-// append, and the customer as it now stands.
+// customerCommand runs a command on one existing customer: it names the
+// customer and the users it decides on and hands over the decision; the
+// unit of work (unit.go) does the rest, committing it in a group with the
+// commands that arrive beside it.
 func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, customerID string, userIDs []string, decide customerDecide) (CustomerResult, error) {
 	m, err := m.prepare()
 	if err != nil {
@@ -495,88 +561,7 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 	if !ok {
 		return CustomerResult{}, notFound("customer", customerID)
 	}
-	userIDs = sortedUnique(userIDs)
-	if m.IdempotencyKey == "" {
-		// A keyed command stores its answer with the append, which the
-		// cached path does not do.
-		r, err := c.decideCached(ctx, m, customerID, userIDs, decide)
-		if !errors.Is(err, errStale) {
-			return r, err
-		}
-	}
-	c.cache.stale.Add(1)
-	if err := c.checkCaller(ctx, m); err != nil {
-		return CustomerResult{}, err
-	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
-		var result CustomerResult
-		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, version, l, err := lockAndLoad(ctx, c.keys, tx, m.TenantID, customerID, userIDs)
-				if err != nil {
-					return err
-				}
-				for _, u := range users {
-					c.names.put(u.ID, u.Name)
-				}
-				c.cache.putUsers(users)
-				c.cache.putPolicy(m.TenantID, l.policy, l.policyVersion)
-				cu := l.customers[customerID]
-				if cu.Version != version {
-					return fmt.Errorf("customer %s: stream head says version %d, events say %d", customerID, version, cu.Version)
-				}
-				if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerID, version, *m.IfMatch)
-				}
-				events, err := decide(cu, users, l.policy)
-				if err != nil {
-					return err
-				}
-				at := now()
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				if err := c.fillNames(ctx, tx, m.TenantID, teamIDs(cu)); err != nil {
-					return err
-				}
-				result = CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[customerID]}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				data, err := encode(events)
-				if err != nil {
-					return err
-				}
-				dk, err := c.answerKey(ctx, tx, idem, customerID)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
-					Metadata: m.metadata(),
-					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) {
-						if p != 0 {
-							result.Position = p
-						}
-					}),
-					Now:    at,
-					Commit: true,
-				}, replay)
-				if err != nil {
-					return err
-				}
-				if res.Position != 0 {
-					result.Position = res.Position
-				}
-				if h, ok := res.Hashes[customerID]; ok {
-					c.cache.putCustomer(cu, eventstore.Head{Version: res.Versions[customerID], LastHash: h}, result.Position, at)
-				}
-				return nil
-			})
-		})
-		return result, err
-	})
+	return c.unit.run(ctx, &customerOp{name: name, m: m, customerID: customerID, userIDs: sortedUnique(userIDs), decide: decide})
 }
 
 // sortedUnique returns ids sorted without duplicates (a new slice).

@@ -18,36 +18,25 @@ func (c *Commands) CreateGroup(ctx context.Context, m Meta, name string) (GroupR
 	if err != nil {
 		return GroupResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (GroupResult, error) {
-		var result GroupResult
-		err := c.withRetry(ctx, "CreateGroup", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				id := newID()
-				events, err := domain.CreateGroup(id, name)
-				if err != nil {
-					return err
-				}
-				created := events[0].(domain.GroupCreated)
-				result = GroupResult{ID: id, Name: created.Name, Version: 1}
-				data, err := encode(events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamGroup, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:      []eventstore.Claim{groupClaim(id, created.Name)},
-					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+	return transact(ctx, c, "CreateGroup", m, func(ctx context.Context, tx *cmdTx) (GroupResult, error) {
+		id := newID()
+		events, err := domain.CreateGroup(id, name)
+		if err != nil {
+			return GroupResult{}, err
+		}
+		created := events[0].(domain.GroupCreated)
+		result := GroupResult{ID: id, Name: created.Name, Version: 1}
+		data, err := encode(events)
+		if err != nil {
+			return GroupResult{}, err
+		}
+		_, err = tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamGroup, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   []eventstore.Claim{groupClaim(id, created.Name)},
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		return result, translateClaim(err)
 	})
 }

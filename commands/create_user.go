@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -23,50 +22,41 @@ func (c *Commands) CreateUser(ctx context.Context, m Meta, name, email string, r
 	if err != nil {
 		return UserResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
-		var result UserResult
-		err := c.withRetry(ctx, "CreateUser", false, func() error {
-			id := newID()
-			events, err := domain.CreateUser(id, m.TenantID, name, email, role)
-			if err != nil {
-				return err
-			}
-			created := events[0].(domain.UserCreated)
-			at := now()
-			result = UserResult{UserView: userView(domain.User{ID: id, Name: created.Name, Email: created.Email,
-				Role: created.Role, Status: domain.UserStatusActive, CreatedAt: at})}
-			data, err := encode(events)
-			if err != nil {
-				return err
-			}
-			res, err := c.store.Append(ctx, eventstore.AppendRequest{
-				TenantID:    m.TenantID,
-				Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
-				Claims:      []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
-				Metadata:    m.metadata(),
-				Side:        insertUser(m.TenantID, created, at),
-				Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-				Now:         at,
-			})
-			if err != nil {
-				return translateClaim(err)
-			}
-			if res.Replayed {
-				*replay = res.Response
-				return errReplayed
-			}
-			result.Position = res.Position
-			c.names.put(id, created.Name)
-			return nil
-		})
-		return result, err
+	return transact(ctx, c, "CreateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
+		id := newID()
+		events, err := domain.CreateUser(id, m.TenantID, name, email, role)
+		if err != nil {
+			return UserResult{}, err
+		}
+		created := events[0].(domain.UserCreated)
+		at := now()
+		result := UserResult{UserView: userView(domain.User{ID: id, Name: created.Name, Email: created.Email,
+			Role: created.Role, Status: domain.UserStatusActive, CreatedAt: at})}
+		data, err := encode(events)
+		if err != nil {
+			return UserResult{}, err
+		}
+		if err := insertUser(m.TenantID, created, at)(ctx, tx); err != nil {
+			return UserResult{}, translateClaim(err)
+		}
+		if _, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamUser, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   []eventstore.Claim{{Kind: claimUserEmail, Value: created.Email, OwnerID: id}},
+			Metadata: m.metadata(),
+			Now:      at,
+		}, &result, &result.Position); err != nil {
+			return UserResult{}, translateClaim(err)
+		}
+		c.names.put(id, created.Name)
+		return result, nil
 	})
 }
 
 // insertUser writes the team directory row of a new user, in the
 // transaction of its UserCreated.
-func insertUser(tenantID string, u domain.UserCreated, at time.Time) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error {
+func insertUser(tenantID string, u domain.UserCreated, at time.Time) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)`, u.UserID, tenantID, u.Name, u.Email, string(u.Role), string(domain.UserStatusActive), at)
 		var pgErr *pgconn.PgError

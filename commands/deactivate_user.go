@@ -141,18 +141,14 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 				streams := append([]eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}}, customerWrites...)
 				u.Status = domain.UserStatusDeactivated
 				result = UserResult{UserView: userView(u)}
+				if _, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
+					m.TenantID, uid, string(domain.UserStatusDeactivated)); err != nil {
+					return fmt.Errorf("deactivate user row: %w", err)
+				}
 				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  streams,
-					Metadata: m.metadata(),
-					Side: func(ctx context.Context, tx pgx.Tx) error {
-						_, err := tx.Exec(ctx, `UPDATE users SET status = $3 WHERE tenant_id = $1 AND id = $2`,
-							m.TenantID, uid, string(domain.UserStatusDeactivated))
-						if err != nil {
-							return fmt.Errorf("deactivate user row: %w", err)
-						}
-						return nil
-					},
+					TenantID:    m.TenantID,
+					Streams:     streams,
+					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
 				}, replay)

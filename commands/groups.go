@@ -16,26 +16,18 @@ type GroupResult struct {
 	Position int64  `json:"position"`
 }
 
-const qGroupStream = `SELECT version FROM streams
-	WHERE tenant_id = $1 AND stream_type = '` + streamGroup + `' AND stream_id = $2::text::uuid`
-
 // lockGroup locks the tenant's group stream id with mode and reads the
 // group; a group of another tenant, an unknown one and a deleted one are
 // ErrNotFound.
-func lockGroup(ctx context.Context, q querier, tenantID, id string, mode lockMode) (domain.Group, error) {
-	rows, err := q.Query(ctx, qGroupStream+string(mode), tenantID, id)
+func lockGroup(ctx context.Context, q streamSource, tenantID, id string, mode lockMode) (domain.Group, error) {
+	versions, err := q.StreamVersions(ctx, tenantID, streamGroup, []string{id}, storeLock[mode])
 	if err != nil {
-		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
+		return domain.Group{}, fmt.Errorf("lock group: %w", err)
 	}
-	found := rows.Next()
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return domain.Group{}, fmt.Errorf("lock group: %w", translatePg(err))
-	}
-	if !found {
+	if _, ok := versions[id]; !ok {
 		return domain.Group{}, notFound("group", id)
 	}
-	streams, err := readEvents(ctx, nil, q, []string{id}) // a group's stream holds nothing sealed
+	streams, err := readEvents(ctx, nil, q, tenantID, []string{id}) // a group's stream holds nothing sealed
 	if err != nil {
 		return domain.Group{}, err
 	}
@@ -68,54 +60,43 @@ func (c *Commands) groupCommand(ctx context.Context, name string, m Meta, groupI
 	if !ok {
 		return GroupResult{}, notFound("group", groupID)
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (GroupResult, error) {
-		var result GroupResult
-		err := c.withRetry(ctx, name, false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				g, err := lockGroup(ctx, tx, m.TenantID, gid, forUpdate)
-				if err != nil {
-					return err
-				}
-				events, err := decide(g)
-				if err != nil {
-					return err
-				}
-				before := g
-				for _, e := range events {
-					g.Apply(e)
-				}
-				result = GroupResult{ID: g.ID, Name: g.Name, Version: g.Version}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				var claims, releases []eventstore.Claim
-				if g.Deleted || domain.GroupNameKey(g.Name) != domain.GroupNameKey(before.Name) {
-					releases = []eventstore.Claim{groupClaim(gid, before.Name)}
-					if !g.Deleted {
-						claims = []eventstore.Claim{groupClaim(gid, g.Name)}
-					}
-				}
-				data, err := encode(events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     []eventstore.StreamWrite{{StreamID: gid, StreamType: streamGroup, ExpectedVersion: before.Version, Events: data}},
-					Claims:      claims,
-					Releases:    releases,
-					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+	return transact(ctx, c, name, m, func(ctx context.Context, tx *cmdTx) (GroupResult, error) {
+		g, err := lockGroup(ctx, tx, m.TenantID, gid, forUpdate)
+		if err != nil {
+			return GroupResult{}, err
+		}
+		events, err := decide(g)
+		if err != nil {
+			return GroupResult{}, err
+		}
+		before := g
+		for _, e := range events {
+			g.Apply(e)
+		}
+		result := GroupResult{ID: g.ID, Name: g.Name, Version: g.Version}
+		if len(events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		var claims, releases []eventstore.Claim
+		if g.Deleted || domain.GroupNameKey(g.Name) != domain.GroupNameKey(before.Name) {
+			releases = []eventstore.Claim{groupClaim(gid, before.Name)}
+			if !g.Deleted {
+				claims = []eventstore.Claim{groupClaim(gid, g.Name)}
+			}
+		}
+		data, err := encode(events)
+		if err != nil {
+			return GroupResult{}, err
+		}
+		_, err = tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: gid, StreamType: streamGroup, ExpectedVersion: before.Version, Events: data}},
+			Claims:   claims,
+			Releases: releases,
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		return result, translateClaim(err)
 	})
 }
 

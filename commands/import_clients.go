@@ -462,7 +462,7 @@ func (imp *importer) write(ctx context.Context, w *importWrite, idem *eventstore
 		}
 		return w.claims[i].Value < w.claims[j].Value
 	})
-	side := func(ctx context.Context, tx pgx.Tx) error {
+	side := func(ctx context.Context, tx execer) error {
 		if len(w.invited.ids) > 0 {
 			if _, err := tx.Exec(ctx, qInsertInvitations, m.TenantID, w.invited.ids, w.invited.hashes, imp.at); err != nil {
 				return fmt.Errorf("record invitations: %w", err)
@@ -473,12 +473,14 @@ func (imp *importer) write(ctx context.Context, w *importWrite, idem *eventstore
 	if replay == nil {
 		replay = new([]byte)
 	}
+	if err := side(ctx, imp.tx); err != nil {
+		return err
+	}
 	res, err := appendOrReplay(ctx, imp.tx, eventstore.AppendRequest{
 		TenantID:    m.TenantID,
 		Streams:     w.streams,
 		Claims:      w.claims,
 		Outbox:      w.outbox,
-		Side:        side,
 		Metadata:    m.metadata(),
 		Idempotency: withIdempotency(idem, &imp.report, func(p int64) { imp.report.Position = max(p, imp.report.Position) }),
 		Now:         imp.at,

@@ -123,7 +123,7 @@ func (c *Commands) GetInvitation(ctx context.Context, token string) (InvitationP
 	if err != nil {
 		return InvitationPage{}, fmt.Errorf("read invitation: %w", err)
 	}
-	cu, err := readCustomer(ctx, c.keys, pool, tenantID, customerID)
+	cu, err := readCustomer(ctx, c.keys, c.reads(), tenantID, customerID)
 	if errors.Is(err, ErrErased) {
 		return InvitationPage{}, ErrNotFound // erasure deletes the token too
 	}

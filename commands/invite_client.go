@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -48,72 +46,69 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 	if err != nil {
 		return InvitationResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (InvitationResult, error) {
+	return transact(ctx, c, "InviteClient", m, func(ctx context.Context, tx *cmdTx) (InvitationResult, error) {
 		var result InvitationResult
-		err := c.withRetry(ctx, "InviteClient", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				members, pol, err := teamAndPolicy(ctx, tx, m.TenantID, team)
-				if err != nil {
-					return err
-				}
-				id := newID()
-				events, err := domain.InviteClient(id, p, members, pol)
-				if err != nil {
-					return err
-				}
-				invited := events[0].(domain.ClientInvited)
-				at := now()
-				cu := domain.Customer{TenantID: m.TenantID}
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				for _, u := range members {
-					c.names.put(u.ID, u.Name)
-				}
-				data, dk, err := c.sealNew(id, events)
-				if err != nil {
-					return err
-				}
-				token, hash := randomToken()
-				result = InvitationResult{Customer: c.customerView(cu), Token: token}
-				result.Customer.Invitation = &InvitationView{Status: InvitationPending}
-				var outbox []eventstore.OutboxMessage
-				if sendEmail {
-					users := make(map[string]domain.User, len(members))
-					for _, u := range members {
-						users[u.ID] = u
-					}
-					msg, err := invitationEmail(cu, token, users, dk)
-					if err != nil {
-						return err
-					}
-					outbox = append(outbox, msg)
-					result.Customer.Invitation.Email = EmailQueued
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:   c.profileClaims(id, invited.Profile),
-					Outbox:   outbox,
-					Metadata: m.metadata(),
-					Side: func(ctx context.Context, tx pgx.Tx) error {
-						_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
-							hash, m.TenantID, id, at)
-						if err != nil {
-							return fmt.Errorf("record invitation: %w", err)
-						}
-						return storeKeys(m.TenantID, dk)(ctx, tx)
-					},
-					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) { result.Position = p }),
-					Now:         at,
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+		members, pol, err := teamAndPolicy(ctx, tx.Tx, m.TenantID, team)
+		if err != nil {
+			return result, err
+		}
+		id := newID()
+		events, err := domain.InviteClient(id, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		invited := events[0].(domain.ClientInvited)
+		at := now()
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
+		}
+		for _, u := range members {
+			c.names.put(u.ID, u.Name)
+		}
+		data, dk, err := c.sealNew(id, events)
+		if err != nil {
+			return result, err
+		}
+		token, hash := randomToken()
+		result = InvitationResult{Customer: c.customerView(cu), Token: token}
+		result.Customer.Invitation = &InvitationView{Status: InvitationPending}
+		var outbox []eventstore.OutboxMessage
+		if sendEmail {
+			users := make(map[string]domain.User, len(members))
+			for _, u := range members {
+				users[u.ID] = u
+			}
+			msg, err := invitationEmail(cu, token, users, dk)
+			if err != nil {
+				return result, err
+			}
+			outbox = append(outbox, msg)
+			result.Customer.Invitation.Email = EmailQueued
+		}
+		side := func(ctx context.Context, tx execer) error {
+			_, err := tx.Exec(ctx, `INSERT INTO invitations (token_hash, tenant_id, customer_id, created_at) VALUES ($1, $2, $3, $4)`,
+				hash, m.TenantID, id, at)
+			if err != nil {
+				return fmt.Errorf("record invitation: %w", err)
+			}
+			return storeKeys(m.TenantID, dk)(ctx, tx)
+		}
+		if err := side(ctx, tx); err != nil {
+			return result, translateClaim(err)
+		}
+		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   c.profileClaims(id, invited.Profile),
+			Outbox:   outbox,
+			Metadata: m.metadata(),
+			Now:      at,
+		}, dk, &result, &result.Position)
+		if err != nil {
+			return result, translateClaim(err)
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }

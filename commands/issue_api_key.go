@@ -3,11 +3,8 @@ package commands
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"fmt"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -54,52 +51,43 @@ func (c *Commands) IssueAPIKey(ctx context.Context, m Meta, userID string) (APIK
 	if err != nil {
 		return APIKeyResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (APIKeyResult, error) {
+	return transact(ctx, c, "IssueAPIKey", m, func(ctx context.Context, tx *cmdTx) (APIKeyResult, error) {
 		var result APIKeyResult
-		err := c.withRetry(ctx, "IssueAPIKey", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users, err := requireUsers(ctx, tx, m.TenantID, []string{uid}, forShare)
-				if err != nil {
-					return err
-				}
-				if !users[uid].Active() {
-					return &domain.RuleError{Code: domain.CodeUserDeactivated, Detail: fmt.Sprintf("user %s is deactivated", uid)}
-				}
-				key, keyID, at := newAPIKey(), newID(), now()
-				result = APIKeyResult{APIKey: key, KeyID: keyID}
-				data, err := encode([]domain.Event{domain.ApiKeyIssued{UserID: uid, KeyID: keyID}})
-				if err != nil {
-					return err
-				}
-				req := eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
-					Metadata: m.metadata(),
-					Side:     insertAPIKey(m.TenantID, uid, keyID, key, at),
-					Now:      at,
-				}
-				if idem != nil {
-					i := *idem
-					i.Response = func(res eventstore.AppendResult) ([]byte, error) {
-						// Never the key itself.
-						return json.Marshal(APIKeyResult{KeyID: keyID, Position: res.Position})
-					}
-					req.Idempotency = &i
-				}
-				res, err := appendOrReplay(ctx, tx, req, replay)
-				if err != nil {
-					return err
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+		users, err := requireUsers(ctx, tx, m.TenantID, []string{uid}, forShare)
+		if err != nil {
+			return result, err
+		}
+		if !users[uid].Active() {
+			return result, &domain.RuleError{Code: domain.CodeUserDeactivated, Detail: fmt.Sprintf("user %s is deactivated", uid)}
+		}
+		key, keyID, at := newAPIKey(), newID(), now()
+		result = APIKeyResult{APIKey: key, KeyID: keyID}
+		data, err := encode([]domain.Event{domain.ApiKeyIssued{UserID: uid, KeyID: keyID}})
+		if err != nil {
+			return result, err
+		}
+		if err := insertAPIKey(m.TenantID, uid, keyID, key, at)(ctx, tx); err != nil {
+			return result, err
+		}
+		req := eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
+			Metadata: m.metadata(),
+			Now:      at,
+		}
+		// The stored answer never holds the key itself.
+		stored := APIKeyResult{KeyID: keyID}
+		res, err := tx.append(ctx, req, &stored, &stored.Position)
+		if err != nil {
+			return result, err
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }
 
-func insertAPIKey(tenantID, userID, keyID, key string, at time.Time) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error {
+func insertAPIKey(tenantID, userID, keyID, key string, at time.Time) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error {
 		_, err := tx.Exec(ctx, `INSERT INTO api_keys (key_id, key_hash, tenant_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
 			keyID, HashAPIKey(key), tenantID, userID, at)
 		if err != nil {

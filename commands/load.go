@@ -2,12 +2,14 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -83,6 +85,12 @@ func requireUsers(ctx context.Context, q querier, tenantID string, ids []string,
 	return users, nil
 }
 
+// execer runs the commands' own statements (side records on the tables the
+// commands own) in a command's transaction.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
 type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
@@ -99,39 +107,49 @@ func lockedOf(ids []string, versions map[string]int64) []string {
 	return out
 }
 
+// streamSource is where a command reads streams: its transaction
+// (*eventstore.Tx, which locks) or, outside one, the store (storeReads).
+// Query reads the commands' own tables (users) and the keyring's.
+type streamSource interface {
+	ReadStreamsAfter(ctx context.Context, ids []string, after []int64) (map[string][]eventstore.Event, error)
+	StreamVersions(ctx context.Context, tenantID, streamType string, ids []string, lock eventstore.Lock) (map[string]int64, error)
+	querier
+}
+
+// storeReads reads through the store, without locks.
+type storeReads struct{ store *eventstore.Store }
+
+func (r storeReads) ReadStreamsAfter(ctx context.Context, ids []string, after []int64) (map[string][]eventstore.Event, error) {
+	return r.store.ReadStreamsAfter(ctx, ids, after)
+}
+
+func (r storeReads) StreamVersions(ctx context.Context, tenantID, streamType string, ids []string, lock eventstore.Lock) (map[string]int64, error) {
+	if lock != eventstore.NoLock {
+		return nil, errors.New("commands: locks need a transaction")
+	}
+	return r.store.StreamVersions(ctx, tenantID, streamType, ids)
+}
+
+// Query reads the users and the customers' data keys, tables the event
+// store does not own.
+func (r storeReads) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return r.store.Pool().Query(ctx, sql, args...)
+}
+
+// reads is the source of reads outside a transaction.
+func (c *Commands) reads() storeReads { return storeReads{c.store} }
+
+var storeLock = map[lockMode]eventstore.Lock{noLock: eventstore.NoLock, forShare: eventstore.LockShare, forUpdate: eventstore.LockUpdate}
+
 // lockCustomers locks the tenant's customer streams among ids (FOR UPDATE,
 // in ID order, unless mode says otherwise) and returns their versions.
 // Unknown IDs, and other tenants' streams, are absent.
-func lockCustomers(ctx context.Context, q querier, tenantID string, ids []string, mode lockMode) (map[string]int64, error) {
-	out := make(map[string]int64, len(ids))
-	if len(ids) == 0 {
-		return out, nil
-	}
-	return collectVersions(q.Query(ctx, qCustomerStreams+string(mode), tenantID, ids))
-}
-
-const qCustomerStreams = `SELECT stream_id::text, version FROM streams
-	WHERE tenant_id = $1 AND stream_type = '` + streamCustomer + `' AND stream_id = ANY($2::text[]::uuid[])
-	ORDER BY stream_id`
-
-func collectVersions(rows pgx.Rows, err error) (map[string]int64, error) {
+func lockCustomers(ctx context.Context, q streamSource, tenantID string, ids []string, mode lockMode) (map[string]int64, error) {
+	v, err := q.StreamVersions(ctx, tenantID, streamCustomer, ids, storeLock[mode])
 	if err != nil {
-		return nil, fmt.Errorf("lock customers: %w", translatePg(err))
+		return nil, fmt.Errorf("lock customers: %w", err)
 	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var id string
-		var v int64
-		if err := rows.Scan(&id, &v); err != nil {
-			return nil, fmt.Errorf("lock customers: %w", err)
-		}
-		out[id] = v
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("lock customers: %w", translatePg(err))
-	}
-	return out, nil
+	return v, nil
 }
 
 // loaded is the customers a command decides on, as of their locked
@@ -146,61 +164,8 @@ type loaded struct {
 	policyVersion int64
 }
 
-// lockAndLoad is the start of every single-customer command, pipelined in
-// one round trip (with the transaction's BEGIN): share-lock the users, lock
-// the customer stream, then read the customer and tenant streams (the read
-// starts after the lock is held, so it sees the customer exactly as the
-// append will find it). The store remembers the locked head, so the append
-// needs not lock it again.
-func lockAndLoad(ctx context.Context, kr *keyring.Keyring, tx *eventstore.Tx, tenantID, customerID string, userIDs []string) (
-	users map[string]domain.User, version int64, l loaded, err error) {
-	b := &pgx.Batch{}
-	b.Queue(qGenericPlans)
-	if len(userIDs) > 0 {
-		b.Queue(qUsers+string(forShare), tenantID, userIDs)
-	}
-	readHeads := tx.QueueLockStreams(b, tenantID, streamCustomer, []string{customerID})
-	b.Queue(qEvents, []string{customerID, tenantID})
-	br := tx.SendBatch(ctx, b)
-	defer func() {
-		if cerr := br.Close(); err == nil && cerr != nil {
-			err = translatePg(cerr)
-		}
-	}()
-	if _, err = br.Exec(); err != nil {
-		return nil, 0, loaded{}, translatePg(err)
-	}
-	users = map[string]domain.User{}
-	if len(userIDs) > 0 {
-		if users, err = collectUsers(br.Query()); err != nil {
-			return nil, 0, loaded{}, err
-		}
-		for _, id := range userIDs {
-			if u, ok := users[id]; !ok || u.TenantID != tenantID {
-				return nil, 0, loaded{}, notFound("user", id)
-			}
-		}
-	}
-	heads, err := readHeads(br)
-	if err != nil {
-		return nil, 0, loaded{}, translatePg(err)
-	}
-	head, ok := heads[customerID]
-	if !ok {
-		return nil, 0, loaded{}, notFound("customer", customerID)
-	}
-	streams, err := collectEvents(kr)(br.Query())
-	if err != nil {
-		return nil, 0, loaded{}, err
-	}
-	if l, err = rebuild(tenantID, []string{customerID}, streams); err != nil {
-		return nil, 0, loaded{}, err
-	}
-	return users, head.Version, l, refuseErased(l.customers)
-}
-
-// qGenericPlans makes the rest of a single-customer command's transaction
-// run its prepared statements on their cached generic plans. Their
+// qGenericPlans makes the rest of a group's transaction (unit.go) run its
+// prepared statements on their cached generic plans. Their
 // parameters are ID arrays, for which PostgreSQL's cost comparison keeps
 // choosing a fresh custom plan on every execution; planning was then about a
 // quarter of the database's CPU per command. The statements look rows up by
@@ -211,7 +176,7 @@ const qGenericPlans = `SELECT set_config('plan_cache_mode', 'force_generic_plan'
 // loadCustomers reads the customer streams ids and the tenant stream in one
 // query and rebuilds them. The customers' tenant must have been checked
 // already (lockCustomers): a stream never changes tenant.
-func loadCustomers(ctx context.Context, kr *keyring.Keyring, q querier, tenantID string, ids []string) (loaded, error) {
+func loadCustomers(ctx context.Context, kr *keyring.Keyring, q streamSource, tenantID string, ids []string) (loaded, error) {
 	l, err := loadCustomersWithErased(ctx, kr, q, tenantID, ids)
 	if err != nil {
 		return loaded{}, err
@@ -221,8 +186,8 @@ func loadCustomers(ctx context.Context, kr *keyring.Keyring, q querier, tenantID
 
 // loadCustomersWithErased is loadCustomers for the one command that decides
 // on erased customers too (a bulk action: deleting one again is unchanged).
-func loadCustomersWithErased(ctx context.Context, kr *keyring.Keyring, q querier, tenantID string, ids []string) (loaded, error) {
-	streams, err := readEvents(ctx, kr, q, append(slices.Clip(ids), tenantID))
+func loadCustomersWithErased(ctx context.Context, kr *keyring.Keyring, q streamSource, tenantID string, ids []string) (loaded, error) {
+	streams, err := readEvents(ctx, kr, q, tenantID, append(slices.Clip(ids), tenantID))
 	if err != nil {
 		return loaded{}, err
 	}
@@ -273,48 +238,51 @@ type storedEvent struct {
 	RecordedAt time.Time
 }
 
-// readEvents reads whole streams by ID alone. Unlike the event store's
-// tenant-filtered reads it cannot be steered onto the (tenant_id, position)
-// index, which the planner likes on fresh statistics and which then scans
-// the whole tenant. Callers check the streams' tenant first.
-func readEvents(ctx context.Context, kr *keyring.Keyring, q querier, streamIDs []string) (map[string][]storedEvent, error) {
-	return collectEvents(kr)(q.Query(ctx, qEvents, streamIDs))
-}
-
-// qEvents reads streams with, beside each sealed event, its customer's
-// wrapped key (NULL once erased), opened by collectEvents.
-const qEvents = `SELECT e.stream_id::text, e.stream_version, e.position, e.type, e.schema_version, e.data, e.recorded_at,
-	` + keyring.WrappedKeySQL + `
-	FROM events e WHERE e.stream_id = ANY($1::text[]::uuid[]) ORDER BY e.stream_id, e.stream_version`
-
-// collectEvents reads what qEvents selects, opening sealed events: the
-// commands decide on the personal fields in clear, or on an erased
-// customer's IDs alone.
-func collectEvents(kr *keyring.Keyring) func(pgx.Rows, error) (map[string][]storedEvent, error) {
-	return func(rows pgx.Rows, err error) (map[string][]storedEvent, error) { return collectOpened(kr, rows, err) }
-}
-
-func collectOpened(kr *keyring.Keyring, rows pgx.Rows, err error) (map[string][]storedEvent, error) {
+// readEvents reads the tenant's streams whole (by ID alone, on the
+// (stream_id, stream_version) index; events of another tenant's stream are
+// dropped), opening sealed events with their customers' keys (kr may be nil
+// for streams that hold nothing sealed): the commands decide on the
+// personal fields in clear, or on an erased customer's IDs alone.
+func readEvents(ctx context.Context, kr *keyring.Keyring, q streamSource, tenantID string, streamIDs []string) (map[string][]storedEvent, error) {
+	evs, err := q.ReadStreamsAfter(ctx, streamIDs, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read streams: %w", translatePg(err))
+		return nil, err
 	}
-	defer rows.Close()
-	out := map[string][]storedEvent{}
-	for rows.Next() {
-		var e storedEvent
-		var schema int32
-		var wrapped []byte
-		if err := rows.Scan(&e.StreamID, &e.Version, &e.Position, &e.Type, &schema, &e.Data, &e.RecordedAt, &wrapped); err != nil {
-			return nil, fmt.Errorf("read streams: %w", err)
+	var sealed []string
+	for id, es := range evs {
+		for _, e := range es {
+			if kr != nil && e.SchemaVersion == keyring.SealedSchema && keyring.Sensitive(e.Type) {
+				sealed = append(sealed, id)
+				break
+			}
 		}
-		if e.Schema, e.Data, _, err = kr.Open(e.Type, int(schema), e.Data, wrapped); err != nil {
-			return nil, fmt.Errorf("read streams: %w", err)
-		}
-		e.RecordedAt = e.RecordedAt.UTC()
-		out[e.StreamID] = append(out[e.StreamID], e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read streams: %w", translatePg(err))
+	keys := map[string]keyring.DataKey{}
+	if len(sealed) > 0 {
+		if keys, err = kr.Load(ctx, q, sortedUnique(sealed)); err != nil {
+			return nil, err
+		}
+	}
+	out := make(map[string][]storedEvent, len(evs))
+	for id, es := range evs {
+		for _, e := range es {
+			if e.TenantID != tenantID {
+				continue
+			}
+			schema, data := e.SchemaVersion, []byte(e.Data)
+			if kr != nil {
+				if dk, ok := keys[id]; ok {
+					schema, data, _, err = dk.Open(e.Type, schema, data)
+				} else {
+					schema, data, _, err = kr.Open(e.Type, schema, data, nil)
+				}
+				if err != nil {
+					return nil, fmt.Errorf("read streams: %w", err)
+				}
+			}
+			out[id] = append(out[id], storedEvent{StreamID: id, Version: e.Version, Position: e.Position, Type: e.Type,
+				Schema: schema, Data: data, RecordedAt: e.RecordedAt})
+		}
 	}
 	return out, nil
 }
@@ -357,13 +325,13 @@ func tenantOf(events []storedEvent) (domain.Tenant, error) {
 }
 
 // readPolicy reads the tenant's policy without locking.
-func readPolicy(ctx context.Context, q querier, tenantID string) (domain.Policy, error) {
+func readPolicy(ctx context.Context, q streamSource, tenantID string) (domain.Policy, error) {
 	t, err := readTenant(ctx, q, tenantID)
 	return t.Policy, err
 }
 
-func readTenant(ctx context.Context, q querier, tenantID string) (domain.Tenant, error) {
-	streams, err := readEvents(ctx, nil, q, []string{tenantID}) // the tenant's stream holds nothing sealed
+func readTenant(ctx context.Context, q streamSource, tenantID string) (domain.Tenant, error) {
+	streams, err := readEvents(ctx, nil, q, tenantID, []string{tenantID}) // the tenant's stream holds nothing sealed
 	if err != nil {
 		return domain.Tenant{}, err
 	}
@@ -371,7 +339,7 @@ func readTenant(ctx context.Context, q querier, tenantID string) (domain.Tenant,
 }
 
 // readCustomer reads one of the tenant's customers without locking.
-func readCustomer(ctx context.Context, kr *keyring.Keyring, q querier, tenantID, customerID string) (domain.Customer, error) {
+func readCustomer(ctx context.Context, kr *keyring.Keyring, q streamSource, tenantID, customerID string) (domain.Customer, error) {
 	versions, err := lockCustomers(ctx, q, tenantID, []string{customerID}, noLock)
 	if err != nil {
 		return domain.Customer{}, err
@@ -379,7 +347,7 @@ func readCustomer(ctx context.Context, kr *keyring.Keyring, q querier, tenantID,
 	if _, ok := versions[customerID]; !ok {
 		return domain.Customer{}, notFound("customer", customerID)
 	}
-	streams, err := readEvents(ctx, kr, q, []string{customerID})
+	streams, err := readEvents(ctx, kr, q, tenantID, []string{customerID})
 	if err != nil {
 		return domain.Customer{}, err
 	}

@@ -130,19 +130,15 @@ func (c *Commands) MessageCustomers(ctx context.Context, m Meta, req MessageRequ
 					return err
 				}
 				at := now()
+				if _, err := tx.Exec(ctx, qInsertMessage, messageID, m.TenantID, text.Subject, text.Body,
+					nullIfEmpty(m.Actor.UserID), at); err != nil {
+					return fmt.Errorf("record message: %w", err)
+				}
 				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  streams,
-					Outbox:   outbox,
-					Metadata: m.metadata(),
-					Side: func(ctx context.Context, tx pgx.Tx) error {
-						_, err := tx.Exec(ctx, qInsertMessage, messageID, m.TenantID, text.Subject, text.Body,
-							nullIfEmpty(m.Actor.UserID), at)
-						if err != nil {
-							return fmt.Errorf("record message: %w", err)
-						}
-						return nil
-					},
+					TenantID:    m.TenantID,
+					Streams:     streams,
+					Outbox:      outbox,
+					Metadata:    m.metadata(),
 					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
 					Now:         at,
 				}, replay)

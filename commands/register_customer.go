@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"github.com/jackc/pgx/v5"
-
 	"context"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -29,50 +27,46 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 	if err != nil {
 		return CustomerResult{}, err
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
+	return transact(ctx, c, "RegisterCustomer", m, func(ctx context.Context, tx *cmdTx) (CustomerResult, error) {
 		var result CustomerResult
-		err := c.withRetry(ctx, "RegisterCustomer", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				members, pol, err := teamAndPolicy(ctx, tx, m.TenantID, team)
-				if err != nil {
-					return err
-				}
-				id := newID()
-				events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
-				if err != nil {
-					return err
-				}
-				reg := events[0].(domain.CustomerRegistered)
-				at := now()
-				cu := domain.Customer{TenantID: m.TenantID}
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				for _, u := range members {
-					c.names.put(u.ID, u.Name)
-				}
-				result = CustomerResult{CustomerView: c.customerView(cu)}
-				data, dk, err := c.sealNew(id, events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-					Claims:      c.profileClaims(id, reg.Profile),
-					Side:        storeKeys(m.TenantID, dk),
-					Metadata:    m.metadata(),
-					Idempotency: withSealedIdempotency(idem, dk, &result, func(p int64) { result.Position = p }),
-					Now:         at,
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+		members, pol, err := teamAndPolicy(ctx, tx.Tx, m.TenantID, team)
+		if err != nil {
+			return result, err
+		}
+		id := newID()
+		events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		reg := events[0].(domain.CustomerRegistered)
+		at := now()
+		cu := domain.Customer{TenantID: m.TenantID}
+		for _, e := range events {
+			cu.Apply(e, at)
+		}
+		for _, u := range members {
+			c.names.put(u.ID, u.Name)
+		}
+		result = CustomerResult{CustomerView: c.customerView(cu)}
+		data, dk, err := c.sealNew(id, events)
+		if err != nil {
+			return result, err
+		}
+		if err := storeKeys(m.TenantID, dk)(ctx, tx); err != nil {
+			return result, translateClaim(err)
+		}
+		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Claims:   c.profileClaims(id, reg.Profile),
+			Metadata: m.metadata(),
+			Now:      at,
+		}, dk, &result, &result.Position)
+		if err != nil {
+			return result, translateClaim(err)
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }
 
@@ -92,8 +86,8 @@ func (c *Commands) profileClaims(customerID string, p domain.Profile) []eventsto
 
 // storeKeys is the Side of an append creating customers: their wrapped
 // data keys commit with their first events, or not at all.
-func storeKeys(tenantID string, keys ...keyring.DataKey) func(context.Context, pgx.Tx) error {
-	return func(ctx context.Context, tx pgx.Tx) error { return keyring.Store(ctx, tx, tenantID, keys) }
+func storeKeys(tenantID string, keys ...keyring.DataKey) func(context.Context, execer) error {
+	return func(ctx context.Context, tx execer) error { return keyring.Store(ctx, tx, tenantID, keys) }
 }
 
 // teamAndPolicy reads a new customer's team members, in the order given,

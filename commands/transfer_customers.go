@@ -54,97 +54,91 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 	if req.CustomerIDs != nil {
 		listed = orderedIDs(req.CustomerIDs)
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (BulkResult, error) {
+	return transact(ctx, c, "TransferCustomers", m, func(ctx context.Context, tx *cmdTx) (BulkResult, error) {
 		var result BulkResult
-		err := c.withRetry(ctx, "TransferCustomers", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				users := make(map[string]domain.User, 2)
-				for _, id := range sortedUnique(ids) {
-					mode := forShare
-					switch {
-					case req.DryRun:
-						mode = noLock
-					case id == from && listed == nil:
-						mode = forUpdate
-					}
-					got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
-					if err != nil {
-						return err
-					}
-					users[id] = got[id]
+		users := make(map[string]domain.User, 2)
+		for _, id := range sortedUnique(ids) {
+			mode := forShare
+			switch {
+			case req.DryRun:
+				mode = noLock
+			case id == from && listed == nil:
+				mode = forUpdate
+			}
+			got, err := requireUsers(ctx, tx, m.TenantID, []string{id}, mode)
+			if err != nil {
+				return result, err
+			}
+			users[id] = got[id]
+		}
+		mode := forUpdate
+		if req.DryRun {
+			mode = noLock
+		}
+		customers, _, err := customersWith(ctx, c.keys, tx.Tx, m.TenantID, from, listed, mode)
+		if err != nil {
+			return result, err
+		}
+		// In the order the caller listed them.
+		if listed != nil {
+			byID := make(map[string]domain.Customer, len(customers))
+			for _, cu := range customers {
+				byID[cu.ID] = cu
+			}
+			customers = customers[:0]
+			for _, id := range listed {
+				if cu, ok := byID[id]; ok {
+					customers = append(customers, cu)
 				}
-				mode := forUpdate
-				if req.DryRun {
-					mode = noLock
-				}
-				customers, _, err := customersWith(ctx, c.keys, tx, m.TenantID, from, listed, mode)
-				if err != nil {
-					return err
-				}
-				// In the order the caller listed them.
-				if listed != nil {
-					byID := make(map[string]domain.Customer, len(customers))
-					for _, cu := range customers {
-						byID[cu.ID] = cu
-					}
-					customers = customers[:0]
-					for _, id := range listed {
-						if cu, ok := byID[id]; ok {
-							customers = append(customers, cu)
-						}
-					}
-				}
-				plan, err := domain.PlanTransfer(users[from], users[to], customers, listed != nil)
-				if err != nil {
-					return err
-				}
-				result = BulkResult{
-					ToBeAssigned:   nonNil(plan.ToBeAssigned),
-					ToBeDeassigned: nonNil(plan.ToBeDeassigned),
-					Unchanged:      nonNil(plan.Unchanged),
-					Errors:         []domain.PairError{},
-				}
-				known := make(map[string]bool, len(customers))
-				for _, cu := range customers {
-					known[cu.ID] = true
-				}
-				for _, id := range listed {
-					if !known[id] {
-						result.Errors = append(result.Errors, domain.PairError{CustomerID: id, UserID: from, Code: CodeNotFound, Detail: "customer " + id + " does not exist"})
-					}
-				}
-				result.Errors = append(result.Errors, plan.Errors...)
-				if req.DryRun {
-					return nil
-				}
-				if len(result.Errors) > 0 {
-					return &BulkRejectedError{Errors: result.Errors}
-				}
-				if len(plan.Events) == 0 && idem == nil {
-					return nil
-				}
-				versions := make(map[string]int64, len(customers))
-				for _, cu := range customers {
-					versions[cu.ID] = cu.Version
-				}
-				streams, err := customerStreams(plan.Events, versions)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID:    m.TenantID,
-					Streams:     streams,
-					Metadata:    m.metadata(),
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return err
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+			}
+		}
+		plan, err := domain.PlanTransfer(users[from], users[to], customers, listed != nil)
+		if err != nil {
+			return result, err
+		}
+		result = BulkResult{
+			ToBeAssigned:   nonNil(plan.ToBeAssigned),
+			ToBeDeassigned: nonNil(plan.ToBeDeassigned),
+			Unchanged:      nonNil(plan.Unchanged),
+			Errors:         []domain.PairError{},
+		}
+		known := make(map[string]bool, len(customers))
+		for _, cu := range customers {
+			known[cu.ID] = true
+		}
+		for _, id := range listed {
+			if !known[id] {
+				result.Errors = append(result.Errors, domain.PairError{CustomerID: id, UserID: from, Code: CodeNotFound, Detail: "customer " + id + " does not exist"})
+			}
+		}
+		result.Errors = append(result.Errors, plan.Errors...)
+		if req.DryRun {
+			return result, nil
+		}
+		if len(result.Errors) > 0 {
+			return result, &BulkRejectedError{Errors: result.Errors}
+		}
+		if len(plan.Events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		versions := make(map[string]int64, len(customers))
+		for _, cu := range customers {
+			versions[cu.ID] = cu.Version
+		}
+		streams, err := customerStreams(plan.Events, versions)
+		if err != nil {
+			return result, err
+		}
+		res, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  streams,
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		if err != nil {
+			return result, err
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }

@@ -42,79 +42,62 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 	if !ok {
 		return CustomerResult{}, notFound("customer", customerID)
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (CustomerResult, error) {
-		var result CustomerResult
-		err := c.withRetry(ctx, "UpdateCustomer", m.IfMatch != nil, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				versions, err := lockCustomers(ctx, tx, m.TenantID, []string{cid}, forUpdate)
-				if err != nil {
-					return err
-				}
-				version, ok := versions[cid]
-				if !ok {
-					return notFound("customer", cid)
-				}
-				l, err := loadCustomers(ctx, c.keys, tx, m.TenantID, []string{cid})
-				if err != nil {
-					return err
-				}
-				cu := l.customers[cid]
-				if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
-					return fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
-				}
-				old := cu.Profile
-				events, err := cu.UpdateProfile(patch.apply(old))
-				if err != nil {
-					return err
-				}
-				at := now()
-				for _, e := range events {
-					cu.Apply(e, at)
-				}
-				if err := c.fillNames(ctx, tx, m.TenantID, teamIDs(cu)); err != nil {
-					return err
-				}
-				result = CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[cid]}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				var claims, releases []eventstore.Claim
-				if cu.Profile.Email != old.Email || cu.Profile.ExternalID != old.ExternalID {
-					// Release the old values and claim the new ones (claiming
-					// a value one owns is a no-op).
-					releases = c.profileClaims(cid, old)
-					claims = c.profileClaims(cid, cu.Profile)
-				}
-				keys, err := c.keys.Load(ctx, tx, []string{cid})
-				if err != nil {
-					return err
-				}
-				data, err := encodeSealed(events, keys[cid])
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: cid, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
-					Claims:   claims,
-					Releases: releases,
-					Metadata: m.metadata(),
-					Idempotency: withSealedIdempotency(idem, keys[cid], &result, func(p int64) {
-						if p != 0 {
-							result.Position = p
-						}
-					}),
-					Now: at,
-				}, replay)
-				if err != nil {
-					return translateClaim(err)
-				}
-				if res.Position != 0 {
-					result.Position = res.Position
-				}
-				return nil
-			})
-		})
-		return result, err
+	return transact(ctx, c, "UpdateCustomer", m, func(ctx context.Context, tx *cmdTx) (CustomerResult, error) {
+		versions, err := lockCustomers(ctx, tx.Tx, m.TenantID, []string{cid}, forUpdate)
+		if err != nil {
+			return CustomerResult{}, err
+		}
+		version, ok := versions[cid]
+		if !ok {
+			return CustomerResult{}, notFound("customer", cid)
+		}
+		l, err := loadCustomers(ctx, c.keys, tx.Tx, m.TenantID, []string{cid})
+		if err != nil {
+			return CustomerResult{}, err
+		}
+		cu := l.customers[cid]
+		if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
+			return CustomerResult{}, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
+		}
+		old := cu.Profile
+		events, err := cu.UpdateProfile(patch.apply(old))
+		if err != nil {
+			return CustomerResult{}, err
+		}
+		at := now()
+		for _, e := range events {
+			cu.Apply(e, at)
+		}
+		if err := c.fillNames(ctx, tx.Tx, m.TenantID, teamIDs(cu)); err != nil {
+			return CustomerResult{}, err
+		}
+		result := CustomerResult{CustomerView: c.customerView(cu), Position: l.lastPosition[cid]}
+		if len(events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		var claims, releases []eventstore.Claim
+		if cu.Profile.Email != old.Email || cu.Profile.ExternalID != old.ExternalID {
+			// Release the old values and claim the new ones (claiming
+			// a value one owns is a no-op).
+			releases = c.profileClaims(cid, old)
+			claims = c.profileClaims(cid, cu.Profile)
+		}
+		keys, err := c.keys.Load(ctx, tx.Tx, []string{cid})
+		if err != nil {
+			return CustomerResult{}, err
+		}
+		data, err := encodeSealed(events, keys[cid])
+		if err != nil {
+			return CustomerResult{}, err
+		}
+		_, err = tx.appendSealed(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: cid, StreamType: streamCustomer, ExpectedVersion: version, Events: data}},
+			Claims:   claims,
+			Releases: releases,
+			Metadata: m.metadata(),
+			Now:      at,
+		}, keys[cid], &result, &result.Position)
+		return result, translateClaim(err)
 	})
 }

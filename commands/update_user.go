@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -36,64 +34,61 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 	if !ok {
 		return UserResult{}, notFound("user", userID)
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+	return transact(ctx, c, "UpdateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
 		var result UserResult
-		err := c.withRetry(ctx, "UpdateUser", false, func() error {
-			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
-				locked, err := collectUsers(tx.Query(ctx, qLockAdmins, m.TenantID, uid))
-				if err != nil {
-					return err
-				}
-				u, ok := locked[uid]
-				if !ok {
-					return notFound("user", uid)
-				}
-				admins := 0
-				for _, a := range locked {
-					if a.Role == domain.RoleAdmin && a.Active() {
-						admins++
-					}
-				}
-				events, err := u.Update(name, role, admins)
-				if err != nil {
-					return err
-				}
-				for _, e := range events {
-					u.Apply(e, now())
-				}
-				// Command answers name the team from this cache; another
-				// process's copy keeps the old name until it restarts
-				// (the read models look names up when read).
-				c.names.put(u.ID, u.Name)
-				result = UserResult{UserView: userView(u)}
-				if len(events) == 0 && idem == nil {
-					return nil
-				}
-				data, err := encode(events)
-				if err != nil {
-					return err
-				}
-				res, err := appendOrReplay(ctx, tx, eventstore.AppendRequest{
-					TenantID: m.TenantID,
-					Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
-					Metadata: m.metadata(),
-					Side: func(ctx context.Context, tx pgx.Tx) error {
-						if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
-							m.TenantID, uid, string(u.Role), u.Name); err != nil {
-							return fmt.Errorf("update user row: %w", err)
-						}
-						return nil
-					},
-					Idempotency: withIdempotency(idem, &result, func(p int64) { result.Position = p }),
-					Now:         now(),
-				}, replay)
-				if err != nil {
-					return err
-				}
-				result.Position = res.Position
-				return nil
-			})
-		})
-		return result, err
+		locked, err := collectUsers(tx.Query(ctx, qLockAdmins, m.TenantID, uid))
+		if err != nil {
+			return result, err
+		}
+		u, ok := locked[uid]
+		if !ok {
+			return result, notFound("user", uid)
+		}
+		admins := 0
+		for _, a := range locked {
+			if a.Role == domain.RoleAdmin && a.Active() {
+				admins++
+			}
+		}
+		events, err := u.Update(name, role, admins)
+		if err != nil {
+			return result, err
+		}
+		for _, e := range events {
+			u.Apply(e, now())
+		}
+		// Command answers name the team from this cache; another
+		// process's copy keeps the old name until it restarts
+		// (the read models look names up when read).
+		c.names.put(u.ID, u.Name)
+		result = UserResult{UserView: userView(u)}
+		if len(events) == 0 && !tx.keyed() {
+			return result, nil
+		}
+		data, err := encode(events)
+		if err != nil {
+			return result, err
+		}
+		side := func(ctx context.Context, tx execer) error {
+			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
+				m.TenantID, uid, string(u.Role), u.Name); err != nil {
+				return fmt.Errorf("update user row: %w", err)
+			}
+			return nil
+		}
+		if err := side(ctx, tx); err != nil {
+			return result, err
+		}
+		res, err := tx.append(ctx, eventstore.AppendRequest{
+			TenantID: m.TenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: uid, StreamType: streamUser, ExpectedVersion: eventstore.Any, Events: data}},
+			Metadata: m.metadata(),
+			Now:      now(),
+		}, &result, &result.Position)
+		if err != nil {
+			return result, err
+		}
+		result.Position = res.Position
+		return result, nil
 	})
 }

@@ -106,7 +106,7 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	if !ok1 || !ok2 {
 		return CustomerView{}, ErrNotFound
 	}
-	cu, err := readCustomer(ctx, c.keys, c.store.Pool(), tenantID, customerID)
+	cu, err := readCustomer(ctx, c.keys, c.reads(), tenantID, customerID)
 	if err != nil {
 		return CustomerView{}, err
 	}
@@ -203,7 +203,7 @@ func (c *Commands) GetPolicy(ctx context.Context, tenantID string) (domain.Polic
 	if !ok {
 		return domain.Policy{}, ErrNotFound
 	}
-	return readPolicy(ctx, c.store.Pool(), tenantID)
+	return readPolicy(ctx, c.reads(), tenantID)
 }
 
 // LastPosition is the position of the tenant's last committed event (0
@@ -214,9 +214,5 @@ func (c *Commands) LastPosition(ctx context.Context, tenantID string) (int64, er
 	if !ok {
 		return 0, ErrNotFound
 	}
-	var pos int64
-	if err := c.store.Pool().QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1`, tenantID).Scan(&pos); err != nil {
-		return 0, fmt.Errorf("last position: %w", err)
-	}
-	return pos, nil
+	return c.store.LastPosition(ctx, tenantID)
 }

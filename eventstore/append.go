@@ -55,8 +55,6 @@ type AppendRequest struct {
 	Releases    []Claim
 	Metadata    Metadata
 	Idempotency *Idempotency
-	// Side writes rows that must commit with the events (keys, invitations).
-	Side func(ctx context.Context, tx pgx.Tx) error
 	// Outbox are messages to deliver once the events commit (e-mails),
 	// written in the same transaction.
 	Outbox []OutboxMessage
@@ -149,7 +147,7 @@ const qLookupIdempotency = `SELECT request_hash, response, position FROM idempot
 //
 // It takes at most three round trips, fewer when it can: one to record the
 // idempotency key, check the guards and lock the stream heads the
-// transaction does not hold yet (QueueLockStreams, LockStream); one to insert
+// transaction does not hold yet (QueueLockHeads, LockStream); one to insert
 // the events, move the heads and apply the claims; one to store the
 // idempotent response. COMMIT rides on the last one when req.Commit is set.
 func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error) {
@@ -256,7 +254,7 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		// the insert above waited for it.
 		b.Queue(qClaimOwner, req.TenantID, c.Kind, c.Value)
 	}
-	commitNow := req.Commit && req.Side == nil && req.Idempotency == nil && len(req.Claims) == 0
+	commitNow := req.Commit && req.Idempotency == nil && len(req.Claims) == 0
 	if b.Len() == 0 && !commitNow {
 		b = nil
 	}
@@ -292,11 +290,6 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 		return res, nil
 	}
 
-	if req.Side != nil {
-		if err := req.Side(ctx, &t.facade); err != nil {
-			return AppendResult{}, err
-		}
-	}
 	b = &pgx.Batch{}
 	if req.Idempotency != nil {
 		var response []byte

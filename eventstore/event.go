@@ -114,5 +114,8 @@ func (e *ClaimTakenError) Error() string {
 // Is makes errors.Is(err, ErrClaimTaken) true.
 func (e *ClaimTakenError) Is(target error) bool { return target == ErrClaimTaken }
 
-// ErrNotFound is returned when a stream or event does not exist.
+// ErrNotFound is an ID that does not exist (or belongs to another tenant,
+// which to a caller is the same): HTTP 404. The commands and the read
+// models answer it too, so an error has one "not found" whatever layer
+// found it.
 var ErrNotFound = errors.New("not found")

@@ -59,8 +59,4 @@ func TestAppendWritesItsOutboxInItsTransaction(t *testing.T) {
 	if n := count(); n != 2 {
 		t.Fatalf("%d rows after refused and rolled-back appends, want 2", n)
 	}
-	// The one-statement append has no transaction to carry them.
-	if _, err := s.AppendExpected(ctx, req, eventstore.Head{Version: 1}); err == nil {
-		t.Fatal("AppendExpected took outbox messages")
-	}
 }

@@ -101,7 +101,7 @@ func (s *Store) ReadStreams(ctx context.Context, tenantID string, streamIDs []st
 
 // ReadStreams reads several streams inside the transaction.
 func (t *Tx) ReadStreams(ctx context.Context, tenantID string, streamIDs []string) (map[string][]Event, error) {
-	events, err := collect(t.facade.Query(ctx, `SELECT `+eventColumns+` FROM events
+	events, err := collect(t.Query(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE stream_id = ANY($1::text[]::uuid[]) ORDER BY stream_id, stream_version`, streamIDs))
 	if err != nil {
 		return nil, fmt.Errorf("read streams: %w", err)
@@ -157,4 +157,92 @@ func (s *Store) StreamVersion(ctx context.Context, streamID string) (int64, erro
 		return 0, fmt.Errorf("stream version: %w", err)
 	}
 	return v, nil
+}
+
+// Lock is how StreamVersions locks the stream rows it reads, until the
+// transaction ends.
+type Lock int
+
+const (
+	// NoLock reads the versions as they are.
+	NoLock Lock = iota
+	// LockShare holds off appends (a writer waits for the transaction)
+	// while letting other readers share them.
+	LockShare
+	// LockUpdate takes the rows as a writer does: one holder at a time.
+	LockUpdate
+)
+
+var lockClause = map[Lock]string{NoLock: "", LockShare: " FOR SHARE", LockUpdate: " FOR UPDATE"}
+
+const qTenantStreams = `SELECT stream_id::text, version, last_hash FROM streams
+	WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]::uuid[])
+	ORDER BY stream_id`
+
+// StreamVersions returns the versions of the tenant's streams of type
+// streamType among ids, in ID order (the order every writer locks them
+// in), locked as lock says; unknown IDs, and other tenants' streams, are
+// absent. Heads locked for update are remembered: an append to them needs
+// not lock them again.
+func (t *Tx) StreamVersions(ctx context.Context, tenantID, streamType string, ids []string, lock Lock) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := t.Query(ctx, qTenantStreams+lockClause[lock], tenantID, streamType, ids)
+	if err != nil {
+		return nil, fmt.Errorf("lock streams: %w", translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		h := head{exists: true, tenantID: tenantID}
+		if err := rows.Scan(&id, &h.version, &h.lastHash); err != nil {
+			return nil, fmt.Errorf("lock streams: %w", err)
+		}
+		if lock == LockUpdate {
+			t.rememberHead(id, h)
+		}
+		out[id] = h.version
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("lock streams: %w", translate(err))
+	}
+	return out, nil
+}
+
+// StreamVersions is Tx.StreamVersions outside a transaction, without locks.
+func (s *Store) StreamVersions(ctx context.Context, tenantID, streamType string, ids []string) (map[string]int64, error) {
+	out := make(map[string]int64, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, qTenantStreams, tenantID, streamType, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read streams: %w", translate(err))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var v int64
+		var last []byte
+		if err := rows.Scan(&id, &v, &last); err != nil {
+			return nil, fmt.Errorf("read streams: %w", err)
+		}
+		out[id] = v
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read streams: %w", translate(err))
+	}
+	return out, nil
+}
+
+// LastPosition is the position of the tenant's last committed event (0
+// when it has none).
+func (s *Store) LastPosition(ctx context.Context, tenantID string) (int64, error) {
+	var pos int64
+	if err := s.pool.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM events WHERE tenant_id = $1`, tenantID).Scan(&pos); err != nil {
+		return 0, fmt.Errorf("last position: %w", translate(err))
+	}
+	return pos, nil
 }

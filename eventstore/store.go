@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -19,8 +18,6 @@ import (
 type Store struct {
 	pool      *pgxpool.Pool
 	announcer *announcer
-	// statements caches AppendExpected's statements by their checks.
-	statements sync.Map
 }
 
 // New returns a store using pool.
@@ -46,17 +43,15 @@ type Tx struct {
 	// begun is set once BEGIN has been sent; committed once COMMIT has
 	// succeeded (the transaction is over).
 	begun, committed bool
+	// commitSent is set once COMMIT has been sent: after a failure, the
+	// transaction may have committed.
+	commitSent bool
 	// lastPosition is the last event appended, announced after commit.
 	lastPosition int64
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
 	// inserted), as they now stand: an append needs not read them again.
-	heads  map[string]head
-	facade txFacade
+	heads map[string]head
 }
-
-// PgxTx returns the underlying transaction, for side records that must commit
-// together with the events. It cannot commit, roll back or nest.
-func (t *Tx) PgxTx() pgx.Tx { return &t.facade }
 
 // Transact runs fn in one READ COMMITTED transaction and commits if fn
 // returns nil. Keep fn short: subscribers cannot read past an open transaction.
@@ -66,7 +61,6 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 		return translate(err)
 	}
 	t := &Tx{conn: c.Conn()}
-	t.facade.t = t
 	defer func() {
 		if (t.begun && !t.committed) || t.conn.PgConn().TxStatus() != 'I' {
 			// Rolls back on an error and on a panic in fn alike. A failed
@@ -93,6 +87,7 @@ func (s *Store) Transact(ctx context.Context, fn func(ctx context.Context, tx *T
 
 // queueCommit adds COMMIT to b.
 func (t *Tx) queueCommit(b *pgx.Batch) {
+	t.commitSent = true
 	b.Queue("commit")
 }
 
@@ -195,52 +190,30 @@ func (errRows) RawValues() [][]byte                          { return nil }
 func (errRows) Conn() *pgx.Conn                              { return nil }
 func (errRows) TypeMap() *pgtype.Map                         { return nil }
 
-// txFacade is the pgx.Tx handed to code outside the store: its statements
-// run in the store's transaction, which only Transact ends.
-type txFacade struct{ t *Tx }
-
-var errFacade = errors.New("eventstore: the transaction is managed by Store.Transact")
-
-func (f *txFacade) Begin(context.Context) (pgx.Tx, error) { return nil, errFacade }
-func (f *txFacade) Commit(context.Context) error          { return errFacade }
-func (f *txFacade) Rollback(context.Context) error        { return errFacade }
-func (f *txFacade) LargeObjects() pgx.LargeObjects        { return pgx.LargeObjects{} }
-func (f *txFacade) Conn() *pgx.Conn                       { return f.t.conn }
-
-func (f *txFacade) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
-	if err := f.t.begin(ctx); err != nil {
-		return 0, err
-	}
-	return f.t.conn.CopyFrom(ctx, table, cols, src)
-}
-
-func (f *txFacade) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	return f.t.sendBatch(ctx, b)
-}
-
-func (f *txFacade) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
-	return f.t.conn.Prepare(ctx, name, sql)
-}
-
-func (f *txFacade) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if err := f.t.begin(ctx); err != nil {
+// Exec runs a statement of the caller's own (a side record on a table the
+// store does not own: users, API keys, invitations, data keys) in the
+// transaction, so it commits or rolls back with the events.
+func (t *Tx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if err := t.begin(ctx); err != nil {
 		return pgconn.CommandTag{}, err
 	}
-	return f.t.conn.Exec(ctx, sql, args...)
+	return t.conn.Exec(ctx, sql, args...)
 }
 
-func (f *txFacade) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if err := f.t.begin(ctx); err != nil {
+// Query runs a read of the caller's own in the transaction.
+func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if err := t.begin(ctx); err != nil {
 		return errRows{err}, err
 	}
-	return f.t.conn.Query(ctx, sql, args...)
+	return t.conn.Query(ctx, sql, args...)
 }
 
-func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if err := f.t.begin(ctx); err != nil {
+// QueryRow is Query for one row.
+func (t *Tx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if err := t.begin(ctx); err != nil {
 		return errRow{err}
 	}
-	return f.t.conn.QueryRow(ctx, sql, args...)
+	return t.conn.QueryRow(ctx, sql, args...)
 }
 
 // LockStream takes the stream's row lock for the rest of the transaction and
@@ -248,7 +221,7 @@ func (f *txFacade) QueryRow(ctx context.Context, sql string, args ...any) pgx.Ro
 // anyone else waits until this transaction ends.
 func (t *Tx) LockStream(ctx context.Context, streamID string) (int64, error) {
 	var h head
-	err := t.facade.QueryRow(ctx, `SELECT tenant_id::text, version, last_hash FROM streams WHERE stream_id = $1 FOR UPDATE`,
+	err := t.QueryRow(ctx, `SELECT tenant_id::text, version, last_hash FROM streams WHERE stream_id = $1 FOR UPDATE`,
 		streamID).Scan(&h.tenantID, &h.version, &h.lastHash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
@@ -268,47 +241,6 @@ func (t *Tx) rememberHead(id string, h head) {
 	t.heads[id] = h
 }
 
-// StreamHead is a locked stream's version and type.
-type StreamHead struct {
-	Type    string
-	Version int64
-}
-
-// QueueLockStreams queues on b (to be sent with SendBatch) a statement that
-// locks the tenant's streams of type streamType among ids FOR UPDATE, in ID
-// order, and returns the function that reads its result from the batch's
-// results: the heads of those that exist (others are absent). The
-// transaction remembers the locked heads, so an append to them needs not
-// read them again.
-func (t *Tx) QueueLockStreams(b *pgx.Batch, tenantID, streamType string, ids []string) func(pgx.BatchResults) (map[string]StreamHead, error) {
-	b.Queue(qLockTenantStreams, tenantID, streamType, ids)
-	return func(br pgx.BatchResults) (map[string]StreamHead, error) {
-		rows, err := br.Query()
-		if err != nil {
-			return nil, fmt.Errorf("lock streams: %w", translate(err))
-		}
-		defer rows.Close()
-		out := make(map[string]StreamHead, len(ids))
-		for rows.Next() {
-			var id string
-			h := head{exists: true, tenantID: tenantID}
-			if err := rows.Scan(&id, &h.version, &h.lastHash); err != nil {
-				return nil, fmt.Errorf("lock streams: %w", err)
-			}
-			t.rememberHead(id, h)
-			out[id] = StreamHead{Type: streamType, Version: h.version}
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("lock streams: %w", translate(err))
-		}
-		return out, nil
-	}
-}
-
-const qLockTenantStreams = `SELECT stream_id::text, version, last_hash FROM streams
-	WHERE tenant_id = $1 AND stream_type = $2 AND stream_id = ANY($3::text[]::uuid[])
-	ORDER BY stream_id FOR UPDATE`
-
 // SendBatch sends b in the transaction (with BEGIN in front of it when it
 // is the transaction's first statement: one round trip for both).
 func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
@@ -317,12 +249,7 @@ func (t *Tx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 
 // ReadStream reads a stream inside the transaction.
 func (t *Tx) ReadStream(ctx context.Context, tenantID, streamID string) ([]Event, error) {
-	return readStream(ctx, &t.facade, tenantID, streamID)
-}
-
-// Query runs a read inside the transaction.
-func (t *Tx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	return t.facade.Query(ctx, sql, args...)
+	return readStream(ctx, t, tenantID, streamID)
 }
 
 // ErrConflict marks failures that a retry may cure: serialization failures
@@ -335,7 +262,7 @@ var ErrConflict = errors.New("concurrent write conflict")
 var ErrUnavailable = errors.New("database unavailable")
 
 // Translate maps driver errors to the store's sentinels (ErrConflict,
-// ErrVersionMismatch, ErrUnavailable, *CheckFailedError). It is the one
+// ErrVersionMismatch, ErrUnavailable). It is the one
 // place that reads SQLSTATEs and driver errors: the store applies it at its
 // boundary, and callers that query the database themselves (commands,
 // projections' queries, the HTTP layer) pass their errors through it.
@@ -354,11 +281,6 @@ func translate(err error) error {
 		switch pgErr.Code {
 		case "40001", "40P01":
 			return fmt.Errorf("%w: %s", ErrConflict, pgErr.Message)
-		case codeCheckFailed:
-			if id, ok := strings.CutPrefix(pgErr.Detail, headCheck); ok {
-				return fmt.Errorf("%w: stream %s moved past the expected head", ErrVersionMismatch, id)
-			}
-			return &CheckFailedError{Name: pgErr.Detail}
 		case "23505":
 			if pgErr.ConstraintName == "events_stream_id_stream_version_key" || pgErr.ConstraintName == "streams_pkey" {
 				return fmt.Errorf("%w: %s", ErrVersionMismatch, pgErr.Message)

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/assignment-ledger/ledger/internal/ods"
 	"github.com/assignment-ledger/ledger/internal/xlsx"
 	"github.com/assignment-ledger/ledger/projections"

@@ -378,6 +378,11 @@ func (k *Keyring) Load(ctx context.Context, q Querier, customerIDs []string) (ma
 	if err != nil {
 		return nil, fmt.Errorf("load customer keys: %w", err)
 	}
+	return k.collectKeys(rows)
+}
+
+func (k *Keyring) collectKeys(rows pgx.Rows) (map[string]DataKey, error) {
+	out := map[string]DataKey{}
 	defer rows.Close()
 	for rows.Next() {
 		var id string
@@ -395,6 +400,20 @@ func (k *Keyring) Load(ctx context.Context, q Querier, customerIDs []string) (ma
 		return nil, fmt.Errorf("load customer keys: %w", err)
 	}
 	return out, nil
+}
+
+// QueueLoad is Load queued on b, to travel in a round trip with other
+// statements; the function returned reads its result from the batch's
+// results.
+func (k *Keyring) QueueLoad(b *pgx.Batch, customerIDs []string) func(pgx.BatchResults) (map[string]DataKey, error) {
+	b.Queue(qLoadKeys, customerIDs)
+	return func(br pgx.BatchResults) (map[string]DataKey, error) {
+		rows, err := br.Query()
+		if err != nil {
+			return nil, fmt.Errorf("load customer keys: %w", err)
+		}
+		return k.collectKeys(rows)
+	}
 }
 
 const qLoadKeys = `SELECT customer_id::text, wrapped_key FROM customer_keys

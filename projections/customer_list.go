@@ -3,7 +3,6 @@ package projections
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Assignee is one entry of the assigned-user column.
@@ -60,8 +60,9 @@ type CustomerFilter struct {
 	Group string
 }
 
-// ErrNotFound is returned for an ID the read model does not know in the tenant.
-var ErrNotFound = errors.New("not found")
+// ErrNotFound is returned for an ID the read model does not know in the
+// tenant: the event store's sentinel, one "not found" for every layer.
+var ErrNotFound = eventstore.ErrNotFound
 
 func customerListProjection() *projection {
 	return &projection{

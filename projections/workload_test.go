@@ -13,6 +13,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
 )
 
 // world generates a random but valid workload through the event store and
@@ -79,7 +80,7 @@ func (w *world) tick() time.Time {
 }
 
 func (w *world) append(ctx context.Context, tenantID, streamID, streamType string, expected int64, actor string,
-	side func(context.Context, pgx.Tx) error, events ...domain.Event) (time.Time, error) {
+	side func(context.Context, keyring.Execer) error, events ...domain.Event) (time.Time, error) {
 	var data []eventstore.EventData
 	for _, e := range events {
 		typ, sv, b, err := domain.EncodeEvent(e)
@@ -101,12 +102,21 @@ func (w *world) append(ctx context.Context, tenantID, streamID, streamType strin
 		}
 		return now.UTC().Truncate(time.Microsecond), nil
 	}
-	res, err := w.store.Append(ctx, eventstore.AppendRequest{
-		TenantID: tenantID,
-		Streams:  []eventstore.StreamWrite{{StreamID: streamID, StreamType: streamType, ExpectedVersion: expected, Events: data}},
-		Metadata: eventstore.Metadata{Actor: eventstore.Actor{UserID: actor, Name: w.names[actor]}, CorrelationID: uuid.NewString()},
-		Side:     side,
-		Now:      now,
+	var res eventstore.AppendResult
+	err := w.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+		if side != nil {
+			if err := side(ctx, tx); err != nil {
+				return err
+			}
+		}
+		var err error
+		res, err = tx.Append(ctx, eventstore.AppendRequest{
+			TenantID: tenantID,
+			Streams:  []eventstore.StreamWrite{{StreamID: streamID, StreamType: streamType, ExpectedVersion: expected, Events: data}},
+			Metadata: eventstore.Metadata{Actor: eventstore.Actor{UserID: actor, Name: w.names[actor]}, CorrelationID: uuid.NewString()},
+			Now:      now,
+		})
+		return err
 	})
 	if err != nil {
 		return time.Time{}, err
@@ -130,7 +140,7 @@ func (w *world) newUser(ctx context.Context, tn *wTenant) {
 	id := uuid.NewString()
 	name := fmt.Sprintf("User %s", id[:6])
 	email := id[:8] + "@example.com"
-	side := func(ctx context.Context, tx pgx.Tx) error {
+	side := func(ctx context.Context, tx keyring.Execer) error {
 		_, err := tx.Exec(ctx, `INSERT INTO users (id, tenant_id, name, email, role, status, created_at)
 			VALUES ($1, $2, $3, $4, 'member', 'active', now())`, id, tn.id, name, email)
 		return err

@@ -78,13 +78,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		runner.Collector(),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "ledger_commands_cached_total",
-			Help: "Single-customer commands decided on cached state and appended in one round trip.",
-		}, func() float64 { return float64(cmds.CacheStats().Cached) }),
+			Name: "ledger_command_groups_total",
+			Help: "Transactions of single-customer commands (groups committed together).",
+		}, func() float64 { return float64(cmds.GroupStats().Groups()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Name: "ledger_commands_locked_total",
-			Help: "Single-customer commands that locked and read the customer first (nothing cached, cache out of date, Idempotency-Key, refusals).",
-		}, func() float64 { return float64(cmds.CacheStats().Locked) }))
+			Name: "ledger_commands_grouped_total",
+			Help: "Single-customer commands run through the group committer (divided by ledger_command_groups_total: the mean group size).",
+		}, func() float64 { return float64(cmds.GroupStats().Commands()) }))
 
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,

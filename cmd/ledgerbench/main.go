@@ -82,6 +82,7 @@ type options struct {
 	importRows int // the imports phase's larger import (a tenth as many too)
 
 	noProjections bool // diagnostic: commands phase without the Runner
+	committers    int
 
 	cpuProfile string // prefix: one profile per phase
 	keep       bool   // keep the databases
@@ -104,7 +105,7 @@ func parseFlags(args []string) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("ledgerbench", flag.ContinueOnError)
 	only := fs.String("only", strings.Join(phases, ","), "phases to run, comma-separated: "+strings.Join(phases, ","))
-	clients := fs.String("clients", "1,16", "concurrent clients of the command phase, comma-separated")
+	clients := fs.String("clients", "1,16,64", "concurrent clients of the command phase, comma-separated")
 	fs.BoolVar(&o.quick, "quick", false, "small sizes and short runs (make bench-quick: under two minutes)")
 	fs.StringVar(&o.out, "out", "bench.json", "JSON report file (empty: none)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured command run")
@@ -124,6 +125,7 @@ func parseFlags(args []string) (options, error) {
 	fs.IntVar(&o.bulkCustomers, "bulk-customers", commands.MaxBulkCustomers, "customers of each bulk command of the bulk phase")
 	fs.IntVar(&o.importRows, "import-rows", commands.MaxImportRows, "rows of the imports phase's larger import (and a tenth as many)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each phase to PREFIX.<phase>.pprof")
+	fs.IntVar(&o.committers, "committers", 0, "command groups committing at once in the commands phase (0: the service's default)")
 	fs.BoolVar(&o.noProjections, "no-projections", false, "diagnostic: run the commands phase without the projections (no target verdict)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the phase databases (default: drop them)")
 	fs.BoolVar(&o.verbose, "v", false, "log the service's warnings to stderr (the rebuild's phase timings are in the JSON report, rebuild_log)")

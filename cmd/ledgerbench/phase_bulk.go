@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -67,8 +66,13 @@ func runBulk(ctx context.Context, o options, srv *server, rep *report) error {
 		streams[i] = eventstore.StreamWrite{StreamID: ids[i], StreamType: "customer", ExpectedVersion: eventstore.NoStream,
 			Events: []eventstore.EventData{{Type: typ, SchemaVersion: schema, Data: data}}}
 	}
-	if _, err := store.Append(ctx, eventstore.AppendRequest{TenantID: boot.TenantID, Streams: streams,
-		Side: func(ctx context.Context, tx pgx.Tx) error { return keyring.Store(ctx, tx, boot.TenantID, keys) }}); err != nil {
+	if err := store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+		if err := keyring.Store(ctx, tx, boot.TenantID, keys); err != nil {
+			return err
+		}
+		_, err := tx.Append(ctx, eventstore.AppendRequest{TenantID: boot.TenantID, Streams: streams})
+		return err
+	}); err != nil {
 		return fmt.Errorf("seed customers: %w", err)
 	}
 	if _, err := pool.Exec(ctx, `ANALYZE`); err != nil {

@@ -54,13 +54,13 @@ type service struct {
 	offset []int
 }
 
-func startService(ctx context.Context, srv *server, phase string, maxConns int32, log *slog.Logger) (*service, error) {
+func startService(ctx context.Context, srv *server, phase string, maxConns int32, log *slog.Logger, opts ...commands.Option) (*service, error) {
 	pool, db, err := srv.createDB(ctx, phase, maxConns, nil)
 	if err != nil {
 		return nil, err
 	}
 	s := &service{pool: pool, db: db, store: eventstore.New(pool)}
-	s.cmd = commands.New(s.store, benchKeyring(), log)
+	s.cmd = commands.New(s.store, benchKeyring(), log, opts...)
 	if s.runner, err = projections.New(pool, s.store, benchKeyring(), log); err != nil {
 		pool.Close()
 		return nil, err

@@ -1,0 +1,825 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	mrand "math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
+)
+
+// The unit of work of single-customer commands: a command names its
+// customer and users and hands over its decision (customerDecide); the unit
+// does the rest, for every such command the same way.
+//
+// Commands are committed in groups ("smart batching", no timer): a few
+// committers, each with its own connection, take everything that queued
+// while they were busy, up to maxGroup commands; a lone command finds an
+// idle committer and goes at once. One group is one transaction:
+//
+//  1. one round trip: record the keyed commands' idempotency keys, check
+//     the callers' API keys, share-lock every user the group uses (users
+//     before streams, the global lock order), lock every customer stream
+//     head (FOR UPDATE, in ID order), and read the customers' and tenants'
+//     events past the versions this process has cached;
+//  2. decide each command in arrival order on the group's view of the
+//     state, which the earlier commands' events have moved on (two commands
+//     on one customer see each other); a refusal is that command's answer
+//     and writes nothing;
+//  3. one round trip appends every survivor's events (one multi-row insert,
+//     hash-chained) and moves the heads, with COMMIT; keyed commands take
+//     one more, storing their answers (which hold the positions) with COMMIT.
+//
+// A failure of the transaction (serialization, deadlock, a connection lost
+// before COMMIT was sent) runs the whole group again on fresh state, a
+// bounded number of times: each command is then decided as if it had come
+// alone after the ones before it, so no answer depends on the grouping.
+// PostgreSQL stays the arbiter between processes: the locks are the same a
+// command alone took before, and the cache only saves reading events that
+// the locked head says are still current.
+
+// maxGroup bounds the commands of one group (one transaction).
+const maxGroup = 64
+
+// defaultCommitters is how many groups may be in flight at once, each on
+// its own connection: while some commit, the next group gathers. Fewer make
+// bigger groups (less PostgreSQL work per command) but overlap less.
+const defaultCommitters = 3
+
+// WithCommitters sets how many command groups may commit at once (n >= 1).
+func WithCommitters(n int) Option {
+	return func(c *Commands) {
+		if n >= 1 {
+			c.unit.committers = n
+		}
+	}
+}
+
+// customerOp is one single-customer command waiting for its group.
+type customerOp struct {
+	ctx        context.Context
+	name       string
+	m          Meta
+	customerID string
+	userIDs    []string
+	decide     customerDecide
+	answer     chan opAnswer
+}
+
+type opAnswer struct {
+	r   CustomerResult
+	err error
+}
+
+// unit gathers single-customer commands into groups and commits them.
+type unit struct {
+	c *Commands
+
+	// committers bounds the groups in flight (WithCommitters).
+	committers int
+
+	mu      sync.Mutex
+	pending []*customerOp
+	active  int
+
+	// sizes counts groups by their number of commands.
+	sizes [maxGroup + 1]atomic.Uint64
+
+	cache stateCache
+	// held (tests) keeps commands queued until released, so that a test
+	// can gather a group.
+	held bool
+	// beforeWrite, when set (tests), runs in each group's transaction
+	// between the decisions and the append; an error fails that attempt.
+	beforeWrite func(ctx context.Context, attempt int, tx *eventstore.Tx) error
+}
+
+func newUnit(c *Commands) *unit {
+	return &unit{c: c, committers: defaultCommitters, cache: stateCache{customers: map[string]cachedCustomer{}, tenants: map[string]domain.Tenant{}}}
+}
+
+// run queues op and waits for its answer.
+func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) {
+	op.ctx = ctx
+	op.answer = make(chan opAnswer, 1)
+	u.mu.Lock()
+	u.pending = append(u.pending, op)
+	if !u.held && u.active < u.committers {
+		u.active++
+		go u.commit()
+	}
+	u.mu.Unlock()
+	select {
+	case a := <-op.answer:
+		return a.r, a.err
+	case <-ctx.Done():
+		return CustomerResult{}, ctx.Err()
+	}
+}
+
+// commit runs groups until nothing is pending.
+func (u *unit) commit() {
+	for {
+		u.mu.Lock()
+		n := min(len(u.pending), maxGroup)
+		if n == 0 || u.held {
+			u.active--
+			u.mu.Unlock()
+			return
+		}
+		group := slices.Clone(u.pending[:n])
+		u.pending = slices.Delete(u.pending, 0, n)
+		u.mu.Unlock()
+		u.sizes[n].Add(1)
+		u.runGroup(group)
+	}
+}
+
+// GroupStats counts the transactions of single-customer commands by their
+// number of commands: Sizes[n] is how many groups held n commands.
+type GroupStats struct {
+	Sizes []uint64
+}
+
+// Groups is the number of groups.
+func (s GroupStats) Groups() uint64 {
+	var n uint64
+	for _, c := range s.Sizes {
+		n += c
+	}
+	return n
+}
+
+// Commands is the number of commands in all groups.
+func (s GroupStats) Commands() uint64 {
+	var n uint64
+	for size, c := range s.Sizes {
+		n += uint64(size) * c
+	}
+	return n
+}
+
+// Quantile is the group size at or below which fraction q of the groups
+// fall (0 without groups).
+func (s GroupStats) Quantile(q float64) int {
+	total := s.Groups()
+	if total == 0 {
+		return 0
+	}
+	var seen uint64
+	for size, c := range s.Sizes {
+		seen += c
+		if float64(seen) >= q*float64(total) {
+			return size
+		}
+	}
+	return len(s.Sizes) - 1
+}
+
+// Sub is the counts since earlier.
+func (s GroupStats) Sub(earlier GroupStats) GroupStats {
+	out := GroupStats{Sizes: slices.Clone(s.Sizes)}
+	for i := range out.Sizes {
+		if i < len(earlier.Sizes) {
+			out.Sizes[i] -= earlier.Sizes[i]
+		}
+	}
+	return out
+}
+
+// GroupStats returns the counts since the Commands were created.
+func (c *Commands) GroupStats() GroupStats {
+	s := GroupStats{Sizes: make([]uint64, maxGroup+1)}
+	for i := range s.Sizes {
+		s.Sizes[i] = c.unit.sizes[i].Load()
+	}
+	return s
+}
+
+// runGroup commits group, retrying it whole on a failure a retry may cure,
+// and answers every command.
+func (u *unit) runGroup(group []*customerOp) {
+	// The group outlives no caller's deadline by much: it is bounded by
+	// its own timeout, not by one caller's cancellation, which would fail
+	// the others.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), 30*time.Second)
+	defer cancel()
+	var err error
+	for attempt := 1; ; attempt++ {
+		var answers []opAnswer
+		var commitSent bool
+		answers, commitSent, err = u.try(ctx, group, attempt)
+		if err == nil {
+			for i, op := range group {
+				op.answer <- answers[i]
+			}
+			return
+		}
+		u.cache.forget(group)
+		retry := errors.Is(err, eventstore.ErrConflict) || errors.Is(err, eventstore.ErrVersionMismatch) ||
+			(errors.Is(err, eventstore.ErrUnavailable) && !commitSent)
+		if !retry || attempt == maxAttempts {
+			break
+		}
+		u.c.log.DebugContext(ctx, "command group failed; retrying", slog.Int("commands", len(group)),
+			slog.Int("attempt", attempt), slog.String("error", err.Error()))
+		backoff := time.Duration(attempt*attempt)*time.Millisecond + time.Duration(mrand.IntN(2000))*time.Microsecond
+		select {
+		case <-ctx.Done():
+			err = errors.Join(err, ctx.Err())
+		case <-time.After(backoff):
+			continue
+		}
+		break
+	}
+	for _, op := range group {
+		op.answer <- opAnswer{err: err}
+	}
+}
+
+// groupCustomer is a customer as the group's commands so far left it.
+type groupCustomer struct {
+	cu           domain.Customer
+	lastPosition int64
+	// lastWrite is the group's last write to the customer (-1: none): a
+	// later no-op answers its position.
+	lastWrite int
+	changed   bool
+	// key opens the customer's sealed events (hasKey: it was found; an
+	// erased customer has none).
+	key    keyring.DataKey
+	hasKey bool
+}
+
+// open opens a sealed event of the customer with its key, or as erased
+// when the key is gone.
+func (gc *groupCustomer) open(kr *keyring.Keyring, ev eventstore.Event) (int, []byte, error) {
+	var (
+		schema int
+		data   []byte
+		err    error
+	)
+	if gc.hasKey {
+		schema, data, _, err = gc.key.Open(ev.Type, ev.SchemaVersion, ev.Data)
+	} else {
+		schema, data, _, err = kr.Open(ev.Type, ev.SchemaVersion, ev.Data, nil)
+	}
+	return schema, data, err
+}
+
+type keyRef struct{ tenant, key string }
+
+type callerRef struct {
+	hash               string
+	user, tenant, role string
+}
+
+// try runs group once, in one transaction. It returns every command's
+// answer, or the error that failed the transaction (and whether COMMIT had
+// been sent, after which it may have committed).
+func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answers []opAnswer, commitSent bool, err error) {
+	defer func() {
+		// A panic in a decision fails its group, not the process: the
+		// committer runs outside any request's recovery.
+		if p := recover(); p != nil {
+			answers, err = nil, fmt.Errorf("commands: command group panicked: %v", p)
+		}
+	}()
+	var (
+		final   map[string]*groupCustomer
+		tenants map[string]domain.Tenant
+		users   map[string]domain.User
+	)
+	err = u.c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) (err error) {
+		defer func() { commitSent = tx.CommitSent() }()
+		answers = make([]opAnswer, len(group))
+
+		// The lock round trip.
+		b := &pgx.Batch{}
+		b.Queue(qGenericPlans)
+		records := map[keyRef]func(pgx.BatchResults) (eventstore.IdempotencyRecord, error){}
+		var recordOrder []keyRef
+		callers := map[callerRef]bool{}
+		var callerOrder []callerRef
+		var userIDs, customerIDs []string
+		// What the cache holds now (another group may update it
+		// meanwhile): the events read are those past it.
+		from := map[string]int64{}
+		cachedCustomers := map[string]cachedCustomer{}
+		cachedTenants := map[string]domain.Tenant{}
+		// Keys first, in one order for every group (their rows are locked
+		// until commit, like the heads), each recorded with the request of
+		// the first command that carries it.
+		firstRequest := map[keyRef][]byte{}
+		for _, op := range group {
+			if k := (keyRef{op.m.TenantID, op.m.IdempotencyKey}); k.key != "" {
+				if _, ok := firstRequest[k]; !ok {
+					firstRequest[k] = op.m.RequestHash
+					recordOrder = append(recordOrder, k)
+				}
+			}
+		}
+		slices.SortFunc(recordOrder, func(a, b keyRef) int {
+			if a.tenant != b.tenant {
+				return strings.Compare(a.tenant, b.tenant)
+			}
+			return strings.Compare(a.key, b.key)
+		})
+		for _, k := range recordOrder {
+			// Stored request hashes are keyed (keyring.RequestMAC); a record
+			// stored before they were holds the plain hash.
+			records[k] = tx.QueueRecordIdempotency(b, k.tenant, k.key, u.c.keys.RequestMAC(firstRequest[k]), firstRequest[k])
+		}
+		for _, op := range group {
+			if op.m.CallerKeyHash != nil {
+				cr := callerRef{string(op.m.CallerKeyHash), op.m.Actor.UserID, op.m.TenantID, string(op.m.Actor.Role)}
+				if _, ok := callers[cr]; !ok {
+					callers[cr] = false
+					callerOrder = append(callerOrder, cr)
+					b.Queue(qCallerKey, []byte(cr.hash), cr.user, cr.tenant, cr.role)
+				}
+			}
+			userIDs = append(userIDs, op.userIDs...)
+			customerIDs = append(customerIDs, op.customerID)
+			if _, ok := cachedCustomers[op.customerID]; !ok {
+				cc := u.cache.customer(op.customerID, op.m.TenantID)
+				cachedCustomers[op.customerID] = cc
+				from[op.customerID] = cc.customer.Version
+			}
+			if _, ok := cachedTenants[op.m.TenantID]; !ok {
+				tn := u.cache.tenant(op.m.TenantID)
+				cachedTenants[op.m.TenantID] = tn
+				from[op.m.TenantID] = tn.Version
+			}
+		}
+		userIDs, customerIDs = sortedUnique(userIDs), sortedUnique(customerIDs)
+		if len(userIDs) > 0 {
+			b.Queue(qLockUsers, userIDs)
+		}
+		readHeads := tx.QueueLockHeads(b, customerIDs)
+		// After the locks, in the same round trip: this statement's snapshot
+		// sees every event of the locked customers.
+		streamIDs := slices.Sorted(maps.Keys(from))
+		fromVersions := make([]int64, len(streamIDs))
+		for i, id := range streamIDs {
+			fromVersions[i] = from[id]
+		}
+		readStreams := tx.QueueReadStreams(b, streamIDs, fromVersions)
+		// The data keys of customers read whole (the cache holds the
+		// others'): their sealed events are opened with them.
+		var keyIDs []string
+		for _, id := range customerIDs {
+			if !cachedCustomers[id].hasKey {
+				keyIDs = append(keyIDs, id)
+			}
+		}
+		var readKeys func(pgx.BatchResults) (map[string]keyring.DataKey, error)
+		if len(keyIDs) > 0 {
+			readKeys = u.c.keys.QueueLoad(b, keyIDs)
+		}
+
+		br := tx.SendBatch(ctx, b)
+		defer func() {
+			if br != nil {
+				if cerr := br.Close(); err == nil && cerr != nil {
+					err = translatePg(cerr)
+				}
+			}
+		}()
+		if _, err := br.Exec(); err != nil {
+			return translatePg(err)
+		}
+		recs := map[keyRef]eventstore.IdempotencyRecord{}
+		recErrs := map[keyRef]error{}
+		for _, k := range recordOrder {
+			r, err := records[k](br)
+			if errors.Is(err, eventstore.ErrIdempotencyKeyReused) || errors.Is(err, eventstore.ErrReplayUnavailable) {
+				// That key's commands answer the error; the group goes on.
+				recErrs[k] = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			recs[k] = r
+		}
+		for _, cr := range callerOrder {
+			var ok bool
+			if err := br.QueryRow().Scan(&ok); err != nil {
+				return fmt.Errorf("check caller: %w", translatePg(err))
+			}
+			callers[cr] = ok
+		}
+		users = map[string]domain.User{}
+		if len(userIDs) > 0 {
+			if users, err = collectUsers(br.Query()); err != nil {
+				return err
+			}
+		}
+		heads, err := readHeads(br)
+		if err != nil {
+			return err
+		}
+		streams, err := readStreams(br)
+		if err != nil {
+			return err
+		}
+		keys := map[string]keyring.DataKey{}
+		if readKeys != nil {
+			if keys, err = readKeys(br); err != nil {
+				return err
+			}
+		}
+		cerr := br.Close()
+		br = nil
+		if cerr != nil {
+			return translatePg(cerr)
+		}
+
+		// The group's view: the cache moved on by what was read.
+		var view map[string]*groupCustomer
+		if view, tenants, err = u.viewOf(group, heads, streams, keys, cachedCustomers, cachedTenants); err != nil {
+			return err
+		}
+		for _, us := range users {
+			u.c.names.put(us.ID, us.Name)
+		}
+
+		// Decide, in arrival order. The clock is read once the heads are
+		// locked, so recorded times never go backwards within a stream.
+		at := now()
+		type decided struct {
+			cu domain.Customer
+			// write is the command's own write (index into writes), -1
+			// for none; posOf the write whose position it answers (-1:
+			// the customer's last committed event).
+			write, posOf int
+			// replay is the earlier command of the group with the same
+			// idempotency key, whose answer this one gets (-1: none).
+			replay int
+		}
+		outcomes := make([]decided, len(group))
+		var writes []eventstore.CommandWrite
+		owners := map[keyRef]int{} // the command whose answer a key stores
+		for i, op := range group {
+			outcomes[i] = decided{write: -1, posOf: -1, replay: -1}
+			k := keyRef{op.m.TenantID, op.m.IdempotencyKey}
+			if m := op.m; m.CallerKeyHash != nil && !callers[callerRef{string(m.CallerKeyHash), m.Actor.UserID, m.TenantID, string(m.Actor.Role)}] {
+				answers[i].err = ErrUnauthenticated
+				continue
+			}
+			if k.key != "" {
+				if j, ok := owners[k]; ok {
+					if !bytes.Equal(group[j].m.RequestHash, op.m.RequestHash) {
+						answers[i].err = eventstore.ErrIdempotencyKeyReused
+					} else {
+						outcomes[i].replay = j
+					}
+					continue
+				}
+				if e, ok := recErrs[k]; ok {
+					answers[i].err = e
+					continue
+				}
+				if !bytes.Equal(group[firstWithKey(group, k)].m.RequestHash, op.m.RequestHash) {
+					// The key was recorded with an earlier (refused)
+					// command's request in this group.
+					answers[i].err = eventstore.ErrIdempotencyKeyReused
+					continue
+				}
+				if r := recs[k]; !r.New {
+					answers[i].r, answers[i].err = decodeReplay[CustomerResult](ctx, u.c, r.Response)
+					continue
+				}
+			}
+			if err := op.ctx.Err(); err != nil {
+				answers[i].err = err
+				continue
+			}
+			events, cu, err := u.decideOne(op, users, view, tenants)
+			if err != nil {
+				answers[i].err = err
+				continue
+			}
+			gc := view[op.customerID]
+			before := gc.cu.Version
+			for _, e := range events {
+				cu.Apply(e, at)
+			}
+			outcomes[i].cu = cu
+			outcomes[i].posOf = gc.lastWrite
+			if k.key != "" {
+				owners[k] = i
+			}
+			if len(events) == 0 {
+				continue
+			}
+			data, err := encode(events)
+			if err != nil {
+				return err
+			}
+			outcomes[i].write, outcomes[i].posOf = len(writes), len(writes)
+			gc.lastWrite = len(writes)
+			writes = append(writes, eventstore.CommandWrite{
+				TenantID: op.m.TenantID,
+				Streams:  []eventstore.StreamWrite{{StreamID: op.customerID, StreamType: streamCustomer, ExpectedVersion: before, Events: data}},
+				Metadata: op.m.metadata(),
+			})
+			gc.cu, gc.changed = cu, true
+		}
+		team := map[string][]string{}
+		for i, op := range group {
+			if answers[i].err == nil && outcomes[i].replay < 0 && outcomes[i].cu.ID != "" {
+				team[op.m.TenantID] = append(team[op.m.TenantID], teamIDs(outcomes[i].cu)...)
+			}
+		}
+		for _, t := range slices.Sorted(maps.Keys(team)) {
+			if err := u.c.fillNames(ctx, tx, t, sortedUnique(team[t])); err != nil {
+				return err
+			}
+		}
+		if u.beforeWrite != nil {
+			if err := u.beforeWrite(ctx, attempt, tx); err != nil {
+				return err
+			}
+		}
+
+		// The write round trip(s).
+		var responses []eventstore.StoredResponse
+		var discard []eventstore.IdempotencyKey
+		for _, k := range recordOrder {
+			if _, ok := owners[k]; !ok && recs[k].New {
+				discard = append(discard, eventstore.IdempotencyKey{TenantID: k.tenant, Key: k.key})
+			}
+		}
+		keyed := len(owners) > 0 || len(discard) > 0
+		results, err := tx.AppendCommands(ctx, writes, at, !keyed && len(writes) > 0)
+		if err != nil {
+			return err
+		}
+		for i, op := range group {
+			o := outcomes[i]
+			if answers[i].err != nil || o.replay >= 0 || o.cu.ID == "" {
+				continue
+			}
+			pos := view[op.customerID].lastPosition
+			if o.posOf >= 0 {
+				pos = results[o.posOf].Position
+			}
+			answers[i].r = CustomerResult{CustomerView: u.c.customerView(o.cu), Position: pos}
+		}
+		for i := range group {
+			if j := outcomes[i].replay; j >= 0 {
+				answers[i] = answers[j]
+			}
+		}
+		for k, i := range owners {
+			resp, err := json.Marshal(answers[i].r)
+			if err != nil {
+				return fmt.Errorf("idempotent response: %w", err)
+			}
+			// The answer renders the customer (its profile included),
+			// whether or not the command changed it: sealed with its key,
+			// and named so that its erasure scrubs the record.
+			if gc := view[group[i].customerID]; gc != nil && gc.hasKey {
+				if resp, err = sealAnswer(gc.key, resp); err != nil {
+					return err
+				}
+			}
+			ids := []string{group[i].customerID}
+			responses = append(responses, eventstore.StoredResponse{TenantID: k.tenant, Key: k.key, Response: resp, Position: answers[i].r.Position, CustomerIDs: ids})
+		}
+		if keyed {
+			if err := tx.StoreResponses(ctx, responses, discard); err != nil {
+				return err
+			}
+		}
+		// The customers as the group leaves them, cached once committed.
+		final = map[string]*groupCustomer{}
+		for id, gc := range view {
+			if gc.lastWrite >= 0 {
+				gc.lastPosition = results[gc.lastWrite].Position
+			}
+			if gc.changed {
+				final[id] = gc
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, commitSent, err
+	}
+	for id, gc := range final {
+		u.cache.putCustomer(id, cachedCustomer{customer: gc.cu, lastPosition: gc.lastPosition, key: gc.key, hasKey: gc.hasKey})
+	}
+	for t, tn := range tenants {
+		u.cache.putTenant(t, tn)
+	}
+	return answers, true, nil
+}
+
+// viewOf is the group's view of its customers and tenants: what the cache
+// held when the group started (cachedCustomers, cachedTenants), moved on by
+// the events read past it. A customer whose head was not found, or is not a
+// customer of the command's tenant, is absent.
+func (u *unit) viewOf(group []*customerOp, heads map[string]eventstore.LockedHead, streams map[string][]eventstore.Event,
+	keys map[string]keyring.DataKey, cachedCustomers map[string]cachedCustomer, cachedTenants map[string]domain.Tenant,
+) (map[string]*groupCustomer, map[string]domain.Tenant, error) {
+	tenants := map[string]domain.Tenant{}
+	for _, op := range group {
+		t := op.m.TenantID
+		if _, ok := tenants[t]; ok {
+			continue
+		}
+		tn := cachedTenants[t]
+		for _, ev := range streams[t] {
+			e, err := domain.DecodeEvent(ev.Type, ev.SchemaVersion, ev.Data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("tenant version %d: %w", ev.Version, err)
+			}
+			tn.Apply(e, ev.RecordedAt)
+		}
+		tenants[t] = tn
+	}
+	view := map[string]*groupCustomer{}
+	for _, op := range group {
+		id := op.customerID
+		h, ok := heads[id]
+		if _, seen := view[id]; seen || !ok || h.Type != streamCustomer || h.TenantID != op.m.TenantID {
+			continue
+		}
+		cc := cachedCustomers[id]
+		gc := &groupCustomer{cu: cc.customer, lastPosition: cc.lastPosition, lastWrite: -1, key: cc.key, hasKey: cc.hasKey}
+		if gc.cu.TenantID == "" {
+			gc.cu.TenantID = op.m.TenantID
+		}
+		if dk, ok := keys[id]; ok {
+			gc.key, gc.hasKey = dk, true
+		}
+		for _, ev := range streams[id] {
+			schema, data, err := gc.open(u.c.keys, ev)
+			if err != nil {
+				return nil, nil, fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
+			}
+			e, err := domain.DecodeEvent(ev.Type, schema, data)
+			if err != nil {
+				return nil, nil, fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
+			}
+			gc.cu.Apply(e, ev.RecordedAt)
+			gc.lastPosition = ev.Position
+			gc.changed = true
+		}
+		if gc.cu.Version != h.Version {
+			return nil, nil, fmt.Errorf("customer %s: stream head says version %d, events say %d", id, h.Version, gc.cu.Version)
+		}
+		view[id] = gc
+	}
+	return view, tenants, nil
+}
+
+func firstWithKey(group []*customerOp, k keyRef) int {
+	for i, op := range group {
+		if op.m.TenantID == k.tenant && op.m.IdempotencyKey == k.key {
+			return i
+		}
+	}
+	return -1
+}
+
+// decideOne checks what the unit checks for every command (its users, its
+// customer, If-Match) and asks the command's decision, on a copy of the
+// customer as the group left it.
+func (u *unit) decideOne(op *customerOp, users map[string]domain.User,
+	view map[string]*groupCustomer, tenants map[string]domain.Tenant) ([]domain.Event, domain.Customer, error) {
+	m := op.m
+	mine := make(map[string]domain.User, len(op.userIDs))
+	for _, id := range op.userIDs {
+		us, ok := users[id]
+		if !ok || us.TenantID != m.TenantID {
+			return nil, domain.Customer{}, notFound("user", id)
+		}
+		mine[id] = us
+	}
+	gc, ok := view[op.customerID]
+	if !ok || gc.cu.ID != op.customerID {
+		return nil, domain.Customer{}, notFound("customer", op.customerID)
+	}
+	tn := tenants[m.TenantID]
+	if tn.ID == "" {
+		return nil, domain.Customer{}, fmt.Errorf("tenant %s: %w", m.TenantID, ErrNotFound)
+	}
+	if gc.cu.Erased {
+		return nil, domain.Customer{}, fmt.Errorf("customer %s: %w", op.customerID, ErrErased)
+	}
+	if m.IfMatch != nil && !gc.cu.MatchesVersion(*m.IfMatch) {
+		return nil, domain.Customer{}, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, op.customerID, gc.cu.Version, *m.IfMatch)
+	}
+	cu := cloneCustomer(gc.cu)
+	events, err := op.decide(cloneCustomer(gc.cu), mine, tn.Policy)
+	return events, cu, err
+}
+
+func cloneCustomer(cu domain.Customer) domain.Customer {
+	cu.Team = slices.Clone(cu.Team)
+	cu.Groups = slices.Clone(cu.Groups)
+	return cu
+}
+
+// qLockUsers share-locks users by ID alone (a group may span tenants; the
+// unit checks each command's tenant).
+const qLockUsers = `SELECT ` + userColumns + ` FROM users WHERE id = ANY($1::text[]::uuid[]) ORDER BY id FOR SHARE`
+
+// stateCache remembers the customers and tenants the unit decided on, as
+// of the versions it last saw, so a group reads only the events past them.
+// Nothing in it is trusted beyond that: the group locks each customer's
+// head and reads every event past the cached version in the same round
+// trip, so the cache decides how much is read, never what is decided.
+type stateCache struct {
+	mu        sync.Mutex
+	customers map[string]cachedCustomer
+	tenants   map[string]domain.Tenant
+}
+
+type cachedCustomer struct {
+	customer     domain.Customer
+	lastPosition int64
+	key          keyring.DataKey
+	hasKey       bool
+}
+
+// maxCachedCustomers bounds the cache; past it the cache starts over (a
+// miss only costs reading a customer's whole stream).
+const maxCachedCustomers = 100_000
+
+func (sc *stateCache) customer(id, tenantID string) cachedCustomer {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if cc, ok := sc.customers[id]; ok && cc.customer.TenantID == tenantID {
+		cc.customer = cloneCustomer(cc.customer)
+		return cc
+	}
+	return cachedCustomer{}
+}
+
+func (sc *stateCache) tenant(id string) domain.Tenant {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	return sc.tenants[id]
+}
+
+// putCustomer records a customer; an older version never replaces a newer
+// one (groups commit concurrently).
+func (sc *stateCache) putCustomer(id string, cc cachedCustomer) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if old, ok := sc.customers[id]; ok && old.customer.Version > cc.customer.Version {
+		return
+	}
+	if len(sc.customers) >= maxCachedCustomers {
+		sc.customers = map[string]cachedCustomer{}
+	}
+	cc.customer = cloneCustomer(cc.customer)
+	if cc.customer.Erased {
+		// Erasure destroyed the key: this process forgets it too.
+		cc.key, cc.hasKey = keyring.DataKey{}, false
+	}
+	sc.customers[id] = cc
+}
+
+func (sc *stateCache) putTenant(id string, t domain.Tenant) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if old, ok := sc.tenants[id]; ok && old.Version > t.Version {
+		return
+	}
+	sc.tenants[id] = t
+}
+
+// forget drops a failed group's customers: its retry reads them whole.
+func (sc *stateCache) forget(group []*customerOp) {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	for _, op := range group {
+		delete(sc.customers, op.customerID)
+	}
+}
+
+// checkCaller is what the unit checks of Meta.CallerKeyHash: qCallerKey is
+// true while the key is the actor's, and the actor an active user of the
+// tenant with the role the caller was admitted with.
+const qCallerKey = `SELECT EXISTS (SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id
+    WHERE k.key_hash = $1 AND u.id = $2::uuid AND u.tenant_id = $3::uuid AND u.status = 'active' AND u.role = $4)`
