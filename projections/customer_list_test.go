@@ -5,13 +5,15 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // The assignees column is written by hand; it must hold what encoding/json
 // would write, also for a user ID that needs escaping.
 func TestAssigneesJSONIsWhatEncodingJSONWrites(t *testing.T) {
 	at := time.Date(2024, 3, 1, 9, 0, 2, 120730000, time.FixedZone("x", 3600))
-	team := []member{{UserID: "605d7fad-b3e9-4388-a9b8-c95802fa1406", Lead: true, AssignedAt: at},
+	team := domain.Team{{UserID: "605d7fad-b3e9-4388-a9b8-c95802fa1406", Lead: true, AssignedAt: at},
 		{UserID: "odd \"id\" \\ <&> \u2028 é \x01", AssignedAt: at.Add(time.Nanosecond)}}
 	type entry struct {
 		UserID     string    `json:"user_id"`
@@ -24,7 +26,7 @@ func TestAssigneesJSONIsWhatEncodingJSONWrites(t *testing.T) {
 	}
 	wantDoc, _ := json.Marshal(want)
 	for _, tc := range []struct {
-		team []member
+		team domain.Team
 		want string
 	}{{team, string(wantDoc)}, {nil, "[]"}} {
 		got := assigneesJSON(tc.team)
