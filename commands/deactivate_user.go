@@ -11,17 +11,8 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/projections"
 )
-
-// qCustomersOfUser finds every customer userID was ever put on, from the
-// events themselves (a projection may lag): the candidates whose current
-// team the deactivation must check. Both branches use a partial index.
-const qCustomersOfUser = `
-SELECT stream_id::text FROM events
- WHERE tenant_id = $1 AND type IN ('UserAssigned', 'TeamMemberReplaced') AND data->>'user_id' = $2
-UNION
-SELECT stream_id::text FROM events
- WHERE tenant_id = $1 AND type = 'TeamMemberReplaced' AND data->>'with_user_id' = $2`
 
 // DeactivateUser deactivates userID (admin only): the user can no longer be
 // assigned or authenticate. With transferTo ("" for none) each of the
@@ -167,16 +158,17 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 	})
 }
 
+// customersOf names every customer that may have userID on its team: the
+// teams my_clients folded with the user on them, and every customer that
+// fold may not have caught up with (a projection may lag). The caller
+// loads them and asks the domain's fold who is on each team. Under the
+// user's FOR UPDATE lock no assignment of the user can commit meanwhile.
 func customersOf(ctx context.Context, tx *eventstore.Tx, tenantID, userID string) ([]string, error) {
-	rows, err := tx.Query(ctx, qCustomersOfUser, tenantID, userID)
+	on, lagging, err := projections.TeamsOf(ctx, tx, tenantID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("find the user's customers: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find the user's customers: %w", err)
-	}
-	return ids, nil
+	return sortedUnique(append(on, lagging...)), nil
 }
 
 // DeactivationPreview is what DeactivateUser would do: the customers the
