@@ -3,7 +3,6 @@ package commands
 import (
 	"context"
 	"errors"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -209,10 +208,6 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 		ids, statuses = append(ids, id), append(statuses, string(u.Status))
 	}
 	checks := []eventstore.Check{{Name: "policy_as_cached", Query: qPolicyAsCached, Args: []any{m.TenantID, st.policyVersion}}}
-	if m.CallerKeyHash != nil {
-		checks = append(checks, eventstore.Check{Name: checkCaller, Query: qCallerKey,
-			Args: []any{m.CallerKeyHash, m.Actor.UserID, m.TenantID, string(m.Actor.Role)}})
-	}
 	if len(ids) > 0 {
 		checks = append(checks, eventstore.Check{Name: "users_as_cached", Query: qUsersAsCached, Args: []any{m.TenantID, ids, statuses}})
 	}
@@ -222,10 +217,6 @@ func (c *Commands) decideCached(ctx context.Context, m Meta, customerID string, 
 		Metadata: m.metadata(),
 		Now:      at,
 	}, st.head, checks...)
-	var failed *eventstore.CheckFailedError
-	if errors.As(err, &failed) && failed.Name == checkCaller {
-		return CustomerResult{}, ErrUnauthenticated
-	}
 	if errors.Is(err, eventstore.ErrVersionMismatch) || errors.Is(err, eventstore.ErrCheckFailed) || errors.Is(err, eventstore.ErrConflict) {
 		c.cache.forget(customerID)
 		return CustomerResult{}, errStale
@@ -284,30 +275,5 @@ func (c *Commands) loadIntoCache(ctx context.Context, tenantID, customerID strin
 		c.names.put(u.ID, u.Name)
 	}
 	c.cache.putCustomer(cu, head, l.lastPosition[customerID], evs[len(evs)-1].RecordedAt)
-	return nil
-}
-
-// checkCaller is the check of Meta.CallerKeyHash; qCallerKey is true while
-// the key is the actor's, and the actor an active user of the tenant with
-// the role the caller was admitted with.
-const (
-	checkCaller = "caller_key"
-	qCallerKey  = `SELECT EXISTS (SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id
-    WHERE k.key_hash = $1 AND u.id = $2::uuid AND u.tenant_id = $3::uuid AND u.status = 'active' AND u.role = $4)`
-)
-
-// checkCaller checks m.CallerKeyHash on its own, for commands that could
-// not check it with their append.
-func (c *Commands) checkCaller(ctx context.Context, m Meta) error {
-	if m.CallerKeyHash == nil {
-		return nil
-	}
-	var ok bool
-	if err := c.store.Pool().QueryRow(ctx, qCallerKey, m.CallerKeyHash, m.Actor.UserID, m.TenantID, string(m.Actor.Role)).Scan(&ok); err != nil {
-		return fmt.Errorf("check caller: %w", err)
-	}
-	if !ok {
-		return ErrUnauthenticated
-	}
 	return nil
 }
