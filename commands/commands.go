@@ -110,6 +110,8 @@ type Commands struct {
 	log   *slog.Logger
 	names nameCache
 	cache *stateCache
+	// leases are the API keys this process verified (Authenticate).
+	leases keyLeases
 	// email is true when e-mail is configured: commands may queue e-mails
 	// in the outbox, which a relay (package mail) delivers.
 	email bool

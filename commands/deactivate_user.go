@@ -20,6 +20,8 @@ import (
 // user is unassigned everywhere, or the whole deactivation is refused if
 // that would break a customer's policy.
 //
+// It answers once no process trusts the user's keys any more (KeyLease).
+//
 // The user's row is locked FOR UPDATE first, which waits for every command
 // that is using the user (they hold it FOR SHARE) and holds off new ones;
 // so the customers found afterwards are all of them, and no assignment of
@@ -41,7 +43,7 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		return UserResult{}, err
 	}
 	uid := ids[0]
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+	res, err := idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
 		var result UserResult
 		err := c.withRetry(ctx, "DeactivateUser", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
@@ -156,6 +158,12 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		})
 		return result, err
 	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	// The user's keys stop working everywhere before the answer.
+	c.revoked(ctx, uid)
+	return res, nil
 }
 
 // customersOf names every customer that may have userID on its team: the

@@ -36,7 +36,7 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 	if !ok {
 		return UserResult{}, notFound("user", userID)
 	}
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+	res, err := idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
 		var result UserResult
 		err := c.withRetry(ctx, "UpdateUser", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
@@ -96,4 +96,13 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 		})
 		return result, err
 	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	if role != nil {
+		// A demoted admin's keys lose their power everywhere before the
+		// answer (KeyLease).
+		c.revoked(ctx, uid)
+	}
+	return res, nil
 }

@@ -19,10 +19,10 @@ func principal(ctx context.Context) Principal {
 	return p
 }
 
-// authenticate checks key once for the request: commands.Authenticate
-// is the one query of a key (the commands package owns users and
-// api_keys), made on every request so that a user deactivated by any
-// process is refused by the next one.
+// authenticate checks key once for the request through
+// commands.Authenticate, the one check of a key (the commands package owns
+// users and api_keys; it leases verified keys for commands.KeyLease, and a
+// deactivation or role change answers only once every lease has run out).
 func (s *Server) authenticate(ctx context.Context, key string) (Principal, error) {
 	c, err := s.cmd.Authenticate(ctx, key)
 	if err != nil {
