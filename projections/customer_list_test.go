@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -37,6 +39,23 @@ func TestAssigneesJSONIsWhatEncodingJSONWrites(t *testing.T) {
 		_ = json.Unmarshal([]byte(tc.want), &w)
 		if !reflect.DeepEqual(g, w) {
 			t.Errorf("assigneesJSON = %s, want %s", got, tc.want)
+		}
+	}
+}
+
+// uid's fast path parses the canonical form exactly as uuid.Parse does, and
+// leaves every other form to it.
+func TestCanonicalUUID(t *testing.T) {
+	for _, s := range []string{"605d7fad-b3e9-4388-a9b8-c95802fa1406", "00000000-0000-0000-0000-000000000000",
+		"FFFFFFFF-ABCD-4388-A9B8-C95802FA1406", "{605d7fad-b3e9-4388-a9b8-c95802fa1406}", "605d7fadb3e94388a9b8c95802fa1406",
+		"605d7fad-b3e9-4388-a9b8-c95802fa140g", "605d7fad-b3e9-4388-a9b8c-95802fa1406", ""} {
+		want, werr := uuid.Parse(s)
+		got, ok := canonicalUUID(s)
+		if ok && (werr != nil || got != [16]byte(want)) {
+			t.Errorf("canonicalUUID(%q) = %x, uuid.Parse = %x, %v", s, got, want, werr)
+		}
+		if !ok && len(s) == 36 && werr == nil && s[8] == '-' {
+			t.Errorf("canonicalUUID(%q) refused a canonical UUID", s)
 		}
 	}
 }

@@ -76,3 +76,27 @@ func BenchmarkFold(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(stream)), "ns/event")
 }
+
+// BenchmarkNotificationRows measures making the notifications' rows of
+// decoded team events and encoding them for COPY, as a rebuild does:
+// go test ./projections -run '^$' -bench NotificationRows -benchmem
+func BenchmarkNotificationRows(b *testing.B) {
+	var team []decoded
+	for _, d := range foldStream(1000, 20) {
+		if domain.IsTeamEvent(d.event) {
+			d.env.TenantID = "20000000-0000-4000-8000-000000000001"
+			team = append(team, d)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		out := &rowList{}
+		for _, d := range team {
+			notificationRows(out, d.env, d.event)
+		}
+		if _, err := copyData(out.rows["notifications"]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(team)), "ns/event")
+}

@@ -46,19 +46,33 @@ func notificationsProjection() *projection {
 // assigns, unassigns or makes lead; a replacement tells the replacement
 // it was handed the place and the replaced member it was unassigned.
 func notificationRows(out rowSink, env *envelope, e domain.Event) {
-	add := func(userID, typ, customerID string) {
-		out.add("notifications", uid(env.TenantID), uid(userID), env.Position, typ, uid(customerID), env.RecordedAt)
-	}
+	var customerID string
 	switch e := e.(type) {
 	case domain.UserAssigned:
-		add(e.UserID, NotificationAssigned, e.CustomerID)
+		customerID = e.CustomerID
 	case domain.UserUnassigned:
-		add(e.UserID, NotificationUnassigned, e.CustomerID)
+		customerID = e.CustomerID
 	case domain.TeamLeadChanged:
-		add(e.UserID, NotificationMadeLead, e.CustomerID)
+		customerID = e.CustomerID
 	case domain.TeamMemberReplaced:
-		add(e.WithUserID, NotificationHandedOver, e.CustomerID)
-		add(e.UserID, NotificationUnassigned, e.CustomerID)
+		customerID = e.CustomerID
+	default:
+		return
+	}
+	// Parsed and boxed once for the event's rows: a rebuild makes
+	// hundreds of thousands.
+	tenant, customer, pos, at := any(uid(env.TenantID)), any(uid(customerID)), any(env.Position), any(env.RecordedAt)
+	add := func(userID, typ string) { out.add("notifications", tenant, uid(userID), pos, typ, customer, at) }
+	switch e := e.(type) {
+	case domain.UserAssigned:
+		add(e.UserID, NotificationAssigned)
+	case domain.UserUnassigned:
+		add(e.UserID, NotificationUnassigned)
+	case domain.TeamLeadChanged:
+		add(e.UserID, NotificationMadeLead)
+	case domain.TeamMemberReplaced:
+		add(e.WithUserID, NotificationHandedOver)
+		add(e.UserID, NotificationUnassigned)
 	}
 }
 
