@@ -356,6 +356,7 @@ func (b *rebuilder) bulkFold(ctx context.Context, all []*projection, maxPos int6
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	sink := newCopySink(gctx, b.pool, all, g)
+	evSink := sink.fork()
 	batches := make(chan []*envelope, 2)
 	g.Go(func() error {
 		defer close(batches)
@@ -393,13 +394,22 @@ func (b *rebuilder) bulkFold(ctx context.Context, all []*projection, maxPos int6
 			foldErr = err
 			continue
 		}
-		for _, d := range batch {
-			d.env.Data = nil // decoded; the fold needs only the event
-			for _, p := range evps {
-				if p.wants(d.env.Type) {
-					p.events(sink, d.env, d.event)
+		// The event projections' rows are made beside the fold, off its
+		// path, into buffers of their own.
+		var made sync.WaitGroup
+		if len(evps) > 0 {
+			made.Go(func() {
+				for _, d := range batch {
+					for _, p := range evps {
+						if p.wants(d.env.Type) {
+							p.events(evSink, d.env, d.event)
+						}
+					}
 				}
-			}
+			})
+		}
+		for _, d := range batch {
+			d.env.Data = nil // decoded; the folds need only the event
 			if len(ps) == 0 || !isCustomerEvent(d.env.Type) {
 				continue
 			}
@@ -424,15 +434,22 @@ func (b *rebuilder) bulkFold(ctx context.Context, all []*projection, maxPos int6
 				}
 			}
 		}
+		made.Wait()
 		if foldErr == nil {
 			tf := time.Now()
 			foldErr = sink.flushFull(gctx)
+			if foldErr == nil {
+				foldErr = evSink.flushFull(gctx)
+			}
 			waitCopy += time.Since(tf)
 		}
 	}
 	tRead := time.Now()
 	if foldErr == nil {
-		foldErr = sink.flush(gctx) // the stretches closed last, the event projections' last rows
+		foldErr = sink.flush(gctx) // the stretches closed last
+	}
+	if foldErr == nil {
+		foldErr = evSink.flush(gctx) // the event projections' last rows
 	}
 	if foldErr == nil {
 		for _, p := range evps {
