@@ -4,10 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/projections"
 )
 
 // ChangePolicy replaces the tenant's policy (admin only). The same policy
@@ -49,7 +49,7 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 				}
 				result = PolicyResult{Policy: t.Policy, Position: events[len(events)-1].Position}
 				if max := t.Policy.MaxAssignees; max != nil {
-					n, err := customersOverLimit(ctx, tx, m.TenantID, *max)
+					n, err := customersOverLimit(ctx, c.keys, tx, m.TenantID, *max)
 					if err != nil {
 						return err
 					}
@@ -85,30 +85,28 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 	})
 }
 
-// qCustomersOverLimit counts the tenant's customers with more than $2
-// members, from the events themselves (a projection may lag): a pair's
-// membership is what its last team event in the customer's stream made it.
-const qCustomersOverLimit = `
-WITH touches AS (
-	SELECT stream_id, data->>'user_id' AS user_id, stream_version, type = 'UserAssigned' AS member
-	  FROM events WHERE tenant_id = $1 AND type IN ('UserAssigned', 'UserUnassigned', 'TeamMemberReplaced')
-	UNION ALL
-	SELECT stream_id, data->>'with_user_id', stream_version, true
-	  FROM events WHERE tenant_id = $1 AND type = 'TeamMemberReplaced'
-), now AS (
-	SELECT DISTINCT ON (stream_id, user_id) stream_id, member
-	  FROM touches ORDER BY stream_id, user_id, stream_version DESC
-)
-SELECT count(*) FROM (SELECT stream_id FROM now WHERE member GROUP BY stream_id HAVING count(*) > $2) over_limit`
-
-func customersOverLimit(ctx context.Context, tx *eventstore.Tx, tenantID string, max int) (int, error) {
-	rows, err := tx.Query(ctx, qCustomersOverLimit, tenantID, max)
+// customersOverLimit counts the tenant's customers with more than max
+// members: from the teams my_clients folded, and for the customers it may
+// not have caught up with (a projection may lag) from their streams, folded
+// here. Both folds are domain.Team's. Erased customers are not counted:
+// they keep no team anyone can change.
+func customersOverLimit(ctx context.Context, kr *keyring.Keyring, tx *eventstore.Tx, tenantID string, max int) (int, error) {
+	over, lagging, err := projections.TeamsOverLimit(ctx, tx, tenantID, max)
 	if err != nil {
 		return 0, fmt.Errorf("count customers over the limit: %w", err)
 	}
-	n, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[int])
+	n := len(over)
+	if len(lagging) == 0 {
+		return n, nil
+	}
+	l, err := loadCustomersWithErased(ctx, kr, tx, tenantID, lagging)
 	if err != nil {
 		return 0, fmt.Errorf("count customers over the limit: %w", err)
+	}
+	for _, c := range l.customers {
+		if !c.Erased && len(c.Team) > max {
+			n++
+		}
 	}
 	return n, nil
 }

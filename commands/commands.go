@@ -95,8 +95,8 @@ var (
 	// send_email, an import's invite) when no e-mail is configured (HTTP
 	// 422 email_not_configured); nothing was written.
 	ErrEmailNotConfigured = errors.New("e-mail is not configured (LEDGER_SMTP_URL, LEDGER_MAIL_FROM)")
-	// ErrUnauthenticated is a Meta.CallerKeyHash that is not, or no
-	// longer, an active user's key in the tenant (HTTP 401).
+	// ErrUnauthenticated is an API key that is not, or no longer, an
+	// active user's (Authenticate; HTTP 401).
 	ErrUnauthenticated = errors.New("unknown API key or deactivated user")
 	// ErrErased is a customer that was erased (HTTP 410 erased): it is
 	// gone from every list and no command changes it any more.
@@ -112,6 +112,8 @@ type Commands struct {
 	names nameCache
 	// unit commits single-customer commands in groups.
 	unit *unit
+	// leases are the API keys this process verified (Authenticate).
+	leases keyLeases
 	// email is true when e-mail is configured: commands may queue e-mails
 	// in the outbox, which a relay (package mail) delivers.
 	email bool
@@ -155,12 +157,6 @@ type Meta struct {
 	// CorrelationID is shared by every event of the command; generated when
 	// empty.
 	CorrelationID string
-	// CallerKeyHash, when set, is the SHA-256 of an API key not yet checked
-	// against the database for this request: the command checks that it
-	// still belongs to Actor, active, in TenantID, before it writes
-	// (single-customer commands: in their append's own statement), and
-	// fails with ErrUnauthenticated otherwise.
-	CallerKeyHash []byte
 }
 
 func (m Meta) metadata() eventstore.Metadata {

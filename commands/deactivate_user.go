@@ -11,23 +11,16 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/projections"
 )
-
-// qCustomersOfUser finds every customer userID was ever put on, from the
-// events themselves (a projection may lag): the candidates whose current
-// team the deactivation must check. Both branches use a partial index.
-const qCustomersOfUser = `
-SELECT stream_id::text FROM events
- WHERE tenant_id = $1 AND type IN ('UserAssigned', 'TeamMemberReplaced') AND data->>'user_id' = $2
-UNION
-SELECT stream_id::text FROM events
- WHERE tenant_id = $1 AND type = 'TeamMemberReplaced' AND data->>'with_user_id' = $2`
 
 // DeactivateUser deactivates userID (admin only): the user can no longer be
 // assigned or authenticate. With transferTo ("" for none) each of the
 // user's customers is handed to transferTo in the same role; without, the
 // user is unassigned everywhere, or the whole deactivation is refused if
 // that would break a customer's policy.
+//
+// It answers once no process trusts the user's keys any more (KeyLease).
 //
 // The user's row is locked FOR UPDATE first, which waits for every command
 // that is using the user (they hold it FOR SHARE) and holds off new ones;
@@ -50,7 +43,7 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		return UserResult{}, err
 	}
 	uid := ids[0]
-	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
+	res, err := idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (UserResult, error) {
 		var result UserResult
 		err := c.withRetry(ctx, "DeactivateUser", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
@@ -161,18 +154,25 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 		})
 		return result, err
 	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	// The user's keys stop working everywhere before the answer.
+	c.revoked(ctx, uid)
+	return res, nil
 }
 
+// customersOf names every customer that may have userID on its team: the
+// teams my_clients folded with the user on them, and every customer that
+// fold may not have caught up with (a projection may lag). The caller
+// loads them and asks the domain's fold who is on each team. Under the
+// user's FOR UPDATE lock no assignment of the user can commit meanwhile.
 func customersOf(ctx context.Context, tx *eventstore.Tx, tenantID, userID string) ([]string, error) {
-	rows, err := tx.Query(ctx, qCustomersOfUser, tenantID, userID)
+	on, lagging, err := projections.TeamsOf(ctx, tx, tenantID, userID)
 	if err != nil {
 		return nil, fmt.Errorf("find the user's customers: %w", err)
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find the user's customers: %w", err)
-	}
-	return ids, nil
+	return sortedUnique(append(on, lagging...)), nil
 }
 
 // DeactivationPreview is what DeactivateUser would do: the customers the

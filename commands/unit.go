@@ -31,8 +31,8 @@ import (
 // while they were busy, up to maxGroup commands; a lone command finds an
 // idle committer and goes at once. One group is one transaction:
 //
-//  1. one round trip: record the keyed commands' idempotency keys, check
-//     the callers' API keys, share-lock every user the group uses (users
+//  1. one round trip: record the keyed commands' idempotency keys,
+//     share-lock every user the group uses (users
 //     before streams, the global lock order), lock every customer stream
 //     head (FOR UPDATE, in ID order), and read the customers' and tenants'
 //     events past the versions this process has cached;
@@ -283,11 +283,6 @@ func (gc *groupCustomer) open(kr *keyring.Keyring, ev eventstore.Event) (int, []
 
 type keyRef struct{ tenant, key string }
 
-type callerRef struct {
-	hash               string
-	user, tenant, role string
-}
-
 // try runs group once, in one transaction. It returns every command's
 // answer, or the error that failed the transaction (and whether COMMIT had
 // been sent, after which it may have committed).
@@ -313,8 +308,6 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		b.Queue(qGenericPlans)
 		records := map[keyRef]func(pgx.BatchResults) (eventstore.IdempotencyRecord, error){}
 		var recordOrder []keyRef
-		callers := map[callerRef]bool{}
-		var callerOrder []callerRef
 		var userIDs, customerIDs []string
 		// What the cache holds now (another group may update it
 		// meanwhile): the events read are those past it.
@@ -345,14 +338,6 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 			records[k] = tx.QueueRecordIdempotency(b, k.tenant, k.key, u.c.keys.RequestMAC(firstRequest[k]), firstRequest[k])
 		}
 		for _, op := range group {
-			if op.m.CallerKeyHash != nil {
-				cr := callerRef{string(op.m.CallerKeyHash), op.m.Actor.UserID, op.m.TenantID, string(op.m.Actor.Role)}
-				if _, ok := callers[cr]; !ok {
-					callers[cr] = false
-					callerOrder = append(callerOrder, cr)
-					b.Queue(qCallerKey, []byte(cr.hash), cr.user, cr.tenant, cr.role)
-				}
-			}
 			userIDs = append(userIDs, op.userIDs...)
 			customerIDs = append(customerIDs, op.customerID)
 			if _, ok := cachedCustomers[op.customerID]; !ok {
@@ -417,13 +402,6 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 			}
 			recs[k] = r
 		}
-		for _, cr := range callerOrder {
-			var ok bool
-			if err := br.QueryRow().Scan(&ok); err != nil {
-				return fmt.Errorf("check caller: %w", translatePg(err))
-			}
-			callers[cr] = ok
-		}
 		users = map[string]domain.User{}
 		if len(userIDs) > 0 {
 			if users, err = collectUsers(br.Query()); err != nil {
@@ -478,10 +456,6 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		for i, op := range group {
 			outcomes[i] = decided{write: -1, posOf: -1, replay: -1}
 			k := keyRef{op.m.TenantID, op.m.IdempotencyKey}
-			if m := op.m; m.CallerKeyHash != nil && !callers[callerRef{string(m.CallerKeyHash), m.Actor.UserID, m.TenantID, string(m.Actor.Role)}] {
-				answers[i].err = ErrUnauthenticated
-				continue
-			}
 			if k.key != "" {
 				if j, ok := owners[k]; ok {
 					if !bytes.Equal(group[j].m.RequestHash, op.m.RequestHash) {
@@ -817,9 +791,3 @@ func (sc *stateCache) forget(group []*customerOp) {
 		delete(sc.customers, op.customerID)
 	}
 }
-
-// checkCaller is what the unit checks of Meta.CallerKeyHash: qCallerKey is
-// true while the key is the actor's, and the actor an active user of the
-// tenant with the role the caller was admitted with.
-const qCallerKey = `SELECT EXISTS (SELECT 1 FROM api_keys k JOIN users u ON u.id = k.user_id AND u.tenant_id = k.tenant_id
-    WHERE k.key_hash = $1 AND u.id = $2::uuid AND u.tenant_id = $3::uuid AND u.status = 'active' AND u.role = $4)`

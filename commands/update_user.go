@@ -34,7 +34,7 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 	if !ok {
 		return UserResult{}, notFound("user", userID)
 	}
-	return transact(ctx, c, "UpdateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
+	res, err := transact(ctx, c, "UpdateUser", m, func(ctx context.Context, tx *cmdTx) (UserResult, error) {
 		var result UserResult
 		locked, err := collectUsers(tx.Query(ctx, qLockAdmins, m.TenantID, uid))
 		if err != nil {
@@ -91,4 +91,13 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 		result.Position = res.Position
 		return result, nil
 	})
+	if err != nil {
+		return UserResult{}, err
+	}
+	if role != nil {
+		// A demoted admin's keys lose their power everywhere before the
+		// answer (KeyLease).
+		c.revoked(ctx, uid)
+	}
+	return res, nil
 }

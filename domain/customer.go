@@ -16,13 +16,6 @@ const (
 	CustomerStatusBlocked CustomerStatus = "blocked"
 )
 
-// Member is one user on a customer's team.
-type Member struct {
-	UserID     string
-	Lead       bool
-	AssignedAt time.Time
-}
-
 // Customer is the customer-team aggregate, rebuilt from the customer's
 // stream. TenantID is set by the loader (see User).
 type Customer struct {
@@ -30,7 +23,7 @@ type Customer struct {
 	TenantID  string
 	Profile   Profile
 	Status    CustomerStatus
-	Team      []Member // in assignment order, oldest first
+	Team      Team // in assignment order, oldest first
 	CreatedAt time.Time
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
@@ -57,7 +50,7 @@ type Customer struct {
 
 // Apply evolves c by one event of its stream recorded at at; at becomes the
 // AssignedAt of members the event adds. Team is replaced, never modified in
-// place, so copies of a Customer never see each other's changes.
+// place (Team.Apply), so copies of a Customer never see each other's changes.
 func (c *Customer) Apply(e Event, at time.Time) {
 	switch e := e.(type) {
 	case CustomerRegistered:
@@ -85,27 +78,8 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		}
 	case CustomerRemovedFromGroup:
 		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
-	case UserAssigned:
-		team := c.teamWithout(e.UserID)
-		if e.Lead {
-			clearLead(team)
-		}
-		c.Team = append(team, Member{UserID: e.UserID, Lead: e.Lead, AssignedAt: at})
-	case UserUnassigned:
-		c.Team = c.teamWithout(e.UserID)
-	case TeamLeadChanged:
-		team := slices.Clone(c.Team)
-		for i := range team {
-			team[i].Lead = team[i].UserID == e.UserID
-		}
-		c.Team = team
-	case TeamMemberReplaced:
-		team := c.teamWithout(e.UserID)
-		team = slices.DeleteFunc(team, func(m Member) bool { return m.UserID == e.WithUserID })
-		if e.Lead {
-			clearLead(team)
-		}
-		c.Team = append(team, Member{UserID: e.WithUserID, Lead: e.Lead, AssignedAt: at})
+	case UserAssigned, UserUnassigned, TeamLeadChanged, TeamMemberReplaced:
+		c.Team = c.Team.Apply(e, at, 0)
 	}
 	c.Version++
 	switch e.(type) {
@@ -134,40 +108,11 @@ func (c Customer) Erase() []Event {
 	return []Event{CustomerErased{CustomerID: c.ID}}
 }
 
-// teamWithout returns a fresh copy of the team without userID.
-func (c *Customer) teamWithout(userID string) []Member {
-	team := make([]Member, 0, len(c.Team)+1)
-	for _, m := range c.Team {
-		if m.UserID != userID {
-			team = append(team, m)
-		}
-	}
-	return team
-}
-
-func clearLead(team []Member) {
-	for i := range team {
-		team[i].Lead = false
-	}
-}
-
 // Member returns userID's place on the team.
-func (c Customer) Member(userID string) (Member, bool) {
-	i := slices.IndexFunc(c.Team, func(m Member) bool { return m.UserID == userID })
-	if i < 0 {
-		return Member{}, false
-	}
-	return c.Team[i], true
-}
+func (c Customer) Member(userID string) (Member, bool) { return c.Team.Member(userID) }
 
 // Lead returns the team lead, if the team has one.
-func (c Customer) Lead() (Member, bool) {
-	i := slices.IndexFunc(c.Team, func(m Member) bool { return m.Lead })
-	if i < 0 {
-		return Member{}, false
-	}
-	return c.Team[i], true
-}
+func (c Customer) Lead() (Member, bool) { return c.Team.Lead() }
 
 // RegisterCustomer decides the creation of an active customer with its
 // first team (possibly empty), all in one batch: CustomerRegistered, then

@@ -22,7 +22,7 @@ func TestCustomerApplyTeam(t *testing.T) {
 	c.Apply(domain.TeamMemberReplaced{CustomerID: "c1", UserID: "b", WithUserID: "d", Lead: true}, t0.Add(11*time.Second))
 	c.Apply(domain.UserUnassigned{CustomerID: "c1", UserID: "a"}, t0.Add(12*time.Second))
 
-	want := []domain.Member{
+	want := domain.Team{
 		{UserID: "c", AssignedAt: t0.Add(3 * time.Second)},
 		{UserID: "d", Lead: true, AssignedAt: t0.Add(11 * time.Second)},
 	}

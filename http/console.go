@@ -19,7 +19,6 @@ func (s *Server) newConsole() *console.Console {
 		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
 		Authenticate:   s.consoleAuthenticate,
 		Refusal:        consoleRefusal,
-		RoleChanged:    s.keys.forgetUser,
 		BaseURL:        s.baseURL,
 		SelectMatching: s.consoleSelect,
 		Export:         s.consoleExport,
@@ -33,7 +32,7 @@ func (s *Server) newConsole() *console.Console {
 
 func (s *Server) consoleAuthenticate(ctx context.Context, key string) (console.Principal, error) {
 	p, err := s.authenticate(ctx, key)
-	if errors.Is(err, errUnauthenticated) {
+	if errors.Is(err, commands.ErrUnauthenticated) {
 		return console.Principal{}, console.ErrBadKey
 	}
 	if err != nil {

@@ -20,7 +20,6 @@ type ctxKey int
 const (
 	ctxRequestID ctxKey = iota
 	ctxPrincipal
-	ctxUncheckedKey
 	ctxCorrelationID
 )
 

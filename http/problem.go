@@ -158,20 +158,6 @@ func errorToProblem(err error) (Problem, bool) {
 
 // writeError answers err as a problem; unexpected errors are logged and 500.
 func (s *Server) writeError(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
-	// A key admitted unchecked is checked before any other answer: a
-	// deactivated user learns nothing but 401.
-	if sum, ok := uncheckedKey(r.Context()); ok {
-		unauthenticated := errors.Is(err, commands.ErrUnauthenticated)
-		if !unauthenticated {
-			_, lerr := s.lookupKey(r.Context(), sum)
-			unauthenticated = errors.Is(lerr, errUnauthenticated)
-		}
-		if unauthenticated {
-			s.keys.forget(sum)
-			writeUnauthenticated(w)
-			return
-		}
-	}
 	if errors.Is(err, commands.ErrUnauthenticated) {
 		writeUnauthenticated(w)
 		return

@@ -91,9 +91,6 @@ func (s *Server) commandOptionalBody(r *nethttp.Request, dst any) (commands.Meta
 func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	p := principal(r.Context())
 	m := commands.Meta{TenantID: p.TenantID, Actor: p.Actor, CorrelationID: correlationID(r.Context())}
-	if sum, ok := uncheckedKey(r.Context()); ok {
-		m.CallerKeyHash = sum[:]
-	}
 	if key := r.Header.Get("Idempotency-Key"); key != "" {
 		if len(key) > 255 {
 			return m, badRequest("invalid_header", "Idempotency-Key", "Idempotency-Key is longer than 255 characters")

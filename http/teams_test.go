@@ -1,6 +1,7 @@
 package http_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -840,5 +841,63 @@ func TestRenameUser(t *testing.T) {
 	b.admin.must(200, "PATCH", "/v1/users/"+m.userID, map[string]any{"name": "Mia Moved"})
 	if b.countEvents(t) != n {
 		t.Fatal("an unchanged name appended")
+	}
+}
+
+// Deactivation and a lowered max_assignees find teams from my_clients, the
+// read model of the one team fold, and fold themselves the customers it
+// has not caught up with. With the projections stopped after a rebuild,
+// some teams are current in it, some changed since (one lost the user the
+// read model still shows), and one is new: the preview and the count must
+// be those of the events.
+func TestTeamReadsFoldWhatTheReadModelHasNotCaughtUpWith(t *testing.T) {
+	b := setup(t, setupOpts{noProjections: true})
+	u1, u2, u3 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Udo Two", "member"), b.createUser(t, "Ute Three", "member")
+	c1, c2, c3, c4, c5 := b.createCustomer(t, "Ann"), b.createCustomer(t, "Ben"), b.createCustomer(t, "Cid"),
+		b.createCustomer(t, "Dan"), b.createCustomer(t, "Eve")
+	assign := func(c string, us ...*client) {
+		for _, u := range us {
+			b.admin.must(200, "POST", "/v1/customers/"+c+"/assignees", map[string]string{"user_id": u.userID})
+		}
+	}
+	assign(c1, u1, u2)
+	assign(c2, u1)
+	assign(c3, u1)
+	assign(c5, u2, u3)
+	if err := b.runner.Rebuild(context.Background(), "my_clients", nil); err != nil {
+		t.Fatal(err)
+	}
+	assign(c2, u2)
+	b.admin.must(200, "DELETE", "/v1/customers/"+c3+"/assignees/"+u1.userID, nil)
+	assign(c4, u1, u3)
+
+	lowered := b.admin.must(200, "PUT", "/v1/policy", map[string]any{"max_assignees": 1, "require_assignee": false,
+		"require_lead": false, "members_can_self_assign": true}).json(t)
+	if lowered["customers_over_limit"] != float64(4) { // c1 and c5 from the read model, c2 and c4 folded here
+		t.Fatalf("customers_over_limit = %v, want 4", lowered["customers_over_limit"])
+	}
+	var preview struct {
+		ToBeTransferred []string `json:"to_be_transferred"`
+	}
+	b.admin.must(200, "POST", "/v1/users/"+u1.userID+"/deactivate", map[string]any{"dry_run": true}).decode(t, &preview)
+	if want := sortedPair(c1, c2, c4); !slices.Equal(preview.ToBeTransferred, want) {
+		t.Fatalf("to_be_transferred = %v, want %v (c3 left the team after the rebuild)", preview.ToBeTransferred, want)
+	}
+	b.admin.must(200, "POST", "/v1/users/"+u1.userID+"/deactivate", map[string]any{})
+	if err := b.runner.Rebuild(context.Background(), "assignment_intervals", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{c1, c2, c3, c4} {
+		var got struct {
+			Assignees []struct {
+				UserID string `json:"user_id"`
+			} `json:"assignees"`
+		}
+		b.admin.must(200, "GET", "/v1/customers/"+c+"/assignees", nil).decode(t, &got)
+		for _, a := range got.Assignees {
+			if a.UserID == u1.userID {
+				t.Fatalf("customer %s still has the deactivated user: %+v", c, got)
+			}
+		}
 	}
 }

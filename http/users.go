@@ -228,10 +228,6 @@ func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) error 
 	if err != nil {
 		return err
 	}
-	// This process's cached principals of the user carry the old role;
-	// the single-customer routes would otherwise act on it until their
-	// append's key check refused it.
-	s.keys.forgetUser(id)
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
 	return nil
 }

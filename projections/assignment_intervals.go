@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // ClientAsOf is one of a user's customers as it stood at a moment.
@@ -42,9 +44,9 @@ func assignmentIntervalsProjection() *projection {
 	}
 }
 
-// stretchFold tracks a customer's team and its stretches through events.
+// stretchFold tracks the stretches of a customer's team members through
+// the team's changes (the team itself is the customer state's).
 type stretchFold struct {
-	team []member
 	open map[string]*stretch // by user: the member's current stretch
 	all  []*stretch          // in creation order
 }
@@ -68,12 +70,10 @@ func (f *stretchFold) takeClosed() []*stretch {
 	return closed
 }
 
-// apply moves the fold by one event of the customer's stream.
-func (f *stretchFold) apply(d decoded) {
-	at, pos := d.env.RecordedAt, d.env.Position
-	before := f.team
-	f.team = applyTeam(f.team, d.event, at, pos)
-	closed, opened := stretchChanges(before, f.team)
+// changed moves the fold by a change of the team from before to after by
+// the event at (at, pos).
+func (f *stretchFold) changed(before, after domain.Team, at time.Time, pos int64) {
+	closed, opened := stretchChanges(before, after)
 	for _, id := range closed {
 		if s := f.open[id]; s != nil {
 			s.To, s.ToPos = &at, &pos

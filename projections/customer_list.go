@@ -113,7 +113,7 @@ func searchText(p domain.Profile) string {
 // user shows under the new name everywhere at once, and the fold needs no
 // names. Written by hand: a rebuild makes one per customer, and
 // encoding/json took half of the customer list's rows (1.4 µs a team).
-func assigneesJSON(team []member) rawJSON {
+func assigneesJSON(team domain.Team) rawJSON {
 	b := append(make([]byte, 0, 2+100*len(team)), '[')
 	for i, m := range team {
 		if i > 0 {

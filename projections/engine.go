@@ -30,6 +30,7 @@ import (
 type engine struct {
 	ps     []*projection
 	folds  []*projection
+	events []*projection // made from single typed events
 	tables map[string]*table
 	cache  foldCache
 	// wrote is, per projection, what its claim will find when nothing but
@@ -88,8 +89,11 @@ type claim struct {
 func newEngine(ps []*projection, counts *foldCounts, keys *keyring.Keyring) *engine {
 	e := &engine{ps: ps, tables: tablesOf(ps), cache: foldCache{counts: counts, keys: keys}}
 	for _, p := range ps {
-		if p.fold != nil {
+		switch {
+		case p.fold != nil:
 			e.folds = append(e.folds, p)
+		case p.events != nil:
+			e.events = append(e.events, p)
 		}
 	}
 	return e
@@ -146,15 +150,26 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 	}
 	end := batch[len(batch)-1].cursor()
 	var w stmt
-	if len(e.folds) > 0 {
-		if cache == nil {
-			cache = &foldCache{keys: e.cache.keys}
-		}
-		folded, err := refold(ctx, tx, e.folds, batch, cache)
+	if len(e.folds) > 0 || len(e.events) > 0 {
+		// The events the fold and event projections need are decoded once
+		// for all of them.
+		ds, err := e.decode(batch)
 		if err != nil {
 			return err
 		}
-		if err := e.writeFolds(&w, folded, cache); err != nil {
+		if len(e.folds) > 0 {
+			if cache == nil {
+				cache = &foldCache{keys: e.cache.keys}
+			}
+			folded, err := refold(ctx, tx, e.folds, ds, cache)
+			if err != nil {
+				return err
+			}
+			if err := e.writeFolds(&w, folded, cache); err != nil {
+				return err
+			}
+		}
+		if err := e.writeEvents(&w, ds, after); err != nil {
 			return err
 		}
 	}
@@ -176,6 +191,59 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 		return fmt.Errorf("apply events %d..%d: %w", batch[0].Position, end.Position, err)
 	}
 	return nil
+}
+
+// decode decodes (and opens) the batch's events that the engine's fold
+// and event projections make rows of.
+func (e *engine) decode(batch []*envelope) ([]decoded, error) {
+	var events []*envelope
+	for _, ev := range batch {
+		if slices.ContainsFunc(e.folds, func(p *projection) bool { return p.wants(ev.Type) }) ||
+			slices.ContainsFunc(e.events, func(p *projection) bool { return p.wants(ev.Type) }) {
+			events = append(events, ev)
+		}
+	}
+	if len(events) == 0 {
+		return nil, nil
+	}
+	return decodeAll(e.cache.keys, events)
+}
+
+// writeEvents adds to w the rows the event projections make of the
+// decoded events past their checkpoints: inserted, never updated, so an
+// event applied again changes nothing.
+func (e *engine) writeEvents(w *stmt, ds []decoded, after map[string]eventstore.Cursor) error {
+	for _, p := range e.events {
+		out := &rowList{}
+		for _, d := range ds {
+			if after[p.name].Less(d.env.cursor()) && p.wants(d.env.Type) {
+				p.events(out, d.env, d.event)
+			}
+		}
+		for i := range p.tables {
+			t := &p.tables[i]
+			rows := out.rows[t.name]
+			if len(rows) == 0 {
+				continue
+			}
+			source, err := columnArrays(w, t, rows, false)
+			if err != nil {
+				return err
+			}
+			w.cte(fmt.Sprintf("INSERT INTO %s (%s) %s ON CONFLICT DO NOTHING", pgx.Identifier{t.name}.Sanitize(), quoted(t.columns), source))
+		}
+	}
+	return nil
+}
+
+// rowList is a rowSink that keeps rows as they come, per table.
+type rowList struct{ rows map[string][][]any }
+
+func (l *rowList) add(table string, row ...any) {
+	if l.rows == nil {
+		l.rows = map[string][][]any{}
+	}
+	l.rows[table] = append(l.rows[table], row)
 }
 
 // qMoveCheckpoints moves checkpoints forward only: a projection a rebuild

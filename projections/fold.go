@@ -10,55 +10,6 @@ import (
 	"github.com/assignment-ledger/ledger/keyring"
 )
 
-// member is one user on a customer's team as the customer projections keep
-// it. Seq is the position of the event that put the user on the team; the
-// team is in Seq order, as domain.Customer keeps it in assignment order.
-type member struct {
-	UserID     string
-	Lead       bool
-	AssignedAt time.Time
-	Seq        int64
-}
-
-// applyTeam evolves a team by one event exactly as domain.Customer.Apply
-// does (the tests hold the two side by side). It returns a new slice.
-func applyTeam(team []member, e domain.Event, at time.Time, pos int64) []member {
-	without := func(ids ...string) []member {
-		out := make([]member, 0, len(team)+1)
-		for _, m := range team {
-			if !slices.Contains(ids, m.UserID) {
-				out = append(out, m)
-			}
-		}
-		return out
-	}
-	// join adds the user to t (a new slice of without), taking the lead
-	// from the others when lead.
-	join := func(t []member, id string, lead bool) []member {
-		if lead {
-			for i := range t {
-				t[i].Lead = false
-			}
-		}
-		return append(t, member{UserID: id, Lead: lead, AssignedAt: at, Seq: pos})
-	}
-	switch e := e.(type) {
-	case domain.UserAssigned:
-		return join(without(e.UserID), e.UserID, e.Lead)
-	case domain.UserUnassigned:
-		return without(e.UserID)
-	case domain.TeamLeadChanged:
-		t := slices.Clone(team)
-		for i := range t {
-			t[i].Lead = t[i].UserID == e.UserID
-		}
-		return t
-	case domain.TeamMemberReplaced:
-		return join(without(e.UserID, e.WithUserID), e.WithUserID, e.Lead)
-	}
-	return team
-}
-
 // customerState is a customer as customer_list shows it.
 type customerState struct {
 	ID                string
@@ -68,7 +19,9 @@ type customerState struct {
 	StatusBeforeBlock string
 	CreatedAt         time.Time
 	Version           int64
-	Team              []member
+	// Team is evolved by domain.Team.Apply, the one fold of team events,
+	// with each member's Seq the position of the event that put it there.
+	Team domain.Team
 	// Groups are the IDs of the groups the customer is in, in joining
 	// order (as domain.Customer keeps them). Replaced, never changed in
 	// place: the fold cache keeps states it has written.
@@ -77,8 +30,8 @@ type customerState struct {
 	Erased bool
 }
 
-// apply mirrors domain.Customer.Apply for everything but the team, which
-// applyTeam evolves.
+// apply evolves the state as domain.Customer.Apply does, the team through
+// the same domain.Team.Apply.
 func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 	switch e := e.(type) {
 	case domain.CustomerRegistered:
@@ -105,8 +58,8 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		// The fold read models give an erased customer no rows but its
 		// IDs (assignment_intervals, versions); the profile is forgotten.
 		c.Erased, c.Profile = true, domain.Profile{Erased: true}
-	default:
-		c.Team = applyTeam(c.Team, e, at, pos)
+	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
+		c.Team = c.Team.Apply(e, at, pos)
 	}
 	c.Version++
 }
@@ -130,10 +83,10 @@ type stretch struct {
 // stretchChanges turns a team change at (at, pos) into closed and opened
 // stretches: a member whose place changed in any way (left, lead flag,
 // re-assigned) ends its stretch, and its new place starts one.
-func stretchChanges(before, after []member) (closed []string, opened []member) {
+func stretchChanges(before, after domain.Team) (closed []string, opened []domain.Member) {
 	// kept reports whether team t has m in the same place.
-	kept := func(m member, t []member) bool {
-		return slices.ContainsFunc(t, func(n member) bool {
+	kept := func(m domain.Member, t domain.Team) bool {
+		return slices.ContainsFunc(t, func(n domain.Member) bool {
 			return n.UserID == m.UserID && n.Lead == m.Lead && n.AssignedAt.Equal(m.AssignedAt) && n.Seq == m.Seq
 		})
 	}
@@ -161,7 +114,8 @@ var customerEventTypes = []string{
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }
 
-// teamEventTypes are the events that change a customer's team.
+// teamEventTypes are the events that change a customer's team (those of
+// domain.IsTeamEvent).
 var teamEventTypes = []string{
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 }
@@ -176,18 +130,15 @@ type foldCustomer struct {
 	frozen bool
 }
 
-// advance applies d, the event after fc's version, to the fold.
+// advance applies d, the event after fc's version, to the fold: the
+// state once (its team included), then the stretches the team's change
+// closed and opened.
 func (fc *foldCustomer) advance(d decoded) {
-	fc.stretches.apply(d)
-	if slices.Contains(teamEventTypes, d.env.Type) {
-		// The stretch fold has just evolved the same team with applyTeam,
-		// which never changes the slice it is given: share it rather than
-		// compute it twice.
-		fc.state.Team = fc.stretches.team
-		fc.state.Version++
-		return
-	}
+	before := fc.state.Team
 	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
+	if domain.IsTeamEvent(d.event) {
+		fc.stretches.changed(before, fc.state.Team, d.env.RecordedAt, d.env.Position)
+	}
 }
 
 type decoded struct {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // Notification types.
@@ -35,23 +37,42 @@ func notificationsProjection() *projection {
 		name: Notifications,
 		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
 			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
-		// Plain scans, not a LATERAL subquery per event (which cost three
-		// times as much); a replacement notifies two users, hence the
-		// second scan, of replacements only.
-		derive: `INSERT INTO notifications (tenant_id, user_id, position, type, customer_id, at)
-SELECT e.tenant_id,
-       (CASE WHEN e.type = 'TeamMemberReplaced' THEN e.data->>'with_user_id' ELSE e.data->>'user_id' END)::uuid,
-       e.position,
-       CASE e.type WHEN 'UserAssigned' THEN 'assigned' WHEN 'UserUnassigned' THEN 'unassigned'
-                   WHEN 'TeamLeadChanged' THEN 'made_lead' ELSE 'handed_over' END,
-       (e.data->>'customer_id')::uuid, e.recorded_at
-FROM events e
-WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMemberReplaced') AND %[1]s
-UNION ALL
-SELECT e.tenant_id, (e.data->>'user_id')::uuid, e.position, 'unassigned', (e.data->>'customer_id')::uuid, e.recorded_at
-FROM events e
-WHERE e.type = 'TeamMemberReplaced' AND %[1]s`,
-		deriveTypes: teamEventTypes,
+		events:     notificationRows,
+		eventTypes: teamEventTypes,
+	}
+}
+
+// notificationRows tells the users a team event concerns: the one it
+// assigns, unassigns or makes lead; a replacement tells the replacement
+// it was handed the place and the replaced member it was unassigned.
+func notificationRows(out rowSink, env *envelope, e domain.Event) {
+	var customerID string
+	switch e := e.(type) {
+	case domain.UserAssigned:
+		customerID = e.CustomerID
+	case domain.UserUnassigned:
+		customerID = e.CustomerID
+	case domain.TeamLeadChanged:
+		customerID = e.CustomerID
+	case domain.TeamMemberReplaced:
+		customerID = e.CustomerID
+	default:
+		return
+	}
+	// Parsed and boxed once for the event's rows: a rebuild makes
+	// hundreds of thousands.
+	tenant, customer, pos, at := any(uid(env.TenantID)), any(uid(customerID)), any(env.Position), any(env.RecordedAt)
+	add := func(userID, typ string) { out.add("notifications", tenant, uid(userID), pos, typ, customer, at) }
+	switch e := e.(type) {
+	case domain.UserAssigned:
+		add(e.UserID, NotificationAssigned)
+	case domain.UserUnassigned:
+		add(e.UserID, NotificationUnassigned)
+	case domain.TeamLeadChanged:
+		add(e.UserID, NotificationMadeLead)
+	case domain.TeamMemberReplaced:
+		add(e.WithUserID, NotificationHandedOver)
+		add(e.UserID, NotificationUnassigned)
 	}
 }
 

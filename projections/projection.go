@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // Projection names, also their checkpoints' names (consumer_group in
@@ -26,7 +28,7 @@ const (
 var ErrUnknownProjection = errors.New("unknown projection")
 
 // projection is one read model, declared once: its tables and how events
-// become their rows. Exactly one of fold and derive is set. The engine
+// become their rows. Exactly one of fold, events and derive is set. The engine
 // writes every projection the same way, live or rebuilding; adding a column
 // means adding it to the table's columns and to the rows the projection
 // gives.
@@ -38,7 +40,14 @@ type projection struct {
 	// fold, for the customer-stream read models, turns a customer's folded
 	// stream into rows.
 	fold *foldDef
-	// derive, for the read models that are a function of single events, is
+	// events, for the read models that are a function of single events
+	// read as typed domain events (decoded by domain.DecodeEvent, the one
+	// upcasting point), gives the rows of one event of eventTypes. Rows are
+	// only ever added, keyed so that adding one again changes nothing.
+	events     func(out rowSink, env *envelope, e domain.Event)
+	eventTypes []string
+	// derive, for the read models that are a function of single events
+	// without knowing their types' fields, is
 	// an INSERT ... SELECT ... FROM events e WHERE %s whose %s the engine
 	// fills with the condition choosing the batch's events.
 	derive string
@@ -72,6 +81,21 @@ type foldDef struct {
 // batches, COPY for a rebuild's bulk load.
 type rowSink interface {
 	add(table string, row ...any)
+}
+
+// decodes reports whether the projection is made from decoded events (a
+// fold or events): its engine reads every field of an event.
+func (p *projection) decodes() bool { return p.fold != nil || p.events != nil }
+
+// wants reports whether the projection makes rows of events of type typ.
+func (p *projection) wants(typ string) bool {
+	switch {
+	case p.fold != nil:
+		return isCustomerEvent(typ)
+	case p.events != nil:
+		return slices.Contains(p.eventTypes, typ)
+	}
+	return false
 }
 
 func (p *projection) tableNames() []string {

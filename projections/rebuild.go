@@ -177,9 +177,11 @@ func (b *rebuilder) run(ctx context.Context) error {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 
+	// The fold and event projections share one read and decode of the
+	// events (bulkFold); the SQL derivations read for themselves.
 	var folds, sqls []*projection
 	for _, p := range b.ps {
-		if p.fold != nil {
+		if p.decodes() {
 			folds = append(folds, p)
 		} else {
 			sqls = append(sqls, p)
@@ -331,16 +333,36 @@ ORDER BY position`
 // rows are made in turn, on every core, and loaded is called for it once
 // they are copied, so its indexes are built while the next one's rows are
 // made.
-func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64, loaded func(*projection)) error {
+//
+// Event projections (notifications) ride along: their rows are made from
+// the same decoded events as they are read, and copied with the fold's.
+// Every event read is made rows of once; one past C0 is made again by the
+// catch-up, whose insert then finds it there.
+func (b *rebuilder) bulkFold(ctx context.Context, all []*projection, maxPos int64, loaded func(*projection)) error {
 	defer relaxGC()()
+	var ps, evps []*projection // folds, event projections
+	var types []string
+	for _, p := range all {
+		if p.fold != nil {
+			ps = append(ps, p)
+		} else {
+			evps = append(evps, p)
+		}
+	}
+	for _, typ := range append(slices.Clone(customerEventTypes), eventTypesOf(evps)...) {
+		if slices.ContainsFunc(all, func(p *projection) bool { return p.wants(typ) }) && !slices.Contains(types, typ) {
+			types = append(types, typ)
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	sink := newCopySink(gctx, b.pool, ps, g)
+	sink := newCopySink(gctx, b.pool, all, g)
+	evSink := sink.fork()
 	batches := make(chan []*envelope, 2)
 	g.Go(func() error {
 		defer close(batches)
 		for lo := int64(0); lo < maxPos; lo += rebuildFoldBatch {
 			hi := min(lo+rebuildFoldBatch, maxPos)
-			batch, err := b.readFoldBatch(gctx, lo, hi)
+			batch, err := b.readFoldBatch(gctx, lo, hi, types)
 			if err != nil {
 				return err
 			}
@@ -372,8 +394,25 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 			foldErr = err
 			continue
 		}
+		// The event projections' rows are made beside the fold, off its
+		// path, into buffers of their own.
+		var made sync.WaitGroup
+		if len(evps) > 0 {
+			made.Go(func() {
+				for _, d := range batch {
+					for _, p := range evps {
+						if p.wants(d.env.Type) {
+							p.events(evSink, d.env, d.event)
+						}
+					}
+				}
+			})
+		}
 		for _, d := range batch {
-			d.env.Data = nil // decoded; the fold needs only the event
+			d.env.Data = nil // decoded; the folds need only the event
+			if len(ps) == 0 || !isCustomerEvent(d.env.Type) {
+				continue
+			}
 			fc := customers[d.env.StreamID]
 			if fc == nil {
 				fc = &foldCustomer{state: customerState{ID: d.env.StreamID, TenantID: d.env.TenantID}, stretches: newStretchFold()}
@@ -395,15 +434,35 @@ func (b *rebuilder) bulkFold(ctx context.Context, ps []*projection, maxPos int64
 				}
 			}
 		}
+		made.Wait()
 		if foldErr == nil {
 			tf := time.Now()
 			foldErr = sink.flushFull(gctx)
+			if foldErr == nil {
+				foldErr = evSink.flushFull(gctx)
+			}
 			waitCopy += time.Since(tf)
 		}
 	}
 	tRead := time.Now()
 	if foldErr == nil {
 		foldErr = sink.flush(gctx) // the stretches closed last
+	}
+	if foldErr == nil {
+		foldErr = evSink.flush(gctx) // the event projections' last rows
+	}
+	if foldErr == nil {
+		for _, p := range evps {
+			g.Go(func() error {
+				for _, t := range p.tables {
+					sink.tables[t.name].pending.Wait()
+				}
+				if gctx.Err() == nil {
+					loaded(p)
+				}
+				return nil
+			})
+		}
 	}
 	if foldErr == nil {
 		foldErr = b.emitFinal(gctx, g, sink, ps, slices.Collect(maps.Values(customers)), loaded)
@@ -480,8 +539,17 @@ func relaxGC() (restore func()) {
 	return func() { debug.SetGCPercent(old) }
 }
 
-func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64) ([]*envelope, error) {
-	rows, err := b.pool.Query(ctx, qFoldRead, lo, hi, customerEventTypes)
+// eventTypesOf lists the event types the event projections make rows of.
+func eventTypesOf(ps []*projection) []string {
+	var out []string
+	for _, p := range ps {
+		out = append(out, p.eventTypes...)
+	}
+	return out
+}
+
+func (b *rebuilder) readFoldBatch(ctx context.Context, lo, hi int64, types []string) ([]*envelope, error) {
+	rows, err := b.pool.Query(ctx, qFoldRead, lo, hi, types)
 	if err != nil {
 		return nil, fmt.Errorf("read customer events: %w", err)
 	}

@@ -74,24 +74,18 @@ type foldedCustomer struct {
 	before foldRows
 }
 
-// refold brings the customers of the batch's customer events up to date.
-func refold(ctx context.Context, tx queryer, folds []*projection, batch []*envelope, cache *foldCache) ([]foldedCustomer, error) {
-	var events []*envelope
-	for _, e := range batch {
-		if isCustomerEvent(e.Type) {
-			events = append(events, e)
-		}
-	}
-	if len(events) == 0 {
-		return nil, nil
-	}
-	ds, err := decodeAll(cache.keys, events)
-	if err != nil {
-		return nil, err
-	}
+// refold brings the customers of the batch's customer events up to date;
+// ds are the batch's events decoded (engine.decode), customer events among
+// them.
+func refold(ctx context.Context, tx queryer, folds []*projection, ds []decoded, cache *foldCache) ([]foldedCustomer, error) {
 	byID := map[string][]decoded{}
 	for _, d := range ds {
-		byID[d.env.StreamID] = append(byID[d.env.StreamID], d)
+		if isCustomerEvent(d.env.Type) {
+			byID[d.env.StreamID] = append(byID[d.env.StreamID], d)
+		}
+	}
+	if len(byID) == 0 {
+		return nil, nil
 	}
 	ids := slices.Sorted(maps.Keys(byID))
 	if cache.customers == nil || len(cache.customers) > maxFoldCache {

@@ -166,7 +166,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	for i, ps := range engines(r.projections) {
 		group := consumerGroup + ":" + strings.Join(names(ps), ",")
 		fields := eventFieldsCursor
-		if ps[0].fold != nil {
+		if ps[0].decodes() {
 			fields = eventFieldsAll
 		}
 		schema := newEventsSchema(fields, r.cfg.maxBatch)
@@ -216,8 +216,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // engines splits the projections between the two engines that apply
 // them, each with its own Watermill subscriber, transaction and
-// connection: the customer-stream read models, which share one fold of
-// each customer, and the read models derived in SQL from single events.
+// connection: the read models made in Go from decoded events (the
+// customer-stream folds, which share one fold of each customer, and the
+// notifications, made from the same decoded team events), and the read
+// models derived in SQL from single events.
 // Their writes are of about the same cost, so on two cores the two engines
 // apply a backlog about twice as fast as one would (measured: see
 // docs/PERFORMANCE.md); one engine for all five was the other arrangement
@@ -225,7 +227,7 @@ func (r *Runner) Run(ctx context.Context) error {
 func engines(ps []*projection) [][]*projection {
 	var folds, derived []*projection
 	for _, p := range ps {
-		if p.fold != nil {
+		if p.decodes() {
 			folds = append(folds, p)
 		} else {
 			derived = append(derived, p)
