@@ -246,3 +246,23 @@ func (s *Store) LastPosition(ctx context.Context, tenantID string) (int64, error
 	}
 	return pos, nil
 }
+
+// qStreamsWithEventsAfter names the tenant's streams with an event of one
+// of the types past a point in subscriber order.
+const qStreamsWithEventsAfter = `SELECT DISTINCT stream_id::text FROM events
+	WHERE tenant_id = $1 AND type = ANY($2::text[]) AND (transaction_id, position) > ($3::text::xid8, $4)`
+
+// StreamsWithEventsAfter names the tenant's streams that have an event of
+// one of types past after (subscriber order), read in the transaction: what
+// a read model whose checkpoint is after has not applied yet.
+func (t *Tx) StreamsWithEventsAfter(ctx context.Context, tenantID string, types []string, after Cursor) ([]string, error) {
+	rows, err := t.Query(ctx, qStreamsWithEventsAfter, tenantID, types, strconv.FormatUint(after.TransactionID, 10), after.Position)
+	if err != nil {
+		return nil, fmt.Errorf("streams with events after %v: %w", after, translate(err))
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("streams with events after %v: %w", after, translate(err))
+	}
+	return ids, nil
+}
