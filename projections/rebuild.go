@@ -177,11 +177,14 @@ func (b *rebuilder) run(ctx context.Context) error {
 		return fmt.Errorf("rebuild: %w", err)
 	}
 
-	var folds, sqls []*projection
+	var folds, sqls, grows []*projection
 	for _, p := range b.ps {
-		if p.fold != nil {
+		switch {
+		case p.fold != nil:
 			folds = append(folds, p)
-		} else {
+		case p.grow != nil:
+			grows = append(grows, p)
+		default:
 			sqls = append(sqls, p)
 		}
 	}
@@ -203,7 +206,14 @@ func (b *rebuilder) run(ctx context.Context) error {
 			return err
 		}
 		t1 := time.Now()
-		cur, err := b.catchUp(ctx, p, c0)
+		from := c0
+		if p.grow != nil {
+			// A read model that depends on what came before has no bulk
+			// load: it is built by catch-up from the first event, in
+			// commit order, through the live write path.
+			from = eventstore.Cursor{}
+		}
+		cur, err := b.catchUp(ctx, p, from)
 		if err != nil {
 			return err
 		}
@@ -222,6 +232,9 @@ func (b *rebuilder) run(ctx context.Context) error {
 			}
 			return finish(gctx, p, time.Now())
 		})
+	}
+	for _, p := range grows {
+		g.Go(func() error { return finish(gctx, p, time.Now()) })
 	}
 	if len(folds) > 0 {
 		g.Go(func() error {
