@@ -21,6 +21,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/config"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -43,6 +44,9 @@ type Deps struct {
 	// streamed export's (zero: config.DefaultRequestTimeout and
 	// config.DefaultExportTimeout).
 	RequestTimeout, ExportTimeout time.Duration
+	// Ledger serves the ledger log (checkpoints, proofs); nil answers its
+	// routes 404.
+	Ledger *ledgerlog.Log
 }
 
 // Server is the HTTP API.
@@ -58,6 +62,7 @@ type Server struct {
 	ready    func(ctx context.Context) error
 	metrics  *httpMetrics
 	router   chi.Router
+	ledger   *ledgerlog.Log
 	keys     keyCache
 
 	requestTimeout, exportTimeout time.Duration
@@ -70,7 +75,7 @@ const maxPositionWait = 5 * time.Second
 func NewServer(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
-		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready,
+		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready, ledger: d.Ledger,
 		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout,
 	}
 	if s.requestTimeout <= 0 {
@@ -104,6 +109,7 @@ const (
 	pAudit      = "audit_log"
 	pNotify     = "notifications"
 	pGroups     = "groups"
+	pLedger     = "ledger_tree"
 	pWriteModel = "" // served from the event store: always current
 )
 
@@ -126,6 +132,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/openapi.json", s.openAPI)
 	r.Post("/v1/invitations/{token}/accept", s.handle(s.acceptInvitation))
 	r.Get("/invitations/{token}", s.handle(s.showInvitation))
+	r.Get("/v1/ledger/public-key", s.handle(s.ledgerPublicKey))
 	r.Post("/invitations/{token}", s.handle(s.acceptInvitationForm))
 
 	r.Group(func(r chi.Router) {
@@ -172,6 +179,10 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
 		r.With(requireAdmin, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
+		r.With(requireAdmin).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/inclusion", s.handle(s.ledgerInclusion))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/consistency", s.handle(s.ledgerConsistency))
 	})
 	// The single-customer commands check the caller's key with their
 	// append (see requireAuthWithAppend).

@@ -21,6 +21,17 @@ var (
 	ErrTreeStale = errors.New("stored tree does not match a signed checkpoint")
 )
 
+// RangeError is a proof asked of a size or index the tree cannot give;
+// Param names the request's parameter.
+type RangeError struct {
+	Param, Detail string
+}
+
+func (e *RangeError) Error() string { return e.Param + ": " + e.Detail }
+
+// Is makes a RangeError match ErrBadRange.
+func (e *RangeError) Is(target error) bool { return target == ErrBadRange }
+
 // Log serves a database's ledger logs: checkpoints and proofs from the
 // stored tree (the ledger_tree read model).
 type Log struct {
@@ -149,10 +160,10 @@ func (l *Log) Inclusion(ctx context.Context, tenantID string, leafIndex, treeSiz
 		return InclusionProof{}, err
 	}
 	if treeSize < 1 || treeSize > n {
-		return InclusionProof{}, fmt.Errorf("%w: tree_size %d: the tree has %d leaves", ErrBadRange, treeSize, n)
+		return InclusionProof{}, &RangeError{"tree_size", fmt.Sprintf("tree size %d: the tree has %d leaves", treeSize, n)}
 	}
 	if leafIndex < 0 || leafIndex >= treeSize {
-		return InclusionProof{}, fmt.Errorf("%w: leaf_index %d: a tree of size %d has leaves 0 to %d", ErrBadRange, leafIndex, treeSize, treeSize-1)
+		return InclusionProof{}, &RangeError{"leaf_index", fmt.Sprintf("leaf index %d: a tree of size %d has leaves 0 to %d", leafIndex, treeSize, treeSize-1)}
 	}
 	r := reader(ctx, l.pool, tenantID)
 	leaf, err := r.ReadHashes([]int64{tlog.StoredHashIndex(0, leafIndex)})
@@ -174,10 +185,10 @@ func (l *Log) Consistency(ctx context.Context, tenantID string, from, to int64) 
 		return ConsistencyProof{}, err
 	}
 	if to < 1 || to > n {
-		return ConsistencyProof{}, fmt.Errorf("%w: to %d: the tree has %d leaves", ErrBadRange, to, n)
+		return ConsistencyProof{}, &RangeError{"to", fmt.Sprintf("tree size %d: the tree has %d leaves", to, n)}
 	}
 	if from < 1 || from > to {
-		return ConsistencyProof{}, fmt.Errorf("%w: from %d: want 1 to %d", ErrBadRange, from, to)
+		return ConsistencyProof{}, &RangeError{"from", fmt.Sprintf("tree size %d: want 1 to %d", from, to)}
 	}
 	p, err := tlog.ProveTree(to, from, reader(ctx, l.pool, tenantID))
 	if err != nil {

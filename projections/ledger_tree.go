@@ -34,11 +34,14 @@ func ledgerTreeProjection() *projection {
 }
 
 const (
-	// qTreeEvents are the batch's events in commit order: the derived
-	// engine's batches carry only cursors.
+	// qTreeEvents are the batch's events in commit order (the derived
+	// engine's batches carry only cursors) that are not leaves yet: a
+	// batch applied again (after a lost commit acknowledgement) changes
+	// nothing, as every read model's does.
 	qTreeEvents = `SELECT e.tenant_id::text, e.position, e.hash FROM events e
 WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
   AND (e.transaction_id, e.position) <= ($3::text::xid8, $4::bigint)
+  AND NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position)
 ORDER BY e.transaction_id, e.position`
 	// qTreeSizes is each tenant's tree size: its last leaf, by the primary
 	// key backwards.

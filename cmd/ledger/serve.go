@@ -17,6 +17,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/migrations"
 	"github.com/assignment-ledger/ledger/projections"
@@ -86,8 +87,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			Help: "Single-customer commands that locked and read the customer first (nothing cached, cache out of date, Idempotency-Key, refusals).",
 		}, func() float64 { return float64(cmds.CacheStats().Locked) }))
 
+	signingKey, err := cfg.SigningKey(log)
+	if err != nil {
+		return err
+	}
+	ledger := ledgerlog.New(pool, signingKey, cfg.BaseURL, log)
+
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
+		Ledger: ledger,
+		Pool:   pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
 		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout,
 		// The server checks the event store itself; this adds the migrations.
@@ -126,6 +134,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		if err := runner.Run(projCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("projections stopped", slog.String("error", err.Error()))
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ledger.Run(projCtx, cfg.CheckpointInterval)
 	}()
 	if relay != nil {
 		// Appends wake the relay: one may have queued an e-mail.
