@@ -16,6 +16,9 @@ CREATE TABLE ledger_leaves (
 -- An event's leaf index (history items, audit entries).
 CREATE UNIQUE INDEX ledger_leaves_position ON ledger_leaves (position);
 
+-- The read model's checkpoint: it starts from the first event.
+INSERT INTO projection_checkpoints (consumer_group) VALUES ('ledger_tree') ON CONFLICT DO NOTHING;
+
 CREATE TABLE ledger_tree_hashes (
     tenant_id uuid   NOT NULL,
     idx       bigint NOT NULL,
