@@ -106,7 +106,12 @@ func ParseKey(skey string) (Key, error) {
 	}
 	// The signer key's last field is the algorithm byte and the Ed25519
 	// seed; NewSigner checked both.
-	raw, err := base64.StdEncoding.DecodeString(skey[strings.LastIndexByte(skey, '+')+1:])
+	// (The key is the fifth '+'-separated field: base64 may hold '+'.)
+	fields := strings.SplitN(skey, "+", 5)
+	if len(fields) != 5 {
+		return Key{}, errors.New("signing key: not a note signer key")
+	}
+	raw, err := base64.StdEncoding.DecodeString(fields[4])
 	if err != nil || len(raw) != 1+ed25519.SeedSize {
 		return Key{}, errors.New("signing key: not an Ed25519 key")
 	}
