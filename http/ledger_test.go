@@ -177,12 +177,12 @@ func TestLedgerLogProofsVerifyWithAnIndependentLibrary(t *testing.T) {
 	for path, field := range map[string]string{
 		fmt.Sprintf("/v1/ledger/proofs/inclusion?leaf_index=%d&tree_size=%d", cp1.TreeSize, cp1.TreeSize): "leaf_index",
 		fmt.Sprintf("/v1/ledger/proofs/inclusion?leaf_index=0&tree_size=%d", cp2.TreeSize+100):            "tree_size",
-		"/v1/ledger/proofs/inclusion?leaf_index=0":                                                         "tree_size",
-		"/v1/ledger/proofs/inclusion?leaf_index=x&tree_size=1":                                             "leaf_index",
-		"/v1/ledger/proofs/consistency?from=3&to=2":                                                        "from",
-		"/v1/ledger/proofs/consistency?from=0&to=2":                                                        "from",
+		"/v1/ledger/proofs/inclusion?leaf_index=0":                                                        "tree_size",
+		"/v1/ledger/proofs/inclusion?leaf_index=x&tree_size=1":                                            "leaf_index",
+		"/v1/ledger/proofs/consistency?from=3&to=2":                                                       "from",
+		"/v1/ledger/proofs/consistency?from=0&to=2":                                                       "from",
 		fmt.Sprintf("/v1/ledger/proofs/consistency?from=1&to=%d", cp2.TreeSize+1):                         "to",
-		"/v1/ledger/checkpoints?from=yesterday":                                                            "from",
+		"/v1/ledger/checkpoints?from=yesterday":                                                           "from",
 	} {
 		var p struct{ Field, Code string }
 		b.admin.must(400, "GET", path, nil).decode(t, &p)
