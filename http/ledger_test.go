@@ -163,6 +163,35 @@ func TestLedgerLogProofsVerifyWithAnIndependentLibrary(t *testing.T) {
 			t.Errorf("consistency %d..%d does not verify: %v", from, cp2.TreeSize, err)
 		}
 	}
+	// Audit entries and history items name their leaves: the leaf of each
+	// is the leaf hash of the event's stored hash.
+	var audit struct {
+		Items []struct {
+			Position  int64  `json:"position"`
+			LeafIndex *int64 `json:"leaf_index"`
+		}
+	}
+	b.admin.must(200, "GET", "/v1/audit?limit=500", nil, hdr{"X-Min-Position": r.header.Get("X-Ledger-Position")}).decode(t, &audit)
+	var history struct {
+		Items []struct {
+			Position  int64  `json:"position"`
+			LeafIndex *int64 `json:"leaf_index"`
+		}
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+ids[1]+"/history", nil).decode(t, &history)
+	if len(audit.Items) != len(leaves) || len(history.Items) == 0 {
+		t.Fatalf("%d audit entries, %d history items, %d leaves", len(audit.Items), len(history.Items), len(leaves))
+	}
+	for _, it := range append(audit.Items, history.Items...) {
+		var h []byte
+		if err := b.pool.QueryRow(context.Background(), `SELECT hash FROM events WHERE position = $1`, it.Position).Scan(&h); err != nil {
+			t.Fatal(err)
+		}
+		if it.LeafIndex == nil || string(leaves[*it.LeafIndex]) != string(rfc6962.DefaultHasher.HashLeaf(h)) {
+			t.Errorf("event %d: leaf_index %v is not its leaf", it.Position, it.LeafIndex)
+		}
+	}
+
 	var list struct{ Items []ledgerCheckpoint }
 	b.admin.must(200, "GET", "/v1/ledger/checkpoints", nil).decode(t, &list)
 	if len(list.Items) != 2 || list.Items[0].Note != cp1.Note || list.Items[1].Note != cp2.Note {

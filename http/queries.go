@@ -14,6 +14,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -108,6 +109,10 @@ type historyItem struct {
 	// Erased marks every event of an erased customer: data then holds
 	// only IDs and flags.
 	Erased bool `json:"erased,omitempty"`
+	// LeafIndex is the event's leaf in the tenant's ledger log; absent
+	// while the ledger_tree read model has not applied it yet (history is
+	// read from the event store itself).
+	LeafIndex *int64 `json:"leaf_index,omitempty"`
 }
 
 type historyActor struct {
@@ -170,6 +175,19 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) e
 			Actor:         historyActor{UserID: e.Metadata.Actor.UserID, Name: e.Metadata.Actor.Name},
 			CorrelationID: e.Metadata.CorrelationID, Data: data, Erased: erased,
 		})
+	}
+	positions := make([]int64, len(pg.Items))
+	for i, it := range pg.Items {
+		positions[i] = it.Position
+	}
+	leaves, err := ledgerlog.LeafIndexes(r.Context(), s.pool, positions)
+	if err != nil {
+		return err
+	}
+	for i := range pg.Items {
+		if l, ok := leaves[pg.Items[i].Position]; ok {
+			pg.Items[i].LeafIndex = &l
+		}
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
 	return nil

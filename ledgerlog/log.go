@@ -325,3 +325,25 @@ func (l *Log) Run(ctx context.Context, interval time.Duration) {
 		}
 	}
 }
+
+// LeafIndexes returns the leaf index of each of the positions the tree
+// holds (events it has not applied yet are absent).
+func LeafIndexes(ctx context.Context, pool *pgxpool.Pool, positions []int64) (map[int64]int64, error) {
+	out := make(map[int64]int64, len(positions))
+	if len(positions) == 0 {
+		return out, nil
+	}
+	rows, err := pool.Query(ctx, `SELECT position, leaf_index FROM ledger_leaves WHERE position = ANY($1::bigint[])`, positions)
+	if err != nil {
+		return nil, fmt.Errorf("leaf indexes: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p, i int64
+		if err := rows.Scan(&p, &i); err != nil {
+			return nil, fmt.Errorf("leaf indexes: %w", err)
+		}
+		out[p] = i
+	}
+	return out, rows.Err()
+}
