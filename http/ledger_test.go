@@ -1,10 +1,14 @@
 package http_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/transparency-dev/merkle/proof"
@@ -270,4 +274,74 @@ func rfc6962RootOf(leaves [][]byte) []byte {
 		k <<= 1
 	}
 	return rfc6962.DefaultHasher.HashChildren(rfc6962RootOf(leaves[:k]), rfc6962RootOf(leaves[k:]))
+}
+
+// TestAuditExportWithProofsVerifiesOffline: an NDJSON audit export with
+// proofs verifies with no database (ledgerlog.VerifyExport, what `ledger
+// verify-export` runs), sealed and erased customers' events included, and
+// an edited line, a removed line and a forged signature are caught.
+func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
+	b := setup(t)
+	var ids []string
+	for i := range 3 {
+		ids = append(ids, b.createCustomer(t, fmt.Sprintf("Cust%d", i)))
+	}
+	b.admin.must(200, "POST", "/v1/customers/"+ids[1]+"/assignees", map[string]any{"user_id": "me"})
+	r := b.admin.must(204, "DELETE", "/v1/customers/"+ids[2], nil)
+	pos := r.header.Get("X-Ledger-Position")
+	vkey := string((&client{t: t, base: b.base}).must(200, "GET", "/v1/ledger/public-key", nil).body)
+
+	export := b.admin.must(200, "GET", "/v1/audit?proofs=true", nil, hdr{"Accept": "application/x-ndjson", "X-Min-Position": pos})
+	rep, err := ledgerlog.VerifyExport(bytes.NewReader(export.body), vkey)
+	if err != nil {
+		t.Fatalf("export does not verify: %v\n%s", err, export.body)
+	}
+	if !rep.Complete || int64(rep.Events) != rep.TreeSize || rep.Sealed == 0 || rep.TreeSize != int64(len(b.tenantLeafHashes(t))) {
+		t.Fatalf("report %+v", rep)
+	}
+	lines := strings.Split(strings.TrimSpace(string(export.body)), "\n")
+
+	// An edited line: an assignment's lead flag turned.
+	edited := slices.Clone(lines)
+	i := slices.IndexFunc(edited, func(l string) bool { return strings.Contains(l, `"type":"UserAssigned"`) })
+	if i < 0 {
+		t.Fatal("no UserAssigned line")
+	}
+	if strings.Contains(edited[i], `"lead":true`) {
+		edited[i] = strings.Replace(edited[i], `"lead":true`, `"lead":false`, 1)
+	} else {
+		edited[i] = strings.Replace(edited[i], `"lead":false`, `"lead":true`, 1)
+	}
+	if edited[i] == lines[i] {
+		t.Fatalf("nothing to edit in %s", lines[i])
+	}
+	_, err = ledgerlog.VerifyExport(strings.NewReader(strings.Join(edited, "\n")), vkey)
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d ", i+1)) || !strings.Contains(err.Error(), "data") {
+		t.Errorf("edited line %d: %v", i+1, err)
+	}
+	// A removed line.
+	removed := slices.Delete(slices.Clone(lines), 3, 4)
+	if _, err := ledgerlog.VerifyExport(strings.NewReader(strings.Join(removed, "\n")), vkey); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Errorf("removed line: %v", err)
+	}
+	// A forged signature: another key's.
+	other, _, err := ledgerlog.LoadOrCreateKey(filepath.Join(t.TempDir(), "other"), "ledger.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ledgerlog.VerifyExport(bytes.NewReader(export.body), other.Verifier); err == nil || !strings.Contains(err.Error(), "signature") {
+		t.Errorf("other key: %v", err)
+	}
+	// A filtered export is not complete, and still verifies.
+	filtered := b.admin.must(200, "GET", "/v1/audit?proofs=true&customer_id="+ids[1], nil, hdr{"Accept": "application/x-ndjson"})
+	if rep, err := ledgerlog.VerifyExport(bytes.NewReader(filtered.body), vkey); err != nil || rep.Complete || rep.Events != 2 {
+		t.Errorf("filtered export: %+v %v", rep, err)
+	}
+	for _, bad := range []struct{ path, accept string }{{"/v1/audit?proofs=true", "application/json"}, {"/v1/audit?proofs=yes", "application/x-ndjson"}} {
+		var p struct{ Field string }
+		b.admin.must(400, "GET", bad.path, nil, hdr{"Accept": bad.accept}).decode(t, &p)
+		if p.Field != "proofs" {
+			t.Errorf("GET %s (%s): field %q", bad.path, bad.accept, p.Field)
+		}
+	}
 }

@@ -337,3 +337,27 @@ func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
 		t.Fatalf("checkpoint of an unknown tenant: %q", errOut)
 	}
 }
+
+// TestVerifyExportNeedsNoDatabase: verify-export reads a file and a key
+// only (no DATABASE_URL), and names what does not verify.
+func TestVerifyExportNeedsNoDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	k, _, err := ledgerlog.LoadOrCreateKey(filepath.Join(dir, "key"), "ledger.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "export.ndjson")
+	if err := os.WriteFile(file, []byte(`{"origin":"x"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, _, errOut := testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file}); code != 2 {
+		t.Fatalf("without --key: exit %d (%s)", code, errOut.String())
+	}
+	env, _, errOut = testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file, "--key", k.Verifier}); code != 1 ||
+		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
+		t.Fatalf("a file that is no export: exit %d (%s)", code, errOut.String())
+	}
+}

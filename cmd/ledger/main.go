@@ -41,6 +41,7 @@ func subcommands() []command {
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
 		{"verify", "check every stream's hash chain, and the ledger log against kept checkpoints", runVerify},
 		{"checkpoint", "print a tenant's latest signed checkpoint of its ledger log", runCheckpoint},
+		{"verify-export", "check an audit export with proofs against the ledger log's key, with no database", runVerifyExport},
 		{"erase", "list erased customers, or apply every erasure again after restoring a backup", runErase},
 		{"encrypt-legacy", "seal customer events written in clear before erasure existed (one-off)", runEncryptLegacy},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
