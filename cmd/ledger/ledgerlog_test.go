@@ -361,3 +361,40 @@ func TestVerifyExportNeedsNoDatabase(t *testing.T) {
 		t.Fatalf("a file that is no export: exit %d (%s)", code, errOut.String())
 	}
 }
+
+// TestPeriodicSigningSignsGrownTreesOnly: the periodic signer (what
+// `serve` runs every LEDGER_CHECKPOINT_INTERVAL) signs a tenant's tree once
+// it has grown past its latest checkpoint, and nothing while it has not.
+func TestPeriodicSigningSignsGrownTreesOnly(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	b, err := os.ReadFile(in.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ledgerlog.ParseKey(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledgerlog.New(in.pool, key, "https://ledger.example", nil)
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
+		t.Fatalf("nothing new: signed %d (%v)", n, err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
+	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t)
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 1 {
+		t.Fatalf("grown tree: signed %d (%v)", n, err)
+	}
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
+		t.Fatalf("again: signed %d (%v)", n, err)
+	}
+	list, err := l.List(in.ctx, in.tenant, time.Time{}, time.Now().Add(time.Hour), 10)
+	if err != nil || len(list) != 2 || list[1].TreeSize != int64(len(in.original))+1 {
+		t.Fatalf("checkpoints %+v (%v)", list, err)
+	}
+}
