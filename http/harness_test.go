@@ -10,6 +10,7 @@ import (
 	"net"
 	nethttp "net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
 	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/projections"
 )
@@ -32,6 +34,8 @@ type testBundle struct {
 	tenant string
 	admin  *client
 	runner *projections.Runner
+	// signingKey signs the ledger log's checkpoints.
+	signingKey ledgerlog.Key
 }
 
 type setupOpts struct {
@@ -104,9 +108,14 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	} else {
 		close(relayDone)
 	}
+	signingKey, _, err := ledgerlog.LoadOrCreateKey(filepath.Join(t.TempDir(), "signing-key"), "ledger.example")
+	if err != nil {
+		t.Fatal(err)
+	}
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
 		Pool: pool, Store: store, Commands: cmd, Projections: runner, Queries: projections.NewQueries(pool, testdb.Keyring(t)),
 		Log: log, BaseURL: "https://ledger.example", RequestTimeout: o.requestTimeout, ExportTimeout: o.exportTimeout,
+		Ledger: ledgerlog.New(pool, signingKey, "https://ledger.example", log),
 	})
 	srv := httptest.NewUnstartedServer(api)
 	if o.smallBuffers {
@@ -123,7 +132,7 @@ func setup(t *testing.T, opts ...setupOpts) *testBundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &testBundle{pool: pool, cmd: cmd, base: srv.URL, tenant: boot.TenantID, runner: runner}
+	b := &testBundle{pool: pool, cmd: cmd, base: srv.URL, tenant: boot.TenantID, runner: runner, signingKey: signingKey}
 	b.admin = &client{t: t, base: srv.URL, key: boot.APIKey, userID: boot.UserID}
 	return b
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -92,8 +93,15 @@ func errorToProblem(err error) (Problem, bool) {
 		imported *commands.ImportRejectedError
 		tooMany  *tooManyError
 		claim    *eventstore.ClaimTakenError
+		outside  *ledgerlog.RangeError
 	)
 	switch {
+	case errors.As(err, &outside):
+		p := newProblem(nethttp.StatusBadRequest, "invalid_input", outside.Detail)
+		p.Field = outside.Param
+		return p, true
+	case errors.Is(err, ledgerlog.ErrNoTree):
+		return newProblem(nethttp.StatusNotFound, "not_found", "the tenant's ledger log has no events yet"), true
 	case errors.As(err, &in):
 		p := newProblem(in.status, in.code, in.detail)
 		p.Field = in.field

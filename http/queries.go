@@ -1,8 +1,10 @@
 package http
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	nethttp "net/http"
 	"slices"
@@ -14,6 +16,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -108,6 +111,10 @@ type historyItem struct {
 	// Erased marks every event of an erased customer: data then holds
 	// only IDs and flags.
 	Erased bool `json:"erased,omitempty"`
+	// LeafIndex is the event's leaf in the tenant's ledger log; absent
+	// while the ledger_tree read model has not applied it yet (history is
+	// read from the event store itself).
+	LeafIndex *int64 `json:"leaf_index,omitempty"`
 }
 
 type historyActor struct {
@@ -170,6 +177,19 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) e
 			Actor:         historyActor{UserID: e.Metadata.Actor.UserID, Name: e.Metadata.Actor.Name},
 			CorrelationID: e.Metadata.CorrelationID, Data: data, Erased: erased,
 		})
+	}
+	positions := make([]int64, len(pg.Items))
+	for i, it := range pg.Items {
+		positions[i] = it.Position
+	}
+	leaves, err := ledgerlog.LeafIndexes(r.Context(), s.pool, positions)
+	if err != nil {
+		return err
+	}
+	for i := range pg.Items {
+		if l, ok := leaves[pg.Items[i].Position]; ok {
+			pg.Items[i].LeafIndex = &l
+		}
 	}
 	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
@@ -336,8 +356,19 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
+	ndjson := accepts(r, "application/x-ndjson") || accepts(r, "application/ndjson")
+	switch r.URL.Query().Get("proofs") {
+	case "", "false":
+	case "true":
+		if !ndjson {
+			return badRequest("invalid_input", "proofs", "proofs=true is an NDJSON export: send Accept: application/x-ndjson")
+		}
+		return s.auditWithProofs(w, r, tenant, f)
+	default:
+		return badRequest("invalid_input", "proofs", "proofs must be true or false")
+	}
 	switch {
-	case accepts(r, "application/x-ndjson"), accepts(r, "application/ndjson"):
+	case ndjson:
 		return s.stream(w, r, exportHeader("application/x-ndjson", ""), func(out io.Writer) error {
 			enc := json.NewEncoder(out)
 			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
@@ -362,4 +393,79 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	pg.Items = nonNil(pg.Items)
 	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
+}
+
+// auditProofBatch is how many events of an export with proofs are read
+// back from the event store at once.
+const auditProofBatch = 500
+
+// auditWithProofs streams the audit export with proofs (docs/API.md, "The
+// ledger log"): the checkpoint first, then each event of its tree that f
+// selects with its leaf index, hash, hashed bytes and inclusion proof.
+// Events after the checkpoint are left out: nothing proves them yet.
+func (s *Server) auditWithProofs(w nethttp.ResponseWriter, r *nethttp.Request, tenant string, f projections.AuditFilter) error {
+	l, err := s.ledgerOr404()
+	if err != nil {
+		return err
+	}
+	ctx := r.Context()
+	cp, err := l.Latest(ctx, tenant)
+	if err != nil {
+		return err
+	}
+	return s.stream(w, r, exportHeader("application/x-ndjson", ""), func(out io.Writer) error {
+		enc := json.NewEncoder(out)
+		if err := enc.Encode(ledgerlog.ExportHeader{Signed: cp, Complete: f == projections.AuditFilter{}}); err != nil {
+			return err
+		}
+		var batch []projections.AuditEntry
+		flush := func() error {
+			positions := make([]int64, len(batch))
+			for i, e := range batch {
+				positions[i] = e.Position
+			}
+			hashed, err := s.store.HashedOf(ctx, tenant, positions)
+			if err != nil {
+				return err
+			}
+			for _, e := range batch {
+				h, ok := hashed[e.Position]
+				if !ok {
+					return fmt.Errorf("audit export: event %d not in the event store", e.Position)
+				}
+				p, err := l.Inclusion(ctx, tenant, *e.LeafIndex, cp.TreeSize)
+				if err != nil {
+					return err
+				}
+				actor, err := json.Marshal(e.Actor)
+				if err != nil {
+					return err
+				}
+				if err := enc.Encode(ledgerlog.ExportLine{
+					Position: e.Position, StreamID: e.StreamID, Version: e.Version, Type: e.Type, At: e.At,
+					Actor: actor, CorrelationID: e.CorrelationID, Data: e.Data, Erased: e.Erased, LeafIndex: *e.LeafIndex,
+					Hash: base64.StdEncoding.EncodeToString(h.Hash), Hashed: base64.StdEncoding.EncodeToString(h.Bytes),
+					Inclusion: p.Hashes,
+				}); err != nil {
+					return err
+				}
+			}
+			batch = batch[:0]
+			return nil
+		}
+		err := s.q.EachAudit(ctx, tenant, f, func(e projections.AuditEntry) error {
+			if e.LeafIndex == nil || *e.LeafIndex >= cp.TreeSize {
+				return nil
+			}
+			batch = append(batch, e)
+			if len(batch) == auditProofBatch {
+				return flush()
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return flush()
+	})
 }

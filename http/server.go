@@ -21,6 +21,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/config"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -44,6 +45,9 @@ type Deps struct {
 	// config.DefaultRequestTimeout, DefaultExportTimeout,
 	// DefaultImportTimeout).
 	RequestTimeout, ExportTimeout, ImportTimeout time.Duration
+	// Ledger serves the ledger log (checkpoints, proofs); nil answers its
+	// routes 404.
+	Ledger *ledgerlog.Log
 }
 
 // Server is the HTTP API.
@@ -59,6 +63,7 @@ type Server struct {
 	ready    func(ctx context.Context) error
 	metrics  *httpMetrics
 	router   chi.Router
+	ledger   *ledgerlog.Log
 
 	requestTimeout, exportTimeout, importTimeout time.Duration
 }
@@ -70,7 +75,7 @@ const maxPositionWait = 5 * time.Second
 func NewServer(d Deps) *Server {
 	s := &Server{
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
-		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready,
+		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready, ledger: d.Ledger,
 		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout, importTimeout: d.ImportTimeout,
 	}
 	if s.requestTimeout <= 0 {
@@ -107,6 +112,7 @@ const (
 	pAudit      = "audit_log"
 	pNotify     = "notifications"
 	pGroups     = "groups"
+	pLedger     = "ledger_tree"
 	pWriteModel = "" // served from the event store: always current
 )
 
@@ -129,6 +135,7 @@ func (s *Server) routes() chi.Router {
 	r.Get("/openapi.json", s.openAPI)
 	r.Post("/v1/invitations/{token}/accept", s.handle(s.acceptInvitation))
 	r.Get("/invitations/{token}", s.handle(s.showInvitation))
+	r.Get("/v1/ledger/public-key", s.handle(s.ledgerPublicKey))
 	r.Post("/invitations/{token}", s.handle(s.acceptInvitationForm))
 
 	r.Group(func(r chi.Router) {
@@ -179,6 +186,10 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
 		r.With(requireAdmin, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
+		r.With(requireAdmin).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/inclusion", s.handle(s.ledgerInclusion))
+		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/consistency", s.handle(s.ledgerConsistency))
 	})
 	// The web console: HTML pages at /, outside the JSON API's contract.
 	s.newConsole().Routes(r)

@@ -33,6 +33,9 @@ type AuditEntry struct {
 	// Erased marks every event of an erased customer: data then holds
 	// only IDs and flags.
 	Erased bool `json:"erased,omitempty"`
+	// LeafIndex is the event's leaf in the tenant's ledger log (absent
+	// until the ledger_tree read model has applied the event).
+	LeafIndex *int64 `json:"leaf_index,omitempty"`
 }
 
 // AuditFilter narrows the audit log. Zero fields do not filter. From and To
@@ -70,7 +73,8 @@ FROM events e WHERE %s`,
 const qAuditPage = `SELECT a.position, e.stream_id::text, e.stream_version, a.type, a.at, a.actor_user_id,
        coalesce(e.metadata->'actor'->>'name', ''), coalesce(e.metadata->>'correlation_id', ''),
        coalesce(a.customer_id::text, ''), a.user_ids::text[], e.data, e.schema_version, ` + keyring.WrappedKeySQL + `,
-       EXISTS (SELECT FROM customer_keys k WHERE k.customer_id = a.customer_id AND k.erased_at IS NOT NULL)
+       EXISTS (SELECT FROM customer_keys k WHERE k.customer_id = a.customer_id AND k.erased_at IS NOT NULL),
+       (SELECT l.leaf_index FROM ledger_leaves l WHERE l.position = a.position)
 FROM audit_log a JOIN events e ON e.position = a.position WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
@@ -115,7 +119,7 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 		var data, wrapped []byte
 		var schema int32
 		if err := row.Scan(&e.Position, &e.StreamID, &e.Version, &e.Type, &e.At, &e.Actor.UserID, &e.Actor.Name,
-			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data, &schema, &wrapped, &e.Erased); err != nil {
+			&e.CorrelationID, &e.CustomerID, &e.UserIDs, &data, &schema, &wrapped, &e.Erased, &e.LeafIndex); err != nil {
 			return e, err
 		}
 		_, opened, _, err := q.keys.Open(e.Type, int(schema), data, wrapped)

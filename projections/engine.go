@@ -174,6 +174,11 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 		}
 	}
 	for _, p := range e.ps {
+		if p.grow != nil && derives(p, batch, after[p.name]) {
+			if err := p.grow(ctx, tx, &w, after[p.name], end); err != nil {
+				return err
+			}
+		}
 		if p.derive == "" || !derives(p, batch, after[p.name]) {
 			continue
 		}

@@ -6,11 +6,13 @@
 package projections
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Projection names, also their checkpoints' names (consumer_group in
@@ -22,6 +24,7 @@ const (
 	AuditLog            = "audit_log"
 	Notifications       = "notifications"
 	Groups              = "groups"
+	LedgerTree          = "ledger_tree"
 )
 
 // ErrUnknownProjection is returned for a name that is not a projection.
@@ -54,6 +57,12 @@ type projection struct {
 	// deriveTypes, when set, are the only event types derive makes rows of:
 	// a batch without them writes nothing but the checkpoint.
 	deriveTypes []string
+	// grow, for read models that depend on what came before them in
+	// commit order (the ledger log's tree), reads what it needs in the
+	// batch's transaction and adds its writes for the events in (from,
+	// end] to the batch's statement. A rebuild applies it from the first
+	// event through the same path.
+	grow func(ctx context.Context, tx queryer, w *stmt, from, end eventstore.Cursor) error
 }
 
 // table is one table of a read model.
@@ -119,7 +128,7 @@ func tablesOf(ps []*projection) map[string]*table {
 // all returns every projection, in a fixed order.
 func all() []*projection {
 	return []*projection{myClientsProjection(), customerListProjection(), assignmentIntervalsProjection(),
-		auditLogProjection(), notificationsProjection(), groupsProjection()}
+		auditLogProjection(), notificationsProjection(), groupsProjection(), ledgerTreeProjection()}
 }
 
 // AllNames lists every projection.

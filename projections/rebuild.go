@@ -178,12 +178,16 @@ func (b *rebuilder) run(ctx context.Context) error {
 	}
 
 	// The fold and event projections share one read and decode of the
-	// events (bulkFold); the SQL derivations read for themselves.
-	var folds, sqls []*projection
+	// events (bulkFold); the SQL derivations read for themselves; a read
+	// model that grows on what came before is built by catch-up.
+	var folds, sqls, grows []*projection
 	for _, p := range b.ps {
-		if p.decodes() {
+		switch {
+		case p.decodes():
 			folds = append(folds, p)
-		} else {
+		case p.grow != nil:
+			grows = append(grows, p)
+		default:
 			sqls = append(sqls, p)
 		}
 	}
@@ -205,7 +209,14 @@ func (b *rebuilder) run(ctx context.Context) error {
 			return err
 		}
 		t1 := time.Now()
-		cur, err := b.catchUp(ctx, p, c0)
+		from := c0
+		if p.grow != nil {
+			// A read model that depends on what came before has no bulk
+			// load: it is built by catch-up from the first event, in
+			// commit order, through the live write path.
+			from = eventstore.Cursor{}
+		}
+		cur, err := b.catchUp(ctx, p, from)
 		if err != nil {
 			return err
 		}
@@ -224,6 +235,9 @@ func (b *rebuilder) run(ctx context.Context) error {
 			}
 			return finish(gctx, p, time.Now())
 		})
+	}
+	for _, p := range grows {
+		g.Go(func() error { return finish(gctx, p, time.Now()) })
 	}
 	if len(folds) > 0 {
 		g.Go(func() error {

@@ -39,7 +39,9 @@ func subcommands() []command {
 		{"migrate", "apply pending database migrations and exit", runMigrate},
 		{"bootstrap", "create a tenant, its first admin and an API key", runBootstrap},
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},
-		{"verify", "check every stream's hash chain", runVerify},
+		{"verify", "check every stream's hash chain, and the ledger log against kept checkpoints", runVerify},
+		{"checkpoint", "print a tenant's latest signed checkpoint of its ledger log", runCheckpoint},
+		{"verify-export", "check an audit export with proofs against the ledger log's key, with no database", runVerifyExport},
 		{"erase", "list erased customers, or apply every erasure again after restoring a backup", runErase},
 		{"encrypt-legacy", "seal customer events written in clear before erasure existed (one-off)", runEncryptLegacy},
 		{"history", "replay a customer's assignment history from the event store", runHistory},
@@ -58,7 +60,8 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Environment: DATABASE_URL (required), LEDGER_ADDR (default 127.0.0.1:8080),")
 	fmt.Fprintln(w, "LEDGER_BASE_URL (invitation links; default http://LEDGER_ADDR), LEDGER_LOG_LEVEL (debug|info|warn|error),")
-	fmt.Fprintln(w, "LEDGER_SMTP_URL (smtp://user:pass@host:port or smtps://...) and LEDGER_MAIL_FROM (both turn e-mail on).")
+	fmt.Fprintln(w, "LEDGER_SMTP_URL (smtp://user:pass@host:port or smtps://...) and LEDGER_MAIL_FROM (both turn e-mail on),")
+	fmt.Fprintln(w, "LEDGER_SIGNING_KEY_FILE (the ledger log's signing key) and LEDGER_CHECKPOINT_INTERVAL (default 1h).")
 	fmt.Fprintln(w, "Run 'ledger <command> --help' for a command's flags. `make run` prints the DATABASE_URL it uses;")
 	fmt.Fprintln(w, "'ledger tenants' lists the tenant IDs that 'ledger history --tenant' takes.")
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -27,11 +28,28 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 }
 
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "verify", "verify", "Walks every stream's hash chain in constant memory. Exits 0 when every chain is intact;\notherwise exits 1 naming the first broken event.")
-	if err := parse(fs, args); err != nil {
-		return err
+	fs := newFlags(env, "verify", "verify [--checkpoint FILE... [--key KEY]]",
+		"Walks every stream's hash chain in constant memory. Exits 0 when every chain is intact;\notherwise exits 1 naming the first broken event.\n\n"+
+			"With --checkpoint (repeatable; further arguments are more checkpoint files), also checks each\n"+
+			"signed checkpoint of the ledger log: its signature, and that the tenant's tree recomputed from\n"+
+			"the events themselves (never from stored tree nodes) has the checkpoint's root at its size, so\n"+
+			"today's log extends it. Exits 1 naming the first event (position, stream, version) that differs.")
+	var cps stringList
+	fs.Var(&cps, "checkpoint", "a signed checkpoint kept from `ledger checkpoint` or GET /v1/ledger/checkpoint (repeatable)")
+	key := fs.String("key", "", "the verifier key (or a file holding it) from GET /v1/ledger/public-key;\ndefault: the service's own signing key's")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
 	}
-	_, pool, _, err := connect(ctx, env)
+	if len(cps) > 0 {
+		cps = append(cps, fs.Args()...)
+	} else if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		return errUsage
+	}
+	cfg, pool, _, err := connect(ctx, env)
 	if err != nil {
 		return err
 	}
@@ -48,5 +66,8 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	fmt.Fprintf(env.stdout, "OK: %d events in %d streams, every hash chain intact\n", rep.Events, rep.Streams)
+	if len(cps) > 0 {
+		return verifyCheckpoints(ctx, env, cfg, pool, *key, cps)
+	}
 	return nil
 }

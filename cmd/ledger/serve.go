@@ -17,6 +17,7 @@ import (
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/mail"
 	"github.com/assignment-ledger/ledger/migrations"
 	"github.com/assignment-ledger/ledger/projections"
@@ -86,8 +87,15 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			Help: "Single-customer commands run through the group committer (divided by ledger_command_groups_total: the mean group size).",
 		}, func() float64 { return float64(cmds.GroupStats().Commands()) }))
 
+	signingKey, err := cfg.SigningKey(log)
+	if err != nil {
+		return err
+	}
+	ledger := ledgerlog.New(pool, signingKey, cfg.BaseURL, log)
+
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
-		Pool: pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
+		Ledger: ledger,
+		Pool:   pool, Store: store, Commands: cmds, Projections: runner, Queries: projections.NewQueries(pool, keys), Log: log,
 		BaseURL: cfg.BaseURL, Registry: registry,
 		RequestTimeout: cfg.RequestTimeout, ExportTimeout: cfg.ExportTimeout, ImportTimeout: cfg.ImportTimeout,
 		// The server checks the event store itself; this adds the migrations.
@@ -127,6 +135,11 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 		if err := runner.Run(projCtx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("projections stopped", slog.String("error", err.Error()))
 		}
+	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		ledger.Run(projCtx, cfg.CheckpointInterval)
 	}()
 	if relay != nil {
 		// Appends wake the relay: one may have queued an e-mail.

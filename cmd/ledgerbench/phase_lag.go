@@ -16,8 +16,9 @@ import (
 
 // The lag phase sends AssignUser at a steady rate (open loop: request i is
 // due at start + i/rate whatever the answers do) and measures, per command,
-// the time from its HTTP answer (the commit) until both my_clients and
-// customer_list have applied it.
+// the time from its HTTP answer (the commit) until my_clients,
+// customer_list and the ledger log's tree (ledger_tree, in the other
+// engine) have all applied it.
 //
 // Visibility is watched by one tracker, not a WaitFor per command: it wakes
 // on the two read models' checkpoint notifications (and every 25 ms besides) and
@@ -34,9 +35,11 @@ type pendingPos struct {
 const qVisible = `SELECT e.position FROM events e
 JOIN projection_checkpoints a ON a.consumer_group = 'my_clients'
 JOIN projection_checkpoints b ON b.consumer_group = 'customer_list'
+JOIN projection_checkpoints c ON c.consumer_group = 'ledger_tree'
 WHERE e.position = ANY($1)
   AND (e.transaction_id, e.position) <= (a.last_transaction_id, a.last_position)
-  AND (e.transaction_id, e.position) <= (b.last_transaction_id, b.last_position)`
+  AND (e.transaction_id, e.position) <= (b.last_transaction_id, b.last_position)
+  AND (e.transaction_id, e.position) <= (c.last_transaction_id, c.last_position)`
 
 type lagResult struct {
 	TargetRate   int     `json:"target_rate"`
@@ -118,7 +121,7 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 			}
 			// Only the two measured read models decide visibility; the
 			// other projections' batches would only add queries.
-			if n.Payload != "my_clients" && n.Payload != "customer_list" {
+			if n.Payload != "my_clients" && n.Payload != "customer_list" && n.Payload != "ledger_tree" {
 				continue
 			}
 			select {
@@ -255,7 +258,7 @@ func runLag(ctx context.Context, o options, srv *server, rep *report) error {
 	rep.detail("lag", map[string]any{
 		"result": res,
 		"note": "open loop: request i is due at start+i/rate and queued to the workers; lag = first observation of both " +
-			"my_clients and customer_list checkpoints at or past the command's event, minus the time its HTTP answer arrived. " +
+			"my_clients, customer_list and ledger_tree checkpoints at or past the command's event, minus the time its HTTP answer arrived. " +
 			"One watcher (LISTEN ledger_checkpoints for the two groups + 25 ms fallback poll, one query per wake-up) instead of a WaitFor per command.",
 	})
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 )
 
 // Config is everything `ledger serve` can be told through the environment.
@@ -35,6 +36,12 @@ type Config struct {
 	// the base64) is the key-encryption key wrapping every customer's data
 	// key; see Keyring.
 	KEK, KEKFile string
+	// SigningKeyFile (LEDGER_SIGNING_KEY_FILE) holds the ledger log's
+	// signing key in the note signer-key format; see SigningKey.
+	SigningKeyFile string
+	// CheckpointInterval (LEDGER_CHECKPOINT_INTERVAL, default 1h) is how
+	// often the ledger log signs a checkpoint while events arrive.
+	CheckpointInterval time.Duration
 }
 
 // Defaults of the request time limits: long enough for any sound request on
@@ -47,6 +54,9 @@ const (
 	// may hold) room on a loaded machine: 2.5 min was measured on 2 cores
 	// at a load average of 27 (docs/PERFORMANCE.md).
 	DefaultImportTimeout = 10 * time.Minute
+	// DefaultCheckpointInterval: one signed checkpoint an hour while events
+	// arrive, so one can be had for any day.
+	DefaultCheckpointInterval = time.Hour
 )
 
 // EmailEnabled reports whether e-mail is configured.
@@ -80,6 +90,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		{"LEDGER_REQUEST_TIMEOUT", &c.RequestTimeout, DefaultRequestTimeout},
 		{"LEDGER_EXPORT_TIMEOUT", &c.ExportTimeout, DefaultExportTimeout},
 		{"LEDGER_IMPORT_TIMEOUT", &c.ImportTimeout, DefaultImportTimeout},
+		{"LEDGER_CHECKPOINT_INTERVAL", &c.CheckpointInterval, DefaultCheckpointInterval},
 	} {
 		v, err := time.ParseDuration(get(d.name, d.def.String()))
 		if err != nil || v <= 0 {
@@ -91,6 +102,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 	if c.KEK != "" && c.KEKFile != "" {
 		return Config{}, errors.New("LEDGER_KEK and LEDGER_KEK_FILE both set: give the key-encryption key one way")
 	}
+	c.SigningKeyFile = get("LEDGER_SIGNING_KEY_FILE", "")
 	c.SMTPURL, c.MailFrom = get("LEDGER_SMTP_URL", ""), get("LEDGER_MAIL_FROM", "")
 	if (c.SMTPURL == "") != (c.MailFrom == "") {
 		return Config{}, errors.New("LEDGER_SMTP_URL and LEDGER_MAIL_FROM turn e-mail on together: set both or neither")
@@ -132,6 +144,48 @@ func (c Config) Keyring(log *slog.Logger) (*keyring.Keyring, error) {
 		return nil, fmt.Errorf("LEDGER_KEK: %w", err)
 	}
 	return keyring.New(kek)
+}
+
+// SigningKey reads the ledger log's signing key from LEDGER_SIGNING_KEY_FILE
+// (which must exist: a missing mount must not silently start a new key).
+// Without it, the key is the file "signing-key" beside the KEK file
+// (LEDGER_KEK_FILE, else DefaultKEKFile), created with a new Ed25519 key
+// named after the base URL's host when absent, with a warning.
+func (c Config) SigningKey(log *slog.Logger) (ledgerlog.Key, error) {
+	if c.SigningKeyFile != "" {
+		b, err := os.ReadFile(c.SigningKeyFile)
+		if err != nil {
+			return ledgerlog.Key{}, fmt.Errorf("LEDGER_SIGNING_KEY_FILE: %w", err)
+		}
+		k, err := ledgerlog.ParseKey(string(b))
+		if err != nil {
+			return ledgerlog.Key{}, fmt.Errorf("LEDGER_SIGNING_KEY_FILE: %w", err)
+		}
+		return k, nil
+	}
+	dir := ""
+	if c.KEKFile != "" {
+		dir = filepath.Dir(c.KEKFile)
+	} else {
+		kek, err := DefaultKEKFile()
+		if err != nil {
+			return ledgerlog.Key{}, fmt.Errorf("no LEDGER_SIGNING_KEY_FILE: %w", err)
+		}
+		dir = filepath.Dir(kek)
+	}
+	path := filepath.Join(dir, "signing-key")
+	k, created, err := ledgerlog.LoadOrCreateKey(path, ledgerlog.KeyName(c.BaseURL))
+	if err != nil {
+		return ledgerlog.Key{}, fmt.Errorf("signing key: %w", err)
+	}
+	if log != nil {
+		msg := "LEDGER_SIGNING_KEY_FILE is not set: signing the ledger log's checkpoints with a key from a local file beside the KEK; set LEDGER_SIGNING_KEY_FILE in production"
+		if created {
+			msg = "LEDGER_SIGNING_KEY_FILE is not set: created a new signing key for the ledger log's checkpoints beside the KEK; keep it, and set LEDGER_SIGNING_KEY_FILE in production"
+		}
+		log.Warn(msg, slog.String("file", path), slog.String("public_key", k.Verifier))
+	}
+	return k, nil
 }
 
 // DefaultKEKFile is where the KEK is kept when neither LEDGER_KEK nor

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +98,51 @@ func TestKeyring(t *testing.T) {
 	path, _ := DefaultKEKFile()
 	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("default KEK file %s: %v %v", path, st, err)
+	}
+}
+
+func TestSigningKey(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	env := func(m map[string]string) func(string) (string, bool) {
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	c, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_KEK_FILE": filepath.Join(dir, "kek"),
+		"LEDGER_BASE_URL": "https://ledger.example/", "LEDGER_CHECKPOINT_INTERVAL": "10m"}))
+	if err != nil || c.CheckpointInterval != 10*time.Minute {
+		t.Fatalf("config: %+v %v", c, err)
+	}
+	if d, _ := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x"})); d.CheckpointInterval != DefaultCheckpointInterval {
+		t.Fatalf("default checkpoint interval %v", d.CheckpointInterval)
+	}
+	if _, err := FromEnv(env(map[string]string{"DATABASE_URL": "postgres://x", "LEDGER_CHECKPOINT_INTERVAL": "hourly"})); err == nil {
+		t.Fatal("a bad LEDGER_CHECKPOINT_INTERVAL was accepted")
+	}
+	// Without LEDGER_SIGNING_KEY_FILE: a key beside the KEK, made once.
+	var logged bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logged, nil))
+	k1, err := c.SigningKey(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "created a new signing key") || !strings.HasPrefix(k1.Verifier, "ledger.example+") {
+		t.Fatalf("first start: key %q, log %q", k1.Verifier, logged.String())
+	}
+	k2, err := c.SigningKey(log)
+	if err != nil || k2.Verifier != k1.Verifier {
+		t.Fatalf("second start: key %q (%v), first %q", k2.Verifier, err, k1.Verifier)
+	}
+	// LEDGER_SIGNING_KEY_FILE names the key; a missing file is an error,
+	// never a new key.
+	c.SigningKeyFile = filepath.Join(dir, "signing-key")
+	if k3, err := c.SigningKey(log); err != nil || k3.Verifier != k1.Verifier {
+		t.Fatalf("LEDGER_SIGNING_KEY_FILE: %q %v", k3.Verifier, err)
+	}
+	c.SigningKeyFile = filepath.Join(dir, "absent")
+	if _, err := c.SigningKey(log); err == nil {
+		t.Fatal("a missing LEDGER_SIGNING_KEY_FILE was accepted")
+	}
+	if _, err := os.Stat(c.SigningKeyFile); err == nil {
+		t.Fatal("a missing LEDGER_SIGNING_KEY_FILE was created")
 	}
 }

@@ -1,0 +1,400 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	commandspkg "github.com/assignment-ledger/ledger/commands"
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/testdb"
+	"github.com/assignment-ledger/ledger/ledgerlog"
+)
+
+// leafRow is one event of the tenant in commit order.
+type leafRow struct {
+	position int64
+	stream   string
+	version  int64
+	txid     string
+	hash     []byte
+}
+
+// insider is a tenant with a checkpoint kept outside the database, and a
+// superuser's access to the database.
+type insider struct {
+	ctx      context.Context
+	pool     *pgxpool.Pool
+	store    *eventstore.Store
+	vars     map[string]string
+	tenant   string
+	userID   string
+	cust     []string
+	cpFile   string
+	keyFile  string
+	original []leafRow
+}
+
+func newInsider(t *testing.T) *insider {
+	t.Helper()
+	dsn := testdb.NewURL(t)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	store := eventstore.New(pool)
+	cmds := commandspkg.New(store, testdb.Keyring(t), log)
+	boot, err := cmds.Bootstrap(ctx, "Acme", "Ann Admin", "ann@acme.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := commandspkg.Meta{TenantID: boot.TenantID, Actor: domain.Actor{UserID: boot.UserID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	bob, err := cmds.CreateUser(ctx, m, "Bob Baker", "bob@acme.example", domain.RoleMember)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &insider{ctx: ctx, pool: pool, store: store, tenant: boot.TenantID, userID: boot.UserID}
+	for i := range 3 {
+		c, err := cmds.RegisterCustomer(ctx, m, domain.Profile{FirstName: fmt.Sprintf("C%d", i), Email: fmt.Sprintf("c%d@client.example", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cmds.AssignUser(ctx, m, c.ID, bob.ID); err != nil {
+			t.Fatal(err)
+		}
+		in.cust = append(in.cust, c.ID)
+	}
+	if _, err := cmds.AssignUser(ctx, m, in.cust[0], boot.UserID); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in.keyFile = filepath.Join(dir, "signing-key")
+	if _, _, err := ledgerlog.LoadOrCreateKey(in.keyFile, "ledger.example"); err != nil {
+		t.Fatal(err)
+	}
+	in.vars = map[string]string{"DATABASE_URL": dsn, "LEDGER_SIGNING_KEY_FILE": in.keyFile, "LEDGER_BASE_URL": "https://ledger.example"}
+	in.buildTree(t)
+	out, _ := in.mustRun(t, 0, "checkpoint", "--tenant", in.tenant)
+	in.cpFile = filepath.Join(dir, "checkpoint")
+	if err := os.WriteFile(in.cpFile, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	in.original = in.commitOrder(t)
+	if !strings.HasPrefix(out, "https://ledger.example/tenants/"+in.tenant+"\n"+fmt.Sprint(len(in.original))+"\n") {
+		t.Fatalf("checkpoint of %d events printed %q", len(in.original), out)
+	}
+	in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile)
+	return in
+}
+
+// buildTree builds the tree as the projections keep it (no runner runs in
+// this process): a rebuild takes the events committed below every open
+// transaction of the cluster, which other tests' may hold back for a
+// while, so it is repeated until every event of the tenant is a leaf.
+func (in *insider) buildTree(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		in.mustRun(t, 0, "rebuild", "ledger_tree")
+		var missing bool
+		if err := in.pool.QueryRow(in.ctx, `SELECT EXISTS (SELECT FROM events e WHERE e.tenant_id = $1
+			AND NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position))`, in.tenant).Scan(&missing); err != nil {
+			t.Fatal(err)
+		}
+		if !missing {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the tree never took in every event")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (in *insider) run(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	env, out, errOut := testEnv(in.vars)
+	code := run(in.ctx, env, args)
+	return code, out.String(), errOut.String()
+}
+
+func (in *insider) mustRun(t *testing.T, want int, args ...string) (string, string) {
+	t.Helper()
+	code, out, errOut := in.run(t, args...)
+	if code != want {
+		t.Fatalf("ledger %s: exit %d, want %d; out %q, err %q", strings.Join(args, " "), code, want, out, errOut)
+	}
+	return out, errOut
+}
+
+func (in *insider) commitOrder(t *testing.T) []leafRow {
+	t.Helper()
+	rows, err := in.pool.Query(in.ctx, `SELECT position, stream_id::text, stream_version, transaction_id::text, hash FROM events
+		WHERE tenant_id = $1 ORDER BY transaction_id, position`, in.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (leafRow, error) {
+		var l leafRow
+		return l, r.Scan(&l.position, &l.stream, &l.version, &l.txid, &l.hash)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// asSuperuser runs sql with the append-only trigger bypassed.
+func (in *insider) asSuperuser(t *testing.T, sql string, args ...any) {
+	t.Helper()
+	err := pgx.BeginFunc(in.ctx, in.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(in.ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(in.ctx, sql, args...)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rechain recomputes a stream's hash chain and head, as RewriteStream does
+// for `ledger encrypt-legacy`.
+func (in *insider) rechain(t *testing.T, stream string) {
+	t.Helper()
+	n, err := in.store.RewriteStream(in.ctx, stream, func(e eventstore.Event) (eventstore.Rewrite, error) {
+		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: e.Data, Changed: e.Version == 1}, nil
+	}, nil)
+	if err != nil || n != 1 {
+		t.Fatalf("rechain %s: %d, %v", stream, n, err)
+	}
+}
+
+// caught checks that plain `ledger verify` passes (every chain was
+// recomputed) and `ledger verify --checkpoint` fails naming the first event
+// that differs from the checkpointed log.
+func (in *insider) caught(t *testing.T) {
+	t.Helper()
+	now := in.commitOrder(t)
+	i := 0
+	for i < len(now) && i < len(in.original) && now[i].position == in.original[i].position && bytes.Equal(now[i].hash, in.original[i].hash) {
+		i++
+	}
+	if i == len(now) && i == len(in.original) {
+		t.Fatal("the tampering changed nothing")
+	}
+	want := fmt.Sprintf("leaf %d", i)
+	if i < len(now) {
+		want = fmt.Sprintf("event position %d (stream %s, version %d), leaf %d", now[i].position, now[i].stream, now[i].version, i)
+	}
+	out, _ := in.mustRun(t, 0, "verify")
+	if !strings.Contains(out, "every hash chain intact") {
+		t.Fatalf("plain verify: %q", out)
+	}
+	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
+	if !strings.Contains(errOut, "differ from the checkpoint") || !strings.Contains(errOut, want) {
+		t.Fatalf("verify --checkpoint said %q, want it to name %s", errOut, want)
+	}
+}
+
+func TestVerifyCheckpointCatchesARewrittenEvent(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
+		if e.Version != 1 {
+			return eventstore.Rewrite{}, nil
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return eventstore.Rewrite{}, err
+		}
+		d["name"] = "Mallory"
+		data, err := json.Marshal(d)
+		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.caught(t)
+}
+
+func TestVerifyCheckpointCatchesADeletedEvent(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	// The second customer's last event (its assignment), not the tenant's last.
+	in.asSuperuser(t, `DELETE FROM events WHERE stream_id = $1 AND stream_version = 2`, in.cust[1])
+	in.asSuperuser(t, `UPDATE streams SET version = version - 1 WHERE stream_id = $1`, in.cust[1])
+	in.rechain(t, in.cust[1])
+	in.caught(t)
+}
+
+func TestVerifyCheckpointCatchesAnInsertedEvent(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	// A copy of the first customer's registration as a new last version,
+	// dated back into the first customer's registration transaction.
+	in.asSuperuser(t, `INSERT INTO events (tenant_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at,
+			transaction_id, prev_hash, hash)
+		SELECT e.tenant_id, e.stream_id, s.version + 1, e.type, e.schema_version, e.data, e.metadata, e.recorded_at,
+			e.transaction_id, e.hash, e.hash
+		FROM events e JOIN streams s USING (stream_id) WHERE e.stream_id = $1 AND e.stream_version = 1`, in.cust[0])
+	in.asSuperuser(t, `UPDATE streams SET version = version + 1 WHERE stream_id = $1`, in.cust[0])
+	in.rechain(t, in.cust[0])
+	in.caught(t)
+}
+
+func TestVerifyCheckpointCatchesSwappedLeaves(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	a, b := in.original[2], in.original[len(in.original)-2]
+	if a.txid == b.txid {
+		t.Fatal("want events of two transactions")
+	}
+	// Each stream's chain is untouched: only the commit order changes.
+	in.asSuperuser(t, `UPDATE events SET transaction_id = CASE position WHEN $1 THEN $4::text::xid8 ELSE $3::text::xid8 END
+		WHERE position IN ($1, $2)`, a.position, b.position, a.txid, b.txid)
+	in.caught(t)
+}
+
+func TestVerifyCheckpointTellsATamperedTreeFromTheEvents(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	in.asSuperuser(t, `UPDATE ledger_tree_hashes SET hash = sha256('forged') WHERE tenant_id = $1 AND idx = 3`, in.tenant)
+	in.mustRun(t, 0, "verify")
+	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
+	if !strings.Contains(errOut, "the events match the checkpoints, but the stored tree") || !strings.Contains(errOut, "stored hash 3 ") {
+		t.Fatalf("verify --checkpoint on a tampered tree said %q", errOut)
+	}
+	// Rebuilt from the events, the tree matches again.
+	in.buildTree(t)
+	in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile)
+}
+
+func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	note, err := os.ReadFile(in.cpFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A forged checkpoint: another size, the same signature line.
+	forged := filepath.Join(t.TempDir(), "forged")
+	text, sig, _ := strings.Cut(string(note), "\n\n")
+	lines := strings.Split(text, "\n")
+	lines[1] = "1"
+	if err := os.WriteFile(forged, []byte(strings.Join(lines, "\n")+"\n\n"+sig), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut := in.mustRun(t, 1, "verify", "--checkpoint", forged); !strings.Contains(errOut, "signature") {
+		t.Fatalf("forged checkpoint: %q", errOut)
+	}
+	// Another key does not verify it either.
+	other := filepath.Join(t.TempDir(), "other-key")
+	k, _, err := ledgerlog.LoadOrCreateKey(other, "other.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile, "--key", k.Verifier); !strings.Contains(errOut, "signature") {
+		t.Fatalf("checkpoint with another key: %q", errOut)
+	}
+	// More events later: the old checkpoint and a new one both verify, as
+	// positional files after the first.
+	in.asSuperuser(t, `SELECT 1`)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
+	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t)
+	out, _ := in.mustRun(t, 0, "checkpoint", "--tenant", in.tenant)
+	later := filepath.Join(t.TempDir(), "later")
+	if err := os.WriteFile(later, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, _ = in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile, later)
+	if strings.Count(out, "OK: tenant") != 2 {
+		t.Fatalf("verify of two checkpoints: %q", out)
+	}
+	in.mustRun(t, 2, "checkpoint")
+	if _, errOut := in.mustRun(t, 1, "checkpoint", "--tenant", "00000000-0000-0000-0000-000000000000"); !strings.Contains(errOut, "no tenant") {
+		t.Fatalf("checkpoint of an unknown tenant: %q", errOut)
+	}
+}
+
+// TestVerifyExportNeedsNoDatabase: verify-export reads a file and a key
+// only (no DATABASE_URL), and names what does not verify.
+func TestVerifyExportNeedsNoDatabase(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	k, _, err := ledgerlog.LoadOrCreateKey(filepath.Join(dir, "key"), "ledger.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "export.ndjson")
+	if err := os.WriteFile(file, []byte(`{"origin":"x"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, _, errOut := testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file}); code != 2 {
+		t.Fatalf("without --key: exit %d (%s)", code, errOut.String())
+	}
+	env, _, errOut = testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file, "--key", k.Verifier}); code != 1 ||
+		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
+		t.Fatalf("a file that is no export: exit %d (%s)", code, errOut.String())
+	}
+}
+
+// TestPeriodicSigningSignsGrownTreesOnly: the periodic signer (what
+// `serve` runs every LEDGER_CHECKPOINT_INTERVAL) signs a tenant's tree once
+// it has grown past its latest checkpoint, and nothing while it has not.
+func TestPeriodicSigningSignsGrownTreesOnly(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	b, err := os.ReadFile(in.keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ledgerlog.ParseKey(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := ledgerlog.New(in.pool, key, "https://ledger.example", nil)
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
+		t.Fatalf("nothing new: signed %d (%v)", n, err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
+	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t)
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 1 {
+		t.Fatalf("grown tree: signed %d (%v)", n, err)
+	}
+	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
+		t.Fatalf("again: signed %d (%v)", n, err)
+	}
+	list, err := l.List(in.ctx, in.tenant, time.Time{}, time.Now().Add(time.Hour), 10)
+	if err != nil || len(list) != 2 || list[1].TreeSize != int64(len(in.original))+1 {
+		t.Fatalf("checkpoints %+v (%v)", list, err)
+	}
+}

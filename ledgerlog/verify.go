@@ -1,0 +1,307 @@
+package ledgerlog
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/mod/sumdb/tlog"
+)
+
+// Event is one leaf as recomputed from the events table.
+type Event struct {
+	Position int64
+	StreamID string
+	Version  int64
+	Leaf     tlog.Hash
+}
+
+// MismatchError names the first event of a tenant's log that differs from
+// a signed checkpoint.
+type MismatchError struct {
+	TenantID  string
+	Size      int64 // the checkpoint's tree size
+	LeafIndex int64
+	// Event is the event now at LeafIndex; zero when the log has fewer
+	// events than the leaf's index.
+	Event Event
+	// Located is false when the stored tree could not narrow the
+	// difference down (it does not match the checkpoint either): the
+	// difference is then somewhere from LeafIndex on.
+	Located bool
+}
+
+func (e *MismatchError) Error() string {
+	where := fmt.Sprintf("leaf %d", e.LeafIndex)
+	if e.Event.StreamID != "" {
+		where = fmt.Sprintf("event position %d (stream %s, version %d), leaf %d", e.Event.Position, e.Event.StreamID, e.Event.Version, e.LeafIndex)
+	} else {
+		where += " (no such event: the log is shorter than the checkpoint)"
+	}
+	if !e.Located {
+		return fmt.Sprintf("tenant %s: the events do not match the checkpoint of tree size %d from %s on (the stored tree does not match the checkpoint either, so the first difference cannot be narrowed further)",
+			e.TenantID, e.Size, where)
+	}
+	return fmt.Sprintf("tenant %s: the events differ from the checkpoint of tree size %d at %s", e.TenantID, e.Size, where)
+}
+
+// StoredTreeError says the stored tree (the ledger_tree read model, which
+// serves proofs) does not match the events, while the events match the
+// checkpoints: served proofs are wrong until the read model is rebuilt.
+type StoredTreeError struct {
+	TenantID string
+	Size     int64
+	// Index is the first stored hash (tlog.StoredHashIndex) that differs
+	// or is missing.
+	Index int64
+}
+
+func (e *StoredTreeError) Error() string {
+	level, n := tlog.SplitStoredHashIndex(e.Index)
+	return fmt.Sprintf("tenant %s: the events match the checkpoints, but the stored tree (of %d leaves) does not match them from stored hash %d (level %d, node %d) on: proofs served from it are wrong (`ledger rebuild ledger_tree` rebuilds it from the events)",
+		e.TenantID, e.Size, e.Index, level, n)
+}
+
+// TenantOf reads the tenant ID from a checkpoint's origin line.
+func TenantOf(origin string) (string, error) {
+	i := strings.LastIndex(origin, "/tenants/")
+	if i < 0 || len(origin[i+len("/tenants/"):]) != 36 {
+		return "", fmt.Errorf("%w: origin %q names no tenant", ErrMalformedCheckpoint, origin)
+	}
+	return origin[i+len("/tenants/"):], nil
+}
+
+const qTenantEvents = `SELECT position, stream_id::text, stream_version, hash FROM events
+WHERE tenant_id = $1::uuid ORDER BY transaction_id, position`
+
+// Events reads the tenant's events in commit order, as leaves: straight
+// from the events table, never from the stored tree.
+func Events(ctx context.Context, pool *pgxpool.Pool, tenantID string) ([]Event, error) {
+	rows, err := pool.Query(ctx, qTenantEvents, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []Event
+	for rows.Next() {
+		var e Event
+		var h []byte
+		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &h); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		e.Leaf = tlog.RecordHash(h)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// rangeHash is the RFC 6962 hash of leaves [lo, hi); ok is false when the
+// range runs past the leaves there are.
+func rangeHash(evs []Event, lo, hi int64) (tlog.Hash, bool) {
+	if hi > int64(len(evs)) {
+		return tlog.Hash{}, false
+	}
+	if hi-lo == 1 {
+		return evs[lo].Leaf, true
+	}
+	k := split(hi - lo)
+	l, _ := rangeHash(evs, lo, lo+k)
+	r, _ := rangeHash(evs, lo+k, hi)
+	return tlog.NodeHash(l, r), true
+}
+
+// split is the largest power of two below n (n > 1): where RFC 6962 splits
+// a tree of n leaves.
+func split(n int64) int64 {
+	k := int64(1)
+	for k<<1 < n {
+		k <<= 1
+	}
+	return k
+}
+
+// storedRange is the hash of leaves [lo, hi) from stored hashes.
+func storedRange(r tlog.HashReader, lo, hi int64) (tlog.Hash, error) {
+	if n := hi - lo; n&(n-1) == 0 && lo%n == 0 {
+		level := 0
+		for n>>level > 1 {
+			level++
+		}
+		hs, err := r.ReadHashes([]int64{tlog.StoredHashIndex(level, lo>>level)})
+		if err != nil {
+			return tlog.Hash{}, err
+		}
+		return hs[0], nil
+	}
+	k := split(hi - lo)
+	left, err := storedRange(r, lo, lo+k)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	right, err := storedRange(r, lo+k, hi)
+	if err != nil {
+		return tlog.Hash{}, err
+	}
+	return tlog.NodeHash(left, right), nil
+}
+
+// Root is the RFC 6962 root of the first n leaves.
+func Root(evs []Event, n int64) (tlog.Hash, bool) {
+	if n == 0 {
+		h, _ := tlog.TreeHash(0, nil) // the empty tree's hash, SHA-256 of nothing
+		return h, true
+	}
+	return rangeHash(evs, 0, n)
+}
+
+// locate finds the first leaf of evs that differs from the tree whose
+// root, trusted because it is signed, is root. It descends the tree: at
+// each node, the stored hashes of its two children are trusted only when
+// they hash to the node's trusted hash (so the stored tree can narrow the
+// search but never decide it), and the search goes into the left child
+// when the events' hash of it differs, else into the right.
+func locate(evs []Event, r tlog.HashReader, size int64, root tlog.Hash) (leaf int64, located bool) {
+	lo, hi, trusted := int64(0), size, root
+	for hi-lo > 1 {
+		k := split(hi - lo)
+		left, err1 := storedRange(r, lo, lo+k)
+		right, err2 := storedRange(r, lo+k, hi)
+		if err1 != nil || err2 != nil || tlog.NodeHash(left, right) != trusted {
+			return lo, false
+		}
+		if got, ok := rangeHash(evs, lo, lo+k); !ok || got != left {
+			hi, trusted = lo+k, left
+		} else {
+			lo, trusted = lo+k, right
+		}
+	}
+	return lo, true
+}
+
+// Verified is one checkpoint that verified.
+type Verified struct {
+	TenantID string
+	Size     int64
+	Now      int64 // the tenant's events today
+}
+
+// VerifyCheckpoints checks signed checkpoints (notes) against the events:
+// each one's signature with vkey, and that the root of the tenant's first
+// size events, recomputed from the events table, is the checkpoint's root,
+// so today's log extends what was signed. A mismatch is a *MismatchError
+// naming the first event that differs. Once the events match, it checks
+// that the stored tree serves the same tree (a consistency proof from it,
+// verified against the recomputed roots): a *StoredTreeError otherwise.
+func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, notes [][]byte) ([]Verified, error) {
+	type item struct {
+		tenant string
+		cp     Checkpoint
+	}
+	var items []item
+	for i, n := range notes {
+		cp, err := Open(n, vkey)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", i+1, err)
+		}
+		t, err := TenantOf(cp.Origin)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %d: %w", i+1, err)
+		}
+		items = append(items, item{t, cp})
+	}
+	slices.SortStableFunc(items, func(a, b item) int {
+		if c := strings.Compare(a.tenant, b.tenant); c != 0 {
+			return c
+		}
+		return int(min(max(a.cp.Size-b.cp.Size, -1), 1))
+	})
+	var out []Verified
+	var evs []Event
+	tenant := ""
+	for _, it := range items {
+		if it.tenant != tenant {
+			var err error
+			if evs, err = Events(ctx, pool, it.tenant); err != nil {
+				return out, err
+			}
+			tenant = it.tenant
+		}
+		root, ok := Root(evs, it.cp.Size)
+		if !ok || root != it.cp.Root {
+			leaf, located := locate(evs, reader(ctx, pool, it.tenant), it.cp.Size, it.cp.Root)
+			e := &MismatchError{TenantID: it.tenant, Size: it.cp.Size, LeafIndex: leaf, Located: located}
+			if leaf < int64(len(evs)) {
+				e.Event = evs[leaf]
+			}
+			return out, e
+		}
+		if err := checkStored(ctx, pool, it.tenant, evs, it.cp); err != nil {
+			return out, err
+		}
+		out = append(out, Verified{TenantID: it.tenant, Size: it.cp.Size, Now: int64(len(evs))})
+	}
+	return out, nil
+}
+
+// checkStored compares the stored tree (which serves the proofs) with the
+// tree recomputed from the events, hash by hash: every stored hash of the
+// leaves both hold. The events already matched the checkpoint, so a
+// difference is the stored tree's.
+func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, evs []Event, cp Checkpoint) error {
+	var stored int64
+	if err := pool.QueryRow(ctx, qSize, tenant).Scan(&stored); err != nil {
+		return fmt.Errorf("stored tree size: %w", err)
+	}
+	n := min(stored, int64(len(evs)))
+	want := make([]tlog.Hash, 0, tlog.StoredHashCount(n))
+	r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = want[x]
+		}
+		return out, nil
+	})
+	for i := range n {
+		hs, err := tlog.StoredHashesForRecordHash(i, evs[i].Leaf, r)
+		if err != nil {
+			return fmt.Errorf("recompute tree: %w", err)
+		}
+		want = append(want, hs...)
+	}
+	const page = 50_000
+	next := int64(0)
+	for next < int64(len(want)) {
+		end := min(next+page, int64(len(want)))
+		rows, err := pool.Query(ctx, `SELECT idx, hash FROM ledger_tree_hashes WHERE tenant_id = $1::uuid AND idx >= $2 AND idx < $3 ORDER BY idx`,
+			tenant, next, end)
+		if err != nil {
+			return fmt.Errorf("read stored tree: %w", err)
+		}
+		for rows.Next() {
+			var idx int64
+			var h []byte
+			if err := rows.Scan(&idx, &h); err != nil {
+				rows.Close()
+				return fmt.Errorf("read stored tree: %w", err)
+			}
+			if idx != next || string(h) != string(want[idx][:]) {
+				rows.Close()
+				return &StoredTreeError{TenantID: tenant, Size: n, Index: next}
+			}
+			next++
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read stored tree: %w", err)
+		}
+		if next != end { // a stored hash is missing
+			return &StoredTreeError{TenantID: tenant, Size: n, Index: next}
+		}
+	}
+	return nil
+}
