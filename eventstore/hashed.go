@@ -60,3 +60,37 @@ func (s *Store) HashedOf(ctx context.Context, tenantID string, positions []int64
 	}
 	return out, nil
 }
+
+// EventHash is an event's place and stored chain hash: what the ledger
+// log's tree is recomputed from.
+type EventHash struct {
+	Position int64
+	StreamID string
+	Version  int64
+	Hash     []byte
+}
+
+const qTenantHashes = `SELECT position, stream_id::text, stream_version, hash FROM events
+WHERE tenant_id = $1::uuid ORDER BY transaction_id, position`
+
+// TenantHashes reads the tenant's events' hashes in commit order (the order
+// subscribers read), straight from the events table.
+func (s *Store) TenantHashes(ctx context.Context, tenantID string) ([]EventHash, error) {
+	rows, err := s.pool.Query(ctx, qTenantHashes, tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("read the tenant's event hashes: %w", translate(err))
+	}
+	defer rows.Close()
+	var out []EventHash
+	for rows.Next() {
+		var e EventHash
+		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &e.Hash); err != nil {
+			return nil, fmt.Errorf("read the tenant's event hashes: %w", translate(err))
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read the tenant's event hashes: %w", translate(err))
+	}
+	return out, nil
+}

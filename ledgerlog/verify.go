@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/mod/sumdb/tlog"
+
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Event is one leaf as recomputed from the events table.
@@ -73,29 +75,16 @@ func TenantOf(origin string) (string, error) {
 	return origin[i+len("/tenants/"):], nil
 }
 
-const qTenantEvents = `SELECT position, stream_id::text, stream_version, hash FROM events
-WHERE tenant_id = $1::uuid ORDER BY transaction_id, position`
-
 // Events reads the tenant's events in commit order, as leaves: straight
 // from the events table, never from the stored tree.
 func Events(ctx context.Context, pool *pgxpool.Pool, tenantID string) ([]Event, error) {
-	rows, err := pool.Query(ctx, qTenantEvents, tenantID)
+	hashes, err := eventstore.New(pool).TenantHashes(ctx, tenantID)
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return nil, err
 	}
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var h []byte
-		if err := rows.Scan(&e.Position, &e.StreamID, &e.Version, &h); err != nil {
-			return nil, fmt.Errorf("read events: %w", err)
-		}
-		e.Leaf = tlog.RecordHash(h)
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+	out := make([]Event, len(hashes))
+	for i, h := range hashes {
+		out[i] = Event{Position: h.Position, StreamID: h.StreamID, Version: h.Version, Leaf: tlog.RecordHash(h.Hash)}
 	}
 	return out, nil
 }
