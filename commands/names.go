@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Users' display names in command answers. The name cache (nameCache) is
@@ -22,6 +24,12 @@ func (c *Commands) fillNames(ctx context.Context, q querier, tenantID string, id
 
 func (c *Commands) readNames(ctx context.Context, q querier, tenantID string, ids []string) error {
 	rows, err := q.Query(ctx, `SELECT id::text, name FROM users WHERE tenant_id = $1 AND id = ANY($2::text[]::uuid[])`, tenantID, ids)
+	return c.readNamesFrom(rows, err, nil)
+}
+
+// readNamesFrom puts the (id, name) rows into the name cache, marking each
+// ID read in fresh (when not nil).
+func (c *Commands) readNamesFrom(rows pgx.Rows, err error, fresh map[string]bool) error {
 	if err != nil {
 		return fmt.Errorf("read user names: %w", err)
 	}
@@ -32,6 +40,12 @@ func (c *Commands) readNames(ctx context.Context, q querier, tenantID string, id
 			return fmt.Errorf("read user names: %w", err)
 		}
 		c.names.put(id, name)
+		if fresh != nil {
+			fresh[id] = true
+		}
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read user names: %w", err)
+	}
+	return nil
 }

@@ -355,6 +355,22 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		if len(userIDs) > 0 {
 			b.Queue(qLockUsers, userIDs)
 		}
+		// The names of the cached teams, read in this round trip rather
+		// than in one of their own after the decisions: answers name the
+		// team as it is now (another process may have renamed a member),
+		// and a team the decisions change differs by users locked above.
+		var teamNames []string
+		for _, cc := range cachedCustomers {
+			for _, id := range teamIDs(cc.customer) {
+				if _, named := slices.BinarySearch(userIDs, id); !named {
+					teamNames = append(teamNames, id)
+				}
+			}
+		}
+		teamNames = sortedUnique(teamNames)
+		if len(teamNames) > 0 {
+			b.Queue(qUserNames, teamNames)
+		}
 		readHeads := tx.QueueLockHeads(b, customerIDs)
 		// After the locks, in the same round trip: this statement's snapshot
 		// sees every event of the locked customers.
@@ -405,6 +421,17 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		users = map[string]domain.User{}
 		if len(userIDs) > 0 {
 			if users, err = collectUsers(br.Query()); err != nil {
+				return err
+			}
+		}
+		// fresh are the users whose names this transaction read.
+		fresh := make(map[string]bool, len(users)+len(teamNames))
+		for id := range users {
+			fresh[id] = true
+		}
+		if len(teamNames) > 0 {
+			rows, err := br.Query()
+			if err := u.c.readNamesFrom(rows, err, fresh); err != nil {
 				return err
 			}
 		}
@@ -518,7 +545,12 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 		team := map[string][]string{}
 		for i, op := range group {
 			if answers[i].err == nil && outcomes[i].replay < 0 && outcomes[i].cu.ID != "" {
-				team[op.m.TenantID] = append(team[op.m.TenantID], teamIDs(outcomes[i].cu)...)
+				for _, id := range teamIDs(outcomes[i].cu) {
+					if !fresh[id] {
+						// A team changed by another process since cached.
+						team[op.m.TenantID] = append(team[op.m.TenantID], id)
+					}
+				}
 			}
 		}
 		for _, t := range slices.Sorted(maps.Keys(team)) {
@@ -716,6 +748,9 @@ func cloneCustomer(cu domain.Customer) domain.Customer {
 // qLockUsers share-locks users by ID alone (a group may span tenants; the
 // unit checks each command's tenant).
 const qLockUsers = `SELECT ` + userColumns + ` FROM users WHERE id = ANY($1::text[]::uuid[]) ORDER BY id FOR SHARE`
+
+// qUserNames reads users' names by ID alone (see qLockUsers).
+const qUserNames = `SELECT id::text, name FROM users WHERE id = ANY($1::text[]::uuid[])`
 
 // stateCache remembers the customers and tenants the unit decided on, as
 // of the versions it last saw, so a group reads only the events past them.
