@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -28,24 +27,6 @@ func sealAnswer(dk keyring.DataKey, answer []byte) ([]byte, error) {
 		return answer, nil
 	}
 	return dk.SealRecord(keyring.PurposeAnswer, answer)
-}
-
-// withSealedIdempotency is withIdempotency for an answer that renders one
-// customer, dk's: the stored answer is sealed with its key.
-func withSealedIdempotency[R any](idem *eventstore.Idempotency, dk keyring.DataKey, result *R, setPosition func(int64)) *eventstore.Idempotency {
-	if idem == nil {
-		return nil
-	}
-	out := *idem
-	out.Response = func(res eventstore.AppendResult) ([]byte, error) {
-		setPosition(res.Position)
-		answer, err := json.Marshal(result)
-		if err != nil {
-			return nil, err
-		}
-		return sealAnswer(dk, answer)
-	}
-	return &out
 }
 
 // answerKey is the key an idempotent answer rendering customerID is sealed
