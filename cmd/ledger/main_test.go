@@ -134,6 +134,16 @@ func TestCommandsNeedDatabaseURL(t *testing.T) {
 	}
 }
 
+// Reading from replicas is not built: a LEDGER_REPLICA_URLS would
+// otherwise look honoured while every read went to the primary.
+func TestServeRefusesReplicaURLs(t *testing.T) {
+	t.Parallel()
+	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused", "LEDGER_REPLICA_URLS": "postgres://standby/ledger"})
+	if code := run(context.Background(), env, []string{"serve"}); code != 1 || !strings.Contains(errOut.String(), "LEDGER_REPLICA_URLS") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
 func TestBootstrapRequiresFlags(t *testing.T) {
 	t.Parallel()
 	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
