@@ -20,7 +20,7 @@ func runProject(ctx context.Context, env *cliEnv, args []string) error {
 			"so API nodes and projection workers scale apart. Any number may run at once: each batch\n"+
 			"of events is applied by one of them, exactly once. Stops gracefully on SIGTERM/SIGINT;\n"+
 			"exits non-zero if the projections stop on their own.")
-	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on this address (default: none)")
+	metricsAddr := fs.String("metrics-addr", "", "serve /metrics, /healthz and /readyz on `HOST:PORT` (default: none)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}

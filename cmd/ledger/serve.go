@@ -23,7 +23,7 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			"With --no-projections it only serves the API and leaves that work to `ledger project`\n"+
 			"processes. Stops gracefully on SIGTERM/SIGINT.")
 	noProjections := fs.Bool("no-projections", false,
-		"serve the API only: run no projections, checkpoint signing or outbox relay\n(run `ledger project` beside it)")
+		"serve the API only: run no projections, checkpoint signing or outbox relay\n(run ledger project beside it)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
