@@ -624,6 +624,43 @@ func TestWaitFor(t *testing.T) {
 	t.Logf("append-to-projected wait: median %v, max %v", lags[len(lags)/2], lags[len(lags)-1])
 }
 
+// A process that only answers waits (ledger serve --no-projections) wakes
+// when another process's projections commit: its re-check is set to an
+// hour here, so only the notification Listen receives can end the wait.
+func TestWaitForWakesOnAnotherProcesssCheckpoints(t *testing.T) {
+	t.Parallel()
+	url := testdb.NewURL(t)
+	poolW, poolA := newPool(t, url, "waiter"), newPool(t, url, "runner")
+	ctx := context.Background()
+	worker, err := New(poolA, eventstore.New(poolA), testdb.Keyring(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter, err := New(poolW, eventstore.New(poolW), testdb.Keyring(t), testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter.cfg.recheck = time.Hour
+	w := newWorld(t, eventstore.New(poolW), 3)
+	w.run(ctx, 20)
+
+	listenCtx, stopListening := context.WithCancel(ctx)
+	listening := make(chan struct{})
+	go func() { defer close(listening); waiter.Listen(listenCtx) }()
+	defer func() { stopListening(); <-listening }()
+
+	waited := make(chan error, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		defer cancel()
+		waited <- waiter.WaitFor(wctx, w.lastPos)
+	}()
+	start(t, worker)
+	if err := <-waited; err != nil {
+		t.Fatalf("waiting on a process that does not run the projections: %v", err)
+	}
+}
+
 // An event applied twice in one transaction (Watermill re-sends a nacked
 // message without rolling back) is written once, and the checkpoint moves
 // with the write; the rebuild form writes without a checkpoint.

@@ -123,6 +123,13 @@ func New(pool *pgxpool.Pool, store *eventstore.Store, keys *keyring.Keyring, log
 // Names lists the projections this Runner feeds.
 func (r *Runner) Names() []string { return names(r.projections) }
 
+// Listen keeps the Runner's notification listener (one LISTEN connection)
+// until ctx ends, for a process that answers read-your-writes waits but
+// does not Run the projections (`ledger serve --no-projections`): WaitFor
+// then wakes when another process commits a checkpoint, not only at its
+// re-check. Run listens itself: call one or the other, not both.
+func (r *Runner) Listen(ctx context.Context) { r.notifier.run(ctx) }
+
 // Run feeds the projections until ctx ends, then stops gracefully: a batch
 // in progress either commits whole or rolls back.
 func (r *Runner) Run(ctx context.Context) error {
@@ -340,7 +347,8 @@ func (e *WaitTimeoutError) Unwrap() error { return e.Err }
 // nil at once; a position no event has returns ErrUnknownPosition (a client
 // token from another database, or forged). It wakes on checkpoint
 // notifications and re-checks every second besides, so it also works in a
-// process whose Runner is not running (the notifications then never come).
+// process whose Runner neither Runs nor Listens (then the notifications
+// never come and only the re-check sees the checkpoints move).
 func (r *Runner) WaitFor(ctx context.Context, position int64, names ...string) error {
 	if position <= 0 {
 		return nil

@@ -36,6 +36,7 @@ var errUsage = errors.New("usage")
 func subcommands() []command {
 	return []command{
 		{"serve", "serve the HTTP API (applies pending migrations first)", runServe},
+		{"project", "run the projections and the outbox relay without serving the API", runProject},
 		{"migrate", "apply pending database migrations and exit", runMigrate},
 		{"bootstrap", "create a tenant, its first admin and an API key", runBootstrap},
 		{"rebuild", "rebuild one projection or all of them while the service keeps serving", runRebuild},

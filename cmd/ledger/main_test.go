@@ -58,6 +58,13 @@ func testEnv(vars map[string]string) (*cliEnv, *syncBuffer, *syncBuffer) {
 // code; the test fails if serve exits or takes 30 s before that.
 func startServe(ctx context.Context, t *testing.T, vars map[string]string) (base string, exit <-chan int) {
 	t.Helper()
+	return startServing(ctx, t, vars, "serve")
+}
+
+// startServing is startServe for any command line that logs "serving"
+// (serve with flags, project --metrics-addr).
+func startServing(ctx context.Context, t *testing.T, vars map[string]string, args ...string) (base string, exit <-chan int) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	env := &cliEnv{stdout: io.Discard, stderr: pw, getenv: func(k string) (string, bool) {
 		v, ok := vars[k]
@@ -68,16 +75,16 @@ func startServe(ctx context.Context, t *testing.T, vars map[string]string) (base
 	}}
 	code := make(chan int, 1)
 	go func() {
-		code <- run(ctx, env, []string{"serve"})
+		code <- run(ctx, env, args)
 		pw.Close()
 	}()
 	select {
 	case a := <-servingAddr(pr):
 		return "http://" + a, code
 	case c := <-code:
-		t.Fatalf("serve exited early with %d", c)
+		t.Fatalf("%s exited early with %d", args[0], c)
 	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
+		t.Fatalf("%s did not start", args[0])
 	}
 	return "", nil
 }
@@ -94,7 +101,7 @@ func servingAddr(r io.Reader) <-chan string {
 				Msg  string `json:"msg"`
 				Addr string `json:"addr"`
 			}
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving" {
+			if json.Unmarshal(sc.Bytes(), &line) == nil && (line.Msg == "serving" || line.Msg == "serving metrics") {
 				addr <- line.Addr
 			}
 		}
@@ -123,6 +130,16 @@ func TestCommandsNeedDatabaseURL(t *testing.T) {
 	t.Parallel()
 	env, _, errOut := testEnv(nil)
 	if code := run(context.Background(), env, []string{"migrate"}); code != 1 || !strings.Contains(errOut.String(), "DATABASE_URL") {
+		t.Fatalf("exit %d, stderr %q", code, errOut.String())
+	}
+}
+
+// Reading from replicas is not built: a LEDGER_REPLICA_URLS would
+// otherwise look honoured while every read went to the primary.
+func TestServeRefusesReplicaURLs(t *testing.T) {
+	t.Parallel()
+	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused", "LEDGER_REPLICA_URLS": "postgres://standby/ledger"})
+	if code := run(context.Background(), env, []string{"serve"}); code != 1 || !strings.Contains(errOut.String(), "LEDGER_REPLICA_URLS") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"io"
 	nethttp "net/http"
 	"os"
 	"os/exec"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -25,8 +27,23 @@ func TestMain(m *testing.M) {
 
 func TestServeExitsZeroOnSIGTERM(t *testing.T) {
 	t.Parallel()
+	for _, args := range [][]string{
+		{"serve"},
+		{"serve", "--no-projections"},
+		{"project", "--metrics-addr", "127.0.0.1:0"},
+	} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			t.Parallel()
+			exitsZeroOnSIGTERM(t, args)
+		})
+	}
+}
+
+// exitsZeroOnSIGTERM runs the real binary with args, waits until it is
+// ready (/readyz on the address it logs; /healthz and /metrics answer too), sends SIGTERM and expects exit 0.
+func exitsZeroOnSIGTERM(t *testing.T, args []string) {
 	dsn := testdb.NewURL(t)
-	cmd := exec.Command(os.Args[0], "serve")
+	cmd := exec.Command(os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "LEDGER_TEST_RUN_MAIN=1", "DATABASE_URL="+dsn, "LEDGER_ADDR=127.0.0.1:0")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -39,16 +56,24 @@ func TestServeExitsZeroOnSIGTERM(t *testing.T) {
 
 	select {
 	case a := <-servingAddr(stderr):
-		resp, err := nethttp.Get("http://" + a + "/readyz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			t.Fatalf("/readyz: %d", resp.StatusCode)
+		for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+			resp, err := nethttp.Get("http://" + a + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+			}
+			// Every node reports the projections' checkpoints and lag,
+			// read from the database, whether it runs them or not.
+			if path == "/metrics" && !strings.Contains(string(body), "ledger_projection_lag_events") {
+				t.Errorf("/metrics lacks the projections' lag")
+			}
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not start")
+		t.Fatalf("%v did not start", args)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -59,12 +84,12 @@ func TestServeExitsZeroOnSIGTERM(t *testing.T) {
 	case err := <-done:
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			t.Fatalf("serve exited %d after SIGTERM", exit.ExitCode())
+			t.Fatalf("%v exited %d after SIGTERM", args, exit.ExitCode())
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop on SIGTERM")
+		t.Fatalf("%v did not stop on SIGTERM", args)
 	}
 }
