@@ -151,6 +151,13 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 				log.Error("e-mail relay stopped", slog.String("error", err.Error()))
 			}
 		}()
+		// Auditors get the day's signed checkpoint once a day (the claim in
+		// the database, not this timer, keeps it to one).
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cmds.RunCheckpointEmails(projCtx, ledger, commands.CheckpointEmailPoll)
+		}()
 	}
 
 	serveErr := make(chan error, 1)
