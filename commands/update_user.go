@@ -54,6 +54,14 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 		if err != nil {
 			return result, err
 		}
+		if role != nil && *role == domain.RoleAuditor && u.Role != domain.RoleAuditor {
+			// An auditor is never on a team. The user's FOR UPDATE lock
+			// above keeps any assignment of it from committing meanwhile
+			// (assignments lock their users FOR SHARE).
+			if err := refuseAuditorOnTeams(ctx, c, tx, m.TenantID, u); err != nil {
+				return result, err
+			}
+		}
 		for _, e := range events {
 			u.Apply(e, now())
 		}
@@ -100,4 +108,25 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 		c.revoked(ctx, uid)
 	}
 	return res, nil
+}
+
+// refuseAuditorOnTeams loads every customer that may have u on its team and
+// lets the domain refuse making u an auditor while it is on one.
+func refuseAuditorOnTeams(ctx context.Context, c *Commands, tx *cmdTx, tenantID string, u domain.User) error {
+	candidates, err := customersOf(ctx, tx.Tx, tenantID, u.ID)
+	if err != nil {
+		return err
+	}
+	if len(candidates) == 0 {
+		return nil
+	}
+	l, err := loadCustomersWithErased(ctx, c.keys, tx.Tx, tenantID, candidates)
+	if err != nil {
+		return err
+	}
+	customers := make([]domain.Customer, 0, len(candidates))
+	for _, id := range candidates {
+		customers = append(customers, l.customers[id])
+	}
+	return u.RefuseAuditorOnTeams(customers)
 }

@@ -137,7 +137,8 @@ func (c *Console) Routes(r chi.Router) { c.register(r) }
 // register adds the routes to r. Each page's guard does, before the page,
 // what the API does before its handler and in the same order: a browser
 // without a session is sent to sign in, a member on an admin page gets 403
-// (the API's requireAdmin), an ID in the path that is not a UUID gets 400
+// (the API's requireAdmin), an auditor gets the pages an admin reads but
+// 403 for every form it posts (the API's refuseAuditorCommands), an ID in the path that is not a UUID gets 400
 // invalid_id (the API's idParam). Admin pages are the ones whose every
 // action only an admin may take; pages a member may use stay open and
 // the commands decide each action, as in the API.
@@ -151,10 +152,11 @@ func (c *Console) register(r chi.Router) {
 		r.Post("/sign-in", c.signIn)
 		r.Post("/sign-out", c.signOut)
 
-		member := r.With(c.guard(false))
-		admin := r.With(c.guard(true))
-		memberID := r.With(c.guard(false, "id"))
-		adminID := r.With(c.guard(true, "id"))
+		member := r.With(c.guard(anyone))
+		reader := r.With(c.guard(readers))
+		admin := r.With(c.guard(admins))
+		memberID := r.With(c.guard(anyone, "id"))
+		adminID := r.With(c.guard(admins, "id"))
 
 		member.Get("/customers", c.customers)
 		member.Post("/customers/bulk/review", c.bulkReview)
@@ -170,7 +172,7 @@ func (c *Console) register(r chi.Router) {
 		adminID.Post("/customers/{id}/delete", c.erase)
 		adminID.Post("/customers/{id}/profile", c.editProfile)
 		adminID.Post("/customers/{id}/groups", c.group)
-		admin.Get("/audit/export", c.auditExport)
+		reader.Get("/audit/export", c.auditExport)
 		memberID.Post("/customers/{id}/mine", c.toggleMine)
 		memberID.Post("/customers/{id}/team", c.setTeam)
 		adminID.Post("/customers/{id}/lead", c.makeLead)
@@ -179,14 +181,14 @@ func (c *Console) register(r chi.Router) {
 		member.Get("/my-clients", c.myClients)
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
-		admin.Get("/users", c.users)
+		reader.Get("/users", c.users)
 		admin.Post("/users", c.createUser)
 		adminID.Post("/users/{id}/role", c.changeRole)
 		adminID.Get("/users/{id}/deactivate", c.deactivatePreview)
 		adminID.Post("/users/{id}/deactivate", c.deactivate)
 		adminID.Get("/users/{id}/transfer", c.transferPage)
 		adminID.Post("/users/{id}/transfer", c.transfer)
-		admin.Get("/audit", c.audit)
+		reader.Get("/audit", c.audit)
 		admin.Get("/import", c.importPage)
 		admin.Get("/import/template.csv", c.importTemplate)
 		admin.Post("/import", c.importClients)
@@ -197,20 +199,42 @@ func (c *Console) register(r chi.Router) {
 	})
 }
 
-// guard is the checks before a signed-in page (see register): admin
-// refuses members, params name the path's IDs.
-func (c *Console) guard(admin bool, params ...string) func(nethttp.Handler) nethttp.Handler {
+// audience is who may open a page (see register).
+type audience int
+
+const (
+	// anyone signed in: the commands decide each action, as in the API.
+	anyone audience = iota
+	// readers: admins and auditors (the API's requireReader).
+	readers
+	// admins only (the API's requireAdmin).
+	admins
+)
+
+// guard is the checks before a signed-in page (see register): who may
+// open it, then the path's IDs (params). An auditor's every form post is
+// refused here with 403, whatever the page, as the API refuses an
+// auditor's every command: the console has no command an auditor may
+// send (its own API key is the API's).
+func (c *Console) guard(who audience, params ...string) func(nethttp.Handler) nethttp.Handler {
 	return func(next nethttp.Handler) nethttp.Handler {
 		return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 			s, ok := c.requireSession(w, r)
 			if !ok {
 				return
 			}
-			if admin {
-				if err := domain.RequireAdmin(s.Actor); err != nil {
-					c.problem(w, r, err)
-					return
-				}
+			var err error
+			switch {
+			case s.IsAuditor() && r.Method != nethttp.MethodGet && r.Method != nethttp.MethodHead:
+				err = &domain.ForbiddenError{Detail: "an auditor reads everything and changes nothing"}
+			case who == readers:
+				err = domain.RequireReader(s.Actor)
+			case who == admins:
+				err = domain.RequireAdmin(s.Actor)
+			}
+			if err != nil {
+				c.problem(w, r, err)
+				return
 			}
 			for _, p := range params {
 				if _, err := c.d.ParseID(chi.URLParam(r, p), p); err != nil {

@@ -56,7 +56,10 @@ var exportFormats = [][2]string{{"csv", "CSV"}, {"xlsx", "Excel (XLSX)"}, {"ods"
 // with more than 500 users would need a search box here; ListUsers pages
 // by name, so the query stays an index walk either way.
 func (c *Console) activeUsers(ctx context.Context, tenant string) ([]commands.UserView, error) {
-	return c.d.Commands.ListUsers(ctx, tenant, commands.UsersFilter{Status: "active"}, nil, 500)
+	users, err := c.d.Commands.ListUsers(ctx, tenant, commands.UsersFilter{Status: "active"}, nil, 500)
+	// Every list this feeds offers people to put on teams or hand
+	// customers to; an auditor is never one (auditor_not_assignable).
+	return slices.DeleteFunc(users, func(u commands.UserView) bool { return u.Role == string(domain.RoleAuditor) }), err
 }
 
 func (c *Console) customers(w nethttp.ResponseWriter, r *nethttp.Request) {

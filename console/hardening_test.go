@@ -359,7 +359,7 @@ func TestConsoleRefusalPages(t *testing.T) {
 	}
 	member, _ := signInHTTP(t, w, w.bob, "/customers")
 	for path, want := range map[string]string{
-		"/users":                             "only an admin may do this",
+		"/users":                             "only an admin or an auditor may read this",
 		"/users/" + w.carol.id + "/transfer": "only an admin may do this",
 		"/customers/" + erased + "/delete":   "only an admin may do this",
 		"/policy":                            "Your role does not allow this",

@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/chromedp"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -40,9 +42,12 @@ type world struct {
 	cmd    *commands.Commands
 	runner *projections.Runner
 	tenant string
-	admin  user
-	bob    user
-	carol  user
+	// pool is the database, for counting what a refused request did not
+	// append.
+	pool  *pgxpool.Pool
+	admin user
+	bob   user
+	carol user
 }
 
 type user struct {
@@ -107,7 +112,7 @@ func newWorldWithMail(t *testing.T, smtpURL string) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{t: t, base: srv.URL, cmd: cmd, runner: runner, tenant: boot.TenantID}
+	w := &world{t: t, base: srv.URL, cmd: cmd, runner: runner, tenant: boot.TenantID, pool: pool}
 	w.admin = user{id: boot.UserID, name: "Ann Admin", key: boot.APIKey,
 		actor: domain.Actor{UserID: boot.UserID, Name: "Ann Admin", Role: domain.RoleAdmin}}
 	w.bob = w.member("Bob Baker", "bob@acme.example")

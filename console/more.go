@@ -38,9 +38,9 @@ func (c *Console) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	// The audit is the API's admin-only read; the console keeps that rule
-	// by asking the domain, not by hiding a link.
-	if err := domain.RequireAdmin(s.Actor); err != nil {
+	// The audit is the API's admin and auditor read; the console keeps
+	// that rule by asking the domain, not by hiding a link.
+	if err := domain.RequireReader(s.Actor); err != nil {
 		c.refused(w, r, err, "filters", func(v view) (string, view, error) {
 			v.Title, v.Nav, v.Data = "Audit", "audit", auditData{}
 			return "audit", v, nil
@@ -60,14 +60,14 @@ func (c *Console) audit(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 // auditExport downloads the filtered audit log as CSV or NDJSON: the
-// API's export (admin only, like the page).
+// API's export (admins and auditors, like the page).
 func (c *Console) auditExport(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s, ok := c.requireSession(w, r)
 	if !ok {
 		return
 	}
-	if err := domain.RequireAdmin(s.Actor); err != nil || c.d.AuditExport == nil {
-		nethttp.Error(w, "only an admin may read the audit log", nethttp.StatusForbidden)
+	if err := domain.RequireReader(s.Actor); err != nil || c.d.AuditExport == nil {
+		nethttp.Error(w, "only an admin or an auditor may read the audit log", nethttp.StatusForbidden)
 		return
 	}
 	// The page's links ask for csv or ndjson; any other format is refused

@@ -12,6 +12,25 @@ func (a Actor) IsAdmin() bool {
 	return a.Role == RoleAdmin
 }
 
+// IsAuditor reports whether a reads everything and changes nothing.
+func (a Actor) IsAuditor() bool {
+	return a.Role == RoleAuditor
+}
+
+// ReadsAll reports whether a may read everything an admin reads: admins
+// and auditors.
+func (a Actor) ReadsAll() bool {
+	return a.Role == RoleAdmin || a.Role == RoleAuditor
+}
+
+// RequireReader refuses an actor that may not read what an admin reads.
+func RequireReader(a Actor) error {
+	if !a.ReadsAll() {
+		return &ForbiddenError{Detail: "only an admin or an auditor may read this"}
+	}
+	return nil
+}
+
 // RequireAdmin refuses a non-admin actor.
 func RequireAdmin(a Actor) error {
 	if !a.IsAdmin() {
@@ -32,6 +51,9 @@ func AuthorizeAssignment(a Actor, pol Policy, targetUserID string) error {
 			return nil
 		}
 		return &ForbiddenError{Detail: "the tenant policy does not let members assign themselves"}
+	}
+	if a.IsAuditor() {
+		return &ForbiddenError{Detail: "an auditor changes nothing"}
 	}
 	return &ForbiddenError{Detail: "members may only assign or unassign themselves"}
 }

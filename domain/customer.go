@@ -278,6 +278,9 @@ func (c Customer) Assign(u User, pol Policy) ([]Event, error) {
 	if !u.Active() {
 		return nil, ruleErr(CodeUserDeactivated, "user %s is deactivated", u.ID)
 	}
+	if err := u.assignable(); err != nil {
+		return nil, err
+	}
 	if pol.full(len(c.Team)) {
 		// The team may be over the maximum (the policy was lowered after it
 		// grew): say what the maximum is, not the team's size.
@@ -334,6 +337,9 @@ func (c Customer) Replace(userID string, with User, pol Policy) ([]Event, error)
 	}
 	if !with.Active() {
 		return nil, ruleErr(CodeUserDeactivated, "user %s is deactivated", with.ID)
+	}
+	if err := with.assignable(); err != nil {
+		return nil, err
 	}
 	return []Event{TeamMemberReplaced{CustomerID: c.ID, UserID: userID, WithUserID: with.ID, Lead: m.Lead}}, nil
 }

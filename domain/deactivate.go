@@ -113,6 +113,9 @@ func PlanTransfer(from, to User, customers []Customer, listed bool) (TransferPla
 	if !to.Active() {
 		return TransferPlan{}, ruleErr(CodeUserDeactivated, "user %s is deactivated", to.ID)
 	}
+	if err := to.assignable(); err != nil {
+		return TransferPlan{}, err
+	}
 	plan := TransferPlan{Events: make(map[string][]Event)}
 	for _, c := range uniqueBy(customers, func(c Customer) string { return c.ID }) {
 		if _, ok := c.Member(from.ID); !ok {

@@ -38,6 +38,11 @@ const (
 	// CodeErased is a customer that was erased: HTTP 410 for the customer
 	// itself, a failing customer's code in a bulk action.
 	CodeErased = "erased"
+	// CodeAuditorNotAssignable refuses putting an auditor on a team (assign,
+	// set, replace, transfer, lead) and making a user with customers an
+	// auditor: whoever audits the ledger is never part of what it records
+	// about teams.
+	CodeAuditorNotAssignable = "auditor_not_assignable"
 )
 
 // RuleError is a command refused by a business rule (HTTP 409).

@@ -94,6 +94,9 @@ func (c Customer) setTeam(users []User, lead string, pol Policy) (events []Event
 		if !u.Active() {
 			return nil, u.ID, ruleErr(CodeUserDeactivated, "user %s is deactivated", u.ID)
 		}
+		if err := u.assignable(); err != nil {
+			return nil, u.ID, err
+		}
 		added = append(added, u)
 	}
 	var removed []string

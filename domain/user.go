@@ -13,11 +13,27 @@ type Role string
 const (
 	RoleAdmin  Role = "admin"
 	RoleMember Role = "member"
+	// RoleAuditor reads everything an admin reads and changes nothing; it
+	// is never on a customer's team (auditor_not_assignable), so whoever
+	// checks the ledger is never part of what they check.
+	RoleAuditor Role = "auditor"
 )
+
+// roleChoices is the ValidationError detail of an unknown role.
+const roleChoices = `must be "admin", "member" or "auditor"`
 
 // Valid reports whether r is a known role.
 func (r Role) Valid() bool {
-	return r == RoleAdmin || r == RoleMember
+	return r == RoleAdmin || r == RoleMember || r == RoleAuditor
+}
+
+// assignable refuses putting u on a team for its role: an auditor is never
+// assigned, made lead or handed customers.
+func (u User) assignable() error {
+	if u.Role == RoleAuditor {
+		return ruleErr(CodeAuditorNotAssignable, "user %s is an auditor; auditors are never assigned to customers", u.ID)
+	}
+	return nil
 }
 
 // UserStatus tells whether a user can still be assigned and authenticate.
@@ -98,7 +114,7 @@ func CreateUser(userID, tenantID, name, email string, role Role) ([]Event, error
 		return nil, err
 	}
 	if !role.Valid() {
-		return nil, invalid("role", `must be "admin" or "member"`)
+		return nil, invalid("role", roleChoices)
 	}
 	return []Event{UserCreated{UserID: userID, Name: name, Email: email, Role: role}}, nil
 }
@@ -159,6 +175,9 @@ func (u User) Deactivate(transferTo *User) ([]Event, error) {
 		if !transferTo.Active() {
 			return nil, ruleErr(CodeUserDeactivated, "transfer_to user %s is deactivated", transferTo.ID)
 		}
+		if err := transferTo.assignable(); err != nil {
+			return nil, err
+		}
 		ev.TransferTo = transferTo.ID
 	}
 	return []Event{ev}, nil
@@ -193,6 +212,23 @@ func (u User) Update(name *string, role *Role, activeAdmins int) ([]Event, error
 	return []Event{ev}, nil
 }
 
+// RefuseAuditorOnTeams refuses making u an auditor while it is on the team
+// of any of customers (those that may have it; erased ones keep their last
+// team in history and do not count): an auditor is never assigned, so its
+// customers must be handed over first (transfer).
+func (u User) RefuseAuditorOnTeams(customers []Customer) error {
+	n := 0
+	for _, c := range customers {
+		if _, on := c.Member(u.ID); on && !c.Erased {
+			n++
+		}
+	}
+	if n > 0 {
+		return ruleErr(CodeAuditorNotAssignable, "user %s is assigned to %d customers; transfer them before making the user an auditor", u.ID, n)
+	}
+	return nil
+}
+
 // ChangeRole decides giving u the role role; (nil, nil) when it has it.
 // activeAdmins is the number of the tenant's active admins, u included if
 // it is one: the last of them cannot be demoted (last_admin), or the tenant
@@ -200,7 +236,7 @@ func (u User) Update(name *string, role *Role, activeAdmins int) ([]Event, error
 // stable until the commit (lock the admins' rows).
 func (u User) ChangeRole(role Role, activeAdmins int) ([]Event, error) {
 	if !role.Valid() {
-		return nil, invalid("role", `must be "admin" or "member"`)
+		return nil, invalid("role", roleChoices)
 	}
 	if role == u.Role {
 		return nil, nil

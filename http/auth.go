@@ -5,6 +5,8 @@ import (
 	nethttp "net/http"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
+
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -64,6 +66,42 @@ func requireAdmin(next nethttp.Handler) nethttp.Handler {
 		if !principal(r.Context()).IsAdmin() {
 			writeProblem(w, newProblem(nethttp.StatusForbidden, "forbidden", "only an admin may do this"))
 			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// requireReader admits what an admin reads to admins and auditors, and
+// refuses members with 403.
+func requireReader(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if !principal(r.Context()).ReadsAll() {
+			writeProblem(w, newProblem(nethttp.StatusForbidden, "forbidden", "only an admin or an auditor may read this"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// auditorCommand is the route pattern of the one command an auditor may
+// send: issuing its own API key (the command refuses anyone else's).
+const auditorCommand = "/v1/users/{id}/api-keys"
+
+// refuseAuditorCommands answers 403 to an auditor's every command (any
+// method but GET, HEAD and OPTIONS) except auditorCommand, in one
+// place rather than on each route, so a command route added later cannot
+// forget it. The commands refuse auditors too (domain.RequireAdmin and the
+// assignment rules); this is the guard that does not depend on each of
+// them.
+func refuseAuditorCommands(next nethttp.Handler) nethttp.Handler {
+	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		switch r.Method {
+		case nethttp.MethodGet, nethttp.MethodHead, nethttp.MethodOptions:
+		default:
+			if principal(r.Context()).IsAuditor() && chi.RouteContext(r.Context()).RoutePattern() != auditorCommand {
+				writeProblem(w, newProblem(nethttp.StatusForbidden, "forbidden", "an auditor reads everything and changes nothing"))
+				return
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

@@ -26,7 +26,7 @@ import (
 // oaRoute is one route of the router and what its middleware chain tells.
 type oaRoute struct {
 	auth   bool // behind requireAuth
-	admin  bool // behind requireAdmin
+	admin  bool // behind requireAdmin or requireReader (403 to members)
 	minPos bool // honours X-Min-Position
 }
 
@@ -46,7 +46,7 @@ func oaRouterRoutes(t *testing.T) map[string]oaRoute {
 			switch {
 			case strings.Contains(name, ".requireAuth"):
 				r.auth = true
-			case strings.HasSuffix(name, ".requireAdmin"):
+			case strings.HasSuffix(name, ".requireAdmin"), strings.HasSuffix(name, ".requireReader"):
 				r.admin = true
 			case strings.Contains(name, ".minPosition"):
 				r.minPos = true

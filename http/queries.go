@@ -234,17 +234,17 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 	return nil
 }
 
-// notificationsOf admits the user itself or an admin to a user's
+// notificationsOf admits the user itself, an admin or an auditor to a user's
 // notifications, after answering 404 for a user outside the tenant.
 func (s *Server) notificationsOf(r *nethttp.Request, userID string) error {
 	if err := s.userInTenant(r, userID); err != nil {
 		return err
 	}
 	p := principal(r.Context())
-	if p.IsAdmin() || p.UserID == userID {
+	if p.ReadsAll() || p.UserID == userID {
 		return nil
 	}
-	return &domain.ForbiddenError{Detail: "only the user or an admin may do this"}
+	return &domain.ForbiddenError{Detail: "only the user, an admin or an auditor may do this"}
 }
 
 func (s *Server) notifications(w nethttp.ResponseWriter, r *nethttp.Request) error {

@@ -139,7 +139,7 @@ func (s *Server) routes() chi.Router {
 	r.Post("/invitations/{token}", s.handle(s.acceptInvitationForm))
 
 	r.Group(func(r chi.Router) {
-		r.Use(s.requireAuth)
+		r.Use(s.requireAuth, refuseAuditorCommands)
 
 		r.With(s.minPosition(pWriteModel)).Get("/v1/policy", s.handle(s.getPolicy))
 		r.With(requireAdmin).Put("/v1/policy", s.handle(s.putPolicy))
@@ -182,14 +182,14 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Delete("/v1/groups/{id}", s.handle(s.deleteGroup))
 
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.handle(s.inviteClient))
-		r.With(requireAdmin, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
-		r.With(requireAdmin, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
-		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
-		r.With(requireAdmin).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
-		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/inclusion", s.handle(s.ledgerInclusion))
-		r.With(requireAdmin, s.minPosition(pLedger)).Get("/v1/ledger/proofs/consistency", s.handle(s.ledgerConsistency))
+		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
+		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
+		r.With(requireReader).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
+		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/proofs/inclusion", s.handle(s.ledgerInclusion))
+		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/proofs/consistency", s.handle(s.ledgerConsistency))
 	})
 	// The web console: HTML pages at /, outside the JSON API's contract.
 	s.newConsole().Routes(r)

@@ -118,6 +118,12 @@ func render(kind, id string, payload []byte, from *netmail.Address, baseURL stri
 			return outgoing{}, fmt.Errorf("decode message %s: %w", id, err)
 		}
 		return m.render(id, from, created)
+	case KindCheckpoint:
+		var c Checkpoint
+		if err := json.Unmarshal(payload, &c); err != nil {
+			return outgoing{}, fmt.Errorf("decode checkpoint e-mail %s: %w", id, err)
+		}
+		return c.render(id, from, baseURL, created)
 	}
 	return outgoing{}, fmt.Errorf("outbox message %s: unknown kind %q", id, kind)
 }

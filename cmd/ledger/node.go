@@ -136,7 +136,8 @@ func (b *background) stop() {
 }
 
 // startWorkers runs the node's background work until stop: the
-// projections, the ledger log's checkpoint signing and the outbox relay.
+// projections, the ledger log's checkpoint signing, the outbox relay and
+// the auditors' daily checkpoint e-mail.
 // Any number of nodes may run them against one database: the projections
 // claim their batches and the relay its rows.
 func (n *node) startWorkers(ctx context.Context) *background {
@@ -158,6 +159,9 @@ func (n *node) startWorkers(ctx context.Context) *background {
 				n.log.Error("e-mail relay stopped", slog.String("error", err.Error()))
 			}
 		})
+		// Auditors get the day's signed checkpoint once a day (the claim in
+		// the database, not this timer, keeps it to one across nodes).
+		b.wg.Go(func() { n.cmds.RunCheckpointEmails(bctx, n.ledger, commands.CheckpointEmailPoll) })
 	}
 	return b
 }
