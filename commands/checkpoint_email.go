@@ -47,12 +47,6 @@ const qAuditors = `SELECT name, email FROM users
 WHERE tenant_id = $1 AND role = '` + string(domain.RoleAuditor) + `' AND status = '` + string(domain.UserStatusActive) + `'
 ORDER BY id`
 
-// qQueueCheckpointEmail is one auditor's e-mail in the outbox, due at
-// once; the relay delivers it like any other (it is about no customer, so
-// no delivery event is recorded).
-const qQueueCheckpointEmail = `INSERT INTO outbox (id, tenant_id, kind, payload, next_attempt_at, created_at)
-VALUES ($1, $2, '` + mail.KindCheckpoint + `', $3::jsonb, now(), $4)`
-
 // EmailCheckpoints queues the daily checkpoint e-mail of the UTC day of
 // at: every tenant with active auditors that has not had it that day
 // gets, for each auditor, an e-mail holding its latest signed checkpoint.
@@ -113,17 +107,20 @@ func (c *Commands) emailCheckpoint(ctx context.Context, src CheckpointSource, te
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
-		for _, a := range auditors {
+		// Each is about no customer, so no delivery event is recorded.
+		msgs := make([]eventstore.OutboxMessage, len(auditors))
+		for i, a := range auditors {
 			payload, err := json.Marshal(mail.Checkpoint{Name: a.Name, Email: a.Email, Day: day, Origin: cp.Origin,
 				TreeSize: cp.TreeSize, Note: cp.Note, VerifierKey: src.VerifierKey()})
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(ctx, qQueueCheckpointEmail, newID(), tenant, string(payload), at); err != nil {
-				return err
-			}
-			queued++
+			msgs[i] = eventstore.OutboxMessage{ID: newID(), Kind: mail.KindCheckpoint, Payload: payload}
 		}
+		if err := tx.QueueOutbox(ctx, tenant, msgs, at); err != nil {
+			return err
+		}
+		queued = len(msgs)
 		return nil
 	})
 	if err != nil {
