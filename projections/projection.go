@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 )
@@ -63,6 +65,12 @@ type projection struct {
 	// end] to the batch's statement. A rebuild applies it from the first
 	// event through the same path.
 	grow func(ctx context.Context, tx queryer, w *stmt, from, end eventstore.Cursor) error
+	// load, for a grow read model, fills its rebuild tables (schema) in
+	// one pass with every event of the transactions below xmin0, as grow
+	// would have applied them one batch after another: the rebuild then
+	// catches up from C0 through grow. Without it a rebuild applies grow
+	// from the first event.
+	load func(ctx context.Context, pool *pgxpool.Pool, schema, xmin0 string) error
 }
 
 // table is one table of a read model.

@@ -210,9 +210,9 @@ func (b *rebuilder) run(ctx context.Context) error {
 		}
 		t1 := time.Now()
 		from := c0
-		if p.grow != nil {
-			// A read model that depends on what came before has no bulk
-			// load: it is built by catch-up from the first event, in
+		if p.grow != nil && p.load == nil {
+			// A read model that depends on what came before and has no
+			// bulk load is built by catch-up from the first event, in
 			// commit order, through the live write path.
 			from = eventstore.Cursor{}
 		}
@@ -237,7 +237,14 @@ func (b *rebuilder) run(ctx context.Context) error {
 		})
 	}
 	for _, p := range grows {
-		g.Go(func() error { return finish(gctx, p, time.Now()) })
+		g.Go(func() error {
+			if p.load != nil {
+				if err := p.load(gctx, b.pool, rebuildSchema(p.name), xmin0); err != nil {
+					return fmt.Errorf("rebuild %s: bulk load: %w", p.name, err)
+				}
+			}
+			return finish(gctx, p, time.Now())
+		})
 	}
 	if len(folds) > 0 {
 		g.Go(func() error {
