@@ -190,9 +190,10 @@ func (u User) Deactivate(transferTo *User) ([]Event, error) {
 }
 
 // ReceivesCheckpointEmail reports whether u is e-mailed the tenant's daily
-// checkpoint: an auditor always, an admin who opted in, nobody else.
+// checkpoint: an active auditor always, an active admin who opted in,
+// nobody else (EmailCheckpoints' query says the same).
 func (u User) ReceivesCheckpointEmail() bool {
-	return u.Role == RoleAuditor || (u.Role == RoleAdmin && u.CheckpointEmail)
+	return u.Active() && (u.Role == RoleAuditor || (u.Role == RoleAdmin && u.CheckpointEmail))
 }
 
 // Update decides changing u's name, role and checkpoint e-mail opt-in (nil
