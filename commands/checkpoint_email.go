@@ -25,15 +25,20 @@ type CheckpointSource interface {
 }
 
 // CheckpointEmailPoll is how often `serve` looks for tenants whose
-// auditors have not had today's checkpoint e-mail. Looking is cheap (one
-// query over the auditors, one over today's claims); the claim, not the
+// recipients have not had today's checkpoint e-mail. Looking is cheap (one
+// query over the recipients, one over today's claims); the claim, not the
 // timer, keeps it to one e-mail a day.
 const CheckpointEmailPoll = 10 * time.Minute
 
-// qAuditedTenants are the tenants with an active auditor that have not had
-// their checkpoint e-mail on day $1.
+// qRecipientsWhere picks, among a tenant's users, the checkpoint e-mail's
+// recipients: active auditors, and active admins who opted in.
+const qRecipientsWhere = `u.status = '` + string(domain.UserStatusActive) + `'
+  AND (u.role = '` + string(domain.RoleAuditor) + `' OR (u.role = '` + string(domain.RoleAdmin) + `' AND u.checkpoint_email))`
+
+// qAuditedTenants are the tenants with a recipient of the checkpoint
+// e-mail that have not had it on day $1.
 const qAuditedTenants = `SELECT DISTINCT u.tenant_id::text FROM users u
-WHERE u.role = '` + string(domain.RoleAuditor) + `' AND u.status = '` + string(domain.UserStatusActive) + `'
+WHERE ` + qRecipientsWhere + `
   AND NOT EXISTS (SELECT 1 FROM checkpoint_emails e WHERE e.tenant_id = u.tenant_id AND e.day = $1::date)
 ORDER BY 1`
 
@@ -43,18 +48,19 @@ ORDER BY 1`
 const qClaimCheckpointEmail = `INSERT INTO checkpoint_emails (tenant_id, day, tree_size, recipients, queued_at)
 VALUES ($1, $2::date, $3, $4, $5) ON CONFLICT DO NOTHING`
 
-const qAuditors = `SELECT name, email FROM users
-WHERE tenant_id = $1 AND role = '` + string(domain.RoleAuditor) + `' AND status = '` + string(domain.UserStatusActive) + `'
-ORDER BY id`
+const qRecipients = `SELECT u.name, u.email FROM users u
+WHERE u.tenant_id = $1 AND ` + qRecipientsWhere + `
+ORDER BY u.id`
 
 // EmailCheckpoints queues the daily checkpoint e-mail of the UTC day of
-// at: every tenant with active auditors that has not had it that day
-// gets, for each auditor, an e-mail holding its latest signed checkpoint.
+// at: every tenant with active auditors, or active admins who opted in
+// (checkpoint_email), that has not had it that day gets, for each of them,
+// an e-mail holding its latest signed checkpoint.
 // The day's claim (checkpoint_emails) is inserted in the same transaction
 // as the outbox rows, so however many processes run this and however
-// often they restart, a tenant's auditors are e-mailed once a day. Admins
-// are not e-mailed: there is no opt-in for them yet. It answers how many
-// e-mails it queued.
+// often they restart, a tenant's recipients are e-mailed once a day: an
+// admin who opts in after the day's e-mail went out gets it the next day.
+// It answers how many e-mails it queued.
 func (c *Commands) EmailCheckpoints(ctx context.Context, src CheckpointSource, at time.Time) (int, error) {
 	if !c.email {
 		return 0, ErrEmailNotConfigured
@@ -95,21 +101,21 @@ func (c *Commands) emailCheckpoint(ctx context.Context, src CheckpointSource, te
 	queued := 0
 	err = c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
 		queued = 0
-		rows, err := tx.Query(ctx, qAuditors, tenant)
+		rows, err := tx.Query(ctx, qRecipients, tenant)
 		if err != nil {
 			return err
 		}
-		auditors, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Email string }])
-		if err != nil || len(auditors) == 0 {
+		recipients, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct{ Name, Email string }])
+		if err != nil || len(recipients) == 0 {
 			return err
 		}
-		tag, err := tx.Exec(ctx, qClaimCheckpointEmail, tenant, day, cp.TreeSize, len(auditors), at)
+		tag, err := tx.Exec(ctx, qClaimCheckpointEmail, tenant, day, cp.TreeSize, len(recipients), at)
 		if err != nil || tag.RowsAffected() == 0 {
 			return err
 		}
 		// Each is about no customer, so no delivery event is recorded.
-		msgs := make([]eventstore.OutboxMessage, len(auditors))
-		for i, a := range auditors {
+		msgs := make([]eventstore.OutboxMessage, len(recipients))
+		for i, a := range recipients {
 			payload, err := json.Marshal(mail.Checkpoint{Name: a.Name, Email: a.Email, Day: day, Origin: cp.Origin,
 				TreeSize: cp.TreeSize, Note: cp.Note, VerifierKey: src.VerifierKey()})
 			if err != nil {

@@ -25,12 +25,12 @@ const (
 	forUpdate lockMode = " FOR UPDATE"
 )
 
-const userColumns = `id::text, tenant_id::text, name, email, role, status, created_at`
+const userColumns = `id::text, tenant_id::text, name, email, role, status, created_at, checkpoint_email`
 
 func scanUser(row pgx.Row) (domain.User, error) {
 	var u domain.User
 	var role, status string
-	if err := row.Scan(&u.ID, &u.TenantID, &u.Name, &u.Email, &role, &status, &u.CreatedAt); err != nil {
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Name, &u.Email, &role, &status, &u.CreatedAt, &u.CheckpointEmail); err != nil {
 		return domain.User{}, err
 	}
 	u.Role = domain.Role(role)

@@ -16,13 +16,30 @@ const qLockAdmins = `SELECT ` + userColumns + ` FROM users
 	WHERE tenant_id = $1 AND (id = $2 OR (role = 'admin' AND status = 'active'))
 	ORDER BY id FOR UPDATE`
 
-// UpdateUser changes a user's name and role (admin only): one UserUpdated
-// event, and the team directory row in the same transaction. The tenant's
+// UpdateUser changes a user's name and role (admin only); see ChangeUser.
+func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *string, role *domain.Role) (UserResult, error) {
+	return c.ChangeUser(ctx, m, userID, UserChange{Name: name, Role: role})
+}
+
+// UserChange is what ChangeUser changes; a nil field is left as it is.
+type UserChange struct {
+	Name *string
+	Role *domain.Role
+	// CheckpointEmail is an admin's opt-in to the daily checkpoint e-mail.
+	// Any admin may set it for any admin (like name and role); only an
+	// admin may be opted in.
+	CheckpointEmail *bool
+}
+
+// ChangeUser changes a user's name, role and checkpoint e-mail opt-in
+// (admin only): one UserUpdated event, and the team directory row in the
+// same transaction. The tenant's
 // last active admin cannot be demoted (last_admin). No change appends
 // nothing. The read models look names up when they are read, so a new name
 // shows everywhere at once; events keep the names they were recorded with
 // (an audit entry's actor name is what it was then).
-func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *string, role *domain.Role) (UserResult, error) {
+func (c *Commands) ChangeUser(ctx context.Context, m Meta, userID string, ch UserChange) (UserResult, error) {
+	name, role := ch.Name, ch.Role
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return UserResult{}, err
 	}
@@ -50,7 +67,7 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 				admins++
 			}
 		}
-		events, err := u.Update(name, role, admins)
+		events, err := u.Update(name, role, ch.CheckpointEmail, admins)
 		if err != nil {
 			return result, err
 		}
@@ -78,8 +95,8 @@ func (c *Commands) UpdateUser(ctx context.Context, m Meta, userID string, name *
 			return result, err
 		}
 		side := func(ctx context.Context, tx execer) error {
-			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4 WHERE tenant_id = $1 AND id = $2`,
-				m.TenantID, uid, string(u.Role), u.Name); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4, checkpoint_email = $5 WHERE tenant_id = $1 AND id = $2`,
+				m.TenantID, uid, string(u.Role), u.Name, u.CheckpointEmail); err != nil {
 				return fmt.Errorf("update user row: %w", err)
 			}
 			return nil

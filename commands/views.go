@@ -53,6 +53,9 @@ type UserView struct {
 	Role      string    `json:"role"`
 	Status    string    `json:"status"`
 	CreatedAt time.Time `json:"created_at"`
+	// CheckpointEmail tells whether the user is e-mailed the daily
+	// checkpoint: always for an auditor, for an admin who opted in.
+	CheckpointEmail bool `json:"checkpoint_email"`
 }
 
 // UserResult is the answer of a successful user command.
@@ -72,7 +75,8 @@ type PolicyResult struct {
 }
 
 func userView(u domain.User) UserView {
-	return UserView{ID: u.ID, Name: u.Name, Email: u.Email, Role: string(u.Role), Status: string(u.Status), CreatedAt: u.CreatedAt.UTC()}
+	return UserView{ID: u.ID, Name: u.Name, Email: u.Email, Role: string(u.Role), Status: string(u.Status), CreatedAt: u.CreatedAt.UTC(),
+		CheckpointEmail: u.ReceivesCheckpointEmail()}
 }
 
 // customerView renders c; the names of its team must be in the cache

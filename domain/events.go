@@ -97,6 +97,9 @@ type UserUpdated struct {
 	UserID string `json:"user_id"`
 	Name   string `json:"name,omitempty"`
 	Role   Role   `json:"role,omitempty"`
+	// CheckpointEmail is set when an admin's opt-in to the daily
+	// checkpoint e-mail changes (absent from events that do not change it).
+	CheckpointEmail *bool `json:"checkpoint_email,omitempty"`
 }
 
 // ApiKeyIssued records that a key exists; the key itself never enters the

@@ -77,6 +77,11 @@ func TestEncodeEventOptionalKeys(t *testing.T) {
 		{domain.PolicyChanged{Policy: domain.DefaultPolicy()},
 			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true}`},
 		{domain.UserAssigned{CustomerID: "c1", UserID: "u1"}, `{"customer_id":"c1","user_id":"u1","lead":false}`},
+		// An admin's opt-in: absent unless it changes, and an opt-out
+		// keeps the key (false), so it is told from no change.
+		{domain.UserUpdated{UserID: "u1", CheckpointEmail: boolPtr(true)}, `{"user_id":"u1","checkpoint_email":true}`},
+		{domain.UserUpdated{UserID: "u1", CheckpointEmail: boolPtr(false)}, `{"user_id":"u1","checkpoint_email":false}`},
+		{domain.UserUpdated{UserID: "u1", Name: "Bo"}, `{"user_id":"u1","name":"Bo"}`},
 	} {
 		_, _, data, err := domain.EncodeEvent(tc.event)
 		wantErr(t, err, "")

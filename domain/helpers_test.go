@@ -70,3 +70,5 @@ func wantErr(t *testing.T, err error, want string) {
 		}
 	}
 }
+
+func boolPtr(b bool) *bool { return &b }

@@ -61,6 +61,9 @@ type User struct {
 	Role      Role
 	Status    UserStatus
 	CreatedAt time.Time
+	// CheckpointEmail is an admin's opt-in to the daily checkpoint e-mail
+	// (auditors always receive it; members never do).
+	CheckpointEmail bool
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
 }
@@ -91,6 +94,9 @@ func (u *User) Apply(e Event, at time.Time) {
 		}
 		if e.Role != "" {
 			u.Role = e.Role
+		}
+		if e.CheckpointEmail != nil {
+			u.CheckpointEmail = *e.CheckpointEmail
 		}
 	}
 	u.Version++
@@ -183,10 +189,21 @@ func (u User) Deactivate(transferTo *User) ([]Event, error) {
 	return []Event{ev}, nil
 }
 
-// Update decides changing u's name and role (nil leaves one as it is) in
-// one UserUpdated carrying only what changes; (nil, nil) when nothing does.
-// activeAdmins is as for ChangeRole.
-func (u User) Update(name *string, role *Role, activeAdmins int) ([]Event, error) {
+// ReceivesCheckpointEmail reports whether u is e-mailed the tenant's daily
+// checkpoint: an active auditor always, an active admin who opted in,
+// nobody else (EmailCheckpoints' query says the same).
+func (u User) ReceivesCheckpointEmail() bool {
+	return u.Active() && (u.Role == RoleAuditor || (u.Role == RoleAdmin && u.CheckpointEmail))
+}
+
+// Update decides changing u's name, role and checkpoint e-mail opt-in (nil
+// leaves one as it is) in one UserUpdated carrying only what changes;
+// (nil, nil) when nothing does. activeAdmins is as for ChangeRole. Only an
+// admin (after the change) may opt in: an auditor always receives the
+// e-mail and a member never does. An admin who stops being one loses the
+// opt-in in the same event, so promoting them again does not silently
+// resume the e-mails.
+func (u User) Update(name *string, role *Role, checkpointEmail *bool, activeAdmins int) ([]Event, error) {
 	ev := UserUpdated{UserID: u.ID}
 	if name != nil {
 		n, err := normalizeName("name", *name, true)
@@ -206,7 +223,24 @@ func (u User) Update(name *string, role *Role, activeAdmins int) ([]Event, error
 			ev.Role = *role
 		}
 	}
-	if ev.Name == "" && ev.Role == "" {
+	newRole := u.Role
+	if ev.Role != "" {
+		newRole = ev.Role
+	}
+	want := u.CheckpointEmail
+	if checkpointEmail != nil {
+		if *checkpointEmail && newRole != RoleAdmin {
+			return nil, invalid("checkpoint_email", "only admins opt in to the checkpoint e-mail (auditors always receive it)")
+		}
+		want = *checkpointEmail
+	}
+	if newRole != RoleAdmin {
+		want = false
+	}
+	if want != u.CheckpointEmail {
+		ev.CheckpointEmail = &want
+	}
+	if ev.Name == "" && ev.Role == "" && ev.CheckpointEmail == nil {
 		return nil, nil
 	}
 	return []Event{ev}, nil

@@ -148,3 +148,51 @@ func TestChangeRole(t *testing.T) {
 		t.Fatalf("promotion: %v %v", evs, err)
 	}
 }
+
+// TestCheckpointEmailOptIn: only an admin may opt in; opting in and out
+// are recorded on UserUpdated; an admin demoted loses the opt-in in the
+// same event.
+func TestCheckpointEmailOptIn(t *testing.T) {
+	member := active("m")
+	_, err := member.Update(nil, nil, boolPtr(true), 1)
+	wantErr(t, err, "validation")
+	if evs, err := member.Update(nil, nil, boolPtr(false), 1); err != nil || evs != nil {
+		t.Fatalf("member opting out: %v %v", evs, err)
+	}
+	auditor := active("x")
+	auditor.Role = domain.RoleAuditor
+	_, err = auditor.Update(nil, nil, boolPtr(true), 1)
+	wantErr(t, err, "validation")
+	if !auditor.ReceivesCheckpointEmail() || member.ReceivesCheckpointEmail() {
+		t.Fatal("an auditor always receives the checkpoint e-mail, a member never")
+	}
+
+	admin := active("a")
+	admin.Role = domain.RoleAdmin
+	evs, err := admin.Update(nil, nil, boolPtr(true), 2)
+	wantErr(t, err, "")
+	if len(evs) != 1 || evs[0].(domain.UserUpdated).CheckpointEmail == nil || !*evs[0].(domain.UserUpdated).CheckpointEmail {
+		t.Fatalf("opt in: %+v", evs)
+	}
+	admin.Apply(evs[0], t0)
+	if !admin.ReceivesCheckpointEmail() {
+		t.Fatalf("after opting in: %+v", admin)
+	}
+	if evs, err := admin.Update(nil, nil, boolPtr(true), 2); err != nil || evs != nil {
+		t.Fatalf("opting in again: %v %v", evs, err)
+	}
+	role := domain.RoleMember
+	evs, err = admin.Update(nil, &role, nil, 2)
+	wantErr(t, err, "")
+	if len(evs) != 1 {
+		t.Fatalf("demotion: %+v", evs)
+	}
+	e := evs[0].(domain.UserUpdated)
+	if e.Role != domain.RoleMember || e.CheckpointEmail == nil || *e.CheckpointEmail {
+		t.Fatalf("demotion keeps the opt-in: %+v", e)
+	}
+	admin.Apply(e, t0)
+	if admin.CheckpointEmail || admin.ReceivesCheckpointEmail() {
+		t.Fatalf("after demotion: %+v", admin)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/smtptest"
@@ -125,4 +127,82 @@ func checkpointNote(t *testing.T, raw []byte) string {
 		t.Fatalf("no checkpoint between the markers:\n%s", text)
 	}
 	return note
+}
+
+// TestAdminOptsInToCheckpointEmail: an admin who opts in (PATCH
+// checkpoint_email) gets the day's checkpoint e-mail beside the auditor,
+// and after opting out no longer does on a later day; a member cannot opt
+// in (403 for themselves, 400 when an admin tries it for them), nor can an
+// auditor be opted out of it. Users show checkpoint_email.
+func TestAdminOptsInToCheckpointEmail(t *testing.T) {
+	b := setup(t, setupOpts{smtpURL: smtptest.Start(t).URL()})
+	ctx := context.Background()
+	auditor := b.createUser(t, "Aldo Auditor", "auditor")
+	member := b.createUser(t, "Mia Member", "member")
+	other := b.createUser(t, "Otto Admin", "admin")
+	email := func(c *client) string {
+		return b.admin.must(200, "GET", "/v1/users/"+c.userID, nil).json(t)["email"].(string)
+	}
+	optIn := func(c *client) any {
+		return b.admin.must(200, "GET", "/v1/users/"+c.userID, nil).json(t)["checkpoint_email"]
+	}
+
+	member.must(403, "PATCH", "/v1/users/"+member.userID, map[string]any{"checkpoint_email": true})
+	b.admin.must(400, "PATCH", "/v1/users/"+member.userID, map[string]any{"checkpoint_email": true})
+	b.admin.must(400, "PATCH", "/v1/users/"+auditor.userID, map[string]any{"checkpoint_email": true})
+	if optIn(member) != false || optIn(auditor) != true || optIn(b.admin) != false {
+		t.Fatalf("checkpoint_email: member %v, auditor %v, admin %v; want false, true, false",
+			optIn(member), optIn(auditor), optIn(b.admin))
+	}
+	r := b.admin.must(200, "PATCH", "/v1/users/"+b.admin.userID, map[string]any{"checkpoint_email": true})
+	res := r.json(t)
+	if res["checkpoint_email"] != true || optIn(b.admin) != true || optIn(other) != false {
+		t.Fatalf("after opting in: answer %v, admin %v, other admin %v", res, optIn(b.admin), optIn(other))
+	}
+	list := b.admin.must(200, "GET", "/v1/users?limit=100", nil).json(t)
+	for _, u := range list["items"].([]any) {
+		u := u.(map[string]any)
+		if want := u["id"] == b.admin.userID || u["id"] == auditor.userID; u["checkpoint_email"] != want {
+			t.Fatalf("user list shows %v, want checkpoint_email %v", u, want)
+		}
+	}
+	// The opt-in is an event on the user's stream, like a name or role.
+	var typ, optedIn string
+	if err := b.pool.QueryRow(ctx, `SELECT type, coalesce(data->>'checkpoint_email', '') FROM events
+		WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1`, b.admin.userID).Scan(&typ, &optedIn); err != nil ||
+		typ != "UserUpdated" || optedIn != "true" {
+		t.Fatalf("last event of the admin's stream: %s checkpoint_email=%q, %v", typ, optedIn, err)
+	}
+
+	logLog := ledgerlog.New(b.pool, b.signingKey, "https://ledger.example", slog.New(slog.DiscardHandler))
+	b.checkpointAfter(t, r.header.Get("X-Ledger-Position"))
+	recipients := func(day time.Time) []string {
+		t.Helper()
+		if _, err := b.cmd.EmailCheckpoints(ctx, logLog, day); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := b.pool.Query(ctx, `SELECT payload->>'email' FROM outbox WHERE kind = 'checkpoint' AND payload->>'day' = $1 ORDER BY 1`,
+			day.Format(time.DateOnly))
+		if err != nil {
+			t.Fatal(err)
+		}
+		to, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return to
+	}
+	day1 := time.Date(2026, 3, 2, 0, 5, 0, 0, time.UTC)
+	want := []string{email(auditor), email(b.admin)}
+	slices.Sort(want)
+	if to := recipients(day1); !slices.Equal(to, want) {
+		t.Fatalf("day 1 e-mailed %v, want the auditor and the admin who opted in %v", to, want)
+	}
+	b.admin.must(200, "PATCH", "/v1/users/"+b.admin.userID, map[string]any{"checkpoint_email": false})
+	if optIn(b.admin) != false {
+		t.Fatal("the admin still shows checkpoint_email after opting out")
+	}
+	if to := recipients(day1.AddDate(0, 0, 1)); !slices.Equal(to, []string{email(auditor)}) {
+		t.Fatalf("day 2 e-mailed %v, want only the auditor", to)
+	}
 }

@@ -203,12 +203,13 @@ func (s *Server) deactivateUser(w nethttp.ResponseWriter, r *nethttp.Request) er
 }
 
 type updateUserBody struct {
-	Name *string `json:"name"`
-	Role *string `json:"role"`
+	Name            *string `json:"name"`
+	Role            *string `json:"role"`
+	CheckpointEmail *bool   `json:"checkpoint_email"`
 }
 
-// updateUser is PATCH /v1/users/{id}: a role change (see
-// commands.UpdateUser for names).
+// updateUser is PATCH /v1/users/{id}: a name, role or checkpoint e-mail
+// opt-in change (see commands.ChangeUser).
 func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	id, err := idParam(r, "id")
 	if err != nil {
@@ -224,7 +225,7 @@ func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) error 
 		rl := domain.Role(*body.Role)
 		role = &rl
 	}
-	res, err := s.cmd.UpdateUser(r.Context(), m, id, body.Name, role)
+	res, err := s.cmd.ChangeUser(r.Context(), m, id, commands.UserChange{Name: body.Name, Role: role, CheckpointEmail: body.CheckpointEmail})
 	if err != nil {
 		return err
 	}
