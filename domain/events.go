@@ -98,7 +98,7 @@ type UserUpdated struct {
 	Name   string `json:"name,omitempty"`
 	Role   Role   `json:"role,omitempty"`
 	// CheckpointEmail is set when an admin's opt-in to the daily
-	// checkpoint e-mail changes (absent from events that do not change it).
+	// checkpoint e-mail changes (left out of the events that do not change it).
 	CheckpointEmail *bool `json:"checkpoint_email,omitempty"`
 }
 
