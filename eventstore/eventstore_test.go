@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -550,5 +551,40 @@ func TestAppendNotifies(t *testing.T) {
 	}
 	if n.Payload != fmt.Sprint(res.Position) {
 		t.Fatalf("payload %q, want %d", n.Payload, res.Position)
+	}
+}
+
+// TestReadAllOrdersTransactionIDsAsNumbers: transaction ids with different
+// numbers of digits sort apart as numbers and as text ("100" < "7"); the
+// subscriber order is by number.
+func TestReadAllOrdersTransactionIDsAsNumbers(t *testing.T) {
+	s, b := setup(t)
+	ctx := context.Background()
+	var want []int64
+	for _, txid := range []string{"100", "99", "7"} {
+		var pos int64
+		id := newID()
+		err := b.pool.QueryRow(ctx, `INSERT INTO events (tenant_id, stream_id, stream_version, type, data, metadata,
+			recorded_at, transaction_id, prev_hash, hash)
+			VALUES ($1, $1, 1, 'A', '{}', '{}', now(), $2::text::xid8, '\x00', '\x00') RETURNING position`, id, txid).Scan(&pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]int64{pos}, want...)
+	}
+	var got []int64
+	for cur := (eventstore.Cursor{}); ; {
+		page, err := s.ReadAll(ctx, cur, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		cur = eventstore.Cursor{TransactionID: page[0].TransactionID, Position: page[0].Position}
+		got = append(got, page[0].Position)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read positions %v, want %v (transactions 7, 99, 100)", got, want)
 	}
 }
