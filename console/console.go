@@ -88,6 +88,10 @@ type Deps struct {
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
+	// FollowUpsDue answers how many follow-ups are due per customer among
+	// customerIDs, for the customer table's "Follow-ups due" column. May
+	// be nil: the column is then not offered.
+	FollowUpsDue func(ctx context.Context, tenantID string, customerIDs []string) (map[string]int, error)
 	// ParseID checks an ID as the API checks its IDs: the canonical UUID,
 	// or the API's own 400 invalid_id error naming field (which Refusal
 	// maps), so a malformed ID answers the same in both.
@@ -298,6 +302,17 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
+	"day": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	// cellOf hands the table's "cell" template one optional column's
+	// value: the column's key, the row, and the follow-ups' counts.
+	"cellOf": func(key string, item projections.CustomerItem, followUps map[string]int) cellData {
+		return cellData{Key: key, Item: item, FollowUps: followUps[item.ID]}
+	},
 	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
 	"badge": func(n int) string {
 		if n > maxUnreadShown {
@@ -305,6 +320,13 @@ var funcs = template.FuncMap{
 		}
 		return strconv.Itoa(n)
 	},
+}
+
+// cellData is one optional column's cell of the customer table.
+type cellData struct {
+	Key       string
+	Item      projections.CustomerItem
+	FollowUps int
 }
 
 // view is what every page's template gets.

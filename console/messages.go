@@ -66,10 +66,7 @@ func (c *Console) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 	_, err := c.d.Commands.CheckMessage(c.meta(s), subject, body)
 	if err == nil && r.PostForm.Get("all_matching") == "on" {
 		filters, _ := url.ParseQuery(backQuery)
-		assigned := filters.Get("assigned_user")
-		if assigned == "me" {
-			assigned = s.UserID
-		}
+		assigned := apiAssigned(s, filters["assigned_user"])
 		if c.d.SelectMatching == nil {
 			err = errNothingSelected
 		} else {
