@@ -167,6 +167,7 @@ func (c *Console) register(r chi.Router) {
 		member.Post("/customers/bulk", c.bulkSave)
 		admin.Post("/customers/message", c.messageCustomers)
 		memberID.Get("/messages/{id}", c.messageStatus)
+		adminID.Get("/customers/{id}/message", c.messageOne)
 		member.Get("/customers/export", c.export)
 		admin.Get("/customers/new", c.newCustomerPage)
 		admin.Post("/customers/new", c.newCustomer)

@@ -319,17 +319,38 @@ func apiAssigned(s sessionInfo, raw []string) string {
 
 // bulkForm is the bulk edit as the customer table's form posts it.
 type bulkForm struct {
-	Action      string
-	UserID      string
+	Action string
+	// UserIDs are the users to add, remove or set (user_ids; the older
+	// single user_id is read too).
+	UserIDs     []string
+	GroupID     string
 	CustomerIDs []string
 }
 
 func readBulkForm(r *nethttp.Request) bulkForm {
-	return bulkForm{Action: r.PostForm.Get("action"), UserID: r.PostForm.Get("user_id"), CustomerIDs: r.PostForm["customer_ids"]}
+	f := bulkForm{Action: r.PostForm.Get("action"), GroupID: r.PostForm.Get("group_id"), CustomerIDs: r.PostForm["customer_ids"]}
+	for _, id := range append(slices.Clone(r.PostForm["user_ids"]), r.PostForm["user_id"]...) {
+		if id != "" && !slices.Contains(f.UserIDs, id) {
+			f.UserIDs = append(f.UserIDs, id)
+		}
+	}
+	return f
 }
 
 func (f bulkForm) request(dryRun bool) commands.BulkRequest {
-	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: []string{f.UserID}, DryRun: dryRun}
+	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: f.UserIDs, DryRun: dryRun}
+}
+
+// customerAction is the form's action when it is one of POST
+// /v1/customers/bulk's (block, unblock, groups, delete), an admin's route.
+func (f bulkForm) customerAction() (domain.CustomerAction, bool) {
+	a := domain.CustomerAction(f.Action)
+	return a, a.Valid()
+}
+
+func (f bulkForm) customerRequest(dryRun bool) commands.CustomerBulkRequest {
+	a, _ := f.customerAction()
+	return commands.CustomerBulkRequest{Action: a, CustomerIDs: f.CustomerIDs, GroupID: f.GroupID, DryRun: dryRun}
 }
 
 // checkBulkIDs checks a bulk form's IDs as POST /v1/assignments/bulk and
@@ -338,7 +359,10 @@ func (c *Console) checkBulkIDs(f bulkForm) error {
 	if err := c.checkIDs("customer_ids", f.CustomerIDs...); err != nil {
 		return err
 	}
-	return c.checkIDs("user_ids", f.UserID)
+	if err := c.checkIDs("group_id", f.GroupID); err != nil {
+		return err
+	}
+	return c.checkIDs("user_ids", f.UserIDs...)
 }
 
 // errNothingSelected and errNoUser are the console's own input checks,
@@ -361,7 +385,8 @@ type reviewData struct {
 	Form                         bulkForm
 	ToBeAssigned, ToBeDeassigned []reviewRow
 	Unchanged, Errors            []reviewRow
-	ActionLabel, UserName        string
+	ActionLabel                  string
+	UserNames                    []string
 	// Counts are the tabs' sizes (to be assigned, to be deassigned,
 	// unchanged, errors); each tab lists at most maxReviewRows.
 	Counts [4]int
@@ -381,9 +406,10 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
-	if f.Action == string(domain.CustomerActionDelete) {
-		// Deleting is POST /v1/customers/bulk, an admin's route: a member
-		// is refused before anything else is looked at, as there.
+	if _, ok := f.customerAction(); ok {
+		// Blocking, groups and deleting are POST /v1/customers/bulk, an
+		// admin's route: a member is refused before anything else is
+		// looked at, as there.
 		if err := domain.RequireAdmin(s.Actor); err != nil {
 			c.problem(w, r, err)
 			return
@@ -423,7 +449,11 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 	case f.Action == string(domain.CustomerActionDelete):
 		c.bulkEraseReview(w, r, s, f, back)
 		return
-	case f.UserID == "":
+	case f.Action == string(domain.CustomerActionBlock) || f.Action == string(domain.CustomerActionUnblock) ||
+		f.Action == string(domain.CustomerActionAddToGroup) || f.Action == string(domain.CustomerActionRemoveFromGroup):
+		c.bulkCustomersReview(w, r, s, f, back)
+		return
+	case len(f.UserIDs) == 0:
 		err = errNoUser
 	}
 	var res commands.BulkResult
@@ -496,7 +526,13 @@ func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res
 		rr.Code, rr.Detail = e.Code, n.name(e.Detail)
 		d.Errors = append(d.Errors, rr)
 	}
-	d.UserName = userName[f.UserID]
+	for _, id := range f.UserIDs {
+		if n := userName[id]; n != "" {
+			d.UserNames = append(d.UserNames, n)
+		} else {
+			d.UserNames = append(d.UserNames, id)
+		}
+	}
 	d.ActionLabel = map[string]string{"add": "Add", "remove": "Remove", "set": "Make the only assignee:"}[f.Action]
 	d.CanSave = d.Counts[3] == 0 && d.Counts[0]+d.Counts[1] > 0
 	return d, nil
@@ -510,7 +546,8 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
-	if f.Action == string(domain.CustomerActionDelete) {
+	_, customerAction := f.customerAction()
+	if customerAction {
 		if err := domain.RequireAdmin(s.Actor); err != nil {
 			c.problem(w, r, err)
 			return
@@ -524,7 +561,11 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		c.bulkErase(w, r, s, f)
 		return
 	}
-	if len(f.CustomerIDs) == 0 || f.UserID == "" {
+	if len(f.CustomerIDs) > 0 && customerAction {
+		c.bulkCustomersSave(w, r, s, f)
+		return
+	}
+	if len(f.CustomerIDs) == 0 || len(f.UserIDs) == 0 {
 		nethttp.Redirect(w, r, "/customers", nethttp.StatusSeeOther)
 		return
 	}
