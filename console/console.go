@@ -179,6 +179,7 @@ func (c *Console) register(r chi.Router) {
 		adminID.Post("/customers/{id}/groups", c.group)
 		reader.Get("/audit/export", c.auditExport)
 		memberID.Post("/customers/{id}/mine", c.toggleMine)
+		memberID.Post("/customers/{id}/assign", c.inlineAssign)
 		memberID.Post("/customers/{id}/team", c.setTeam)
 		adminID.Post("/customers/{id}/lead", c.makeLead)
 		memberID.Post("/customers/{id}/remove", c.removeMember)
@@ -314,6 +315,7 @@ var funcs = template.FuncMap{
 	"cellOf": func(key string, item projections.CustomerItem, followUps map[string]int) cellData {
 		return cellData{Key: key, Item: item, FollowUps: followUps[item.ID]}
 	},
+	"hasPrefix": strings.HasPrefix,
 	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
 	"badge": func(n int) string {
 		if n > maxUnreadShown {
@@ -524,6 +526,7 @@ func noticeText(done string) string {
 		"removed":     "Team member removed.",
 		"replaced":    "Team member replaced.",
 		"bulk":        "Bulk edit saved.",
+		"assigned":    "Assigned.",
 		"read":        "Notifications marked read.",
 		"signedout":   "You are signed out.",
 		"usercreated": "User created.",
