@@ -316,7 +316,7 @@ var funcs = template.FuncMap{
 		return cellData{Key: key, Item: item, FollowUps: followUps[item.ID]}
 	},
 	"hasPrefix": strings.HasPrefix,
-	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
+	"fullName":  func(first, last string) string { return strings.TrimSpace(first + " " + last) },
 	"badge": func(n int) string {
 		if n > maxUnreadShown {
 			return strconv.Itoa(maxUnreadShown) + "+"
