@@ -70,7 +70,7 @@ func TestConsoleAuditorReadsAndChangesNothing(t *testing.T) {
 	a, _ := signInHTTP(t, w, aud, "/customers")
 
 	adminForms := []string{"/customers/new", "/customers/{id}/delete", "/users/{id}/deactivate", "/users/{id}/transfer",
-		"/import", "/import/template.csv", "/invite", "/policy"}
+		"/import", "/import/template.csv", "/invite", "/policy", "/customers/{id}/message", "/users/{id}/customers"}
 	fill := func(p string) string {
 		if strings.HasPrefix(p, "/users/") {
 			return strings.Replace(p, "{id}", w.bob.id, 1)

@@ -188,6 +188,7 @@ func (c *Console) register(r chi.Router) {
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
 		reader.Get("/users", c.users)
+		member.Get("/users/search", c.userSearch)
 		admin.Post("/users", c.createUser)
 		adminID.Post("/users/{id}/role", c.changeRole)
 		adminID.Get("/users/{id}/deactivate", c.deactivatePreview)

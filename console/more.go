@@ -252,7 +252,6 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 type inviteData struct {
-	Users                             []commands.UserView
 	FirstName, LastName, Email, Phone string
 	Team                              map[string]bool
 	Link                              string
@@ -260,20 +259,26 @@ type inviteData struct {
 	Invited                           bool
 	// SendEmail e-mails the client its invitation (send_email).
 	SendEmail bool
+	// Picker chooses the team.
+	Picker pickerData
 }
+
+// teamLegend is the team pickers' legend on the forms that create a
+// customer.
+const teamLegend = "Team (the first ticked leads when the policy wants a lead)"
 
 func (c *Console) invitePage(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s, ok := c.requireSession(w, r)
 	if !ok {
 		return
 	}
-	users, err := c.activeUsers(r.Context(), s.TenantID)
+	p, err := c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, nil, "")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite",
-		Data: inviteData{Users: users, Team: map[string]bool{}}})
+		Data: inviteData{Team: map[string]bool{}, Picker: p}})
 }
 
 // invite calls InviteClient and shows the invitation link once: only its
@@ -290,12 +295,16 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for _, id := range f["team"] {
 		d.Team[id] = true
 	}
-	users, err := c.activeUsers(r.Context(), s.TenantID)
-	if err != nil {
+	_, q, find := pickerFind(r)
+	var err error
+	if d.Picker, err = c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, f["team"], q); err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	d.Users = users
+	if find {
+		c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite", Data: d})
+		return
+	}
 	var res commands.InvitationResult
 	err = c.checkIDs("team", f["team"]...)
 	if err == nil {
@@ -310,6 +319,10 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	d.Invited, d.Customer = true, res.Customer
+	if d.Picker, err = c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, nil, ""); err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	if res.Token != "" {
 		d.Link = c.d.BaseURL + "/invitations/" + res.Token
 	}
