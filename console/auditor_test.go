@@ -108,6 +108,7 @@ func TestConsoleAuditorReadsAndChangesNothing(t *testing.T) {
 		"/users":             {`id="create-user"`, `action="/users/` + w.bob.id + `/role"`, `/transfer"`, `/deactivate"`},
 		"/audit":             {`method="post"`},
 		"/notifications":     {`id="mark-read"`},
+		"/groups":            {`id="create-group"`, `/rename"`, `/delete"`},
 	} {
 		got := a.get(path)
 		if got.status != nethttp.StatusOK {

@@ -184,6 +184,10 @@ func (c *Console) register(r chi.Router) {
 		adminID.Post("/customers/{id}/lead", c.makeLead)
 		memberID.Post("/customers/{id}/remove", c.removeMember)
 		adminID.Post("/customers/{id}/replace", c.replaceMember)
+		member.Get("/groups", c.groups)
+		admin.Post("/groups", c.createGroup)
+		adminID.Post("/groups/{id}/rename", c.renameGroup)
+		adminID.Post("/groups/{id}/delete", c.deleteGroup)
 		member.Get("/my-clients", c.myClients)
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
@@ -359,6 +363,8 @@ type view struct {
 	// page waits for it as after a redirect.
 	Pos  int64
 	Data any
+	// NavLinks are the header's links for the signed-in user's role.
+	NavLinks []navItem
 }
 
 // render writes a page. Pages are small, so they are rendered into memory
@@ -371,6 +377,7 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 	}
 	if s, ok := sessionOf(r.Context()); ok {
 		v.Me, v.CSRF = s.Principal, s.CSRF
+		v.NavLinks = navFor(s.Actor)
 		if v.Unread == 0 {
 			n, err := c.d.Queries.UnreadUpTo(r.Context(), s.TenantID, s.UserID, maxUnreadShown+1)
 			if err != nil {
@@ -524,26 +531,29 @@ func redirectAfter(w nethttp.ResponseWriter, r *nethttp.Request, target string, 
 // shown, so a crafted link cannot put text on the page.
 func noticeText(done string) string {
 	return map[string]string{
-		"team":        "Team saved.",
-		"mine":        "My Clients updated.",
-		"lead":        "Team lead changed.",
-		"removed":     "Team member removed.",
-		"replaced":    "Team member replaced.",
-		"bulk":        "Bulk edit saved.",
-		"assigned":    "Assigned.",
-		"read":        "Notifications marked read.",
-		"signedout":   "You are signed out.",
-		"usercreated": "User created.",
-		"blocked":     "Customer blocked.",
-		"groups":      "Groups updated.",
-		"created":     "Customer created.",
-		"unblocked":   "Customer unblocked.",
-		"deleted":     "Deleted: the personal data is erased.",
-		"role":        "Role changed.",
-		"deactivated": "User deactivated.",
-		"transferred": "Customers transferred.",
-		"policy":      "Policy saved.",
-		"profile":     "Profile saved.",
+		"team":         "Team saved.",
+		"mine":         "My Clients updated.",
+		"lead":         "Team lead changed.",
+		"removed":      "Team member removed.",
+		"replaced":     "Team member replaced.",
+		"bulk":         "Bulk edit saved.",
+		"assigned":     "Assigned.",
+		"read":         "Notifications marked read.",
+		"signedout":    "You are signed out.",
+		"usercreated":  "User created.",
+		"blocked":      "Customer blocked.",
+		"groups":       "Groups updated.",
+		"created":      "Customer created.",
+		"unblocked":    "Customer unblocked.",
+		"deleted":      "Deleted: the personal data is erased.",
+		"role":         "Role changed.",
+		"deactivated":  "User deactivated.",
+		"transferred":  "Customers transferred.",
+		"policy":       "Policy saved.",
+		"groupcreated": "Group created.",
+		"grouprenamed": "Group renamed.",
+		"groupdeleted": "Group deleted; its customers are not.",
+		"profile":      "Profile saved.",
 	}[done]
 }
 
