@@ -28,8 +28,8 @@ type auditData struct {
 	Names           map[string]string
 	// Customers names the customers of the page's rows.
 	Customers map[string]string
-	Items                                     []projections.AuditEntry
-	NextURL                                   string
+	Items     []projections.AuditEntry
+	NextURL   string
 	// CSVURL and NDJSONURL download the filtered log (every page).
 	CSVURL, NDJSONURL string
 }
