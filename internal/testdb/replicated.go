@@ -1,0 +1,195 @@
+package testdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/assignment-ledger/ledger/migrations"
+)
+
+// Replicated is a throwaway primary and a streaming hot standby of it,
+// started by scripts/pg.sh (as `make run-replica` starts one), for tests of
+// read replicas and failover. Both are real clusters of their own on
+// 127.0.0.1; the standby is a pg_basebackup -R copy of the primary.
+type Replicated struct {
+	PrimaryPort, ReplicaPort int
+	primaryDir, replicaDir   string
+	script                   string
+}
+
+// ReplicatedOptions choose the set-up.
+type ReplicatedOptions struct {
+	// Sync makes the standby synchronous: every commit on the primary
+	// waits for it (the primary then runs durable, synchronous_commit=on).
+	Sync bool
+}
+
+// NewReplicated starts a primary with the ledger database migrated and a
+// hot standby streaming from it, both stopped and removed at cleanup.
+func NewReplicated(t testing.TB, o ReplicatedOptions) *Replicated {
+	t.Helper()
+	script, err := pgScript()
+	if err != nil {
+		t.Fatalf("testdb: %v", err)
+	}
+	dir := t.TempDir()
+	c := &Replicated{primaryDir: filepath.Join(dir, "primary"), replicaDir: filepath.Join(dir, "replica"), script: script}
+	t.Cleanup(func() {
+		// The standby first: a synchronous primary would otherwise wait
+		// for it on its shutdown checkpoint.
+		_ = c.run("stop", c.replicaDir)
+		_ = c.run("stop", c.primaryDir)
+	})
+	mode := []string{}
+	if o.Sync {
+		mode = append(mode, "durable")
+	}
+	c.PrimaryPort = c.startOnFreePort(t, func(port int) []string {
+		return append([]string{"start", c.primaryDir, strconv.Itoa(port)}, mode...)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	pool, err := pgxpool.New(ctx, c.PrimaryURL())
+	if err != nil {
+		t.Fatalf("testdb: connect to the primary: %v", err)
+	}
+	err = migrations.Apply(ctx, pool, nil)
+	pool.Close()
+	if err != nil {
+		t.Fatalf("testdb: migrate the primary: %v", err)
+	}
+	sync := []string{}
+	if o.Sync {
+		sync = append(sync, "sync")
+	}
+	c.ReplicaPort = c.startOnFreePort(t, func(port int) []string {
+		return append([]string{"replica", strconv.Itoa(c.PrimaryPort), c.replicaDir, strconv.Itoa(port)}, sync...)
+	})
+	return c
+}
+
+// PrimaryURL is the ledger database on the primary.
+func (c *Replicated) PrimaryURL() string { return clusterURL(c.PrimaryPort) }
+
+// ReplicaURL is the ledger database on the standby.
+func (c *Replicated) ReplicaURL() string { return clusterURL(c.ReplicaPort) }
+
+// MultiHostURL names both clusters, primary first, with
+// target_session_attrs=read-write: the one a failover moves to.
+func (c *Replicated) MultiHostURL() string {
+	return fmt.Sprintf("postgres://ledger@127.0.0.1:%d,127.0.0.1:%d/ledger?sslmode=disable&target_session_attrs=read-write&connect_timeout=2",
+		c.PrimaryPort, c.ReplicaPort)
+}
+
+// StopReplica stops the standby (fast shutdown).
+func (c *Replicated) StopReplica(t testing.TB) {
+	t.Helper()
+	if err := c.run("stop", c.replicaDir); err != nil {
+		t.Fatalf("testdb: stop the standby: %v", err)
+	}
+}
+
+// StartReplica starts the stopped standby again on its port; it catches up
+// from the primary.
+func (c *Replicated) StartReplica(t testing.TB) {
+	t.Helper()
+	if err := c.run("start", c.replicaDir, strconv.Itoa(c.ReplicaPort)); err != nil {
+		t.Fatalf("testdb: start the standby: %v", err)
+	}
+}
+
+// KillPrimary stops the primary at once (pg_ctl stop -m immediate), as a
+// crash does.
+func (c *Replicated) KillPrimary(t testing.TB) {
+	t.Helper()
+	if err := c.run("kill", c.primaryDir); err != nil {
+		t.Fatalf("testdb: kill the primary: %v", err)
+	}
+}
+
+// Promote makes the standby a primary (pg_ctl promote).
+func (c *Replicated) Promote(t testing.TB) {
+	t.Helper()
+	if err := c.run("promote", c.replicaDir); err != nil {
+		t.Fatalf("testdb: promote the standby: %v", err)
+	}
+}
+
+func clusterURL(port int) string {
+	return fmt.Sprintf("postgres://ledger@127.0.0.1:%d/ledger?sslmode=disable", port)
+}
+
+// startOnFreePort runs pg.sh with the arguments args makes for a port that
+// was free a moment ago, and tries another when pg.sh says it was taken
+// meanwhile (exit code 3).
+func (c *Replicated) startOnFreePort(t testing.TB, args func(port int) []string) int {
+	t.Helper()
+	for range 20 {
+		port, err := freePort()
+		if err != nil {
+			t.Fatalf("testdb: %v", err)
+		}
+		err = c.run(args(port)...)
+		var exit *exec.ExitError
+		if errors.As(err, &exit) && exit.ExitCode() == 3 {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("testdb: %v", err)
+		}
+		return port
+	}
+	t.Fatal("testdb: no free port for a cluster")
+	return 0
+}
+
+func (c *Replicated) run(args ...string) error {
+	cmd := exec.Command(c.script, args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pg.sh %v: %w\n%s", args, err, out)
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// pgScript finds scripts/pg.sh from the test's directory upwards (tests
+// run in their package's directory, inside the module).
+func pgScript() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		p := filepath.Join(dir, "scripts", "pg.sh")
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			if _, err := os.Stat(p); err != nil {
+				return "", fmt.Errorf("no scripts/pg.sh beside %s/go.mod: %w", dir, err)
+			}
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("scripts/pg.sh not found: run the tests inside the module")
+		}
+		dir = parent
+	}
+}
