@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -27,10 +26,6 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if urls, set := env.getenv("LEDGER_REPLICA_URLS"); set && urls != "" {
-		return errors.New("LEDGER_REPLICA_URLS is set, but reading from replicas is not built yet: " +
-			"unset it (every read goes to the primary in DATABASE_URL)")
-	}
 	n, err := openNode(ctx, env)
 	if err != nil {
 		return err
@@ -46,8 +41,20 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			Help: "Single-customer commands run through the group committer (divided by ledger_command_groups_total: the mean group size).",
 		}, func() float64 { return float64(n.cmds.GroupStats().Commands()) }))
 
+	reads, replicas, err := n.openReads(ctx)
+	if err != nil {
+		return err
+	}
+	if reads != nil {
+		defer reads.Close()
+		readsCtx, stopReads := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopReads()
+		go reads.Run(readsCtx)
+	}
+
 	cfg := n.cfg
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
+		Reads: reads, Replicas: replicas,
 		Ledger: n.ledger,
 		Pool:   n.pool, Store: n.store, Commands: n.cmds, Projections: n.runner, Queries: projections.NewQueries(n.pool, n.keys), Log: n.log,
 		BaseURL: cfg.BaseURL, Registry: n.registry,
