@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	nethttp "net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -145,6 +147,39 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// signInConsole signs in to the console with key and returns a browser
+// holding the session (redirects not followed).
+func signInConsole(t *testing.T, base, key string) *nethttp.Client {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &nethttp.Client{Jar: jar, Timeout: 30 * time.Second,
+		CheckRedirect: func(*nethttp.Request, []*nethttp.Request) error { return nethttp.ErrUseLastResponse }}
+	resp, err := b.Get(base + "/sign-in")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	u, _ := url.Parse(base + "/sign-in")
+	var tok string
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "ledger_sign_in" {
+			tok = ck.Value
+		}
+	}
+	resp, err = b.PostForm(base+"/sign-in", url.Values{"api_key": {key}, "csrf": {tok}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != nethttp.StatusSeeOther {
+		t.Fatalf("sign in: %d", resp.StatusCode)
+	}
+	return b
+}
+
 // A real primary and a real hot standby, `ledger serve` with
 // LEDGER_REPLICA_URLS: GETs with and without X-Min-Position are answered
 // by the standby (the metric says so) and see the client's own writes; the
@@ -188,6 +223,23 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 		api.must("GET", "/v1/audit", "", 200, "X-Min-Position", pos)
 	}); got != "replica" {
 		t.Fatalf("GET /v1/audit with X-Min-Position served by %s", got)
+	}
+	// The console's pages: one shown after a command (?pos=) and a plain one.
+	browser := signInConsole(t, base, key)
+	for _, page := range []string{"/customers?pos=" + pos, "/customers", "/my-clients"} {
+		if got := api.served(func() {
+			resp, err := browser.Get(base + page)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || (page != "/my-clients" && !strings.Contains(string(body), "Carla")) {
+				t.Errorf("console %s: %d %.300s", page, resp.StatusCode, body)
+			}
+		}); got != "replica" {
+			t.Errorf("console page %s served by %s", page, got)
+		}
 	}
 	// Without: a replica within the lag bound, which soon has the write.
 	dora, _ := api.register("Dora")
