@@ -294,7 +294,9 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 	if r0 == 0 {
 		t.Fatal("no read on the replica before it stopped")
 	}
-	c.StopReplica(t)
+	if err := c.StopReplica(); err != nil {
+		t.Fatal(err)
+	}
 	stoppedAt := time.Now()
 	time.Sleep(2 * time.Second)
 	p0 := api.metric(primaryReads)
@@ -303,7 +305,9 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 	if p1 <= p0 {
 		t.Errorf("reads on the primary with the replica down: %v then %v", p0, p1)
 	}
-	c.StartReplica(t)
+	if err := c.StartReplica(); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, "reads back on the replica", func() bool { return api.metric(replicaReads) > rStopped })
 	t.Logf("replica down %v; reads back on it after its restart", time.Since(stoppedAt).Round(time.Millisecond))
 	stop.Store(true)

@@ -38,44 +38,64 @@ type ReplicatedOptions struct {
 // hot standby streaming from it, both stopped and removed at cleanup.
 func NewReplicated(t testing.TB, o ReplicatedOptions) *Replicated {
 	t.Helper()
-	script, err := pgScript()
+	c, err := StartReplicated(context.Background(), t.TempDir(), o)
 	if err != nil {
 		t.Fatalf("testdb: %v", err)
 	}
-	dir := t.TempDir()
+	t.Cleanup(c.Close)
+	return c
+}
+
+// StartReplicated is NewReplicated outside a test (the benchmark): the
+// clusters live under dir; Close stops them.
+func StartReplicated(ctx context.Context, dir string, o ReplicatedOptions) (_ *Replicated, err error) {
+	script, err := pgScript()
+	if err != nil {
+		return nil, err
+	}
 	c := &Replicated{primaryDir: filepath.Join(dir, "primary"), replicaDir: filepath.Join(dir, "replica"), script: script}
-	t.Cleanup(func() {
-		// The standby first: a synchronous primary would otherwise wait
-		// for it on its shutdown checkpoint.
-		_ = c.run("stop", c.replicaDir)
-		_ = c.run("stop", c.primaryDir)
-	})
+	defer func() {
+		if err != nil {
+			c.Close()
+		}
+	}()
 	mode := []string{}
 	if o.Sync {
 		mode = append(mode, "durable")
 	}
-	c.PrimaryPort = c.startOnFreePort(t, func(port int) []string {
+	if c.PrimaryPort, err = c.startOnFreePort(func(port int) []string {
 		return append([]string{"start", c.primaryDir, strconv.Itoa(port)}, mode...)
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	}); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	pool, err := pgxpool.New(ctx, c.PrimaryURL())
 	if err != nil {
-		t.Fatalf("testdb: connect to the primary: %v", err)
+		return nil, fmt.Errorf("connect to the primary: %w", err)
 	}
 	err = migrations.Apply(ctx, pool, nil)
 	pool.Close()
 	if err != nil {
-		t.Fatalf("testdb: migrate the primary: %v", err)
+		return nil, fmt.Errorf("migrate the primary: %w", err)
 	}
 	sync := []string{}
 	if o.Sync {
 		sync = append(sync, "sync")
 	}
-	c.ReplicaPort = c.startOnFreePort(t, func(port int) []string {
+	if c.ReplicaPort, err = c.startOnFreePort(func(port int) []string {
 		return append([]string{"replica", strconv.Itoa(c.PrimaryPort), c.replicaDir, strconv.Itoa(port)}, sync...)
-	})
-	return c
+	}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// Close stops both clusters: the standby first, as a synchronous primary
+// would otherwise wait for it on its shutdown checkpoint.
+func (c *Replicated) Close() {
+	_ = c.run("stop", c.replicaDir)
+	_ = c.run("stop", c.primaryDir)
 }
 
 // PrimaryURL is the ledger database on the primary.
@@ -92,38 +112,21 @@ func (c *Replicated) MultiHostURL() string {
 }
 
 // StopReplica stops the standby (fast shutdown).
-func (c *Replicated) StopReplica(t testing.TB) {
-	t.Helper()
-	if err := c.run("stop", c.replicaDir); err != nil {
-		t.Fatalf("testdb: stop the standby: %v", err)
-	}
-}
+func (c *Replicated) StopReplica() error { return c.run("stop", c.replicaDir) }
 
 // StartReplica starts the stopped standby again on its port; it catches up
 // from the primary.
-func (c *Replicated) StartReplica(t testing.TB) {
-	t.Helper()
-	if err := c.run("start", c.replicaDir, strconv.Itoa(c.ReplicaPort)); err != nil {
-		t.Fatalf("testdb: start the standby: %v", err)
-	}
+func (c *Replicated) StartReplica() error {
+	return c.run("start", c.replicaDir, strconv.Itoa(c.ReplicaPort))
 }
 
 // KillPrimary stops the primary at once (pg_ctl stop -m immediate), as a
 // crash does.
-func (c *Replicated) KillPrimary(t testing.TB) {
-	t.Helper()
-	if err := c.run("kill", c.primaryDir); err != nil {
-		t.Fatalf("testdb: kill the primary: %v", err)
-	}
-}
+func (c *Replicated) KillPrimary() error { return c.run("kill", c.primaryDir) }
 
-// Promote makes the standby a primary (pg_ctl promote).
-func (c *Replicated) Promote(t testing.TB) {
-	t.Helper()
-	if err := c.run("promote", c.replicaDir); err != nil {
-		t.Fatalf("testdb: promote the standby: %v", err)
-	}
-}
+// Promote makes the standby a primary (pg_ctl promote, waiting until it
+// takes writes).
+func (c *Replicated) Promote() error { return c.run("promote", c.replicaDir) }
 
 func clusterURL(port int) string {
 	return fmt.Sprintf("postgres://ledger@127.0.0.1:%d/ledger?sslmode=disable", port)
@@ -132,12 +135,11 @@ func clusterURL(port int) string {
 // startOnFreePort runs pg.sh with the arguments args makes for a port that
 // was free a moment ago, and tries another when pg.sh says it was taken
 // meanwhile (exit code 3).
-func (c *Replicated) startOnFreePort(t testing.TB, args func(port int) []string) int {
-	t.Helper()
+func (c *Replicated) startOnFreePort(args func(port int) []string) (int, error) {
 	for range 20 {
 		port, err := freePort()
 		if err != nil {
-			t.Fatalf("testdb: %v", err)
+			return 0, err
 		}
 		err = c.run(args(port)...)
 		var exit *exec.ExitError
@@ -145,12 +147,11 @@ func (c *Replicated) startOnFreePort(t testing.TB, args func(port int) []string)
 			continue
 		}
 		if err != nil {
-			t.Fatalf("testdb: %v", err)
+			return 0, err
 		}
-		return port
+		return port, nil
 	}
-	t.Fatal("testdb: no free port for a cluster")
-	return 0
+	return 0, errors.New("no free port for a cluster")
 }
 
 func (c *Replicated) run(args ...string) error {
