@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/internal/smtptest"
 	"github.com/assignment-ledger/ledger/internal/testdb"
 	"github.com/assignment-ledger/ledger/projections"
 )
@@ -31,8 +32,10 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	key := bootstrapAt(ctx, t, c.PrimaryURL())
+	sink := smtptest.Start(t)
 	vars := map[string]string{"DATABASE_URL": c.MultiHostURL(), "LEDGER_ADDR": "127.0.0.1:0",
-		"LEDGER_REPLICA_URLS": c.PrimaryURL() + "," + c.ReplicaURL(), "LEDGER_REQUEST_TIMEOUT": "5s"}
+		"LEDGER_REPLICA_URLS": c.PrimaryURL() + "," + c.ReplicaURL(), "LEDGER_REQUEST_TIMEOUT": "5s",
+		"LEDGER_SMTP_URL": sink.URL(), "LEDGER_MAIL_FROM": "ledger@acme.example"}
 	base, exit := startServe(ctx, t, vars)
 	api := &apiClient{t: t, base: base, key: key, http: &nethttp.Client{Timeout: 30 * time.Second}}
 
@@ -136,6 +139,13 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 		codes, recovered.Sub(killed).Round(time.Millisecond), firstRead.Sub(killed).Round(time.Millisecond),
 		last503.Sub(killed).Round(time.Millisecond), len(acked))
 
+	// The outbox relay carries on with the new primary: an invitation
+	// e-mailed after the failover is delivered, once.
+	api.must("POST", "/v1/clients/invitations", `{"first_name":"Ivy","email":"ivy@client.example","send_email":true}`, 201)
+	if got := sink.Wait(t, 1, 60*time.Second); len(got) != 1 || !slices.Contains(got[0].To, "ivy@client.example") {
+		t.Fatalf("e-mails after the failover: %+v", got)
+	}
+
 	// Every acknowledged command is on the new primary.
 	pool, err := pgxpool.New(ctx, c.ReplicaURL())
 	if err != nil {
@@ -182,6 +192,9 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 	}
 	if audit != events || distinct != events {
 		t.Errorf("%d events: %d audit rows, %d distinct", events, audit, distinct)
+	}
+	if got := sink.Messages(); len(got) != 1 {
+		t.Errorf("%d e-mails delivered, want the one invitation", len(got))
 	}
 	live := readModels(t, pool)
 	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": c.ReplicaURL()})
