@@ -20,7 +20,10 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			"after applying pending migrations, and runs the projections, the ledger log's checkpoint\n"+
 			"signing and, with LEDGER_SMTP_URL and LEDGER_MAIL_FROM, the outbox's e-mails.\n"+
 			"With --no-projections it only serves the API and leaves that work to `ledger project`\n"+
-			"processes. Stops gracefully on SIGTERM/SIGINT.")
+			"processes. With LEDGER_REPLICA_URLS (streaming replicas of the primary) it serves reads\n"+
+			"from a replica that can answer them (LEDGER_REPLICA_MAX_LAG, default 1s). DATABASE_URL may\n"+
+			"name several hosts with target_session_attrs=read-write to follow a failover.\n"+
+			"Stops gracefully on SIGTERM/SIGINT.")
 	noProjections := fs.Bool("no-projections", false,
 		"serve the API only: run no projections, checkpoint signing or outbox relay\n(run ledger project beside it)")
 	if err := parse(fs, args); err != nil {
