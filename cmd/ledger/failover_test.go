@@ -23,9 +23,11 @@ import (
 // commands and reads running; the primary killed (pg_ctl stop -m
 // immediate) and the standby promoted. The service answers 503 only after
 // the kill, carries on with the new primary without a restart, every
-// command it acknowledged is there, the projections resume and equal a
-// rebuild (each event applied once), and `ledger verify` passes. The time
-// from the kill to the first success is logged.
+// command it acknowledged is there, the outbox relay delivers and the
+// notification listener is back, the old primary rejoined as a standby is
+// read from as a replica, the projections resume and equal a rebuild (each
+// event applied once), and `ledger verify` passes. The time from the kill
+// to the first acknowledged command is logged.
 func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 	t.Parallel()
 	c := testdb.NewReplicated(t, testdb.ReplicatedOptions{Sync: true})
@@ -145,6 +147,28 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 	if got := sink.Wait(t, 1, 60*time.Second); len(got) != 1 || !slices.Contains(got[0].To, "ivy@client.example") {
 		t.Fatalf("e-mails after the failover: %+v", got)
 	}
+
+	// The listener for notifications reconnected to the new primary.
+	newPrimary, err := pgxpool.New(ctx, c.ReplicaURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer newPrimary.Close()
+	eventually(t, "a LISTEN session on the new primary", func() bool {
+		var n int
+		err := newPrimary.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = 'ledger' AND query LIKE 'LISTEN %'`).Scan(&n)
+		return err == nil && n > 0
+	})
+
+	// Roles swapped: the old primary comes back as a standby of the new
+	// one, on its old address, and the router takes it as a replica.
+	if err := c.RejoinAsStandby(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "reads on the rejoined old primary", func() bool {
+		id, pos := api.register(fmt.Sprintf("Back%d", time.Now().UnixNano()))
+		return api.served(func() { api.must("GET", "/v1/customers/"+id, "", 200, "X-Min-Position", pos) }) == "replica"
+	})
 
 	// Every acknowledged command is on the new primary.
 	pool, err := pgxpool.New(ctx, c.ReplicaURL())

@@ -124,6 +124,17 @@ func (c *Replicated) StartReplica() error {
 // crash does.
 func (c *Replicated) KillPrimary() error { return c.run("kill", c.primaryDir) }
 
+// RejoinAsStandby makes the old primary, killed by KillPrimary, a standby
+// of the promoted one on its old port: its data thrown away and copied
+// again with pg_basebackup -R (what pg_rewind would save copying), so the
+// two have swapped roles.
+func (c *Replicated) RejoinAsStandby() error {
+	if err := os.RemoveAll(filepath.Join(c.primaryDir, "pgdata")); err != nil {
+		return err
+	}
+	return c.run("replica", strconv.Itoa(c.ReplicaPort), c.primaryDir, strconv.Itoa(c.PrimaryPort))
+}
+
 // Promote makes the standby a primary (pg_ctl promote, waiting until it
 // takes writes).
 func (c *Replicated) Promote() error { return c.run("promote", c.replicaDir) }
