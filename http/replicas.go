@@ -14,6 +14,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 	"github.com/assignment-ledger/ledger/readroute"
 )
@@ -28,6 +29,9 @@ type ReplicaDeps struct {
 	Commands    *commands.Commands
 	Queries     *projections.Queries
 	Projections *projections.Runner
+	// Ledger serves the ledger log's proofs from the replica; nil keeps
+	// the ledger log's reads on the primary.
+	Ledger *ledgerlog.Log
 }
 
 // How reads reach a replica: the server builds, per replica, a copy of
@@ -47,17 +51,34 @@ const primaryGrace = time.Second
 // shadowFor is s reading through d.
 func (s *Server) shadowFor(d ReplicaDeps) *Server {
 	c := *s
-	c.pool, c.store, c.cmd, c.q, c.proj = d.Pool, d.Store, d.Commands, d.Queries, d.Projections
+	c.pool, c.store, c.cmd, c.q, c.proj, c.ledger = d.Pool, d.Store, d.Commands, d.Queries, d.Projections, d.Ledger
 	c.shadow, c.reads, c.shadows = true, nil, nil
 	c.router = c.routes()
 	return &c
 }
 
-// routable says whether a GET reading names may go to a replica. The
-// ledger log's reads stay on the primary: reading the latest checkpoint
-// signs one when the tree has grown.
-func routable(r *nethttp.Request, names []string) bool {
-	return r.Method == nethttp.MethodGet && !slices.Contains(names, pLedger)
+// latestCheckpoint is the route of the one ledger log read that stays on
+// the primary: reading the latest checkpoint signs one when the tree has
+// grown.
+const latestCheckpoint = "/v1/ledger/checkpoint"
+
+// routable says whether a GET reading names may go to a replica: the
+// ledger log's proofs only when every replica serves its ledger log.
+func (s *Server) routable(r *nethttp.Request, names []string) bool {
+	if r.Method != nethttp.MethodGet {
+		return false
+	}
+	if slices.Contains(names, pLedger) {
+		if chi.RouteContext(r.Context()).RoutePattern() == latestCheckpoint {
+			return false
+		}
+		for _, sh := range s.shadows {
+			if sh.ledger == nil {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // replicaRead serves r from a replica that can answer it, or reports false

@@ -263,7 +263,7 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 				return
 			}
 			start := time.Now()
-			if s.reads != nil && routable(r, names) {
+			if s.reads != nil && s.routable(r, names) {
 				if s.replicaRead(w, r, pos, raw != "", wait) {
 					return
 				}

@@ -229,6 +229,18 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 			t.Errorf("the audit log read at the write's position lacks %s: %s", carla, raw)
 		}
 	})
+	// The ledger log: the latest checkpoint on the primary (reading it may
+	// sign one), not counted as a routed read; its proofs on the replica.
+	var size float64
+	if got := api.served(func() {
+		_, cp := api.must("GET", "/v1/ledger/checkpoint", "", 200, "X-Min-Position", pos, "Accept", "application/json")
+		size, _ = cp["tree_size"].(float64)
+	}); got != "replica +0, primary +0" || size < 1 {
+		t.Fatalf("GET /v1/ledger/checkpoint: %s, tree size %v", got, size)
+	}
+	onReplica("GET /v1/ledger/proofs/inclusion", func() {
+		api.must("GET", fmt.Sprintf("/v1/ledger/proofs/inclusion?leaf_index=0&tree_size=%d", int64(size)), "", 200, "X-Min-Position", pos)
+	})
 	// The console's pages: one shown after a command (?pos=) and a plain one.
 	browser := signInConsole(t, base, key)
 	for _, page := range []string{"/customers?pos=" + pos, "/customers", "/my-clients"} {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
 	"github.com/assignment-ledger/ledger/projections"
 	"github.com/assignment-ledger/ledger/readroute"
@@ -36,6 +37,9 @@ func (n *node) openReads(ctx context.Context) (*readroute.Router, []ledgerhttp.R
 		deps = append(deps, ledgerhttp.ReplicaDeps{
 			Name: rep.Name(), Pool: rep.Pool(), Store: store,
 			Commands: commands.New(store, n.keys, n.log), Queries: projections.NewQueries(rep.Pool(), n.keys), Projections: runner,
+			// Its proofs only: the latest checkpoint (which may sign) is
+			// read on the primary.
+			Ledger: ledgerlog.New(rep.Pool(), n.signingKey, n.cfg.BaseURL, n.log),
 		})
 		n.log.Info("reads routed to replica", slog.String("replica", rep.Name()), slog.Duration("max_lag", n.cfg.ReplicaMaxLag))
 	}
