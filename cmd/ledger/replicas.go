@@ -7,8 +7,8 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/eventstore"
-	"github.com/assignment-ledger/ledger/ledgerlog"
 	ledgerhttp "github.com/assignment-ledger/ledger/http"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 	"github.com/assignment-ledger/ledger/readroute"
 )
