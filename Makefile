@@ -76,7 +76,7 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 run-replica: ## start a streaming hot standby of .data/ in .data-replica/ (SYNC=1: synchronous); prints LEDGER_REPLICA_URLS
 	scripts/pg.sh replica $(PG_PORT) $(REPLICA_DIR) $(REPLICA_PORT) $(if $(SYNC),sync) durable
 	@echo "LEDGER_REPLICA_URLS=$$(scripts/pg.sh url $(REPLICA_PORT))"
-	@echo "(serve with it set to read from the standby; 'make stop-replica' stops it)"
+	@echo "(LEDGER_REPLICA_URLS=... make run serves reads from it; 'make stop-replica' stops it)"
 
 stop-replica: ## stop the standby started by `make run-replica`
 	scripts/pg.sh stop $(REPLICA_DIR)
