@@ -347,12 +347,6 @@ func (r *Router) Failed(rep *Replica, err error) {
 // Served counts a read answered by target (TargetPrimary or TargetReplica).
 func (r *Router) Served(target string) { r.reads.WithLabelValues(target).Inc() }
 
-// Lag returns rep's lag as last measured, and whether it is up.
-func (r *Router) Lag(rep *Replica) (time.Duration, bool) {
-	up, lag := rep.state()
-	return lag, up
-}
-
 // parseLSN reads PostgreSQL's "X/Y" WAL position.
 func parseLSN(s string) (uint64, error) {
 	hi, lo, ok := strings.Cut(s, "/")
