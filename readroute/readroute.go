@@ -118,7 +118,7 @@ func New(ctx context.Context, primary *pgxpool.Pool, c Config, log *slog.Logger,
 		}, []string{"target"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "ledger_replica_lag_seconds",
-			Help: "How far each replica's replay is behind the primary's WAL (grows while it is down).",
+			Help: "How far each replica's replay is behind the primary's WAL: the age of the oldest WAL it lacks (while it is down, up to the 10 s, or 4 x the bound, the router keeps).",
 		}, []string{"replica"}),
 	}
 	r.reads.WithLabelValues(TargetPrimary)
