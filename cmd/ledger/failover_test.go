@@ -74,6 +74,9 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 					t.Errorf("request: %v", err)
 					return
 				}
+				if code == 503 && m["code"] != "unavailable" {
+					t.Errorf("503 %v, want the problem code unavailable", m)
+				}
 				mu.Lock()
 				answers = append(answers, answer{time.Now(), code})
 				if code == 201 {
