@@ -78,7 +78,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		"bulk/export csv, 200 customers", "bulk/export xlsx, 200 customers", "bulk/export ods, 200 customers",
 		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx, 200 customers, peak heap",
 		"imports/import, 50 rows", "imports/import, 500 rows", "imports/import 500 rows peak heap",
-		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap"} {
+		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap",
+		"replica/My Clients p99, primary", "replica/My Clients p99, replica", "replica/customer list by assignee p99, replica",
+		"replica/failover: kill to first acknowledged command"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}
