@@ -147,7 +147,7 @@ SELECT ledger_read_model('ledger_tree_hashes', 'tenant');
 -- viewer sees (the policies' rule, applied here since it runs as the
 -- owner); only IDs come out, which the caller joins with customer_list.
 CREATE FUNCTION ledger_search(p_tenant uuid, p_pattern text) RETURNS SETOF uuid
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public ROWS 100 AS $$
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public ROWS 1000 AS $$
     SELECT s.customer_id FROM customer_search s
      WHERE s.tenant_id = p_tenant AND s.search LIKE p_pattern
        AND (current_setting('role') <> 'ledger_reader'

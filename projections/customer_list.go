@@ -180,9 +180,14 @@ func customerItemOf(row pgx.CollectableRow) (CustomerItem, error) { return scanC
 // parameter tenant, matches the LIKE pattern in parameter pattern. The
 // search text is read through ledger_search (migration visibility): the
 // read side may not read customer_search itself, whose trigram index a
-// row-level policy would keep from serving the search.
+// row-level policy would keep from serving the search. IS TRUE keeps the
+// IN from being pulled up into a join: as a join, a generic plan nested
+// the function's rows under the list's (720 ms for 2,500 matches, growing
+// with their square); as a hashed SubPlan the function runs once per
+// query and the list is walked in its order as before, each row probing
+// the hash.
 func searchCond(tenant, pattern string) string {
-	return "c.customer_id IN (SELECT ledger_search(" + tenant + "::uuid, " + pattern + "))"
+	return "(c.customer_id IN (SELECT ledger_search(" + tenant + "::uuid, " + pattern + "))) IS TRUE"
 }
 
 // visibleCond is the queries' own visibility rule (the read models'
