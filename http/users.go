@@ -25,7 +25,8 @@ type policyBody struct {
 	MembersCanSelfAssign *bool       `json:"members_can_self_assign"`
 
 	// MembersSee is optional (contract v3): absent leaves it unchanged.
-	MembersSee *string `json:"members_see"`
+	// Raw, so that null is told from absent (null is refused).
+	MembersSee json.RawMessage `json:"members_see"`
 }
 
 // nullableInt tells a field left out (Set false) from an explicit null.
@@ -77,11 +78,13 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
 	}
 	if body.MembersSee != nil {
-		if *body.MembersSee == "" {
-			// Empty would read as "unchanged" in the command.
+		var see string
+		// Empty would read as "unchanged" in the command; the domain
+		// refuses any other value but the two.
+		if err := json.Unmarshal(body.MembersSee, &see); err != nil || see == "" {
 			return badRequest("invalid_input", "members_see", `members_see must be "all" or "assigned"`)
 		}
-		next.MembersSee = domain.Visibility(*body.MembersSee)
+		next.MembersSee = domain.Visibility(see)
 	}
 	res, err := s.cmd.ChangePolicy(r.Context(), m, next)
 	if err != nil {
