@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/chromedp"
 	"github.com/google/uuid"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -65,7 +66,17 @@ func TestConsoleMembersSeeAssigned(t *testing.T) {
 	a.open("/customers/" + hidden)
 	a.waitText("h1", "Hugo Hidden")
 
-	w.policy(domain.Policy{MembersCanSelfAssign: true, MembersSee: domain.VisibilityAll})
+	// Back to all, from the console's policy page.
+	a.open("/policy")
+	if !a.has("#members_see_assigned:checked") {
+		a.failf("the policy page does not show members_see assigned")
+	}
+	a.run("untick members_see_assigned", chromedp.Click("#members_see_assigned", chromedp.ByQuery))
+	a.click("#policy-save")
+	a.waitText("h1", "Policy")
+	if a.has("#members_see_assigned:checked") {
+		a.failf("after saving, the policy page still shows members_see assigned")
+	}
 	m.open("/customers/" + hidden)
 	m.waitText("h1", "Hugo Hidden")
 	m.open("/customers")
