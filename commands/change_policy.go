@@ -40,9 +40,26 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 				if err != nil {
 					return err
 				}
+				if next.MembersSee == "" {
+					// Optional in a request (contract v3): absent is unchanged.
+					next.MembersSee = t.Policy.MembersSee
+				}
 				decided, err := domain.ChangePolicy(t.Policy, next)
 				if err != nil {
 					return err
+				}
+				if len(decided) > 0 && next.MembersSee != t.Policy.MembersSee {
+					// The read models' row-level security reads members_see
+					// from tenants (migration visibility): written with the
+					// event, in its transaction, so a read after the answer
+					// is under the new rule, in every process.
+					tag, err := tx.Exec(ctx, `UPDATE tenants SET members_see = $2 WHERE id = $1`, m.TenantID, string(next.MembersSee))
+					if err != nil {
+						return fmt.Errorf("record members_see: %w", err)
+					}
+					if tag.RowsAffected() != 1 {
+						return fmt.Errorf("record members_see: tenant %s has no tenants row", m.TenantID)
+					}
 				}
 				for _, e := range decided {
 					t.Apply(e, now())

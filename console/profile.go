@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	nethttp "net/http"
@@ -93,6 +94,9 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 	id := chi.URLParam(r, "id")
 	cu, err := c.d.Commands.GetCustomer(ctx, s.TenantID, id)
 	if err != nil {
+		return "", v, err
+	}
+	if err := c.seeCustomer(ctx, cu); err != nil {
 		return "", v, err
 	}
 	users, err := c.activeUsers(ctx, s.TenantID)
@@ -372,4 +376,22 @@ func (c *Console) group(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	redirectAfter(w, r, "/customers/"+id+"#groups", res.Position, "groups")
+}
+
+// seeCustomer answers a customer the signed-in member may not see (under
+// members_see "assigned", not on its team) exactly as an unknown one: the
+// API's not-found, which the problem page shows as 404.
+func (c *Console) seeCustomer(ctx context.Context, cu commands.CustomerView) error {
+	team := make([]string, len(cu.Assignees))
+	for i, a := range cu.Assignees {
+		team[i] = a.UserID
+	}
+	ok, err := c.d.Queries.SeesTeam(ctx, team)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return commands.ErrNotFound
+	}
+	return nil
 }

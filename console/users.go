@@ -234,7 +234,10 @@ func (c *Console) changePolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	f := r.PostForm
 	p := domain.Policy{RequireAssignee: f.Get("require_assignee") == "on", RequireLead: f.Get("require_lead") == "on",
-		MembersCanSelfAssign: f.Get("members_can_self_assign") == "on"}
+		MembersCanSelfAssign: f.Get("members_can_self_assign") == "on", MembersSee: domain.VisibilityAll}
+	if f.Get("members_see_assigned") == "on" {
+		p.MembersSee = domain.VisibilityAssigned
+	}
 	var err error
 	if raw := strings.TrimSpace(f.Get("max_assignees")); raw != "" {
 		n, perr := strconv.Atoi(raw)

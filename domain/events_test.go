@@ -75,6 +75,10 @@ func TestEncodeEventOptionalKeys(t *testing.T) {
 		// No previous lead: the key stays, empty.
 		{domain.TeamLeadChanged{CustomerID: "c1", UserID: "u2"}, `{"customer_id":"c1","user_id":"u2","previous_user_id":""}`},
 		{domain.PolicyChanged{Policy: domain.DefaultPolicy()},
+			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true,"members_see":"all"}`},
+		// Stored before members_see existed: no key (Tenant.Apply reads
+		// it as "all").
+		{domain.PolicyChanged{Policy: domain.Policy{MembersCanSelfAssign: true}},
 			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true}`},
 		{domain.UserAssigned{CustomerID: "c1", UserID: "u1"}, `{"customer_id":"c1","user_id":"u1","lead":false}`},
 		// An admin's opt-in: absent unless it changes, and an opt-out

@@ -21,7 +21,7 @@ func (t *Tenant) Apply(e Event, at time.Time) {
 		t.Policy = DefaultPolicy()
 		t.CreatedAt = at
 	case PolicyChanged:
-		t.Policy = e.Policy.clone()
+		t.Policy = e.Policy.clone().withVisibility()
 	}
 	t.Version++
 }

@@ -55,7 +55,7 @@ func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxPrincipal, p)))
+		next.ServeHTTP(w, r.WithContext(withViewer(context.WithValue(r.Context(), ctxPrincipal, p), p)))
 	})
 }
 

@@ -23,6 +23,10 @@ type policyBody struct {
 	RequireAssignee      *bool       `json:"require_assignee"`
 	RequireLead          *bool       `json:"require_lead"`
 	MembersCanSelfAssign *bool       `json:"members_can_self_assign"`
+
+	// MembersSee is optional (contract v3): absent leaves it unchanged.
+	// Raw, so that null is told from absent (null is refused).
+	MembersSee json.RawMessage `json:"members_see"`
 }
 
 // nullableInt tells a field left out (Set false) from an explicit null.
@@ -69,10 +73,20 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 			return badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name)
 		}
 	}
-	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
+	next := domain.Policy{
 		MaxAssignees: body.MaxAssignees.Value, RequireAssignee: *body.RequireAssignee,
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
-	})
+	}
+	if body.MembersSee != nil {
+		var see string
+		// Empty would read as "unchanged" in the command; the domain
+		// refuses any other value but the two.
+		if err := json.Unmarshal(body.MembersSee, &see); err != nil || see == "" {
+			return badRequest("invalid_input", "members_see", `members_see must be "all" or "assigned"`)
+		}
+		next.MembersSee = domain.Visibility(see)
+	}
+	res, err := s.cmd.ChangePolicy(r.Context(), m, next)
 	if err != nil {
 		return err
 	}

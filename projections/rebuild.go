@@ -823,6 +823,14 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 			return cur, err
 		}
 	}
+	// The swapped-in tables were made by LIKE, which copies no grant,
+	// row-level security or policy: the read models' visibility is applied
+	// to them again (docs/ARCHITECTURE.md, "Visibility").
+	for _, t := range p.tableNames() {
+		if _, err := tx.ExecContext(ctx, `SELECT ledger_apply_visibility($1)`, t); err != nil {
+			return cur, fmt.Errorf("apply visibility to %s: %w", t, err)
+		}
+	}
 	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
 		return cur, err
 	}
