@@ -29,7 +29,12 @@ import (
 // Commands are committed in groups ("smart batching", no timer): a few
 // committers, each with its own connection, take everything that queued
 // while they were busy, up to maxGroup commands; a lone command finds an
-// idle committer and goes at once. One group is one transaction:
+// idle committer and goes at once. Only one group at a time is gathering
+// (taken, not yet decided): the next committer starts once it has decided
+// and is writing, so commands that arrive meanwhile wait for it and go
+// together rather than each in a group of its own, and a group's lock
+// round trip overlaps its predecessor's commit. One group is one
+// transaction:
 //
 //  1. one round trip: record the keyed commands' idempotency keys,
 //     share-lock every user the group uses (users
@@ -56,8 +61,9 @@ import (
 const maxGroup = 64
 
 // defaultCommitters is how many groups may be in flight at once, each on
-// its own connection: while some commit, the next group gathers. Fewer make
-// bigger groups (less PostgreSQL work per command) but overlap less.
+// its own connection: while some commit, the next group gathers (one at a
+// time: see gathering). Fewer make bigger groups (less PostgreSQL work per
+// command) but overlap less.
 const defaultCommitters = 3
 
 // WithCommitters sets how many command groups may commit at once (n >= 1).
@@ -95,6 +101,11 @@ type unit struct {
 	mu      sync.Mutex
 	pending []*customerOp
 	active  int
+	// gathering is set while a committer holds a group that has not been
+	// decided yet (its lock round trip is in flight): no other committer
+	// starts until then, so the commands arriving meanwhile form the next
+	// group together.
+	gathering bool
 
 	// sizes counts groups by their number of commands.
 	sizes [maxGroup + 1]atomic.Uint64
@@ -118,10 +129,7 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	op.answer = make(chan opAnswer, 1)
 	u.mu.Lock()
 	u.pending = append(u.pending, op)
-	if !u.held && u.active < u.committers {
-		u.active++
-		go u.commit()
-	}
+	u.startLocked()
 	u.mu.Unlock()
 	select {
 	case a := <-op.answer:
@@ -131,13 +139,26 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	}
 }
 
-// commit runs groups until nothing is pending.
+// startLocked starts a committer for what is pending, unless one is
+// gathering already or all are busy. The caller holds mu.
+func (u *unit) startLocked() {
+	if !u.held && len(u.pending) > 0 && !u.gathering && u.active < u.committers {
+		u.active++
+		u.gathering = true
+		go u.commit()
+	}
+}
+
+// commit runs groups until nothing is pending, or until another committer
+// gathers the next group.
 func (u *unit) commit() {
+	u.mu.Lock()
 	for {
-		u.mu.Lock()
+		// Here this committer is the one gathering.
 		n := min(len(u.pending), maxGroup)
 		if n == 0 || u.held {
 			u.active--
+			u.gathering = false
 			u.mu.Unlock()
 			return
 		}
@@ -145,7 +166,25 @@ func (u *unit) commit() {
 		u.pending = slices.Delete(u.pending, 0, n)
 		u.mu.Unlock()
 		u.sizes[n].Add(1)
-		u.runGroup(group)
+		var once sync.Once
+		decided := func() {
+			once.Do(func() {
+				u.mu.Lock()
+				u.gathering = false
+				u.startLocked()
+				u.mu.Unlock()
+			})
+		}
+		u.runGroup(group, decided)
+		decided() // a group that failed before deciding
+		u.mu.Lock()
+		if u.gathering {
+			// Another committer took the next group.
+			u.active--
+			u.mu.Unlock()
+			return
+		}
+		u.gathering = true
 	}
 }
 
@@ -212,7 +251,9 @@ func (c *Commands) GroupStats() GroupStats {
 
 // runGroup commits group, retrying it whole on a failure a retry may cure,
 // and answers every command.
-func (u *unit) runGroup(group []*customerOp) {
+// decided is called once the group's decisions are made (its writes are
+// next): the next group may start gathering.
+func (u *unit) runGroup(group []*customerOp, decided func()) {
 	// The group outlives no caller's deadline by much: it is bounded by
 	// its own timeout, not by one caller's cancellation, which would fail
 	// the others.
@@ -222,7 +263,7 @@ func (u *unit) runGroup(group []*customerOp) {
 	for attempt := 1; ; attempt++ {
 		var answers []opAnswer
 		var commitSent bool
-		answers, commitSent, err = u.try(ctx, group, attempt)
+		answers, commitSent, err = u.try(ctx, group, attempt, decided)
 		if err == nil {
 			for i, op := range group {
 				op.answer <- answers[i]
@@ -286,7 +327,7 @@ type keyRef struct{ tenant, key string }
 // try runs group once, in one transaction. It returns every command's
 // answer, or the error that failed the transaction (and whether COMMIT had
 // been sent, after which it may have committed).
-func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answers []opAnswer, commitSent bool, err error) {
+func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDecided func()) (answers []opAnswer, commitSent bool, err error) {
 	defer func() {
 		// A panic in a decision fails its group, not the process: the
 		// committer runs outside any request's recovery.
@@ -558,6 +599,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 				return err
 			}
 		}
+		onDecided()
 		if u.beforeWrite != nil {
 			if err := u.beforeWrite(ctx, attempt, tx); err != nil {
 				return err
