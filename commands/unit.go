@@ -29,12 +29,12 @@ import (
 // Commands are committed in groups ("smart batching", no timer): a few
 // committers, each with its own connection, take everything that queued
 // while they were busy, up to maxGroup commands; a lone command finds an
-// idle committer and goes at once. Only one group at a time is gathering
-// (taken, not yet decided): the next committer starts once it has decided
-// and is writing, so commands that arrive meanwhile wait for it and go
-// together rather than each in a group of its own, and a group's lock
-// round trip overlaps its predecessor's commit. One group is one
-// transaction:
+// idle committer and goes at once. While a group is gathering (taken, not
+// yet decided), the next committer starts only once it has decided and is
+// writing, or once fullEnough commands wait: commands that arrive meanwhile
+// wait and go together rather than each in a group of its own, and a
+// group's lock round trip overlaps its predecessor's commit. One group is
+// one transaction:
 //
 //  1. one round trip: record the keyed commands' idempotency keys,
 //     share-lock every user the group uses (users
@@ -62,7 +62,7 @@ const maxGroup = 64
 
 // defaultCommitters is how many groups may be in flight at once, each on
 // its own connection: while some commit, the next group gathers (one at a
-// time: see gathering). Fewer make bigger groups (less PostgreSQL work per
+// time unless fullEnough wait: see gathering). Fewer make bigger groups (less PostgreSQL work per
 // command) but overlap less.
 const defaultCommitters = 3
 
@@ -101,11 +101,11 @@ type unit struct {
 	mu      sync.Mutex
 	pending []*customerOp
 	active  int
-	// gathering is set while a committer holds a group that has not been
-	// decided yet (its lock round trip is in flight): no other committer
-	// starts until then, so the commands arriving meanwhile form the next
-	// group together.
-	gathering bool
+	// gathering counts the committers holding a group that has not been
+	// decided yet (its lock round trip is in flight): while there is one,
+	// no other committer starts until fullEnough commands wait, so the
+	// commands arriving meanwhile form the next group together.
+	gathering int
 
 	// sizes counts groups by their number of commands.
 	sizes [maxGroup + 1]atomic.Uint64
@@ -139,12 +139,24 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	}
 }
 
+// fullEnough is how many waiting commands make a group worth starting
+// while another gathers: under heavy load the groups then overlap rather
+// than queue behind one lock round trip.
+const fullEnough = maxGroup / 4
+
+// mayGather reports whether another group may start gathering what is
+// pending. The caller holds mu.
+func (u *unit) mayGather() bool {
+	return !u.held && len(u.pending) > 0 && (u.gathering == 0 || len(u.pending) >= fullEnough)
+}
+
 // startLocked starts a committer for what is pending, unless one is
-// gathering already or all are busy. The caller holds mu.
+// gathering already (and not fullEnough wait) or all are busy. The caller
+// holds mu.
 func (u *unit) startLocked() {
-	if !u.held && len(u.pending) > 0 && !u.gathering && u.active < u.committers {
+	if u.mayGather() && u.active < u.committers {
 		u.active++
-		u.gathering = true
+		u.gathering++
 		go u.commit()
 	}
 }
@@ -154,11 +166,11 @@ func (u *unit) startLocked() {
 func (u *unit) commit() {
 	u.mu.Lock()
 	for {
-		// Here this committer is the one gathering.
+		// Here this committer is gathering (counted in gathering).
 		n := min(len(u.pending), maxGroup)
 		if n == 0 || u.held {
 			u.active--
-			u.gathering = false
+			u.gathering--
 			u.mu.Unlock()
 			return
 		}
@@ -170,7 +182,7 @@ func (u *unit) commit() {
 		decided := func() {
 			once.Do(func() {
 				u.mu.Lock()
-				u.gathering = false
+				u.gathering--
 				u.startLocked()
 				u.mu.Unlock()
 			})
@@ -178,13 +190,14 @@ func (u *unit) commit() {
 		u.runGroup(group, decided)
 		decided() // a group that failed before deciding
 		u.mu.Lock()
-		if u.gathering {
-			// Another committer took the next group.
+		if !u.mayGather() {
+			// Nothing pending, or another committer gathers the next
+			// group.
 			u.active--
 			u.mu.Unlock()
 			return
 		}
-		u.gathering = true
+		u.gathering++
 	}
 }
 
