@@ -39,8 +39,10 @@ type attempt struct {
 // key without one, no stream head apart from its events, no broken chain. A
 // new serve process then replays the acknowledged answers and takes new
 // commands on the same customers.
+//
+// Not parallel: its load would slow the package's other tests past their
+// waits.
 func TestKill9MidGroupLosesNothingAcknowledged(t *testing.T) {
-	t.Parallel()
 	dsn := testdb.NewURL(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
