@@ -59,13 +59,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		}
 		invited := events[0].(domain.ClientInvited)
 		at := now()
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
-		for _, u := range members {
-			c.names.put(u.ID, u.Name)
-		}
+		cu := c.newCustomer(m.TenantID, events, members, at)
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
 			return result, err
@@ -97,18 +91,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		if err := side(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-			Claims:   c.profileClaims(id, invited.Profile),
-			Outbox:   outbox,
-			Metadata: m.metadata(),
-			Now:      at,
-		}, dk, &result, &result.Position)
-		if err != nil {
-			return result, translateClaim(err)
-		}
-		result.Position = res.Position
-		return result, nil
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, invited.Profile), outbox, at, &result, &result.Position)
+		return result, err
 	})
 }

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -40,13 +41,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		}
 		reg := events[0].(domain.CustomerRegistered)
 		at := now()
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
-		for _, u := range members {
-			c.names.put(u.ID, u.Name)
-		}
+		cu := c.newCustomer(m.TenantID, events, members, at)
 		result = CustomerResult{CustomerView: c.customerView(cu)}
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
@@ -55,19 +50,38 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		if err := storeKeys(m.TenantID, dk)(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-			Claims:   c.profileClaims(id, reg.Profile),
-			Metadata: m.metadata(),
-			Now:      at,
-		}, dk, &result, &result.Position)
-		if err != nil {
-			return result, translateClaim(err)
-		}
-		result.Position = res.Position
-		return result, nil
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, reg.Profile), nil, at, &result, &result.Position)
+		return result, err
 	})
+}
+
+// newCustomer is the customer a creating command's events make, its team's
+// names remembered for the answer.
+func (c *Commands) newCustomer(tenantID string, events []domain.Event, members []domain.User, at time.Time) domain.Customer {
+	cu := domain.Customer{TenantID: tenantID}
+	for _, e := range events {
+		cu.Apply(e, at)
+	}
+	for _, u := range members {
+		c.names.put(u.ID, u.Name)
+	}
+	return cu
+}
+
+// appendNewCustomer appends a new customer's first events (sealed with dk,
+// which also seals the stored answer) with its uniqueness claims and
+// outbox messages; a lost claim is the rule it breaks.
+func (t *cmdTx) appendNewCustomer(ctx context.Context, m Meta, id string, data []eventstore.EventData, dk keyring.DataKey,
+	claims []eventstore.Claim, outbox []eventstore.OutboxMessage, at time.Time, result any, position *int64) error {
+	_, err := t.appendSealed(ctx, eventstore.AppendRequest{
+		TenantID: m.TenantID,
+		Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+		Claims:   claims,
+		Outbox:   outbox,
+		Metadata: m.metadata(),
+		Now:      at,
+	}, dk, result, position)
+	return translateClaim(err)
 }
 
 // profileClaims reserves a customer's email and external_id. The claims

@@ -119,7 +119,7 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	}
 	v := c.customerView(cu)
 	if cu.Invited {
-		if v.Invitation, err = invitationOf(ctx, c.store.Pool(), tenantID, customerID); err != nil {
+		if v.Invitation, err = invitationOf(ctx, storeReader{c.store}, tenantID, customerID); err != nil {
 			return CustomerView{}, err
 		}
 	}
