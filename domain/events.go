@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
@@ -100,6 +101,14 @@ type UserUpdated struct {
 	// CheckpointEmail is set when an admin's opt-in to the daily
 	// checkpoint e-mail changes (left out of the events that do not change it).
 	CheckpointEmail *bool `json:"checkpoint_email,omitempty"`
+	// AwayUntil is set when the user goes out of office until then
+	// (contract v3); AwayCleared when they are back before it (the
+	// clearing is a field of its own: a JSON null would read as absent).
+	AwayUntil   *time.Time `json:"away_until,omitempty"`
+	AwayCleared bool       `json:"away_cleared,omitempty"`
+	// NotifyByEmail is set when the user's choice to receive each
+	// notification by e-mail too changes (contract v3).
+	NotifyByEmail *bool `json:"notify_by_email,omitempty"`
 }
 
 // ApiKeyIssued records that a key exists; the key itself never enters the

@@ -145,10 +145,13 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Put("/v1/policy", s.handle(s.putPolicy))
 
 		r.With(requireAdmin).Post("/v1/users", s.handle(s.createUser))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users", s.handle(s.listUsers))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users/{id}", s.handle(s.getUser))
+		// customers is my_clients'.
+		r.With(s.minPosition(pMyClients)).Get("/v1/users", s.handle(s.listUsers))
+		r.With(s.minPosition(pMyClients)).Get("/v1/users/{id}", s.handle(s.getUser))
 		r.Post("/v1/users/{id}/api-keys", s.handle(s.issueAPIKey))
-		r.With(requireAdmin).Patch("/v1/users/{id}", s.handle(s.updateUser))
+		// The user may set their own away_until and notify_by_email: the
+		// command decides who may change what.
+		r.Patch("/v1/users/{id}", s.handle(s.updateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/deactivate", s.handle(s.deactivateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/transfer", s.handle(s.transferCustomers))
 		r.With(s.minPosition(pMyClients, pIntervals, pCustomers, pGroups)).Get("/v1/users/{id}/clients", s.handle(s.userClients))
