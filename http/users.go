@@ -217,7 +217,7 @@ type updateUserBody struct {
 	CheckpointEmail *bool   `json:"checkpoint_email"`
 	// AwayUntil is RFC 3339 or null (back); absent leaves it.
 	AwayUntil     nullableTime `json:"away_until"`
-	NotifyByEmail *bool            `json:"notify_by_email"`
+	NotifyByEmail *bool        `json:"notify_by_email"`
 }
 
 // updateUser is PATCH /v1/users/{id}: a name, role or checkpoint e-mail
