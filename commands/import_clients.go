@@ -195,6 +195,9 @@ type importer struct {
 	users     map[string]domain.User
 	strangers map[string]bool
 	policy    *domain.Policy
+	// loads counts the customers of the team members named so far, under
+	// their capacity locks, when the policy caps customers per user.
+	loads domain.Loads
 	// pending is the last batch decided with something to write: it is
 	// appended when the next such batch is ready, or at the end with the
 	// idempotency key, so that the key's record carries the import's last
@@ -322,6 +325,9 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 	if err != nil {
 		return err
 	}
+	if err := imp.loadCapacity(ctx, unique); err != nil {
+		return err
+	}
 
 	w := &importWrite{emailRow: map[string]int{}, claimEmail: map[string]string{}}
 	for _, row := range unique {
@@ -382,6 +388,17 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 			imp.rowError(row.n, "%s", rowRuleError(err, team))
 			continue
 		}
+		if imp.policy.Capped() {
+			cu := domain.Customer{TenantID: m.TenantID}
+			for _, e := range events {
+				cu.Apply(e, imp.at)
+			}
+			if err := imp.policy.CheckCapacity(imp.loads, domain.Customer{}, cu); err != nil {
+				imp.rowError(row.n, "%s", rowRuleError(err, team))
+				continue
+			}
+			imp.loads.Move(domain.Customer{}, cu)
+		}
 		imp.report.Created++
 		if len(imp.report.Errors) > 0 {
 			continue // nothing will be written: only the counts matter now
@@ -424,6 +441,39 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 		}
 	}
 	imp.pending = w
+	return nil
+}
+
+// loadCapacity counts, under their capacity locks (none for a dry run),
+// the customers of the team members of rows not counted yet, when the
+// policy caps customers per user.
+func (imp *importer) loadCapacity(ctx context.Context, rows []importRow) error {
+	if imp.policy == nil || !imp.policy.Capped() {
+		return nil
+	}
+	if imp.loads == nil {
+		imp.loads = domain.Loads{}
+	}
+	var ids []string
+	for _, row := range rows {
+		for _, email := range row.team {
+			if u, ok := imp.users[email]; ok {
+				if _, counted := imp.loads[u.ID]; !counted {
+					ids = append(ids, u.ID)
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	loads, err := userLoads(ctx, imp.c.keys, imp.tx, imp.m.TenantID, sortedUnique(ids), !imp.opts.DryRun)
+	if err != nil {
+		return err
+	}
+	for _, id := range sortedUnique(ids) {
+		imp.loads[id] = loads[id]
+	}
 	return nil
 }
 

@@ -63,6 +63,9 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		for _, e := range events {
 			cu.Apply(e, at)
 		}
+		if err := c.checkCapacity(ctx, tx.Tx, m.TenantID, pol, []teamChange{{after: cu}}); err != nil {
+			return result, err
+		}
 		for _, u := range members {
 			c.names.put(u.ID, u.Name)
 		}

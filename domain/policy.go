@@ -14,6 +14,10 @@ type Policy struct {
 	RequireAssignee      bool `json:"require_assignee"`
 	RequireLead          bool `json:"require_lead"`
 	MembersCanSelfAssign bool `json:"members_can_self_assign"`
+	// MaxCustomersPerUser caps how many customers one user may serve
+	// (contract v3; nil: no limit). PolicyChanged events before it have
+	// none, which reads as no limit.
+	MaxCustomersPerUser *int `json:"max_customers_per_user"`
 }
 
 // DefaultPolicy is the policy of a new tenant: no limit, no required
@@ -27,6 +31,9 @@ func (p Policy) Validate() error {
 	if p.MaxAssignees != nil && (*p.MaxAssignees < 1 || *p.MaxAssignees > MaxAssigneesLimit) {
 		return invalid("max_assignees", fmt.Sprintf("must be null or between 1 and %d", MaxAssigneesLimit))
 	}
+	if p.MaxCustomersPerUser != nil && (*p.MaxCustomersPerUser < 1 || *p.MaxCustomersPerUser > MaxCustomersPerUserLimit) {
+		return invalid("max_customers_per_user", fmt.Sprintf("must be null or between 1 and %d", MaxCustomersPerUserLimit))
+	}
 	return nil
 }
 
@@ -35,7 +42,9 @@ func (p Policy) Validate() error {
 func (p Policy) Equal(q Policy) bool {
 	sameMax := (p.MaxAssignees == nil) == (q.MaxAssignees == nil) &&
 		(p.MaxAssignees == nil || *p.MaxAssignees == *q.MaxAssignees)
-	return sameMax &&
+	sameCap := (p.MaxCustomersPerUser == nil) == (q.MaxCustomersPerUser == nil) &&
+		(p.MaxCustomersPerUser == nil || *p.MaxCustomersPerUser == *q.MaxCustomersPerUser)
+	return sameMax && sameCap &&
 		p.RequireAssignee == q.RequireAssignee &&
 		p.RequireLead == q.RequireLead &&
 		p.MembersCanSelfAssign == q.MembersCanSelfAssign

@@ -24,6 +24,8 @@ type policyBody struct {
 	RequireAssignee      *bool       `json:"require_assignee"`
 	RequireLead          *bool       `json:"require_lead"`
 	MembersCanSelfAssign *bool       `json:"members_can_self_assign"`
+	// MaxCustomersPerUser is optional (contract v3): absent keeps it.
+	MaxCustomersPerUser nullableCount `json:"max_customers_per_user"`
 }
 
 // nullableInt tells a field left out (Set false) from an explicit null.
@@ -70,10 +72,15 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 			return badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name)
 		}
 	}
+	var keep []commands.PolicyField
+	if !body.MaxCustomersPerUser.Set {
+		keep = append(keep, commands.KeepMaxCustomersPerUser)
+	}
 	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
 		MaxAssignees: body.MaxAssignees.Value, RequireAssignee: *body.RequireAssignee,
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
-	})
+		MaxCustomersPerUser: body.MaxCustomersPerUser.Value,
+	}, keep...)
 	if err != nil {
 		return err
 	}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Load is how many customers a user serves, and leads, as my_clients
@@ -84,4 +86,36 @@ func (q *Queries) Workload(ctx context.Context, tenantID string) (Workload, erro
 		return Workload{}, fmt.Errorf("read unassigned customers: %w", err)
 	}
 	return w, nil
+}
+
+const qCountsOfMembers = `SELECT user_id::text, count(*)::int FROM my_clients
+	WHERE tenant_id = $1 AND user_id = ANY($2::text[]::uuid[]) AND customer_id <> ALL($3::text[]::uuid[])
+	GROUP BY user_id`
+
+// CountsOf counts, for each of userIDs, the tenant's customers whose team
+// has the user on it as far as my_clients has folded them, leaving out the
+// customers with team events it may not have folded yet (lag, see
+// TeamsOf), whose teams the caller must fold and count itself.
+func CountsOf(ctx context.Context, tx *eventstore.Tx, tenantID string, userIDs []string) (counts map[string]int, lag []string, err error) {
+	if lag, err = lagging(ctx, tx, tenantID); err != nil {
+		return nil, nil, err
+	}
+	rows, err := tx.Query(ctx, qCountsOfMembers, tenantID, userIDs, lag)
+	if err != nil {
+		return nil, nil, fmt.Errorf("count the users' customers: %w", err)
+	}
+	defer rows.Close()
+	counts = map[string]int{}
+	for rows.Next() {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, nil, fmt.Errorf("count the users' customers: %w", err)
+		}
+		counts[id] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("count the users' customers: %w", err)
+	}
+	return counts, lag, nil
 }
