@@ -103,7 +103,8 @@ func (c *Commands) ChangeUser(ctx context.Context, m Meta, userID string, ch Use
 			return result, err
 		}
 		side := func(ctx context.Context, tx execer) error {
-			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4, checkpoint_email = $5, away_until = $6, notify_by_email = $7
+			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4, checkpoint_email = $5, away_until = $6, notify_by_email = $7,
+				notify_since = CASE WHEN $7 AND NOT notify_by_email THEN now() WHEN $7 THEN notify_since END
 				WHERE tenant_id = $1 AND id = $2`,
 				m.TenantID, uid, string(u.Role), u.Name, u.CheckpointEmail, u.AwayUntil, u.NotifyByEmail); err != nil {
 				return fmt.Errorf("update user row: %w", err)
