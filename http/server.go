@@ -188,6 +188,9 @@ func (s *Server) routes() chi.Router {
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
+		// The workload report (contract v3): customers and leads per user.
+		r.With(requireReader, s.minPosition(pMyClients, pCustomers)).Get("/v1/reports/workload", s.handle(s.workload))
+
 		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
 		r.With(requireReader).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
