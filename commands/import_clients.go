@@ -198,6 +198,8 @@ type importer struct {
 	// loads counts the customers of the team members named so far, under
 	// their capacity locks, when the policy caps customers per user.
 	loads domain.Loads
+	// rules chooses a team for rows without one (rule_apply.go).
+	rules *ruleApplier
 	// pending is the last batch decided with something to write: it is
 	// appended when the next such batch is ready, or at the end with the
 	// idempotency key, so that the key's record carries the import's last
@@ -378,17 +380,37 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 			continue
 		}
 		id := newID()
-		var events []domain.Event
-		if opts.Invite {
-			events, err = domain.InviteClient(id, row.profile, team, *imp.policy)
-		} else {
-			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, *imp.policy)
+		decide := func(team []domain.User, pol domain.Policy) ([]domain.Event, error) {
+			if opts.Invite {
+				return domain.InviteClient(id, row.profile, team, pol)
+			}
+			return domain.RegisterCustomer(id, m.TenantID, row.profile, team, pol)
 		}
+		var pick rulePick
+		if len(team) == 0 {
+			if imp.rules == nil {
+				imp.rules = c.newRuleApplier(tx, m.TenantID, *imp.policy, !opts.DryRun, imp.at)
+			}
+			if team, pick, err = imp.rules.ruleMembers(ctx, decide); err != nil {
+				var re *domain.RuleError
+				if errors.As(err, &re) {
+					imp.rowError(row.n, "%s", rowRuleError(err, team))
+					continue
+				}
+				return err
+			}
+		}
+		events, err := decide(team, *imp.policy)
 		if err != nil {
 			imp.rowError(row.n, "%s", rowRuleError(err, team))
 			continue
 		}
-		if imp.policy.Capped() {
+		tagRule(events, pick)
+		if pick.User != "" {
+			if _, counted := imp.loads[pick.User]; counted {
+				imp.loads[pick.User]++
+			}
+		} else if imp.policy.Capped() {
 			cu := domain.Customer{TenantID: m.TenantID}
 			for _, e := range events {
 				cu.Apply(e, imp.at)
@@ -398,6 +420,11 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 				continue
 			}
 			imp.loads.Move(domain.Customer{}, cu)
+			if imp.rules != nil {
+				for _, u := range team {
+					imp.rules.noteAssigned(u.ID)
+				}
+			}
 		}
 		imp.report.Created++
 		if len(imp.report.Errors) > 0 {
@@ -434,6 +461,14 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 	}
 	if opts.DryRun || len(imp.report.Errors) > 0 || len(w.streams) == 0 {
 		return nil // a file with a bad row writes nothing: it is rolled back
+	}
+	if imp.rules != nil {
+		// The rules' turns of this batch, appended with its customers.
+		ruleStreams, err := imp.rules.streams()
+		if err != nil {
+			return err
+		}
+		w.streams = append(w.streams, ruleStreams...)
 	}
 	if imp.pending != nil {
 		if err := imp.write(ctx, imp.pending, nil, nil); err != nil {

@@ -34,7 +34,22 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 			return result, err
 		}
 		id := newID()
+		// Without a team, the assignment rules choose one (rule_apply.go).
+		rules := c.newRuleApplier(tx.Tx, m.TenantID, pol, true, now())
+		var pick rulePick
+		if len(members) == 0 {
+			if members, pick, err = rules.ruleMembers(ctx, func(members []domain.User, pol domain.Policy) ([]domain.Event, error) {
+				return domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+			}); err != nil {
+				return result, err
+			}
+		}
 		events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		tagRule(events, pick)
+		ruleStreams, err := rules.streams()
 		if err != nil {
 			return result, err
 		}
@@ -60,7 +75,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		}
 		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+			Streams:  append([]eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}}, ruleStreams...),
 			Claims:   c.profileClaims(id, reg.Profile),
 			Metadata: m.metadata(),
 			Now:      at,

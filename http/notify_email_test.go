@@ -101,7 +101,7 @@ func TestNotifyByEmailOncePerNotification(t *testing.T) {
 		seen = append(seen, m.MessageID)
 	}
 	slices.Sort(seen)
-	if slices.Compact(seen); len(slices.Compact(seen)) != 3 {
+	if len(slices.Compact(seen)) != 3 {
 		t.Fatalf("message IDs %v", seen)
 	}
 	// Turning it off stops the e-mails.

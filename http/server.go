@@ -188,6 +188,14 @@ func (s *Server) routes() chi.Router {
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
+		// Assignment rules (contract v3): served from the write model.
+		r.With(requireAdmin).Post("/v1/assignment-rules", s.handle(s.createRule))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules", s.handle(s.listRules))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules/{id}", s.handle(s.getRule))
+		r.With(requireAdmin).Put("/v1/assignment-rules/{id}", s.handle(s.changeRule))
+		r.With(requireAdmin).Delete("/v1/assignment-rules/{id}", s.handle(s.deleteRule))
+		r.With(requireAdmin).Post("/v1/customers/{id}/auto-assign", s.handle(s.autoAssign))
+
 		// The workload report (contract v3): customers and leads per user.
 		r.With(requireReader, s.minPosition(pMyClients, pCustomers)).Get("/v1/reports/workload", s.handle(s.workload))
 
