@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -116,4 +117,56 @@ func TestAutoAssign(t *testing.T) {
 		t.Fatalf("member: %d", r.status)
 	}
 	b.admin.must(404, "POST", "/v1/customers/0193f7c2-0000-7000-8000-000000000001/auto-assign", nil)
+}
+
+// TestBulkAutoAssign: the assignments bulk call's auto_assign applies the
+// rules to every selected customer; its dry run reports the picks and
+// writes nothing (the real run then makes the same picks); a customer whose
+// rule finds no one under require_assignee fails the whole call.
+func TestBulkAutoAssign(t *testing.T) {
+	b := setup(t)
+	u1, u2 := b.createUser(t, "B1", "member"), b.createUser(t, "B2", "member")
+	ids := []string{b.createCustomer(t, "Ba"), b.createCustomer(t, "Bb"), b.createCustomer(t, "Bc")}
+	b.admin.must(201, "POST", "/v1/assignment-rules", map[string]any{"name": "R",
+		"assign": map[string]any{"user_ids": []string{u1.userID, u2.userID}, "strategy": "round_robin"}})
+	before := b.countEvents(t)
+	dry := b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": ids, "dry_run": true}).json(t)
+	if b.countEvents(t) != before {
+		t.Fatal("a dry run wrote events")
+	}
+	real := b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": ids}).json(t)
+	want := []string{u1.userID, u2.userID, u1.userID}
+	for _, res := range []map[string]any{dry, real} {
+		pairs := res["to_be_assigned"].([]any)
+		if len(pairs) != 3 {
+			t.Fatalf("report: %v", res)
+		}
+		for i, p := range pairs {
+			if p.(map[string]any)["customer_id"] != ids[i] || p.(map[string]any)["user_id"] != want[i] {
+				t.Fatalf("pair %d: %v", i, p)
+			}
+		}
+	}
+	// All away under require_assignee: refused whole.
+	for _, u := range []*client{u1, u2} {
+		u.must(200, "PATCH", "/v1/users/me", map[string]any{"away_until": "2999-01-01T00:00:00Z"})
+	}
+	b.setPolicy(t, nil, true, false, true)
+	fresh := b.createCustomerWithTeam(t, b.admin.userID)
+	before = b.countEvents(t)
+	r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": []string{fresh}})
+	if r.status != 409 || r.code() != "bulk_edit_refused" {
+		t.Fatalf("no one eligible: %d %s", r.status, r.body)
+	}
+	if b.countEvents(t) != before {
+		t.Fatal("a refused bulk auto_assign wrote events")
+	}
+	if r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": ids, "user_ids": []string{u1.userID}}); r.status != 400 {
+		t.Fatalf("user_ids with auto_assign: %d", r.status)
+	}
+}
+
+func (b *testBundle) createCustomerWithTeam(t *testing.T, userID string) string {
+	t.Helper()
+	return b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "T", "email": fmt.Sprintf("t%d@team.example", len(userID)+int(time.Now().UnixNano()%100000)), "team": []string{userID}}).json(t)["id"].(string)
 }
