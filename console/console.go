@@ -189,6 +189,7 @@ func (c *Console) register(r chi.Router) {
 		adminID.Get("/users/{id}/transfer", c.transferPage)
 		adminID.Post("/users/{id}/transfer", c.transfer)
 		reader.Get("/audit", c.audit)
+		reader.Get("/workload", c.workload)
 		admin.Get("/import", c.importPage)
 		admin.Get("/import/template.csv", c.importTemplate)
 		admin.Post("/import", c.importClients)
