@@ -190,7 +190,7 @@ func (c *Console) register(r chi.Router) {
 		adminID.Post("/users/{id}/transfer", c.transfer)
 		reader.Get("/audit", c.audit)
 		reader.Get("/workload", c.workload)
-		admin.Get("/rules", c.rules)
+		reader.Get("/rules", c.rules)
 		admin.Post("/rules", c.createRule)
 		admin.Post("/rules/try", c.tryRule)
 		admin.Post("/rules/assign", c.assignByRules)

@@ -56,6 +56,7 @@ func (c *Console) rulesPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 	if err != nil {
 		return "", v, err
 	}
+	// The rules' users by name (deactivated ones show by ID).
 	if d.Users, err = c.activeUsers(r.Context(), s.TenantID); err != nil {
 		return "", v, err
 	}

@@ -14,7 +14,7 @@ import (
 // rules page, moves a second one above it, tries the rules on an
 // unassigned customer (what they would do, nothing written) and assigns it
 // from there; at 390 px the page does not scroll sideways; a member is
-// refused.
+// refused; an auditor reads the list only.
 func TestConsoleAssignmentRules(t *testing.T) {
 	w := newWorld(t)
 	cust := w.customer("Rita", "Rules")
@@ -80,4 +80,12 @@ func TestConsoleAssignmentRules(t *testing.T) {
 	}
 	mb.open("/rules")
 	mb.waitText("h1", "Not allowed")
+	// An auditor reads the rules and is offered no action.
+	ab := newBrowser(t, w, 1280, 900)
+	ab.signIn(w.auditorOf("Aldo Auditor", "aldo@acme.example"))
+	ab.click("#nav-rules")
+	ab.waitText("#rules", "Carol first")
+	if ab.has("#create-rule") || ab.has("#try") || ab.has(".rule-up") {
+		ab.failf("an auditor is offered rule actions")
+	}
 }
