@@ -144,6 +144,11 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 			}
 		}
 		result.Errors = append(result.Errors, plan.Errors...)
+		capErrs, err := c.capacityPairErrors(ctx, tx.Tx, m.TenantID, l.policy, plan.ToBeAssigned, plan.ToBeDeassigned, !req.DryRun)
+		if err != nil {
+			return result, err
+		}
+		result.Errors = append(result.Errors, capErrs...)
 		if req.Selected {
 			result.CustomerIDs = customerIDs
 		}

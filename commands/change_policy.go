@@ -10,9 +10,27 @@ import (
 	"github.com/assignment-ledger/ledger/projections"
 )
 
-// ChangePolicy replaces the tenant's policy (admin only). The same policy
-// again appends nothing and answers the current one.
-func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy) (PolicyResult, error) {
+// PolicyField names a policy field that PUT may leave out (contract v3):
+// ChangePolicy then keeps its current value.
+type PolicyField string
+
+// KeepMaxCustomersPerUser keeps max_customers_per_user as it is.
+const KeepMaxCustomersPerUser PolicyField = "max_customers_per_user"
+
+// keepFields sets the fields of next named in keep to cur's.
+func keepFields(next, cur domain.Policy, keep []PolicyField) domain.Policy {
+	for _, f := range keep {
+		if f == KeepMaxCustomersPerUser {
+			next.MaxCustomersPerUser = cur.MaxCustomersPerUser
+		}
+	}
+	return next
+}
+
+// ChangePolicy replaces the tenant's policy (admin only), but for the
+// fields named in keep, which stay as they are. The same policy again
+// appends nothing and answers the current one.
+func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy, keep ...PolicyField) (PolicyResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return PolicyResult{}, err
 	}
@@ -44,7 +62,7 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 					// Optional in a request (contract v3): absent is unchanged.
 					next.MembersSee = t.Policy.MembersSee
 				}
-				decided, err := domain.ChangePolicy(t.Policy, next)
+				decided, err := domain.ChangePolicy(t.Policy, keepFields(next, t.Policy, keep))
 				if err != nil {
 					return err
 				}

@@ -53,13 +53,31 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 			return result, err
 		}
 		id := newID()
+		// Without a team, the assignment rules choose one (rule_apply.go).
+		rules := c.newRuleApplier(tx.Tx, m.TenantID, pol, true, now())
+		var pick rulePick
+		if len(members) == 0 {
+			if members, pick, err = rules.ruleMembers(ctx, func(members []domain.User, pol domain.Policy) ([]domain.Event, error) {
+				return domain.InviteClient(id, p, members, pol)
+			}); err != nil {
+				return result, err
+			}
+		}
 		events, err := domain.InviteClient(id, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		tagRule(events, pick)
+		ruleStreams, err := rules.streams()
 		if err != nil {
 			return result, err
 		}
 		invited := events[0].(domain.ClientInvited)
 		at := now()
 		cu := c.newCustomer(m.TenantID, events, members, at)
+		if err := c.checkCapacity(ctx, tx.Tx, m.TenantID, pol, []teamChange{{after: cu}}); err != nil {
+			return result, err
+		}
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
 			return result, err
@@ -91,7 +109,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		if err := side(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, invited.Profile), outbox, at, &result, &result.Position)
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, invited.Profile), outbox, at, ruleStreams, &result, &result.Position)
 		return result, err
 	})
 }

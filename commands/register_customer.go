@@ -35,13 +35,31 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 			return result, err
 		}
 		id := newID()
+		// Without a team, the assignment rules choose one (rule_apply.go).
+		rules := c.newRuleApplier(tx.Tx, m.TenantID, pol, true, now())
+		var pick rulePick
+		if len(members) == 0 {
+			if members, pick, err = rules.ruleMembers(ctx, func(members []domain.User, pol domain.Policy) ([]domain.Event, error) {
+				return domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+			}); err != nil {
+				return result, err
+			}
+		}
 		events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		tagRule(events, pick)
+		ruleStreams, err := rules.streams()
 		if err != nil {
 			return result, err
 		}
 		reg := events[0].(domain.CustomerRegistered)
 		at := now()
 		cu := c.newCustomer(m.TenantID, events, members, at)
+		if err := c.checkCapacity(ctx, tx.Tx, m.TenantID, pol, []teamChange{{after: cu}}); err != nil {
+			return result, err
+		}
 		result = CustomerResult{CustomerView: c.customerView(cu)}
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
@@ -50,7 +68,7 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		if err := storeKeys(m.TenantID, dk)(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, reg.Profile), nil, at, &result, &result.Position)
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, reg.Profile), nil, at, ruleStreams, &result, &result.Position)
 		return result, err
 	})
 }
@@ -69,13 +87,14 @@ func (c *Commands) newCustomer(tenantID string, events []domain.Event, members [
 }
 
 // appendNewCustomer appends a new customer's first events (sealed with dk,
-// which also seals the stored answer) with its uniqueness claims and
-// outbox messages; a lost claim is the rule it breaks.
+// which also seals the stored answer) with its uniqueness claims, outbox
+// messages and the writes also made (an assignment rule's turn); a lost
+// claim is the rule it breaks.
 func (t *cmdTx) appendNewCustomer(ctx context.Context, m Meta, id string, data []eventstore.EventData, dk keyring.DataKey,
-	claims []eventstore.Claim, outbox []eventstore.OutboxMessage, at time.Time, result any, position *int64) error {
+	claims []eventstore.Claim, outbox []eventstore.OutboxMessage, at time.Time, also []eventstore.StreamWrite, result any, position *int64) error {
 	_, err := t.appendSealed(ctx, eventstore.AppendRequest{
 		TenantID: m.TenantID,
-		Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
+		Streams:  append([]eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}}, also...),
 		Claims:   claims,
 		Outbox:   outbox,
 		Metadata: m.metadata(),

@@ -111,6 +111,15 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 			}
 		}
 		result.Errors = append(result.Errors, plan.Errors...)
+		pol, err := readPolicy(ctx, tx.Tx, m.TenantID)
+		if err != nil {
+			return result, err
+		}
+		capErrs, err := c.capacityPairErrors(ctx, tx.Tx, m.TenantID, pol, plan.ToBeAssigned, plan.ToBeDeassigned, !req.DryRun)
+		if err != nil {
+			return result, err
+		}
+		result.Errors = append(result.Errors, capErrs...)
 		if req.DryRun {
 			return result, nil
 		}

@@ -518,6 +518,13 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			u.c.names.put(us.ID, us.Name)
 		}
 
+		// The loads of users in tenants that cap customers per user, under
+		// their capacity locks (capacity.go).
+		loads, err := u.capacityLoads(ctx, tx, group, tenants)
+		if err != nil {
+			return err
+		}
+
 		// Decide, in arrival order. The clock is read once the heads are
 		// locked, so recorded times never go backwards within a stream.
 		at := now()
@@ -574,6 +581,13 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			before := gc.cu.Version
 			for _, e := range events {
 				cu.Apply(e, at)
+			}
+			if pol := tenants[op.m.TenantID].Policy; pol.Capped() {
+				if err := pol.CheckCapacity(loads[op.m.TenantID], gc.cu, cu); err != nil {
+					answers[i].err = err
+					continue
+				}
+				loads[op.m.TenantID].Move(gc.cu, cu)
 			}
 			outcomes[i].cu = cu
 			outcomes[i].posOf = gc.lastWrite

@@ -19,6 +19,8 @@ var navItems = []navItem{
 	{Key: "groups", Path: "/groups", Label: "Groups", Who: anyone},
 	{Key: "users", Path: "/users", Label: "Users", Who: readers},
 	{Key: "audit", Path: "/audit", Label: "Audit", Who: readers},
+	{Key: "workload", Path: "/workload", Label: "Workload", Who: readers},
+	{Key: "rules", Path: "/rules", Label: "Rules", Who: readers},
 	{Key: "import", Path: "/import", Label: "Import", Who: admins},
 	{Key: "invite", Path: "/invite", Label: "Invite", Who: admins},
 	{Key: "policy", Path: "/policy", Label: "Policy", Who: admins},

@@ -248,7 +248,8 @@ func (c *Console) changePolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	var res commands.PolicyResult
 	if err == nil {
-		res, err = c.d.Commands.ChangePolicy(r.Context(), c.meta(s), p)
+		// The form has no max_customers_per_user field: keep it.
+		res, err = c.d.Commands.ChangePolicy(r.Context(), c.meta(s), p, commands.KeepMaxCustomersPerUser)
 	}
 	if err != nil {
 		c.refused(w, r, err, "policy", func(v view) (string, view, error) { return c.policyPage(r, s, v) })

@@ -21,6 +21,11 @@ type Policy struct {
 	// has none: Tenant.Apply reads it as VisibilityAll. In a ChangePolicy
 	// request, empty means "unchanged".
 	MembersSee Visibility `json:"members_see,omitempty"`
+
+	// MaxCustomersPerUser caps how many customers one user may serve
+	// (contract v3; nil: no limit). PolicyChanged events before it have
+	// none, which reads as no limit.
+	MaxCustomersPerUser *int `json:"max_customers_per_user"`
 }
 
 // Visibility is a policy's members_see.
@@ -55,6 +60,9 @@ func (p Policy) Validate() error {
 	if p.MembersSee != "" && p.MembersSee != VisibilityAll && p.MembersSee != VisibilityAssigned {
 		return invalid("members_see", `must be "all" or "assigned"`)
 	}
+	if p.MaxCustomersPerUser != nil && (*p.MaxCustomersPerUser < 1 || *p.MaxCustomersPerUser > MaxCustomersPerUserLimit) {
+		return invalid("max_customers_per_user", fmt.Sprintf("must be null or between 1 and %d", MaxCustomersPerUserLimit))
+	}
 	return nil
 }
 
@@ -63,7 +71,9 @@ func (p Policy) Validate() error {
 func (p Policy) Equal(q Policy) bool {
 	sameMax := (p.MaxAssignees == nil) == (q.MaxAssignees == nil) &&
 		(p.MaxAssignees == nil || *p.MaxAssignees == *q.MaxAssignees)
-	return sameMax &&
+	sameCap := (p.MaxCustomersPerUser == nil) == (q.MaxCustomersPerUser == nil) &&
+		(p.MaxCustomersPerUser == nil || *p.MaxCustomersPerUser == *q.MaxCustomersPerUser)
+	return sameMax && sameCap &&
 		p.RequireAssignee == q.RequireAssignee &&
 		p.RequireLead == q.RequireLead &&
 		p.MembersCanSelfAssign == q.MembersCanSelfAssign &&

@@ -58,5 +58,9 @@ func (p Policy) clone() Policy {
 		n := *p.MaxAssignees
 		p.MaxAssignees = &n
 	}
+	if p.MaxCustomersPerUser != nil {
+		n := *p.MaxCustomersPerUser
+		p.MaxCustomersPerUser = &n
+	}
 	return p
 }

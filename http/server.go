@@ -171,10 +171,13 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Put("/v1/policy", s.handle(s.putPolicy))
 
 		r.With(requireAdmin).Post("/v1/users", s.handle(s.createUser))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users", s.handle(s.listUsers))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users/{id}", s.handle(s.getUser))
+		// customers is my_clients'.
+		r.With(s.minPosition(pMyClients)).Get("/v1/users", s.handle(s.listUsers))
+		r.With(s.minPosition(pMyClients)).Get("/v1/users/{id}", s.handle(s.getUser))
 		r.Post("/v1/users/{id}/api-keys", s.handle(s.issueAPIKey))
-		r.With(requireAdmin).Patch("/v1/users/{id}", s.handle(s.updateUser))
+		// The user may set their own away_until and notify_by_email: the
+		// command decides who may change what.
+		r.Patch("/v1/users/{id}", s.handle(s.updateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/deactivate", s.handle(s.deactivateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/transfer", s.handle(s.transferCustomers))
 		r.With(s.minPosition(pMyClients, pIntervals, pCustomers, pGroups)).Get("/v1/users/{id}/clients", s.handle(s.userClients))
@@ -210,6 +213,17 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Post("/v1/clients/invitations", s.handle(s.inviteClient))
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
+
+		// Assignment rules (contract v3): served from the write model.
+		r.With(requireAdmin).Post("/v1/assignment-rules", s.handle(s.createRule))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules", s.handle(s.listRules))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules/{id}", s.handle(s.getRule))
+		r.With(requireAdmin).Put("/v1/assignment-rules/{id}", s.handle(s.changeRule))
+		r.With(requireAdmin).Delete("/v1/assignment-rules/{id}", s.handle(s.deleteRule))
+		r.With(requireAdmin).Post("/v1/customers/{id}/auto-assign", s.handle(s.autoAssign))
+
+		// The workload report (contract v3): customers and leads per user.
+		r.With(requireReader, s.minPosition(pMyClients, pCustomers)).Get("/v1/reports/workload", s.handle(s.workload))
 
 		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,9 @@ const (
 	NotificationUnassigned = "unassigned"
 	NotificationMadeLead   = "made_lead"
 	NotificationHandedOver = "handed_over"
+	// NotificationRuleFoundNoOne tells the admins an assignment rule
+	// found no one to assign a customer to (contract v3).
+	NotificationRuleFoundNoOne = "rule_found_no_one"
 )
 
 // Notification is what a user was told.
@@ -38,7 +42,7 @@ func notificationsProjection() *projection {
 		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
 			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
 		events:     notificationRows,
-		eventTypes: teamEventTypes,
+		eventTypes: slices.Concat(teamEventTypes, []string{domain.TypeAssignmentRuleApplied}),
 	}
 }
 
@@ -46,6 +50,15 @@ func notificationsProjection() *projection {
 // assigns, unassigns or makes lead; a replacement tells the replacement
 // it was handed the place and the replaced member it was unassigned.
 func notificationRows(out rowSink, env *envelope, e domain.Event) {
+	if applied, ok := e.(domain.AssignmentRuleApplied); ok {
+		// A rule that found no one: the admins it names are told.
+		if applied.UserID == "" {
+			for _, admin := range applied.Notify {
+				out.add("notifications", uid(env.TenantID), uid(admin), env.Position, NotificationRuleFoundNoOne, uid(applied.CustomerID), env.RecordedAt)
+			}
+		}
+		return
+	}
 	var customerID string
 	switch e := e.(type) {
 	case domain.UserAssigned:

@@ -164,6 +164,9 @@ func (n *node) startWorkers(ctx context.Context) *background {
 		// Auditors get the day's signed checkpoint once a day (the claim in
 		// the database, not this timer, keeps it to one across nodes).
 		b.wg.Go(func() { n.cmds.RunCheckpointEmails(bctx, n.ledger, commands.CheckpointEmailPoll) })
+		// Users with notify_by_email get each notification by e-mail too
+		// (a claim per notification keeps it to one across nodes).
+		b.wg.Go(func() { n.cmds.RunNotificationEmails(bctx, commands.NotificationEmailPoll) })
 	}
 	return b
 }
