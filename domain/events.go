@@ -317,6 +317,12 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
 	TypeCustomerErased:           decodeAs[CustomerErased],
 	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
+	// Follow-ups (v3).
+	TypeFollowUpScheduled: decodeAs[FollowUpScheduled],
+	TypeFollowUpCompleted: decodeAs[FollowUpCompleted],
+	TypeFollowUpSnoozed:   decodeAs[FollowUpSnoozed],
+	TypeFollowUpCancelled: decodeAs[FollowUpCancelled],
+	TypeFollowUpDue:       decodeAs[FollowUpDue],
 }
 
 // decodeAs uses the encoding/json/v2 prototype's v1 package: encoding/json's
@@ -363,6 +369,17 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerErased:
 		return e.CustomerID, true
 	case CustomerMessaged:
+		return e.CustomerID, true
+	// Follow-ups (v3).
+	case FollowUpScheduled:
+		return e.CustomerID, true
+	case FollowUpCompleted:
+		return e.CustomerID, true
+	case FollowUpSnoozed:
+		return e.CustomerID, true
+	case FollowUpCancelled:
+		return e.CustomerID, true
+	case FollowUpDue:
 		return e.CustomerID, true
 	}
 	return "", false

@@ -3,6 +3,7 @@ package projections
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,6 +19,8 @@ const (
 	NotificationUnassigned = "unassigned"
 	NotificationMadeLead   = "made_lead"
 	NotificationHandedOver = "handed_over"
+	// NotificationFollowUpDue tells each recipient FollowUpDue names.
+	NotificationFollowUpDue = "follow_up_due"
 )
 
 // Notification is what a user was told.
@@ -38,7 +41,7 @@ func notificationsProjection() *projection {
 		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
 			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
 		events:     notificationRows,
-		eventTypes: teamEventTypes,
+		eventTypes: append(slices.Clone(teamEventTypes), domain.TypeFollowUpDue),
 	}
 }
 
@@ -55,6 +58,8 @@ func notificationRows(out rowSink, env *envelope, e domain.Event) {
 	case domain.TeamLeadChanged:
 		customerID = e.CustomerID
 	case domain.TeamMemberReplaced:
+		customerID = e.CustomerID
+	case domain.FollowUpDue:
 		customerID = e.CustomerID
 	default:
 		return
@@ -73,6 +78,12 @@ func notificationRows(out rowSink, env *envelope, e domain.Event) {
 	case domain.TeamMemberReplaced:
 		add(e.WithUserID, NotificationHandedOver)
 		add(e.UserID, NotificationUnassigned)
+	case domain.FollowUpDue:
+		// One row per recipient, keyed by the event's position: the
+		// event is written once, so each recipient is told once.
+		for _, u := range e.Recipients {
+			add(u, NotificationFollowUpDue)
+		}
 	}
 }
 
