@@ -185,6 +185,14 @@ func (s *Server) routes() chi.Router {
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
+		// Follow-ups (v3).
+		r.Post("/v1/customers/{id}/follow-ups", s.handle(s.scheduleFollowUp))
+		r.With(s.minPosition(pFollowUps)).Get("/v1/customers/{id}/follow-ups", s.handle(s.customerFollowUps))
+		r.With(s.minPosition(pFollowUps, pMyClients)).Get("/v1/users/{id}/follow-ups", s.handle(s.userFollowUps))
+		r.Post("/v1/follow-ups/{id}/complete", s.handle(s.completeFollowUp))
+		r.Post("/v1/follow-ups/{id}/snooze", s.handle(s.snoozeFollowUp))
+		r.Delete("/v1/follow-ups/{id}", s.handle(s.cancelFollowUp))
+
 		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
 		r.With(requireReader).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
