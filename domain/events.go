@@ -323,6 +323,10 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeFollowUpSnoozed:   decodeAs[FollowUpSnoozed],
 	TypeFollowUpCancelled: decodeAs[FollowUpCancelled],
 	TypeFollowUpDue:       decodeAs[FollowUpDue],
+	// Saved views (v3).
+	TypeViewCreated: decodeAs[ViewCreated],
+	TypeViewChanged: decodeAs[ViewChanged],
+	TypeViewDeleted: decodeAs[ViewDeleted],
 }
 
 // decodeAs uses the encoding/json/v2 prototype's v1 package: encoding/json's

@@ -190,4 +190,3 @@ func (s *Server) cancelFollowUp(w nethttp.ResponseWriter, r *nethttp.Request) er
 		return s.cmd.CancelFollowUp(r.Context(), m, customerID, id)
 	}, true)
 }
-

@@ -192,6 +192,11 @@ func (s *Server) routes() chi.Router {
 		r.Post("/v1/follow-ups/{id}/complete", s.handle(s.completeFollowUp))
 		r.Post("/v1/follow-ups/{id}/snooze", s.handle(s.snoozeFollowUp))
 		r.Delete("/v1/follow-ups/{id}", s.handle(s.cancelFollowUp))
+		// Saved views (v3).
+		r.Post("/v1/views", s.handle(s.createView))
+		r.With(s.minPosition(pViews)).Get("/v1/views", s.handle(s.listViews))
+		r.Patch("/v1/views/{id}", s.handle(s.changeView))
+		r.Delete("/v1/views/{id}", s.handle(s.deleteView))
 
 		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
