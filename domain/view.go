@@ -84,7 +84,9 @@ func (v *View) Apply(e Event) {
 // VisibleTo reports whether a may see and use v: a shared view, or one's
 // own. Another user's private view is unknown to everyone else, admins
 // included.
-func (v View) VisibleTo(a Actor) bool { return !v.Deleted && (v.Shared || (a.UserID != "" && v.OwnerID == a.UserID)) }
+func (v View) VisibleTo(a Actor) bool {
+	return !v.Deleted && (v.Shared || (a.UserID != "" && v.OwnerID == a.UserID))
+}
 
 func normalizeViewName(name string) (string, error) {
 	if err := checkLine("name", name); err != nil {

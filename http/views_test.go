@@ -64,8 +64,8 @@ func TestSavedViewsPrivateAndShared(t *testing.T) {
 	alice.must(403, "POST", "/v1/views", map[string]any{"name": "Team", "shared": true})
 	auditor.must(403, "POST", "/v1/views", map[string]any{"name": "Audit"})
 	for body, field := range map[string]string{
-		`{"filter":{}}`:                           "name",
-		`{"name":"a\nb"}`:                         "name",
+		`{"filter":{}}`:   "name",
+		`{"name":"a\nb"}`: "name",
 		`{"name":"x","filter":{"status":"gone"}}`: "filter.status",
 		`{"name":"x","filter":{"group":"nope"}}`:  "filter.group",
 		`{"name":"x","filter":{"colour":"red"}}`:  "colour",
