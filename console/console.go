@@ -181,6 +181,14 @@ func (c *Console) register(r chi.Router) {
 		member.Get("/my-clients", c.myClients)
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
+		// Follow-ups and saved views (issue 23).
+		member.Get("/follow-ups", c.myFollowUps)
+		memberID.Get("/customers/{id}/follow-ups", c.customerFollowUps)
+		memberID.Post("/customers/{id}/follow-ups", c.scheduleFollowUp)
+		memberID.Post("/follow-ups/{id}", c.followUpAction)
+		member.Get("/views", c.viewsPage)
+		member.Post("/views", c.saveView)
+		memberID.Post("/views/{id}/delete", c.deleteView)
 		reader.Get("/users", c.users)
 		admin.Post("/users", c.createUser)
 		adminID.Post("/users/{id}/role", c.changeRole)
@@ -330,6 +338,9 @@ type view struct {
 	// page waits for it as after a redirect.
 	Pos  int64
 	Data any
+	// FollowUpsDue counts the signed-in user's overdue follow-ups (the
+	// header's counter).
+	FollowUpsDue int
 }
 
 // render writes a page. Pages are small, so they are rendered into memory
@@ -350,6 +361,12 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 			}
 			v.Unread = n
 		}
+		due, err := c.overdueFollowUps(r.Context(), s)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		v.FollowUpsDue = due
 	}
 	if v.Notice == "" {
 		v.Notice = noticeText(r.URL.Query().Get("done"))
@@ -496,6 +513,9 @@ func redirectAfter(w nethttp.ResponseWriter, r *nethttp.Request, target string, 
 func noticeText(done string) string {
 	return map[string]string{
 		"team":        "Team saved.",
+		"followup":    "Follow-up saved.",
+		"view":        "View saved.",
+		"viewdeleted": "View deleted.",
 		"mine":        "My Clients updated.",
 		"lead":        "Team lead changed.",
 		"removed":     "Team member removed.",
