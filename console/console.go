@@ -187,6 +187,7 @@ func (c *Console) register(r chi.Router) {
 		memberID.Post("/customers/{id}/follow-ups", c.scheduleFollowUp)
 		memberID.Post("/follow-ups/{id}", c.followUpAction)
 		member.Get("/views", c.viewsPage)
+		member.Get("/views/open", c.openView)
 		member.Post("/views", c.saveView)
 		memberID.Post("/views/{id}/delete", c.deleteView)
 		reader.Get("/users", c.users)

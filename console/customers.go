@@ -40,6 +40,8 @@ type customersData struct {
 	// they may add or remove (a member: only themselves).
 	Bulk      bool
 	BulkUsers []commands.UserView
+	// Views are the saved views the user may pick (v3).
+	Views []projections.SavedView
 }
 
 var statuses = []string{"active", "invited", "blocked"}
@@ -105,6 +107,9 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		d.BulkUsers = slices.DeleteFunc(slices.Clone(users), func(u commands.UserView) bool { return u.ID != s.UserID })
 	}
 	if d.Groups, err = c.d.Queries.Groups(r.Context(), s.TenantID); err != nil {
+		return "", v, err
+	}
+	if d.Views, err = c.d.Queries.ViewsOf(r.Context(), s.TenantID, s.UserID); err != nil {
 		return "", v, err
 	}
 	// The filters' IDs are checked as GET /v1/customers checks them: a

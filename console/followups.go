@@ -48,8 +48,7 @@ func (c *Console) overdueFollowUps(ctx context.Context, s sessionInfo) (int, err
 	if s.IsAuditor() {
 		return 0, nil
 	}
-	items, err := c.d.Queries.UserFollowUps(ctx, s.TenantID, s.UserID, projections.DueOverdue, time.Now())
-	return len(items), err
+	return c.d.Queries.CountOverdueFollowUps(ctx, s.TenantID, s.UserID, time.Now(), maxUnreadShown+1)
 }
 
 func (c *Console) namedFollowUps(ctx context.Context, tenant string, fs []projections.FollowUp) ([]followUpRow, error) {
@@ -239,13 +238,7 @@ func (c *Console) viewsPage(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for _, v := range vs {
 		var f domain.ViewFilter
 		_ = json.Unmarshal(v.Filter, &f)
-		q := url.Values{}
-		for k, val := range map[string]string{"q": f.Q, "status": f.Status, "assigned_user": f.AssignedUser, "group": f.Group} {
-			if val != "" {
-				q.Set(k, val)
-			}
-		}
-		d.Items = append(d.Items, viewRow{SavedView: v, URL: "/customers?" + q.Encode(),
+		d.Items = append(d.Items, viewRow{SavedView: v, URL: viewURL(f),
 			Deletable: !s.IsAuditor() && (v.OwnerID == s.UserID || (v.Shared && s.IsAdmin()))})
 	}
 	c.render(w, r, nethttp.StatusOK, "views", view{Title: "Views", Nav: "views", Lagging: lagging, Data: d})
@@ -294,6 +287,45 @@ func (c *Console) checkFilterIDs(f domain.ViewFilter) error {
 		return &domain.ValidationError{Field: "filter.status", Detail: "must be active, invited or blocked"}
 	}
 	return nil
+}
+
+// openView is the customer table's view picker: it opens the table with
+// the chosen view's filters (one's own or a shared view; another's private
+// one is not found).
+func (c *Console) openView(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	id := r.URL.Query().Get("view")
+	if id == "" {
+		nethttp.Redirect(w, r, "/customers", nethttp.StatusSeeOther)
+		return
+	}
+	if err := c.checkIDs("view", id); err != nil {
+		c.problem(w, r, err)
+		return
+	}
+	v, err := c.d.Commands.GetView(r.Context(), s.TenantID, s.Actor, id)
+	if err != nil {
+		c.problem(w, r, err)
+		return
+	}
+	nethttp.Redirect(w, r, viewURL(v.Filter), nethttp.StatusSeeOther)
+}
+
+// viewURL is the customer table's address with filter f.
+func viewURL(f domain.ViewFilter) string {
+	q := url.Values{}
+	for k, val := range map[string]string{"q": f.Q, "status": f.Status, "assigned_user": f.AssignedUser, "group": f.Group} {
+		if val != "" {
+			q.Set(k, val)
+		}
+	}
+	if len(q) == 0 {
+		return "/customers"
+	}
+	return "/customers?" + q.Encode()
 }
 
 // deleteView deletes a view (DeleteView).

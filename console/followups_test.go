@@ -117,6 +117,15 @@ func TestConsoleViews(t *testing.T) {
 		b.failf("the view's list shows a customer outside its filter: %q", got)
 	}
 	b.noSidewaysScroll("the customer list")
+	// The picker on the customer table opens it too.
+	b.open("/customers")
+	b.waitText("#customers", "Ivo Active")
+	b.waitText("#view-picker", "Blocked ones")
+	b.click("#open-view")
+	b.waitText("#customers", "Hana Blocked")
+	if got := b.text("#customers"); strings.Contains(got, "Ivo Active") {
+		b.failf("the picked view shows a customer outside its filter: %q", got)
+	}
 
 	// Carol does not see Bob's private view; an admin shares one.
 	c := newBrowser(t, w, 1280, 900)

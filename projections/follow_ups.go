@@ -151,6 +151,21 @@ func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due strin
 	return out, nil
 }
 
+// CountOverdueFollowUps counts the user's overdue follow-ups (those
+// UserFollowUps lists with due=overdue), up to limit: a header's badge.
+func (q *Queries) CountOverdueFollowUps(ctx context.Context, tenantID, userID string, now time.Time, limit int) (int, error) {
+	if !isUUID(userID) {
+		return 0, nil
+	}
+	now = now.UTC()
+	var n int
+	err := q.pool.QueryRow(ctx, `SELECT count(*) FROM (`+qUserFollowUps+`) u`, tenantID, userID, nil, &now, limit).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count overdue follow-ups: %w", err)
+	}
+	return n, nil
+}
+
 // DueFollowUp is a follow-up to fall due: what the scheduler hands the
 // command that records it.
 type DueFollowUp struct {
