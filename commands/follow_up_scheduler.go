@@ -1,7 +1,9 @@
 package commands
 
 import (
+	"cmp"
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -62,21 +64,27 @@ func (c *Commands) NewFollowUpScheduler(q *projections.Queries, opts ...Schedule
 }
 
 // RunOnce records every follow-up due by now as the read model knows it,
-// and returns how many FollowUpDue events it wrote. An error stops at the
-// first follow-up that failed (the next round asks again).
+// and returns how many FollowUpDue events it wrote. A follow-up that fails
+// does not hold up the others: the round goes on and returns the first
+// error (the next round asks again).
 func (s *FollowUpScheduler) RunOnce(ctx context.Context) (int, error) {
 	fired := 0
+	var first error
 	for {
 		at := s.clock().UTC()
 		due, err := s.q.DueFollowUps(ctx, at, s.batch)
 		if err != nil {
-			return fired, err
+			return fired, errors.Join(first, err)
 		}
 		progress := false
 		for _, d := range due {
+			if ctx.Err() != nil {
+				return fired, ctx.Err()
+			}
 			_, wrote, err := s.cmd.FollowUpFallsDue(ctx, d.TenantID, d.CustomerID, d.ID, at)
 			if err != nil {
-				return fired, err
+				first = cmp.Or(first, err)
+				continue
 			}
 			if wrote {
 				fired++
@@ -87,7 +95,7 @@ func (s *FollowUpScheduler) RunOnce(ctx context.Context) (int, error) {
 		// that wrote nothing lists rows the read model has not yet seen
 		// fall due (or snoozed): the next round sees them settled.
 		if len(due) < s.batch || !progress {
-			return fired, nil
+			return fired, first
 		}
 	}
 }
