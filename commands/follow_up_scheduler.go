@@ -11,8 +11,9 @@ import (
 )
 
 // FollowUpScheduler records follow-ups as due when their time comes. It
-// keeps no state of its own: what is still to fall due is the follow_ups
-// read model's (pending rows, found through a partial index), and each one
+// keeps no state of its own: what is still to fall due is in the follow_ups
+// table of the customer_list read model (pending rows, found through a
+// partial index), and each one
 // is recorded by FollowUpFallsDue, a command on the customer's stream that
 // writes FollowUpDue only if the stream, under its lock, says the
 // follow-up is still pending and due. So any number of schedulers (every
@@ -53,7 +54,8 @@ func WithSchedulerPoll(d time.Duration) SchedulerOption {
 	}
 }
 
-// NewFollowUpScheduler returns a scheduler over the follow_ups read model
+// NewFollowUpScheduler returns a scheduler over the follow_ups table (of the
+// customer_list read model)
 // read through q.
 func (c *Commands) NewFollowUpScheduler(q *projections.Queries, opts ...SchedulerOption) *FollowUpScheduler {
 	s := &FollowUpScheduler{cmd: c, q: q, log: c.log, clock: time.Now, poll: time.Second, batch: 200}

@@ -81,7 +81,7 @@ func (c *Console) myFollowUps(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if !ok {
 		return
 	}
-	lagging := c.waitForPosition(r, projections.FollowUps, projections.MyClients, projections.CustomerList)
+	lagging := c.waitForPosition(r, projections.MyClients, projections.CustomerList)
 	name, v, err := c.myFollowUpsPage(r, s, view{Lagging: lagging})
 	if err != nil {
 		c.fail(w, r, err)
@@ -115,7 +115,7 @@ func (c *Console) customerFollowUps(w nethttp.ResponseWriter, r *nethttp.Request
 	if !ok {
 		return
 	}
-	lagging := c.waitForPosition(r, projections.FollowUps)
+	lagging := c.waitForPosition(r, projections.CustomerList)
 	name, v, err := c.customerFollowUpsPage(r, s, view{Lagging: lagging}, customerFollowUpsData{To: domain.FollowUpToTeam})
 	if err != nil {
 		c.problem(w, r, err)

@@ -10,7 +10,9 @@ import (
 	"github.com/assignment-ledger/ledger/projections"
 )
 
-const pFollowUps = projections.FollowUps
+// pFollowUps is the read model that holds the follow-ups: they are a table
+// of the customer list's.
+const pFollowUps = pCustomers
 
 type followUpBody struct {
 	DueAt *string `json:"due_at"`

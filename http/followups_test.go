@@ -495,7 +495,7 @@ func TestFollowUpsAndViewsRebuildEqualsLive(t *testing.T) {
 
 	snap := func() map[string][]string {
 		out := map[string][]string{}
-		for _, tbl := range []string{"follow_ups", "follow_ups_streams", "notifications", "views"} {
+		for _, tbl := range []string{"follow_ups", "notifications", "views"} {
 			rows, err := b.pool.Query(context.Background(), `SELECT t::text FROM `+tbl+` t ORDER BY 1`)
 			if err != nil {
 				t.Fatal(err)

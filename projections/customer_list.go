@@ -82,6 +82,8 @@ func customerListProjection() *projection {
 			// here. Group names are the groups read model's (groups.go),
 			// joined when read, so a rename rewrites no customer's rows.
 			{name: "customer_groups", key: []string{"customer_id", "group_id"}, columns: []string{"customer_id", "group_id", "tenant_id"}},
+			// The customer's follow-ups (v3; follow_ups.go).
+			followUpsTable,
 		},
 		fold: &foldDef{
 			versionTable: "customer_list",
@@ -99,6 +101,7 @@ func customerListProjection() *projection {
 				for _, g := range c.Groups {
 					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
 				}
+				followUpRows(out, c)
 			},
 		},
 	}

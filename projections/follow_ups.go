@@ -11,7 +11,8 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 )
 
-// FollowUps is the follow-ups read model's name (and its checkpoint's).
+// FollowUps is the follow-ups' table. It belongs to the customer_list read
+// model (its checkpoint, its rebuild, its waits), as customer_groups does.
 const FollowUps = "follow_ups"
 
 // FollowUp is a follow-up as the API lists it.
@@ -26,34 +27,29 @@ type FollowUp struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// The follow_ups read model is a fold of the customers' streams (follow-up
-// events are the customer's): a row per live follow-up, none for a
-// cancelled one nor for any of an erased customer's. pending (open, not yet
-// recorded due for its due time) is what the due-time scheduler looks for.
-func followUpsProjection() *projection {
-	return &projection{
-		name: FollowUps,
-		tables: []table{
-			{name: "follow_ups", key: []string{"follow_up_id"},
-				columns: []string{"follow_up_id", "tenant_id", "customer_id", "due_at", "note", "send_to", "status", "created_by", "created_at", "pending"}},
-			{name: "follow_ups_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
-		},
-		fold: &foldDef{
-			versionTable: "follow_ups_streams",
-			rows: func(out rowSink, c *customerState) {
-				id := any(uid(c.ID))
-				if !c.Erased {
-					tenant := any(uid(c.TenantID))
-					for _, f := range c.FollowUps {
-						if f.Status == domain.FollowUpStatusCancelled {
-							continue
-						}
-						out.add("follow_ups", uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending())
-					}
-				}
-				out.add("follow_ups_streams", id, c.Version)
-			},
-		},
+// Follow-up events are the customer's, so its follow-ups are folded with
+// it, as a table of the customer_list read model: a row per live
+// follow-up, none for a cancelled one nor for any of an erased customer's.
+// A read model of their own would add a version row per customer (every
+// customer, with follow-ups or not) to every import's catch-up; as a table
+// of customer_list a customer without follow-ups costs nothing. pending
+// (open, not yet recorded due for its due time) is what the due-time
+// scheduler looks for.
+var followUpsTable = table{name: FollowUps, key: []string{"follow_up_id"},
+	columns: []string{"follow_up_id", "tenant_id", "customer_id", "due_at", "note", "send_to", "status", "created_by", "created_at", "pending"}}
+
+// followUpRows are the customer's follow_ups rows (the caller gives an
+// erased customer none).
+func followUpRows(out rowSink, c *customerState) {
+	if len(c.FollowUps) == 0 {
+		return
+	}
+	id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
+	for _, f := range c.FollowUps {
+		if f.Status == domain.FollowUpStatusCancelled {
+			continue
+		}
+		out.add(FollowUps, uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending())
 	}
 }
 

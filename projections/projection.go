@@ -137,7 +137,7 @@ func tablesOf(ps []*projection) map[string]*table {
 func all() []*projection {
 	return []*projection{myClientsProjection(), customerListProjection(), assignmentIntervalsProjection(),
 		auditLogProjection(), notificationsProjection(), groupsProjection(), ledgerTreeProjection(),
-		followUpsProjection(), viewsProjection()}
+		viewsProjection()}
 }
 
 // AllNames lists every projection.
