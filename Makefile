@@ -9,6 +9,9 @@ GO          ?= go
 BIN         := bin/ledger
 PG_DIR      := .data
 PG_PORT     ?= 54329
+REPLICA_DIR := .data-replica
+REPLICA_PORT ?= 54330
+SYNC        ?=
 MAIL_PORT   ?= 2525
 TESTFLAGS   ?=
 BENCH_FLAGS ?=
@@ -16,7 +19,7 @@ FUZZTIME    ?= 10s
 FUZZ_PKGS   := ./http ./commands
 STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@latest
 
-.PHONY: help build run stop test fuzz screenshots bench bench-quick lint clean
+.PHONY: help build run run-replica stop-replica stop test fuzz screenshots bench bench-quick lint clean
 
 help: ## list the targets
 	@echo "Targets:"
@@ -69,6 +72,14 @@ run: build ## start local PostgreSQL (.data/), migrate, bootstrap a demo tenant,
 	echo "(bootstrap output in $(PG_DIR)/demo.json; 'make stop' stops the local PostgreSQL)"; \
 	echo; \
 	$(BIN) serve
+
+run-replica: ## start a streaming hot standby of .data/ in .data-replica/ (SYNC=1: synchronous); prints LEDGER_REPLICA_URLS
+	scripts/pg.sh replica $(PG_PORT) $(REPLICA_DIR) $(REPLICA_PORT) $(if $(SYNC),sync) durable
+	@echo "LEDGER_REPLICA_URLS=$$(scripts/pg.sh url $(REPLICA_PORT))"
+	@echo "(LEDGER_REPLICA_URLS=... make run serves reads from it; 'make stop-replica' stops it)"
+
+stop-replica: ## stop the standby started by `make run-replica`
+	scripts/pg.sh stop $(REPLICA_DIR)
 
 stop: ## stop the local PostgreSQL started by `make run`
 	scripts/pg.sh stop $(PG_DIR)

@@ -177,7 +177,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				return result, err
 			}
 		}
-		res, err := tx.append(ctx, eventstore.AppendRequest{
+		_, err = tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  streams,
 			Guards:   guards,
@@ -186,10 +186,6 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 			Metadata: m.metadata(),
 			Now:      now(),
 		}, &result, &result.Position)
-		if err != nil {
-			return result, err
-		}
-		result.Position = res.Position
-		return result, nil
+		return result, err
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/assignment-ledger/ledger/domain"
-	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Limits of one bulk edit.
@@ -145,6 +144,11 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 			}
 		}
 		result.Errors = append(result.Errors, plan.Errors...)
+		capErrs, err := c.capacityPairErrors(ctx, tx.Tx, m.TenantID, l.policy, plan.ToBeAssigned, plan.ToBeDeassigned, !req.DryRun)
+		if err != nil {
+			return result, err
+		}
+		result.Errors = append(result.Errors, capErrs...)
 		if req.Selected {
 			result.CustomerIDs = customerIDs
 		}
@@ -157,21 +161,7 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 		if len(plan.Events) == 0 && !tx.keyed() {
 			return result, nil
 		}
-		streams, err := customerStreams(plan.Events, versions)
-		if err != nil {
-			return result, err
-		}
-		res, err := tx.append(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  streams,
-			Metadata: m.metadata(),
-			Now:      now(),
-		}, &result, &result.Position)
-		if err != nil {
-			return result, err
-		}
-		result.Position = res.Position
-		return result, nil
+		return result, tx.appendCustomers(ctx, m, plan.Events, versions, &result, &result.Position)
 	})
 }
 

@@ -10,9 +10,27 @@ import (
 	"github.com/assignment-ledger/ledger/projections"
 )
 
-// ChangePolicy replaces the tenant's policy (admin only). The same policy
-// again appends nothing and answers the current one.
-func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy) (PolicyResult, error) {
+// PolicyField names a policy field that PUT may leave out (contract v3):
+// ChangePolicy then keeps its current value.
+type PolicyField string
+
+// KeepMaxCustomersPerUser keeps max_customers_per_user as it is.
+const KeepMaxCustomersPerUser PolicyField = "max_customers_per_user"
+
+// keepFields sets the fields of next named in keep to cur's.
+func keepFields(next, cur domain.Policy, keep []PolicyField) domain.Policy {
+	for _, f := range keep {
+		if f == KeepMaxCustomersPerUser {
+			next.MaxCustomersPerUser = cur.MaxCustomersPerUser
+		}
+	}
+	return next
+}
+
+// ChangePolicy replaces the tenant's policy (admin only), but for the
+// fields named in keep, which stay as they are. The same policy again
+// appends nothing and answers the current one.
+func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy, keep ...PolicyField) (PolicyResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return PolicyResult{}, err
 	}
@@ -40,9 +58,26 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy)
 				if err != nil {
 					return err
 				}
-				decided, err := domain.ChangePolicy(t.Policy, next)
+				if next.MembersSee == "" {
+					// Optional in a request (contract v3): absent is unchanged.
+					next.MembersSee = t.Policy.MembersSee
+				}
+				decided, err := domain.ChangePolicy(t.Policy, keepFields(next, t.Policy, keep))
 				if err != nil {
 					return err
+				}
+				if len(decided) > 0 && next.MembersSee != t.Policy.MembersSee {
+					// The read models' row-level security reads members_see
+					// from tenants (migration visibility): written with the
+					// event, in its transaction, so a read after the answer
+					// is under the new rule, in every process.
+					tag, err := tx.Exec(ctx, `UPDATE tenants SET members_see = $2 WHERE id = $1`, m.TenantID, string(next.MembersSee))
+					if err != nil {
+						return fmt.Errorf("record members_see: %w", err)
+					}
+					if tag.RowsAffected() != 1 {
+						return fmt.Errorf("record members_see: tenant %s has no tenants row", m.TenantID)
+					}
 				}
 				for _, e := range decided {
 					t.Apply(e, now())

@@ -477,6 +477,23 @@ func (t *cmdTx) appendSealed(ctx context.Context, req eventstore.AppendRequest, 
 	return res, err
 }
 
+// appendCustomers appends events to the customer streams they name, each
+// at its version in versions, with m's metadata: the tail of every bulk
+// command. The answer is result, its position set through position.
+func (t *cmdTx) appendCustomers(ctx context.Context, m Meta, events map[string][]domain.Event, versions map[string]int64, result any, position *int64) error {
+	streams, err := customerStreams(events, versions)
+	if err != nil {
+		return err
+	}
+	_, err = t.append(ctx, eventstore.AppendRequest{
+		TenantID: m.TenantID,
+		Streams:  streams,
+		Metadata: m.metadata(),
+		Now:      now(),
+	}, result, position)
+	return err
+}
+
 // transact runs a command that is not single-customer: a stored answer
 // under its idempotency key is replayed, otherwise run decides and appends
 // in one transaction, run again (a bounded number of times) when it loses

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -120,6 +121,20 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 				userEvents, customerEvents, err := domain.DeactivateUser(u, to, customers, l.policy)
 				if err != nil {
 					return err
+				}
+				if to != nil {
+					// The heir's capacity (max_customers_per_user).
+					changes := make([]teamChange, 0, len(customers))
+					for _, cu := range customers {
+						after := cloneCustomer(cu)
+						for _, e := range customerEvents[cu.ID] {
+							after.Apply(e, time.Time{})
+						}
+						changes = append(changes, teamChange{before: cu, after: after})
+					}
+					if err := c.checkCapacity(ctx, tx, m.TenantID, l.policy, changes); err != nil {
+						return err
+					}
 				}
 
 				at := now()

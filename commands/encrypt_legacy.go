@@ -35,7 +35,7 @@ type LegacyReport struct {
 // audit log keeps a copy of each event's data).
 func (c *Commands) EncryptLegacy(ctx context.Context) (LegacyReport, error) {
 	var rep LegacyReport
-	ids, err := legacyStreams(ctx, c.store.Pool())
+	ids, err := c.legacyStreams(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -57,23 +57,18 @@ func (c *Commands) EncryptLegacy(ctx context.Context) (LegacyReport, error) {
 // LegacyCustomers counts the customers whose personal data is still in
 // clear in the event store: `ledger serve` warns until encrypt-legacy ran.
 func (c *Commands) LegacyCustomers(ctx context.Context) (int, error) {
-	ids, err := legacyStreams(ctx, c.store.Pool())
+	ids, err := c.legacyStreams(ctx)
 	return len(ids), err
 }
 
-// qLegacyStreams is answered by the partial index events_plaintext_profiles
-// (migration 0020), empty once encrypt-legacy has run.
-const qLegacyStreams = `SELECT DISTINCT stream_id::text FROM events
-	WHERE schema_version = 1 AND type IN ('CustomerRegistered', 'ClientInvited', 'CustomerUpdated') ORDER BY 1`
-
-func legacyStreams(ctx context.Context, q querier) ([]string, error) {
-	rows, err := q.Query(ctx, qLegacyStreams)
+// legacyStreams names the customers with profile events in clear (schema
+// version 1), answered by the partial index events_plaintext_profiles
+// (migration 0020): none once encrypt-legacy has run.
+func (c *Commands) legacyStreams(ctx context.Context) ([]string, error) {
+	ids, err := c.store.StreamsWithEventsAtSchema(ctx, 1,
+		[]string{domain.TypeCustomerRegistered, domain.TypeClientInvited, domain.TypeCustomerUpdated})
 	if err != nil {
-		return nil, fmt.Errorf("find plaintext customer events: %w", translatePg(err))
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("find plaintext customer events: %w", translatePg(err))
+		return nil, fmt.Errorf("find plaintext customer events: %w", err)
 	}
 	return ids, nil
 }
@@ -81,11 +76,14 @@ func legacyStreams(ctx context.Context, q querier) ([]string, error) {
 // encryptStream seals one customer's plaintext events.
 func (c *Commands) encryptStream(ctx context.Context, id string) (int, bool, error) {
 	pool := c.store.Pool()
-	var tenantID string
-	var hasKey, tombstone bool
-	err := pool.QueryRow(ctx, `SELECT s.tenant_id::text, k.wrapped_key IS NOT NULL, k.erased_at IS NOT NULL
-		FROM streams s LEFT JOIN customer_keys k ON k.customer_id = s.stream_id WHERE s.stream_id = $1`, id).Scan(&tenantID, &hasKey, &tombstone)
+	tenantID, _, err := c.store.StreamOwner(ctx, id)
 	if err != nil {
+		return 0, false, fmt.Errorf("customer %s: %w", id, err)
+	}
+	var hasKey, tombstone bool
+	err = pool.QueryRow(ctx, `SELECT wrapped_key IS NOT NULL, erased_at IS NOT NULL FROM customer_keys WHERE customer_id = $1`, id).
+		Scan(&hasKey, &tombstone)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, fmt.Errorf("customer %s: %w", id, translatePg(err))
 	}
 	var dk keyring.DataKey
@@ -180,14 +178,13 @@ func (c *Commands) ReapplyErasures(ctx context.Context, listed []string) (Reappl
 		if known[id] {
 			continue
 		}
-		var tenantID string
-		err := c.store.Pool().QueryRow(ctx, `SELECT tenant_id::text FROM streams WHERE stream_id = $1 AND stream_type = '`+streamCustomer+`'`, id).Scan(&tenantID)
-		if errors.Is(err, pgx.ErrNoRows) {
+		tenantID, streamType, err := c.store.StreamOwner(ctx, id)
+		if errors.Is(err, eventstore.ErrNotFound) || (err == nil && streamType != streamCustomer) {
 			rep.Unknown = append(rep.Unknown, id)
 			continue
 		}
 		if err != nil {
-			return rep, fmt.Errorf("customer %s: %w", id, translatePg(err))
+			return rep, fmt.Errorf("customer %s: %w", id, err)
 		}
 		m := Meta{TenantID: tenantID, Actor: domain.Actor{Name: "erasure reapplied", Role: domain.RoleAdmin}}
 		if _, err := c.BulkCustomers(ctx, m, CustomerBulkRequest{Action: domain.CustomerActionDelete, CustomerIDs: []string{id}}); err != nil {
@@ -209,17 +206,13 @@ type ErasedCustomer struct {
 // ErasedCustomers lists every erased customer (`ledger erase --list`): IDs
 // only, to keep beside the KEK, outside the database's backups.
 func (c *Commands) ErasedCustomers(ctx context.Context) ([]ErasedCustomer, error) {
-	rows, err := c.store.Pool().Query(ctx, `SELECT tenant_id::text, stream_id::text FROM events WHERE type = $1 ORDER BY position`,
-		domain.TypeCustomerErased)
+	events, err := c.store.EventsOfType(ctx, domain.TypeCustomerErased)
 	if err != nil {
-		return nil, fmt.Errorf("list erased customers: %w", translatePg(err))
+		return nil, fmt.Errorf("list erased customers: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (ErasedCustomer, error) {
-		var e ErasedCustomer
-		return e, r.Scan(&e.TenantID, &e.CustomerID)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list erased customers: %w", translatePg(err))
+	out := make([]ErasedCustomer, len(events))
+	for i, e := range events {
+		out[i] = ErasedCustomer{TenantID: e.TenantID, CustomerID: e.StreamID}
 	}
 	return out, nil
 }

@@ -21,10 +21,7 @@ func (c *Commands) ReleaseGroups() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	u.held = false
-	if len(u.pending) > 0 {
-		u.active++
-		go u.commit()
-	}
+	u.startLocked()
 }
 
 // Queued is how many commands wait for a committer.

@@ -225,3 +225,60 @@ func TestGroupFailureRetriesTheGroup(t *testing.T) {
 		})
 	}
 }
+
+// Commands that arrive while a group is still gathering (its lock round
+// trip in flight, here held up by a lock on its customer) wait for it to
+// decide and then go together as the next group, rather than each taking an
+// idle committer in a group of its own.
+func TestGroupCommandsArrivingWhileOneGathersGoTogether(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	first := b.customer(t)
+	u := b.users(t, 1)
+	others := make([]string, 5)
+	for i := range others {
+		others[i] = b.customer(t)
+	}
+	before := cmd.GroupStats()
+
+	// Another transaction holds the first customer's stream head.
+	blocker, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE`, first); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(others)+1)
+	wg.Go(func() { _, errs[0] = cmd.AssignUser(ctx, b.admin, first, u[0]) })
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting until %s", what)
+			}
+		}
+	}
+	waitFor("the first command's group started", func() bool { return cmd.GroupStats().Sub(before).Groups() == 1 })
+	for i, c := range others {
+		wg.Go(func() { _, errs[i+1] = cmd.AssignUser(ctx, b.admin, c, u[0]) })
+	}
+	// No committer takes them while the first group gathers.
+	waitFor("the later commands all queued", func() bool { return cmd.Queued() == len(others) })
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("command %d: %v", i, err)
+		}
+	}
+	got := cmd.GroupStats().Sub(before)
+	if got.Groups() != 2 || got.Sizes[1] != 1 || got.Sizes[len(others)] != 1 {
+		t.Fatalf("groups by size %v, want one of 1 and one of %d", got.Sizes, len(others))
+	}
+}

@@ -195,6 +195,11 @@ type importer struct {
 	users     map[string]domain.User
 	strangers map[string]bool
 	policy    *domain.Policy
+	// loads counts the customers of the team members named so far, under
+	// their capacity locks, when the policy caps customers per user.
+	loads domain.Loads
+	// rules chooses a team for rows without one (rule_apply.go).
+	rules *ruleApplier
 	// pending is the last batch decided with something to write: it is
 	// appended when the next such batch is ready, or at the end with the
 	// idempotency key, so that the key's record carries the import's last
@@ -322,6 +327,9 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 	if err != nil {
 		return err
 	}
+	if err := imp.loadCapacity(ctx, unique); err != nil {
+		return err
+	}
 
 	w := &importWrite{emailRow: map[string]int{}, claimEmail: map[string]string{}}
 	for _, row := range unique {
@@ -372,15 +380,51 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 			continue
 		}
 		id := newID()
-		var events []domain.Event
-		if opts.Invite {
-			events, err = domain.InviteClient(id, row.profile, team, *imp.policy)
-		} else {
-			events, err = domain.RegisterCustomer(id, m.TenantID, row.profile, team, *imp.policy)
+		decide := func(team []domain.User, pol domain.Policy) ([]domain.Event, error) {
+			if opts.Invite {
+				return domain.InviteClient(id, row.profile, team, pol)
+			}
+			return domain.RegisterCustomer(id, m.TenantID, row.profile, team, pol)
 		}
+		var pick rulePick
+		if len(team) == 0 {
+			if imp.rules == nil {
+				imp.rules = c.newRuleApplier(tx, m.TenantID, *imp.policy, !opts.DryRun, imp.at)
+			}
+			if team, pick, err = imp.rules.ruleMembers(ctx, decide); err != nil {
+				var re *domain.RuleError
+				if errors.As(err, &re) {
+					imp.rowError(row.n, "%s", rowRuleError(err, team))
+					continue
+				}
+				return err
+			}
+		}
+		events, err := decide(team, *imp.policy)
 		if err != nil {
 			imp.rowError(row.n, "%s", rowRuleError(err, team))
 			continue
+		}
+		tagRule(events, pick)
+		if pick.User != "" {
+			if _, counted := imp.loads[pick.User]; counted {
+				imp.loads[pick.User]++
+			}
+		} else if imp.policy.Capped() {
+			cu := domain.Customer{TenantID: m.TenantID}
+			for _, e := range events {
+				cu.Apply(e, imp.at)
+			}
+			if err := imp.policy.CheckCapacity(imp.loads, domain.Customer{}, cu); err != nil {
+				imp.rowError(row.n, "%s", rowRuleError(err, team))
+				continue
+			}
+			imp.loads.Move(domain.Customer{}, cu)
+			if imp.rules != nil {
+				for _, u := range team {
+					imp.rules.noteAssigned(u.ID)
+				}
+			}
 		}
 		imp.report.Created++
 		if len(imp.report.Errors) > 0 {
@@ -418,12 +462,53 @@ func (imp *importer) decide(ctx context.Context, rows []importRow) error {
 	if opts.DryRun || len(imp.report.Errors) > 0 || len(w.streams) == 0 {
 		return nil // a file with a bad row writes nothing: it is rolled back
 	}
+	if imp.rules != nil {
+		// The rules' turns of this batch, appended with its customers.
+		ruleStreams, err := imp.rules.streams()
+		if err != nil {
+			return err
+		}
+		w.streams = append(w.streams, ruleStreams...)
+	}
 	if imp.pending != nil {
 		if err := imp.write(ctx, imp.pending, nil, nil); err != nil {
 			return err
 		}
 	}
 	imp.pending = w
+	return nil
+}
+
+// loadCapacity counts, under their capacity locks (none for a dry run),
+// the customers of the team members of rows not counted yet, when the
+// policy caps customers per user.
+func (imp *importer) loadCapacity(ctx context.Context, rows []importRow) error {
+	if imp.policy == nil || !imp.policy.Capped() {
+		return nil
+	}
+	if imp.loads == nil {
+		imp.loads = domain.Loads{}
+	}
+	var ids []string
+	for _, row := range rows {
+		for _, email := range row.team {
+			if u, ok := imp.users[email]; ok {
+				if _, counted := imp.loads[u.ID]; !counted {
+					ids = append(ids, u.ID)
+				}
+			}
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	loads, err := userLoads(ctx, imp.c.keys, imp.tx, imp.m.TenantID, sortedUnique(ids), !imp.opts.DryRun)
+	if err != nil {
+		return err
+	}
+	for _, id := range sortedUnique(ids) {
+		imp.loads[id] = loads[id]
+	}
 	return nil
 }
 

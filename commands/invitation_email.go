@@ -50,26 +50,29 @@ func invitationEmail(cu domain.Customer, token string, users map[string]domain.U
 	return eventstore.OutboxMessage{ID: newID(), CustomerID: cu.ID, Kind: mail.KindInvitation, Payload: payload}, nil
 }
 
-// qInvitationOf reads a customer's invitation and its latest e-mail.
-const qInvitationOf = `SELECT i.accepted_at IS NOT NULL, o.status, o.sent_at
-FROM invitations i
-LEFT JOIN LATERAL (SELECT status, sent_at FROM outbox
-    WHERE customer_id = i.customer_id AND kind = '` + mail.KindInvitation + `' ORDER BY created_at DESC LIMIT 1) o ON true
-WHERE i.tenant_id = $1 AND i.customer_id = $2`
+// invitationSource reads an invitation: the invitations table and the
+// event store's outbox (its e-mail), outside or inside a transaction.
+type invitationSource interface {
+	querier
+	LatestOutbox(ctx context.Context, customerID, kind string) (eventstore.OutboxDelivery, bool, error)
+}
+
+// storeReader is the pool and the event store outside a transaction.
+type storeReader struct {
+	*eventstore.Store
+}
+
+func (r storeReader) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return r.Store.Pool().Query(ctx, sql, args...)
+}
 
 // invitationOf reads where customerID's invitation stands (nil when it was
 // not invited).
-func invitationOf(ctx context.Context, q querier, tenantID, customerID string) (*InvitationView, error) {
-	var (
-		accepted bool
-		email    *string
-		sentAt   *time.Time
-	)
-	rows, err := q.Query(ctx, qInvitationOf, tenantID, customerID)
+func invitationOf(ctx context.Context, q invitationSource, tenantID, customerID string) (*InvitationView, error) {
+	var accepted bool
+	rows, err := q.Query(ctx, `SELECT accepted_at IS NOT NULL FROM invitations WHERE tenant_id = $1 AND customer_id = $2`, tenantID, customerID)
 	if err == nil {
-		_, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (struct{}, error) {
-			return struct{}{}, r.Scan(&accepted, &email, &sentAt)
-		})
+		accepted, err = pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
 	}
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -81,12 +84,12 @@ func invitationOf(ctx context.Context, q querier, tenantID, customerID string) (
 	if accepted {
 		v.Status = InvitationAccepted
 	}
-	if email != nil {
-		v.Email = *email
+	email, found, err := q.LatestOutbox(ctx, customerID, mail.KindInvitation)
+	if err != nil {
+		return nil, fmt.Errorf("read invitation e-mail: %w", err)
 	}
-	if sentAt != nil {
-		t := sentAt.UTC()
-		v.SentAt = &t
+	if found {
+		v.Email, v.SentAt = email.Status, email.SentAt
 	}
 	return v, nil
 }

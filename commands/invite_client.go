@@ -53,18 +53,30 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 			return result, err
 		}
 		id := newID()
+		// Without a team, the assignment rules choose one (rule_apply.go).
+		rules := c.newRuleApplier(tx.Tx, m.TenantID, pol, true, now())
+		var pick rulePick
+		if len(members) == 0 {
+			if members, pick, err = rules.ruleMembers(ctx, func(members []domain.User, pol domain.Policy) ([]domain.Event, error) {
+				return domain.InviteClient(id, p, members, pol)
+			}); err != nil {
+				return result, err
+			}
+		}
 		events, err := domain.InviteClient(id, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		tagRule(events, pick)
+		ruleStreams, err := rules.streams()
 		if err != nil {
 			return result, err
 		}
 		invited := events[0].(domain.ClientInvited)
 		at := now()
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
-		for _, u := range members {
-			c.names.put(u.ID, u.Name)
+		cu := c.newCustomer(m.TenantID, events, members, at)
+		if err := c.checkCapacity(ctx, tx.Tx, m.TenantID, pol, []teamChange{{after: cu}}); err != nil {
+			return result, err
 		}
 		data, dk, err := c.sealNew(id, events)
 		if err != nil {
@@ -97,18 +109,7 @@ func (c *Commands) InviteClient(ctx context.Context, m Meta, p domain.Profile, t
 		if err := side(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-			Claims:   c.profileClaims(id, invited.Profile),
-			Outbox:   outbox,
-			Metadata: m.metadata(),
-			Now:      at,
-		}, dk, &result, &result.Position)
-		if err != nil {
-			return result, translateClaim(err)
-		}
-		result.Position = res.Position
-		return result, nil
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, invited.Profile), outbox, at, ruleStreams, &result, &result.Position)
+		return result, err
 	})
 }

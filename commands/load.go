@@ -25,17 +25,21 @@ const (
 	forUpdate lockMode = " FOR UPDATE"
 )
 
-const userColumns = `id::text, tenant_id::text, name, email, role, status, created_at, checkpoint_email`
+const userColumns = `id::text, tenant_id::text, name, email, role, status, created_at, checkpoint_email, away_until, notify_by_email`
 
 func scanUser(row pgx.Row) (domain.User, error) {
 	var u domain.User
 	var role, status string
-	if err := row.Scan(&u.ID, &u.TenantID, &u.Name, &u.Email, &role, &status, &u.CreatedAt, &u.CheckpointEmail); err != nil {
+	if err := row.Scan(&u.ID, &u.TenantID, &u.Name, &u.Email, &role, &status, &u.CreatedAt, &u.CheckpointEmail, &u.AwayUntil, &u.NotifyByEmail); err != nil {
 		return domain.User{}, err
 	}
 	u.Role = domain.Role(role)
 	u.Status = domain.UserStatus(status)
 	u.CreatedAt = u.CreatedAt.UTC()
+	if u.AwayUntil != nil {
+		t := u.AwayUntil.UTC()
+		u.AwayUntil = &t
+	}
 	return u, nil
 }
 

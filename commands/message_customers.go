@@ -191,15 +191,6 @@ func messageEmail(cu domain.Customer, emailID, messageID string, dk keyring.Data
 	return eventstore.OutboxMessage{ID: emailID, CustomerID: cu.ID, Kind: mail.KindMessage, Payload: payload, Message: messageID}, nil
 }
 
-// qMessage reads a message and counts its e-mails by status.
-const qMessage = `SELECT m.subject,
-    count(*) FILTER (WHERE o.status = 'queued'),
-    count(*) FILTER (WHERE o.status = 'sent'),
-    count(*) FILTER (WHERE o.status = 'failed')
-FROM messages m LEFT JOIN outbox o ON o.message_id = m.id
-WHERE m.tenant_id = $1 AND m.id = $2
-GROUP BY m.id, m.subject`
-
 // GetMessage reads where message id of the tenant stands (ErrNotFound for
 // an unknown ID or another tenant's). The counts are the outbox rows'
 // statuses, which the relay records as it delivers.
@@ -210,13 +201,18 @@ func (c *Commands) GetMessage(ctx context.Context, tenantID, id string) (Message
 		return MessageView{}, notFound("message", id)
 	}
 	v := MessageView{ID: mid}
-	err := c.store.Pool().QueryRow(ctx, qMessage, tenant, mid).Scan(&v.Subject, &v.Queued, &v.Sent, &v.Failed)
+	err := c.store.Pool().QueryRow(ctx, `SELECT subject FROM messages WHERE tenant_id = $1 AND id = $2`, tenant, mid).Scan(&v.Subject)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return MessageView{}, notFound("message", id)
 	}
 	if err != nil {
 		return MessageView{}, fmt.Errorf("read message: %w", translatePg(err))
 	}
+	counts, err := c.store.MessageOutboxCounts(ctx, mid)
+	if err != nil {
+		return MessageView{}, fmt.Errorf("read message: %w", err)
+	}
+	v.Queued, v.Sent, v.Failed = counts.Queued, counts.Sent, counts.Failed
 	return v, nil
 }
 

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -34,18 +35,30 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 			return result, err
 		}
 		id := newID()
+		// Without a team, the assignment rules choose one (rule_apply.go).
+		rules := c.newRuleApplier(tx.Tx, m.TenantID, pol, true, now())
+		var pick rulePick
+		if len(members) == 0 {
+			if members, pick, err = rules.ruleMembers(ctx, func(members []domain.User, pol domain.Policy) ([]domain.Event, error) {
+				return domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+			}); err != nil {
+				return result, err
+			}
+		}
 		events, err := domain.RegisterCustomer(id, m.TenantID, p, members, pol)
+		if err != nil {
+			return result, err
+		}
+		tagRule(events, pick)
+		ruleStreams, err := rules.streams()
 		if err != nil {
 			return result, err
 		}
 		reg := events[0].(domain.CustomerRegistered)
 		at := now()
-		cu := domain.Customer{TenantID: m.TenantID}
-		for _, e := range events {
-			cu.Apply(e, at)
-		}
-		for _, u := range members {
-			c.names.put(u.ID, u.Name)
+		cu := c.newCustomer(m.TenantID, events, members, at)
+		if err := c.checkCapacity(ctx, tx.Tx, m.TenantID, pol, []teamChange{{after: cu}}); err != nil {
+			return result, err
 		}
 		result = CustomerResult{CustomerView: c.customerView(cu)}
 		data, dk, err := c.sealNew(id, events)
@@ -55,19 +68,39 @@ func (c *Commands) RegisterCustomer(ctx context.Context, m Meta, p domain.Profil
 		if err := storeKeys(m.TenantID, dk)(ctx, tx); err != nil {
 			return result, translateClaim(err)
 		}
-		res, err := tx.appendSealed(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}},
-			Claims:   c.profileClaims(id, reg.Profile),
-			Metadata: m.metadata(),
-			Now:      at,
-		}, dk, &result, &result.Position)
-		if err != nil {
-			return result, translateClaim(err)
-		}
-		result.Position = res.Position
-		return result, nil
+		err = tx.appendNewCustomer(ctx, m, id, data, dk, c.profileClaims(id, reg.Profile), nil, at, ruleStreams, &result, &result.Position)
+		return result, err
 	})
+}
+
+// newCustomer is the customer a creating command's events make, its team's
+// names remembered for the answer.
+func (c *Commands) newCustomer(tenantID string, events []domain.Event, members []domain.User, at time.Time) domain.Customer {
+	cu := domain.Customer{TenantID: tenantID}
+	for _, e := range events {
+		cu.Apply(e, at)
+	}
+	for _, u := range members {
+		c.names.put(u.ID, u.Name)
+	}
+	return cu
+}
+
+// appendNewCustomer appends a new customer's first events (sealed with dk,
+// which also seals the stored answer) with its uniqueness claims, outbox
+// messages and the writes also made (an assignment rule's turn); a lost
+// claim is the rule it breaks.
+func (t *cmdTx) appendNewCustomer(ctx context.Context, m Meta, id string, data []eventstore.EventData, dk keyring.DataKey,
+	claims []eventstore.Claim, outbox []eventstore.OutboxMessage, at time.Time, also []eventstore.StreamWrite, result any, position *int64) error {
+	_, err := t.appendSealed(ctx, eventstore.AppendRequest{
+		TenantID: m.TenantID,
+		Streams:  append([]eventstore.StreamWrite{{StreamID: id, StreamType: streamCustomer, ExpectedVersion: eventstore.NoStream, Events: data}}, also...),
+		Claims:   claims,
+		Outbox:   outbox,
+		Metadata: m.metadata(),
+		Now:      at,
+	}, dk, result, position)
+	return translateClaim(err)
 }
 
 // profileClaims reserves a customer's email and external_id. The claims

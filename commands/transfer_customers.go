@@ -4,7 +4,6 @@ import (
 	"context"
 
 	"github.com/assignment-ledger/ledger/domain"
-	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // TransferRequest hands From's customers to To.
@@ -112,6 +111,15 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 			}
 		}
 		result.Errors = append(result.Errors, plan.Errors...)
+		pol, err := readPolicy(ctx, tx.Tx, m.TenantID)
+		if err != nil {
+			return result, err
+		}
+		capErrs, err := c.capacityPairErrors(ctx, tx.Tx, m.TenantID, pol, plan.ToBeAssigned, plan.ToBeDeassigned, !req.DryRun)
+		if err != nil {
+			return result, err
+		}
+		result.Errors = append(result.Errors, capErrs...)
 		if req.DryRun {
 			return result, nil
 		}
@@ -125,20 +133,6 @@ func (c *Commands) TransferCustomers(ctx context.Context, m Meta, req TransferRe
 		for _, cu := range customers {
 			versions[cu.ID] = cu.Version
 		}
-		streams, err := customerStreams(plan.Events, versions)
-		if err != nil {
-			return result, err
-		}
-		res, err := tx.append(ctx, eventstore.AppendRequest{
-			TenantID: m.TenantID,
-			Streams:  streams,
-			Metadata: m.metadata(),
-			Now:      now(),
-		}, &result, &result.Position)
-		if err != nil {
-			return result, err
-		}
-		result.Position = res.Position
-		return result, nil
+		return result, tx.appendCustomers(ctx, m, plan.Events, versions, &result, &result.Position)
 	})
 }

@@ -29,7 +29,12 @@ import (
 // Commands are committed in groups ("smart batching", no timer): a few
 // committers, each with its own connection, take everything that queued
 // while they were busy, up to maxGroup commands; a lone command finds an
-// idle committer and goes at once. One group is one transaction:
+// idle committer and goes at once. While a group is gathering (taken, not
+// yet decided), the next committer starts only once it has decided and is
+// writing, or once fullEnough commands wait: commands that arrive meanwhile
+// wait and go together rather than each in a group of its own, and a
+// group's lock round trip overlaps its predecessor's commit. One group is
+// one transaction:
 //
 //  1. one round trip: record the keyed commands' idempotency keys,
 //     share-lock every user the group uses (users
@@ -56,8 +61,9 @@ import (
 const maxGroup = 64
 
 // defaultCommitters is how many groups may be in flight at once, each on
-// its own connection: while some commit, the next group gathers. Fewer make
-// bigger groups (less PostgreSQL work per command) but overlap less.
+// its own connection: while some commit, the next group gathers (one at a
+// time unless fullEnough wait: see gathering). Fewer make bigger groups (less PostgreSQL work per
+// command) but overlap less.
 const defaultCommitters = 3
 
 // WithCommitters sets how many command groups may commit at once (n >= 1).
@@ -98,6 +104,11 @@ type unit struct {
 	mu      sync.Mutex
 	pending []*customerOp
 	active  int
+	// gathering counts the committers holding a group that has not been
+	// decided yet (its lock round trip is in flight): while there is one,
+	// no other committer starts until fullEnough commands wait, so the
+	// commands arriving meanwhile form the next group together.
+	gathering int
 
 	// sizes counts groups by their number of commands.
 	sizes [maxGroup + 1]atomic.Uint64
@@ -121,10 +132,7 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	op.answer = make(chan opAnswer, 1)
 	u.mu.Lock()
 	u.pending = append(u.pending, op)
-	if !u.held && u.active < u.committers {
-		u.active++
-		go u.commit()
-	}
+	u.startLocked()
 	u.mu.Unlock()
 	select {
 	case a := <-op.answer:
@@ -134,13 +142,38 @@ func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) 
 	}
 }
 
-// commit runs groups until nothing is pending.
+// fullEnough is how many waiting commands make a group worth starting
+// while another gathers: under heavy load the groups then overlap rather
+// than queue behind one lock round trip.
+const fullEnough = maxGroup / 4
+
+// mayGather reports whether another group may start gathering what is
+// pending. The caller holds mu.
+func (u *unit) mayGather() bool {
+	return !u.held && len(u.pending) > 0 && (u.gathering == 0 || len(u.pending) >= fullEnough)
+}
+
+// startLocked starts a committer for what is pending, unless one is
+// gathering already (and not fullEnough wait) or all are busy. The caller
+// holds mu.
+func (u *unit) startLocked() {
+	if u.mayGather() && u.active < u.committers {
+		u.active++
+		u.gathering++
+		go u.commit()
+	}
+}
+
+// commit runs groups until nothing is pending, or until another committer
+// gathers the next group.
 func (u *unit) commit() {
+	u.mu.Lock()
 	for {
-		u.mu.Lock()
+		// Here this committer is gathering (counted in gathering).
 		n := min(len(u.pending), maxGroup)
 		if n == 0 || u.held {
 			u.active--
+			u.gathering--
 			u.mu.Unlock()
 			return
 		}
@@ -148,7 +181,26 @@ func (u *unit) commit() {
 		u.pending = slices.Delete(u.pending, 0, n)
 		u.mu.Unlock()
 		u.sizes[n].Add(1)
-		u.runGroup(group)
+		var once sync.Once
+		decided := func() {
+			once.Do(func() {
+				u.mu.Lock()
+				u.gathering--
+				u.startLocked()
+				u.mu.Unlock()
+			})
+		}
+		u.runGroup(group, decided)
+		decided() // a group that failed before deciding
+		u.mu.Lock()
+		if !u.mayGather() {
+			// Nothing pending, or another committer gathers the next
+			// group.
+			u.active--
+			u.mu.Unlock()
+			return
+		}
+		u.gathering++
 	}
 }
 
@@ -215,7 +267,9 @@ func (c *Commands) GroupStats() GroupStats {
 
 // runGroup commits group, retrying it whole on a failure a retry may cure,
 // and answers every command.
-func (u *unit) runGroup(group []*customerOp) {
+// decided is called once the group's decisions are made (its writes are
+// next): the next group may start gathering.
+func (u *unit) runGroup(group []*customerOp, decided func()) {
 	// The group outlives no caller's deadline by much: it is bounded by
 	// its own timeout, not by one caller's cancellation, which would fail
 	// the others.
@@ -225,7 +279,7 @@ func (u *unit) runGroup(group []*customerOp) {
 	for attempt := 1; ; attempt++ {
 		var answers []opAnswer
 		var commitSent bool
-		answers, commitSent, err = u.try(ctx, group, attempt)
+		answers, commitSent, err = u.try(ctx, group, attempt, decided)
 		if err == nil {
 			for i, op := range group {
 				op.answer <- answers[i]
@@ -289,7 +343,7 @@ type keyRef struct{ tenant, key string }
 // try runs group once, in one transaction. It returns every command's
 // answer, or the error that failed the transaction (and whether COMMIT had
 // been sent, after which it may have committed).
-func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answers []opAnswer, commitSent bool, err error) {
+func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDecided func()) (answers []opAnswer, commitSent bool, err error) {
 	defer func() {
 		// A panic in a decision fails its group, not the process: the
 		// committer runs outside any request's recovery.
@@ -467,6 +521,13 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 			u.c.names.put(us.ID, us.Name)
 		}
 
+		// The loads of users in tenants that cap customers per user, under
+		// their capacity locks (capacity.go).
+		loads, err := u.capacityLoads(ctx, tx, group, tenants)
+		if err != nil {
+			return err
+		}
+
 		// Decide, in arrival order. The clock is read once the heads are
 		// locked, so recorded times never go backwards within a stream.
 		at := now()
@@ -524,6 +585,13 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 			for _, e := range events {
 				cu.Apply(e, at)
 			}
+			if pol := tenants[op.m.TenantID].Policy; pol.Capped() {
+				if err := pol.CheckCapacity(loads[op.m.TenantID], gc.cu, cu); err != nil {
+					answers[i].err = err
+					continue
+				}
+				loads[op.m.TenantID].Move(gc.cu, cu)
+			}
 			outcomes[i].cu = cu
 			outcomes[i].posOf = gc.lastWrite
 			if k.key != "" {
@@ -563,6 +631,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int) (answe
 				return err
 			}
 		}
+		onDecided()
 		if u.beforeWrite != nil {
 			if err := u.beforeWrite(ctx, attempt, tx); err != nil {
 				return err

@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -29,6 +30,11 @@ type UserChange struct {
 	// Any admin may set it for any admin (like name and role); only an
 	// admin may be opted in.
 	CheckpointEmail *bool
+	// Away asks to set AwayUntil (nil: the user is back); the user or an
+	// admin may. NotifyByEmail is the user's own choice only.
+	Away          bool
+	AwayUntil     *time.Time
+	NotifyByEmail *bool
 }
 
 // ChangeUser changes a user's name, role and checkpoint e-mail opt-in
@@ -39,15 +45,17 @@ type UserChange struct {
 // shows everywhere at once; events keep the names they were recorded with
 // (an audit entry's actor name is what it was then).
 func (c *Commands) ChangeUser(ctx context.Context, m Meta, userID string, ch UserChange) (UserResult, error) {
-	name, role := ch.Name, ch.Role
-	if err := domain.RequireAdmin(m.Actor); err != nil {
+	role := ch.Role
+	dch := domain.UserChange{Name: ch.Name, Role: ch.Role, CheckpointEmail: ch.CheckpointEmail,
+		Away: ch.Away, AwayUntil: ch.AwayUntil, NotifyByEmail: ch.NotifyByEmail}
+	uid, ok := parseID(userID)
+	if err := domain.AuthorizeUserChange(m.Actor, uid, dch); err != nil {
 		return UserResult{}, err
 	}
 	m, err := m.prepare()
 	if err != nil {
 		return UserResult{}, err
 	}
-	uid, ok := parseID(userID)
 	if !ok {
 		return UserResult{}, notFound("user", userID)
 	}
@@ -67,7 +75,7 @@ func (c *Commands) ChangeUser(ctx context.Context, m Meta, userID string, ch Use
 				admins++
 			}
 		}
-		events, err := u.Update(name, role, ch.CheckpointEmail, admins)
+		events, err := u.Change(dch, admins)
 		if err != nil {
 			return result, err
 		}
@@ -95,8 +103,10 @@ func (c *Commands) ChangeUser(ctx context.Context, m Meta, userID string, ch Use
 			return result, err
 		}
 		side := func(ctx context.Context, tx execer) error {
-			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4, checkpoint_email = $5 WHERE tenant_id = $1 AND id = $2`,
-				m.TenantID, uid, string(u.Role), u.Name, u.CheckpointEmail); err != nil {
+			if _, err := tx.Exec(ctx, `UPDATE users SET role = $3, name = $4, checkpoint_email = $5, away_until = $6, notify_by_email = $7,
+				notify_since = CASE WHEN $7 AND NOT notify_by_email THEN now() WHEN $7 THEN notify_since END
+				WHERE tenant_id = $1 AND id = $2`,
+				m.TenantID, uid, string(u.Role), u.Name, u.CheckpointEmail, u.AwayUntil, u.NotifyByEmail); err != nil {
 				return fmt.Errorf("update user row: %w", err)
 			}
 			return nil

@@ -59,6 +59,13 @@ type UserView struct {
 	// CheckpointEmail tells whether the user is e-mailed the daily
 	// checkpoint: always for an auditor, for an admin who opted in.
 	CheckpointEmail bool `json:"checkpoint_email"`
+	// AwayUntil is when an out-of-office user is back (null: not away);
+	// NotifyByEmail the user's choice to get notifications by e-mail too.
+	AwayUntil     *time.Time `json:"away_until"`
+	NotifyByEmail bool       `json:"notify_by_email"`
+	// Customers is how many customers the user serves, from the my_clients
+	// read model (filled in by the HTTP layer).
+	Customers int `json:"customers"`
 }
 
 // UserResult is the answer of a successful user command.
@@ -79,7 +86,7 @@ type PolicyResult struct {
 
 func userView(u domain.User) UserView {
 	return UserView{ID: u.ID, Name: u.Name, Email: u.Email, Role: string(u.Role), Status: string(u.Status), CreatedAt: u.CreatedAt.UTC(),
-		CheckpointEmail: u.ReceivesCheckpointEmail()}
+		CheckpointEmail: u.ReceivesCheckpointEmail(), AwayUntil: u.AwayUntil, NotifyByEmail: u.NotifyByEmail}
 }
 
 // customerView renders c; the names of its team must be in the cache
@@ -122,7 +129,7 @@ func (c *Commands) GetCustomer(ctx context.Context, tenantID, customerID string)
 	}
 	v := c.customerView(cu)
 	if cu.Invited {
-		if v.Invitation, err = invitationOf(ctx, c.store.Pool(), tenantID, customerID); err != nil {
+		if v.Invitation, err = invitationOf(ctx, storeReader{c.store}, tenantID, customerID); err != nil {
 			return CustomerView{}, err
 		}
 	}

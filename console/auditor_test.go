@@ -70,7 +70,7 @@ func TestConsoleAuditorReadsAndChangesNothing(t *testing.T) {
 	a, _ := signInHTTP(t, w, aud, "/customers")
 
 	adminForms := []string{"/customers/new", "/customers/{id}/delete", "/users/{id}/deactivate", "/users/{id}/transfer",
-		"/import", "/import/template.csv", "/invite", "/policy"}
+		"/import", "/import/template.csv", "/invite", "/policy", "/customers/{id}/message", "/users/{id}/customers"}
 	fill := func(p string) string {
 		if strings.HasPrefix(p, "/users/") {
 			return strings.Replace(p, "{id}", w.bob.id, 1)
@@ -108,6 +108,7 @@ func TestConsoleAuditorReadsAndChangesNothing(t *testing.T) {
 		"/users":             {`id="create-user"`, `action="/users/` + w.bob.id + `/role"`, `/transfer"`, `/deactivate"`},
 		"/audit":             {`method="post"`},
 		"/notifications":     {`id="mark-read"`},
+		"/groups":            {`id="create-group"`, `/rename"`, `/delete"`},
 	} {
 		got := a.get(path)
 		if got.status != nethttp.StatusOK {

@@ -88,6 +88,10 @@ type Deps struct {
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
+	// FollowUpsDue answers how many follow-ups are due per customer among
+	// customerIDs, for the customer table's "Follow-ups due" column. May
+	// be nil: the column is then not offered.
+	FollowUpsDue func(ctx context.Context, tenantID string, customerIDs []string) (map[string]int, error)
 	// ParseID checks an ID as the API checks its IDs: the canonical UUID,
 	// or the API's own 400 invalid_id error naming field (which Refusal
 	// maps), so a malformed ID answers the same in both.
@@ -163,6 +167,7 @@ func (c *Console) register(r chi.Router) {
 		member.Post("/customers/bulk", c.bulkSave)
 		admin.Post("/customers/message", c.messageCustomers)
 		memberID.Get("/messages/{id}", c.messageStatus)
+		adminID.Get("/customers/{id}/message", c.messageOne)
 		member.Get("/customers/export", c.export)
 		admin.Get("/customers/new", c.newCustomerPage)
 		admin.Post("/customers/new", c.newCustomer)
@@ -174,10 +179,15 @@ func (c *Console) register(r chi.Router) {
 		adminID.Post("/customers/{id}/groups", c.group)
 		reader.Get("/audit/export", c.auditExport)
 		memberID.Post("/customers/{id}/mine", c.toggleMine)
+		memberID.Post("/customers/{id}/assign", c.inlineAssign)
 		memberID.Post("/customers/{id}/team", c.setTeam)
 		adminID.Post("/customers/{id}/lead", c.makeLead)
 		memberID.Post("/customers/{id}/remove", c.removeMember)
 		adminID.Post("/customers/{id}/replace", c.replaceMember)
+		member.Get("/groups", c.groups)
+		admin.Post("/groups", c.createGroup)
+		adminID.Post("/groups/{id}/rename", c.renameGroup)
+		adminID.Post("/groups/{id}/delete", c.deleteGroup)
 		member.Get("/my-clients", c.myClients)
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
@@ -191,13 +201,24 @@ func (c *Console) register(r chi.Router) {
 		member.Post("/views", c.saveView)
 		memberID.Post("/views/{id}/delete", c.deleteView)
 		reader.Get("/users", c.users)
+		member.Get("/users/search", c.userSearch)
 		admin.Post("/users", c.createUser)
 		adminID.Post("/users/{id}/role", c.changeRole)
 		adminID.Get("/users/{id}/deactivate", c.deactivatePreview)
 		adminID.Post("/users/{id}/deactivate", c.deactivate)
+		adminID.Get("/users/{id}/customers", c.userCustomers)
+		adminID.Post("/users/{id}/customers/review", c.userCustomersReview)
+		adminID.Post("/users/{id}/customers", c.userCustomersSave)
 		adminID.Get("/users/{id}/transfer", c.transferPage)
 		adminID.Post("/users/{id}/transfer", c.transfer)
 		reader.Get("/audit", c.audit)
+		reader.Get("/workload", c.workload)
+		reader.Get("/rules", c.rules)
+		admin.Post("/rules", c.createRule)
+		admin.Post("/rules/try", c.tryRule)
+		admin.Post("/rules/assign", c.assignByRules)
+		adminID.Post("/rules/{id}/move", c.moveRule)
+		adminID.Post("/rules/{id}/delete", c.deleteRule)
 		admin.Get("/import", c.importPage)
 		admin.Get("/import/template.csv", c.importTemplate)
 		admin.Post("/import", c.importClients)
@@ -307,13 +328,32 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04:05 UTC")
 	},
-	"fullName": func(first, last string) string { return strings.TrimSpace(first + " " + last) },
+	"day": func(t time.Time) string {
+		if t.IsZero() {
+			return ""
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	// cellOf hands the table's "cell" template one optional column's
+	// value: the column's key, the row, and the follow-ups' counts.
+	"cellOf": func(key string, item projections.CustomerItem, followUps map[string]int) cellData {
+		return cellData{Key: key, Item: item, FollowUps: followUps[item.ID]}
+	},
+	"hasPrefix": strings.HasPrefix,
+	"fullName":  func(first, last string) string { return strings.TrimSpace(first + " " + last) },
 	"badge": func(n int) string {
 		if n > maxUnreadShown {
 			return strconv.Itoa(maxUnreadShown) + "+"
 		}
 		return strconv.Itoa(n)
 	},
+}
+
+// cellData is one optional column's cell of the customer table.
+type cellData struct {
+	Key       string
+	Item      projections.CustomerItem
+	FollowUps int
 }
 
 // view is what every page's template gets.
@@ -342,6 +382,8 @@ type view struct {
 	// FollowUpsDue counts the signed-in user's overdue follow-ups (the
 	// header's counter).
 	FollowUpsDue int
+	// NavLinks are the header's links for the signed-in user's role.
+	NavLinks []navItem
 }
 
 // render writes a page. Pages are small, so they are rendered into memory
@@ -354,6 +396,7 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 	}
 	if s, ok := sessionOf(r.Context()); ok {
 		v.Me, v.CSRF = s.Principal, s.CSRF
+		v.NavLinks = navFor(s.Actor)
 		if v.Unread == 0 {
 			n, err := c.d.Queries.UnreadUpTo(r.Context(), s.TenantID, s.UserID, maxUnreadShown+1)
 			if err != nil {
@@ -513,28 +556,32 @@ func redirectAfter(w nethttp.ResponseWriter, r *nethttp.Request, target string, 
 // shown, so a crafted link cannot put text on the page.
 func noticeText(done string) string {
 	return map[string]string{
-		"team":        "Team saved.",
-		"followup":    "Follow-up saved.",
-		"view":        "View saved.",
-		"viewdeleted": "View deleted.",
-		"mine":        "My Clients updated.",
-		"lead":        "Team lead changed.",
-		"removed":     "Team member removed.",
-		"replaced":    "Team member replaced.",
-		"bulk":        "Bulk edit saved.",
-		"read":        "Notifications marked read.",
-		"signedout":   "You are signed out.",
-		"usercreated": "User created.",
-		"blocked":     "Customer blocked.",
-		"groups":      "Groups updated.",
-		"created":     "Customer created.",
-		"unblocked":   "Customer unblocked.",
-		"deleted":     "Deleted: the personal data is erased.",
-		"role":        "Role changed.",
-		"deactivated": "User deactivated.",
-		"transferred": "Customers transferred.",
-		"policy":      "Policy saved.",
-		"profile":     "Profile saved.",
+		"team":         "Team saved.",
+		"mine":         "My Clients updated.",
+		"lead":         "Team lead changed.",
+		"removed":      "Team member removed.",
+		"replaced":     "Team member replaced.",
+		"bulk":         "Bulk edit saved.",
+		"assigned":     "Assigned.",
+		"read":         "Notifications marked read.",
+		"signedout":    "You are signed out.",
+		"usercreated":  "User created.",
+		"blocked":      "Customer blocked.",
+		"groups":       "Groups updated.",
+		"created":      "Customer created.",
+		"unblocked":    "Customer unblocked.",
+		"deleted":      "Deleted: the personal data is erased.",
+		"role":         "Role changed.",
+		"deactivated":  "User deactivated.",
+		"transferred":  "Customers transferred.",
+		"policy":       "Policy saved.",
+		"groupcreated": "Group created.",
+		"grouprenamed": "Group renamed.",
+		"groupdeleted": "Group deleted; its customers are not.",
+		"profile":      "Profile saved.",
+		"followup":     "Follow-up saved.",
+		"view":         "View saved.",
+		"viewdeleted":  "View deleted.",
 	}[done]
 }
 

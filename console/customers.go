@@ -6,6 +6,7 @@ import (
 	nethttp "net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/assignment-ledger/ledger/commands"
@@ -17,20 +18,32 @@ import (
 const pageSize = 50
 
 type customersData struct {
-	Q, Status, AssignedUser, Group string
-	Statuses                       []string
-	Users                          []commands.UserView
-	Groups                         []projections.Group
+	Q, Status, Group string
+	// Assigned are the Assigned-user filter's ticks ("me", "none" or user
+	// IDs); AssignedNames word them for the filter's summary.
+	Assigned      map[string]bool
+	AssignedNames []string
+	Statuses      []string
+	Users         []commands.UserView
+	Groups        []projections.Group
 	// Exports are the download links of the filtered list, one per format.
 	Exports []exportLink
 	Items   []projections.CustomerItem
 	Next    string
 	Paged   bool
-	// NextURL keeps the filters on the next page's link; Query is the
-	// filters alone (where a bulk edit returns), FirstURL
-	// the links that carry them (whole URLs: html/template would escape
-	// a query interpolated after "?").
-	NextURL, Query, FirstURL string
+	// NextURL keeps the filters on the next page's link, PrevURL on the
+	// previous page's; Query is the filters alone (where a bulk edit
+	// returns), FirstURL the links that carry them (whole URLs:
+	// html/template would escape a query interpolated after "?").
+	NextURL, PrevURL, Query, FirstURL string
+	// Total is how many customers match the filters; From and To number
+	// the rows of this page among them.
+	Total, From, To int
+	// Columns are the optional columns offered, Shown the chosen ones;
+	// FollowUps fills the follow-ups' column when it is shown.
+	Columns   []listColumn
+	Shown     map[string]bool
+	FollowUps map[string]int
 	// Checked are the customers ticked when a bulk review is sent back.
 	Checked map[string]bool
 	// MessageSubject and MessageBody keep a refused message's text.
@@ -42,6 +55,15 @@ type customersData struct {
 	BulkUsers []commands.UserView
 	// Views are the saved views the user may pick (v3).
 	Views []projections.SavedView
+}
+
+// ColSpan is how many columns the table has (for its "no rows" line).
+func (d customersData) ColSpan() int {
+	n := 4 + len(d.Shown)
+	if d.Bulk {
+		n++
+	}
+	return n
 }
 
 var statuses = []string{"active", "invited", "blocked"}
@@ -70,6 +92,7 @@ func (c *Console) customers(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	lagging := c.waitForPosition(r, projections.CustomerList, projections.MyClients)
+	c.chosenColumns(w, r, s.UserID) // keeps a new choice in the cookie
 	name, v, err := c.customersPage(r, s, view{Lagging: lagging})
 	if err != nil {
 		if _, known := c.d.Refusal(err); known {
@@ -90,8 +113,9 @@ func (c *Console) customers(w nethttp.ResponseWriter, r *nethttp.Request) {
 
 func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (string, view, error) {
 	q := r.URL.Query()
-	d := customersData{Q: strings.TrimSpace(q.Get("q")), Status: q.Get("status"), AssignedUser: q.Get("assigned_user"),
-		Group: q.Get("group"), Statuses: statuses, Paged: q.Get("cursor") != "", Checked: map[string]bool{}}
+	d := customersData{Q: strings.TrimSpace(q.Get("q")), Status: q.Get("status"), Group: q.Get("group"),
+		Statuses: statuses, Paged: q.Get("cursor") != "", Checked: map[string]bool{}, Assigned: map[string]bool{},
+		Columns: c.offeredColumns(), Shown: c.chosenColumns(nil, r, s.UserID)}
 	users, err := c.activeUsers(r.Context(), s.TenantID)
 	if err != nil {
 		return "", v, err
@@ -120,30 +144,51 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 			return "", v, err
 		}
 	}
-	switch d.AssignedUser {
-	case "":
-	case "me":
-		f.AssignedUser = s.UserID
-	case "none":
-		f.AssignedUser = "none"
-	default:
-		if f.AssignedUser, err = c.d.ParseID(d.AssignedUser, "assigned_user"); err != nil {
-			return "", v, err
+	chosen := assignedValues(q["assigned_user"])
+	if f.AssignedUser, f.AssignedUsers, err = c.assignedFilter(s, chosen); err != nil {
+		return "", v, err
+	}
+	names := map[string]string{"me": "me", "none": "no one"}
+	for _, u := range users {
+		names[u.ID] = u.Name
+	}
+	for _, a := range chosen {
+		d.Assigned[a] = true
+		if n, ok := names[a]; ok {
+			d.AssignedNames = append(d.AssignedNames, n)
+		} else {
+			d.AssignedNames = append(d.AssignedNames, a)
 		}
 	}
 	if d.Status != "" && !slices.Contains(statuses, d.Status) {
 		d.Status, f.Status = "", ""
 	}
-	pg, err := c.d.Queries.Customers(r.Context(), s.TenantID, f, pageSize, q.Get("cursor"))
+	cursor := q.Get("cursor")
+	pg, err := c.d.Queries.Customers(r.Context(), s.TenantID, f, pageSize, cursor)
 	if err != nil {
 		return "", v, err
 	}
 	d.Items, d.Next = pg.Items, pg.NextCursor
+	if d.Total, err = c.d.Queries.CountCustomers(r.Context(), s.TenantID, f); err != nil {
+		return "", v, err
+	}
+	if d.Shown[colFollowUps] && c.d.FollowUpsDue != nil {
+		ids := make([]string, len(d.Items))
+		for i, it := range d.Items {
+			ids[i] = it.ID
+		}
+		if d.FollowUps, err = c.d.FollowUpsDue(r.Context(), s.TenantID, ids); err != nil {
+			return "", v, err
+		}
+	}
 	nq := url.Values{}
-	for _, k := range []string{"q", "status", "assigned_user", "group"} {
+	for _, k := range []string{"q", "status", "group"} {
 		if val := q.Get(k); val != "" {
 			nq.Set(k, val)
 		}
+	}
+	if len(chosen) > 0 {
+		nq["assigned_user"] = chosen
 	}
 	d.Query = nq.Encode()
 	d.FirstURL = "/customers?" + d.Query
@@ -155,27 +200,162 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		eq.Set("format", fm[0])
 		d.Exports = append(d.Exports, exportLink{Format: fm[0], Label: fm[1], URL: "/customers/export?" + eq.Encode()})
 	}
-	if d.Next != "" {
-		nq.Set("cursor", d.Next)
-		d.NextURL = "/customers?" + nq.Encode()
+	d.PrevURL, d.NextURL, d.From = pageLinks("/customers", nq, q, cursor, d.Next)
+	if len(d.Items) > 0 {
+		d.To = d.From + len(d.Items) - 1
+	} else {
+		d.From = 0
 	}
 	v.Title, v.Nav, v.Data = "Customers", "customers", d
 	return "customers", v, nil
 }
 
+// maxPrevCursors bounds the previous pages a page link remembers (the
+// list pages forward by a keyset cursor: going back replays a kept
+// cursor). Further back, "First page" still leads to the start.
+const maxPrevCursors = 20
+
+// pageLinks makes a keyset-paged list's previous and next links. The
+// cursors of the pages before this one travel in the links (prev=, the
+// nearest last; the first page's is empty) with the page's number (p=),
+// so "Previous page" needs no query the read model does not have.
+// Answers the links (empty when there is none) and this page's first
+// row's number.
+func pageLinks(path string, filters, q url.Values, cursor, next string) (prevURL, nextURL string, from int) {
+	page, err := strconv.Atoi(q.Get("p"))
+	if err != nil || page < 1 || cursor == "" {
+		page = 1
+	}
+	prev := q["prev"]
+	if cursor == "" {
+		prev = nil
+	}
+	link := func(cur string, stack []string, p int) string {
+		lq := url.Values{}
+		for k, vals := range filters {
+			lq[k] = vals
+		}
+		if cur != "" {
+			lq.Set("cursor", cur)
+			lq["prev"] = stack
+			lq.Set("p", strconv.Itoa(p))
+		}
+		return path + "?" + lq.Encode()
+	}
+	if len(prev) > 0 {
+		last := len(prev) - 1
+		prevURL = link(prev[last], prev[:last], page-1)
+	}
+	if next != "" {
+		stack := append(slices.Clone(prev), cursor)
+		if len(stack) > maxPrevCursors {
+			stack = stack[len(stack)-maxPrevCursors:]
+		}
+		nextURL = link(next, stack, page+1)
+	}
+	return prevURL, nextURL, (page-1)*pageSize + 1
+}
+
+// assignedValues splits the Assigned-user filter's values: repeated
+// parameters (the ticks) or the API's comma-separated list.
+func assignedValues(raw []string) []string {
+	var out []string
+	for _, r := range raw {
+		for _, part := range strings.Split(r, ",") {
+			if part = strings.TrimSpace(part); part != "" && !slices.Contains(out, part) {
+				out = append(out, part)
+			}
+		}
+	}
+	return out
+}
+
+// errNoneWithUsers and errTooManyAssigned refuse what the API's
+// assigned_user refuses.
+var (
+	errNoneWithUsers   = &domain.ValidationError{Field: "assigned_user", Detail: "no one cannot be combined with users"}
+	errTooManyAssigned = &domain.ValidationError{Field: "assigned_user", Detail: "at most 100 users in assigned_user"}
+)
+
+// maxAssignedFilter is the API's limit on assigned_user's users.
+const maxAssignedFilter = 100
+
+// assignedFilter turns the filter's values into the list's filter as GET
+// /v1/customers does: one user walks that user's customers, several their
+// union, "none" the unassigned; "me" is the signed-in user.
+func (c *Console) assignedFilter(s sessionInfo, chosen []string) (one string, several []string, err error) {
+	if slices.Contains(chosen, "none") {
+		if len(chosen) > 1 {
+			return "", nil, errNoneWithUsers
+		}
+		return "none", nil, nil
+	}
+	if len(chosen) > maxAssignedFilter {
+		return "", nil, errTooManyAssigned
+	}
+	for _, a := range chosen {
+		id := s.UserID
+		if a != "me" {
+			if id, err = c.d.ParseID(a, "assigned_user"); err != nil {
+				return "", nil, err
+			}
+		}
+		if !slices.Contains(several, id) {
+			several = append(several, id)
+		}
+	}
+	if len(several) == 1 {
+		return several[0], nil, nil
+	}
+	return "", several, nil
+}
+
+// apiAssigned is the filter's assigned_user as the API's selection and
+// export take it: "none", or comma-separated user IDs ("me" resolved).
+func apiAssigned(s sessionInfo, raw []string) string {
+	vals := assignedValues(raw)
+	for i, v := range vals {
+		if v == "me" {
+			vals[i] = s.UserID
+		}
+	}
+	return strings.Join(vals, ",")
+}
+
 // bulkForm is the bulk edit as the customer table's form posts it.
 type bulkForm struct {
-	Action      string
-	UserID      string
+	Action string
+	// UserIDs are the users to add, remove or set (user_ids; the older
+	// single user_id is read too).
+	UserIDs     []string
+	GroupID     string
 	CustomerIDs []string
 }
 
 func readBulkForm(r *nethttp.Request) bulkForm {
-	return bulkForm{Action: r.PostForm.Get("action"), UserID: r.PostForm.Get("user_id"), CustomerIDs: r.PostForm["customer_ids"]}
+	f := bulkForm{Action: r.PostForm.Get("action"), GroupID: r.PostForm.Get("group_id"), CustomerIDs: r.PostForm["customer_ids"]}
+	for _, id := range append(slices.Clone(r.PostForm["user_ids"]), r.PostForm["user_id"]...) {
+		if id != "" && !slices.Contains(f.UserIDs, id) {
+			f.UserIDs = append(f.UserIDs, id)
+		}
+	}
+	return f
 }
 
 func (f bulkForm) request(dryRun bool) commands.BulkRequest {
-	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: []string{f.UserID}, DryRun: dryRun}
+	return commands.BulkRequest{Action: f.Action, CustomerIDs: f.CustomerIDs, UserIDs: f.UserIDs, DryRun: dryRun}
+}
+
+// customerAction is the form's action when it is one of POST
+// /v1/customers/bulk's (block, unblock, groups, delete), an admin's route.
+func (f bulkForm) customerAction() (domain.CustomerAction, bool) {
+	a := domain.CustomerAction(f.Action)
+	return a, a.Valid()
+}
+
+func (f bulkForm) customerRequest(dryRun bool) commands.CustomerBulkRequest {
+	a, _ := f.customerAction()
+	return commands.CustomerBulkRequest{Action: a, CustomerIDs: f.CustomerIDs, GroupID: f.GroupID, DryRun: dryRun}
 }
 
 // checkBulkIDs checks a bulk form's IDs as POST /v1/assignments/bulk and
@@ -184,7 +364,10 @@ func (c *Console) checkBulkIDs(f bulkForm) error {
 	if err := c.checkIDs("customer_ids", f.CustomerIDs...); err != nil {
 		return err
 	}
-	return c.checkIDs("user_ids", f.UserID)
+	if err := c.checkIDs("group_id", f.GroupID); err != nil {
+		return err
+	}
+	return c.checkIDs("user_ids", f.UserIDs...)
 }
 
 // errNothingSelected and errNoUser are the console's own input checks,
@@ -207,7 +390,8 @@ type reviewData struct {
 	Form                         bulkForm
 	ToBeAssigned, ToBeDeassigned []reviewRow
 	Unchanged, Errors            []reviewRow
-	ActionLabel, UserName        string
+	ActionLabel                  string
+	UserNames                    []string
 	// Counts are the tabs' sizes (to be assigned, to be deassigned,
 	// unchanged, errors); each tab lists at most maxReviewRows.
 	Counts [4]int
@@ -227,9 +411,10 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
-	if f.Action == string(domain.CustomerActionDelete) {
-		// Deleting is POST /v1/customers/bulk, an admin's route: a member
-		// is refused before anything else is looked at, as there.
+	if _, ok := f.customerAction(); ok {
+		// Blocking, groups and deleting are POST /v1/customers/bulk, an
+		// admin's route: a member is refused before anything else is
+		// looked at, as there.
 		if err := domain.RequireAdmin(s.Actor); err != nil {
 			c.problem(w, r, err)
 			return
@@ -252,10 +437,7 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 	if r.PostForm.Get("all_matching") == "on" {
 		// The filters the table showed, as the back link carries them.
 		back, _ := url.ParseQuery(r.PostForm.Get("back"))
-		assigned := back.Get("assigned_user")
-		if assigned == "me" {
-			assigned = s.UserID
-		}
+		assigned := apiAssigned(s, back["assigned_user"])
 		if c.d.SelectMatching == nil {
 			err = errNothingSelected
 		} else {
@@ -272,7 +454,11 @@ func (c *Console) bulkReview(w nethttp.ResponseWriter, r *nethttp.Request) {
 	case f.Action == string(domain.CustomerActionDelete):
 		c.bulkEraseReview(w, r, s, f, back)
 		return
-	case f.UserID == "":
+	case f.Action == string(domain.CustomerActionBlock) || f.Action == string(domain.CustomerActionUnblock) ||
+		f.Action == string(domain.CustomerActionAddToGroup) || f.Action == string(domain.CustomerActionRemoveFromGroup):
+		c.bulkCustomersReview(w, r, s, f, back)
+		return
+	case len(f.UserIDs) == 0:
 		err = errNoUser
 	}
 	var res commands.BulkResult
@@ -345,7 +531,13 @@ func (c *Console) reviewData(ctx context.Context, s sessionInfo, f bulkForm, res
 		rr.Code, rr.Detail = e.Code, n.name(e.Detail)
 		d.Errors = append(d.Errors, rr)
 	}
-	d.UserName = userName[f.UserID]
+	for _, id := range f.UserIDs {
+		if n := userName[id]; n != "" {
+			d.UserNames = append(d.UserNames, n)
+		} else {
+			d.UserNames = append(d.UserNames, id)
+		}
+	}
 	d.ActionLabel = map[string]string{"add": "Add", "remove": "Remove", "set": "Make the only assignee:"}[f.Action]
 	d.CanSave = d.Counts[3] == 0 && d.Counts[0]+d.Counts[1] > 0
 	return d, nil
@@ -359,7 +551,8 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	f := readBulkForm(r)
-	if f.Action == string(domain.CustomerActionDelete) {
+	_, customerAction := f.customerAction()
+	if customerAction {
 		if err := domain.RequireAdmin(s.Actor); err != nil {
 			c.problem(w, r, err)
 			return
@@ -373,7 +566,11 @@ func (c *Console) bulkSave(w nethttp.ResponseWriter, r *nethttp.Request) {
 		c.bulkErase(w, r, s, f)
 		return
 	}
-	if len(f.CustomerIDs) == 0 || f.UserID == "" {
+	if len(f.CustomerIDs) > 0 && customerAction {
+		c.bulkCustomersSave(w, r, s, f)
+		return
+	}
+	if len(f.CustomerIDs) == 0 || len(f.UserIDs) == 0 {
 		nethttp.Redirect(w, r, "/customers", nethttp.StatusSeeOther)
 		return
 	}
@@ -420,8 +617,8 @@ func (c *Console) export(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	q := r.URL.Query()
-	if q.Get("assigned_user") == "me" {
-		q.Set("assigned_user", s.UserID)
+	if a := apiAssigned(s, q["assigned_user"]); a != "" {
+		q.Set("assigned_user", a)
 	}
 	q.Del("cursor")
 	r2 := r.Clone(r.Context())

@@ -48,6 +48,10 @@ func (c *Console) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 	subject, body := r.PostForm.Get("subject"), r.PostForm.Get("body")
 	backQuery := r.PostForm.Get("back")
 	back := func(v view) (string, view, error) {
+		if r.PostForm.Get("from") == "row" && len(ids) == 1 {
+			// The row's own message page, with the text kept.
+			return c.messageOnePage(r, s, v, ids[0], subject, body, backQuery)
+		}
 		r2 := r.Clone(r.Context())
 		r2.URL.RawQuery = backQuery
 		name, v, err := c.customersPage(r2, s, v)
@@ -66,10 +70,7 @@ func (c *Console) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 	_, err := c.d.Commands.CheckMessage(c.meta(s), subject, body)
 	if err == nil && r.PostForm.Get("all_matching") == "on" {
 		filters, _ := url.ParseQuery(backQuery)
-		assigned := filters.Get("assigned_user")
-		if assigned == "me" {
-			assigned = s.UserID
-		}
+		assigned := apiAssigned(s, filters["assigned_user"])
 		if c.d.SelectMatching == nil {
 			err = errNothingSelected
 		} else {
@@ -141,4 +142,37 @@ func (c *Console) messageStatus(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	c.render(w, r, nethttp.StatusOK, "message-status", view{Title: "Message: " + m.Subject, Nav: "customers", Data: m})
+}
+
+// messageOneData is a row's "Send message" page: one customer's message.
+type messageOneData struct {
+	Customer      commands.CustomerView
+	Subject, Body string
+	Back, BackURL string
+}
+
+// messageOne is the customer table's per-row "Send message": the message
+// form for that one customer, sent as the bulk message of one (POST
+// /v1/customers/messages with its ID).
+func (c *Console) messageOne(w nethttp.ResponseWriter, r *nethttp.Request) {
+	s, ok := c.requireSession(w, r)
+	if !ok {
+		return
+	}
+	name, v, err := c.messageOnePage(r, s, view{}, chi.URLParam(r, "id"), "", "", r.URL.Query().Get("back"))
+	if err != nil {
+		c.problem(w, r, err)
+		return
+	}
+	c.render(w, r, nethttp.StatusOK, name, v)
+}
+
+func (c *Console) messageOnePage(r *nethttp.Request, s sessionInfo, v view, id, subject, body, back string) (string, view, error) {
+	cu, err := c.d.Commands.GetCustomer(r.Context(), s.TenantID, id)
+	if err != nil {
+		return "", v, err
+	}
+	v.Title, v.Nav = "Message "+fullNameOf(cu), "customers"
+	v.Data = messageOneData{Customer: cu, Subject: subject, Body: body, Back: back, BackURL: customersURL(back)}
+	return "message-one", v, nil
 }

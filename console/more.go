@@ -6,6 +6,8 @@ import (
 	"io"
 	nethttp "net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,10 +18,18 @@ import (
 
 type auditData struct {
 	From, To, Type, Actor, UserID, CustomerID string
-	Users                                     []commands.UserView
-	Names                                     map[string]string
-	Items                                     []projections.AuditEntry
-	NextURL                                   string
+	// CustomerQ is the customer filter's search (a name or e-mail);
+	// CustomerChoices the customers it matches when it matches several
+	// (the log waits for a choice), CustomerNote says why no row is shown.
+	CustomerQ       string
+	CustomerChoices []projections.CustomerItem
+	CustomerNote    string
+	Users           []commands.UserView
+	Names           map[string]string
+	// Customers names the customers of the page's rows.
+	Customers map[string]string
+	Items     []projections.AuditEntry
+	NextURL   string
 	// CSVURL and NDJSONURL download the filtered log (every page).
 	CSVURL, NDJSONURL string
 }
@@ -84,13 +94,18 @@ func (c *Console) auditExport(w nethttp.ResponseWriter, r *nethttp.Request) {
 func (c *Console) auditPage(r *nethttp.Request, s sessionInfo, v view) (string, view, error) {
 	q := r.URL.Query()
 	d := auditData{From: q.Get("from"), To: q.Get("to"), Type: q.Get("type"), Actor: q.Get("actor"),
-		UserID: q.Get("user_id"), CustomerID: q.Get("customer_id"), Names: map[string]string{}}
-	f := projections.AuditFilter{Type: d.Type, Actor: d.Actor, UserID: d.UserID, CustomerID: d.CustomerID}
+		UserID: q.Get("user_id"), CustomerID: q.Get("customer_id"), CustomerQ: strings.TrimSpace(q.Get("customer_q")),
+		Names: map[string]string{}, Customers: map[string]string{}}
 	for _, id := range [][2]string{{"actor", d.Actor}, {"user_id", d.UserID}, {"customer_id", d.CustomerID}} {
 		if err := c.checkIDs(id[0], id[1]); err != nil {
 			return "", v, err
 		}
 	}
+	waiting, err := c.auditCustomer(r, s, &d)
+	if err != nil {
+		return "", v, err
+	}
+	f := projections.AuditFilter{Type: d.Type, Actor: d.Actor, UserID: d.UserID, CustomerID: d.CustomerID}
 	if d.From != "" {
 		t, err := time.ParseInLocation(dateLayout, d.From, time.UTC)
 		if err != nil {
@@ -113,17 +128,35 @@ func (c *Console) auditPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 	for _, u := range users {
 		d.Names[u.ID] = u.Name
 	}
-	pg, err := c.d.Queries.Audit(r.Context(), s.TenantID, f, pageSize, q.Get("cursor"))
+	var pg projections.Page[projections.AuditEntry]
+	if !waiting {
+		if pg, err = c.d.Queries.Audit(r.Context(), s.TenantID, f, pageSize, q.Get("cursor")); err != nil {
+			return "", v, err
+		}
+	}
+	d.Items = pg.Items
+	ids := make([]string, 0, len(d.Items))
+	for _, e := range d.Items {
+		if e.CustomerID != "" {
+			ids = append(ids, e.CustomerID)
+		}
+	}
+	byID, err := c.d.Queries.CustomersByID(r.Context(), s.TenantID, ids)
 	if err != nil {
 		return "", v, err
 	}
-	d.Items = pg.Items
+	for id := range byID {
+		d.Customers[id] = customerName(byID, id)
+	}
 	// The exports take the API's filters: whole UTC days as timestamps.
 	eq := url.Values{}
-	for _, k := range []string{"type", "actor", "user_id", "customer_id"} {
+	for _, k := range []string{"type", "actor", "user_id"} {
 		if val := q.Get(k); val != "" {
 			eq.Set(k, val)
 		}
+	}
+	if d.CustomerID != "" {
+		eq.Set("customer_id", d.CustomerID)
 	}
 	if !f.From.IsZero() {
 		eq.Set("from", f.From.Format(time.RFC3339Nano))
@@ -142,11 +175,65 @@ func (c *Console) auditPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 				nq.Set(k, vals[0])
 			}
 		}
+		if d.CustomerID != "" {
+			nq.Set("customer_id", d.CustomerID)
+		}
 		nq.Set("cursor", pg.NextCursor)
 		d.NextURL = "/audit?" + nq.Encode()
 	}
 	v.Title, v.Nav, v.Data = "Audit", "audit", d
 	return "audit", v, nil
+}
+
+// maxCustomerChoices bounds the customers the audit's customer search
+// offers to choose from.
+const maxCustomerChoices = 20
+
+// auditCustomer resolves the audit's customer filter: a search by name or
+// e-mail (customer_q) picks the customer it matches, or offers the ones it
+// matches to choose from (waiting: no row is shown until then); a
+// customer_id alone (a link, or an erased customer, whose name is gone)
+// filters by that customer. A choice whose customer no longer matches an
+// edited search is dropped for the search's answer.
+func (c *Console) auditCustomer(r *nethttp.Request, s sessionInfo, d *auditData) (waiting bool, err error) {
+	if d.CustomerQ == "" {
+		if d.CustomerID != "" {
+			byID, err := c.d.Queries.CustomersByID(r.Context(), s.TenantID, []string{d.CustomerID})
+			if err != nil {
+				return false, err
+			}
+			if _, ok := byID[d.CustomerID]; ok {
+				d.CustomerQ = customerName(byID, d.CustomerID)
+			}
+		}
+		return false, nil
+	}
+	pg, err := c.d.Queries.Customers(r.Context(), s.TenantID, projections.CustomerFilter{Q: d.CustomerQ}, maxCustomerChoices+1, "")
+	if err != nil {
+		return false, err
+	}
+	matches := pg.Items
+	if d.CustomerID != "" && slices.ContainsFunc(matches, func(it projections.CustomerItem) bool { return it.ID == d.CustomerID }) {
+		if len(matches) > 1 {
+			d.CustomerChoices = matches[:min(len(matches), maxCustomerChoices)]
+		}
+		return false, nil
+	}
+	d.CustomerID = ""
+	switch {
+	case len(matches) == 0:
+		d.CustomerNote = "No customer matches “" + d.CustomerQ + "”."
+		return true, nil
+	case len(matches) == 1:
+		d.CustomerID = matches[0].ID
+		return false, nil
+	}
+	d.CustomerChoices = matches[:min(len(matches), maxCustomerChoices)]
+	d.CustomerNote = "Several customers match “" + d.CustomerQ + "”: choose one."
+	if len(matches) > maxCustomerChoices {
+		d.CustomerNote = "More than " + strconv.Itoa(maxCustomerChoices) + " customers match “" + d.CustomerQ + "”: choose one, or search for more of the name."
+	}
+	return true, nil
 }
 
 type importData struct {
@@ -252,7 +339,6 @@ func (c *Console) importClients(w nethttp.ResponseWriter, r *nethttp.Request) {
 }
 
 type inviteData struct {
-	Users                             []commands.UserView
 	FirstName, LastName, Email, Phone string
 	Team                              map[string]bool
 	Link                              string
@@ -260,20 +346,26 @@ type inviteData struct {
 	Invited                           bool
 	// SendEmail e-mails the client its invitation (send_email).
 	SendEmail bool
+	// Picker chooses the team.
+	Picker pickerData
 }
+
+// teamLegend is the team pickers' legend on the forms that create a
+// customer.
+const teamLegend = "Team (the first ticked leads when the policy wants a lead)"
 
 func (c *Console) invitePage(w nethttp.ResponseWriter, r *nethttp.Request) {
 	s, ok := c.requireSession(w, r)
 	if !ok {
 		return
 	}
-	users, err := c.activeUsers(r.Context(), s.TenantID)
+	p, err := c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, nil, "")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
 	c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite",
-		Data: inviteData{Users: users, Team: map[string]bool{}}})
+		Data: inviteData{Team: map[string]bool{}, Picker: p}})
 }
 
 // invite calls InviteClient and shows the invitation link once: only its
@@ -290,12 +382,16 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for _, id := range f["team"] {
 		d.Team[id] = true
 	}
-	users, err := c.activeUsers(r.Context(), s.TenantID)
-	if err != nil {
+	_, q, find := pickerFind(r)
+	var err error
+	if d.Picker, err = c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, f["team"], q); err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	d.Users = users
+	if find {
+		c.render(w, r, nethttp.StatusOK, "invite", view{Title: "Invite a client", Nav: "invite", Data: d})
+		return
+	}
 	var res commands.InvitationResult
 	err = c.checkIDs("team", f["team"]...)
 	if err == nil {
@@ -310,6 +406,10 @@ func (c *Console) invite(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	d.Invited, d.Customer = true, res.Customer
+	if d.Picker, err = c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, nil, ""); err != nil {
+		c.fail(w, r, err)
+		return
+	}
 	if res.Token != "" {
 		d.Link = c.d.BaseURL + "/invitations/" + res.Token
 	}

@@ -19,12 +19,12 @@ func (c *Console) newCustomerPage(w nethttp.ResponseWriter, r *nethttp.Request) 
 	if !ok {
 		return
 	}
-	users, err := c.activeUsers(r.Context(), s.TenantID)
+	p, err := c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, nil, "")
 	if err != nil {
 		c.fail(w, r, err)
 		return
 	}
-	d := newCustomerData{inviteData: inviteData{Users: users, Team: map[string]bool{}}}
+	d := newCustomerData{inviteData: inviteData{Team: map[string]bool{}, Picker: p}}
 	c.render(w, r, nethttp.StatusOK, "new-customer", view{Title: "New customer", Nav: "customers", Data: d})
 }
 
@@ -42,18 +42,26 @@ func (c *Console) newCustomer(w nethttp.ResponseWriter, r *nethttp.Request) {
 	for _, id := range f["team"] {
 		d.Team[id] = true
 	}
+	_, q, find := pickerFind(r)
+	var err error
+	if d.Picker, err = c.teamPicker(r.Context(), s.TenantID, "team", teamLegend, f["team"], q); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	if find {
+		c.render(w, r, nethttp.StatusOK, "new-customer", view{Title: "New customer", Nav: "customers", Data: d})
+		return
+	}
 	var res commands.CustomerResult
-	err := c.checkIDs("team", f["team"]...)
+	err = c.checkIDs("team", f["team"]...)
 	if err == nil {
 		res, err = c.d.Commands.RegisterCustomer(r.Context(), c.meta(s), domain.Profile{FirstName: d.FirstName,
 			LastName: d.LastName, Email: d.Email, Phone: d.Phone, ExternalID: d.ExternalID}, f["team"]...)
 	}
 	if err != nil {
 		c.refused(w, r, err, "new-customer", func(v view) (string, view, error) {
-			users, uerr := c.activeUsers(r.Context(), s.TenantID)
-			d.Users = users
 			v.Title, v.Nav, v.Data = "New customer", "customers", d
-			return "new-customer", v, uerr
+			return "new-customer", v, nil
 		})
 		return
 	}

@@ -1,6 +1,7 @@
 package console
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	nethttp "net/http"
@@ -42,7 +43,12 @@ type profileData struct {
 	// Lead is the team form's chosen lead ("" keeps it): after a refusal,
 	// what the user chose, like the ticks in OnTeam.
 	Lead string
+	// Picker is the team form's user picker.
+	Picker pickerData
 }
+
+// teamFormLegend is the profile's team picker's legend.
+const teamFormLegend = "Tick who serves this customer, then Save"
 
 // historyEntry is one event of the customer's stream, for the timeline.
 type historyEntry struct {
@@ -90,6 +96,9 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 	if err != nil {
 		return "", v, err
 	}
+	if err := c.seeCustomer(ctx, cu); err != nil {
+		return "", v, err
+	}
 	users, err := c.activeUsers(ctx, s.TenantID)
 	if err != nil {
 		return "", v, err
@@ -99,6 +108,13 @@ func (c *Console) profilePage(r *nethttp.Request, s sessionInfo, v view) (string
 		d.OnTeam[a.UserID] = true
 	}
 	d.Mine = d.OnTeam[s.UserID]
+	team := make([]string, 0, len(cu.Assignees))
+	for _, a := range cu.Assignees {
+		team = append(team, a.UserID)
+	}
+	if d.Picker, err = c.teamPicker(ctx, s.TenantID, "user_ids", teamFormLegend, team, ""); err != nil {
+		return "", v, err
+	}
 	if d.CanSelfAssign = s.IsAdmin(); !d.CanSelfAssign {
 		pol, err := c.d.Commands.GetPolicy(ctx, s.TenantID)
 		if err != nil {
@@ -240,8 +256,39 @@ func (c *Console) toggleMine(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}, nil)
 }
 
-// setTeam is the assigned-user toggles and one Save (SetTeam).
+// setTeam is the assigned-user toggles and one Save (SetTeam). The
+// picker's Find shows the profile again with the search's answers and the
+// ticks as left, running no command.
 func (c *Console) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
+	// The toggles as the user left them, not as the team is.
+	keep := func(d *profileData) {
+		d.OnTeam = map[string]bool{}
+		for _, id := range r.PostForm["user_ids"] {
+			d.OnTeam[id] = true
+		}
+		d.Lead = r.PostForm.Get("lead")
+		_, q, _ := pickerFind(r)
+		s, _ := sessionOf(r.Context())
+		if p, err := c.teamPicker(r.Context(), s.TenantID, "user_ids", teamFormLegend, r.PostForm["user_ids"], q); err == nil {
+			d.Picker = p
+		}
+	}
+	if _, _, find := pickerFind(r); find {
+		s, ok := c.requireSession(w, r)
+		if !ok {
+			return
+		}
+		name, v, err := c.profilePage(r, s, view{})
+		if err != nil {
+			c.problem(w, r, err)
+			return
+		}
+		d := v.Data.(profileData)
+		keep(&d)
+		v.Data = d
+		c.render(w, r, nethttp.StatusOK, name, v)
+		return
+	}
 	c.profileCommand(w, r, "team", "team", func(s sessionInfo, id string) (commands.CustomerResult, error) {
 		ids := slices.Clone(r.PostForm["user_ids"])
 		if err := c.checkIDs("user_ids", ids...); err != nil {
@@ -253,14 +300,7 @@ func (c *Console) setTeam(w nethttp.ResponseWriter, r *nethttp.Request) {
 		// "" keeps the current lead if kept, else the first ticked under
 		// require_lead: the command decides, as for the API's PUT.
 		return c.d.Commands.SetTeam(r.Context(), c.meta(s), id, ids, r.PostForm.Get("lead"))
-	}, func(d *profileData) {
-		// The toggles as the user left them, not as the team is.
-		d.OnTeam = map[string]bool{}
-		for _, id := range r.PostForm["user_ids"] {
-			d.OnTeam[id] = true
-		}
-		d.Lead = r.PostForm.Get("lead")
-	})
+	}, keep)
 }
 
 func (c *Console) makeLead(w nethttp.ResponseWriter, r *nethttp.Request) {
@@ -336,4 +376,22 @@ func (c *Console) group(w nethttp.ResponseWriter, r *nethttp.Request) {
 		return
 	}
 	redirectAfter(w, r, "/customers/"+id+"#groups", res.Position, "groups")
+}
+
+// seeCustomer answers a customer the signed-in member may not see (under
+// members_see "assigned", not on its team) exactly as an unknown one: the
+// API's not-found, which the problem page shows as 404.
+func (c *Console) seeCustomer(ctx context.Context, cu commands.CustomerView) error {
+	team := make([]string, len(cu.Assignees))
+	for i, a := range cu.Assignees {
+		team[i] = a.UserID
+	}
+	ok, err := c.d.Queries.SeesTeam(ctx, team)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return commands.ErrNotFound
+	}
+	return nil
 }

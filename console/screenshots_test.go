@@ -71,6 +71,9 @@ func TestConsoleScreenshots(t *testing.T) {
 		{"import", "/import", 1280, nil},
 		{"invite", "/invite", 1280, nil},
 		{"policy", "/policy", 1280, nil},
+		{"groups", "/groups", 1280, nil},
+		{"assign-customers", "/users/" + w.bob.id + "/customers", 1280, nil},
+		{"customers-columns", "/customers?cols=1&col=phone&col=created&col=groups", 1280, nil},
 	}
 	for _, s := range shots {
 		b := newBrowser(t, w, s.width, 900)

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/projections"
 )
 
 const (
@@ -73,6 +74,9 @@ func (c *Console) session(next nethttp.Handler) nethttp.Handler {
 			case err == nil:
 				s.Role = domain.Role(role)
 				ctx = context.WithValue(ctx, ctxSession, s)
+				// Every read model read of the page is the signed-in user's,
+				// under members_see (projections.Viewer), as in the API.
+				ctx = projections.WithViewer(ctx, projections.ViewerFor(s.TenantID, s.Actor))
 			case !errors.Is(err, pgx.ErrNoRows):
 				c.fail(w, r, fmt.Errorf("load session: %w", err))
 				return

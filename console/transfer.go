@@ -79,7 +79,7 @@ func (c *Console) transferView(r *nethttp.Request, s sessionInfo, v view) (strin
 	for _, e := range res.Errors {
 		ids = append(ids, e.CustomerID)
 	}
-	rd, err := c.reviewData(r.Context(), s, bulkForm{CustomerIDs: ids, UserID: d.To}, res)
+	rd, err := c.reviewData(r.Context(), s, bulkForm{CustomerIDs: ids, UserIDs: []string{d.To}}, res)
 	if err != nil {
 		return "", v, err
 	}

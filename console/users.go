@@ -234,7 +234,10 @@ func (c *Console) changePolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	f := r.PostForm
 	p := domain.Policy{RequireAssignee: f.Get("require_assignee") == "on", RequireLead: f.Get("require_lead") == "on",
-		MembersCanSelfAssign: f.Get("members_can_self_assign") == "on"}
+		MembersCanSelfAssign: f.Get("members_can_self_assign") == "on", MembersSee: domain.VisibilityAll}
+	if f.Get("members_see_assigned") == "on" {
+		p.MembersSee = domain.VisibilityAssigned
+	}
 	var err error
 	if raw := strings.TrimSpace(f.Get("max_assignees")); raw != "" {
 		n, perr := strconv.Atoi(raw)
@@ -245,7 +248,8 @@ func (c *Console) changePolicy(w nethttp.ResponseWriter, r *nethttp.Request) {
 	}
 	var res commands.PolicyResult
 	if err == nil {
-		res, err = c.d.Commands.ChangePolicy(r.Context(), c.meta(s), p)
+		// The form has no max_customers_per_user field: keep it.
+		res, err = c.d.Commands.ChangePolicy(r.Context(), c.meta(s), p, commands.KeepMaxCustomersPerUser)
 	}
 	if err != nil {
 		c.refused(w, r, err, "policy", func(v view) (string, view, error) { return c.policyPage(r, s, v) })

@@ -52,14 +52,16 @@ func AuthorizeBulk(a Actor, pol Policy, action BulkAction, userIDs []string) err
 // Pair is one (customer, user) pair of a bulk edit.
 type Pair struct {
 	CustomerID string `json:"customer_id"`
-	UserID     string `json:"user_id"`
+	// UserID is empty, and left out, only for a customer as a whole
+	// (auto_assign's unchanged customers and their errors).
+	UserID string `json:"user_id,omitempty"`
 }
 
 // PairError is why one pair of a bulk edit is refused; Code is a RuleError
 // code.
 type PairError struct {
 	CustomerID string `json:"customer_id"`
-	UserID     string `json:"user_id"`
+	UserID     string `json:"user_id,omitempty"`
 	Code       string `json:"code"`
 	Detail     string `json:"detail"`
 }

@@ -54,7 +54,7 @@ type RuleError struct {
 // Unprocessable reports whether the rule refuses the request as a whole
 // (HTTP 422) rather than a change to existing state (HTTP 409).
 func (e *RuleError) Unprocessable() bool {
-	return e.Code == CodeTeamRequired || e.Code == CodeNoRecipients
+	return e.Code == CodeTeamRequired || e.Code == CodeNoRecipients || e.Code == CodeNoEligibleAssignee
 }
 
 func (e *RuleError) Error() string {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
 )
@@ -48,6 +49,51 @@ const (
 	TypeCustomerErased           = "CustomerErased"
 	TypeCustomerMessaged         = "CustomerMessaged"
 )
+
+// Assignment rule events (contract v3), in the rule's stream.
+const (
+	TypeAssignmentRuleCreated = "AssignmentRuleCreated"
+	TypeAssignmentRuleChanged = "AssignmentRuleChanged"
+	TypeAssignmentRuleDeleted = "AssignmentRuleDeleted"
+	// TypeAssignmentRuleApplied records a turn of a rule's rotation.
+	TypeAssignmentRuleApplied = "AssignmentRuleApplied"
+)
+
+// AssignmentRuleCreated and AssignmentRuleChanged carry the rule's whole
+// definition.
+type AssignmentRuleCreated struct {
+	RuleID string `json:"rule_id"`
+	RuleBody
+}
+
+type AssignmentRuleChanged struct {
+	RuleID string `json:"rule_id"`
+	RuleBody
+}
+
+// AssignmentRuleDeleted carries the deleted rule's name, for the audit log.
+type AssignmentRuleDeleted struct {
+	RuleID string `json:"rule_id"`
+	Name   string `json:"name"`
+}
+
+// AssignmentRuleApplied records that the rule was applied to a customer:
+// UserID is whom it assigned (the customer's UserAssigned carries the
+// rule_id), or empty when it found no one eligible (the admins named in
+// Notify are told: rule_found_no_one). NextTurn is the rotation's place
+// after it.
+type AssignmentRuleApplied struct {
+	RuleID     string   `json:"rule_id"`
+	CustomerID string   `json:"customer_id"`
+	UserID     string   `json:"user_id,omitempty"`
+	NextTurn   int      `json:"next_turn"`
+	Notify     []string `json:"notify,omitempty"`
+}
+
+func (AssignmentRuleCreated) EventType() string { return TypeAssignmentRuleCreated }
+func (AssignmentRuleChanged) EventType() string { return TypeAssignmentRuleChanged }
+func (AssignmentRuleDeleted) EventType() string { return TypeAssignmentRuleDeleted }
+func (AssignmentRuleApplied) EventType() string { return TypeAssignmentRuleApplied }
 
 // ErrUnknownEvent is returned (wrapped) by DecodeEvent for a type or schema
 // version this build does not know, so a reader can tell it from bad JSON.
@@ -100,6 +146,14 @@ type UserUpdated struct {
 	// CheckpointEmail is set when an admin's opt-in to the daily
 	// checkpoint e-mail changes (left out of the events that do not change it).
 	CheckpointEmail *bool `json:"checkpoint_email,omitempty"`
+	// AwayUntil is set when the user goes out of office until then
+	// (contract v3); AwayCleared when they are back before it (the
+	// clearing is a field of its own: a JSON null would read as absent).
+	AwayUntil   *time.Time `json:"away_until,omitempty"`
+	AwayCleared bool       `json:"away_cleared,omitempty"`
+	// NotifyByEmail is set when the user's choice to receive each
+	// notification by e-mail too changes (contract v3).
+	NotifyByEmail *bool `json:"notify_by_email,omitempty"`
 }
 
 // ApiKeyIssued records that a key exists; the key itself never enters the
@@ -177,6 +231,8 @@ type UserAssigned struct {
 	CustomerID string `json:"customer_id"`
 	UserID     string `json:"user_id"`
 	Lead       bool   `json:"lead"`
+	// RuleID is the assignment rule that chose the user (contract v3).
+	RuleID string `json:"rule_id,omitempty"`
 }
 
 type UserUnassigned struct {
@@ -317,6 +373,10 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeInvitationEmailed:        decodeAs[InvitationEmailed],
 	TypeCustomerErased:           decodeAs[CustomerErased],
 	TypeCustomerMessaged:         decodeAs[CustomerMessaged],
+	TypeAssignmentRuleCreated:    decodeAs[AssignmentRuleCreated],
+	TypeAssignmentRuleChanged:    decodeAs[AssignmentRuleChanged],
+	TypeAssignmentRuleDeleted:    decodeAs[AssignmentRuleDeleted],
+	TypeAssignmentRuleApplied:    decodeAs[AssignmentRuleApplied],
 	// Follow-ups (v3).
 	TypeFollowUpScheduled: decodeAs[FollowUpScheduled],
 	TypeFollowUpCompleted: decodeAs[FollowUpCompleted],

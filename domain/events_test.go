@@ -26,7 +26,7 @@ var eventJSON = []struct {
 	{domain.UserUpdated{UserID: "u1", Role: domain.RoleMember}, `{"user_id":"u1","role":"member"}`},
 	{domain.ApiKeyIssued{UserID: "u1", KeyID: "k1"}, `{"user_id":"u1","key_id":"k1"}`},
 	{domain.PolicyChanged{Policy: domain.Policy{MaxAssignees: ptr(3), RequireAssignee: true, RequireLead: true, MembersCanSelfAssign: false}},
-		`{"max_assignees":3,"require_assignee":true,"require_lead":true,"members_can_self_assign":false}`},
+		`{"max_assignees":3,"require_assignee":true,"require_lead":true,"members_can_self_assign":false,"max_customers_per_user":null}`},
 	{domain.CustomerRegistered{CustomerID: "c1", Profile: prof}, `{"customer_id":"c1",` + profJSON + `}`},
 	{domain.ClientInvited{CustomerID: "c1", Profile: prof}, `{"customer_id":"c1",` + profJSON + `}`},
 	{domain.CustomerUpdated{CustomerID: "c1", Profile: prof}, `{"customer_id":"c1",` + profJSON + `}`},
@@ -75,7 +75,11 @@ func TestEncodeEventOptionalKeys(t *testing.T) {
 		// No previous lead: the key stays, empty.
 		{domain.TeamLeadChanged{CustomerID: "c1", UserID: "u2"}, `{"customer_id":"c1","user_id":"u2","previous_user_id":""}`},
 		{domain.PolicyChanged{Policy: domain.DefaultPolicy()},
-			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true}`},
+			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true,"members_see":"all","max_customers_per_user":null}`},
+		// Stored before members_see existed: no key (Tenant.Apply reads
+		// it as "all").
+		{domain.PolicyChanged{Policy: domain.Policy{MembersCanSelfAssign: true}},
+			`{"max_assignees":null,"require_assignee":false,"require_lead":false,"members_can_self_assign":true,"max_customers_per_user":null}`},
 		{domain.UserAssigned{CustomerID: "c1", UserID: "u1"}, `{"customer_id":"c1","user_id":"u1","lead":false}`},
 		// An admin's opt-in: absent unless it changes, and an opt-out
 		// keeps the key (false), so it is told from no change.

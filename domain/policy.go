@@ -14,18 +14,54 @@ type Policy struct {
 	RequireAssignee      bool `json:"require_assignee"`
 	RequireLead          bool `json:"require_lead"`
 	MembersCanSelfAssign bool `json:"members_can_self_assign"`
+
+	// MembersSee is which customers members see: every customer of the
+	// tenant, or only those they are assigned to (admins and auditors see
+	// all either way). A PolicyChanged stored before the field existed
+	// has none: Tenant.Apply reads it as VisibilityAll. In a ChangePolicy
+	// request, empty means "unchanged".
+	MembersSee Visibility `json:"members_see,omitempty"`
+
+	// MaxCustomersPerUser caps how many customers one user may serve
+	// (contract v3; nil: no limit). PolicyChanged events before it have
+	// none, which reads as no limit.
+	MaxCustomersPerUser *int `json:"max_customers_per_user"`
+}
+
+// Visibility is a policy's members_see.
+type Visibility string
+
+const (
+	// VisibilityAll lets members see every customer of the tenant.
+	VisibilityAll Visibility = "all"
+	// VisibilityAssigned lets members see only the customers they serve.
+	VisibilityAssigned Visibility = "assigned"
+)
+
+// withVisibility is p with an empty MembersSee read as VisibilityAll.
+func (p Policy) withVisibility() Policy {
+	if p.MembersSee == "" {
+		p.MembersSee = VisibilityAll
+	}
+	return p
 }
 
 // DefaultPolicy is the policy of a new tenant: no limit, no required
 // assignee or lead, and members may assign themselves.
 func DefaultPolicy() Policy {
-	return Policy{MembersCanSelfAssign: true}
+	return Policy{MembersCanSelfAssign: true, MembersSee: VisibilityAll}
 }
 
 // Validate reports whether p can be stored.
 func (p Policy) Validate() error {
 	if p.MaxAssignees != nil && (*p.MaxAssignees < 1 || *p.MaxAssignees > MaxAssigneesLimit) {
 		return invalid("max_assignees", fmt.Sprintf("must be null or between 1 and %d", MaxAssigneesLimit))
+	}
+	if p.MembersSee != "" && p.MembersSee != VisibilityAll && p.MembersSee != VisibilityAssigned {
+		return invalid("members_see", `must be "all" or "assigned"`)
+	}
+	if p.MaxCustomersPerUser != nil && (*p.MaxCustomersPerUser < 1 || *p.MaxCustomersPerUser > MaxCustomersPerUserLimit) {
+		return invalid("max_customers_per_user", fmt.Sprintf("must be null or between 1 and %d", MaxCustomersPerUserLimit))
 	}
 	return nil
 }
@@ -35,10 +71,13 @@ func (p Policy) Validate() error {
 func (p Policy) Equal(q Policy) bool {
 	sameMax := (p.MaxAssignees == nil) == (q.MaxAssignees == nil) &&
 		(p.MaxAssignees == nil || *p.MaxAssignees == *q.MaxAssignees)
-	return sameMax &&
+	sameCap := (p.MaxCustomersPerUser == nil) == (q.MaxCustomersPerUser == nil) &&
+		(p.MaxCustomersPerUser == nil || *p.MaxCustomersPerUser == *q.MaxCustomersPerUser)
+	return sameMax && sameCap &&
 		p.RequireAssignee == q.RequireAssignee &&
 		p.RequireLead == q.RequireLead &&
-		p.MembersCanSelfAssign == q.MembersCanSelfAssign
+		p.MembersCanSelfAssign == q.MembersCanSelfAssign &&
+		p.withVisibility().MembersSee == q.withVisibility().MembersSee
 }
 
 // full reports whether a team of size n may not grow under p.

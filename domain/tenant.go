@@ -21,7 +21,7 @@ func (t *Tenant) Apply(e Event, at time.Time) {
 		t.Policy = DefaultPolicy()
 		t.CreatedAt = at
 	case PolicyChanged:
-		t.Policy = e.Policy.clone()
+		t.Policy = e.Policy.clone().withVisibility()
 	}
 	t.Version++
 }
@@ -57,6 +57,10 @@ func (p Policy) clone() Policy {
 	if p.MaxAssignees != nil {
 		n := *p.MaxAssignees
 		p.MaxAssignees = &n
+	}
+	if p.MaxCustomersPerUser != nil {
+		n := *p.MaxCustomersPerUser
+		p.MaxCustomersPerUser = &n
 	}
 	return p
 }

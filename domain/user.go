@@ -64,6 +64,12 @@ type User struct {
 	// CheckpointEmail is an admin's opt-in to the daily checkpoint e-mail
 	// (auditors always receive it; members never do).
 	CheckpointEmail bool
+	// AwayUntil is when an out-of-office user is back (nil: not away);
+	// assignment rules skip the user until then.
+	AwayUntil *time.Time
+	// NotifyByEmail: every notification the user receives also goes out
+	// as an e-mail.
+	NotifyByEmail bool
 	// Version is the number of events applied, i.e. the stream version.
 	Version int64
 }
@@ -97,6 +103,16 @@ func (u *User) Apply(e Event, at time.Time) {
 		}
 		if e.CheckpointEmail != nil {
 			u.CheckpointEmail = *e.CheckpointEmail
+		}
+		if e.AwayUntil != nil {
+			t := e.AwayUntil.UTC()
+			u.AwayUntil = &t
+		}
+		if e.AwayCleared {
+			u.AwayUntil = nil
+		}
+		if e.NotifyByEmail != nil {
+			u.NotifyByEmail = *e.NotifyByEmail
 		}
 	}
 	u.Version++
@@ -279,4 +295,73 @@ func (u User) ChangeRole(role Role, activeAdmins int) ([]Event, error) {
 		return nil, ruleErr(CodeLastAdmin, "user %s is the tenant's last active admin; make another user admin first", u.ID)
 	}
 	return []Event{UserUpdated{UserID: u.ID, Role: role}}, nil
+}
+
+// Away reports whether u is out of office at now: assignment rules skip
+// the user until AwayUntil.
+func (u User) Away(now time.Time) bool {
+	return u.AwayUntil != nil && u.AwayUntil.After(now)
+}
+
+// UserChange is what a PATCH of a user asks to change; nil leaves a field
+// as it is. Away set with AwayUntil nil clears the user's away time.
+type UserChange struct {
+	Name            *string
+	Role            *Role
+	CheckpointEmail *bool
+	Away            bool
+	AwayUntil       *time.Time
+	NotifyByEmail   *bool
+}
+
+// AuthorizeUserChange decides whether a may make ch to user target: name,
+// role and the checkpoint opt-in are an admin's to change; away_until the
+// user's own or an admin's (an admin covers a colleague who forgot);
+// notify_by_email only the user's own (it is their inbox).
+func AuthorizeUserChange(a Actor, target string, ch UserChange) error {
+	self := a.UserID != "" && a.UserID == target
+	if a.IsAuditor() {
+		return &ForbiddenError{Detail: "an auditor changes nothing"}
+	}
+	if (ch.Name != nil || ch.Role != nil || ch.CheckpointEmail != nil) && !a.IsAdmin() {
+		return &ForbiddenError{Detail: "only an admin may change a user's name, role or checkpoint e-mail"}
+	}
+	if ch.Away && !self && !a.IsAdmin() {
+		return &ForbiddenError{Detail: "only the user or an admin may set away_until"}
+	}
+	if ch.NotifyByEmail != nil && !self {
+		return &ForbiddenError{Detail: "only the user may choose to receive notifications by e-mail"}
+	}
+	return nil
+}
+
+// Change decides ch on u as Update does, adding away_until and
+// notify_by_email to the same UserUpdated; (nil, nil) when nothing changes.
+// Authorization is AuthorizeUserChange's.
+func (u User) Change(ch UserChange, activeAdmins int) ([]Event, error) {
+	events, err := u.Update(ch.Name, ch.Role, ch.CheckpointEmail, activeAdmins)
+	if err != nil {
+		return nil, err
+	}
+	ev := UserUpdated{UserID: u.ID}
+	if len(events) > 0 {
+		ev = events[0].(UserUpdated)
+	}
+	if ch.Away {
+		switch {
+		case ch.AwayUntil == nil && u.AwayUntil != nil:
+			ev.AwayCleared = true
+		case ch.AwayUntil != nil && (u.AwayUntil == nil || !u.AwayUntil.Equal(*ch.AwayUntil)):
+			t := ch.AwayUntil.UTC()
+			ev.AwayUntil = &t
+		}
+	}
+	if ch.NotifyByEmail != nil && *ch.NotifyByEmail != u.NotifyByEmail {
+		v := *ch.NotifyByEmail
+		ev.NotifyByEmail = &v
+	}
+	if ev.Name == "" && ev.Role == "" && ev.CheckpointEmail == nil && ev.AwayUntil == nil && !ev.AwayCleared && ev.NotifyByEmail == nil {
+		return nil, nil
+	}
+	return []Event{ev}, nil
 }

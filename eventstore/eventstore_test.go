@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -400,6 +401,74 @@ func TestVerifyCatchesTampering(t *testing.T) {
 	}
 }
 
+// TestVerifyChecksStreamHeads breaks a stream's head row, alone and for a
+// stream whose events span verification pages (heads are read a page at a
+// time), and for a stream whose last event was removed.
+func TestVerifyChecksStreamHeads(t *testing.T) {
+	s, b := setup(t)
+	ctx := context.Background()
+	// In stream order: short's 2 events, 4,998 one-event streams (the
+	// first page ends with the last of them), then long's 6,000.
+	short, long := "00000000-0000-4000-8000-000000000001", "ffffffff-ffff-4fff-bfff-ffffffffffff"
+	if _, err := appendTo(t, s, b.tenant, short, 0, ev("A", 1), ev("A", 2)); err != nil {
+		t.Fatal(err)
+	}
+	// More events than one verification page (5,000), in one stream, and
+	// streams that end exactly where a page does.
+	for i := range 4998 {
+		if _, err := appendTo(t, s, b.tenant, newID(), 0, ev("C", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 6000; i += 1000 {
+		batch := make([]eventstore.EventData, 1000)
+		for k := range batch {
+			batch[k] = ev("B", i+k)
+		}
+		if _, err := appendTo(t, s, b.tenant, long, int64(i), batch...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := s.Verify(ctx, nil)
+	if err != nil {
+		t.Fatalf("intact store: %v", err)
+	}
+	if rep.Streams != 5000 || rep.Events != 11000 {
+		t.Fatalf("verified %d streams, %d events; want 5000, 11000", rep.Streams, rep.Events)
+	}
+	tamper := func(sql string, args ...any) {
+		t.Helper()
+		err := pgx.BeginFunc(ctx, b.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SET LOCAL session_replication_role = replica`); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, sql, args...)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	expectBroken := func(stream string) {
+		t.Helper()
+		_, err := s.Verify(ctx, nil)
+		var broken *eventstore.BrokenChainError
+		if !errors.As(err, &broken) || broken.StreamID != stream {
+			t.Fatalf("verify: err = %v, want a broken chain in stream %s", err, stream)
+		}
+	}
+	tamper(`UPDATE streams SET last_hash = sha256(last_hash) WHERE stream_id = $1`, long)
+	expectBroken(long)
+	tamper(`UPDATE streams SET last_hash = (SELECT hash FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1) WHERE stream_id = $1`, long)
+	if _, err := s.Verify(ctx, nil); err != nil {
+		t.Fatalf("repaired head: %v", err)
+	}
+	tamper(`DELETE FROM events WHERE stream_id = $1 AND stream_version = 2`, short)
+	expectBroken(short)
+	tamper(`DELETE FROM streams WHERE stream_id = $1`, short)
+	expectBroken(short)
+}
+
 func TestClaimsAreUniqueUnderRaces(t *testing.T) {
 	s, b := setup(t)
 	var wg sync.WaitGroup
@@ -482,5 +551,40 @@ func TestAppendNotifies(t *testing.T) {
 	}
 	if n.Payload != fmt.Sprint(res.Position) {
 		t.Fatalf("payload %q, want %d", n.Payload, res.Position)
+	}
+}
+
+// TestReadAllOrdersTransactionIDsAsNumbers: transaction ids with different
+// numbers of digits sort apart as numbers and as text ("100" < "7"); the
+// subscriber order is by number.
+func TestReadAllOrdersTransactionIDsAsNumbers(t *testing.T) {
+	s, b := setup(t)
+	ctx := context.Background()
+	var want []int64
+	for _, txid := range []string{"100", "99", "7"} {
+		var pos int64
+		id := newID()
+		err := b.pool.QueryRow(ctx, `INSERT INTO events (tenant_id, stream_id, stream_version, type, data, metadata,
+			recorded_at, transaction_id, prev_hash, hash)
+			VALUES ($1, $1, 1, 'A', '{}', '{}', now(), $2::text::xid8, '\x00', '\x00') RETURNING position`, id, txid).Scan(&pos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]int64{pos}, want...)
+	}
+	var got []int64
+	for cur := (eventstore.Cursor{}); ; {
+		page, err := s.ReadAll(ctx, cur, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		cur = eventstore.Cursor{TransactionID: page[0].TransactionID, Position: page[0].Position}
+		got = append(got, page[0].Position)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("read positions %v, want %v (transactions 7, 99, 100)", got, want)
 	}
 }

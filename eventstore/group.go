@@ -209,7 +209,6 @@ func (t *Tx) AppendCommands(ctx context.Context, writes []CommandWrite, at time.
 	}
 	b := &pgx.Batch{}
 	if len(rows.streamIDs) > 0 {
-		b.Queue(qInsertCommandEvents, rows.tenantIDs, rows.streamIDs, rows.versions, rows.types, rows.schemas, rows.datas, metas, now, rows.prevHashes, rows.hashes)
 		ids := slices.Sorted(func(yield func(string) bool) {
 			for id := range heads {
 				if !yield(id) {
@@ -221,7 +220,8 @@ func (t *Tx) AppendCommands(ctx context.Context, writes []CommandWrite, at time.
 		for k, id := range ids {
 			versions[k], hashes[k] = heads[id].version, heads[id].lastHash
 		}
-		b.Queue(qMoveHeads, ids, versions, hashes)
+		b.Queue(qAppendCommands, rows.tenantIDs, rows.streamIDs, rows.versions, rows.types, rows.schemas, rows.datas, metas, now,
+			rows.prevHashes, rows.hashes, ids, versions, hashes)
 	}
 	if commit {
 		t.queueCommit(b)
@@ -251,9 +251,6 @@ func (t *Tx) AppendCommands(ctx context.Context, writes []CommandWrite, at time.
 			if err := qr.Err(); err != nil {
 				return fmt.Errorf("insert events: %w", translate(err))
 			}
-			if _, err := br.Exec(); err != nil {
-				return fmt.Errorf("move stream heads: %w", translate(err))
-			}
 		}
 		if commit {
 			if err := t.readCommit(br); err != nil {
@@ -279,16 +276,19 @@ type streamVersion struct {
 	version int64
 }
 
-const (
-	qInsertCommandEvents = `
+// qAppendCommands inserts a group's events and moves their streams' heads
+// in one statement (one bind and execution rather than two): the heads are
+// locked by the transaction, so no other writer sees the step between.
+const qAppendCommands = `
+WITH heads AS (
+    UPDATE streams SET version = u.v, last_hash = u.h
+    FROM unnest($11::text[]::uuid[], $12::bigint[], $13::bytea[]) AS u(s, v, h) WHERE streams.stream_id = u.s
+)
 INSERT INTO events (tenant_id, stream_id, stream_version, type, schema_version, data, metadata, recorded_at, prev_hash, hash)
 SELECT t, s, v, ty, sv, d::jsonb, m::jsonb, $8, p, h
 FROM unnest($1::text[]::uuid[], $2::text[]::uuid[], $3::bigint[], $4::text[], $5::int[], $6::text[], $7::text[], $9::bytea[], $10::bytea[])
     AS u(t, s, v, ty, sv, d, m, p, h)
 RETURNING stream_id::text, stream_version, position`
-	qMoveHeads = `UPDATE streams SET version = u.v, last_hash = u.h
-FROM unnest($1::text[]::uuid[], $2::bigint[], $3::bytea[]) AS u(s, v, h) WHERE streams.stream_id = u.s`
-)
 
 // StoredResponse is the answer a keyed command stores for its replays.
 type StoredResponse struct {

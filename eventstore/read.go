@@ -121,7 +121,7 @@ func (s *Store) ReadAll(ctx context.Context, after Cursor, limit int) ([]Event, 
 	events, err := collect(s.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
 		WHERE (transaction_id, position) > ($1::text::xid8, $2)
 		  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY transaction_id, position LIMIT $3`,
+		ORDER BY events.transaction_id, position LIMIT $3`,
 		strconv.FormatUint(after.TransactionID, 10), after.Position, limit))
 	if err != nil {
 		return nil, fmt.Errorf("read all: %w", err)

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // BrokenChainError names the first event whose chain does not hold.
@@ -18,6 +20,8 @@ func (e *BrokenChainError) Error() string {
 	return fmt.Sprintf("hash chain broken at event position %d (stream %s, version %d): %s",
 		e.Position, e.StreamID, e.Version, e.Reason)
 }
+
+const qStreamHeads = `SELECT stream_id::text, version, last_hash FROM streams WHERE stream_id = ANY($1::text[]::uuid[])`
 
 // VerifyReport summarises an intact verification.
 type VerifyReport struct {
@@ -43,18 +47,24 @@ func (s *Store) Verify(ctx context.Context, progress func(events int64)) (Verify
 		curStream  string
 		curVersion int64
 	)
+	// heads are the head rows of the current page's streams, read in one
+	// query per page rather than one per stream.
+	type head struct {
+		version int64
+		hash    []byte
+	}
+	heads := map[string]head{}
 	finishStream := func() error {
 		if curStream == "" {
 			return nil
 		}
-		var v int64
-		var h []byte
-		if err := s.pool.QueryRow(ctx, `SELECT version, last_hash FROM streams WHERE stream_id = $1`, curStream).Scan(&v, &h); err != nil {
+		h, ok := heads[curStream]
+		if !ok {
 			return &BrokenChainError{StreamID: curStream, Version: curVersion, Reason: "stream head row missing"}
 		}
-		if v != curVersion || !bytes.Equal(h, prevHash) {
+		if h.version != curVersion || !bytes.Equal(h.hash, prevHash) {
 			return &BrokenChainError{StreamID: curStream, Version: curVersion,
-				Reason: fmt.Sprintf("stream head says version %d, events end at %d with a different hash", v, curVersion)}
+				Reason: fmt.Sprintf("stream head says version %d, events end at %d with a different hash", h.version, curVersion)}
 		}
 		return nil
 	}
@@ -64,6 +74,26 @@ func (s *Store) Verify(ctx context.Context, progress func(events int64)) (Verify
 			lastStream, lastVer, verifyPage))
 		if err != nil {
 			return rep, fmt.Errorf("verify: %w", err)
+		}
+		ids := make([]string, 0, len(events)+1)
+		if curStream != "" {
+			// The last page's last stream is finished on this page.
+			ids = append(ids, curStream)
+		}
+		for i, e := range events {
+			if i == 0 || e.StreamID != events[i-1].StreamID {
+				ids = append(ids, e.StreamID)
+			}
+		}
+		clear(heads)
+		rows, _ := s.pool.Query(ctx, qStreamHeads, ids)
+		var id string
+		var h head
+		if _, err := pgx.ForEachRow(rows, []any{&id, &h.version, &h.hash}, func() error {
+			heads[id] = h
+			return nil
+		}); err != nil {
+			return rep, fmt.Errorf("verify: stream heads: %w", err)
 		}
 		for _, e := range events {
 			if e.StreamID != curStream {

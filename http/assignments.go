@@ -160,8 +160,11 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
+	if body.Action == "auto_assign" {
+		return s.bulkAutoAssign(w, r, m, body)
+	}
 	if body.Action != "add" && body.Action != "remove" && body.Action != "set" {
-		return badRequest("invalid_input", "action", `action must be "add", "remove" or "set"`)
+		return badRequest("invalid_input", "action", `action must be "add", "remove", "set" or "auto_assign"`)
 	}
 	if len(body.UserIDs) == 0 {
 		return badRequest("invalid_input", "user_ids", "user_ids must not be empty")
@@ -181,6 +184,27 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 		return err
 	}
 	res, err := s.cmd.BulkEdit(r.Context(), m, req)
+	if err != nil {
+		return err
+	}
+	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
+}
+
+// bulkAutoAssign is the assignments bulk call's "auto_assign" (admin): the
+// assignment rules applied to every selected customer, all or nothing.
+func (s *Server) bulkAutoAssign(w nethttp.ResponseWriter, r *nethttp.Request, m commands.Meta, body bulkBody) error {
+	if len(body.UserIDs) > 0 {
+		return badRequest("invalid_input", "user_ids", "auto_assign takes no user_ids: the rules choose")
+	}
+	if err := domain.RequireAdmin(m.Actor); err != nil {
+		return err
+	}
+	ids, selected, err := s.bulkSelection(r, body.CustomerIDs, body.Filter, body.View)
+	if err != nil {
+		return err
+	}
+	res, err := s.cmd.BulkAutoAssign(r.Context(), m, ids, body.DryRun, selected)
 	if err != nil {
 		return err
 	}

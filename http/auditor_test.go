@@ -62,6 +62,8 @@ func TestAuditorReadsWhatAnAdminReadsAndChangesNothing(t *testing.T) {
 	cust := b.createCustomer(t, "Cora")
 	b.admin.must(200, "POST", "/v1/customers/"+cust+"/assignees", map[string]any{"user_id": member.userID})
 	group := b.admin.must(201, "POST", "/v1/groups", map[string]any{"name": "North"}).json(t)["id"].(string)
+	rule := b.admin.must(201, "POST", "/v1/assignment-rules", map[string]any{"name": "R",
+		"assign": map[string]any{"user_ids": []string{member.userID}, "strategy": "round_robin"}}).json(t)["id"].(string)
 	r := b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{cust}, "subject": "Hi", "body": "News"})
 	msg := r.json(t)["id"].(string)
 	pos := r.header.Get("X-Ledger-Position")
@@ -76,6 +78,8 @@ func TestAuditorReadsWhatAnAdminReadsAndChangesNothing(t *testing.T) {
 			p = strings.Replace(p, "{id}", msg, 1)
 		case strings.HasPrefix(p, "/v1/groups/"):
 			p = strings.Replace(p, "{id}", group, 1)
+		case strings.HasPrefix(p, "/v1/assignment-rules/"):
+			p = strings.Replace(p, "{id}", rule, 1)
 		default:
 			p = strings.Replace(p, "{id}", cust, 1)
 		}

@@ -26,7 +26,7 @@ func principal(ctx context.Context) Principal {
 // users and api_keys; it leases verified keys for commands.KeyLease, and a
 // deactivation or role change answers only once every lease has run out).
 func (s *Server) authenticate(ctx context.Context, key string) (Principal, error) {
-	c, err := s.cmd.Authenticate(ctx, key)
+	c, err := s.auth.Authenticate(ctx, key)
 	if err != nil {
 		return Principal{}, err
 	}
@@ -37,6 +37,11 @@ func (s *Server) authenticate(ctx context.Context, key string) (Principal, error
 // the handlers and the commands behind them take the principal as checked.
 func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
+		if _, ok := r.Context().Value(ctxPrincipal).(Principal); ok && s.shadow {
+			// Authenticated on the primary before it was routed here.
+			next.ServeHTTP(w, r)
+			return
+		}
 		scheme, key, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 		key = strings.TrimSpace(key)
 		if !ok || !strings.EqualFold(scheme, "Bearer") || key == "" || len(key) > 256 {
@@ -50,7 +55,7 @@ func (s *Server) requireAuth(next nethttp.Handler) nethttp.Handler {
 			s.writeError(w, r, err)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxPrincipal, p)))
+		next.ServeHTTP(w, r.WithContext(withViewer(context.WithValue(r.Context(), ctxPrincipal, p), p)))
 	})
 }
 

@@ -16,7 +16,7 @@ import (
 // (errorToProblem), so the two never disagree.
 func (s *Server) newConsole() *console.Console {
 	return console.New(console.Deps{
-		Pool: s.pool, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
+		Pool: s.sessions, Store: s.store, Commands: s.cmd, Queries: s.q, Projections: s.proj, Log: s.log,
 		Authenticate:   s.consoleAuthenticate,
 		Refusal:        consoleRefusal,
 		BaseURL:        s.baseURL,

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"errors"
 	nethttp "net/http"
 	"strconv"
 
@@ -88,7 +89,15 @@ func (s *Server) getCustomer(w nethttp.ResponseWriter, r *nethttp.Request) error
 		return err
 	}
 	c, err := s.cmd.GetCustomer(r.Context(), principal(r.Context()).TenantID, id)
+	if errors.Is(err, commands.ErrErased) {
+		if seen := s.seeCustomerID(r.Context(), id); seen != nil {
+			return seen
+		}
+	}
 	if err != nil {
+		return err
+	}
+	if err := s.seeCustomer(r.Context(), c); err != nil {
 		return err
 	}
 	w.Header().Set("ETag", etag(c.Version))

@@ -128,6 +128,9 @@ func (s *Server) customerHistory(w nethttp.ResponseWriter, r *nethttp.Request) e
 	if err != nil {
 		return err
 	}
+	if err := s.seeCustomerID(r.Context(), id); err != nil {
+		return err
+	}
 	events, err := s.store.ReadStream(r.Context(), tenant, id)
 	if err != nil {
 		return err
@@ -206,6 +209,13 @@ func (s *Server) customerAssignees(w nethttp.ResponseWriter, r *nethttp.Request)
 		return err
 	}
 	c, err := s.cmd.GetCustomer(r.Context(), tenant, id)
+	if err == nil {
+		err = s.seeCustomer(r.Context(), c)
+	} else if errors.Is(err, commands.ErrErased) {
+		if seen := s.seeCustomerID(r.Context(), id); seen != nil {
+			return seen
+		}
+	}
 	if errors.Is(err, commands.ErrErased) {
 		// An erased customer's assignments stay provable: its team as of
 		// any moment (now, without as_of) comes from assignment_intervals.

@@ -23,6 +23,7 @@ import (
 	"github.com/assignment-ledger/ledger/internal/config"
 	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
+	"github.com/assignment-ledger/ledger/readroute"
 )
 
 // Deps are the server's collaborators.
@@ -48,6 +49,11 @@ type Deps struct {
 	// Ledger serves the ledger log (checkpoints, proofs); nil answers its
 	// routes 404.
 	Ledger *ledgerlog.Log
+
+	// Reads routes GET reads to replicas (nil: all on the primary), and
+	// Replicas are the read side over each of its replicas (replicas.go).
+	Reads    *readroute.Router
+	Replicas []ReplicaDeps
 }
 
 // Server is the HTTP API.
@@ -65,6 +71,16 @@ type Server struct {
 	router   chi.Router
 	ledger   *ledgerlog.Log
 
+	// auth authenticates and sessions keeps the console's sessions: the
+	// primary's, also in a shadow (replicas.go).
+	auth     *commands.Commands
+	sessions *pgxpool.Pool
+	// reads and shadows route reads to replicas; shadow marks a copy of the
+	// server that reads through one.
+	reads   *readroute.Router
+	shadows map[string]*Server
+	shadow  bool
+
 	requestTimeout, exportTimeout, importTimeout time.Duration
 }
 
@@ -77,6 +93,7 @@ func NewServer(d Deps) *Server {
 		pool: d.Pool, store: d.Store, cmd: d.Commands, proj: d.Projections, q: d.Queries, log: d.Log,
 		baseURL: d.BaseURL, registry: d.Registry, ready: d.Ready, ledger: d.Ledger,
 		requestTimeout: d.RequestTimeout, exportTimeout: d.ExportTimeout, importTimeout: d.ImportTimeout,
+		auth: d.Commands, sessions: d.Pool, reads: d.Reads,
 	}
 	if s.requestTimeout <= 0 {
 		s.requestTimeout = config.DefaultRequestTimeout
@@ -95,6 +112,12 @@ func NewServer(d Deps) *Server {
 	}
 	s.metrics = newHTTPMetrics(s.registry)
 	s.router = s.routes()
+	if s.reads != nil {
+		s.shadows = map[string]*Server{}
+		for _, rd := range d.Replicas {
+			s.shadows[rd.Name] = s.shadowFor(rd)
+		}
+	}
 	return s
 }
 
@@ -118,7 +141,10 @@ const (
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
+	if !s.shadow {
+		// A shadow serves requests that went through these already.
+		r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
+	}
 	r.NotFound(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "no such route"))
 	})
@@ -145,10 +171,13 @@ func (s *Server) routes() chi.Router {
 		r.With(requireAdmin).Put("/v1/policy", s.handle(s.putPolicy))
 
 		r.With(requireAdmin).Post("/v1/users", s.handle(s.createUser))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users", s.handle(s.listUsers))
-		r.With(s.minPosition(pWriteModel)).Get("/v1/users/{id}", s.handle(s.getUser))
+		// customers is my_clients'.
+		r.With(s.minPosition(pMyClients)).Get("/v1/users", s.handle(s.listUsers))
+		r.With(s.minPosition(pMyClients)).Get("/v1/users/{id}", s.handle(s.getUser))
 		r.Post("/v1/users/{id}/api-keys", s.handle(s.issueAPIKey))
-		r.With(requireAdmin).Patch("/v1/users/{id}", s.handle(s.updateUser))
+		// The user may set their own away_until and notify_by_email: the
+		// command decides who may change what.
+		r.Patch("/v1/users/{id}", s.handle(s.updateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/deactivate", s.handle(s.deactivateUser))
 		r.With(requireAdmin).Post("/v1/users/{id}/transfer", s.handle(s.transferCustomers))
 		r.With(s.minPosition(pMyClients, pIntervals, pCustomers, pGroups)).Get("/v1/users/{id}/clients", s.handle(s.userClients))
@@ -198,6 +227,17 @@ func (s *Server) routes() chi.Router {
 		r.Patch("/v1/views/{id}", s.handle(s.changeView))
 		r.Delete("/v1/views/{id}", s.handle(s.deleteView))
 
+		// Assignment rules (contract v3): served from the write model.
+		r.With(requireAdmin).Post("/v1/assignment-rules", s.handle(s.createRule))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules", s.handle(s.listRules))
+		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules/{id}", s.handle(s.getRule))
+		r.With(requireAdmin).Put("/v1/assignment-rules/{id}", s.handle(s.changeRule))
+		r.With(requireAdmin).Delete("/v1/assignment-rules/{id}", s.handle(s.deleteRule))
+		r.With(requireAdmin).Post("/v1/customers/{id}/auto-assign", s.handle(s.autoAssign))
+
+		// The workload report (contract v3): customers and leads per user.
+		r.With(requireReader, s.minPosition(pMyClients, pCustomers)).Get("/v1/reports/workload", s.handle(s.workload))
+
 		r.With(requireReader, s.minPosition(pAudit)).Get("/v1/audit", s.handle(s.audit))
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/checkpoint", s.handle(s.ledgerCheckpoint))
 		r.With(requireReader).Get("/v1/ledger/checkpoints", s.handle(s.ledgerCheckpoints))
@@ -205,7 +245,10 @@ func (s *Server) routes() chi.Router {
 		r.With(requireReader, s.minPosition(pLedger)).Get("/v1/ledger/proofs/consistency", s.handle(s.ledgerConsistency))
 	})
 	// The web console: HTML pages at /, outside the JSON API's contract.
-	s.newConsole().Routes(r)
+	r.Group(func(r chi.Router) {
+		r.Use(s.consoleReads)
+		s.newConsole().Routes(r)
+	})
 	return r
 }
 
@@ -233,21 +276,38 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 	return func(next nethttp.Handler) nethttp.Handler {
 		return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 			raw := r.Header.Get("X-Min-Position")
-			if raw == "" {
+			var pos int64
+			if raw != "" {
+				var err error
+				if pos, err = strconv.ParseInt(raw, 10, 64); err != nil || pos < 0 {
+					s.writeError(w, r, badRequest("invalid_header", "X-Min-Position", "X-Min-Position must be a position token from X-Ledger-Position"))
+					return
+				}
+			}
+			if s.shadow {
+				// The primary's router found this replica at the position.
 				next.ServeHTTP(w, r)
 				return
 			}
-			pos, err := strconv.ParseInt(raw, 10, 64)
-			if err != nil || pos < 0 {
-				s.writeError(w, r, badRequest("invalid_header", "X-Min-Position", "X-Min-Position must be a position token from X-Ledger-Position"))
-				return
+			start := time.Now()
+			if s.reads != nil && s.routable(r, names) {
+				if s.replicaRead(w, r, pos, raw != "", wait) {
+					return
+				}
+				s.reads.Served(readroute.TargetPrimary)
 			}
-			if len(wait) == 0 {
+			if raw == "" || len(wait) == 0 {
 				// Served from the event store, which is always current.
 				next.ServeHTTP(w, r)
 				return
 			}
-			ctx, cancel := context.WithTimeout(r.Context(), maxPositionWait)
+			// Within the same bound as the replicas' wait, but at least
+			// primaryGrace: the primary may have the position already.
+			deadline := start.Add(maxPositionWait)
+			if grace := time.Now().Add(primaryGrace); grace.After(deadline) {
+				deadline = grace
+			}
+			ctx, cancel := context.WithDeadline(r.Context(), deadline)
 			defer cancel()
 			if err := s.waitFor(ctx, pos, wait); err != nil {
 				s.writeError(w, r, err)

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	nethttp "net/http"
 	"strings"
@@ -23,6 +24,13 @@ type policyBody struct {
 	RequireAssignee      *bool       `json:"require_assignee"`
 	RequireLead          *bool       `json:"require_lead"`
 	MembersCanSelfAssign *bool       `json:"members_can_self_assign"`
+
+	// MembersSee is optional (contract v3): absent leaves it unchanged.
+	// Raw, so that null is told from absent (null is refused).
+	MembersSee json.RawMessage `json:"members_see"`
+
+	// MaxCustomersPerUser is optional (contract v3): absent keeps it.
+	MaxCustomersPerUser nullableCount `json:"max_customers_per_user"`
 }
 
 // nullableInt tells a field left out (Set false) from an explicit null.
@@ -69,10 +77,25 @@ func (s *Server) putPolicy(w nethttp.ResponseWriter, r *nethttp.Request) error {
 			return badRequest("invalid_input", f.name, "%s is missing: send the whole policy (max_assignees, require_assignee, require_lead, members_can_self_assign; max_assignees null for no limit)", f.name)
 		}
 	}
-	res, err := s.cmd.ChangePolicy(r.Context(), m, domain.Policy{
+	var keep []commands.PolicyField
+	if !body.MaxCustomersPerUser.Set {
+		keep = append(keep, commands.KeepMaxCustomersPerUser)
+	}
+	next := domain.Policy{
 		MaxAssignees: body.MaxAssignees.Value, RequireAssignee: *body.RequireAssignee,
 		RequireLead: *body.RequireLead, MembersCanSelfAssign: *body.MembersCanSelfAssign,
-	})
+		MaxCustomersPerUser: body.MaxCustomersPerUser.Value,
+	}
+	if body.MembersSee != nil {
+		var see string
+		// Empty would read as "unchanged" in the command; the domain
+		// refuses any other value but the two.
+		if err := json.Unmarshal(body.MembersSee, &see); err != nil || see == "" {
+			return badRequest("invalid_input", "members_see", `members_see must be "all" or "assigned"`)
+		}
+		next.MembersSee = domain.Visibility(see)
+	}
+	res, err := s.cmd.ChangePolicy(r.Context(), m, next, keep...)
 	if err != nil {
 		return err
 	}
@@ -123,6 +146,9 @@ func (s *Server) listUsers(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.fillLoads(r.Context(), principal(r.Context()).TenantID, users); err != nil {
+		return err
+	}
 	pg := page[commands.UserView]{Items: users}
 	if len(users) > limit {
 		last := users[limit-1]
@@ -141,6 +167,11 @@ func (s *Server) getUser(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
+	one := []commands.UserView{u}
+	if err := s.fillLoads(r.Context(), principal(r.Context()).TenantID, one); err != nil {
+		return err
+	}
+	u = one[0]
 	writeJSON(w, nethttp.StatusOK, u)
 	return nil
 }
@@ -206,6 +237,9 @@ type updateUserBody struct {
 	Name            *string `json:"name"`
 	Role            *string `json:"role"`
 	CheckpointEmail *bool   `json:"checkpoint_email"`
+	// AwayUntil is RFC 3339 or null (back); absent leaves it.
+	AwayUntil     nullableTime `json:"away_until"`
+	NotifyByEmail *bool        `json:"notify_by_email"`
 }
 
 // updateUser is PATCH /v1/users/{id}: a name, role or checkpoint e-mail
@@ -225,10 +259,19 @@ func (s *Server) updateUser(w nethttp.ResponseWriter, r *nethttp.Request) error 
 		rl := domain.Role(*body.Role)
 		role = &rl
 	}
-	res, err := s.cmd.ChangeUser(r.Context(), m, id, commands.UserChange{Name: body.Name, Role: role, CheckpointEmail: body.CheckpointEmail})
+	ch := commands.UserChange{Name: body.Name, Role: role, CheckpointEmail: body.CheckpointEmail, NotifyByEmail: body.NotifyByEmail}
+	if body.AwayUntil.Set {
+		ch.Away, ch.AwayUntil = true, body.AwayUntil.Value
+	}
+	res, err := s.cmd.ChangeUser(r.Context(), m, id, ch)
 	if err != nil {
 		return err
 	}
+	one := []commands.UserView{res.UserView}
+	if err := s.fillLoads(r.Context(), m.TenantID, one); err != nil {
+		return err
+	}
+	res.UserView = one[0]
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
 	return nil
 }
@@ -276,5 +319,20 @@ func (s *Server) transferCustomers(w nethttp.ResponseWriter, r *nethttp.Request)
 		return err
 	}
 	writeCommand(w, nethttp.StatusOK, res.Position, res)
+	return nil
+}
+
+// fillLoads sets each user's customers from the my_clients read model.
+func (s *Server) fillLoads(ctx context.Context, tenantID string, users []commands.UserView) error {
+	if len(users) == 0 {
+		return nil
+	}
+	loads, err := s.q.Loads(ctx, tenantID)
+	if err != nil {
+		return err
+	}
+	for i := range users {
+		users[i].Customers = loads[users[i].ID].Customers
+	}
 	return nil
 }

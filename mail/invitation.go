@@ -124,6 +124,12 @@ func render(kind, id string, payload []byte, from *netmail.Address, baseURL stri
 			return outgoing{}, fmt.Errorf("decode checkpoint e-mail %s: %w", id, err)
 		}
 		return c.render(id, from, baseURL, created)
+	case KindNotification:
+		var n Notification
+		if err := json.Unmarshal(payload, &n); err != nil {
+			return outgoing{}, fmt.Errorf("decode notification e-mail %s: %w", id, err)
+		}
+		return n.render(id, from, baseURL, created)
 	}
 	return outgoing{}, fmt.Errorf("outbox message %s: unknown kind %q", id, kind)
 }

@@ -2,7 +2,6 @@ package mail
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +14,8 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // Relay delivers the outbox at least once. It is a Watermill handler fed
@@ -143,6 +144,7 @@ func (r *Relay) Run(ctx context.Context) error {
 	// The handler must finish (or give up on) a send before Watermill's
 	// deadline; the SMTP timeout bounds it.
 	ack := r.smtp.Timeout + 30*time.Second
+	schema, offsets := eventstore.OutboxSubscription()
 	sub, err := wsql.NewSubscriber(db, wsql.SubscriberConfig{
 		ConsumerGroup:  "mail",
 		AckDeadline:    &ack,
@@ -150,8 +152,8 @@ func (r *Relay) Run(ctx context.Context) error {
 		RetryInterval:  r.cfg.PollInterval,
 		ResendInterval: r.cfg.PollInterval,
 		BackoffManager: &wakeBackoff{ctx: ctx, wake: r.wake, poll: r.cfg.PollInterval, log: r.log},
-		SchemaAdapter:  outboxSchema{},
-		OffsetsAdapter: outboxOffsets{},
+		SchemaAdapter:  schema,
+		OffsetsAdapter: offsets,
 	}, wlog)
 	if err != nil {
 		return fmt.Errorf("mail: subscriber: %w", err)
@@ -164,18 +166,6 @@ func (r *Relay) Run(ctx context.Context) error {
 	return fmt.Errorf("mail: router stopped: %w", err)
 }
 
-// Outcome queries, run in the subscriber's transaction that holds the row.
-const (
-	// A sent or failed e-mail keeps no payload: the token is a secret, and
-	// the rest is personal data nothing reads any more.
-	qSent = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
-		payload = '{}' WHERE id = $1`
-	qRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
-		next_attempt_at = now() + $3 * interval '1 microsecond' WHERE id = $1`
-	qFailed = `UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = $2,
-		payload = '{}' WHERE id = $1`
-)
-
 // handle sends one outbox row and records the outcome. It always acks: on
 // a failure to record (or a stop) it rolls the transaction back itself,
 // Watermill's ack then fails, and the row, still queued, is read again.
@@ -185,11 +175,11 @@ func (r *Relay) handle(msg *message.Message) error {
 	if !ok {
 		return errors.New("mail: message without its transaction")
 	}
-	row, err := rowOf(msg)
+	row, err := eventstore.DueOutboxOf(msg)
 	if err != nil {
 		return err
 	}
-	log := r.log.With(slog.String("outbox_id", row.id), slog.String("kind", row.kind), slog.Int("attempt", row.attempts+1))
+	log := r.log.With(slog.String("outbox_id", row.ID), slog.String("kind", row.Kind), slog.Int("attempt", row.Attempts+1))
 	sendErr := r.deliver(ctx, row)
 	if sendErr == nil && ctx.Err() != nil {
 		// Sent just as the relay stops: record it all the same, so that
@@ -210,21 +200,21 @@ func (r *Relay) handle(msg *message.Message) error {
 	switch {
 	case sendErr == nil:
 		if err = r.record(ctx, row, "sent"); err == nil {
-			_, err = tx.ExecContext(ctx, qSent, row.id)
+			err = eventstore.MarkOutboxSent(ctx, tx, row.ID)
 		}
 		if err == nil {
 			log.InfoContext(ctx, "e-mail sent")
 		}
-	case errors.As(sendErr, &perm) || row.attempts+1 >= r.cfg.MaxAttempts:
+	case errors.As(sendErr, &perm) || row.Attempts+1 >= r.cfg.MaxAttempts:
 		if err = r.record(ctx, row, "failed"); err == nil {
-			_, err = tx.ExecContext(ctx, qFailed, row.id, sendErr.Error())
+			err = eventstore.FailOutbox(ctx, tx, row.ID, sendErr.Error())
 		}
 		if err == nil {
 			log.WarnContext(ctx, "e-mail failed for good", slog.String("error", sendErr.Error()))
 		}
 	default:
-		wait := r.backoff(row.attempts + 1)
-		_, err = tx.ExecContext(ctx, qRetry, row.id, sendErr.Error(), wait.Microseconds())
+		wait := r.backoff(row.Attempts + 1)
+		err = eventstore.RetryOutbox(ctx, tx, row.ID, sendErr.Error(), wait)
 		if err == nil {
 			log.InfoContext(ctx, "e-mail not sent; will retry", slog.String("error", sendErr.Error()), slog.Duration("retry_in", wait))
 		}
@@ -237,21 +227,21 @@ func (r *Relay) handle(msg *message.Message) error {
 }
 
 // record tells Config.Record how row ended.
-func (r *Relay) record(ctx context.Context, row outboxRow, status string) error {
-	if r.cfg.Record == nil || row.customerID == "" {
+func (r *Relay) record(ctx context.Context, row eventstore.DueOutbox, status string) error {
+	if r.cfg.Record == nil || row.CustomerID == "" {
 		return nil
 	}
-	return r.cfg.Record(ctx, Outcome{TenantID: row.tenantID, CustomerID: row.customerID, MessageID: row.id, Kind: row.kind,
-		Message: row.message, Status: status})
+	return r.cfg.Record(ctx, Outcome{TenantID: row.TenantID, CustomerID: row.CustomerID, MessageID: row.ID, Kind: row.Kind,
+		Message: row.Message, Status: status})
 }
 
 // deliver renders and sends one row.
-func (r *Relay) deliver(ctx context.Context, row outboxRow) error {
+func (r *Relay) deliver(ctx context.Context, row eventstore.DueOutbox) error {
 	payload, err := r.open(ctx, row)
 	if err != nil {
 		return err
 	}
-	out, err := render(row.kind, row.id, payload, r.from, r.baseURL, row.created)
+	out, err := render(row.Kind, row.ID, payload, r.from, r.baseURL, row.Created)
 	if err != nil {
 		return &PermanentError{Err: err}
 	}
@@ -304,101 +294,3 @@ func (b *wakeBackoff) HandleError(_ watermill.LoggerAdapter, noMsg bool, err err
 	}
 	return 0
 }
-
-// outboxRow is one outbox row as a message carries it.
-type outboxRow struct {
-	id         string
-	tenantID   string
-	customerID string
-	message    string
-	kind       string
-	payload    []byte
-	attempts   int
-	created    time.Time
-}
-
-const (
-	metaKind     = "kind"
-	metaAttempts = "attempts"
-	metaCreated  = "created_at"
-	metaTenant   = "tenant_id"
-	metaCustomer = "customer_id"
-	metaMessage  = "message_id"
-)
-
-func rowOf(msg *message.Message) (outboxRow, error) {
-	row := outboxRow{id: msg.UUID, kind: msg.Metadata.Get(metaKind), payload: msg.Payload,
-		tenantID: msg.Metadata.Get(metaTenant), customerID: msg.Metadata.Get(metaCustomer), message: msg.Metadata.Get(metaMessage)}
-	if _, err := fmt.Sscan(msg.Metadata.Get(metaAttempts), &row.attempts); err != nil {
-		return row, fmt.Errorf("outbox message %s: attempts: %w", row.id, err)
-	}
-	created, err := time.Parse(time.RFC3339Nano, msg.Metadata.Get(metaCreated))
-	if err != nil {
-		return row, fmt.Errorf("outbox message %s: created_at: %w", row.id, err)
-	}
-	row.created = created
-	return row, nil
-}
-
-// outboxSchema is a watermill-sql SchemaAdapter over the outbox table: a
-// message is the one due row the select locks.
-type outboxSchema struct{}
-
-// A customer message's e-mail takes its subject and body from the message
-// (kept once for all its recipients).
-const qSelectDue = `SELECT o.id::text, o.tenant_id::text, coalesce(o.customer_id::text, ''), coalesce(o.message_id::text, ''), o.kind,
-    CASE WHEN m.id IS NULL THEN o.payload ELSE o.payload || jsonb_build_object('subject', m.subject, 'body', m.body) END,
-    o.attempts, o.created_at
-FROM outbox o LEFT JOIN messages m ON m.id = o.message_id
-WHERE o.status = 'queued' AND o.next_attempt_at <= now()
-ORDER BY o.next_attempt_at, o.id LIMIT 1 FOR UPDATE OF o SKIP LOCKED`
-
-func (outboxSchema) SelectQuery(string, string, wsql.OffsetsAdapter) wsql.Query {
-	return wsql.Query{Query: qSelectDue}
-}
-
-func (outboxSchema) UnmarshalMessage(row wsql.Scanner) (wsql.Row, error) {
-	var (
-		id, tenant, customer, messageID, kind string
-		payload                               []byte
-		attempts                              int
-		created                               time.Time
-	)
-	if err := row.Scan(&id, &tenant, &customer, &messageID, &kind, &payload, &attempts, &created); err != nil {
-		return wsql.Row{}, fmt.Errorf("scan outbox row: %w", err)
-	}
-	msg := message.NewMessage(id, payload)
-	msg.Metadata = message.Metadata{
-		metaKind: kind, metaAttempts: fmt.Sprint(attempts), metaCreated: created.UTC().Format(time.RFC3339Nano),
-		metaTenant: tenant, metaCustomer: customer, metaMessage: messageID,
-	}
-	// Offset only has to be non-zero for Watermill to ack; the outcome
-	// is recorded by the handler.
-	return wsql.Row{Offset: 1, UUID: []byte(id), Msg: msg}, nil
-}
-
-// InsertQuery refuses: outbox rows are written by appends only.
-func (outboxSchema) InsertQuery(string, message.Messages) (wsql.Query, error) {
-	return wsql.Query{}, errors.New("mail: the outbox is written by the event store's appends only")
-}
-
-func (outboxSchema) SchemaInitializingQueries(string) []wsql.Query { return nil }
-
-func (outboxSchema) SubscribeIsolationLevel() sql.IsolationLevel { return sql.LevelReadCommitted }
-
-// outboxOffsets keeps no offsets: a row's status is its progress.
-type outboxOffsets struct{}
-
-func (outboxOffsets) NextOffsetQuery(string, string) wsql.Query { return wsql.Query{} }
-
-func (outboxOffsets) AckMessageQuery(string, wsql.Row, string) wsql.Query {
-	return wsql.Query{Query: `SELECT 1`}
-}
-
-func (outboxOffsets) ConsumedMessageQuery(string, wsql.Row, string, []byte) wsql.Query {
-	return wsql.Query{}
-}
-
-func (outboxOffsets) BeforeSubscribingQueries(string, string) []wsql.Query { return nil }
-
-func (outboxOffsets) SchemaInitializingQueries(string) []wsql.Query { return nil }

@@ -91,13 +91,11 @@ const (
 	// An event at exactly `at` has happened: [valid_from, valid_to).
 	qTeamAsOf = `SELECT a.user_id::text, coalesce(u.name, ''), a.lead, a.assigned_at
 FROM assignment_intervals a LEFT JOIN users u ON u.id = a.user_id
-WHERE a.tenant_id = $1 AND a.customer_id = $2 AND a.valid_from <= $3 AND (a.valid_to IS NULL OR a.valid_to > $3)
-ORDER BY a.seq`
+WHERE a.tenant_id = $1 AND a.customer_id = $2 AND a.valid_from <= $3 AND (a.valid_to IS NULL OR a.valid_to > $3)`
 
 	qClientsAsOf = `SELECT a.customer_id::text, a.lead, a.assigned_at
 FROM assignment_intervals a
-WHERE a.tenant_id = $1 AND a.user_id = $2 AND a.valid_from <= $3 AND (a.valid_to IS NULL OR a.valid_to > $3)
-ORDER BY a.assigned_at DESC, a.customer_id DESC`
+WHERE a.tenant_id = $1 AND a.user_id = $2 AND a.valid_from <= $3 AND (a.valid_to IS NULL OR a.valid_to > $3)`
 )
 
 // TeamAsOf returns the customer's team exactly as it stood at at (events
@@ -107,12 +105,17 @@ func (q *Queries) TeamAsOf(ctx context.Context, tenantID, customerID string, at 
 	if !isUUID(customerID) {
 		return []Assignee{}, nil
 	}
-	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Assignee, error) {
+	args := sqlArgs{tenantID, customerID, at}
+	sql := qTeamAsOf
+	if cond := visibleCond(ctx, &args, "a.customer_id"); cond != "" {
+		sql += " AND " + cond
+	}
+	out, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (Assignee, error) {
 		var a Assignee
 		err := row.Scan(&a.UserID, &a.Name, &a.Lead, &a.AssignedAt)
 		a.AssignedAt = a.AssignedAt.UTC()
 		return a, err
-	}, qTeamAsOf, tenantID, customerID, at)
+	}, sql+" ORDER BY a.seq", args...)
 	if err != nil {
 		return nil, fmt.Errorf("team as of: %w", err)
 	}
@@ -127,12 +130,17 @@ func (q *Queries) ClientsAsOf(ctx context.Context, tenantID, userID string, at t
 	if !isUUID(userID) {
 		return []ClientAsOf{}, nil
 	}
-	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (ClientAsOf, error) {
+	args := sqlArgs{tenantID, userID, at}
+	sql := qClientsAsOf
+	if cond := visibleCond(ctx, &args, "a.customer_id"); cond != "" {
+		sql += " AND " + cond
+	}
+	out, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (ClientAsOf, error) {
 		var c ClientAsOf
 		err := row.Scan(&c.CustomerID, &c.Lead, &c.AssignedAt)
 		c.AssignedAt = c.AssignedAt.UTC()
 		return c, err
-	}, qClientsAsOf, tenantID, userID, at)
+	}, sql+" ORDER BY a.assigned_at DESC, a.customer_id DESC", args...)
 	if err != nil {
 		return nil, fmt.Errorf("clients as of: %w", err)
 	}

@@ -113,8 +113,11 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 	if f.Type != "" {
 		conds = append(conds, "a.type = "+args.add(f.Type))
 	}
+	if cond := visibleCond(ctx, &args, "a.customer_id"); cond != "" {
+		conds = append(conds, "(a.customer_id IS NULL OR "+cond+")")
+	}
 	sql := qAuditPage + strings.Join(conds, " AND ") + " ORDER BY a.position LIMIT " + args.add(limit+1)
-	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (AuditEntry, error) {
+	items, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (AuditEntry, error) {
 		var e AuditEntry
 		var data, wrapped []byte
 		var schema int32

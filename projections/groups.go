@@ -39,8 +39,12 @@ WHERE e.type IN ('GroupCreated', 'GroupRenamed', 'GroupDeleted') AND %s`,
 // A group of one stream, so its positions are in stream order.
 const qGroupNow = `SELECT gv.name, gv.deleted FROM groups gv WHERE gv.group_id = cg.group_id ORDER BY gv.position DESC LIMIT 1`
 
+// qGroupsList's count is completed by the visibility condition (or
+// nothing) and qGroupsListFrom.
 const qGroupsList = `SELECT g.group_id::text, g.name,
-       (SELECT count(*) FROM customer_groups cg WHERE cg.group_id = g.group_id)
+       (SELECT count(*) FROM customer_groups cg WHERE cg.group_id = g.group_id`
+
+const qGroupsListFrom = `)
 FROM (SELECT DISTINCT ON (group_id) group_id, name, deleted FROM groups
       WHERE tenant_id = $1 AND ($2::uuid IS NULL OR group_id = $2)
       ORDER BY group_id, position DESC) g
@@ -69,11 +73,18 @@ func (q *Queries) Group(ctx context.Context, tenantID, groupID string) (Group, e
 }
 
 func (q *Queries) groups(ctx context.Context, tenantID string, id *string) ([]Group, error) {
-	out, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Group, error) {
+	args := sqlArgs{tenantID, id}
+	sql := qGroupsList
+	if cond := visibleCond(ctx, &args, "cg.customer_id"); cond != "" {
+		// A member under members_see "assigned" counts the customers
+		// they see.
+		sql += " AND " + cond
+	}
+	out, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (Group, error) {
 		var g Group
 		err := row.Scan(&g.ID, &g.Name, &g.Customers)
 		return g, err
-	}, qGroupsList, tenantID, id)
+	}, sql+qGroupsListFrom, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list groups: %w", err)
 	}
@@ -86,7 +97,7 @@ const qCountGroupCustomers = `SELECT count(*) FROM customer_groups WHERE tenant_
 // list's read model knows them.
 func (q *Queries) CountGroupCustomers(ctx context.Context, tenantID, groupID string) (int, error) {
 	var n int
-	if err := q.pool.QueryRow(ctx, qCountGroupCustomers, tenantID, groupID).Scan(&n); err != nil {
+	if err := q.db(ctx).QueryRow(ctx, qCountGroupCustomers, tenantID, groupID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count group customers: %w", err)
 	}
 	return n, nil

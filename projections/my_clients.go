@@ -70,15 +70,16 @@ func (q *Queries) MyClients(ctx context.Context, tenantID, userID, search string
 	}
 	var args sqlArgs
 	conds := []string{"m.tenant_id = " + args.add(tenantID), "m.user_id = " + args.add(userID), "c.tenant_id = m.tenant_id"}
+	conds = and(conds, visibleListCond(ctx, &args))
 	if search != "" {
-		conds = append(conds, searchCond(args.add(likePattern(search))))
+		conds = append(conds, searchCond("$1", args.add(likePattern(search))))
 	}
 	if after != nil {
 		conds = append(conds, "(m.assigned_at, m.customer_id) < ("+args.add(after.AssignedAt)+", "+args.add(after.ID)+"::uuid)")
 	}
 	sql := qMyClientsPage + strings.Join(conds, " AND ") +
 		" ORDER BY m.assigned_at DESC, m.customer_id DESC LIMIT " + args.add(limit+1)
-	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (MyClient, error) {
+	items, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (MyClient, error) {
 		var mc MyClient
 		it, err := scanCustomerItem(row, &mc.Lead, &mc.AssignedAt)
 		mc.CustomerItem, mc.AssignedAt = it, mc.AssignedAt.UTC()

@@ -21,6 +21,9 @@ const (
 	NotificationHandedOver = "handed_over"
 	// NotificationFollowUpDue tells each recipient FollowUpDue names.
 	NotificationFollowUpDue = "follow_up_due"
+	// NotificationRuleFoundNoOne tells the admins an assignment rule
+	// found no one to assign a customer to (contract v3).
+	NotificationRuleFoundNoOne = "rule_found_no_one"
 )
 
 // Notification is what a user was told.
@@ -41,7 +44,7 @@ func notificationsProjection() *projection {
 		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
 			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
 		events:     notificationRows,
-		eventTypes: append(slices.Clone(teamEventTypes), domain.TypeFollowUpDue),
+		eventTypes: slices.Concat(teamEventTypes, []string{domain.TypeFollowUpDue, domain.TypeAssignmentRuleApplied}),
 	}
 }
 
@@ -49,6 +52,15 @@ func notificationsProjection() *projection {
 // assigns, unassigns or makes lead; a replacement tells the replacement
 // it was handed the place and the replaced member it was unassigned.
 func notificationRows(out rowSink, env *envelope, e domain.Event) {
+	if applied, ok := e.(domain.AssignmentRuleApplied); ok {
+		// A rule that found no one: the admins it names are told.
+		if applied.UserID == "" {
+			for _, admin := range applied.Notify {
+				out.add("notifications", uid(env.TenantID), uid(admin), env.Position, NotificationRuleFoundNoOne, uid(applied.CustomerID), env.RecordedAt)
+			}
+		}
+		return
+	}
 	var customerID string
 	switch e := e.(type) {
 	case domain.UserAssigned:
@@ -91,9 +103,7 @@ const (
 	qNotificationsList = `SELECT n.position, n.type, n.customer_id::text, n.at, r.position IS NOT NULL
 FROM notifications n
 LEFT JOIN notification_reads r ON r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position
-WHERE n.tenant_id = $1 AND n.user_id = $2 AND ($4::bigint = 0 OR n.position < $4)
-ORDER BY n.position DESC
-LIMIT $3`
+WHERE n.tenant_id = $1 AND n.user_id = $2 AND ($4::bigint = 0 OR n.position < $4)`
 
 	qNotificationsUnread = `SELECT count(*) FROM notifications n
 WHERE n.tenant_id = $1 AND n.user_id = $2
@@ -102,12 +112,12 @@ WHERE n.tenant_id = $1 AND n.user_id = $2
 
 	// qNotificationsUnreadUpTo stops counting at $3, newest first: a
 	// header badge needs "99+", not an exact count over tens of thousands.
+	// (Its inner WHERE ends the constant, so the visibility condition can
+	// follow it.)
 	qNotificationsUnreadUpTo = `SELECT count(*) FROM (SELECT 1 FROM notifications n
 WHERE n.tenant_id = $1 AND n.user_id = $2
   AND NOT EXISTS (SELECT 1 FROM notification_reads r
-                  WHERE r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position)
-ORDER BY n.position DESC
-LIMIT $3) AS u`
+                  WHERE r.tenant_id = n.tenant_id AND r.user_id = n.user_id AND r.position = n.position)`
 
 	// Only the user's own notifications can be marked: ids of others' match
 	// no row of theirs and are ignored.
@@ -126,17 +136,25 @@ func (q *Queries) Notifications(ctx context.Context, tenantID, userID string, li
 	if !isUUID(userID) {
 		return 0, items, nil
 	}
+	// A member under members_see "assigned" is not told about customers
+	// they do not serve (any more).
+	count, list := sqlArgs{tenantID, userID}, sqlArgs{tenantID, userID, limit, before}
+	countSQL, listSQL := qNotificationsUnread, qNotificationsList
+	if cond := visibleCond(ctx, &count, "n.customer_id"); cond != "" {
+		countSQL += " AND " + cond
+		listSQL += " AND " + visibleCond(ctx, &list, "n.customer_id")
+	}
 	var unread int
-	if err := q.pool.QueryRow(ctx, qNotificationsUnread, tenantID, userID).Scan(&unread); err != nil {
+	if err := q.db(ctx).QueryRow(ctx, countSQL, count...).Scan(&unread); err != nil {
 		return 0, nil, fmt.Errorf("count unread notifications: %w", err)
 	}
-	items, err := queryAll(ctx, q.pool, func(row pgx.CollectableRow) (Notification, error) {
+	items, err := queryAll(ctx, q.db(ctx), func(row pgx.CollectableRow) (Notification, error) {
 		var n Notification
 		var pos int64
 		err := row.Scan(&pos, &n.Type, &n.CustomerID, &n.At, &n.Read)
 		n.ID, n.At = notificationID(pos, userID), n.At.UTC()
 		return n, err
-	}, qNotificationsList, tenantID, userID, limit, before)
+	}, listSQL+" ORDER BY n.position DESC LIMIT $3", list...)
 	if err != nil {
 		return 0, nil, fmt.Errorf("list notifications: %w", err)
 	}
@@ -181,8 +199,13 @@ func (q *Queries) UnreadUpTo(ctx context.Context, tenantID, userID string, limit
 	if !isUUID(userID) {
 		return 0, nil
 	}
+	args := sqlArgs{tenantID, userID, limit}
+	visible := ""
+	if cond := visibleCond(ctx, &args, "n.customer_id"); cond != "" {
+		visible = " AND " + cond
+	}
 	var n int
-	if err := q.pool.QueryRow(ctx, qNotificationsUnreadUpTo, tenantID, userID, limit).Scan(&n); err != nil {
+	if err := q.db(ctx).QueryRow(ctx, qNotificationsUnreadUpTo+visible+" ORDER BY n.position DESC LIMIT $3) AS u", args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count unread notifications: %w", err)
 	}
 	return n, nil

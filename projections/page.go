@@ -39,8 +39,8 @@ func NewQueries(pool *pgxpool.Pool, keys *keyring.Keyring) *Queries {
 
 // queryAll runs a query and returns its rows made by scan: an empty slice,
 // not nil, when there are none (the lists answer [] in JSON).
-func queryAll[T any](ctx context.Context, pool *pgxpool.Pool, scan pgx.RowToFunc[T], q string, args ...any) ([]T, error) {
-	rows, err := pool.Query(ctx, q, args...)
+func queryAll[T any](ctx context.Context, db dbReader, scan pgx.RowToFunc[T], q string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -99,7 +99,7 @@ const (
 	qTryAdvisory    = `SELECT pg_try_advisory_lock(hashtext($1))`
 	qUnlockAdvisory = `SELECT pg_advisory_unlock(hashtext($1))`
 	qSnapshotXmin   = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
-	qLastBelowXmin  = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id DESC, position DESC LIMIT 1`
+	qLastBelowXmin  = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY events.transaction_id DESC, position DESC LIMIT 1`
 	qMaxPosition    = `SELECT coalesce(max(position), 0) FROM events`
 	// Logged from the start: loading an UNLOGGED table and then SET LOGGED
 	// rewrites the whole heap once more (measured: twice the cost of loading
@@ -114,12 +114,16 @@ WHERE conrelid = ('public.' || $1)::regclass AND contype IN ('p', 'u') ORDER BY 
 WHERE i.indrelid = ('public.' || $1)::regclass
   AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)
 ORDER BY i.indexrelid`
+	// The select lists name transaction_id::text "transaction_id", and an
+	// ORDER BY name means the output column: ordering by it unqualified
+	// sorts transaction ids as text ("1000" before "974"), so every ORDER
+	// BY here names events.transaction_id.
 	qReadAfter = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
        type, schema_version, data, recorded_at
 FROM events
 WHERE (transaction_id, position) > ($1::text::xid8, $2)
   AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY transaction_id, position
+ORDER BY events.transaction_id, position
 LIMIT $3`
 	// The live subscriber's own claim (migration 0006): it pauses the live
 	// handler between its batches.
@@ -160,17 +164,9 @@ func (b *rebuilder) run(ctx context.Context) error {
 	if err := b.pool.QueryRow(ctx, qSnapshotXmin).Scan(&xmin0); err != nil {
 		return fmt.Errorf("rebuild: snapshot: %w", err)
 	}
-	var c0 eventstore.Cursor
-	var c0tx string
-	err = b.pool.QueryRow(ctx, qLastBelowXmin, xmin0).Scan(&c0tx, &c0.Position)
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-	case err != nil:
+	c0, err := lastBelow(ctx, b.pool, xmin0)
+	if err != nil {
 		return fmt.Errorf("rebuild: bound: %w", err)
-	default:
-		if c0.TransactionID, err = strconv.ParseUint(c0tx, 10, 64); err != nil {
-			return fmt.Errorf("rebuild: bound: %w", err)
-		}
 	}
 	var maxPos int64
 	if err := b.pool.QueryRow(ctx, qMaxPosition).Scan(&maxPos); err != nil {
@@ -262,6 +258,24 @@ func (b *rebuilder) run(ctx context.Context) error {
 	b.progressMu.Unlock()
 	b.log.Info("projections rebuilt", slog.Any("projections", names(b.ps)), slog.Duration("took", time.Since(started)))
 	return nil
+}
+
+// lastBelow is the cursor of the last event, in subscriber order, of a
+// transaction below xmin (the zero cursor when there is none).
+func lastBelow(ctx context.Context, pool *pgxpool.Pool, xmin string) (eventstore.Cursor, error) {
+	var c eventstore.Cursor
+	var tx string
+	err := pool.QueryRow(ctx, qLastBelowXmin, xmin).Scan(&tx, &c.Position)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return eventstore.Cursor{}, nil
+	case err != nil:
+		return eventstore.Cursor{}, err
+	}
+	if c.TransactionID, err = strconv.ParseUint(tx, 10, 64); err != nil {
+		return eventstore.Cursor{}, err
+	}
+	return c, nil
 }
 
 // prepare (re)creates the projection's rebuild schema with empty tables
@@ -807,6 +821,14 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 	for _, s := range append(stmts, `DROP SCHEMA `+schema) {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return cur, err
+		}
+	}
+	// The swapped-in tables were made by LIKE, which copies no grant,
+	// row-level security or policy: the read models' visibility is applied
+	// to them again (docs/ARCHITECTURE.md, "Visibility").
+	for _, t := range p.tableNames() {
+		if _, err := tx.ExecContext(ctx, `SELECT ledger_apply_visibility($1)`, t); err != nil {
+			return cur, fmt.Errorf("apply visibility to %s: %w", t, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {

@@ -318,6 +318,36 @@ func checkpoints(ctx context.Context, pool *pgxpool.Pool, names []string) (map[s
 	return out, nil
 }
 
+// Reached reports, without waiting, whether the projections named (all of
+// this Runner's when none) have processed position: false while no event
+// has that position here. A read router asks it of a replica, whose
+// replicated checkpoints say what its read models hold.
+func (r *Runner) Reached(ctx context.Context, position int64, names ...string) (bool, error) {
+	if position <= 0 {
+		return true, nil
+	}
+	if len(names) == 0 {
+		names = r.Names()
+	}
+	target, err := r.store.EventCursor(ctx, position)
+	if errors.Is(err, eventstore.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("position %d: %w", position, err)
+	}
+	cks, err := checkpoints(ctx, r.pool, names)
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		if ck, ok := cks[n]; !ok || ck.Less(target) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // ErrWaitTimeout is matched by every *WaitTimeoutError.
 var ErrWaitTimeout = errors.New("projections did not catch up in time")
 

@@ -4,6 +4,14 @@
 #   pg.sh start DIR PORT [durable]   init (if needed) and start a cluster in DIR
 #   pg.sh stop DIR                   stop the cluster in DIR (if running)
 #   pg.sh url PORT [DB]              print the connection URL (DB defaults to ledger)
+#   pg.sh replica PRIMARY_PORT DIR PORT [sync] [durable]
+#                                    make DIR a streaming hot standby of the cluster
+#                                    on PRIMARY_PORT (pg_basebackup -R) and start it;
+#                                    with "sync" the primary waits for it on every
+#                                    commit (synchronous_standby_names, synchronous_commit=on)
+#   pg.sh kill DIR                   stop the cluster in DIR at once (pg_ctl stop -m immediate:
+#                                    a crash, as a failover test wants)
+#   pg.sh promote DIR                promote the standby in DIR to a primary (pg_ctl promote)
 #
 # The cluster lives in DIR/pgdata, logs to DIR/postgres.log and puts its Unix
 # socket in DIR/sock. It listens on 127.0.0.1:PORT only, with trust auth for
@@ -23,6 +31,7 @@ INSTALL_HINT="install PostgreSQL: sudo apt-get install -y postgresql"
 die() { echo "pg.sh: $*" >&2; exit 1; }
 usage() {
 	echo "usage: pg.sh start DIR PORT [durable] | pg.sh stop DIR | pg.sh url PORT [DB]" >&2
+	echo "       pg.sh replica PRIMARY_PORT DIR PORT [sync] [durable] | pg.sh kill DIR | pg.sh promote DIR" >&2
 	exit 2
 }
 
@@ -190,6 +199,10 @@ cmd_start() {
 		echo "pg.sh: PostgreSQL started in $dir on 127.0.0.1:$port ($(cat "$dir/mode"))" >&2
 	fi
 
+	# A standby has its primary's databases and takes no writes.
+	if [ -f "$data/standby.signal" ]; then
+		return 0
+	fi
 	# Create the ledger database if missing.
 	local exists
 	exists=$("$BINDIR/psql" -X -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -tAc \
@@ -214,6 +227,87 @@ cmd_stop() {
 	fi
 }
 
+# psql as the superuser against 127.0.0.1:PORT.
+psql_at() {
+	local port=$1
+	shift
+	"$BINDIR/psql" -X -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "$port" -U "$PG_USER" -d postgres -tAc "$@"
+}
+
+cmd_replica() {
+	[ $# -ge 3 ] && [ $# -le 5 ] || usage
+	local pport=$1 dir port=$3 sync= mode= a
+	for a in "${@:4}"; do
+		case "$a" in
+		sync) sync=1 ;;
+		durable) mode=durable ;;
+		*) die "replica takes 'sync' and 'durable' after PORT, got '$a'" ;;
+		esac
+	done
+	case "$pport$port" in '' | *[!0-9]*) die "PRIMARY_PORT and PORT must be numbers" ;; esac
+	case "$2" in *[[:space:]]*) die "DIR must not contain whitespace: '$2'" ;; esac
+	ensure_bindir
+	dir=$(abs_dir "$2")
+	local data=$dir/pgdata
+	if is_root; then
+		prepare_dir_for_postgres "$dir"
+	fi
+	if [ "$(psql_at "$pport" "SELECT pg_is_in_recovery()")" != f ]; then
+		die "the cluster on port $pport is not a primary"
+	fi
+	# The standby's name on the primary: what synchronous_standby_names
+	# lists and pg_stat_replication shows.
+	local name
+	name="standby_$port"
+	if [ ! -f "$data/PG_VERSION" ]; then
+		echo "pg.sh: copying the cluster on port $pport into $data (pg_basebackup -R)" >&2
+		# -R writes standby.signal and primary_conninfo (with the
+		# application_name given here) into the copy; -X stream copies the
+		# WAL written meanwhile, -c fast checkpoints at once.
+		as_pg "$BINDIR/pg_basebackup" -d "host=127.0.0.1 port=$pport user=$PG_USER application_name=$name" \
+			-D "$data" -R -X stream -c fast >"$dir/basebackup.log" 2>&1 || {
+			cat "$dir/basebackup.log" >&2
+			die "pg_basebackup failed"
+		}
+	fi
+	[ -f "$data/standby.signal" ] || die "$data is not a standby (no standby.signal); remove $dir to make a new one"
+	if [ -n "$sync" ]; then
+		# Every commit on the primary then waits until this standby has
+		# flushed it, so a promoted standby holds every acknowledged
+		# command. ALTER SYSTEM is overridden by a -c on the primary's
+		# command line: start it durable (pg.sh start DIR PORT durable).
+		psql_at "$pport" "ALTER SYSTEM SET synchronous_standby_names = '\"$name\"'" >/dev/null
+		psql_at "$pport" "SELECT pg_reload_conf()" >/dev/null
+		if [ "$(psql_at "$pport" "SHOW synchronous_commit")" = off ]; then
+			echo "pg.sh: warning: synchronous_commit is off on the primary (a fast cluster): commits will not wait for the standby; start the primary durable" >&2
+		fi
+	fi
+	# The standby starts as any cluster does (its copied postgresql.auto.conf
+	# and standby.signal make it replay); hot_standby lets it serve reads.
+	cmd_start "$dir" "$port" $mode
+	echo "pg.sh: hot standby $name of port $pport running in $dir on 127.0.0.1:$port${sync:+ (synchronous)}" >&2
+}
+
+cmd_kill() {
+	[ $# -eq 1 ] || usage
+	local dir
+	dir=$(cd "$1" && pwd -P) || die "no such directory: $1"
+	BINDIR=$(find_bindir) || die "cannot find the PostgreSQL binaries"
+	if is_running "$dir/pgdata"; then
+		as_pg "$BINDIR/pg_ctl" -D "$dir/pgdata" -m immediate -w stop >/dev/null
+		echo "pg.sh: PostgreSQL in $dir killed (immediate stop)" >&2
+	fi
+}
+
+cmd_promote() {
+	[ $# -eq 1 ] || usage
+	local dir
+	dir=$(cd "$1" && pwd -P) || die "no such directory: $1"
+	BINDIR=$(find_bindir) || die "cannot find the PostgreSQL binaries"
+	as_pg "$BINDIR/pg_ctl" -D "$dir/pgdata" -w promote >/dev/null
+	echo "pg.sh: standby in $dir promoted to primary" >&2
+}
+
 [ $# -ge 1 ] || usage
 sub=$1
 shift
@@ -221,5 +315,8 @@ case "$sub" in
 start) cmd_start "$@" ;;
 stop) cmd_stop "$@" ;;
 url) cmd_url "$@" ;;
+replica) cmd_replica "$@" ;;
+kill) cmd_kill "$@" ;;
+promote) cmd_promote "$@" ;;
 *) usage ;;
 esac

@@ -134,12 +134,13 @@ func TestCommandsNeedDatabaseURL(t *testing.T) {
 	}
 }
 
-// Reading from replicas is not built: a LEDGER_REPLICA_URLS would
-// otherwise look honoured while every read went to the primary.
-func TestServeRefusesReplicaURLs(t *testing.T) {
+// A replica lag bound that is not a duration is refused before anything
+// connects.
+func TestServeRefusesBadReplicaMaxLag(t *testing.T) {
 	t.Parallel()
-	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused", "LEDGER_REPLICA_URLS": "postgres://standby/ledger"})
-	if code := run(context.Background(), env, []string{"serve"}); code != 1 || !strings.Contains(errOut.String(), "LEDGER_REPLICA_URLS") {
+	env, _, errOut := testEnv(map[string]string{"DATABASE_URL": "postgres://unused",
+		"LEDGER_REPLICA_URLS": "postgres://standby/ledger", "LEDGER_REPLICA_MAX_LAG": "soon"})
+	if code := run(context.Background(), env, []string{"serve"}); code != 1 || !strings.Contains(errOut.String(), "LEDGER_REPLICA_MAX_LAG") {
 		t.Fatalf("exit %d, stderr %q", code, errOut.String())
 	}
 }

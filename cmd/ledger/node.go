@@ -41,6 +41,8 @@ type node struct {
 	relay    *mail.Relay
 	ledger   *ledgerlog.Log
 	registry *prometheus.Registry
+	// signingKey is the ledger log's, for its read side on replicas.
+	signingKey ledgerlog.Key
 }
 
 // openNode connects, applies pending migrations and builds the node. The
@@ -93,7 +95,7 @@ func openNode(ctx context.Context, env *cliEnv) (_ *node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	n.ledger = ledgerlog.New(pool, signingKey, cfg.BaseURL, log)
+	n.ledger, n.signingKey = ledgerlog.New(pool, signingKey, cfg.BaseURL, log), signingKey
 	n.registry = prometheus.NewRegistry()
 	// The projection metrics read the checkpoints from the database, so
 	// they say the same on every node, running the projections or not.
@@ -166,6 +168,9 @@ func (n *node) startWorkers(ctx context.Context) *background {
 		// Auditors get the day's signed checkpoint once a day (the claim in
 		// the database, not this timer, keeps it to one across nodes).
 		b.wg.Go(func() { n.cmds.RunCheckpointEmails(bctx, n.ledger, commands.CheckpointEmailPoll) })
+		// Users with notify_by_email get each notification by e-mail too
+		// (a claim per notification keeps it to one across nodes).
+		b.wg.Go(func() { n.cmds.RunNotificationEmails(bctx, commands.NotificationEmailPoll) })
 	}
 	return b
 }

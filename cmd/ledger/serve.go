@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -21,15 +20,14 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			"after applying pending migrations, and runs the projections, the ledger log's checkpoint\n"+
 			"signing and, with LEDGER_SMTP_URL and LEDGER_MAIL_FROM, the outbox's e-mails.\n"+
 			"With --no-projections it only serves the API and leaves that work to `ledger project`\n"+
-			"processes. Stops gracefully on SIGTERM/SIGINT.")
+			"processes. With LEDGER_REPLICA_URLS (streaming replicas of the primary) it serves reads\n"+
+			"from a replica that can answer them (LEDGER_REPLICA_MAX_LAG, default 1s). DATABASE_URL may\n"+
+			"name several hosts with target_session_attrs=read-write to follow a failover.\n"+
+			"Stops gracefully on SIGTERM/SIGINT.")
 	noProjections := fs.Bool("no-projections", false,
 		"serve the API only: run no projections, checkpoint signing or outbox relay\n(run ledger project beside it)")
 	if err := parse(fs, args); err != nil {
 		return err
-	}
-	if urls, set := env.getenv("LEDGER_REPLICA_URLS"); set && urls != "" {
-		return errors.New("LEDGER_REPLICA_URLS is set, but reading from replicas is not built yet: " +
-			"unset it (every read goes to the primary in DATABASE_URL)")
 	}
 	n, err := openNode(ctx, env)
 	if err != nil {
@@ -46,8 +44,20 @@ func runServe(ctx context.Context, env *cliEnv, args []string) error {
 			Help: "Single-customer commands run through the group committer (divided by ledger_command_groups_total: the mean group size).",
 		}, func() float64 { return float64(n.cmds.GroupStats().Commands()) }))
 
+	reads, replicas, err := n.openReads(ctx)
+	if err != nil {
+		return err
+	}
+	if reads != nil {
+		defer reads.Close()
+		readsCtx, stopReads := context.WithCancel(context.WithoutCancel(ctx))
+		defer stopReads()
+		go reads.Run(readsCtx)
+	}
+
 	cfg := n.cfg
 	api := ledgerhttp.NewServer(ledgerhttp.Deps{
+		Reads: reads, Replicas: replicas,
 		Ledger: n.ledger,
 		Pool:   n.pool, Store: n.store, Commands: n.cmds, Projections: n.runner, Queries: projections.NewQueries(n.pool, n.keys), Log: n.log,
 		BaseURL: cfg.BaseURL, Registry: n.registry,

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"text/tabwriter"
 	"time"
+
+	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 // runTenants lists the tenants, so that a user of `ledger history` can find
@@ -21,27 +24,36 @@ func runTenants(ctx context.Context, env *cliEnv, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	rows, err := pool.Query(ctx, `
-SELECT e.tenant_id::text, e.data->>'name', e.recorded_at,
-       (SELECT count(*) FROM users u WHERE u.tenant_id = e.tenant_id AND u.status = 'active')
-FROM events e WHERE e.type = 'TenantCreated' ORDER BY e.position`)
+	created, err := eventstore.New(pool).EventsOfType(ctx, domain.TypeTenantCreated)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	active := map[string]int64{}
+	rows, err := pool.Query(ctx, `SELECT tenant_id::text, count(*) FROM users WHERE status = 'active' GROUP BY 1`)
 	if err != nil {
 		return fmt.Errorf("list tenants: %w", err)
 	}
 	defer rows.Close()
-	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "TENANT ID\tNAME\tCREATED\tACTIVE USERS")
 	for rows.Next() {
-		var id, name string
-		var at time.Time
-		var users int64
-		if err := rows.Scan(&id, &name, &at, &users); err != nil {
+		var id string
+		var n int64
+		if err := rows.Scan(&id, &n); err != nil {
 			return fmt.Errorf("list tenants: %w", err)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", id, name, at.UTC().Format(time.RFC3339), users)
+		active[id] = n
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("list tenants: %w", err)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TENANT ID\tNAME\tCREATED\tACTIVE USERS")
+	for _, e := range created {
+		ev, err := domain.DecodeEvent(e.Type, e.SchemaVersion, e.Data)
+		if err != nil {
+			return fmt.Errorf("list tenants: tenant %s: %w", e.TenantID, err)
+		}
+		tc, _ := ev.(domain.TenantCreated)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", e.TenantID, tc.Name, e.RecordedAt.UTC().Format(time.RFC3339), active[e.TenantID])
 	}
 	return tw.Flush()
 }

@@ -13,6 +13,10 @@
 //   - rebuild: Runner.Rebuild("all") over a generated event store;
 //   - reads: "My Clients" and the customer list filtered by assigned user over
 //     a large read model, beside a primary-key lookup;
+//   - replica: the same two reads through the API with every read on the
+//     primary and through a streaming replica (a primary and a synchronous
+//     standby of its own), and the time from killing the primary under
+//     commands to the first command acknowledged by the promoted standby;
 //   - bulk: BulkEdit add, BulkEdit set and a transfer over 10,000 customers,
 //     each one all-or-nothing transaction (time and peak heap), and the
 //     exports of those customers in every format;
@@ -89,7 +93,7 @@ type options struct {
 	verbose    bool
 }
 
-var phases = []string{"commands", "lag", "catchup", "rebuild", "reads", "bulk", "imports"}
+var phases = []string{"commands", "lag", "catchup", "rebuild", "reads", "replica", "bulk", "imports"}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -240,7 +244,7 @@ func run(ctx context.Context, args []string, url string) error {
 		name string
 		run  func(ctx context.Context, o options, srv *server, rep *report) error
 	}
-	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}, {"bulk", runBulk}, {"imports", runImports}}
+	all := []phase{{"commands", runCommands}, {"lag", runLag}, {"catchup", runCatchUp}, {"rebuild", runRebuild}, {"reads", runReads}, {"replica", runReplica}, {"bulk", runBulk}, {"imports", runImports}}
 	var failed []string
 	for _, p := range all {
 		if !o.only[p.name] {

@@ -78,7 +78,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		"bulk/export csv, 200 customers", "bulk/export xlsx, 200 customers", "bulk/export ods, 200 customers",
 		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx, 200 customers, peak heap",
 		"imports/import, 50 rows", "imports/import, 500 rows", "imports/import 500 rows peak heap",
-		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap"} {
+		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap",
+		"replica/My Clients p99, primary", "replica/My Clients p99, replica", "replica/customer list by assignee p99, replica",
+		"replica/failover: kill to first acknowledged command"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
 			t.Errorf("figure %q: %+v (present %v)", name, f, ok)
 		}
@@ -96,9 +98,9 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	}
 
 	// The reads phase explained what projections.Queries sends, not a copy
-	// of it: each explained statement is the one statement its run sent,
-	// with the SQL the Queries method sends for such a call, and every
-	// plan came out.
+	// of it: each explained run is the statements its run sent (the
+	// viewer's settings, then the query), with the SQL the Queries method
+	// sends for such a call, and every plan came out.
 	reads, _ := rep.Details["reads"].(map[string]any)
 	plans, _ := reads["explain_analyze"].(map[string]any)
 	if len(plans) != 8 {
@@ -118,14 +120,16 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		kind, _, _ := strings.Cut(label, "/")
 		w, ok := want[kind]
 		sent, _ := v.([]any)
-		if !ok || len(sent) != 1 {
-			t.Errorf("reads: %s explained %v", label, v)
+		if !ok || len(sent) != len(w) {
+			t.Errorf("reads: %s explained %v, want %d statements", label, v, len(w))
 			continue
 		}
-		st, _ := sent[0].(map[string]any)
-		args, _ := st["args"].([]any)
-		if st["sql"] != w.SQL || len(args) != len(w.Args) {
-			t.Errorf("reads: %s explained\n%v %v\nbut projections.Queries sends\n%s %v", label, st["sql"], args, w.SQL, w.Args)
+		for i := range sent {
+			st, _ := sent[i].(map[string]any)
+			args, _ := st["args"].([]any)
+			if st["sql"] != w[i].SQL || len(args) != len(w[i].Args) {
+				t.Errorf("reads: %s explained\n%v %v\nbut projections.Queries sends\n%s %v", label, st["sql"], args, w[i].SQL, w[i].Args)
+			}
 		}
 	}
 }
@@ -133,7 +137,7 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 // sentByQueries is the statement projections.Queries sends for each kind of
 // the reads phase, as a tracer of its own sees it on the test database (its
 // tables are empty), independent of the bench's statementRecorder.
-func sentByQueries(t *testing.T, url string) map[string]statement {
+func sentByQueries(t *testing.T, url string) map[string][]statement {
 	t.Helper()
 	ctx := context.Background()
 	cfg, err := pgxpool.ParseConfig(url)
@@ -149,7 +153,9 @@ func sentByQueries(t *testing.T, url string) map[string]statement {
 	defer pool.Close()
 	q := projections.NewQueries(pool, benchKeyring())
 	const tenant, user = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
-	out := map[string]statement{}
+	// Read as a member, as the reads phase (and the API) does.
+	ctx = projections.WithViewer(ctx, projections.Viewer{TenantID: tenant, UserID: user, Role: "member"})
+	out := map[string][]statement{}
 	for kind, run := range map[string]func() error{
 		"my_clients_first_page": func() error {
 			_, err := q.MyClients(ctx, tenant, user, "", 50, "")
@@ -165,10 +171,10 @@ func sentByQueries(t *testing.T, url string) map[string]statement {
 			t.Fatalf("%s: %v", kind, err)
 		}
 		sent := seen.all()
-		if len(sent) != 1 {
-			t.Fatalf("%s sent %d statements: %v", kind, len(sent), sent)
+		if len(sent) != 2 {
+			t.Fatalf("%s sent %d statements, want the viewer's settings and the query: %v", kind, len(sent), sent)
 		}
-		out[kind] = sent[0]
+		out[kind] = sent
 	}
 	return out
 }
@@ -187,6 +193,18 @@ func (l *queryLog) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.Trace
 }
 
 func (l *queryLog) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (l *queryLog) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (l *queryLog) TraceBatchQuery(_ context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sent = append(l.sent, statement{SQL: d.SQL, Args: d.Args})
+}
+
+func (l *queryLog) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
 
 func (l *queryLog) reset() { l.mu.Lock(); l.sent = nil; l.mu.Unlock() }
 

@@ -52,6 +52,11 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 		return err
 	}
 	q := projections.NewQueries(pool, benchKeyring())
+	// The API reads as its caller (projections.Viewer: the reader role, the
+	// caller's settings and row-level security, sent with each query): a
+	// member under the default members_see "all", the path every member's
+	// read takes. The baseline PK lookup stays a plain query.
+	viewer := projections.Viewer{TenantID: tenant, UserID: userIDs[0], Role: "member"}
 	rng := rand.New(rand.NewPCG(3, 4))
 	pick := func() string { return userIDs[rng.IntN(len(userIDs))] }
 	var pageSizes struct{ my, list, myN, listN int }
@@ -60,13 +65,13 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 		run         func(ctx context.Context) error
 	}{
 		{"My Clients first page", "my_clients_first_page", func(ctx context.Context) error {
-			p, err := q.MyClients(ctx, tenant, pick(), "", 50, "")
+			p, err := q.MyClients(projections.WithViewer(ctx, viewer), tenant, pick(), "", 50, "")
 			pageSizes.my += len(p.Items)
 			pageSizes.myN++
 			return err
 		}},
 		{"customers by assigned user", "customers_by_assigned_user", func(ctx context.Context) error {
-			p, err := q.Customers(ctx, tenant, projections.CustomerFilter{AssignedUser: pick()}, 50, "")
+			p, err := q.Customers(projections.WithViewer(ctx, viewer), tenant, projections.CustomerFilter{AssignedUser: pick()}, 50, "")
 			pageSizes.list += len(p.Items)
 			pageSizes.listN++
 			return err
@@ -196,6 +201,21 @@ func (statementRecorder) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx
 
 func (statementRecorder) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
 
+// The viewer's reads are batches (the viewer's settings, then the query):
+// their statements are recorded in order too, and explainAll runs them in
+// one transaction, so the plans are the reader's, under its policies.
+func (statementRecorder) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	return ctx
+}
+
+func (statementRecorder) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if sent, ok := ctx.Value(statementsKey{}).(*[]statement); ok {
+		*sent = append(*sent, statement{SQL: d.SQL, Args: d.Args})
+	}
+}
+
+func (statementRecorder) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
 // explainAll is the plans of the statements one run sent, one after the
 // other, or what went wrong.
 func explainAll(ctx context.Context, pool *pgxpool.Pool, sent []statement, generic bool) string {
@@ -203,12 +223,20 @@ func explainAll(ctx context.Context, pool *pgxpool.Pool, sent []statement, gener
 		return "explain failed: the run sent no statement"
 	}
 	var plans []string
-	for _, st := range sent {
-		plan, err := explain(ctx, pool, st, generic)
-		if err != nil {
-			plan = "explain failed: " + err.Error()
+	// One transaction: a recorded set_config (the viewer's) holds for the
+	// statements after it, as in the batch that sent them.
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, st := range sent {
+			plan, err := explain(ctx, tx, st, generic)
+			if err != nil {
+				return err
+			}
+			plans = append(plans, plan)
 		}
-		plans = append(plans, plan)
+		return nil
+	})
+	if err != nil {
+		plans = append(plans, "explain failed: "+err.Error())
 	}
 	return strings.Join(plans, "\n\n")
 }
@@ -218,9 +246,9 @@ func explainAll(ctx context.Context, pool *pgxpool.Pool, sent []statement, gener
 // (planned for these values) or the generic one (planned for any values,
 // which PostgreSQL may pick after five executions). The arguments reach
 // EXECUTE as literals quoted by pgx.
-func explain(ctx context.Context, pool *pgxpool.Pool, st statement, generic bool) (string, error) {
+func explain(ctx context.Context, outer pgx.Tx, st statement, generic bool) (string, error) {
 	var lines []string
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, outer, func(tx pgx.Tx) error {
 		mode := "force_custom_plan"
 		if generic {
 			mode = "force_generic_plan"

@@ -18,6 +18,7 @@ import (
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
+	"github.com/assignment-ledger/ledger/ledgerlog"
 	"github.com/assignment-ledger/ledger/projections"
 )
 
@@ -29,9 +30,10 @@ import (
 // copy of each team, so every event is valid for the domain and the folds.
 // Each customer's profile event is sealed with its own data key, whose
 // wrapped copy goes to customer_keys, as the commands write them: the
-// rebuild opens every one. prev_hash/hash are dummy bytes (the rebuild
-// does not read them; `ledger verify` would reject this store), and the
-// streams table is not written (the rebuild does not read it either).
+// rebuild opens every one. Each stream's hash chain and head are real
+// (eventstore.ChainHash), so the same store also measures `ledger verify`
+// and the ledger log: the tree's own rebuild, a signed checkpoint and
+// `ledger verify --checkpoint` against a plain `ledger verify`.
 
 type eventGen struct {
 	rng       *rand.Rand
@@ -45,6 +47,7 @@ type eventGen struct {
 	meta      string
 	keyring   *keyring.Keyring
 	keys      []keyring.DataKey // of the customers so far
+	heads     map[string]*genHead
 	// counts of what was generated, to check the rebuilt tables against
 	registered  int
 	memberships int
@@ -58,6 +61,13 @@ type genCustomer struct {
 	lead    string
 }
 
+// genHead is a stream's head as the generator wrote it.
+type genHead struct {
+	typ     string
+	version int64
+	hash    []byte
+}
+
 type genEvent struct {
 	stream  string
 	version int64
@@ -69,7 +79,7 @@ type genEvent struct {
 func newEventGen(total, users int) *eventGen {
 	g := &eventGen{rng: rand.New(rand.NewPCG(7, 11)), tenant: uuid.NewString(), admin: uuid.NewString(), total: total,
 		base: time.Now().UTC().Add(-time.Duration(total) * time.Millisecond).Truncate(time.Microsecond), byType: map[string]int{},
-		keyring: benchKeyring()}
+		keyring: benchKeyring(), heads: map[string]*genHead{}}
 	for range users {
 		g.users = append(g.users, uuid.NewString())
 	}
@@ -183,9 +193,10 @@ func (g *eventGen) count(e genEvent) (genEvent, bool) {
 var eventColumns = []string{"tenant_id", "stream_id", "stream_version", "type", "schema_version", "data", "metadata",
 	"recorded_at", "prev_hash", "hash"}
 
-// copyEvents COPYs the generator's events in chunks of one transaction each.
+// copyEvents COPYs the generator's events in chunks of one transaction
+// each, chaining each stream's hashes as Append would, then writes the
+// streams' heads.
 func copyEvents(ctx context.Context, pool *pgxpool.Pool, g *eventGen, chunk int) error {
-	dummy := make([]byte, 32)
 	for g.emitted < g.total {
 		n := 0
 		_, err := pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventColumns, pgx.CopyFromFunc(func() ([]any, error) {
@@ -198,13 +209,48 @@ func copyEvents(ctx context.Context, pool *pgxpool.Pool, g *eventGen, chunk int)
 			}
 			at := g.base.Add(time.Duration(g.emitted) * time.Millisecond)
 			n++
-			return []any{uuid.MustParse(g.tenant), uuid.MustParse(e.stream), e.version, e.typ, e.schema, e.data, g.meta, at, dummy, dummy}, nil
+			h := g.heads[e.stream]
+			if h == nil {
+				h = &genHead{typ: streamTypeOf(e.typ)}
+				g.heads[e.stream] = h
+			}
+			hash, err := eventstore.ChainHash(h.hash, eventstore.Event{TenantID: g.tenant, StreamID: e.stream, Version: e.version,
+				Type: e.typ, SchemaVersion: int(e.schema), Data: e.data, RecordedAt: at}, []byte(g.meta))
+			if err != nil {
+				return nil, err
+			}
+			prev := h.hash
+			if prev == nil {
+				prev = make([]byte, len(hash))
+			}
+			h.version, h.hash = e.version, hash
+			return []any{uuid.MustParse(g.tenant), uuid.MustParse(e.stream), e.version, e.typ, e.schema, e.data, g.meta, at, prev, hash}, nil
 		}))
 		if err != nil {
 			return fmt.Errorf("copy events: %w", err)
 		}
 	}
+	tenant := uuid.MustParse(g.tenant)
+	var rows [][]any
+	for id, h := range g.heads {
+		rows = append(rows, []any{uuid.MustParse(id), tenant, h.typ, h.version, h.hash})
+	}
+	if _, err := pool.CopyFrom(ctx, pgx.Identifier{"streams"}, []string{"stream_id", "tenant_id", "stream_type", "version", "last_hash"},
+		pgx.CopyFromRows(rows)); err != nil {
+		return fmt.Errorf("copy stream heads: %w", err)
+	}
 	return nil
+}
+
+// streamTypeOf is the type of the stream an event's first event opens.
+func streamTypeOf(eventType string) string {
+	switch eventType {
+	case domain.TypeTenantCreated:
+		return "tenant"
+	case domain.TypeUserCreated:
+		return "user"
+	}
+	return "customer"
 }
 
 func (g *eventGen) insertDirectory(ctx context.Context, pool *pgxpool.Pool) error {
@@ -361,6 +407,66 @@ func runRebuild(ctx context.Context, o options, srv *server, rep *report) error 
 	if len(mismatch) > 0 {
 		return fmt.Errorf("rebuilt tables do not match the generated events: %v", mismatch)
 	}
+	return measureLedgerLog(ctx, pool, runner, store, g, rep)
+}
+
+// measureLedgerLog times, on the rebuild phase's store, what an auditor
+// runs (issue #21): the ledger tree's own rebuild, a plain `ledger
+// verify`, and the checkpoint part of `ledger verify --checkpoint` (which
+// runs both), against a checkpoint signed over every event.
+func measureLedgerLog(ctx context.Context, pool *pgxpool.Pool, runner *projections.Runner, store *eventstore.Store,
+	g *eventGen, rep *report) error {
+	began := time.Now()
+	if err := runner.Rebuild(ctx, projections.LedgerTree, nil); err != nil {
+		return fmt.Errorf("rebuild the ledger tree: %w", err)
+	}
+	treeTook := time.Since(began)
+
+	began = time.Now()
+	vr, err := store.Verify(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	verifyTook := time.Since(began)
+
+	dir, err := os.MkdirTemp("", "ledgerbench-key")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	const base = "https://bench.example"
+	key, _, err := ledgerlog.LoadOrCreateKey(dir+"/signing-key", ledgerlog.KeyName(base))
+	if err != nil {
+		return err
+	}
+	l := ledgerlog.New(pool, key, base, slog.New(slog.DiscardHandler))
+	if _, err := l.Sign(ctx, g.tenant); err != nil {
+		return fmt.Errorf("sign a checkpoint: %w", err)
+	}
+	cp, err := l.Latest(ctx, g.tenant)
+	if err != nil {
+		return fmt.Errorf("sign a checkpoint: %w", err)
+	}
+	began = time.Now()
+	if _, err := ledgerlog.VerifyCheckpoints(ctx, pool, key.Verifier, [][]byte{[]byte(cp.Note)}); err != nil {
+		return fmt.Errorf("verify --checkpoint: %w", err)
+	}
+	cpTook := time.Since(began)
+	withCP := verifyTook + cpTook
+	fmt.Fprintf(os.Stderr, "   ledger tree rebuilt in %s; verify %s; verify --checkpoint %s (%.2f x verify)\n",
+		treeTook.Round(time.Millisecond), verifyTook.Round(time.Millisecond), withCP.Round(time.Millisecond),
+		withCP.Seconds()/verifyTook.Seconds())
+	n := vr.Events
+	rep.add(figure{Phase: "rebuild", Name: fmt.Sprintf("ledger tree rebuild, %d events", n), Value: treeTook.Seconds(), Unit: "s"})
+	rep.add(figure{Phase: "rebuild", Name: fmt.Sprintf("ledger verify, %d events", n), Value: verifyTook.Seconds(), Unit: "s"})
+	rep.add(figure{Phase: "rebuild", Name: fmt.Sprintf("ledger verify --checkpoint, %d events", n), Value: withCP.Seconds(), Unit: "s"})
+	rep.add(figure{Phase: "rebuild", Name: "verify --checkpoint ÷ verify", Value: withCP.Seconds() / verifyTook.Seconds(), Unit: "x"})
+	rep.detail("ledger_log", map[string]any{
+		"events": n, "streams": vr.Streams, "tree_rebuild_s": treeTook.Seconds(), "verify_s": verifyTook.Seconds(),
+		"checkpoint_part_s": cpTook.Seconds(), "verify_checkpoint_s": withCP.Seconds(), "tree_size": cp.TreeSize,
+		"note": "verify --checkpoint runs the plain verify and then VerifyCheckpoints (the tree recomputed from the events, " +
+			"then the stored tree checked against it); both parts are timed on the same store.",
+	})
 	return nil
 }
 

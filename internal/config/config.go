@@ -42,6 +42,13 @@ type Config struct {
 	// CheckpointInterval (LEDGER_CHECKPOINT_INTERVAL, default 1h) is how
 	// often the ledger log signs a checkpoint while events arrive.
 	CheckpointInterval time.Duration
+
+	// ReplicaURLs (LEDGER_REPLICA_URLS, comma-separated) are streaming
+	// replicas that serve reads; ReplicaMaxLag (LEDGER_REPLICA_MAX_LAG,
+	// default 1s) bounds how far behind one may serve a read that asks for
+	// no position.
+	ReplicaURLs   []string
+	ReplicaMaxLag time.Duration
 }
 
 // Defaults of the request time limits: long enough for any sound request on
@@ -57,6 +64,9 @@ const (
 	// DefaultCheckpointInterval: one signed checkpoint an hour while events
 	// arrive, so one can be had for any day.
 	DefaultCheckpointInterval = time.Hour
+	// DefaultReplicaMaxLag: a read without a position may see a replica
+	// at most a second behind.
+	DefaultReplicaMaxLag = time.Second
 )
 
 // EmailEnabled reports whether e-mail is configured.
@@ -91,6 +101,7 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		{"LEDGER_EXPORT_TIMEOUT", &c.ExportTimeout, DefaultExportTimeout},
 		{"LEDGER_IMPORT_TIMEOUT", &c.ImportTimeout, DefaultImportTimeout},
 		{"LEDGER_CHECKPOINT_INTERVAL", &c.CheckpointInterval, DefaultCheckpointInterval},
+		{"LEDGER_REPLICA_MAX_LAG", &c.ReplicaMaxLag, DefaultReplicaMaxLag},
 	} {
 		v, err := time.ParseDuration(get(d.name, d.def.String()))
 		if err != nil || v <= 0 {
@@ -103,6 +114,11 @@ func FromEnv(lookup func(string) (string, bool)) (Config, error) {
 		return Config{}, errors.New("LEDGER_KEK and LEDGER_KEK_FILE both set: give the key-encryption key one way")
 	}
 	c.SigningKeyFile = get("LEDGER_SIGNING_KEY_FILE", "")
+	for _, u := range strings.Split(get("LEDGER_REPLICA_URLS", ""), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			c.ReplicaURLs = append(c.ReplicaURLs, u)
+		}
+	}
 	c.SMTPURL, c.MailFrom = get("LEDGER_SMTP_URL", ""), get("LEDGER_MAIL_FROM", "")
 	if (c.SMTPURL == "") != (c.MailFrom == "") {
 		return Config{}, errors.New("LEDGER_SMTP_URL and LEDGER_MAIL_FROM turn e-mail on together: set both or neither")

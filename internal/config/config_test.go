@@ -146,3 +146,26 @@ func TestSigningKey(t *testing.T) {
 		t.Fatal("a missing LEDGER_SIGNING_KEY_FILE was created")
 	}
 }
+
+// LEDGER_REPLICA_URLS lists replicas, blanks ignored; LEDGER_REPLICA_MAX_LAG
+// defaults to a second and must be a positive duration.
+func TestReplicaSettings(t *testing.T) {
+	t.Parallel()
+	env := func(m map[string]string) func(string) (string, bool) {
+		m["DATABASE_URL"] = "postgres://x"
+		return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}
+	c, err := FromEnv(env(map[string]string{}))
+	if err != nil || c.ReplicaURLs != nil || c.ReplicaMaxLag != time.Second {
+		t.Fatalf("defaults: %v %v %v", c.ReplicaURLs, c.ReplicaMaxLag, err)
+	}
+	c, err = FromEnv(env(map[string]string{"LEDGER_REPLICA_URLS": " postgres://a/l , ,postgres://b/l", "LEDGER_REPLICA_MAX_LAG": "250ms"}))
+	if err != nil || len(c.ReplicaURLs) != 2 || c.ReplicaURLs[0] != "postgres://a/l" || c.ReplicaURLs[1] != "postgres://b/l" || c.ReplicaMaxLag != 250*time.Millisecond {
+		t.Fatalf("set: %q %v %v", c.ReplicaURLs, c.ReplicaMaxLag, err)
+	}
+	for _, bad := range []string{"soon", "0s", "-1s"} {
+		if _, err := FromEnv(env(map[string]string{"LEDGER_REPLICA_MAX_LAG": bad})); err == nil || !strings.Contains(err.Error(), "LEDGER_REPLICA_MAX_LAG") {
+			t.Errorf("LEDGER_REPLICA_MAX_LAG=%s: %v", bad, err)
+		}
+	}
+}
