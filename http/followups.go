@@ -71,7 +71,11 @@ func (s *Server) customerFollowUps(w nethttp.ResponseWriter, r *nethttp.Request)
 		return err
 	}
 	tenant := principal(r.Context()).TenantID
-	if _, err := s.cmd.GetCustomer(r.Context(), tenant, id); err != nil {
+	c, err := s.cmd.GetCustomer(r.Context(), tenant, id)
+	if err != nil {
+		return err
+	}
+	if err := s.seeCustomer(r.Context(), c); err != nil {
 		return err
 	}
 	items, err := s.q.CustomerFollowUps(r.Context(), tenant, id)

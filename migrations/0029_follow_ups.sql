@@ -20,3 +20,7 @@ CREATE TABLE follow_ups (
 );
 CREATE INDEX follow_ups_customer ON follow_ups (customer_id, due_at);
 CREATE INDEX follow_ups_due ON follow_ups (due_at) WHERE pending;
+
+-- A member under members_see "assigned" sees the follow-ups of the
+-- customers they serve only (migration visibility).
+SELECT ledger_read_model('follow_ups', 'customer');

@@ -18,3 +18,7 @@ CREATE INDEX views_tenant ON views (tenant_id, view_id, position);
 -- No view event exists before this migration: nothing to catch up.
 INSERT INTO projection_checkpoints (consumer_group, last_transaction_id, last_position)
 SELECT 'views', last_transaction_id, last_position FROM projection_checkpoints WHERE consumer_group = 'groups';
+
+-- Keyed by tenant: which of the tenant's views a user sees (their own and
+-- the shared ones) is the queries' rule, not visibility's.
+SELECT ledger_read_model('views', 'tenant');

@@ -89,7 +89,7 @@ func (q *Queries) CustomerFollowUps(ctx context.Context, tenantID, customerID st
 	if !isUUID(customerID) {
 		return []FollowUp{}, nil
 	}
-	out, err := queryAll(ctx, q.pool, scanFollowUp, qCustomerFollowUps, tenantID, customerID)
+	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qCustomerFollowUps, tenantID, customerID)
 	if err != nil {
 		return nil, fmt.Errorf("list customer follow-ups: %w", err)
 	}
@@ -140,7 +140,7 @@ func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due strin
 	case DueUpcoming:
 		from = &endOfDay
 	}
-	out, err := queryAll(ctx, q.pool, scanFollowUp, qUserFollowUps, tenantID, userID, from, to, 500)
+	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qUserFollowUps, tenantID, userID, from, to, 500)
 	if err != nil {
 		return nil, fmt.Errorf("list user follow-ups: %w", err)
 	}
@@ -155,7 +155,7 @@ func (q *Queries) CountOverdueFollowUps(ctx context.Context, tenantID, userID st
 	}
 	now = now.UTC()
 	var n int
-	err := q.pool.QueryRow(ctx, `SELECT count(*) FROM (`+qUserFollowUps+`) u`, tenantID, userID, nil, &now, limit).Scan(&n)
+	err := q.db(ctx).QueryRow(ctx, `SELECT count(*) FROM (`+qUserFollowUps+`) u`, tenantID, userID, nil, &now, limit).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count overdue follow-ups: %w", err)
 	}
