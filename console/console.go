@@ -88,10 +88,6 @@ type Deps struct {
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
-	// FollowUpsDue answers how many follow-ups are due per customer among
-	// customerIDs, for the customer table's "Follow-ups due" column. May
-	// be nil: the column is then not offered.
-	FollowUpsDue func(ctx context.Context, tenantID string, customerIDs []string) (map[string]int, error)
 	// ParseID checks an ID as the API checks its IDs: the canonical UUID,
 	// or the API's own 400 invalid_id error naming field (which Refusal
 	// maps), so a malformed ID answers the same in both.

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -23,9 +24,12 @@ type customersData struct {
 	// IDs); AssignedNames word them for the filter's summary.
 	Assigned      map[string]bool
 	AssignedNames []string
-	Statuses      []string
-	Users         []commands.UserView
-	Groups        []projections.Group
+	// AssignedUser is the ticks as the API's assigned_user ("me"
+	// resolved): what "save this filter as a view" keeps.
+	AssignedUser string
+	Statuses     []string
+	Users        []commands.UserView
+	Groups       []projections.Group
 	// Exports are the download links of the filtered list, one per format.
 	Exports []exportLink
 	Items   []projections.CustomerItem
@@ -145,6 +149,7 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		}
 	}
 	chosen := assignedValues(q["assigned_user"])
+	d.AssignedUser = apiAssigned(s, chosen)
 	if f.AssignedUser, f.AssignedUsers, err = c.assignedFilter(s, chosen); err != nil {
 		return "", v, err
 	}
@@ -172,12 +177,12 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 	if d.Total, err = c.d.Queries.CountCustomers(r.Context(), s.TenantID, f); err != nil {
 		return "", v, err
 	}
-	if d.Shown[colFollowUps] && c.d.FollowUpsDue != nil {
+	if d.Shown[colFollowUps] {
 		ids := make([]string, len(d.Items))
 		for i, it := range d.Items {
 			ids[i] = it.ID
 		}
-		if d.FollowUps, err = c.d.FollowUpsDue(r.Context(), s.TenantID, ids); err != nil {
+		if d.FollowUps, err = c.d.Queries.DueFollowUpsByCustomer(r.Context(), s.TenantID, ids, time.Now()); err != nil {
 			return "", v, err
 		}
 	}

@@ -68,6 +68,14 @@ func TestConsoleFollowUps(t *testing.T) {
 	b.waitText("#customer-follow-ups", "Call about")
 	b.waitText("#follow-ups-count", "1")
 
+	// The customer table's "Follow-ups due" column counts it on its row,
+	// and nothing on the row whose follow-up is next week's.
+	b.open("/customers?cols=1&col=followups")
+	b.waitText("#row-"+cust+" .col-followups", "1")
+	if got := strings.TrimSpace(b.text("#row-" + later + " .col-followups")); got != "" {
+		b.failf("follow-ups due of a customer whose follow-up is not due: %q", got)
+	}
+
 	b.click("#nav-follow-ups")
 	b.waitText("h1", "My follow-ups")
 	b.noSidewaysScroll("My follow-ups")

@@ -147,6 +147,39 @@ func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due strin
 	return out, nil
 }
 
+const qDueByCustomer = `SELECT f.customer_id::text, count(*) FROM follow_ups f
+WHERE f.tenant_id = $1 AND f.customer_id = ANY($2::uuid[]) AND f.status = 'open' AND f.due_at <= $3
+GROUP BY f.customer_id`
+
+// DueFollowUpsByCustomer counts the open follow-ups due at or before now
+// of each of customerIDs (the customer table's "Follow-ups due" column);
+// a customer with none is absent.
+func (q *Queries) DueFollowUpsByCustomer(ctx context.Context, tenantID string, customerIDs []string, now time.Time) (map[string]int, error) {
+	out := map[string]int{}
+	ids := make([]string, 0, len(customerIDs))
+	for _, id := range customerIDs {
+		if isUUID(id) {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := q.db(ctx).Query(ctx, qDueByCustomer, tenantID, ids, now.UTC())
+	if err != nil {
+		return nil, fmt.Errorf("count due follow-ups: %w", err)
+	}
+	var id string
+	var n int
+	if _, err := pgx.ForEachRow(rows, []any{&id, &n}, func() error {
+		out[id] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("count due follow-ups: %w", err)
+	}
+	return out, nil
+}
+
 // CountOverdueFollowUps counts the user's overdue follow-ups (those
 // UserFollowUps lists with due=overdue), up to limit: a header's badge.
 func (q *Queries) CountOverdueFollowUps(ctx context.Context, tenantID, userID string, now time.Time, limit int) (int, error) {
