@@ -89,9 +89,9 @@ test: ## go test -race ./... (throwaway PostgreSQL unless DATABASE_URL is set; i
 	@scripts/chromium.sh
 	@if [ -n "$${DATABASE_URL:-}" ]; then \
 		echo "Using DATABASE_URL from the environment"; \
-		$(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
+		$(GO) test -race -count=1 -timeout 45m $(TESTFLAGS) ./...; \
 	else \
-		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 20m $(TESTFLAGS) ./...; \
+		scripts/with-pg.sh $(GO) test -race -count=1 -timeout 45m $(TESTFLAGS) ./...; \
 	fi
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 10s); `make test` runs their seed corpora

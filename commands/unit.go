@@ -83,7 +83,10 @@ type customerOp struct {
 	customerID string
 	userIDs    []string
 	decide     customerDecide
-	answer     chan opAnswer
+	// followUp, when set, is the follow-up the answer renders
+	// (CustomerResult.FollowUp).
+	followUp string
+	answer   chan opAnswer
 }
 
 type opAnswer struct {
@@ -597,7 +600,9 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			if len(events) == 0 {
 				continue
 			}
-			data, err := encode(events)
+			// Sealed with the customer's key where an event carries
+			// personal data (a follow-up's note).
+			data, err := encodeSealed(events, gc.key)
 			if err != nil {
 				return err
 			}
@@ -656,6 +661,10 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 				pos = results[o.posOf].Position
 			}
 			answers[i].r = CustomerResult{CustomerView: u.c.customerView(o.cu), Position: pos}
+			if f, ok := o.cu.FollowUps[op.followUp]; ok && op.followUp != "" {
+				v := followUpView(o.cu.ID, f)
+				answers[i].r.FollowUp = &v
+			}
 		}
 		for i := range group {
 			if j := outcomes[i].replay; j >= 0 {
@@ -811,6 +820,7 @@ func (u *unit) decideOne(op *customerOp, users map[string]domain.User,
 func cloneCustomer(cu domain.Customer) domain.Customer {
 	cu.Team = slices.Clone(cu.Team)
 	cu.Groups = slices.Clone(cu.Groups)
+	// FollowUps is replaced, never changed in place (domain.FollowUpsApply).
 	return cu
 }
 

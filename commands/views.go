@@ -43,6 +43,9 @@ type CustomerView struct {
 type CustomerResult struct {
 	CustomerView
 	Position int64 `json:"position"`
+	// FollowUp is the follow-up a follow-up command decided on (only
+	// theirs): kept in the stored idempotent answer, so a replay has it.
+	FollowUp *FollowUpView `json:"follow_up,omitempty"`
 }
 
 // UserView is a team member.

@@ -12,9 +12,8 @@ type listColumn struct {
 	Key, Label string
 }
 
-// Column keys. colFollowUps is the slot of the follow-ups' column: it is
-// offered only when Deps.FollowUpsDue is set (the follow-ups read model
-// fills it), so the chooser never offers an empty column.
+// Column keys. colFollowUps counts each customer's open follow-ups that
+// are due (the follow_ups table of the customer list).
 const (
 	colPhone      = "phone"
 	colExternalID = "external_id"
@@ -41,12 +40,9 @@ const columnsCookie = "ledger_columns"
 // columnsYear is how long the browser keeps the choice.
 const columnsYear = 365 * 24 * 3600
 
-// offeredColumns are the columns this console can fill.
+// offeredColumns are the columns the chooser offers.
 func (c *Console) offeredColumns() []listColumn {
-	if c.d.FollowUpsDue != nil {
-		return listColumns
-	}
-	return slices.DeleteFunc(slices.Clone(listColumns), func(l listColumn) bool { return l.Key == colFollowUps })
+	return listColumns
 }
 
 // chosenColumns answers the columns to show: the chooser's ticks when the

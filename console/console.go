@@ -88,10 +88,6 @@ type Deps struct {
 	// RoleChanged tells the API a user's role changed, as its own PATCH
 	// does, so no cached principal keeps the old role. May be nil.
 	RoleChanged func(userID string)
-	// FollowUpsDue answers how many follow-ups are due per customer among
-	// customerIDs, for the customer table's "Follow-ups due" column. May
-	// be nil: the column is then not offered.
-	FollowUpsDue func(ctx context.Context, tenantID string, customerIDs []string) (map[string]int, error)
 	// ParseID checks an ID as the API checks its IDs: the canonical UUID,
 	// or the API's own 400 invalid_id error naming field (which Refusal
 	// maps), so a malformed ID answers the same in both.
@@ -191,6 +187,15 @@ func (c *Console) register(r chi.Router) {
 		member.Get("/my-clients", c.myClients)
 		member.Get("/notifications", c.notifications)
 		member.Post("/notifications/read", c.markRead)
+		// Follow-ups and saved views (issue 23).
+		member.Get("/follow-ups", c.myFollowUps)
+		memberID.Get("/customers/{id}/follow-ups", c.customerFollowUps)
+		memberID.Post("/customers/{id}/follow-ups", c.scheduleFollowUp)
+		memberID.Post("/follow-ups/{id}", c.followUpAction)
+		member.Get("/views", c.viewsPage)
+		member.Get("/views/open", c.openView)
+		member.Post("/views", c.saveView)
+		memberID.Post("/views/{id}/delete", c.deleteView)
 		reader.Get("/users", c.users)
 		member.Get("/users/search", c.userSearch)
 		admin.Post("/users", c.createUser)
@@ -370,6 +375,9 @@ type view struct {
 	// page waits for it as after a redirect.
 	Pos  int64
 	Data any
+	// FollowUpsDue counts the signed-in user's overdue follow-ups (the
+	// header's counter).
+	FollowUpsDue int
 	// NavLinks are the header's links for the signed-in user's role.
 	NavLinks []navItem
 }
@@ -393,6 +401,12 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 			}
 			v.Unread = n
 		}
+		due, err := c.overdueFollowUps(r.Context(), s)
+		if err != nil {
+			c.fail(w, r, err)
+			return
+		}
+		v.FollowUpsDue = due
 	}
 	if v.Notice == "" {
 		v.Notice = noticeText(r.URL.Query().Get("done"))
@@ -561,6 +575,9 @@ func noticeText(done string) string {
 		"grouprenamed": "Group renamed.",
 		"groupdeleted": "Group deleted; its customers are not.",
 		"profile":      "Profile saved.",
+		"followup":     "Follow-up saved.",
+		"view":         "View saved.",
+		"viewdeleted":  "View deleted.",
 	}[done]
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -23,9 +24,12 @@ type customersData struct {
 	// IDs); AssignedNames word them for the filter's summary.
 	Assigned      map[string]bool
 	AssignedNames []string
-	Statuses      []string
-	Users         []commands.UserView
-	Groups        []projections.Group
+	// AssignedUser is the ticks as the API's assigned_user ("me"
+	// resolved): what "save this filter as a view" keeps.
+	AssignedUser string
+	Statuses     []string
+	Users        []commands.UserView
+	Groups       []projections.Group
 	// Exports are the download links of the filtered list, one per format.
 	Exports []exportLink
 	Items   []projections.CustomerItem
@@ -53,6 +57,8 @@ type customersData struct {
 	// they may add or remove (a member: only themselves).
 	Bulk      bool
 	BulkUsers []commands.UserView
+	// Views are the saved views the user may pick (v3).
+	Views []projections.SavedView
 }
 
 // ColSpan is how many columns the table has (for its "no rows" line).
@@ -131,6 +137,9 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 	if d.Groups, err = c.d.Queries.Groups(r.Context(), s.TenantID); err != nil {
 		return "", v, err
 	}
+	if d.Views, err = c.d.Queries.ViewsOf(r.Context(), s.TenantID, s.UserID); err != nil {
+		return "", v, err
+	}
 	// The filters' IDs are checked as GET /v1/customers checks them: a
 	// malformed one is 400, an unknown one matches no customer.
 	f := projections.CustomerFilter{Q: d.Q, Status: d.Status}
@@ -140,6 +149,7 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 		}
 	}
 	chosen := assignedValues(q["assigned_user"])
+	d.AssignedUser = apiAssigned(s, chosen)
 	if f.AssignedUser, f.AssignedUsers, err = c.assignedFilter(s, chosen); err != nil {
 		return "", v, err
 	}
@@ -167,12 +177,12 @@ func (c *Console) customersPage(r *nethttp.Request, s sessionInfo, v view) (stri
 	if d.Total, err = c.d.Queries.CountCustomers(r.Context(), s.TenantID, f); err != nil {
 		return "", v, err
 	}
-	if d.Shown[colFollowUps] && c.d.FollowUpsDue != nil {
+	if d.Shown[colFollowUps] {
 		ids := make([]string, len(d.Items))
 		for i, it := range d.Items {
 			ids[i] = it.ID
 		}
-		if d.FollowUps, err = c.d.FollowUpsDue(r.Context(), s.TenantID, ids); err != nil {
+		if d.FollowUps, err = c.d.Queries.DueFollowUpsByCustomer(r.Context(), s.TenantID, ids, time.Now()); err != nil {
 			return "", v, err
 		}
 	}

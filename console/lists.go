@@ -50,10 +50,11 @@ type notificationsData struct {
 }
 
 var notificationText = map[string]string{
-	"assigned":    "You were assigned to",
-	"unassigned":  "You were removed from the team of",
-	"made_lead":   "You were made team lead of",
-	"handed_over": "You were handed",
+	"assigned":      "You were assigned to",
+	"unassigned":    "You were removed from the team of",
+	"made_lead":     "You were made team lead of",
+	"handed_over":   "You were handed",
+	"follow_up_due": "A follow-up fell due for",
 }
 
 func (c *Console) notifications(w nethttp.ResponseWriter, r *nethttp.Request) {

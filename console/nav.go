@@ -16,6 +16,8 @@ var navItems = []navItem{
 	{Key: "customers", Path: "/customers", Label: "Customers", Who: anyone},
 	{Key: "mine", Path: "/my-clients", Label: "My Clients", Who: anyone},
 	{Key: "notifications", Path: "/notifications", Label: "Notifications", Who: anyone},
+	{Key: "follow-ups", Path: "/follow-ups", Label: "Follow-ups", Who: anyone},
+	{Key: "views", Path: "/views", Label: "Views", Who: anyone},
 	{Key: "groups", Path: "/groups", Label: "Groups", Who: anyone},
 	{Key: "users", Path: "/users", Label: "Users", Who: readers},
 	{Key: "audit", Path: "/audit", Label: "Audit", Who: readers},

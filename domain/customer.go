@@ -42,6 +42,9 @@ type Customer struct {
 	// (the key that opened it is destroyed) and no command changes the
 	// customer any more.
 	Erased bool
+	// FollowUps are the customer's follow-ups by ID (FollowUpsApply: a
+	// new map on every change, never changed in place).
+	FollowUps map[string]FollowUp
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
 	// invited client does not accept the invitation on their behalf.
@@ -80,10 +83,15 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
 	case UserAssigned, UserUnassigned, TeamLeadChanged, TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, 0)
+	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
+		c.FollowUps = FollowUpsApply(c.FollowUps, e, at)
 	}
 	c.Version++
 	switch e.(type) {
 	case InvitationEmailed, CustomerMessaged:
+	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
+		// A follow-up is the customer's record, not a change of the
+		// customer: an ETag stays good across it.
 	default:
 		c.ChangedVersion = c.Version
 	}
@@ -99,13 +107,13 @@ func (c Customer) MatchesVersion(v int64) bool {
 	return v >= c.ChangedVersion && v <= c.Version
 }
 
-// Erase decides the customer's erasure: CustomerErased, or nothing when it
-// is erased already.
+// Erase decides the customer's erasure: its live follow-ups cancelled, then
+// CustomerErased, or nothing when it is erased already.
 func (c Customer) Erase() []Event {
 	if c.Erased {
 		return nil
 	}
-	return []Event{CustomerErased{CustomerID: c.ID}}
+	return append(c.cancelFollowUpsForErasure(), CustomerErased{CustomerID: c.ID})
 }
 
 // Member returns userID's place on the team.

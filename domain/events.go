@@ -377,6 +377,16 @@ var decoders = map[string]func([]byte) (Event, error){
 	TypeAssignmentRuleChanged:    decodeAs[AssignmentRuleChanged],
 	TypeAssignmentRuleDeleted:    decodeAs[AssignmentRuleDeleted],
 	TypeAssignmentRuleApplied:    decodeAs[AssignmentRuleApplied],
+	// Follow-ups (v3).
+	TypeFollowUpScheduled: decodeAs[FollowUpScheduled],
+	TypeFollowUpCompleted: decodeAs[FollowUpCompleted],
+	TypeFollowUpSnoozed:   decodeAs[FollowUpSnoozed],
+	TypeFollowUpCancelled: decodeAs[FollowUpCancelled],
+	TypeFollowUpDue:       decodeAs[FollowUpDue],
+	// Saved views (v3).
+	TypeViewCreated: decodeAs[ViewCreated],
+	TypeViewChanged: decodeAs[ViewChanged],
+	TypeViewDeleted: decodeAs[ViewDeleted],
 }
 
 // decodeAs uses the encoding/json/v2 prototype's v1 package: encoding/json's
@@ -423,6 +433,17 @@ func CustomerIDOf(e Event) (string, bool) {
 	case CustomerErased:
 		return e.CustomerID, true
 	case CustomerMessaged:
+		return e.CustomerID, true
+	// Follow-ups (v3).
+	case FollowUpScheduled:
+		return e.CustomerID, true
+	case FollowUpCompleted:
+		return e.CustomerID, true
+	case FollowUpSnoozed:
+		return e.CustomerID, true
+	case FollowUpCancelled:
+		return e.CustomerID, true
+	case FollowUpDue:
 		return e.CustomerID, true
 	}
 	return "", false

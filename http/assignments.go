@@ -145,8 +145,10 @@ type bulkBody struct {
 	Action      string         `json:"action"`
 	CustomerIDs []string       `json:"customer_ids"`
 	Filter      *bulkFilterDoc `json:"filter"`
-	UserIDs     []string       `json:"user_ids"`
-	DryRun      bool           `json:"dry_run"`
+	// View is a saved view standing for Filter (v3).
+	View    string   `json:"view"`
+	UserIDs []string `json:"user_ids"`
+	DryRun  bool     `json:"dry_run"`
 }
 
 // maxBulkCustomers is the contract's limit for one bulk edit.
@@ -178,7 +180,7 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 		}
 		req.UserIDs = append(req.UserIDs, uid)
 	}
-	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
+	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter, body.View); err != nil {
 		return err
 	}
 	res, err := s.cmd.BulkEdit(r.Context(), m, req)
@@ -198,7 +200,7 @@ func (s *Server) bulkAutoAssign(w nethttp.ResponseWriter, r *nethttp.Request, m 
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return err
 	}
-	ids, selected, err := s.bulkSelection(r, body.CustomerIDs, body.Filter)
+	ids, selected, err := s.bulkSelection(r, body.CustomerIDs, body.Filter, body.View)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -66,6 +67,18 @@ func TestAuditorReadsWhatAnAdminReadsAndChangesNothing(t *testing.T) {
 		"assign": map[string]any{"user_ids": []string{member.userID}, "strategy": "round_robin"}}).json(t)["id"].(string)
 	r := b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{cust}, "subject": "Hi", "body": "News"})
 	msg := r.json(t)["id"].(string)
+	// The relay records the e-mail's outcome as an event of its own: wait
+	// for it, so the count below holds only what the auditor's calls add.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var m struct{ Sent, Failed int }
+		b.admin.must(200, "GET", "/v1/messages/"+msg, nil).decode(t, &m)
+		if m.Sent+m.Failed == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the message's e-mail was not sent: %+v", m)
+		}
+	}
 	pos := r.header.Get("X-Ledger-Position")
 	cp, _ := b.checkpointAfter(t, pos)
 

@@ -65,7 +65,7 @@ func (s *Server) consoleSelect(ctx context.Context, p console.Principal, q, stat
 	if err != nil {
 		return nil, err
 	}
-	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser, Group: group})
+	ids, _, err := s.bulkSelection(r, nil, &bulkFilterDoc{Q: q, Status: status, AssignedUser: assignedUser, Group: group}, "")
 	return ids, err
 }
 

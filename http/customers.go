@@ -156,7 +156,11 @@ func (s *Server) eraseCustomer(w nethttp.ResponseWriter, r *nethttp.Request) err
 
 func (s *Server) customerFilter(r *nethttp.Request) (projections.CustomerFilter, error) {
 	q := r.URL.Query()
-	return filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")
+	f, err := filterOf(r, q.Get("q"), q.Get("status"), q.Get("assigned_user"), q.Get("group"), "")
+	if err != nil || q.Get("view") == "" {
+		return f, err
+	}
+	return s.narrowByView(r, f, q.Get("view"))
 }
 
 func (s *Server) listCustomers(w nethttp.ResponseWriter, r *nethttp.Request) error {

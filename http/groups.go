@@ -111,8 +111,10 @@ type customerBulkBody struct {
 	Action      string         `json:"action"`
 	CustomerIDs []string       `json:"customer_ids"`
 	Filter      *bulkFilterDoc `json:"filter"`
-	GroupID     string         `json:"group_id"`
-	DryRun      bool           `json:"dry_run"`
+	// View is a saved view standing for Filter (v3).
+	View    string `json:"view"`
+	GroupID string `json:"group_id"`
+	DryRun  bool   `json:"dry_run"`
 }
 
 // customerBulk is POST /v1/customers/bulk. An invalid action or a missing
@@ -134,7 +136,7 @@ func (s *Server) customerBulk(w nethttp.ResponseWriter, r *nethttp.Request) erro
 	} else if body.GroupID != "" {
 		return badRequest("invalid_input", "group_id", "group_id is only for add_to_group and remove_from_group")
 	}
-	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
+	if req.CustomerIDs, req.Selected, err = s.bulkSelection(r, body.CustomerIDs, body.Filter, body.View); err != nil {
 		return err
 	}
 	res, err := s.cmd.BulkCustomers(r.Context(), m, req)

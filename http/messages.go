@@ -11,8 +11,10 @@ import (
 type messageBody struct {
 	CustomerIDs []string       `json:"customer_ids"`
 	Filter      *bulkFilterDoc `json:"filter"`
-	Subject     string         `json:"subject"`
-	Body        string         `json:"body"`
+	// View is a saved view standing for Filter (v3).
+	View    string `json:"view"`
+	Subject string `json:"subject"`
+	Body    string `json:"body"`
 }
 
 // messageCustomers is POST /v1/customers/messages: 202, since the e-mails
@@ -28,7 +30,7 @@ func (s *Server) messageCustomers(w nethttp.ResponseWriter, r *nethttp.Request) 
 		return err
 	}
 	req := commands.MessageRequest{Subject: body.Subject, Body: body.Body}
-	if req.CustomerIDs, _, err = s.bulkSelection(r, body.CustomerIDs, body.Filter); err != nil {
+	if req.CustomerIDs, _, err = s.bulkSelection(r, body.CustomerIDs, body.Filter, body.View); err != nil {
 		return err
 	}
 	res, err := s.cmd.MessageCustomers(r.Context(), m, req)

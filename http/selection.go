@@ -23,11 +23,16 @@ type bulkFilterDoc struct {
 // the customer list's read model, after waiting until it has processed
 // every event committed before the call, so a caller's own earlier
 // commands are seen. Over maxBulkCustomers matches is a *tooManyError.
-func (s *Server) bulkSelection(r *nethttp.Request, ids []string, doc *bulkFilterDoc) (out []string, selected bool, err error) {
+//
+// view (v3), when not "", is a saved view's ID standing for filter: the
+// view's filter selects.
+func (s *Server) bulkSelection(r *nethttp.Request, ids []string, doc *bulkFilterDoc, view string) (out []string, selected bool, err error) {
 	switch {
+	case view != "" && (doc != nil || ids != nil):
+		return nil, false, badRequest("invalid_input", "view", "send one of customer_ids, filter or view")
 	case doc != nil && ids != nil:
 		return nil, false, badRequest("invalid_input", "filter", "send customer_ids or filter, not both")
-	case doc == nil:
+	case doc == nil && view == "":
 		if len(ids) == 0 {
 			return nil, false, badRequest("invalid_input", "customer_ids", "customer_ids must not be empty (or send a filter)")
 		}
@@ -43,7 +48,12 @@ func (s *Server) bulkSelection(r *nethttp.Request, ids []string, doc *bulkFilter
 		}
 		return out, false, nil
 	}
-	f, err := filterOf(r, doc.Q, doc.Status, doc.AssignedUser, doc.Group, "filter.")
+	var f projections.CustomerFilter
+	if view != "" {
+		f, err = s.viewFilter(r, view, "view")
+	} else {
+		f, err = filterOf(r, doc.Q, doc.Status, doc.AssignedUser, doc.Group, "filter.")
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -70,7 +80,11 @@ func (s *Server) bulkSelection(r *nethttp.Request, ids []string, doc *bulkFilter
 		return nil, false, &tooManyError{count: len(out)}
 	}
 	if len(out) == 0 {
-		return nil, false, badRequest("invalid_input", "filter", "the filter matches no customer")
+		field := "filter"
+		if view != "" {
+			field = "view"
+		}
+		return nil, false, badRequest("invalid_input", field, "the %s matches no customer", field)
 	}
 	return out, true, nil
 }
@@ -83,11 +97,13 @@ func (s *Server) waitForHead(ctx context.Context, tenant string, f projections.C
 		return err
 	}
 	names := []string{pCustomers}
-	if f.AssignedUser != "" || len(f.AssignedUsers) > 0 {
-		names = append(names, pMyClients)
-	}
-	if f.Group != "" {
-		names = append(names, pGroups)
+	for g := &f; g != nil; g = g.Also {
+		if g.AssignedUser != "" || len(g.AssignedUsers) > 0 {
+			names = append(names, pMyClients)
+		}
+		if g.Group != "" {
+			names = append(names, pGroups)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, maxPositionWait)
 	defer cancel()

@@ -214,6 +214,19 @@ func (s *Server) routes() chi.Router {
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/clients/import/template", s.importTemplate)
 		r.With(requireAdmin).Post("/v1/clients/import", s.handle(s.importClients))
 
+		// Follow-ups (v3).
+		r.Post("/v1/customers/{id}/follow-ups", s.handle(s.scheduleFollowUp))
+		r.With(s.minPosition(pFollowUps)).Get("/v1/customers/{id}/follow-ups", s.handle(s.customerFollowUps))
+		r.With(s.minPosition(pFollowUps, pMyClients)).Get("/v1/users/{id}/follow-ups", s.handle(s.userFollowUps))
+		r.Post("/v1/follow-ups/{id}/complete", s.handle(s.completeFollowUp))
+		r.Post("/v1/follow-ups/{id}/snooze", s.handle(s.snoozeFollowUp))
+		r.Delete("/v1/follow-ups/{id}", s.handle(s.cancelFollowUp))
+		// Saved views (v3).
+		r.Post("/v1/views", s.handle(s.createView))
+		r.With(s.minPosition(pViews)).Get("/v1/views", s.handle(s.listViews))
+		r.Patch("/v1/views/{id}", s.handle(s.changeView))
+		r.Delete("/v1/views/{id}", s.handle(s.deleteView))
+
 		// Assignment rules (contract v3): served from the write model.
 		r.With(requireAdmin).Post("/v1/assignment-rules", s.handle(s.createRule))
 		r.With(requireReader, s.minPosition(pWriteModel)).Get("/v1/assignment-rules", s.handle(s.listRules))

@@ -46,6 +46,9 @@ func Sensitive(eventType string) bool {
 	switch eventType {
 	case "CustomerRegistered", "ClientInvited", "CustomerUpdated":
 		return true
+	case "FollowUpScheduled":
+		// Its note is free text about the customer: shredded with it.
+		return true
 	}
 	return false
 }

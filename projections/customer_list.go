@@ -58,6 +58,9 @@ type CustomerFilter struct {
 	Status string
 	// Group is a group ID: its customers.
 	Group string
+	// Also, when set, narrows the list further: a customer must match it
+	// too (a saved view's filter with the request's own; v3).
+	Also *CustomerFilter
 }
 
 // ErrNotFound is returned for an ID the read model does not know in the
@@ -79,6 +82,8 @@ func customerListProjection() *projection {
 			// here. Group names are the groups read model's (groups.go),
 			// joined when read, so a rename rewrites no customer's rows.
 			{name: "customer_groups", key: []string{"customer_id", "group_id"}, columns: []string{"customer_id", "group_id", "tenant_id"}},
+			// The customer's follow-ups (v3; follow_ups.go).
+			followUpsTable,
 		},
 		fold: &foldDef{
 			versionTable: "customer_list",
@@ -96,6 +101,7 @@ func customerListProjection() *projection {
 				for _, g := range c.Groups {
 					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
 				}
+				followUpRows(out, c)
 			},
 		},
 	}
@@ -303,6 +309,13 @@ func customerQuery(ctx context.Context, tenantID string, f CustomerFilter) (from
 		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
 			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
 	}
+	if f.Also != nil {
+		more, ok := alsoConds(&args, *f.Also)
+		if !ok {
+			return "", nil, nil, "", "", false
+		}
+		conds = append(conds, more...)
+	}
 	// The list's order is created_at, then id. Filtered by an assigned user,
 	// the user's customers come from my_clients, which carries each
 	// customer's created_at and has an index in that order (migration
@@ -333,6 +346,44 @@ func customerQuery(ctx context.Context, tenantID string, f CustomerFilter) (from
 		conds = append(conds, "c.assignees @> ANY("+args.add(agree)+"::jsonb[])")
 	}
 	return from, conds, args, created, id, true
+}
+
+// alsoConds are the conditions of a narrowing filter (CustomerFilter.Also)
+// on the customer list's row c alone, so they add to any FROM the main
+// filter chose. ok is false when it can match nothing.
+func alsoConds(args *sqlArgs, f CustomerFilter) (conds []string, ok bool) {
+	if (f.Group != "" && !isUUID(f.Group)) || f.Also != nil {
+		return nil, false
+	}
+	users := f.AssignedUsers
+	if f.AssignedUser != "" && f.AssignedUser != "none" {
+		users = append(users, f.AssignedUser)
+	}
+	switch {
+	case f.AssignedUser == "none":
+		conds = append(conds, "c.unassigned")
+	case len(users) > 0:
+		var agree []string
+		for _, u := range users {
+			if !isUUID(u) {
+				return nil, false
+			}
+			b, _ := json.Marshal([]map[string]string{{"user_id": u}})
+			agree = append(agree, string(b))
+		}
+		conds = append(conds, "c.assignees @> ANY("+args.add(agree)+"::jsonb[])")
+	}
+	if f.Q != "" {
+		conds = append(conds, searchCond("$1", args.add(likePattern(f.Q))))
+	}
+	if f.Status != "" {
+		conds = append(conds, "c.status = "+args.add(f.Status))
+	}
+	if f.Group != "" {
+		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
+			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
+	}
+	return conds, true
 }
 
 // CountCustomers counts the tenant's customers matching f (a bulk call's

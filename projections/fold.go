@@ -28,6 +28,10 @@ type customerState struct {
 	Groups []string
 	// Erased is set by CustomerErased.
 	Erased bool
+	// FollowUps are the customer's follow-ups, evolved by
+	// domain.FollowUpsApply (a new map on every change: the fold cache
+	// keeps states it has written).
+	FollowUps map[string]domain.FollowUp
 }
 
 // apply evolves the state as domain.Customer.Apply does, the team through
@@ -60,6 +64,8 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		c.Erased, c.Profile = true, domain.Profile{Erased: true}
 	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, pos)
+	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
+		c.FollowUps = domain.FollowUpsApply(c.FollowUps, e, at)
 	}
 	c.Version++
 }
@@ -110,6 +116,9 @@ var customerEventTypes = []string{
 	domain.TypeUserAssigned, domain.TypeUserUnassigned, domain.TypeTeamLeadChanged, domain.TypeTeamMemberReplaced,
 	domain.TypeCustomerAddedToGroup, domain.TypeCustomerRemovedFromGroup,
 	domain.TypeInvitationEmailed, domain.TypeCustomerMessaged, domain.TypeCustomerErased,
+	// Follow-ups (v3).
+	domain.TypeFollowUpScheduled, domain.TypeFollowUpCompleted, domain.TypeFollowUpSnoozed,
+	domain.TypeFollowUpCancelled, domain.TypeFollowUpDue,
 }
 
 func isCustomerEvent(typ string) bool { return slices.Contains(customerEventTypes, typ) }

@@ -19,6 +19,8 @@ const (
 	NotificationUnassigned = "unassigned"
 	NotificationMadeLead   = "made_lead"
 	NotificationHandedOver = "handed_over"
+	// NotificationFollowUpDue tells each recipient FollowUpDue names.
+	NotificationFollowUpDue = "follow_up_due"
 	// NotificationRuleFoundNoOne tells the admins an assignment rule
 	// found no one to assign a customer to (contract v3).
 	NotificationRuleFoundNoOne = "rule_found_no_one"
@@ -42,7 +44,7 @@ func notificationsProjection() *projection {
 		tables: []table{{name: "notifications", key: []string{"tenant_id", "user_id", "position"},
 			columns: []string{"tenant_id", "user_id", "position", "type", "customer_id", "at"}}},
 		events:     notificationRows,
-		eventTypes: slices.Concat(teamEventTypes, []string{domain.TypeAssignmentRuleApplied}),
+		eventTypes: slices.Concat(teamEventTypes, []string{domain.TypeFollowUpDue, domain.TypeAssignmentRuleApplied}),
 	}
 }
 
@@ -69,6 +71,8 @@ func notificationRows(out rowSink, env *envelope, e domain.Event) {
 		customerID = e.CustomerID
 	case domain.TeamMemberReplaced:
 		customerID = e.CustomerID
+	case domain.FollowUpDue:
+		customerID = e.CustomerID
 	default:
 		return
 	}
@@ -86,6 +90,12 @@ func notificationRows(out rowSink, env *envelope, e domain.Event) {
 	case domain.TeamMemberReplaced:
 		add(e.WithUserID, NotificationHandedOver)
 		add(e.UserID, NotificationUnassigned)
+	case domain.FollowUpDue:
+		// One row per recipient, keyed by the event's position: the
+		// event is written once, so each recipient is told once.
+		for _, u := range e.Recipients {
+			add(u, NotificationFollowUpDue)
+		}
 	}
 }
 

@@ -136,7 +136,8 @@ func tablesOf(ps []*projection) map[string]*table {
 // all returns every projection, in a fixed order.
 func all() []*projection {
 	return []*projection{myClientsProjection(), customerListProjection(), assignmentIntervalsProjection(),
-		auditLogProjection(), notificationsProjection(), groupsProjection(), ledgerTreeProjection()}
+		auditLogProjection(), notificationsProjection(), groupsProjection(), ledgerTreeProjection(),
+		viewsProjection()}
 }
 
 // AllNames lists every projection.

@@ -138,8 +138,8 @@ func (b *background) stop() {
 }
 
 // startWorkers runs the node's background work until stop: the
-// projections, the ledger log's checkpoint signing, the outbox relay and
-// the auditors' daily checkpoint e-mail.
+// projections, the ledger log's checkpoint signing, the follow-ups' due-time
+// scheduler, the outbox relay and the auditors' daily checkpoint e-mail.
 // Any number of nodes may run them against one database: the projections
 // claim their batches and the relay its rows.
 func (n *node) startWorkers(ctx context.Context) *background {
@@ -152,6 +152,10 @@ func (n *node) startWorkers(ctx context.Context) *background {
 		}
 	})
 	b.wg.Go(func() { n.ledger.Run(bctx, n.cfg.CheckpointInterval) })
+	// Follow-ups fall due through the follow_ups read model and a command
+	// on the customer's stream: every node may run it (see
+	// commands.FollowUpScheduler).
+	b.wg.Go(func() { _ = n.cmds.NewFollowUpScheduler(projections.NewQueries(n.pool, n.keys)).Run(bctx) })
 	if n.relay != nil {
 		// This process's appends wake the relay at once (one may have
 		// queued an e-mail); other processes' are found by its poll.

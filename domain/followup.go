@@ -1,0 +1,306 @@
+package domain
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Follow-ups (contract v3). A follow-up is the customer's: its events go to
+// the customer's stream, so the decision that it fell due is taken under the
+// same lock as every team change, on the team as it stands at that moment
+// (a customer reassigned before the due time reminds its new team), and the
+// note is sealed with the customer's data key like the profile (erasure
+// shreds it).
+
+// Follow-up recipients.
+const (
+	FollowUpToTeam = "team"
+	FollowUpToLead = "lead"
+)
+
+// Follow-up statuses. A cancelled follow-up is gone: it is not listed and
+// its ID is not found.
+const (
+	FollowUpStatusOpen      = "open"
+	FollowUpStatusDone      = "done"
+	FollowUpStatusCancelled = "cancelled"
+)
+
+// MaxFollowUpNote bounds a follow-up's note, in characters.
+const MaxFollowUpNote = 10_000
+
+// CodeFollowUpDone refuses snoozing a follow-up that is done (HTTP 409).
+const CodeFollowUpDone = "follow_up_done"
+
+// ErrFollowUpNotFound is a follow-up the customer does not have (or one
+// that was cancelled); the commands answer it as not found.
+var ErrFollowUpNotFound = errors.New("follow-up not found")
+
+// FollowUp is one follow-up of a customer.
+type FollowUp struct {
+	ID        string
+	DueAt     time.Time
+	Note      string
+	To        string
+	Status    string
+	CreatedBy string
+	CreatedAt time.Time
+	// Fired is true once FollowUpDue was recorded for the current DueAt;
+	// a snooze sets a new DueAt and clears it.
+	Fired bool
+}
+
+// Pending reports whether f still has to fall due: open, and not yet
+// recorded due for its current due time.
+func (f FollowUp) Pending() bool { return f.Status == FollowUpStatusOpen && !f.Fired }
+
+type FollowUpScheduled struct {
+	FollowUpID string    `json:"follow_up_id"`
+	CustomerID string    `json:"customer_id"`
+	DueAt      time.Time `json:"due_at"`
+	Note       string    `json:"note"`
+	To         string    `json:"to"`
+	CreatedBy  string    `json:"created_by"`
+}
+
+type FollowUpCompleted struct {
+	FollowUpID string `json:"follow_up_id"`
+	CustomerID string `json:"customer_id"`
+}
+
+// FollowUpSnoozed moves the due time to Until.
+type FollowUpSnoozed struct {
+	FollowUpID string    `json:"follow_up_id"`
+	CustomerID string    `json:"customer_id"`
+	Until      time.Time `json:"until"`
+}
+
+// FollowUpCancelled ends a follow-up; Reason is "erased" when the
+// customer's erasure cancelled it.
+type FollowUpCancelled struct {
+	FollowUpID string `json:"follow_up_id"`
+	CustomerID string `json:"customer_id"`
+	Reason     string `json:"reason,omitempty"`
+}
+
+// FollowUpDue records that a follow-up fell due and whom it reminded: the
+// recipients decided at that moment from the customer's team.
+type FollowUpDue struct {
+	FollowUpID string    `json:"follow_up_id"`
+	CustomerID string    `json:"customer_id"`
+	DueAt      time.Time `json:"due_at"`
+	To         string    `json:"to"`
+	Recipients []string  `json:"recipients"`
+}
+
+const (
+	TypeFollowUpScheduled = "FollowUpScheduled"
+	TypeFollowUpCompleted = "FollowUpCompleted"
+	TypeFollowUpSnoozed   = "FollowUpSnoozed"
+	TypeFollowUpCancelled = "FollowUpCancelled"
+	TypeFollowUpDue       = "FollowUpDue"
+)
+
+func (FollowUpScheduled) EventType() string { return TypeFollowUpScheduled }
+func (FollowUpCompleted) EventType() string { return TypeFollowUpCompleted }
+func (FollowUpSnoozed) EventType() string   { return TypeFollowUpSnoozed }
+func (FollowUpCancelled) EventType() string { return TypeFollowUpCancelled }
+func (FollowUpDue) EventType() string       { return TypeFollowUpDue }
+
+// IsFollowUpEvent reports whether e is one of a customer's follow-up
+// events: records on the customer's stream that do not change the customer
+// (If-Match and ETags ignore them, see Customer.MatchesVersion).
+func IsFollowUpEvent(e Event) bool {
+	switch e.(type) {
+	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
+		return true
+	}
+	return false
+}
+
+// FollowUpsApply returns the follow-ups after e recorded at at: a new map
+// when e changes them (the maps of copies of a customer are never changed
+// in place), fs itself otherwise. A FollowUpScheduled opened as erased (its
+// customer's key is gone) has no ID and adds nothing.
+func FollowUpsApply(fs map[string]FollowUp, e Event, at time.Time) map[string]FollowUp {
+	change := func(id string, fn func(f *FollowUp)) map[string]FollowUp {
+		f, ok := fs[id]
+		if !ok {
+			return fs
+		}
+		out := maps.Clone(fs)
+		fn(&f)
+		out[id] = f
+		return out
+	}
+	switch e := e.(type) {
+	case FollowUpScheduled:
+		if e.FollowUpID == "" {
+			return fs
+		}
+		out := maps.Clone(fs)
+		if out == nil {
+			out = map[string]FollowUp{}
+		}
+		out[e.FollowUpID] = FollowUp{ID: e.FollowUpID, DueAt: e.DueAt.UTC(), Note: e.Note, To: e.To,
+			Status: FollowUpStatusOpen, CreatedBy: e.CreatedBy, CreatedAt: at}
+		return out
+	case FollowUpCompleted:
+		return change(e.FollowUpID, func(f *FollowUp) { f.Status = FollowUpStatusDone })
+	case FollowUpSnoozed:
+		return change(e.FollowUpID, func(f *FollowUp) { f.DueAt, f.Fired = e.Until.UTC(), false })
+	case FollowUpCancelled:
+		return change(e.FollowUpID, func(f *FollowUp) { f.Status = FollowUpStatusCancelled })
+	case FollowUpDue:
+		return change(e.FollowUpID, func(f *FollowUp) { f.Fired = true })
+	}
+	return fs
+}
+
+// FollowUp returns the customer's live (not cancelled) follow-up id.
+func (c Customer) FollowUp(id string) (FollowUp, bool) {
+	f, ok := c.FollowUps[id]
+	if !ok || f.Status == FollowUpStatusCancelled {
+		return FollowUp{}, false
+	}
+	return f, true
+}
+
+// authorizeFollowUp lets admins and the customer's team members manage its
+// follow-ups.
+func (c Customer) authorizeFollowUp(a Actor) error {
+	if a.IsAdmin() {
+		return nil
+	}
+	if a.IsAuditor() {
+		return &ForbiddenError{Detail: "an auditor changes nothing"}
+	}
+	if _, ok := c.Member(a.UserID); ok && a.UserID != "" {
+		return nil
+	}
+	return &ForbiddenError{Detail: "only an admin or a member of the customer's team may manage its follow-ups"}
+}
+
+// NormalizeFollowUpTo returns the recipients' kind, "team" when empty.
+func NormalizeFollowUpTo(to string) (string, error) {
+	switch to {
+	case "":
+		return FollowUpToTeam, nil
+	case FollowUpToTeam, FollowUpToLead:
+		return to, nil
+	}
+	return "", invalid("to", `must be "team" or "lead"`)
+}
+
+// ScheduleFollowUp decides a new follow-up id of the customer, due at
+// dueAt, by actor a (admin or team member).
+func (c Customer) ScheduleFollowUp(a Actor, id string, dueAt time.Time, note, to string) ([]Event, error) {
+	if err := c.authorizeFollowUp(a); err != nil {
+		return nil, err
+	}
+	if id == "" {
+		return nil, invalid("id", "must not be empty")
+	}
+	if dueAt.IsZero() {
+		return nil, invalid("due_at", "is required (RFC 3339)")
+	}
+	to, err := NormalizeFollowUpTo(to)
+	if err != nil {
+		return nil, err
+	}
+	note = strings.TrimSpace(note)
+	if note != "" {
+		if err := checkText("note", note, MaxFollowUpNote, true); err != nil {
+			return nil, err
+		}
+	}
+	return []Event{FollowUpScheduled{FollowUpID: id, CustomerID: c.ID, DueAt: dueAt.UTC().Truncate(time.Microsecond),
+		Note: note, To: to, CreatedBy: a.UserID}}, nil
+}
+
+// CompleteFollowUp marks it done; done already changes nothing.
+func (c Customer) CompleteFollowUp(a Actor, id string) ([]Event, error) {
+	f, err := c.followUpFor(a, id)
+	if err != nil || f.Status == FollowUpStatusDone {
+		return nil, err
+	}
+	return []Event{FollowUpCompleted{FollowUpID: id, CustomerID: c.ID}}, nil
+}
+
+// SnoozeFollowUp moves an open follow-up's due time to until, which must
+// lie after now; it falls due again then (also after it fell due once).
+func (c Customer) SnoozeFollowUp(a Actor, id string, until, now time.Time) ([]Event, error) {
+	f, err := c.followUpFor(a, id)
+	if err != nil {
+		return nil, err
+	}
+	if until.IsZero() {
+		return nil, invalid("until", "is required (RFC 3339)")
+	}
+	if !until.After(now) {
+		return nil, invalid("until", "must be in the future")
+	}
+	if f.Status == FollowUpStatusDone {
+		return nil, ruleErr(CodeFollowUpDone, "follow-up %s is done; it cannot be snoozed", id)
+	}
+	return []Event{FollowUpSnoozed{FollowUpID: id, CustomerID: c.ID, Until: until.UTC().Truncate(time.Microsecond)}}, nil
+}
+
+// CancelFollowUp deletes a follow-up (open or done).
+func (c Customer) CancelFollowUp(a Actor, id string) ([]Event, error) {
+	if _, err := c.followUpFor(a, id); err != nil {
+		return nil, err
+	}
+	return []Event{FollowUpCancelled{FollowUpID: id, CustomerID: c.ID}}, nil
+}
+
+func (c Customer) followUpFor(a Actor, id string) (FollowUp, error) {
+	f, ok := c.FollowUp(id)
+	if !ok {
+		return FollowUp{}, ErrFollowUpNotFound
+	}
+	if err := c.authorizeFollowUp(a); err != nil {
+		return FollowUp{}, err
+	}
+	return f, nil
+}
+
+// FollowUpFallsDue decides that follow-up id fell due at now: FollowUpDue
+// naming its recipients from the team as it stands (every member, or the
+// lead alone), or nothing when it is not pending or not due yet (done,
+// cancelled, snoozed past now, or recorded due already: so whoever asks
+// twice, the event is written once). A follow-up to the lead of a team with
+// no lead, or of a customer with no team, falls due with no recipients.
+func (c Customer) FollowUpFallsDue(id string, now time.Time) []Event {
+	f, ok := c.FollowUps[id]
+	if c.Erased || !ok || !f.Pending() || f.DueAt.After(now) {
+		return nil
+	}
+	recipients := []string{}
+	switch f.To {
+	case FollowUpToLead:
+		if l, ok := c.Lead(); ok {
+			recipients = append(recipients, l.UserID)
+		}
+	default:
+		for _, m := range c.Team {
+			recipients = append(recipients, m.UserID)
+		}
+	}
+	return []Event{FollowUpDue{FollowUpID: id, CustomerID: c.ID, DueAt: f.DueAt, To: f.To, Recipients: recipients}}
+}
+
+// cancelFollowUpsForErasure cancels every live follow-up of the customer
+// (erasure), in ID order.
+func (c Customer) cancelFollowUpsForErasure() []Event {
+	var out []Event
+	for _, id := range slices.Sorted(maps.Keys(c.FollowUps)) {
+		if c.FollowUps[id].Status != FollowUpStatusCancelled {
+			out = append(out, FollowUpCancelled{FollowUpID: id, CustomerID: c.ID, Reason: "erased"})
+		}
+	}
+	return out
+}

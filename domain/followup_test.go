@@ -1,0 +1,162 @@
+package domain_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/assignment-ledger/ledger/domain"
+)
+
+var (
+	fuAdmin  = domain.Actor{UserID: "admin", Role: domain.RoleAdmin}
+	fuAlice  = domain.Actor{UserID: "alice", Role: domain.RoleMember}
+	fuBob    = domain.Actor{UserID: "bob", Role: domain.RoleMember}
+	fuAuditr = domain.Actor{UserID: "aud", Role: domain.RoleAuditor}
+)
+
+// applied applies events to c (one minute after t0).
+func applied(c domain.Customer, events ...domain.Event) domain.Customer {
+	for _, e := range events {
+		c.Apply(e, t0.Add(time.Minute))
+	}
+	return c
+}
+
+func mustEvents(t *testing.T) func([]domain.Event, error) []domain.Event {
+	return func(evs []domain.Event, err error) []domain.Event {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
+}
+
+func TestScheduleFollowUpAuthorizesAndValidates(t *testing.T) {
+	c := withTeam("", "alice")
+	due := t0.Add(time.Hour)
+	for _, a := range []domain.Actor{fuAdmin, fuAlice} {
+		if _, err := c.ScheduleFollowUp(a, "f1", due, "call", ""); err != nil {
+			t.Fatalf("%s: %v", a.UserID, err)
+		}
+	}
+	for _, a := range []domain.Actor{fuBob, fuAuditr} {
+		_, err := c.ScheduleFollowUp(a, "f1", due, "call", "team")
+		wantErr(t, err, "forbidden")
+	}
+	for field, try := range map[string]func() error{
+		"due_at": func() error { _, err := c.ScheduleFollowUp(fuAlice, "f1", time.Time{}, "", ""); return err },
+		"to":     func() error { _, err := c.ScheduleFollowUp(fuAlice, "f1", due, "", "everyone"); return err },
+		"note":   func() error { _, err := c.ScheduleFollowUp(fuAlice, "f1", due, "a\x1bb", ""); return err },
+	} {
+		var ve *domain.ValidationError
+		if err := try(); !errors.As(err, &ve) || ve.Field != field {
+			t.Errorf("%s: %v", field, err)
+		}
+	}
+	evs := mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "line one\n\tline two", ""))
+	s := evs[0].(domain.FollowUpScheduled)
+	if s.To != domain.FollowUpToTeam || s.Note != "line one\n\tline two" || s.CreatedBy != "alice" || !s.DueAt.Equal(due) {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func TestFollowUpFallsDueToTheTeamAtTheDueTime(t *testing.T) {
+	c := withTeam("", "alice")
+	due := t0.Add(time.Hour)
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "", "team"))...)
+	// Reassigned before the due time: the new team is reminded.
+	c = applied(c, domain.UserAssigned{CustomerID: "c1", UserID: "bob"}, domain.UserUnassigned{CustomerID: "c1", UserID: "alice"})
+	if evs := c.FollowUpFallsDue("f1", due.Add(-time.Second)); evs != nil {
+		t.Fatalf("before due: %v", evs)
+	}
+	evs := c.FollowUpFallsDue("f1", due)
+	if len(evs) != 1 || !slices.Equal(evs[0].(domain.FollowUpDue).Recipients, []string{"bob"}) {
+		t.Fatalf("due: %v", evs)
+	}
+	before := c
+	c = applied(c, evs...)
+	if evs := c.FollowUpFallsDue("f1", due.Add(time.Hour)); evs != nil {
+		t.Fatalf("fell due twice: %v", evs)
+	}
+	// Copies never see each other's follow-ups change.
+	if before.FollowUps["f1"].Fired || !c.FollowUps["f1"].Fired {
+		t.Fatal("a copy of the customer saw another's change")
+	}
+	// Follow-up events do not stale an ETag.
+	if !c.MatchesVersion(before.Version) || c.Version != before.Version+1 {
+		t.Fatal("a follow-up event changed the customer's If-Match version")
+	}
+}
+
+func TestFollowUpToTheLead(t *testing.T) {
+	c := withTeam("bob", "alice", "bob")
+	due := t0.Add(time.Hour)
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "", "lead"))...)
+	evs := c.FollowUpFallsDue("f1", due)
+	if got := evs[0].(domain.FollowUpDue).Recipients; !slices.Equal(got, []string{"bob"}) {
+		t.Fatalf("recipients %v", got)
+	}
+	// No lead: due with no recipients (recorded, nobody told).
+	c2 := withTeam("", "alice")
+	c2 = applied(c2, mustEvents(t)(c2.ScheduleFollowUp(fuAlice, "f1", due, "", "lead"))...)
+	if got := c2.FollowUpFallsDue("f1", due)[0].(domain.FollowUpDue).Recipients; len(got) != 0 {
+		t.Fatalf("recipients %v", got)
+	}
+}
+
+func TestFollowUpSnoozeCompleteCancel(t *testing.T) {
+	c := withTeam("", "alice")
+	due := t0.Add(time.Hour)
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "", ""))...)
+	c = applied(c, c.FollowUpFallsDue("f1", due)...)
+	_, err := c.SnoozeFollowUp(fuAlice, "f1", t0, t0)
+	wantErr(t, err, "validation")
+	c = applied(c, mustEvents(t)(c.SnoozeFollowUp(fuAlice, "f1", due.Add(time.Hour), due))...)
+	if c.FollowUpFallsDue("f1", due.Add(30*time.Minute)) != nil || c.FollowUpFallsDue("f1", due.Add(time.Hour)) == nil {
+		t.Fatal("a snoozed follow-up falls due at its new time, once more")
+	}
+	_, err = c.CompleteFollowUp(fuBob, "f1")
+	wantErr(t, err, "forbidden")
+	c = applied(c, mustEvents(t)(c.CompleteFollowUp(fuAlice, "f1"))...)
+	if evs := mustEvents(t)(c.CompleteFollowUp(fuAlice, "f1")); evs != nil {
+		t.Fatalf("completing twice: %v", evs)
+	}
+	_, err = c.SnoozeFollowUp(fuAlice, "f1", due.Add(2*time.Hour), due)
+	wantErr(t, err, domain.CodeFollowUpDone)
+	if c.FollowUpFallsDue("f1", due.Add(5*time.Hour)) != nil {
+		t.Fatal("a done follow-up fell due")
+	}
+	c = applied(c, mustEvents(t)(c.CancelFollowUp(fuAlice, "f1"))...)
+	if _, err := c.CompleteFollowUp(fuAlice, "f1"); !errors.Is(err, domain.ErrFollowUpNotFound) {
+		t.Fatalf("a cancelled follow-up: %v", err)
+	}
+	if _, err := c.CancelFollowUp(fuAlice, "nope"); !errors.Is(err, domain.ErrFollowUpNotFound) {
+		t.Fatalf("unknown: %v", err)
+	}
+}
+
+func TestErasureCancelsFollowUps(t *testing.T) {
+	c := withTeam("", "alice")
+	due := t0.Add(time.Hour)
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f2", due, "", ""))...)
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "", ""))...)
+	evs := c.Erase()
+	if len(evs) != 3 || evs[0].(domain.FollowUpCancelled).FollowUpID != "f1" || evs[1].(domain.FollowUpCancelled).Reason != "erased" {
+		t.Fatalf("erase: %v", evs)
+	}
+	if _, ok := evs[2].(domain.CustomerErased); !ok {
+		t.Fatalf("erase ends with %T", evs[2])
+	}
+	c = applied(c, evs...)
+	if c.FollowUpFallsDue("f1", due) != nil {
+		t.Fatal("an erased customer's follow-up fell due")
+	}
+	// An erased customer's sealed FollowUpScheduled opens with no ID.
+	c = applied(c, domain.FollowUpScheduled{CustomerID: "c1"})
+	if len(c.FollowUps) != 2 {
+		t.Fatalf("follow-ups %v", c.FollowUps)
+	}
+}
