@@ -245,9 +245,12 @@ func TestLedgerLogTamperedTreeFailsClientVerification(t *testing.T) {
 	cp, root := b.checkpointAfter(t, pos)
 	leaves := b.tenantLeafHashes(t)
 	forged := sha256.Sum256([]byte("forged"))
-	// Stored hash 0 is leaf 0's hash: leaf 1's proof carries it.
-	if _, err := b.pool.Exec(context.Background(), `UPDATE ledger_tree_hashes SET hash = $2 WHERE tenant_id = $1 AND idx = 0`, b.tenant, forged[:]); err != nil {
-		t.Fatal(err)
+	// Stored hash 0 is leaf 0's hash, the first 32 bytes of the tile at
+	// level 0, number 0: leaf 1's proof carries it.
+	tag, err := b.pool.Exec(context.Background(), `UPDATE ledger_tiles SET hashes = overlay(hashes placing $2 from 1 for 32)
+		WHERE tenant_id = $1 AND level = 0 AND n = 0`, b.tenant, forged[:])
+	if err != nil || tag.RowsAffected() != 1 {
+		t.Fatalf("tamper with the tile: %v, %d rows", err, tag.RowsAffected())
 	}
 	p := b.inclusionProof(t, 1, cp.TreeSize)
 	if err := proof.VerifyInclusion(rfc6962.DefaultHasher, 1, uint64(cp.TreeSize), leaves[1], decodeHashes(t, p.Hashes), root); err == nil {

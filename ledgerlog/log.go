@@ -90,49 +90,12 @@ const (
 	qSize = `SELECT coalesce((SELECT leaf_index + 1 FROM ledger_leaves WHERE tenant_id = $1::uuid
     ORDER BY leaf_index DESC LIMIT 1), 0)`
 	qLeafPosition  = `SELECT position FROM ledger_leaves WHERE tenant_id = $1::uuid AND leaf_index = $2`
-	qStoredHashes  = `SELECT idx, hash FROM ledger_tree_hashes WHERE tenant_id = $1::uuid AND idx = ANY($2::bigint[])`
 	qSignedColumns = `tree_size, root_hash, position, signed_at, note`
 	qLatestSigned  = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid ORDER BY tree_size DESC LIMIT 1`
 	qInsertSigned  = `INSERT INTO ledger_checkpoints (tenant_id, tree_size, root_hash, position, note) VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
 	qListSigned    = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid AND signed_at >= $2 AND signed_at <= $3 ORDER BY tree_size LIMIT $4`
 	qTenants       = `SELECT id::text FROM tenants ORDER BY id`
 )
-
-// reader reads a tenant's stored hashes.
-func reader(ctx context.Context, q querier, tenantID string) tlog.HashReader {
-	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		rows, err := q.Query(ctx, qStoredHashes, tenantID, idx)
-		if err != nil {
-			return nil, fmt.Errorf("read stored hashes: %w", err)
-		}
-		got := map[int64]tlog.Hash{}
-		for rows.Next() {
-			var i int64
-			var h []byte
-			if err := rows.Scan(&i, &h); err != nil {
-				rows.Close()
-				return nil, fmt.Errorf("read stored hashes: %w", err)
-			}
-			if len(h) != tlog.HashSize {
-				rows.Close()
-				return nil, fmt.Errorf("stored hash %d is %d bytes", i, len(h))
-			}
-			got[i] = tlog.Hash(h)
-		}
-		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read stored hashes: %w", err)
-		}
-		out := make([]tlog.Hash, len(idx))
-		for j, i := range idx {
-			h, ok := got[i]
-			if !ok {
-				return nil, fmt.Errorf("stored hash %d missing", i)
-			}
-			out[j] = h
-		}
-		return out, nil
-	})
-}
 
 // Size is the tenant's tree size: how many of its events the tree holds.
 func (l *Log) Size(ctx context.Context, tenantID string) (int64, error) {

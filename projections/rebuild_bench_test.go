@@ -80,4 +80,19 @@ func BenchmarkRebuildAll(b *testing.B) {
 		b.ReportMetric(d.Seconds(), "s/rebuild")
 		b.ReportMetric(float64(have)/d.Seconds(), "events/s")
 	}
+	// The rebuilt tables' sizes (heap, indexes and TOAST), to compare
+	// storage layouts.
+	ps, err := selectProjections([]string{name})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, p := range ps {
+		for _, t := range p.tableNames() {
+			var rows, bytes int64
+			if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM `+t+`), pg_total_relation_size('public.'||$1)`, t).Scan(&rows, &bytes); err != nil {
+				b.Fatal(err)
+			}
+			b.Logf("table %s: %d rows, %.1f MB", t, rows, float64(bytes)/1e6)
+		}
+	}
 }

@@ -275,7 +275,10 @@ func TestVerifyCheckpointCatchesSwappedLeaves(t *testing.T) {
 func TestVerifyCheckpointTellsATamperedTreeFromTheEvents(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
-	in.asSuperuser(t, `UPDATE ledger_tree_hashes SET hash = sha256('forged') WHERE tenant_id = $1 AND idx = 3`, in.tenant)
+	// Stored hash 3 is leaf 2's hash: bytes 64 to 95 of the tile at level
+	// 0, number 0.
+	in.asSuperuser(t, `UPDATE ledger_tiles SET hashes = overlay(hashes placing sha256('forged') from 65 for 32)
+		WHERE tenant_id = $1 AND level = 0 AND n = 0`, in.tenant)
 	in.mustRun(t, 0, "verify")
 	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
 	if !strings.Contains(errOut, "the events match the checkpoints, but the stored tree") || !strings.Contains(errOut, "stored hash 3 ") {
