@@ -77,8 +77,8 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 		"bulk/BulkEdit set (one owner) peak heap",
 		"bulk/export csv, 200 customers", "bulk/export xlsx, 200 customers", "bulk/export ods, 200 customers",
 		"bulk/export vcf, 200 customers", "bulk/export html, 200 customers", "bulk/export xlsx, 200 customers, peak heap",
-		"imports/import, 50 rows", "imports/import, 500 rows", "imports/import 500 rows peak heap",
-		"imports/export csv, 550 customers", "imports/export xlsx, 550 customers, peak heap",
+		"imports/import, 50 rows", "imports/import, 500 rows", "imports/import 500 rows peak heap", "imports/import with assignment rules, 50 rows",
+		"imports/export csv, 600 customers", "imports/export xlsx, 600 customers, peak heap",
 		"replica/My Clients p99, primary", "replica/My Clients p99, replica", "replica/customer list by assignee p99, replica",
 		"replica/failover: kill to first acknowledged command"} {
 		if f, ok := byName[name]; !ok || f.Value <= 0 {
