@@ -3,6 +3,7 @@ package commands
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"github.com/assignment-ledger/ledger/domain"
 )
@@ -103,6 +104,16 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 		if err := domain.AuthorizeBulk(m.Actor, l.policy, action, userIDs); err != nil {
 			return result, err
 		}
+		// A customer the member may not see is an unknown one (its pairs
+		// answer not_found), so a bulk edit reveals no hidden customer.
+		found = slices.DeleteFunc(found, func(id string) bool {
+			if l.policy.Sees(m.Actor, l.customers[id]) {
+				return false
+			}
+			delete(versions, id)
+			delete(l.customers, id)
+			return true
+		})
 		customers := make([]domain.Customer, 0, len(found))
 		for _, id := range found {
 			if cu := l.customers[id]; !cu.Erased {

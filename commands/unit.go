@@ -806,6 +806,11 @@ func (u *unit) decideOne(op *customerOp, users map[string]domain.User,
 	if tn.ID == "" {
 		return nil, domain.Customer{}, fmt.Errorf("tenant %s: %w", m.TenantID, ErrNotFound)
 	}
+	if !tn.Policy.Sees(m.Actor, gc.cu) {
+		// A member under members_see "assigned" learns nothing of a
+		// customer it does not serve: the answer is an unknown ID's.
+		return nil, domain.Customer{}, notFound("customer", op.customerID)
+	}
 	if gc.cu.Erased {
 		return nil, domain.Customer{}, fmt.Errorf("customer %s: %w", op.customerID, ErrErased)
 	}

@@ -46,6 +46,21 @@ func (p Policy) withVisibility() Policy {
 	return p
 }
 
+// Sees reports whether a may see customer c under p: admins, auditors
+// and the service itself (no role) see every customer; a member sees all
+// unless MembersSee is "assigned", then only the customers whose team it
+// is on (an erased customer has none to be on).
+func (p Policy) Sees(a Actor, c Customer) bool {
+	if a.Role != RoleMember || p.withVisibility().MembersSee == VisibilityAll {
+		return true
+	}
+	if c.Erased {
+		return false
+	}
+	_, ok := c.Member(a.UserID)
+	return ok
+}
+
 // DefaultPolicy is the policy of a new tenant: no limit, no required
 // assignee or lead, and members may assign themselves.
 func DefaultPolicy() Policy {

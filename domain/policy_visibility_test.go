@@ -46,3 +46,35 @@ func asValidation(err error, target **domain.ValidationError) bool {
 	}
 	return ok
 }
+
+// TestPolicySees: under "assigned" a member sees only the customers whose
+// team it is on (an erased one never); under "all" every customer; admins,
+// auditors and the service itself always.
+func TestPolicySees(t *testing.T) {
+	served := domain.Customer{ID: "c1", Team: domain.Team{{UserID: "m1"}}}
+	other := domain.Customer{ID: "c2", Team: domain.Team{{UserID: "m2"}}}
+	erased := served
+	erased.Erased = true
+	member := domain.Actor{UserID: "m1", Role: domain.RoleMember}
+	assigned := domain.Policy{MembersSee: domain.VisibilityAssigned}
+	for _, tc := range []struct {
+		name string
+		p    domain.Policy
+		a    domain.Actor
+		c    domain.Customer
+		want bool
+	}{
+		{"member, assigned, served", assigned, member, served, true},
+		{"member, assigned, not served", assigned, member, other, false},
+		{"member, assigned, erased", assigned, member, erased, false},
+		{"member, all", domain.Policy{MembersSee: domain.VisibilityAll}, member, other, true},
+		{"member, legacy policy", domain.Policy{}, member, other, true},
+		{"admin, assigned", assigned, domain.Actor{UserID: "a", Role: domain.RoleAdmin}, other, true},
+		{"auditor, assigned", assigned, domain.Actor{UserID: "x", Role: domain.RoleAuditor}, other, true},
+		{"scheduler, assigned", assigned, domain.Actor{Name: "scheduler"}, other, true},
+	} {
+		if got := tc.p.Sees(tc.a, tc.c); got != tc.want {
+			t.Errorf("%s: Sees %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

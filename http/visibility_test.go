@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/url"
 	"slices"
@@ -410,4 +411,66 @@ func TestPolicyMembersSee(t *testing.T) {
 	if got := b.admin.must(200, "GET", "/v1/policy", nil).json(t)["members_see"]; got != "assigned" {
 		t.Fatalf("after refusals: members_see %v", got)
 	}
+}
+
+// TestMembersSeeAssignedCommandsOnAHiddenCustomer: under members_see
+// "assigned", every command a member may send about a customer answers for
+// one the member does not serve exactly as for an unknown ID (status and
+// body, the ID aside), and changes nothing: assigning or unassigning
+// oneself, setting the team, scheduling a follow-up, completing, snoozing
+// or cancelling one of its follow-ups, and a bulk edit naming it.
+func TestMembersSeeAssignedCommandsOnAHiddenCustomer(t *testing.T) {
+	f := newVisibilityFixture(t)
+	due := time.Now().Add(48 * time.Hour).UTC().Format(time.RFC3339)
+	fu := f.b.admin.must(201, "POST", "/v1/customers/"+f.hidden+"/follow-ups", map[string]any{"due_at": due, "note": "Call"}).json(t)["id"].(string)
+	before := f.b.countEvents(t)
+	unknown, unknownFU := uuid.NewString(), uuid.NewString()
+	same := func(what string, hid, unk response, hiddenID, unknownID string) {
+		t.Helper()
+		if hid.status != unk.status || string(bytes.ReplaceAll(hid.body, []byte(hiddenID), []byte(unknownID))) != string(unk.body) {
+			t.Errorf("%s as a member: hidden %d %s, unknown %d %s", what, hid.status, hid.body, unk.status, unk.body)
+		}
+		if hid.status != 404 && !strings.Contains(what, "bulk") {
+			t.Errorf("%s as a member on a hidden customer: %d, want 404", what, hid.status)
+		}
+		if leaks := f.leaks(bytes.ReplaceAll(hid.body, []byte(hiddenID), nil)); len(leaks) > 0 {
+			t.Errorf("%s names the hidden customer: %v", what, leaks)
+		}
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/v1/customers/{id}/assignees", map[string]any{"user_id": f.ann.userID}},
+		{"DELETE", "/v1/customers/{id}/assignees/" + f.ann.userID, nil},
+		{"PUT", "/v1/customers/{id}/assignees", map[string]any{"user_ids": []string{f.ann.userID}}},
+		{"POST", "/v1/customers/{id}/follow-ups", map[string]any{"due_at": due, "note": "Peek"}},
+	} {
+		hid := f.ann.do(c.method, strings.Replace(c.path, "{id}", f.hidden, 1), c.body)
+		unk := f.ann.do(c.method, strings.Replace(c.path, "{id}", unknown, 1), c.body)
+		same(c.method+" "+c.path, hid, unk, f.hidden, unknown)
+	}
+	for _, c := range []struct {
+		method, path string
+		body         any
+	}{
+		{"POST", "/v1/follow-ups/{id}/complete", nil},
+		{"POST", "/v1/follow-ups/{id}/snooze", map[string]any{"until": due}},
+		{"DELETE", "/v1/follow-ups/{id}", nil},
+	} {
+		hid := f.ann.do(c.method, strings.Replace(c.path, "{id}", fu, 1), c.body)
+		unk := f.ann.do(c.method, strings.Replace(c.path, "{id}", unknownFU, 1), c.body)
+		same(c.method+" "+c.path, hid, unk, fu, unknownFU)
+	}
+	for _, dry := range []bool{true, false} {
+		bulk := func(id string) response {
+			return f.ann.do("POST", "/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{id}, "user_ids": []string{f.ann.userID}, "dry_run": dry})
+		}
+		same(fmt.Sprintf("bulk add (dry run %v)", dry), bulk(f.hidden), bulk(unknown), f.hidden, unknown)
+	}
+	if n := f.b.countEvents(t); n != before {
+		t.Fatalf("a member's commands on a hidden customer appended %d events", n-before)
+	}
+	// The member's own customer still takes its commands.
+	f.ann.must(201, "POST", "/v1/customers/"+f.seen+"/follow-ups", map[string]any{"due_at": due, "note": "Mine"})
 }

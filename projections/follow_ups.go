@@ -102,8 +102,14 @@ func (q *Queries) FollowUpCustomer(ctx context.Context, tenantID, id string) (st
 	if !isUUID(id) {
 		return "", ErrNotFound
 	}
+	// A follow-up of a customer the viewer may not see is an unknown one.
+	args := sqlArgs{tenantID, id}
+	sql := qFollowUpCustomer
+	if cond := visibleCond(ctx, &args, "f.customer_id"); cond != "" {
+		sql += " AND " + cond
+	}
 	var customer string
-	err := q.pool.QueryRow(ctx, qFollowUpCustomer, tenantID, id).Scan(&customer)
+	err := q.db(ctx).QueryRow(ctx, sql, args...).Scan(&customer)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
