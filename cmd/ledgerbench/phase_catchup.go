@@ -109,10 +109,16 @@ func runCatchUp(ctx context.Context, o options, srv *server, rep *report) error 
 		return fmt.Sprintf("%d events in %.2f s after the answer; %d reads answered 503; rebuild baseline %.0f events/s (×%.2f)",
 			events, secs, n503, res.RebuildRate, float64(events)/secs/res.RebuildRate)
 	}
-	rep.add(targetAtLeast(figure{Phase: "catchup", Name: fmt.Sprintf("after a %d-row import", o.catchUpRows),
-		Value: res.ImportRate, Unit: "events/s", Note: note(res.ImportEvents, res.ImportCatchUp, res.Import503)}, 20_000, "≥ 20000"))
-	rep.add(targetAtLeast(figure{Phase: "catchup", Name: fmt.Sprintf("after a BulkEdit of 2 users × %d", o.catchUpRows),
-		Value: res.BulkRate, Unit: "events/s", Note: note(res.BulkEvents, res.BulkCatchUp, res.Bulk503)}, 20_000, "≥ 20000"))
+	// The target (docs/DESIGN.md) is a ratio to the rebuild of the same
+	// events in the same run: at least 0.40 of its speed.
+	rep.add(figure{Phase: "catchup", Name: fmt.Sprintf("after a %d-row import", o.catchUpRows),
+		Value: res.ImportRate, Unit: "events/s", Note: note(res.ImportEvents, res.ImportCatchUp, res.Import503)})
+	rep.add(targetAtLeast(figure{Phase: "catchup", Name: fmt.Sprintf("after a %d-row import ÷ rebuild", o.catchUpRows),
+		Value: res.ImportRate / res.RebuildRate, Unit: "x"}, 0.40, "≥ 0.40"))
+	rep.add(figure{Phase: "catchup", Name: fmt.Sprintf("after a BulkEdit of 2 users × %d", o.catchUpRows),
+		Value: res.BulkRate, Unit: "events/s", Note: note(res.BulkEvents, res.BulkCatchUp, res.Bulk503)})
+	rep.add(targetAtLeast(figure{Phase: "catchup", Name: fmt.Sprintf("after a BulkEdit of 2 users × %d ÷ rebuild", o.catchUpRows),
+		Value: res.BulkRate / res.RebuildRate, Unit: "x"}, 0.40, "≥ 0.40"))
 	rep.add(figure{Phase: "catchup", Name: "rebuild of the same events (baseline)", Value: res.RebuildRate, Unit: "events/s",
 		Note: fmt.Sprintf("%d events in %.2f s", res.RebuildEvents, res.RebuildSeconds)})
 	return nil

@@ -122,8 +122,10 @@ func runReads(ctx context.Context, o options, srv *server, rep *report) error {
 	base := sums[2]
 	for i, k := range kinds[:2] {
 		rep.add(figure{Phase: "reads", Name: k.name + " p50", Value: sums[i].P50, Unit: "ms"})
-		rep.add(targetBelow(figure{Phase: "reads", Name: k.name + " p99", Value: sums[i].P99, Unit: "ms"}, 10, "< 10 ms"))
-		rep.add(figure{Phase: "reads", Name: k.name + " p99 ÷ baseline p99", Value: sums[i].P99 / base.P99, Unit: "x"})
+		rep.add(figure{Phase: "reads", Name: k.name + " p99", Value: sums[i].P99, Unit: "ms"})
+		// The target (docs/DESIGN.md) is a ratio to the primary-key
+		// lookup's p99 in the same run.
+		rep.add(targetAtMost(figure{Phase: "reads", Name: k.name + " p99 ÷ baseline p99", Value: sums[i].P99 / base.P99, Unit: "x"}, 3, "≤ 3"))
 	}
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p50", Value: base.P50, Unit: "ms"})
 	rep.add(figure{Phase: "reads", Name: "baseline PK lookup p99", Value: base.P99, Unit: "ms"})

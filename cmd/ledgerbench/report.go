@@ -62,6 +62,12 @@ func targetAtLeast(f figure, min float64, label string) figure {
 	return f
 }
 
+func targetAtMost(f figure, max float64, label string) figure {
+	pass := f.Value <= max
+	f.Pass, f.Target = &pass, label
+	return f
+}
+
 func targetBelow(f figure, max float64, label string) figure {
 	pass := f.Value < max
 	f.Pass, f.Target = &pass, label
