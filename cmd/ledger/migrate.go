@@ -29,7 +29,7 @@ func runMigrate(ctx context.Context, env *cliEnv, args []string) error {
 
 func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "verify", "verify [--checkpoint FILE... [--key KEY]]",
-		"Walks every stream's hash chain in constant memory. Exits 0 when every chain is intact;\notherwise exits 1 naming the first broken event.\n\n"+
+		"Walks every stream's hash chain, each tenant's events in commit order. Exits 0 when every\nchain is intact; otherwise exits 1 naming the first broken event.\n\n"+
 			"With --checkpoint (repeatable; further arguments are more checkpoint files), also checks each\n"+
 			"signed checkpoint of the ledger log: its signature, and that the tenant's tree recomputed from\n"+
 			"the events themselves (never from stored tree nodes) has the checkpoint's root at its size, so\n"+
