@@ -1,6 +1,7 @@
 package console
 
 import (
+	"cmp"
 	"fmt"
 	nethttp "net/http"
 	"strconv"
@@ -23,6 +24,7 @@ type ruleRow struct {
 type rulesData struct {
 	Rules     []ruleRow
 	Users     []commands.UserView
+	Groups    []projections.Group
 	Customers []projections.CustomerItem
 	// Try is the answer of "Try on a customer": what the rules would do.
 	Try *ruleTry
@@ -64,8 +66,15 @@ func (c *Console) rulesPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 	for _, u := range d.Users {
 		names[u.ID] = u.Name
 	}
+	if d.Groups, err = c.d.Queries.Groups(r.Context(), s.TenantID); err != nil {
+		return "", v, err
+	}
+	groupNames := map[string]string{}
+	for _, g := range d.Groups {
+		groupNames[g.ID] = g.Name
+	}
 	for _, rv := range rules {
-		row := ruleRow{RuleView: rv, Match: matchText(rv.Match)}
+		row := ruleRow{RuleView: rv, Match: matchText(rv.Match, groupNames)}
 		var us []string
 		for _, id := range rv.Assign.UserIDs {
 			n := names[id]
@@ -92,13 +101,15 @@ func (c *Console) rulesPage(r *nethttp.Request, s sessionInfo, v view) (string, 
 	return "rules", v, nil
 }
 
-func matchText(m domain.RuleMatch) string {
+// matchText words a rule's match, its group by name (a deleted group's
+// rule matches no one; it shows by ID).
+func matchText(m domain.RuleMatch, groupNames map[string]string) string {
 	var parts []string
 	if len(m.EmailDomain) > 0 {
 		parts = append(parts, "e-mail @"+strings.Join(m.EmailDomain, ", @"))
 	}
 	if m.Group != "" {
-		parts = append(parts, "group "+m.Group)
+		parts = append(parts, "group “"+cmp.Or(groupNames[m.Group], m.Group)+"”")
 	}
 	if m.TitleContains != "" {
 		parts = append(parts, "title contains “"+m.TitleContains+"”")
@@ -119,6 +130,7 @@ func ruleFromForm(f map[string][]string, get func(string) string) domain.RuleBod
 	for _, d := range strings.FieldsFunc(get("email_domain"), func(r rune) bool { return r == ',' || r == ' ' }) {
 		b.Match.EmailDomain = append(b.Match.EmailDomain, d)
 	}
+	b.Match.Group = get("group")
 	b.Match.TitleContains = strings.TrimSpace(get("title_contains"))
 	b.Match.ExternalIDPrefix = strings.TrimSpace(get("external_id_prefix"))
 	b.Order, _ = strconv.Atoi(strings.TrimSpace(get("order")))

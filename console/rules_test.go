@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -18,6 +19,13 @@ import (
 func TestConsoleAssignmentRules(t *testing.T) {
 	w := newWorld(t)
 	cust := w.customer("Rita", "Rules")
+	vip, err := w.cmd.CreateGroup(context.Background(), w.meta(), "VIP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.runner.WaitFor(context.Background(), vip.Position); err != nil {
+		t.Fatal(err)
+	}
 	b := newBrowser(t, w, 1280, 900)
 	b.signIn(w.admin)
 	b.click("#nav-rules")
@@ -30,6 +38,28 @@ func TestConsoleAssignmentRules(t *testing.T) {
 	b.waitText("#rules", "Clients round robin")
 	if got := b.text("#rules"); !strings.Contains(got, "e-mail @client.example") || !strings.Contains(got, "Bob Baker, Carol Cole") {
 		b.failf("rules: %q", got)
+	}
+	// A rule matching a group, picked by name and shown by name.
+	b.run("fill the group rule", chromedp.SendKeys("#rule-name", "VIPs to Bob", chromedp.ByID),
+		chromedp.SetValue("#rule-group", vip.ID, chromedp.ByID),
+		chromedp.Click(`input[name="user_ids"][value="`+w.bob.id+`"]`, chromedp.ByQuery),
+		chromedp.SetValue("#rule-order", "90", chromedp.ByID))
+	b.click("#create-rule-save")
+	b.waitText("#rules", "VIPs to Bob")
+	if got := b.text("#rules"); !strings.Contains(got, "group “VIP”") {
+		b.failf("the group rule's match: %q", got)
+	}
+	rules, err := w.cmd.ListRules(context.Background(), w.tenant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rules {
+		if r.Name == "VIPs to Bob" && r.Match.Group != vip.ID {
+			t.Fatalf("the group rule matches group %q, want %s", r.Match.Group, vip.ID)
+		}
+	}
+	if _, err := w.cmd.DeleteRule(context.Background(), w.meta(), ruleID(rules, "VIPs to Bob")); err != nil {
+		t.Fatal(err)
 	}
 	// A second rule, for Carol alone, moved above the first.
 	if _, err := w.cmd.CreateRule(context.Background(), w.meta(), domain.RuleBody{Name: "Carol first", Order: 50,
@@ -88,4 +118,13 @@ func TestConsoleAssignmentRules(t *testing.T) {
 	if ab.has("#create-rule") || ab.has("#try") || ab.has(".rule-up") {
 		ab.failf("an auditor is offered rule actions")
 	}
+}
+
+func ruleID(rules []commands.RuleView, name string) string {
+	for _, r := range rules {
+		if r.Name == name {
+			return r.ID
+		}
+	}
+	return ""
 }

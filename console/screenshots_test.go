@@ -74,6 +74,10 @@ func TestConsoleScreenshots(t *testing.T) {
 		{"groups", "/groups", 1280, nil},
 		{"assign-customers", "/users/" + w.bob.id + "/customers", 1280, nil},
 		{"customers-columns", "/customers?cols=1&col=phone&col=created&col=groups", 1280, nil},
+		{"rules", "/rules", 1280, nil},
+		{"workload", "/workload", 1280, nil},
+		{"follow-ups", "/follow-ups", 1280, nil},
+		{"views", "/views", 1280, nil},
 	}
 	for _, s := range shots {
 		b := newBrowser(t, w, s.width, 900)
