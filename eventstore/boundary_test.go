@@ -22,19 +22,6 @@ var notYetBehindTheBoundary = []string{
 	"cmd/ledgerbench/phase_lag.go",
 	"cmd/ledgerbench/phase_rebuild.go",
 	"cmd/ledgerbench/service.go",
-	"projections/audit_log.go",
-	"projections/groups.go",
-	// Like audit_log.go and groups.go, a read of the batch in the projection
-	// engine's database/sql transaction, joined to its own read model.
-	"projections/ledger_tree.go",
-	"projections/metrics.go",
-	"projections/projection.go",
-	"projections/rebuild.go",
-	"projections/refold.go",
-	// A derived read model like groups.go: its projection is one INSERT
-	// ... SELECT over the batch's events, run by the engine.
-	"projections/saved_views.go",
-	"projections/watermill.go",
 }
 
 // No package but eventstore writes SQL against events, streams,

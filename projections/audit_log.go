@@ -63,7 +63,7 @@ SELECT e.position, e.tenant_id, e.type, e.recorded_at, coalesce(e.metadata->'act
        CASE WHEN e.type IN ('` + strings.Join(customerEventTypes, "', '") + `') THEN e.stream_id END,
        array_remove(ARRAY[nullif(e.data->>'user_id', ''), nullif(e.data->>'with_user_id', ''),
                           nullif(e.data->>'previous_user_id', ''), nullif(e.data->>'transfer_to', '')], NULL)::uuid[]
-FROM events e WHERE %s`,
+FROM %s e`,
 	}
 }
 
@@ -75,7 +75,7 @@ const qAuditPage = `SELECT a.position, e.stream_id::text, e.stream_version, a.ty
        coalesce(a.customer_id::text, ''), a.user_ids::text[], e.data, e.schema_version, ` + keyring.WrappedKeySQL + `,
        EXISTS (SELECT FROM customer_keys k WHERE k.customer_id = a.customer_id AND k.erased_at IS NOT NULL),
        (SELECT l.leaf_index FROM ledger_leaves l WHERE l.position = a.position)
-FROM audit_log a JOIN events e ON e.position = a.position WHERE `
+FROM audit_log a CROSS JOIN LATERAL ledger_event_at(a.position) e WHERE `
 
 // Audit returns one page of the tenant's event log, oldest first (by
 // position).

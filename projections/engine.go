@@ -183,10 +183,9 @@ func (e *engine) apply(ctx context.Context, tx queryer, batch []*envelope, after
 			continue
 		}
 		from := after[p.name]
-		cond := fmt.Sprintf(`(e.transaction_id, e.position) > (%s::text::xid8, %s::bigint)
-  AND (e.transaction_id, e.position) <= (%s::text::xid8, %s::bigint)`,
+		batch := fmt.Sprintf(`ledger_events_between(%s::text::xid8, %s::bigint, %s::text::xid8, %s::bigint)`,
 			w.arg(txid(from)), w.arg(from.Position), w.arg(txid(end)), w.arg(end.Position))
-		w.cte(fmt.Sprintf(p.derive, cond) + "\nON CONFLICT DO NOTHING")
+		w.cte(fmt.Sprintf(p.derive, batch) + "\nON CONFLICT DO NOTHING")
 	}
 	if checkpoints {
 		w.cte(fmt.Sprintf(qMoveCheckpoints, w.arg(names(e.ps)), w.arg(txid(end)), w.arg(end.Position)))

@@ -28,8 +28,8 @@ func groupsProjection() *projection {
 			columns: []string{"tenant_id", "group_id", "position", "name", "deleted", "at"}}},
 		derive: `INSERT INTO groups (tenant_id, group_id, position, name, deleted, at)
 SELECT e.tenant_id, (e.data->>'group_id')::uuid, e.position, e.data->>'name', e.type = 'GroupDeleted', e.recorded_at
-FROM events e
-WHERE e.type IN ('GroupCreated', 'GroupRenamed', 'GroupDeleted') AND %s`,
+FROM %s e
+WHERE e.type IN ('GroupCreated', 'GroupRenamed', 'GroupDeleted')`,
 		deriveTypes: []string{"GroupCreated", "GroupRenamed", "GroupDeleted"},
 	}
 }

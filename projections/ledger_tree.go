@@ -48,10 +48,9 @@ const (
 	// engine's batches carry only cursors) that are not leaves yet: a
 	// batch applied again (after a lost commit acknowledgement) changes
 	// nothing, as every read model's does.
-	qTreeEvents = `SELECT e.tenant_id::text, e.position, e.hash FROM events e
-WHERE (e.transaction_id, e.position) > ($1::text::xid8, $2::bigint)
-  AND (e.transaction_id, e.position) <= ($3::text::xid8, $4::bigint)
-  AND NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position)
+	qTreeEvents = `SELECT e.tenant_id::text, e.position, e.hash
+FROM ledger_events_between($1::text::xid8, $2::bigint, $3::text::xid8, $4::bigint) e
+WHERE NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position)
 ORDER BY e.transaction_id, e.position`
 	// qTreeFrontiers is each tenant's tree size (its last leaf, by the
 	// primary key backwards) and its rightmost tile at each tile level
@@ -219,8 +218,8 @@ func readTreeFrontiers(ctx context.Context, tx queryer, tenants []string, trees 
 
 // qTreeLoad is every event of a transaction below a bound (the rebuild's
 // xmin0: all of them committed), in commit order.
-const qTreeLoad = `SELECT tenant_id::text, position, hash FROM events
-WHERE transaction_id < $1::text::xid8 ORDER BY transaction_id, position`
+const qTreeLoad = `SELECT e.tenant_id::text, e.position, e.hash FROM ledger_events_below($1::text::xid8) e
+ORDER BY e.transaction_id, e.position`
 
 // loadTree is one tenant's tree as the bulk load builds it: its stored
 // hashes, dense by index (tlog.StoredHashIndex), and its leaves' positions.

@@ -14,10 +14,8 @@ const metricsTimeout = 2 * time.Second
 // qProjectionLag reads, per projection, its checkpoint, the head position,
 // and the recorded time of the oldest event it has not applied (in
 // subscriber order, through the events_transaction_order index).
-const qProjectionLag = `SELECT c.consumer_group, c.last_position,
-       (SELECT coalesce(max(position), 0) FROM events),
-       (SELECT e.recorded_at FROM events e
-        WHERE (e.transaction_id, e.position) > (c.last_transaction_id, c.last_position)
+const qProjectionLag = `SELECT c.consumer_group, c.last_position, ledger_head_position(),
+       (SELECT e.recorded_at FROM ledger_events_after(c.last_transaction_id, c.last_position) e
         ORDER BY e.transaction_id, e.position LIMIT 1)
 FROM projection_checkpoints c WHERE c.consumer_group = ANY($1)`
 

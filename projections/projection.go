@@ -52,9 +52,10 @@ type projection struct {
 	events     func(out rowSink, env *envelope, e domain.Event)
 	eventTypes []string
 	// derive, for the read models that are a function of single events
-	// without knowing their types' fields, is
-	// an INSERT ... SELECT ... FROM events e WHERE %s whose %s the engine
-	// fills with the condition choosing the batch's events.
+	// without knowing their types' fields, is an INSERT ... SELECT ...
+	// FROM %s e whose %s the engine fills with the relation of the batch's
+	// events, one of the event store's SQL read functions (a live batch's
+	// ledger_events_between, a rebuild's range of positions).
 	derive string
 	// deriveTypes, when set, are the only event types derive makes rows of:
 	// a batch without them writes nothing but the checkpoint.

@@ -99,8 +99,10 @@ const (
 	qTryAdvisory    = `SELECT pg_try_advisory_lock(hashtext($1))`
 	qUnlockAdvisory = `SELECT pg_advisory_unlock(hashtext($1))`
 	qSnapshotXmin   = `SELECT pg_snapshot_xmin(pg_current_snapshot())::text`
-	qLastBelowXmin  = `SELECT transaction_id::text, position FROM events WHERE transaction_id < $1::text::xid8 ORDER BY events.transaction_id DESC, position DESC LIMIT 1`
-	qMaxPosition    = `SELECT coalesce(max(position), 0) FROM events`
+	// The events are read through the event store's SQL read interface
+	// (migration event_log_reads), never the events table itself.
+	qLastBelowXmin = `SELECT e.transaction_id::text, e.position FROM ledger_events_below($1::text::xid8) e ORDER BY e.transaction_id DESC, e.position DESC LIMIT 1`
+	qMaxPosition   = `SELECT ledger_head_position()`
 	// Logged from the start: loading an UNLOGGED table and then SET LOGGED
 	// rewrites the whole heap once more (measured: twice the cost of loading
 	// a logged table). The bulk transactions commit without waiting for their
@@ -117,13 +119,12 @@ ORDER BY i.indexrelid`
 	// The select lists name transaction_id::text "transaction_id", and an
 	// ORDER BY name means the output column: ordering by it unqualified
 	// sorts transaction ids as text ("1000" before "974"), so every ORDER
-	// BY here names events.transaction_id.
-	qReadAfter = `SELECT position, transaction_id::text, tenant_id::text, stream_id::text, stream_version,
-       type, schema_version, data, recorded_at
-FROM events
-WHERE (transaction_id, position) > ($1::text::xid8, $2)
-  AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-ORDER BY events.transaction_id, position
+	// BY here names e.transaction_id.
+	qReadAfter = `SELECT e.position, e.transaction_id::text, e.tenant_id::text, e.stream_id::text, e.stream_version,
+       e.type, e.schema_version, e.data, e.recorded_at
+FROM ledger_events_after($1::text::xid8, $2) e
+WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+ORDER BY e.transaction_id, e.position
 LIMIT $3`
 	// The live subscriber's own claim (migration 0006): it pauses the live
 	// handler between its batches.
@@ -333,7 +334,7 @@ func (b *rebuilder) inRebuildSchema(ctx context.Context, p *projection, fn func(
 // each. The tables have no indexes yet, and the ranges are disjoint: no ON
 // CONFLICT (it would need the primary key).
 func (b *rebuilder) bulkSQL(ctx context.Context, p *projection, maxPos int64, xmin0 string) error {
-	q := fmt.Sprintf(p.derive, `e.position > $1 AND e.position <= $2 AND e.transaction_id < $3::text::xid8`)
+	q := fmt.Sprintf(p.derive, `(SELECT * FROM ledger_events_in_positions($1, $2) r WHERE r.transaction_id < $3::text::xid8)`)
 	for lo := int64(0); lo < maxPos; lo += rebuildRangeSize {
 		hi := min(lo+rebuildRangeSize, maxPos)
 		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
@@ -350,9 +351,9 @@ func (b *rebuilder) bulkSQL(ctx context.Context, p *projection, maxPos int64, xm
 
 const qFoldRead = `SELECT e.position, e.tenant_id::text, e.stream_id::text, e.stream_version, e.type, e.schema_version, e.data,
        ` + keyring.WrappedKeySQL + `, e.recorded_at
-FROM events e
-WHERE e.position > $1 AND e.position <= $2 AND e.type = ANY($3)
-ORDER BY position`
+FROM ledger_events_in_positions($1, $2) e
+WHERE e.type = ANY($3)
+ORDER BY e.position`
 
 // bulkFold folds every customer's stream and copies the resulting rows into
 // the rebuild tables of the fold projections. It reads the events in

@@ -263,7 +263,7 @@ func stringSet(ctx context.Context, tx queryer, q string, args ...any) (map[stri
 const qCustomerEvents = `SELECT w.id::text, e.position, e.tenant_id::text, e.stream_version, e.type, e.schema_version,
        e.data, ` + keyring.WrappedKeySQL + `, e.recorded_at, %s
 FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
-LEFT JOIN LATERAL (SELECT * FROM events e WHERE e.stream_id = w.id AND e.stream_version > w.after) e ON true
+LEFT JOIN LATERAL ledger_stream_events_after(w.id, w.after) e ON true
 ORDER BY w.id, e.stream_version`
 
 // readFolds brings customers up to date from their committed streams:

@@ -31,8 +31,8 @@ func viewsProjection() *projection {
 		derive: `INSERT INTO views (tenant_id, view_id, position, owner_id, name, filter, shared, deleted, at)
 SELECT e.tenant_id, (e.data->>'view_id')::uuid, e.position, (e.data->>'owner_id')::uuid, e.data->>'name',
        e.data->'filter', (e.data->>'shared')::boolean, e.type = 'ViewDeleted', e.recorded_at
-FROM events e
-WHERE e.type IN ('ViewCreated', 'ViewChanged', 'ViewDeleted') AND %s`,
+FROM %s e
+WHERE e.type IN ('ViewCreated', 'ViewChanged', 'ViewDeleted')`,
 		deriveTypes: []string{"ViewCreated", "ViewChanged", "ViewDeleted"},
 	}
 }

@@ -128,9 +128,8 @@ lo AS (SELECT last_transaction_id AS x, last_position AS p FROM ck ORDER BY 1, 2
 SELECT (SELECT json_agg(json_build_object('g', name, 'x', last_transaction_id::text, 'p', last_position, 'e', tables_epoch)) FROM ck),
        string_agg(%s, E'\n'), count(*), min(e.position), max(e.position)
 FROM lo CROSS JOIN LATERAL (
-    SELECT * FROM events e
-    WHERE (e.transaction_id, e.position) > (lo.x, lo.p)
-      AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+    SELECT * FROM ledger_events_after(lo.x, lo.p) e
+    WHERE e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
     ORDER BY e.transaction_id, e.position
     LIMIT %d
 ) e
