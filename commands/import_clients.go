@@ -767,6 +767,16 @@ func usersByEmail(ctx context.Context, q querier, tenantID string, emails []stri
 	return out, rows.Err()
 }
 
+// qClaimedEmails finds the owners of customer e-mail claims, one primary
+// key probe per value. Written as value = ANY($2), the planner, without
+// statistics on a unique_claims that the import is filling in its own
+// transaction, scanned every claim of the tenant for each batch of rows
+// and filtered them: a 100,000-row import took 63-77 s instead of 18 s.
+// The LIMIT keeps the lateral subquery from being flattened into a join.
+const qClaimedEmails = `SELECT v.value, c.owner_id::text FROM unnest($2::text[]) AS v(value)
+CROSS JOIN LATERAL (SELECT c.owner_id FROM unique_claims c
+    WHERE c.tenant_id = $1 AND c.kind = '` + claimCustomerEmail + `' AND c.value = v.value LIMIT 1) c`
+
 // customersByEmail maps the emails already claimed by customers to them.
 func (c *Commands) customersByEmail(ctx context.Context, q querier, tenantID string, emails []string) (map[string]string, error) {
 	out := make(map[string]string, len(emails))
@@ -780,8 +790,7 @@ func (c *Commands) customersByEmail(ctx context.Context, q querier, tenantID str
 		claimed[i] = c.keys.ClaimValue(claimCustomerEmail, e)
 		byClaim[claimed[i]] = e
 	}
-	rows, err := q.Query(ctx, `SELECT value, owner_id::text FROM unique_claims WHERE tenant_id = $1 AND kind = '`+claimCustomerEmail+`' AND value = ANY($2)`,
-		tenantID, claimed)
+	rows, err := q.Query(ctx, qClaimedEmails, tenantID, claimed)
 	if err != nil {
 		return nil, fmt.Errorf("find existing clients: %w", err)
 	}
