@@ -47,10 +47,12 @@ const (
 	// qTreeEvents are the batch's events in commit order (the derived
 	// engine's batches carry only cursors) that are not leaves yet: a
 	// batch applied again (after a lost commit acknowledgement) changes
-	// nothing, as every read model's does.
+	// nothing, as every read model's does. OFFSET 0 keeps the leaf check
+	// a probe per event: on a generic plan (runner.go), which cannot know
+	// the batch is small, an anti join hashed every leaf instead.
 	qTreeEvents = `SELECT e.tenant_id::text, e.position, e.hash
 FROM ledger_events_between($1::text::xid8, $2::bigint, $3::text::xid8, $4::bigint) e
-WHERE NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position)
+WHERE NOT EXISTS (SELECT FROM ledger_leaves l WHERE l.position = e.position OFFSET 0)
 ORDER BY e.transaction_id, e.position`
 	// qTreeFrontiers is each tenant's tree size (its last leaf, by the
 	// primary key backwards) and its rightmost tile at each tile level
@@ -58,13 +60,17 @@ ORDER BY e.transaction_id, e.position`
 	// per tile, or one with a NULL level for an empty tree.
 	// s is MATERIALIZED: inlined, its size subquery ran again for each
 	// of its uses in every level's row (87 buffers a tenant instead of 39).
+	// The tiles are looked up one per level (LATERAL, OFFSET 0): the
+	// projections run on generic plans (runner.go), and as a join, whose
+	// sizes a generic plan cannot know, they became a scan of every tile.
 	qTreeFrontiers = `WITH s AS MATERIALIZED (
     SELECT t, coalesce((SELECT l.leaf_index + 1 FROM ledger_leaves l WHERE l.tenant_id = t
         ORDER BY l.leaf_index DESC LIMIT 1), 0) AS size
     FROM unnest($1::text[]::uuid[]) AS t)
 SELECT s.t::text, s.size, x.level, x.n, x.hashes FROM s
-LEFT JOIN LATERAL (SELECT x.level, x.n, x.hashes FROM generate_series(0, 63 / $2::int) AS g(level)
-    JOIN ledger_tiles x ON x.tenant_id = s.t AND x.level = g.level AND x.n = ((s.size >> (g.level * $2::int)) - 1) >> $2::int
+LEFT JOIN LATERAL (SELECT g.level, x.n, x.hashes FROM generate_series(0, 63 / $2::int) AS g(level)
+    CROSS JOIN LATERAL (SELECT x.n, x.hashes FROM ledger_tiles x
+        WHERE x.tenant_id = s.t AND x.level = g.level AND x.n = ((s.size >> (g.level * $2::int)) - 1) >> $2::int OFFSET 0) x
     WHERE s.size >> (g.level * $2::int) > 0) x ON true`
 	// qUpsertTiles writes a batch's tiles. A partial tile already there
 	// is replaced by a wider one that begins with it, never by a narrower
