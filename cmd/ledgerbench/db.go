@@ -119,6 +119,10 @@ func readWAL(ctx context.Context, pool *pgxpool.Pool) walStats {
 	return w
 }
 
+func (w walStats) add(o walStats) walStats {
+	return walStats{Records: w.Records + o.Records, Bytes: w.Bytes + o.Bytes, Writes: w.Writes + o.Writes, Syncs: w.Syncs + o.Syncs}
+}
+
 func (w walStats) sub(o walStats) walStats {
 	return walStats{Records: w.Records - o.Records, Bytes: w.Bytes - o.Bytes, Writes: w.Writes - o.Writes, Syncs: w.Syncs - o.Syncs}
 }

@@ -62,7 +62,9 @@ type options struct {
 
 	duration time.Duration // per measured command run
 	warmup   time.Duration
-	clients  []int
+	// turns is how many turns each side of the commands phase takes.
+	turns   int
+	clients []int
 
 	cmdCustomers int // customers of the command and lag phases
 	cmdUsers     int
@@ -114,6 +116,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.out, "out", "bench.json", "JSON report file (empty: none)")
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "length of each measured command run")
 	fs.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured warm-up before each command run")
+	fs.IntVar(&o.turns, "turns", 4, "turns of raw INSERTs and AssignUser taken alternately in the commands phase, -duration split among them")
 	fs.IntVar(&o.cmdCustomers, "cmd-customers", 5000, "customers of the command and lag phases")
 	fs.IntVar(&o.cmdUsers, "cmd-users", 200, "users of the command and lag phases")
 	fs.IntVar(&o.lagRate, "lag-rate", 1000, "commands per second of the lag phase (open loop)")
@@ -148,6 +151,7 @@ func parseFlags(args []string) (options, error) {
 		}
 		def("duration", func() { o.duration = 3 * time.Second })
 		def("warmup", func() { o.warmup = 500 * time.Millisecond })
+		def("turns", func() { o.turns = 2 })
 		def("cmd-customers", func() { o.cmdCustomers = 1000 })
 		def("cmd-users", func() { o.cmdUsers = 50 })
 		def("rebuild-events", func() { o.rebuildEvents = 100_000 })
@@ -180,6 +184,8 @@ func parseFlags(args []string) (options, error) {
 		o.clients = append(o.clients, n)
 	}
 	switch {
+	case o.turns < 1 || o.duration/time.Duration(o.turns) < 100*time.Millisecond:
+		return o, errors.New("-turns must be at least 1, and leave each turn 100 ms of -duration")
 	case o.cmdUsers < 2 || o.cmdCustomers < 1:
 		return o, errors.New("-cmd-users must be at least 2 and -cmd-customers at least 1")
 	case o.users < 1 || o.customers < 1 || o.assignments < 0:
@@ -317,7 +323,7 @@ func settingsOf(o options) map[string]any {
 		}
 	}
 	return map[string]any{
-		"quick": o.quick, "only": only, "duration_s": o.duration.Seconds(), "warmup_s": o.warmup.Seconds(),
+		"quick": o.quick, "only": only, "duration_s": o.duration.Seconds(), "warmup_s": o.warmup.Seconds(), "turns": o.turns,
 		"clients": o.clients, "cmd_customers": o.cmdCustomers, "cmd_users": o.cmdUsers,
 		"lag_rate": o.lagRate, "lag_duration_s": o.lagDuration.Seconds(), "lag_workers": o.lagWorkers,
 		"catchup_rows": o.catchUpRows, "rebuild_events": o.rebuildEvents, "rebuild_users": o.rebuildUsers,

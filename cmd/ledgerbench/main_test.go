@@ -24,7 +24,7 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	t.Parallel()
 	url := testdb.NewURL(t)
 	out := filepath.Join(t.TempDir(), "bench.json")
-	args := []string{"-quick", "-out", out, "-duration", "300ms", "-warmup", "100ms",
+	args := []string{"-quick", "-out", out, "-duration", "300ms", "-warmup", "100ms", "-turns", "3",
 		"-cmd-customers", "1000", "-cmd-users", "10", "-lag-rate", "200", "-lag-duration", "500ms", "-lag-workers", "8",
 		"-catchup-rows", "300", "-rebuild-events", "3000", "-rebuild-users", "20",
 		"-customers", "2000", "-users", "50", "-assignments", "5000", "-read-queries", "30", "-bulk-customers", "200",
@@ -46,6 +46,21 @@ func TestEveryPhaseReportsItsFigures(t *testing.T) {
 	}
 	if len(rep.Errors) > 0 {
 		t.Fatalf("errors: %v", rep.Errors)
+	}
+	// Each side of the commands phase is reported as its three turns
+	// merged: 3 × 100 ms measured.
+	cmdDetail, _ := rep.Details["commands"].(map[string]any)
+	runs, _ := cmdDetail["runs"].([]any)
+	if len(runs) == 0 {
+		t.Fatalf("commands: no runs in the details: %v", cmdDetail)
+	}
+	for _, r := range runs {
+		for _, side := range []string{"raw_insert", "assign_user_http"} {
+			loop, _ := r.(map[string]any)[side].(map[string]any)
+			if secs, _ := loop["seconds"].(float64); secs < 0.28 || secs > 0.6 {
+				t.Errorf("commands %s: measured for %v s, want the three turns' 0.3 s", side, loop["seconds"])
+			}
+		}
 	}
 	byName := map[string]figure{}
 	for _, f := range rep.Figures {

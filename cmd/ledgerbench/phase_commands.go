@@ -126,15 +126,33 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 	for _, c := range o.clients {
 		var r commandRun
 		r.Clients = c
-		fmt.Fprintf(os.Stderr, "   %d client(s): raw INSERT ...\n", c)
-		w0 := readWAL(ctx, s.pool)
-		r.Raw, r.RawWaits, r.RawCPU = observedLoop(ctx, srv, s.db, c, o, rawOp)
-		w1 := readWAL(ctx, s.pool)
-		fmt.Fprintf(os.Stderr, "   %d client(s): AssignUser over HTTP ...\n", c)
-		gs0 := s.cmd.GroupStats()
-		r.Command, r.CmdWaits, r.CmdCPU = observedLoop(ctx, srv, s.db, c, o, cmdOp)
-		w2 := readWAL(ctx, s.pool)
-		gs := s.cmd.GroupStats().Sub(gs0)
+		fmt.Fprintf(os.Stderr, "   %d client(s): raw INSERT and AssignUser over HTTP, %d turns each ...\n", c, o.turns)
+		var raws, cmds []observed
+		var rw, cw walStats
+		gs := commands.GroupStats{}
+		for turn := range o.turns {
+			// The first turn of each side warms it up fully (pools, caches,
+			// connections); later ones only until the closed loop is
+			// running again.
+			warmup := o.warmup
+			if turn > 0 {
+				warmup = min(o.warmup, turnWarmup)
+			}
+			w0 := readWAL(ctx, s.pool)
+			raws = append(raws, observedLoop(ctx, srv, s.db, c, warmup, o.duration/time.Duration(o.turns), rawOp))
+			w1 := readWAL(ctx, s.pool)
+			gs0 := s.cmd.GroupStats()
+			cmds = append(cmds, observedLoop(ctx, srv, s.db, c, warmup, o.duration/time.Duration(o.turns), cmdOp))
+			w2 := readWAL(ctx, s.pool)
+			gs = gs.Add(s.cmd.GroupStats().Sub(gs0))
+			rw, cw = rw.add(w1.sub(w0)), cw.add(w2.sub(w1))
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		raw, cmd := mergeObserved(raws), mergeObserved(cmds)
+		r.Raw, r.RawWaits, r.RawCPU = raw.loopResult, raw.waits, raw.cpu
+		r.Command, r.CmdWaits, r.CmdCPU = cmd.loopResult, cmd.waits, cmd.cpu
 		r.Groups, r.GroupP50, r.GroupP99 = gs.Groups(), gs.Quantile(0.50), gs.Quantile(0.99)
 		if r.Groups > 0 {
 			r.GroupMean = float64(gs.Commands()) / float64(r.Groups)
@@ -143,9 +161,9 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 			return ctx.Err()
 		}
 		// The WAL deltas include the warm-ups; per op over all ops run.
-		rawAll := float64(r.Raw.Ops) * (o.duration + o.warmup).Seconds() / o.duration.Seconds()
-		cmdAll := float64(r.Command.Ops) * (o.duration + o.warmup).Seconds() / o.duration.Seconds()
-		rw, cw := w1.sub(w0), w2.sub(w1)
+		warmups := o.warmup + time.Duration(o.turns-1)*min(o.warmup, turnWarmup)
+		rawAll := float64(r.Raw.Ops) * (o.duration + warmups).Seconds() / o.duration.Seconds()
+		cmdAll := float64(r.Command.Ops) * (o.duration + warmups).Seconds() / o.duration.Seconds()
 		if rawAll > 0 {
 			r.RawWALSyncsPerOp, r.RawWALBytesPerOp = float64(rw.Syncs)/rawAll, float64(rw.Bytes)/rawAll
 		}
@@ -214,27 +232,30 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 	rep.detail("commands", map[string]any{
 		"runs": runs,
 		"note": "closed loop: each client sends its next request when the previous one answers. " +
+			"The two sides take turns (-turns, -duration split among them), so that a machine whose speed drifts during the phase slows both alike; each side's turns are reported merged. " +
 			"AssignUser: POST /v1/customers/{id}/assignees through an in-process net/http server (real router, admin API key), " +
 			"random customer, a user not yet on its team; projections running (ledger serve's Runner). " +
 			"raw INSERT: one autocommit single-row INSERT of an event-sized row (uuid, uuid, jsonb data, jsonb metadata, timestamptz) into bench_raw via the same pgx pool.",
-		"customers": o.cmdCustomers, "users": o.cmdUsers, "committers": o.committers,
+		"customers": o.cmdCustomers, "users": o.cmdUsers, "committers": o.committers, "turns": o.turns,
 	})
 	return nil
 }
 
+// turnWarmup is the warm-up of every turn after a side's first.
+const turnWarmup = 300 * time.Millisecond
+
 // observedLoop is closedLoop with the database's session states sampled and
 // the CPU split measured over the measured part.
-func observedLoop(ctx context.Context, srv *server, db string, clients int, o options,
-	op func(ctx context.Context, rng *rand.Rand) error) (loopResult, []waitShare, cpuUse) {
+func observedLoop(ctx context.Context, srv *server, db string, clients int, warmup, dur time.Duration,
+	op func(ctx context.Context, rng *rand.Rand) error) observed {
 	var (
 		ws  *waitSampler
 		cpu cpuSnap
 	)
-	res := closedLoopHooks(ctx, clients, o.warmup, o.duration, op, func() {
+	return closedLoopHooks(ctx, clients, warmup, dur, op, func() {
 		ws = startWaitSampler(ctx, srv.admin, db)
 		cpu = takeCPU(postmasterPID(ctx, srv.admin))
 	}, func() (cpuUse, []waitShare) {
 		return cpu.since(), ws.finish()
 	})
-	return res.loopResult, res.waits, res.cpu
 }

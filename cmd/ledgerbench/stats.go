@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"math/rand/v2"
@@ -68,6 +69,56 @@ type observed struct {
 	loopResult
 	cpu   cpuUse
 	waits []waitShare
+	// lat are the measured latencies, for merging runs (mergeObserved).
+	lat latencies
+}
+
+// mergeObserved is the runs of one closed loop taken in turns as one run:
+// operations and time added up, latencies pooled, CPU and session states
+// averaged over the measured time.
+func mergeObserved(runs []observed) observed {
+	var out observed
+	if len(runs) == 0 {
+		return out
+	}
+	sessions := map[string]float64{}
+	var order []string
+	for _, r := range runs {
+		out.Clients = r.Clients
+		out.Ops += r.Ops
+		out.Errors += r.Errors
+		out.Seconds += r.Seconds
+		if out.FirstErr == "" {
+			out.FirstErr = r.FirstErr
+		}
+		out.lat = append(out.lat, r.lat...)
+		out.cpu.Cores = r.cpu.Cores
+		out.cpu.Bench += r.cpu.Bench * r.Seconds
+		out.cpu.Postgres += r.cpu.Postgres * r.Seconds
+		out.cpu.Machine += r.cpu.Machine * r.Seconds
+		out.cpu.Others += r.cpu.Others * r.Seconds
+		out.cpu.Steal += r.cpu.Steal * r.Seconds
+		for _, w := range r.waits {
+			if _, ok := sessions[w.What]; !ok {
+				order = append(order, w.What)
+			}
+			sessions[w.What] += w.Sessions * r.Seconds
+		}
+	}
+	if out.Seconds > 0 {
+		out.OpsPerSec = float64(out.Ops) / out.Seconds
+		out.cpu.Bench /= out.Seconds
+		out.cpu.Postgres /= out.Seconds
+		out.cpu.Machine /= out.Seconds
+		out.cpu.Others /= out.Seconds
+		out.cpu.Steal /= out.Seconds
+		for _, what := range order {
+			out.waits = append(out.waits, waitShare{What: what, Sessions: sessions[what] / out.Seconds})
+		}
+		slices.SortStableFunc(out.waits, func(a, b waitShare) int { return cmp.Compare(b.Sessions, a.Sessions) })
+	}
+	out.Latency = summarize(out.lat)
+	return out
 }
 
 // closedLoopHooks runs op from clients goroutines, each issuing the next op
@@ -132,6 +183,7 @@ func closedLoopHooks(ctx context.Context, clients int, warmup, dur time.Duration
 		r.FirstErr = v
 	}
 	obs.loopResult = r
+	obs.lat = all
 	return obs
 }
 
