@@ -193,7 +193,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			RetryInterval:  r.cfg.retryInterval,
 			ResendInterval: r.cfg.retryInterval,
 			BackoffManager: &wakeBackoff{
-				ctx: ctx, events: r.notifier.subscribers[i].b, fallback: r.cfg.pollInterval,
+				ctx: ctx, events: r.notifier.subscribers[i].b, fallback: r.cfg.pollInterval, spacing: spacingOf(ps),
 				retry: r.cfg.retryInterval, log: r.log.With(slog.String("engine", group)), full: schema.full,
 			},
 			SchemaAdapter:  schema,
@@ -256,6 +256,14 @@ func engines(ps []*projection) [][]*projection {
 		}
 	}
 	return out
+}
+
+// spacingOf is the least time between an engine's batches (notifier.go).
+func spacingOf(ps []*projection) time.Duration {
+	if ps[0].decodes() {
+		return foldSpacing
+	}
+	return derivedSpacing
 }
 
 // handler applies a batch, which is one message (see eventsSchema), inside
