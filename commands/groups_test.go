@@ -3,7 +3,6 @@ package commands_test
 import (
 	"context"
 	"errors"
-	"slices"
 	"sync"
 	"testing"
 
@@ -81,17 +80,4 @@ func TestGroupIdempotencyAndTenancy(t *testing.T) {
 	wantErr(t, err, "")
 	_, err = cmd.CreateGroup(ctx, b.admin, "vip")
 	wantErr(t, err, commands.CodeNameTaken)
-}
-
-// Counts of groups add up size by size, whichever has seen larger groups.
-func TestGroupStatsAdd(t *testing.T) {
-	a := commands.GroupStats{Sizes: []uint64{0, 3, 1}}
-	b := commands.GroupStats{Sizes: []uint64{0, 1, 0, 2}}
-	got := a.Add(b)
-	if want := []uint64{0, 4, 1, 2}; !slices.Equal(got.Sizes, want) {
-		t.Fatalf("Add: %v, want %v", got.Sizes, want)
-	}
-	if got.Groups() != 7 || got.Commands() != 4+2+6 {
-		t.Fatalf("Add: %d groups, %d commands; want 7 and 12", got.Groups(), got.Commands())
-	}
 }

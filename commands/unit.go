@@ -256,20 +256,6 @@ func (s GroupStats) Sub(earlier GroupStats) GroupStats {
 	return out
 }
 
-// Add is both counts together.
-func (s GroupStats) Add(other GroupStats) GroupStats {
-	out := GroupStats{Sizes: make([]uint64, max(len(s.Sizes), len(other.Sizes)))}
-	for i := range out.Sizes {
-		if i < len(s.Sizes) {
-			out.Sizes[i] += s.Sizes[i]
-		}
-		if i < len(other.Sizes) {
-			out.Sizes[i] += other.Sizes[i]
-		}
-	}
-	return out
-}
-
 // GroupStats returns the counts since the Commands were created.
 func (c *Commands) GroupStats() GroupStats {
 	s := GroupStats{Sizes: make([]uint64, maxGroup+1)}

@@ -129,7 +129,9 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 		fmt.Fprintf(os.Stderr, "   %d client(s): raw INSERT and AssignUser over HTTP, %d turns each ...\n", c, o.turns)
 		var raws, cmds []observed
 		var rw, cw walStats
-		gs := commands.GroupStats{}
+		// Only the command turns run commands: the counts over all turns
+		// are theirs.
+		gs0 := s.cmd.GroupStats()
 		for turn := range o.turns {
 			// The first turn of each side warms it up fully (pools, caches,
 			// connections); later ones only until the closed loop is
@@ -141,10 +143,8 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 			w0 := readWAL(ctx, s.pool)
 			raws = append(raws, observedLoop(ctx, srv, s.db, c, warmup, o.duration/time.Duration(o.turns), rawOp))
 			w1 := readWAL(ctx, s.pool)
-			gs0 := s.cmd.GroupStats()
 			cmds = append(cmds, observedLoop(ctx, srv, s.db, c, warmup, o.duration/time.Duration(o.turns), cmdOp))
 			w2 := readWAL(ctx, s.pool)
-			gs = gs.Add(s.cmd.GroupStats().Sub(gs0))
 			rw, cw = rw.add(w1.sub(w0)), cw.add(w2.sub(w1))
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -153,12 +153,10 @@ func runCommands(ctx context.Context, o options, srv *server, rep *report) error
 		raw, cmd := mergeObserved(raws), mergeObserved(cmds)
 		r.Raw, r.RawWaits, r.RawCPU = raw.loopResult, raw.waits, raw.cpu
 		r.Command, r.CmdWaits, r.CmdCPU = cmd.loopResult, cmd.waits, cmd.cpu
+		gs := s.cmd.GroupStats().Sub(gs0)
 		r.Groups, r.GroupP50, r.GroupP99 = gs.Groups(), gs.Quantile(0.50), gs.Quantile(0.99)
 		if r.Groups > 0 {
 			r.GroupMean = float64(gs.Commands()) / float64(r.Groups)
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
 		}
 		// The WAL deltas include the warm-ups; per op over all ops run.
 		warmups := o.warmup + time.Duration(o.turns-1)*min(o.warmup, turnWarmup)
