@@ -44,16 +44,6 @@ func WithClock(now func() time.Time) SchedulerOption {
 	return func(s *FollowUpScheduler) { s.clock = now }
 }
 
-// WithSchedulerPoll sets the longest wait between two looks at the read
-// model (default 1 s).
-func WithSchedulerPoll(d time.Duration) SchedulerOption {
-	return func(s *FollowUpScheduler) {
-		if d > 0 {
-			s.poll = d
-		}
-	}
-}
-
 // NewFollowUpScheduler returns a scheduler over the follow_ups table (of the
 // customer_list read model)
 // read through q.

@@ -89,11 +89,12 @@ func (c *Customer) Apply(e Event, at time.Time) {
 	c.Version++
 	switch e.(type) {
 	case InvitationEmailed, CustomerMessaged:
-	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
+	default:
 		// A follow-up is the customer's record, not a change of the
 		// customer: an ETag stays good across it.
-	default:
-		c.ChangedVersion = c.Version
+		if !IsFollowUpEvent(e) {
+			c.ChangedVersion = c.Version
+		}
 	}
 }
 
