@@ -2,16 +2,12 @@ package domain
 
 import (
 	"strings"
-	"unicode/utf8"
 )
 
 // Saved views (contract v3): a named customer-list filter, a member's own
 // or shared by an admin with the whole tenant. A view is a stream of its
 // own; every event repeats the whole view, so any one of them tells the
 // view from then on (the read model keeps the latest).
-
-// MaxViewName bounds a view's name, in characters.
-const MaxViewName = 200
 
 // ViewFilter is the customer list's filters as a view keeps them, as sent
 // (assigned_user may say "me": the user who uses the view). The HTTP layer
@@ -88,20 +84,6 @@ func (v View) VisibleTo(a Actor) bool {
 	return !v.Deleted && (v.Shared || (a.UserID != "" && v.OwnerID == a.UserID))
 }
 
-func normalizeViewName(name string) (string, error) {
-	if err := checkLine("name", name); err != nil {
-		return "", err
-	}
-	name = strings.TrimSpace(name)
-	switch {
-	case name == "":
-		return "", invalid("name", "must not be empty")
-	case utf8.RuneCountInString(name) > MaxViewName:
-		return "", invalid("name", "is longer than 200 characters")
-	}
-	return name, nil
-}
-
 func normalizeViewFilter(f ViewFilter) (ViewFilter, error) {
 	for field, s := range map[string]string{"filter.q": f.Q, "filter.status": f.Status, "filter.assigned_user": f.AssignedUser, "filter.group": f.Group} {
 		if err := checkLine(field, s); err != nil {
@@ -127,7 +109,7 @@ func CreateView(a Actor, id, name string, f ViewFilter, shared bool) ([]Event, e
 	if shared && !a.IsAdmin() {
 		return nil, &ForbiddenError{Detail: "only an admin may share a view with the tenant"}
 	}
-	name, err := normalizeViewName(name)
+	name, err := normalizeName("name", name, true)
 	if err != nil {
 		return nil, err
 	}
@@ -158,7 +140,7 @@ func (v View) Change(a Actor, name *string, f *ViewFilter, shared *bool) ([]Even
 	next := ViewChanged{ViewID: v.ID, OwnerID: v.OwnerID, Name: v.Name, Filter: v.Filter, Shared: v.Shared}
 	var err error
 	if name != nil {
-		if next.Name, err = normalizeViewName(*name); err != nil {
+		if next.Name, err = normalizeName("name", *name, true); err != nil {
 			return nil, err
 		}
 	}

@@ -66,9 +66,10 @@ func TestSavedViewsPrivateAndShared(t *testing.T) {
 	for body, field := range map[string]string{
 		`{"filter":{}}`:   "name",
 		`{"name":"a\nb"}`: "name",
-		`{"name":"x","filter":{"status":"gone"}}`: "filter.status",
-		`{"name":"x","filter":{"group":"nope"}}`:  "filter.group",
-		`{"name":"x","filter":{"colour":"red"}}`:  "colour",
+		`{"name":"` + strings.Repeat("é", 201) + `"}`: "name",
+		`{"name":"x","filter":{"status":"gone"}}`:     "filter.status",
+		`{"name":"x","filter":{"group":"nope"}}`:      "filter.group",
+		`{"name":"x","filter":{"colour":"red"}}`:      "colour",
 	} {
 		if r := alice.do("POST", "/v1/views", body); r.status != 400 || !strings.Contains(string(r.body), field) {
 			t.Errorf("%s: %d %s, want 400 naming %s", body, r.status, r.body, field)
