@@ -215,8 +215,33 @@ func visibleListCond(ctx context.Context, args *sqlArgs) string {
 	if !ok || v.SeesAll() {
 		return ""
 	}
-	b, _ := json.Marshal([]map[string]string{{"user_id": v.UserID}})
-	return "((SELECT ledger_viewer_sees_all()) OR c.assignees @> " + args.add(string(b)) + "::jsonb)"
+	return "((SELECT ledger_viewer_sees_all()) OR c.assignees @> " + args.add(memberDoc(v.UserID)) + "::jsonb)"
+}
+
+// memberDoc is the assignees document that contains (@>) every team with
+// user on it.
+func memberDoc(user string) string {
+	b, _ := json.Marshal([]map[string]string{{"user_id": user}})
+	return string(b)
+}
+
+// rowConds are the conditions of f on customer_list c's own columns that
+// do not depend on how the rows are found: the search, the status and the
+// group.
+func rowConds(args *sqlArgs, f CustomerFilter) []string {
+	var conds []string
+	if f.Q != "" {
+		conds = append(conds, searchCond("$1", args.add(likePattern(f.Q))))
+	}
+	if f.Status != "" {
+		conds = append(conds, "c.status = "+args.add(f.Status))
+	}
+	if f.Group != "" {
+		// A deleted group has no customers any more.
+		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
+			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
+	}
+	return conds
 }
 
 // and appends cond to conds unless it is empty.
@@ -286,29 +311,15 @@ func customerQuery(ctx context.Context, tenantID string, f CustomerFilter) (from
 	}
 	conds = []string{"c.tenant_id = " + args.add(tenantID)}
 	conds = and(conds, visibleListCond(ctx, &args))
-	agrees := func(user string) string {
-		b, _ := json.Marshal([]map[string]string{{"user_id": user}})
-		return string(b)
-	}
 	switch {
 	case f.AssignedUser == "none":
 		conds = append(conds, "c.unassigned")
 	case byUser:
 		// The user's customers come from my_clients (below); the row's own
 		// column must agree, so the answer is consistent with what it shows.
-		conds = append(conds, "c.assignees @> "+args.add(agrees(f.AssignedUser))+"::jsonb")
+		conds = append(conds, "c.assignees @> "+args.add(memberDoc(f.AssignedUser))+"::jsonb")
 	}
-	if f.Q != "" {
-		conds = append(conds, searchCond("$1", args.add(likePattern(f.Q))))
-	}
-	if f.Status != "" {
-		conds = append(conds, "c.status = "+args.add(f.Status))
-	}
-	if f.Group != "" {
-		// A deleted group has no customers any more.
-		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
-			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
-	}
+	conds = append(conds, rowConds(&args, f)...)
 	if f.Also != nil {
 		more, ok := alsoConds(&args, *f.Also)
 		if !ok {
@@ -334,7 +345,7 @@ func customerQuery(ctx context.Context, tenantID string, f CustomerFilter) (from
 		var users, agree []string
 		for _, u := range f.AssignedUsers {
 			if isUUID(u) {
-				users, agree = append(users, u), append(agree, agrees(u))
+				users, agree = append(users, u), append(agree, memberDoc(u))
 			}
 		}
 		if len(users) == 0 {
@@ -368,22 +379,11 @@ func alsoConds(args *sqlArgs, f CustomerFilter) (conds []string, ok bool) {
 			if !isUUID(u) {
 				return nil, false
 			}
-			b, _ := json.Marshal([]map[string]string{{"user_id": u}})
-			agree = append(agree, string(b))
+			agree = append(agree, memberDoc(u))
 		}
 		conds = append(conds, "c.assignees @> ANY("+args.add(agree)+"::jsonb[])")
 	}
-	if f.Q != "" {
-		conds = append(conds, searchCond("$1", args.add(likePattern(f.Q))))
-	}
-	if f.Status != "" {
-		conds = append(conds, "c.status = "+args.add(f.Status))
-	}
-	if f.Group != "" {
-		conds = append(conds, "EXISTS (SELECT 1 FROM customer_groups cg CROSS JOIN LATERAL ("+qGroupNow+
-			") g WHERE cg.customer_id = c.customer_id AND cg.group_id = "+args.add(f.Group)+"::uuid AND NOT g.deleted)")
-	}
-	return conds, true
+	return append(conds, rowConds(args, f)...), true
 }
 
 // CountCustomers counts the tenant's customers matching f (a bulk call's
