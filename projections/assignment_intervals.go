@@ -23,7 +23,7 @@ func assignmentIntervalsProjection() *projection {
 		tables: []table{
 			{name: "assignment_intervals", key: []string{"customer_id", "from_position", "user_id"},
 				columns: []string{"customer_id", "from_position", "user_id", "tenant_id", "lead", "assigned_at", "seq",
-					"valid_from", "valid_to", "to_position"}},
+					"valid_from", "valid_to", "to_position"}, stretches: true},
 			{name: "assignment_intervals_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
 		},
 		fold: &foldDef{
@@ -54,7 +54,8 @@ type stretchFold struct {
 func newStretchFold() *stretchFold { return &stretchFold{open: map[string]*stretch{}} }
 
 // takeClosed returns the closed stretches and forgets them (nil when there
-// are none); the bulk fold copies them as they close.
+// are none): the bulk fold copies them as they close, a live write once
+// it has their rows.
 func (f *stretchFold) takeClosed() []*stretch {
 	var closed []*stretch
 	kept := f.all[:0]

@@ -291,7 +291,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 		}
 		for _, t := range tables {
 			for k, row := range c.before[t] {
-				if _, ok := now[t][k]; !ok {
+				if _, ok := now[t][k]; !ok && !e.tables[t].stretches {
 					gone[t] = append(gone[t], row)
 				}
 			}
@@ -301,6 +301,9 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 				}
 			}
 		}
+		// The stretches closed by now are in this write: the fold
+		// forgets them (see table.stretches).
+		c.fold.stretches.takeClosed()
 		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: now}
 	}
 	// A table's gone and changed rows have different keys, so one

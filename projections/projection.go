@@ -81,6 +81,11 @@ type table struct {
 	columns []string
 	// key is the primary key.
 	key []string
+	// stretches marks the table of a fold's stretches: a closed stretch's
+	// row never changes again, so the fold forgets it once written and a
+	// row missing from the fold's rows is not gone. A customer's batch
+	// then costs its open stretches, not its whole history.
+	stretches bool
 }
 
 // foldDef is how a customer-stream read model makes its rows.
@@ -90,8 +95,10 @@ type foldDef struct {
 	versionTable string
 	// rows gives the customer's current rows.
 	rows func(out rowSink, c *customerState)
-	// stretches, when set, gives the rows of stretches of members on the
-	// customer's team, once they are closed or at the end.
+	// stretches, when set, gives the rows of the stretches ss of members
+	// on the customer's team: a live batch passes the open ones and those
+	// closed since the fold was last written, a rebuild's bulk load those
+	// closed as they close and the open ones at the end.
 	stretches func(out rowSink, c *customerState, ss []*stretch)
 }
 
