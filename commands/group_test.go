@@ -282,3 +282,70 @@ func TestGroupCommandsArrivingWhileOneGathersGoTogether(t *testing.T) {
 		t.Fatalf("groups by size %v, want one of 1 and one of %d", got.Sizes, len(others))
 	}
 }
+
+// A lone command is committed on its caller's goroutine, bounded by the
+// caller's context: a caller that gives up while the stream is locked gets
+// its context's error at once, nothing of its command is written, and the
+// unit goes on committing others.
+func TestLoneCommandStopsWithItsCaller(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	c, other := b.customer(t), b.customer(t)
+	u := b.users(t, 2)
+	before := cmd.GroupStats()
+	events := b.eventCount(t)
+
+	blocker, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blocker.Rollback(ctx) //nolint:errcheck // released below
+	if _, err := blocker.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE`, c); err != nil {
+		t.Fatal(err)
+	}
+	callCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	began := time.Now()
+	_, err = cmd.AssignUser(callCtx, b.admin, c, u[0])
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("AssignUser with its stream locked past its deadline: %v, want the deadline's error", err)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("the caller got its answer after %v", took)
+	}
+	if err := blocker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// A group that outlived its caller would take the lock now and commit.
+	time.Sleep(300 * time.Millisecond)
+	if got := b.eventCount(t); got != events {
+		t.Fatalf("%d events after a command whose caller gave up, want %d", got, events)
+	}
+	// The unit is not left short of a committer: commands go on, alone
+	// and together.
+	if _, err := cmd.AssignUser(ctx, b.admin, other, u[0]); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(u))
+	for i, id := range u {
+		wg.Go(func() { _, errs[i] = cmd.AssignUser(ctx, b.admin, c, id) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("command %d after the cancelled one: %v", i, err)
+		}
+	}
+	view, err := cmd.GetCustomer(ctx, b.admin.TenantID, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(view.Assignees) != len(u) {
+		t.Fatalf("team of %d after assigning %d users, want all of them", len(view.Assignees), len(u))
+	}
+	if got := cmd.GroupStats().Sub(before); got.Sizes[1] < 2 {
+		t.Fatalf("groups by size %v: the lone commands were not groups of one", got.Sizes)
+	}
+}

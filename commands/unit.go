@@ -28,13 +28,13 @@ import (
 //
 // Commands are committed in groups ("smart batching", no timer): a few
 // committers, each with its own connection, take everything that queued
-// while they were busy, up to maxGroup commands; a lone command finds an
-// idle committer and goes at once. While a group is gathering (taken, not
-// yet decided), the next committer starts only once it has decided and is
-// writing, or once fullEnough commands wait: commands that arrive meanwhile
-// wait and go together rather than each in a group of its own, and a
-// group's lock round trip overlaps its predecessor's commit. One group is
-// one transaction:
+// while they were busy, up to maxGroup commands; a lone command that finds
+// a committer idle goes at once, committed by its caller (run). While a
+// group is gathering (taken, not yet decided), the next committer starts
+// only once it has decided and is writing, or once fullEnough commands
+// wait: commands that arrive meanwhile wait and go together rather than
+// each in a group of its own, and a group's lock round trip overlaps its
+// predecessor's commit. One group is one transaction:
 //
 //  1. one round trip: record the keyed commands' idempotency keys,
 //     share-lock every user the group uses (users
@@ -127,19 +127,57 @@ func newUnit(c *Commands) *unit {
 }
 
 // run queues op and waits for its answer.
+//
+// A command that finds nothing queued and a committer free is a group of
+// its own, and its caller commits it: handing it to a committer goroutine
+// and the answer back cost two wake-ups (and a goroutine's stack grown
+// anew), a fifth of a lone command's CPU on a two-core VM. Its group is
+// bounded by the caller's own context, which fails no one else; the
+// caller then hands its committer's turn to a goroutine if commands
+// queued meanwhile.
 func (u *unit) run(ctx context.Context, op *customerOp) (CustomerResult, error) {
 	op.ctx = ctx
 	op.answer = make(chan opAnswer, 1)
 	u.mu.Lock()
 	u.pending = append(u.pending, op)
-	u.startLocked()
+	alone := len(u.pending) == 1 && u.claimLocked()
+	if alone {
+		u.pending = u.pending[:0]
+	} else {
+		u.startLocked()
+	}
 	u.mu.Unlock()
+	if alone {
+		u.runAlone(op)
+		if a := <-op.answer; a.err == nil || ctx.Err() == nil {
+			return a.r, a.err
+		}
+		return CustomerResult{}, ctx.Err() // as a caller that stopped waiting
+	}
 	select {
 	case a := <-op.answer:
 		return a.r, a.err
 	case <-ctx.Done():
 		return CustomerResult{}, ctx.Err()
 	}
+}
+
+// runAlone commits op as a group of one on the caller's goroutine, as the
+// committer claimLocked counted, then goes on as commit's loop would: it
+// stops, or leaves what queued meanwhile to a committer goroutine.
+func (u *unit) runAlone(op *customerOp) {
+	u.sizes[1].Add(1)
+	ctx, cancel := context.WithTimeout(op.ctx, groupTimeout)
+	defer cancel()
+	u.runGroup(ctx, []*customerOp{op}, u.decidedOnce())
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !u.mayGather() {
+		u.active--
+		return
+	}
+	u.gathering++
+	go u.commit()
 }
 
 // fullEnough is how many waiting commands make a group worth starting
@@ -157,10 +195,34 @@ func (u *unit) mayGather() bool {
 // gathering already (and not fullEnough wait) or all are busy. The caller
 // holds mu.
 func (u *unit) startLocked() {
+	if u.claimLocked() {
+		go u.commit()
+	}
+}
+
+// claimLocked counts a committer in, as gathering, when what is pending
+// may start one: its caller then runs it. The caller holds mu.
+func (u *unit) claimLocked() bool {
 	if u.mayGather() && u.active < u.committers {
 		u.active++
 		u.gathering++
-		go u.commit()
+		return true
+	}
+	return false
+}
+
+// decidedOnce returns the decided callback of a group: once its decisions
+// are made, its committer no longer counts as gathering and the next group
+// may start.
+func (u *unit) decidedOnce() func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			u.mu.Lock()
+			u.gathering--
+			u.startLocked()
+			u.mu.Unlock()
+		})
 	}
 }
 
@@ -181,17 +243,12 @@ func (u *unit) commit() {
 		u.pending = slices.Delete(u.pending, 0, n)
 		u.mu.Unlock()
 		u.sizes[n].Add(1)
-		var once sync.Once
-		decided := func() {
-			once.Do(func() {
-				u.mu.Lock()
-				u.gathering--
-				u.startLocked()
-				u.mu.Unlock()
-			})
-		}
-		u.runGroup(group, decided)
-		decided() // a group that failed before deciding
+		// The group outlives no caller's deadline by much: it is bounded
+		// by its own timeout, not by one caller's cancellation, which
+		// would fail the others.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), groupTimeout)
+		u.runGroup(ctx, group, u.decidedOnce())
+		cancel()
 		u.mu.Lock()
 		if !u.mayGather() {
 			// Nothing pending, or another committer gathers the next
@@ -265,16 +322,15 @@ func (c *Commands) GroupStats() GroupStats {
 	return s
 }
 
-// runGroup commits group, retrying it whole on a failure a retry may cure,
-// and answers every command.
-// decided is called once the group's decisions are made (its writes are
-// next): the next group may start gathering.
-func (u *unit) runGroup(group []*customerOp, decided func()) {
-	// The group outlives no caller's deadline by much: it is bounded by
-	// its own timeout, not by one caller's cancellation, which would fail
-	// the others.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(group[0].ctx), 30*time.Second)
-	defer cancel()
+// groupTimeout bounds a group's attempts together.
+const groupTimeout = 30 * time.Second
+
+// runGroup commits group within ctx, retrying it whole on a failure a
+// retry may cure, and answers every command. decided is called once the
+// group's decisions are made (its writes are next), and at the latest when
+// runGroup returns: the next group may start gathering.
+func (u *unit) runGroup(ctx context.Context, group []*customerOp, decided func()) {
+	defer decided() // a group that failed before deciding
 	var err error
 	for attempt := 1; ; attempt++ {
 		var answers []opAnswer
