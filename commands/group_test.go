@@ -243,14 +243,7 @@ func TestGroupCommandsArrivingWhileOneGathersGoTogether(t *testing.T) {
 	before := cmd.GroupStats()
 
 	// Another transaction holds the first customer's stream head.
-	blocker, err := b.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback(ctx) //nolint:errcheck // released below
-	if _, err := blocker.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE`, first); err != nil {
-		t.Fatal(err)
-	}
+	release := lockStream(t, b, first)
 	var wg sync.WaitGroup
 	errs := make([]error, len(others)+1)
 	wg.Go(func() { _, errs[0] = cmd.AssignUser(ctx, b.admin, first, u[0]) })
@@ -268,9 +261,7 @@ func TestGroupCommandsArrivingWhileOneGathersGoTogether(t *testing.T) {
 	}
 	// No committer takes them while the first group gathers.
 	waitFor("the later commands all queued", func() bool { return cmd.Queued() == len(others) })
-	if err := blocker.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	wg.Wait()
 	for i, err := range errs {
 		if err != nil {
@@ -296,27 +287,18 @@ func TestLoneCommandStopsWithItsCaller(t *testing.T) {
 	before := cmd.GroupStats()
 	events := b.eventCount(t)
 
-	blocker, err := b.pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blocker.Rollback(ctx) //nolint:errcheck // released below
-	if _, err := blocker.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE`, c); err != nil {
-		t.Fatal(err)
-	}
+	release := lockStream(t, b, c)
 	callCtx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	defer cancel()
 	began := time.Now()
-	_, err = cmd.AssignUser(callCtx, b.admin, c, u[0])
+	_, err := cmd.AssignUser(callCtx, b.admin, c, u[0])
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("AssignUser with its stream locked past its deadline: %v, want the deadline's error", err)
 	}
 	if took := time.Since(began); took > 10*time.Second {
 		t.Fatalf("the caller got its answer after %v", took)
 	}
-	if err := blocker.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	// A group that outlived its caller would take the lock now and commit.
 	time.Sleep(300 * time.Millisecond)
 	if got := b.eventCount(t); got != events {
@@ -347,5 +329,25 @@ func TestLoneCommandStopsWithItsCaller(t *testing.T) {
 	}
 	if got := cmd.GroupStats().Sub(before); got.Sizes[1] < 2 {
 		t.Fatalf("groups by size %v: the lone commands were not groups of one", got.Sizes)
+	}
+}
+
+// lockStream holds the stream's head row locked, as another transaction
+// would, until release is called (or the test ends).
+func lockStream(t *testing.T, b *testBundle, streamID string) (release func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) }) //nolint:errcheck // released already, as a rule
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE`, streamID); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -87,11 +87,11 @@ func (c *Customer) Apply(e Event, at time.Time) {
 		c.FollowUps = FollowUpsApply(c.FollowUps, e, at)
 	}
 	c.Version++
+	// E-mails sent and follow-ups are the customer's record, not changes
+	// of the customer: an ETag stays good across them.
 	switch e.(type) {
 	case InvitationEmailed, CustomerMessaged:
 	default:
-		// A follow-up is the customer's record, not a change of the
-		// customer: an ETag stays good across it.
 		if !IsFollowUpEvent(e) {
 			c.ChangedVersion = c.Version
 		}

@@ -20,7 +20,7 @@ var genesisHash = make([]byte, sha256.Size)
 // The canonical form is what encoding/json makes of the document decoded
 // into any: no whitespace, object keys sorted, strings escaped its way.
 // Decoding into any and re-encoding every event was a sixth of the command
-// unit's CPU (and most of ledger verify's), so fastCanonical produces the
+// unit's CPU (and about half of ledger verify's), so fastCanonical produces the
 // same bytes directly for the documents the service writes and jsonb
 // returns; anything it is not sure of takes the definition.
 func canonicalJSON(b []byte) ([]byte, error) {

@@ -3,10 +3,8 @@ package projections
 import (
 	"context"
 	"testing"
-	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
-	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/testdb"
 )
 
@@ -33,22 +31,10 @@ func TestLiveFoldForgetsWrittenStretches(t *testing.T) {
 		w.commit(ctx, tn, wc, id, domain.TeamMemberReplaced{CustomerID: id, UserID: from, WithUserID: to, Lead: true})
 	}
 
-	var events []*envelope
 	db := stdlibDB(t, b.pool)
-	for deadline := time.Now().Add(30 * time.Second); len(events) < w.events; {
-		var err error
-		if events, err = readAfter(ctx, db, eventstore.Cursor{}, 10_000); err != nil {
-			t.Fatal(err)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events readable", len(events), w.events)
-		}
-	}
+	events := readableEvents(t, db, w.events)
 	eng := newEngine(all(), &foldCounts{}, testdb.Keyring(t))
-	claims := map[string]claim{}
-	for _, n := range AllNames() {
-		claims[n] = claim{}
-	}
+	claims := fromTheStart()
 	// One event a batch, each in its own transaction, as a live runner
 	// that nobody else competes with applies them.
 	for _, ev := range events {

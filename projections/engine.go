@@ -290,6 +290,8 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 			return err
 		}
 		for _, t := range tables {
+			// A stretch missing from now was written and forgotten,
+			// not gone (table.stretches).
 			for k, row := range c.before[t] {
 				if _, ok := now[t][k]; !ok && !e.tables[t].stretches {
 					gone[t] = append(gone[t], row)

@@ -38,6 +38,7 @@ func TestLedgerTreeGrownLiveEqualsRebuildAndTheEvents(t *testing.T) {
 	// a hash of its own: the tree only reads (tenant, commit order, hash).
 	rng := rand.New(rand.NewPCG(21, 4))
 	version := map[string]int64{}
+	var last int64
 	for len(left) > 0 {
 		var rows [][]any
 		for range 1 + rng.IntN(100) {
@@ -56,16 +57,9 @@ func TestLedgerTreeGrownLiveEqualsRebuildAndTheEvents(t *testing.T) {
 			copy(seed[:], id)
 			binary.BigEndian.PutUint64(seed[16:], uint64(version[id]))
 			h := sha256.Sum256(seed[:])
-			rows = append(rows, []any{id, id, version[id], "test_event", int32(1), `{}`, `{}`, time.Now(), []byte{0}, h[:]})
+			rows = append(rows, treeEvent(id, version[id], h[:]))
 		}
-		if _, err := b.pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"tenant_id", "stream_id", "stream_version", "type",
-			"schema_version", "data", "metadata", "recorded_at", "prev_hash", "hash"}, pgx.CopyFromRows(rows)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	var last int64
-	if err := b.pool.QueryRow(ctx, `SELECT max(position) FROM events`).Scan(&last); err != nil {
-		t.Fatal(err)
+		last = copyEvents(t, b, rows)
 	}
 	waitFor(t, b.runner, last)
 
@@ -172,16 +166,9 @@ func TestLedgerTreeReadsOnGenericPlansProbeByKey(t *testing.T) {
 	var rows [][]any
 	for v := range 2000 {
 		h := sha256.Sum256(binary.BigEndian.AppendUint64([]byte(tenant), uint64(v)))
-		rows = append(rows, []any{tenant, tenant, int64(v + 1), "test_event", int32(1), `{}`, `{}`, time.Now(), []byte{0}, h[:]})
+		rows = append(rows, treeEvent(tenant, int64(v+1), h[:]))
 	}
-	if _, err := b.pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"tenant_id", "stream_id", "stream_version", "type",
-		"schema_version", "data", "metadata", "recorded_at", "prev_hash", "hash"}, pgx.CopyFromRows(rows)); err != nil {
-		t.Fatal(err)
-	}
-	var last int64
-	if err := b.pool.QueryRow(ctx, `SELECT max(position) FROM events`).Scan(&last); err != nil {
-		t.Fatal(err)
-	}
+	last := copyEvents(t, b, rows)
 	start(t, b.runner)
 	waitFor(t, b.runner, last)
 	if _, err := b.pool.Exec(ctx, `ANALYZE ledger_leaves, ledger_tiles`); err != nil {
@@ -225,4 +212,26 @@ func TestLedgerTreeReadsOnGenericPlansProbeByKey(t *testing.T) {
 			}
 		}
 	}
+}
+
+// treeEvent is an events row of a tenant's stream (its ID the tenant's) at
+// version, with hash: all the ledger tree reads of an event.
+func treeEvent(tenant string, version int64, hash []byte) []any {
+	return []any{tenant, tenant, version, "test_event", int32(1), `{}`, `{}`, time.Now(), []byte{0}, hash}
+}
+
+// copyEvents writes rows (treeEvent's) into events in one transaction and
+// returns the last position.
+func copyEvents(t *testing.T, b testBundle, rows [][]any) int64 {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := b.pool.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"tenant_id", "stream_id", "stream_version", "type",
+		"schema_version", "data", "metadata", "recorded_at", "prev_hash", "hash"}, pgx.CopyFromRows(rows)); err != nil {
+		t.Fatal(err)
+	}
+	var last int64
+	if err := b.pool.QueryRow(ctx, `SELECT max(position) FROM events`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	return last
 }

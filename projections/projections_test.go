@@ -674,26 +674,9 @@ func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
 	ctx := context.Background()
 	w := newWorld(t, b.store, 8)
 	w.run(ctx, 40)
-	var batch []*envelope
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		var err error
-		db := stdlibDB(t, b.pool)
-		if batch, err = readAfter(ctx, db, eventstore.Cursor{}, 10_000); err != nil {
-			t.Fatal(err)
-		}
-		if len(batch) == w.events {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d events readable", len(batch), w.events)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 	db := stdlibDB(t, b.pool)
-	claims := map[string]claim{}
-	for _, n := range AllNames() {
-		claims[n] = claim{}
-	}
+	batch := readableEvents(t, db, w.events)
+	claims := fromTheStart()
 	eng := newEngine(all(), nil, testdb.Keyring(t))
 	apply := func() {
 		tx, err := db.BeginTx(ctx, nil)
@@ -741,6 +724,34 @@ func TestApplyingABatchTwiceChangesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareSnapshots(t, "applied vs rebuilt", once, snapshot(t, b.pool))
+}
+
+// readableEvents waits until the n events in the store are readable by a
+// subscriber, and returns them in commit order.
+func readableEvents(t *testing.T, db *sql.DB, n int) []*envelope {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		events, err := readAfter(context.Background(), db, eventstore.Cursor{}, 10_000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) == n {
+			return events
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d events readable", len(events), n)
+		}
+	}
+}
+
+// fromTheStart are the claims of an engine that every read model's
+// checkpoint finds at the start.
+func fromTheStart() map[string]claim {
+	claims := map[string]claim{}
+	for _, n := range AllNames() {
+		claims[n] = claim{}
+	}
+	return claims
 }
 
 func stdlibDB(t *testing.T, pool *pgxpool.Pool) *sql.DB {
