@@ -23,15 +23,15 @@ func assignmentIntervalsProjection() *projection {
 		tables: []table{
 			{name: "assignment_intervals", key: []string{"customer_id", "from_position", "user_id"},
 				columns: []string{"customer_id", "from_position", "user_id", "tenant_id", "lead", "assigned_at", "seq",
-					"valid_from", "valid_to", "to_position"}, stretches: true},
+					"valid_from", "valid_to", "to_position"}, partial: true},
 			{name: "assignment_intervals_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
 		},
 		fold: &foldDef{
 			versionTable: "assignment_intervals_streams",
-			rows: func(out rowSink, c *customerState) {
+			rows: func(out foldSink, c *customerState) {
 				out.add("assignment_intervals_streams", uid(c.ID), c.Version)
 			},
-			stretches: func(out rowSink, c *customerState, ss []*stretch) {
+			stretches: func(out foldSink, c *customerState, ss []*stretch) {
 				// Parsed and boxed once for all the customer's rows: a
 				// rebuild makes over a million.
 				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))

@@ -87,11 +87,18 @@ func customerListProjection() *projection {
 		},
 		fold: &foldDef{
 			versionTable: "customer_list",
-			rows: func(out rowSink, c *customerState) {
-				if !c.created() || c.Erased {
+			rows: func(out foldSink, c *customerState) {
+				if !c.created() {
 					// A stream begins with its creation event; a fold
-					// without it has no row to show. An erased customer
-					// leaves the list, its search text and its groups.
+					// without it has no row to show.
+					return
+				}
+				// Before the erased customer's return: its erasure
+				// removes its follow-ups' rows.
+				followUpRows(out, c)
+				if c.Erased {
+					// An erased customer leaves the list, its search
+					// text and its groups.
 					return
 				}
 				p := c.Profile
@@ -101,7 +108,6 @@ func customerListProjection() *projection {
 				for _, g := range c.Groups {
 					out.add("customer_groups", uid(c.ID), uid(g), uid(c.TenantID))
 				}
-				followUpRows(out, c)
 			},
 		},
 	}

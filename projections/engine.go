@@ -290,22 +290,33 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 			return err
 		}
 		for _, t := range tables {
-			// A stretch missing from now was written and forgotten,
-			// not gone (table.stretches).
-			for k, row := range c.before[t] {
-				if _, ok := now[t][k]; !ok && !e.tables[t].stretches {
-					gone[t] = append(gone[t], row)
+			// A row missing from now of a partial table was written
+			// and forgotten, or did not change: not gone.
+			if !e.tables[t].partial {
+				for k, row := range c.before[t] {
+					if _, ok := now[t][k]; !ok {
+						gone[t] = append(gone[t], row)
+					}
 				}
 			}
 			for k, row := range now[t] {
-				if old, ok := c.before[t][k]; !ok || !slices.EqualFunc(old, row, sameValue) {
+				old, ok := c.before[t][k]
+				switch {
+				case isRemoved(row):
+					// Written before this customer's rows were
+					// cached, perhaps: deleted unless known gone.
+					if !ok || !isRemoved(old) {
+						gone[t] = append(gone[t], row)
+					}
+				case !ok || isRemoved(old) || !slices.EqualFunc(old, row, sameValue):
 					changed[t] = append(changed[t], row)
 				}
 			}
 		}
-		// The stretches closed by now are in this write: the fold
-		// forgets them (see table.stretches).
+		// What changed by now is in this write: the fold forgets the
+		// closed stretches and which follow-ups changed (table.partial).
 		c.fold.stretches.takeClosed()
+		c.fold.state.FollowUpsChanged = nil
 		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: now}
 	}
 	// A table's gone and changed rows have different keys, so one

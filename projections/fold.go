@@ -32,6 +32,11 @@ type customerState struct {
 	// domain.FollowUpsApply (a new map on every change: the fold cache
 	// keeps states it has written).
 	FollowUps map[string]domain.FollowUp
+	// FollowUpsChanged are the IDs of the follow-ups changed since the
+	// fold was last written (every one, in a fold never written): only
+	// their rows are given, so that an event of a customer with years of
+	// follow-ups costs what it changed (table.partial).
+	FollowUpsChanged map[string]bool
 }
 
 // apply evolves the state as domain.Customer.Apply does, the team through
@@ -66,8 +71,31 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
 		c.FollowUps = domain.FollowUpsApply(c.FollowUps, e, at)
+		if id := followUpID(e); id != "" {
+			if c.FollowUpsChanged == nil {
+				c.FollowUpsChanged = map[string]bool{}
+			}
+			c.FollowUpsChanged[id] = true
+		}
 	}
 	c.Version++
+}
+
+// followUpID is the follow-up a follow-up event is about.
+func followUpID(e domain.Event) string {
+	switch e := e.(type) {
+	case domain.FollowUpScheduled:
+		return e.FollowUpID
+	case domain.FollowUpCompleted:
+		return e.FollowUpID
+	case domain.FollowUpSnoozed:
+		return e.FollowUpID
+	case domain.FollowUpCancelled:
+		return e.FollowUpID
+	case domain.FollowUpDue:
+		return e.FollowUpID
+	}
+	return ""
 }
 
 // created reports whether the customer's creation event has been applied.

@@ -100,3 +100,41 @@ func BenchmarkNotificationRows(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(team)), "ns/event")
 }
+
+// BenchmarkLiveFoldManyFollowUps measures a live batch's rows and diff
+// (writeFolds, without the database) for one team event of a cached
+// customer that has 2,000 done follow-ups:
+// go test ./projections -run '^$' -bench LiveFoldManyFollowUps -benchmem
+func BenchmarkLiveFoldManyFollowUps(b *testing.B) {
+	const id, tenant = "10000000-0000-4000-8000-000000000001", "20000000-0000-4000-8000-000000000001"
+	users := []string{"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := int64(0)
+	event := func(e domain.Event) decoded {
+		v++
+		return decoded{env: &envelope{Position: v, TenantID: tenant, StreamID: id, StreamVersion: v, Type: e.EventType(),
+			RecordedAt: at.Add(time.Duration(v) * time.Second)}, event: e}
+	}
+	fc := &foldCustomer{state: customerState{ID: id, TenantID: tenant}, stretches: newStretchFold()}
+	fc.advance(event(domain.CustomerRegistered{CustomerID: id, Profile: domain.Profile{FirstName: "A", Email: "a@example.com"}}))
+	fc.advance(event(domain.UserAssigned{CustomerID: id, UserID: users[0], Lead: true}))
+	for i := range 2000 {
+		f := fmt.Sprintf("30000000-0000-4000-8000-%012d", i)
+		fc.advance(event(domain.FollowUpScheduled{FollowUpID: f, CustomerID: id, DueAt: at, Note: "call back", To: domain.FollowUpToTeam, CreatedBy: users[0]}))
+		fc.advance(event(domain.FollowUpCompleted{FollowUpID: f, CustomerID: id}))
+	}
+	e := newEngine(all(), nil, nil)
+	cache := &foldCache{customers: map[string]*foldEntry{}}
+	if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: foldRows{}}}, cache); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		fc.advance(event(domain.TeamMemberReplaced{CustomerID: id, UserID: users[i%2], WithUserID: users[(i+1)%2], Lead: true}))
+		i++
+		if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: cache.customers[id].rows}}, cache); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -35,21 +35,32 @@ type FollowUp struct {
 // of customer_list a customer without follow-ups costs nothing. pending
 // (open, not yet recorded due for its due time) is what the due-time
 // scheduler looks for.
+//
+// The table is partial: a fold gives the rows of the follow-ups changed
+// since it was last written, and removes those cancelled.
 var followUpsTable = table{name: FollowUps, key: []string{"follow_up_id"},
-	columns: []string{"follow_up_id", "tenant_id", "customer_id", "due_at", "note", "send_to", "status", "created_by", "created_at", "pending"}}
+	columns: []string{"follow_up_id", "tenant_id", "customer_id", "due_at", "note", "send_to", "status", "created_by", "created_at", "pending"},
+	partial: true}
 
-// followUpRows are the customer's follow_ups rows (the caller gives an
-// erased customer none).
-func followUpRows(out rowSink, c *customerState) {
-	if len(c.FollowUps) == 0 {
+// followUpRows are the rows of the customer's follow-ups changed since its
+// fold was last written: a cancelled one, or any of an erased customer
+// (whose erasure cancels them all), is removed.
+func followUpRows(out foldSink, c *customerState) {
+	if len(c.FollowUpsChanged) == 0 {
 		return
 	}
 	id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
-	for _, f := range c.FollowUps {
-		if f.Status == domain.FollowUpStatusCancelled {
+	for fid := range c.FollowUpsChanged {
+		f, ok := c.FollowUps[fid]
+		if !ok {
+			continue // opened as erased: it never had a row
+		}
+		row := []any{uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending()}
+		if f.Status == domain.FollowUpStatusCancelled || c.Erased {
+			out.remove(FollowUps, row...)
 			continue
 		}
-		out.add(FollowUps, uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending())
+		out.add(FollowUps, row...)
 	}
 }
 

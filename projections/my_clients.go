@@ -27,7 +27,7 @@ func myClientsProjection() *projection {
 		},
 		fold: &foldDef{
 			versionTable: "my_clients_streams",
-			rows: func(out rowSink, c *customerState) {
+			rows: func(out foldSink, c *customerState) {
 				// Parsed and boxed once for all the customer's rows.
 				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
 				for _, m := range c.Team {

@@ -81,11 +81,13 @@ type table struct {
 	columns []string
 	// key is the primary key.
 	key []string
-	// stretches marks the table of a fold's stretches: a closed stretch's
-	// row never changes again, so the fold forgets it once written and a
-	// row missing from the fold's rows is not gone. A customer's batch
-	// then costs its open stretches, not its whole history.
-	stretches bool
+	// partial marks a table of which a fold gives only the rows that may
+	// have changed since it was last written: a row missing from the
+	// fold's rows is not gone, only one it removes (foldSink.remove) is.
+	// A customer's batch then costs what changed, not its whole history:
+	// the stretches (a closed one never changes again, so the fold forgets
+	// it once written) and the follow-ups (those the batch changed).
+	partial bool
 }
 
 // foldDef is how a customer-stream read model makes its rows.
@@ -94,18 +96,26 @@ type foldDef struct {
 	// has applied (column version).
 	versionTable string
 	// rows gives the customer's current rows.
-	rows func(out rowSink, c *customerState)
+	rows func(out foldSink, c *customerState)
 	// stretches, when set, gives the rows of the stretches ss of members
 	// on the customer's team: a live batch passes the open ones and those
 	// closed since the fold was last written, a rebuild's bulk load those
 	// closed as they close and the open ones at the end.
-	stretches func(out rowSink, c *customerState, ss []*stretch)
+	stretches func(out foldSink, c *customerState, ss []*stretch)
 }
 
 // rowSink receives a projection's rows: the engine's diff for live
 // batches, COPY for a rebuild's bulk load.
 type rowSink interface {
 	add(table string, row ...any)
+}
+
+// foldSink receives a fold's rows. remove says that the row with row's
+// key is gone from a partial table, where a row the fold does not give
+// may still be there (table.partial).
+type foldSink interface {
+	rowSink
+	remove(table string, row ...any)
 }
 
 // decodes reports whether the projection is made from decoded events (a

@@ -53,6 +53,26 @@ func (c *rowCollector) add(name string, row ...any) {
 		c.err = fmt.Errorf("%s row: %d values for %d columns", name, len(row), len(t.columns))
 		return
 	}
+	c.put(t, row)
+}
+
+// remove keeps the row, marked removed (see removed), for the diff to
+// delete.
+func (c *rowCollector) remove(name string, row ...any) {
+	t := c.tables[name]
+	switch {
+	case !t.partial:
+		c.err = fmt.Errorf("%s row removed: the table is not partial (a row it does not give is gone)", name)
+		return
+	case len(row) != len(t.columns):
+		c.err = fmt.Errorf("%s row: %d values for %d columns", name, len(row), len(t.columns))
+		return
+	}
+	c.put(t, append(row, removed{}))
+}
+
+func (c *rowCollector) put(t *table, row []any) {
+	name := t.name
 	k, err := rowKey(t, row)
 	if err != nil {
 		c.err = fmt.Errorf("%s row: %w", name, err)
@@ -62,6 +82,19 @@ func (c *rowCollector) add(name string, row ...any) {
 		c.rows[name] = map[string][]any{}
 	}
 	c.rows[name][k] = row
+}
+
+// removed ends a row that a fold removed (foldSink.remove): past its
+// columns, so that the key columns are where columnArrays reads them.
+type removed struct{}
+
+// isRemoved reports whether a collected row is one a fold removed.
+func isRemoved(row []any) bool {
+	if len(row) == 0 {
+		return false
+	}
+	_, ok := row[len(row)-1].(removed)
+	return ok
 }
 
 // rowKey encodes the row's primary key columns into a map key.
