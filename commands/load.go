@@ -292,17 +292,17 @@ func readEvents(ctx context.Context, kr *keyring.Keyring, q streamSource, tenant
 }
 
 func customerOf(tenantID string, events []storedEvent) (domain.Customer, int64, error) {
-	c := domain.Customer{TenantID: tenantID}
+	f := domain.FoldCustomer(domain.Customer{TenantID: tenantID})
 	var last int64
 	for _, ev := range events {
 		e, err := domain.DecodeEvent(ev.Type, ev.Schema, ev.Data)
 		if err != nil {
 			return domain.Customer{}, 0, fmt.Errorf("customer %s version %d: %w", ev.StreamID, ev.Version, err)
 		}
-		c.Apply(e, ev.RecordedAt)
+		f.Apply(e, ev.RecordedAt)
 		last = ev.Position
 	}
-	return c, last, nil
+	return f.Customer(), last, nil
 }
 
 func policyOf(events []storedEvent) (domain.Policy, error) {

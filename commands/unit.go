@@ -810,6 +810,9 @@ func (u *unit) viewOf(group []*customerOp, heads map[string]eventstore.LockedHea
 		if dk, ok := keys[id]; ok {
 			gc.key, gc.hasKey = dk, true
 		}
+		// A fold: a customer read from its stream's start (not cached)
+		// with years of follow-ups costs its events, not their square.
+		f := domain.FoldCustomer(gc.cu)
 		for _, ev := range streams[id] {
 			schema, data, err := gc.open(u.c.keys, ev)
 			if err != nil {
@@ -819,10 +822,11 @@ func (u *unit) viewOf(group []*customerOp, heads map[string]eventstore.LockedHea
 			if err != nil {
 				return nil, nil, fmt.Errorf("customer %s version %d: %w", id, ev.Version, err)
 			}
-			gc.cu.Apply(e, ev.RecordedAt)
+			f.Apply(e, ev.RecordedAt)
 			gc.lastPosition = ev.Position
 			gc.changed = true
 		}
+		gc.cu = f.Customer()
 		if gc.cu.Version != h.Version {
 			return nil, nil, fmt.Errorf("customer %s: stream head says version %d, events say %d", id, h.Version, gc.cu.Version)
 		}

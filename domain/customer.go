@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -42,8 +43,9 @@ type Customer struct {
 	// (the key that opened it is destroyed) and no command changes the
 	// customer any more.
 	Erased bool
-	// FollowUps are the customer's follow-ups by ID (FollowUpsApply: a
-	// new map on every change, never changed in place).
+	// FollowUps are the customer's follow-ups by ID. Apply replaces the map
+	// on every change, never changing it in place; a CustomerFold changes
+	// only its own copy.
 	FollowUps map[string]FollowUp
 
 	// statusBeforeBlock is what Unblock returns to, so that unblocking an
@@ -54,7 +56,11 @@ type Customer struct {
 // Apply evolves c by one event of its stream recorded at at; at becomes the
 // AssignedAt of members the event adds. Team is replaced, never modified in
 // place (Team.Apply), so copies of a Customer never see each other's changes.
-func (c *Customer) Apply(e Event, at time.Time) {
+func (c *Customer) Apply(e Event, at time.Time) { c.apply(e, at, FollowUpsApply) }
+
+// apply is Apply with the follow-ups evolved by followUps: FollowUpsApply,
+// or FollowUpsApplyInPlace for a CustomerFold's own map.
+func (c *Customer) apply(e Event, at time.Time, followUps func(map[string]FollowUp, Event, time.Time) map[string]FollowUp) {
 	switch e := e.(type) {
 	case CustomerRegistered:
 		c.ID, c.Profile, c.Status, c.CreatedAt = e.CustomerID, e.Profile, CustomerStatusActive, at
@@ -84,7 +90,7 @@ func (c *Customer) Apply(e Event, at time.Time) {
 	case UserAssigned, UserUnassigned, TeamLeadChanged, TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, 0)
 	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
-		c.FollowUps = FollowUpsApply(c.FollowUps, e, at)
+		c.FollowUps = followUps(c.FollowUps, e, at)
 	}
 	c.Version++
 	// E-mails sent and follow-ups are the customer's record, not changes
@@ -96,6 +102,40 @@ func (c *Customer) Apply(e Event, at time.Time) {
 			c.ChangedVersion = c.Version
 		}
 	}
+}
+
+// CustomerFold applies a run of events to a customer at the cost of the
+// events. Apply copies the follow-ups map at every follow-up event, so
+// that copies of a customer never see each other's changes; folding a
+// stream that way is quadratic in its follow-ups (2,000 of them took
+// three quarters of a second). A fold copies the map once, at its first
+// follow-up event, and then changes its own copy.
+type CustomerFold struct {
+	c     Customer
+	owned bool // c.FollowUps is the fold's own copy
+}
+
+// FoldCustomer starts a fold from c: the zero Customer (with its TenantID)
+// for a stream's start, or a customer as of some version.
+func FoldCustomer(c Customer) *CustomerFold { return &CustomerFold{c: c} }
+
+// Apply applies e recorded at at, as Customer.Apply does.
+func (f *CustomerFold) Apply(e Event, at time.Time) {
+	if !IsFollowUpEvent(e) {
+		f.c.Apply(e, at)
+		return
+	}
+	if !f.owned {
+		f.c.FollowUps, f.owned = maps.Clone(f.c.FollowUps), true
+	}
+	f.c.apply(e, at, FollowUpsApplyInPlace)
+}
+
+// Customer returns the customer folded so far. It hands the fold's map
+// over: a later follow-up event copies it again first.
+func (f *CustomerFold) Customer() Customer {
+	f.owned = false
+	return f.c
 }
 
 // MatchesVersion reports whether an If-Match version v still describes the

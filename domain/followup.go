@@ -126,28 +126,49 @@ func IsFollowUpEvent(e Event) bool {
 // in place), fs itself otherwise. A FollowUpScheduled opened as erased (its
 // customer's key is gone) has no ID and adds nothing.
 func FollowUpsApply(fs map[string]FollowUp, e Event, at time.Time) map[string]FollowUp {
-	change := func(id string, fn func(f *FollowUp)) map[string]FollowUp {
-		f, ok := fs[id]
-		if !ok {
-			return fs
+	f, ok := followUpAfter(fs, e, at)
+	if !ok {
+		return fs
+	}
+	out := maps.Clone(fs)
+	if out == nil {
+		out = map[string]FollowUp{}
+	}
+	out[f.ID] = f
+	return out
+}
+
+// FollowUpsApplyInPlace is FollowUpsApply for a map that its caller alone
+// holds (a projection's fold): it changes fs, made when nil, and returns
+// it. Copying the map on every change made folding a customer's stream
+// quadratic in its follow-ups.
+func FollowUpsApplyInPlace(fs map[string]FollowUp, e Event, at time.Time) map[string]FollowUp {
+	if f, ok := followUpAfter(fs, e, at); ok {
+		if fs == nil {
+			fs = map[string]FollowUp{}
 		}
-		out := maps.Clone(fs)
-		fn(&f)
-		out[id] = f
-		return out
+		fs[f.ID] = f
+	}
+	return fs
+}
+
+// followUpAfter returns the follow-up that e changes as e leaves it, and
+// false when e changes none.
+func followUpAfter(fs map[string]FollowUp, e Event, at time.Time) (FollowUp, bool) {
+	change := func(id string, fn func(f *FollowUp)) (FollowUp, bool) {
+		f, ok := fs[id]
+		if ok {
+			fn(&f)
+		}
+		return f, ok
 	}
 	switch e := e.(type) {
 	case FollowUpScheduled:
 		if e.FollowUpID == "" {
-			return fs
+			return FollowUp{}, false
 		}
-		out := maps.Clone(fs)
-		if out == nil {
-			out = map[string]FollowUp{}
-		}
-		out[e.FollowUpID] = FollowUp{ID: e.FollowUpID, DueAt: e.DueAt.UTC(), Note: e.Note, To: e.To,
-			Status: FollowUpStatusOpen, CreatedBy: e.CreatedBy, CreatedAt: at}
-		return out
+		return FollowUp{ID: e.FollowUpID, DueAt: e.DueAt.UTC(), Note: e.Note, To: e.To,
+			Status: FollowUpStatusOpen, CreatedBy: e.CreatedBy, CreatedAt: at}, true
 	case FollowUpCompleted:
 		return change(e.FollowUpID, func(f *FollowUp) { f.Status = FollowUpStatusDone })
 	case FollowUpSnoozed:
@@ -157,7 +178,7 @@ func FollowUpsApply(fs map[string]FollowUp, e Event, at time.Time) map[string]Fo
 	case FollowUpDue:
 		return change(e.FollowUpID, func(f *FollowUp) { f.Fired = true })
 	}
-	return fs
+	return FollowUp{}, false
 }
 
 // FollowUp returns the customer's live (not cancelled) follow-up id.

@@ -2,6 +2,9 @@ package domain_test
 
 import (
 	"errors"
+	"fmt"
+	"maps"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -158,5 +161,118 @@ func TestErasureCancelsFollowUps(t *testing.T) {
 	c = applied(c, domain.FollowUpScheduled{CustomerID: "c1"})
 	if len(c.FollowUps) != 2 {
 		t.Fatalf("follow-ups %v", c.FollowUps)
+	}
+}
+
+// FollowUpsApply never changes the map it is given (copies of a customer
+// share it); FollowUpsApplyInPlace, for a fold's own map, ends where it
+// does after every event, the ones that change nothing included.
+func TestFollowUpsApplyInPlaceMatchesCopying(t *testing.T) {
+	at := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	due := at.Add(24 * time.Hour)
+	evs := []domain.Event{
+		domain.FollowUpScheduled{FollowUpID: "f1", CustomerID: "c1", DueAt: due, Note: "n", To: domain.FollowUpToTeam, CreatedBy: "alice"},
+		domain.FollowUpScheduled{FollowUpID: "f2", CustomerID: "c1", DueAt: due, To: domain.FollowUpToLead, CreatedBy: "bob"},
+		domain.FollowUpCompleted{FollowUpID: "f1", CustomerID: "c1"},
+		domain.FollowUpSnoozed{FollowUpID: "f2", CustomerID: "c1", Until: due.Add(time.Hour)},
+		domain.FollowUpDue{FollowUpID: "f2", CustomerID: "c1", DueAt: due.Add(time.Hour)},
+		domain.FollowUpCancelled{FollowUpID: "f1", CustomerID: "c1"},
+		domain.FollowUpScheduled{CustomerID: "c1"}, // opened as erased
+		domain.FollowUpCompleted{FollowUpID: "missing", CustomerID: "c1"},
+		domain.CustomerUpdated{CustomerID: "c1"},
+		domain.FollowUpScheduled{FollowUpID: "f3", CustomerID: "c1", DueAt: due, CreatedBy: "alice"},
+	}
+	var copying, inPlace map[string]domain.FollowUp
+	for i, e := range evs {
+		given := maps.Clone(copying)
+		next := domain.FollowUpsApply(copying, e, at)
+		if !maps.Equal(copying, given) {
+			t.Fatalf("event %d (%T) changed the map FollowUpsApply was given", i, e)
+		}
+		copying = next
+		inPlace = domain.FollowUpsApplyInPlace(inPlace, e, at)
+		if !maps.Equal(copying, inPlace) {
+			t.Fatalf("after event %d (%T):\n copying  %v\n in place %v", i, e, copying, inPlace)
+		}
+	}
+	if f := copying["f2"]; len(copying) != 3 || copying["f1"].Status != domain.FollowUpStatusCancelled || !f.Fired || !f.DueAt.Equal(due.Add(time.Hour)) {
+		t.Fatalf("follow-ups: %v", copying)
+	}
+}
+
+// followUpHistory is a customer's stream: registered, assigned, then n
+// follow-ups scheduled, most of them done, some snoozed or cancelled, with
+// team changes between them.
+func followUpHistory(n int) []domain.Event {
+	out := []domain.Event{
+		domain.CustomerRegistered{CustomerID: "c1", Profile: domain.Profile{FirstName: "A", Email: "a@example.com"}},
+		domain.UserAssigned{CustomerID: "c1", UserID: "alice", Lead: true},
+	}
+	due := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range n {
+		id := fmt.Sprintf("f%05d", i)
+		out = append(out, domain.FollowUpScheduled{FollowUpID: id, CustomerID: "c1", DueAt: due, To: domain.FollowUpToTeam, CreatedBy: "alice"})
+		switch i % 5 {
+		case 0, 1, 2:
+			out = append(out, domain.FollowUpCompleted{FollowUpID: id, CustomerID: "c1"})
+		case 3:
+			out = append(out, domain.FollowUpSnoozed{FollowUpID: id, CustomerID: "c1", Until: due.Add(time.Hour)},
+				domain.UserAssigned{CustomerID: "c1", UserID: fmt.Sprintf("u%05d", i), Lead: false})
+		case 4:
+			out = append(out, domain.FollowUpCancelled{FollowUpID: id, CustomerID: "c1"})
+		}
+	}
+	return out
+}
+
+// A CustomerFold makes what Customer.Apply makes, event by event; neither
+// the customer it started from nor one it returned sees its later changes.
+func TestCustomerFoldMatchesApply(t *testing.T) {
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	history := followUpHistory(40)
+	half := len(history) / 2
+	var start domain.Customer
+	for _, e := range history[:half] {
+		start.Apply(e, at)
+	}
+	startFollowUps := maps.Clone(start.FollowUps)
+
+	applied := start
+	f := domain.FoldCustomer(start)
+	var handed domain.Customer
+	var handedFollowUps map[string]domain.FollowUp
+	for i, e := range history[half:] {
+		applied.Apply(e, at)
+		f.Apply(e, at)
+		if got := f.Customer(); !reflect.DeepEqual(got, applied) {
+			t.Fatalf("after event %d (%T) the fold has\n %+v\nwant\n %+v", half+i, e, got, applied)
+		}
+		if i == 3 {
+			handed, handedFollowUps = f.Customer(), maps.Clone(f.Customer().FollowUps)
+		}
+	}
+	if !maps.Equal(start.FollowUps, startFollowUps) {
+		t.Error("the fold changed the follow-ups of the customer it started from")
+	}
+	if !maps.Equal(handed.FollowUps, handedFollowUps) {
+		t.Error("the fold changed the follow-ups of a customer it had returned")
+	}
+}
+
+// BenchmarkFoldCustomerManyFollowUps measures folding a customer's stream
+// of 2,000 follow-ups from its start, as a command reading an uncached
+// customer does: go test ./domain -run '^$' -bench FoldCustomerManyFollowUps -benchmem
+func BenchmarkFoldCustomerManyFollowUps(b *testing.B) {
+	history := followUpHistory(2000)
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	for b.Loop() {
+		f := domain.FoldCustomer(domain.Customer{TenantID: "t1"})
+		for _, e := range history {
+			f.Apply(e, at)
+		}
+		if f.Customer().Version != int64(len(history)) {
+			b.Fatal("not every event was applied")
+		}
 	}
 }

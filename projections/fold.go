@@ -28,9 +28,9 @@ type customerState struct {
 	Groups []string
 	// Erased is set by CustomerErased.
 	Erased bool
-	// FollowUps are the customer's follow-ups, evolved by
-	// domain.FollowUpsApply (a new map on every change: the fold cache
-	// keeps states it has written).
+	// FollowUps are the customer's follow-ups, evolved in place by
+	// domain.FollowUpsApplyInPlace: a fold's state is its own (the fold
+	// cache keeps the fold itself, never a copy of its state).
 	FollowUps map[string]domain.FollowUp
 	// FollowUpsChanged are the IDs of the follow-ups changed since the
 	// fold was last written (every one, in a fold never written): only
@@ -70,7 +70,7 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
-		c.FollowUps = domain.FollowUpsApply(c.FollowUps, e, at)
+		c.FollowUps = domain.FollowUpsApplyInPlace(c.FollowUps, e, at)
 		if id := followUpID(e); id != "" {
 			if c.FollowUpsChanged == nil {
 				c.FollowUpsChanged = map[string]bool{}

@@ -101,6 +101,41 @@ func BenchmarkNotificationRows(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(team)), "ns/event")
 }
 
+// followUpStream is a customer's stream: registered, assigned, then n
+// follow-ups scheduled and done, decoded.
+func followUpStream(id, tenant, user string, n int) []decoded {
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var out []decoded
+	add := func(e domain.Event) {
+		v := int64(len(out) + 1)
+		out = append(out, decoded{env: &envelope{Position: v, TenantID: tenant, StreamID: id, StreamVersion: v, Type: e.EventType(),
+			RecordedAt: at.Add(time.Duration(v) * time.Second)}, event: e})
+	}
+	add(domain.CustomerRegistered{CustomerID: id, Profile: domain.Profile{FirstName: "A", Email: "a@example.com"}})
+	add(domain.UserAssigned{CustomerID: id, UserID: user, Lead: true})
+	for i := range n {
+		f := fmt.Sprintf("30000000-0000-4000-8000-%012d", i)
+		add(domain.FollowUpScheduled{FollowUpID: f, CustomerID: id, DueAt: at, Note: "call back", To: domain.FollowUpToTeam, CreatedBy: user})
+		add(domain.FollowUpCompleted{FollowUpID: f, CustomerID: id})
+	}
+	return out
+}
+
+// BenchmarkFoldManyFollowUps measures folding a customer's stream of 2,000
+// follow-ups from its start, as a rebuild or a cache miss does:
+// go test ./projections -run '^$' -bench FoldManyFollowUps -benchmem
+func BenchmarkFoldManyFollowUps(b *testing.B) {
+	const id, tenant = "10000000-0000-4000-8000-000000000001", "20000000-0000-4000-8000-000000000001"
+	stream := followUpStream(id, tenant, "00000000-0000-4000-8000-000000000001", 2000)
+	b.ReportAllocs()
+	for b.Loop() {
+		fc := &foldCustomer{state: customerState{ID: id, TenantID: tenant}, stretches: newStretchFold()}
+		for _, d := range stream {
+			fc.advance(d)
+		}
+	}
+}
+
 // BenchmarkLiveFoldManyFollowUps measures a live batch's rows and diff
 // (writeFolds, without the database) for one team event of a cached
 // customer that has 2,000 done follow-ups:
@@ -108,31 +143,25 @@ func BenchmarkNotificationRows(b *testing.B) {
 func BenchmarkLiveFoldManyFollowUps(b *testing.B) {
 	const id, tenant = "10000000-0000-4000-8000-000000000001", "20000000-0000-4000-8000-000000000001"
 	users := []string{"00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"}
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	v := int64(0)
-	event := func(e domain.Event) decoded {
-		v++
-		return decoded{env: &envelope{Position: v, TenantID: tenant, StreamID: id, StreamVersion: v, Type: e.EventType(),
-			RecordedAt: at.Add(time.Duration(v) * time.Second)}, event: e}
-	}
+	stream := followUpStream(id, tenant, users[0], 2000)
 	fc := &foldCustomer{state: customerState{ID: id, TenantID: tenant}, stretches: newStretchFold()}
-	fc.advance(event(domain.CustomerRegistered{CustomerID: id, Profile: domain.Profile{FirstName: "A", Email: "a@example.com"}}))
-	fc.advance(event(domain.UserAssigned{CustomerID: id, UserID: users[0], Lead: true}))
-	for i := range 2000 {
-		f := fmt.Sprintf("30000000-0000-4000-8000-%012d", i)
-		fc.advance(event(domain.FollowUpScheduled{FollowUpID: f, CustomerID: id, DueAt: at, Note: "call back", To: domain.FollowUpToTeam, CreatedBy: users[0]}))
-		fc.advance(event(domain.FollowUpCompleted{FollowUpID: f, CustomerID: id}))
+	for _, d := range stream {
+		fc.advance(d)
 	}
 	e := newEngine(all(), nil, nil)
 	cache := &foldCache{customers: map[string]*foldEntry{}}
 	if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: foldRows{}}}, cache); err != nil {
 		b.Fatal(err)
 	}
+	last := stream[len(stream)-1].env
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		fc.advance(event(domain.TeamMemberReplaced{CustomerID: id, UserID: users[i%2], WithUserID: users[(i+1)%2], Lead: true}))
 		i++
+		v := last.StreamVersion + int64(i)
+		fc.advance(decoded{env: &envelope{Position: v, TenantID: tenant, StreamID: id, StreamVersion: v, Type: domain.TypeTeamMemberReplaced,
+			RecordedAt: last.RecordedAt.Add(time.Duration(i) * time.Second)},
+			event: domain.TeamMemberReplaced{CustomerID: id, UserID: users[(i+1)%2], WithUserID: users[i%2], Lead: true}})
 		if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: cache.customers[id].rows}}, cache); err != nil {
 			b.Fatal(err)
 		}
