@@ -316,7 +316,7 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 		// What changed by now is in this write: the fold forgets the
 		// closed stretches and which follow-ups changed (table.partial).
 		c.fold.stretches.takeClosed()
-		c.fold.state.FollowUpsChanged = nil
+		c.fold.state.FollowUpsChanged, c.fold.state.written = nil, true
 		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: now}
 	}
 	// A table's gone and changed rows have different keys, so one

@@ -33,10 +33,13 @@ type customerState struct {
 	// cache keeps the fold itself, never a copy of its state).
 	FollowUps map[string]domain.FollowUp
 	// FollowUpsChanged are the IDs of the follow-ups changed since the
-	// fold was last written (every one, in a fold never written): only
-	// their rows are given, so that an event of a customer with years of
-	// follow-ups costs what it changed (table.partial).
+	// fold was last written: only their rows are given, so that an event
+	// of a customer with years of follow-ups costs what it changed
+	// (table.partial). A fold never written (a rebuild's, a customer read
+	// from its stream's start) tracks none and gives them all.
 	FollowUpsChanged map[string]bool
+	// written is set once the engine has written the fold's rows.
+	written bool
 }
 
 // apply evolves the state as domain.Customer.Apply does, the team through
@@ -71,7 +74,7 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
 		c.FollowUps = domain.FollowUpsApplyInPlace(c.FollowUps, e, at)
-		if id := followUpID(e); id != "" {
+		if id := followUpID(e); id != "" && c.written {
 			if c.FollowUpsChanged == nil {
 				c.FollowUpsChanged = map[string]bool{}
 			}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
+	"maps"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -43,14 +45,20 @@ var followUpsTable = table{name: FollowUps, key: []string{"follow_up_id"},
 	partial: true}
 
 // followUpRows are the rows of the customer's follow-ups changed since its
-// fold was last written: a cancelled one, or any of an erased customer
-// (whose erasure cancels them all), is removed.
+// fold was last written (all of them when it never was): a cancelled one,
+// or any of an erased customer (whose erasure cancels them all), is
+// removed.
 func followUpRows(out foldSink, c *customerState) {
-	if len(c.FollowUpsChanged) == 0 {
+	if !c.written {
+		givenFollowUps(out, c, maps.Keys(c.FollowUps))
 		return
 	}
+	givenFollowUps(out, c, maps.Keys(c.FollowUpsChanged))
+}
+
+func givenFollowUps(out foldSink, c *customerState, ids iter.Seq[string]) {
 	id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
-	for fid := range c.FollowUpsChanged {
+	for fid := range ids {
 		f, ok := c.FollowUps[fid]
 		if !ok {
 			continue // opened as erased: it never had a row
