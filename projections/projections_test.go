@@ -120,6 +120,33 @@ func compareSnapshots(t *testing.T, what string, a, b map[string][]string) {
 
 // checkAgainstDomain compares the read models with the domain's own view of
 // every customer.
+// checkFollowUps compares the customer's listed follow-ups with the
+// domain's live ones.
+func checkFollowUps(t *testing.T, q *Queries, tenantID string, c domain.Customer) {
+	t.Helper()
+	got, err := q.CustomerFollowUps(context.Background(), tenantID, c.ID)
+	if err != nil {
+		t.Fatalf("customer %s follow-ups: %v", c.ID, err)
+	}
+	var want []FollowUp
+	for _, f := range c.FollowUps {
+		if f.Status != domain.FollowUpStatusCancelled {
+			want = append(want, FollowUp{ID: f.ID, CustomerID: c.ID, DueAt: f.DueAt, Note: f.Note, To: f.To, Status: f.Status,
+				CreatedBy: f.CreatedBy, CreatedAt: f.CreatedAt})
+		}
+	}
+	key := func(f FollowUp) string { return f.ID }
+	slices.SortFunc(got, func(a, b FollowUp) int { return cmp.Compare(key(a), key(b)) })
+	slices.SortFunc(want, func(a, b FollowUp) int { return cmp.Compare(key(a), key(b)) })
+	same := func(a, b FollowUp) bool {
+		return a.ID == b.ID && a.CustomerID == b.CustomerID && a.DueAt.Equal(b.DueAt) && a.Note == b.Note && a.To == b.To &&
+			a.Status == b.Status && a.CreatedBy == b.CreatedBy && a.CreatedAt.Equal(b.CreatedAt)
+	}
+	if !slices.EqualFunc(got, want, same) {
+		t.Errorf("customer %s follow-ups:\n got %+v\nwant %+v", c.ID, got, want)
+	}
+}
+
 func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
 	t.Helper()
 	ctx := context.Background()
@@ -151,6 +178,7 @@ func checkAgainstDomain(t *testing.T, q *Queries, w *world) {
 			if len(got.Groups) != len(wantGroups) || (len(wantGroups) > 0 && !slices.Equal(got.Groups, wantGroups)) {
 				t.Errorf("customer %s: groups %+v, domain %+v", c.ID, got.Groups, wantGroups)
 			}
+			checkFollowUps(t, q, tn.id, c)
 			if len(got.Assignees) != len(c.Team) {
 				t.Errorf("customer %s: assignees %+v, domain team %+v", c.ID, got.Assignees, c.Team)
 				continue
@@ -949,4 +977,8 @@ WHERE e.type IN ('UserAssigned', 'UserUnassigned', 'TeamLeadChanged', 'TeamMembe
 UNION ALL
 SELECT e.tenant_id, (e.data->>'user_id')::uuid, e.position, 'unassigned', (e.data->>'customer_id')::uuid, e.recorded_at
 FROM events e
-WHERE e.type = 'TeamMemberReplaced'`
+WHERE e.type = 'TeamMemberReplaced'
+UNION ALL
+SELECT e.tenant_id, r.u::uuid, e.position, 'follow_up_due', (e.data->>'customer_id')::uuid, e.recorded_at
+FROM events e, jsonb_array_elements_text(e.data->'recipients') AS r(u)
+WHERE e.type = 'FollowUpDue'`

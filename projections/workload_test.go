@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -229,6 +231,10 @@ func (w *world) step(ctx context.Context) {
 		}
 	}
 	pick := func(ids []string) string { return ids[w.rng.IntN(len(ids))] }
+	if w.rng.IntN(10) == 0 && len(tn.users) > 0 {
+		w.commit(ctx, tn, wc, c.ID, w.followUpStep(c, members, tn.users))
+		return
+	}
 	var events []domain.Event
 	switch op := w.rng.IntN(10); {
 	case op < 4 && len(others) > 0:
@@ -283,6 +289,38 @@ func (w *world) step(ctx context.Context) {
 		events = append(events, domain.CustomerUpdated{CustomerID: c.ID, Profile: w.profile()})
 	}
 	w.commit(ctx, tn, wc, c.ID, events...)
+}
+
+// followUpStep schedules a follow-up of the customer, or completes,
+// snoozes, cancels or records due one it has.
+func (w *world) followUpStep(c domain.Customer, members []string, users []string) domain.Event {
+	var live []domain.FollowUp
+	for _, f := range c.FollowUps {
+		if f.Status != domain.FollowUpStatusCancelled {
+			live = append(live, f)
+		}
+	}
+	slices.SortFunc(live, func(a, b domain.FollowUp) int { return strings.Compare(a.ID, b.ID) })
+	due := time.Date(2030, 1, 1, 9, 0, 0, 0, time.UTC).Add(time.Duration(w.rng.IntN(1000)) * time.Hour)
+	if len(live) > 0 && w.rng.IntN(3) > 0 {
+		f := live[w.rng.IntN(len(live))]
+		switch op := w.rng.IntN(4); {
+		case op == 0 && f.Status == domain.FollowUpStatusOpen:
+			return domain.FollowUpCompleted{FollowUpID: f.ID, CustomerID: c.ID}
+		case op == 1 && f.Status == domain.FollowUpStatusOpen:
+			return domain.FollowUpSnoozed{FollowUpID: f.ID, CustomerID: c.ID, Until: due}
+		case op == 2:
+			return domain.FollowUpCancelled{FollowUpID: f.ID, CustomerID: c.ID}
+		case op == 3 && f.Pending():
+			return domain.FollowUpDue{FollowUpID: f.ID, CustomerID: c.ID, DueAt: f.DueAt, To: f.To, Recipients: members}
+		}
+	}
+	to := domain.FollowUpToTeam
+	if w.rng.IntN(2) == 0 {
+		to = domain.FollowUpToLead
+	}
+	return domain.FollowUpScheduled{FollowUpID: uuid.NewString(), CustomerID: c.ID, DueAt: due,
+		Note: fmt.Sprintf("note %d", w.rng.IntN(1000)), To: to, CreatedBy: users[w.rng.IntN(len(users))]}
 }
 
 // groupStep creates, renames or deletes one of the tenant's groups.
