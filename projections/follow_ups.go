@@ -56,6 +56,8 @@ func followUpRows(out foldSink, c *customerState) {
 	givenFollowUps(out, c, maps.Keys(c.FollowUpsChanged))
 }
 
+// givenFollowUps gives the rows of the customer's follow-ups ids, in no
+// particular order (the diff keys them).
 func givenFollowUps(out foldSink, c *customerState, ids iter.Seq[string]) {
 	id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
 	for fid := range ids {
