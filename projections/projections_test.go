@@ -782,6 +782,40 @@ func fromTheStart() map[string]claim {
 	return claims
 }
 
+// applyEachLive applies the events a transaction at a time, each batch in
+// a transaction of its own, as a live runner that nobody else competes
+// with does (the claims are where its last write left them); after runs
+// after each batch.
+func applyEachLive(t *testing.T, db *sql.DB, eng *engine, events []*envelope, after func(batch []*envelope)) {
+	t.Helper()
+	ctx := context.Background()
+	claims := fromTheStart()
+	for i := 0; i < len(events); {
+		n := 1
+		for i+n < len(events) && events[i+n].TransactionID == events[i].TransactionID {
+			n++
+		}
+		batch := events[i : i+n]
+		i += n
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.applyLive(ctx, tx, batch, claims); err != nil {
+			tx.Rollback() //nolint:errcheck
+			t.Fatal(err)
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		claims = eng.wrote
+		after(batch)
+	}
+	if n := eng.cache.counts.read.Load(); n != 0 {
+		t.Fatalf("%d customers were read from their streams: the cached path is not under test", n)
+	}
+}
+
 func stdlibDB(t *testing.T, pool *pgxpool.Pool) *sql.DB {
 	db := stdlib.OpenDBFromPool(pool)
 	t.Cleanup(func() { db.Close() })
