@@ -354,8 +354,8 @@ func exportText(t *testing.T, format string, body []byte) string {
 func readModelRows(t *testing.T, b *testBundle) map[string][]string {
 	t.Helper()
 	out := map[string][]string{}
-	for _, table := range []string{"customer_list", "customer_search", "customer_groups", "my_clients", "my_clients_streams",
-		"assignment_intervals", "assignment_intervals_streams", "audit_log", "notifications", "groups"} {
+	for _, table := range []string{"customer_list", "customer_list_erased", "customer_search", "customer_groups", "my_clients",
+		"assignment_intervals", "audit_log", "notifications", "groups"} {
 		rows, err := b.pool.Query(context.Background(), `SELECT t::text FROM `+table+` t ORDER BY 1`)
 		if err != nil {
 			t.Fatal(err)

@@ -24,13 +24,8 @@ func assignmentIntervalsProjection() *projection {
 			{name: "assignment_intervals", key: []string{"customer_id", "from_position", "user_id"},
 				columns: []string{"customer_id", "from_position", "user_id", "tenant_id", "lead", "assigned_at", "seq",
 					"valid_from", "valid_to", "to_position"}, partial: true},
-			{name: "assignment_intervals_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
 		},
 		fold: &foldDef{
-			versionTable: "assignment_intervals_streams",
-			rows: func(out foldSink, c *customerState) {
-				out.add("assignment_intervals_streams", uid(c.ID), c.Version)
-			},
 			stretches: func(out foldSink, c *customerState, ss []*stretch) {
 				// Parsed and boxed once for all the customer's rows: a
 				// rebuild makes over a million.

@@ -84,9 +84,11 @@ func customerListProjection() *projection {
 			{name: "customer_groups", key: []string{"customer_id", "group_id"}, columns: []string{"customer_id", "group_id", "tenant_id"}},
 			// The customer's follow-ups (v3; follow_ups.go).
 			followUpsTable,
+			// An erased customer's version, which its customer_list row
+			// kept (see foldVersions).
+			{name: "customer_list_erased", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
 		},
 		fold: &foldDef{
-			versionTable: "customer_list",
 			rows: func(out foldSink, c *customerState) {
 				if !c.created() {
 					// A stream begins with its creation event; a fold
@@ -98,7 +100,8 @@ func customerListProjection() *projection {
 				followUpRows(out, c)
 				if c.Erased {
 					// An erased customer leaves the list, its search
-					// text and its groups.
+					// text and its groups; its version stays.
+					out.add("customer_list_erased", uid(c.ID), c.Version)
 					return
 				}
 				p := c.Profile

@@ -23,10 +23,8 @@ func myClientsProjection() *projection {
 		tables: []table{
 			{name: "my_clients", key: []string{"customer_id", "user_id"},
 				columns: []string{"customer_id", "user_id", "tenant_id", "lead", "assigned_at", "seq", "customer_created_at"}},
-			{name: "my_clients_streams", key: []string{"customer_id"}, columns: []string{"customer_id", "version"}},
 		},
 		fold: &foldDef{
-			versionTable: "my_clients_streams",
 			rows: func(out foldSink, c *customerState) {
 				// Parsed and boxed once for all the customer's rows.
 				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
@@ -36,7 +34,6 @@ func myClientsProjection() *projection {
 					}
 					out.add("my_clients", id, uid(m.UserID), tenant, m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
 				}
-				out.add("my_clients_streams", id, c.Version)
 			},
 		},
 	}

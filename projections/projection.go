@@ -90,12 +90,14 @@ type table struct {
 	partial bool
 }
 
-// foldDef is how a customer-stream read model makes its rows.
+// foldDef is how a customer-stream read model makes its rows. The fold
+// read models are one group: one engine writes them from one fold of each
+// customer, in one statement, and a rebuild of any of them rebuilds them
+// all (selectProjections). So they have applied the same version of every
+// customer, and one place records it for them all (foldVersions in
+// refold.go), rather than a version row per read model per event.
 type foldDef struct {
-	// versionTable has, per customer_id, the stream version the projection
-	// has applied (column version).
-	versionTable string
-	// rows gives the customer's current rows.
+	// rows, when set, gives the customer's current rows.
 	rows func(out foldSink, c *customerState)
 	// stretches, when set, gives the rows of the stretches ss of members
 	// on the customer's team: a live batch passes the open ones and those
@@ -170,16 +172,22 @@ func names(ps []*projection) []string {
 }
 
 // selectProjections resolves names ("all" or none meaning every projection),
-// in the fixed order of all.
+// in the fixed order of all. A fold read model comes with the others: they
+// are applied and rebuilt as one (foldDef).
 func selectProjections(want []string) ([]*projection, error) {
 	every := all()
 	if len(want) == 0 || slices.Contains(want, "all") {
 		return every, nil
 	}
+	folds := false
 	for _, n := range want {
-		if !slices.ContainsFunc(every, func(p *projection) bool { return p.name == n }) {
+		i := slices.IndexFunc(every, func(p *projection) bool { return p.name == n })
+		if i < 0 {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownProjection, n)
 		}
+		folds = folds || every[i].fold != nil
 	}
-	return slices.DeleteFunc(every, func(p *projection) bool { return !slices.Contains(want, p.name) }), nil
+	return slices.DeleteFunc(every, func(p *projection) bool {
+		return !slices.Contains(want, p.name) && !(folds && p.fold != nil)
+	}), nil
 }

@@ -199,30 +199,33 @@ func (b *rebuilder) run(ctx context.Context) error {
 	// Each projection: bulk load, then indexes (faster built once than
 	// maintained), catch-up and swap. They all run side by side, so one
 	// projection's index build overlaps another's bulk load; the fold
-	// projections share one fold.
-	finish := func(ctx context.Context, p *projection, loaded time.Time) error {
-		t0 := time.Now()
-		if err := b.index(ctx, p); err != nil {
-			return err
-		}
+	// projections share one fold, and are caught up and swapped as one
+	// (foldDef: they share one record of the versions applied).
+	finish := func(ctx context.Context, unit []*projection, loaded, indexed time.Time) error {
 		t1 := time.Now()
 		from := c0
-		if p.grow != nil && p.load == nil {
+		if len(unit) == 1 && unit[0].grow != nil && unit[0].load == nil {
 			// A read model that depends on what came before and has no
 			// bulk load is built by catch-up from the first event, in
 			// commit order, through the live write path.
 			from = eventstore.Cursor{}
 		}
-		cur, err := b.catchUp(ctx, p, from)
+		cur, err := b.catchUp(ctx, unit, from)
 		if err != nil {
 			return err
 		}
 		t2 := time.Now()
-		err = b.swap(ctx, p, cur)
-		b.log.Debug("rebuild phase", slog.String("projection", p.name),
-			slog.Duration("bulk", loaded.Sub(started)), slog.Duration("index", t1.Sub(t0)),
+		err = b.swap(ctx, unit, cur)
+		b.log.Debug("rebuild phase", slog.Any("projections", names(unit)),
+			slog.Duration("bulk", loaded.Sub(started)), slog.Duration("index", indexed.Sub(loaded)),
 			slog.Duration("catch_up", t2.Sub(t1)), slog.Duration("swap", time.Since(t2)))
 		return err
+	}
+	indexAndFinish := func(ctx context.Context, p *projection, loaded time.Time) error {
+		if err := b.index(ctx, p); err != nil {
+			return err
+		}
+		return finish(ctx, []*projection{p}, loaded, time.Now())
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range sqls {
@@ -230,7 +233,7 @@ func (b *rebuilder) run(ctx context.Context) error {
 			if err := b.bulkSQL(gctx, p, maxPos, xmin0); err != nil {
 				return err
 			}
-			return finish(gctx, p, time.Now())
+			return indexAndFinish(gctx, p, time.Now())
 		})
 	}
 	for _, p := range grows {
@@ -240,15 +243,31 @@ func (b *rebuilder) run(ctx context.Context) error {
 					return fmt.Errorf("rebuild %s: bulk load: %w", p.name, err)
 				}
 			}
-			return finish(gctx, p, time.Now())
+			return indexAndFinish(gctx, p, time.Now())
 		})
 	}
 	if len(folds) > 0 {
 		g.Go(func() error {
-			return b.bulkFold(gctx, folds, maxPos, func(p *projection) {
+			// The fold read models' indexes are built as each is
+			// loaded; the event projections riding along finish alone.
+			unit := slices.DeleteFunc(slices.Clone(folds), func(p *projection) bool { return p.fold == nil })
+			ig, igctx := errgroup.WithContext(gctx)
+			err := b.bulkFold(gctx, folds, maxPos, func(p *projection) {
 				loaded := time.Now()
-				g.Go(func() error { return finish(gctx, p, loaded) })
+				if p.fold == nil {
+					g.Go(func() error { return indexAndFinish(gctx, p, loaded) })
+					return
+				}
+				ig.Go(func() error { return b.index(igctx, p) })
 			})
+			loaded := time.Now()
+			if ierr := ig.Wait(); err == nil {
+				err = ierr
+			}
+			if err != nil || len(unit) == 0 {
+				return err
+			}
+			return finish(gctx, unit, loaded, time.Now())
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -312,13 +331,13 @@ func (b *rebuilder) prepare(ctx context.Context, p *projection) error {
 
 // inRebuildSchema runs fn in a transaction whose unqualified table names
 // resolve to the projection's rebuild tables first.
-func (b *rebuilder) inRebuildSchema(ctx context.Context, p *projection, fn func(tx *sql.Tx) error) error {
+func (b *rebuilder) inRebuildSchema(ctx context.Context, unit []*projection, fn func(tx *sql.Tx) error) error {
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck
-	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+pgx.Identifier{rebuildSchema(p.name)}.Sanitize()+`, public`); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+rebuildSearchPath(unit)); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, qAsyncCommit); err != nil {
@@ -337,7 +356,7 @@ func (b *rebuilder) bulkSQL(ctx context.Context, p *projection, maxPos int64, xm
 	q := fmt.Sprintf(p.derive, `(SELECT * FROM ledger_events_in_positions($1, $2) r WHERE r.transaction_id < $3::text::xid8)`)
 	for lo := int64(0); lo < maxPos; lo += rebuildRangeSize {
 		hi := min(lo+rebuildRangeSize, maxPos)
-		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
+		err := b.inRebuildSchema(ctx, []*projection{p}, func(tx *sql.Tx) error {
 			_, err := tx.ExecContext(ctx, q, lo, hi, xmin0)
 			return err
 		})
@@ -537,7 +556,9 @@ func (b *rebuilder) emitFinal(ctx context.Context, g *errgroup.Group, sink *copy
 					if p.fold.stretches != nil {
 						p.fold.stretches(out, &fc.state, fc.stretches.all)
 					}
-					p.fold.rows(out, &fc.state)
+					if p.fold.rows != nil {
+						p.fold.rows(out, &fc.state)
+					}
 					if err := out.flushFull(ectx); err != nil {
 						return err
 					}
@@ -721,17 +742,17 @@ func readAfter(ctx context.Context, q queryer, cur eventstore.Cursor, limit int)
 // catchUp applies the events after cur to the rebuild tables through the
 // engine, as a live batch would be (without checkpoints), a batch per
 // transaction, until it is near the head.
-func (b *rebuilder) catchUp(ctx context.Context, p *projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
-	eng := newEngine([]*projection{p}, nil, b.keys)
+func (b *rebuilder) catchUp(ctx context.Context, unit []*projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+	eng := newEngine(unit, nil, b.keys)
 	for {
 		var n int
-		err := b.inRebuildSchema(ctx, p, func(tx *sql.Tx) error {
+		err := b.inRebuildSchema(ctx, unit, func(tx *sql.Tx) error {
 			var err error
-			cur, n, err = applyAfter(ctx, tx, eng, p, cur)
+			cur, n, err = applyAfter(ctx, tx, eng, unit, cur)
 			return err
 		})
 		if err != nil {
-			return cur, fmt.Errorf("rebuild %s: catch up: %w", p.name, err)
+			return cur, fmt.Errorf("rebuild %s: catch up: %w", strings.Join(names(unit), ", "), err)
 		}
 		if n < rebuildCatchUp {
 			return cur, nil
@@ -739,67 +760,87 @@ func (b *rebuilder) catchUp(ctx context.Context, p *projection, cur eventstore.C
 	}
 }
 
-// applyAfter applies one batch of the events after cur to p's rebuild
-// tables, and returns where it ended and how many events it read.
-func applyAfter(ctx context.Context, tx queryer, eng *engine, p *projection, cur eventstore.Cursor) (eventstore.Cursor, int, error) {
+// applyAfter applies one batch of the events after cur to the unit's
+// rebuild tables, and returns where it ended and how many events it read.
+func applyAfter(ctx context.Context, tx queryer, eng *engine, unit []*projection, cur eventstore.Cursor) (eventstore.Cursor, int, error) {
 	evs, err := readAfter(ctx, tx, cur, rebuildCatchUp)
 	if err != nil || len(evs) == 0 {
 		return cur, 0, err
 	}
-	if err := eng.apply(ctx, tx, evs, map[string]eventstore.Cursor{p.name: cur}, nil, false); err != nil {
+	after := make(map[string]eventstore.Cursor, len(unit))
+	for _, p := range unit {
+		after[p.name] = cur
+	}
+	if err := eng.apply(ctx, tx, evs, after, nil, false); err != nil {
 		return cur, 0, err
 	}
 	return evs[len(evs)-1].cursor(), len(evs), nil
 }
 
+// rebuildSearchPath makes the unit's rebuild tables what unqualified table
+// names resolve to, the other tables the live ones.
+func rebuildSearchPath(unit []*projection) string {
+	var path []string
+	for _, p := range unit {
+		path = append(path, pgx.Identifier{rebuildSchema(p.name)}.Sanitize())
+	}
+	return strings.Join(append(path, "public"), ", ")
+}
+
 // swap applies the last events and swaps the tables in one transaction that
-// holds the projection's checkpoint lock, so the live handler is paused
-// between its batches and resumes on the new tables from the new
-// checkpoint. A lock wait on a busy table gives up after a few seconds and
-// the swap is retried, rather than queueing every reader behind it.
-func (b *rebuilder) swap(ctx context.Context, p *projection, cur eventstore.Cursor) error {
+// holds the unit's checkpoint locks, so the live handler is paused between
+// its batches and resumes on the new tables from the new checkpoints. A
+// lock wait on a busy table gives up after a few seconds and the swap is
+// retried, rather than queueing every reader behind it.
+func (b *rebuilder) swap(ctx context.Context, unit []*projection, cur eventstore.Cursor) error {
 	var err error
 	for try := 1; try <= rebuildSwapTries; try++ {
 		var swapped eventstore.Cursor
-		swapped, err = b.swapOnce(ctx, p, cur)
+		swapped, err = b.swapOnce(ctx, unit, cur)
 		if err == nil {
-			b.log.Info("projection swapped", slog.String("projection", p.name), slog.Int64("position", swapped.Position))
+			b.log.Info("projection swapped", slog.Any("projections", names(unit)), slog.Int64("position", swapped.Position))
 			return nil
 		}
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "55P03" || ctx.Err() != nil {
 			break
 		}
-		b.log.Warn("projection swap waited too long for a lock; retrying", slog.String("projection", p.name), slog.Int("try", try))
+		b.log.Warn("projection swap waited too long for a lock; retrying", slog.Any("projections", names(unit)), slog.Int("try", try))
 	}
-	return fmt.Errorf("rebuild %s: swap: %w", p.name, err)
+	return fmt.Errorf("rebuild %s: swap: %w", strings.Join(names(unit), ", "), err)
 }
 
-func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
+func (b *rebuilder) swapOnce(ctx context.Context, unit []*projection, cur eventstore.Cursor) (eventstore.Cursor, error) {
 	tx, err := b.db.BeginTx(ctx, nil)
 	if err != nil {
 		return cur, err
 	}
 	defer tx.Rollback() //nolint:errcheck
-	schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
 	if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+rebuildLockWait+`'`); err != nil {
 		return cur, err
 	}
-	var liveTx string
+	// Claimed in the order of all, as the live engine claims them.
 	var live eventstore.Cursor
-	if err := tx.QueryRowContext(ctx, qLockCheckpoint, p.name).Scan(&liveTx, &live.Position); err != nil {
-		return cur, fmt.Errorf("lock checkpoint: %w", err)
+	for _, p := range unit {
+		var liveTx string
+		var c eventstore.Cursor
+		if err := tx.QueryRowContext(ctx, qLockCheckpoint, p.name).Scan(&liveTx, &c.Position); err != nil {
+			return cur, fmt.Errorf("lock checkpoint of %s: %w", p.name, err)
+		}
+		if c.TransactionID, err = strconv.ParseUint(liveTx, 10, 64); err != nil {
+			return cur, err
+		}
+		if live.Less(c) {
+			live = c
+		}
 	}
-	if live.TransactionID, err = strconv.ParseUint(liveTx, 10, 64); err != nil {
+	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+rebuildSearchPath(unit)); err != nil {
 		return cur, err
 	}
-	if _, err := tx.ExecContext(ctx, `SET LOCAL search_path = `+schema+`, public`); err != nil {
-		return cur, err
-	}
-	eng := newEngine([]*projection{p}, nil, b.keys)
+	eng := newEngine(unit, nil, b.keys)
 	for {
 		var n int
-		if cur, n, err = applyAfter(ctx, tx, eng, p, cur); err != nil {
+		if cur, n, err = applyAfter(ctx, tx, eng, unit, cur); err != nil {
 			return cur, err
 		}
 		if n < rebuildCatchUp {
@@ -812,28 +853,34 @@ func (b *rebuilder) swapOnce(ctx context.Context, p *projection, cur eventstore.
 		return cur, fmt.Errorf("rebuilt projection at %v is behind the live one at %v", cur, live)
 	}
 	stmts := []string{`SET LOCAL search_path = public`}
-	for _, t := range p.tableNames() {
-		id := pgx.Identifier{t}.Sanitize()
-		stmts = append(stmts, `DROP TABLE public.`+id, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`)
-		if b.vacuumOff[t] {
-			stmts = append(stmts, `ALTER TABLE public.`+id+` RESET (autovacuum_enabled)`)
+	for _, p := range unit {
+		schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
+		for _, t := range p.tableNames() {
+			id := pgx.Identifier{t}.Sanitize()
+			stmts = append(stmts, `DROP TABLE public.`+id, `ALTER TABLE `+schema+`.`+id+` SET SCHEMA public`)
+			if b.vacuumOff[t] {
+				stmts = append(stmts, `ALTER TABLE public.`+id+` RESET (autovacuum_enabled)`)
+			}
 		}
+		stmts = append(stmts, `DROP SCHEMA `+schema)
 	}
-	for _, s := range append(stmts, `DROP SCHEMA `+schema) {
+	for _, s := range stmts {
 		if _, err := tx.ExecContext(ctx, s); err != nil {
 			return cur, err
 		}
 	}
-	// The swapped-in tables were made by LIKE, which copies no grant,
-	// row-level security or policy: the read models' visibility is applied
-	// to them again (docs/ARCHITECTURE.md, "Visibility").
-	for _, t := range p.tableNames() {
-		if _, err := tx.ExecContext(ctx, `SELECT ledger_apply_visibility($1)`, t); err != nil {
-			return cur, fmt.Errorf("apply visibility to %s: %w", t, err)
+	for _, p := range unit {
+		// The swapped-in tables were made by LIKE, which copies no grant,
+		// row-level security or policy: the read models' visibility is
+		// applied to them again (docs/ARCHITECTURE.md, "Visibility").
+		for _, t := range p.tableNames() {
+			if _, err := tx.ExecContext(ctx, `SELECT ledger_apply_visibility($1)`, t); err != nil {
+				return cur, fmt.Errorf("apply visibility to %s: %w", t, err)
+			}
 		}
-	}
-	if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
-		return cur, err
+		if _, err := tx.ExecContext(ctx, qSetCheckpoint, p.name, strconv.FormatUint(cur.TransactionID, 10), cur.Position); err != nil {
+			return cur, err
+		}
 	}
 	return cur, tx.Commit()
 }

@@ -8,11 +8,8 @@ import (
 	"maps"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/assignment-ledger/ledger/keyring"
 )
@@ -214,12 +211,7 @@ func foldNew(ctx context.Context, tx queryer, folds []*projection, ids []string,
 	if len(candidates) == 0 {
 		return nil, read, nil
 	}
-	var exists []string
-	for _, p := range folds {
-		exists = append(exists, fmt.Sprintf("EXISTS (SELECT 1 FROM %s v WHERE v.customer_id = w.id)",
-			pgx.Identifier{p.fold.versionTable}.Sanitize()))
-	}
-	applied, err := stringSet(ctx, tx, `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE `+strings.Join(exists, " OR "), candidates)
+	applied, err := stringSet(ctx, tx, qFoldsApplied, candidates)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read applied customers: %w", err)
 	}
@@ -256,20 +248,32 @@ func stringSet(ctx context.Context, tx queryer, q string, args ...any) (map[stri
 	return out, rows.Err()
 }
 
+// foldVersions is the stream version the fold read models have applied of
+// customer w.id (0: none of it), all of them the same one (foldDef): the
+// version column of its customer_list row, which every event of the
+// customer rewrites anyway, or once it is erased and gone from the list,
+// its customer_list_erased row.
+const foldVersions = `coalesce((SELECT v.version FROM customer_list v WHERE v.customer_id = w.id),
+         (SELECT v.version FROM customer_list_erased v WHERE v.customer_id = w.id), 0)`
+
+// qFoldsApplied returns the customers among $1 of whom the fold read models
+// have applied something.
+const qFoldsApplied = `SELECT w.id::text FROM unnest($1::uuid[]) AS w(id) WHERE ` + foldVersions + ` > 0`
+
 // qCustomerEvents reads, for each customer $1[i], the events of its
-// committed stream past version $2[i] and the versions the fold projections
-// have applied (%s, one column each). A customer without such events has
-// one row of NULL event columns.
+// committed stream past version $2[i] and the version the fold read models
+// have applied. A customer without such events has one row of NULL event
+// columns.
 const qCustomerEvents = `SELECT w.id::text, e.position, e.tenant_id::text, e.stream_version, e.type, e.schema_version,
-       e.data, ` + keyring.WrappedKeySQL + `, e.recorded_at, %s
+       e.data, ` + keyring.WrappedKeySQL + `, e.recorded_at, ` + foldVersions + `
 FROM unnest($1::uuid[], $2::bigint[]) AS w(id, after)
 LEFT JOIN LATERAL ledger_stream_events_after(w.id, w.after) e ON true
 ORDER BY w.id, e.stream_version`
 
 // readFolds brings customers up to date from their committed streams:
-// from their cache entry when every projection has applied exactly its
-// version, otherwise from the start of the stream, collecting each
-// projection's rows as of the version it had applied.
+// from their cache entry when the fold read models have applied exactly its
+// version, otherwise from the start of the stream, collecting their rows
+// as of the version they had applied.
 func readFolds(ctx context.Context, tx queryer, folds []*projection, ids []string, cache *foldCache) ([]foldedCustomer, error) {
 	got, stale, err := readFoldsFrom(ctx, tx, folds, ids, cache)
 	if err != nil || len(stale) == 0 {
@@ -295,12 +299,7 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			after[i] = e.fold.state.Version
 		}
 	}
-	var versions []string
-	for _, p := range folds {
-		versions = append(versions, fmt.Sprintf("coalesce((SELECT v.version FROM %s v WHERE v.customer_id = w.id), 0)",
-			pgx.Identifier{p.fold.versionTable}.Sanitize()))
-	}
-	rows, err := tx.QueryContext(ctx, fmt.Sprintf(qCustomerEvents, strings.Join(versions, ", ")), ids, after)
+	rows, err := tx.QueryContext(ctx, qCustomerEvents, ids, after)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read customer streams: %w", err)
 	}
@@ -310,17 +309,15 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 		out     []foldedCustomer
 		stale   []string
 		cur     *foldedCustomer
-		applied = make([]int64, len(folds))
+		applied int64
 		skip    string // a stale customer's id, whose rows are ignored
 	)
 	finish := func() error {
 		if cur == nil {
 			return nil
 		}
-		for i, p := range folds {
-			if cur.fold.state.Version < applied[i] {
-				return fmt.Errorf("customer %s: %s has version %d, the stream only %d", cur.fold.state.ID, p.name, applied[i], cur.fold.state.Version)
-			}
+		if cur.fold.state.Version < applied {
+			return fmt.Errorf("customer %s: the fold read models have version %d, the stream only %d", cur.fold.state.ID, applied, cur.fold.state.Version)
 		}
 		out = append(out, *cur)
 		cur = nil
@@ -334,13 +331,9 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			schema       sql.NullInt32
 			data, key    []byte
 			at           sql.NullTime
-			appliedNow   = make([]int64, len(folds))
-			dest         = []any{&id, &pos, &tenant, &version, &typ, &schema, &data, &key, &at}
+			appliedNow   int64
 		)
-		for i := range appliedNow {
-			dest = append(dest, &appliedNow[i])
-		}
-		if err := rows.Scan(dest...); err != nil {
+		if err := rows.Scan(&id, &pos, &tenant, &version, &typ, &schema, &data, &key, &at, &appliedNow); err != nil {
 			return nil, nil, fmt.Errorf("read customer streams: %w", err)
 		}
 		if id == skip {
@@ -350,9 +343,9 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			if err := finish(); err != nil {
 				return nil, nil, err
 			}
-			copy(applied, appliedNow)
+			applied = appliedNow
 			if e, ok := cache.customers[id]; ok {
-				if slices.ContainsFunc(applied, func(v int64) bool { return v != e.fold.state.Version }) {
+				if applied != e.fold.state.Version {
 					stale, skip = append(stale, id), id
 					continue
 				}
@@ -376,17 +369,13 @@ func readFoldsFrom(ctx context.Context, tx queryer, folds []*projection, ids []s
 			return nil, nil, err
 		}
 		fc.advance(d)
-		// The before rows are those of the projections that had applied
-		// exactly this version.
-		for i, p := range folds {
-			if applied[i] != fc.state.Version {
-				continue
-			}
-			rs, err := rowsOf(tables, []*projection{p}, fc)
+		// The before rows are those as of the version applied.
+		if applied == fc.state.Version {
+			rs, err := rowsOf(tables, folds, fc)
 			if err != nil {
 				return nil, nil, err
 			}
-			maps.Copy(cur.before, rs)
+			cur.before = rs
 		}
 	}
 	if err := rows.Err(); err != nil {

@@ -35,7 +35,9 @@ func rowsOf(tables map[string]*table, ps []*projection, fc *foldCustomer) (foldR
 		if p.fold.stretches != nil {
 			p.fold.stretches(&out, &fc.state, fc.stretches.all)
 		}
-		p.fold.rows(&out, &fc.state)
+		if p.fold.rows != nil {
+			p.fold.rows(&out, &fc.state)
+		}
 	}
 	return out.rows, out.err
 }

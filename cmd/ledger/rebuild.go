@@ -19,6 +19,8 @@ func runRebuild(ctx context.Context, env *cliEnv, args []string) error {
 			"them in one short transaction; a running `ledger serve` keeps answering throughout.\n"+
 			"Progress counts event reads: each derived projection reads every event and the customer\n"+
 			"projections share one read, so rebuilding several counts an event more than once.\n"+
+			"The customer projections (my_clients, customer_list, assignment_intervals) are rebuilt\n"+
+			"together: naming one rebuilds all three.\n"+
 			"Projections: "+strings.Join(projections.AllNames(), ", "))
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

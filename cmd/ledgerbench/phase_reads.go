@@ -19,8 +19,8 @@ import (
 // The reads phase fills the read models directly with set-based SQL
 // (generate_series), much faster than generating and folding
 // customers+assignments events, in the shape the projections write them:
-// customer_list rows with the assignees JSON column, my_clients rows,
-// my_clients_streams, and the users they name. Assignment k of customer n
+// customer_list rows with the assignees JSON column (and the version the
+// fold read models have applied), my_clients rows, and the users they name. Assignment k of customer n
 // goes to user ((n·K + k)·p) mod users (p a prime coprime with users, K the
 // assignments per customer), so a customer never gets one user twice and
 // users get even shares spread over the whole list; assigned_at is random
@@ -303,7 +303,7 @@ func fillReadModel(ctx context.Context, pool *pgxpool.Pool, o options) (string, 
 		}
 	}
 	var defs []indexDefs
-	for _, t := range []string{"customer_list", "my_clients", "my_clients_streams"} {
+	for _, t := range []string{"customer_list", "my_clients"} {
 		d, err := captureIndexes(ctx, pool, t)
 		if err != nil {
 			return "", err
@@ -349,7 +349,6 @@ func fillReadModel(ctx context.Context, pool *pgxpool.Pool, o options) (string, 
 		      FROM my_clients m JOIN users u ON u.id = m.user_id
 		      GROUP BY m.customer_id
 		  ) t ON t.customer_id = c.id`, []any{tenant}},
-		{`INSERT INTO my_clients_streams (customer_id, version) SELECT customer_id, version FROM customer_list`, nil},
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
@@ -376,7 +375,7 @@ func fillReadModel(ctx context.Context, pool *pgxpool.Pool, o options) (string, 
 	}
 	fmt.Fprintf(os.Stderr, "   %-70s %s\n", "indexes and constraints recreated", time.Since(t).Round(time.Millisecond))
 	t = time.Now()
-	for _, tbl := range []string{"users", "customer_list", "my_clients", "my_clients_streams"} {
+	for _, tbl := range []string{"users", "customer_list", "my_clients"} {
 		if _, err := pool.Exec(ctx, `VACUUM ANALYZE `+tbl); err != nil {
 			return "", err
 		}
