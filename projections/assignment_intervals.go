@@ -43,19 +43,23 @@ func assignmentIntervalsProjection() *projection {
 // the team's changes (the team itself is the customer state's).
 type stretchFold struct {
 	open map[string]*stretch // by user: the member's current stretch
-	all  []*stretch          // in creation order
+	// all are the stretches whose rows are still to give, in creation
+	// order: every open one and those closed since takeClosed took them,
+	// in a fold never written (a rebuild's); those opened or closed since
+	// the last write, in a live one (see written).
+	all []*stretch
 }
 
 func newStretchFold() *stretchFold { return &stretchFold{open: map[string]*stretch{}} }
 
 // takeClosed returns the closed stretches and forgets them (nil when there
-// are none): the bulk fold copies them as they close, a live write once
-// it has their rows.
+// are none): the bulk fold copies them as they close.
 func (f *stretchFold) takeClosed() []*stretch {
 	var closed []*stretch
 	kept := f.all[:0]
 	for _, s := range f.all {
 		if s.To != nil {
+			s.pending = false
 			closed = append(closed, s)
 		} else {
 			kept = append(kept, s)
@@ -66,18 +70,33 @@ func (f *stretchFold) takeClosed() []*stretch {
 	return closed
 }
 
-// changed moves the fold by a change of the team from before to after by
-// the event at (at, pos).
-func (f *stretchFold) changed(before, after domain.Team, at time.Time, pos int64) {
-	closed, opened := stretchChanges(before, after)
+// written forgets every stretch a live write has given: a closed one never
+// changes again, and an open one is given again only once it closes, so a
+// batch costs the stretches it changed, not the whole team
+// (assignment_intervals is partial).
+func (f *stretchFold) written() {
+	for _, s := range f.all {
+		s.pending = false
+	}
+	clear(f.all)
+	f.all = f.all[:0]
+}
+
+// changed moves the fold by a change of the team by the event at (at,
+// pos): the members' stretches closed and opened (stretchChanges).
+func (f *stretchFold) changed(closed []string, opened []domain.Member, at time.Time, pos int64) {
 	for _, id := range closed {
 		if s := f.open[id]; s != nil {
 			s.To, s.ToPos = &at, &pos
 			delete(f.open, id)
+			if !s.pending {
+				s.pending = true
+				f.all = append(f.all, s)
+			}
 		}
 	}
 	for _, m := range opened {
-		s := &stretch{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos}
+		s := &stretch{UserID: m.UserID, Lead: m.Lead, AssignedAt: m.AssignedAt, Seq: m.Seq, From: at, FromPos: pos, pending: true}
 		f.open[m.UserID] = s
 		f.all = append(f.all, s)
 	}

@@ -291,8 +291,9 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 		}
 		for _, t := range tables {
 			// A row missing from now of a partial table was written
-			// and forgotten, or did not change: not gone.
-			if !e.tables[t].partial {
+			// and forgotten, or did not change: not gone. A fold never
+			// written gives all its rows, partial tables' too.
+			if !e.tables[t].partial || !c.fold.state.written {
 				for k, row := range c.before[t] {
 					if _, ok := now[t][k]; !ok {
 						gone[t] = append(gone[t], row)
@@ -314,9 +315,10 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 			}
 		}
 		// What changed by now is in this write: the fold forgets the
-		// closed stretches and which follow-ups changed (table.partial).
-		c.fold.stretches.takeClosed()
-		c.fold.state.FollowUpsChanged, c.fold.state.written = nil, true
+		// stretches given and which follow-ups and members changed
+		// (table.partial).
+		c.fold.stretches.written()
+		c.fold.state.FollowUpsChanged, c.fold.state.MembersChanged, c.fold.state.written = nil, nil, true
 		cache.customers[c.fold.state.ID] = &foldEntry{fold: c.fold, rows: now}
 	}
 	// A table's gone and changed rows have different keys, so one

@@ -38,6 +38,12 @@ type customerState struct {
 	// (table.partial). A fold never written (a rebuild's, a customer read
 	// from its stream's start) tracks none and gives them all.
 	FollowUpsChanged map[string]bool
+	// MembersChanged are the users whose place on the team changed (joined,
+	// left, lead flag, re-assigned) since the fold was last written, and
+	// every member of an erased customer: only their my_clients rows are
+	// given (table.partial), so that an event costs what it changed, not
+	// the whole team. A fold never written tracks none and gives the team.
+	MembersChanged map[string]bool
 	// written is set once the engine has written the fold's rows.
 	written bool
 }
@@ -70,6 +76,9 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		// The fold read models give an erased customer no rows but its
 		// IDs (assignment_intervals, versions); the profile is forgotten.
 		c.Erased, c.Profile = true, domain.Profile{Erased: true}
+		for _, m := range c.Team {
+			c.memberChanged(m.UserID)
+		}
 	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
@@ -82,6 +91,18 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		}
 	}
 	c.Version++
+}
+
+// memberChanged records that the user's my_clients row changed, when the
+// fold tracks changes (it was written).
+func (c *customerState) memberChanged(userID string) {
+	if !c.written {
+		return
+	}
+	if c.MembersChanged == nil {
+		c.MembersChanged = map[string]bool{}
+	}
+	c.MembersChanged[userID] = true
 }
 
 // followUpID is the follow-up a follow-up event is about.
@@ -115,6 +136,8 @@ type stretch struct {
 	FromPos    int64
 	To         *time.Time
 	ToPos      *int64
+	// pending: in stretchFold.all, its row still to give.
+	pending bool
 }
 
 // stretchChanges turns a team change at (at, pos) into closed and opened
@@ -172,12 +195,19 @@ type foldCustomer struct {
 
 // advance applies d, the event after fc's version, to the fold: the
 // state once (its team included), then the stretches the team's change
-// closed and opened.
+// closed and opened, whose members' places changed.
 func (fc *foldCustomer) advance(d decoded) {
 	before := fc.state.Team
 	fc.state.apply(d.event, d.env.RecordedAt, d.env.Position)
 	if domain.IsTeamEvent(d.event) {
-		fc.stretches.changed(before, fc.state.Team, d.env.RecordedAt, d.env.Position)
+		closed, opened := stretchChanges(before, fc.state.Team)
+		fc.stretches.changed(closed, opened, d.env.RecordedAt, d.env.Position)
+		for _, id := range closed {
+			fc.state.memberChanged(id)
+		}
+		for _, m := range opened {
+			fc.state.memberChanged(m.UserID)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/assignment-ledger/ledger/domain"
 )
 
 // MyClient is one of a user's customers: the customer as the list shows it,
@@ -22,17 +24,30 @@ func myClientsProjection() *projection {
 		name: MyClients,
 		tables: []table{
 			{name: "my_clients", key: []string{"customer_id", "user_id"},
-				columns: []string{"customer_id", "user_id", "tenant_id", "lead", "assigned_at", "seq", "customer_created_at"}},
+				columns: []string{"customer_id", "user_id", "tenant_id", "lead", "assigned_at", "seq", "customer_created_at"},
+				partial: true},
 		},
 		fold: &foldDef{
 			rows: func(out foldSink, c *customerState) {
 				// Parsed and boxed once for all the customer's rows.
 				id, tenant := any(uid(c.ID)), any(uid(c.TenantID))
-				for _, m := range c.Team {
-					if c.Erased {
-						break // an erased customer leaves My Clients
+				row := func(m domain.Member) []any {
+					return []any{id, uid(m.UserID), tenant, m.Lead, m.AssignedAt, m.Seq, c.CreatedAt}
+				}
+				if !c.written {
+					if !c.Erased { // an erased customer leaves My Clients
+						for _, m := range c.Team {
+							out.add("my_clients", row(m)...)
+						}
 					}
-					out.add("my_clients", id, uid(m.UserID), tenant, m.Lead, m.AssignedAt, m.Seq, c.CreatedAt)
+					return
+				}
+				for u := range c.MembersChanged {
+					if m, ok := c.Team.Member(u); ok && !c.Erased {
+						out.add("my_clients", row(m)...)
+					} else {
+						out.remove("my_clients", row(domain.Member{UserID: u})...)
+					}
 				}
 			},
 		},
