@@ -130,6 +130,9 @@ func (c *Console) customerFollowUpsPage(r *nethttp.Request, s sessionInfo, v vie
 	if err != nil {
 		return "", v, err
 	}
+	if err := c.seeCustomer(r.Context(), cu); err != nil {
+		return "", v, err
+	}
 	items, err := c.d.Queries.CustomerFollowUps(r.Context(), s.TenantID, id)
 	if err != nil {
 		return "", v, err

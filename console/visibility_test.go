@@ -2,6 +2,7 @@ package console_test
 
 import (
 	nethttp "net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -46,11 +47,21 @@ func TestConsoleMembersSeeAssigned(t *testing.T) {
 	// status, same page (the ID aside); the export leaves it out.
 	member, _ := signInHTTP(t, w, w.bob, "/customers")
 	unknown := uuid.NewString()
-	hid, unk := member.get("/customers/"+hidden), member.get("/customers/"+unknown)
-	if hid.status != nethttp.StatusNotFound || hid.status != unk.status ||
-		strings.ReplaceAll(hid.body, hidden, unknown) != unk.body {
-		t.Errorf("hidden customer's page %d, unknown ID's %d; same page: %v", hid.status, unk.status,
-			strings.ReplaceAll(hid.body, hidden, unknown) == unk.body)
+	for _, page := range []string{"", "/follow-ups"} {
+		hid, unk := member.get("/customers/"+hidden+page), member.get("/customers/"+unknown+page)
+		if hid.status != nethttp.StatusNotFound || hid.status != unk.status ||
+			strings.ReplaceAll(hid.body, hidden, unknown) != unk.body || strings.Contains(hid.body, "Hugo") {
+			t.Errorf("hidden customer's page %q %d, unknown ID's %d; same page: %v; names Hugo: %v", page, hid.status, unk.status,
+				strings.ReplaceAll(hid.body, hidden, unknown) == unk.body, strings.Contains(hid.body, "Hugo"))
+		}
+	}
+	// Scheduling a follow-up on the hidden customer is refused as for
+	// an unknown one, and the page it answers with names nobody.
+	form := url.Values{"due_at": {"2031-01-02T09:00"}, "note": {"call"}, "to": {"team"}}
+	hid, unk := member.do(nethttp.MethodPost, "/customers/"+hidden+"/follow-ups", form),
+		member.do(nethttp.MethodPost, "/customers/"+unknown+"/follow-ups", form)
+	if hid.status != nethttp.StatusNotFound || hid.status != unk.status || strings.Contains(hid.body, "Hugo") {
+		t.Errorf("follow-up on the hidden customer: %d (unknown ID %d), names Hugo: %v", hid.status, unk.status, strings.Contains(hid.body, "Hugo"))
 	}
 	for _, format := range []string{"csv", "html", "vcf"} {
 		if got := member.get("/customers/export?format=" + format); got.status != 200 || strings.Contains(got.body, "Hugo") ||
