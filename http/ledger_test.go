@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -321,6 +322,37 @@ func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
 	_, err = ledgerlog.VerifyExport(strings.NewReader(strings.Join(edited, "\n")), vkey)
 	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d ", i+1)) || !strings.Contains(err.Error(), "data") {
 		t.Errorf("edited line %d: %v", i+1, err)
+	}
+	// Who caused an event, and the header's readable copy of the
+	// checkpoint, are checked as the data is.
+	forge := func(n int, edit func(map[string]any)) string {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(lines[n]), &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(slices.Concat(lines[:n], []string{string(b)}, lines[n+1:]), "\n")
+	}
+	for _, f := range []struct {
+		what, want string
+		line       int
+		edit       func(map[string]any)
+	}{
+		{"the actor's user ID", "actor", i, func(m map[string]any) { m["actor"].(map[string]any)["user_id"] = "00000000-0000-7000-8000-000000000000" }},
+		{"the actor's name", "actor", i, func(m map[string]any) { m["actor"].(map[string]any)["name"] = "Mallory" }},
+		{"the correlation ID", "correlation ID", i, func(m map[string]any) { m["correlation_id"] = "forged" }},
+		{"the header's tree size", "tree size", 0, func(m map[string]any) { m["tree_size"] = m["tree_size"].(float64) + 1 }},
+		{"the header's root hash", "root hash", 0, func(m map[string]any) { m["root_hash"] = "AAAA" }},
+		{"the header's origin", "origin", 0, func(m map[string]any) { m["origin"] = "https://elsewhere.example/tenants/x" }},
+	} {
+		_, err := ledgerlog.VerifyExport(strings.NewReader(forge(f.line, f.edit)), vkey)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("line %d", f.line+1)) || !strings.Contains(err.Error(), f.want) {
+			t.Errorf("forged %s: %v", f.what, err)
+		}
 	}
 	// A removed line.
 	removed := slices.Delete(slices.Clone(lines), 3, 4)

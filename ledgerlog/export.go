@@ -177,6 +177,11 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 	if err != nil {
 		return rep, &ExportError{Line: 1, Reason: err.Error()}
 	}
+	// The header's own fields are only a readable copy of the signed note.
+	if head.Origin != cp.Origin || head.TreeSize != cp.Size || head.RootHash != base64.StdEncoding.EncodeToString(cp.Root[:]) {
+		return rep, &ExportError{Line: 1, Reason: fmt.Sprintf("the header says origin %q, tree size %d, root hash %s; its signed checkpoint %q, %d, %s",
+			head.Origin, head.TreeSize, head.RootHash, cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Root[:]))}
+	}
 	rep.Origin, rep.TreeSize, rep.Complete = cp.Origin, cp.Size, head.Complete
 	seen := make(map[int64]bool)
 	for n := 2; sc.Scan(); n++ {
@@ -227,6 +232,9 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 			return rep, bad("says it was recorded at %s, the hashed bytes at %s", l.At.UTC().Format(time.RFC3339Nano),
 				time.UnixMicro(h.RecordedAtUS).UTC().Format(time.RFC3339Nano))
 		}
+		if reason := sameMetadata(h.Metadata, l); reason != "" {
+			return rep, bad("%s", reason)
+		}
 		if keyring.Sensitive(h.Type) && h.SchemaVersion == keyring.SealedSchema {
 			// Personal fields sealed: the customer ID is in clear in both.
 			var hs, ls struct {
@@ -252,6 +260,35 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 		}
 	}
 	return rep, nil
+}
+
+// hashedMetadata is the part of an event's metadata an export line shows.
+type hashedMetadata struct {
+	Actor struct {
+		UserID string `json:"user_id"`
+		Name   string `json:"name"`
+	} `json:"actor"`
+	CorrelationID string `json:"correlation_id"`
+}
+
+// sameMetadata says how the line's actor and correlation ID differ from
+// the metadata its hash covers ("" when they do not): who caused an event
+// is what an audit proves, so it is checked like the data.
+func sameMetadata(metadata []byte, l ExportLine) string {
+	var h, shown hashedMetadata
+	if err := json.Unmarshal(metadata, &h); err != nil {
+		return "its hashed metadata is not JSON: " + err.Error()
+	}
+	if len(l.Actor) > 0 && json.Unmarshal(l.Actor, &shown.Actor) != nil {
+		return "its actor is not an object of user_id and name"
+	}
+	if shown.Actor != h.Actor {
+		return fmt.Sprintf("says its actor is %q (%s), the hashed metadata %q (%s)", shown.Actor.Name, shown.Actor.UserID, h.Actor.Name, h.Actor.UserID)
+	}
+	if l.CorrelationID != h.CorrelationID {
+		return fmt.Sprintf("says its correlation ID is %q, the hashed metadata %q", l.CorrelationID, h.CorrelationID)
+	}
+	return ""
 }
 
 func sameJSON(a, b []byte) bool {

@@ -144,9 +144,12 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 	fs := newFlags(env, "verify-export", "verify-export FILE --key KEY",
 		"Checks an audit export with proofs (GET /v1/audit?proofs=true, NDJSON) with no database: the\n"+
 			"checkpoint's signature, every event's hash from its hashed bytes, its inclusion in the\n"+
-			"checkpoint's tree, that its readable fields say what the hashed bytes say (events whose personal\n"+
-			"fields are sealed are checked on their customer ID, and counted), and, for an export of the\n"+
-			"whole log, that no leaf is missing. Exits 1 naming the first line that does not verify.")
+			"checkpoint's tree, that its readable fields say what the hashed bytes say (its actor and\n"+
+			"correlation ID too; events whose personal fields are sealed are checked on their customer ID,\n"+
+			"and counted), that the header's origin, tree size and root hash are the signed checkpoint's,\n"+
+			"and, for an export of the whole log, that no leaf is missing. A line's position and erased flag\n"+
+			"are the store's, covered by no hash; the header's complete flag is not signed: an export asked\n"+
+			"for unfiltered must report the whole log. Exits 1 naming the first line that does not verify.")
 	key := fs.String("key", "", "the verifier key from GET /v1/ledger/public-key, or a file holding it (required)")
 	// FILE may come before the flags, as the synopsis writes it.
 	var file string
@@ -182,7 +185,7 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("FAILED: %s: %w", file, err)
 	}
-	whole := "a filtered export"
+	whole := "a filtered export, by its unsigned header"
 	if rep.Complete {
 		whole = "the whole log, no leaf missing"
 	}

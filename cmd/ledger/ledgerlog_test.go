@@ -335,6 +335,17 @@ func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
 	if strings.Count(out, "OK: tenant") != 2 {
 		t.Fatalf("verify of two checkpoints: %q", out)
 	}
+	// --key after the files, as the synopsis writes it.
+	own, _, err := ledgerlog.LoadOrCreateKey(in.keyFile, "ledger.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, _ = in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile, later, "--key", own.Verifier); strings.Count(out, "OK: tenant") != 2 {
+		t.Fatalf("verify of two checkpoints with --key last: %q", out)
+	}
+	if _, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile, later, "--key", k.Verifier); !strings.Contains(errOut, "signature") {
+		t.Fatalf("two checkpoints with another key last: %q", errOut)
+	}
 	in.mustRun(t, 2, "checkpoint")
 	if _, errOut := in.mustRun(t, 1, "checkpoint", "--tenant", "00000000-0000-0000-0000-000000000000"); !strings.Contains(errOut, "no tenant") {
 		t.Fatalf("checkpoint of an unknown tenant: %q", errOut)

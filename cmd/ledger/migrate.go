@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"strings"
 
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/migrations"
@@ -37,16 +38,29 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 	var cps stringList
 	fs.Var(&cps, "checkpoint", "a signed checkpoint kept from `ledger checkpoint` or GET /v1/ledger/checkpoint (repeatable)")
 	key := fs.String("key", "", "the verifier key (or a file holding it) from GET /v1/ledger/public-key;\ndefault: the service's own signing key's")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	// Further checkpoint files may come between flags, as the synopsis
+	// writes them (--checkpoint A B --key KEY): the flag package stops at
+	// the first argument that is not one.
+	var files []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return errUsage
 		}
-		return errUsage
+		rest = fs.Args()
+		for len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+			files, rest = append(files, rest[0]), rest[1:]
+		}
+		if len(rest) == 0 {
+			break
+		}
 	}
 	if len(cps) > 0 {
-		cps = append(cps, fs.Args()...)
-	} else if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", fs.Args())
+		cps = append(cps, files...)
+	} else if len(files) > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", files)
 		return errUsage
 	}
 	cfg, pool, _, err := connect(ctx, env)
