@@ -342,7 +342,9 @@ func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
 		line       int
 		edit       func(map[string]any)
 	}{
-		{"the actor's user ID", "actor", i, func(m map[string]any) { m["actor"].(map[string]any)["user_id"] = "00000000-0000-7000-8000-000000000000" }},
+		{"the actor's user ID", "actor", i, func(m map[string]any) {
+			m["actor"].(map[string]any)["user_id"] = "00000000-0000-7000-8000-000000000000"
+		}},
 		{"the actor's name", "actor", i, func(m map[string]any) { m["actor"].(map[string]any)["name"] = "Mallory" }},
 		{"the correlation ID", "correlation ID", i, func(m map[string]any) { m["correlation_id"] = "forged" }},
 		{"the header's tree size", "tree size", 0, func(m map[string]any) { m["tree_size"] = m["tree_size"].(float64) + 1 }},
