@@ -17,6 +17,8 @@ import (
 	"testing"
 
 	"github.com/go-chi/chi/v5"
+
+	"github.com/assignment-ledger/ledger/projections"
 )
 
 // The OpenAPI document (openapi.json, served on GET /openapi.json) is kept in
@@ -416,6 +418,12 @@ func TestOpenAPIDescribesMiddleware(t *testing.T) {
 			if exempt && hasKey {
 				t.Errorf("%s documents Idempotency-Key, which its handler ignores (%s)", o.key, noIdempotency[o.key])
 			}
+			// A keyed retry after the customer's erasure answers 409
+			// replay_unavailable (API.md, Idempotency).
+			onCustomer := strings.HasPrefix(o.path, "/v1/customers/{id}") || strings.HasPrefix(o.path, "/v1/follow-ups/")
+			if _, ok := resp["409"]; hasKey && onCustomer && !ok {
+				t.Errorf("%s takes an Idempotency-Key on a customer but does not document 409 (replay_unavailable)", o.key)
+			}
 		}
 	}
 }
@@ -501,5 +509,23 @@ func TestOpenAPILintsClean(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestOpenAPINotificationTypes: the document's notification types are
+// every type the notifications read model makes, no more.
+func TestOpenAPINotificationTypes(t *testing.T) {
+	doc := oaLoad(t)
+	n := doc.deref(doc.deref(doc.root["components"])["schemas"])["Notification"]
+	typ := doc.deref(doc.deref(doc.deref(n)["properties"])["type"])
+	var enum []string
+	for _, v := range typ["enum"].([]any) {
+		enum = append(enum, v.(string))
+	}
+	want := projections.NotificationTypes()
+	slices.Sort(enum)
+	slices.Sort(want)
+	if !slices.Equal(enum, want) {
+		t.Errorf("Notification.type enum %v, the read model's types %v", enum, want)
 	}
 }

@@ -26,6 +26,13 @@ const (
 	NotificationRuleFoundNoOne = "rule_found_no_one"
 )
 
+// NotificationTypes lists every type a notification may have (the API
+// document's enum is held to it).
+func NotificationTypes() []string {
+	return []string{NotificationAssigned, NotificationUnassigned, NotificationMadeLead, NotificationHandedOver,
+		NotificationFollowUpDue, NotificationRuleFoundNoOne}
+}
+
 // Notification is what a user was told.
 type Notification struct {
 	ID         string    `json:"id"`
