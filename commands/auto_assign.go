@@ -204,6 +204,7 @@ func (c *Commands) BulkAutoAssign(ctx context.Context, m Meta, customerIDs []str
 		if len(streams) == 0 && !tx.keyed() {
 			return result, nil
 		}
+		tx.name(found...)
 		res, err := tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  streams,

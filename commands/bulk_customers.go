@@ -177,6 +177,7 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 				return result, err
 			}
 		}
+		tx.name(found...)
 		_, err = tx.append(ctx, eventstore.AppendRequest{
 			TenantID: m.TenantID,
 			Streams:  streams,

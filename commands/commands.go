@@ -440,7 +440,15 @@ type cmdTx struct {
 	*eventstore.Tx
 	idem   *eventstore.Idempotency
 	replay *[]byte
+	// named are the customers the answer names besides those it changes
+	// (see name).
+	named []string
 }
+
+// name records that the command's answer names the customers ids, changed
+// or not (a bulk answer's unchanged ones): the erasure of any of them then
+// scrubs the stored answer, and a retry answers replay_unavailable.
+func (t *cmdTx) name(ids ...string) { t.named = append(t.named, ids...) }
 
 // keyed reports whether the command carries an idempotency key: a keyed
 // command that changes nothing still appends, to store its answer.
@@ -458,6 +466,7 @@ func (t *cmdTx) append(ctx context.Context, req eventstore.AppendRequest, result
 func (t *cmdTx) appendSealed(ctx context.Context, req eventstore.AppendRequest, dk keyring.DataKey, result any, position *int64) (eventstore.AppendResult, error) {
 	if t.idem != nil {
 		idem := *t.idem
+		idem.Names = t.named
 		idem.Response = func(res eventstore.AppendResult) ([]byte, error) {
 			if res.Position != 0 {
 				*position = res.Position
@@ -485,6 +494,7 @@ func (t *cmdTx) appendCustomers(ctx context.Context, m Meta, events map[string][
 	if err != nil {
 		return err
 	}
+	t.name(slices.Sorted(maps.Keys(versions))...)
 	_, err = t.append(ctx, eventstore.AppendRequest{
 		TenantID: m.TenantID,
 		Streams:  streams,

@@ -44,6 +44,10 @@ type Idempotency struct {
 	Key         string
 	RequestHash []byte
 	Response    func(AppendResult) ([]byte, error)
+	// Names are customers the stored answer names besides those whose
+	// streams the append writes (a bulk answer's unchanged ones): the
+	// erasure of any of them scrubs the record too.
+	Names []string
 }
 
 // AppendRequest is everything one command writes, atomically.
@@ -298,7 +302,8 @@ func (t *Tx) Append(ctx context.Context, req AppendRequest) (AppendResult, error
 				return AppendResult{}, fmt.Errorf("idempotent response: %w", err)
 			}
 		}
-		b.Queue(qStoreResponse, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position), customerStreams(req.Streams))
+		b.Queue(qStoreResponse, req.TenantID, req.Idempotency.Key, response, nullablePosition(res.Position),
+			append(customerStreams(req.Streams), req.Idempotency.Names...))
 		res.Response = response
 	}
 	if req.Commit {

@@ -109,3 +109,54 @@ func TestRetryAfterErasureRunsNothing(t *testing.T) {
 		t.Fatalf("e-mails went to %v", to)
 	}
 }
+
+// TestRetryOfABulkAnswerNamingAnErasedUnchangedCustomer: a bulk answer
+// lists every selected customer, those it left unchanged too; a keyed retry
+// after the erasure of one it left unchanged answers 409
+// replay_unavailable, as for one it changed (found by hostile testing: the
+// record named only the customers written).
+func TestRetryOfABulkAnswerNamingAnErasedUnchangedCustomer(t *testing.T) {
+	b := setup(t)
+	bob := b.createUser(t, "Bob Baker", "member")
+	cara := b.createUser(t, "Cara Cole", "member")
+	served, other, blocked, staffed := b.createCustomer(t, "Served"), b.createCustomer(t, "Other"), b.createCustomer(t, "Blocked"), b.createCustomer(t, "Staffed")
+	b.admin.must(200, "POST", "/v1/customers/"+served+"/assignees", map[string]any{"user_id": bob.userID})
+	b.admin.must(200, "POST", "/v1/customers/"+blocked+"/block", nil)
+	b.admin.must(200, "POST", "/v1/customers/"+staffed+"/assignees", map[string]any{"user_id": cara.userID})
+	b.admin.must(201, "POST", "/v1/assignment-rules", map[string]any{"name": "Cara", "match": map[string]any{},
+		"assign": map[string]any{"user_ids": []string{cara.userID}, "strategy": "round_robin"}, "order": 1})
+
+	calls := []struct {
+		path string
+		body map[string]any
+	}{
+		// served already has bob: unchanged.
+		{"/v1/assignments/bulk", map[string]any{"action": "add", "customer_ids": []string{served, other}, "user_ids": []string{bob.userID}}},
+		// blocked is blocked already: unchanged.
+		{"/v1/customers/bulk", map[string]any{"action": "block", "customer_ids": []string{blocked, other}}},
+		// staffed already has the rule's only user: unchanged.
+		{"/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": []string{staffed}}},
+	}
+	for i, c := range calls {
+		key := "bulk-" + string(rune('A'+i))
+		if r := b.admin.do("POST", c.path, c.body, hdr{"Idempotency-Key": key}); r.status != 200 {
+			t.Fatalf("%s %v: %d %s", c.path, c.body["action"], r.status, r.body)
+		}
+		if r := b.admin.do("POST", c.path, c.body, hdr{"Idempotency-Key": key}); r.status != 200 {
+			t.Fatalf("retry of %s %v before erasure: %d %s", c.path, c.body["action"], r.status, r.body)
+		}
+	}
+	for _, id := range []string{served, blocked, staffed} {
+		b.admin.must(204, "DELETE", "/v1/customers/"+id, nil)
+	}
+	events := b.countEvents(t)
+	for i, c := range calls {
+		key := "bulk-" + string(rune('A'+i))
+		if r := b.admin.do("POST", c.path, c.body, hdr{"Idempotency-Key": key}); r.status != 409 || r.code() != "replay_unavailable" {
+			t.Errorf("retry of %s %v after erasing a customer it left unchanged: %d %s", c.path, c.body["action"], r.status, r.body)
+		}
+	}
+	if n := b.countEvents(t); n != events {
+		t.Fatalf("the refused retries appended %d events", n-events)
+	}
+}
