@@ -13,7 +13,8 @@ import (
 // team, assigned as AssignUser would (UserAssigned with the rule_id). No
 // matching rule changes nothing; a matching rule with no one eligible is
 // no_eligible_assignee under require_assignee, and otherwise changes
-// nothing but records the turn and tells the admins (rule_found_no_one).
+// nothing but, for a customer without a team, records the turn and tells
+// the admins (rule_found_no_one).
 func (c *Commands) AutoAssign(ctx context.Context, m Meta, customerID string) (CustomerResult, error) {
 	if err := domain.RequireAdmin(m.Actor); err != nil {
 		return CustomerResult{}, err

@@ -53,8 +53,9 @@ type rulePick struct {
 	Rule, User string
 }
 
-// choose applies the first matching rule to cu (a customer without a
-// team) and records the turn it took.
+// choose applies the first matching rule to cu and records the turn it
+// took (AutoAssign also applies the rules to a customer with a team, to
+// add one more).
 func (a *ruleApplier) choose(ctx context.Context, cu domain.Customer) (rulePick, error) {
 	if !a.read {
 		rules, err := readRules(ctx, a.tx, a.tenant)
@@ -86,6 +87,13 @@ func (a *ruleApplier) choose(ctx context.Context, cu domain.Customer) (rulePick,
 			}
 		}
 		ev := r.Choose(cu, users, a.loads, a.pol, a.at)
+		if ev.UserID == "" && len(cu.Team) > 0 {
+			// A customer with a team is not left unassigned: no turn
+			// to record and nobody to tell (rule_found_no_one is for a
+			// customer the rule leaves without anyone). The caller
+			// still sees that the rule found no one.
+			return rulePick{Rule: r.ID}, nil
+		}
 		if ev.UserID == "" {
 			admins, err := a.adminsOf(ctx)
 			if err != nil {

@@ -113,6 +113,28 @@ func TestAutoAssign(t *testing.T) {
 	if ids := b.ruleIDsOf(t); ids[len(ids)-1] != rule {
 		t.Fatalf("rule ids %v", ids)
 	}
+	// Every user of the rule is on the team: the rule finds no one to
+	// add, and that is no news (found by hostile testing: it appended a
+	// turn and told every admin rule_found_no_one, whose customer is not
+	// left unassigned).
+	before = b.countEvents(t)
+	if got := b.admin.must(200, "POST", "/v1/customers/"+c+"/auto-assign", nil).json(t); len(got["assignees"].([]any)) != 2 {
+		t.Fatalf("auto-assign of a staffed customer: %v", got)
+	}
+	report := b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "auto_assign", "customer_ids": []string{c}}).json(t)
+	if unchanged := report["unchanged"].([]any); len(unchanged) != 1 || len(report["to_be_assigned"].([]any)) != 0 {
+		t.Fatalf("bulk auto_assign of a staffed customer: %v", report)
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("auto-assigning a staffed customer appended %d events", n-before)
+	}
+	var notes struct{ Items []struct{ Type string } }
+	b.admin.must(200, "GET", "/v1/users/me/notifications", nil).decode(t, &notes)
+	for _, n := range notes.Items {
+		if n.Type == "rule_found_no_one" {
+			t.Fatalf("an admin was told rule_found_no_one about a staffed customer: %+v", notes.Items)
+		}
+	}
 	if r := u1.do("POST", "/v1/customers/"+c+"/auto-assign", nil); r.status != 403 {
 		t.Fatalf("member: %d", r.status)
 	}
