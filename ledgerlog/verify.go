@@ -59,10 +59,26 @@ type StoredTreeError struct {
 	// Index is the first stored hash (tlog.StoredHashIndex) that differs
 	// or is missing.
 	Index int64
+	// Checked is the size of the largest checkpoint the events matched:
+	// the events are proven up to there, not past it.
+	Checked int64
+}
+
+// Proven reports whether the stored hash that differs covers only leaves
+// the checkpoints prove, so that the stored tree is the one that is wrong.
+// Past them, the events may as well have been changed since the tree
+// stored them.
+func (e *StoredTreeError) Proven() bool {
+	level, n := tlog.SplitStoredHashIndex(e.Index)
+	return (n+1)<<level <= e.Checked
 }
 
 func (e *StoredTreeError) Error() string {
 	level, n := tlog.SplitStoredHashIndex(e.Index)
+	if !e.Proven() {
+		return fmt.Sprintf("tenant %s: the stored tree (of %d leaves) and the events differ from leaf %d on (stored hash %d, level %d, node %d), past the largest checkpoint given (%d leaves), which the events match: either the events after it or the stored tree was changed, and no checkpoint given says which. Do not rebuild ledger_tree (it may hold the only record of the original events); verify against a later checkpoint",
+			e.TenantID, e.Size, n<<level, e.Index, level, n, e.Checked)
+	}
 	return fmt.Sprintf("tenant %s: the events match the checkpoints, but the stored tree (of %d leaves) does not match them from stored hash %d (level %d, node %d) on: proofs served from it are wrong (`ledger rebuild ledger_tree` rebuilds it from the events)",
 		e.TenantID, e.Size, e.Index, level, n)
 }
@@ -212,14 +228,15 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 	})
 	var out []Verified
 	var evs []Event
-	tenant := ""
-	for _, it := range items {
-		if it.tenant != tenant {
+	// Each tenant's checkpoints are checked against the events, smallest
+	// first, before its stored tree: a later checkpoint names a changed
+	// event that an earlier one does not cover.
+	for i, it := range items {
+		if i == 0 || it.tenant != items[i-1].tenant {
 			var err error
 			if evs, err = Events(ctx, pool, it.tenant); err != nil {
 				return out, err
 			}
-			tenant = it.tenant
 		}
 		root, ok := Root(evs, it.cp.Size)
 		if !ok || root != it.cp.Root {
@@ -230,8 +247,10 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 			}
 			return out, e
 		}
-		if err := checkStored(ctx, pool, it.tenant, evs, it.cp); err != nil {
-			return out, err
+		if i == len(items)-1 || items[i+1].tenant != it.tenant {
+			if err := checkStored(ctx, pool, it.tenant, evs, it.cp); err != nil {
+				return out, err
+			}
 		}
 		out = append(out, Verified{TenantID: it.tenant, Size: it.cp.Size, Now: int64(len(evs))})
 	}
@@ -240,8 +259,9 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 
 // checkStored compares the stored tree (which serves the proofs) with the
 // tree recomputed from the events, hash by hash: every stored hash of the
-// leaves both hold. The events already matched the checkpoint, so a
-// difference is the stored tree's.
+// leaves both hold. The events already matched cp, the tenant's largest
+// checkpoint, so a difference within its leaves is the stored tree's; past
+// them it may be either's (StoredTreeError.Proven).
 func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, evs []Event, cp Checkpoint) error {
 	var stored int64
 	if err := pool.QueryRow(ctx, qSize, tenant).Scan(&stored); err != nil {
@@ -299,7 +319,7 @@ func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, evs []E
 	}
 	for idx := range int64(len(want)) {
 		if h, err := tiles.Hash(idx); err != nil || h != want[idx] {
-			return &StoredTreeError{TenantID: tenant, Size: n, Index: idx}
+			return &StoredTreeError{TenantID: tenant, Size: n, Index: idx, Checked: cp.Size}
 		}
 	}
 	return nil
