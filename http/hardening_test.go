@@ -202,6 +202,21 @@ func TestJSONErrorsSpeakJSON(t *testing.T) {
 
 	// A bodyless command sent with a JSON Content-Type and no body.
 	b.admin.must(200, "POST", "/v1/users/"+v.userID+"/deactivate", "")
+	// A bodyless command takes {} and refuses any field, or a repeated
+	// one, without acting (found by hostile testing: block, auto-assign
+	// and api-keys acted on any JSON).
+	before = b.countEvents(t)
+	for _, path := range []string{"/v1/customers/" + cust + "/block", "/v1/customers/" + cust + "/auto-assign", "/v1/users/" + u.userID + "/api-keys"} {
+		for _, body := range []string{`{"a":1}`, `{"a":1,"a":2}`, `[]`} {
+			if r := b.admin.do("POST", path, body); r.status != 400 {
+				t.Errorf("POST %s %s: %d %s", path, body, r.status, r.body)
+			}
+		}
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused bodyless commands appended %d events", n-before)
+	}
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", `{}`)
 
 	anon := &client{t: t, base: b.base}
 	r = anon.do("PATCH", "/healthz", nil)

@@ -61,10 +61,17 @@ func (s *Server) command(r *nethttp.Request, dst any) (commands.Meta, error) {
 			return commands.Meta{}, err
 		}
 	} else if r.ContentLength > 0 || r.Header.Get("Content-Type") != "" {
-		// Bodyless commands tolerate an empty JSON object.
+		// Bodyless commands tolerate an empty JSON object, and refuse
+		// any field (or a repeated one) as every command refuses fields
+		// it does not take.
 		var err error
 		if body, err = readBody(r, "application/json", maxJSONBody); err != nil {
 			return commands.Meta{}, err
+		}
+		if len(bytes.TrimSpace(body)) > 0 {
+			if err := decodeJSON(body, &struct{}{}); err != nil {
+				return commands.Meta{}, err
+			}
 		}
 	}
 	return s.meta(r, body)
