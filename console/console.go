@@ -393,18 +393,19 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 	if s, ok := sessionOf(r.Context()); ok {
 		v.Me, v.CSRF = s.Principal, s.CSRF
 		v.NavLinks = navFor(s.Actor)
+		// The header's counters are the page's decoration: a page (the
+		// problem page of a database that is down, above all) is shown
+		// without them rather than not at all.
 		if v.Unread == 0 {
 			n, err := c.d.Queries.UnreadUpTo(r.Context(), s.TenantID, s.UserID, maxUnreadShown+1)
 			if err != nil {
-				c.fail(w, r, err)
-				return
+				c.d.Log.WarnContext(r.Context(), "console: unread notifications", slog.String("error", err.Error()))
 			}
 			v.Unread = n
 		}
 		due, err := c.overdueFollowUps(r.Context(), s)
 		if err != nil {
-			c.fail(w, r, err)
-			return
+			c.d.Log.WarnContext(r.Context(), "console: overdue follow-ups", slog.String("error", err.Error()))
 		}
 		v.FollowUpsDue = due
 	}
@@ -424,7 +425,13 @@ func (c *Console) render(w nethttp.ResponseWriter, r *nethttp.Request, status in
 // fail answers an unexpected error: logged, and a plain page without the
 // error's text (it may name internals).
 func (c *Console) fail(w nethttp.ResponseWriter, r *nethttp.Request, err error) {
-	if r.Context().Err() != nil {
+	if errors.Is(r.Context().Err(), context.Canceled) {
+		return // the browser went away; nobody reads the answer
+	}
+	// An error the API answers (a bad cursor, a database that is down or
+	// too slow: 503) is answered the same way here, never as a 500.
+	if _, ok := c.d.Refusal(err); ok {
+		c.problem(w, r, err)
 		return
 	}
 	c.d.Log.ErrorContext(r.Context(), "console request failed", slog.String("path", r.URL.Path), slog.String("error", err.Error()))

@@ -8,11 +8,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
 	nethttp "net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5"
@@ -89,6 +92,10 @@ func (c *Console) session(next nethttp.Handler) nethttp.Handler {
 			_, _ = w.Write([]byte("This form has expired or did not come from this site. Go back, reload the page and try again."))
 			return
 		}
+		if err := checkText(r); err != nil {
+			c.problem(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -120,6 +127,24 @@ func (c *Console) csrfOK(r *nethttp.Request) bool {
 		want = ck.Value
 	}
 	return want != "" && subtle.ConstantTimeCompare([]byte(sent), []byte(want)) == 1
+}
+
+// checkText refuses a form or query field that no text field can hold (a
+// NUL byte, invalid UTF-8) before any page hands it to PostgreSQL, which
+// cannot store it: a 400 naming the field, as the API answers, rather than
+// the database's error as a 500. Uploaded files are the import's to check.
+func checkText(r *nethttp.Request) error {
+	if err := r.ParseForm(); err != nil {
+		return &domain.ValidationError{Field: "query", Detail: "is not a valid query string"}
+	}
+	for _, name := range slices.Sorted(maps.Keys(r.Form)) {
+		for _, v := range append([]string{name}, r.Form[name]...) {
+			if strings.IndexByte(v, 0) >= 0 || !utf8.ValidString(v) {
+				return &domain.ValidationError{Field: name, Detail: "must be UTF-8 text without NUL bytes"}
+			}
+		}
+	}
+	return nil
 }
 
 func randomToken() string {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -761,5 +762,32 @@ func TestUniquenessDefaultsAndPlainDeactivation(t *testing.T) {
 	}
 	if r := b.admin.do("POST", "/v1/users/"+leaver.userID+"/deactivate", nil); r.status != 409 {
 		t.Fatalf("deactivating twice: %d %s", r.status, r.body)
+	}
+}
+
+// TestTamperedCursorsAreBadRequests: a cursor is the client's to send back,
+// so it may come back edited; one no page could have ended on is a 400
+// invalid_cursor, never handed to PostgreSQL (found by hostile testing: a
+// cursor with a malformed or missing ID was a 500).
+func TestTamperedCursorsAreBadRequests(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma User", "member")
+	enc := func(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+	for _, c := range []struct{ path, kind string }{
+		{"/v1/customers", "customers"},
+		{"/v1/customers?assigned_user=" + u.userID, "customers"},
+		{"/v1/users/" + u.userID + "/clients", "my_clients"},
+	} {
+		sep := "?"
+		if strings.Contains(c.path, "?") {
+			sep = "&"
+		}
+		for _, v := range []string{`null`, `{}`, `{"t":"2026-12-07T19:15:10Z","id":"not-uuid"}`, `{"t":"2026-12-07T19:15:10Z","id":""}`,
+			`{"id":"0193f7c2-0000-7000-8000-000000000001"}`} {
+			cursor := enc(`{"k":"` + c.kind + `","v":` + v + `}`)
+			if r := b.admin.do("GET", c.path+sep+"cursor="+cursor, nil); r.status != 400 || r.code() != "invalid_cursor" {
+				t.Errorf("%s with cursor value %s: %d %s", c.path, v, r.status, r.body)
+			}
+		}
 	}
 }

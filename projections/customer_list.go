@@ -281,6 +281,8 @@ type customerCursor struct {
 	ID        string    `json:"id"`
 }
 
+func (c *customerCursor) valid() bool { return !c.CreatedAt.IsZero() && isUUID(c.ID) }
+
 // Customers returns one page of the tenant's customers, oldest first
 // (created_at, then id). limit is clamped by the caller (<= 0 means 50).
 func (q *Queries) Customers(ctx context.Context, tenantID string, f CustomerFilter, limit int, cursor string) (Page[CustomerItem], error) {

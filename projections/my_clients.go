@@ -59,6 +59,8 @@ type myClientsCursor struct {
 	ID         string    `json:"id"`
 }
 
+func (c *myClientsCursor) valid() bool { return !c.AssignedAt.IsZero() && isUUID(c.ID) }
+
 const qMyClientsPage = `SELECT ` + customerItemColumns + `, m.lead, m.assigned_at
 FROM my_clients m JOIN customer_list c ON c.customer_id = m.customer_id
 WHERE `

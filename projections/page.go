@@ -105,6 +105,12 @@ func decodeCursor(kind, cursor string, key any) error {
 	if err := json.Unmarshal(b, &c); err != nil || c.K != kind || json.Unmarshal(c.V, key) != nil {
 		return ErrBadCursor
 	}
+	// A cursor is the client's to send back, so it may have been edited:
+	// a key that no page could have ended on is refused here rather than
+	// handed to PostgreSQL (where a malformed UUID was a 500).
+	if k, ok := key.(interface{ valid() bool }); ok && !k.valid() {
+		return ErrBadCursor
+	}
 	return nil
 }
 
