@@ -791,3 +791,17 @@ func TestTamperedCursorsAreBadRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandsThatChangeNothingAnswerAPosition: every successful command
+// answers X-Ledger-Position (API.md, read-your-writes), 0 when it changed
+// nothing, which X-Min-Position takes as nothing to wait for (found by
+// hostile testing: a no-op answered position 0 and no header).
+func TestCommandsThatChangeNothingAnswerAPosition(t *testing.T) {
+	b := setup(t)
+	u := b.createUser(t, "Uma User", "member")
+	r := b.admin.must(200, "PATCH", "/v1/users/"+u.userID, map[string]any{})
+	if h := r.header.Get("X-Ledger-Position"); h != "0" || r.json(t)["position"] != float64(0) {
+		t.Fatalf("a PATCH that changes nothing: X-Ledger-Position %q, %s", h, r.body)
+	}
+	b.admin.must(200, "GET", "/v1/users/"+u.userID, nil, hdr{"X-Min-Position": "0"})
+}

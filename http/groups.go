@@ -2,7 +2,6 @@ package http
 
 import (
 	nethttp "net/http"
-	"strconv"
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
@@ -101,9 +100,7 @@ func (s *Server) deleteGroup(w nethttp.ResponseWriter, r *nethttp.Request) error
 
 // writeNoContent answers a command with 204 and its position token.
 func writeNoContent(w nethttp.ResponseWriter, position int64) {
-	if position > 0 {
-		w.Header().Set("X-Ledger-Position", strconv.FormatInt(position, 10))
-	}
+	setPosition(w, position)
 	w.WriteHeader(nethttp.StatusNoContent)
 }
 

@@ -194,10 +194,15 @@ func writeJSON(w nethttp.ResponseWriter, status int, v any) {
 
 // writeCommand answers a successful command with its position token.
 func writeCommand(w nethttp.ResponseWriter, status int, position int64, v any) {
-	if position > 0 {
-		w.Header().Set("X-Ledger-Position", strconv.FormatInt(position, 10))
-	}
+	setPosition(w, position)
 	writeJSON(w, status, v)
+}
+
+// setPosition sets the read-your-writes token every successful command
+// answers with: 0 when it changed nothing (X-Min-Position 0 waits for
+// nothing).
+func setPosition(w nethttp.ResponseWriter, position int64) {
+	w.Header().Set("X-Ledger-Position", strconv.FormatInt(max(position, 0), 10))
 }
 
 // page is the list envelope of the contract.
