@@ -167,3 +167,39 @@ func BenchmarkLiveFoldManyFollowUps(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLiveFoldLargeTeam measures a live batch's rows and diff
+// (writeFolds, without the database) for one lead change of a cached
+// customer with a team of twelve, the size the bench's customers reach:
+// go test ./projections -run '^$' -bench LiveFoldLargeTeam -benchmem
+func BenchmarkLiveFoldLargeTeam(b *testing.B) {
+	const id, tenant = "10000000-0000-4000-8000-000000000001", "20000000-0000-4000-8000-000000000001"
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	fc := &foldCustomer{state: customerState{ID: id, TenantID: tenant}, stretches: newStretchFold()}
+	v := int64(0)
+	advance := func(e domain.Event) {
+		v++
+		fc.advance(decoded{env: &envelope{Position: v, TenantID: tenant, StreamID: id, StreamVersion: v, Type: e.EventType(),
+			RecordedAt: at.Add(time.Duration(v) * time.Second)}, event: e})
+	}
+	advance(domain.CustomerRegistered{CustomerID: id, Profile: domain.Profile{FirstName: "A", Email: "a@example.com"}})
+	var users []string
+	for i := range 12 {
+		users = append(users, fmt.Sprintf("00000000-0000-4000-8000-%012d", i))
+		advance(domain.UserAssigned{CustomerID: id, UserID: users[i], Lead: i == 0})
+	}
+	e := newEngine(all(), nil, nil)
+	cache := &foldCache{customers: map[string]*foldEntry{}}
+	if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: foldRows{}}}, cache); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		advance(domain.TeamLeadChanged{CustomerID: id, UserID: users[i%len(users)], PreviousUserID: users[(i-1)%len(users)]})
+		if err := e.writeFolds(&stmt{}, []foldedCustomer{{fold: fc, before: cache.customers[id].rows}}, cache); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
