@@ -54,13 +54,13 @@ func exportFormatOf(r *nethttp.Request) (exportFormat, bool, error) {
 
 // exportColumns are the columns of every tabular export, in order.
 var exportColumns = []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at",
-	"assignees", "lead", "groups"}
+	"assignees", "lead", "groups", "title"}
 
 // exportRow is a customer's cells under exportColumns, as plain text.
 func exportRow(c projections.CustomerItem) []string {
 	names, lead := assigneeNames(c)
 	return []string{c.ID, c.FirstName, c.LastName, c.Email, c.Phone, c.ExternalID, c.Status,
-		c.CreatedAt.UTC().Format(time.RFC3339), strings.Join(names, "; "), lead, strings.Join(groupNames(c), "; ")}
+		c.CreatedAt.UTC().Format(time.RFC3339), strings.Join(names, "; "), lead, strings.Join(groupNames(c), "; "), c.Title}
 }
 
 func assigneeNames(c projections.CustomerItem) (names []string, lead string) {
@@ -173,6 +173,9 @@ func (s *Server) exportVCard(w io.Writer, r *nethttp.Request, tenant string, f p
 		}
 		if c.Phone != "" {
 			props = append(props, [2]string{"TEL", vcardText(c.Phone)})
+		}
+		if c.Title != "" {
+			props = append(props, [2]string{"TITLE", vcardText(c.Title)})
 		}
 		if gs := groupNames(c); len(gs) > 0 {
 			props = append(props, [2]string{"CATEGORIES", vcardList(gs)})

@@ -21,15 +21,15 @@ import (
 )
 
 // Every export of the filtered customer list, chosen by Accept or
-// ?format=, carries the assigned-user column, groups, status and created
-// date and a file name; the spreadsheets and the HTML table open in
+// ?format=, carries the assigned-user column, groups, status, created
+// date and title and a file name; the spreadsheets and the HTML table open in
 // LibreOffice with exactly the list's values (formula-like text stays
 // text), and the vCards parse as vCard 4.0.
 func TestCustomerExports(t *testing.T) {
 	b := setup(t)
 	bob := b.createUser(t, "Bob <Baker>", "member")
 	evil := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "=1+1", "last_name": "@SUM(A1)",
-		"email": "evil@client.example", "phone": "+1 555 0100", "team": []string{bob.userID}}).json(t)["id"].(string)
+		"email": "evil@client.example", "phone": "+1 555 0100", "title": "Head of <Buying>", "team": []string{bob.userID}}).json(t)["id"].(string)
 	plain := b.createCustomer(t, "Zoë")
 	other := b.createCustomer(t, "Otto")
 	g := b.admin.must(201, "POST", "/v1/groups", map[string]any{"name": "VIP & <friends>"}).json(t)["id"].(string)
@@ -60,7 +60,7 @@ func TestCustomerExports(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	header := []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead", "groups"}
+	header := []string{"id", "first_name", "last_name", "email", "phone", "external_id", "status", "created_at", "assignees", "lead", "groups", "title"}
 	if len(want) != 3 || !slices.Equal(want[0], header) {
 		t.Fatalf("csv: %q", want)
 	}
@@ -69,7 +69,7 @@ func TestCustomerExports(t *testing.T) {
 		evilRow = want[2]
 	}
 	if evilRow[1] != "'=1+1" || evilRow[2] != "'@SUM(A1)" || evilRow[4] != "'+1 555 0100" || evilRow[8] != "Bob <Baker>" ||
-		evilRow[9] != "" || evilRow[10] != "VIP & <friends>" || evilRow[6] != "active" || evilRow[7] == "" {
+		evilRow[9] != "" || evilRow[10] != "VIP & <friends>" || evilRow[6] != "active" || evilRow[7] == "" || evilRow[11] != "Head of <Buying>" {
 		t.Fatalf("csv row %q", evilRow)
 	}
 	// The spreadsheets hold the values themselves, as text.
@@ -152,6 +152,7 @@ func TestCustomerExports(t *testing.T) {
 	ec, pc := cards[evil], cards[plain]
 	if len(cards) != 2 || ec.Value(vcard.FieldEmail) != "evil@client.example" || !slices.Equal(ec.Categories(), []string{"VIP & <friends>"}) ||
 		ec.Value("X-LEDGER-ASSIGNEES") != "Bob <Baker>" || ec.Value("X-LEDGER-STATUS") != "active" || ec.Value("X-LEDGER-CREATED") == "" ||
+		ec.Value(vcard.FieldTitle) != "Head of <Buying>" || pc.Value(vcard.FieldTitle) != "" ||
 		pc.Value(vcard.FieldFormattedName) != "Zoë Client" {
 		t.Fatalf("vcards %v", cards)
 	}
