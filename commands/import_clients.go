@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/csv"
@@ -617,7 +618,7 @@ func openImport(src io.ReadSeeker) (*importParser, error) {
 	if _, err := src.Seek(0, io.SeekStart); err != nil {
 		return nil, fmt.Errorf("read the import: %w", err)
 	}
-	cr := csv.NewReader(src)
+	cr := csv.NewReader(lineEnds{bufio.NewReader(src)})
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
 	header, err := cr.Read()
@@ -642,18 +643,28 @@ func openImport(src io.ReadSeeker) (*importParser, error) {
 // io.EOF at the end. Malformed CSV or more than MaxImportRows rows is a
 // ValidationError.
 func (p *importParser) next() (importRow, *ImportRowError, error) {
-	rec, err := p.cr.Read()
-	if errors.Is(err, io.EOF) {
-		return importRow{}, nil, io.EOF
+	var rec []string
+	for {
+		var err error
+		rec, err = p.cr.Read()
+		if errors.Is(err, io.EOF) {
+			return importRow{}, nil, io.EOF
+		}
+		p.n++
+		if err != nil {
+			return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
+		}
+		if p.n > MaxImportRows {
+			return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
+		}
+		// A row of empty cells (spreadsheets export them after the data)
+		// holds no customer: it is skipped, and counted, so that later
+		// rows keep their numbers.
+		if slices.ContainsFunc(rec, func(c string) bool { return strings.TrimSpace(c) != "" }) {
+			break
+		}
 	}
-	p.n++
 	n := p.n
-	if err != nil {
-		return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: "is not valid CSV: " + err.Error()}
-	}
-	if n > MaxImportRows {
-		return importRow{}, nil, &domain.ValidationError{Field: "file", Detail: fmt.Sprintf("has more than %d rows", MaxImportRows)}
-	}
 	if len(rec) != len(p.header) {
 		return importRow{}, &ImportRowError{Row: n, Error: fmt.Sprintf("has %d fields, want %d", len(rec), len(p.header))}, nil
 	}
@@ -688,6 +699,28 @@ func (p *importParser) next() (importRow, *ImportRowError, error) {
 		row.team = append(row.team, email)
 	}
 	return row, nil, nil
+}
+
+// lineEnds reads a CSV file whose lines may end with a lone CR (a Mac
+// spreadsheet's "CSV (Macintosh)"), which encoding/csv would read as part
+// of a field, as if they ended with LF; CRLF is left as it is.
+type lineEnds struct{ r *bufio.Reader }
+
+func (l lineEnds) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	for i := range n {
+		if p[i] != '\r' {
+			continue
+		}
+		if i+1 < n {
+			if p[i+1] != '\n' {
+				p[i] = '\n'
+			}
+		} else if next, perr := l.r.Peek(1); perr != nil || next[0] != '\n' {
+			p[i] = '\n'
+		}
+	}
+	return n, err
 }
 
 // parseImport reads a whole file: its rows and row errors (tests).
