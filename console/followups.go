@@ -42,6 +42,10 @@ type customerFollowUpsData struct {
 	DueAt, Note, To string
 }
 
+// maxFollowUpsShown bounds a follow-ups list of the console's pages: the
+// earliest due, one API page's most.
+const maxFollowUpsShown = 500
+
 // overdueFollowUps counts the user's overdue follow-ups (the header's
 // counter), up to the page's bound.
 func (c *Console) overdueFollowUps(ctx context.Context, s sessionInfo) (int, error) {
@@ -95,11 +99,11 @@ func (c *Console) myFollowUpsPage(r *nethttp.Request, s sessionInfo, v view) (st
 	var d myFollowUpsData
 	for _, sec := range []followUpSection{{ID: projections.DueOverdue, Title: "Overdue"}, {ID: projections.DueToday, Title: "Today"},
 		{ID: projections.DueUpcoming, Title: "Upcoming"}} {
-		fs, err := c.d.Queries.UserFollowUps(r.Context(), s.TenantID, s.UserID, sec.ID, now)
+		fs, err := c.d.Queries.UserFollowUps(r.Context(), s.TenantID, s.UserID, sec.ID, now, maxFollowUpsShown, "")
 		if err != nil {
 			return "", v, err
 		}
-		if sec.Items, err = c.namedFollowUps(r.Context(), s.TenantID, fs); err != nil {
+		if sec.Items, err = c.namedFollowUps(r.Context(), s.TenantID, fs.Items); err != nil {
 			return "", v, err
 		}
 		d.Sections = append(d.Sections, sec)
@@ -133,11 +137,11 @@ func (c *Console) customerFollowUpsPage(r *nethttp.Request, s sessionInfo, v vie
 	if err := c.seeCustomer(r.Context(), cu); err != nil {
 		return "", v, err
 	}
-	items, err := c.d.Queries.CustomerFollowUps(r.Context(), s.TenantID, id)
+	items, err := c.d.Queries.CustomerFollowUps(r.Context(), s.TenantID, id, maxFollowUpsShown, "")
 	if err != nil {
 		return "", v, err
 	}
-	d.Customer, d.Items = cu, items
+	d.Customer, d.Items = cu, items.Items
 	title := strings.TrimSpace(cu.FirstName + " " + cu.LastName)
 	if title == "" {
 		title = cu.Email

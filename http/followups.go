@@ -78,11 +78,15 @@ func (s *Server) customerFollowUps(w nethttp.ResponseWriter, r *nethttp.Request)
 	if err := s.seeCustomer(r.Context(), c); err != nil {
 		return err
 	}
-	items, err := s.q.CustomerFollowUps(r.Context(), tenant, id)
+	limit, err := limitParam(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, page[projections.FollowUp]{Items: nonNil(items)})
+	p, err := s.q.CustomerFollowUps(r.Context(), tenant, id, limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, nethttp.StatusOK, page[projections.FollowUp]{Items: nonNil(p.Items), NextCursor: p.NextCursor})
 	return nil
 }
 
@@ -100,14 +104,18 @@ func (s *Server) userFollowUps(w nethttp.ResponseWriter, r *nethttp.Request) err
 	default:
 		return badRequest("invalid_input", "due", `due must be "overdue", "today" or "upcoming"`)
 	}
-	if err := s.notificationsOf(r, id); err != nil {
-		return err
-	}
-	items, err := s.q.UserFollowUps(r.Context(), principal(r.Context()).TenantID, id, due, time.Now())
+	limit, err := limitParam(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, page[projections.FollowUp]{Items: nonNil(items)})
+	if err := s.notificationsOf(r, id); err != nil {
+		return err
+	}
+	p, err := s.q.UserFollowUps(r.Context(), principal(r.Context()).TenantID, id, due, time.Now(), limit, r.URL.Query().Get("cursor"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, nethttp.StatusOK, page[projections.FollowUp]{Items: nonNil(p.Items), NextCursor: p.NextCursor})
 	return nil
 }
 

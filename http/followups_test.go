@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -530,6 +531,50 @@ func TestFollowUpsAndViewsRebuildEqualsLive(t *testing.T) {
 		}
 		if fmt.Sprint(rows) != fmt.Sprint(alone[tbl]) {
 			t.Errorf("%s: live %v, after rebuilding the notifications alone %v", tbl, rows, alone[tbl])
+		}
+	}
+}
+
+// TestFollowUpListsArePaginated: both follow-up lists page with limit and
+// cursor, as every list does (found by hostile testing: they ignored both,
+// a user's silently stopping at 500); a bad limit or cursor is a 400.
+func TestFollowUpListsArePaginated(t *testing.T) {
+	b := setup(t)
+	alice := b.createUser(t, "Alice", "member")
+	cust := b.customerWithTeam(t, "Paged", alice.userID)
+	due := time.Now().Add(72 * time.Hour).UTC().Truncate(time.Second)
+	var want []string
+	var last string
+	for i := range 5 {
+		f := scheduleFU(t, b.admin, cust, due.Add(time.Duration(5-i)*time.Hour), "team")
+		want = append([]string{f["id"].(string)}, want...)
+		last = fmt.Sprint(int64(f["position"].(float64)))
+	}
+	for _, path := range []string{"/v1/customers/" + cust + "/follow-ups", "/v1/users/" + alice.userID + "/follow-ups"} {
+		var got []string
+		pages := 0
+		for cursor := ""; ; {
+			var pg struct {
+				Items      []struct{ ID string }
+				NextCursor string `json:"next_cursor"`
+			}
+			b.admin.must(200, "GET", path+"?limit=2&cursor="+cursor, nil, hdr{"X-Min-Position": last}).decode(t, &pg)
+			pages++
+			for _, it := range pg.Items {
+				got = append(got, it.ID)
+			}
+			if pg.NextCursor == "" {
+				break
+			}
+			cursor = pg.NextCursor
+		}
+		if !slices.Equal(got, want) || pages != 3 {
+			t.Errorf("%s in pages of 2: %v over %d pages, want %v over 3", path, got, pages, want)
+		}
+		for _, bad := range []string{"?limit=-5", "?limit=501", "?cursor=nope"} {
+			if r := b.admin.do("GET", path+bad, nil); r.status != 400 {
+				t.Errorf("%s%s: %d %s", path, bad, r.status, r.body)
+			}
 		}
 	}
 }

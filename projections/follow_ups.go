@@ -87,34 +87,68 @@ func scanFollowUp(row pgx.CollectableRow) (FollowUp, error) {
 // The customer-reading queries of follow-ups, one each (visibility rules
 // apply here).
 const (
+	// $3/$4: the last follow-up of the previous page (NULL: the first),
+	// $5 the most rows to read.
 	qCustomerFollowUps = `SELECT ` + followUpColumns + ` FROM follow_ups f
 WHERE f.tenant_id = $1 AND f.customer_id = $2
-ORDER BY f.due_at, f.follow_up_id`
+  AND ($3::timestamptz IS NULL OR (f.due_at, f.follow_up_id) > ($3, $4::uuid))
+ORDER BY f.due_at, f.follow_up_id
+LIMIT $5`
 
 	qFollowUpCustomer = `SELECT f.customer_id::text FROM follow_ups f WHERE f.tenant_id = $1 AND f.follow_up_id = $2`
 
 	// The user's open follow-ups through today's team (my_clients): every
 	// follow-up to the team, and those to the lead where the user is lead.
-	// $3/$4 bound the due time: [from, to).
+	// $3/$4 bound the due time: [from, to); $5/$6 are the last follow-up
+	// of the previous page (NULL: the first), $7 the most rows to read.
 	qUserFollowUps = `SELECT ` + followUpColumns + ` FROM my_clients m
 JOIN follow_ups f ON f.customer_id = m.customer_id
 WHERE m.tenant_id = $1 AND m.user_id = $2 AND f.status = 'open' AND (f.send_to = 'team' OR m.lead)
   AND ($3::timestamptz IS NULL OR f.due_at >= $3) AND ($4::timestamptz IS NULL OR f.due_at < $4)
+  AND ($5::timestamptz IS NULL OR (f.due_at, f.follow_up_id) > ($5, $6::uuid))
 ORDER BY f.due_at, f.follow_up_id
-LIMIT $5`
+LIMIT $7`
 )
 
-// CustomerFollowUps returns the customer's live follow-ups (open and
-// done), by due time.
-func (q *Queries) CustomerFollowUps(ctx context.Context, tenantID, customerID string) ([]FollowUp, error) {
-	if !isUUID(customerID) {
-		return []FollowUp{}, nil
+// followUpCursor is where a page of follow-ups ended: they are listed by
+// due time, then ID.
+type followUpCursor struct {
+	DueAt time.Time `json:"t"`
+	ID    string    `json:"id"`
+}
+
+func (c *followUpCursor) valid() bool { return !c.DueAt.IsZero() && isUUID(c.ID) }
+
+// after decodes a follow-up list's cursor into the query's two arguments
+// (both nil for the first page).
+func followUpsAfter(cursor string) (dueAt *time.Time, id *string, err error) {
+	if cursor == "" {
+		return nil, nil, nil
 	}
-	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qCustomerFollowUps, tenantID, customerID)
+	var c followUpCursor
+	if err := decodeCursor("follow_ups", cursor, &c); err != nil {
+		return nil, nil, err
+	}
+	return &c.DueAt, &c.ID, nil
+}
+
+func followUpsPage(items []FollowUp, limit int) Page[FollowUp] {
+	return pageOf(items, limit, "follow_ups", func(last FollowUp) any { return followUpCursor{DueAt: last.DueAt, ID: last.ID} })
+}
+
+// CustomerFollowUps returns one page of the customer's live follow-ups
+// (open and done), by due time.
+func (q *Queries) CustomerFollowUps(ctx context.Context, tenantID, customerID string, limit int, cursor string) (Page[FollowUp], error) {
+	limit = clampLimit(limit)
+	dueAt, id, err := followUpsAfter(cursor)
+	if err != nil || !isUUID(customerID) {
+		return Page[FollowUp]{Items: []FollowUp{}}, err
+	}
+	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qCustomerFollowUps, tenantID, customerID, dueAt, id, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("list customer follow-ups: %w", err)
+		return Page[FollowUp]{}, fmt.Errorf("list customer follow-ups: %w", err)
 	}
-	return out, nil
+	return followUpsPage(out, limit), nil
 }
 
 // FollowUpCustomer returns the customer whose live follow-up id is, or
@@ -147,14 +181,16 @@ const (
 	DueUpcoming = "upcoming"
 )
 
-// UserFollowUps returns the user's open follow-ups by today's team
-// (every one to a team the user is on, those to the lead where the user is
-// lead), by due time, at most 500. due selects: overdue (due before now),
+// UserFollowUps returns one page of the user's open follow-ups by today's
+// team (every one to a team the user is on, those to the lead where the
+// user is lead), by due time. due selects: overdue (due before now),
 // today (from now to the end of the UTC day), upcoming (after today); ""
 // all.
-func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due string, now time.Time) ([]FollowUp, error) {
-	if !isUUID(userID) {
-		return []FollowUp{}, nil
+func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due string, now time.Time, limit int, cursor string) (Page[FollowUp], error) {
+	limit = clampLimit(limit)
+	after, afterID, err := followUpsAfter(cursor)
+	if err != nil || !isUUID(userID) {
+		return Page[FollowUp]{Items: []FollowUp{}}, err
 	}
 	now = now.UTC()
 	endOfDay := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC).AddDate(0, 0, 1)
@@ -167,11 +203,11 @@ func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due strin
 	case DueUpcoming:
 		from = &endOfDay
 	}
-	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qUserFollowUps, tenantID, userID, from, to, 500)
+	out, err := queryAll(ctx, q.db(ctx), scanFollowUp, qUserFollowUps, tenantID, userID, from, to, after, afterID, limit+1)
 	if err != nil {
-		return nil, fmt.Errorf("list user follow-ups: %w", err)
+		return Page[FollowUp]{}, fmt.Errorf("list user follow-ups: %w", err)
 	}
-	return out, nil
+	return followUpsPage(out, limit), nil
 }
 
 const qDueByCustomer = `SELECT f.customer_id::text, count(*) FROM follow_ups f

@@ -124,7 +124,11 @@ func compareSnapshots(t *testing.T, what string, a, b map[string][]string) {
 // domain's live ones.
 func checkFollowUps(t *testing.T, q *Queries, tenantID string, c domain.Customer) {
 	t.Helper()
-	got, err := q.CustomerFollowUps(context.Background(), tenantID, c.ID)
+	// Pages of two, so that the cursor is under test too.
+	var got []FollowUp
+	err := eachItem(func(cursor string) (Page[FollowUp], error) {
+		return q.CustomerFollowUps(context.Background(), tenantID, c.ID, 2, cursor)
+	}, func(f FollowUp) error { got = append(got, f); return nil })
 	if err != nil {
 		t.Fatalf("customer %s follow-ups: %v", c.ID, err)
 	}
