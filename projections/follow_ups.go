@@ -251,7 +251,7 @@ func (q *Queries) CountOverdueFollowUps(ctx context.Context, tenantID, userID st
 	}
 	now = now.UTC()
 	var n int
-	err := q.db(ctx).QueryRow(ctx, `SELECT count(*) FROM (`+qUserFollowUps+`) u`, tenantID, userID, nil, &now, limit).Scan(&n)
+	err := q.db(ctx).QueryRow(ctx, `SELECT count(*) FROM (`+qUserFollowUps+`) u`, tenantID, userID, nil, &now, nil, nil, limit).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count overdue follow-ups: %w", err)
 	}
