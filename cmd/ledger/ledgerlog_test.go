@@ -102,6 +102,27 @@ func newInsider(t *testing.T) *insider {
 	return in
 }
 
+// commands are the service's commands over the insider's database, and the
+// admin's meta.
+func (in *insider) commands(t *testing.T) (*commandspkg.Commands, commandspkg.Meta) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return commandspkg.New(in.store, testdb.Keyring(t), log),
+		commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+}
+
+// keepCheckpoint builds the tree over today's events and keeps a checkpoint
+// of it in a file named name.
+func (in *insider) keepCheckpoint(t *testing.T, name string) string {
+	t.Helper()
+	in.buildTree(t)
+	out, _ := in.mustRun(t, 0, "checkpoint", "--tenant", in.tenant)
+	file := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(file, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
 // buildTree builds the tree as the projections keep it (no runner runs in
 // this process): a rebuild takes the events committed below every open
 // transaction of the cluster, which other tests' may hold back for a
@@ -299,9 +320,7 @@ func TestVerifyCheckpointTellsATamperedTreeFromTheEvents(t *testing.T) {
 func TestVerifyCheckpointsNameAnEventPastTheOlderOne(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
-	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	cmds, m := in.commands(t)
 	late, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"})
 	if err != nil {
 		t.Fatal(err)
@@ -312,12 +331,7 @@ func TestVerifyCheckpointsNameAnEventPastTheOlderOne(t *testing.T) {
 	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Later", Email: "later@client.example"}); err != nil {
 		t.Fatal(err)
 	}
-	in.buildTree(t)
-	out, _ := in.mustRun(t, 0, "checkpoint", "--tenant", in.tenant)
-	newer := filepath.Join(t.TempDir(), "newer")
-	if err := os.WriteFile(newer, []byte(out), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	newer := in.keepCheckpoint(t, "newer")
 	in.original = in.commitOrder(t)
 	in.asSuperuser(t, `DELETE FROM events WHERE stream_id = $1 AND stream_version = 2`, late.ID)
 	in.asSuperuser(t, `UPDATE streams SET version = version - 1 WHERE stream_id = $1`, late.ID)
@@ -368,19 +382,12 @@ func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
 	// More events later: the old checkpoint and a new one both verify, as
 	// positional files after the first.
 	in.asSuperuser(t, `SELECT 1`)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
-	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	cmds, m := in.commands(t)
 	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
 		t.Fatal(err)
 	}
-	in.buildTree(t)
-	out, _ := in.mustRun(t, 0, "checkpoint", "--tenant", in.tenant)
-	later := filepath.Join(t.TempDir(), "later")
-	if err := os.WriteFile(later, []byte(out), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	out, _ = in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile, later)
+	later := in.keepCheckpoint(t, "later")
+	out, _ := in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile, later)
 	if strings.Count(out, "OK: tenant") != 2 {
 		t.Fatalf("verify of two checkpoints: %q", out)
 	}
@@ -443,9 +450,7 @@ func TestPeriodicSigningSignsGrownTreesOnly(t *testing.T) {
 	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
 		t.Fatalf("nothing new: signed %d (%v)", n, err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cmds := commandspkg.New(in.store, testdb.Keyring(t), log)
-	m := commandspkg.Meta{TenantID: in.tenant, Actor: domain.Actor{UserID: in.userID, Name: "Ann Admin", Role: domain.RoleAdmin}}
+	cmds, m := in.commands(t)
 	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
 		t.Fatal(err)
 	}
