@@ -35,8 +35,8 @@ const (
 )
 
 // checkRuleUsers refuses a rule naming a user the tenant does not have, or
-// an auditor (never assigned).
-func checkRuleUsers(ctx context.Context, q querier, tenantID string, body domain.RuleBody) error {
+// an auditor (never assigned), or a group the tenant does not have.
+func checkRuleUsers(ctx context.Context, q streamSource, tenantID string, body domain.RuleBody) error {
 	ids, err := parseIDs("user", body.Assign.UserIDs...)
 	if err != nil {
 		return &domain.ValidationError{Field: "assign.user_ids", Detail: "must be user IDs"}
@@ -58,27 +58,38 @@ func checkRuleUsers(ctx context.Context, q querier, tenantID string, body domain
 		if _, ok := parseID(body.Match.Group); !ok {
 			return &domain.ValidationError{Field: "match.group", Detail: "must be a group ID"}
 		}
+		// A rule of a group that is not there would never match, and
+		// nobody would be told.
+		if _, err := lockGroup(ctx, q, tenantID, body.Match.Group, noLock); errors.Is(err, ErrNotFound) {
+			return &domain.ValidationError{Field: "match.group", Detail: "group " + body.Match.Group + " is not a group of this tenant"}
+		} else if err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-// normalizeRuleIDs canonicalizes the user IDs (and weights' keys) of b.
-func normalizeRuleIDs(b domain.RuleBody) domain.RuleBody {
+// normalizeRuleIDs canonicalizes the user IDs (and weights' keys) of b,
+// "me" standing for the caller (me) as wherever a user ID goes.
+func normalizeRuleIDs(b domain.RuleBody, me string) domain.RuleBody {
+	canonical := func(id string) string {
+		if id == "me" {
+			return me
+		}
+		if p, ok := parseID(id); ok {
+			return p
+		}
+		return id
+	}
 	ids := make([]string, len(b.Assign.UserIDs))
 	for i, id := range b.Assign.UserIDs {
-		if p, ok := parseID(id); ok {
-			id = p
-		}
-		ids[i] = id
+		ids[i] = canonical(id)
 	}
 	b.Assign.UserIDs = ids
 	if b.Assign.Weights != nil {
 		w := make(map[string]int, len(b.Assign.Weights))
 		for id, n := range b.Assign.Weights {
-			if p, ok := parseID(id); ok {
-				id = p
-			}
-			w[id] = n
+			w[canonical(id)] = n
 		}
 		b.Assign.Weights = w
 	}
@@ -119,7 +130,7 @@ func (c *Commands) writeRule(ctx context.Context, m Meta, id string, body domain
 		}
 	}
 	if !del {
-		if body, err = domain.NormalizeRule(normalizeRuleIDs(body)); err != nil {
+		if body, err = domain.NormalizeRule(normalizeRuleIDs(body, m.Actor.UserID)); err != nil {
 			return RuleResult{}, err
 		}
 	}

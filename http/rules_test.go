@@ -85,6 +85,9 @@ func TestAssignmentRulesCRUD(t *testing.T) {
 		{"name": "x", "assign": map[string]any{"user_ids": []string{"0193f7c2-0000-7000-8000-000000000001"}, "strategy": "round_robin"}},
 		{"name": "", "assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}},
 		{"name": "x", "match": map[string]any{"email_domain": 5}, "assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}},
+		// A group the tenant does not have (found by hostile testing: the
+		// rule was stored and never matched).
+		{"name": "x", "match": map[string]any{"group": "0193f7c2-0000-7000-8000-000000000002"}, "assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}},
 	} {
 		if r := b.admin.do("POST", "/v1/assignment-rules", bad); r.status != 400 {
 			t.Fatalf("%v: %d %s", bad, r.status, r.body)
@@ -99,6 +102,16 @@ func TestAssignmentRulesCRUD(t *testing.T) {
 	if b.countEvents(t) != before {
 		t.Fatal("refused rule commands wrote events")
 	}
+	// "me" stands for the caller here as wherever a user ID goes; a group
+	// of the tenant is taken.
+	g := b.admin.must(201, "POST", "/v1/groups", map[string]any{"name": "Ruled"}).json(t)["id"].(string)
+	mine := b.admin.must(201, "POST", "/v1/assignment-rules", map[string]any{"name": "Mine", "match": map[string]any{"group": g},
+		"assign": map[string]any{"user_ids": []string{"me"}, "strategy": "weighted", "weights": map[string]int{"me": 3}}}).json(t)
+	if ids := mine["assign"].(map[string]any)["user_ids"].([]any); len(ids) != 1 || ids[0] != b.admin.userID ||
+		mine["assign"].(map[string]any)["weights"].(map[string]any)[b.admin.userID] != float64(3) {
+		t.Fatalf("a rule of me: %v", mine)
+	}
+	b.admin.must(204, "DELETE", "/v1/assignment-rules/"+mine["id"].(string), nil)
 	b.admin.must(204, "DELETE", "/v1/assignment-rules/"+id, nil)
 	b.admin.must(404, "GET", "/v1/assignment-rules/"+id, nil)
 	b.admin.must(404, "PUT", "/v1/assignment-rules/"+id, map[string]any{"name": "x", "assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}})
