@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/keyring"
@@ -32,6 +30,7 @@ type engine struct {
 	folds  []*projection
 	events []*projection // made from single typed events
 	tables map[string]*table
+	sql    map[string]tableSQL // by table name
 	cache  foldCache
 	// wrote is, per projection, what its claim will find when nothing but
 	// this engine wrote since its last batch: the checkpoint that batch
@@ -87,7 +86,10 @@ type claim struct {
 }
 
 func newEngine(ps []*projection, counts *foldCounts, keys *keyring.Keyring) *engine {
-	e := &engine{ps: ps, tables: tablesOf(ps), cache: foldCache{counts: counts, keys: keys}}
+	e := &engine{ps: ps, tables: tablesOf(ps), sql: map[string]tableSQL{}, cache: foldCache{counts: counts, keys: keys}}
+	for name, t := range e.tables {
+		e.sql[name] = newTableSQL(t)
+	}
 	for _, p := range ps {
 		switch {
 		case p.fold != nil:
@@ -234,7 +236,7 @@ func (e *engine) writeEvents(w *stmt, ds []decoded, after map[string]eventstore.
 			if err != nil {
 				return err
 			}
-			w.cte(fmt.Sprintf("INSERT INTO %s (%s) %s ON CONFLICT DO NOTHING", pgx.Identifier{t.name}.Sanitize(), quoted(t.columns), source))
+			w.cte(e.sql[t.name].insert + source + " ON CONFLICT DO NOTHING")
 		}
 	}
 	return nil
@@ -330,14 +332,14 @@ func (e *engine) writeFolds(w *stmt, folded []foldedCustomer, cache *foldCache) 
 			if err != nil {
 				return err
 			}
-			w.cte(fmt.Sprintf("DELETE FROM %s WHERE (%s) IN (%s)", pgx.Identifier{t.name}.Sanitize(), quoted(t.key), keys))
+			w.cte(e.sql[name].deleteKeys + keys + ")")
 		}
 		if rows := changed[name]; len(rows) > 0 {
 			source, err := columnArrays(w, t, rows, false)
 			if err != nil {
 				return err
 			}
-			w.cte(upsert(t, source))
+			w.cte(e.sql[name].insert + source + e.sql[name].onConflict)
 		}
 	}
 	return nil
