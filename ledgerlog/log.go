@@ -202,12 +202,21 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 		return false, ErrNoTree
 	}
 	var latest int64
-	err = l.pool.QueryRow(ctx, `SELECT tree_size FROM ledger_checkpoints WHERE tenant_id = $1::uuid ORDER BY tree_size DESC LIMIT 1`, tenantID).Scan(&latest)
+	var note string
+	err = l.pool.QueryRow(ctx, `SELECT tree_size, note FROM ledger_checkpoints WHERE tenant_id = $1::uuid ORDER BY tree_size DESC LIMIT 1`, tenantID).Scan(&latest, &note)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return false, fmt.Errorf("sign checkpoint: %w", err)
 	}
 	if err == nil && latest >= n {
 		return false, nil
+	}
+	// A log's origin is its name, fixed by its first checkpoint: a process
+	// configured with another base URL (a CLI run from a shell, a node set
+	// up apart) signs under the same one, or a client that pins the origin
+	// would refuse the checkpoint.
+	origin := Origin(l.baseURL, tenantID)
+	if cp, perr := ParseCheckpoint(note); err == nil && perr == nil {
+		origin = cp.Origin
 	}
 	root, err := tlog.TreeHash(n, reader(ctx, l.pool, tenantID))
 	if err != nil {
@@ -217,7 +226,7 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 	if err := l.pool.QueryRow(ctx, qLeafPosition, tenantID, n-1).Scan(&pos); err != nil {
 		return false, fmt.Errorf("sign checkpoint: %w", err)
 	}
-	msg, err := Sign(Checkpoint{Origin: Origin(l.baseURL, tenantID), Size: n, Root: root}, l.key.Signer)
+	msg, err := Sign(Checkpoint{Origin: origin, Size: n, Root: root}, l.key.Signer)
 	if err != nil {
 		return false, err
 	}

@@ -466,3 +466,28 @@ func TestPeriodicSigningSignsGrownTreesOnly(t *testing.T) {
 		t.Fatalf("checkpoints %+v (%v)", list, err)
 	}
 }
+
+// TestCheckpointKeepsTheLogsOrigin: a log's origin is fixed by its first
+// checkpoint; a process configured with another base URL signs later ones
+// under the same origin (found by hostile testing: a CLI run from a shell
+// signed under LEDGER_ADDR's, mixing origins in one tenant's log).
+func TestCheckpointKeepsTheLogsOrigin(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	cmds, m := in.commands(t)
+	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
+		t.Fatal(err)
+	}
+	in.vars["LEDGER_BASE_URL"] = "https://elsewhere.example"
+	laterFile := in.keepCheckpoint(t, "later")
+	later, err := os.ReadFile(laterFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "https://ledger.example/tenants/" + in.tenant + "\n"; !strings.HasPrefix(string(later), want) {
+		t.Fatalf("a later checkpoint signed with another base URL: %q, want origin %q", later, want)
+	}
+	if out, _ := in.mustRun(t, 0, "verify", "--checkpoint", in.cpFile, laterFile); strings.Count(out, "OK: tenant") != 2 {
+		t.Fatalf("verify of both checkpoints: %q", out)
+	}
+}
