@@ -271,6 +271,9 @@ func badText(v reflect.Value, field string) (string, bool) {
 			if name == "" {
 				name = f.Name
 			}
+			if field != "" {
+				name = field + "." + name // a nested field by its path: match.title_contains
+			}
 			if f.Anonymous && f.Type.Kind() == reflect.Struct {
 				name = field // promoted fields keep their own names
 			}

@@ -98,6 +98,11 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 		body["team"] = []string{u.userID}
 		badInput(t, b.admin.do("POST", "/v1/clients/invitations", body), field, "NUL in an invitation's "+field)
 	}
+	// A nested field is named by its path (found by hostile testing: only
+	// its last key was).
+	badInput(t, b.admin.do("POST", "/v1/assignment-rules", map[string]any{"name": "R", "match": map[string]any{"title_contains": "A\x00Z"},
+		"assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}}), "match.title_contains", "NUL in a rule's match")
+	badInput(t, b.admin.do("POST", "/v1/views", map[string]any{"name": "V", "filter": map[string]any{"q": "A\x00Z"}}), "filter.q", "NUL in a view's filter")
 	raw := "{\"first_name\":\"Carla\",\"last_name\":\"\xc3\x28\",\"email\":\"c@client.example\"}"
 	badInput(t, b.admin.do("POST", "/v1/customers", []byte(raw)), "last_name", "invalid UTF-8 in a customer's last_name")
 
