@@ -294,19 +294,17 @@ func (c Customer) followUpFor(a Actor, id string) (FollowUp, error) {
 // lead alone), or nothing when it is not pending or not due yet (done,
 // cancelled, snoozed past now, or recorded due already: so whoever asks
 // twice, the event is written once). A follow-up to the lead of a team with
-// no lead, or of a customer with no team, falls due with no recipients.
+// no lead reminds the whole team rather than nobody; one of a customer with
+// no team falls due with no recipients.
 func (c Customer) FollowUpFallsDue(id string, now time.Time) []Event {
 	f, ok := c.FollowUps[id]
 	if c.Erased || !ok || !f.Pending() || f.DueAt.After(now) {
 		return nil
 	}
 	recipients := []string{}
-	switch f.To {
-	case FollowUpToLead:
-		if l, ok := c.Lead(); ok {
-			recipients = append(recipients, l.UserID)
-		}
-	default:
+	if l, ok := c.Lead(); ok && f.To == FollowUpToLead {
+		recipients = append(recipients, l.UserID)
+	} else {
 		for _, m := range c.Team {
 			recipients = append(recipients, m.UserID)
 		}

@@ -102,11 +102,16 @@ func TestFollowUpToTheLead(t *testing.T) {
 	if got := evs[0].(domain.FollowUpDue).Recipients; !slices.Equal(got, []string{"bob"}) {
 		t.Fatalf("recipients %v", got)
 	}
-	// No lead: due with no recipients (recorded, nobody told).
-	c2 := withTeam("", "alice")
+	// No lead: the whole team rather than nobody.
+	c2 := withTeam("", "alice", "bob")
 	c2 = applied(c2, mustEvents(t)(c2.ScheduleFollowUp(fuAlice, "f1", due, "", "lead"))...)
-	if got := c2.FollowUpFallsDue("f1", due)[0].(domain.FollowUpDue).Recipients; len(got) != 0 {
-		t.Fatalf("recipients %v", got)
+	if got := c2.FollowUpFallsDue("f1", due)[0].(domain.FollowUpDue).Recipients; !slices.Equal(got, []string{"alice", "bob"}) {
+		t.Fatalf("recipients without a lead %v", got)
+	}
+	// No team: due with no recipients (recorded, nobody to tell).
+	c3 := applied(c2, domain.UserUnassigned{CustomerID: c2.ID, UserID: "alice"}, domain.UserUnassigned{CustomerID: c2.ID, UserID: "bob"})
+	if got := c3.FollowUpFallsDue("f1", due)[0].(domain.FollowUpDue).Recipients; len(got) != 0 {
+		t.Fatalf("recipients without a team %v", got)
 	}
 }
 

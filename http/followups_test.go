@@ -289,6 +289,34 @@ func TestFollowUpDueToTheLeadOnly(t *testing.T) {
 	}
 }
 
+// TestFollowUpToTheLeadOfALeadlessTeam: a follow-up to the lead of a team
+// that has none is listed for, and reminds, the whole team rather than
+// nobody (found by hostile testing: it fell due to no one).
+func TestFollowUpToTheLeadOfALeadlessTeam(t *testing.T) {
+	b := setup(t)
+	alice := b.createUser(t, "Alice", "member")
+	bob := b.createUser(t, "Bob", "member")
+	cust := b.customerWithTeam(t, "Nola", alice.userID, bob.userID)
+	due := time.Now().Add(time.Hour)
+	scheduleFU(t, alice, cust, due, "lead")
+	pos := hdr{"X-Min-Position": b.lastPosition(t)}
+	for _, u := range []*client{alice, bob} {
+		var list struct {
+			Items []map[string]any `json:"items"`
+		}
+		u.must(200, "GET", "/v1/users/me/follow-ups", nil, pos).decode(t, &list)
+		if len(list.Items) != 1 {
+			t.Fatalf("a lead-less team's member's follow-ups: %v", list.Items)
+		}
+	}
+	if n := b.fire(t, due.Add(time.Minute)); n != 1 {
+		t.Fatalf("fired %d", n)
+	}
+	if dueNotifications(t, alice, cust) != 1 || dueNotifications(t, bob, cust) != 1 {
+		t.Fatal("every member of a lead-less team must be told, once")
+	}
+}
+
 func TestFollowUpSnoozedFallsDueAtItsNewTime(t *testing.T) {
 	b := setup(t)
 	alice := b.createUser(t, "Alice", "member")

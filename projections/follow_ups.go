@@ -98,12 +98,15 @@ LIMIT $5`
 	qFollowUpCustomer = `SELECT f.customer_id::text FROM follow_ups f WHERE f.tenant_id = $1 AND f.follow_up_id = $2`
 
 	// The user's open follow-ups through today's team (my_clients): every
-	// follow-up to the team, and those to the lead where the user is lead.
+	// follow-up to the team, and those to the lead where the user is lead
+	// or the team has none (domain.Customer.FollowUpFallsDue reminds them
+	// all then).
 	// $3/$4 bound the due time: [from, to); $5/$6 are the last follow-up
 	// of the previous page (NULL: the first), $7 the most rows to read.
 	qUserFollowUps = `SELECT ` + followUpColumns + ` FROM my_clients m
 JOIN follow_ups f ON f.customer_id = m.customer_id
-WHERE m.tenant_id = $1 AND m.user_id = $2 AND f.status = 'open' AND (f.send_to = 'team' OR m.lead)
+WHERE m.tenant_id = $1 AND m.user_id = $2 AND f.status = 'open'
+  AND (f.send_to = 'team' OR m.lead OR NOT EXISTS (SELECT 1 FROM my_clients l WHERE l.customer_id = f.customer_id AND l.lead))
   AND ($3::timestamptz IS NULL OR f.due_at >= $3) AND ($4::timestamptz IS NULL OR f.due_at < $4)
   AND ($5::timestamptz IS NULL OR (f.due_at, f.follow_up_id) > ($5, $6::uuid))
 ORDER BY f.due_at, f.follow_up_id
