@@ -290,6 +290,10 @@ func TestIfMatch(t *testing.T) {
 	if r.header.Get("ETag") == etag {
 		t.Fatal("ETag did not change after a command")
 	}
+	// If-Match: * holds for any version of a customer that exists (found
+	// by hostile testing: a 400).
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", nil, hdr{"If-Match": "*"})
+	b.admin.must(404, "POST", "/v1/customers/0193f7c2-0000-7000-8000-000000000001/block", nil, hdr{"If-Match": "*"})
 }
 
 func TestIdempotencyKey(t *testing.T) {

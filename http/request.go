@@ -110,7 +110,9 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 		h.Write(body)
 		m.IdempotencyKey, m.RequestHash = key, h.Sum(nil)
 	}
-	if im := r.Header.Get("If-Match"); im != "" {
+	// If-Match: * holds whenever the resource exists, which every command
+	// on one checks anyway: no version to compare.
+	if im := strings.TrimSpace(r.Header.Get("If-Match")); im != "" && im != "*" {
 		v, err := parseETag(im)
 		if err != nil {
 			return m, err
