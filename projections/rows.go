@@ -144,9 +144,14 @@ func sameValue(a, b any) bool {
 
 // columnArrays turns rows of t into one typed array per column, and the
 // SELECT list that reads them back as rows from unnest: the SQL of the
-// source of an INSERT, or of the keys of a DELETE when keyOnly.
+// source of an INSERT, or of the keys of a DELETE when keyOnly. Written
+// straight into one builder: a live batch makes one per table it writes.
 func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error) {
-	var params, names, cols []string
+	var sel, from, as strings.Builder
+	sel.WriteString("SELECT ")
+	from.WriteString(" FROM unnest(")
+	as.WriteString(") AS u(")
+	first := true
 	for j, c := range t.columns {
 		if keyOnly && !t.isKey(c) {
 			continue
@@ -155,16 +160,25 @@ func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error)
 		if err != nil {
 			return "", fmt.Errorf("%s.%s: %w", t.name, c, err)
 		}
-		params = append(params, w.arg(arr)+"::"+typ+"[]")
-		n := "u" + strconv.Itoa(j)
-		names = append(names, n)
-		if _, ok := rows[0][j].(rawJSON); ok {
-			n += "::jsonb" // travels as text
+		if !first {
+			sel.WriteString(", ")
+			from.WriteString(", ")
+			as.WriteString(", ")
 		}
-		cols = append(cols, n)
+		first = false
+		n := "u" + strconv.Itoa(j)
+		from.WriteString(w.arg(arr))
+		from.WriteString("::")
+		from.WriteString(typ)
+		from.WriteString("[]")
+		as.WriteString(n)
+		sel.WriteString(n)
+		if _, ok := rows[0][j].(rawJSON); ok {
+			sel.WriteString("::jsonb") // travels as text
+		}
 	}
-	return fmt.Sprintf("SELECT %s FROM unnest(%s) AS u(%s)", strings.Join(cols, ", "), strings.Join(params, ", "),
-		strings.Join(names, ", ")), nil
+	as.WriteString(")")
+	return sel.String() + from.String() + as.String(), nil
 }
 
 // column collects column j of rows into a typed slice, with its element's
