@@ -225,15 +225,26 @@ func TestJSONErrorsSpeakJSON(t *testing.T) {
 
 	anon := &client{t: t, base: b.base}
 	r = anon.do("PATCH", "/healthz", nil)
-	if r.status != 405 || r.header.Get("Allow") != "GET" {
+	if r.status != 405 || r.header.Get("Allow") != "GET, HEAD" {
 		t.Fatalf("405 without Allow: %d %v", r.status, r.header)
 	}
 	r = b.admin.do("GET", "/v1/customers/"+cust+"/assignees", nil, hdr{"X-HTTP-Method": "x"})
 	if r.status != 200 {
 		t.Fatalf("assignees: %d", r.status)
 	}
-	if r := b.admin.do("PATCH", "/v1/customers/"+cust+"/assignees", nil); r.status != 405 || r.header.Get("Allow") != "GET, POST, PUT" {
+	if r := b.admin.do("PATCH", "/v1/customers/"+cust+"/assignees", nil); r.status != 405 || r.header.Get("Allow") != "GET, HEAD, POST, PUT" {
 		t.Fatalf("405 on assignees: %d Allow %q", r.status, r.header.Get("Allow"))
+	}
+	// HEAD is answered wherever GET is: the GET's status and headers, no
+	// body (found by hostile testing: a 405).
+	for _, path := range []string{"/v1/customers", "/v1/customers/" + cust, "/openapi.json"} {
+		get, head := b.admin.do("GET", path, nil), b.admin.do("HEAD", path, nil)
+		if head.status != 200 || get.status != 200 || len(head.body) != 0 || head.header.Get("Content-Type") != get.header.Get("Content-Type") {
+			t.Errorf("HEAD %s: %d %q, %d bytes; GET %d %q", path, head.status, head.header.Get("Content-Type"), len(head.body), get.status, get.header.Get("Content-Type"))
+		}
+	}
+	if r := b.admin.do("HEAD", "/v1/assignments/bulk", nil); r.status != 405 || r.header.Get("Allow") != "POST" {
+		t.Errorf("HEAD on a POST-only route: %d, Allow %q", r.status, r.header.Get("Allow"))
 	}
 	badInput(t, b.admin.do("GET", "/v1/audit?type=Nope", nil), "type", "an unknown event type")
 	if r := b.admin.do("GET", "/v1/audit", nil, hdr{"Accept": "application/ndjson"}); r.status != 200 ||

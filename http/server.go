@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -143,7 +144,8 @@ func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	if !s.shadow {
 		// A shadow serves requests that went through these already.
-		r.Use(withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
+		// HEAD is answered wherever GET is, as HTTP asks of every server.
+		r.Use(middleware.GetHead, withRequestID, s.observe, s.recoverer, s.withDeadline, s.checkQuery)
 	}
 	r.NotFound(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		writeProblem(w, newProblem(nethttp.StatusNotFound, "not_found", "no such route"))
@@ -259,6 +261,9 @@ func (s *Server) allowedMethods(path string) []string {
 	for _, m := range []string{nethttp.MethodGet, nethttp.MethodPost, nethttp.MethodPut, nethttp.MethodPatch, nethttp.MethodDelete} {
 		if s.router.Match(chi.NewRouteContext(), m, path) {
 			out = append(out, m)
+			if m == nethttp.MethodGet {
+				out = append(out, nethttp.MethodHead)
+			}
 		}
 	}
 	return out
