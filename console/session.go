@@ -56,7 +56,8 @@ WHERE s.token_hash = $1 AND s.expires_at > now() AND u.status = 'active'`
 
 // session loads the browser's session, if any, sets the security headers
 // of every console answer, and refuses a POST whose CSRF token is not the
-// session's (or, for sign-in, the sign-in cookie's).
+// session's (or, for sign-in, the sign-in cookie's) and any field no text
+// can hold (checkText).
 func (c *Console) session(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		h := w.Header()

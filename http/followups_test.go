@@ -269,17 +269,12 @@ func TestFollowUpDueToTheLeadOnly(t *testing.T) {
 	b.admin.must(200, "PUT", "/v1/customers/"+cust+"/lead", map[string]any{"user_id": bob.userID})
 	due := time.Now().Add(time.Hour)
 	scheduleFU(t, alice, cust, due, "lead")
-	var list struct {
-		Items []map[string]any `json:"items"`
-	}
 	pos := hdr{"X-Min-Position": b.lastPosition(t)}
-	alice.must(200, "GET", "/v1/users/me/follow-ups", nil, pos).decode(t, &list)
-	if len(list.Items) != 0 {
-		t.Fatalf("a follow-up to the lead is listed for a member: %v", list.Items)
+	if items := myFollowUps(t, alice, pos); len(items) != 0 {
+		t.Fatalf("a follow-up to the lead is listed for a member: %v", items)
 	}
-	bob.must(200, "GET", "/v1/users/me/follow-ups", nil, pos).decode(t, &list)
-	if len(list.Items) != 1 {
-		t.Fatalf("the lead's follow-ups: %v", list.Items)
+	if items := myFollowUps(t, bob, pos); len(items) != 1 {
+		t.Fatalf("the lead's follow-ups: %v", items)
 	}
 	if n := b.fire(t, due.Add(time.Minute)); n != 1 {
 		t.Fatalf("fired %d", n)
@@ -301,12 +296,8 @@ func TestFollowUpToTheLeadOfALeadlessTeam(t *testing.T) {
 	scheduleFU(t, alice, cust, due, "lead")
 	pos := hdr{"X-Min-Position": b.lastPosition(t)}
 	for _, u := range []*client{alice, bob} {
-		var list struct {
-			Items []map[string]any `json:"items"`
-		}
-		u.must(200, "GET", "/v1/users/me/follow-ups", nil, pos).decode(t, &list)
-		if len(list.Items) != 1 {
-			t.Fatalf("a lead-less team's member's follow-ups: %v", list.Items)
+		if items := myFollowUps(t, u, pos); len(items) != 1 {
+			t.Fatalf("a lead-less team's member's follow-ups: %v", items)
 		}
 	}
 	if n := b.fire(t, due.Add(time.Minute)); n != 1 {
@@ -315,6 +306,16 @@ func TestFollowUpToTheLeadOfALeadlessTeam(t *testing.T) {
 	if dueNotifications(t, alice, cust) != 1 || dueNotifications(t, bob, cust) != 1 {
 		t.Fatal("every member of a lead-less team must be told, once")
 	}
+}
+
+// myFollowUps is the first page of the caller's open follow-ups.
+func myFollowUps(t *testing.T, c *client, pos hdr) []map[string]any {
+	t.Helper()
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	c.must(200, "GET", "/v1/users/me/follow-ups", nil, pos).decode(t, &list)
+	return list.Items
 }
 
 func TestFollowUpSnoozedFallsDueAtItsNewTime(t *testing.T) {

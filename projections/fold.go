@@ -77,32 +77,29 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		// IDs (assignment_intervals, versions); the profile is forgotten.
 		c.Erased, c.Profile = true, domain.Profile{Erased: true}
 		for _, m := range c.Team {
-			c.memberChanged(m.UserID)
+			c.track(&c.MembersChanged, m.UserID)
 		}
 	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:
 		c.FollowUps = domain.FollowUpsApplyInPlace(c.FollowUps, e, at)
-		if id := followUpID(e); id != "" && c.written {
-			if c.FollowUpsChanged == nil {
-				c.FollowUpsChanged = map[string]bool{}
-			}
-			c.FollowUpsChanged[id] = true
+		if id := followUpID(e); id != "" {
+			c.track(&c.FollowUpsChanged, id)
 		}
 	}
 	c.Version++
 }
 
-// memberChanged records that the user's my_clients row changed, when the
-// fold tracks changes (it was written).
-func (c *customerState) memberChanged(userID string) {
+// track records in set that the row of id changed, when the fold tracks
+// changes (it was written: a fold never written gives every row).
+func (c *customerState) track(set *map[string]bool, id string) {
 	if !c.written {
 		return
 	}
-	if c.MembersChanged == nil {
-		c.MembersChanged = map[string]bool{}
+	if *set == nil {
+		*set = map[string]bool{}
 	}
-	c.MembersChanged[userID] = true
+	(*set)[id] = true
 }
 
 // followUpID is the follow-up a follow-up event is about.
@@ -203,10 +200,10 @@ func (fc *foldCustomer) advance(d decoded) {
 		closed, opened := stretchChanges(before, fc.state.Team)
 		fc.stretches.changed(closed, opened, d.env.RecordedAt, d.env.Position)
 		for _, id := range closed {
-			fc.state.memberChanged(id)
+			fc.state.track(&fc.state.MembersChanged, id)
 		}
 		for _, m := range opened {
-			fc.state.memberChanged(m.UserID)
+			fc.state.track(&fc.state.MembersChanged, m.UserID)
 		}
 	}
 }

@@ -122,8 +122,8 @@ type followUpCursor struct {
 
 func (c *followUpCursor) valid() bool { return !c.DueAt.IsZero() && isUUID(c.ID) }
 
-// after decodes a follow-up list's cursor into the query's two arguments
-// (both nil for the first page).
+// followUpsAfter decodes a follow-up list's cursor into the query's two
+// arguments (both nil for the first page).
 func followUpsAfter(cursor string) (dueAt *time.Time, id *string, err error) {
 	if cursor == "" {
 		return nil, nil, nil
@@ -186,7 +186,7 @@ const (
 
 // UserFollowUps returns one page of the user's open follow-ups by today's
 // team (every one to a team the user is on, those to the lead where the
-// user is lead), by due time. due selects: overdue (due before now),
+// user is lead or the team has none), by due time. due selects: overdue (due before now),
 // today (from now to the end of the UTC day), upcoming (after today); ""
 // all.
 func (q *Queries) UserFollowUps(ctx context.Context, tenantID, userID, due string, now time.Time, limit int, cursor string) (Page[FollowUp], error) {

@@ -144,8 +144,9 @@ func sameValue(a, b any) bool {
 
 // columnArrays turns rows of t into one typed array per column, and the
 // SELECT list that reads them back as rows from unnest: the SQL of the
-// source of an INSERT, or of the keys of a DELETE when keyOnly. Written
-// straight into one builder: a live batch makes one per table it writes.
+// source of an INSERT, or of the keys of a DELETE when keyOnly. Its three
+// parts are written straight into builders: a live batch makes one per
+// table it writes.
 func columnArrays(w *stmt, t *table, rows [][]any, keyOnly bool) (string, error) {
 	var sel, from, as strings.Builder
 	sel.WriteString("SELECT ")
