@@ -2,10 +2,13 @@ package commands_test
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
+	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 )
 
 func TestAssignUser(t *testing.T) {
@@ -162,11 +165,72 @@ func TestAssignUserIdempotent(t *testing.T) {
 	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k1", "assign u2"), c, u2)
 	wantErr(t, err, "key_reused")
 
-	// A refused command stores nothing: the same key may then succeed.
+	// A refusal is the key's first answer too: a retry gets it even after
+	// the team changed, and runs nothing; another body is a reused key.
 	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u1 again"), c, u1)
 	wantErr(t, err, domain.CodeAlreadyAssigned)
 	_, err = cmd.UnassignUser(ctx, b.admin, c, u1)
 	wantErr(t, err, "")
+	n = b.eventCount(t)
 	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u1 again"), c, u1)
+	wantErr(t, err, domain.CodeAlreadyAssigned)
+	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u2"), c, u2)
+	wantErr(t, err, "key_reused")
+	if b.eventCount(t) != n {
+		t.Fatal("a retry of a refused command appended")
+	}
+	// The refusal names the customer: its erasure leaves the key used, with
+	// nothing to replay.
+	if _, err := cmd.EraseCustomer(ctx, b.admin, c); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cmd.AssignUser(ctx, keyed(b.admin, "k2", "assign u1 again"), c, u1)
+	if !errors.Is(err, eventstore.ErrReplayUnavailable) {
+		t.Fatalf("retry after erasure: %v, want replay unavailable", err)
+	}
+}
+
+// A refusal by a rule of a command that is not single-customer (a
+// transaction of its own) is the key's answer too, and names the customers
+// the command found.
+func TestRefusedCommandOutsideTheUnitIsTheKeysAnswer(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+
+	gold, err := cmd.CreateGroup(ctx, b.admin, "Gold")
 	wantErr(t, err, "")
+	_, err = cmd.CreateGroup(ctx, keyed(b.admin, "g", "Gold"), "Gold")
+	wantErr(t, err, commands.CodeNameTaken)
+	if _, err := cmd.RenameGroup(ctx, b.admin, gold.ID, "Silver"); err != nil {
+		t.Fatal(err)
+	}
+	n := b.eventCount(t)
+	_, err = cmd.CreateGroup(ctx, keyed(b.admin, "g", "Gold"), "Gold")
+	wantErr(t, err, commands.CodeNameTaken) // the first answer, though the name is free now
+	_, err = cmd.CreateGroup(ctx, keyed(b.admin, "g", "Platinum"), "Platinum")
+	wantErr(t, err, "key_reused")
+	if b.eventCount(t) != n {
+		t.Fatal("a retry of a refused command appended")
+	}
+
+	// UpdateCustomer refused (another customer's e-mail): erasing the
+	// customer it decided on scrubs the refusal.
+	c1, c2 := b.customer(t), b.customer(t)
+	taken := "c-taken@client.example"
+	if _, err := cmd.UpdateCustomer(ctx, b.admin, c1, commands.ProfilePatch{Email: &taken}); err != nil {
+		t.Fatal(err)
+	}
+	m := keyed(b.admin, "u", "c2 gets c1's e-mail")
+	_, err = cmd.UpdateCustomer(ctx, m, c2, commands.ProfilePatch{Email: &taken})
+	wantErr(t, err, domain.CodeEmailTaken)
+	_, err = cmd.UpdateCustomer(ctx, m, c2, commands.ProfilePatch{Email: &taken})
+	wantErr(t, err, domain.CodeEmailTaken)
+	if _, err := cmd.EraseCustomer(ctx, b.admin, c2); err != nil {
+		t.Fatal(err)
+	}
+	_, err = cmd.UpdateCustomer(ctx, m, c2, commands.ProfilePatch{Email: &taken})
+	if !errors.Is(err, eventstore.ErrReplayUnavailable) {
+		t.Fatalf("retry after erasure: %v, want replay unavailable", err)
+	}
 }

@@ -369,12 +369,24 @@ func idempotent[R any](ctx context.Context, c *Commands, m Meta, run func(idem *
 	case errors.Is(err, errReplayed):
 		return decodeReplay[R](ctx, c, replay)
 	case err != nil:
-		// A concurrent retry with the same key may have committed while
-		// this attempt waited, and this attempt then ran into the very rule
-		// the first one satisfied (already_assigned): answer the first.
 		if errors.Is(err, eventstore.ErrIdempotencyKeyReused) {
 			return zero, err
 		}
+		// A refusal is the key's answer, unless a concurrent request with
+		// the key committed first.
+		if answer, ok := refusalAnswer(err); ok {
+			stored, serr := c.store.StoreRefusal(ctx, eventstore.StoredResponse{TenantID: m.TenantID, Key: m.IdempotencyKey,
+				Response: answer, CustomerIDs: idem.Names}, idem.RequestHash)
+			if serr != nil {
+				return zero, serr
+			}
+			if stored {
+				return zero, err
+			}
+		}
+		// A concurrent retry with the same key may have committed while
+		// this attempt waited, and this attempt then ran into the very rule
+		// the first one satisfied (already_assigned): answer the first.
 		if r, ok, lerr := lookupReplay[R](ctx, c, m); ok || lerr != nil {
 			if lerr != nil {
 				return zero, err
@@ -410,6 +422,9 @@ func decodeReplay[R any](ctx context.Context, c *Commands, response []byte) (R, 
 	if err != nil {
 		return r, err
 	}
+	if re, ok := refusalOf(response); ok {
+		return r, re
+	}
 	if err := json.Unmarshal(response, &r); err != nil {
 		return r, fmt.Errorf("decode stored response: %w", err)
 	}
@@ -417,6 +432,42 @@ func decodeReplay[R any](ctx context.Context, c *Commands, response []byte) (R, 
 		rp.markReplayed()
 	}
 	return r, nil
+}
+
+// storedRefusal is the answer stored under the idempotency key of a
+// command a business rule refused: a retry gets that first answer, and the
+// key cannot be reused with another body. No answer type has a "refused"
+// field, so a stored answer is never mistaken for a refusal. Its text names
+// users, customers and groups by ID or by staff e-mail, never a customer's
+// personal data, so it is stored as it is.
+type storedRefusal struct {
+	Refused *refusal `json:"refused"`
+}
+
+type refusal struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+}
+
+// refusalAnswer is the stored answer of err when a business rule refused
+// the command (a *domain.RuleError); ok is false for any other error,
+// whose command stores nothing under its key.
+func refusalAnswer(err error) (answer []byte, ok bool) {
+	var re *domain.RuleError
+	if !errors.As(err, &re) {
+		return nil, false
+	}
+	answer, err = json.Marshal(storedRefusal{Refused: &refusal{Code: re.Code, Detail: re.Detail}})
+	return answer, err == nil
+}
+
+// refusalOf is the refusal a stored answer holds, if it holds one.
+func refusalOf(answer []byte) (*domain.RuleError, bool) {
+	var s storedRefusal
+	if json.Unmarshal(answer, &s) != nil || s.Refused == nil {
+		return nil, false
+	}
+	return &domain.RuleError{Code: s.Refused.Code, Detail: s.Refused.Detail}, true
 }
 
 // withIdempotency returns idem with Response set to the JSON of *result
@@ -511,13 +562,19 @@ func (t *cmdTx) appendCustomers(ctx context.Context, m Meta, events map[string][
 func transact[R any](ctx context.Context, c *Commands, name string, m Meta, run func(ctx context.Context, tx *cmdTx) (R, error)) (R, error) {
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (R, error) {
 		var result R
+		var last *cmdTx
 		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
 				var err error
-				result, err = run(ctx, &cmdTx{Tx: tx, idem: idem, replay: replay})
+				last = &cmdTx{Tx: tx, idem: idem, replay: replay}
+				result, err = run(ctx, last)
 				return err
 			})
 		})
+		if err != nil && idem != nil && last != nil {
+			// What a refusal stored under the key names (idempotent).
+			idem.Names = append(slices.Clone(last.named), last.StreamsFound()...)
+		}
 		return result, err
 	})
 }

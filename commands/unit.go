@@ -631,9 +631,16 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 				answers[i].err = err
 				continue
 			}
+			// A refusal by a rule is the key's answer too (refusalAnswer).
+			refuse := func(err error) {
+				answers[i].err = err
+				if _, ok := refusalAnswer(err); ok && k.key != "" {
+					owners[k] = i
+				}
+			}
 			events, cu, err := u.decideOne(op, users, view, tenants)
 			if err != nil {
-				answers[i].err = err
+				refuse(err)
 				continue
 			}
 			gc := view[op.customerID]
@@ -643,7 +650,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			}
 			if pol := tenants[op.m.TenantID].Policy; pol.Capped() {
 				if err := pol.CheckCapacity(loads[op.m.TenantID], gc.cu, cu); err != nil {
-					answers[i].err = err
+					refuse(err)
 					continue
 				}
 				loads[op.m.TenantID].Move(gc.cu, cu)
@@ -728,6 +735,11 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			}
 		}
 		for k, i := range owners {
+			ids := []string{group[i].customerID}
+			if refused, ok := refusalAnswer(answers[i].err); ok {
+				responses = append(responses, eventstore.StoredResponse{TenantID: k.tenant, Key: k.key, Response: refused, CustomerIDs: ids})
+				continue
+			}
 			resp, err := json.Marshal(answers[i].r)
 			if err != nil {
 				return fmt.Errorf("idempotent response: %w", err)
@@ -740,7 +752,6 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 					return err
 				}
 			}
-			ids := []string{group[i].customerID}
 			responses = append(responses, eventstore.StoredResponse{TenantID: k.tenant, Key: k.key, Response: resp, Position: answers[i].r.Position, CustomerIDs: ids})
 		}
 		if keyed {

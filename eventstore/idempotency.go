@@ -1,6 +1,10 @@
 package eventstore
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 // ErrReplayUnavailable means an idempotency key is used but its answer can
 // no longer be replayed: the answer named a customer that has since been
@@ -17,3 +21,20 @@ var ErrReplayUnavailable = errors.New("idempotency key used; its answer named a 
 // ErrReplayUnavailable. A live record's hash is never empty (Meta
 // requires one with a key).
 func scrubbed(requestHash []byte) bool { return len(requestHash) == 0 }
+
+// StoreRefusal records r, the answer of a command a business rule refused,
+// under its key with requestHash, in a statement of its own: the refused
+// command's transaction wrote nothing and was rolled back. It reports
+// false, storing nothing, when the key is recorded already (a concurrent
+// request with the key committed first); the caller then replays that
+// record's answer.
+func (s *Store) StoreRefusal(ctx context.Context, r StoredResponse, requestHash []byte) (bool, error) {
+	tag, err := s.pool.Exec(ctx, qStoreRefusal, r.TenantID, r.Key, requestHash, r.Response, r.CustomerIDs)
+	if err != nil {
+		return false, fmt.Errorf("store refusal: %w", translate(err))
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+const qStoreRefusal = `INSERT INTO idempotency_keys (tenant_id, key, request_hash, response, customer_ids)
+	VALUES ($1, $2, $3, $4, $5::text[]::uuid[]) ON CONFLICT DO NOTHING`

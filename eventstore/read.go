@@ -203,6 +203,7 @@ func (t *Tx) StreamVersions(ctx context.Context, tenantID, streamType string, id
 		if lock == LockUpdate {
 			t.rememberHead(id, h)
 		}
+		t.found = append(t.found, id)
 		out[id] = h.version
 	}
 	if err := rows.Err(); err != nil {

@@ -51,7 +51,15 @@ type Tx struct {
 	// heads are the stream rows this transaction holds FOR UPDATE (or has
 	// inserted), as they now stand: an append needs not read them again.
 	heads map[string]head
+	// found are the streams StreamVersions found, in the order found.
+	found []string
 }
+
+// StreamsFound returns the streams StreamVersions found in this
+// transaction, locked or not: what a command decided on. A refusal stored
+// under the command's idempotency key names them, so that erasing any of
+// them scrubs it.
+func (t *Tx) StreamsFound() []string { return t.found }
 
 // Transact runs fn in one READ COMMITTED transaction and commits if fn
 // returns nil. Keep fn short: subscribers cannot read past an open transaction.

@@ -320,6 +320,25 @@ func TestIdempotencyKey(t *testing.T) {
 	if r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}); r.status != 409 || r.code() != "already_assigned" {
 		t.Fatalf("no key: %d %s", r.status, r.body)
 	}
+
+	// A refusal is a key's first answer too: replayed after Uma left the
+	// team, and the key with another body is reused.
+	refusedKey := hdr{"Idempotency-Key": "assign-uma-2"}
+	refused := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}, refusedKey)
+	if refused.status != 409 || refused.code() != "already_assigned" {
+		t.Fatalf("refused: %d %s", refused.status, refused.body)
+	}
+	b.admin.must(200, "DELETE", "/v1/customers/"+cust+"/assignees/"+u.userID, nil)
+	before = b.countEvents(t)
+	if r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": u.userID}, refusedKey); r.status != 409 || string(r.body) != string(refused.body) {
+		t.Fatalf("retry of a refusal: %d %s, want the first answer %s", r.status, r.body, refused.body)
+	}
+	if r := b.admin.do("POST", "/v1/customers/"+cust+"/assignees", map[string]string{"user_id": other.userID}, refusedKey); r.status != 422 || r.code() != "idempotency_key_reused" {
+		t.Fatalf("refused key, other body: %d %s", r.status, r.body)
+	}
+	if b.countEvents(t) != before {
+		t.Fatal("a retry of a refusal appended events")
+	}
 }
 
 func TestConcurrentAssignsThroughHTTPRespectMax(t *testing.T) {
