@@ -255,7 +255,7 @@ func readEvents(ctx context.Context, kr *keyring.Keyring, q streamSource, tenant
 	var sealed []string
 	for id, es := range evs {
 		for _, e := range es {
-			if kr != nil && e.SchemaVersion == keyring.SealedSchema && keyring.Sensitive(e.Type) {
+			if kr != nil && keyring.Sealed(e.Type, e.SchemaVersion) {
 				sealed = append(sealed, id)
 				break
 			}

@@ -124,7 +124,9 @@ func IsFollowUpEvent(e Event) bool {
 // FollowUpsApply returns the follow-ups after e recorded at at: a new map
 // when e changes them (the maps of copies of a customer are never changed
 // in place), fs itself otherwise. A FollowUpScheduled opened as erased (its
-// customer's key is gone) has no ID and adds nothing.
+// customer's key is gone) keeps its ID, due time, recipients and author
+// with an empty note (sealed partly), or, written before that, has no ID
+// and adds nothing.
 func FollowUpsApply(fs map[string]FollowUp, e Event, at time.Time) map[string]FollowUp {
 	f, ok := followUpAfter(fs, e, at)
 	if !ok {

@@ -363,7 +363,7 @@ func TestFollowUpsCancelledByErasure(t *testing.T) {
 	alice := b.createUser(t, "Alice", "member")
 	cust := b.customerWithTeam(t, "Hal", alice.userID)
 	due := time.Now().Add(time.Hour)
-	scheduleFU(t, alice, cust, due, "team")
+	fu := scheduleFU(t, alice, cust, due, "team")
 	b.admin.must(204, "DELETE", "/v1/customers/"+cust, nil)
 	if n := b.fire(t, due.Add(time.Hour)); n != 0 {
 		t.Fatalf("an erased customer's follow-up fell due (%d)", n)
@@ -380,7 +380,8 @@ func TestFollowUpsCancelledByErasure(t *testing.T) {
 	if len(list.Items) != 0 {
 		t.Fatalf("listed: %v", list.Items)
 	}
-	// The history keeps the cancellation; the note is shredded with the key.
+	// The history keeps the cancellation, and the follow-up's ID, due time,
+	// recipients and author; the note is shredded with the key.
 	var h struct {
 		Items []struct {
 			Type string         `json:"type"`
@@ -394,7 +395,8 @@ func TestFollowUpsCancelledByErasure(t *testing.T) {
 			cancelled = true
 		}
 		if it.Type == "FollowUpScheduled" && it.Data["note"] == nil && it.Data["erased"] == true {
-			sealedOpen = true
+			sealedOpen = it.Data["follow_up_id"] == fu["id"] && it.Data["to"] == "team" &&
+				it.Data["created_by"] == alice.userID && it.Data["due_at"] == fu["due_at"]
 		}
 	}
 	if !cancelled || !sealedOpen {

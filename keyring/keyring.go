@@ -37,6 +37,26 @@ import (
 // version 1 data's other fields.
 const SealedSchema = 2
 
+// SealedPartlySchema is the schema version of a sealed event that keeps
+// the fields its type names in publicFields in clear beside customer_id:
+// {"customer_id", those fields, "pii"}. Erasure then leaves what is not
+// personal readable (a follow-up's ID, due time, recipients and author),
+// for the history and the auditors. FollowUpScheduled events written
+// before it are version 2 and stay so.
+const SealedPartlySchema = 3
+
+// publicFields are the fields of a sensitive event type that are not
+// personal data, kept in clear when it is sealed (SealedPartlySchema).
+var publicFields = map[string][]string{
+	"FollowUpScheduled": {"follow_up_id", "due_at", "to", "created_by"},
+}
+
+// Sealed reports whether an event of this type and schema version is
+// stored sealed, and is opened with its customer's key.
+func Sealed(eventType string, schema int) bool {
+	return (schema == SealedSchema || schema == SealedPartlySchema) && Sensitive(eventType)
+}
+
 // KeySize is the size of the KEK and of every data key.
 const KeySize = 32
 
@@ -171,15 +191,39 @@ func (k *Keyring) Unwrap(customerID string, wrapped []byte) (DataKey, error) {
 
 func wrapAD(customerID string) []byte { return []byte("ledger data key\x00" + customerID) }
 
-// sealed is a version 2 event's data.
+// sealed is a sealed event's data: customer_id and pii, and in version 3
+// the type's public fields (clear).
 type sealed struct {
 	CustomerID string `json:"customer_id"`
 	PII        string `json:"pii"`
+	clear      map[string]json.RawMessage
+}
+
+// parseSealed reads a sealed event's data of the given schema version.
+func parseSealed(eventType string, schema int, data []byte) (sealed, error) {
+	var s sealed
+	if err := json.Unmarshal(data, &s); err != nil {
+		return s, fmt.Errorf("open %s: %w", eventType, err)
+	}
+	if schema == SealedPartlySchema {
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(data, &fields); err != nil {
+			return s, fmt.Errorf("open %s: %w", eventType, err)
+		}
+		s.clear = map[string]json.RawMessage{}
+		for _, f := range publicFields[eventType] {
+			if v, ok := fields[f]; ok {
+				s.clear[f] = v
+			}
+		}
+	}
+	return s, nil
 }
 
 // Seal turns the version 1 data of a sensitive event of this customer into
-// version 2: customer_id in clear, every other field sealed. Events of
-// other types are returned as they are.
+// a sealed version: customer_id in clear, and the type's public fields
+// (version 3, when it has any), every other field sealed. Events of other
+// types are returned as they are.
 func (dk DataKey) Seal(eventType string, schema int, data []byte) (int, []byte, error) {
 	if !Sensitive(eventType) || schema != 1 {
 		return schema, data, nil
@@ -196,17 +240,27 @@ func (dk DataKey) Seal(eventType string, schema int, data []byte) (int, []byte, 
 		return 0, nil, fmt.Errorf("seal %s: the event is not customer %s's", eventType, dk.CustomerID)
 	}
 	delete(fields, "customer_id")
+	out := map[string]any{"customer_id": id}
+	for _, f := range publicFields[eventType] {
+		if v, ok := fields[f]; ok {
+			out[f] = v
+			delete(fields, f)
+		}
+	}
 	plain, err := json.Marshal(fields)
 	if err != nil {
 		return 0, nil, fmt.Errorf("seal %s: %w", eventType, err)
 	}
 	nonce := random(dk.aead.NonceSize())
-	ct := dk.aead.Seal(nonce, nonce, plain, []byte(id))
-	out, err := json.Marshal(sealed{CustomerID: id, PII: base64.StdEncoding.EncodeToString(ct)})
+	out["pii"] = base64.StdEncoding.EncodeToString(dk.aead.Seal(nonce, nonce, plain, []byte(id)))
+	b, err := json.Marshal(out)
 	if err != nil {
 		return 0, nil, fmt.Errorf("seal %s: %w", eventType, err)
 	}
-	return SealedSchema, out, nil
+	if len(publicFields[eventType]) > 0 {
+		return SealedPartlySchema, b, nil
+	}
+	return SealedSchema, b, nil
 }
 
 // Open returns an event's data as version 1 JSON, the shape the domain
@@ -215,12 +269,12 @@ func (dk DataKey) Seal(eventType string, schema int, data []byte) (int, []byte, 
 // customer was erased) it opens to {"customer_id", "erased": true} and
 // erased is true. Other events are returned as they are.
 func (k *Keyring) Open(eventType string, schema int, data, wrapped []byte) (int, []byte, bool, error) {
-	if schema != SealedSchema || !Sensitive(eventType) {
+	if !Sealed(eventType, schema) {
 		return schema, data, false, nil
 	}
-	var s sealed
-	if err := json.Unmarshal(data, &s); err != nil {
-		return 0, nil, false, fmt.Errorf("open %s: %w", eventType, err)
+	s, err := parseSealed(eventType, schema, data)
+	if err != nil {
+		return 0, nil, false, err
 	}
 	var dk DataKey
 	if wrapped != nil {
@@ -235,19 +289,19 @@ func (k *Keyring) Open(eventType string, schema int, data, wrapped []byte) (int,
 // Open is Keyring.Open with the customer's key opened already; the zero
 // DataKey opens an erased customer's events.
 func (dk DataKey) Open(eventType string, schema int, data []byte) (int, []byte, bool, error) {
-	if schema != SealedSchema || !Sensitive(eventType) {
+	if !Sealed(eventType, schema) {
 		return schema, data, false, nil
 	}
-	var s sealed
-	if err := json.Unmarshal(data, &s); err != nil {
-		return 0, nil, false, fmt.Errorf("open %s: %w", eventType, err)
+	s, err := parseSealed(eventType, schema, data)
+	if err != nil {
+		return 0, nil, false, err
 	}
 	return dk.open(eventType, s)
 }
 
 func (dk DataKey) open(eventType string, s sealed) (int, []byte, bool, error) {
 	if dk.aead == nil {
-		out, err := ErasedData(s.CustomerID)
+		out, err := erasedData(s)
 		return 1, out, true, err
 	}
 	if s.CustomerID != dk.CustomerID {
@@ -274,6 +328,12 @@ func (dk DataKey) open(eventType string, s sealed) (int, []byte, bool, error) {
 	}
 	out := make([]byte, 0, len(plain)+len(id)+16)
 	out = append(append(append(out, `{"customer_id":`...), id...), ',')
+	for _, f := range publicFields[eventType] {
+		if v, ok := s.clear[f]; ok {
+			k, _ := json.Marshal(f)
+			out = append(append(append(append(out, k...), ':'), v...), ',')
+		}
+	}
 	if string(plain) == "{}" {
 		out[len(out)-1] = '}'
 		return 1, out, false, nil
@@ -290,7 +350,7 @@ func (k *Keyring) OpenStream(ctx context.Context, q Querier, streamID string, ev
 	for i := range events {
 		e := &events[i]
 		erased = erased || e.Type == "CustomerErased"
-		if e.SchemaVersion != SealedSchema || !Sensitive(e.Type) {
+		if !Sealed(e.Type, e.SchemaVersion) {
 			continue
 		}
 		if keys == nil {
@@ -307,19 +367,26 @@ func (k *Keyring) OpenStream(ctx context.Context, q Querier, streamID string, ev
 	return erased, nil
 }
 
-// ErasedData is what an erased customer's sealed event opens to: its ID
-// and the flag, nothing personal.
+// ErasedData is what an erased customer's sealed profile event opens to:
+// its ID and the flag, nothing personal.
 func ErasedData(customerID string) ([]byte, error) {
-	return json.Marshal(struct {
-		CustomerID string `json:"customer_id"`
-		Erased     bool   `json:"erased"`
-	}{customerID, true})
+	return erasedData(sealed{CustomerID: customerID})
+}
+
+// erasedData is what s opens to once its customer is erased: the ID, the
+// public fields of a version 3 event and the flag.
+func erasedData(s sealed) ([]byte, error) {
+	out := map[string]any{"customer_id": s.CustomerID, "erased": true}
+	for f, v := range s.clear {
+		out[f] = v
+	}
+	return json.Marshal(out)
 }
 
 // WrappedKeySQL is the column a reader of events (aliased e) selects
 // beside data to hand Open: the customer's wrapped key for a sealed event,
 // NULL for any other (no lookup) or once the customer is erased.
-const WrappedKeySQL = `CASE WHEN e.schema_version = 2 THEN (SELECT k.wrapped_key FROM customer_keys k WHERE k.customer_id = e.stream_id) END`
+const WrappedKeySQL = `CASE WHEN e.schema_version IN (2, 3) THEN (SELECT k.wrapped_key FROM customer_keys k WHERE k.customer_id = e.stream_id) END`
 
 // Execer runs statements: a pgx.Tx, a pool, or the event store's Tx facade.
 type Execer interface {

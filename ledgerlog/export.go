@@ -10,7 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
+	"slices"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
@@ -235,13 +237,12 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 		if reason := sameMetadata(h.Metadata, l); reason != "" {
 			return rep, bad("%s", reason)
 		}
-		if keyring.Sensitive(h.Type) && h.SchemaVersion == keyring.SealedSchema {
-			// Personal fields sealed: the customer ID is in clear in both.
-			var hs, ls struct {
-				CustomerID string `json:"customer_id"`
-			}
-			if json.Unmarshal(h.Data, &hs) != nil || json.Unmarshal(l.Data, &ls) != nil || hs.CustomerID == "" || hs.CustomerID != ls.CustomerID {
-				return rep, bad("its customer_id is not the sealed event's")
+		if keyring.Sealed(h.Type, int(h.SchemaVersion)) {
+			// Personal fields sealed: what the sealed event keeps in clear
+			// (the customer ID, and a version 3 event's public fields) is
+			// in both.
+			if field, ok := sameClearFields(h.Data, l.Data); !ok {
+				return rep, bad("its %s is not the sealed event's", field)
 			}
 			rep.Sealed++
 		} else if !sameJSON(h.Data, l.Data) {
@@ -289,6 +290,25 @@ func sameMetadata(metadata []byte, l ExportLine) string {
 		return fmt.Sprintf("says its correlation ID is %q, the hashed metadata %q", l.CorrelationID, h.CorrelationID)
 	}
 	return ""
+}
+
+// sameClearFields reports whether every field a sealed event's data keeps
+// in clear (all but "pii") has the same value in the exported data; field
+// names the first that differs. The customer ID must be there.
+func sameClearFields(sealedData, exported []byte) (field string, ok bool) {
+	var hs, ls map[string]json.RawMessage
+	if json.Unmarshal(sealedData, &hs) != nil || json.Unmarshal(exported, &ls) != nil {
+		return "data", false
+	}
+	if _, ok := hs["customer_id"]; !ok {
+		return "customer_id", false
+	}
+	for _, f := range slices.Sorted(maps.Keys(hs)) {
+		if f != "pii" && !sameJSON(hs[f], ls[f]) {
+			return f, false
+		}
+	}
+	return "", true
 }
 
 func sameJSON(a, b []byte) bool {
