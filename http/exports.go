@@ -44,8 +44,13 @@ func exportFormatOf(r *nethttp.Request) (exportFormat, bool, error) {
 		}
 		return exportFormat{}, false, badRequest("invalid_input", "format", "format must be json, csv, xlsx, ods, vcf or html")
 	}
+	offers := []string{"application/json"}
 	for _, f := range exportFormats {
-		if accepts(r, f.mediaType) {
+		offers = append(offers, f.mediaType)
+	}
+	chosen := negotiate(r, offers...)
+	for _, f := range exportFormats {
+		if f.mediaType == chosen {
 			return f, true, nil
 		}
 	}

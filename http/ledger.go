@@ -39,7 +39,7 @@ func (s *Server) ledgerCheckpoint(w nethttp.ResponseWriter, r *nethttp.Request) 
 	if err != nil {
 		return err
 	}
-	if accepts(r, "application/json") {
+	if negotiate(r, "text/plain", "application/json") == "application/json" {
 		writeJSON(w, nethttp.StatusOK, cp)
 		return nil
 	}

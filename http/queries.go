@@ -366,7 +366,8 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
-	ndjson := accepts(r, "application/x-ndjson") || accepts(r, "application/ndjson")
+	format := negotiate(r, "application/json", "application/x-ndjson", "application/ndjson", "text/csv")
+	ndjson := format == "application/x-ndjson" || format == "application/ndjson"
 	switch r.URL.Query().Get("proofs") {
 	case "", "false":
 	case "true":
@@ -383,7 +384,7 @@ func (s *Server) audit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 			enc := json.NewEncoder(out)
 			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error { return enc.Encode(e) })
 		})
-	case accepts(r, "text/csv"):
+	case format == "text/csv":
 		header := []string{"position", "type", "at", "actor_user_id", "actor_name", "correlation_id", "customer_id", "data"}
 		return s.csvExport(w, r, "audit.csv", header, func(row func(cells ...string) error) error {
 			return s.q.EachAudit(r.Context(), tenant, f, func(e projections.AuditEntry) error {

@@ -213,15 +213,59 @@ type page[T any] struct {
 	NextCursor string `json:"next_cursor,omitempty"`
 }
 
-// accepts reports whether the Accept header lists mediaType.
-func accepts(r *nethttp.Request, mediaType string) bool {
-	for _, part := range strings.Split(r.Header.Get("Accept"), ",") {
-		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err == nil && strings.EqualFold(mt, mediaType) {
-			return true
+// negotiate chooses among offers (media types, the default first) the one
+// the Accept header prefers (RFC 9110 12.5.1): each offer takes the quality
+// of the most specific media range that matches it (type/subtype, type/*,
+// */*), and the highest quality wins, the earlier offer on a tie. Without
+// an Accept header, or when it accepts no offer, it is the default: the API
+// answers its default representation rather than 406.
+func negotiate(r *nethttp.Request, offers ...string) string {
+	header := r.Header.Get("Accept")
+	if strings.TrimSpace(header) == "" {
+		return offers[0]
+	}
+	type mediaRange struct {
+		typ, sub string
+		q        float64
+	}
+	var ranges []mediaRange
+	for _, part := range strings.Split(header, ",") {
+		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err != nil {
+			continue
+		}
+		q := 1.0
+		if v, ok := params["q"]; ok {
+			if q, err = strconv.ParseFloat(v, 64); err != nil || q < 0 || q > 1 {
+				continue
+			}
+		}
+		typ, sub, _ := strings.Cut(mt, "/")
+		ranges = append(ranges, mediaRange{typ, sub, q})
+	}
+	best, bestQ := offers[0], 0.0
+	for _, offer := range offers {
+		typ, sub, _ := strings.Cut(offer, "/")
+		q, specificity := 0.0, -1
+		for _, m := range ranges {
+			s := -1
+			switch {
+			case strings.EqualFold(m.typ, typ) && strings.EqualFold(m.sub, sub):
+				s = 2
+			case strings.EqualFold(m.typ, typ) && m.sub == "*":
+				s = 1
+			case m.typ == "*" && m.sub == "*":
+				s = 0
+			}
+			if s > specificity {
+				q, specificity = m.q, s
+			}
+		}
+		if q > bestQ {
+			best, bestQ = offer, q
 		}
 	}
-	return false
+	return best
 }
 
 // encodeCursor makes an opaque cursor of a list's sort key.

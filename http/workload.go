@@ -32,13 +32,8 @@ func workloadRows(wl projections.Workload) [][]string {
 // models; as JSON, or CSV and XLSX by ?format= or Accept.
 func (s *Server) workload(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	format := r.URL.Query().Get("format")
-	switch {
-	case format == "" && accepts(r, "text/csv"):
-		format = "csv"
-	case format == "" && accepts(r, xlsx.MediaType):
-		format = "xlsx"
-	case format == "":
-		format = "json"
+	if format == "" {
+		format = map[string]string{"application/json": "json", "text/csv": "csv", xlsx.MediaType: "xlsx"}[negotiate(r, "application/json", "text/csv", xlsx.MediaType)]
 	}
 	if format != "json" && format != "csv" && format != "xlsx" {
 		return badRequest("invalid_input", "format", "format must be json, csv or xlsx")
