@@ -60,7 +60,7 @@ func (c *Commands) BulkEdit(ctx context.Context, m Meta, req BulkRequest) (BulkR
 		return BulkResult{}, &domain.ValidationError{Field: "action", Detail: `must be "add", "remove" or "set"`}
 	case len(req.CustomerIDs) == 0:
 		return BulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: "must not be empty"}
-	case len(req.UserIDs) == 0:
+	case len(req.UserIDs) == 0 && action != domain.BulkSet:
 		return BulkResult{}, &domain.ValidationError{Field: "user_ids", Detail: "must not be empty"}
 	case len(req.CustomerIDs) > MaxBulkCustomers:
 		return BulkResult{}, &domain.ValidationError{Field: "customer_ids", Detail: fmt.Sprintf("at most %d customers per bulk edit", MaxBulkCustomers)}

@@ -166,7 +166,8 @@ func (s *Server) bulkEdit(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if body.Action != "add" && body.Action != "remove" && body.Action != "set" {
 		return badRequest("invalid_input", "action", `action must be "add", "remove", "set" or "auto_assign"`)
 	}
-	if len(body.UserIDs) == 0 {
+	if body.UserIDs == nil || (len(body.UserIDs) == 0 && body.Action != "set") {
+		// set to no one ([]) empties the teams, as SetTeam does.
 		return badRequest("invalid_input", "user_ids", "user_ids must not be empty")
 	}
 	if len(body.UserIDs) > 100 {

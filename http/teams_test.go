@@ -307,6 +307,44 @@ func TestBulkSetReassignsOneOwnerCustomers(t *testing.T) {
 	}
 }
 
+// BulkEdit set does what SetTeam does for every customer, an empty team
+// included (the rules judged on it); add and remove need users.
+func TestBulkSetToNoOneEmptiesTeams(t *testing.T) {
+	b := setup(t)
+	u1, u2 := b.createUser(t, "Uma One", "member"), b.createUser(t, "Ulf Two", "member")
+	c1, c2 := b.customerWithTeam(t, "Ann", u1.userID, u2.userID), b.customerWithTeam(t, "Ben", u1.userID)
+	ids := []string{c1, c2}
+	for _, action := range []string{"add", "remove"} {
+		if r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": action, "customer_ids": ids, "user_ids": []string{}}); r.status != 400 {
+			t.Fatalf("%s of no one: %d %s", action, r.status, r.body)
+		}
+	}
+	if r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids}); r.status != 400 {
+		t.Fatalf("set without user_ids: %d %s", r.status, r.body)
+	}
+	b.setPolicy(t, nil, true, false, true)
+	n := b.countEvents(t)
+	r := b.admin.do("POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{}})
+	var refused struct {
+		Errors []map[string]string `json:"errors"`
+	}
+	r.decode(t, &refused)
+	if r.status != 409 || len(refused.Errors) != 2 || refused.Errors[0]["code"] != "customer_must_keep_an_assignee" || b.countEvents(t) != n {
+		t.Fatalf("set to no one under require_assignee: %d %s", r.status, r.body)
+	}
+	b.setPolicy(t, nil, false, false, true)
+	var rep bulkReport
+	b.admin.must(200, "POST", "/v1/assignments/bulk", map[string]any{"action": "set", "customer_ids": ids, "user_ids": []string{}}).decode(t, &rep)
+	if len(rep.ToBeDeassigned) != 3 || len(rep.ToBeAssigned) != 0 {
+		t.Fatalf("set to no one: %+v", rep)
+	}
+	for _, c := range ids {
+		if team, _ := b.teamOf(t, c); len(team) != 0 {
+			t.Fatalf("customer %s keeps %v", c, team)
+		}
+	}
+}
+
 // Selection by filter stands for customer_ids; the answer lists the
 // customers it covered. The customer list's assigned_user takes several
 // users.
