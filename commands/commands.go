@@ -10,12 +10,13 @@
 // change between the check and the commit.
 //
 // Choices where the contract is silent:
-//   - Idempotency: a stored answer is replayed before anything is decided, and
-//     a keyed command refused by a rule looks the key up once more (a
-//     concurrent retry may have committed first). A refused command stores
-//     nothing. Secrets are never stored: a replayed IssueAPIKey answers
-//     api_key "" and a replayed InviteClient answers Token "" (both with
-//     Replayed set). Dry runs ignore the key.
+//   - Idempotency: a stored answer is replayed before anything is decided. A
+//     refusal by a rule (a *domain.RuleError) is stored as the key's answer
+//     too, unless a concurrent request with the key committed first, whose
+//     answer is then replayed; any other error stores nothing. Secrets are
+//     never stored: a replayed IssueAPIKey or InviteClient answers without
+//     its secret and with Replayed set (the API answers
+//     replay_unavailable). Dry runs ignore the key.
 //   - A command that changes nothing (MakeTeamLead on the lead, the same
 //     policy again) appends nothing and answers the current state with the
 //     position of the stream's last event.
