@@ -2,7 +2,9 @@ package commands
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -87,6 +89,9 @@ func (c *Commands) CreateView(ctx context.Context, m Meta, name string, f domain
 		return ViewResult{}, err
 	}
 	return transact(ctx, c, "CreateView", m, func(ctx context.Context, tx *cmdTx) (ViewResult, error) {
+		if err := checkViewFilter(ctx, tx, m.TenantID, f); err != nil {
+			return ViewResult{}, err
+		}
 		id := newID()
 		events, err := domain.CreateView(m.Actor, id, name, f, shared)
 		if err != nil {
@@ -113,20 +118,60 @@ func (c *Commands) CreateView(ctx context.Context, m Meta, name string, f domain
 
 // ChangeView changes a view (its owner, or an admin for a shared one).
 func (c *Commands) ChangeView(ctx context.Context, m Meta, viewID string, ch ViewChange) (ViewResult, error) {
-	return c.viewCommand(ctx, "ChangeView", m, viewID, func(v domain.View) ([]domain.Event, error) {
+	return c.viewCommand(ctx, "ChangeView", m, viewID, func(ctx context.Context, tx *cmdTx, v domain.View) ([]domain.Event, error) {
+		if ch.Filter != nil {
+			if err := checkViewFilter(ctx, tx, m.TenantID, *ch.Filter); err != nil {
+				return nil, err
+			}
+		}
 		return v.Change(m.Actor, ch.Name, ch.Filter, ch.Shared)
 	})
 }
 
+// checkViewFilter refuses a filter on a user or a group the tenant does not
+// have (a typo, another tenant's): the view would list nothing, and nobody
+// would be told. "me" and "none" stand for whoever uses the view.
+func checkViewFilter(ctx context.Context, q streamSource, tenantID string, f domain.ViewFilter) error {
+	if f.Group != "" {
+		if _, err := lockGroup(ctx, q, tenantID, f.Group, noLock); errors.Is(err, ErrNotFound) {
+			return &domain.ValidationError{Field: "filter.group", Detail: "group " + f.Group + " is not a group of this tenant"}
+		} else if err != nil {
+			return err
+		}
+	}
+	var ids []string
+	for _, raw := range strings.Split(f.AssignedUser, ",") {
+		switch raw = strings.TrimSpace(raw); raw {
+		case "", "me", "none":
+			continue
+		}
+		id, ok := parseID(raw)
+		if !ok {
+			return &domain.ValidationError{Field: "filter.assigned_user", Detail: "must be user IDs, me or none"}
+		}
+		ids = append(ids, id)
+	}
+	users, err := lockUsers(ctx, q, tenantID, sortedUnique(ids), noLock)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, ok := users[id]; !ok {
+			return &domain.ValidationError{Field: "filter.assigned_user", Detail: "user " + id + " is not a user of this tenant"}
+		}
+	}
+	return nil
+}
+
 // DeleteView deletes a view (its owner, or an admin for a shared one).
 func (c *Commands) DeleteView(ctx context.Context, m Meta, viewID string) (ViewResult, error) {
-	return c.viewCommand(ctx, "DeleteView", m, viewID, func(v domain.View) ([]domain.Event, error) {
+	return c.viewCommand(ctx, "DeleteView", m, viewID, func(_ context.Context, _ *cmdTx, v domain.View) ([]domain.Event, error) {
 		return v.Delete(m.Actor)
 	})
 }
 
 func (c *Commands) viewCommand(ctx context.Context, name string, m Meta, viewID string,
-	decide func(v domain.View) ([]domain.Event, error)) (ViewResult, error) {
+	decide func(ctx context.Context, tx *cmdTx, v domain.View) ([]domain.Event, error)) (ViewResult, error) {
 	m, err := m.prepare()
 	if err != nil {
 		return ViewResult{}, err
@@ -140,7 +185,7 @@ func (c *Commands) viewCommand(ctx context.Context, name string, m Meta, viewID 
 		if err != nil {
 			return ViewResult{}, err
 		}
-		events, err := decide(v)
+		events, err := decide(ctx, tx, v)
 		if err != nil {
 			return ViewResult{}, err
 		}

@@ -167,3 +167,57 @@ func TestSavedViewAsFilterAndBulkSelection(t *testing.T) {
 	b.admin.must(400, "POST", "/v1/customers/bulk", map[string]any{"action": "block", "view": view, "customer_ids": top})
 	b.admin.must(404, "POST", "/v1/customers/bulk", map[string]any{"action": "block", "view": mine})
 }
+
+// A view filtering on a user or group the tenant does not have (a typo,
+// another tenant's) is a 400 naming the field, as for assignment rules:
+// it would list nothing, and nobody would be told.
+func TestSavedViewFilterNamesTheTenantsOwnUsersAndGroups(t *testing.T) {
+	b := setup(t)
+	own := b.createUser(t, "Uma One", "member")
+	var group struct {
+		ID string `json:"id"`
+	}
+	b.admin.must(201, "POST", "/v1/groups", map[string]string{"name": "Gold"}).decode(t, &group)
+	boot, err := b.cmd.Bootstrap(t.Context(), "Globex", "Gus Admin", "gus@globex.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &client{t: t, base: b.base, key: boot.APIKey, userID: boot.UserID}
+	var otherGroup struct {
+		ID string `json:"id"`
+	}
+	other.must(201, "POST", "/v1/groups", map[string]string{"name": "Gold"}).decode(t, &otherGroup)
+	unknown := "0190a8f0-0000-7000-8000-000000000000"
+
+	n := b.countEvents(t)
+	for _, c := range []struct {
+		filter map[string]string
+		field  string
+	}{
+		{map[string]string{"group": otherGroup.ID}, "filter.group"},
+		{map[string]string{"group": unknown}, "filter.group"},
+		{map[string]string{"assigned_user": boot.UserID}, "filter.assigned_user"},
+		{map[string]string{"assigned_user": own.userID + "," + unknown}, "filter.assigned_user"},
+	} {
+		r := b.admin.do("POST", "/v1/views", map[string]any{"name": "V", "filter": c.filter})
+		var p struct {
+			Field string `json:"field"`
+		}
+		r.decode(t, &p)
+		if r.status != 400 || p.Field != c.field {
+			t.Errorf("filter %v: %d %s", c.filter, r.status, r.body)
+		}
+	}
+	if b.countEvents(t) != n {
+		t.Fatal("a refused view was written")
+	}
+	var v struct {
+		ID string `json:"id"`
+	}
+	b.admin.must(201, "POST", "/v1/views", map[string]any{"name": "Mine", "filter": map[string]string{
+		"group": group.ID, "assigned_user": "me," + own.userID}}).decode(t, &v)
+	if r := b.admin.do("PATCH", "/v1/views/"+v.ID, map[string]any{"filter": map[string]string{"group": otherGroup.ID}}); r.status != 400 {
+		t.Fatalf("changed to another tenant's group: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "PATCH", "/v1/views/"+v.ID, map[string]any{"filter": map[string]string{"assigned_user": "none"}})
+}
