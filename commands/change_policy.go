@@ -45,6 +45,11 @@ func (c *Commands) ChangePolicy(ctx context.Context, m Meta, next domain.Policy,
 		var result PolicyResult
 		err := c.withRetry(ctx, "ChangePolicy", false, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
+				// Every command deciding on the policy now has committed, and
+				// none starts deciding until this one has (qPolicyShared).
+				if _, err := tx.Exec(ctx, qPolicyExclusive, m.TenantID); err != nil {
+					return fmt.Errorf("lock the tenant's policy: %w", translatePg(err))
+				}
 				version, err := tx.LockStream(ctx, m.TenantID)
 				if err != nil {
 					return err

@@ -248,6 +248,11 @@ type storedEvent struct {
 // for streams that hold nothing sealed): the commands decide on the
 // personal fields in clear, or on an erased customer's IDs alone.
 func readEvents(ctx context.Context, kr *keyring.Keyring, q streamSource, tenantID string, streamIDs []string) (map[string][]storedEvent, error) {
+	if slices.Contains(streamIDs, tenantID) {
+		if err := lockPolicy(ctx, q, tenantID); err != nil {
+			return nil, err
+		}
+	}
 	evs, err := q.ReadStreamsAfter(ctx, streamIDs, nil)
 	if err != nil {
 		return nil, err
@@ -326,6 +331,34 @@ func tenantOf(events []storedEvent) (domain.Tenant, error) {
 		return domain.Tenant{}, ErrNotFound
 	}
 	return t, nil
+}
+
+// The policy lock keeps a command from deciding on a policy that changes
+// before it commits (a write skew: ChangePolicy counts the teams over a
+// lowered max_assignees while a command, decided on the old policy, grows
+// one). Every command that reads a tenant's stream holds the tenant's lock
+// shared, from before the read until it commits (readEvents; the unit of
+// work in its lock round trip); ChangePolicy takes it exclusively before
+// anything else. Shared holders never wait for each other. It is taken
+// after the stream heads, like the capacity locks (capacity.go), so the
+// global order stays users, customers, policy, capacity. Outside a
+// transaction it only waits for a policy change under way.
+const (
+	qPolicyShared    = `SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 803))`
+	qPolicyExclusive = `SELECT pg_advisory_xact_lock(hashtextextended($1, 803))`
+)
+
+// lockPolicy takes the tenant's policy lock shared (see qPolicyShared).
+func lockPolicy(ctx context.Context, q querier, tenantID string) error {
+	rows, err := q.Query(ctx, qPolicyShared, tenantID)
+	if err == nil {
+		rows.Close()
+		err = rows.Err()
+	}
+	if err != nil {
+		return fmt.Errorf("lock the tenant's policy: %w", translatePg(err))
+	}
+	return nil
 }
 
 // readPolicy reads the tenant's policy without locking.

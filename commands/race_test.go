@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/internal/testdb"
 	"github.com/assignment-ledger/ledger/keyring"
 )
 
@@ -456,6 +458,86 @@ func TestTransferRacesSingleCommands(t *testing.T) {
 		}
 		if !onHeir || onMover {
 			t.Fatalf("customer %s ends with %+v", c, final)
+		}
+	}
+}
+
+// A command racing a lowered max_assignees is decided on the policy its
+// events are recorded after: no team grows once PolicyChanged is in the
+// log, and the policy's answer counts exactly the customers over the new
+// limit (nothing runs after it). Single commands and bulk edits race it,
+// on two Commands instances (two processes' caches).
+func TestPolicyChangeRacesCommands(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	other := commands.New(b.store, testdb.Keyring(t), slog.New(slog.DiscardHandler))
+	ctx := context.Background()
+	var all []string // the policy counts every customer of the tenant
+	for round := range 4 {
+		b.policy(t, domain.Policy{MembersCanSelfAssign: true})
+		users := b.users(t, 3)
+		var customers []string
+		for range 12 {
+			c := b.customer(t)
+			b.assign(t, c, users[0])
+			customers = append(customers, c)
+		}
+		all = append(all, customers...)
+		var wg sync.WaitGroup
+		var over int
+		wg.Go(func() {
+			time.Sleep(time.Duration(round) * time.Millisecond)
+			res, err := cmd.ChangePolicy(ctx, b.admin, domain.Policy{MaxAssignees: ptr(1), MembersCanSelfAssign: true})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			over = *res.CustomersOverLimit
+		})
+		for i, c := range customers {
+			c2 := cmd
+			if i%2 == 1 {
+				c2 = other
+			}
+			wg.Go(func() {
+				switch i % 3 {
+				case 0:
+					_, err := c2.SetTeam(ctx, b.admin, c, users, "")
+					ruleOnly(t, err)
+				case 1:
+					_, err := c2.AssignUser(ctx, b.admin, c, users[1])
+					ruleOnly(t, err)
+				default:
+					_, err := c2.BulkEdit(ctx, b.admin, commands.BulkRequest{Action: "add", CustomerIDs: []string{c}, UserIDs: []string{users[2]}})
+					var rejected *commands.BulkRejectedError
+					if err != nil && !errors.As(err, &rejected) {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		var policyAt int64
+		if err := b.pool.QueryRow(ctx, `SELECT max(position) FROM events WHERE stream_id = $1 AND type = 'PolicyChanged'`, b.tenantID).Scan(&policyAt); err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, c := range all {
+			if states := b.states(t, c); len(states[len(states)-1].Team) > 1 {
+				n++
+			}
+		}
+		for _, c := range customers {
+			var grown int
+			if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE stream_id = $1 AND type = 'UserAssigned' AND position > $2`, c, policyAt).Scan(&grown); err != nil {
+				t.Fatal(err)
+			}
+			if grown > 0 {
+				t.Fatalf("round %d: customer %s was assigned %d users after max_assignees 1 was set", round, c, grown)
+			}
+		}
+		if n != over {
+			t.Fatalf("round %d: the policy counted %d customers over the limit, %d are", round, over, n)
 		}
 	}
 }

@@ -485,8 +485,14 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 			b.Queue(qUserNames, teamNames)
 		}
 		readHeads := tx.QueueLockHeads(b, customerIDs)
+		// The group's tenants' policy locks (load.go), shared, before their
+		// streams are read.
+		groupTenants := slices.Sorted(maps.Keys(cachedTenants))
+		for _, t := range groupTenants {
+			b.Queue(qPolicyShared, t)
+		}
 		// After the locks, in the same round trip: this statement's snapshot
-		// sees every event of the locked customers.
+		// sees every event of the locked customers and of the tenants.
 		streamIDs := slices.Sorted(maps.Keys(from))
 		fromVersions := make([]int64, len(streamIDs))
 		for i, id := range streamIDs {
@@ -551,6 +557,11 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 		heads, err := readHeads(br)
 		if err != nil {
 			return err
+		}
+		for range groupTenants {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("lock the tenant's policy: %w", translatePg(err))
+			}
 		}
 		streams, err := readStreams(br)
 		if err != nil {
