@@ -12,6 +12,7 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
+	"github.com/assignment-ledger/ledger/eventstore"
 	"github.com/assignment-ledger/ledger/internal/testdb"
 	"github.com/assignment-ledger/ledger/keyring"
 )
@@ -539,5 +540,52 @@ func TestPolicyChangeRacesCommands(t *testing.T) {
 		if n != over {
 			t.Fatalf("round %d: the policy counted %d customers over the limit, %d are", round, over, n)
 		}
+	}
+}
+
+// Requests sharing a key with different bodies, racing into one group:
+// each gets what its own body is owed. The body the key was first used
+// with gets its answer replayed (a success, or a refusal), whichever body
+// the group met first; the other body is a reused key.
+func TestSameKeyDifferentBodiesInOneGroup(t *testing.T) {
+	t.Parallel()
+	cmd, b := setup(t)
+	ctx := context.Background()
+	for round := range 6 {
+		c := b.customer(t)
+		u1, u2 := b.user(t), b.user(t)
+		key := fmt.Sprintf("k%d", round)
+		won := keyed(b.admin, key, "assign u2")
+		first, err := cmd.AssignUser(ctx, won, c, u2)
+		if round%2 == 1 {
+			// The key's answer is a refusal: u2 is on the team already.
+			_, err = cmd.AssignUser(ctx, keyed(b.admin, key+"r", "assign u2"), c, u2)
+			wantErr(t, err, domain.CodeAlreadyAssigned)
+			won = keyed(b.admin, key+"r", "assign u2")
+		} else {
+			wantErr(t, err, "")
+		}
+		lost := won
+		lost.RequestHash = keyed(b.admin, "", "assign u1").RequestHash
+		var wg sync.WaitGroup
+		for i := range 16 {
+			wg.Go(func() {
+				if i%2 == 0 {
+					_, err := cmd.AssignUser(ctx, lost, c, u1)
+					if !errors.Is(err, eventstore.ErrIdempotencyKeyReused) {
+						t.Errorf("round %d: another body: %v, want key reused", round, err)
+					}
+					return
+				}
+				res, err := cmd.AssignUser(ctx, won, c, u2)
+				switch {
+				case round%2 == 1 && !domain.IsRule(err, domain.CodeAlreadyAssigned):
+					t.Errorf("round %d: the refused body again: %v, want its refusal", round, err)
+				case round%2 == 0 && (err != nil || res.Position != first.Position):
+					t.Errorf("round %d: the first body again: %v (position %d, want %d)", round, err, res.Position, first.Position)
+				}
+			})
+		}
+		wg.Wait()
 	}
 }

@@ -527,7 +527,7 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 		recErrs := map[keyRef]error{}
 		for _, k := range recordOrder {
 			r, err := records[k](br)
-			if errors.Is(err, eventstore.ErrIdempotencyKeyReused) || errors.Is(err, eventstore.ErrReplayUnavailable) {
+			if errors.Is(err, eventstore.ErrReplayUnavailable) {
 				// That key's commands answer the error; the group goes on.
 				recErrs[k] = err
 				continue
@@ -627,13 +627,14 @@ func (u *unit) try(ctx context.Context, group []*customerOp, attempt int, onDeci
 					answers[i].err = e
 					continue
 				}
-				if !bytes.Equal(group[firstWithKey(group, k)].m.RequestHash, op.m.RequestHash) {
-					// The key was recorded with an earlier (refused)
-					// command's request in this group.
+				r := recs[k]
+				if !r.Answers(u.c.keys.RequestMAC(op.m.RequestHash), op.m.RequestHash) {
+					// Recorded with another request: by an earlier command,
+					// or by the first of this group that carries the key.
 					answers[i].err = eventstore.ErrIdempotencyKeyReused
 					continue
 				}
-				if r := recs[k]; !r.New {
+				if !r.New {
 					answers[i].r, answers[i].err = decodeReplay[CustomerResult](ctx, u.c, r.Response)
 					continue
 				}
@@ -855,15 +856,6 @@ func (u *unit) viewOf(group []*customerOp, heads map[string]eventstore.LockedHea
 		view[id] = gc
 	}
 	return view, tenants, nil
-}
-
-func firstWithKey(group []*customerOp, k keyRef) int {
-	for i, op := range group {
-		if op.m.TenantID == k.tenant && op.m.IdempotencyKey == k.key {
-			return i
-		}
-	}
-	return -1
 }
 
 // decideOne checks what the unit checks for every command (its users, its

@@ -96,14 +96,26 @@ type IdempotencyRecord struct {
 	New      bool
 	Response []byte
 	Position int64
+	// hash is the request hash the key is recorded with; legacy is set
+	// when a plain (unkeyed) hash may match it too (a stored record).
+	hash   []byte
+	legacy bool
+}
+
+// Answers reports whether the record answers a request with this hash (or
+// plain legacyHash, for a record stored before request hashes were keyed):
+// otherwise the request reuses the key (ErrIdempotencyKeyReused). Commands
+// sharing a key in one group each ask for their own request.
+func (r IdempotencyRecord) Answers(requestHash, legacyHash []byte) bool {
+	return bytes.Equal(r.hash, requestHash) || (r.legacy && legacyHash != nil && bytes.Equal(r.hash, legacyHash))
 }
 
 // QueueRecordIdempotency queues on b the recording of key for a command
 // that has not run yet, and returns the function that reads the outcome:
 // New when this transaction recorded it (its row is locked until commit, so
 // a concurrent command with the same key waits and then replays), the
-// stored answer when an earlier command committed it, and
-// ErrIdempotencyKeyReused when that command's request differs.
+// stored answer when an earlier command committed it; Answers tells which
+// requests it answers.
 //
 // A recorded key must get an answer (StoreResponses) or be discarded
 // (StoreResponses' discards, or the transaction's rollback).
@@ -127,15 +139,12 @@ func (t *Tx) QueueRecordIdempotency(b *pgx.Batch, tenantID, key string, requestH
 			return IdempotencyRecord{}, fmt.Errorf("read idempotency key: %w", translate(err))
 		}
 		if tag.RowsAffected() == 1 {
-			return IdempotencyRecord{New: true}, nil
+			return IdempotencyRecord{New: true, hash: requestHash}, nil
 		}
 		if scrubbed(hash) {
 			return IdempotencyRecord{}, ErrReplayUnavailable
 		}
-		if !bytes.Equal(hash, requestHash) && (legacyHash == nil || !bytes.Equal(hash, legacyHash)) {
-			return IdempotencyRecord{}, ErrIdempotencyKeyReused
-		}
-		r := IdempotencyRecord{Response: response}
+		r := IdempotencyRecord{Response: response, hash: hash, legacy: legacyHash != nil}
 		if position != nil {
 			r.Position = *position
 		}
