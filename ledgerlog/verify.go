@@ -62,6 +62,10 @@ type StoredTreeError struct {
 	// Checked is the size of the largest checkpoint the events matched:
 	// the events are proven up to there, not past it.
 	Checked int64
+	// Ahead is set when the stored tree holds more leaves (Size) than
+	// there are events (Events).
+	Ahead  bool
+	Events int64
 }
 
 // Proven reports whether the stored hash that differs covers only leaves
@@ -75,6 +79,10 @@ func (e *StoredTreeError) Proven() bool {
 
 func (e *StoredTreeError) Error() string {
 	level, n := tlog.SplitStoredHashIndex(e.Index)
+	if e.Ahead {
+		return fmt.Sprintf("tenant %s: the stored tree holds %d leaves, the events only %d, and they differ from leaf %d on (stored hash %d, level %d, node %d). The stored tree is built from the events and never runs ahead of them, so events were removed (or leaves forged). Do not rebuild ledger_tree (it may hold the only record of the removed events)",
+			e.TenantID, e.Size, e.Events, n<<level, e.Index, level, n)
+	}
 	if !e.Proven() {
 		return fmt.Sprintf("tenant %s: the stored tree (of %d leaves) and the events differ from leaf %d on (stored hash %d, level %d, node %d), past the largest checkpoint given (%d leaves), which the events match: either the events after it or the stored tree was changed, and no checkpoint given says which. Do not rebuild ledger_tree (it may hold the only record of the original events); verify against a later checkpoint",
 			e.TenantID, e.Size, n<<level, e.Index, level, n, e.Checked)
@@ -231,8 +239,14 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 	// Each tenant's checkpoints are checked against the events, smallest
 	// first, before its stored tree: a later checkpoint names a changed
 	// event that an earlier one does not cover.
+	var stored int64
 	for i, it := range items {
 		if i == 0 || it.tenant != items[i-1].tenant {
+			// The stored tree's size before the events: it lags them, so
+			// only removed events (or forged leaves) make it the larger.
+			if err := pool.QueryRow(ctx, qSize, it.tenant).Scan(&stored); err != nil {
+				return out, fmt.Errorf("stored tree size: %w", err)
+			}
 			var err error
 			if evs, err = Events(ctx, pool, it.tenant); err != nil {
 				return out, err
@@ -248,7 +262,7 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 			return out, e
 		}
 		if i == len(items)-1 || items[i+1].tenant != it.tenant {
-			if err := checkStored(ctx, pool, it.tenant, evs, it.cp); err != nil {
+			if err := checkStored(ctx, pool, it.tenant, stored, evs, it.cp); err != nil {
 				return out, err
 			}
 		}
@@ -261,11 +275,14 @@ func VerifyCheckpoints(ctx context.Context, pool *pgxpool.Pool, vkey string, not
 // tree recomputed from the events, hash by hash: every stored hash of the
 // leaves both hold. The events already matched cp, the tenant's largest
 // checkpoint, so a difference within its leaves is the stored tree's; past
-// them it may be either's (StoredTreeError.Proven).
-func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, evs []Event, cp Checkpoint) error {
-	var stored int64
-	if err := pool.QueryRow(ctx, qSize, tenant).Scan(&stored); err != nil {
-		return fmt.Errorf("stored tree size: %w", err)
+// them it may be either's (StoredTreeError.Proven). stored is the stored
+// tree's size, read before the events.
+func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, stored int64, evs []Event, cp Checkpoint) error {
+	// A stored tree larger than the events is tampering wherever they
+	// differ: from the first stored hash that differs, or the first leaf
+	// with no event.
+	ahead := func(idx int64) error {
+		return &StoredTreeError{TenantID: tenant, Size: stored, Index: idx, Checked: cp.Size, Ahead: true, Events: int64(len(evs))}
 	}
 	n := min(stored, int64(len(evs)))
 	want := make([]tlog.Hash, 0, tlog.StoredHashCount(n))
@@ -314,13 +331,18 @@ func checkStored(ctx context.Context, pool *pgxpool.Pool, tenant string, evs []E
 			break
 		}
 	}
-	if same {
-		return nil
-	}
-	for idx := range int64(len(want)) {
-		if h, err := tiles.Hash(idx); err != nil || h != want[idx] {
-			return &StoredTreeError{TenantID: tenant, Size: n, Index: idx, Checked: cp.Size}
+	if !same {
+		for idx := range int64(len(want)) {
+			if h, err := tiles.Hash(idx); err != nil || h != want[idx] {
+				if stored > n {
+					return ahead(idx)
+				}
+				return &StoredTreeError{TenantID: tenant, Size: n, Index: idx, Checked: cp.Size}
+			}
 		}
+	}
+	if stored > n {
+		return ahead(tlog.StoredHashIndex(0, n))
 	}
 	return nil
 }

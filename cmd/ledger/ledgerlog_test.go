@@ -343,13 +343,39 @@ func TestVerifyCheckpointsNameAnEventPastTheOlderOne(t *testing.T) {
 			t.Errorf("verify --checkpoint %v said %q, want the newer checkpoint's mismatch", files, errOut)
 		}
 	}
-	// The older checkpoint alone proves the events only up to its size.
+	// The older checkpoint alone proves the events only up to its size;
+	// the stored tree, a leaf longer than the events, says one was removed.
 	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
-	if !strings.Contains(errOut, "past the largest checkpoint given") || !strings.Contains(errOut, "Do not rebuild") {
+	if !strings.Contains(errOut, "the events only") || !strings.Contains(errOut, "were removed") || !strings.Contains(errOut, "Do not rebuild") {
 		t.Errorf("verify --checkpoint with the older one alone said %q", errOut)
 	}
 	in.cpFile = newer
 	in.caught(t)
+}
+
+// The newest events removed, past every checkpoint kept: the stored tree,
+// built from the events, still holds their leaves, and never runs ahead of
+// the events, so verify --checkpoint says events were removed.
+func TestVerifyCheckpointCatchesTheNewestEventsRemoved(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	cmds, m := in.commands(t)
+	late, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t)
+	in.asSuperuser(t, `DELETE FROM events WHERE stream_id = $1`, late.ID)
+	in.asSuperuser(t, `DELETE FROM streams WHERE stream_id = $1`, late.ID)
+	out, _ := in.mustRun(t, 0, "verify")
+	if !strings.Contains(out, "every hash chain intact") {
+		t.Fatalf("plain verify: %q", out)
+	}
+	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
+	n := len(in.original)
+	if !strings.Contains(errOut, fmt.Sprintf("holds %d leaves, the events only %d, and they differ from leaf %d on", n+1, n, n)) || !strings.Contains(errOut, "Do not rebuild") {
+		t.Fatalf("verify --checkpoint said %q", errOut)
+	}
 }
 
 func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
