@@ -176,7 +176,10 @@ func (l *Log) scanSigned(tenantID string, row pgx.Row) (Signed, error) {
 // Latest returns the tenant's latest signed checkpoint, signing one first
 // when the tree has grown since (a checkpoint on demand).
 func (l *Log) Latest(ctx context.Context, tenantID string) (Signed, error) {
-	if _, err := l.Sign(ctx, tenantID); err != nil {
+	if _, err := l.Sign(ctx, tenantID); errors.Is(err, ErrTreeStale) {
+		// The latest signed checkpoint is still what the log vouched for.
+		l.log.Error("ledger log: not signing", slog.Any("err", err))
+	} else if err != nil {
 		return Signed{}, err
 	}
 	s, err := l.scanSigned(tenantID, l.pool.QueryRow(ctx, qLatestSigned, tenantID))
@@ -210,6 +213,25 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 	if err == nil && latest >= n {
 		return false, nil
 	}
+	r := reader(ctx, l.pool, tenantID)
+	if err == nil {
+		// Every checkpoint extends the ones signed before it: a stored tree
+		// whose first leaves no longer hash to the root signed at that size
+		// (events rewritten and the tree rebuilt from them) is not signed,
+		// or the log would vouch for two histories.
+		cp, perr := ParseCheckpoint(note)
+		if perr != nil {
+			return false, fmt.Errorf("sign checkpoint: the latest signed: %w", perr)
+		}
+		prefix, herr := tlog.TreeHash(latest, r)
+		if herr != nil {
+			return false, fmt.Errorf("sign checkpoint: %w", herr)
+		}
+		if prefix != cp.Root {
+			return false, fmt.Errorf("%w: tenant %s: the stored tree's first %d leaves do not hash to the root signed for them; refusing to sign a tree that does not extend it (`ledger verify --checkpoint` with a kept checkpoint names what changed)",
+				ErrTreeStale, tenantID, latest)
+		}
+	}
 	// A log's origin is its name, fixed by its first checkpoint: a process
 	// configured with another base URL (a CLI run from a shell, a node set
 	// up apart) signs under the same one, or a client that pins the origin
@@ -218,7 +240,7 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 	if cp, perr := ParseCheckpoint(note); err == nil && perr == nil {
 		origin = cp.Origin
 	}
-	root, err := tlog.TreeHash(n, reader(ctx, l.pool, tenantID))
+	root, err := tlog.TreeHash(n, r)
 	if err != nil {
 		return false, fmt.Errorf("sign checkpoint: %w", err)
 	}
@@ -262,19 +284,23 @@ func (l *Log) SignGrown(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("sign checkpoints: %w", err)
 	}
 	n := 0
+	var stale []error // one tenant's tampered tree holds up no other's
 	for _, t := range tenants {
 		signed, err := l.Sign(ctx, t)
-		if errors.Is(err, ErrNoTree) {
+		switch {
+		case errors.Is(err, ErrNoTree):
 			continue
-		}
-		if err != nil {
+		case errors.Is(err, ErrTreeStale):
+			stale = append(stale, err)
+			continue
+		case err != nil:
 			return n, fmt.Errorf("sign checkpoint of tenant %s: %w", t, err)
 		}
 		if signed {
 			n++
 		}
 	}
-	return n, nil
+	return n, errors.Join(stale...)
 }
 
 // Run signs the grown trees' checkpoints every interval until ctx ends:

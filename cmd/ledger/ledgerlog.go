@@ -55,7 +55,13 @@ func runCheckpoint(ctx context.Context, env *cliEnv, args []string) error {
 	if !known {
 		return fmt.Errorf("no tenant %s (`ledger tenants` lists them)", *tenant)
 	}
-	cp, err := ledgerlog.New(pool, key, cfg.BaseURL, log).Latest(ctx, *tenant)
+	l := ledgerlog.New(pool, key, cfg.BaseURL, log)
+	// Signed here rather than by Latest, which answers the last checkpoint
+	// signed when the tree cannot be: asked for one, say why not.
+	if _, err := l.Sign(ctx, *tenant); err != nil && !errors.Is(err, ledgerlog.ErrNoTree) {
+		return err
+	}
+	cp, err := l.Latest(ctx, *tenant)
 	if err != nil {
 		return err
 	}

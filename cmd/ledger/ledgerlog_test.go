@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -375,6 +376,56 @@ func TestVerifyCheckpointCatchesTheNewestEventsRemoved(t *testing.T) {
 	n := len(in.original)
 	if !strings.Contains(errOut, fmt.Sprintf("holds %d leaves, the events only %d, and they differ from leaf %d on", n+1, n, n)) || !strings.Contains(errOut, "Do not rebuild") {
 		t.Fatalf("verify --checkpoint said %q", errOut)
+	}
+}
+
+// An insider rewrites an event, recomputes its chain and rebuilds the
+// stored tree from the forged events: the log must not sign a checkpoint
+// that does not extend the one it signed before (two histories, both
+// vouched for), whether asked by the CLI, the API's latest checkpoint or
+// the periodic signer.
+func TestNoCheckpointSignedThatContradictsAnEarlierOne(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
+		if e.Version != 1 {
+			return eventstore.Rewrite{}, nil
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return eventstore.Rewrite{}, err
+		}
+		d["name"] = "Mallory"
+		data, err := json.Marshal(d)
+		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds, m := in.commands(t)
+	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t) // from the forged events, one leaf more than the checkpoint
+	_, errOut := in.mustRun(t, 1, "checkpoint", "--tenant", in.tenant)
+	if !strings.Contains(errOut, "refusing to sign") {
+		t.Fatalf("ledger checkpoint said %q", errOut)
+	}
+	key, created, err := ledgerlog.LoadOrCreateKey(in.keyFile, "ledger.example")
+	if err != nil || created {
+		t.Fatalf("signing key: created %v, %v", created, err)
+	}
+	l := ledgerlog.New(in.pool, key, "https://ledger.example", slog.New(slog.DiscardHandler))
+	if n, err := l.SignGrown(in.ctx); !errors.Is(err, ledgerlog.ErrTreeStale) || n != 0 {
+		t.Fatalf("periodic signing: %d signed, %v", n, err)
+	}
+	latest, err := l.Latest(in.ctx, in.tenant)
+	if err != nil || latest.TreeSize != int64(len(in.original)) {
+		t.Fatalf("latest checkpoint: size %d, %v; want the one signed before, of %d", latest.TreeSize, err, len(in.original))
+	}
+	var signed int
+	if err := in.pool.QueryRow(in.ctx, `SELECT count(*) FROM ledger_checkpoints WHERE tenant_id = $1`, in.tenant).Scan(&signed); err != nil || signed != 1 {
+		t.Fatalf("%d checkpoints stored (%v), want the one signed before", signed, err)
 	}
 }
 
