@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"strings"
 	"time"
 
 	jsonv1 "github.com/go-json-experiment/json/v1"
@@ -347,6 +349,39 @@ func DecodeEvent(eventType string, schemaVersion int, data []byte) (Event, error
 
 // EventTypes lists every event type, sorted.
 func EventTypes() []string { return slices.Sorted(maps.Keys(decoders)) }
+
+// FieldNames lists the JSON names of the fields an event of this type has
+// (an embedded struct's included): what its data may hold. ok is false
+// for a type that is not an event's.
+func FieldNames(eventType string) (names []string, ok bool) {
+	dec, ok := decoders[eventType]
+	if !ok {
+		return nil, false
+	}
+	e, err := dec([]byte("{}"))
+	if err != nil {
+		return nil, false
+	}
+	return jsonFields(reflect.TypeOf(e)), true
+}
+
+func jsonFields(t reflect.Type) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch {
+		case f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct:
+			out = append(out, jsonFields(f.Type)...)
+		case name == "-" || !f.IsExported():
+		case name == "":
+			out = append(out, f.Name)
+		default:
+			out = append(out, name)
+		}
+	}
+	return out
+}
 
 var decoders = map[string]func([]byte) (Event, error){
 	TypeTenantCreated:            decodeAs[TenantCreated],

@@ -3,6 +3,7 @@ package domain_test
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -196,5 +197,19 @@ func TestCustomerIDOfAndUserIDsOf(t *testing.T) {
 		if got := domain.UserIDsOf(tc.event); !reflect.DeepEqual(got, tc.users) {
 			t.Errorf("UserIDsOf(%#v) = %v, want %v", tc.event, got, tc.users)
 		}
+	}
+}
+
+func TestFieldNamesOfAnEventType(t *testing.T) {
+	got, ok := domain.FieldNames(domain.TypeCustomerRegistered)
+	want := []string{"customer_id", "first_name", "last_name", "email", "phone", "external_id", "title", "erased"}
+	if !ok || !slices.Equal(got, want) {
+		t.Fatalf("CustomerRegistered: %v %v, want %v", got, ok, want)
+	}
+	if got, ok := domain.FieldNames(domain.TypeFollowUpScheduled); !ok || !slices.Equal(got, []string{"follow_up_id", "customer_id", "due_at", "note", "to", "created_by"}) {
+		t.Fatalf("FollowUpScheduled: %v %v", got, ok)
+	}
+	if _, ok := domain.FieldNames("NoSuchEvent"); ok {
+		t.Fatal("an unknown type has fields")
 	}
 }

@@ -337,11 +337,20 @@ func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
 		}
 		return strings.Join(slices.Concat(lines[:n], []string{string(b)}, lines[n+1:]), "\n")
 	}
+	reg := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, `"type":"CustomerRegistered"`) })
+	if reg < 0 {
+		t.Fatal("no CustomerRegistered line")
+	}
 	for _, f := range []struct {
 		what, want string
 		line       int
 		edit       func(map[string]any)
 	}{
+		// A sealed event's readable data is checked on what is in clear;
+		// what it adds can only be fields its type has.
+		{"a field added to a sealed event", "no CustomerRegistered event has", reg, func(m map[string]any) {
+			m["data"].(map[string]any)["user_id"] = "00000000-0000-7000-8000-000000000000"
+		}},
 		{"the actor's user ID", "actor", i, func(m map[string]any) {
 			m["actor"].(map[string]any)["user_id"] = "00000000-0000-7000-8000-000000000000"
 		}},

@@ -13,10 +13,12 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
+	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/keyring"
 )
 
@@ -244,6 +246,11 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 			if field, ok := sameClearFields(h.Data, l.Data); !ok {
 				return rep, bad("its %s is not the sealed event's", field)
 			}
+			// The rest is sealed: it can only be fields a sealed event of
+			// the type has, whose values no hash lets anyone check.
+			if field, ok := onlyFieldsOf(h.Type, l.Data); !ok {
+				return rep, bad("its data has %s, which no %s event has", field, h.Type)
+			}
 			rep.Sealed++
 		} else if !sameJSON(h.Data, l.Data) {
 			return rep, bad("its data is not the data its hash covers")
@@ -306,6 +313,26 @@ func sameClearFields(sealedData, exported []byte) (field string, ok bool) {
 	for _, f := range slices.Sorted(maps.Keys(hs)) {
 		if f != "pii" && !sameJSON(hs[f], ls[f]) {
 			return f, false
+		}
+	}
+	return "", true
+}
+
+// onlyFieldsOf reports whether every field of data is one an event of the
+// type has (or erased, the flag of an erased customer's); field names the
+// first that is not.
+func onlyFieldsOf(eventType string, data []byte) (field string, ok bool) {
+	names, ok := domain.FieldNames(eventType)
+	if !ok {
+		return "type " + eventType, false
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(data, &fields) != nil {
+		return "data", false
+	}
+	for _, f := range slices.Sorted(maps.Keys(fields)) {
+		if f != "erased" && !slices.Contains(names, f) {
+			return strconv.Quote(f), false
 		}
 	}
 	return "", true
