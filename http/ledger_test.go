@@ -365,6 +365,18 @@ func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
 			t.Errorf("forged %s: %v", f.what, err)
 		}
 	}
+	// Two lines swapped, and a line whose data is given twice (a reader
+	// keeping the first would see a forgery, this check the last).
+	swapped := slices.Clone(lines)
+	swapped[3], swapped[4] = swapped[4], swapped[3]
+	if _, err := ledgerlog.VerifyExport(strings.NewReader(strings.Join(swapped, "\n")), vkey); err == nil || !strings.Contains(err.Error(), "line 5") {
+		t.Errorf("swapped lines: %v", err)
+	}
+	twice := slices.Clone(lines)
+	twice[i] = strings.Replace(lines[i], `"data":`, `"data":{"lead":true},"data":`, 1)
+	if _, err := ledgerlog.VerifyExport(strings.NewReader(strings.Join(twice, "\n")), vkey); err == nil || !strings.Contains(err.Error(), "repeated") {
+		t.Errorf("data given twice: %v", err)
+	}
 	// A removed line.
 	removed := slices.Delete(slices.Clone(lines), 3, 4)
 	if _, err := ledgerlog.VerifyExport(strings.NewReader(strings.Join(removed, "\n")), vkey); err == nil || !strings.Contains(err.Error(), "missing") {

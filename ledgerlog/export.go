@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-json-experiment/json/jsontext"
 	"golang.org/x/mod/sumdb/tlog"
 
 	"github.com/assignment-ledger/ledger/domain"
@@ -187,10 +188,15 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 			head.Origin, head.TreeSize, head.RootHash, cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Root[:]))}
 	}
 	rep.Origin, rep.TreeSize, rep.Complete = cp.Origin, cp.Size, head.Complete
-	seen := make(map[int64]bool)
+	last, missing := int64(-1), int64(-1) // missing: the first leaf skipped
 	for n := 2; sc.Scan(); n++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
+		}
+		// A name repeated in an object would show readers that keep the
+		// first value something else than this check reads (the last).
+		if !jsontext.Value(sc.Bytes()).IsValid() {
+			return rep, &ExportError{Line: n, Reason: "not an event line: invalid JSON or a name repeated in an object"}
 		}
 		var l ExportLine
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
@@ -207,10 +213,14 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 		if sum := sha256.Sum256(hashed); !bytes.Equal(sum[:], hash) {
 			return rep, bad("its hash is not the SHA-256 of its hashed bytes")
 		}
-		if l.LeafIndex < 0 || l.LeafIndex >= cp.Size || seen[l.LeafIndex] {
-			return rep, bad("leaf index %d is outside the checkpoint's tree of %d or repeated", l.LeafIndex, cp.Size)
+		// Lines come in the log's order: each leaf after the one before.
+		if l.LeafIndex <= last || l.LeafIndex >= cp.Size {
+			return rep, bad("leaf index %d is outside the checkpoint's tree of %d, or not after the line before's (%d)", l.LeafIndex, cp.Size, last)
 		}
-		seen[l.LeafIndex] = true
+		if l.LeafIndex > last+1 && missing < 0 {
+			missing = last + 1
+		}
+		last = l.LeafIndex
 		proof := make(tlog.RecordProof, len(l.Inclusion))
 		for i, s := range l.Inclusion {
 			b, err := base64.StdEncoding.DecodeString(s)
@@ -260,12 +270,11 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 	if err := sc.Err(); err != nil {
 		return rep, err
 	}
-	if head.Complete {
-		for i := int64(0); i < cp.Size; i++ {
-			if !seen[i] {
-				return rep, &ExportError{Reason: fmt.Sprintf("leaf %d of the checkpoint's %d is missing from a complete export", i, cp.Size)}
-			}
-		}
+	if missing < 0 && last < cp.Size-1 {
+		missing = last + 1
+	}
+	if head.Complete && missing >= 0 {
+		return rep, &ExportError{Reason: fmt.Sprintf("leaf %d of the checkpoint's %d is missing from a complete export", missing, cp.Size)}
 	}
 	return rep, nil
 }
