@@ -75,6 +75,13 @@ func Sign(c Checkpoint, s note.Signer) (string, error) {
 	return string(msg), nil
 }
 
+// CheckVerifierKey reports whether vkey is a verifier key (note verifier
+// format, as GET /v1/ledger/public-key answers).
+func CheckVerifierKey(vkey string) error {
+	_, err := note.NewVerifier(strings.TrimSpace(vkey))
+	return err
+}
+
 // Open verifies a signed checkpoint with the verifier key vkey and returns
 // its body.
 func Open(signed []byte, vkey string) (Checkpoint, error) {

@@ -27,7 +27,7 @@ func runCheckpoint(ctx context.Context, env *cliEnv, args []string) error {
 		"Prints the tenant's latest signed checkpoint of its ledger log (a signed note in the C2SP\n"+
 			"tlog-checkpoint format), signing one first when the tree has grown since the last. Keep the\n"+
 			"output: `ledger verify --checkpoint FILE` later proves the log still extends it.")
-	tenant := fs.String("tenant", "", "the tenant's ID (`ledger tenants` lists them)")
+	tenant := fs.String("tenant", "", "the tenant's `ID` (ledger tenants lists them)")
 	asJSON := fs.Bool("json", false, "print the checkpoint as JSON (origin, tree_size, root_hash, position, signed_at, note)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -93,10 +93,7 @@ func isUUIDText(s string) bool {
 // or a file holding one), else the service's own signing key's.
 func verifierKey(cfg config.Config, flagValue string) (string, error) {
 	if flagValue != "" {
-		if b, err := os.ReadFile(flagValue); err == nil {
-			return strings.TrimSpace(string(b)), nil
-		}
-		return strings.TrimSpace(flagValue), nil
+		return keyArg(flagValue)
 	}
 	path := cfg.SigningKeyFile
 	if path == "" {
@@ -119,6 +116,24 @@ func verifierKey(cfg config.Config, flagValue string) (string, error) {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
 	return k.Verifier, nil
+}
+
+// keyArg is what --key gives: a verifier key, or a file holding one. A
+// value that is neither (a mistyped path) is said so, rather than taken
+// for a key that then fails every check it is used in.
+func keyArg(value string) (string, error) {
+	key := strings.TrimSpace(value)
+	b, rerr := os.ReadFile(value)
+	if rerr == nil {
+		key = strings.TrimSpace(string(b))
+	}
+	if err := ledgerlog.CheckVerifierKey(key); err != nil {
+		if rerr != nil {
+			return "", fmt.Errorf("--key %q is neither a file that can be read (%v) nor a verifier key (GET /v1/ledger/public-key answers one)", value, rerr)
+		}
+		return "", fmt.Errorf("--key file %s holds no verifier key: %w", value, err)
+	}
+	return key, nil
 }
 
 // verifyCheckpoints checks each checkpoint file against the events.
@@ -178,9 +193,9 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "want an export FILE and --key")
 		return errUsage
 	}
-	vkey := strings.TrimSpace(*key)
-	if b, err := os.ReadFile(*key); err == nil {
-		vkey = strings.TrimSpace(string(b))
+	vkey, err := keyArg(*key)
+	if err != nil {
+		return err
 	}
 	f, err := os.Open(file)
 	if err != nil {

@@ -507,6 +507,27 @@ func TestVerifyExportNeedsNoDatabase(t *testing.T) {
 		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
 		t.Fatalf("a file that is no export: exit %d (%s)", code, errOut.String())
 	}
+	// A mistyped key file is said to be one, not taken for a key that then
+	// fails the export's first line.
+	env, _, errOut = testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file, "--key", filepath.Join(dir, "no-such-key")}); code != 1 ||
+		!strings.Contains(errOut.String(), "neither a file that can be read") || strings.Contains(errOut.String(), "line 1") {
+		t.Fatalf("a mistyped key file: exit %d (%s)", code, errOut.String())
+	}
+	keyFile := filepath.Join(dir, "vkey")
+	if err := os.WriteFile(keyFile, []byte(k.Verifier+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, _, errOut = testEnv(map[string]string{})
+	if code := run(context.Background(), env, []string{"verify-export", file, "--key", keyFile}); code != 1 ||
+		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
+		t.Fatalf("a key file: exit %d (%s)", code, errOut.String())
+	}
+	// --key checks checkpoints: alone it is a usage error.
+	env, _, errOut = testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
+	if code := run(context.Background(), env, []string{"verify", "--key", k.Verifier}); code != 2 {
+		t.Fatalf("verify --key alone: exit %d (%s)", code, errOut.String())
+	}
 }
 
 // TestPeriodicSigningSignsGrownTreesOnly: the periodic signer (what

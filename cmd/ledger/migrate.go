@@ -36,8 +36,8 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 			"the events themselves (never from stored tree nodes) has the checkpoint's root at its size, so\n"+
 			"today's log extends it. Exits 1 naming the first event (position, stream, version) that differs.")
 	var cps stringList
-	fs.Var(&cps, "checkpoint", "a signed checkpoint kept from `ledger checkpoint` or GET /v1/ledger/checkpoint (repeatable)")
-	key := fs.String("key", "", "the verifier key (or a file holding it) from GET /v1/ledger/public-key;\ndefault: the service's own signing key's")
+	fs.Var(&cps, "checkpoint", "a `FILE` holding a signed checkpoint kept from ledger checkpoint or GET /v1/ledger/checkpoint (repeatable)")
+	key := fs.String("key", "", "the verifier `KEY` (or a file holding it) from GET /v1/ledger/public-key;\ndefault: the service's own signing key's")
 	// Further checkpoint files may come between flags, as the synopsis
 	// writes them (--checkpoint A B --key KEY): the flag package stops at
 	// the first argument that is not one.
@@ -61,6 +61,9 @@ func runVerify(ctx context.Context, env *cliEnv, args []string) error {
 		cps = append(cps, files...)
 	} else if len(files) > 0 {
 		fmt.Fprintf(fs.Output(), "unexpected arguments: %v\n", files)
+		return errUsage
+	} else if *key != "" {
+		fmt.Fprintln(fs.Output(), "--key checks checkpoints: give them with --checkpoint")
 		return errUsage
 	}
 	cfg, pool, _, err := connect(ctx, env)
