@@ -25,11 +25,11 @@ func bodyTime(raw *string, field string) (time.Time, error) {
 	if raw == nil || *raw == "" {
 		return time.Time{}, badRequest("invalid_input", field, "%s is required (an RFC 3339 time)", field)
 	}
-	t, err := time.Parse(time.RFC3339Nano, *raw)
+	t, err := parseTime(*raw)
 	if err != nil {
 		return time.Time{}, badRequest("invalid_time", field, "%s must be an RFC 3339 time such as 2026-03-03T12:00:00Z", field)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 func deref(s *string) string {

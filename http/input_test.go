@@ -303,3 +303,22 @@ func TestMessageToNoCustomerIsRefused(t *testing.T) {
 		t.Fatalf("a message to one customer and one unknown ID: %s", r.body)
 	}
 }
+
+// RFC 3339 (5.6) allows a lowercase t and z: every time parameter and
+// body field takes them.
+func TestTimesTakeALowercaseTAndZ(t *testing.T) {
+	b := setup(t)
+	cust := b.createCustomer(t, "Tess")
+	upper := b.admin.must(200, "GET", "/v1/customers/"+cust+"/assignees?as_of=2030-01-02T03:04:05Z", nil)
+	lower := b.admin.must(200, "GET", "/v1/customers/"+cust+"/assignees?as_of=2030-01-02t03:04:05z", nil)
+	if string(upper.body) != string(lower.body) {
+		t.Fatalf("as_of: %s, lowercase %s", upper.body, lower.body)
+	}
+	b.admin.must(200, "GET", "/v1/audit?from=2000-01-01t00:00:00z", nil)
+	var fu map[string]any
+	b.admin.must(201, "POST", "/v1/customers/"+cust+"/follow-ups", map[string]any{"due_at": "2030-01-02t03:04:05.5z"}).decode(t, &fu)
+	if fu["due_at"] != "2030-01-02T03:04:05.5Z" {
+		t.Fatalf("due_at %v", fu["due_at"])
+	}
+	b.admin.must(400, "GET", "/v1/customers/"+cust+"/assignees?as_of=2030-01-02x03:04:05z", nil)
+}

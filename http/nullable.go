@@ -22,7 +22,7 @@ func (n *nullableTime) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &s); err != nil {
 		return badRequest("invalid_input", "away_until", "away_until must be an RFC 3339 time or null")
 	}
-	t, err := time.Parse(time.RFC3339, s)
+	t, err := parseTime(s)
 	if err != nil {
 		return badRequest("invalid_input", "away_until", "away_until must be an RFC 3339 time or null")
 	}

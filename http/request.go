@@ -180,12 +180,18 @@ func timeParam(r *nethttp.Request, name string) (*time.Time, error) {
 	if raw == "" {
 		return nil, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, raw)
+	t, err := parseTime(raw)
 	if err != nil {
 		return nil, badRequest("invalid_time", name, "%s must be an RFC 3339 time such as 2026-03-03T12:00:00Z", name)
 	}
-	t = t.UTC()
 	return &t, nil
+}
+
+// parseTime reads an RFC 3339 time, in UTC. RFC 3339 (5.6) allows a
+// lowercase t and z, which time.Parse refuses; no other letter can occur.
+func parseTime(raw string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(raw))
+	return t.UTC(), err
 }
 
 func writeJSON(w nethttp.ResponseWriter, status int, v any) {
