@@ -11,7 +11,8 @@ import (
 // the domain refuses C0 (tab and line breaks included), DEL and C1
 // controls, naming the field; a message body keeps line breaks and tabs.
 func TestSingleLineFieldsRefuseControlCharacters(t *testing.T) {
-	for _, bad := range []string{"A\x1bZ", "A\aZ", "A\rZ", "A\nZ", "Ann\n", "\tAnn", "A\x7fZ", "A\u0080Z", "A\u009bZ", "A\u0085Z"} {
+	for _, bad := range []string{"A\x1bZ", "A\aZ", "A\rZ", "A\nZ", "Ann\n", "\tAnn", "A\x7fZ", "A\u0080Z", "A\u009bZ", "A\u0085Z",
+		"A\u2028Z", "A\u2029Z", "\u202egnp.exe", "A\u202aZ", "A\u2066Z", "A\u2069Z"} {
 		checks := map[string]func() error{
 			"first_name": func() error {
 				_, err := domain.NormalizeProfile(domain.Profile{FirstName: bad, Email: "a@b.example"})

@@ -85,7 +85,7 @@ func runHistory(ctx context.Context, env *cliEnv, args []string) error {
 // tab shift the table's columns. A backslash is doubled, so the escapes
 // cannot be forged.
 func termSafe(s string) string {
-	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unicode.IsControl(r) }) {
+	if !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unsafeOnTerminal(r) }) {
 		return s
 	}
 	var b strings.Builder
@@ -95,7 +95,7 @@ func termSafe(s string) string {
 			b.WriteString(`\\`)
 		case r < 0x80 && unicode.IsControl(r):
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case unicode.IsControl(r):
+		case unsafeOnTerminal(r):
 			fmt.Fprintf(&b, `\u%04x`, r)
 		default:
 			b.WriteRune(r)
@@ -104,17 +104,27 @@ func termSafe(s string) string {
 	return b.String()
 }
 
+// unsafeOnTerminal reports whether r changes what a terminal shows rather
+// than shows itself: a control character (C0, DEL, C1), a line or
+// paragraph separator, or a bidirectional control (which reorders the
+// text after it), refused in names since (domain) but perhaps stored before.
+func unsafeOnTerminal(r rune) bool {
+	return unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || domain.BidiControl(r)
+}
+
 // escapeJSONControls escapes what encoding/json leaves raw but a terminal
-// would obey: DEL and the C1 controls (U+0080–U+009F, e.g. U+009B, CSI).
-// They can only stand inside JSON strings, where \u escapes mean the same.
+// would obey: DEL, the C1 controls (U+0080–U+009F, e.g. U+009B, CSI) and
+// the bidirectional controls. They can only stand inside JSON strings,
+// where \u escapes mean the same.
 func escapeJSONControls(b []byte) []byte {
-	if !bytes.ContainsFunc(b, func(r rune) bool { return r >= 0x7f && r <= 0x9f }) {
+	unsafe := func(r rune) bool { return (r >= 0x7f && r <= 0x9f) || domain.BidiControl(r) }
+	if !bytes.ContainsFunc(b, unsafe) {
 		return b
 	}
 	out := make([]byte, 0, len(b)+16)
 	for len(b) > 0 {
 		r, size := utf8.DecodeRune(b)
-		if r >= 0x7f && r <= 0x9f {
+		if unsafe(r) {
 			out = fmt.Appendf(out, `\u%04x`, r)
 		} else {
 			out = append(out, b[:size]...)

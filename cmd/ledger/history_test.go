@@ -49,7 +49,7 @@ func TestHistoryEscapesControlCharactersForTerminals(t *testing.T) {
 		Metadata: eventstore.Metadata{Actor: eventstore.Actor{UserID: boot.UserID, Name: "Ann\u009b2J\x7fAdmin"}},
 		Streams: []eventstore.StreamWrite{
 			{StreamID: userID, StreamType: "user", ExpectedVersion: eventstore.NoStream, Events: []eventstore.EventData{
-				encode(domain.UserCreated{UserID: userID, Name: "Bob\x1b[2J\tBaker", Email: "bob@acme.example", Role: domain.RoleMember})}},
+				encode(domain.UserCreated{UserID: userID, Name: "Bob\x1b[2J\tBaker\u202e", Email: "bob@acme.example", Role: domain.RoleMember})}},
 			{StreamID: custID, StreamType: "customer", ExpectedVersion: eventstore.NoStream, Events: []eventstore.EventData{
 				encode(domain.CustomerRegistered{CustomerID: custID, Profile: domain.Profile{FirstName: "Eve\x1b]0;pwned\x07", LastName: "C\\x1bR\rLF\n"}}),
 				encode(domain.UserAssigned{CustomerID: custID, UserID: userID, Lead: true})}},
@@ -65,11 +65,13 @@ func TestHistoryEscapesControlCharactersForTerminals(t *testing.T) {
 			t.Fatalf("history %v: exit %d: %s", args, code, errOut.String())
 		}
 		got := out.String()
-		if i := strings.IndexFunc(got, func(r rune) bool { return (r < 0x20 && r != '\n' && r != ' ') || (r >= 0x7f && r <= 0x9f) }); i >= 0 {
+		if i := strings.IndexFunc(got, func(r rune) bool {
+			return (r < 0x20 && r != '\n' && r != ' ') || (r >= 0x7f && r <= 0x9f) || domain.BidiControl(r)
+		}); i >= 0 {
 			t.Fatalf("history %v prints the control character %U raw:\n%q", args, []rune(got[i:])[0], got)
 		}
 		if args == nil {
-			for _, want := range []string{`Eve\x1b]0;pwned\x07 C\\x1bR\x0dLF\x0a`, `Bob\x1b[2J\x09Baker assigned as lead`, `Ann\u009b2J\x7fAdmin`} {
+			for _, want := range []string{`Eve\x1b]0;pwned\x07 C\\x1bR\x0dLF\x0a`, `Bob\x1b[2J\x09Baker\u202e assigned as lead`, `Ann\u009b2J\x7fAdmin`} {
 				if !strings.Contains(got, want) {
 					t.Errorf("history does not show %s:\n%s", want, got)
 				}
@@ -80,7 +82,7 @@ func TestHistoryEscapesControlCharactersForTerminals(t *testing.T) {
 		if err := json.Unmarshal([]byte(got), &h); err != nil {
 			t.Fatal(err)
 		}
-		if len(h.Events) != 2 || h.Events[0].ActorName != "Ann\u009b2J\x7fAdmin" || h.Team[0].Name != "Bob\x1b[2J\tBaker" {
+		if len(h.Events) != 2 || h.Events[0].ActorName != "Ann\u009b2J\x7fAdmin" || h.Team[0].Name != "Bob\x1b[2J\tBaker\u202e" {
 			t.Fatalf("--json does not keep the names as stored: %+v", h)
 		}
 	}
