@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/internal/testdb"
@@ -148,4 +149,36 @@ func TestRebuildingOneFoldReadModelRebuildsThemAll(t *testing.T) {
 	w.run(ctx, 50)
 	waitFor(t, b.runner, w.lastPos)
 	checkAgainstDomain(t, b.q, w)
+}
+
+// A rebuild that fails (here cancelled once its tables are being filled)
+// leaves none of them behind: they hold customers' personal data, which a
+// later erasure would not reach.
+func TestFailedRebuildLeavesNoTablesBehind(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	w := newWorld(t, b.store, 41)
+	w.run(context.Background(), 300)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.runner.Rebuild(ctx, "all", nil) }()
+	rebuildSchemas := func() int {
+		var n int
+		if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'rebuild\_%'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); rebuildSchemas() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the rebuild made no tables")
+		}
+	}
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the rebuild finished before it was cancelled: nothing failed")
+	}
+	if n := rebuildSchemas(); n != 0 {
+		t.Fatalf("a failed rebuild left %d schemas of tables behind", n)
+	}
 }

@@ -134,7 +134,7 @@ LIMIT $3`
     tables_epoch = tables_epoch + 1, updated_at = now() WHERE consumer_group = $1`
 )
 
-func (b *rebuilder) run(ctx context.Context) error {
+func (b *rebuilder) run(ctx context.Context) (err error) {
 	started := time.Now()
 	conn, err := b.pool.Acquire(ctx)
 	if err != nil {
@@ -151,6 +151,14 @@ func (b *rebuilder) run(ctx context.Context) error {
 		}
 		defer conn.Exec(context.WithoutCancel(ctx), qUnlockAdvisory, rebuildAdvisoryNS+p.name) //nolint:errcheck
 	}
+	// A rebuild that fails leaves no copy of the read models behind, under
+	// its locks still: they hold customers' names and e-mails, which an
+	// erasure afterwards would not reach.
+	defer func() {
+		if err != nil {
+			b.dropSchemas(context.WithoutCancel(ctx))
+		}
+	}()
 
 	for _, p := range b.ps {
 		if err := b.prepare(ctx, p); err != nil {
@@ -296,6 +304,21 @@ func lastBelow(ctx context.Context, pool *pgxpool.Pool, xmin string) (eventstore
 		return eventstore.Cursor{}, err
 	}
 	return c, nil
+}
+
+// dropSchemas drops the rebuild schemas of the projections being rebuilt
+// (those already swapped in are gone); it logs what it could not drop,
+// which the next rebuild of the projection drops.
+func (b *rebuilder) dropSchemas(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, p := range b.ps {
+		schema := pgx.Identifier{rebuildSchema(p.name)}.Sanitize()
+		if _, err := b.pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+schema+` CASCADE`); err != nil {
+			b.log.Error("rebuild: the failed rebuild's tables are left behind; the next rebuild drops them",
+				slog.String("schema", rebuildSchema(p.name)), slog.Any("err", err))
+		}
+	}
 }
 
 // prepare (re)creates the projection's rebuild schema with empty tables
