@@ -48,8 +48,11 @@ func (s *Server) ledgerCheckpoint(w nethttp.ResponseWriter, r *nethttp.Request) 
 	return nil
 }
 
-// maxCheckpointsListed bounds one list: a year of hourly checkpoints.
-const maxCheckpointsListed = 10_000
+// checkpointsCursor pages the checkpoints by tree size.
+type checkpointsCursor struct {
+	K     string `json:"k"`
+	After int64  `json:"after"`
+}
 
 func (s *Server) ledgerCheckpoints(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	l, err := s.ledgerOr404()
@@ -66,11 +69,26 @@ func (s *Server) ledgerCheckpoints(w nethttp.ResponseWriter, r *nethttp.Request)
 			*dst = *t
 		}
 	}
-	items, err := l.List(r.Context(), principal(r.Context()).TenantID, from, to, maxCheckpointsListed)
+	limit, err := limitParam(r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, map[string]any{"items": nonNil(items)})
+	var after checkpointsCursor
+	if raw := r.URL.Query().Get("cursor"); raw != "" {
+		if err := decodeCursor(raw, &after); err != nil || after.K != "checkpoints" {
+			return badRequest("invalid_cursor", "cursor", "the cursor is not one this list issued")
+		}
+	}
+	items, err := l.List(r.Context(), principal(r.Context()).TenantID, from, to, after.After, limit+1)
+	if err != nil {
+		return err
+	}
+	pg := page[ledgerlog.Signed]{Items: nonNil(items)}
+	if len(items) > limit {
+		pg.Items = items[:limit]
+		pg.NextCursor = encodeCursor(checkpointsCursor{K: "checkpoints", After: items[limit-1].TreeSize})
+	}
+	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
 }
 

@@ -206,6 +206,21 @@ func TestLedgerLogProofsVerifyWithAnIndependentLibrary(t *testing.T) {
 	if len(list.Items) != 0 {
 		t.Errorf("checkpoints before 2000: %+v", list.Items)
 	}
+	// Paged like every list, oldest first.
+	var pg struct {
+		Items      []ledgerCheckpoint
+		NextCursor string `json:"next_cursor"`
+	}
+	b.admin.must(200, "GET", "/v1/ledger/checkpoints?limit=1", nil).decode(t, &pg)
+	if len(pg.Items) != 1 || pg.Items[0].Note != cp1.Note || pg.NextCursor == "" {
+		t.Fatalf("first page: %+v", pg)
+	}
+	next := pg.NextCursor
+	pg.NextCursor = ""
+	b.admin.must(200, "GET", "/v1/ledger/checkpoints?limit=1&cursor="+next, nil).decode(t, &pg)
+	if len(pg.Items) != 1 || pg.Items[0].Note != cp2.Note || pg.NextCursor != "" {
+		t.Fatalf("second page: %+v", pg)
+	}
 
 	// Bad input: 400 naming the parameter; members: 403; no key: 401.
 	for path, field := range map[string]string{
@@ -217,6 +232,8 @@ func TestLedgerLogProofsVerifyWithAnIndependentLibrary(t *testing.T) {
 		"/v1/ledger/proofs/consistency?from=0&to=2":                                                       "from",
 		fmt.Sprintf("/v1/ledger/proofs/consistency?from=1&to=%d", cp2.TreeSize+1):                         "to",
 		"/v1/ledger/checkpoints?from=yesterday":                                                           "from",
+		"/v1/ledger/checkpoints?limit=abc":                                                                "limit",
+		"/v1/ledger/checkpoints?cursor=e30":                                                               "cursor",
 	} {
 		var p struct{ Field, Code string }
 		b.admin.must(400, "GET", path, nil).decode(t, &p)

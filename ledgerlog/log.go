@@ -93,7 +93,8 @@ const (
 	qSignedColumns = `tree_size, root_hash, position, signed_at, note`
 	qLatestSigned  = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid ORDER BY tree_size DESC LIMIT 1`
 	qInsertSigned  = `INSERT INTO ledger_checkpoints (tenant_id, tree_size, root_hash, position, note) VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
-	qListSigned    = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid AND signed_at >= $2 AND signed_at <= $3 ORDER BY tree_size LIMIT $4`
+	qListSigned    = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid AND signed_at >= $2 AND signed_at <= $3
+    AND tree_size > $4 ORDER BY tree_size LIMIT $5`
 	qTenants       = `SELECT id::text FROM tenants ORDER BY id`
 )
 
@@ -259,9 +260,9 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 }
 
 // List returns the tenant's checkpoints signed between from and to
-// (inclusive), oldest first, at most limit.
-func (l *Log) List(ctx context.Context, tenantID string, from, to time.Time, limit int) ([]Signed, error) {
-	rows, err := l.pool.Query(ctx, qListSigned, tenantID, from, to, limit)
+// (inclusive) of trees larger than after, oldest first, at most limit.
+func (l *Log) List(ctx context.Context, tenantID string, from, to time.Time, after int64, limit int) ([]Signed, error) {
+	rows, err := l.pool.Query(ctx, qListSigned, tenantID, from, to, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list checkpoints: %w", err)
 	}
