@@ -95,7 +95,7 @@ const (
 	qInsertSigned  = `INSERT INTO ledger_checkpoints (tenant_id, tree_size, root_hash, position, note) VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT DO NOTHING`
 	qListSigned    = `SELECT ` + qSignedColumns + ` FROM ledger_checkpoints WHERE tenant_id = $1::uuid AND signed_at >= $2 AND signed_at <= $3
     AND tree_size > $4 ORDER BY tree_size LIMIT $5`
-	qTenants       = `SELECT id::text FROM tenants ORDER BY id`
+	qTenants = `SELECT id::text FROM tenants ORDER BY id`
 )
 
 // Size is the tenant's tree size: how many of its events the tree holds.
