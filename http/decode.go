@@ -9,6 +9,7 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -34,6 +35,9 @@ func decodeJSON(body []byte, dst any) error {
 		// escape: the field holding one is then named below.
 		body = markInvalidUTF8(body)
 	}
+	// So would it a \u escape of half a surrogate pair, which is no
+	// character either: marked the same way.
+	body = markLoneSurrogates(body)
 	fields := requestFields(reflect.TypeOf(dst).Elem())
 	var raw map[string]json.RawMessage
 	if err := strictUnmarshal(body, &raw); err != nil {
@@ -297,6 +301,52 @@ func markInvalidUTF8(b []byte) []byte {
 			out = append(out, b[:size]...)
 		}
 		b = b[size:]
+	}
+	return out
+}
+
+// markLoneSurrogates replaces each \u escape of a surrogate that is not
+// half of a pair (a high one followed by a low one) with \u0000. Escapes
+// stand only inside strings in valid JSON, and an escaped backslash is
+// skipped whole, so \\ud800 is left alone.
+func markLoneSurrogates(b []byte) []byte {
+	if !bytes.Contains(b, []byte(`\u`)) {
+		return b
+	}
+	surrogate := func(i int) rune { // the escape at b[i:] ("\uXXXX"), or -1
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 32)
+		if err != nil || v < 0xd800 || v > 0xdfff {
+			return -1
+		}
+		return rune(v)
+	}
+	var out []byte
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		r := surrogate(i)
+		switch {
+		case r < 0:
+			i++ // an escape of one character: \\, \", \n, \u0041
+			continue
+		case r < 0xdc00:
+			if lo := surrogate(i + 6); lo >= 0xdc00 {
+				i += 11 // a pair
+				continue
+			}
+		}
+		if out == nil {
+			out = slices.Clone(b)
+		}
+		copy(out[i:], `\u0000`)
+		i += 5
+	}
+	if out == nil {
+		return b
 	}
 	return out
 }

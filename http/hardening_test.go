@@ -92,6 +92,7 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 	badInput(t, b.admin.do("POST", "/v1/users", map[string]string{"name": "A\x00Z", "email": "a@acme.example", "role": "member"}), "name", "NUL in a user's name")
 	badInput(t, b.admin.do("POST", "/v1/users", []byte(`{"name":"A\u0000Z","email":"a@acme.example","role":"member"}`)), "name", "escaped NUL in a user's name")
 	badInput(t, b.admin.do("POST", "/v1/users", []byte("{\"name\":\"A\xffZ\",\"email\":\"a@acme.example\",\"role\":\"member\"}")), "name", "invalid UTF-8 in a user's name")
+
 	for _, field := range []string{"first_name", "last_name", "phone", "external_id"} {
 		body := map[string]any{"first_name": "Carla", "last_name": "Client", "email": "c@client.example", field: "A\x00Z"}
 		badInput(t, b.admin.do("POST", "/v1/customers", body), field, "NUL in a customer's "+field)
@@ -337,5 +338,26 @@ func TestBlockedClientsInvitationIsNotFound(t *testing.T) {
 	anon := &client{t: t, base: b.base}
 	if r := anon.do("POST", "/v1/invitations/"+token+"/accept", nil); r.status != 404 || strings.Contains(string(r.body), inv.Customer.ID) {
 		t.Fatalf("accepting a blocked client's invitation: %d %s", r.status, r.body)
+	}
+}
+
+// Half a surrogate pair escaped is no character (encoding/json would store
+// U+FFFD): a 400 naming the field, as invalid UTF-8 is. A whole pair, or an
+// escaped backslash before "ud800", is text.
+func TestLoneSurrogateEscapeIsA400NamingTheField(t *testing.T) {
+	b := setup(t)
+	before := b.countEvents(t)
+	for _, name := range []string{`A\udc00Z`, `A\ud800Z`, `A\ud800`, `A\ud800\u0041`, `\udc00\ud800`, `A\uD800Z`} {
+		badInput(t, b.admin.do("POST", "/v1/groups", []byte(`{"name":"`+name+`"}`)), "name", "a lone surrogate escape "+name)
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+	for name, want := range map[string]string{`A\ud83d\ude00Z`: "A\U0001F600Z", `A\\ud800Z`: `A\ud800Z`} {
+		var g struct{ Name string }
+		b.admin.must(201, "POST", "/v1/groups", []byte(`{"name":"`+name+`"}`)).decode(t, &g)
+		if g.Name != want {
+			t.Errorf("group %s named %q, want %q", name, g.Name, want)
+		}
 	}
 }
