@@ -559,7 +559,7 @@ func TestPeriodicSigningSignsGrownTreesOnly(t *testing.T) {
 	if n, err := l.SignGrown(in.ctx); err != nil || n != 0 {
 		t.Fatalf("again: signed %d (%v)", n, err)
 	}
-	list, err := l.List(in.ctx, in.tenant, time.Time{}, time.Now().Add(time.Hour), 10)
+	list, err := l.List(in.ctx, in.tenant, time.Time{}, time.Now().Add(time.Hour), 0, 10)
 	if err != nil || len(list) != 2 || list[1].TreeSize != int64(len(in.original))+1 {
 		t.Fatalf("checkpoints %+v (%v)", list, err)
 	}
