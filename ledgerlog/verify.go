@@ -44,8 +44,10 @@ func (e *MismatchError) Error() string {
 		where += " (no such event: the log is shorter than the checkpoint)"
 	}
 	if !e.Located {
-		return fmt.Sprintf("tenant %s: the events do not match the checkpoint of tree size %d from %s on (the stored tree does not match the checkpoint either, so the first difference cannot be narrowed further)",
-			e.TenantID, e.Size, where)
+		// No event is named: the first of the range is not known to
+		// differ, and an auditor would read it as the one that does.
+		return fmt.Sprintf("tenant %s: the events do not match the checkpoint of tree size %d somewhere in leaves %d to %d (the stored tree does not match the checkpoint either, so the difference cannot be narrowed further; a checkpoint kept in between narrows it)",
+			e.TenantID, e.Size, e.LeafIndex, e.Size-1)
 	}
 	return fmt.Sprintf("tenant %s: the events differ from the checkpoint of tree size %d at %s", e.TenantID, e.Size, where)
 }

@@ -429,6 +429,34 @@ func TestNoCheckpointSignedThatContradictsAnEarlierOne(t *testing.T) {
 	}
 }
 
+// An event rewritten and the stored tree rebuilt from the forged events:
+// nothing narrows the difference down, so no event is named as the one
+// that differs, only the range of leaves it is in.
+func TestVerifyCheckpointNamesNoEventItCannotLocate(t *testing.T) {
+	t.Parallel()
+	in := newInsider(t)
+	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
+		if e.Version != 1 {
+			return eventstore.Rewrite{}, nil
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return eventstore.Rewrite{}, err
+		}
+		d["name"] = "Mallory"
+		data, err := json.Marshal(d)
+		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in.buildTree(t)
+	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
+	if want := fmt.Sprintf("somewhere in leaves 0 to %d", len(in.original)-1); !strings.Contains(errOut, want) || strings.Contains(errOut, "event position") {
+		t.Fatalf("verify --checkpoint said %q, want %q and no event named", errOut, want)
+	}
+}
+
 func TestVerifyCheckpointChecksTheSignatureAndLaterTrees(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
