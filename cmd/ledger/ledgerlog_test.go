@@ -208,6 +208,28 @@ func (in *insider) rechain(t *testing.T, stream string) {
 	}
 }
 
+// renameUser rewrites the user's first event to name them Mallory and
+// recomputes the stream's hash chain, as an insider with the database
+// would: plain `ledger verify` then passes.
+func (in *insider) renameUser(t *testing.T) {
+	t.Helper()
+	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
+		if e.Version != 1 {
+			return eventstore.Rewrite{}, nil
+		}
+		var d map[string]any
+		if err := json.Unmarshal(e.Data, &d); err != nil {
+			return eventstore.Rewrite{}, err
+		}
+		d["name"] = "Mallory"
+		data, err := json.Marshal(d)
+		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // caught checks that plain `ledger verify` passes (every chain was
 // recomputed) and `ledger verify --checkpoint` fails naming the first event
 // that differs from the checkpointed log.
@@ -238,21 +260,7 @@ func (in *insider) caught(t *testing.T) {
 func TestVerifyCheckpointCatchesARewrittenEvent(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
-	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
-		if e.Version != 1 {
-			return eventstore.Rewrite{}, nil
-		}
-		var d map[string]any
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return eventstore.Rewrite{}, err
-		}
-		d["name"] = "Mallory"
-		data, err := json.Marshal(d)
-		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in.renameUser(t)
 	in.caught(t)
 }
 
@@ -387,21 +395,7 @@ func TestVerifyCheckpointCatchesTheNewestEventsRemoved(t *testing.T) {
 func TestNoCheckpointSignedThatContradictsAnEarlierOne(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
-	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
-		if e.Version != 1 {
-			return eventstore.Rewrite{}, nil
-		}
-		var d map[string]any
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return eventstore.Rewrite{}, err
-		}
-		d["name"] = "Mallory"
-		data, err := json.Marshal(d)
-		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in.renameUser(t)
 	cmds, m := in.commands(t)
 	if _, err := cmds.RegisterCustomer(in.ctx, m, domain.Profile{FirstName: "Late", Email: "late@client.example"}); err != nil {
 		t.Fatal(err)
@@ -435,21 +429,7 @@ func TestNoCheckpointSignedThatContradictsAnEarlierOne(t *testing.T) {
 func TestVerifyCheckpointNamesNoEventItCannotLocate(t *testing.T) {
 	t.Parallel()
 	in := newInsider(t)
-	_, err := in.store.RewriteStream(in.ctx, in.userID, func(e eventstore.Event) (eventstore.Rewrite, error) {
-		if e.Version != 1 {
-			return eventstore.Rewrite{}, nil
-		}
-		var d map[string]any
-		if err := json.Unmarshal(e.Data, &d); err != nil {
-			return eventstore.Rewrite{}, err
-		}
-		d["name"] = "Mallory"
-		data, err := json.Marshal(d)
-		return eventstore.Rewrite{SchemaVersion: e.SchemaVersion, Data: data, Changed: true}, err
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	in.renameUser(t)
 	in.buildTree(t)
 	_, errOut := in.mustRun(t, 1, "verify", "--checkpoint", in.cpFile)
 	if want := fmt.Sprintf("somewhere in leaves 0 to %d", len(in.original)-1); !strings.Contains(errOut, want) || strings.Contains(errOut, "event position") {
