@@ -36,6 +36,11 @@ func runCheckpoint(ctx context.Context, env *cliEnv, args []string) error {
 		fmt.Fprintln(env.stderr, "--tenant is required")
 		return errUsage
 	}
+	if !isUUIDText(*tenant) {
+		// A usage error, as in ledger history, and found before connecting.
+		fmt.Fprintf(env.stderr, "--tenant %q is not a tenant ID\n", *tenant)
+		return errUsage
+	}
 	cfg, pool, _, log, err := connectMigrated(ctx, env)
 	if err != nil {
 		return err
@@ -44,9 +49,6 @@ func runCheckpoint(ctx context.Context, env *cliEnv, args []string) error {
 	key, err := cfg.SigningKey(log)
 	if err != nil {
 		return err
-	}
-	if !isUUIDText(*tenant) {
-		return fmt.Errorf("--tenant %q is not a tenant ID", *tenant)
 	}
 	var known bool
 	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM tenants WHERE id = $1::uuid)`, *tenant).Scan(&known); err != nil {

@@ -531,6 +531,11 @@ func TestVerifyExportNeedsNoDatabase(t *testing.T) {
 		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
 		t.Fatalf("a key file: exit %d (%s)", code, errOut.String())
 	}
+	// A malformed tenant ID is a usage error, as in ledger history.
+	env, _, errOut = testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
+	if code := run(context.Background(), env, []string{"checkpoint", "--tenant", "bad"}); code != 2 || !strings.Contains(errOut.String(), "not a tenant ID") {
+		t.Fatalf("checkpoint --tenant bad: exit %d (%s)", code, errOut.String())
+	}
 	// --key checks checkpoints: alone it is a usage error.
 	env, _, errOut = testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
 	if code := run(context.Background(), env, []string{"verify", "--key", k.Verifier}); code != 2 {
