@@ -412,6 +412,12 @@ func TestAuditExportWithProofsVerifiesOffline(t *testing.T) {
 	if rep, err := ledgerlog.VerifyExport(bytes.NewReader(filtered.body), vkey); err != nil || rep.Complete || rep.Events != 2 {
 		t.Errorf("filtered export: %+v %v", rep, err)
 	}
+	// A time range that covers the whole log is the whole log, whatever its
+	// unsigned header says: counted, not taken from it.
+	ranged := b.admin.must(200, "GET", "/v1/audit?proofs=true&from=2000-01-01T00:00:00Z", nil, hdr{"Accept": "application/x-ndjson", "X-Min-Position": pos})
+	if rep, err := ledgerlog.VerifyExport(bytes.NewReader(ranged.body), vkey); err != nil || !rep.Complete {
+		t.Errorf("a range covering the whole log: %+v %v", rep, err)
+	}
 	for _, bad := range []struct{ path, accept string }{{"/v1/audit?proofs=true", "application/json"}, {"/v1/audit?proofs=yes", "application/x-ndjson"}} {
 		var p struct{ Field string }
 		b.admin.must(400, "GET", bad.path, nil, hdr{"Accept": bad.accept}).decode(t, &p)

@@ -133,7 +133,10 @@ type ExportReport struct {
 	Events   int
 	// Sealed counts the events whose personal fields are sealed in the
 	// hashed bytes: checked on their IDs only.
-	Sealed   int
+	Sealed int
+	// Complete is set when the export holds every leaf of its tree, as
+	// counted here (whatever its header says; a complete export missing
+	// one fails).
 	Complete bool
 }
 
@@ -187,7 +190,7 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 		return rep, &ExportError{Line: 1, Reason: fmt.Sprintf("the header says origin %q, tree size %d, root hash %s; its signed checkpoint %q, %d, %s",
 			head.Origin, head.TreeSize, head.RootHash, cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Root[:]))}
 	}
-	rep.Origin, rep.TreeSize, rep.Complete = cp.Origin, cp.Size, head.Complete
+	rep.Origin, rep.TreeSize = cp.Origin, cp.Size
 	last, missing := int64(-1), int64(-1) // missing: the first leaf skipped
 	for n := 2; sc.Scan(); n++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
@@ -276,6 +279,9 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 	if head.Complete && missing >= 0 {
 		return rep, &ExportError{Reason: fmt.Sprintf("leaf %d of the checkpoint's %d is missing from a complete export", missing, cp.Size)}
 	}
+	// Counted, not taken from the unsigned header: a range that covers the
+	// whole log is complete too.
+	rep.Complete = missing < 0
 	return rep, nil
 }
 

@@ -208,7 +208,7 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return fmt.Errorf("FAILED: %s: %w", file, err)
 	}
-	whole := "a filtered export, by its unsigned header"
+	whole := "not the whole log: a filtered or time-range export, and nothing signed says which leaves it should hold"
 	if rep.Complete {
 		whole = "the whole log, no leaf missing"
 	}
