@@ -215,15 +215,16 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 		return false, nil
 	}
 	r := reader(ctx, l.pool, tenantID)
+	origin := Origin(l.baseURL, tenantID)
 	if err == nil {
-		// Every checkpoint extends the ones signed before it: a stored tree
-		// whose first leaves no longer hash to the root signed at that size
-		// (events rewritten and the tree rebuilt from them) is not signed,
-		// or the log would vouch for two histories.
 		cp, perr := ParseCheckpoint(note)
 		if perr != nil {
 			return false, fmt.Errorf("sign checkpoint: the latest signed: %w", perr)
 		}
+		// Every checkpoint extends the ones signed before it: a stored tree
+		// whose first leaves no longer hash to the root signed at that size
+		// (events rewritten and the tree rebuilt from them) is not signed,
+		// or the log would vouch for two histories.
 		prefix, herr := tlog.TreeHash(latest, r)
 		if herr != nil {
 			return false, fmt.Errorf("sign checkpoint: %w", herr)
@@ -232,13 +233,10 @@ func (l *Log) Sign(ctx context.Context, tenantID string) (bool, error) {
 			return false, fmt.Errorf("%w: tenant %s: the stored tree's first %d leaves do not hash to the root signed for them; refusing to sign a tree that does not extend it (`ledger verify --checkpoint` with a kept checkpoint names what changed)",
 				ErrTreeStale, tenantID, latest)
 		}
-	}
-	// A log's origin is its name, fixed by its first checkpoint: a process
-	// configured with another base URL (a CLI run from a shell, a node set
-	// up apart) signs under the same one, or a client that pins the origin
-	// would refuse the checkpoint.
-	origin := Origin(l.baseURL, tenantID)
-	if cp, perr := ParseCheckpoint(note); err == nil && perr == nil {
+		// A log's origin is its name, fixed by its first checkpoint: a
+		// process configured with another base URL (a CLI run from a shell,
+		// a node set up apart) signs under the same one, or a client that
+		// pins the origin would refuse the checkpoint.
 		origin = cp.Origin
 	}
 	root, err := tlog.TreeHash(n, r)
