@@ -127,13 +127,13 @@ func TestAssignUserIfMatch(t *testing.T) {
 	before := b.eventCount(t)
 
 	m := b.admin
-	m.IfMatch = ptr(int64(5))
+	m.IfMatch = []int64{5}
 	_, err := cmd.AssignUser(ctx, m, c, u1)
 	wantErr(t, err, "precondition")
 	if b.eventCount(t) != before {
 		t.Fatal("412 appended")
 	}
-	m.IfMatch = ptr(int64(1))
+	m.IfMatch = []int64{1}
 	res, err := cmd.AssignUser(ctx, m, c, u1)
 	wantErr(t, err, "")
 	if res.Version != 2 {

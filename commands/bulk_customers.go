@@ -20,9 +20,9 @@ type CustomerBulkRequest struct {
 	DryRun      bool
 	// Selected makes the answer list CustomerIDs (a selection by filter).
 	Selected bool
-	// IfMatch is the version the one listed customer must be at
+	// IfMatch are the versions the one listed customer may be at
 	// (ErrPreconditionFailed otherwise): DELETE /v1/customers/{id}'s If-Match.
-	IfMatch *int64
+	IfMatch []int64
 }
 
 // CustomerError is one customer a bulk action cannot be carried out on.
@@ -115,9 +115,11 @@ func (c *Commands) BulkCustomers(ctx context.Context, m Meta, req CustomerBulkRe
 		if err != nil {
 			return result, err
 		}
-		if req.IfMatch != nil && len(customerIDs) == 1 {
-			if cu, ok := l.customers[customerIDs[0]]; ok && !cu.MatchesVersion(*req.IfMatch) {
-				return result, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, customerIDs[0], cu.Version, *req.IfMatch)
+		if len(customerIDs) == 1 {
+			if cu, ok := l.customers[customerIDs[0]]; ok {
+				if err := checkIfMatch(cu, req.IfMatch); err != nil {
+					return result, err
+				}
 			}
 		}
 		result = CustomerBulkResult{Changed: []string{}, Unchanged: []string{}, Errors: []CustomerError{}}

@@ -133,12 +133,12 @@ func TestCachedStateNeverDecidesAgainstTheDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 		m := b.admin
-		m.IfMatch = &v
+		m.IfMatch = []int64{v}
 		_, err := cmd.AssignUser(ctx, m, c, users[2])
 		if err == nil {
 			t.Fatal("a stale If-Match was accepted")
 		}
-		v++
+		m.IfMatch = []int64{v + 1}
 		if _, err := cmd.AssignUser(ctx, m, c, users[2]); err != nil {
 			t.Fatalf("current If-Match: %v", err)
 		}

@@ -153,8 +153,9 @@ type Meta struct {
 	// IdempotencyKey is optional; with it RequestHash is required.
 	IdempotencyKey string
 	RequestHash    []byte
-	// IfMatch is the customer version the caller expects (customer commands).
-	IfMatch *int64
+	// IfMatch are the customer versions the caller accepts (customer
+	// commands; If-Match: one ETag or a list); nil accepts any.
+	IfMatch []int64
 	// CorrelationID is shared by every event of the command; generated when
 	// empty.
 	CorrelationID string
@@ -564,7 +565,7 @@ func transact[R any](ctx context.Context, c *Commands, name string, m Meta, run 
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (R, error) {
 		var result R
 		var last *cmdTx
-		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
+		err := c.withRetry(ctx, name, len(m.IfMatch) > 0, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
 				var err error
 				last = &cmdTx{Tx: tx, idem: idem, replay: replay}
@@ -643,6 +644,15 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 		return CustomerResult{}, notFound("customer", customerID)
 	}
 	return c.unit.run(ctx, &customerOp{name: name, m: m, customerID: customerID, userIDs: sortedUnique(userIDs), decide: decide})
+}
+
+// checkIfMatch is ErrPreconditionFailed unless cu is at one of the
+// versions ifMatch accepts (nil: any).
+func checkIfMatch(cu domain.Customer, ifMatch []int64) error {
+	if ifMatch == nil || slices.ContainsFunc(ifMatch, cu.MatchesVersion) {
+		return nil
+	}
+	return fmt.Errorf("%w: customer %s is at version %d, not %v", ErrPreconditionFailed, cu.ID, cu.Version, ifMatch)
 }
 
 // sortedUnique returns ids sorted without duplicates (a new slice).

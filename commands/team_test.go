@@ -32,7 +32,7 @@ func TestUnassignUser(t *testing.T) {
 	wantErr(t, err, "not_found")
 
 	m := b.admin
-	m.IfMatch = ptr(res.Version - 1)
+	m.IfMatch = []int64{res.Version - 1}
 	_, err = cmd.UnassignUser(ctx, m, c, u1)
 	wantErr(t, err, "precondition")
 
@@ -74,7 +74,7 @@ func TestMakeTeamLead(t *testing.T) {
 	_, err = cmd.MakeTeamLead(ctx, b.memberMeta(u1), c, u1)
 	wantErr(t, err, "forbidden")
 	m := b.admin
-	m.IfMatch = ptr(int64(1))
+	m.IfMatch = []int64{1}
 	_, err = cmd.MakeTeamLead(ctx, m, c, u1)
 	wantErr(t, err, "precondition")
 	// Now u1 may go: it is no longer lead.

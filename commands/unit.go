@@ -888,8 +888,8 @@ func (u *unit) decideOne(op *customerOp, users map[string]domain.User,
 	if gc.cu.Erased {
 		return nil, domain.Customer{}, fmt.Errorf("customer %s: %w", op.customerID, ErrErased)
 	}
-	if m.IfMatch != nil && !gc.cu.MatchesVersion(*m.IfMatch) {
-		return nil, domain.Customer{}, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, op.customerID, gc.cu.Version, *m.IfMatch)
+	if err := checkIfMatch(gc.cu, m.IfMatch); err != nil {
+		return nil, domain.Customer{}, err
 	}
 	cu := cloneCustomer(gc.cu)
 	events, err := op.decide(cloneCustomer(gc.cu), mine, tn.Policy)

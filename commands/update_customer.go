@@ -2,7 +2,6 @@ package commands
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/assignment-ledger/ledger/domain"
 	"github.com/assignment-ledger/ledger/eventstore"
@@ -56,8 +55,8 @@ func (c *Commands) UpdateCustomer(ctx context.Context, m Meta, customerID string
 			return CustomerResult{}, err
 		}
 		cu := l.customers[cid]
-		if m.IfMatch != nil && !cu.MatchesVersion(*m.IfMatch) {
-			return CustomerResult{}, fmt.Errorf("%w: customer %s is at version %d, not %d", ErrPreconditionFailed, cid, version, *m.IfMatch)
+		if err := checkIfMatch(cu, m.IfMatch); err != nil {
+			return CustomerResult{}, err
 		}
 		old := cu.Profile
 		events, err := cu.UpdateProfile(patch.apply(old))

@@ -63,7 +63,7 @@ func (c *Console) editProfile(w nethttp.ResponseWriter, r *nethttp.Request) {
 		err = errBadVersion
 	} else {
 		m := c.meta(s)
-		m.IfMatch = &version
+		m.IfMatch = []int64{version}
 		res, err = c.d.Commands.UpdateCustomer(r.Context(), m, id, patch)
 	}
 	if err != nil {

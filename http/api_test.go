@@ -294,6 +294,15 @@ func TestIfMatch(t *testing.T) {
 	// by hostile testing: a 400).
 	b.admin.must(200, "POST", "/v1/customers/"+cust+"/block", nil, hdr{"If-Match": "*"})
 	b.admin.must(404, "POST", "/v1/customers/0193f7c2-0000-7000-8000-000000000001/block", nil, hdr{"If-Match": "*"})
+	// A list of ETags (RFC 9110 13.1.1): any may match; none is a 412.
+	cur := b.admin.must(200, "GET", "/v1/customers/"+cust, nil).header.Get("ETag")
+	if r := b.admin.do("POST", "/v1/customers/"+cust+"/unblock", nil, hdr{"If-Match": `"0", "1"`}); r.status != 412 {
+		t.Fatalf("a list without the version: %d %s", r.status, r.body)
+	}
+	b.admin.must(200, "POST", "/v1/customers/"+cust+"/unblock", nil, hdr{"If-Match": `"0", ` + cur})
+	if r := b.admin.do("POST", "/v1/customers/"+cust+"/block", nil, hdr{"If-Match": `"0", x`}); r.status != 400 {
+		t.Fatalf("a list with a bad ETag: %d %s", r.status, r.body)
+	}
 }
 
 func TestIdempotencyKey(t *testing.T) {

@@ -113,11 +113,14 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	// If-Match: * holds whenever the resource exists, which every command
 	// on one checks anyway: no version to compare.
 	if im := strings.TrimSpace(r.Header.Get("If-Match")); im != "" && im != "*" {
-		v, err := parseETag(im)
-		if err != nil {
-			return m, err
+		// One ETag or a list of them (RFC 9110 13.1.1): any may match.
+		for _, tag := range strings.Split(im, ",") {
+			v, err := parseETag(tag)
+			if err != nil {
+				return m, err
+			}
+			m.IfMatch = append(m.IfMatch, v)
 		}
-		m.IfMatch = &v
 	}
 	return m, nil
 }
