@@ -322,3 +322,35 @@ func TestTimesTakeALowercaseTAndZ(t *testing.T) {
 	}
 	b.admin.must(400, "GET", "/v1/customers/"+cust+"/assignees?as_of=2030-01-02x03:04:05z", nil)
 }
+
+// The customer list's representation follows the Accept header's weights,
+// through the API (found by hostile testing: any listed type won).
+func TestCustomerListWeighsAccept(t *testing.T) {
+	b := setup(t)
+	b.createCustomer(t, "Wendy")
+	for accept, want := range map[string]string{
+		"text/csv;q=0.1, application/json": "application/json",
+		"application/json;q=0.5, text/csv": "text/csv",
+		"text/csv;q=0":                     "application/json",
+		"text/*":                           "text/csv",
+	} {
+		r := b.admin.must(200, "GET", "/v1/customers", nil, hdr{"Accept": accept})
+		if got := r.header.Get("Content-Type"); !strings.HasPrefix(got, want) {
+			t.Errorf("Accept %q: %s, want %s", accept, got, want)
+		}
+	}
+}
+
+// A bidirectional control or a Unicode line separator in a single-line
+// field is a 400 naming it, through the API.
+func TestSingleLineFieldsRefuseBidiControlsThroughTheAPI(t *testing.T) {
+	b := setup(t)
+	before := b.countEvents(t)
+	for _, name := range []string{"\u202egnp.exe", "A\u2028B", "A\u2066B"} {
+		badInput(t, b.admin.do("POST", "/v1/groups", map[string]string{"name": name}), "name", "group name "+name)
+		badInput(t, b.admin.do("POST", "/v1/customers", map[string]string{"first_name": name, "email": "w@client.example"}), "first_name", "first name "+name)
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+}
