@@ -166,8 +166,11 @@ func (in *insider) mustRun(t *testing.T, want int, args ...string) (string, stri
 
 func (in *insider) commitOrder(t *testing.T) []leafRow {
 	t.Helper()
-	rows, err := in.pool.Query(in.ctx, `SELECT position, stream_id::text, stream_version, transaction_id::text, hash FROM events
-		WHERE tenant_id = $1 ORDER BY transaction_id, position`, in.tenant)
+	// ORDER BY e.transaction_id: the select list's transaction_id::text is
+	// named transaction_id too, and an ORDER BY of that name sorts the
+	// text, which puts 10000 before 9999.
+	rows, err := in.pool.Query(in.ctx, `SELECT e.position, e.stream_id::text, e.stream_version, e.transaction_id::text, e.hash FROM events e
+		WHERE e.tenant_id = $1 ORDER BY e.transaction_id, e.position`, in.tenant)
 	if err != nil {
 		t.Fatal(err)
 	}
