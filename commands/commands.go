@@ -154,7 +154,8 @@ type Meta struct {
 	IdempotencyKey string
 	RequestHash    []byte
 	// IfMatch are the customer versions the caller accepts (customer
-	// commands; If-Match: one ETag or a list); nil accepts any.
+	// commands; If-Match: one ETag or a list); nil accepts any, empty
+	// none (If-Match named only weak ETags, which never match).
 	IfMatch []int64
 	// CorrelationID is shared by every event of the command; generated when
 	// empty.
@@ -565,7 +566,7 @@ func transact[R any](ctx context.Context, c *Commands, name string, m Meta, run 
 	return idempotent(ctx, c, m, func(idem *eventstore.Idempotency, replay *[]byte) (R, error) {
 		var result R
 		var last *cmdTx
-		err := c.withRetry(ctx, name, len(m.IfMatch) > 0, func() error {
+		err := c.withRetry(ctx, name, m.IfMatch != nil, func() error {
 			return c.store.Transact(ctx, func(ctx context.Context, tx *eventstore.Tx) error {
 				var err error
 				last = &cmdTx{Tx: tx, idem: idem, replay: replay}
@@ -647,10 +648,13 @@ func (c *Commands) customerCommand(ctx context.Context, name string, m Meta, cus
 }
 
 // checkIfMatch is ErrPreconditionFailed unless cu is at one of the
-// versions ifMatch accepts (nil: any).
+// versions ifMatch accepts (nil: any; empty: none).
 func checkIfMatch(cu domain.Customer, ifMatch []int64) error {
 	if ifMatch == nil || slices.ContainsFunc(ifMatch, cu.MatchesVersion) {
 		return nil
+	}
+	if len(ifMatch) == 0 {
+		return fmt.Errorf("%w: customer %s is at version %d; a weak ETag never matches", ErrPreconditionFailed, cu.ID, cu.Version)
 	}
 	return fmt.Errorf("%w: customer %s is at version %d, not %v", ErrPreconditionFailed, cu.ID, cu.Version, ifMatch)
 }

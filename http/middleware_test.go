@@ -33,13 +33,17 @@ func TestPanicIsRecoveredAsProblem(t *testing.T) {
 
 func TestParseETag(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]int64{`"3"`: 3, `W/"7"`: 7, `12`: 12} {
-		if got, err := parseETag(in); err != nil || got != want {
-			t.Errorf("parseETag(%q) = %d, %v", in, got, err)
+	type tag struct {
+		version int64
+		weak    bool
+	}
+	for in, want := range map[string]tag{`"3"`: {3, false}, `W/"7"`: {7, true}, `12`: {12, false}} {
+		if v, weak, err := parseETag(in); err != nil || (tag{v, weak}) != want {
+			t.Errorf("parseETag(%q) = %d, %v, %v", in, v, weak, err)
 		}
 	}
-	for _, in := range []string{`"x"`, `"-1"`, ``, `*`} {
-		if _, err := parseETag(in); err == nil {
+	for _, in := range []string{`"x"`, `"-1"`, ``, `*`, `W/`} {
+		if _, _, err := parseETag(in); err == nil {
 			t.Errorf("parseETag(%q) accepted", in)
 		}
 	}

@@ -114,25 +114,33 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	// on one checks anyway: no version to compare.
 	if im := strings.TrimSpace(r.Header.Get("If-Match")); im != "" && im != "*" {
 		// One ETag or a list of them (RFC 9110 13.1.1): any may match.
+		// If-Match compares strongly, so a weak ETag never matches: a list
+		// of weak ones only leaves IfMatch empty, which no version meets.
+		m.IfMatch = []int64{}
 		for _, tag := range strings.Split(im, ",") {
-			v, err := parseETag(tag)
+			v, weak, err := parseETag(tag)
 			if err != nil {
 				return m, err
 			}
-			m.IfMatch = append(m.IfMatch, v)
+			if !weak {
+				m.IfMatch = append(m.IfMatch, v)
+			}
 		}
 	}
 	return m, nil
 }
 
-func parseETag(s string) (int64, error) {
-	s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(s), "W/"))
+func parseETag(s string) (version int64, weak bool, err error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "W/"); ok {
+		s, weak = rest, true
+	}
 	s = strings.Trim(s, `"`)
 	v, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || v < 0 {
-		return 0, badRequest("invalid_header", "If-Match", `If-Match must be a version ETag such as "3"`)
+		return 0, false, badRequest("invalid_header", "If-Match", `If-Match must be a version ETag such as "3"`)
 	}
-	return v, nil
+	return v, weak, nil
 }
 
 // idParam reads a UUID path parameter; "me" stands for the caller.
