@@ -380,6 +380,17 @@ func badQueryText(query map[string][]string) error {
 	return nil
 }
 
+// repeatedQuery refuses the first (by name) query parameter given more
+// than once.
+func repeatedQuery(query map[string][]string) error {
+	for _, k := range slices.Sorted(maps.Keys(query)) {
+		if len(query[k]) > 1 {
+			return badRequest("invalid_input", k, "query parameter %q is given %d times; it takes one value (several IDs go in one, separated by commas)", k, len(query[k]))
+		}
+	}
+	return nil
+}
+
 // badCSVText refuses an import file holding text PostgreSQL cannot store (a
 // NUL byte, invalid UTF-8), naming the row and column of the first such cell.
 func badCSVText(body []byte) error {

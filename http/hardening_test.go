@@ -133,6 +133,29 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 	}
 }
 
+// A query parameter given twice is refused, not read as its first value
+// (found by hostile testing: ?assigned_user=a&assigned_user=b listed a's
+// customers alone), on reads and commands alike.
+func TestRepeatedQueryParameterIsRefused(t *testing.T) {
+	b := setup(t)
+	before := b.countEvents(t)
+	for path, field := range map[string]string{
+		"/v1/customers?assigned_user=me&assigned_user=none": "assigned_user",
+		"/v1/customers?limit=5&q=a&limit=500":               "limit",
+		"/v1/audit?type=UserAssigned&type=UserUnassigned":   "type",
+	} {
+		badInput(t, b.admin.do("GET", path, nil), field, path)
+	}
+	header := "First Name,Last Name,Email,Phone Number,Team\n"
+	badInput(t, b.admin.csv("POST", "/v1/clients/import?dry_run=true&dry_run=false", header+"Ada,Lovelace,ada@client.example,,\n"), "dry_run", "a repeated dry_run")
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused requests appended %d events", n-before)
+	}
+	// One parameter with several values separated by commas is the way.
+	u := b.createUser(t, "Uma One", "member")
+	b.admin.must(200, "GET", "/v1/customers?assigned_user=me,"+u.userID+"&limit=5", nil)
+}
+
 func TestPolicyNeedsEveryFieldAndNamesTheRealMaximum(t *testing.T) {
 	b := setup(t)
 	b.setPolicy(t, 2, false, false, true)

@@ -383,9 +383,18 @@ func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
 // checkQuery refuses, for every route, query parameters holding text
 // PostgreSQL cannot take (a NUL byte, invalid UTF-8): a 400 naming the
 // parameter instead of a 500 from the query, or an export with no rows.
+// The API also refuses a parameter given twice: every one takes a single
+// value (several IDs go comma-separated in one), and reading only the
+// first would answer ?assigned_user=a&assigned_user=b with a's customers
+// alone. (The console's forms may repeat a field; they read their own.)
 func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		if err := badQueryText(r.URL.Query()); err != nil {
+		q := r.URL.Query()
+		err := badQueryText(q)
+		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
+			err = repeatedQuery(q)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
