@@ -164,7 +164,7 @@ func verifyCheckpoints(ctx context.Context, env *cliEnv, cfg config.Config, pool
 }
 
 func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
-	fs := newFlags(env, "verify-export", "verify-export FILE --key KEY",
+	fs := newFlags(env, "verify-export", "verify-export FILE|- --key KEY",
 		"Checks an audit export with proofs (GET /v1/audit?proofs=true, NDJSON) with no database: the\n"+
 			"checkpoint's signature, every event's hash from its hashed bytes, its inclusion in the\n"+
 			"checkpoint's tree, that its readable fields say what the hashed bytes say (its actor and\n"+
@@ -172,11 +172,12 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 			"and counted), that the header's origin, tree size and root hash are the signed checkpoint's,\n"+
 			"and, for an export of the whole log, that no leaf is missing. A line's position and erased flag\n"+
 			"are the store's, covered by no hash; the header's complete flag is not signed: an export asked\n"+
-			"for unfiltered must report the whole log. Exits 1 naming the first line that does not verify.")
+			"for unfiltered must report the whole log. FILE - reads the export from standard input.\n"+
+			"Exits 1 naming the first line that does not verify.")
 	key := fs.String("key", "", "the verifier key from GET /v1/ledger/public-key, or a file holding it (required)")
 	// FILE may come before the flags, as the synopsis writes it.
 	var file string
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	if len(args) > 0 && (args[0] == "-" || !strings.HasPrefix(args[0], "-")) {
 		file, args = args[0], args[1:]
 	}
 	if err := fs.Parse(args); err != nil {
@@ -199,14 +200,18 @@ func runVerifyExport(_ context.Context, env *cliEnv, args []string) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.Open(file)
-	if err != nil {
-		return err
+	in, name := env.stdin, "standard input"
+	if file != "-" {
+		f, err := os.Open(file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		in, name = f, file
 	}
-	defer f.Close()
-	rep, err := ledgerlog.VerifyExport(f, vkey)
+	rep, err := ledgerlog.VerifyExport(in, vkey)
 	if err != nil {
-		return fmt.Errorf("FAILED: %s: %w", file, err)
+		return fmt.Errorf("FAILED: %s: %w", name, err)
 	}
 	whole := "not the whole log: a filtered or time-range export, and nothing signed says which leaves it should hold"
 	if rep.Complete {

@@ -534,6 +534,15 @@ func TestVerifyExportNeedsNoDatabase(t *testing.T) {
 		!strings.Contains(errOut.String(), "line 1: the first line is not a checkpoint") {
 		t.Fatalf("a key file: exit %d (%s)", code, errOut.String())
 	}
+	// - reads the export from standard input, before the flags or after.
+	for _, args := range [][]string{{"verify-export", "-", "--key", keyFile}, {"verify-export", "--key", keyFile, "-"}} {
+		env, _, errOut = testEnv(map[string]string{})
+		env.stdin = strings.NewReader(`{"origin":"from stdin"}` + "\n")
+		if code := run(context.Background(), env, args); code != 1 ||
+			!strings.Contains(errOut.String(), "standard input: line 1: the first line is not a checkpoint") {
+			t.Fatalf("%v: exit %d (%s)", args, code, errOut.String())
+		}
+	}
 	// A malformed tenant ID is a usage error, as in ledger history.
 	env, _, errOut = testEnv(map[string]string{"DATABASE_URL": "postgres://unused"})
 	if code := run(context.Background(), env, []string{"checkpoint", "--tenant", "bad"}); code != 2 || !strings.Contains(errOut.String(), "not a tenant ID") {

@@ -24,6 +24,7 @@ type command struct {
 
 // cliEnv carries the process's outside world so commands stay testable.
 type cliEnv struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	getenv         func(string) (string, bool)
 	// isTerminal reports whether stderr is a terminal (progress bars).
@@ -70,7 +71,7 @@ func usage(w io.Writer) {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	env := &cliEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, isTerminal: isTerminal(os.Stderr)}
+	env := &cliEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.LookupEnv, isTerminal: isTerminal(os.Stderr)}
 	os.Exit(run(ctx, env, os.Args[1:]))
 }
 
