@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"fmt"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -353,4 +354,34 @@ func TestSingleLineFieldsRefuseBidiControlsThroughTheAPI(t *testing.T) {
 	if n := b.countEvents(t); n != before {
 		t.Fatalf("refused requests appended %d events", n-before)
 	}
+}
+
+// A time outside the years 0000-9999 once in UTC cannot be recorded, and
+// an offset of +24:00 or +23:60 is no RFC 3339 offset: each is a 400 that
+// changes nothing (found by hostile testing: 9999-12-31T23:59:59-05:00 was
+// a 500 from encoding the event, +24:00 was taken).
+func TestTimesOutOfRangeAreRefused(t *testing.T) {
+	b := setup(t)
+	cust := b.createCustomer(t, "Tess")
+	fu := b.admin.must(201, "POST", "/v1/customers/"+cust+"/follow-ups", map[string]any{"due_at": "2030-01-02T03:04:05Z"}).json(t)
+	before := b.countEvents(t)
+	for _, bad := range []string{"9999-12-31T23:59:59-05:00", "0000-01-01T00:30:00+01:00", "2031-01-01T00:00:00+24:00", "2031-01-01T00:00:00+23:60"} {
+		for _, r := range []response{
+			b.admin.do("POST", "/v1/customers/"+cust+"/follow-ups", map[string]any{"due_at": bad}),
+			b.admin.do("POST", "/v1/follow-ups/"+fu["id"].(string)+"/snooze", map[string]any{"until": bad}),
+			b.admin.do("PATCH", "/v1/users/me", map[string]any{"away_until": bad}),
+			b.admin.do("GET", "/v1/customers/"+cust+"/assignees?as_of="+url.QueryEscape(bad), nil),
+		} {
+			if r.status != 400 || r.json(t)["field"] == nil {
+				t.Fatalf("%s: %d %s", bad, r.status, r.body)
+			}
+		}
+	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused times appended %d events", n-before)
+	}
+	// The edges themselves are times.
+	b.admin.must(200, "PATCH", "/v1/users/me", map[string]any{"away_until": "9999-12-31T18:59:59-05:00"})
+	b.admin.must(201, "POST", "/v1/customers/"+cust+"/follow-ups", map[string]any{"due_at": "2031-01-01T00:00:00+23:59"})
+	b.admin.must(200, "PATCH", "/v1/users/me", map[string]any{"away_until": nil})
 }

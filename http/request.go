@@ -200,9 +200,25 @@ func timeParam(r *nethttp.Request, name string) (*time.Time, error) {
 
 // parseTime reads an RFC 3339 time, in UTC. RFC 3339 (5.6) allows a
 // lowercase t and z, which time.Parse refuses; no other letter can occur.
+// time.Parse takes offsets of +24:00 and +23:60, which RFC 3339 does not
+// (hours 00-23, minutes 00-59). A time must also be within the years
+// 0000-9999 in UTC, as every stored time is written: 9999-12-31T23:59:59-05:00
+// is year 10000 once in UTC, and could not be recorded.
 func parseTime(raw string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, strings.ToUpper(raw))
-	return t.UTC(), err
+	if err != nil {
+		return time.Time{}, err
+	}
+	if n := len(raw); !strings.HasSuffix(strings.ToUpper(raw), "Z") && n >= 6 {
+		if raw[n-5:n-3] > "23" || raw[n-2:] > "59" {
+			return time.Time{}, fmt.Errorf("time %q: offset out of range", raw)
+		}
+	}
+	t = t.UTC()
+	if t.Year() < 0 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("time %q: outside the years 0000-9999 in UTC", raw)
+	}
+	return t, nil
 }
 
 func writeJSON(w nethttp.ResponseWriter, status int, v any) {
