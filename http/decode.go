@@ -62,10 +62,7 @@ func decodeJSON(body []byte, dst any) error {
 		case errors.As(err, &in):
 			return in
 		case errors.As(err, &typeErr):
-			name := typeErr.Field
-			if i := strings.LastIndexByte(name, '.'); i >= 0 {
-				name = name[i+1:] // "profileBody.first_name": the Go struct is no business of the client's
-			}
+			name := clientPath(reflect.TypeOf(dst).Elem(), typeErr.Field)
 			if f, ok := fields[name]; ok {
 				return badRequest("invalid_input", name, "%s must be %s", name, f.kind)
 			}
@@ -80,6 +77,42 @@ func decodeJSON(body []byte, dst any) error {
 		return badRequest("invalid_input", "", "the body is not valid UTF-8")
 	}
 	return nil
+}
+
+// clientPath turns encoding/json's path of a field ("assign.weights",
+// "profileBody.first_name") into the one the client wrote: the names of
+// embedded structs are Go's, not the body's, so they are dropped.
+func clientPath(t reflect.Type, path string) string {
+	var out []string
+	for _, seg := range strings.Split(path, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+			t = t.Elem()
+		}
+		var next reflect.Type
+		if t != nil && t.Kind() == reflect.Struct {
+			if f, ok := t.FieldByName(seg); ok && f.Anonymous && f.Tag.Get("json") == "" {
+				t = f.Type // an embedded struct: its fields are the outer one's
+				continue
+			}
+			for i := range t.NumField() {
+				if f := t.Field(i); jsonName(f) == seg {
+					next = f.Type
+				}
+			}
+		}
+		out = append(out, seg)
+		t = next
+	}
+	return strings.Join(out, ".")
+}
+
+// jsonName is the name encoding/json gives a struct field.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if name == "" {
+		name = f.Name
+	}
+	return name
 }
 
 // strictUnmarshal decodes one JSON value with no data after it.

@@ -93,6 +93,12 @@ func TestAssignmentRulesCRUD(t *testing.T) {
 			t.Fatalf("%v: %d %s", bad, r.status, r.body)
 		}
 	}
+	// A value of the wrong type names its whole path, as other refusals do
+	// (found by hostile testing: a string weight named "weights").
+	badInput(t, b.admin.do("POST", "/v1/assignment-rules", map[string]any{"name": "x",
+		"assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "weighted", "weights": map[string]any{u.userID: "x"}}}), "assign.weights", "a string weight")
+	badInput(t, b.admin.do("POST", "/v1/assignment-rules", map[string]any{"name": "x", "match": map[string]any{"title_contains": 5},
+		"assign": map[string]any{"user_ids": []string{u.userID}, "strategy": "round_robin"}}), "match.title_contains", "a number for a title")
 	if r := b.admin.do("POST", "/v1/assignment-rules", map[string]any{"name": "x", "assign": map[string]any{"user_ids": []string{aud.userID}, "strategy": "round_robin"}}); r.status != 409 {
 		t.Fatalf("auditor in a rule: %d %s", r.status, r.body)
 	}
