@@ -88,6 +88,9 @@ func (c *Customer) apply(e Event, at time.Time, followUps func(map[string]Follow
 	case CustomerRemovedFromGroup:
 		c.Groups = slices.DeleteFunc(slices.Clone(c.Groups), func(g string) bool { return g == e.GroupID })
 	case UserAssigned, UserUnassigned, TeamLeadChanged, TeamMemberReplaced:
+		if len(c.FollowUps) > 0 {
+			c.FollowUps = keepDueTeams(c.FollowUps, c.Team, at)
+		}
 		c.Team = c.Team.Apply(e, at, 0)
 	case FollowUpScheduled, FollowUpCompleted, FollowUpSnoozed, FollowUpCancelled, FollowUpDue:
 		c.FollowUps = followUps(c.FollowUps, e, at)

@@ -51,6 +51,13 @@ type FollowUp struct {
 	// Fired is true once FollowUpDue was recorded for the current DueAt;
 	// a snooze sets a new DueAt and clears it.
 	Fired bool
+	// DueTeam is the team as it stood at DueAt, kept (DueTeamKept) when
+	// the team first changes at or after DueAt while the follow-up is
+	// still pending: a reminder recorded late (a backlog after downtime,
+	// or the scheduler's next round) goes to the team of the moment it
+	// was due, not to today's. Until then that team is the customer's.
+	DueTeam     Team
+	DueTeamKept bool
 }
 
 // Pending reports whether f still has to fall due: open, and not yet
@@ -174,13 +181,41 @@ func followUpAfter(fs map[string]FollowUp, e Event, at time.Time) (FollowUp, boo
 	case FollowUpCompleted:
 		return change(e.FollowUpID, func(f *FollowUp) { f.Status = FollowUpStatusDone })
 	case FollowUpSnoozed:
-		return change(e.FollowUpID, func(f *FollowUp) { f.DueAt, f.Fired = e.Until.UTC(), false })
+		return change(e.FollowUpID, func(f *FollowUp) {
+			f.DueAt, f.Fired = e.Until.UTC(), false
+			f.DueTeam, f.DueTeamKept = nil, false
+		})
 	case FollowUpCancelled:
 		return change(e.FollowUpID, func(f *FollowUp) { f.Status = FollowUpStatusCancelled })
 	case FollowUpDue:
-		return change(e.FollowUpID, func(f *FollowUp) { f.Fired = true })
+		return change(e.FollowUpID, func(f *FollowUp) {
+			f.Fired = true
+			f.DueTeam, f.DueTeamKept = nil, false // reminded: no longer needed
+		})
 	}
 	return FollowUp{}, false
+}
+
+// keepDueTeams returns the follow-ups as a change of team recorded at at
+// leaves them: each pending one due by then that has not kept its team yet
+// keeps team, the team before the change. A new map when one does (the
+// maps of copies of a customer are never changed in place), fs otherwise.
+func keepDueTeams(fs map[string]FollowUp, team Team, at time.Time) map[string]FollowUp {
+	var out map[string]FollowUp
+	for id, f := range fs {
+		if !f.Pending() || f.DueTeamKept || f.DueAt.After(at) {
+			continue
+		}
+		if out == nil {
+			out = maps.Clone(fs)
+		}
+		f.DueTeam, f.DueTeamKept = team, true
+		out[id] = f
+	}
+	if out == nil {
+		return fs
+	}
+	return out
 }
 
 // FollowUp returns the customer's live (not cancelled) follow-up id.
@@ -292,22 +327,26 @@ func (c Customer) followUpFor(a Actor, id string) (FollowUp, error) {
 }
 
 // FollowUpFallsDue decides that follow-up id fell due at now: FollowUpDue
-// naming its recipients from the team as it stands (every member, or the
-// lead alone), or nothing when it is not pending or not due yet (done,
-// cancelled, snoozed past now, or recorded due already: so whoever asks
-// twice, the event is written once). A follow-up to the lead of a team with
-// no lead reminds the whole team rather than nobody; one of a customer with
-// no team falls due with no recipients.
+// naming its recipients from the team as it stood at the due time (every
+// member, or the lead alone), or nothing when it is not pending or not due
+// yet (done, cancelled, snoozed past now, or recorded due already: so
+// whoever asks twice, the event is written once). A follow-up to the lead
+// of a team with no lead reminds the whole team rather than nobody; one of
+// a customer with no team falls due with no recipients.
 func (c Customer) FollowUpFallsDue(id string, now time.Time) []Event {
 	f, ok := c.FollowUps[id]
 	if c.Erased || !ok || !f.Pending() || f.DueAt.After(now) {
 		return nil
 	}
+	team := c.Team
+	if f.DueTeamKept {
+		team = f.DueTeam
+	}
 	recipients := []string{}
-	if l, ok := c.Lead(); ok && f.To == FollowUpToLead {
+	if l, ok := team.Lead(); ok && f.To == FollowUpToLead {
 		recipients = append(recipients, l.UserID)
 	} else {
-		for _, m := range c.Team {
+		for _, m := range team {
 			recipients = append(recipients, m.UserID)
 		}
 	}

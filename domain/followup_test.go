@@ -94,6 +94,46 @@ func TestFollowUpFallsDueToTheTeamAtTheDueTime(t *testing.T) {
 	}
 }
 
+// The team reminded is the one of the moment the follow-up was due, even
+// when the reminder is recorded late and the team changed meanwhile (found
+// by hostile testing: a backlog after downtime reminded today's team).
+func TestFollowUpRecordedLateRemindsTheTeamAtTheDueTime(t *testing.T) {
+	c := withTeam("carol", "carol")
+	due := t0.Add(time.Hour)
+	at := func(d time.Duration, c domain.Customer, evs ...domain.Event) domain.Customer {
+		for _, e := range evs {
+			c.Apply(e, due.Add(d))
+		}
+		return c
+	}
+	c = at(-time.Hour, c, mustEvents(t)(c.ScheduleFollowUp(fuAdmin, "team", due, "", "team"))...)
+	c = at(-time.Hour, c, mustEvents(t)(c.ScheduleFollowUp(fuAdmin, "lead", due, "", "lead"))...)
+	c = at(-time.Hour, c, mustEvents(t)(c.ScheduleFollowUp(fuAdmin, "later", due.Add(time.Hour), "", "team"))...)
+	dueTeam := c
+	// After the due time, before the reminder: carol handed over to dave.
+	c = at(5*time.Second, c, domain.UserAssigned{CustomerID: c.ID, UserID: "dave"},
+		domain.TeamLeadChanged{CustomerID: c.ID, UserID: "dave"}, domain.UserUnassigned{CustomerID: c.ID, UserID: "carol"})
+	if dueTeam.FollowUps["team"].DueTeamKept {
+		t.Fatal("a copy of the customer saw another's kept team")
+	}
+	for id, want := range map[string][]string{"team": {"carol"}, "lead": {"carol"}} {
+		evs := c.FollowUpFallsDue(id, due.Add(time.Minute))
+		if len(evs) != 1 || !slices.Equal(evs[0].(domain.FollowUpDue).Recipients, want) {
+			t.Fatalf("%s: %v, want %v", id, evs, want)
+		}
+	}
+	// One not due when the team changed goes to the team of its own time.
+	if evs := c.FollowUpFallsDue("later", due.Add(time.Hour)); !slices.Equal(evs[0].(domain.FollowUpDue).Recipients, []string{"dave"}) {
+		t.Fatalf("later: %v", evs)
+	}
+	// Snoozed, a follow-up forgets the team it kept: its new due time has
+	// its own.
+	c = at(10*time.Second, c, domain.FollowUpSnoozed{FollowUpID: "team", CustomerID: c.ID, Until: due.Add(2 * time.Hour)})
+	if evs := c.FollowUpFallsDue("team", due.Add(2*time.Hour)); !slices.Equal(evs[0].(domain.FollowUpDue).Recipients, []string{"dave"}) {
+		t.Fatalf("snoozed: %v", evs)
+	}
+}
+
 func TestFollowUpToTheLead(t *testing.T) {
 	c := withTeam("bob", "alice", "bob")
 	due := t0.Add(time.Hour)
@@ -191,12 +231,12 @@ func TestFollowUpsApplyInPlaceMatchesCopying(t *testing.T) {
 	for i, e := range evs {
 		given := maps.Clone(copying)
 		next := domain.FollowUpsApply(copying, e, at)
-		if !maps.Equal(copying, given) {
+		if !reflect.DeepEqual(copying, given) {
 			t.Fatalf("event %d (%T) changed the map FollowUpsApply was given", i, e)
 		}
 		copying = next
 		inPlace = domain.FollowUpsApplyInPlace(inPlace, e, at)
-		if !maps.Equal(copying, inPlace) {
+		if !reflect.DeepEqual(copying, inPlace) {
 			t.Fatalf("after event %d (%T):\n copying  %v\n in place %v", i, e, copying, inPlace)
 		}
 	}
@@ -246,9 +286,12 @@ func TestCustomerFoldMatchesApply(t *testing.T) {
 	f := domain.FoldCustomer(start)
 	var handed domain.Customer
 	var handedFollowUps map[string]domain.FollowUp
+	// The second half is recorded past the snoozed follow-ups' due time:
+	// its team changes keep their teams (keepDueTeams) in both.
+	later := at.Add(3 * time.Hour)
 	for i, e := range history[half:] {
-		applied.Apply(e, at)
-		f.Apply(e, at)
+		applied.Apply(e, later)
+		f.Apply(e, later)
 		if got := f.Customer(); !reflect.DeepEqual(got, applied) {
 			t.Fatalf("after event %d (%T) the fold has\n %+v\nwant\n %+v", half+i, e, got, applied)
 		}
@@ -256,10 +299,10 @@ func TestCustomerFoldMatchesApply(t *testing.T) {
 			handed, handedFollowUps = f.Customer(), maps.Clone(f.Customer().FollowUps)
 		}
 	}
-	if !maps.Equal(start.FollowUps, startFollowUps) {
+	if !reflect.DeepEqual(start.FollowUps, startFollowUps) {
 		t.Error("the fold changed the follow-ups of the customer it started from")
 	}
-	if !maps.Equal(handed.FollowUps, handedFollowUps) {
+	if !reflect.DeepEqual(handed.FollowUps, handedFollowUps) {
 		t.Error("the fold changed the follow-ups of a customer it had returned")
 	}
 }

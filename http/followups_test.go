@@ -502,6 +502,37 @@ func TestFollowUpDueDeliveredOnceLateAfterDowntime(t *testing.T) {
 	}
 }
 
+// A reminder recorded late goes to the team of the moment the follow-up
+// was due, not to the one the customer was handed to meanwhile (found by
+// hostile testing: after downtime, today's team was reminded, and the
+// event named it).
+func TestFollowUpDueLateRemindsTheTeamAtTheDueTime(t *testing.T) {
+	b := setup(t)
+	alice := b.createUser(t, "Alice", "member")
+	bob := b.createUser(t, "Bob", "member")
+	cust := b.customerWithTeam(t, "Jo", alice.userID)
+	// Due a minute ago (the scheduler was down), then handed to Bob.
+	due := time.Now().Add(-time.Minute)
+	scheduleFU(t, alice, cust, due, "team")
+	b.admin.must(200, "PUT", "/v1/customers/"+cust+"/assignees", map[string]any{"user_ids": []string{bob.userID}})
+	if n := b.fire(t, time.Now()); n != 1 {
+		t.Fatalf("fired %d, want 1", n)
+	}
+	if a, bb := dueNotifications(t, alice, cust), dueNotifications(t, bob, cust); a != 1 || bb != 0 {
+		t.Fatalf("Alice told %d times, Bob %d; want 1 and 0", a, bb)
+	}
+	var h struct {
+		Items []struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		} `json:"items"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &h)
+	if last := h.Items[len(h.Items)-1]; last.Type != "FollowUpDue" || fmt.Sprint(last.Data["recipients"]) != fmt.Sprint([]any{alice.userID}) {
+		t.Fatalf("last event: %+v", last)
+	}
+}
+
 // The follow_ups and views read models and the follow-up notifications
 // rebuilt from the events equal the live ones, row for row.
 func TestFollowUpsAndViewsRebuildEqualsLive(t *testing.T) {
