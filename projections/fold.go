@@ -79,6 +79,9 @@ func (c *customerState) apply(e domain.Event, at time.Time, pos int64) {
 		for _, m := range c.Team {
 			c.track(&c.MembersChanged, m.UserID)
 		}
+		for id := range c.FollowUps {
+			c.track(&c.FollowUpsChanged, id) // each becomes a tombstone
+		}
 	case domain.UserAssigned, domain.UserUnassigned, domain.TeamLeadChanged, domain.TeamMemberReplaced:
 		c.Team = c.Team.Apply(e, at, pos)
 	case domain.FollowUpScheduled, domain.FollowUpCompleted, domain.FollowUpSnoozed, domain.FollowUpCancelled, domain.FollowUpDue:

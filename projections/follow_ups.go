@@ -31,7 +31,11 @@ type FollowUp struct {
 
 // Follow-up events are the customer's, so its follow-ups are folded with
 // it, as a table of the customer_list read model: a row per live
-// follow-up, none for a cancelled one nor for any of an erased customer's.
+// follow-up, none for a cancelled one, and a tombstone for each of an
+// erased customer's (cancelled, no note, not pending): a command naming
+// one finds its customer, and answers 410 (or, retried under its key,
+// 409 replay_unavailable) rather than 404. Every query but the customer's
+// own list, which reads the customer first, wants open or pending rows.
 // A read model of their own would add a version row per customer (every
 // customer, with follow-ups or not) to every import's catch-up; as a table
 // of customer_list a customer without follow-ups costs nothing. pending
@@ -45,9 +49,8 @@ var followUpsTable = table{name: FollowUps, key: []string{"follow_up_id"},
 	partial: true}
 
 // followUpRows are the rows of the customer's follow-ups changed since its
-// fold was last written (all of them when it never was): a cancelled one,
-// or any of an erased customer (whose erasure cancels them all), is
-// removed.
+// fold was last written (all of them when it never was): a cancelled one
+// is removed, and every one of an erased customer is its tombstone.
 func followUpRows(out foldSink, c *customerState) {
 	if !c.written {
 		givenFollowUps(out, c, maps.Keys(c.FollowUps))
@@ -65,12 +68,14 @@ func givenFollowUps(out foldSink, c *customerState, ids iter.Seq[string]) {
 		if !ok {
 			continue // opened as erased: it never had a row
 		}
-		row := []any{uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending()}
-		if f.Status == domain.FollowUpStatusCancelled || c.Erased {
-			out.remove(FollowUps, row...)
-			continue
+		switch {
+		case c.Erased:
+			out.add(FollowUps, uid(f.ID), tenant, id, f.DueAt, "", f.To, domain.FollowUpStatusCancelled, uid(f.CreatedBy), f.CreatedAt, false)
+		case f.Status == domain.FollowUpStatusCancelled:
+			out.remove(FollowUps, uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending())
+		default:
+			out.add(FollowUps, uid(f.ID), tenant, id, f.DueAt, f.Note, f.To, f.Status, uid(f.CreatedBy), f.CreatedAt, f.Pending())
 		}
-		out.add(FollowUps, row...)
 	}
 }
 

@@ -82,11 +82,15 @@ func TestLiveFoldWritesOnlyChangedFollowUps(t *testing.T) {
 		}
 	})
 
-	// The rows are the domain's live follow-ups, nothing of the erased one.
+	// The rows are the domain's live follow-ups, and the erased one's
+	// tombstones (cancelled, not pending).
 	want := map[string][]string{}
 	for _, cu := range customers {
 		for fid, f := range cu.wc.c.FollowUps {
-			if f.Status != domain.FollowUpStatusCancelled && !cu.wc.c.Erased {
+			switch {
+			case cu.wc.c.Erased:
+				want[cu.id] = append(want[cu.id], fmt.Sprintf("%s %s %s false", fid, domain.FollowUpStatusCancelled, f.DueAt.UTC().Format(time.RFC3339)))
+			case f.Status != domain.FollowUpStatusCancelled:
 				want[cu.id] = append(want[cu.id], fmt.Sprintf("%s %s %s %t", fid, f.Status, f.DueAt.UTC().Format(time.RFC3339), f.Pending()))
 			}
 		}
@@ -108,7 +112,7 @@ func TestLiveFoldWritesOnlyChangedFollowUps(t *testing.T) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if len(want[id]) != followUps-2 || len(got) != 1 || !slices.Equal(got[id], want[id]) {
+	if len(want[id]) != followUps-2 || len(want[gone]) != followUps || len(got) != 2 || !slices.Equal(got[id], want[id]) || !slices.Equal(got[gone], want[gone]) {
 		t.Fatalf("follow_ups rows:\n got %q\nwant %q", got, want)
 	}
 
