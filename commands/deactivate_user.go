@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -123,17 +122,13 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 					return err
 				}
 				if to != nil {
-					// The heir's capacity (max_customers_per_user).
-					changes := make([]teamChange, 0, len(customers))
-					for _, cu := range customers {
-						after := cloneCustomer(cu)
-						for _, e := range customerEvents[cu.ID] {
-							after.Apply(e, time.Time{})
-						}
-						changes = append(changes, teamChange{before: cu, after: after})
-					}
-					if err := c.checkCapacity(ctx, tx, m.TenantID, l.policy, changes); err != nil {
+					capErrs, err := c.heirCapacityErrors(ctx, tx, m.TenantID, l.policy, customers, uid, to.ID, true)
+					if err != nil {
 						return err
+					}
+					if len(capErrs) > 0 {
+						return &domain.RuleError{Code: capErrs[0].Code, Detail: fmt.Sprintf("%s: %d of the %d customers handed over are past the cap",
+							capErrs[0].Detail, len(capErrs), len(customers))}
 					}
 				}
 
@@ -238,9 +233,39 @@ func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, tran
 			return err
 		}
 		preview = DeactivationPreview{ToBeTransferred: nonNil(plan.Leaving), Errors: nonNil(plan.Errors)}
+		if to != nil {
+			// The real deactivation refuses these too (found by hostile
+			// testing: the preview showed no error, the call a 409).
+			var leaving []domain.Customer
+			for _, cu := range customers {
+				if slices.Contains(plan.Leaving, cu.ID) {
+					leaving = append(leaving, cu)
+				}
+			}
+			capErrs, err := c.heirCapacityErrors(ctx, tx, m.TenantID, pol, leaving, ids[0], to.ID, false)
+			if err != nil {
+				return err
+			}
+			preview.Errors = append(preview.Errors, capErrs...)
+		}
 		return nil
 	})
 	return preview, err
+}
+
+// heirCapacityErrors are the customers that handing leaver's place on
+// each of customers to heir would give heir past the policy's
+// max_customers_per_user, as pair errors (lock false: a dry run counts
+// without the capacity locks).
+func (c *Commands) heirCapacityErrors(ctx context.Context, tx *eventstore.Tx, tenantID string, pol domain.Policy, customers []domain.Customer, leaver, heir string, lock bool) ([]domain.PairError, error) {
+	var gained, lost []domain.Pair
+	for _, cu := range customers {
+		if _, on := cu.Member(heir); !on {
+			gained = append(gained, domain.Pair{CustomerID: cu.ID, UserID: heir})
+		}
+		lost = append(lost, domain.Pair{CustomerID: cu.ID, UserID: leaver})
+	}
+	return c.capacityPairErrors(ctx, tx, tenantID, pol, gained, lost, lock)
 }
 
 // customersWith loads the candidate customers of userID (listed, or when

@@ -100,6 +100,13 @@ func TestUserAtCapacityInEveryAssignmentCommand(t *testing.T) {
 	if errs := dry["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["code"] != domain.CodeUserAtCapacity {
 		t.Fatalf("dry run: %v", dry)
 	}
+	// So do the deactivation's, as the real one refuses (found by hostile
+	// testing: it showed no error).
+	dry = b.admin.must(200, "POST", "/v1/users/"+other.userID+"/deactivate", map[string]any{"transfer_to": full.userID, "dry_run": true}).json(t)
+	if errs := dry["errors"].([]any); len(errs) != 1 || errs[0].(map[string]any)["code"] != domain.CodeUserAtCapacity ||
+		errs[0].(map[string]any)["customer_id"] != c3 || errs[0].(map[string]any)["user_id"] != full.userID {
+		t.Fatalf("deactivation dry run: %v", dry)
+	}
 
 	// Making her lead gives her nothing; a set that hands her one customer
 	// over frees her place for another.
