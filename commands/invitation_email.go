@@ -175,23 +175,20 @@ func (c *Commands) RecordEmailOutcome(ctx context.Context, o mail.Outcome) error
 }
 
 // appendOutcome appends e, the outcome of the e-mail o, to the customer's
-// stream as the relay, once per e-mail and outcome.
+// stream as the relay, once per e-mail and outcome: a customer command, so
+// that it takes the stream's lock as every command does and never lands
+// after the customer's erasure (mail.ErrErased then; the relay forgets the
+// row the erasure skipped while the relay held it).
 func (c *Commands) appendOutcome(ctx context.Context, tenantID, customerID string, o mail.Outcome, e domain.Event) error {
-	data, err := encode([]domain.Event{e})
-	if err != nil {
-		return err
-	}
 	key := "outbox:" + o.MessageID + ":" + o.Status
-	err = c.withRetry(ctx, "Record"+e.EventType(), false, func() error {
-		_, err := c.store.Append(ctx, eventstore.AppendRequest{
-			TenantID: tenantID,
-			Streams:  []eventstore.StreamWrite{{StreamID: customerID, StreamType: streamCustomer, ExpectedVersion: eventstore.Any, Events: data}},
-			Metadata: eventstore.Metadata{Actor: relayActor, CorrelationID: newID()},
-			Idempotency: &eventstore.Idempotency{Key: key, RequestHash: hashToken(key),
-				Response: func(eventstore.AppendResult) ([]byte, error) { return []byte(`{}`), nil }},
+	m := Meta{TenantID: tenantID, Actor: domain.Actor{Name: relayActor.Name}, IdempotencyKey: key, RequestHash: hashToken(key)}
+	_, err := c.customerCommand(ctx, "Record"+e.EventType(), m, customerID, nil,
+		func(domain.Customer, map[string]domain.User, domain.Policy) ([]domain.Event, error) {
+			return []domain.Event{e}, nil
 		})
-		return err
-	})
+	if errors.Is(err, ErrErased) || errors.Is(err, eventstore.ErrReplayUnavailable) {
+		err = fmt.Errorf("%w: %w", mail.ErrErased, err)
+	}
 	if err != nil {
 		return fmt.Errorf("record %s e-mail %s: %w", o.Kind, o.MessageID, err)
 	}

@@ -324,14 +324,20 @@ const (
 	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4, customer_ids = $5::text[]::uuid[]
 			WHERE tenant_id = $1 AND key = $2`
 	// qForget deletes what names erased customers outside the events, in
-	// one statement (data-modifying CTEs). Their claims are released by
+	// one statement (data-modifying CTEs). An outbox row a relay holds
+	// while it delivers is skipped, not waited for: the relay records the
+	// delivery on the customer's stream, whose lock this transaction
+	// holds, before it lets the row go (two connections: PostgreSQL would
+	// never see the deadlock). It forgets the row itself on finding the
+	// customer erased (ForgetOutbox). Their claims are released by
 	// value (the append's Releases, by primary key): unique_claims has no
 	// index by owner, and a scan of a tenant's claims per erasure would not
 	// do. Store.Forget, an operator's tool, deletes them by owner. The
 	// idempotency records whose answers name them are scrubbed, not
 	// deleted (see scrubbed): their keys stay used.
 	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
-	o AS (DELETE FROM outbox WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]))
+	o AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
+		WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]) FOR UPDATE SKIP LOCKED))
 	UPDATE idempotency_keys SET request_hash = '\x'::bytea, response = NULL
 	WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`

@@ -74,8 +74,18 @@ func FailOutbox(ctx context.Context, tx OutboxExecer, id, lastErr string) error 
 	return nil
 }
 
+// ForgetOutbox deletes the claimed row id: its customer was erased while
+// it was being delivered (the erasure skips rows a relay holds).
+func ForgetOutbox(ctx context.Context, tx OutboxExecer, id string) error {
+	if _, err := tx.ExecContext(ctx, qOutboxForget, id); err != nil {
+		return fmt.Errorf("forget outbox message %s: %w", id, translate(err))
+	}
+	return nil
+}
+
 const (
-	qOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
+	qOutboxForget = `DELETE FROM outbox WHERE id = $1`
+	qOutboxSent   = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
 		payload = '{}' WHERE id = $1`
 	qOutboxRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 		next_attempt_at = now() + $3 * interval '1 microsecond' WHERE id = $1`

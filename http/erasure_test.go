@@ -371,3 +371,62 @@ func readModelRows(t *testing.T, b *testBundle) map[string][]string {
 	}
 	return out
 }
+
+// An erasure while the relay delivers the customer's e-mail neither waits
+// for the delivery nor lets its outcome land after CustomerErased (found by
+// hostile testing: the erasure waited for the outbox row the relay held,
+// the relay for the stream the erasure held, on two connections, until the
+// request's deadline: 503, and the customer was not erased).
+func TestErasureDuringDeliveryNeitherWaitsNorRecordsAfterIt(t *testing.T) {
+	srv := smtptest.Start(t)
+	delivering, release := make(chan struct{}, 1), make(chan struct{})
+	srv.SetHook(func(st smtptest.Stage, m *smtptest.Message) error {
+		if st == smtptest.StageData {
+			select {
+			case delivering <- struct{}{}:
+			default:
+			}
+			select {
+			case <-release:
+			case <-time.After(20 * time.Second):
+			}
+		}
+		return nil
+	})
+	b := setup(t, setupOpts{smtpURL: srv.URL()})
+	cust := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Rhea", "email": "rhea@client.example"}).json(t)["id"].(string)
+	b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{cust}, "subject": "Hello", "body": "Hi"})
+	select {
+	case <-delivering:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the relay never delivered the message")
+	}
+	b.admin.must(204, "DELETE", "/v1/customers/"+cust, nil)
+	close(release)
+	b.admin.must(410, "GET", "/v1/customers/"+cust, nil)
+
+	// The relay finds the customer erased: it records nothing and forgets
+	// the row the erasure skipped.
+	ctx := context.Background()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var rows int
+		if err := b.pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE customer_id = $1`, cust).Scan(&rows); err != nil {
+			t.Fatal(err)
+		}
+		if rows == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d outbox rows of the erased customer remain", rows)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var last string
+	if err := b.pool.QueryRow(ctx, `SELECT type FROM events WHERE stream_id = $1 ORDER BY stream_version DESC LIMIT 1`, cust).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if last != "CustomerErased" {
+		t.Fatalf("the customer's last event is %s, not CustomerErased", last)
+	}
+}

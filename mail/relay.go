@@ -67,7 +67,9 @@ type Config struct {
 	// Record, when set, is told each message's final outcome before the
 	// row records it (the customer's InvitationEmailed event). A crash in
 	// between tells it again, so it must be idempotent; an error leaves
-	// the row queued, as a failure to record on the row does.
+	// the row queued, as a failure to record on the row does, except
+	// ErrErased: the customer was erased meanwhile, and the row is
+	// forgotten (the erasure skipped it while the relay held it).
 	Record func(ctx context.Context, o Outcome) error
 	// Open opens a payload sealed with its customer's data key (a
 	// {"sealed_for", "sealed"} object; fields beside them are left to the
@@ -76,6 +78,11 @@ type Config struct {
 	// customer was erased), fails the e-mail; any other error is retried.
 	Open func(ctx context.Context, tenantID, customerID string, payload []byte) ([]byte, error)
 }
+
+// ErrErased is what Config.Record returns, wrapped, when the message's
+// customer was erased while it was being delivered: nothing is recorded on
+// a stream that ended with its erasure, and the row is forgotten.
+var ErrErased = errors.New("mail: the customer was erased")
 
 // Outcome is how one outbox message ended.
 type Outcome struct {
@@ -217,6 +224,11 @@ func (r *Relay) handle(msg *message.Message) error {
 		err = eventstore.RetryOutbox(ctx, tx, row.ID, sendErr.Error(), wait)
 		if err == nil {
 			log.InfoContext(ctx, "e-mail not sent; will retry", slog.String("error", sendErr.Error()), slog.Duration("retry_in", wait))
+		}
+	}
+	if errors.Is(err, ErrErased) {
+		if err = eventstore.ForgetOutbox(ctx, tx, row.ID); err == nil {
+			log.InfoContext(ctx, "customer erased during delivery; the message is forgotten")
 		}
 	}
 	if err != nil {
