@@ -295,8 +295,15 @@ func (s *Server) minPosition(names ...string) func(nethttp.Handler) nethttp.Hand
 				return
 			}
 			start := time.Now()
+			// A read of the event store alone (a customer, its history, the
+			// policy) without a position stays here: it always shows the
+			// latest write, as the README says, and a customer just erased
+			// must answer 410 at once, not its data from a replica that
+			// has not replayed the erasure (found by hostile testing). With
+			// a position, a replica that has replayed it answers.
+			writeModelOnly := len(wait) == 0
 			if s.reads != nil && s.routable(r, names) {
-				if s.replicaRead(w, r, pos, raw != "", wait) {
+				if (raw != "" || !writeModelOnly) && s.replicaRead(w, r, pos, raw != "", wait) {
 					return
 				}
 				s.reads.Served(readroute.TargetPrimary)

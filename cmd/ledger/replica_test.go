@@ -256,13 +256,30 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 			}
 		})
 	}
-	// Without: a replica within the lag bound, which soon has the write.
+	// Without: a read model from a replica within the lag bound, which
+	// soon has the write.
 	dora, _ := api.register("Dora")
 	eventually(t, "the replica has Dora", func() bool {
 		var code int
-		got := api.served(func() { code, _, _, _ = api.do("GET", "/v1/customers/"+dora, "") })
-		return got == "replica" && code == 200
+		var m map[string]any
+		got := api.served(func() { code, _, m, _ = api.do("GET", "/v1/customers?q=Dora", "") })
+		raw, _ := json.Marshal(m)
+		return got == "replica" && code == 200 && strings.Contains(string(raw), dora)
 	})
+	// A read of the event store alone stays on the primary without a
+	// position: it shows the latest write, so an erased customer answers
+	// 410 at once (found by hostile testing: its data, from a replica that
+	// had not replayed the erasure).
+	api.must("DELETE", "/v1/customers/"+dora, "", 204)
+	for _, path := range []string{"/v1/customers/" + dora, "/v1/customers/" + dora + "/history"} {
+		want := 410
+		if strings.HasSuffix(path, "/history") {
+			want = 200
+		}
+		if got := api.served(func() { api.must("GET", path, "", want) }); got != "primary" {
+			t.Errorf("GET %s without a position: served by %s", path, got)
+		}
+	}
 	t.Logf("replica lag while idle: %v s", api.metric(replica))
 
 	// The replica stopped under load: every read answered, none 5xx.
