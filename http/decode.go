@@ -424,6 +424,19 @@ func repeatedQuery(query map[string][]string) error {
 	return nil
 }
 
+// unknownQuery refuses the first (by name) query parameter not in known.
+func unknownQuery(query map[string][]string, known []string) error {
+	for _, k := range slices.Sorted(maps.Keys(query)) {
+		if !slices.Contains(known, k) {
+			if len(known) == 0 {
+				return badRequest("invalid_input", k, "this command takes no query parameters (%q): its input goes in the body", k)
+			}
+			return badRequest("invalid_input", k, "unknown query parameter %q; this command takes %s", k, strings.Join(known, ", "))
+		}
+	}
+	return nil
+}
+
 // badCSVText refuses an import file holding text PostgreSQL cannot store (a
 // NUL byte, invalid UTF-8), naming the row and column of the first such cell.
 func badCSVText(body []byte) error {

@@ -133,10 +133,10 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 	}
 }
 
-// A query parameter given twice is refused, not read as its first value
-// (found by hostile testing: ?assigned_user=a&assigned_user=b listed a's
-// customers alone), on reads and commands alike.
-func TestRepeatedQueryParameterIsRefused(t *testing.T) {
+// A query parameter given twice, or one a command does not take, is
+// refused, not read as its first value or ignored (found by hostile
+// testing: ?assigned_user=a&assigned_user=b listed a's customers alone).
+func TestRepeatedOrUnknownQueryParameterIsRefused(t *testing.T) {
 	b := setup(t)
 	before := b.countEvents(t)
 	for path, field := range map[string]string{
@@ -148,8 +148,24 @@ func TestRepeatedQueryParameterIsRefused(t *testing.T) {
 	}
 	header := "First Name,Last Name,Email,Phone Number,Team\n"
 	badInput(t, b.admin.csv("POST", "/v1/clients/import?dry_run=true&dry_run=false", header+"Ada,Lovelace,ada@client.example,,\n"), "dry_run", "a repeated dry_run")
+	// A command refuses a query parameter it does not take, rather than
+	// run for real what the caller meant as a dry run (found by hostile
+	// testing: ?dryrun=true imported).
+	for path, field := range map[string]string{
+		"/v1/clients/import?dryrun=true":              "dryrun",
+		"/v1/clients/import?dry_run=true&update=true": "update",
+	} {
+		badInput(t, b.admin.csv("POST", path, header+"Ada,Lovelace,ada@client.example,,\n"), field, path)
+	}
+	cust := b.createCustomer(t, "Quinn")
+	before = b.countEvents(t)
+	badInput(t, b.admin.do("POST", "/v1/customers/bulk?dry_run=true", map[string]any{"action": "block", "customer_ids": []string{cust}}), "dry_run", "a bulk call's dry_run in the query")
+	badInput(t, b.admin.do("DELETE", "/v1/customers/"+cust+"?force=1", nil), "force", "a DELETE with a query")
 	if n := b.countEvents(t); n != before {
 		t.Fatalf("refused requests appended %d events", n-before)
+	}
+	if r := b.admin.csv("POST", "/v1/clients/import?dry_run=true&update_existing=false&invite=false", header+"Ada,Lovelace,ada@client.example,,\n"); r.status != 200 {
+		t.Fatalf("the import's own parameters: %d %s", r.status, r.body)
 	}
 	// One parameter with several values separated by commas is the way.
 	u := b.createUser(t, "Uma One", "member")

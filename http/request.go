@@ -22,7 +22,7 @@ import (
 
 const (
 	maxJSONBody = 1 << 20  // 1 MiB
-	maxCSVBody  = 10 << 20 // 10 MiB: an import of about 100,000 rows
+	maxCSVBody  = 32 << 20 // 32 MiB: 100,000 rows of up to about 330 bytes
 )
 
 // readBody reads the whole body under a size limit after checking its media type.

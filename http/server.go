@@ -387,6 +387,18 @@ func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
 	})
 }
 
+// commandQueryParams are the query parameters a command takes, by path:
+// the import's options. Every other command takes its input in the body,
+// and a parameter it would ignore is refused: ?dryrun=true (a typo), or
+// ?dry_run=true on a bulk call (whose dry_run is a body field), ran the
+// command for real (found by hostile testing).
+func commandQueryParams(path string) []string {
+	if path == "/v1/clients/import" {
+		return []string{"dry_run", "update_existing", "invite"}
+	}
+	return nil
+}
+
 // checkQuery refuses, for every route, query parameters holding text
 // PostgreSQL cannot take (a NUL byte, invalid UTF-8): a 400 naming the
 // parameter instead of a 500 from the query, or an export with no rows.
@@ -400,6 +412,9 @@ func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 		err := badQueryText(q)
 		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
 			err = repeatedQuery(q)
+		}
+		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") && r.Method != nethttp.MethodGet && r.Method != nethttp.MethodHead {
+			err = unknownQuery(q, commandQueryParams(r.URL.Path))
 		}
 		if err != nil {
 			s.writeError(w, r, err)
