@@ -318,9 +318,9 @@ func TestImportClients(t *testing.T) {
 	if rep.Updated != 1 || rep.Unchanged != 1 || rep.Created != 0 {
 		t.Fatalf("update_existing: %+v", rep)
 	}
-	huge := "First Name,Last Name,Email,Phone Number,Team\n" + strings.Repeat("Ada,Lovelace,ada@client.example,,\n", 33<<20/36)
+	huge := "First Name,Last Name,Email,Phone Number,Team\n" + strings.Repeat("Ada,Lovelace,ada@client.example,,\n", 33<<20/34)
 	if r := b.admin.csv("POST", "/v1/clients/import", huge); r.status != 413 {
-		t.Fatalf("33 MiB import: %d", r.status)
+		t.Fatalf("33 MiB import: %d %.300s", r.status, r.body)
 	}
 	if r := b.admin.csv("POST", "/v1/clients/import", "Name,Email\nA,a@b.example\n"); r.status != 400 {
 		t.Fatalf("wrong header: %d %s", r.status, r.body)
