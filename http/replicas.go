@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -47,6 +48,10 @@ type ReplicaDeps struct {
 // primaryGrace is kept from the 5 s position bound for the primary when
 // no replica reached the position: it may well have.
 const primaryGrace = time.Second
+
+// replicaAnswerWithin is how long a replica has to begin its answer (reads
+// take milliseconds) before the primary answers instead.
+const replicaAnswerWithin = 2 * time.Second
 
 // shadowFor is s reading through d.
 func (s *Server) shadowFor(d ReplicaDeps) *Server {
@@ -110,13 +115,25 @@ func (s *Server) replicaRead(w nethttp.ResponseWriter, r *nethttp.Request, pos i
 		return false
 	}
 	tw := &tryWriter{w: w, h: nethttp.Header{}}
+	// A replica that has not begun its answer within replicaAnswerWithin
+	// is given up (it may hang: a frozen host, a partition without a
+	// reset), and the primary answers: otherwise the read waited for the
+	// request's whole deadline and answered 503 (found by hostile testing).
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	giveUp := time.AfterFunc(replicaAnswerWithin, func() {
+		if tw.abandon() {
+			cancel()
+		}
+	})
 	// The shadow routes the request afresh; the primary's route context
 	// stays as it was for the middleware around this one.
-	rr := r.WithContext(context.WithValue(r.Context(), chi.RouteCtxKey, chi.NewRouteContext()))
+	rr := r.WithContext(context.WithValue(ctx, chi.RouteCtxKey, chi.NewRouteContext()))
 	s.shadows[rep.Name()].router.ServeHTTP(tw, rr)
-	if tw.failed {
+	giveUp.Stop()
+	if status, failed := tw.failure(); failed {
 		if r.Context().Err() == nil {
-			s.reads.Failed(rep, fmt.Errorf("a read answered %d", tw.status))
+			s.reads.Failed(rep, fmt.Errorf("a read answered %d", status))
 		}
 		return false
 	}
@@ -162,13 +179,17 @@ func (s *Server) consoleReads(next nethttp.Handler) nethttp.Handler {
 // server error: a 5xx (the replica failed) is dropped, and the primary
 // answers on the real writer, which nothing has touched.
 type tryWriter struct {
-	w                 nethttp.ResponseWriter
-	h                 nethttp.Header
-	status            int
+	w      nethttp.ResponseWriter
+	h      nethttp.Header
+	status int
+	// mu orders the handler's commit against abandon, called by a timer.
+	mu                sync.Mutex
 	committed, failed bool
 }
 
 func (t *tryWriter) Header() nethttp.Header {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.committed {
 		return t.w.Header()
 	}
@@ -176,6 +197,8 @@ func (t *tryWriter) Header() nethttp.Header {
 }
 
 func (t *tryWriter) WriteHeader(code int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	if t.committed || t.failed || code < 200 {
 		return
 	}
@@ -183,11 +206,17 @@ func (t *tryWriter) WriteHeader(code int) {
 		t.failed, t.status = true, code
 		return
 	}
-	t.commit(code)
+	t.commitLocked(code)
 }
 
 // commit sends the held headers and code (once).
 func (t *tryWriter) commit(code int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.commitLocked(code)
+}
+
+func (t *tryWriter) commitLocked(code int) {
 	if t.committed || t.failed {
 		return
 	}
@@ -199,16 +228,42 @@ func (t *tryWriter) commit(code int) {
 	t.w.WriteHeader(code)
 }
 
+// abandon fails the answer unless it has begun; it reports whether it did.
+func (t *tryWriter) abandon() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.committed || t.failed {
+		return false
+	}
+	t.failed, t.status = true, nethttp.StatusServiceUnavailable
+	return true
+}
+
+func (t *tryWriter) hasFailed() bool {
+	_, failed := t.failure()
+	return failed
+}
+
+// failure is the status of a failed answer.
+func (t *tryWriter) failure() (status int, failed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.status, t.failed
+}
+
 func (t *tryWriter) Write(b []byte) (int, error) {
 	t.commit(nethttp.StatusOK)
-	if t.failed {
+	if t.hasFailed() {
 		return len(b), nil
 	}
 	return t.w.Write(b)
 }
 
 func (t *tryWriter) Flush() {
-	if f, ok := t.w.(nethttp.Flusher); ok && t.committed {
+	t.mu.Lock()
+	committed := t.committed
+	t.mu.Unlock()
+	if f, ok := t.w.(nethttp.Flusher); ok && committed {
 		f.Flush()
 	}
 }

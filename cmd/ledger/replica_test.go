@@ -385,3 +385,49 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 		t.Fatal("serve did not stop")
 	}
 }
+
+// A replica that hangs (SIGSTOP: a frozen host, a partition without a
+// reset) is given up on within replicaAnswerWithin, and the primary
+// answers: no read waits out the request's deadline to answer 503 (found
+// by hostile testing).
+func TestAHungReplicaIsGivenUp(t *testing.T) {
+	t.Parallel()
+	c := testdb.NewReplicated(t, testdb.ReplicatedOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	key := bootstrapAt(ctx, t, c.PrimaryURL())
+	base, exit := startServe(ctx, t, map[string]string{"DATABASE_URL": c.PrimaryURL(), "LEDGER_ADDR": "127.0.0.1:0",
+		"LEDGER_REPLICA_URLS": c.ReplicaURL(), "LEDGER_REPLICA_MAX_LAG": "2s"})
+	api := &apiClient{t: t, base: base, key: key, http: &nethttp.Client{Timeout: 30 * time.Second}}
+	eventually(t, "the replica taken in", func() bool {
+		return api.served(func() { api.must("GET", "/v1/customers?limit=5", "", 200) }) == "replica"
+	})
+
+	thaw, err := c.FreezeReplica()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer thaw()
+	// Reads sent at once, while the router still takes the replica for
+	// healthy: each is answered, by the primary.
+	var wg sync.WaitGroup
+	for _, path := range []string{"/v1/customers?limit=5", "/v1/users", "/v1/groups", "/v1/audit?limit=5"} {
+		wg.Go(func() {
+			if code, _, m, err := api.do("GET", path, ""); err != nil || code != 200 {
+				t.Errorf("GET %s with the replica frozen: %d %v %v", path, code, m, err)
+			}
+		})
+	}
+	wg.Wait()
+	thaw()
+
+	cancel()
+	select {
+	case code := <-exit:
+		if code != 0 {
+			t.Errorf("serve exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("serve did not stop")
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -138,6 +140,45 @@ func (c *Replicated) RejoinAsStandby() error {
 // Promote makes the standby a primary (pg_ctl promote, waiting until it
 // takes writes).
 func (c *Replicated) Promote() error { return c.run("promote", c.replicaDir) }
+
+// FreezeReplica stops every process of the standby (SIGSTOP), as a frozen
+// host or a partition without a reset leaves it: connections neither fail
+// nor answer. thaw resumes them (SIGCONT).
+func (c *Replicated) FreezeReplica() (thaw func(), err error) {
+	raw, err := os.ReadFile(filepath.Join(c.replicaDir, "pgdata", "postmaster.pid"))
+	if err != nil {
+		return nil, err
+	}
+	first, _, _ := strings.Cut(string(raw), "\n")
+	postmaster, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil {
+		return nil, fmt.Errorf("postmaster.pid: %w", err)
+	}
+	pids := []int{postmaster}
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	for _, f := range stats {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so read after ')'.
+		i := strings.LastIndexByte(string(b), ')')
+		fields := strings.Fields(string(b[i+1:]))
+		if len(fields) > 1 && fields[1] == strconv.Itoa(postmaster) {
+			if pid, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSuffix(filepath.Dir(f), "/"), "/proc/")); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGSTOP)
+	}
+	return func() {
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}, nil
+}
 
 func clusterURL(port int) string {
 	return fmt.Sprintf("postgres://ledger@127.0.0.1:%d/ledger?sslmode=disable", port)
