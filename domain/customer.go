@@ -211,6 +211,12 @@ func withFirstTeam(created Event, team []User, pol Policy) ([]Event, error) {
 		}
 		seen[u.ID] = true
 	}
+	// Said of the team given, not of the customer: its ID is new, and an
+	// import's dry run never writes it (found by hostile testing: a row's
+	// error named a customer nobody could find).
+	if pol.MaxAssignees != nil && len(team) > *pol.MaxAssignees {
+		return nil, ruleErr(CodeMaxAssigneesReached, "a team of %d is more than the %d the policy allows (max_assignees)", len(team), *pol.MaxAssignees)
+	}
 	events := []Event{created}
 	var c Customer
 	c.Apply(created, time.Time{})
@@ -336,7 +342,7 @@ func (c Customer) Assign(u User, pol Policy) ([]Event, error) {
 	if pol.full(len(c.Team)) {
 		// The team may be over the maximum (the policy was lowered after it
 		// grew): say what the maximum is, not the team's size.
-		return nil, ruleErr(CodeMaxAssigneesReached, "customer %s already has %d assignees; the maximum is %d", c.ID, len(c.Team), *pol.MaxAssignees)
+		return nil, ruleErr(CodeMaxAssigneesReached, "customer %s already has %d on its team; the maximum is %d (max_assignees)", c.ID, len(c.Team), *pol.MaxAssignees)
 	}
 	_, hasLead := c.Lead()
 	return []Event{UserAssigned{CustomerID: c.ID, UserID: u.ID, Lead: pol.RequireLead && !hasLead}}, nil

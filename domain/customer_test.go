@@ -3,6 +3,7 @@ package domain_test
 import (
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,6 +134,13 @@ func TestRegisterCustomerTeam(t *testing.T) {
 	}
 	wantErr(t, domain.RequireTeam(domain.DefaultPolicy(), 0), "")
 	wantErr(t, domain.RequireTeam(keep, 1), "")
+	// A first team past max_assignees is said of the team given, not of
+	// the new customer's ID (an import's dry run never writes it).
+	_, err = domain.RegisterCustomer("c1", "t1", p, []domain.User{active("a"), active("b")}, domain.Policy{MaxAssignees: ptr(1)})
+	wantErr(t, err, domain.CodeMaxAssigneesReached)
+	if strings.Contains(err.Error(), "c1") || !strings.Contains(err.Error(), "a team of 2 is more than the 1") {
+		t.Fatalf("the refusal says %q", err)
+	}
 }
 
 func TestInviteClient(t *testing.T) {
