@@ -324,7 +324,10 @@ const (
 	qStoreResponse = `UPDATE idempotency_keys SET response = $3, position = $4, customer_ids = $5::text[]::uuid[]
 			WHERE tenant_id = $1 AND key = $2`
 	// qForget deletes what names erased customers outside the events, in
-	// one statement (data-modifying CTEs). An outbox row a relay holds
+	// one statement (data-modifying CTEs). A customer message whose
+	// e-mails all went to erased customers loses its subject and body: an
+	// admin writing to one customer may well have named them in it (a
+	// message to many is a circular, and keeps its text). An outbox row a relay holds
 	// while it delivers is skipped, not waited for: the relay records the
 	// delivery on the customer's stream, whose lock this transaction
 	// holds, before it lets the row go (two connections: PostgreSQL would
@@ -337,7 +340,10 @@ const (
 	// deleted (see scrubbed): their keys stay used.
 	qForget = `WITH i AS (DELETE FROM invitations WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[])),
 	o AS (DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
-		WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]) FOR UPDATE SKIP LOCKED))
+		WHERE tenant_id = $1 AND customer_id = ANY($2::text[]::uuid[]) FOR UPDATE SKIP LOCKED) RETURNING message_id),
+	m AS (UPDATE messages SET subject = '', body = ''
+		WHERE tenant_id = $1 AND id IN (SELECT message_id FROM o)
+		AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.message_id = messages.id AND x.customer_id <> ALL($2::text[]::uuid[])))
 	UPDATE idempotency_keys SET request_hash = '\x'::bytea, response = NULL
 	WHERE tenant_id = $1 AND customer_ids && $2::text[]::uuid[] AND key <> $3`
 	qGuard     = `SELECT version FROM streams WHERE stream_id = $1 FOR SHARE`

@@ -430,3 +430,33 @@ func TestErasureDuringDeliveryNeitherWaitsNorRecordsAfterIt(t *testing.T) {
 		t.Fatalf("the customer's last event is %s, not CustomerErased", last)
 	}
 }
+
+// A message whose e-mails all went to customers since erased loses its
+// subject and body with them (found by hostile testing: "Your renewal,
+// <name>" stayed readable); one that also went to others keeps its text.
+func TestErasureScrubsAMessageToTheErasedAlone(t *testing.T) {
+	srv := smtptest.Start(t)
+	b := setup(t, setupOpts{smtpURL: srv.URL()})
+	wil := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Wilhelmina", "email": "wil@client.example"}).json(t)["id"].(string)
+	kim := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Kim", "email": "kim@client.example"}).json(t)["id"].(string)
+	send := func(subject string, ids ...string) string {
+		return b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": ids, "subject": subject, "body": "Dear " + subject}).json(t)["id"].(string)
+	}
+	own := send("Your renewal, Wilhelmina Zappa", wil)
+	circular := send("Opening hours", wil, kim)
+	srv.Wait(t, 3, 15*time.Second)
+	b.admin.must(204, "DELETE", "/v1/customers/"+wil, nil)
+	if got := b.admin.must(200, "GET", "/v1/messages/"+own, nil).json(t)["subject"]; got != "" {
+		t.Fatalf("the erased customer's own message still reads %q", got)
+	}
+	if got := b.admin.must(200, "GET", "/v1/messages/"+circular, nil).json(t)["subject"]; got != "Opening hours" {
+		t.Fatalf("a message to others too reads %q", got)
+	}
+	var n int
+	if err := b.pool.QueryRow(context.Background(), `SELECT count(*) FROM messages WHERE subject LIKE '%Wilhelmina%' OR body LIKE '%Wilhelmina%'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d messages still name the erased customer", n)
+	}
+}
