@@ -89,6 +89,32 @@ func (b *testBundle) customerWithTeam(t *testing.T, first string, team ...string
 	return id
 }
 
+// customerHistory is the customer's history as an admin reads it.
+func (b *testBundle) customerHistory(t *testing.T, customerID string) []historyItem {
+	t.Helper()
+	var h struct {
+		Items []historyItem `json:"items"`
+	}
+	b.admin.must(200, "GET", "/v1/customers/"+customerID+"/history", nil).decode(t, &h)
+	return h.Items
+}
+
+type historyItem struct {
+	Type  string            `json:"type"`
+	Actor map[string]string `json:"actor"`
+	Data  map[string]any    `json:"data"`
+}
+
+// wantReminded checks that the customer's last event is a FollowUpDue
+// naming recipients, in order.
+func (b *testBundle) wantReminded(t *testing.T, customerID string, recipients ...string) {
+	t.Helper()
+	h := b.customerHistory(t, customerID)
+	if last := h[len(h)-1]; last.Type != "FollowUpDue" || fmt.Sprint(last.Data["recipients"]) != fmt.Sprint(recipients) {
+		t.Fatalf("last event: %+v, want FollowUpDue reminding %v", last, recipients)
+	}
+}
+
 func scheduleFU(t *testing.T, c *client, customerID string, due time.Time, to string) map[string]any {
 	t.Helper()
 	return c.must(201, "POST", "/v1/customers/"+customerID+"/follow-ups",
@@ -239,17 +265,7 @@ func TestFollowUpDueRemindsTheTeamAfterReassignment(t *testing.T) {
 		t.Errorf("the former member was told %d times", n)
 	}
 	// The history records whom it reminded.
-	var h struct {
-		Items []struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		} `json:"items"`
-	}
-	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &h)
-	last := h.Items[len(h.Items)-1]
-	if last.Type != "FollowUpDue" || fmt.Sprint(last.Data["recipients"]) != fmt.Sprint([]any{bob.userID, cara.userID}) {
-		t.Fatalf("last event: %+v", last)
-	}
+	b.wantReminded(t, cust, bob.userID, cara.userID)
 	// Open still (it reminded; it is not done), and no longer overdue-pending.
 	var list struct {
 		Items []map[string]any `json:"items"`
@@ -402,15 +418,9 @@ func TestFollowUpsCancelledByErasure(t *testing.T) {
 	}
 	// The history keeps the cancellation, and the follow-up's ID, due time,
 	// recipients and author; the note is shredded with the key.
-	var h struct {
-		Items []struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		} `json:"items"`
-	}
-	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &h)
+	h := b.customerHistory(t, cust)
 	var cancelled, sealedOpen bool
-	for _, it := range h.Items {
+	for _, it := range h {
 		if it.Type == "FollowUpCancelled" && it.Data["reason"] == "erased" {
 			cancelled = true
 		}
@@ -420,7 +430,7 @@ func TestFollowUpsCancelledByErasure(t *testing.T) {
 		}
 	}
 	if !cancelled || !sealedOpen {
-		t.Fatalf("history after erasure: %+v", h.Items)
+		t.Fatalf("history after erasure: %+v", h)
 	}
 	var n, notes int
 	if err := b.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM events WHERE data::text LIKE '%renewal%'),
@@ -542,16 +552,7 @@ func TestFollowUpDueLateRemindsTheTeamAtTheDueTime(t *testing.T) {
 	if a, bb := dueNotifications(t, alice, cust), dueNotifications(t, bob, cust); a != 1 || bb != 0 {
 		t.Fatalf("Alice told %d times, Bob %d; want 1 and 0", a, bb)
 	}
-	var h struct {
-		Items []struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		} `json:"items"`
-	}
-	b.admin.must(200, "GET", "/v1/customers/"+cust+"/history", nil).decode(t, &h)
-	if last := h.Items[len(h.Items)-1]; last.Type != "FollowUpDue" || fmt.Sprint(last.Data["recipients"]) != fmt.Sprint([]any{alice.userID}) {
-		t.Fatalf("last event: %+v", last)
-	}
+	b.wantReminded(t, cust, alice.userID)
 }
 
 // The follow_ups and views read models and the follow-up notifications

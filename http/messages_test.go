@@ -11,14 +11,6 @@ import (
 	"github.com/assignment-ledger/ledger/internal/smtptest"
 )
 
-type historyItems struct {
-	Items []struct {
-		Type  string            `json:"type"`
-		Actor map[string]string `json:"actor"`
-		Data  map[string]any    `json:"data"`
-	} `json:"items"`
-}
-
 type messageState struct {
 	ID      string `json:"id"`
 	Subject string `json:"subject"`
@@ -106,10 +98,8 @@ func TestMessageToCustomersIsDeliveredCountedAndAudited(t *testing.T) {
 	// Each recipient's history says who messaged it, then how it went.
 	outcome := map[string]string{carla: "sent", dan: "sent", gone: "failed"}
 	for id, want := range outcome {
-		var h historyItems
-		b.admin.must(200, "GET", "/v1/customers/"+id+"/history", nil).decode(t, &h)
 		var seen []string
-		for _, it := range h.Items {
+		for _, it := range b.customerHistory(t, id) {
 			if it.Type != "CustomerMessaged" {
 				continue
 			}
@@ -124,9 +114,7 @@ func TestMessageToCustomersIsDeliveredCountedAndAudited(t *testing.T) {
 		}
 	}
 	for _, id := range []string{eve, frank} {
-		var h historyItems
-		b.admin.must(200, "GET", "/v1/customers/"+id+"/history", nil).decode(t, &h)
-		for _, it := range h.Items {
+		for _, it := range b.customerHistory(t, id) {
 			if it.Type == "CustomerMessaged" {
 				t.Errorf("skipped customer %s has %v", id, it.Data)
 			}
@@ -134,7 +122,9 @@ func TestMessageToCustomersIsDeliveredCountedAndAudited(t *testing.T) {
 	}
 
 	// The audit shows who contacted whom.
-	var audit historyItems
+	var audit struct {
+		Items []historyItem `json:"items"`
+	}
 	b.admin.readAfter(r.header.Get("X-Ledger-Position"), "/v1/audit?type=CustomerMessaged&actor="+b.admin.userID).decode(t, &audit)
 	if len(audit.Items) != 3 {
 		t.Fatalf("audit: %d CustomerMessaged by the admin", len(audit.Items))

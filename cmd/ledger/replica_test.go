@@ -186,15 +186,45 @@ func signInConsole(t *testing.T, base, key string) *nethttp.Client {
 // standby stopped under load leaves every read answered by the primary
 // (no 5xx) and is taken back once it is started again; the standby's
 // replay paused makes the lag bound send reads to the primary.
-func TestReadsGoToAHealthyReplica(t *testing.T) {
-	t.Parallel()
+// replicatedServe is `ledger serve` over a primary and a hot standby it
+// reads from (LEDGER_REPLICA_MAX_LAG 2s), with a client of the tenant's
+// first admin; stop ends serve and checks it exits 0.
+type replicatedServe struct {
+	c    *testdb.Replicated
+	api  *apiClient
+	base string
+	key  string
+	stop func()
+}
+
+func serveWithReplica(ctx context.Context, t *testing.T) replicatedServe {
+	t.Helper()
 	c := testdb.NewReplicated(t, testdb.ReplicatedOptions{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
 	key := bootstrapAt(ctx, t, c.PrimaryURL())
 	base, exit := startServe(ctx, t, map[string]string{"DATABASE_URL": c.PrimaryURL(), "LEDGER_ADDR": "127.0.0.1:0",
 		"LEDGER_REPLICA_URLS": c.ReplicaURL(), "LEDGER_REPLICA_MAX_LAG": "2s"})
 	api := &apiClient{t: t, base: base, key: key, http: &nethttp.Client{Timeout: 30 * time.Second}}
+	return replicatedServe{c: c, api: api, base: base, key: key, stop: func() {
+		t.Helper()
+		cancel()
+		select {
+		case code := <-exit:
+			if code != 0 {
+				t.Errorf("serve exited %d", code)
+			}
+		case <-time.After(30 * time.Second):
+			t.Error("serve did not stop")
+		}
+	}}
+}
+
+func TestReadsGoToAHealthyReplica(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	rs := serveWithReplica(ctx, t)
+	c, api, base, key := rs.c, rs.api, rs.base, rs.key
 	replica := fmt.Sprintf(`ledger_replica_lag_seconds{replica="127.0.0.1:%d"}`, c.ReplicaPort)
 
 	// The router's first checks take the replica in.
@@ -374,16 +404,7 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 	eventually(t, "reads back on the resumed replica", func() bool {
 		return api.served(func() { api.must("GET", "/v1/customers/"+erin, "", 200, "X-Min-Position", pos) }) == "replica"
 	})
-
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	rs.stop()
 }
 
 // A replica that hangs (SIGSTOP: a frozen host, a partition without a
@@ -392,13 +413,8 @@ func TestReadsGoToAHealthyReplica(t *testing.T) {
 // by hostile testing).
 func TestAHungReplicaIsGivenUp(t *testing.T) {
 	t.Parallel()
-	c := testdb.NewReplicated(t, testdb.ReplicatedOptions{})
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	key := bootstrapAt(ctx, t, c.PrimaryURL())
-	base, exit := startServe(ctx, t, map[string]string{"DATABASE_URL": c.PrimaryURL(), "LEDGER_ADDR": "127.0.0.1:0",
-		"LEDGER_REPLICA_URLS": c.ReplicaURL(), "LEDGER_REPLICA_MAX_LAG": "2s"})
-	api := &apiClient{t: t, base: base, key: key, http: &nethttp.Client{Timeout: 30 * time.Second}}
+	rs := serveWithReplica(context.Background(), t)
+	c, api := rs.c, rs.api
 	eventually(t, "the replica taken in", func() bool {
 		return api.served(func() { api.must("GET", "/v1/customers?limit=5", "", 200) }) == "replica"
 	})
@@ -420,14 +436,5 @@ func TestAHungReplicaIsGivenUp(t *testing.T) {
 	}
 	wg.Wait()
 	thaw()
-
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Error("serve did not stop")
-	}
+	rs.stop()
 }
