@@ -157,6 +157,9 @@ func TestRepeatedOrUnknownQueryParameterIsRefused(t *testing.T) {
 	} {
 		badInput(t, b.admin.csv("POST", path, header+"Ada,Lovelace,ada@client.example,,\n"), field, path)
 	}
+	if n := b.countEvents(t); n != before {
+		t.Fatalf("refused imports appended %d events", n-before)
+	}
 	cust := b.createCustomer(t, "Quinn")
 	before = b.countEvents(t)
 	badInput(t, b.admin.do("POST", "/v1/customers/bulk?dry_run=true", map[string]any{"action": "block", "customer_ids": []string{cust}}), "dry_run", "a bulk call's dry_run in the query")
