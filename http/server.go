@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	nethttp "net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -408,8 +409,17 @@ func commandQueryParams(path string) []string {
 // alone. (The console's forms may repeat a field; they read their own.)
 func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
-		q := r.URL.Query()
-		err := badQueryText(q)
+		// url.ParseQuery drops a pair it cannot read (one holding a ";")
+		// and r.URL.Query() ignores the error: ?dry_run=true; ran an
+		// import for real, ?assigned_user=X; listed everyone (found by
+		// hostile testing). A query that does not parse is a 400.
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			err = badRequest("invalid_input", "", "the query string does not parse (%v); separate parameters with & and percent-encode a ; in a value", err)
+		}
+		if err == nil {
+			err = badQueryText(q)
+		}
 		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
 			err = repeatedQuery(q)
 		}
