@@ -75,7 +75,9 @@ func FailOutbox(ctx context.Context, tx OutboxExecer, id, lastErr string) error 
 }
 
 // ForgetOutbox deletes the claimed row id: its customer was erased while
-// it was being delivered (the erasure skips rows a relay holds).
+// it was being delivered (the erasure skips rows a relay holds). Its
+// message loses its subject and body when no other e-mail of it is left,
+// as the erasure's own forget statement does for the rows it deletes.
 func ForgetOutbox(ctx context.Context, tx OutboxExecer, id string) error {
 	if _, err := tx.ExecContext(ctx, qOutboxForget, id); err != nil {
 		return fmt.Errorf("forget outbox message %s: %w", id, translate(err))
@@ -84,7 +86,9 @@ func ForgetOutbox(ctx context.Context, tx OutboxExecer, id string) error {
 }
 
 const (
-	qOutboxForget = `DELETE FROM outbox WHERE id = $1`
+	qOutboxForget = `WITH o AS (DELETE FROM outbox WHERE id = $1 RETURNING message_id)
+		UPDATE messages SET subject = '', body = '' WHERE id IN (SELECT message_id FROM o)
+		AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.message_id = messages.id AND x.id <> $1)`
 	qOutboxSent   = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
 		payload = '{}' WHERE id = $1`
 	qOutboxRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,

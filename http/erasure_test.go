@@ -395,7 +395,7 @@ func TestErasureDuringDeliveryNeitherWaitsNorRecordsAfterIt(t *testing.T) {
 	})
 	b := setup(t, setupOpts{smtpURL: srv.URL()})
 	cust := b.admin.must(201, "POST", "/v1/customers", map[string]any{"first_name": "Rhea", "email": "rhea@client.example"}).json(t)["id"].(string)
-	b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{cust}, "subject": "Hello", "body": "Hi"})
+	msg := b.admin.must(202, "POST", "/v1/customers/messages", map[string]any{"customer_ids": []string{cust}, "subject": "Hello Rhea", "body": "Hi Rhea"}).json(t)["id"].(string)
 	select {
 	case <-delivering:
 	case <-time.After(15 * time.Second):
@@ -428,6 +428,12 @@ func TestErasureDuringDeliveryNeitherWaitsNorRecordsAfterIt(t *testing.T) {
 	}
 	if last != "CustomerErased" {
 		t.Fatalf("the customer's last event is %s, not CustomerErased", last)
+	}
+	// Its message, to the erased customer alone, loses its text with the
+	// row (found by hostile testing: the erasure had skipped the row, and
+	// nothing scrubbed the message).
+	if got := b.admin.must(200, "GET", "/v1/messages/"+msg, nil).json(t)["subject"]; got != "" {
+		t.Fatalf("the message still reads %q", got)
 	}
 }
 
