@@ -303,13 +303,15 @@ func TestIfMatch(t *testing.T) {
 	if r := b.admin.do("POST", "/v1/customers/"+cust+"/block", nil, hdr{"If-Match": `"0", x`}); r.status != 400 {
 		t.Fatalf("a list with a bad ETag: %d %s", r.status, r.body)
 	}
-	// If-Match compares strongly (RFC 9110 13.1.1): a weak ETag of the
-	// current version never matches, alone or beside others, and the
-	// retry without it still runs (found by hostile testing: W/ was
-	// stripped and matched).
+	// If-Match compares strongly (RFC 9110 13.1.1), octet for octet: a
+	// weak ETag of the current version never matches, alone or beside
+	// others, nor does its number written otherwise ("09", "+9"), and the
+	// retry with the ETag itself still runs (found by hostile testing: W/
+	// was stripped and matched, and the digits compared as numbers).
 	cur = b.admin.must(200, "GET", "/v1/customers/"+cust, nil).header.Get("ETag")
 	before = b.countEvents(t)
-	for _, im := range []string{"W/" + cur, `"0", W/` + cur} {
+	curV := strings.Trim(cur, `"`)
+	for _, im := range []string{"W/" + cur, `"0", W/` + cur, `"0` + curV + `"`, `"+` + curV + `"`} {
 		if r := b.admin.do("POST", "/v1/customers/"+cust+"/block", nil, hdr{"If-Match": im}); r.status != 412 || r.code() != "version_mismatch" {
 			t.Fatalf("If-Match %s: %d %s", im, r.status, r.body)
 		}

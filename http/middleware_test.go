@@ -35,11 +35,13 @@ func TestParseETag(t *testing.T) {
 	t.Parallel()
 	type tag struct {
 		version int64
-		weak    bool
+		matches bool
 	}
-	for in, want := range map[string]tag{`"3"`: {3, false}, `W/"7"`: {7, true}, `12`: {12, false}} {
-		if v, weak, err := parseETag(in); err != nil || (tag{v, weak}) != want {
-			t.Errorf("parseETag(%q) = %d, %v, %v", in, v, weak, err)
+	// A weak tag, or one not in canonical digits, compares unequal to
+	// every version (strong comparison is octet for octet).
+	for in, want := range map[string]tag{`"3"`: {3, true}, `W/"7"`: {7, false}, `12`: {12, true}, `"09"`: {9, false}, `"+10"`: {10, false}} {
+		if v, matches, err := parseETag(in); err != nil || (tag{v, matches}) != want {
+			t.Errorf("parseETag(%q) = %d, %v, %v", in, v, matches, err)
 		}
 	}
 	for _, in := range []string{`"x"`, `"-1"`, ``, `*`, `W/`} {

@@ -114,15 +114,17 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	// on one checks anyway: no version to compare.
 	if im := strings.TrimSpace(r.Header.Get("If-Match")); im != "" && im != "*" {
 		// One ETag or a list of them (RFC 9110 13.1.1): any may match.
-		// If-Match compares strongly, so a weak ETag never matches: a list
-		// of weak ones only leaves IfMatch empty, which no version meets.
+		// If-Match compares strongly, octet for octet, so a weak ETag, or a
+		// version not written as this service writes it ("09", "+9"),
+		// never matches: a list of only those leaves IfMatch empty, which
+		// no version meets.
 		m.IfMatch = []int64{}
 		for _, tag := range strings.Split(im, ",") {
-			v, weak, err := parseETag(tag)
+			v, matches, err := parseETag(tag)
 			if err != nil {
 				return m, err
 			}
-			if !weak {
+			if matches {
 				m.IfMatch = append(m.IfMatch, v)
 			}
 		}
@@ -130,8 +132,12 @@ func (s *Server) meta(r *nethttp.Request, body []byte) (commands.Meta, error) {
 	return m, nil
 }
 
-func parseETag(s string) (version int64, weak bool, err error) {
+// parseETag reads one ETag of If-Match: the version it names, and whether
+// it can match at all (a strong tag, the version written in canonical
+// digits as the ETag header writes it).
+func parseETag(s string) (version int64, matches bool, err error) {
 	s = strings.TrimSpace(s)
+	weak := false
 	if rest, ok := strings.CutPrefix(s, "W/"); ok {
 		s, weak = rest, true
 	}
@@ -140,7 +146,7 @@ func parseETag(s string) (version int64, weak bool, err error) {
 	if err != nil || v < 0 {
 		return 0, false, badRequest("invalid_header", "If-Match", `If-Match must be a version ETag such as "3"`)
 	}
-	return v, weak, nil
+	return v, !weak && strconv.FormatInt(v, 10) == s, nil
 }
 
 // idParam reads a UUID path parameter; "me" stands for the caller.
