@@ -151,7 +151,7 @@ func (c Customer) MatchesVersion(v int64) bool {
 	return v >= c.ChangedVersion && v <= c.Version
 }
 
-// Erase decides the customer's erasure: its live follow-ups cancelled, then
+// Erase decides the customer's erasure: its open follow-ups cancelled, then
 // CustomerErased, or nothing when it is erased already.
 func (c Customer) Erase() []Event {
 	if c.Erased {

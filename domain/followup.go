@@ -353,12 +353,14 @@ func (c Customer) FollowUpFallsDue(id string, now time.Time) []Event {
 	return []Event{FollowUpDue{FollowUpID: id, CustomerID: c.ID, DueAt: f.DueAt, To: f.To, Recipients: recipients}}
 }
 
-// cancelFollowUpsForErasure cancels every live follow-up of the customer
-// (erasure), in ID order.
+// cancelFollowUpsForErasure cancels every open follow-up of the customer
+// (erasure), in ID order. A done one stays done: no command takes a
+// follow-up from done to cancelled, and the audit would read it as never
+// done (found by hostile testing).
 func (c Customer) cancelFollowUpsForErasure() []Event {
 	var out []Event
 	for _, id := range slices.Sorted(maps.Keys(c.FollowUps)) {
-		if c.FollowUps[id].Status != FollowUpStatusCancelled {
+		if c.FollowUps[id].Status == FollowUpStatusOpen {
 			out = append(out, FollowUpCancelled{FollowUpID: id, CustomerID: c.ID, Reason: "erased"})
 		}
 	}

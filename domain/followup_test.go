@@ -191,6 +191,9 @@ func TestErasureCancelsFollowUps(t *testing.T) {
 	due := t0.Add(time.Hour)
 	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f2", due, "", ""))...)
 	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f1", due, "", ""))...)
+	// A done follow-up stays done: only open ones are cancelled.
+	c = applied(c, mustEvents(t)(c.ScheduleFollowUp(fuAlice, "f0", due, "", ""))...)
+	c = applied(c, mustEvents(t)(c.CompleteFollowUp(fuAlice, "f0"))...)
 	evs := c.Erase()
 	if len(evs) != 3 || evs[0].(domain.FollowUpCancelled).FollowUpID != "f1" || evs[1].(domain.FollowUpCancelled).Reason != "erased" {
 		t.Fatalf("erase: %v", evs)
@@ -204,7 +207,7 @@ func TestErasureCancelsFollowUps(t *testing.T) {
 	}
 	// An erased customer's sealed FollowUpScheduled opens with no ID.
 	c = applied(c, domain.FollowUpScheduled{CustomerID: "c1"})
-	if len(c.FollowUps) != 2 {
+	if len(c.FollowUps) != 3 || c.FollowUps["f0"].Status != domain.FollowUpStatusDone {
 		t.Fatalf("follow-ups %v", c.FollowUps)
 	}
 }
