@@ -429,9 +429,9 @@ func unknownQuery(query map[string][]string, known []string) error {
 	for _, k := range slices.Sorted(maps.Keys(query)) {
 		if !slices.Contains(known, k) {
 			if len(known) == 0 {
-				return badRequest("invalid_input", k, "this command takes no query parameters (%q): its input goes in the body", k)
+				return badRequest("invalid_input", k, "unknown query parameter %q: this operation takes none (a command's input goes in its body)", k)
 			}
-			return badRequest("invalid_input", k, "unknown query parameter %q; this command takes %s", k, strings.Join(known, ", "))
+			return badRequest("invalid_input", k, "unknown query parameter %q; this operation takes %s", k, strings.Join(known, ", "))
 		}
 	}
 	return nil

@@ -133,8 +133,8 @@ func TestTextPostgresCannotStoreIsA400NamingTheField(t *testing.T) {
 	}
 }
 
-// A query parameter given twice, or one a command does not take, is
-// refused, not read as its first value or ignored (found by hostile
+// A query parameter given twice, or one the operation does not document,
+// is refused, not read as its first value or ignored (found by hostile
 // testing: ?assigned_user=a&assigned_user=b listed a's customers alone).
 func TestRepeatedOrUnknownQueryParameterIsRefused(t *testing.T) {
 	b := setup(t)
@@ -186,6 +186,19 @@ func TestRepeatedOrUnknownQueryParameterIsRefused(t *testing.T) {
 		t.Fatalf("refused imports appended %d events", n-before)
 	}
 	b.admin.must(200, "GET", "/v1/customers?q=%3B", nil) // an encoded ; is a value
+	// A read refuses a parameter its operation does not document too,
+	// rather than list everything (?asigned_user=me, a typo); the 400 says
+	// which it takes.
+	r := b.admin.do("GET", "/v1/customers?asigned_user=me", nil)
+	badInput(t, r, "asigned_user", "a misspelt filter")
+	if !strings.Contains(r.json(t)["detail"].(string), "assigned_user") {
+		t.Fatalf("the refusal does not say what the list takes: %s", r.body)
+	}
+	badInput(t, b.admin.do("GET", "/v1/customers/"+cust+"?as_of=2030-01-01T00:00:00Z", nil), "as_of", "as_of on the customer itself")
+	if r := b.admin.do("HEAD", "/v1/customers?asigned_user=me", nil); r.status != 400 {
+		t.Fatalf("HEAD with a misspelt filter: %d", r.status)
+	}
+	b.admin.must(404, "GET", "/v1/no-such-route?x=1", nil) // no route, no operation to check against
 	// One parameter with several values separated by commas is the way.
 	u := b.createUser(t, "Uma One", "member")
 	b.admin.must(200, "GET", "/v1/customers?assigned_user=me,"+u.userID+"&limit=5", nil)

@@ -542,3 +542,26 @@ func TestOpenAPINotificationTypes(t *testing.T) {
 		t.Errorf("Notification.type enum %v, the read model's types %v", enum, want)
 	}
 }
+
+// TestDocumentedQuery: the query parameters the API checks requests
+// against are the document's, by operation.
+func TestDocumentedQuery(t *testing.T) {
+	q, err := documentedQuery(openAPIDocument)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for op, want := range map[string][]string{
+		"POST /v1/clients/import":    {"dry_run", "update_existing", "invite"},
+		"GET /v1/customers":          {"q", "status", "assigned_user", "group", "view", "format", "limit", "cursor"},
+		"GET /v1/customers/{id}":     {},
+		"POST /v1/customers/bulk":    {},
+		"GET /v1/users/{id}/clients": {"q", "as_of", "limit", "cursor"},
+	} {
+		got, ok := q[op]
+		slices.Sort(got)
+		slices.Sort(want)
+		if !ok || !slices.Equal(got, want) {
+			t.Errorf("%s takes %v (listed %v), want %v", op, got, ok, want)
+		}
+	}
+}

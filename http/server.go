@@ -84,6 +84,10 @@ type Server struct {
 	shadow  bool
 
 	requestTimeout, exportTimeout, importTimeout time.Duration
+
+	// query are the query parameters of each operation, from the OpenAPI
+	// document (documentedQuery).
+	query map[string][]string
 }
 
 // maxPositionWait bounds how long a GET waits for X-Min-Position.
@@ -113,6 +117,11 @@ func NewServer(d Deps) *Server {
 		s.registry = prometheus.NewRegistry()
 	}
 	s.metrics = newHTTPMetrics(s.registry)
+	q, err := documentedQuery(openAPIDocument)
+	if err != nil {
+		panic(err) // the embedded document is tested to parse
+	}
+	s.query = q
 	s.router = s.routes()
 	if s.reads != nil {
 		s.shadows = map[string]*Server{}
@@ -388,16 +397,25 @@ func (s *Server) withDeadline(next nethttp.Handler) nethttp.Handler {
 	})
 }
 
-// commandQueryParams are the query parameters a command takes, by path:
-// the import's options. Every other command takes its input in the body,
-// and a parameter it would ignore is refused: ?dryrun=true (a typo), or
-// ?dry_run=true on a bulk call (whose dry_run is a body field), ran the
-// command for real (found by hostile testing).
-func commandQueryParams(path string) []string {
-	if path == "/v1/clients/import" {
-		return []string{"dry_run", "update_existing", "invite"}
+// undocumentedQuery refuses a query parameter the OpenAPI document does
+// not give the request's operation: ignored, ?dryrun=true (a typo) or
+// ?dry_run=true on a bulk call (whose dry_run is a body field) ran the
+// command for real, and ?asigned_user=me listed every customer (found by
+// hostile testing). A request no route takes is left to the 404/405.
+func (s *Server) undocumentedQuery(r *nethttp.Request, q map[string][]string) error {
+	if len(q) == 0 {
+		return nil
 	}
-	return nil
+	method := r.Method
+	if method == nethttp.MethodHead {
+		method = nethttp.MethodGet
+	}
+	pattern := s.router.Find(chi.NewRouteContext(), method, r.URL.Path)
+	known, ok := s.query[method+" "+pattern]
+	if pattern == "" || !ok {
+		return nil
+	}
+	return unknownQuery(q, known)
 }
 
 // checkQuery refuses, for every route, query parameters holding text
@@ -423,8 +441,8 @@ func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
 			err = repeatedQuery(q)
 		}
-		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") && r.Method != nethttp.MethodGet && r.Method != nethttp.MethodHead {
-			err = unknownQuery(q, commandQueryParams(r.URL.Path))
+		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
+			err = s.undocumentedQuery(r, q)
 		}
 		if err != nil {
 			s.writeError(w, r, err)
