@@ -199,6 +199,9 @@ func TestRepeatedOrUnknownQueryParameterIsRefused(t *testing.T) {
 		t.Fatalf("HEAD with a misspelt filter: %d", r.status)
 	}
 	b.admin.must(404, "GET", "/v1/no-such-route?x=1", nil) // no route, no operation to check against
+	// Every list takes limit and cursor, the contract's convention, even
+	// one that answers in one page.
+	b.admin.must(200, "GET", "/v1/groups?limit=5&cursor=", nil)
 	// One parameter with several values separated by commas is the way.
 	u := b.createUser(t, "Uma One", "member")
 	b.admin.must(200, "GET", "/v1/customers?assigned_user=me,"+u.userID+"&limit=5", nil)

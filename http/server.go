@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	nethttp "net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -414,6 +415,12 @@ func (s *Server) undocumentedQuery(r *nethttp.Request, q map[string][]string) er
 	known, ok := s.query[method+" "+pattern]
 	if pattern == "" || !ok {
 		return nil
+	}
+	if method == nethttp.MethodGet {
+		// "Lists are paginated with limit and an opaque cursor" is the
+		// contract's convention for every list: a read whose answer is
+		// one page takes them, as before, and ignores them.
+		known = append(slices.Clip(known), "limit", "cursor")
 	}
 	return unknownQuery(q, known)
 }
