@@ -191,7 +191,10 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 			head.Origin, head.TreeSize, head.RootHash, cp.Origin, cp.Size, base64.StdEncoding.EncodeToString(cp.Root[:]))}
 	}
 	rep.Origin, rep.TreeSize = cp.Origin, cp.Size
-	last, missing := int64(-1), int64(-1) // missing: the first leaf skipped
+	// The export lists events by position and leaves follow commit order,
+	// which differ when transactions overlap: lines may come in any order,
+	// but no leaf twice (seen: one bit a leaf of the signed tree).
+	seen := make([]uint64, (cp.Size+63)/64)
 	for n := 2; sc.Scan(); n++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
 			continue
@@ -216,14 +219,14 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 		if sum := sha256.Sum256(hashed); !bytes.Equal(sum[:], hash) {
 			return rep, bad("its hash is not the SHA-256 of its hashed bytes")
 		}
-		// Lines come in the log's order: each leaf after the one before.
-		if l.LeafIndex <= last || l.LeafIndex >= cp.Size {
-			return rep, bad("leaf index %d is outside the checkpoint's tree of %d, or not after the line before's (%d)", l.LeafIndex, cp.Size, last)
+		if l.LeafIndex < 0 || l.LeafIndex >= cp.Size {
+			return rep, bad("leaf index %d is outside the checkpoint's tree of %d", l.LeafIndex, cp.Size)
 		}
-		if l.LeafIndex > last+1 && missing < 0 {
-			missing = last + 1
+		if w, bit := l.LeafIndex/64, uint64(1)<<(l.LeafIndex%64); seen[w]&bit != 0 {
+			return rep, bad("leaf index %d appears on an earlier line too", l.LeafIndex)
+		} else {
+			seen[w] |= bit
 		}
-		last = l.LeafIndex
 		proof := make(tlog.RecordProof, len(l.Inclusion))
 		for i, s := range l.Inclusion {
 			b, err := base64.StdEncoding.DecodeString(s)
@@ -273,8 +276,12 @@ func VerifyExport(r io.Reader, vkey string) (ExportReport, error) {
 	if err := sc.Err(); err != nil {
 		return rep, err
 	}
-	if missing < 0 && last < cp.Size-1 {
-		missing = last + 1
+	missing := int64(-1) // the first leaf no line holds
+	for i := int64(0); i < cp.Size; i++ {
+		if seen[i/64]&(1<<(i%64)) == 0 {
+			missing = i
+			break
+		}
 	}
 	if head.Complete && missing >= 0 {
 		return rep, &ExportError{Reason: fmt.Sprintf("leaf %d of the checkpoint's %d is missing from a complete export", missing, cp.Size)}
