@@ -91,8 +91,7 @@ func (c *Commands) DeactivateUser(ctx context.Context, m Meta, userID, transferT
 						}
 					}
 					if others == 0 {
-						return &domain.RuleError{Code: domain.CodeLastAdmin,
-							Detail: fmt.Sprintf("user %s is the tenant's last active admin; make another user admin first", uid)}
+						return lastAdminError(uid)
 					}
 				}
 
@@ -224,6 +223,17 @@ func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, tran
 			t := users[ids[1]]
 			to = &t
 		}
+		// The tenant's last active admin is refused as by the real call
+		// (found by hostile testing: the dry run answered no error).
+		if u := users[ids[0]]; u.Role == domain.RoleAdmin && u.Active() {
+			admins, err := activeAdmins(ctx, tx, m.TenantID)
+			if err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(admins, func(id string) bool { return id != u.ID }) {
+				return lastAdminError(u.ID)
+			}
+		}
 		customers, pol, err := customersWith(ctx, c.keys, tx, m.TenantID, ids[0], nil, noLock)
 		if err != nil {
 			return err
@@ -251,6 +261,13 @@ func (c *Commands) PreviewDeactivation(ctx context.Context, m Meta, userID, tran
 		return nil
 	})
 	return preview, err
+}
+
+// lastAdminError refuses deactivating userID, the tenant's last active
+// admin.
+func lastAdminError(userID string) error {
+	return &domain.RuleError{Code: domain.CodeLastAdmin,
+		Detail: fmt.Sprintf("user %s is the tenant's last active admin; make another user admin first", userID)}
 }
 
 // heirCapacityErrors are the customers that handing leaver's place on

@@ -343,9 +343,14 @@ func TestLastAdminCannotBeDeactivated(t *testing.T) {
 	if r.status != 409 || r.code() != "last_admin" {
 		t.Fatalf("the only admin deactivating themselves: %d %s", r.status, r.body)
 	}
+	// Its dry run says so too (found by hostile testing: 200, no error).
+	if r := b.admin.do("POST", "/v1/users/me/deactivate", map[string]any{"dry_run": true}); r.status != 409 || r.code() != "last_admin" {
+		t.Fatalf("the only admin's dry run: %d %s", r.status, r.body)
+	}
 	b.admin.must(200, "GET", "/v1/users", nil) // still in
 
 	second := b.createUser(t, "Bea Admin", "admin")
+	second.must(200, "POST", "/v1/users/"+b.admin.userID+"/deactivate", map[string]any{"dry_run": true})
 	second.must(200, "POST", "/v1/users/"+b.admin.userID+"/deactivate", nil)
 	if r := second.do("POST", "/v1/users/me/deactivate", nil); r.status != 409 || r.code() != "last_admin" {
 		t.Fatalf("the last admin deactivating themselves: %d %s", r.status, r.body)
