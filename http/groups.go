@@ -5,7 +5,6 @@ import (
 
 	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
-	"github.com/assignment-ledger/ledger/projections"
 )
 
 type groupBody struct {
@@ -51,7 +50,11 @@ func (s *Server) listGroups(w nethttp.ResponseWriter, r *nethttp.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, page[projections.Group]{Items: gs})
+	pg, err := pageOf(r, gs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
 }
 

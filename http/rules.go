@@ -3,7 +3,6 @@ package http
 import (
 	nethttp "net/http"
 
-	"github.com/assignment-ledger/ledger/commands"
 	"github.com/assignment-ledger/ledger/domain"
 )
 
@@ -55,7 +54,11 @@ func (s *Server) listRules(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, page[commands.RuleView]{Items: rules})
+	pg, err := pageOf(r, rules)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
 }
 

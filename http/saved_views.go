@@ -66,7 +66,11 @@ func (s *Server) listViews(w nethttp.ResponseWriter, r *nethttp.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, nethttp.StatusOK, page[projections.SavedView]{Items: nonNil(vs)})
+	pg, err := pageOf(r, vs)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, nethttp.StatusOK, pg)
 	return nil
 }
 
