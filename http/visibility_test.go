@@ -474,3 +474,26 @@ func TestMembersSeeAssignedCommandsOnAHiddenCustomer(t *testing.T) {
 	// The member's own customer still takes its commands.
 	f.ann.must(201, "POST", "/v1/customers/"+f.seen+"/follow-ups", map[string]any{"due_at": due, "note": "Mine"})
 }
+
+// Under assigned, a colleague's customer count counts only the customers
+// the member sees (found by hostile testing: the users' list gave bob's
+// whole count to ann, who sees none of his customers).
+func TestMembersCountOnlyTheCustomersTheySee(t *testing.T) {
+	f := newVisibilityFixture(t)
+	count := func(c *client, user string) any {
+		return c.must(200, "GET", "/v1/users/"+user, nil).json(t)["customers"]
+	}
+	if got := count(f.ann, f.bob.userID); got != float64(0) {
+		t.Errorf("ann reads bob's count as %v, want 0", got)
+	}
+	if got := count(f.ann, f.ann.userID); got != float64(1) {
+		t.Errorf("ann reads her own count as %v, want 1", got)
+	}
+	if got := count(f.b.admin, f.bob.userID); got != float64(1) {
+		t.Errorf("an admin reads bob's count as %v, want 1", got)
+	}
+	f.setMembersSee(t, "all")
+	if got := count(f.ann, f.bob.userID); got != float64(1) {
+		t.Errorf("under all, ann reads bob's count as %v, want 1", got)
+	}
+}

@@ -17,13 +17,21 @@ type Load struct {
 	Leads     int
 }
 
-const qLoads = `SELECT user_id::text, count(*)::int, (count(*) FILTER (WHERE lead))::int
-	FROM my_clients WHERE tenant_id = $1 GROUP BY user_id`
+// qLoads ends with its WHERE, so the visibility condition can follow.
+const qLoads = `SELECT m.user_id::text, count(*)::int, (count(*) FILTER (WHERE m.lead))::int
+	FROM my_clients m WHERE m.tenant_id = $1`
 
 // Loads is every user's load in the tenant, from my_clients; a user with
-// no customers is absent (zero).
+// no customers is absent (zero). A member who sees only the customers
+// they serve counts only those in a colleague's load too (found by
+// hostile testing: the users' list gave colleagues' whole counts).
 func (q *Queries) Loads(ctx context.Context, tenantID string) (map[string]Load, error) {
-	rows, err := q.pool.Query(ctx, qLoads, tenantID)
+	args := sqlArgs{tenantID}
+	sql := qLoads
+	if cond := visibleCond(ctx, &args, "m.customer_id"); cond != "" {
+		sql += " AND " + cond
+	}
+	rows, err := q.db(ctx).Query(ctx, sql+" GROUP BY m.user_id", args...)
 	if err != nil {
 		return nil, fmt.Errorf("read loads: %w", err)
 	}
