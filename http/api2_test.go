@@ -450,6 +450,12 @@ func TestAuditLogAndExports(t *testing.T) {
 	if len(audit.Items) != 2 {
 		t.Fatalf("audit for customer: %+v", audit)
 	}
+	// A user's ID is no customer's: nothing (found by hostile testing: the
+	// user's own events).
+	b.admin.readAfter(pos, "/v1/audit?customer_id="+u.userID).decode(t, &audit)
+	if len(audit.Items) != 0 {
+		t.Fatalf("audit for a user's ID as a customer: %+v", audit)
+	}
 	b.admin.readAfter(pos, "/v1/audit?type=UserAssigned&user_id="+u.userID).decode(t, &audit)
 	if len(audit.Items) != 1 || audit.Items[0].Type != "UserAssigned" {
 		t.Fatalf("audit by type and user: %+v", audit)

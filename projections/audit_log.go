@@ -104,8 +104,9 @@ func (q *Queries) Audit(ctx context.Context, tenantID string, f AuditFilter, lim
 	}
 	if f.CustomerID != "" {
 		// The customer's stream (migration 0021): a customer's events are
-		// the ones naming it.
-		conds = append(conds, "e.stream_id = "+args.add(f.CustomerID)+"::uuid")
+		// the ones naming it. A user's or group's stream is no customer's
+		// (found by hostile testing: their IDs listed their events).
+		conds = append(conds, "e.stream_id = "+args.add(f.CustomerID)+"::uuid AND a.customer_id = e.stream_id")
 	}
 	if f.UserID != "" {
 		conds = append(conds, "a.user_ids @> ARRAY["+args.add(f.UserID)+"::uuid]")
