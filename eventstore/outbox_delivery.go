@@ -89,7 +89,7 @@ const (
 	qOutboxForget = `WITH o AS (DELETE FROM outbox WHERE id = $1 RETURNING message_id)
 		UPDATE messages SET subject = '', body = '' WHERE id IN (SELECT message_id FROM o)
 		AND NOT EXISTS (SELECT 1 FROM outbox x WHERE x.message_id = messages.id AND x.id <> $1)`
-	qOutboxSent   = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
+	qOutboxSent = `UPDATE outbox SET status = 'sent', sent_at = now(), attempts = attempts + 1, last_error = NULL,
 		payload = '{}' WHERE id = $1`
 	qOutboxRetry = `UPDATE outbox SET attempts = attempts + 1, last_error = $2,
 		next_attempt_at = now() + $3 * interval '1 microsecond' WHERE id = $1`
