@@ -418,8 +418,8 @@ func (s *Server) undocumentedQuery(r *nethttp.Request, q map[string][]string) er
 	}
 	if method == nethttp.MethodGet {
 		// "Lists are paginated with limit and an opaque cursor" is the
-		// contract's convention for every list: a read whose answer is
-		// one page takes them, as before, and ignores them.
+		// contract's convention: a read that is not a list takes them too,
+		// as before, and ignores them.
 		known = append(slices.Clip(known), "limit", "cursor")
 	}
 	return unknownQuery(q, known)
@@ -431,7 +431,8 @@ func (s *Server) undocumentedQuery(r *nethttp.Request, q map[string][]string) er
 // The API also refuses a parameter given twice: every one takes a single
 // value (several IDs go comma-separated in one), and reading only the
 // first would answer ?assigned_user=a&assigned_user=b with a's customers
-// alone. (The console's forms may repeat a field; they read their own.)
+// alone, and one its operation does not document (undocumentedQuery).
+// (The console's forms may repeat a field; they read their own.)
 func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 	return nethttp.HandlerFunc(func(w nethttp.ResponseWriter, r *nethttp.Request) {
 		// url.ParseQuery drops a pair it cannot read (one holding a ";")
@@ -446,10 +447,9 @@ func (s *Server) checkQuery(next nethttp.Handler) nethttp.Handler {
 			err = badQueryText(q)
 		}
 		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
-			err = repeatedQuery(q)
-		}
-		if err == nil && strings.HasPrefix(r.URL.Path, "/v1/") {
-			err = s.undocumentedQuery(r, q)
+			if err = repeatedQuery(q); err == nil {
+				err = s.undocumentedQuery(r, q)
+			}
 		}
 		if err != nil {
 			s.writeError(w, r, err)
