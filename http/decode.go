@@ -218,10 +218,7 @@ func jsonFields(t reflect.Type) map[string]jsonField {
 			}
 			continue
 		}
-		if name == "" {
-			name = f.Name
-		}
-		out[name] = jsonField{kind: kindOf(f.Type), nullable: nullable(f.Type), object: objectType(f.Type)}
+		out[jsonName(f)] = jsonField{kind: kindOf(f.Type), nullable: nullable(f.Type), object: objectType(f.Type)}
 	}
 	return out
 }

@@ -202,15 +202,7 @@ func TestFailoverToAPromotedSynchronousStandby(t *testing.T) {
 	if err := waiter.WaitFor(wctx, head); err != nil {
 		t.Fatalf("projections after the failover: %v", err)
 	}
-	cancel()
-	select {
-	case code := <-exit:
-		if code != 0 {
-			t.Errorf("serve exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
-	}
+	stopServe(t, "serve", cancel, exit)
 
 	var events, audit, distinct int
 	if err := pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM events), count(*), count(DISTINCT position) FROM audit_log`).

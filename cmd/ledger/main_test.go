@@ -240,14 +240,21 @@ func TestServeAnswersAndStopsGracefully(t *testing.T) {
 			t.Errorf("/metrics lacks projection metrics")
 		}
 	}
-	cancel() // what SIGTERM does through signal.NotifyContext
+	stopServe(t, "serve", cancel, exit)
+}
+
+// stopServe cancels a command's context (what SIGTERM does through
+// signal.NotifyContext) and wants it to exit 0 within 30 s.
+func stopServe(t *testing.T, name string, cancel context.CancelFunc, exit <-chan int) {
+	t.Helper()
+	cancel()
 	select {
 	case code := <-exit:
 		if code != 0 {
-			t.Fatalf("serve exited %d after shutdown", code)
+			t.Errorf("%s exited %d after shutdown", name, code)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not stop")
+		t.Fatalf("%s did not stop", name)
 	}
 }
 

@@ -205,15 +205,7 @@ func TestAPINodeAndProjectionWorkersApart(t *testing.T) {
 		}
 	}
 
-	cancel()
-	select {
-	case code := <-apiExit:
-		if code != 0 {
-			t.Errorf("serve --no-projections exited %d", code)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve --no-projections did not stop")
-	}
+	stopServe(t, "serve --no-projections", cancel, apiExit)
 }
 
 // readModels reads the read models' tables, each row as text, sorted.

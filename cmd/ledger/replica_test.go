@@ -206,18 +206,7 @@ func serveWithReplica(ctx context.Context, t *testing.T) replicatedServe {
 	base, exit := startServe(ctx, t, map[string]string{"DATABASE_URL": c.PrimaryURL(), "LEDGER_ADDR": "127.0.0.1:0",
 		"LEDGER_REPLICA_URLS": c.ReplicaURL(), "LEDGER_REPLICA_MAX_LAG": "2s"})
 	api := &apiClient{t: t, base: base, key: key, http: &nethttp.Client{Timeout: 30 * time.Second}}
-	return replicatedServe{c: c, api: api, base: base, key: key, stop: func() {
-		t.Helper()
-		cancel()
-		select {
-		case code := <-exit:
-			if code != 0 {
-				t.Errorf("serve exited %d", code)
-			}
-		case <-time.After(30 * time.Second):
-			t.Error("serve did not stop")
-		}
-	}}
+	return replicatedServe{c: c, api: api, base: base, key: key, stop: func() { stopServe(t, "serve", cancel, exit) }}
 }
 
 func TestReadsGoToAHealthyReplica(t *testing.T) {
